@@ -1,0 +1,1 @@
+//! mqgate-auth: under construction.

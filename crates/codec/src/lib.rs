@@ -1,0 +1,1 @@
+//! mqgate-codec: under construction.

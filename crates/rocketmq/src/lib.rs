@@ -1,0 +1,1 @@
+//! mqgate-rocketmq: under construction.

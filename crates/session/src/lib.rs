@@ -1,0 +1,1 @@
+//! mqgate-session: under construction.

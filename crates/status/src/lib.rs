@@ -1,0 +1,1 @@
+//! mqgate-status: under construction.

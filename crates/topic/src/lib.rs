@@ -1,0 +1,1 @@
+//! mqgate-topic: under construction.
