@@ -1,0 +1,354 @@
+//! Streaming decode: check the fixed header, wait for the whole packet, then parse it out of
+//! a frozen slice of the receive buffer (check-then-parse, as mini-redis does).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::packet::*;
+use crate::{ByteStr, DecodeError};
+
+/// The largest remaining length the four-byte variable length can express.
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// A streaming MQTT 3.1.1 decoder with a maximum packet size.
+///
+/// Feed it the connection's receive buffer after every read; it consumes exactly one
+/// complete packet per successful call and leaves partial packets alone.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use mqgate_codec::{Decoder, Packet};
+///
+/// let decoder = Decoder::new(1024);
+/// let mut buf = BytesMut::from(&[0xc0, 0x00, 0xd0][..]); // PINGREQ, then half a PINGRESP
+/// assert_eq!(decoder.decode(&mut buf).unwrap(), Some(Packet::PingReq));
+/// assert_eq!(decoder.decode(&mut buf).unwrap(), None); // waits for more bytes
+/// assert_eq!(buf.len(), 1);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Decoder {
+    max_packet_size: usize,
+}
+
+/// A parsed fixed header: the first byte, and how long the whole frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedHeader {
+    /// The first byte: packet type in the high nibble, flags in the low one.
+    pub byte1: u8,
+    /// Length of the fixed header itself (2 to 5 bytes).
+    pub header_len: usize,
+    /// The remaining length: variable header plus payload.
+    pub remaining_len: usize,
+}
+
+impl FixedHeader {
+    /// The whole packet's length in bytes.
+    pub fn frame_len(&self) -> usize {
+        self.header_len + self.remaining_len
+    }
+}
+
+/// Reads a fixed header from the start of `buf`; `Ok(None)` when more bytes are needed.
+pub fn read_fixed_header(buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
+    let Some(&byte1) = buf.first() else {
+        return Ok(None);
+    };
+    let mut remaining_len = 0usize;
+    for i in 0..4 {
+        let Some(&b) = buf.get(1 + i) else {
+            return Ok(None);
+        };
+        remaining_len |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(Some(FixedHeader {
+                byte1,
+                header_len: 2 + i,
+                remaining_len,
+            }));
+        }
+    }
+    Err(DecodeError::MalformedRemainingLength)
+}
+
+impl Decoder {
+    /// A decoder refusing packets larger than `max_packet_size` bytes (fixed header included).
+    pub const fn new(max_packet_size: usize) -> Self {
+        Decoder { max_packet_size }
+    }
+
+    /// The configured maximum packet size.
+    pub const fn max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+
+    /// Decodes one packet from the front of `buf`.
+    ///
+    /// Returns `Ok(None)` while the packet is incomplete (reserving room for the rest once the
+    /// size is known), `Ok(Some(packet))` after consuming exactly that packet, and an error for
+    /// a malformed or oversized one. A packet larger than the maximum is refused as soon as its
+    /// fixed header arrives, before its body is buffered. After an error the buffer's state is
+    /// unspecified: the connection is to be closed.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let Some(header) = read_fixed_header(buf)? else {
+            return Ok(None);
+        };
+        let frame_len = header.frame_len();
+        if frame_len > self.max_packet_size {
+            return Err(DecodeError::PacketTooLarge {
+                size: frame_len,
+                max: self.max_packet_size,
+            });
+        }
+        if buf.len() < frame_len {
+            buf.reserve(frame_len - buf.len());
+            return Ok(None);
+        }
+        let mut frame = buf.split_to(frame_len).freeze();
+        frame.advance(header.header_len);
+        decode_body(header.byte1, frame).map(Some)
+    }
+}
+
+/// Decodes one packet from its first byte and its body (everything after the fixed header).
+///
+/// Useful where frames arrive already delimited (for example one per WebSocket message
+/// boundary is NOT guaranteed, so prefer [`Decoder`] there too).
+pub fn decode_body(byte1: u8, mut body: Bytes) -> Result<Packet, DecodeError> {
+    let packet_type = byte1 >> 4;
+    let flags = byte1 & 0x0f;
+    let expect_flags = |want: u8| {
+        if flags == want {
+            Ok(())
+        } else {
+            Err(DecodeError::InvalidFlags { packet_type, flags })
+        }
+    };
+    let packet = match packet_type {
+        1 => {
+            expect_flags(0)?;
+            Packet::Connect(decode_connect(&mut body)?)
+        }
+        2 => {
+            expect_flags(0)?;
+            let ack_flags = take_u8(&mut body)?;
+            if ack_flags & 0xfe != 0 {
+                return Err(DecodeError::InvalidConnAckFlags(ack_flags));
+            }
+            let rc = take_u8(&mut body)?;
+            let code =
+                ConnectReturnCode::from_u8(rc).ok_or(DecodeError::InvalidConnectReturnCode(rc))?;
+            Packet::ConnAck(ConnAck {
+                session_present: ack_flags & 1 == 1,
+                code,
+            })
+        }
+        3 => return decode_publish(flags, body).map(Packet::Publish),
+        4 => {
+            expect_flags(0)?;
+            Packet::PubAck(take_packet_id(&mut body)?)
+        }
+        5 => {
+            expect_flags(0)?;
+            Packet::PubRec(take_packet_id(&mut body)?)
+        }
+        6 => {
+            expect_flags(0b0010)?;
+            Packet::PubRel(take_packet_id(&mut body)?)
+        }
+        7 => {
+            expect_flags(0)?;
+            Packet::PubComp(take_packet_id(&mut body)?)
+        }
+        8 => {
+            expect_flags(0b0010)?;
+            let packet_id = take_packet_id(&mut body)?;
+            let mut filters = Vec::new();
+            while body.has_remaining() {
+                let filter = take_str(&mut body)?;
+                if filter.is_empty() {
+                    return Err(DecodeError::EmptyTopicFilter);
+                }
+                let q = take_u8(&mut body)?;
+                let qos = QoS::from_u8(q).ok_or(DecodeError::InvalidRequestedQos(q))?;
+                filters.push(SubscribeFilter { filter, qos });
+            }
+            if filters.is_empty() {
+                return Err(DecodeError::NoTopicFilters);
+            }
+            return Ok(Packet::Subscribe(Subscribe { packet_id, filters }));
+        }
+        9 => {
+            expect_flags(0)?;
+            let packet_id = take_packet_id(&mut body)?;
+            let return_codes = body
+                .iter()
+                .map(|&b| match b {
+                    0x80 => Ok(SubscribeReturnCode::Failure),
+                    _ => QoS::from_u8(b)
+                        .map(SubscribeReturnCode::Success)
+                        .ok_or(DecodeError::InvalidSubAckReturnCode(b)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if return_codes.is_empty() {
+                return Err(DecodeError::UnexpectedEnd);
+            }
+            return Ok(Packet::SubAck(SubAck {
+                packet_id,
+                return_codes,
+            }));
+        }
+        10 => {
+            expect_flags(0b0010)?;
+            let packet_id = take_packet_id(&mut body)?;
+            let mut filters = Vec::new();
+            while body.has_remaining() {
+                let filter = take_str(&mut body)?;
+                if filter.is_empty() {
+                    return Err(DecodeError::EmptyTopicFilter);
+                }
+                filters.push(filter);
+            }
+            if filters.is_empty() {
+                return Err(DecodeError::NoTopicFilters);
+            }
+            return Ok(Packet::Unsubscribe(Unsubscribe { packet_id, filters }));
+        }
+        11 => {
+            expect_flags(0)?;
+            Packet::UnsubAck(take_packet_id(&mut body)?)
+        }
+        12 => {
+            expect_flags(0)?;
+            Packet::PingReq
+        }
+        13 => {
+            expect_flags(0)?;
+            Packet::PingResp
+        }
+        14 => {
+            expect_flags(0)?;
+            Packet::Disconnect
+        }
+        t => return Err(DecodeError::ReservedPacketType(t)),
+    };
+    if body.has_remaining() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    Ok(packet)
+}
+
+fn decode_publish(flags: u8, mut body: Bytes) -> Result<Publish, DecodeError> {
+    let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
+    let topic = take_str(&mut body)?;
+    if topic.is_empty() {
+        return Err(DecodeError::EmptyTopicName);
+    }
+    if topic.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
+        return Err(DecodeError::WildcardInTopicName);
+    }
+    let packet_id = match qos {
+        QoS::AtMostOnce => None,
+        QoS::AtLeastOnce | QoS::ExactlyOnce => Some(take_packet_id(&mut body)?),
+    };
+    Ok(Publish {
+        dup: flags & 0b1000 != 0,
+        qos,
+        retain: flags & 1 != 0,
+        topic,
+        packet_id,
+        payload: body,
+    })
+}
+
+fn decode_connect(body: &mut Bytes) -> Result<Connect, DecodeError> {
+    let name = take_bytes(body)?;
+    let level = take_u8(body)?;
+    let protocol = match (&name[..], level) {
+        (b"MQTT", 4) => Protocol::V311,
+        (b"MQIsdp", 3) => Protocol::V31,
+        (b"MQTT", l) | (b"MQIsdp", l) => return Err(DecodeError::UnsupportedProtocolLevel(l)),
+        _ => return Err(DecodeError::InvalidProtocolName),
+    };
+    let cf = take_u8(body)?;
+    let will_flag = cf & 0b0000_0100 != 0;
+    let will_qos_bits = (cf >> 3) & 0b11;
+    let will_retain = cf & 0b0010_0000 != 0;
+    if cf & 1 != 0 || (!will_flag && (will_qos_bits != 0 || will_retain)) {
+        return Err(DecodeError::InvalidConnectFlags(cf));
+    }
+    let will_qos = QoS::from_u8(will_qos_bits).ok_or(DecodeError::InvalidConnectFlags(cf))?;
+    let has_username = cf & 0b1000_0000 != 0;
+    let has_password = cf & 0b0100_0000 != 0;
+    if has_password && !has_username {
+        return Err(DecodeError::PasswordWithoutUsername);
+    }
+    let keep_alive = take_u16(body)?;
+    let client_id = take_str(body)?;
+    let will = if will_flag {
+        let topic = take_str(body)?;
+        if topic.is_empty() {
+            return Err(DecodeError::EmptyTopicName);
+        }
+        if topic.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
+            return Err(DecodeError::WildcardInTopicName);
+        }
+        let payload = take_bytes(body)?;
+        Some(LastWill {
+            topic,
+            payload,
+            qos: will_qos,
+            retain: will_retain,
+        })
+    } else {
+        None
+    };
+    let username = if has_username {
+        Some(take_str(body)?)
+    } else {
+        None
+    };
+    let password = if has_password {
+        Some(take_bytes(body)?)
+    } else {
+        None
+    };
+    Ok(Connect {
+        protocol,
+        clean_session: cf & 0b10 != 0,
+        keep_alive,
+        client_id,
+        will,
+        username,
+        password,
+    })
+}
+
+fn take_u8(b: &mut Bytes) -> Result<u8, DecodeError> {
+    if b.remaining() < 1 {
+        return Err(DecodeError::UnexpectedEnd);
+    }
+    Ok(b.get_u8())
+}
+
+fn take_u16(b: &mut Bytes) -> Result<u16, DecodeError> {
+    if b.remaining() < 2 {
+        return Err(DecodeError::UnexpectedEnd);
+    }
+    Ok(b.get_u16())
+}
+
+fn take_packet_id(b: &mut Bytes) -> Result<PacketId, DecodeError> {
+    PacketId::new(take_u16(b)?).ok_or(DecodeError::ZeroPacketId)
+}
+
+/// A two-byte length followed by that many bytes, sliced out without copying.
+fn take_bytes(b: &mut Bytes) -> Result<Bytes, DecodeError> {
+    let len = usize::from(take_u16(b)?);
+    if b.remaining() < len {
+        return Err(DecodeError::UnexpectedEnd);
+    }
+    Ok(b.split_to(len))
+}
+
+fn take_str(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
+    ByteStr::try_from(take_bytes(b)?)
+}

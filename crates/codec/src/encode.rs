@@ -1,0 +1,264 @@
+//! Encoding: compute the exact length first, reserve once, then write.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::decode::MAX_REMAINING_LENGTH;
+use crate::packet::*;
+use crate::EncodeError;
+
+fn str_len(len: usize) -> Result<usize, EncodeError> {
+    if len > usize::from(u16::MAX) {
+        return Err(EncodeError::FieldTooLong(len));
+    }
+    Ok(2 + len)
+}
+
+/// Bytes the variable-length encoding of `remaining` takes.
+fn var_len_size(remaining: usize) -> usize {
+    match remaining {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+fn put_var_len(buf: &mut BytesMut, mut len: usize) {
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        buf.put_u8(byte);
+        if len == 0 {
+            break;
+        }
+    }
+}
+
+// Callers have checked every length with `str_len` before writing.
+fn put_str(buf: &mut BytesMut, s: &[u8]) {
+    buf.put_u16(s.len() as u16);
+    buf.put_slice(s);
+}
+
+impl Publish {
+    fn check(&self) -> Result<(), EncodeError> {
+        match (self.qos, self.packet_id) {
+            (QoS::AtMostOnce, None) | (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => Ok(()),
+            _ => Err(EncodeError::PacketIdMismatch),
+        }
+    }
+
+    fn variable_header_len(&self) -> Result<usize, EncodeError> {
+        Ok(str_len(self.topic.len())? + if self.packet_id.is_some() { 2 } else { 0 })
+    }
+
+    /// Writes the fixed header, topic and packet id, everything but the payload.
+    ///
+    /// A driver can write this header and then the payload `Bytes` itself in one vectored
+    /// write, so a large payload is never copied into the send buffer.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use mqgate_codec::{ByteStr, Packet, Publish};
+    /// let p = Publish::at_most_once(ByteStr::from_static("t"), Bytes::from_static(b"xyz"));
+    /// let mut head = BytesMut::new();
+    /// p.encode_header(&mut head).unwrap();
+    /// head.extend_from_slice(&p.payload);
+    /// let mut whole = BytesMut::new();
+    /// Packet::Publish(p).encode(&mut whole).unwrap();
+    /// assert_eq!(head, whole);
+    /// ```
+    pub fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.check()?;
+        let remaining = self.variable_header_len()? + self.payload.len();
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge(remaining));
+        }
+        buf.reserve(1 + var_len_size(remaining) + self.variable_header_len()?);
+        self.put_header(buf, remaining);
+        Ok(())
+    }
+
+    fn put_header(&self, buf: &mut BytesMut, remaining: usize) {
+        let flags = (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain);
+        buf.put_u8(0x30 | flags);
+        put_var_len(buf, remaining);
+        put_str(buf, self.topic.as_bytes());
+        if let Some(id) = self.packet_id {
+            buf.put_u16(id.get());
+        }
+    }
+}
+
+impl Connect {
+    fn remaining_len(&self) -> Result<usize, EncodeError> {
+        let mut len =
+            str_len(self.protocol.name().len())? + 1 + 1 + 2 + str_len(self.client_id.len())?;
+        if let Some(w) = &self.will {
+            len += str_len(w.topic.len())? + str_len(w.payload.len())?;
+        }
+        if let Some(u) = &self.username {
+            len += str_len(u.len())?;
+        }
+        if let Some(p) = &self.password {
+            len += str_len(p.len())?;
+        }
+        Ok(len)
+    }
+
+    fn put_body(&self, buf: &mut BytesMut) {
+        put_str(buf, self.protocol.name().as_bytes());
+        buf.put_u8(self.protocol.level());
+        let mut flags = 0u8;
+        if self.clean_session {
+            flags |= 0b10;
+        }
+        if let Some(w) = &self.will {
+            flags |= 0b100 | ((w.qos as u8) << 3) | (u8::from(w.retain) << 5);
+        }
+        if self.password.is_some() {
+            flags |= 0b0100_0000;
+        }
+        if self.username.is_some() {
+            flags |= 0b1000_0000;
+        }
+        buf.put_u8(flags);
+        buf.put_u16(self.keep_alive);
+        put_str(buf, self.client_id.as_bytes());
+        if let Some(w) = &self.will {
+            put_str(buf, w.topic.as_bytes());
+            put_str(buf, &w.payload);
+        }
+        if let Some(u) = &self.username {
+            put_str(buf, u.as_bytes());
+        }
+        if let Some(p) = &self.password {
+            put_str(buf, p);
+        }
+    }
+}
+
+impl Packet {
+    /// The remaining length (everything after the fixed header) of this packet.
+    fn remaining_len(&self) -> Result<usize, EncodeError> {
+        Ok(match self {
+            Packet::Connect(c) => c.remaining_len()?,
+            Packet::ConnAck(_) => 2,
+            Packet::Publish(p) => {
+                p.check()?;
+                p.variable_header_len()? + p.payload.len()
+            }
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => 2,
+            Packet::UnsubAck(_) => 2,
+            Packet::Subscribe(s) => {
+                if s.filters.is_empty() {
+                    return Err(EncodeError::EmptyList);
+                }
+                s.filters
+                    .iter()
+                    .try_fold(2, |acc, f| Ok(acc + str_len(f.filter.len())? + 1))?
+            }
+            Packet::SubAck(s) => {
+                if s.return_codes.is_empty() {
+                    return Err(EncodeError::EmptyList);
+                }
+                2 + s.return_codes.len()
+            }
+            Packet::Unsubscribe(u) => {
+                if u.filters.is_empty() {
+                    return Err(EncodeError::EmptyList);
+                }
+                u.filters
+                    .iter()
+                    .try_fold(2, |acc, f| Ok(acc + str_len(f.len())?))?
+            }
+            Packet::PingReq | Packet::PingResp | Packet::Disconnect => 0,
+        })
+    }
+
+    /// The exact number of bytes [`Packet::encode`] writes.
+    pub fn encoded_len(&self) -> Result<usize, EncodeError> {
+        let remaining = self.remaining_len()?;
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge(remaining));
+        }
+        Ok(1 + var_len_size(remaining) + remaining)
+    }
+
+    /// Appends the packet's wire form to `buf`, reserving the exact length once.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use mqgate_codec::{Decoder, Packet};
+    /// let mut buf = BytesMut::new();
+    /// Packet::PubAck(7.try_into().unwrap()).encode(&mut buf).unwrap();
+    /// assert_eq!(&buf[..], &[0x40, 0x02, 0x00, 0x07]);
+    /// assert_eq!(Decoder::new(16).decode(&mut buf).unwrap(), Some(Packet::PubAck(7.try_into().unwrap())));
+    /// ```
+    pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        let remaining = self.remaining_len()?;
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge(remaining));
+        }
+        buf.reserve(1 + var_len_size(remaining) + remaining);
+        let ack = |buf: &mut BytesMut, byte1: u8, id: PacketId| {
+            buf.put_u8(byte1);
+            buf.put_u8(2);
+            buf.put_u16(id.get());
+        };
+        match self {
+            Packet::Connect(c) => {
+                buf.put_u8(0x10);
+                put_var_len(buf, remaining);
+                c.put_body(buf);
+            }
+            Packet::ConnAck(c) => {
+                buf.put_slice(&[0x20, 2, u8::from(c.session_present), c.code as u8]);
+            }
+            Packet::Publish(p) => {
+                p.put_header(buf, remaining);
+                buf.put_slice(&p.payload);
+            }
+            Packet::PubAck(id) => ack(buf, 0x40, *id),
+            Packet::PubRec(id) => ack(buf, 0x50, *id),
+            Packet::PubRel(id) => ack(buf, 0x62, *id),
+            Packet::PubComp(id) => ack(buf, 0x70, *id),
+            Packet::Subscribe(s) => {
+                buf.put_u8(0x82);
+                put_var_len(buf, remaining);
+                buf.put_u16(s.packet_id.get());
+                for f in &s.filters {
+                    put_str(buf, f.filter.as_bytes());
+                    buf.put_u8(f.qos as u8);
+                }
+            }
+            Packet::SubAck(s) => {
+                buf.put_u8(0x90);
+                put_var_len(buf, remaining);
+                buf.put_u16(s.packet_id.get());
+                for rc in &s.return_codes {
+                    buf.put_u8(match rc {
+                        SubscribeReturnCode::Success(q) => *q as u8,
+                        SubscribeReturnCode::Failure => 0x80,
+                    });
+                }
+            }
+            Packet::Unsubscribe(u) => {
+                buf.put_u8(0xa2);
+                put_var_len(buf, remaining);
+                buf.put_u16(u.packet_id.get());
+                for f in &u.filters {
+                    put_str(buf, f.as_bytes());
+                }
+            }
+            Packet::UnsubAck(id) => ack(buf, 0xb0, *id),
+            Packet::PingReq => buf.put_slice(&[0xc0, 0]),
+            Packet::PingResp => buf.put_slice(&[0xd0, 0]),
+            Packet::Disconnect => buf.put_slice(&[0xe0, 0]),
+        }
+        Ok(())
+    }
+}

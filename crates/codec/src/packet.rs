@@ -1,0 +1,294 @@
+//! The MQTT 3.1.1 control packets as plain values.
+
+use bytes::Bytes;
+use core::num::NonZeroU16;
+
+use crate::ByteStr;
+
+/// A packet identifier: never 0 (MQTT-2.3.1-1), so `Option<PacketId>` costs nothing extra.
+pub type PacketId = NonZeroU16;
+
+/// Quality of service of a PUBLISH or a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum QoS {
+    /// At most once: fire and forget.
+    #[default]
+    AtMostOnce = 0,
+    /// At least once: PUBLISH, PUBACK.
+    AtLeastOnce = 1,
+    /// Exactly once: PUBLISH, PUBREC, PUBREL, PUBCOMP.
+    ExactlyOnce = 2,
+}
+
+impl QoS {
+    /// The QoS for a two-bit value, or `None` for 3 (reserved) and above.
+    pub const fn from_u8(v: u8) -> Option<QoS> {
+        match v {
+            0 => Some(QoS::AtMostOnce),
+            1 => Some(QoS::AtLeastOnce),
+            2 => Some(QoS::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+/// Which protocol a CONNECT asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// MQTT 3.1: protocol name `MQIsdp`, level 3.
+    V31,
+    /// MQTT 3.1.1: protocol name `MQTT`, level 4.
+    #[default]
+    V311,
+}
+
+impl Protocol {
+    /// The protocol name written in CONNECT.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::V31 => "MQIsdp",
+            Protocol::V311 => "MQTT",
+        }
+    }
+    /// The protocol level byte written in CONNECT.
+    pub const fn level(self) -> u8 {
+        match self {
+            Protocol::V31 => 3,
+            Protocol::V311 => 4,
+        }
+    }
+}
+
+/// The will message a client leaves in CONNECT, published if it goes away abnormally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastWill {
+    /// Topic the will is published to.
+    pub topic: ByteStr,
+    /// Will payload (binary).
+    pub payload: Bytes,
+    /// QoS the will is published with.
+    pub qos: QoS,
+    /// Whether the will is retained.
+    pub retain: bool,
+}
+
+/// CONNECT: the first packet a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Connect {
+    /// Protocol name and level.
+    pub protocol: Protocol,
+    /// Clean session flag: discard any previous session and start a new one.
+    pub clean_session: bool,
+    /// Keep-alive interval in seconds (0 disables it).
+    pub keep_alive: u16,
+    /// Client identifier (may be empty; what that means is the server's decision).
+    pub client_id: ByteStr,
+    /// The will message, if the will flag was set.
+    pub will: Option<LastWill>,
+    /// User name, if the user name flag was set.
+    pub username: Option<ByteStr>,
+    /// Password (binary), if the password flag was set.
+    pub password: Option<Bytes>,
+}
+
+/// CONNACK return codes of MQTT 3.1.1 table 3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ConnectReturnCode {
+    /// 0: connection accepted.
+    Accepted = 0,
+    /// 1: the server does not support the requested protocol level.
+    UnacceptableProtocolVersion = 1,
+    /// 2: the client identifier is not allowed.
+    IdentifierRejected = 2,
+    /// 3: the MQTT service is unavailable.
+    ServerUnavailable = 3,
+    /// 4: the user name or password is malformed or wrong.
+    BadUsernameOrPassword = 4,
+    /// 5: the client is not authorised to connect.
+    NotAuthorized = 5,
+}
+
+impl ConnectReturnCode {
+    /// The code for a byte, or `None` above 5.
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Accepted,
+            1 => Self::UnacceptableProtocolVersion,
+            2 => Self::IdentifierRejected,
+            3 => Self::ServerUnavailable,
+            4 => Self::BadUsernameOrPassword,
+            5 => Self::NotAuthorized,
+            _ => return None,
+        })
+    }
+}
+
+/// CONNACK: the server's answer to CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnAck {
+    /// Whether the server resumed a stored session.
+    pub session_present: bool,
+    /// The verdict.
+    pub code: ConnectReturnCode,
+}
+
+/// PUBLISH: an application message.
+///
+/// Decoded PUBLISHes share the receive buffer: `topic` and `payload` are slices of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// DUP flag: this may be a redelivery.
+    pub dup: bool,
+    /// Delivery QoS.
+    pub qos: QoS,
+    /// RETAIN flag.
+    pub retain: bool,
+    /// Topic name (non-empty, no wildcards).
+    pub topic: ByteStr,
+    /// Packet identifier: present exactly when `qos` is 1 or 2.
+    pub packet_id: Option<PacketId>,
+    /// Application payload, passed through untouched.
+    pub payload: Bytes,
+}
+
+impl Publish {
+    /// A QoS 0 PUBLISH.
+    ///
+    /// ```
+    /// use mqgate_codec::{ByteStr, Publish, QoS};
+    /// let p = Publish::at_most_once(ByteStr::from_static("a/b"), bytes::Bytes::from_static(b"hi"));
+    /// assert_eq!(p.qos, QoS::AtMostOnce);
+    /// ```
+    pub fn at_most_once(topic: ByteStr, payload: Bytes) -> Self {
+        Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic,
+            packet_id: None,
+            payload,
+        }
+    }
+}
+
+/// One filter of a SUBSCRIBE with the QoS the client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeFilter {
+    /// Topic filter, as received (syntax beyond "non-empty" is checked by `mqgate-topic`).
+    pub filter: ByteStr,
+    /// Requested maximum QoS.
+    pub qos: QoS,
+}
+
+/// SUBSCRIBE: one or more filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribe {
+    /// Packet identifier.
+    pub packet_id: PacketId,
+    /// The filters, in order (never empty when decoded).
+    pub filters: Vec<SubscribeFilter>,
+}
+
+/// One return code of a SUBACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubscribeReturnCode {
+    /// Subscribed with this maximum QoS.
+    Success(QoS),
+    /// 0x80: refused.
+    Failure,
+}
+
+/// SUBACK: one return code per filter of the SUBSCRIBE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubAck {
+    /// Packet identifier of the SUBSCRIBE.
+    pub packet_id: PacketId,
+    /// Return codes, in the SUBSCRIBE's order.
+    pub return_codes: Vec<SubscribeReturnCode>,
+}
+
+/// UNSUBSCRIBE: one or more filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscribe {
+    /// Packet identifier.
+    pub packet_id: PacketId,
+    /// The filters (never empty when decoded).
+    pub filters: Vec<ByteStr>,
+}
+
+/// Any MQTT 3.1.1 control packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// CONNECT (1).
+    Connect(Connect),
+    /// CONNACK (2).
+    ConnAck(ConnAck),
+    /// PUBLISH (3).
+    Publish(Publish),
+    /// PUBACK (4).
+    PubAck(PacketId),
+    /// PUBREC (5).
+    PubRec(PacketId),
+    /// PUBREL (6).
+    PubRel(PacketId),
+    /// PUBCOMP (7).
+    PubComp(PacketId),
+    /// SUBSCRIBE (8).
+    Subscribe(Subscribe),
+    /// SUBACK (9).
+    SubAck(SubAck),
+    /// UNSUBSCRIBE (10).
+    Unsubscribe(Unsubscribe),
+    /// UNSUBACK (11).
+    UnsubAck(PacketId),
+    /// PINGREQ (12).
+    PingReq,
+    /// PINGRESP (13).
+    PingResp,
+    /// DISCONNECT (14).
+    Disconnect,
+}
+
+impl Packet {
+    /// The packet type number of the fixed header (1 to 14).
+    pub const fn packet_type(&self) -> u8 {
+        match self {
+            Packet::Connect(_) => 1,
+            Packet::ConnAck(_) => 2,
+            Packet::Publish(_) => 3,
+            Packet::PubAck(_) => 4,
+            Packet::PubRec(_) => 5,
+            Packet::PubRel(_) => 6,
+            Packet::PubComp(_) => 7,
+            Packet::Subscribe(_) => 8,
+            Packet::SubAck(_) => 9,
+            Packet::Unsubscribe(_) => 10,
+            Packet::UnsubAck(_) => 11,
+            Packet::PingReq => 12,
+            Packet::PingResp => 13,
+            Packet::Disconnect => 14,
+        }
+    }
+
+    /// The packet's name as the standard spells it, for logs and metrics labels.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Packet::Connect(_) => "CONNECT",
+            Packet::ConnAck(_) => "CONNACK",
+            Packet::Publish(_) => "PUBLISH",
+            Packet::PubAck(_) => "PUBACK",
+            Packet::PubRec(_) => "PUBREC",
+            Packet::PubRel(_) => "PUBREL",
+            Packet::PubComp(_) => "PUBCOMP",
+            Packet::Subscribe(_) => "SUBSCRIBE",
+            Packet::SubAck(_) => "SUBACK",
+            Packet::Unsubscribe(_) => "UNSUBSCRIBE",
+            Packet::UnsubAck(_) => "UNSUBACK",
+            Packet::PingReq => "PINGREQ",
+            Packet::PingResp => "PINGRESP",
+            Packet::Disconnect => "DISCONNECT",
+        }
+    }
+}
