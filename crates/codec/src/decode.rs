@@ -59,6 +59,11 @@ pub fn read_fixed_header(buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError>
         };
         remaining_len |= usize::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
+            // A last byte of 0 after a continuation is a non-minimal encoding: refused, so that
+            // every accepted packet re-encodes to exactly the bytes it came from.
+            if i > 0 && b == 0 {
+                return Err(DecodeError::MalformedRemainingLength);
+            }
             return Ok(Some(FixedHeader {
                 byte1,
                 header_len: 2 + i,

@@ -24,8 +24,9 @@ pub enum DecodeError {
     /// A QoS field holds 3 (both bits set), which is reserved (MQTT-3.3.1-4).
     #[error("QoS 3 is reserved")]
     InvalidQos,
-    /// The remaining length does not terminate within four bytes.
-    #[error("remaining length longer than 4 bytes")]
+    /// The remaining length does not terminate within four bytes, or is not minimally
+    /// encoded (a trailing zero byte after a continuation).
+    #[error("remaining length malformed (over 4 bytes or not minimal)")]
     MalformedRemainingLength,
     /// The fixed header announces a packet larger than the configured maximum; it was
     /// refused before any of its body was buffered.

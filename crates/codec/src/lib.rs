@@ -37,6 +37,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod check;
 mod decode;
 mod encode;
 mod error;
