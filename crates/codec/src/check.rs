@@ -13,14 +13,27 @@ pub fn decode_stream_invariants(data: &[u8]) {
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
     let whole = decode_stream(data, data.len());
     let split_up = decode_stream(data, split);
-    assert_eq!(whole, split_up, "how the bytes were split changed the result");
+    assert_eq!(
+        whole, split_up,
+        "how the bytes were split changed the result"
+    );
     let mut offset = 0;
     for packet in &whole {
         let mut re = BytesMut::new();
         packet.encode(&mut re).expect("a decoded packet encodes");
-        assert_eq!(re.len(), packet.encoded_len().expect("length"), "encoded_len is exact");
-        let original = data.get(offset..offset + re.len()).expect("packet bytes in input");
-        assert_eq!(&re[..], original, "re-encoding differs from the input bytes");
+        assert_eq!(
+            re.len(),
+            packet.encoded_len().expect("length"),
+            "encoded_len is exact"
+        );
+        let original = data
+            .get(offset..offset + re.len())
+            .expect("packet bytes in input");
+        assert_eq!(
+            &re[..],
+            original,
+            "re-encoding differs from the input bytes"
+        );
         offset += re.len();
     }
 }

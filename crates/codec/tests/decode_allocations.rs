@@ -30,9 +30,17 @@ fn publish_decode_allocates_nothing_per_packet() {
     let mut buf = BytesMut::new();
     for i in 0..N {
         let p = Publish {
-            qos: if i % 2 == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
-            packet_id: (i % 2 == 1).then(|| PacketId::new(1 + (i % 60_000) as u16).expect("non-zero")),
-            ..Publish::at_most_once(ByteStr::from_static("dev/42/status"), Bytes::from(vec![0u8; 64]))
+            qos: if i % 2 == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            },
+            packet_id: (i % 2 == 1)
+                .then(|| PacketId::new(1 + (i % 60_000) as u16).expect("non-zero")),
+            ..Publish::at_most_once(
+                ByteStr::from_static("dev/42/status"),
+                Bytes::from(vec![0u8; 64]),
+            )
         };
         Packet::Publish(p).encode(&mut buf).expect("encode");
     }

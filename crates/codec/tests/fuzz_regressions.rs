@@ -24,7 +24,9 @@ fn seeds() {
         &[0x30],
         &[0x03, 0x30, 0x03, 0x00, 0x01, b'a', 0xc0, 0x00],
         &[0xff, 0xff, 0xff, 0xff, 0xff],
-        &[0x02, 0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0],
+        &[
+            0x02, 0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0,
+        ],
     ] {
         decode_stream_invariants(seed);
     }

@@ -39,17 +39,24 @@ fn to_rumqttc(p: &ours::Packet) -> v4::Packet {
             }),
             login: c.username.as_ref().map(|u| v4::Login {
                 username: u.to_string(),
-                password: String::from_utf8(c.password.clone().unwrap_or_default().to_vec()).expect("utf-8 password"),
+                password: String::from_utf8(c.password.clone().unwrap_or_default().to_vec())
+                    .expect("utf-8 password"),
             }),
         }),
         P::ConnAck(a) => v4::Packet::ConnAck(v4::ConnAck {
             session_present: a.session_present,
             code: match a.code {
                 ours::ConnectReturnCode::Accepted => v4::ConnectReturnCode::Success,
-                ours::ConnectReturnCode::UnacceptableProtocolVersion => v4::ConnectReturnCode::RefusedProtocolVersion,
+                ours::ConnectReturnCode::UnacceptableProtocolVersion => {
+                    v4::ConnectReturnCode::RefusedProtocolVersion
+                }
                 ours::ConnectReturnCode::IdentifierRejected => v4::ConnectReturnCode::BadClientId,
-                ours::ConnectReturnCode::ServerUnavailable => v4::ConnectReturnCode::ServiceUnavailable,
-                ours::ConnectReturnCode::BadUsernameOrPassword => v4::ConnectReturnCode::BadUserNamePassword,
+                ours::ConnectReturnCode::ServerUnavailable => {
+                    v4::ConnectReturnCode::ServiceUnavailable
+                }
+                ours::ConnectReturnCode::BadUsernameOrPassword => {
+                    v4::ConnectReturnCode::BadUserNamePassword
+                }
                 ours::ConnectReturnCode::NotAuthorized => v4::ConnectReturnCode::NotAuthorized,
             },
         }),
@@ -67,7 +74,14 @@ fn to_rumqttc(p: &ours::Packet) -> v4::Packet {
         P::PubComp(i) => v4::Packet::PubComp(v4::PubComp { pkid: i.get() }),
         P::Subscribe(s) => v4::Packet::Subscribe(v4::Subscribe {
             pkid: s.packet_id.get(),
-            filters: s.filters.iter().map(|f| v4::SubscribeFilter { path: f.filter.to_string(), qos: q_to(f.qos) }).collect(),
+            filters: s
+                .filters
+                .iter()
+                .map(|f| v4::SubscribeFilter {
+                    path: f.filter.to_string(),
+                    qos: q_to(f.qos),
+                })
+                .collect(),
         }),
         P::SubAck(s) => v4::Packet::SubAck(v4::SubAck {
             pkid: s.packet_id.get(),
@@ -75,7 +89,9 @@ fn to_rumqttc(p: &ours::Packet) -> v4::Packet {
                 .return_codes
                 .iter()
                 .map(|rc| match rc {
-                    ours::SubscribeReturnCode::Success(q) => v4::SubscribeReasonCode::Success(q_to(*q)),
+                    ours::SubscribeReturnCode::Success(q) => {
+                        v4::SubscribeReasonCode::Success(q_to(*q))
+                    }
                     ours::SubscribeReturnCode::Failure => v4::SubscribeReasonCode::Failure,
                 })
                 .collect(),
@@ -92,7 +108,11 @@ fn to_rumqttc(p: &ours::Packet) -> v4::Packet {
 }
 
 fn arb_qos() -> impl Strategy<Value = ours::QoS> {
-    prop_oneof![Just(ours::QoS::AtMostOnce), Just(ours::QoS::AtLeastOnce), Just(ours::QoS::ExactlyOnce)]
+    prop_oneof![
+        Just(ours::QoS::AtMostOnce),
+        Just(ours::QoS::AtLeastOnce),
+        Just(ours::QoS::ExactlyOnce)
+    ]
 }
 
 /// Packets both codecs can express: 3.1.1 CONNECT with a non-empty UTF-8 password that comes
@@ -113,21 +133,34 @@ fn arb_packet() -> impl Strategy<Value = ours::Packet> {
                 clean_session,
                 keep_alive,
                 client_id: st(&id),
-                will: will.map(|(t, payload, qos, retain)| ours::LastWill { topic: st(&t), payload, qos, retain }),
+                will: will.map(|(t, payload, qos, retain)| ours::LastWill {
+                    topic: st(&t),
+                    payload,
+                    qos,
+                    retain,
+                }),
                 username: login.as_ref().map(|(u, _)| st(u)),
                 password: login.map(|(_, p)| Bytes::from(p)),
             })
         });
-    let publish = (any::<bool>(), arb_qos(), any::<bool>(), topic, 1u16.., payload).prop_map(|(dup, qos, retain, t, id, payload)| {
-        ours::Packet::Publish(ours::Publish {
-            dup,
-            qos,
-            retain,
-            topic: st(&t),
-            packet_id: (qos != ours::QoS::AtMostOnce).then(|| pid(id)),
-            payload,
-        })
-    });
+    let publish = (
+        any::<bool>(),
+        arb_qos(),
+        any::<bool>(),
+        topic,
+        1u16..,
+        payload,
+    )
+        .prop_map(|(dup, qos, retain, t, id, payload)| {
+            ours::Packet::Publish(ours::Publish {
+                dup,
+                qos,
+                retain,
+                topic: st(&t),
+                packet_id: (qos != ours::QoS::AtMostOnce).then(|| pid(id)),
+                payload,
+            })
+        });
     let filters = proptest::collection::vec((topic, arb_qos()), 1..4);
     prop_oneof![
         connect,
@@ -142,14 +175,34 @@ fn arb_packet() -> impl Strategy<Value = ours::Packet> {
         (1u16..).prop_map(|i| ours::Packet::PubComp(pid(i))),
         (1u16.., filters).prop_map(|(i, fs)| ours::Packet::Subscribe(ours::Subscribe {
             packet_id: pid(i),
-            filters: fs.into_iter().map(|(f, qos)| ours::SubscribeFilter { filter: st(&f), qos }).collect(),
+            filters: fs
+                .into_iter()
+                .map(|(f, qos)| ours::SubscribeFilter {
+                    filter: st(&f),
+                    qos
+                })
+                .collect(),
         })),
-        (1u16.., proptest::collection::vec(prop_oneof![arb_qos().prop_map(ours::SubscribeReturnCode::Success), Just(ours::SubscribeReturnCode::Failure)], 1..4))
-            .prop_map(|(i, rcs)| ours::Packet::SubAck(ours::SubAck { packet_id: pid(i), return_codes: rcs })),
-        (1u16.., proptest::collection::vec(topic, 1..4)).prop_map(|(i, fs)| ours::Packet::Unsubscribe(ours::Unsubscribe {
-            packet_id: pid(i),
-            filters: fs.iter().map(|f| st(f)).collect(),
-        })),
+        (
+            1u16..,
+            proptest::collection::vec(
+                prop_oneof![
+                    arb_qos().prop_map(ours::SubscribeReturnCode::Success),
+                    Just(ours::SubscribeReturnCode::Failure)
+                ],
+                1..4
+            )
+        )
+            .prop_map(|(i, rcs)| ours::Packet::SubAck(ours::SubAck {
+                packet_id: pid(i),
+                return_codes: rcs
+            })),
+        (1u16.., proptest::collection::vec(topic, 1..4)).prop_map(|(i, fs)| {
+            ours::Packet::Unsubscribe(ours::Unsubscribe {
+                packet_id: pid(i),
+                filters: fs.iter().map(|f| st(f)).collect(),
+            })
+        }),
         (1u16..).prop_map(|i| ours::Packet::UnsubAck(pid(i))),
         Just(ours::Packet::PingReq),
         Just(ours::Packet::PingResp),
