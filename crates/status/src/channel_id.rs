@@ -1,0 +1,209 @@
+//! [`ChannelId`]: the identity of one TCP connection.
+
+use core::fmt;
+use core::str::FromStr;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::StatusError;
+
+/// How many random bytes a channel id has.
+const CHANNEL_ID_BYTES: usize = 16;
+/// Its length in text form: two hex digits per byte.
+const CHANNEL_ID_CHARS: usize = CHANNEL_ID_BYTES * 2;
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// The identity of one TCP connection: 128 random bits, written as 32
+/// lowercase hex characters (`2b9b1281046046faafe5e0b458e4a1c7`).
+///
+/// Random rather than counted, so ids stay unique across broker restarts and
+/// across nodes without coordination: a counter would restart at zero and
+/// collide with the ids a consumer still remembers from before the restart.
+///
+/// ```
+/// use mqgate_status::ChannelId;
+///
+/// let id = ChannelId::from_bytes([0xab; 16]);
+/// assert_eq!(id.to_string(), "abababababababababababababababab");
+/// let parsed: ChannelId = "abababababababababababababababab".parse()?;
+/// assert_eq!(parsed, id);
+/// assert!("ABABABABABABABABABABABABABABABAB".parse::<ChannelId>().is_err());
+/// # Ok::<(), mqgate_status::StatusError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelId([u8; CHANNEL_ID_BYTES]);
+
+impl ChannelId {
+    /// Builds a channel id from 16 bytes the caller drew from a random source.
+    ///
+    /// Use this when the driver has its own generator (a deterministic
+    /// simulation, a seeded test); otherwise use [`ChannelId::generate`].
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; CHANNEL_ID_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    /// Draws a fresh channel id from the operating system's random generator.
+    ///
+    /// # Errors
+    ///
+    /// [`StatusError::Randomness`] when the operating system has no randomness
+    /// to give (very early boot, a sandbox that forbids it). Never panics.
+    ///
+    /// ```
+    /// let a = mqgate_status::ChannelId::generate()?;
+    /// let b = mqgate_status::ChannelId::generate()?;
+    /// assert_ne!(a, b);
+    /// # Ok::<(), mqgate_status::StatusError>(())
+    /// ```
+    pub fn generate() -> Result<Self, StatusError> {
+        let mut bytes = [0u8; CHANNEL_ID_BYTES];
+        getrandom::fill(&mut bytes).map_err(StatusError::Randomness)?;
+        Ok(Self(bytes))
+    }
+
+    /// The 16 raw bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; CHANNEL_ID_BYTES] {
+        &self.0
+    }
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl FromStr for ChannelId {
+    type Err = StatusError;
+
+    /// Parses exactly 32 lowercase hex characters.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let found = text.chars().count();
+        if text.len() != CHANNEL_ID_CHARS || found != CHANNEL_ID_CHARS {
+            return Err(StatusError::ChannelIdLength { found });
+        }
+        let mut bytes = [0u8; CHANNEL_ID_BYTES];
+        let mut digits = text.bytes().enumerate().map(|(position, digit)| {
+            hex_value(digit).ok_or(StatusError::ChannelIdCharacter {
+                // Length check above proved the text is ASCII, one byte per char.
+                found: char::from(digit),
+                position,
+            })
+        });
+        for byte in &mut bytes {
+            let (Some(high), Some(low)) = (digits.next(), digits.next()) else {
+                return Err(StatusError::ChannelIdLength { found });
+            };
+            *byte = (high? << 4) | low?;
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; CHANNEL_ID_CHARS];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(self.0) {
+            for (slot, nibble) in pair.iter_mut().zip([byte >> 4, byte & 0x0f]) {
+                *slot = HEX_DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
+            }
+        }
+        // Every byte written above is an ASCII hex digit.
+        f.write_str(core::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChannelId({self})")
+    }
+}
+
+impl Serialize for ChannelId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChannelIdVisitor;
+        impl Visitor<'_> for ChannelIdVisitor {
+            type Value = ChannelId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a channel id of 32 lowercase hex characters")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ChannelId, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(ChannelIdVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips_every_byte_value() {
+        for value in 0..=255u8 {
+            let mut bytes = [0u8; 16];
+            bytes[usize::from(value % 16)] = value;
+            let id = ChannelId::from_bytes(bytes);
+            let text = id.to_string();
+            assert_eq!(text.len(), 32);
+            assert_eq!(text.parse::<ChannelId>().ok(), Some(id));
+        }
+    }
+
+    #[test]
+    fn parse_rejects_malformed_text() {
+        let cases: &[(&str, &str)] = &[
+            ("", "length"),
+            ("2b9b1281046046faafe5e0b458e4a1c", "length"),
+            ("2b9b1281046046faafe5e0b458e4a1c77", "length"),
+            ("2b9b1281046046faafe5e0b458e4XXXX", "character"),
+            ("2B9B1281046046FAAFE5E0B458E4A1C7", "character"),
+            ("2b9b1281046046faafe5e0b458e4a1c-", "character"),
+            // 32 bytes but 31 characters: must not be mistaken for hex.
+            ("2b9b1281046046faafe5e0b458e4a1é", "length"),
+        ];
+        for (text, kind) in cases {
+            let error = text.parse::<ChannelId>().err();
+            let matched = matches!(
+                (kind, &error),
+                (&"length", Some(StatusError::ChannelIdLength { .. }))
+                    | (&"character", Some(StatusError::ChannelIdCharacter { .. }))
+            );
+            assert!(matched, "{text:?}: expected {kind} error, got {error:?}");
+        }
+    }
+
+    #[test]
+    fn character_error_points_at_the_first_bad_character() {
+        let error = "2b9b1281046046faafe5e0b458e4XXXX"
+            .parse::<ChannelId>()
+            .err();
+        assert!(matches!(
+            error,
+            Some(StatusError::ChannelIdCharacter {
+                found: 'X',
+                position: 28
+            })
+        ));
+    }
+
+    #[test]
+    fn generated_ids_differ() {
+        let ids: Vec<ChannelId> = (0..64).filter_map(|_| ChannelId::generate().ok()).collect();
+        assert_eq!(ids.len(), 64);
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 64);
+    }
+}
