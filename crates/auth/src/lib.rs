@@ -1,1 +1,91 @@
-//! mqgate-auth: under construction.
+//! Authentication and authorisation for mqgate: who may connect, and what
+//! they may publish and subscribe to. No I/O: time is an argument, storage
+//! is behind the [`Registry`] trait.
+//!
+//! ```text
+//!  CONNECT (client id, username, password), now
+//!        │
+//!        ▼
+//!  Authenticator::authenticate ──reads──▶ Registry (groups, tokens, device credentials)
+//!        │
+//!        ├─ Ok(Authenticated { method, grants })  → CONNACK 0; keep `grants`
+//!        └─ Err(AuthFailure { code, reason })      → CONNACK `code`; log `reason`
+//!
+//!  PUBLISH topic   → grants.may_publish(topic)
+//!  SUBSCRIBE filter→ grants.may_subscribe(filter)
+//!
+//!  HTTP API request → openapi::verify_request(parts, secret lookup, now, &NonceGuard)
+//!                     → Ok(VerifiedRequest { access_key_id, params, .. })
+//! ```
+//!
+//! # Contract
+//!
+//! * [`Authenticator::authenticate`] never panics on what a client sends and
+//!   answers with a CONNACK code: 4 for credentials that are malformed or do
+//!   not verify, 5 for credentials that verify (or are absent) but do not
+//!   allow a connection, 2 for a client id without a `GID_` group, 3 when the
+//!   registry fails. The [`manual`] has the full table.
+//! * Every secret, signature and token comparison is constant time.
+//! * Tokens and device secrets come from the operating system's generator
+//!   ([`getrandom`](https://docs.rs/getrandom)); if it fails, nothing is
+//!   issued and an error is returned.
+//! * [`Grants`] decide per message; the broker must also honour the P2P
+//!   routing rule in [`manual::p2p`].
+//! * [`openapi::verify_request`] is a pure function over the request's parts;
+//!   its [`openapi::NonceGuard`] is the only state, with bounded memory.
+//!
+//! # Example
+//!
+//! ```
+//! use mqgate_auth::*;
+//!
+//! let registry = InMemoryRegistry::new();
+//! registry.put_group(GroupRecord {
+//!     group_id: "GID_shop".into(),
+//!     create_time_ms: 0,
+//!     update_time_ms: 0,
+//!     independent_naming: true,
+//!     tags: Default::default(),
+//! })?;
+//! let config = AuthConfig::new("mqtt-test").with_access_key(AccessKey::new("AK", "secret"));
+//! let auth = Authenticator::new(config, registry);
+//!
+//! let password = sign_client_id("secret", "GID_shop@@@tag-1");
+//! let session = auth
+//!     .authenticate("GID_shop@@@tag-1", Some("Signature|AK|mqtt-test"), Some(password.as_bytes()), 0)?;
+//! assert!(session.grants.may_publish("shop/tag-1/status"));
+//!
+//! let refused = auth
+//!     .authenticate("GID_shop@@@tag-1", Some("Signature|AK|mqtt-test"), Some(b"wrong"), 0)
+//!     .unwrap_err();
+//! assert_eq!(refused.code.as_u8(), 4);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod authenticator;
+mod credentials;
+mod crypto;
+mod devices;
+mod failure;
+mod grants;
+mod manage;
+pub mod manual;
+pub mod openapi;
+mod registry;
+mod tokens;
+
+pub use authenticator::{AccessKey, AuthConfig, AuthMethod, Authenticated, Authenticator};
+pub use credentials::{
+    sign_client_id, verify_client_id_signature, AuthMode, CredentialError, TokenPassword, Username,
+};
+pub use failure::{AuthFailure, ConnackCode, FailureReason};
+pub use grants::{AccessPolicy, Grants, TopicAccess};
+pub use manage::ManageError;
+pub use registry::{
+    DeviceCredential, GroupRecord, InMemoryRegistry, Registry, RegistryError, TokenActions,
+    TokenRecord,
+};
+pub(crate) use tokens::TokenAccess;
+pub use tokens::{TokenRequest, MAX_TOKEN_LIFETIME_MS, MAX_TOKEN_RESOURCES, MIN_TOKEN_LIFETIME_MS};

@@ -1,0 +1,276 @@
+//! MQTT CONNECT authentication: username and password in, grants or a
+//! CONNACK code out.
+
+use std::fmt;
+
+use crate::{
+    verify_client_id_signature, AccessPolicy, AuthFailure, AuthMode, FailureReason, Grants,
+    Registry, TokenAccess, TokenPassword, Username,
+};
+use hashbrown::HashMap;
+
+/// An AccessKey the broker accepts: the pair a backend signs with, and what
+/// connections authenticated with it may do.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    /// The public id (`LTAI...`).
+    pub access_key_id: String,
+    /// The secret.
+    pub secret: String,
+    /// What signature-mode connections with this key may do, and the upper
+    /// bound of the tokens it may issue. Everything by default.
+    pub policy: AccessPolicy,
+}
+
+impl AccessKey {
+    /// A key allowed everything.
+    pub fn new(access_key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret: secret.into(),
+            policy: AccessPolicy::all(),
+        }
+    }
+}
+
+/// The secret stays out of logs.
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret", &"<redacted>")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// How the broker authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// This broker's instance id; usernames must name it.
+    pub instance_id: String,
+    /// The accepted AccessKeys.
+    pub access_keys: Vec<AccessKey>,
+    /// Accept CONNECTs without a username, with every right and any client
+    /// id. Off by default; meant for development and embedding.
+    pub allow_anonymous: bool,
+    /// What device-credential connections may do. Everything by default.
+    pub device_credential_policy: AccessPolicy,
+}
+
+impl AuthConfig {
+    /// A configuration for `instance_id` with no keys and anonymous off.
+    pub fn new(instance_id: impl Into<String>) -> Self {
+        Self {
+            instance_id: instance_id.into(),
+            access_keys: Vec::new(),
+            allow_anonymous: false,
+            device_credential_policy: AccessPolicy::all(),
+        }
+    }
+
+    /// Adds an AccessKey.
+    pub fn with_access_key(mut self, key: AccessKey) -> Self {
+        self.access_keys.push(key);
+        self
+    }
+
+    /// Turns anonymous connections on or off.
+    pub fn with_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
+        self
+    }
+}
+
+/// How a connection proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// No username; anonymous mode is on.
+    Anonymous,
+    /// `Signature|AccessKeyId|...`.
+    Signature {
+        /// The AccessKey that signed.
+        access_key_id: String,
+    },
+    /// `Token|AccessKeyId|...`.
+    Token {
+        /// The AccessKey named in the username.
+        access_key_id: String,
+        /// The tokens presented, so the broker can re-check them later.
+        tokens: Vec<String>,
+    },
+    /// `DeviceCredential|DeviceAccessKeyId|...`.
+    DeviceCredential {
+        /// The device's key id.
+        device_access_key_id: String,
+    },
+}
+
+/// An accepted CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// How it authenticated.
+    pub method: AuthMethod,
+    /// What it may publish and subscribe to.
+    pub grants: Grants,
+}
+
+/// Decides CONNECTs, and issues tokens and device credentials
+/// (see [`issue_token`](Self::issue_token) and
+/// [`register_device_credential`](Self::register_device_credential)).
+///
+/// The rules are in [`manual::connect`](crate::manual::connect).
+#[derive(Debug)]
+pub struct Authenticator<R> {
+    pub(crate) config: AuthConfig,
+    keys: HashMap<String, AccessKey>,
+    pub(crate) registry: R,
+}
+
+impl<R: Registry> Authenticator<R> {
+    /// An authenticator over `registry`. Of two keys with the same id, the
+    /// last one counts.
+    pub fn new(config: AuthConfig, registry: R) -> Self {
+        let keys = config
+            .access_keys
+            .iter()
+            .map(|key| (key.access_key_id.clone(), key.clone()))
+            .collect();
+        Self {
+            config,
+            keys,
+            registry,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    /// The AccessKey `access_key_id`, if configured.
+    pub fn access_key(&self, access_key_id: &str) -> Option<&AccessKey> {
+        self.keys.get(access_key_id)
+    }
+
+    /// The secret of `access_key_id`: the lookup
+    /// [`openapi::verify_request`](crate::openapi::verify_request) needs.
+    pub fn access_key_secret(&self, access_key_id: &str) -> Option<String> {
+        self.access_key(access_key_id).map(|key| key.secret.clone())
+    }
+
+    /// Decides a CONNECT from its client id, username and password, at `now_ms`.
+    pub fn authenticate(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<Authenticated, AuthFailure> {
+        let Some(username) = username else {
+            if self.config.allow_anonymous {
+                return Ok(Authenticated {
+                    method: AuthMethod::Anonymous,
+                    grants: Grants::new(client_id, AccessPolicy::all()),
+                });
+            }
+            return Err(FailureReason::AnonymousRefused.into());
+        };
+        let username = Username::parse(username).map_err(FailureReason::BadUsername)?;
+        if username.instance_id != self.config.instance_id {
+            return Err(FailureReason::WrongInstance(username.instance_id.to_owned()).into());
+        }
+        let password = password.ok_or(FailureReason::MissingPassword)?;
+        let (method, policy) = match username.mode {
+            AuthMode::Signature => {
+                let key = self.known_key(username.access_key_id)?;
+                if !verify_client_id_signature(&key.secret, client_id, password) {
+                    return Err(FailureReason::BadSignature.into());
+                }
+                let method = AuthMethod::Signature {
+                    access_key_id: key.access_key_id.clone(),
+                };
+                (method, key.policy.clone())
+            }
+            AuthMode::DeviceCredential => {
+                self.check_device_credential(client_id, username.access_key_id, password)?
+            }
+            AuthMode::Token => self.check_tokens(username.access_key_id, password, now_ms)?,
+        };
+        self.require_registered_group(client_id)?;
+        Ok(Authenticated {
+            method,
+            grants: Grants::new(client_id, policy),
+        })
+    }
+
+    fn known_key(&self, access_key_id: &str) -> Result<&AccessKey, FailureReason> {
+        self.access_key(access_key_id)
+            .ok_or_else(|| FailureReason::UnknownAccessKey(access_key_id.to_owned()))
+    }
+
+    fn check_device_credential(
+        &self,
+        client_id: &str,
+        device_access_key_id: &str,
+        password: &[u8],
+    ) -> Result<(AuthMethod, AccessPolicy), AuthFailure> {
+        let credential = self
+            .registry
+            .device_credential(client_id)?
+            .filter(|credential| {
+                credential.device_access_key_id == device_access_key_id
+                    && credential.instance_id == self.config.instance_id
+            })
+            .ok_or(FailureReason::UnknownDeviceCredential)?;
+        if !verify_client_id_signature(&credential.device_access_key_secret, client_id, password) {
+            return Err(FailureReason::BadSignature.into());
+        }
+        let method = AuthMethod::DeviceCredential {
+            device_access_key_id: credential.device_access_key_id,
+        };
+        Ok((method, self.config.device_credential_policy.clone()))
+    }
+
+    fn check_tokens(
+        &self,
+        access_key_id: &str,
+        password: &[u8],
+        now_ms: u64,
+    ) -> Result<(AuthMethod, AccessPolicy), AuthFailure> {
+        let key = self.known_key(access_key_id)?;
+        let offered = TokenPassword::parse(password).map_err(FailureReason::BadPassword)?;
+        let mut access = TokenAccess::default();
+        let mut tokens = Vec::new();
+        for (token, offered_read, offered_write) in offered.tokens() {
+            let record = self
+                .registry
+                .token(token)?
+                .filter(|record| {
+                    record.access_key_id == key.access_key_id
+                        && record.instance_id == self.config.instance_id
+                })
+                .ok_or(FailureReason::UnknownToken)?;
+            if !record.is_valid(now_ms) {
+                return Err(FailureReason::TokenNotValid.into());
+            }
+            if (offered_read && !record.actions.can_read())
+                || (offered_write && !record.actions.can_write())
+            {
+                return Err(FailureReason::TokenLacksAction.into());
+            }
+            access.add(&record, offered_read, offered_write);
+            tokens.push(record.token);
+        }
+        let method = AuthMethod::Token {
+            access_key_id: key.access_key_id.clone(),
+            tokens,
+        };
+        Ok((method, access.into_policy()))
+    }
+}

@@ -1,0 +1,356 @@
+//! Where groups, tokens and device credentials live: a trait the broker's
+//! durable store implements, and an in-memory implementation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+/// A registry backend failed (the in-memory one never does).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The storage behind the registry could not be read or written; the
+    /// text says why, for the log.
+    #[error("registry storage failed: {0}")]
+    Storage(String),
+}
+
+/// A registered group (`GID_...`): clients whose client id names it may connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// The group id, starting with `GID_`.
+    pub group_id: String,
+    /// When the group was created, ms since the epoch.
+    pub create_time_ms: u64,
+    /// When it last changed, ms since the epoch.
+    pub update_time_ms: u64,
+    /// Whether the group's name is scoped to its instance (the model
+    /// service's "independent naming"); kept for the API, not used here.
+    pub independent_naming: bool,
+    /// Free-form key/value tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What a token lets its holder do on its resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TokenActions {
+    /// `R`: subscribe.
+    #[serde(rename = "R")]
+    Read,
+    /// `W`: publish.
+    #[serde(rename = "W")]
+    Write,
+    /// `R,W`: both.
+    #[serde(rename = "R,W")]
+    ReadWrite,
+}
+
+impl TokenActions {
+    /// Parses the API's spelling: `R`, `W`, `R,W` (or `W,R`).
+    ///
+    /// ```
+    /// use mqgate_auth::TokenActions;
+    /// assert_eq!(TokenActions::parse("W,R"), Some(TokenActions::ReadWrite));
+    /// assert_eq!(TokenActions::parse("RW"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "R" => Some(Self::Read),
+            "W" => Some(Self::Write),
+            "R,W" | "W,R" => Some(Self::ReadWrite),
+            _ => None,
+        }
+    }
+
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "R",
+            Self::Write => "W",
+            Self::ReadWrite => "R,W",
+        }
+    }
+
+    /// Whether subscribing is allowed.
+    pub fn can_read(self) -> bool {
+        matches!(self, Self::Read | Self::ReadWrite)
+    }
+
+    /// Whether publishing is allowed.
+    pub fn can_write(self) -> bool {
+        matches!(self, Self::Write | Self::ReadWrite)
+    }
+}
+
+/// An issued token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The token itself (what clients put in their password).
+    pub token: String,
+    /// The AccessKey that asked for it; clients must name the same one.
+    pub access_key_id: String,
+    /// The instance it was issued on.
+    pub instance_id: String,
+    /// Topic filters it covers (wildcards allowed).
+    pub resources: Vec<String>,
+    /// What it allows on them.
+    pub actions: TokenActions,
+    /// When it was issued, ms since the epoch.
+    pub create_time_ms: u64,
+    /// When it stops working, ms since the epoch.
+    pub expire_time_ms: u64,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+impl TokenRecord {
+    /// Whether a new connection may use it at `now_ms`: not revoked, not expired.
+    pub fn is_valid(&self, now_ms: u64) -> bool {
+        !self.revoked && now_ms < self.expire_time_ms
+    }
+}
+
+/// A device's own credential ("one device, one secret"), bound to one client id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCredential {
+    /// The client id it belongs to.
+    pub client_id: String,
+    /// The instance it was registered on.
+    pub instance_id: String,
+    /// The public half, put in the username.
+    pub device_access_key_id: String,
+    /// The secret half, used to sign the client id.
+    pub device_access_key_secret: String,
+    /// When it was registered, ms since the epoch.
+    pub create_time_ms: u64,
+    /// When its secret last changed, ms since the epoch.
+    pub update_time_ms: u64,
+}
+
+/// Storage for groups, tokens and device credentials.
+///
+/// Methods take `&self`: the broker shares one registry between every
+/// connection task, so implementations synchronise internally. Every method
+/// may fail so that a durable backend can report I/O errors.
+pub trait Registry: Send + Sync {
+    /// The group named `group_id`, if registered.
+    fn group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError>;
+    /// Registers or replaces a group.
+    fn put_group(&self, group: GroupRecord) -> Result<(), RegistryError>;
+    /// Removes a group, returning it if it existed.
+    fn remove_group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError>;
+    /// Every registered group, in no particular order.
+    fn groups(&self) -> Result<Vec<GroupRecord>, RegistryError>;
+
+    /// The token record for `token`, valid or not.
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError>;
+    /// Stores or replaces a token record.
+    fn put_token(&self, record: TokenRecord) -> Result<(), RegistryError>;
+    /// Forgets a token entirely (revoking keeps it; see [`TokenRecord::revoked`]).
+    fn remove_token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError>;
+
+    /// The device credential of `client_id`, if any.
+    fn device_credential(&self, client_id: &str)
+        -> Result<Option<DeviceCredential>, RegistryError>;
+    /// Stores or replaces the credential of `record.client_id`.
+    fn put_device_credential(&self, record: DeviceCredential) -> Result<(), RegistryError>;
+    /// Removes the credential of `client_id`, returning it if it existed.
+    fn remove_device_credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<DeviceCredential>, RegistryError>;
+    /// Client ids that have a device credential, sorted.
+    fn device_client_ids(&self) -> Result<Vec<String>, RegistryError>;
+}
+
+/// A [`Registry`] in memory, behind read-write locks. Never fails.
+///
+/// ```
+/// use mqgate_auth::{GroupRecord, InMemoryRegistry, Registry};
+/// let registry = InMemoryRegistry::new();
+/// registry.put_group(GroupRecord {
+///     group_id: "GID_shop".into(),
+///     create_time_ms: 0,
+///     update_time_ms: 0,
+///     independent_naming: true,
+///     tags: Default::default(),
+/// })?;
+/// assert!(registry.group("GID_shop")?.is_some());
+/// # Ok::<(), mqgate_auth::RegistryError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct InMemoryRegistry {
+    groups: RwLock<HashMap<String, GroupRecord>>,
+    tokens: RwLock<HashMap<String, TokenRecord>>,
+    devices: RwLock<HashMap<String, DeviceCredential>>,
+}
+
+impl InMemoryRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drops token records that expired before `before_ms`, so that memory
+    /// does not grow with every token ever issued. Returns how many went.
+    pub fn purge_tokens_expired_before(&self, before_ms: u64) -> usize {
+        let mut tokens = self.tokens.write();
+        let count = tokens.len();
+        tokens.retain(|_, record| record.expire_time_ms >= before_ms);
+        count.saturating_sub(tokens.len())
+    }
+}
+
+impl Registry for InMemoryRegistry {
+    fn group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError> {
+        Ok(self.groups.read().get(group_id).cloned())
+    }
+    fn put_group(&self, group: GroupRecord) -> Result<(), RegistryError> {
+        self.groups.write().insert(group.group_id.clone(), group);
+        Ok(())
+    }
+    fn remove_group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError> {
+        Ok(self.groups.write().remove(group_id))
+    }
+    fn groups(&self) -> Result<Vec<GroupRecord>, RegistryError> {
+        Ok(self.groups.read().values().cloned().collect())
+    }
+
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError> {
+        Ok(self.tokens.read().get(token).cloned())
+    }
+    fn put_token(&self, record: TokenRecord) -> Result<(), RegistryError> {
+        self.tokens.write().insert(record.token.clone(), record);
+        Ok(())
+    }
+    fn remove_token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError> {
+        Ok(self.tokens.write().remove(token))
+    }
+
+    fn device_credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<DeviceCredential>, RegistryError> {
+        Ok(self.devices.read().get(client_id).cloned())
+    }
+    fn put_device_credential(&self, record: DeviceCredential) -> Result<(), RegistryError> {
+        self.devices
+            .write()
+            .insert(record.client_id.clone(), record);
+        Ok(())
+    }
+    fn remove_device_credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<DeviceCredential>, RegistryError> {
+        Ok(self.devices.write().remove(client_id))
+    }
+    fn device_client_ids(&self) -> Result<Vec<String>, RegistryError> {
+        let mut ids: Vec<String> = self.devices.read().keys().cloned().collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+/// Shares one registry between an [`Authenticator`](crate::Authenticator)
+/// and the rest of the broker.
+impl<R: Registry + ?Sized> Registry for Arc<R> {
+    fn group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError> {
+        (**self).group(group_id)
+    }
+    fn put_group(&self, group: GroupRecord) -> Result<(), RegistryError> {
+        (**self).put_group(group)
+    }
+    fn remove_group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError> {
+        (**self).remove_group(group_id)
+    }
+    fn groups(&self) -> Result<Vec<GroupRecord>, RegistryError> {
+        (**self).groups()
+    }
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError> {
+        (**self).token(token)
+    }
+    fn put_token(&self, record: TokenRecord) -> Result<(), RegistryError> {
+        (**self).put_token(record)
+    }
+    fn remove_token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError> {
+        (**self).remove_token(token)
+    }
+    fn device_credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<DeviceCredential>, RegistryError> {
+        (**self).device_credential(client_id)
+    }
+    fn put_device_credential(&self, record: DeviceCredential) -> Result<(), RegistryError> {
+        (**self).put_device_credential(record)
+    }
+    fn remove_device_credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<DeviceCredential>, RegistryError> {
+        (**self).remove_device_credential(client_id)
+    }
+    fn device_client_ids(&self) -> Result<Vec<String>, RegistryError> {
+        (**self).device_client_ids()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_json() {
+        let token = TokenRecord {
+            token: "t".into(),
+            access_key_id: "AK".into(),
+            instance_id: "i".into(),
+            resources: vec!["a/#".into()],
+            actions: TokenActions::ReadWrite,
+            create_time_ms: 1,
+            expire_time_ms: 2,
+            revoked: false,
+        };
+        let json = serde_json::to_string(&token).unwrap();
+        assert!(json.contains("\"R,W\""), "{json}");
+        assert_eq!(serde_json::from_str::<TokenRecord>(&json).unwrap(), token);
+    }
+
+    #[test]
+    fn token_validity() {
+        let mut token: TokenRecord = serde_json::from_str(
+            r#"{"token":"t","access_key_id":"AK","instance_id":"i","resources":[],
+                "actions":"R","create_time_ms":0,"expire_time_ms":100,"revoked":false}"#,
+        )
+        .unwrap();
+        assert!(token.is_valid(99));
+        assert!(!token.is_valid(100));
+        token.revoked = true;
+        assert!(!token.is_valid(0));
+    }
+
+    #[test]
+    fn purge_drops_only_long_expired_tokens() {
+        let registry = InMemoryRegistry::new();
+        for (name, expiry) in [("old", 10), ("new", 1_000)] {
+            registry
+                .put_token(TokenRecord {
+                    token: name.into(),
+                    access_key_id: "AK".into(),
+                    instance_id: "i".into(),
+                    resources: vec![],
+                    actions: TokenActions::Read,
+                    create_time_ms: 0,
+                    expire_time_ms: expiry,
+                    revoked: false,
+                })
+                .unwrap();
+        }
+        assert_eq!(registry.purge_tokens_expired_before(500), 1);
+        assert!(registry.token("old").unwrap().is_none());
+        assert!(registry.token("new").unwrap().is_some());
+    }
+}
