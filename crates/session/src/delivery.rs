@@ -1,0 +1,192 @@
+//! Outbound: deliveries from the router, the window, the pacing and the acknowledgement flows.
+
+use std::sync::Arc;
+
+use mqgate_codec::{Packet, PacketId, Publish, QoS};
+
+use crate::outbound::{InFlight, Stage};
+use crate::queue::QueuedMessage;
+use crate::session::unknown_id;
+use crate::{DeliveryOutcome, DropReason, Event, Message, Pacing, Session, SessionError};
+
+impl Session {
+    /// Delivers a routed message at `granted_qos` (the matching subscription's QoS; the
+    /// message goes out at the lower of the two).
+    ///
+    /// - Online: QoS 0 is sent at once. QoS 1 and 2 are sent when the window has room and
+    ///   nothing is queued before them, otherwise queued behind what is.
+    /// - Offline: QoS 0 is dropped; QoS 1 and 2 are queued for a persistent session and
+    ///   dropped for a clean one (see [`manual`](crate::manual) for the table).
+    ///
+    /// A queued message is subject to the queue's limits and policy.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use mqgate_codec::{ByteStr, Connect, Packet, QoS};
+    /// # use mqgate_session::{DeliveryOutcome, Message, MessageId, Session, SessionConfig};
+    /// let mut session = Session::new(ByteStr::from_static("GID_a@@@1"), SessionConfig::default());
+    /// let _ = session.connect(&Connect { keep_alive: 60, ..Connect::default() }, 0)?;
+    /// let message = Arc::new(Message {
+    ///     id: MessageId(1),
+    ///     topic: ByteStr::from_static("a/b"),
+    ///     payload: bytes::Bytes::from_static(b"hi"),
+    ///     qos: QoS::ExactlyOnce,
+    ///     retain: false,
+    ///     published_at_ms: 0,
+    /// });
+    /// assert_eq!(session.handle_delivery(message, QoS::AtLeastOnce, 5), DeliveryOutcome::Sent);
+    /// assert!(matches!(session.poll_transmit(), Some(Packet::ConnAck(_))));
+    /// match session.poll_transmit() {
+    ///     Some(Packet::Publish(p)) => assert_eq!(p.qos, QoS::AtLeastOnce),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), mqgate_session::SessionError>(())
+    /// ```
+    pub fn handle_delivery(
+        &mut self,
+        message: Arc<Message>,
+        granted_qos: QoS,
+        now: u64,
+    ) -> DeliveryOutcome {
+        let qos = message.qos.min(granted_qos);
+        if !self.is_online() {
+            return match qos {
+                QoS::AtMostOnce => DeliveryOutcome::Dropped(DropReason::Offline),
+                _ if !self.persistent => DeliveryOutcome::Dropped(DropReason::CleanSession),
+                _ => self.enqueue(message, qos, now),
+            };
+        }
+        if qos == QoS::AtMostOnce {
+            self.transmits
+                .push_back(Packet::Publish(at_most_once(&message)));
+            return DeliveryOutcome::Sent;
+        }
+        // Anything queued goes first, so messages keep their order (MQTT-4.6.0-5).
+        if self.queue.is_empty() && self.inflight.len() < self.config.window() {
+            self.send(message, qos);
+            return DeliveryOutcome::Sent;
+        }
+        self.enqueue(message, qos, now)
+    }
+
+    fn enqueue(&mut self, message: Arc<Message>, qos: QoS, now: u64) -> DeliveryOutcome {
+        self.queue.push(
+            QueuedMessage { message, qos },
+            &self.config,
+            now,
+            &mut self.events,
+        )
+    }
+
+    /// Sends a QoS 1 or 2 message under a fresh packet id.
+    fn send(&mut self, message: Arc<Message>, qos: QoS) {
+        let Some(packet_id) = self.inflight.allocate() else {
+            // Unreachable with a window of at most 65 535; keep the message rather than lose it.
+            self.queue.push_front(QueuedMessage { message, qos });
+            return;
+        };
+        let entry = InFlight {
+            packet_id,
+            message_id: message.id,
+            message: Some(message),
+            qos,
+            stage: Stage::Published,
+        };
+        if let Some(publish) = entry.publish(false) {
+            self.transmits.push_back(Packet::Publish(publish));
+        }
+        self.inflight.push(entry);
+    }
+
+    /// Moves queued messages into the window as far as the window and the pacing allow.
+    pub(crate) fn release_queued(&mut self, now: u64) {
+        if !self.is_online() {
+            return;
+        }
+        while self.inflight.len() < self.config.window()
+            && !self.queue.is_empty()
+            && self.batch_has_room(now)
+        {
+            let Some(next) = self
+                .queue
+                .pop_live(self.config.message_ttl_ms, now, &mut self.events)
+            else {
+                break;
+            };
+            if let Some(link) = self.link.as_mut() {
+                link.batch_left = link.batch_left.saturating_sub(1);
+            }
+            self.send(next.message, next.qos);
+        }
+    }
+
+    /// Whether the current batch may release one more message, starting a new batch when
+    /// one is due. Always true under [`Pacing::Window`].
+    fn batch_has_room(&mut self, now: u64) -> bool {
+        let Pacing::Batches { size, interval_ms } = self.config.pacing else {
+            return true;
+        };
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        if link.batch_left == 0 && now >= link.next_batch_at {
+            link.batch_left = size.max(1);
+            link.next_batch_at = now.saturating_add(interval_ms);
+        }
+        link.batch_left > 0
+    }
+
+    pub(crate) fn on_puback(&mut self, id: PacketId, now: u64) -> Result<(), SessionError> {
+        let entry = self
+            .inflight
+            .remove(id, Stage::Published)
+            .filter(|e| e.qos == QoS::AtLeastOnce);
+        let entry = entry.ok_or_else(|| unknown_id("PUBACK", id))?;
+        self.events.push_back(Event::Acknowledged {
+            message: entry.message_id,
+            qos: QoS::AtLeastOnce,
+        });
+        self.release_queued(now);
+        Ok(())
+    }
+
+    pub(crate) fn on_pubrec(&mut self, id: PacketId) -> Result<(), SessionError> {
+        if let Some(entry) = self
+            .inflight
+            .find_mut(id, Stage::Published)
+            .filter(|e| e.qos == QoS::ExactlyOnce)
+        {
+            entry.stage = Stage::Released;
+            entry.message = None;
+            let message = entry.message_id;
+            self.events.push_back(Event::Acknowledged {
+                message,
+                qos: QoS::ExactlyOnce,
+            });
+        } else if self.inflight.find_mut(id, Stage::Released).is_none() {
+            return Err(unknown_id("PUBREC", id));
+        }
+        // A repeated PUBREC (its PUBREL was lost) gets the PUBREL again.
+        self.transmits.push_back(Packet::PubRel(id));
+        Ok(())
+    }
+
+    pub(crate) fn on_pubcomp(&mut self, id: PacketId, now: u64) -> Result<(), SessionError> {
+        self.inflight
+            .remove(id, Stage::Released)
+            .ok_or_else(|| unknown_id("PUBCOMP", id))?;
+        self.release_queued(now);
+        Ok(())
+    }
+}
+
+fn at_most_once(message: &Message) -> Publish {
+    Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: message.retain,
+        topic: message.topic.clone(),
+        packet_id: None,
+        payload: message.payload.clone(),
+    }
+}

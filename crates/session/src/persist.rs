@@ -1,0 +1,230 @@
+//! The persistent part of a session, as plain serde data a store can save.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mqgate_codec::{ByteStr, PacketId, QoS};
+use serde::{Deserialize, Serialize};
+
+use crate::outbound::{InFlight, Stage};
+use crate::queue::QueuedMessage;
+use crate::{Message, MessageId, RestoreError, Session, SessionConfig, Subscription};
+
+/// A queued message, by reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRef {
+    /// The message.
+    pub message: MessageId,
+    /// The QoS it will be sent at.
+    #[serde(with = "crate::message::serde_qos")]
+    pub qos: QoS,
+}
+
+/// Where a stored in-flight message is in its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InFlightStage {
+    /// PUBLISH sent, no PUBACK / PUBREC yet: resent with DUP on resume.
+    Published,
+    /// QoS 2, PUBREC received: PUBREL resent on resume.
+    Released,
+}
+
+/// An outbound message in flight, by reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightRef {
+    /// The packet id it was sent with.
+    pub packet_id: PacketId,
+    /// The message (not needed, so possibly not stored, once `Released`).
+    pub message: MessageId,
+    /// The QoS it was sent at (1 or 2).
+    #[serde(with = "crate::message::serde_qos")]
+    pub qos: QoS,
+    /// Its stage.
+    pub stage: InFlightStage,
+}
+
+/// A session's persistent state with messages by id, so a store can keep a message delivered
+/// to many sessions once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The client id.
+    #[serde(with = "crate::message::serde_byte_str")]
+    pub client_id: ByteStr,
+    /// Accepted subscriptions.
+    pub subscriptions: Vec<Subscription>,
+    /// Queued messages, oldest first.
+    pub queue: Vec<QueuedRef>,
+    /// In-flight outbound messages, in the order they were first sent.
+    pub inflight: Vec<InFlightRef>,
+    /// Inbound QoS 2 packet ids acknowledged with PUBREC and not yet released.
+    pub awaiting_pubrel: Vec<PacketId>,
+    /// The next outbound packet id to try.
+    pub next_packet_id: u16,
+}
+
+impl SessionRecord {
+    /// Ids of the messages this record needs to be restored: queued ones and those in flight
+    /// before PUBREC.
+    pub fn message_ids(&self) -> impl Iterator<Item = MessageId> + '_ {
+        let queued = self.queue.iter().map(|q| q.message);
+        let inflight = self
+            .inflight
+            .iter()
+            .filter(|e| e.stage == InFlightStage::Published)
+            .map(|e| e.message);
+        queued.chain(inflight)
+    }
+}
+
+/// A self-contained snapshot: the record and every message it refers to, once each.
+///
+/// ```
+/// use mqgate_codec::{ByteStr, Connect};
+/// use mqgate_session::{Session, SessionConfig};
+///
+/// let mut session = Session::new(ByteStr::from_static("GID_a@@@1"), SessionConfig::default());
+/// let _ = session.connect(&Connect::default(), 0)?; // cleanSession = 0
+/// let saved = serde_json::to_string(&session.persistent_state()).unwrap();
+/// let restored = Session::restore(serde_json::from_str(&saved).unwrap(), SessionConfig::default(), 0).unwrap();
+/// assert_eq!(restored.client_id(), "GID_a@@@1");
+/// assert!(!restored.is_online());
+/// # Ok::<(), mqgate_session::SessionError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistentSession {
+    /// What the session holds, messages by id.
+    pub record: SessionRecord,
+    /// The messages the record refers to.
+    pub messages: Vec<Message>,
+}
+
+impl Session {
+    /// The persistent part of the session (subscriptions, queue, in-flight state,
+    /// awaiting-PUBREL ids, packet id counter), with its messages.
+    pub fn persistent_state(&self) -> PersistentSession {
+        let record = self.record();
+        let mut seen = std::collections::HashSet::new();
+        let queued = self.queue.iter().map(|q| &q.message);
+        let inflight = self.inflight.iter().filter_map(|e| e.message.as_ref());
+        let messages = queued
+            .chain(inflight)
+            .filter(|m| seen.insert(m.id))
+            .map(|m| Message::clone(m))
+            .collect();
+        PersistentSession { record, messages }
+    }
+
+    /// The persistent part by reference only; pair it with the messages of
+    /// [`SessionRecord::message_ids`], stored wherever the store keeps messages.
+    pub fn record(&self) -> SessionRecord {
+        SessionRecord {
+            client_id: self.client_id.clone(),
+            subscriptions: self.subscriptions.clone(),
+            queue: self
+                .queue
+                .iter()
+                .map(|q| QueuedRef {
+                    message: q.message.id,
+                    qos: q.qos,
+                })
+                .collect(),
+            inflight: self
+                .inflight
+                .iter()
+                .map(|e| InFlightRef {
+                    packet_id: e.packet_id,
+                    message: e.message_id,
+                    qos: e.qos,
+                    stage: match e.stage {
+                        Stage::Published => InFlightStage::Published,
+                        Stage::Released => InFlightStage::Released,
+                    },
+                })
+                .collect(),
+            awaiting_pubrel: self.inbound.stored_ids().collect(),
+            next_packet_id: self.inflight.next_packet_id(),
+        }
+    }
+
+    /// Rebuilds an offline, persistent session from a snapshot. The queue's limits and age
+    /// limit apply at `now`; what they remove is reported by `poll_event`.
+    ///
+    /// # Errors
+    /// See [`RestoreError`].
+    pub fn restore(
+        state: PersistentSession,
+        config: SessionConfig,
+        now: u64,
+    ) -> Result<Session, RestoreError> {
+        let table: HashMap<MessageId, Arc<Message>> = state
+            .messages
+            .into_iter()
+            .map(|m| (m.id, Arc::new(m)))
+            .collect();
+        Session::restore_with(state.record, |id| table.get(&id).cloned(), config, now)
+    }
+
+    /// Like [`restore`](Self::restore), with messages looked up by id (a store's shared
+    /// message table).
+    ///
+    /// # Errors
+    /// See [`RestoreError`].
+    pub fn restore_with(
+        record: SessionRecord,
+        mut lookup: impl FnMut(MessageId) -> Option<Arc<Message>>,
+        config: SessionConfig,
+        now: u64,
+    ) -> Result<Session, RestoreError> {
+        let mut session = Session::new(record.client_id, config);
+        session.persistent = true;
+        session.subscriptions = record.subscriptions;
+        for e in record.inflight {
+            let id = e.packet_id.get();
+            if session.inflight.contains(e.packet_id) {
+                return Err(RestoreError::DuplicatePacketId(id));
+            }
+            let (stage, message) = match (e.stage, e.qos) {
+                (_, QoS::AtMostOnce) | (InFlightStage::Released, QoS::AtLeastOnce) => {
+                    return Err(RestoreError::InvalidInFlight(id))
+                }
+                (InFlightStage::Published, _) => (
+                    Stage::Published,
+                    Some(lookup(e.message).ok_or(RestoreError::UnknownMessage(e.message))?),
+                ),
+                (InFlightStage::Released, _) => (Stage::Released, None),
+            };
+            session.inflight.push(InFlight {
+                packet_id: e.packet_id,
+                message_id: e.message,
+                message,
+                qos: e.qos,
+                stage,
+            });
+        }
+        session.inflight.set_next_packet_id(record.next_packet_id);
+        session.inbound.restore(record.awaiting_pubrel);
+        for q in record.queue {
+            let message = lookup(q.message).ok_or(RestoreError::UnknownMessage(q.message))?;
+            let entry = QueuedMessage {
+                message,
+                qos: q.qos,
+            };
+            // A refused or dropped entry is reported as a drop: the limits may have shrunk.
+            let outcome = session
+                .queue
+                .push(entry, &session.config, now, &mut session.events);
+            if let crate::DeliveryOutcome::Dropped(reason) = outcome {
+                session.events.push_back(crate::Event::Dropped {
+                    message: q.message,
+                    reason,
+                });
+            } else if outcome == crate::DeliveryOutcome::Refused {
+                session.events.push_back(crate::Event::Dropped {
+                    message: q.message,
+                    reason: crate::DropReason::QueueFull,
+                });
+            }
+        }
+        Ok(session)
+    }
+}

@@ -1,0 +1,391 @@
+//! [`Session`]: the state machine, its lifecycle and its drained outputs.
+
+use std::collections::VecDeque;
+
+use mqgate_codec::{
+    ByteStr, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, QoS, SubAck,
+    SubscribeReturnCode,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::inbound::{Inbound, InboundAction};
+use crate::outbound::InFlightWindow;
+use crate::queue::OfflineQueue;
+use crate::{ConnectOutcome, DropReason, Event, InboundToken, Pacing, SessionConfig, SessionError};
+
+/// One accepted subscription: a filter and the maximum QoS granted for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// The topic filter, as the client sent it.
+    #[serde(with = "crate::message::serde_byte_str")]
+    pub filter: ByteStr,
+    /// The maximum QoS granted.
+    #[serde(with = "crate::message::serde_qos")]
+    pub qos: QoS,
+}
+
+/// State of the open connection, gone when it ends.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// 1.5 times the keep-alive, 0 for none.
+    keep_alive_ms: u64,
+    /// When the client is declared gone unless a packet arrives first.
+    pub(crate) deadline: Option<u64>,
+    will: Option<LastWill>,
+    /// This connection resumed a stored session.
+    pub(crate) resumed: bool,
+    /// The client sent DISCONNECT; nothing more is accepted or sent.
+    pub(crate) disconnected: bool,
+    /// Batch pacing: messages the current batch may still release, and when the next starts.
+    pub(crate) batch_left: u32,
+    pub(crate) next_batch_at: u64,
+}
+
+/// Everything the broker knows about one client, between and during its connections.
+///
+/// See the [crate documentation](crate) for the driving loop and [`manual`](crate::manual) for
+/// the rules it implements.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) client_id: ByteStr,
+    pub(crate) config: SessionConfig,
+    /// cleanSession = 0: state outlives connections.
+    pub(crate) persistent: bool,
+    pub(crate) subscriptions: Vec<Subscription>,
+    pub(crate) queue: OfflineQueue,
+    pub(crate) inflight: InFlightWindow,
+    pub(crate) inbound: Inbound,
+    pub(crate) link: Option<Link>,
+    pub(crate) transmits: VecDeque<Packet>,
+    pub(crate) events: VecDeque<Event>,
+}
+
+impl Session {
+    /// A new, empty, offline session.
+    pub fn new(client_id: ByteStr, config: SessionConfig) -> Self {
+        Session {
+            client_id,
+            config,
+            persistent: false,
+            subscriptions: Vec::new(),
+            queue: OfflineQueue::default(),
+            inflight: InFlightWindow::default(),
+            inbound: Inbound::default(),
+            link: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &ByteStr {
+        &self.client_id
+    }
+
+    /// The limits and policies in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Replaces the limits and policies; they apply from the next input on.
+    pub fn set_config(&mut self, config: SessionConfig) {
+        self.config = config;
+    }
+
+    /// Whether a connection is open (and has not sent DISCONNECT).
+    pub fn is_online(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| !l.disconnected)
+    }
+
+    /// Whether the state outlives connections (the last CONNECT had cleanSession = 0).
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// Accepted subscriptions, in the order they were first made.
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    /// Messages waiting in the queue.
+    pub fn queued_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Bytes (topic + payload) waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.bytes()
+    }
+
+    /// Outbound packet ids in use (QoS 1 and 2 not yet fully acknowledged).
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// A connection was accepted (the broker checked authentication first). Queues the
+    /// CONNACK (return code 0) as the first packet of `poll_transmit`, then, for a resumed
+    /// session, the unacknowledged PUBLISHes (DUP set) and owed PUBRELs in their original
+    /// order, then queued messages as the pacing allows.
+    ///
+    /// cleanSession = 1 discards any stored state first (reported as
+    /// [`DropReason::SessionDiscarded`]). A refused connection never reaches the session: the
+    /// broker sends that CONNACK itself.
+    ///
+    /// # Errors
+    /// [`SessionError::AlreadyConnected`] if a connection is open: end it with
+    /// [`connection_lost`](Self::connection_lost) first.
+    pub fn connect(&mut self, connect: &Connect, now: u64) -> Result<ConnectOutcome, SessionError> {
+        if self.link.is_some() {
+            return Err(SessionError::AlreadyConnected);
+        }
+        let session_present = !connect.clean_session && self.persistent;
+        if !session_present {
+            self.discard_state();
+        }
+        self.persistent = !connect.clean_session;
+        let keep_alive_ms = u64::from(connect.keep_alive).saturating_mul(1500);
+        let (batch_left, next_batch_at) = self.fresh_batch(now);
+        self.link = Some(Link {
+            keep_alive_ms,
+            deadline: (keep_alive_ms > 0).then(|| now.saturating_add(keep_alive_ms)),
+            will: connect.will.clone(),
+            resumed: session_present,
+            disconnected: false,
+            batch_left,
+            next_batch_at,
+        });
+        self.transmits.clear();
+        self.transmits.push_back(Packet::ConnAck(ConnAck {
+            session_present,
+            code: ConnectReturnCode::Accepted,
+        }));
+        for entry in self.inflight.iter() {
+            self.transmits.push_back(match entry.publish(true) {
+                Some(publish) => Packet::Publish(publish),
+                None => Packet::PubRel(entry.packet_id),
+            });
+        }
+        self.queue
+            .drop_expired(self.config.message_ttl_ms, now, &mut self.events);
+        self.release_queued(now);
+        Ok(ConnectOutcome { session_present })
+    }
+
+    /// The connection ended, for any reason. Returns the will to publish when the end was
+    /// abnormal (no DISCONNECT came first, MQTT-3.1.2-8), `None` otherwise or when there was
+    /// no connection.
+    ///
+    /// Afterwards the session is offline: a persistent session keeps its state and queues
+    /// QoS 1 and 2 deliveries; a clean session discards everything (each message reported
+    /// as [`Event::Dropped`]) and refuses deliveries.
+    pub fn connection_lost(&mut self, _now: u64) -> Option<LastWill> {
+        let link = self.link.take()?;
+        self.inbound.connection_ended();
+        self.transmits.clear();
+        if !self.persistent {
+            self.discard_state();
+        }
+        if link.disconnected {
+            None
+        } else {
+            link.will
+        }
+    }
+
+    /// Handles one packet the client sent after CONNECT.
+    ///
+    /// # Errors
+    /// A protocol violation (see [`SessionError`]): close the connection and call
+    /// [`connection_lost`](Self::connection_lost). The session stays consistent.
+    pub fn handle_packet(&mut self, packet: Packet, now: u64) -> Result<(), SessionError> {
+        let link = self.link.as_mut().ok_or(SessionError::NotConnected)?;
+        if link.disconnected {
+            return Err(SessionError::AfterDisconnect(packet.name()));
+        }
+        if link.keep_alive_ms > 0 {
+            link.deadline = Some(now.saturating_add(link.keep_alive_ms));
+        }
+        let resumed = link.resumed;
+        match packet {
+            Packet::Publish(publish) => {
+                let action = match (publish.qos, publish.packet_id) {
+                    (QoS::AtMostOnce, _) => InboundAction::Route(None),
+                    (qos, Some(id)) => self.inbound.on_publish(qos, id),
+                    (_, None) => return Err(SessionError::MissingPacketId),
+                };
+                if let InboundAction::Route(token) = action {
+                    self.events.push_back(Event::Publish { publish, token });
+                }
+                self.send_owed_acks();
+            }
+            Packet::PubAck(id) => self.on_puback(id, now)?,
+            Packet::PubRec(id) => self.on_pubrec(id)?,
+            Packet::PubComp(id) => self.on_pubcomp(id, now)?,
+            Packet::PubRel(id) => {
+                self.inbound
+                    .on_pubrel(id, resumed)
+                    .map_err(|_| unknown_id("PUBREL", id))?;
+                self.transmits.push_back(Packet::PubComp(id));
+            }
+            Packet::Subscribe(s) => self.events.push_back(Event::Subscribe {
+                packet_id: s.packet_id,
+                filters: s.filters,
+            }),
+            Packet::Unsubscribe(u) => self.events.push_back(Event::Unsubscribe {
+                packet_id: u.packet_id,
+                filters: u.filters,
+            }),
+            Packet::PingReq => self.transmits.push_back(Packet::PingResp),
+            Packet::Disconnect => {
+                link.disconnected = true;
+                link.will = None;
+                link.deadline = None;
+                self.events.push_back(Event::Disconnect);
+            }
+            Packet::Connect(_) => return Err(SessionError::SecondConnect),
+            other @ (Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp) => return Err(SessionError::UnexpectedPacket(other.name())),
+        }
+        Ok(())
+    }
+
+    /// The broker made the inbound message of `token` safe (routed, and stored for durable
+    /// receivers): its PUBACK or PUBREC may now go out, in the order the PUBLISHes came.
+    /// A token from an earlier connection is ignored for QoS 1 (the client resends the
+    /// PUBLISH) and for QoS 2 marks the message safe, so the client's repeat is answered.
+    pub fn inbound_done(&mut self, token: InboundToken) {
+        self.inbound.done(token);
+        if self.link.is_some() {
+            self.send_owed_acks();
+        }
+    }
+
+    /// Answers an [`Event::Subscribe`]: records each granted filter (replacing an existing
+    /// subscription to the same filter, MQTT-3.8.4-3) and queues the SUBACK, one return code
+    /// per entry, in order. `None` means refused (0x80).
+    pub fn subscribed(
+        &mut self,
+        packet_id: PacketId,
+        results: impl IntoIterator<Item = (ByteStr, Option<QoS>)>,
+    ) {
+        let mut return_codes = Vec::new();
+        for (filter, granted) in results {
+            return_codes.push(match granted {
+                Some(qos) => {
+                    match self.subscriptions.iter_mut().find(|s| s.filter == filter) {
+                        Some(existing) => existing.qos = qos,
+                        None => self.subscriptions.push(Subscription { filter, qos }),
+                    }
+                    SubscribeReturnCode::Success(qos)
+                }
+                None => SubscribeReturnCode::Failure,
+            });
+        }
+        if self.is_online() {
+            self.transmits.push_back(Packet::SubAck(SubAck {
+                packet_id,
+                return_codes,
+            }));
+        }
+    }
+
+    /// Answers an [`Event::Unsubscribe`]: forgets the filters and queues the UNSUBACK.
+    pub fn unsubscribed<S: AsRef<str>>(
+        &mut self,
+        packet_id: PacketId,
+        filters: impl IntoIterator<Item = S>,
+    ) {
+        for filter in filters {
+            self.subscriptions.retain(|s| &*s.filter != filter.as_ref());
+        }
+        if self.is_online() {
+            self.transmits.push_back(Packet::UnsubAck(packet_id));
+        }
+    }
+
+    /// Time passed: checks the keep-alive and releases the next batch when one is due. Call
+    /// it when the instant of [`poll_timeout`](Self::poll_timeout) is reached (earlier is
+    /// harmless).
+    pub fn handle_timeout(&mut self, now: u64) {
+        if let Some(link) = self.link.as_mut() {
+            if link.deadline.is_some_and(|d| now >= d) {
+                link.deadline = None;
+                self.events.push_back(Event::KeepAliveExpired);
+            }
+        }
+        self.release_queued(now);
+    }
+
+    /// The next instant (ms) at which [`handle_timeout`](Self::handle_timeout) has work:
+    /// the keep-alive deadline, or the start of the next batch while queued messages wait for
+    /// it. `None`: nothing is timed.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let link = self.link.as_ref()?;
+        let batch = match self.config.pacing {
+            Pacing::Batches { .. }
+                if !link.disconnected
+                    && link.batch_left == 0
+                    && !self.queue.is_empty()
+                    && self.inflight.len() < self.config.window() =>
+            {
+                Some(link.next_batch_at)
+            }
+            _ => None,
+        };
+        match (link.deadline, batch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next packet to send to the client. Call in a loop after every batch of inputs and
+    /// write everything it yields in one go.
+    pub fn poll_transmit(&mut self) -> Option<Packet> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the driver. Drain after every input.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn send_owed_acks(&mut self) {
+        while let Some(ack) = self.inbound.next_ack() {
+            self.transmits.push_back(ack);
+        }
+    }
+
+    /// A batch that starts now.
+    pub(crate) fn fresh_batch(&self, now: u64) -> (u32, u64) {
+        match self.config.pacing {
+            Pacing::Window => (u32::MAX, now),
+            Pacing::Batches { size, interval_ms } => (size.max(1), now.saturating_add(interval_ms)),
+        }
+    }
+
+    /// Forgets everything but the client id, reporting each undelivered message.
+    pub(crate) fn discard_state(&mut self) {
+        for entry in self.inflight.drain() {
+            if entry.message.is_some() {
+                self.events.push_back(Event::Dropped {
+                    message: entry.message_id,
+                    reason: DropReason::SessionDiscarded,
+                });
+            }
+        }
+        self.inflight.set_next_packet_id(1);
+        self.queue
+            .clear(DropReason::SessionDiscarded, &mut self.events);
+        self.subscriptions.clear();
+        self.inbound.clear();
+    }
+}
+
+pub(crate) fn unknown_id(packet: &'static str, id: PacketId) -> SessionError {
+    SessionError::UnknownPacketId {
+        packet,
+        packet_id: id.get(),
+    }
+}
