@@ -69,6 +69,7 @@ mod credentials;
 mod crypto;
 mod devices;
 mod failure;
+pub mod fuzz_support;
 mod grants;
 mod manage;
 pub mod manual;

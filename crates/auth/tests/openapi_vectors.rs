@@ -142,3 +142,254 @@ fn every_vector_has_the_captured_verdict_and_intermediates() {
         }
     }
 }
+
+// ---- Rules beyond the captures: each mutates a captured request. ----
+
+fn vector(name_prefix: &str) -> Value {
+    vectors()
+        .into_iter()
+        .find(|v| text(v, "name").starts_with(name_prefix))
+        .expect("vector exists")
+}
+
+fn verify_at(request: &HttpRequestParts<'_>, now: u64) -> Result<String, SignatureError> {
+    let guard = NonceGuard::default();
+    let lookup = |ak: &str| (ak == "LTAI_TEST_AK").then(|| "test-secret-123".to_owned());
+    openapi::verify_request(request, lookup, now, &guard).map(|v| v.access_key_id)
+}
+
+fn verify(request: &HttpRequestParts<'_>) -> Result<String, SignatureError> {
+    verify_at(request, request_time(request))
+}
+
+fn set_header(request: &mut HttpRequestParts<'_>, name: &str, value: &str) {
+    request
+        .headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    request.headers.push((name.to_owned(), value.to_owned()));
+}
+
+#[test]
+fn acs3_rules() {
+    use SignatureError::*;
+    let base = vector("acs3_query_session");
+    let form = vector("acs3_form_body");
+    let window = openapi::DEFAULT_WINDOW_MS;
+    let at = request_time(&request(&base));
+    assert_eq!(verify(&request(&base)).as_deref(), Ok("LTAI_TEST_AK"));
+    assert_eq!(
+        verify_at(&request(&base), at + window).as_deref(),
+        Ok("LTAI_TEST_AK")
+    );
+    assert_eq!(
+        verify_at(&request(&base), at - window).as_deref(),
+        Ok("LTAI_TEST_AK")
+    );
+
+    type Mutation = fn(&mut HttpRequestParts<'_>);
+    let table: &[(&str, &Value, Mutation, SignatureError)] = &[
+        (
+            "tampered query",
+            &base,
+            |r| r.raw_query = "ClientId=GID_a%40%40%40d2&InstanceId=mqtt-test",
+            SignatureMismatch,
+        ),
+        (
+            "tampered method",
+            &base,
+            |r| r.method = "GET",
+            SignatureMismatch,
+        ),
+        (
+            "tampered signed header",
+            &base,
+            |r| set_header(r, "x-acs-action", "SendMessage"),
+            SignatureMismatch,
+        ),
+        (
+            "body does not match hash",
+            &form,
+            |r| r.body = b"IdentityType=ADMIN",
+            ContentHashMismatch,
+        ),
+        (
+            "unsigned x-acs header",
+            &base,
+            |r| set_header(r, "x-acs-extra", "1"),
+            UnsignedHeader("x-acs-extra".into()),
+        ),
+        (
+            "unsigned content-type",
+            &base,
+            |r| set_header(r, "Content-Type", "text/plain"),
+            UnsignedHeader("content-type".into()),
+        ),
+        (
+            "signed header absent",
+            &base,
+            |r| r.headers.retain(|(n, _)| n != "user-agent"),
+            UnsignedHeader("user-agent".into()),
+        ),
+        (
+            "no nonce",
+            &base,
+            |r| r.headers.retain(|(n, _)| n != "x-acs-signature-nonce"),
+            UnsignedHeader("x-acs-signature-nonce".into()),
+        ),
+        (
+            "unknown key",
+            &base,
+            |r| {
+                let auth = r
+                    .header("Authorization")
+                    .unwrap()
+                    .replace("LTAI_TEST_AK", "OTHER");
+                set_header(r, "Authorization", &auth);
+            },
+            UnknownAccessKey("OTHER".into()),
+        ),
+        (
+            "malformed authorization",
+            &base,
+            |r| set_header(r, "Authorization", "ACS3-HMAC-SHA256 Credential=AK"),
+            BadAuthorization("missing field"),
+        ),
+        (
+            "repeated field",
+            &base,
+            |r| {
+                set_header(
+                    r,
+                    "Authorization",
+                    "ACS3-HMAC-SHA256 Credential=A,Credential=B,SignedHeaders=host,Signature=00",
+                )
+            },
+            BadAuthorization("repeated field"),
+        ),
+        (
+            "bad escape in query",
+            &base,
+            |r| r.raw_query = "ClientId=%G0",
+            BadPercentEncoding,
+        ),
+        (
+            "duplicate parameter",
+            &form,
+            |r| r.raw_query = "Username=u2",
+            DuplicateParameter("Username".into()),
+        ),
+        (
+            "no signature at all",
+            &base,
+            |r| r.headers.retain(|(n, _)| n != "Authorization"),
+            NotSigned,
+        ),
+    ];
+    for (label, vector, mutate, expected) in table {
+        let mut request = request(vector);
+        mutate(&mut request);
+        assert_eq!(verify_at(&request, at), Err(expected.clone()), "{label}");
+    }
+
+    let outside = verify_at(&request(&base), at + window + 1);
+    assert!(
+        matches!(outside, Err(DateOutOfWindow { .. })),
+        "{outside:?}"
+    );
+    let before = verify_at(&request(&base), at - window - 1);
+    assert!(matches!(before, Err(DateOutOfWindow { .. })), "{before:?}");
+}
+
+#[test]
+fn rpc_rules() {
+    use SignatureError::*;
+    let base = vector("rpc_v1_query_in_url");
+    let in_body = vector("rpc_v1_params_in_form_body");
+    let at = request_time(&request(&base));
+    assert_eq!(verify(&request(&in_body)).as_deref(), Ok("LTAI_TEST_AK"));
+
+    type Mutation = fn(&mut HttpRequestParts<'_>);
+    let table: &[(&str, &Value, Mutation, SignatureError)] = &[
+        (
+            "tampered method",
+            &base,
+            |r| r.method = "GET",
+            SignatureMismatch,
+        ),
+        (
+            "parameter added",
+            &base,
+            |r| {
+                r.raw_query = "Extra=1&Action=QuerySessionByClientId&Format=json&Version=2020-04-20&Timestamp=2026-11-25T19%3A12%3A08Z&SignatureNonce=5ca35e95168b287faaab52c9010f6b5a&ClientId=GID_a%40%40%40d1&InstanceId=mqtt-test&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=LTAI_TEST_AK&Signature=%2BiJy5hJbE2xphUXE9I%2FDrBX0koQ%3D"
+            },
+            SignatureMismatch,
+        ),
+        (
+            "body ignored unless form",
+            &in_body,
+            |r| r.headers.retain(|(n, _)| n != "content-type"),
+            SignatureMismatch,
+        ),
+        (
+            "body tampered",
+            &in_body,
+            |r| r.body = b"ClientId=GID_a%40%40%40d2&InstanceId=mqtt-test",
+            SignatureMismatch,
+        ),
+        (
+            "body repeats a query param",
+            &in_body,
+            |r| r.body = b"Action=x",
+            DuplicateParameter("Action".into()),
+        ),
+        (
+            "other method",
+            &base,
+            |r| r.raw_query = "SignatureMethod=HMAC-SHA256&Signature=x",
+            UnsupportedMethod("HMAC-SHA256".into()),
+        ),
+        (
+            "other version",
+            &base,
+            |r| r.raw_query = "SignatureMethod=HMAC-SHA1&SignatureVersion=2.0&Signature=x",
+            UnsupportedMethod("SignatureVersion 2.0".into()),
+        ),
+        (
+            "no timestamp",
+            &base,
+            |r| {
+                r.raw_query = "SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=LTAI_TEST_AK&Signature=x"
+            },
+            MissingParameter("Timestamp"),
+        ),
+        (
+            "unknown key",
+            &base,
+            |r| {
+                r.raw_query = "SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=X&Timestamp=t&SignatureNonce=n&Signature=x"
+            },
+            UnknownAccessKey("X".into()),
+        ),
+    ];
+    for (label, vector, mutate, expected) in table {
+        let mut request = request(vector);
+        mutate(&mut request);
+        assert_eq!(verify_at(&request, at), Err(expected.clone()), "{label}");
+    }
+}
+
+#[test]
+fn a_nonce_is_refused_once_used_even_by_another_scheme() {
+    let guard = NonceGuard::default();
+    let lookup = |ak: &str| (ak == "LTAI_TEST_AK").then(|| "test-secret-123".to_owned());
+    let acs3 = vector("acs3_query_session");
+    let rpc = vector("rpc_v1_query_in_url");
+    let now = request_time(&request(&rpc));
+    openapi::verify_request(&request(&acs3), lookup, now, &guard).unwrap();
+    openapi::verify_request(&request(&rpc), lookup, now, &guard).unwrap();
+    assert_eq!(guard.len(), 2);
+    for vector in [&acs3, &rpc] {
+        let again = openapi::verify_request(&request(vector), lookup, now, &guard);
+        assert_eq!(again, Err(SignatureError::NonceReplayed));
+    }
+}
