@@ -13,12 +13,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // What a device sends: CONNECT, SUBSCRIBE, a QoS 1 PUBLISH, PINGREQ, DISCONNECT.
     let id = |n| PacketId::new(n).ok_or("packet id 0");
     let client = [
-        Packet::Connect(Connect {
+        Packet::Connect(Box::new(Connect {
             clean_session: false,
             keep_alive: 60,
             client_id: ByteStr::from_static("GID_shop@@@tag-0042"),
             ..Connect::default()
-        }),
+        })),
         Packet::Subscribe(Subscribe {
             packet_id: id(1)?,
             filters: vec![SubscribeFilter {

@@ -130,7 +130,7 @@ pub fn decode_body(byte1: u8, mut body: Bytes) -> Result<Packet, DecodeError> {
     let packet = match packet_type {
         1 => {
             expect_flags(0)?;
-            Packet::Connect(decode_connect(&mut body)?)
+            Packet::Connect(Box::new(decode_connect(&mut body)?))
         }
         2 => {
             expect_flags(0)?;
@@ -243,13 +243,7 @@ pub fn decode_body(byte1: u8, mut body: Bytes) -> Result<Packet, DecodeError> {
 
 fn decode_publish(flags: u8, mut body: Bytes) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
-    let topic = take_str(&mut body)?;
-    if topic.is_empty() {
-        return Err(DecodeError::EmptyTopicName);
-    }
-    if topic.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
-        return Err(DecodeError::WildcardInTopicName);
-    }
+    let topic = take_topic_name(&mut body)?;
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(take_packet_id(&mut body)?),
@@ -289,13 +283,7 @@ fn decode_connect(body: &mut Bytes) -> Result<Connect, DecodeError> {
     let keep_alive = take_u16(body)?;
     let client_id = take_str(body)?;
     let will = if will_flag {
-        let topic = take_str(body)?;
-        if topic.is_empty() {
-            return Err(DecodeError::EmptyTopicName);
-        }
-        if topic.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
-            return Err(DecodeError::WildcardInTopicName);
-        }
+        let topic = take_topic_name(body)?;
         let payload = take_bytes(body)?;
         Some(LastWill {
             topic,
@@ -352,6 +340,33 @@ fn take_bytes(b: &mut Bytes) -> Result<Bytes, DecodeError> {
         return Err(DecodeError::UnexpectedEnd);
     }
     Ok(b.split_to(len))
+}
+
+/// A topic name (MQTT-4.7.3-1, MQTT-3.3.2-2, MQTT-1.5.3): every rule checked in one pass over
+/// the bytes, with the UTF-8 validation only for the rare non-ASCII topic. This is the PUBLISH
+/// hot path.
+fn take_topic_name(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
+    let raw = take_bytes(b)?;
+    if raw.is_empty() {
+        return Err(DecodeError::EmptyTopicName);
+    }
+    // Branch-free flags so the loop vectorises; the slow path names the error.
+    let (mut forbidden, mut high) = (false, 0u8);
+    for &c in raw.iter() {
+        forbidden |= (c == 0) | (c == b'+') | (c == b'#');
+        high |= c;
+    }
+    if forbidden {
+        return Err(if raw.contains(&0) {
+            DecodeError::NullCharacter
+        } else {
+            DecodeError::WildcardInTopicName
+        });
+    }
+    if high >= 0x80 {
+        core::str::from_utf8(&raw).map_err(|_| DecodeError::InvalidUtf8)?;
+    }
+    Ok(ByteStr::from_checked(raw))
 }
 
 fn take_str(b: &mut Bytes) -> Result<ByteStr, DecodeError> {

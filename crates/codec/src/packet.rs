@@ -221,8 +221,9 @@ pub struct Unsubscribe {
 /// Any MQTT 3.1.1 control packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    /// CONNECT (1).
-    Connect(Connect),
+    /// CONNECT (1). Boxed: it is rare and large, and every other packet is small, so the
+    /// enum stays small where it is moved around on the hot path.
+    Connect(Box<Connect>),
     /// CONNACK (2).
     ConnAck(ConnAck),
     /// PUBLISH (3).

@@ -38,6 +38,12 @@ impl ByteStr {
         ByteStr(Bytes::from_static(b))
     }
 
+    /// Wraps bytes the caller has already checked (valid UTF-8, no U+0000).
+    pub(crate) fn from_checked(b: Bytes) -> Self {
+        debug_assert!(check_mqtt_str(&b).is_ok());
+        ByteStr(b)
+    }
+
     /// The string.
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor checks that the bytes are valid UTF-8 and the bytes are

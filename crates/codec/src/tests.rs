@@ -39,20 +39,20 @@ fn vectors() -> Vec<(&'static str, Packet, Vec<u8>)> {
     let mut v = vec![
         (
             "connect minimal 3.1.1",
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 protocol: Protocol::V311,
                 clean_session: true,
                 keep_alive: 60,
                 client_id: s("c1"),
                 ..Connect::default()
-            }),
+            })),
             vec![
                 0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 2, b'c', b'1',
             ],
         ),
         (
             "connect 3.1 MQIsdp with will, user, password",
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 protocol: Protocol::V31,
                 clean_session: false,
                 keep_alive: 10,
@@ -65,7 +65,7 @@ fn vectors() -> Vec<(&'static str, Packet, Vec<u8>)> {
                 }),
                 username: Some(s("u")),
                 password: Some(Bytes::from_static(&[0xff, 0x00])),
-            }),
+            })),
             vec![
                 0x10,
                 31,
@@ -613,7 +613,7 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
                     Some((u, p)) => (Some(u), p),
                     None => (None, None),
                 };
-                Packet::Connect(Connect {
+                Packet::Connect(Box::new(Connect {
                     protocol,
                     clean_session,
                     keep_alive,
@@ -621,7 +621,7 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
                     will,
                     username,
                     password,
-                })
+                }))
             },
         );
     let code = (0u8..=5).prop_map(|c| ConnectReturnCode::from_u8(c).expect("0..=5"));

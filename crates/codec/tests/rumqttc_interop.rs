@@ -128,7 +128,7 @@ fn arb_packet() -> impl Strategy<Value = ours::Packet> {
         proptest::option::of(("[a-z|A-Z0-9]{1,12}", "[A-Za-z0-9=+/|]{1,28}")),
     )
         .prop_map(|(clean_session, keep_alive, id, will, login)| {
-            ours::Packet::Connect(ours::Connect {
+            ours::Packet::Connect(Box::new(ours::Connect {
                 protocol: ours::Protocol::V311,
                 clean_session,
                 keep_alive,
@@ -141,7 +141,7 @@ fn arb_packet() -> impl Strategy<Value = ours::Packet> {
                 }),
                 username: login.as_ref().map(|(u, _)| st(u)),
                 password: login.map(|(_, p)| Bytes::from(p)),
-            })
+            }))
         });
     let publish = (
         any::<bool>(),
