@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # The one command that proves mqgate: installs what the tests need beyond cargo
-# (idempotently, cached) and runs every test of the workspace.
+# (idempotently, cached) and runs every test of the workspace, then every fuzz target briefly.
 #
 #   bash scripts/test.sh
 #
+# MQGATE_FUZZ_SECONDS=0 skips the fuzz smoke run (for a quick local loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Everything below runs bounded: each test binds 127.0.0.1 on ephemeral ports.
 export RUST_BACKTRACE=1
-# Fewer parallel test threads than cores keeps timing-sensitive network tests honest on 2 cores.
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
-echo "== cargo test (workspace, all targets)"
-cargo test --workspace --all-targets --locked
-echo "== doc tests"
-cargo test --workspace --doc --locked
+echo "== cargo test (workspace: unit, integration and doc tests)"
+cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
+cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
+
+if [ "${MQGATE_FUZZ_SECONDS:-10}" != "0" ]; then
+  echo "== fuzz smoke run"
+  bash scripts/fuzz-smoke.sh
+fi
+
+# One closing line for the whole run (pipefail above already stopped on any failure).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
