@@ -101,7 +101,15 @@ impl ClientIdRules {
         {
             return Err(ClientIdError::InvalidChar { byte, index });
         }
-        let Some((group, device)) = id.split_once(GROUP_SEPARATOR) else {
+        // A byte-window search: `str::split_once`'s searcher costs more to set
+        // up than scanning 64 bytes, and P2P parsing runs this per message.
+        let separator = GROUP_SEPARATOR.as_bytes();
+        let split = id
+            .as_bytes()
+            .windows(separator.len())
+            .position(|w| w == separator);
+        let parts = split.and_then(|at| Some((id.get(..at)?, id.get(at + separator.len()..)?)));
+        let Some((group, device)) = parts else {
             return if self.require_group {
                 Err(ClientIdError::MissingGroup)
             } else {
