@@ -98,19 +98,9 @@ fn session_present_flag() {
 
 #[test]
 fn resume_resends_dup_publishes_and_owed_pubrels_in_order_before_the_queue() {
-    let mut s = session(SessionConfig {
-        inflight_window: 3,
-        ..SessionConfig::default()
-    });
+    let mut s = windowed(3);
     connect(&mut s, false, 0);
-    for (id, qos) in [
-        (1, QoS::ExactlyOnce),
-        (2, QoS::AtLeastOnce),
-        (3, QoS::ExactlyOnce),
-        (4, QoS::AtLeastOnce),
-    ] {
-        let _ = s.handle_delivery(message(id, qos, 0), qos, 0);
-    }
+    let _ = deliver(&mut s, &MIXED, 0);
     let out = transmits(&mut s);
     assert_eq!(sent(&out).len(), 3, "window of 3; message 4 waits");
     let first = publishes(&out)[0].packet_id.expect("QoS 2");

@@ -166,20 +166,18 @@ fn messages_older_than_the_ttl_are_dropped_on_resume() {
 
 #[test]
 fn online_qos1_beyond_the_window_waits_in_order_and_qos0_does_not() {
-    let mut s = session(SessionConfig {
-        inflight_window: 1,
-        ..SessionConfig::default()
-    });
+    let mut s = windowed(1);
     connect(&mut s, true, 0);
-    let outcomes: Vec<_> = [
-        (1, QoS::AtLeastOnce),
-        (2, QoS::AtLeastOnce),
-        (3, QoS::AtMostOnce),
-        (4, QoS::ExactlyOnce),
-    ]
-    .into_iter()
-    .map(|(id, qos)| s.handle_delivery(message(id, qos, 0), qos, 0))
-    .collect();
+    let outcomes = deliver(
+        &mut s,
+        &[
+            (1, QoS::AtLeastOnce),
+            (2, QoS::AtLeastOnce),
+            (3, QoS::AtMostOnce),
+            (4, QoS::ExactlyOnce),
+        ],
+        0,
+    );
     use DeliveryOutcome::*;
     assert_eq!(outcomes, [Sent, Queued, Sent, Queued]);
     let out = transmits(&mut s);
@@ -193,13 +191,9 @@ fn online_qos1_beyond_the_window_waits_in_order_and_qos0_does_not() {
 
 #[test]
 fn clean_session_end_reports_what_is_lost() {
-    let mut s = session(SessionConfig {
-        inflight_window: 1,
-        ..SessionConfig::default()
-    });
+    let mut s = windowed(1);
     connect(&mut s, true, 0);
-    let _ = s.handle_delivery(message(1, QoS::AtLeastOnce, 0), QoS::AtLeastOnce, 0);
-    let _ = s.handle_delivery(message(2, QoS::AtLeastOnce, 0), QoS::AtLeastOnce, 0);
+    let _ = deliver(&mut s, &[(1, QoS::AtLeastOnce), (2, QoS::AtLeastOnce)], 0);
     let _ = s.connection_lost(1);
     let lost: Vec<_> = events(&mut s)
         .into_iter()

@@ -30,14 +30,7 @@ fn busy_session() -> Session {
         pid(1),
         [(ByteStr::from_static("shop/#"), Some(QoS::ExactlyOnce))],
     );
-    for (id, qos) in [
-        (1, QoS::ExactlyOnce),
-        (2, QoS::AtLeastOnce),
-        (3, QoS::ExactlyOnce),
-        (4, QoS::AtLeastOnce),
-    ] {
-        let _ = s.handle_delivery(message(id, qos, 0), qos, 0);
-    }
+    let _ = deliver(&mut s, &MIXED, 0);
     let out = transmits(&mut s);
     let first = publishes(&out)[0].packet_id.expect("QoS 2");
     s.handle_packet(Packet::PubRec(first), 1)

@@ -100,3 +100,31 @@ pub fn ack_all(s: &mut Session, packets: &[Packet], now: u64) {
         s.handle_packet(ack, now).expect("ack for a sent PUBLISH");
     }
 }
+
+/// A session with the default config but an in-flight window of `window`.
+pub fn windowed(window: u16) -> Session {
+    session(SessionConfig {
+        inflight_window: window,
+        ..SessionConfig::default()
+    })
+}
+
+/// Delivers messages `(id, QoS)` at their own QoS, published at `now`.
+pub fn deliver(
+    s: &mut Session,
+    messages: &[(u128, QoS)],
+    now: u64,
+) -> Vec<mqgate_session::DeliveryOutcome> {
+    messages
+        .iter()
+        .map(|&(id, qos)| s.handle_delivery(message(id, qos, now), qos, now))
+        .collect()
+}
+
+/// Two QoS 2 and two QoS 1 messages, alternating, ids 1 to 4.
+pub const MIXED: [(u128, QoS); 4] = [
+    (1, QoS::ExactlyOnce),
+    (2, QoS::AtLeastOnce),
+    (3, QoS::ExactlyOnce),
+    (4, QoS::AtLeastOnce),
+];
