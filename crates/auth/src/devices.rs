@@ -17,10 +17,7 @@ impl<R: Registry> Authenticator<R> {
     /// ```
     /// use mqgate_auth::*;
     /// let registry = InMemoryRegistry::new();
-    /// registry.put_group(GroupRecord {
-    ///     group_id: "GID_a".into(), create_time_ms: 0, update_time_ms: 0,
-    ///     independent_naming: true, tags: Default::default(),
-    /// })?;
+    /// registry.put_group(GroupRecord::new("GID_a", 0))?;
     /// let auth = Authenticator::new(AuthConfig::new("inst"), registry);
     /// let credential = auth.register_device_credential("GID_a@@@d1", 1_000)?;
     /// let username = format!("DeviceCredential|{}|inst", credential.device_access_key_id);

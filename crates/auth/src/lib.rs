@@ -40,13 +40,7 @@
 //! use mqgate_auth::*;
 //!
 //! let registry = InMemoryRegistry::new();
-//! registry.put_group(GroupRecord {
-//!     group_id: "GID_shop".into(),
-//!     create_time_ms: 0,
-//!     update_time_ms: 0,
-//!     independent_naming: true,
-//!     tags: Default::default(),
-//! })?;
+//! registry.put_group(GroupRecord::new("GID_shop", 0))?;
 //! let config = AuthConfig::new("mqtt-test").with_access_key(AccessKey::new("AK", "secret"));
 //! let auth = Authenticator::new(config, registry);
 //!

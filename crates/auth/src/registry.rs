@@ -33,6 +33,24 @@ pub struct GroupRecord {
     pub tags: BTreeMap<String, String>,
 }
 
+impl GroupRecord {
+    /// A group created at `now_ms`, with independent naming and no tags.
+    ///
+    /// ```
+    /// let group = mqgate_auth::GroupRecord::new("GID_shop", 5);
+    /// assert_eq!((group.create_time_ms, group.update_time_ms), (5, 5));
+    /// ```
+    pub fn new(group_id: impl Into<String>, now_ms: u64) -> Self {
+        Self {
+            group_id: group_id.into(),
+            create_time_ms: now_ms,
+            update_time_ms: now_ms,
+            independent_naming: true,
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
 /// What a token lets its holder do on its resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TokenActions {
@@ -170,13 +188,7 @@ pub trait Registry: Send + Sync {
 /// ```
 /// use mqgate_auth::{GroupRecord, InMemoryRegistry, Registry};
 /// let registry = InMemoryRegistry::new();
-/// registry.put_group(GroupRecord {
-///     group_id: "GID_shop".into(),
-///     create_time_ms: 0,
-///     update_time_ms: 0,
-///     independent_naming: true,
-///     tags: Default::default(),
-/// })?;
+/// registry.put_group(GroupRecord::new("GID_shop", 0))?;
 /// assert!(registry.group("GID_shop")?.is_some());
 /// # Ok::<(), mqgate_auth::RegistryError>(())
 /// ```

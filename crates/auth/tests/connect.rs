@@ -11,21 +11,11 @@ const CLIENT: &str = "GID_a@@@d1";
 const NOW: u64 = 1_800_000_000_000;
 const VECTORS: &str = include_str!("data/openapi-signatures.json");
 
-fn group(group_id: &str) -> GroupRecord {
-    GroupRecord {
-        group_id: group_id.into(),
-        create_time_ms: 0,
-        update_time_ms: 0,
-        independent_naming: true,
-        tags: Default::default(),
-    }
-}
-
 /// GID_a registered; two keys (LTAI_TEST_AK allowed everything, LIMITED only
 /// `a/#`); the vector's device credential for GID_a@@@d1.
 fn authenticator() -> Authenticator<InMemoryRegistry> {
     let registry = InMemoryRegistry::new();
-    registry.put_group(group("GID_a")).unwrap();
+    registry.put_group(GroupRecord::new("GID_a", 0)).unwrap();
     registry
         .put_device_credential(DeviceCredential {
             client_id: CLIENT.into(),

@@ -9,15 +9,7 @@ const MINUTE: u64 = 60_000;
 
 fn authenticator() -> Authenticator<InMemoryRegistry> {
     let registry = InMemoryRegistry::new();
-    registry
-        .put_group(GroupRecord {
-            group_id: "GID_a".into(),
-            create_time_ms: 0,
-            update_time_ms: 0,
-            independent_naming: true,
-            tags: Default::default(),
-        })
-        .unwrap();
+    registry.put_group(GroupRecord::new("GID_a", 0)).unwrap();
     let reader = AccessKey {
         policy: AccessPolicy {
             publish: TopicAccess::none(),
