@@ -51,6 +51,7 @@ mod channel_id;
 mod emitter;
 mod error;
 mod event;
+pub mod fuzz_support;
 mod json;
 pub mod manual;
 mod reconciler;
