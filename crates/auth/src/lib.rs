@@ -68,6 +68,7 @@ mod grants;
 mod manage;
 pub mod manual;
 pub mod openapi;
+mod records;
 mod registry;
 mod tokens;
 
@@ -78,9 +79,7 @@ pub use credentials::{
 pub use failure::{AuthFailure, ConnackCode, FailureReason};
 pub use grants::{AccessPolicy, Grants, TopicAccess};
 pub use manage::ManageError;
-pub use registry::{
-    DeviceCredential, GroupRecord, InMemoryRegistry, Registry, RegistryError, TokenActions,
-    TokenRecord,
-};
+pub use records::{DeviceCredential, GroupRecord, TokenActions, TokenRecord};
+pub use registry::{InMemoryRegistry, Registry, RegistryError};
 pub(crate) use tokens::TokenAccess;
 pub use tokens::{TokenRequest, MAX_TOKEN_LIFETIME_MS, MAX_TOKEN_RESOURCES, MIN_TOKEN_LIFETIME_MS};

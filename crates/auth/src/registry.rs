@@ -1,12 +1,13 @@
 //! Where groups, tokens and device credentials live: a trait the broker's
 //! durable store implements, and an in-memory implementation.
 
-use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
+
+use crate::{DeviceCredential, GroupRecord, TokenRecord};
 
 /// A registry backend failed (the in-memory one never does).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,136 +16,6 @@ pub enum RegistryError {
     /// text says why, for the log.
     #[error("registry storage failed: {0}")]
     Storage(String),
-}
-
-/// A registered group (`GID_...`): clients whose client id names it may connect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupRecord {
-    /// The group id, starting with `GID_`.
-    pub group_id: String,
-    /// When the group was created, ms since the epoch.
-    pub create_time_ms: u64,
-    /// When it last changed, ms since the epoch.
-    pub update_time_ms: u64,
-    /// Whether the group's name is scoped to its instance (the model
-    /// service's "independent naming"); kept for the API, not used here.
-    pub independent_naming: bool,
-    /// Free-form key/value tags.
-    pub tags: BTreeMap<String, String>,
-}
-
-impl GroupRecord {
-    /// A group created at `now_ms`, with independent naming and no tags.
-    ///
-    /// ```
-    /// let group = mqgate_auth::GroupRecord::new("GID_shop", 5);
-    /// assert_eq!((group.create_time_ms, group.update_time_ms), (5, 5));
-    /// ```
-    pub fn new(group_id: impl Into<String>, now_ms: u64) -> Self {
-        Self {
-            group_id: group_id.into(),
-            create_time_ms: now_ms,
-            update_time_ms: now_ms,
-            independent_naming: true,
-            tags: BTreeMap::new(),
-        }
-    }
-}
-
-/// What a token lets its holder do on its resources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum TokenActions {
-    /// `R`: subscribe.
-    #[serde(rename = "R")]
-    Read,
-    /// `W`: publish.
-    #[serde(rename = "W")]
-    Write,
-    /// `R,W`: both.
-    #[serde(rename = "R,W")]
-    ReadWrite,
-}
-
-impl TokenActions {
-    /// Parses the API's spelling: `R`, `W`, `R,W` (or `W,R`).
-    ///
-    /// ```
-    /// use mqgate_auth::TokenActions;
-    /// assert_eq!(TokenActions::parse("W,R"), Some(TokenActions::ReadWrite));
-    /// assert_eq!(TokenActions::parse("RW"), None);
-    /// ```
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "R" => Some(Self::Read),
-            "W" => Some(Self::Write),
-            "R,W" | "W,R" => Some(Self::ReadWrite),
-            _ => None,
-        }
-    }
-
-    /// The API's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "R",
-            Self::Write => "W",
-            Self::ReadWrite => "R,W",
-        }
-    }
-
-    /// Whether subscribing is allowed.
-    pub fn can_read(self) -> bool {
-        matches!(self, Self::Read | Self::ReadWrite)
-    }
-
-    /// Whether publishing is allowed.
-    pub fn can_write(self) -> bool {
-        matches!(self, Self::Write | Self::ReadWrite)
-    }
-}
-
-/// An issued token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    /// The token itself (what clients put in their password).
-    pub token: String,
-    /// The AccessKey that asked for it; clients must name the same one.
-    pub access_key_id: String,
-    /// The instance it was issued on.
-    pub instance_id: String,
-    /// Topic filters it covers (wildcards allowed).
-    pub resources: Vec<String>,
-    /// What it allows on them.
-    pub actions: TokenActions,
-    /// When it was issued, ms since the epoch.
-    pub create_time_ms: u64,
-    /// When it stops working, ms since the epoch.
-    pub expire_time_ms: u64,
-    /// Whether it was revoked.
-    pub revoked: bool,
-}
-
-impl TokenRecord {
-    /// Whether a new connection may use it at `now_ms`: not revoked, not expired.
-    pub fn is_valid(&self, now_ms: u64) -> bool {
-        !self.revoked && now_ms < self.expire_time_ms
-    }
-}
-
-/// A device's own credential ("one device, one secret"), bound to one client id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceCredential {
-    /// The client id it belongs to.
-    pub client_id: String,
-    /// The instance it was registered on.
-    pub instance_id: String,
-    /// The public half, put in the username.
-    pub device_access_key_id: String,
-    /// The secret half, used to sign the client id.
-    pub device_access_key_secret: String,
-    /// When it was registered, ms since the epoch.
-    pub create_time_ms: u64,
-    /// When its secret last changed, ms since the epoch.
-    pub update_time_ms: u64,
 }
 
 /// Storage for groups, tokens and device credentials.
@@ -192,11 +63,22 @@ pub trait Registry: Send + Sync {
 /// assert!(registry.group("GID_shop")?.is_some());
 /// # Ok::<(), mqgate_auth::RegistryError>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct InMemoryRegistry {
     groups: RwLock<HashMap<String, GroupRecord>>,
     tokens: RwLock<HashMap<String, TokenRecord>>,
     devices: RwLock<HashMap<String, DeviceCredential>>,
+}
+
+/// Counts only: tokens and device secrets stay out of logs.
+impl fmt::Debug for InMemoryRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryRegistry")
+            .field("groups", &self.groups.read().len())
+            .field("tokens", &self.tokens.read().len())
+            .field("device_credentials", &self.devices.read().len())
+            .finish()
+    }
 }
 
 impl InMemoryRegistry {
@@ -313,6 +195,7 @@ impl<R: Registry + ?Sized> Registry for Arc<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TokenActions;
 
     #[test]
     fn records_round_trip_through_json() {
@@ -329,6 +212,24 @@ mod tests {
         let json = serde_json::to_string(&token).unwrap();
         assert!(json.contains("\"R,W\""), "{json}");
         assert_eq!(serde_json::from_str::<TokenRecord>(&json).unwrap(), token);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let registry = InMemoryRegistry::new();
+        let credential = DeviceCredential {
+            client_id: "GID_a@@@d".into(),
+            instance_id: "i".into(),
+            device_access_key_id: "key-id".into(),
+            device_access_key_secret: "very-secret".into(),
+            create_time_ms: 0,
+            update_time_ms: 0,
+        };
+        registry.put_device_credential(credential.clone()).unwrap();
+        for text in [format!("{credential:?}"), format!("{registry:?}")] {
+            assert!(!text.contains("very-secret"), "{text}");
+        }
+        assert!(format!("{credential:?}").contains("key-id"));
     }
 
     #[test]
