@@ -47,38 +47,25 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config() -> impl Strategy<Value = SessionConfig> {
-    let pacing = prop_oneof![
-        Just(Pacing::Window),
-        (1u32..4, 100u64..1_000)
-            .prop_map(|(size, interval_ms)| Pacing::Batches { size, interval_ms }),
-    ];
-    let policy = prop_oneof![Just(FullPolicy::DropOldest), Just(FullPolicy::RefuseNew)];
-    (
-        1u16..5,
-        1usize..8,
-        26usize..200,
-        1_000u64..50_000,
-        policy,
-        pacing,
-    )
-        .prop_map(
-            |(
-                inflight_window,
-                max_queued_messages,
-                max_queued_bytes,
-                message_ttl_ms,
-                full_policy,
-                pacing,
-            )| SessionConfig {
-                inflight_window,
-                max_queued_messages,
-                max_queued_bytes,
-                message_ttl_ms,
-                full_policy,
-                pacing,
-            },
-        )
+prop_compose! {
+    fn config()(
+        inflight_window in 1u16..5,
+        max_queued_messages in 1usize..8,
+        // A test message counts 26 bytes: room for 1 to 7.
+        max_queued_bytes in 26usize..200,
+        message_ttl_ms in 1_000u64..50_000,
+        refuse in any::<bool>(),
+        batch in prop::option::of((1u32..4, 100u64..1_000)),
+    ) -> SessionConfig {
+        SessionConfig {
+            inflight_window,
+            max_queued_messages,
+            max_queued_bytes,
+            message_ttl_ms,
+            full_policy: if refuse { FullPolicy::RefuseNew } else { FullPolicy::DropOldest },
+            pacing: batch.map_or(Pacing::Window, |(size, interval_ms)| Pacing::Batches { size, interval_ms }),
+        }
+    }
 }
 
 /// A conforming client plus the model's bookkeeping.
@@ -137,6 +124,13 @@ impl World {
         }
     }
 
+    fn reconnect(&mut self, s: &mut Session, clean: bool) {
+        // A client told that no session is present drops its own (MQTT-3.2.2-4).
+        if !connect(s, clean, self.now) {
+            self.qos2_unreleased.clear();
+        }
+    }
+
     fn client_acks(&mut self, s: &mut Session, n: usize) {
         for _ in 0..n {
             let Some(ack) = self.to_send.pop_front() else {
@@ -163,12 +157,7 @@ impl World {
                 let _ = s.connection_lost(self.now);
                 self.to_send.clear();
             }
-            Op::Reconnect { clean } if !s.is_online() => {
-                // A client told that no session is present drops its own (MQTT-3.2.2-4).
-                if !connect(s, clean, self.now) {
-                    self.qos2_unreleased.clear();
-                }
-            }
+            Op::Reconnect { clean } if !s.is_online() => self.reconnect(s, clean),
             Op::ClockJump(ms) => {
                 self.now += ms;
                 s.handle_timeout(self.now);
