@@ -10,7 +10,13 @@ use crate::{EventType, StatusError, StatusEvent};
 
 /// Encodes `event` as compact JSON with the documented key order.
 pub(crate) fn encode(event: &StatusEvent) -> String {
-    let mut out = String::with_capacity(128 + event.client_id.len() + event.client_ip.len());
+    let mut out = String::with_capacity(
+        event
+            .client_id
+            .len()
+            .saturating_add(event.client_ip.len())
+            .saturating_add(128),
+    );
     out.push_str("{\"clientId\":");
     push_string(&mut out, &event.client_id);
     out.push_str(",\"time\":");

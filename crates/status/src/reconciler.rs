@@ -124,6 +124,7 @@ impl Reconciler {
 
     /// Takes one event into account, whenever it arrives. Duplicates are
     /// harmless. Returns how the client's online state changed.
+    #[must_use = "`Applied` says whether the client came online or went offline"]
     pub fn apply(&mut self, event: &StatusEvent) -> Applied {
         let known = self
             .clients
