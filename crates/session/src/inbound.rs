@@ -31,7 +31,7 @@ enum Received {
 pub(crate) enum InboundAction {
     /// Emit the PUBLISH event with this token (`None` for QoS 0).
     Route(Option<InboundToken>),
-    /// A QoS 2 duplicate: no event; its PUBREC is queued behind earlier acks.
+    /// A QoS 2 repeat: no event; the PUBREC owed (or now owed) answers it.
     Duplicate,
 }
 
@@ -89,8 +89,8 @@ impl Inbound {
                 let already_owed = self
                     .owed
                     .iter()
-                    .any(|a| a.qos == QoS::ExactlyOnce && a.packet_id == packet_id && !a.done);
-                // A PUBREC owed on this connection covers the repeat; otherwise owe one,
+                    .any(|a| a.qos == QoS::ExactlyOnce && a.packet_id == packet_id);
+                // An unsent PUBREC on this connection covers the repeat; otherwise owe one,
                 // ready at once if the message is already safe.
                 if !already_owed {
                     self.owed.push_back(owe(stored));
@@ -162,6 +162,10 @@ impl Inbound {
         {
             Ok(i) if self.awaiting_pubrel.get(i).map(|(_, r)| *r) == Some(Received::Stored) => {
                 self.awaiting_pubrel.remove(i);
+                // A PUBREC still owed to a repeat is void now: the client has had one, and
+                // sent late it would answer the next message to reuse the id.
+                self.owed
+                    .retain(|a| !(a.qos == QoS::ExactlyOnce && a.packet_id == packet_id));
                 Ok(())
             }
             Err(_) if resumed => Ok(()),
@@ -268,6 +272,28 @@ mod tests {
         assert_eq!(inbound.on_pubrel(id(6), false), Err(UnexpectedPubRel));
         assert_eq!(inbound.on_pubrel(id(6), true), Ok(()));
         assert_eq!(inbound.stored_ids().collect::<Vec<_>>(), [id(5)]);
+    }
+
+    #[test]
+    fn a_pubrec_owed_to_a_repeat_is_void_after_pubrel() {
+        let mut inbound = Inbound::default();
+        let t = token(inbound.on_publish(QoS::ExactlyOnce, id(4)));
+        inbound.done(t);
+        assert_eq!(acks(&mut inbound), [Packet::PubRec(id(4))]);
+        // A repeat's PUBREC is held behind an unfinished QoS 1 message...
+        let blocking = token(inbound.on_publish(QoS::AtLeastOnce, id(1)));
+        assert_eq!(
+            inbound.on_publish(QoS::ExactlyOnce, id(4)),
+            InboundAction::Duplicate
+        );
+        assert_eq!(
+            inbound.on_publish(QoS::ExactlyOnce, id(4)),
+            InboundAction::Duplicate
+        );
+        // ...when the PUBREL for the first PUBREC comes: it must not go out afterwards.
+        assert_eq!(inbound.on_pubrel(id(4), false), Ok(()));
+        inbound.done(blocking);
+        assert_eq!(acks(&mut inbound), [Packet::PubAck(id(1))]);
     }
 
     #[test]

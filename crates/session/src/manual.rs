@@ -52,7 +52,10 @@
 //! - QoS 0: the PUBLISH is routed; nothing is sent back.
 //! - QoS 1: routed; the PUBACK goes out only when the broker calls
 //!   [`inbound_done`](crate::Session::inbound_done), so a message is acknowledged only once it
-//!   is safe. A repeat (DUP) is routed again: at least once allows that.
+//!   is safe. A repeat is routed again and acknowledged again, as at least once allows.
+//!   (MQTT 3.1.1 asks clients to repeat only after reconnecting; a client that repeats on the
+//!   same connection can get a second PUBACK after it has reused the id, which the protocol
+//!   cannot tell apart.)
 //! - QoS 2: the packet id enters the awaiting-PUBREL set at the first PUBLISH. A repeat with
 //!   that id before PUBREL is never routed again; it is answered with another PUBREC once the
 //!   first copy is safe. PUBREL removes the id and is answered with PUBCOMP; after that the id
