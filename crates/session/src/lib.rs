@@ -75,3 +75,8 @@ pub use event::{ConnectOutcome, DeliveryOutcome, DropReason, Event, InboundToken
 pub use message::{Message, MessageId};
 pub use persist::{InFlightRef, InFlightStage, PersistentSession, QueuedRef, SessionRecord};
 pub use session::{Session, Subscription};
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

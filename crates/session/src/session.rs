@@ -255,6 +255,10 @@ impl Session {
     /// receivers): its PUBACK or PUBREC may now go out, in the order the PUBLISHes came.
     /// A token from an earlier connection is ignored for QoS 1 (the client resends the
     /// PUBLISH) and for QoS 2 marks the message safe, so the client's repeat is answered.
+    ///
+    /// Hand back every token, also for a message the broker decides not to forward (MQTT
+    /// 3.1.1 lets a server acknowledge a PUBLISH it discards, for example an unauthorised
+    /// one): until then a QoS 2 packet id stays taken and its PUBREC unsent.
     pub fn inbound_done(&mut self, token: InboundToken) {
         self.inbound.done(token);
         if self.link.is_some() {
