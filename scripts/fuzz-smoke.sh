@@ -14,7 +14,8 @@ fi
 export RUSTC_BOOTSTRAP=1
 cd fuzz
 targets=$(cargo fuzz list)
-cargo fuzz build $targets >/dev/null 2>&1 || cargo fuzz build $targets
+# One build of every target up front (cargo fuzz build with no name builds them all).
+cargo fuzz build >/dev/null 2>&1 || cargo fuzz build
 for t in $targets; do
   # Findings would land in fuzz/artifacts/$t; a crash fails this script (and CI).
   out=$(cargo fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1) || {
