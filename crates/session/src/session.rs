@@ -178,6 +178,7 @@ impl Session {
     /// Afterwards the session is offline: a persistent session keeps its state and queues
     /// QoS 1 and 2 deliveries; a clean session discards everything (each message reported
     /// as [`Event::Dropped`]) and refuses deliveries.
+    #[must_use = "a returned will must be published"]
     pub fn connection_lost(&mut self, _now: u64) -> Option<LastWill> {
         let link = self.link.take()?;
         self.inbound.connection_ended();
