@@ -1,0 +1,102 @@
+//! [`CloseReason`]: why a connection ended, how it is logged and which counter it bumps.
+
+use std::io;
+use std::sync::atomic::Ordering;
+
+use mqgate_codec::{DecodeError, EncodeError};
+use mqgate_session::SessionError;
+use mqgate_topic::TopicError;
+
+use crate::Metrics;
+
+/// Why a connection ended. Every variant but the orderly ones is an abnormal end: the will
+/// is published.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CloseReason {
+    /// The client sent DISCONNECT.
+    #[error("client sent DISCONNECT")]
+    Disconnect,
+    /// The peer closed the stream without DISCONNECT.
+    #[error("peer closed the connection")]
+    PeerClosed,
+    /// Reading or writing the stream failed.
+    #[error("I/O error: {0}")]
+    Io(io::Error),
+    /// Writing to the client took longer than the backpressure timeout.
+    #[error("writing to the client timed out")]
+    WriteTimeout,
+    /// Bytes that are not a valid MQTT packet.
+    #[error("malformed packet: {0}")]
+    Malformed(DecodeError),
+    /// A packet larger than the configured maximum.
+    #[error("oversize packet: {0}")]
+    Oversize(DecodeError),
+    /// A protocol violation the session detected.
+    #[error("protocol violation: {0}")]
+    Protocol(SessionError),
+    /// The first packet was not CONNECT.
+    #[error("first packet was {0}, not CONNECT")]
+    NotConnect(&'static str),
+    /// A PUBLISH to a topic name that is not valid.
+    #[error("PUBLISH to an invalid topic: {0}")]
+    InvalidTopic(TopicError),
+    /// An outbound packet could not be encoded.
+    #[error("cannot encode an outbound packet: {0}")]
+    Encode(EncodeError),
+    /// Silent for longer than 1.5 times the keep-alive.
+    #[error("silent for longer than 1.5 x keep-alive")]
+    KeepAlive,
+    /// CONNECT did not arrive in time.
+    #[error("no CONNECT within the connect timeout")]
+    ConnectTimeout,
+    /// A newer connection took the client id over.
+    #[error("taken over by a newer connection with the same client id")]
+    Takeover,
+    /// A receiver stayed full longer than the backpressure timeout.
+    #[error("receivers stayed full longer than the backpressure timeout")]
+    Backpressure,
+    /// The broker is shutting down.
+    #[error("broker shutting down")]
+    Shutdown,
+}
+
+impl From<DecodeError> for CloseReason {
+    fn from(error: DecodeError) -> Self {
+        match error {
+            DecodeError::PacketTooLarge { .. } => CloseReason::Oversize(error),
+            other => CloseReason::Malformed(other),
+        }
+    }
+}
+
+impl CloseReason {
+    /// Whether the session's will goes out (the broker's own shutdown is no client's fault,
+    /// and nobody would receive the will anyway).
+    pub(crate) fn publishes_will(&self) -> bool {
+        !matches!(self, CloseReason::Shutdown)
+    }
+
+    /// Logs the reason at a level that fits it and bumps its counter.
+    pub(crate) fn report(&self, client: &str, metrics: &Metrics) {
+        let counter = match self {
+            CloseReason::Disconnect | CloseReason::PeerClosed | CloseReason::Shutdown => {
+                tracing::debug!(client, reason = %self, "connection closed");
+                return;
+            }
+            CloseReason::Io(_) | CloseReason::WriteTimeout | CloseReason::Encode(_) => {
+                tracing::info!(client, reason = %self, "connection closed");
+                return;
+            }
+            CloseReason::Malformed(_) => &metrics.malformed_packets,
+            CloseReason::Oversize(_) => &metrics.oversize_packets,
+            CloseReason::Protocol(_) | CloseReason::NotConnect(_) => &metrics.protocol_errors,
+            CloseReason::InvalidTopic(_) => &metrics.invalid_topics,
+            CloseReason::KeepAlive => &metrics.keep_alive_expired,
+            CloseReason::ConnectTimeout => &metrics.connect_timeouts,
+            CloseReason::Takeover => &metrics.takeovers,
+            CloseReason::Backpressure => &metrics.backpressure_timeouts,
+        };
+        tracing::warn!(client, reason = %self, "connection closed");
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,287 @@
+//! [`BrokerConfig`]: every listener and limit, named, defaulted and read from TOML.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mqgate_session::SessionConfig;
+use serde::Deserialize;
+
+use crate::BrokerError;
+
+/// Everything a broker needs to start. Every field has a default (see [`Default`]), so a
+/// TOML file names only what it changes.
+///
+/// ```
+/// use mqgate_broker::BrokerConfig;
+/// let config = BrokerConfig::from_toml_str(r#"
+///     allow_anonymous = true
+///     [listeners]
+///     tcp = "127.0.0.1:0"
+///     [limits]
+///     max_connections = 100
+/// "#)?;
+/// assert_eq!(config.limits.max_connections, 100);
+/// assert_eq!(config.listeners.ws_path, "/mqtt");
+/// # Ok::<(), mqgate_broker::BrokerError>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Where to listen.
+    pub listeners: ListenerConfig,
+    /// Connection and queue limits.
+    pub limits: Limits,
+    /// What the limits of each client's session are (in-flight window, offline queue).
+    pub session: SessionLimits,
+    /// Accept clients without checking credentials. Off unless configured; the binary's
+    /// no-argument dev default turns it on, with a loud warning.
+    pub allow_anonymous: bool,
+    /// What a second connection with a client id already online does.
+    pub takeover: TakeoverPolicy,
+    /// Where durable state will live (the durable store is a later landing; unused so far).
+    pub data_dir: PathBuf,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listeners: ListenerConfig::default(),
+            limits: Limits::default(),
+            session: SessionLimits::default(),
+            allow_anonymous: false,
+            takeover: TakeoverPolicy::default(),
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Parses a TOML document; unknown keys are an error, so a typo never silently becomes a
+    /// default.
+    ///
+    /// # Errors
+    /// [`BrokerError::Config`] with the parser's message (line and column).
+    pub fn from_toml_str(text: &str) -> Result<Self, BrokerError> {
+        toml::from_str(text).map_err(|e| BrokerError::Config(e.to_string()))
+    }
+
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    /// [`BrokerError::Io`] when the file cannot be read, [`BrokerError::Config`] when it does
+    /// not parse.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, BrokerError> {
+        let text = std::fs::read_to_string(path).map_err(BrokerError::Io)?;
+        Self::from_toml_str(&text)
+    }
+
+    /// A configuration for tests and embedding: TCP on an ephemeral 127.0.0.1 port, no other
+    /// listener, anonymous access allowed.
+    pub fn ephemeral() -> Self {
+        BrokerConfig {
+            listeners: ListenerConfig {
+                tcp: Some(loopback(0)),
+                ws: None,
+                ..ListenerConfig::default()
+            },
+            allow_anonymous: true,
+            ..BrokerConfig::default()
+        }
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Listener addresses. Every default binds 127.0.0.1 only: exposing a broker to a network is
+/// a decision, not an accident.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Plain MQTT over TCP; default `127.0.0.1:1883`.
+    pub tcp: Option<SocketAddr>,
+    /// MQTT over WebSocket; default `127.0.0.1:8083`.
+    pub ws: Option<SocketAddr>,
+    /// MQTT over TLS; used only with [`tls`](Self::tls); default `127.0.0.1:8883`.
+    pub tls_addr: Option<SocketAddr>,
+    /// MQTT over WebSocket over TLS; used only with [`tls`](Self::tls); default `127.0.0.1:8084`.
+    pub wss_addr: Option<SocketAddr>,
+    /// The HTTP path WebSocket clients must request; default `/mqtt`.
+    pub ws_path: String,
+    /// Certificate and key for the TLS and WSS listeners; none by default.
+    pub tls: Option<TlsFiles>,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            tcp: Some(loopback(1883)),
+            ws: Some(loopback(8083)),
+            tls_addr: Some(loopback(8883)),
+            wss_addr: Some(loopback(8084)),
+            ws_path: "/mqtt".to_owned(),
+            tls: None,
+        }
+    }
+}
+
+/// PEM files of a TLS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert_pem: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: PathBuf,
+}
+
+/// What happens when a client connects with a client id that is already online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TakeoverPolicy {
+    /// Close the old connection and serve the new one (MQTT-3.1.4-2).
+    #[default]
+    KickOld,
+    /// Refuse the new connection (CONNACK 2, identifier rejected) and keep the old one.
+    RefuseNew,
+}
+
+/// Limits of the broker as a whole and of each connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Most connections open at once, over all listeners; further ones are closed at accept.
+    pub max_connections: usize,
+    /// Largest MQTT packet accepted, in bytes (fixed header included); a larger one closes
+    /// the connection as soon as its header arrives.
+    pub max_packet_size: usize,
+    /// How long a new connection may take to send CONNECT.
+    #[serde(with = "millis")]
+    pub connect_timeout: Duration,
+    /// Capacity of each connection's inbox of routed messages (messages, not bytes).
+    pub inbox_capacity: usize,
+    /// How long a publisher may wait for a full receiver before it is disconnected.
+    #[serde(with = "millis")]
+    pub backpressure_timeout: Duration,
+    /// Capacity of the status-event broadcast channel; a listener that lags further behind
+    /// loses the oldest events (and is told how many).
+    pub status_channel_capacity: usize,
+    /// Longest client id accepted, in bytes.
+    pub max_client_id_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_packet_size: 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            inbox_capacity: 64,
+            backpressure_timeout: Duration::from_secs(30),
+            status_channel_capacity: 1024,
+            max_client_id_len: mqgate_topic::DEFAULT_MAX_CLIENT_ID_LEN,
+        }
+    }
+}
+
+/// The session limits, as configured (mirrors [`SessionConfig`]; pacing is always the
+/// in-flight window in this landing).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionLimits {
+    /// Most outbound QoS 1 and 2 messages unacknowledged at once.
+    pub inflight_window: u16,
+    /// Most messages waiting per client (online behind the window, or offline).
+    pub max_queued_messages: usize,
+    /// Most bytes (topic + payload) waiting per client.
+    pub max_queued_bytes: usize,
+    /// How long an offline message is kept, in milliseconds.
+    pub message_ttl_ms: u64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        let base = SessionConfig::default();
+        SessionLimits {
+            inflight_window: base.inflight_window,
+            max_queued_messages: base.max_queued_messages,
+            max_queued_bytes: base.max_queued_bytes,
+            message_ttl_ms: base.message_ttl_ms,
+        }
+    }
+}
+
+impl SessionLimits {
+    /// The session crate's configuration with these limits.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            inflight_window: self.inflight_window,
+            max_queued_messages: self.max_queued_messages,
+            max_queued_bytes: self.max_queued_bytes,
+            message_ttl_ms: self.message_ttl_ms,
+            ..SessionConfig::default()
+        }
+    }
+}
+
+/// Durations in TOML are integers of milliseconds (`connect_timeout = 10000`).
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let config = BrokerConfig::from_toml_str("").unwrap();
+        assert_eq!(config.listeners.tcp, Some(loopback(1883)));
+        assert_eq!(config.listeners.ws, Some(loopback(8083)));
+        assert!(!config.allow_anonymous);
+        assert_eq!(config.takeover, TakeoverPolicy::KickOld);
+    }
+
+    #[test]
+    fn durations_are_milliseconds_and_unknown_keys_fail() {
+        let config = BrokerConfig::from_toml_str(
+            "takeover = \"refuse_new\"\n[limits]\nconnect_timeout = 250\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.connect_timeout, Duration::from_millis(250));
+        assert_eq!(config.takeover, TakeoverPolicy::RefuseNew);
+        for bad in [
+            "typo = 1",
+            "[limits]\nmax_conections = 1",
+            "[listeners]\ntcp = \"nope\"",
+        ] {
+            assert!(BrokerConfig::from_toml_str(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../mqgate.example.toml");
+        let config = BrokerConfig::from_toml_str(text).unwrap();
+        assert_eq!(config.listeners.ws_path, "/mqtt");
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics() {
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&"[ -~\n]{0,80}", |text| {
+                let _ = BrokerConfig::from_toml_str(&text);
+                Ok(())
+            })
+            .unwrap();
+    }
+}

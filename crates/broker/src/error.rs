@@ -1,0 +1,31 @@
+//! [`BrokerError`]: what can go wrong starting or driving the broker.
+
+use std::io;
+
+/// Errors of the broker runtime. Errors of one connection never surface here: they close
+/// that connection, are logged with a reason and counted in [`Metrics`](crate::Metrics).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// A socket or file operation failed (binding a listener, reading a PEM or config file).
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+    /// The configuration did not parse or is inconsistent; the text says where.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS setup error: {0}")]
+    Tls(String),
+    /// A topic given to the embedding API is not a valid topic name for publishing.
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    /// A filter given to the embedding API is not a valid subscription filter.
+    #[error("invalid filter: {0}")]
+    InvalidFilter(String),
+    /// The broker is shutting down or stopped.
+    #[error("broker is shut down")]
+    Shutdown,
+    /// A receiver stayed full longer than the backpressure timeout.
+    #[error("receivers stayed full longer than the backpressure timeout")]
+    Backpressure,
+}

@@ -1,0 +1,346 @@
+//! The embedding API: [`Broker::builder`], [`Broker::start`] / [`Broker::run`], and the
+//! [`BrokerHandle`] a program keeps to publish, consume, watch status and shut down.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqgate_codec::{ByteStr, QoS};
+use mqgate_session::{Message, MessageId};
+use mqgate_status::{ChannelId, StatusEvent};
+use mqgate_topic::TopicName;
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+
+use crate::auth::{AllowAnonymous, Authenticator, DenyAll};
+use crate::clock::unix_time_ms;
+use crate::listener::{accept_loop, bind_all, ListenerKind};
+use crate::registry::{Attach, Delivery, OnlineLink};
+use crate::router::RouteScratch;
+use crate::shared::Shared;
+use crate::{BrokerConfig, BrokerError, MetricsSnapshot};
+
+/// How long [`BrokerHandle::shutdown`] waits for connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A configured broker, not yet listening. Build one with [`Broker::builder`].
+pub struct Broker {
+    config: BrokerConfig,
+    auth: Option<Box<dyn Authenticator>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Broker`].
+#[derive(Default)]
+pub struct BrokerBuilder {
+    config: BrokerConfig,
+    auth: Option<Box<dyn Authenticator>>,
+}
+
+impl std::fmt::Debug for BrokerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerBuilder {
+    /// Uses `config` (listeners, limits, anonymous access, takeover policy).
+    pub fn config(mut self, config: BrokerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Checks every CONNECT with `auth` (overrides `allow_anonymous`).
+    pub fn authenticator(mut self, auth: impl Authenticator) -> Self {
+        self.auth = Some(Box::new(auth));
+        self
+    }
+
+    /// The broker, ready to [`start`](Broker::start).
+    pub fn build(self) -> Broker {
+        Broker {
+            config: self.config,
+            auth: self.auth,
+        }
+    }
+}
+
+impl Broker {
+    /// A builder with the default configuration.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder::default()
+    }
+
+    /// Binds every listener and starts accepting; returns once the broker is serving.
+    ///
+    /// # Errors
+    /// A listener could not bind, or the TLS files could not be loaded.
+    pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
+        let auth = match self.auth {
+            Some(auth) => auth,
+            None if self.config.allow_anonymous => {
+                tracing::warn!("ANONYMOUS ACCESS ALLOWED: any client may connect without credentials (development mode)");
+                Box::new(AllowAnonymous)
+            }
+            None => {
+                tracing::warn!("no authenticator configured and anonymous access off: every CONNECT is refused");
+                Box::new(DenyAll)
+            }
+        };
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let max_connections = self
+            .config
+            .limits
+            .max_connections
+            .clamp(1, Semaphore::MAX_PERMITS);
+        let shared = Arc::new(Shared::new(self.config, auth, shutdown_rx));
+        let bound = bind_all(&shared).await?;
+        let connections = Arc::new(Semaphore::new(max_connections));
+        let mut addrs = Vec::new();
+        for listener in bound {
+            let addr = listener.listener.local_addr().map_err(BrokerError::Io)?;
+            tracing::info!(kind = %listener.kind, %addr, "listening");
+            addrs.push((listener.kind, addr));
+            tokio::spawn(accept_loop(listener, shared.clone(), connections.clone()));
+        }
+        Ok(BrokerHandle {
+            inner: Arc::new(HandleInner {
+                shared,
+                addrs,
+                shutdown: shutdown_tx,
+                connections,
+                max_connections,
+                consumers: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Starts, then serves until ctrl-c or SIGTERM, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn run(self) -> Result<(), BrokerError> {
+        let handle = self.start().await?;
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received");
+        handle.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+struct HandleInner {
+    shared: Arc<Shared>,
+    addrs: Vec<(ListenerKind, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    consumers: AtomicU64,
+}
+
+/// A running broker. Cheap to clone; every clone controls the same broker.
+#[derive(Clone)]
+pub struct BrokerHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl std::fmt::Debug for BrokerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerHandle")
+            .field("addrs", &self.inner.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerHandle {
+    /// The address each listener is bound to (the real port when 0 was configured).
+    pub fn local_addrs(&self) -> &[(ListenerKind, SocketAddr)] {
+        &self.inner.addrs
+    }
+
+    /// The address of the first listener of `kind`, if one is bound.
+    pub fn local_addr(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.inner
+            .addrs
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, a)| *a)
+    }
+
+    /// Publishes a message as the broker itself (a backend's system announcement, a command to
+    /// a device through its P2P address). Waits while receivers are full, at most the
+    /// backpressure timeout.
+    ///
+    /// # Errors
+    /// [`BrokerError::InvalidTopic`], [`BrokerError::Shutdown`], or
+    /// [`BrokerError::Backpressure`] when receivers stayed full (some may have received it).
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<MessageId, BrokerError> {
+        let shared = &self.inner.shared;
+        if *shared.shutdown.borrow() {
+            return Err(BrokerError::Shutdown);
+        }
+        TopicName::validate(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
+        let topic =
+            ByteStr::try_from(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
+        let now = unix_time_ms();
+        let message = Arc::new(Message {
+            id: shared.router.next_id(),
+            topic,
+            payload: payload.into(),
+            qos,
+            retain: false,
+            published_at_ms: now,
+        });
+        let mut scratch = RouteScratch::default();
+        shared
+            .router
+            .route(&message, retain, None, now, &mut scratch);
+        if shared
+            .router
+            .settle(scratch.blocked, shared.config.limits.backpressure_timeout)
+            .await
+        {
+            Ok(message.id)
+        } else {
+            Err(BrokerError::Backpressure)
+        }
+    }
+
+    /// A backend consumer of `filter` (plain, or `$share/{group}/{filter}` to consume in a
+    /// group: each message goes to one member). Messages arrive on the returned
+    /// [`Consumer`]; a slow consumer slows the publishers, like any receiver.
+    ///
+    /// # Errors
+    /// [`BrokerError::InvalidFilter`] or [`BrokerError::Shutdown`].
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<Consumer, BrokerError> {
+        let shared = &self.inner.shared;
+        let n = self.inner.consumers.fetch_add(1, Ordering::Relaxed);
+        let id: Arc<str> = Arc::from(format!("$backend-{n}"));
+        let channel = ChannelId::generate().map_err(|_| BrokerError::Shutdown)?;
+        let (inbox, receiver) = mpsc::channel(shared.config.limits.inbox_capacity.max(1));
+        let link = OnlineLink {
+            channel,
+            inbox,
+            kick: None,
+        };
+        if !matches!(
+            shared
+                .router
+                .registry
+                .attach(&id, link, crate::TakeoverPolicy::RefuseNew),
+            Attach::Fresh
+        ) {
+            return Err(BrokerError::Shutdown);
+        }
+        if shared.router.subscribe(&id, filter, qos).is_none() {
+            shared.router.registry.remove(&id);
+            return Err(BrokerError::InvalidFilter(filter.to_owned()));
+        }
+        Ok(Consumer {
+            shared: shared.clone(),
+            id,
+            filter: filter.to_owned(),
+            receiver,
+        })
+    }
+
+    /// Status events (connect / disconnect / tcpclean) emitted from now on.
+    pub fn status_events(&self) -> broadcast::Receiver<StatusEvent> {
+        self.inner.shared.status.subscribe()
+    }
+
+    /// Whether `client_id` has a connection open right now (the live registry, not events).
+    pub fn is_online(&self, client_id: &str) -> bool {
+        self.inner.shared.router.registry.is_online(client_id)
+    }
+
+    /// [`is_online`](Self::is_online) for each id, in order.
+    pub fn are_online<'a>(
+        &self,
+        client_ids: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<(&'a str, bool)> {
+        client_ids
+            .into_iter()
+            .map(|id| (id, self.is_online(id)))
+            .collect()
+    }
+
+    /// Number of clients online.
+    pub fn online_count(&self) -> usize {
+        self.inner.shared.router.registry.online_count()
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.shared.metrics.snapshot()
+    }
+
+    /// Stops accepting, closes every connection (persistent sessions stay in memory), and
+    /// waits for the connection tasks to end (at most 5 s).
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let all = u32::try_from(self.inner.max_connections).unwrap_or(u32::MAX);
+        let wait = self.inner.connections.acquire_many(all);
+        if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
+            tracing::warn!("connections still open after the shutdown grace period");
+        }
+    }
+}
+
+/// A backend consumer created by [`BrokerHandle::subscribe`]. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Consumer {
+    shared: Arc<Shared>,
+    id: Arc<str>,
+    filter: String,
+    receiver: mpsc::Receiver<Delivery>,
+}
+
+impl Consumer {
+    /// The next message; `None` once the broker is gone.
+    pub async fn recv(&mut self) -> Option<Arc<Message>> {
+        self.receiver.recv().await.map(|d| d.message)
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Message>> {
+        self.receiver.try_recv().ok().map(|d| d.message)
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.shared.router.unsubscribe(&self.id, &self.filter);
+        self.shared.router.registry.remove(&self.id);
+    }
+}

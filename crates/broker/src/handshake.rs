@@ -1,0 +1,165 @@
+//! From an accepted byte stream to an online connection: CONNECT (within the timeout),
+//! client id rules, authentication, takeover, the session, the `connect` status event.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, Packet};
+use mqgate_session::Session;
+use mqgate_status::{ChannelId, ConnectionEvents};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::unix_time_ms;
+use crate::close::CloseReason;
+use crate::connection::{Io, Online};
+use crate::registry::{Attach, OnlineLink};
+use crate::router::RouteScratch;
+use crate::shared::Shared;
+
+/// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
+/// is logged and counted.
+pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let limits = &shared.config.limits;
+    let mut io = Io::new(stream, limits.max_packet_size);
+    let first = match tokio::time::timeout(limits.connect_timeout, io.read_packet()).await {
+        Err(_) => Err(CloseReason::ConnectTimeout),
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(Packet::Connect(connect)))) => Ok(connect),
+        Ok(Ok(Some(other))) => Err(CloseReason::NotConnect(other.name())),
+        Ok(Err(reason)) => Err(reason),
+    };
+    let connect = match first {
+        Ok(connect) => connect,
+        Err(reason) => {
+            reason.report(&peer.to_string(), &shared.metrics);
+            return;
+        }
+    };
+    match accept(io, peer, &shared, &connect).await {
+        Ok(online) => online.run().await,
+        Err((mut io, code)) => {
+            tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
+            shared
+                .metrics
+                .connects_refused
+                .fetch_add(1, Ordering::Relaxed);
+            let connack = Packet::ConnAck(ConnAck {
+                session_present: false,
+                code,
+            });
+            let _ = io
+                .write_all([connack], shared.config.limits.connect_timeout)
+                .await;
+        }
+    }
+}
+
+type Refusal<S> = (Io<S>, ConnectReturnCode);
+
+/// Accepts `connect` or says which CONNACK code refuses it.
+async fn accept<S>(
+    io: Io<S>,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    connect: &Connect,
+) -> Result<Online<S>, Refusal<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Some(client_id) = client_id(shared, connect) else {
+        return Err((io, ConnectReturnCode::IdentifierRejected));
+    };
+    if let Err(code) = shared.auth.authenticate(connect, peer) {
+        return Err((io, code));
+    }
+    let Ok(channel) = ChannelId::generate() else {
+        return Err((io, ConnectReturnCode::ServerUnavailable));
+    };
+    let client: Arc<str> = Arc::from(client_id.as_str());
+    let (inbox_tx, inbox) = mpsc::channel(shared.config.limits.inbox_capacity.max(1));
+    let (kick_tx, kick) = oneshot::channel();
+    let link = OnlineLink {
+        channel,
+        inbox: inbox_tx,
+        kick: Some(kick_tx),
+    };
+    let registry = &shared.router.registry;
+    let mut pending = Vec::new();
+    let stored = match registry.attach(&client, link, shared.config.takeover) {
+        Attach::Fresh => None,
+        Attach::Resumed(session) => Some(session),
+        Attach::Wait(handoff) => {
+            let limit = shared.config.limits.connect_timeout;
+            let handed = tokio::time::timeout(limit, handoff).await;
+            pending = registry.complete_handover(&client, channel);
+            handed.ok().and_then(Result::ok).flatten()
+        }
+        Attach::Refused => return Err((io, ConnectReturnCode::IdentifierRejected)),
+    };
+    let mut session =
+        stored.unwrap_or_else(|| Box::new(Session::new(client_id.clone(), shared.session_config)));
+    session.set_config(shared.session_config);
+    if connect.clean_session {
+        // The stored state is discarded by `connect`; its subscriptions leave the trie too.
+        let old = session.subscriptions().to_vec();
+        shared.router.unsubscribe_all(&client, &old);
+    }
+    let now = unix_time_ms();
+    if let Err(error) = session.connect(connect, now) {
+        // Only possible if a session were handed over still connected: refuse, stay sane.
+        tracing::error!(%client, %error, "session refused CONNECT");
+        registry.detach(&client, channel, session, |_| {});
+        return Err((io, ConnectReturnCode::ServerUnavailable));
+    }
+    for delivery in pending {
+        let _ = session.handle_delivery(delivery.message, delivery.granted, now);
+    }
+    let (events, connected) = ConnectionEvents::connect(
+        client.as_ref(),
+        channel,
+        peer.to_string(),
+        shared.status.sequence.clone(),
+        now,
+    );
+    shared.status.emit(Some(connected));
+    shared
+        .metrics
+        .sessions_started
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(%client, %peer, %channel, clean = connect.clean_session, "client connected");
+    Ok(Online {
+        io,
+        shared: shared.clone(),
+        client,
+        channel,
+        session,
+        inbox,
+        kick,
+        shutdown: shared.shutdown.clone(),
+        events,
+        held: None,
+        scratch: RouteScratch::default(),
+    })
+}
+
+/// The client id to use: the one sent, or a generated one for an empty id with a clean
+/// session (MQTT-3.1.3-6); `None` when it must be refused (MQTT-3.1.3-8, or our id rules).
+fn client_id(shared: &Shared, connect: &Connect) -> Option<ByteStr> {
+    if connect.client_id.is_empty() {
+        if !connect.clean_session {
+            return None;
+        }
+        let suffix = getrandom::u64().ok()?;
+        return ByteStr::try_from(format!("mqgate-{suffix:016x}")).ok();
+    }
+    shared
+        .client_id_rules
+        .check(&connect.client_id)
+        .ok()
+        .map(|_| connect.client_id.clone())
+}

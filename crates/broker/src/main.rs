@@ -1,0 +1,84 @@
+//! `mqgate`: run the reference broker.
+//!
+//! With no arguments it starts a local development broker: TCP on 127.0.0.1:1883 and
+//! WebSocket on 127.0.0.1:8083 at `/mqtt`, anonymous access allowed (and logged loudly).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mqgate_broker::{Broker, BrokerConfig};
+
+/// The mqgate MQTT 3.1.1 broker.
+#[derive(Debug, Parser)]
+#[command(name = "mqgate", version, about)]
+struct Args {
+    /// TOML configuration file (see crates/broker/mqgate.example.toml). Without one, a local
+    /// development broker starts with anonymous access allowed.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the MQTT/TCP listener (overrides the file).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Address of the MQTT/WebSocket listener (overrides the file).
+    #[arg(long, value_name = "ADDR")]
+    ws_listen: Option<SocketAddr>,
+    /// Data directory (overrides the file).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Allow clients without credentials (development only).
+    #[arg(long)]
+    allow_anonymous: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => match BrokerConfig::from_toml_file(path) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "cannot load the configuration");
+                return ExitCode::FAILURE;
+            }
+        },
+        // The explicit development default: the only place anonymous access is on by itself.
+        None => BrokerConfig {
+            allow_anonymous: true,
+            ..BrokerConfig::default()
+        },
+    };
+    if let Some(addr) = args.listen {
+        config.listeners.tcp = Some(addr);
+    }
+    if let Some(addr) = args.ws_listen {
+        config.listeners.ws = Some(addr);
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    config.allow_anonymous |= args.allow_anonymous;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(Broker::builder().config(config).build().run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "broker stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

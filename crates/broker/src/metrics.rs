@@ -1,0 +1,69 @@
+//! [`Metrics`]: counters of what the broker did and refused, as atomics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Counters, incremented with relaxed atomics from every connection task. Read them
+        /// with [`snapshot`](Metrics::snapshot).
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        /// A plain copy of [`Metrics`] at one instant.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct MetricsSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Metrics {
+            /// Copies every counter.
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections accepted by a listener.
+    connections_accepted,
+    /// Connections closed at accept because `max_connections` were open.
+    connections_refused,
+    /// Connections whose CONNECT was accepted (CONNACK 0).
+    sessions_started,
+    /// CONNECTs refused with a non-zero CONNACK (credentials, client id, takeover policy).
+    connects_refused,
+    /// Connections closed because CONNECT did not arrive in time.
+    connect_timeouts,
+    /// Connections closed for bytes that are not a valid MQTT packet.
+    malformed_packets,
+    /// Connections closed for a packet larger than `max_packet_size`.
+    oversize_packets,
+    /// Connections closed for a protocol violation (first packet not CONNECT, second
+    /// CONNECT, unknown packet id, packet not allowed from a client).
+    protocol_errors,
+    /// Connections closed for a PUBLISH to an invalid topic name.
+    invalid_topics,
+    /// SUBSCRIBE entries refused (invalid filter, another client's P2P address).
+    subscriptions_refused,
+    /// Connections closed for silence longer than 1.5 times the keep-alive.
+    keep_alive_expired,
+    /// Connections closed by a takeover (a newer connection with the same client id).
+    takeovers,
+    /// Publishers disconnected after waiting longer than `backpressure_timeout`.
+    backpressure_timeouts,
+    /// Messages accepted from clients and the embedding API.
+    messages_received,
+    /// Messages handed to receivers (one per receiver).
+    messages_delivered,
+    /// QoS 0 messages dropped because a receiver's inbox was full.
+    qos0_dropped,
+    /// Messages a session did not keep (offline QoS 0, clean session, queue limit, age).
+    session_dropped,
+    /// P2P messages whose target client id has no session.
+    p2p_no_target,
+    /// Wills published after an abnormal close.
+    wills_published,
+}

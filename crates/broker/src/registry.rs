@@ -1,0 +1,257 @@
+//! The client registry: client id -> where that client's messages go right now.
+//!
+//! A client is online (its connection task's inbox), offline with a persistent session kept
+//! here, or in handover between two connections during a takeover. The map is sharded by
+//! the client id's hash so that two publishers rarely contend, and no shard lock is held
+//! across an `.await`: a lookup clones the inbox sender and lets the lock go.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use mqgate_codec::QoS;
+use mqgate_session::{DeliveryOutcome, DropReason, Event, Message, Session};
+use mqgate_status::ChannelId;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::TakeoverPolicy;
+
+const SHARDS: usize = 16;
+
+/// A routed message on its way to one receiver, at the QoS its subscription granted.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) message: Arc<Message>,
+    pub(crate) granted: QoS,
+}
+
+/// The session handed from a closing connection to its successor.
+pub(crate) type Handoff = oneshot::Sender<Option<Box<Session>>>;
+
+/// What the registry knows of one connected client.
+#[derive(Debug)]
+pub(crate) struct OnlineLink {
+    pub(crate) channel: ChannelId,
+    pub(crate) inbox: mpsc::Sender<Delivery>,
+    /// Fired to close this connection when a newer one takes its client id over.
+    pub(crate) kick: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Online(OnlineLink),
+    /// A persistent session whose client is away; deliveries are queued in it.
+    Offline(Box<Session>),
+    /// The old connection was kicked and has not handed its session over yet. Deliveries
+    /// wait in `pending` (bounded) and are replayed by the new connection.
+    Handover {
+        next: OnlineLink,
+        handoff: Option<Handoff>,
+        pending: Vec<Delivery>,
+    },
+}
+
+/// The outcome of [`Registry::attach`].
+#[derive(Debug)]
+pub(crate) enum Attach {
+    /// No state was stored for this client id.
+    Fresh,
+    /// A persistent session was stored; it is the new connection's now.
+    Resumed(Box<Session>),
+    /// Another connection holds the id and was kicked: await its session, then call
+    /// [`Registry::complete_handover`].
+    Wait(oneshot::Receiver<Option<Box<Session>>>),
+    /// Another connection holds the id and the policy keeps it.
+    Refused,
+}
+
+/// Where one delivery went.
+#[derive(Debug)]
+pub(crate) enum Target {
+    /// The client is online: send the delivery (given back) into this inbox.
+    Inbox(mpsc::Sender<Delivery>, Delivery),
+    /// Handled here (offline session or handover buffer); dropped messages counted in the
+    /// second field.
+    Done(DeliveryOutcome, u64),
+    /// No session exists for the client id.
+    Unknown,
+}
+
+/// Client id -> slot, in shards.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    shards: [Mutex<HashMap<Arc<str>, Slot>>; SHARDS],
+    hasher: hashbrown::DefaultHashBuilder,
+    /// Most deliveries buffered per client during a handover.
+    pending_limit: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(pending_limit: usize) -> Self {
+        Registry {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            pending_limit,
+        }
+    }
+
+    fn shard(&self, client_id: &str) -> &Mutex<HashMap<Arc<str>, Slot>> {
+        // The remainder is below SHARDS, the array's length: the index is always in range.
+        let index = (self.hasher.hash_one(client_id) % SHARDS as u64) as usize;
+        &self.shards[index]
+    }
+
+    /// Makes `link` the client's connection, according to `policy` if one is open already.
+    pub(crate) fn attach(
+        &self,
+        client_id: &Arc<str>,
+        link: OnlineLink,
+        policy: TakeoverPolicy,
+    ) -> Attach {
+        let mut shard = self.shard(client_id).lock();
+        match shard.remove(client_id) {
+            None => {
+                shard.insert(client_id.clone(), Slot::Online(link));
+                Attach::Fresh
+            }
+            Some(Slot::Offline(session)) => {
+                shard.insert(client_id.clone(), Slot::Online(link));
+                Attach::Resumed(session)
+            }
+            Some(Slot::Online(old)) if policy == TakeoverPolicy::KickOld => {
+                let (handoff, wait) = oneshot::channel();
+                if let Some(kick) = old.kick {
+                    // An error means the old task is already ending; it hands off all the same.
+                    let _ = kick.send(());
+                }
+                shard.insert(
+                    client_id.clone(),
+                    Slot::Handover {
+                        next: link,
+                        handoff: Some(handoff),
+                        pending: Vec::new(),
+                    },
+                );
+                Attach::Wait(wait)
+            }
+            Some(other) => {
+                // Refused by policy, or a handover already running: keep what is there.
+                shard.insert(client_id.clone(), other);
+                Attach::Refused
+            }
+        }
+    }
+
+    /// Ends a handover: the new connection is online; returns the deliveries buffered meanwhile.
+    pub(crate) fn complete_handover(
+        &self,
+        client_id: &Arc<str>,
+        channel: ChannelId,
+    ) -> Vec<Delivery> {
+        let mut shard = self.shard(client_id).lock();
+        let Some(slot) = shard.get_mut(client_id) else {
+            return Vec::new();
+        };
+        match slot {
+            Slot::Handover { next, .. } if next.channel == channel => {}
+            _ => return Vec::new(),
+        }
+        let Some(Slot::Handover { next, pending, .. }) = shard.remove(client_id) else {
+            return Vec::new();
+        };
+        shard.insert(client_id.clone(), Slot::Online(next));
+        pending
+    }
+
+    /// The connection on `channel` ended. Its session (if it must outlive the connection, or a
+    /// successor waits for it) goes to the slot or to the successor; `drain` runs under the
+    /// lock first, so deliveries still in the inbox land in the session.
+    pub(crate) fn detach(
+        &self,
+        client_id: &Arc<str>,
+        channel: ChannelId,
+        mut session: Box<Session>,
+        drain: impl FnOnce(&mut Session),
+    ) {
+        let mut shard = self.shard(client_id).lock();
+        drain(&mut session);
+        match shard.get_mut(client_id) {
+            Some(Slot::Online(link)) if link.channel == channel => {
+                if session.is_persistent() {
+                    shard.insert(client_id.clone(), Slot::Offline(session));
+                } else {
+                    shard.remove(client_id);
+                }
+            }
+            Some(Slot::Handover { handoff, .. }) => {
+                if let Some(handoff) = handoff.take() {
+                    let _ = handoff.send(Some(session));
+                }
+            }
+            // Someone else owns the id now (a handover that timed out): nothing to hand back.
+            _ => {}
+        }
+    }
+
+    /// Routes one delivery to `client_id`'s current place.
+    pub(crate) fn deliver_to(&self, client_id: &str, delivery: Delivery, now: u64) -> Target {
+        let mut shard = self.shard(client_id).lock();
+        match shard.get_mut(client_id) {
+            None => Target::Unknown,
+            Some(Slot::Online(link)) => Target::Inbox(link.inbox.clone(), delivery),
+            Some(Slot::Offline(session)) => {
+                let outcome = session.handle_delivery(delivery.message, delivery.granted, now);
+                Target::Done(outcome, drain_drops(session))
+            }
+            Some(Slot::Handover { pending, .. }) => {
+                let qos = delivery.message.qos.min(delivery.granted);
+                if qos == QoS::AtMostOnce {
+                    Target::Done(DeliveryOutcome::Dropped(DropReason::Offline), 0)
+                } else if pending.len() >= self.pending_limit {
+                    Target::Done(DeliveryOutcome::Refused, 0)
+                } else {
+                    pending.push(delivery);
+                    Target::Done(DeliveryOutcome::Queued, 0)
+                }
+            }
+        }
+    }
+
+    /// Forgets `client_id` whatever its state (a backend consumer going away).
+    pub(crate) fn remove(&self, client_id: &str) {
+        self.shard(client_id).lock().remove(client_id);
+    }
+
+    /// Whether a connection is open for `client_id` (or being taken over by a new one).
+    pub(crate) fn is_online(&self, client_id: &str) -> bool {
+        matches!(
+            self.shard(client_id).lock().get(client_id),
+            Some(Slot::Online(_) | Slot::Handover { .. })
+        )
+    }
+
+    /// Number of clients online.
+    pub(crate) fn online_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .values()
+                    .filter(|slot| !matches!(slot, Slot::Offline(_)))
+                    .count()
+            })
+            .sum()
+    }
+}
+
+/// Drains an offline session's events; returns how many messages it dropped.
+pub(crate) fn drain_drops(session: &mut Session) -> u64 {
+    let mut dropped = 0;
+    while let Some(event) = session.poll_event() {
+        if matches!(event, Event::Dropped { .. }) {
+            dropped += 1;
+        }
+    }
+    dropped
+}

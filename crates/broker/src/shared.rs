@@ -1,0 +1,57 @@
+//! [`Shared`]: what every task of one broker reaches through an `Arc`.
+
+use std::sync::Arc;
+
+use mqgate_session::SessionConfig;
+use mqgate_topic::ClientIdRules;
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::router::Router;
+use crate::status::StatusHub;
+use crate::{BrokerConfig, Metrics};
+
+/// The broker's shared state: configuration, router, status hub, counters, shutdown signal.
+pub(crate) struct Shared {
+    pub(crate) config: BrokerConfig,
+    pub(crate) session_config: SessionConfig,
+    pub(crate) client_id_rules: ClientIdRules,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) router: Router,
+    pub(crate) status: StatusHub,
+    pub(crate) auth: Box<dyn Authenticator>,
+    /// Becomes `true` once shutdown starts; every task watches it.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: BrokerConfig,
+        auth: Box<dyn Authenticator>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let session_config = config.session.session_config();
+        Shared {
+            client_id_rules: ClientIdRules {
+                max_len: config.limits.max_client_id_len,
+                ..ClientIdRules::default()
+            },
+            router: Router::new(metrics.clone(), session_config.max_queued_messages),
+            status: StatusHub::new(config.limits.status_channel_capacity),
+            session_config,
+            metrics,
+            auth,
+            shutdown,
+            config,
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Publish/subscribe over real sockets with rumqttc: QoS 0/1/2, big payloads, overlapping
+//! subscriptions, `$` topics, retained messages, shared groups, P2P, the embedding API.
+
+mod support;
+
+use std::time::Duration;
+
+use mqgate_codec::QoS as Q;
+use rumqttc::{QoS, SubscribeReasonCode};
+use support::{start, subscribe, Client};
+
+#[tokio::test]
+async fn qos_0_1_2_round_trips_deliver_at_the_lower_qos() {
+    let broker = start().await;
+    let mut sub = Client::connect(&broker, "sub", true).await;
+    let publisher = Client::connect(&broker, "pub", true).await;
+    for (filter, granted) in [
+        ("q/0", QoS::AtMostOnce),
+        ("q/1", QoS::AtLeastOnce),
+        ("q/2", QoS::ExactlyOnce),
+    ] {
+        subscribe(&mut sub, filter, granted).await;
+    }
+    let cases = [
+        ("q/0", QoS::ExactlyOnce, QoS::AtMostOnce),
+        ("q/1", QoS::ExactlyOnce, QoS::AtLeastOnce),
+        ("q/2", QoS::ExactlyOnce, QoS::ExactlyOnce),
+        ("q/2", QoS::AtLeastOnce, QoS::AtLeastOnce),
+    ];
+    for (topic, sent, expected) in cases {
+        publisher
+            .client
+            .publish(topic, sent, false, format!("{topic}:{sent:?}"))
+            .await
+            .unwrap();
+        let got = sub.next().await;
+        assert_eq!(got.topic, topic);
+        assert_eq!(got.qos, expected, "{topic} sent at {sent:?}");
+        assert_eq!(&got.payload[..], format!("{topic}:{sent:?}").as_bytes());
+    }
+    sub.expect_nothing(Duration::from_millis(200)).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_256_kib_payload_arrives_intact() {
+    let broker = start().await;
+    let mut sub = Client::connect(&broker, "big-sub", true).await;
+    let publisher = Client::connect(&broker, "big-pub", true).await;
+    subscribe(&mut sub, "big", QoS::AtLeastOnce).await;
+    let payload: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+    publisher
+        .client
+        .publish("big", QoS::AtLeastOnce, false, payload.clone())
+        .await
+        .unwrap();
+    let got = sub.next().await;
+    assert_eq!(got.payload.len(), payload.len());
+    assert!(got.payload[..] == payload[..]);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
+    let broker = start().await;
+    let mut sub = Client::connect(&broker, "overlap", true).await;
+    subscribe(&mut sub, "a/+", QoS::AtMostOnce).await;
+    subscribe(&mut sub, "a/#", QoS::ExactlyOnce).await;
+    subscribe(&mut sub, "a/b", QoS::AtLeastOnce).await;
+    broker
+        .publish("a/b", "x", Q::ExactlyOnce, false)
+        .await
+        .unwrap();
+    let got = sub.next().await;
+    assert_eq!(got.qos, QoS::ExactlyOnce);
+    sub.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn dollar_topics_are_not_matched_by_leading_wildcards() {
+    let broker = start().await;
+    let mut wild = Client::connect(&broker, "wild", true).await;
+    let mut sys = Client::connect(&broker, "sys", true).await;
+    subscribe(&mut wild, "#", QoS::AtMostOnce).await;
+    subscribe(&mut wild, "+/uptime", QoS::AtMostOnce).await;
+    subscribe(&mut sys, "$SYS/#", QoS::AtMostOnce).await;
+    broker
+        .publish("$SYS/uptime", "1", Q::AtMostOnce, false)
+        .await
+        .unwrap();
+    broker
+        .publish("plain/uptime", "2", Q::AtMostOnce, false)
+        .await
+        .unwrap();
+    assert_eq!(sys.next().await.topic, "$SYS/uptime");
+    assert_eq!(wild.next().await.topic, "plain/uptime");
+    wild.expect_nothing(Duration::from_millis(200)).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn retained_messages_are_set_replaced_and_cleared() {
+    let broker = start().await;
+    let publisher = Client::connect(&broker, "retainer", true).await;
+    publisher
+        .client
+        .publish("r/t", QoS::AtLeastOnce, true, "one")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("r/t", QoS::AtLeastOnce, true, "two")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("r/other", QoS::AtLeastOnce, false, "not kept")
+        .await
+        .unwrap();
+    // The publisher's QoS 1 round trips end before the subscriber arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut late = Client::connect(&broker, "late", true).await;
+    subscribe(&mut late, "r/#", QoS::AtLeastOnce).await;
+    let got = late.next().await;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..], got.retain),
+        ("r/t", &b"two"[..], true)
+    );
+    late.expect_nothing(Duration::from_millis(200)).await;
+
+    // Live delivery to an existing subscriber has RETAIN=0.
+    publisher
+        .client
+        .publish("r/t", QoS::AtLeastOnce, true, "three")
+        .await
+        .unwrap();
+    let live = late.next().await;
+    assert_eq!((&live.payload[..], live.retain), (&b"three"[..], false));
+
+    // An empty retained payload clears the topic.
+    publisher
+        .client
+        .publish("r/t", QoS::AtLeastOnce, true, "")
+        .await
+        .unwrap();
+    assert!(late.next().await.payload.is_empty());
+    let mut later = Client::connect(&broker, "later", true).await;
+    subscribe(&mut later, "r/#", QoS::AtLeastOnce).await;
+    later.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shared_group_gives_each_message_to_exactly_one_member() {
+    let broker = start().await;
+    let mut members = Vec::new();
+    for id in ["worker-1", "worker-2", "worker-3"] {
+        let mut m = Client::connect(&broker, id, true).await;
+        subscribe(&mut m, "$share/billing/orders/+", QoS::AtLeastOnce).await;
+        members.push(m);
+    }
+    let mut watcher = Client::connect(&broker, "watcher", true).await;
+    subscribe(&mut watcher, "orders/#", QoS::AtLeastOnce).await;
+    let total = 30;
+    for i in 0..total {
+        broker
+            .publish(&format!("orders/{i}"), i.to_string(), Q::AtLeastOnce, false)
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..total {
+        seen.push(watcher.next().await.topic);
+    }
+    let mut got = Vec::new();
+    for m in &mut members {
+        while let Ok(Some(p)) =
+            tokio::time::timeout(Duration::from_millis(300), m.publishes.recv()).await
+        {
+            got.push(p.topic);
+        }
+    }
+    got.sort();
+    seen.sort();
+    assert_eq!(got, seen, "every message to exactly one member");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn p2p_reaches_an_unsubscribed_client_and_cannot_be_subscribed_to() {
+    let broker = start().await;
+    let mut target = Client::connect(&broker, "GID_app@@@phone-1", true).await;
+    let mut snoop = Client::connect(&broker, "snoop", true).await;
+    let codes = subscribe(&mut snoop, "chat/p2p/GID_app@@@phone-1", QoS::AtLeastOnce).await;
+    assert_eq!(codes, [SubscribeReasonCode::Failure]);
+    subscribe(&mut snoop, "chat/#", QoS::AtLeastOnce).await;
+    let sender = Client::connect(&broker, "GID_app@@@phone-2", true).await;
+    sender
+        .client
+        .publish("chat/p2p/GID_app@@@phone-1", QoS::AtLeastOnce, false, "hi")
+        .await
+        .unwrap();
+    let got = target.next().await;
+    assert_eq!(got.topic, "chat/p2p/GID_app@@@phone-1");
+    assert_eq!(&got.payload[..], b"hi");
+    snoop.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_consumer_group_shares_messages_from_clients() {
+    let broker = start().await;
+    let mut a = broker
+        .subscribe("$share/backend/report/#", Q::AtLeastOnce)
+        .unwrap();
+    let mut b = broker
+        .subscribe("$share/backend/report/#", Q::AtLeastOnce)
+        .unwrap();
+    let device = Client::connect(&broker, "device", true).await;
+    for i in 0..10 {
+        device
+            .client
+            .publish(format!("report/{i}"), QoS::AtLeastOnce, false, "x")
+            .await
+            .unwrap();
+    }
+    let mut topics = Vec::new();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while topics.len() < 10 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            Some(m) = a.recv() => topics.push(m.topic.to_string()),
+            Some(m) = b.recv() => topics.push(m.topic.to_string()),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    topics.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("report/{i}")).collect();
+    expected.sort();
+    assert_eq!(topics, expected);
+    assert!(a.try_recv().is_none() && b.try_recv().is_none());
+    assert!(broker.subscribe("bad/#/filter", Q::AtMostOnce).is_err());
+    broker.shutdown().await;
+}

@@ -1,0 +1,219 @@
+//! Test support: a broker on ephemeral ports, rumqttc clients whose incoming PUBLISHes
+//! arrive on a channel, and a raw MQTT client built on our codec.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqgate_broker::{Broker, BrokerConfig, BrokerHandle, ListenerKind};
+use mqgate_codec::{Connect, Decoder, Packet};
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+/// How long any single expectation may take.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub async fn start() -> BrokerHandle {
+    start_with(BrokerConfig::ephemeral()).await
+}
+
+pub async fn start_with(config: BrokerConfig) -> BrokerHandle {
+    Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect("broker starts")
+}
+
+pub fn tcp_addr(broker: &BrokerHandle) -> SocketAddr {
+    broker.local_addr(ListenerKind::Tcp).expect("tcp listener")
+}
+
+/// A rumqttc client driven by a background task.
+pub struct Client {
+    pub client: AsyncClient,
+    pub publishes: mpsc::UnboundedReceiver<Publish>,
+    /// Session-present flags of every CONNACK, in order.
+    pub connacks: mpsc::UnboundedReceiver<bool>,
+    /// Return codes of every SUBACK, in order.
+    pub subacks: mpsc::UnboundedReceiver<Vec<rumqttc::SubscribeReasonCode>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Client {
+    pub async fn connect(broker: &BrokerHandle, id: &str, clean: bool) -> Client {
+        let addr = tcp_addr(broker);
+        let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options.set_clean_session(clean);
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
+        Client::with_options(options).await
+    }
+
+    pub async fn with_options(options: MqttOptions) -> Client {
+        let (client, eventloop) = AsyncClient::new(options, 1024);
+        let mut c = Client::drive(client, eventloop);
+        let present = timeout(WAIT, c.connacks.recv())
+            .await
+            .expect("CONNACK in time");
+        assert!(present.is_some(), "connected");
+        c
+    }
+
+    fn drive(client: AsyncClient, mut eventloop: EventLoop) -> Client {
+        let (ptx, publishes) = mpsc::unbounded_channel();
+        let (ctx, connacks) = mpsc::unbounded_channel();
+        let (stx, subacks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        let _ = ptx.send(p);
+                    }
+                    Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                        let _ = ctx.send(ack.session_present);
+                    }
+                    Ok(Event::Incoming(Incoming::SubAck(ack))) => {
+                        let _ = stx.send(ack.return_codes);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        Client {
+            client,
+            publishes,
+            connacks,
+            subacks,
+            task,
+        }
+    }
+
+    /// The next incoming PUBLISH, within [`WAIT`].
+    pub async fn next(&mut self) -> Publish {
+        timeout(WAIT, self.publishes.recv())
+            .await
+            .expect("a PUBLISH in time")
+            .expect("client still running")
+    }
+
+    /// Asserts nothing arrives within `quiet`.
+    pub async fn expect_nothing(&mut self, quiet: Duration) {
+        if let Ok(Some(p)) = timeout(quiet, self.publishes.recv()).await {
+            panic!("unexpected PUBLISH on {}: {:?}", p.topic, p.payload);
+        }
+    }
+
+    /// Kills the connection without DISCONNECT (an abnormal close).
+    pub fn kill(self) {
+        self.task.abort();
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+        let _ = timeout(WAIT, self.task).await;
+    }
+}
+
+/// Subscribes and waits for the SUBACK (a round trip through the broker).
+pub async fn subscribe(
+    c: &mut Client,
+    filter: &str,
+    qos: rumqttc::QoS,
+) -> Vec<rumqttc::SubscribeReasonCode> {
+    c.client
+        .subscribe(filter, qos)
+        .await
+        .expect("subscribe queued");
+    timeout(WAIT, c.subacks.recv())
+        .await
+        .expect("SUBACK in time")
+        .expect("client running")
+}
+
+/// A raw MQTT client over TCP, speaking through our codec.
+pub struct Raw {
+    pub stream: TcpStream,
+    rx: BytesMut,
+    decoder: Decoder,
+}
+
+impl Raw {
+    pub async fn open(broker: &BrokerHandle) -> Raw {
+        let stream = TcpStream::connect(tcp_addr(broker)).await.expect("connect");
+        Raw {
+            stream,
+            rx: BytesMut::new(),
+            decoder: Decoder::new(4 * 1024 * 1024),
+        }
+    }
+
+    /// Opens and sends CONNECT; expects CONNACK 0.
+    pub async fn connect(broker: &BrokerHandle, id: &str, keep_alive: u16) -> Raw {
+        let mut raw = Raw::open(broker).await;
+        raw.send(Packet::Connect(Box::new(Connect {
+            client_id: id.try_into().expect("id"),
+            keep_alive,
+            clean_session: true,
+            ..Connect::default()
+        })))
+        .await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) => {
+                assert_eq!(ack.code, mqgate_codec::ConnectReturnCode::Accepted)
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        raw
+    }
+
+    pub async fn send(&mut self, packet: Packet) {
+        let mut buf = BytesMut::new();
+        packet.encode(&mut buf).expect("encodes");
+        self.send_bytes(&buf).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        // The broker may already have closed: a failed write shows up as `recv() == None`.
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// The next packet, or `None` when the broker closed the connection (within [`WAIT`]).
+    pub async fn recv(&mut self) -> Option<Packet> {
+        self.recv_within(WAIT)
+            .await
+            .expect("broker answered or closed in time")
+    }
+
+    /// `Err(())` on timeout.
+    pub async fn recv_within(&mut self, limit: Duration) -> Result<Option<Packet>, ()> {
+        let read = async {
+            loop {
+                if let Ok(Some(p)) = self.decoder.decode(&mut self.rx) {
+                    return Some(p);
+                }
+                match self.stream.read_buf(&mut self.rx).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        };
+        timeout(limit, read).await.map_err(|_| ())
+    }
+
+    /// Waits until the broker closes the connection, skipping packets.
+    pub async fn expect_closed(&mut self) {
+        for _ in 0..100 {
+            if self.recv().await.is_none() {
+                return;
+            }
+        }
+        panic!("connection not closed");
+    }
+}
