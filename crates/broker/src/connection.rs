@@ -330,6 +330,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if self.scratch.blocked.is_empty() {
             return Ok(());
         }
+        self.shared
+            .metrics
+            .backpressure_waits
+            .fetch_add(1, Ordering::Relaxed);
         let give_up = tokio::time::sleep(self.shared.config.limits.backpressure_timeout);
         tokio::pin!(give_up);
         while let Some(Blocked {

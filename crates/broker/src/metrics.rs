@@ -52,6 +52,8 @@ counters! {
     keep_alive_expired,
     /// Connections closed by a takeover (a newer connection with the same client id).
     takeovers,
+    /// Times a publisher had to wait for room in a full receiver's inbox (backpressure).
+    backpressure_waits,
     /// Publishers disconnected after waiting longer than `backpressure_timeout`.
     backpressure_timeouts,
     /// Messages accepted from clients and the embedding API.

@@ -187,6 +187,12 @@ impl Router {
     /// callers with nothing else to serve meanwhile (the embedding API, wills). `false` when
     /// the limit passed first.
     pub(crate) async fn settle(&self, mut blocked: Vec<Blocked>, limit: Duration) -> bool {
+        if blocked.is_empty() {
+            return true;
+        }
+        self.metrics
+            .backpressure_waits
+            .fetch_add(1, Ordering::Relaxed);
         let wait = async {
             while let Some(Blocked {
                 client,

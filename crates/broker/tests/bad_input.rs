@@ -1,0 +1,188 @@
+//! Bad input over raw sockets: each case closes only its own connection, is counted, and a
+//! bystander keeps being served.
+
+mod support;
+
+use std::time::Duration;
+
+use mqgate_broker::{BrokerConfig, MetricsSnapshot};
+use rumqttc::QoS;
+use support::{start_with, subscribe, Client, Raw};
+
+/// CONNECT for client id "bad" with clean session, keep-alive 30.
+const CONNECT: &[u8] = &[
+    0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x1E, 0x00, 0x03, b'b', b'a',
+    b'd',
+];
+
+struct Case {
+    name: &'static str,
+    /// Whether CONNECT (and its CONNACK) comes first.
+    connect_first: bool,
+    bytes: &'static [u8],
+    counter: fn(&MetricsSnapshot) -> u64,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "first packet is PINGREQ, not CONNECT",
+        connect_first: false,
+        bytes: &[0xC0, 0x00],
+        counter: |m| m.protocol_errors,
+    },
+    Case {
+        name: "garbage remaining length",
+        connect_first: false,
+        bytes: &[0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],
+        counter: |m| m.malformed_packets,
+    },
+    Case {
+        name: "second CONNECT",
+        connect_first: true,
+        bytes: CONNECT,
+        counter: |m| m.protocol_errors,
+    },
+    Case {
+        name: "PUBLISH to a topic with a wildcard",
+        connect_first: true,
+        bytes: &[0x30, 0x07, 0x00, 0x03, b'a', b'/', b'+', b'h', b'i'],
+        counter: |m| m.malformed_packets,
+    },
+    Case {
+        name: "reserved packet type 0",
+        connect_first: true,
+        bytes: &[0x00, 0x00],
+        counter: |m| m.malformed_packets,
+    },
+    Case {
+        name: "PUBACK for a packet id never sent",
+        connect_first: true,
+        bytes: &[0x40, 0x02, 0x00, 0x05],
+        counter: |m| m.protocol_errors,
+    },
+    Case {
+        name: "PUBLISH larger than max_packet_size, refused from its header",
+        connect_first: true,
+        bytes: &[0x30, 0xD0, 0x0F],
+        counter: |m| m.oversize_packets,
+    },
+    Case {
+        name: "SUBACK sent by a client",
+        connect_first: true,
+        bytes: &[0x90, 0x03, 0x00, 0x01, 0x00],
+        counter: |m| m.protocol_errors,
+    },
+];
+
+#[tokio::test]
+async fn each_bad_input_closes_only_its_connection() {
+    let mut config = BrokerConfig::ephemeral();
+    config.limits.max_packet_size = 1024;
+    config.limits.connect_timeout = Duration::from_millis(300);
+    let broker = start_with(config).await;
+    let mut bystander = Client::connect(&broker, "bystander", true).await;
+    subscribe(&mut bystander, "alive", QoS::AtLeastOnce).await;
+    let talker = Client::connect(&broker, "talker", true).await;
+
+    for (i, case) in CASES.iter().enumerate() {
+        let before = broker.metrics();
+        let mut raw = Raw::open(&broker).await;
+        if case.connect_first {
+            raw.send_bytes(CONNECT).await;
+            assert!(
+                matches!(raw.recv().await, Some(mqgate_codec::Packet::ConnAck(_))),
+                "{}",
+                case.name
+            );
+        }
+        raw.send_bytes(case.bytes).await;
+        raw.expect_closed().await;
+        let after = broker.metrics();
+        assert_eq!(
+            (case.counter)(&after),
+            (case.counter)(&before) + 1,
+            "{}",
+            case.name
+        );
+
+        talker
+            .client
+            .publish("alive", QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+        assert_eq!(
+            &bystander.next().await.payload[..],
+            i.to_string().as_bytes(),
+            "{}",
+            case.name
+        );
+    }
+
+    // A client that never sends CONNECT is closed after the connect timeout.
+    let mut silent = Raw::open(&broker).await;
+    assert_eq!(silent.recv_within(Duration::from_secs(3)).await, Ok(None));
+    assert_eq!(broker.metrics().connect_timeouts, 1);
+
+    // An invalid filter is refused in the SUBACK (0x80); the connection stays.
+    let mut raw = Raw::open(&broker).await;
+    raw.send_bytes(CONNECT).await;
+    assert!(matches!(
+        raw.recv().await,
+        Some(mqgate_codec::Packet::ConnAck(_))
+    ));
+    raw.send_bytes(&[
+        0x82, 0x0A, 0x00, 0x01, 0x00, 0x05, b'a', b'/', b'#', b'/', b'b', 0x01,
+    ])
+    .await;
+    match raw.recv().await {
+        Some(mqgate_codec::Packet::SubAck(ack)) => {
+            assert_eq!(
+                ack.return_codes,
+                [mqgate_codec::SubscribeReturnCode::Failure]
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    raw.send_bytes(&[0xC0, 0x00]).await;
+    assert_eq!(raw.recv().await, Some(mqgate_codec::Packet::PingResp));
+    assert_eq!(broker.metrics().subscriptions_refused, 1);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_connects_get_their_return_code() {
+    let broker = start_with(BrokerConfig {
+        allow_anonymous: false,
+        ..BrokerConfig::ephemeral()
+    })
+    .await;
+    let mut raw = Raw::open(&broker).await;
+    raw.send_bytes(CONNECT).await;
+    match raw.recv().await {
+        Some(mqgate_codec::Packet::ConnAck(ack)) => {
+            assert_eq!(ack.code, mqgate_codec::ConnectReturnCode::NotAuthorized)
+        }
+        other => panic!("{other:?}"),
+    }
+    raw.expect_closed().await;
+
+    let open = start_with(BrokerConfig::ephemeral()).await;
+    // An empty client id with cleanSession = 0 is refused (MQTT-3.1.3-8).
+    let mut raw = Raw::open(&open).await;
+    raw.send_bytes(&[
+        0x10, 0x0C, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x00, 0x00, 0x1E, 0x00, 0x00,
+    ])
+    .await;
+    match raw.recv().await {
+        Some(mqgate_codec::Packet::ConnAck(ack)) => {
+            assert_eq!(
+                ack.code,
+                mqgate_codec::ConnectReturnCode::IdentifierRejected
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(open.metrics().connects_refused, 1);
+    broker.shutdown().await;
+    open.shutdown().await;
+}

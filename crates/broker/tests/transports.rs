@@ -1,0 +1,169 @@
+//! WebSocket, TLS and WebSocket-over-TLS round trips with rumqttc, against a test CA made
+//! at test time with rcgen.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind, TlsFiles};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+use support::{start_with, subscribe, Client};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+struct TestPki {
+    ca_der: Vec<u8>,
+    files: TlsFiles,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn test_pki(name: &str) -> TestPki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("mqgate-tls-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = TlsFiles {
+        cert_pem: dir.join("cert.pem"),
+        key_pem: dir.join("key.pem"),
+    };
+    std::fs::write(&files.cert_pem, leaf.pem()).unwrap();
+    std::fs::write(&files.key_pem, leaf_key.serialize_pem()).unwrap();
+    TestPki {
+        ca_der: ca.der().to_vec(),
+        files,
+        _dir: TempDir(dir),
+    }
+}
+
+fn client_tls(pki: &TestPki) -> TlsConfiguration {
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca_der.clone().into()).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConfiguration::Rustls(Arc::new(config))
+}
+
+async fn all_listeners(name: &str) -> (BrokerHandle, TestPki) {
+    let pki = test_pki(name);
+    let any = Some("127.0.0.1:0".parse().unwrap());
+    let mut config = BrokerConfig::ephemeral();
+    config.listeners.ws = any;
+    config.listeners.tls_addr = any;
+    config.listeners.wss_addr = any;
+    config.listeners.tls = Some(pki.files.clone());
+    (start_with(config).await, pki)
+}
+
+/// Subscribes over TCP, publishes from `options`, and expects the message back on both.
+async fn round_trip(broker: &BrokerHandle, mut options: MqttOptions, topic: &str) {
+    options.set_keep_alive(Duration::from_secs(30));
+    let mut tcp = Client::connect(broker, &format!("{topic}-tcp"), true).await;
+    subscribe(&mut tcp, topic, QoS::AtLeastOnce).await;
+    let mut other = Client::with_options(options).await;
+    subscribe(&mut other, topic, QoS::AtLeastOnce).await;
+    other
+        .client
+        .publish(topic, QoS::AtLeastOnce, false, "over the wire")
+        .await
+        .unwrap();
+    assert_eq!(&tcp.next().await.payload[..], b"over the wire");
+    assert_eq!(&other.next().await.payload[..], b"over the wire");
+}
+
+#[tokio::test]
+async fn websocket_tls_and_wss_round_trips() {
+    let (broker, pki) = all_listeners("all").await;
+    let ws = broker.local_addr(ListenerKind::Ws).unwrap();
+    let mut options = MqttOptions::new("ws-client", format!("ws://{ws}/mqtt"), ws.port());
+    options.set_transport(Transport::Ws);
+    round_trip(&broker, options, "ws").await;
+
+    let tls = broker.local_addr(ListenerKind::Tls).unwrap();
+    let mut options = MqttOptions::new("tls-client", "127.0.0.1", tls.port());
+    options.set_transport(Transport::Tls(client_tls(&pki)));
+    round_trip(&broker, options, "tls").await;
+
+    let wss = broker.local_addr(ListenerKind::Wss).unwrap();
+    let mut options = MqttOptions::new(
+        "wss-client",
+        format!("wss://127.0.0.1:{}/mqtt", wss.port()),
+        wss.port(),
+    );
+    options.set_transport(Transport::Wss(client_tls(&pki)));
+    round_trip(&broker, options, "wss").await;
+    let metrics = broker.metrics();
+    assert_eq!(metrics.sessions_started, 6, "{metrics:?}");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_on_the_wrong_path_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (broker, _pki) = all_listeners("path").await;
+    let ws = broker.local_addr(ListenerKind::Ws).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(ws).await.unwrap();
+    let request = format!(
+        "GET /elsewhere HTTP/1.1\r\nHost: {ws}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 64];
+    let n = tokio::time::timeout(support::WAIT, stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_listener_refuses_plain_mqtt() {
+    let (broker, _pki) = all_listeners("plain").await;
+    let tls = broker.local_addr(ListenerKind::Tls).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(tls).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A CONNECT in clear text is not a TLS ClientHello: the broker closes (maybe with an alert).
+    stream
+        .write_all(&[
+            0x10, 0x0C, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x1E, 0x00, 0x00,
+        ])
+        .await
+        .unwrap();
+    let mut buf = vec![0; 64];
+    let mut total = 0;
+    loop {
+        match tokio::time::timeout(support::WAIT, stream.read(&mut buf))
+            .await
+            .unwrap()
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+        assert!(total < 1024, "no MQTT answer over a TLS listener");
+    }
+    assert!(!buf.starts_with(&[0x20]), "no CONNACK");
+    assert_eq!(broker.metrics().sessions_started, 0);
+    broker.shutdown().await;
+}
