@@ -14,6 +14,7 @@
 //! | [`status`] | `mqgate-status` | connect / disconnect / tcpclean events and the reconciler |
 //! | [`rocketmq`] | `mqgate-rocketmq` | MQTT <-> RocketMQ mapping |
 //! | [`auth`] | `mqgate-auth` | logins, tokens, device credentials, grants, OpenAPI signatures |
+//! | [`broker`] | `mqgate-broker` | the reference broker: listeners, routing, status, embedding API |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -35,3 +36,6 @@ pub use mqgate_rocketmq as rocketmq;
 #[cfg(feature = "auth")]
 #[doc(inline)]
 pub use mqgate_auth as auth;
+#[cfg(feature = "broker")]
+#[doc(inline)]
+pub use mqgate_broker as broker;

@@ -130,27 +130,31 @@ impl Broker {
     /// # Errors
     /// As [`start`](Self::start).
     pub async fn run(self) -> Result<(), BrokerError> {
+        // Signals are hooked before the listeners open, so a SIGTERM that comes right after
+        // the broker starts serving is a graceful shutdown too.
+        let signal = shutdown_signal()?;
         let handle = self.start().await?;
-        wait_for_signal().await;
+        signal.await;
         tracing::info!("shutdown signal received");
         handle.shutdown().await;
         Ok(())
     }
 }
 
-async fn wait_for_signal() {
+/// Resolves on ctrl-c, or SIGTERM on Unix.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, BrokerError> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(BrokerError::Io)?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
         }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 struct HandleInner {
