@@ -1,0 +1,74 @@
+//! The connections scenario: open N idle clients as fast as the broker accepts them, then
+//! measure what each one costs the broker in resident memory.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::net::TcpStream;
+
+use crate::clock::RunClock;
+use crate::plan::{subscriber_id, RunConfig};
+use crate::report::RunReport;
+use crate::sampler::BrokerWatch;
+use crate::{source_address, wire, BenchError};
+
+/// How long the broker gets to settle (free handshake buffers) before its RSS is read.
+const SETTLE: Duration = Duration::from_millis(1000);
+
+/// Handshakes in progress at once.
+const CONCURRENT_HANDSHAKES: usize = 128;
+
+/// Opens `config.client_count()` clients, holds them idle, reads the broker's RSS, then
+/// disconnects them all.
+pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError> {
+    let total = config.client_count();
+    let clock = RunClock::start_now();
+    let deadline = clock.deadline(config.seconds);
+    let watch = BrokerWatch::start(config.broker_pid);
+    let generator_before = crate::procstat::sample_process(None);
+    let before = watch.now();
+    let target = config.target;
+    // Each lane opens every CONCURRENT_HANDSHAKES-th client in turn: a bounded number of
+    // handshakes in flight, all lanes in one task.
+    let lanes = (0..CONCURRENT_HANDSHAKES.min(total)).map(|lane| async move {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for index in (lane..total).step_by(CONCURRENT_HANDSHAKES) {
+            let mut stream = wire::open_tcp(target, source_address(target, index, total)).await?;
+            wire::handshake(&mut stream, &subscriber_id(index)).await?;
+            held.push(stream);
+        }
+        Ok::<_, BenchError>(held)
+    });
+    let opened = tokio::time::timeout_at(deadline, join_all(lanes))
+        .await
+        .map_err(|_| BenchError::SetupTimeout)?;
+    let connect_s = clock.now_ns() as f64 / 1e9;
+    let mut streams = Vec::with_capacity(total);
+    for lane in opened {
+        streams.extend(lane?);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let after = watch.now();
+    join_all(streams.into_iter().map(wire::disconnect)).await;
+    let usage = watch.finish().await;
+    let generator_after = crate::procstat::sample_process(None);
+    let per_connection = before
+        .zip(after)
+        .map(|(b, a)| (a.rss_kb as f64 - b.rss_kb as f64) * 1024.0 / total.max(1) as f64);
+    Ok(RunReport {
+        scenario: format!("connections {total}"),
+        broker: config.label.clone(),
+        duration_s: connect_s,
+        broker_cpu_s: usage.map(|u| u.cpu_s),
+        broker_rss_peak_kb: usage.map(|u| u.peak_rss_kb),
+        broker_hwm_kb: usage.map(|u| u.end.hwm_kb),
+        broker_rss_kb: after.map(|a| a.rss_kb),
+        generator_cpu_s: generator_before
+            .zip(generator_after)
+            .map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
+        connections: total as u64,
+        connect_per_s: Some(total as f64 / connect_s.max(1e-9)),
+        broker_bytes_per_connection: per_connection,
+        ..RunReport::default()
+    })
+}

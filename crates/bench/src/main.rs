@@ -1,0 +1,140 @@
+//! `mqgate-bench`: drive an MQTT 3.1.1 broker on this machine and report what it did.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mqgate_bench::{parse_reports, run, summarize, RunConfig, Scenario};
+
+/// Load generator for MQTT 3.1.1 brokers (loopback only unless told otherwise).
+#[derive(Debug, Parser)]
+#[command(name = "mqgate-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one scenario: one JSON line on stdout, a table row on stderr.
+    Run(RunArgs),
+    /// Read JSON lines files and print medians and ratios as a markdown table.
+    Summarize {
+        /// Label of our broker, compared with the best of the others.
+        #[arg(long, default_value = "mqgate")]
+        ours: String,
+        /// Results files (JSON lines).
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Broker address.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    target: SocketAddr,
+    /// Label of the broker in the report.
+    #[arg(long, default_value = "broker")]
+    label: String,
+    /// PID of the broker, for its CPU and memory from /proc.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// The scenario.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// QoS of publishes and subscriptions (0 or 1).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: u8,
+    /// Payload bytes (at least 16).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Messages to publish in total.
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Hard time bound in seconds, setup included.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Publisher connections (0: the scenario's default).
+    #[arg(long, default_value_t = 0)]
+    publishers: usize,
+    /// Subscribers, wildcard filters, or idle connections (0: the scenario's default).
+    #[arg(long, default_value_t = 0)]
+    clients: usize,
+    /// Messages per second in the latency scenario.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// QoS 1 messages in flight per publisher.
+    #[arg(long, default_value_t = 256)]
+    inflight: usize,
+    /// Runtime worker threads of the generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Allow a target outside 127.0.0.0/8 and ::1. Never needed for our benchmarks.
+    #[arg(long)]
+    allow_non_loopback: bool,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run(args) => run_one(args),
+        Command::Summarize { ours, files } => {
+            let mut reports = Vec::new();
+            for file in files {
+                let parsed = std::fs::read_to_string(&file)
+                    .map_err(mqgate_bench::BenchError::from)
+                    .and_then(|text| parse_reports(&text));
+                match parsed {
+                    Ok(r) => reports.extend(r),
+                    Err(e) => {
+                        eprintln!("{}: {e}", file.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            print!("{}", summarize(&reports, &ours));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_one(args: RunArgs) -> ExitCode {
+    let config = RunConfig {
+        label: args.label,
+        broker_pid: args.broker_pid,
+        qos: args.qos,
+        payload: args.payload,
+        messages: args.messages,
+        seconds: args.seconds,
+        publishers: args.publishers,
+        clients: args.clients,
+        rate: args.rate,
+        inflight: args.inflight,
+        ..RunConfig::new(args.target, args.scenario)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(run(&config, args.allow_non_loopback)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(report) => {
+            match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("cannot serialise the report: {e}"),
+            }
+            eprintln!("{}", report.table_row());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "mqgate-bench: {} against {}: {e}",
+                config.scenario, config.target
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

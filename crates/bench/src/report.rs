@@ -1,0 +1,246 @@
+//! One JSON line per run, a human table, and the medians-and-ratios summary of many runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BenchError;
+
+/// What one run measured. Fields that do not apply to a scenario are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Scenario and its parameters, e.g. `fan-in qos1 64B`.
+    pub scenario: String,
+    /// Broker label.
+    pub broker: String,
+    /// PUBLISHes written.
+    pub sent: u64,
+    /// PUBACKs received (QoS 1).
+    pub acked: u64,
+    /// Deliveries received, duplicates included.
+    pub received: u64,
+    /// Expected deliveries of sent messages that never arrived.
+    pub lost: u64,
+    /// Deliveries received more than once.
+    pub duplicated: u64,
+    /// Acknowledged messages that did not reach every receiver (must be 0).
+    pub acked_lost: u64,
+    /// Distinct deliveries per second, first publish to last delivery.
+    pub deliveries_per_s: f64,
+    /// Seconds from first publish to last delivery (or to the time bound).
+    pub duration_s: f64,
+    /// Whether the run hit its `--seconds` bound before everything arrived.
+    pub timed_out: bool,
+    /// Median delay, microseconds (latency scenario).
+    pub p50_us: Option<f64>,
+    /// 99th percentile delay, microseconds.
+    pub p99_us: Option<f64>,
+    /// 99.9th percentile delay, microseconds.
+    pub p999_us: Option<f64>,
+    /// Broker CPU seconds during the measured part.
+    pub broker_cpu_s: Option<f64>,
+    /// Broker CPU seconds per million distinct deliveries.
+    pub broker_cpu_s_per_million: Option<f64>,
+    /// Highest broker RSS sampled during the run, KiB.
+    pub broker_rss_peak_kb: Option<u64>,
+    /// Broker `VmHWM` at the end (peak since it started), KiB.
+    pub broker_hwm_kb: Option<u64>,
+    /// Broker RSS at the end, KiB.
+    pub broker_rss_kb: Option<u64>,
+    /// The generator's own CPU seconds during the run.
+    pub generator_cpu_s: Option<f64>,
+    /// Connections the scenario held open at once.
+    pub connections: u64,
+    /// Connections opened per second (connections scenario).
+    pub connect_per_s: Option<f64>,
+    /// Broker RSS growth per idle connection, bytes (connections scenario).
+    pub broker_bytes_per_connection: Option<f64>,
+}
+
+impl RunReport {
+    /// The number the comparison ranks brokers by, and whether higher is better.
+    pub fn headline(&self) -> Vec<(&'static str, f64, bool)> {
+        let mut out = Vec::new();
+        if let Some(rate) = self.connect_per_s {
+            out.push(("connect/s", rate, true));
+            if let Some(bytes) = self.broker_bytes_per_connection {
+                out.push(("bytes/conn", bytes, false));
+            }
+        } else if let Some(p99) = self.p99_us {
+            out.push(("p99 us", p99, false));
+        } else {
+            out.push(("deliveries/s", self.deliveries_per_s, true));
+        }
+        out
+    }
+
+    /// One line of the human table.
+    pub fn table_row(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        format!(
+            "{:<24} {:<10} sent {:>9} acked {:>9} recv {:>10} lost {:>8} dup {:>6} ackedlost {:>6} | {:>11.0}/s p50 {:>7} p99 {:>7} p99.9 {:>7} | broker cpu {:>6} s/M {:>6} peak {:>8} kB | gen cpu {:>5} | conn/s {:>8} B/conn {:>8}",
+            self.scenario,
+            self.broker,
+            self.sent,
+            self.acked,
+            self.received,
+            self.lost,
+            self.duplicated,
+            self.acked_lost,
+            self.deliveries_per_s,
+            opt(self.p50_us),
+            opt(self.p99_us),
+            opt(self.p999_us),
+            opt(self.broker_cpu_s),
+            opt(self.broker_cpu_s_per_million),
+            self.broker_rss_peak_kb.map_or("-".into(), |v| v.to_string()),
+            opt(self.generator_cpu_s),
+            opt(self.connect_per_s),
+            opt(self.broker_bytes_per_connection),
+        )
+    }
+}
+
+/// Parses JSON lines of [`RunReport`]s (blank lines skipped).
+pub fn parse_reports(text: &str) -> Result<Vec<RunReport>, BenchError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| BenchError::BadReport {
+                line: i + 1,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Median of a non-empty list (mean of the middle two for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// A markdown table: per scenario and metric, each broker's median over its runs, total
+/// lost and acknowledged-lost, and the ratio of `ours` to the best other broker (above 1.0
+/// means `ours` is better, whichever direction the metric runs).
+pub fn summarize(reports: &[RunReport], ours: &str) -> String {
+    // (scenario, metric) -> broker -> (values, higher_is_better, lost, acked_lost, runs)
+    type Cell = (Vec<f64>, bool, u64, u64);
+    let mut table: BTreeMap<(String, &'static str), BTreeMap<String, Cell>> = BTreeMap::new();
+    for r in reports {
+        for (metric, value, higher) in r.headline() {
+            let cell = table
+                .entry((r.scenario.clone(), metric))
+                .or_default()
+                .entry(r.broker.clone())
+                .or_insert((Vec::new(), higher, 0, 0));
+            cell.0.push(value);
+            cell.2 += r.lost;
+            cell.3 += r.acked_lost;
+        }
+    }
+    let mut out = String::from(
+        "| scenario | metric | broker | median | runs | lost (sum) | acked lost (sum) | ours / best peer |\n|---|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for ((scenario, metric), brokers) in &mut table {
+        let medians: Vec<(String, f64, bool)> = brokers
+            .iter_mut()
+            .map(|(b, c)| (b.clone(), median(&mut c.0), c.1))
+            .collect();
+        let best_peer = medians
+            .iter()
+            .filter(|(b, ..)| b != ours)
+            .map(|&(_, m, higher)| (m, higher))
+            .reduce(|a, b| if (b.0 > a.0) == a.1 { b } else { a });
+        for (broker, m, higher) in &medians {
+            let cell = &brokers[broker];
+            let ratio = match (broker == ours, best_peer) {
+                (true, Some((peer, _))) if peer > 0.0 && *m > 0.0 => {
+                    let r = if *higher { m / peer } else { peer / m };
+                    format!("{r:.2}x")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "| {scenario} | {metric} | {broker} | {m:.1} | {} | {} | {} | {ratio} |",
+                cell.0.len(),
+                cell.2,
+                cell.3
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(broker: &str, rate: f64, lost: u64) -> RunReport {
+        RunReport {
+            scenario: "fan-in qos0 64B".into(),
+            broker: broker.into(),
+            deliveries_per_s: rate,
+            lost,
+            ..RunReport::default()
+        }
+    }
+
+    #[test]
+    fn medians_and_ratio_to_the_best_peer() {
+        let reports = vec![
+            run("mqgate", 300.0, 0),
+            run("mqgate", 500.0, 0),
+            run("mqgate", 400.0, 0),
+            run("mosquitto", 100.0, 5),
+            run("rumqttd", 200.0, 0),
+            run("rumqttd", 100.0, 1),
+        ];
+        let text = summarize(&reports, "mqgate");
+        assert!(
+            text.contains(
+                "| fan-in qos0 64B | deliveries/s | mqgate | 400.0 | 3 | 0 | 0 | 2.67x |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| mosquitto | 100.0 | 1 | 5 |"), "{text}");
+        assert!(text.contains("| rumqttd | 150.0 | 2 | 1 |"), "{text}");
+    }
+
+    #[test]
+    fn lower_is_better_for_latency() {
+        let mut ours = run("mqgate", 0.0, 0);
+        ours.p99_us = Some(200.0);
+        let mut peer = run("mosquitto", 0.0, 0);
+        peer.p99_us = Some(400.0);
+        let text = summarize(&[ours, peer], "mqgate");
+        assert!(
+            text.contains("| p99 us | mqgate | 200.0 | 1 | 0 | 0 | 2.00x |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reports_round_trip_through_json_lines() {
+        let mut r = run("mqgate", 1.5, 2);
+        r.p99_us = Some(3.0);
+        let text = format!(
+            "{}\n\n{}\n",
+            serde_json::to_string(&r).unwrap(),
+            serde_json::to_string(&r).unwrap()
+        );
+        assert_eq!(parse_reports(&text).unwrap(), vec![r.clone(), r]);
+        assert!(matches!(
+            parse_reports("{}\nnot json"),
+            Err(BenchError::BadReport { line: 1, .. })
+        ));
+    }
+}
