@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: mqgate against Mosquitto and rumqttd on this machine (loopback).
+#
+#   benches/compare.sh [--quick] [--reps N] [--out DIR]
+#
+# Installs the peers if missing (Mosquitto from Debian with apt-get, rumqttd 0.20 with
+# cargo install into .cache/peers), builds mqgate and mqgate-bench in release, then for each
+# repetition runs every scenario against each broker in turn, each run on a freshly started
+# broker (so RSS numbers are not left over from the previous scenario). Prints the medians
+# and the ratio of mqgate to the best peer; raw JSON lines stay in the output directory.
+# Every process this script starts is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+QUICK=0
+REPS=3
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; REPS=1 ;;
+    --reps) REPS="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+OUT=${OUT:-target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+PEERS="$ROOT/.cache/peers"
+MQGATE_PORT=18831    # also in benches/peers/mqgate.toml
+MOSQUITTO_PORT=18832 # also in benches/peers/mosquitto.conf
+RUMQTTD_PORT=18833   # also in benches/peers/rumqttd.toml
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# ---- peers -------------------------------------------------------------------------------
+if ! command -v mosquitto >/dev/null 2>&1; then
+  say "installing mosquitto (apt-get)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mosquitto >/dev/null
+fi
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+
+RUMQTTD="$PEERS/bin/rumqttd"
+if [ ! -x "$RUMQTTD" ]; then
+  say "installing rumqttd 0.20.0 into $PEERS (cargo install, cached)"
+  if ! cargo install rumqttd --version 0.20.0 --no-default-features --locked --root "$PEERS" \
+      >"$OUT/rumqttd-install.log" 2>&1; then
+    # Its lock file pins metrics 0.22.1, which newer rustc versions refuse (E0521).
+    say "rumqttd --locked build failed (see $OUT/rumqttd-install.log); retrying without --locked"
+    cargo install rumqttd --version 0.20.0 --no-default-features --root "$PEERS" \
+      >>"$OUT/rumqttd-install.log" 2>&1 || true
+  fi
+fi
+BROKERS="mqgate mosquitto"
+if [ -x "$RUMQTTD" ]; then
+  BROKERS="$BROKERS rumqttd"
+else
+  say "rumqttd could not be built here: continuing without it"
+fi
+
+# ---- ours --------------------------------------------------------------------------------
+say "building mqgate and mqgate-bench (release)"
+cargo build --release -q -p mqgate-broker -p mqgate-bench
+BENCH="$ROOT/target/release/mqgate-bench"
+MQGATE="$ROOT/target/release/mqgate"
+
+# ---- broker lifecycle --------------------------------------------------------------------
+BROKER_PID=""
+stop_broker() {
+  if [ -n "$BROKER_PID" ]; then
+    kill "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=""
+  fi
+}
+trap stop_broker EXIT INT TERM
+
+port_of() {
+  case "$1" in
+    mqgate) echo $MQGATE_PORT ;;
+    mosquitto) echo $MOSQUITTO_PORT ;;
+    rumqttd) echo $RUMQTTD_PORT ;;
+  esac
+}
+
+start_broker() {
+  local log="$OUT/$1.log"
+  case "$1" in
+    mqgate)
+      RUST_LOG=warn "$MQGATE" --config benches/peers/mqgate.toml \
+        --data-dir "$OUT/mqgate-data" >>"$log" 2>&1 &
+      ;;
+    mosquitto) "$MOSQUITTO" -c benches/peers/mosquitto.conf >>"$log" 2>&1 & ;;
+    rumqttd) "$RUMQTTD" -q -c benches/peers/rumqttd.toml >>"$log" 2>&1 & ;;
+  esac
+  BROKER_PID=$!
+  local port; port=$(port_of "$1")
+  for _ in $(seq 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  say "$1 did not open port $port (see $log)"
+  return 1
+}
+
+# ---- scenarios ---------------------------------------------------------------------------
+if [ $QUICK -eq 1 ]; then
+  M=200000; M1K=100000; FANOUT=5000; TOPICS=2000; TOPIC_MSGS=50000; WILD_MSGS=50000
+  LAT=20000; CONNS=2000; SECS=10
+else
+  M=1000000; M1K=400000; FANOUT=20000; TOPICS=10000; TOPIC_MSGS=200000; WILD_MSGS=200000
+  LAT=50000; CONNS=10000; SECS=25
+fi
+SCENARIOS=(
+  "--scenario fan-in --qos 0 --payload 64 --messages $M"
+  "--scenario fan-in --qos 1 --payload 64 --messages $M"
+  "--scenario fan-in --qos 0 --payload 1024 --messages $M1K"
+  "--scenario fan-in --qos 1 --payload 1024 --messages $M1K"
+  "--scenario fan-out --qos 0 --messages $FANOUT"
+  "--scenario many-topics --qos 0 --clients $TOPICS --messages $TOPIC_MSGS"
+  "--scenario p2p --qos 0 --clients $TOPICS --messages $TOPIC_MSGS"
+  "--scenario wildcard --qos 0 --clients 10000 --messages $WILD_MSGS"
+  "--scenario latency --qos 0 --rate 10000 --messages $LAT"
+  "--scenario latency --qos 1 --rate 10000 --messages $LAT"
+  "--scenario connections --clients $CONNS"
+)
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "kernel: $(uname -r)"
+  echo "brokers: mqgate $(git rev-parse --short HEAD), $("$MOSQUITTO" -h 2>/dev/null | head -1), rumqttd $([ -x "$RUMQTTD" ] && echo 0.20.0 || echo absent)"
+  echo "mode: $([ $QUICK -eq 1 ] && echo quick || echo full), $REPS repetition(s)"
+} | tee "$OUT/machine.txt" >&2
+
+for rep in $(seq "$REPS"); do
+  for scenario in "${SCENARIOS[@]}"; do
+    for broker in $BROKERS; do
+      # P2P addresses are an mqgate feature; the peers' number is many-topics.
+      if [[ "$scenario" == *p2p* && "$broker" != mqgate ]]; then continue; fi
+      start_broker "$broker" || { stop_broker; continue; }
+      say "rep $rep/$REPS $broker: $scenario"
+      # shellcheck disable=SC2086
+      "$BENCH" run --target 127.0.0.1:"$(port_of "$broker")" --label "$broker" \
+        --broker-pid "$BROKER_PID" --seconds $SECS $scenario >>"$RESULTS" 2>>"$OUT/runs.log" \
+        || say "run failed (see $OUT/runs.log)"
+      tail -n 1 "$OUT/runs.log" | cut -c1-200 >&2
+      stop_broker
+    done
+  done
+done
+
+"$BENCH" summarize --ours mqgate "$RESULTS" | tee "$OUT/summary.md"
+say "raw results: $RESULTS; summary: $OUT/summary.md"
