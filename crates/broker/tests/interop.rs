@@ -1,0 +1,109 @@
+//! Interoperability with clients no one here wrote: mosquitto_pub / mosquitto_sub (Debian's
+//! mosquitto-clients) and Python paho-mqtt (PyPI). Each part runs when its tool is installed
+//! and says loudly on stderr when it is not (the project's test script should install both).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mqgate_broker::{BrokerConfig, ListenerKind};
+use support::start_with;
+
+fn available(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn run(program: &'static str, args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new(program).args(&args).output())
+        .await
+        .expect("joined")
+        .expect("spawned")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_and_paho_clients_round_trip() {
+    let mut config = BrokerConfig::ephemeral();
+    config.listeners.ws = Some("127.0.0.1:0".parse().unwrap());
+    let broker = start_with(config).await;
+    let tcp = broker
+        .local_addr(ListenerKind::Tcp)
+        .unwrap()
+        .port()
+        .to_string();
+    let ws = broker
+        .local_addr(ListenerKind::Ws)
+        .unwrap()
+        .port()
+        .to_string();
+
+    if available("mosquitto_sub", &["--help"]) || Path::new("/usr/bin/mosquitto_sub").exists() {
+        // Published retained first, so the subscriber gets it whenever its SUBSCRIBE lands.
+        let pub_args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tcp,
+            "-t",
+            "m/x",
+            "-m",
+            "hello-mosquitto",
+            "-q",
+            "1",
+            "-r",
+        ];
+        let published = run(
+            "mosquitto_pub",
+            pub_args.iter().map(|s| s.to_string()).collect(),
+        )
+        .await;
+        assert!(published.status.success(), "{published:?}");
+        let sub_args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tcp,
+            "-t",
+            "m/#",
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ];
+        let received = run(
+            "mosquitto_sub",
+            sub_args.iter().map(|s| s.to_string()).collect(),
+        )
+        .await;
+        assert_eq!(
+            String::from_utf8_lossy(&received.stdout).trim(),
+            "hello-mosquitto",
+            "{received:?}"
+        );
+    } else {
+        eprintln!("SKIPPED: mosquitto-clients not installed");
+    }
+
+    if available("python3", &["-c", "import paho.mqtt"]) {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/paho_roundtrip.py"
+        );
+        let out = run("python3", vec![script.to_owned(), tcp, ws]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("offline [b'm0', b'm1', b'm2']"), "{stdout}");
+    } else {
+        eprintln!("SKIPPED: python3 paho-mqtt not installed");
+    }
+    broker.shutdown().await;
+}
