@@ -39,7 +39,7 @@
 //!   losses are legal but still reported.
 //! - `deliveries_per_s` is distinct deliveries over the time from the first publish to the
 //!   last delivery. A run ends when every expected delivery arrived, when nothing arrived for
-//!   1.5 s after the publishers finished, or at `--seconds`; `timed_out` says which.
+//!   1.5 s after the publishers finished (once at least one delivery arrived), or at `--seconds`; `timed_out` says which.
 //! - Broker CPU seconds are read from `/proc/PID/stat` (utime + stime, `USER_HZ` = 100)
 //!   around the measured part; "per million" divides by distinct deliveries. Peak RSS is
 //!   sampled every 100 ms from `/proc/PID/status`; `VmHWM` (peak since the broker started) is

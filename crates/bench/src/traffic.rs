@@ -139,7 +139,10 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
         if unique != last_unique {
             last_unique = unique;
             idle_since = clock.now_ns();
-        } else if clock.now_ns().saturating_sub(idle_since) > DRAIN_IDLE.as_nanos() as u64 {
+        } else if unique > 0
+            && clock.now_ns().saturating_sub(idle_since) > DRAIN_IDLE.as_nanos() as u64
+        {
+            // Nothing at all yet is a slow broker, not an idle one: wait for the bound.
             break false;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
