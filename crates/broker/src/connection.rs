@@ -127,6 +127,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     async fn drive(&mut self) -> CloseReason {
+        // Packets that came in the same read as CONNECT are already buffered; they are
+        // handled once the CONNACK is out.
+        let mut buffered = true;
         loop {
             if let Err(reason) = self.process_events().await {
                 return reason;
@@ -134,6 +137,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.release_held();
             if let Err(reason) = self.flush().await {
                 return reason;
+            }
+            if std::mem::take(&mut buffered) {
+                if let Err(reason) = self.handle_received() {
+                    return reason;
+                }
+                continue;
             }
             let timer = self.session.poll_timeout();
             let sleep = tokio::time::sleep(Duration::from_millis(

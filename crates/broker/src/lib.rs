@@ -46,6 +46,8 @@ mod close;
 mod config;
 mod connection;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod handshake;
 mod listener;
