@@ -186,3 +186,30 @@ async fn refused_connects_get_their_return_code() {
     broker.shutdown().await;
     open.shutdown().await;
 }
+
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_at_accept() {
+    let mut config = BrokerConfig::ephemeral();
+    config.limits.max_connections = 2;
+    let broker = start_with(config).await;
+    let _a = Raw::connect(&broker, "a", 30).await;
+    let _b = Raw::connect(&broker, "b", 30).await;
+    let mut c = Raw::open(&broker).await;
+    c.send_bytes(CONNECT).await;
+    assert_eq!(c.recv().await, None, "closed without CONNACK");
+    assert_eq!(broker.metrics().connections_refused, 1);
+    drop(_a);
+    // The permit comes back when the connection task ends.
+    let mut admitted = false;
+    for _ in 0..50 {
+        let mut d = Raw::open(&broker).await;
+        d.send_bytes(CONNECT).await;
+        if matches!(d.recv().await, Some(mqgate_codec::Packet::ConnAck(_))) {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted);
+    broker.shutdown().await;
+}

@@ -241,3 +241,22 @@ async fn a_raw_will_with_retain_is_kept_for_later_subscribers() {
     assert_eq!(&got.payload[..], b"offline");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_closes_connections_and_stops_accepting() {
+    let broker = start().await;
+    let addr = tcp_addr(&broker);
+    let mut raw = Raw::connect(&broker, "stay", 30).await;
+    tokio::time::timeout(WAIT, broker.shutdown())
+        .await
+        .expect("shutdown in time");
+    raw.expect_closed().await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+    assert!(matches!(
+        broker.publish("a", "b", Q::AtMostOnce, false).await,
+        Err(mqgate_broker::BrokerError::Shutdown)
+    ));
+}
