@@ -28,12 +28,13 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
     let generator_before = crate::procstat::sample_process(None);
     let before = watch.now();
     let target = config.target;
+    let salt = crate::source_salt();
     // Each lane opens every CONCURRENT_HANDSHAKES-th client in turn: a bounded number of
     // handshakes in flight, all lanes in one task.
     let lanes = (0..CONCURRENT_HANDSHAKES.min(total)).map(|lane| async move {
         let mut held: Vec<TcpStream> = Vec::new();
         for index in (lane..total).step_by(CONCURRENT_HANDSHAKES) {
-            let mut stream = wire::open_tcp(target, source_address(target, index, total)).await?;
+            let mut stream = wire::open_tcp(target, source_address(target, index, salt)).await?;
             wire::handshake(&mut stream, &subscriber_id(index)).await?;
             held.push(stream);
         }

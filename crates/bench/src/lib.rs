@@ -64,7 +64,7 @@ pub use procstat::{
     parse_proc_texts, parse_stat_cpu_seconds, parse_status_kb, sample_process, ProcessSample,
 };
 pub use report::{parse_reports, summarize, RunReport};
-pub use safety::{check_target, source_address, CONNECTIONS_PER_SOURCE};
+pub use safety::{check_target, source_address, source_salt, CONNECTIONS_PER_SOURCE};
 pub use sampler::{BrokerUsage, BrokerWatch};
 pub use traffic::run_traffic;
 pub use wire::{read_stamp, stamp_payload, STAMP_LEN};

@@ -23,7 +23,7 @@
 //!   subscriber subtracts it from its receive time (one process, one monotonic clock).
 //!   p50, p99 and p99.9 are nearest-rank over every delivery.
 //! - **connections**: N idle clients (CONNECT, CONNACK, nothing else), at most 128
-//!   handshakes in flight, from 127.0.0.1, .2, ... one source address per 10 000. Connect
+//!   handshakes in flight. Connect
 //!   rate is N over the time to the last CONNACK; memory per connection is the broker's RSS
 //!   growth, read 1 s after the last CONNACK, divided by N.
 //!
@@ -39,11 +39,20 @@
 //!   losses are legal but still reported.
 //! - `deliveries_per_s` is distinct deliveries over the time from the first publish to the
 //!   last delivery. A run ends when every expected delivery arrived, when nothing arrived for
-//!   1.5 s after the publishers finished (once at least one delivery arrived), or at `--seconds`; `timed_out` says which.
+//!   1.5 s after the publishers finished (once at least one delivery arrived), or at
+//!   `--seconds`; `timed_out` says which.
 //! - Broker CPU seconds are read from `/proc/PID/stat` (utime + stime, `USER_HZ` = 100)
 //!   around the measured part; "per million" divides by distinct deliveries. Peak RSS is
 //!   sampled every 100 ms from `/proc/PID/status`; `VmHWM` (peak since the broker started) is
 //!   reported too. The generator's own CPU comes from `/proc/self/stat`.
+//!
+//! ## Source addresses
+//!
+//! Against an IPv4 loopback target every connection binds a source address in 127.0.0.1 ..=
+//! 127.0.0.254, a new one per 1 000 connections, starting at an address derived from the
+//! process id. Consecutive runs that open 10 000 connections each would otherwise exhaust one
+//! address's ~28 k ephemeral ports with TIME_WAIT sockets (EADDRINUSE), or make the kernel's
+//! port search, not the broker, set the connect rate.
 //!
 //! ## Keeping the generator out of the way
 //!

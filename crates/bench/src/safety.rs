@@ -26,33 +26,41 @@ pub fn check_target(target: SocketAddr, allow_non_loopback: bool) -> Result<(), 
 
 /// Connections per loopback source address before the next one is used.
 ///
-/// One source address has about 28 k ephemeral ports towards one destination; spreading large
-/// runs over 127.0.0.1, .2, .3 ... keeps far away from that limit.
-pub const CONNECTIONS_PER_SOURCE: usize = 10_000;
+/// Runs that open many connections one after another leave tens of thousands of client ports
+/// in TIME_WAIT, and one source address has only about 28 k ephemeral ports: spreading every
+/// run over 127.0.0.x, starting at an address that changes from run to run, keeps the kernel
+/// from running out of ports (EADDRINUSE) or searching long for a free one.
+pub const CONNECTIONS_PER_SOURCE: usize = 1_000;
 
-/// The local address connection `index` binds to, when the target is IPv4 loopback and
-/// `total` connections are opened; `None` lets the kernel choose.
+/// The local address connection `index` of a run binds to when the target is IPv4 loopback;
+/// `None` (the kernel chooses) for other targets. `salt` picks the run's first address.
 ///
 /// ```
 /// use mqgate_bench::source_address;
 /// let target = "127.0.0.1:1883".parse().unwrap();
-/// assert_eq!(source_address(target, 5, 100), None);
-/// assert_eq!(source_address(target, 25_000, 30_000), Some("127.0.0.3:0".parse().unwrap()));
+/// assert_eq!(source_address(target, 2_500, 0), Some("127.0.0.3:0".parse().unwrap()));
+/// assert_eq!(source_address(target, 0, 253), Some("127.0.0.254:0".parse().unwrap()));
+/// assert_eq!(source_address("[::1]:1883".parse().unwrap(), 0, 0), None);
 /// ```
-pub fn source_address(target: SocketAddr, index: usize, total: usize) -> Option<SocketAddr> {
+pub fn source_address(target: SocketAddr, index: usize, salt: usize) -> Option<SocketAddr> {
     let IpAddr::V4(ip) = target.ip() else {
         return None;
     };
-    if !ip.is_loopback() || total <= CONNECTIONS_PER_SOURCE {
+    if !ip.is_loopback() {
         return None;
     }
     // 127.0.0.1 ..= 127.0.0.254, wrapping: never .0 or .255.
-    let host = 1 + (index / CONNECTIONS_PER_SOURCE) % 254;
+    let host = 1 + (index / CONNECTIONS_PER_SOURCE).wrapping_add(salt) % 254;
     let host = u8::try_from(host).unwrap_or(1);
     Some(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)),
         0,
     ))
+}
+
+/// A run's `salt` for [`source_address`]: differs between consecutive processes.
+pub fn source_salt() -> usize {
+    std::process::id() as usize
 }
 
 #[cfg(test)]
@@ -80,11 +88,16 @@ mod tests {
     #[test]
     fn sources_spread_and_stay_loopback() {
         let target: SocketAddr = "127.0.0.1:1883".parse().unwrap();
-        let total = 3 * CONNECTIONS_PER_SOURCE;
-        let first = source_address(target, 0, total).unwrap();
-        let last = source_address(target, total - 1, total).unwrap();
-        assert_ne!(first.ip(), last.ip());
-        assert!(first.ip().is_loopback() && last.ip().is_loopback());
-        assert_eq!(source_address("[::1]:1".parse().unwrap(), 0, total), None);
+        for salt in [0, 1, 253, 254, usize::MAX] {
+            let first = source_address(target, 0, salt).unwrap();
+            let last = source_address(target, 3 * CONNECTIONS_PER_SOURCE - 1, salt).unwrap();
+            assert_ne!(first.ip(), last.ip());
+            for addr in [first, last] {
+                let IpAddr::V4(ip) = addr.ip() else { panic!() };
+                assert!(ip.is_loopback() && ip.octets()[3] != 0 && ip.octets()[3] != 255);
+            }
+        }
+        assert_eq!(source_address("[::1]:1".parse().unwrap(), 0, 0), None);
+        assert_eq!(source_address("10.0.0.1:1".parse().unwrap(), 0, 0), None);
     }
 }

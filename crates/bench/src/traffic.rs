@@ -46,6 +46,7 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
 
     // Subscribers: connect and subscribe every group, then let them read.
     let total = plan.subscribers.len() + config.publisher_count();
+    let salt = crate::source_salt();
     let per_task = config.connections_per_task.max(1);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(1024);
     let mut groups = Vec::new();
@@ -66,7 +67,7 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
             let mut conns = Vec::with_capacity(chunk.len());
             for (index, id, filters) in chunk {
                 let mut stream =
-                    wire::open_tcp(target, source_address(target, index, total)).await?;
+                    wire::open_tcp(target, source_address(target, index, salt)).await?;
                 let mut rx = wire::handshake(&mut stream, &id).await?;
                 wire::subscribe(&mut stream, &mut rx, &filters, qos).await?;
                 conns.push((index, stream, rx));
@@ -107,7 +108,8 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
     let publishers = config.publisher_count();
     let mut pub_conns = Vec::with_capacity(publishers);
     for p in 0..publishers {
-        let mut stream = wire::open_tcp(config.target, None).await?;
+        let source = source_address(config.target, plan.subscribers.len() + p, salt);
+        let mut stream = wire::open_tcp(config.target, source).await?;
         let rx = wire::handshake(&mut stream, &publisher_id(p)).await?;
         pub_conns.push((p, stream, rx));
     }
