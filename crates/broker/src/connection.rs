@@ -30,6 +30,9 @@ use crate::shared::Shared;
 
 /// Bytes reserved in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
+/// A buffer grown past this by a large packet is given back once empty, so a connection's
+/// memory returns to its idle size after a spike.
+const KEEP_BUFFER: usize = 64 * 1024;
 /// Most inbox messages taken in one go before the task writes and looks at its socket again.
 const INBOX_BATCH: usize = 256;
 
@@ -73,7 +76,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     fn decode(&mut self) -> Result<Option<Packet>, CloseReason> {
-        self.decoder.decode(&mut self.rx).map_err(CloseReason::from)
+        let packet = self
+            .decoder
+            .decode(&mut self.rx)
+            .map_err(CloseReason::from)?;
+        if self.rx.is_empty() && self.rx.capacity() > KEEP_BUFFER {
+            self.rx = BytesMut::new();
+        }
+        Ok(packet)
     }
 
     /// Encodes `packets` into the send buffer and writes it in one go.
@@ -95,6 +105,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         match tokio::time::timeout(limit, write).await {
             Ok(Ok(())) => {
                 self.tx.clear();
+                if self.tx.capacity() > KEEP_BUFFER {
+                    self.tx = BytesMut::new();
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(CloseReason::Io(e)),

@@ -47,7 +47,9 @@
 //! messages themselves are shared `Arc`s, never copied per receiver), the session queue
 //! (`max_queued_messages` and `max_queued_bytes`) plus the in-flight window
 //! (`inflight_window` messages), one read buffer of at most `max_packet_size` plus 16 KiB,
-//! and one write buffer holding one batch of encoded packets. The defaults: 64 handles,
+//! and one write buffer holding one batch of encoded packets (at most 256 inbox messages
+//! plus the session's answers); both buffers shrink back once empty if a spike grew them
+//! past 64 KiB. The defaults: 64 handles,
 //! 1000 messages / 16 MiB queued, 32 in flight, 1 MiB packets.
 //!
 //! ## Status events (SPEC section 4)
