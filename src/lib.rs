@@ -18,24 +18,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "codec")]
-#[doc(inline)]
-pub use mqgate_codec as codec;
-#[cfg(feature = "topic")]
-#[doc(inline)]
-pub use mqgate_topic as topic;
-#[cfg(feature = "session")]
-#[doc(inline)]
-pub use mqgate_session as session;
-#[cfg(feature = "status")]
-#[doc(inline)]
-pub use mqgate_status as status;
-#[cfg(feature = "rocketmq")]
-#[doc(inline)]
-pub use mqgate_rocketmq as rocketmq;
 #[cfg(feature = "auth")]
 #[doc(inline)]
 pub use mqgate_auth as auth;
 #[cfg(feature = "broker")]
 #[doc(inline)]
 pub use mqgate_broker as broker;
+#[cfg(feature = "codec")]
+#[doc(inline)]
+pub use mqgate_codec as codec;
+#[cfg(feature = "rocketmq")]
+#[doc(inline)]
+pub use mqgate_rocketmq as rocketmq;
+#[cfg(feature = "session")]
+#[doc(inline)]
+pub use mqgate_session as session;
+#[cfg(feature = "status")]
+#[doc(inline)]
+pub use mqgate_status as status;
+#[cfg(feature = "topic")]
+#[doc(inline)]
+pub use mqgate_topic as topic;
