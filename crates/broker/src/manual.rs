@@ -31,7 +31,9 @@
 //! `kick_old`, MQTT-3.1.4-2) or is refused with CONNACK 2 (`refuse_new`). With `kick_old` the
 //! old task hands its session to the new one before the new one answers CONNECT, so the
 //! session-present flag and the queued messages carry over; deliveries that arrive during
-//! the handover are kept (QoS 1 and 2, up to the session's queue limit) and replayed.
+//! the handover are kept (QoS 1 and 2, up to the session's queue limit) and replayed. A
+//! third connection arriving during that handover is refused (CONNACK 2); an old connection
+//! that does not hand over within the CONNECT timeout loses its session to a fresh one.
 //!
 //! ## Backpressure and the memory bound
 //!
