@@ -50,7 +50,7 @@ pub fn source_address(target: SocketAddr, index: usize, salt: usize) -> Option<S
         return None;
     }
     // 127.0.0.1 ..= 127.0.0.254, wrapping: never .0 or .255.
-    let host = 1 + (index / CONNECTIONS_PER_SOURCE).wrapping_add(salt) % 254;
+    let host = 1 + (salt % 254 + (index / CONNECTIONS_PER_SOURCE) % 254) % 254;
     let host = u8::try_from(host).unwrap_or(1);
     Some(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)),
