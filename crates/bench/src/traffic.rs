@@ -135,7 +135,9 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
         if unique >= ledger.expected() {
             break false;
         }
-        if tokio::time::Instant::now() >= deadline {
+        // Publishing stops at the deadline; what the broker already took (and acknowledged)
+        // gets a grace period to arrive, so `acked_lost` never counts messages in transit.
+        if tokio::time::Instant::now() >= deadline + DRAIN_IDLE {
             break true;
         }
         if unique != last_unique {
@@ -161,12 +163,8 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
         .last_delivery_ns
         .load(Ordering::Relaxed)
         .max(started_ns + 1);
-    let duration_s = if timed_out {
-        clock.now_ns() - started_ns
-    } else {
-        end_ns - started_ns
-    } as f64
-        / 1e9;
+    let duration_s = (end_ns - started_ns) as f64 / 1e9;
+    let timed_out = timed_out || ledger.sent.load(Ordering::Relaxed) < config.messages;
     let unique = ledger.unique();
     let sent = ledger.sent.load(Ordering::Relaxed);
     let received = ledger.received.load(Ordering::Relaxed);
@@ -441,7 +439,8 @@ async fn read_acks(
         tokio::select! {
             read = read.read_buf(&mut rx) => if read? == 0 { return Ok(()) },
             _ = done.notified() => {},
-            _ = tokio::time::sleep_until(deadline) => return Ok(()),
+            // The last acknowledgements get the same grace as the last deliveries.
+            _ = tokio::time::sleep_until(deadline + DRAIN_IDLE) => return Ok(()),
         }
     }
 }
