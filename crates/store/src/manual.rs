@@ -1,0 +1,53 @@
+//! # The store's rules, in prose
+//!
+//! ## What is durable, and when
+//!
+//! SPEC: "A message the broker has acknowledged for a persistent session is durable: it
+//! survives a broker crash and restart (an embedded store is the default; no server to
+//! install)." The store's side of that promise is [`Store::apply`](crate::Store::apply):
+//! when it returns `Ok`, every [`Op`](crate::Op) in the slice is on disk ([`RedbStore`](crate::RedbStore)
+//! commits with an fsync). The broker therefore sends the PUBACK (QoS 1) or PUBREC (QoS 2)
+//! of a message bound for an offline persistent session only after the `apply` holding its
+//! `Enqueue` returned.
+//!
+//! ## Group commit
+//!
+//! One fsync per message would cap throughput at the disk's sync rate. `apply` takes a slice
+//! so a single writer can gather the ops of every connection that is waiting, commit them
+//! together, and release all their acknowledgements at once. Latency grows by at most one
+//! commit; throughput grows with the batch.
+//!
+//! ## Stored once, referenced many times
+//!
+//! A message enqueued for many sessions is one body plus one small reference per queue
+//! (and per in-flight slot of a saved session). When the last reference goes, by `Ack`,
+//! by a limit, by the sweep or by `RemoveSession`, the body is deleted in the same
+//! transaction.
+//!
+//! ## Limits
+//!
+//! SPEC: "Limits are explicit and configurable: messages kept per client, bytes kept,
+//! retention time." [`StoreLimits`](crate::StoreLimits) mirrors the session's
+//! [`SessionConfig`](mqgate_session::SessionConfig) (defaults: 1000 messages, 16 MiB,
+//! 3 days). A full queue drops its oldest entries to make room, the session's default
+//! `DropOldest` policy; a broker that refuses instead does so before enqueueing. Expired
+//! messages are removed by [`Store::sweep_expired`](crate::Store::sweep_expired) in batches
+//! of a bounded size, so the sweep never holds the writer for long. An expired message still
+//! in flight to a client keeps its body until that flight ends: the session needs it to
+//! resend.
+//!
+//! ## Sessions and their queues
+//!
+//! A saved session record holds subscriptions, in-flight messages (by id) and the inbound
+//! QoS 2 packet ids awaiting PUBREL, so a resumed client never receives a QoS 2 message
+//! twice. Its `queue` field is not saved with it: the queue is the store's own, appended
+//! to and acknowledged op by op, and filled back in by `load_sessions`.
+//! [`restore_sessions`](crate::restore_sessions) turns the records back into sessions.
+//!
+//! ## Format and damage
+//!
+//! The redb file records a format version. A newer version than this build knows fails
+//! to open with [`StoreError::NewerFormat`](crate::StoreError::NewerFormat); a file that is
+//! not a readable store fails with [`StoreError::Open`](crate::StoreError::Open), naming
+//! the file. Neither ever falls back to an empty store: the broker refuses to start and
+//! the operator decides.

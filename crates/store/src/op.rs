@@ -1,0 +1,124 @@
+//! [`Op`]: every mutation a store accepts, and the small types its reads return.
+
+use std::sync::Arc;
+
+use mqgate_auth::{DeviceCredential, GroupRecord, TokenRecord};
+use mqgate_codec::{ByteStr, QoS};
+use mqgate_session::{Message, SessionConfig, SessionRecord};
+
+/// One mutation. A slice of them goes to [`Store::apply`](crate::Store::apply) and commits
+/// as one transaction: all or nothing.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Appends a message to a client's offline queue, at the end. The message body is stored
+    /// once however many queues refer to it, and removed when the last one lets go. If the
+    /// queue then exceeds the store's [`StoreLimits`], its oldest entries are dropped.
+    Enqueue {
+        /// The queue's client id.
+        client_id: ByteStr,
+        /// The message; share one `Arc` between the ops of a fan-out.
+        message: Arc<Message>,
+        /// The QoS it will be delivered at.
+        qos: QoS,
+    },
+    /// Removes every entry of the client's queue up to and including sequence number
+    /// `through_seq` (from [`QueuedEntry::seq`]): they were delivered or moved in flight.
+    Ack {
+        /// The queue's client id.
+        client_id: ByteStr,
+        /// The last sequence number removed.
+        through_seq: u64,
+    },
+    /// Saves a persistent session: subscriptions, in-flight and awaiting-PUBREL state,
+    /// packet id counter. `record.queue` is NOT stored: the offline queue is the store's own
+    /// (kept by `Enqueue` and `Ack`), and [`Store::load_sessions`](crate::Store::load_sessions)
+    /// fills it in.
+    SaveSession {
+        /// The session's state, messages by id.
+        record: SessionRecord,
+        /// The bodies of its in-flight messages that are not yet released (every
+        /// `InFlightStage::Published` entry); the op fails with
+        /// [`StoreError::MissingMessage`](crate::StoreError::MissingMessage) if one is missing.
+        messages: Vec<Arc<Message>>,
+    },
+    /// Forgets a session and its queue (cleanSession=1, or the session expired).
+    RemoveSession(ByteStr),
+    /// Sets the retained message of `message.topic`.
+    SetRetained(Arc<Message>),
+    /// Clears the retained message of a topic (a retained PUBLISH with an empty payload).
+    ClearRetained(ByteStr),
+    /// Registers or replaces a group.
+    PutGroup(GroupRecord),
+    /// Removes a group by id.
+    RemoveGroup(String),
+    /// Stores or replaces a token record.
+    PutToken(TokenRecord),
+    /// Forgets a token.
+    RemoveToken(String),
+    /// Stores or replaces the device credential of `client_id`.
+    PutDeviceCredential(DeviceCredential),
+    /// Removes the device credential of a client id.
+    RemoveDeviceCredential(String),
+}
+
+/// Queue limits a store applies on every append and in its expiry sweep; by default those
+/// of [`SessionConfig::default`] (1000 messages, 16 MiB, 3 days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Most entries per queue; the oldest go first.
+    pub max_queued_messages: u64,
+    /// Most bytes (topic + payload) per queue; the oldest go first.
+    pub max_queued_bytes: u64,
+    /// Messages older than this (by `published_at_ms`) are removed by
+    /// [`Store::sweep_expired`](crate::Store::sweep_expired).
+    pub message_ttl_ms: u64,
+}
+
+impl From<&SessionConfig> for StoreLimits {
+    fn from(config: &SessionConfig) -> Self {
+        StoreLimits {
+            max_queued_messages: config.max_queued_messages.try_into().unwrap_or(u64::MAX),
+            max_queued_bytes: config.max_queued_bytes.try_into().unwrap_or(u64::MAX),
+            message_ttl_ms: config.message_ttl_ms,
+        }
+    }
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits::from(&SessionConfig::default())
+    }
+}
+
+/// One entry of an offline queue, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEntry {
+    /// Its position in the queue: increasing, never reused for that client.
+    pub seq: u64,
+    /// The message.
+    pub message: Arc<Message>,
+    /// The QoS it will be delivered at.
+    pub qos: QoS,
+}
+
+/// Size of one offline queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Entries.
+    pub messages: u64,
+    /// Topic plus payload bytes of those entries.
+    pub bytes: u64,
+}
+
+/// What a store holds, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Message bodies (each stored once, however many queues refer to it).
+    pub messages: u64,
+    /// Queue entries over all clients.
+    pub queued: u64,
+    /// Saved sessions.
+    pub sessions: u64,
+    /// Retained messages.
+    pub retained: u64,
+}

@@ -1,0 +1,494 @@
+//! One test suite, run against every [`Store`] implementation.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mqgate_auth::{DeviceCredential, GroupRecord, TokenActions, TokenRecord};
+use mqgate_codec::{ByteStr, PacketId, QoS};
+use mqgate_session::{
+    InFlightRef, InFlightStage, Message, MessageId, SessionConfig, SessionRecord, Subscription,
+};
+use proptest::prelude::*;
+
+use crate::{restore_sessions, MemoryStore, Op, RedbStore, Store, StoreError, StoreLimits};
+
+/// A store, and the directory that must outlive it.
+pub(crate) struct Fixture {
+    store: Box<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Deref for Fixture {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        &*self.store
+    }
+}
+
+pub(crate) fn memory(limits: StoreLimits) -> Fixture {
+    Fixture {
+        store: Box::new(MemoryStore::with_limits(limits)),
+        _dir: None,
+    }
+}
+
+pub(crate) fn redb(limits: StoreLimits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    Fixture {
+        store: Box::new(RedbStore::open(dir.path(), limits).unwrap()),
+        _dir: Some(dir),
+    }
+}
+
+pub(crate) fn message(id: u128, published_at_ms: u64) -> Arc<Message> {
+    Arc::new(Message {
+        id: MessageId(id),
+        topic: ByteStr::from_static("shop/tag/price"),
+        payload: Bytes::from(format!("payload {id}")),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        published_at_ms,
+    })
+}
+
+pub(crate) fn enqueue(client: &str, message: &Arc<Message>) -> Op {
+    Op::Enqueue {
+        client_id: ByteStr::try_from(client).unwrap(),
+        message: Arc::clone(message),
+        qos: QoS::AtLeastOnce,
+    }
+}
+
+fn ack(client: &str, through_seq: u64) -> Op {
+    Op::Ack {
+        client_id: ByteStr::try_from(client).unwrap(),
+        through_seq,
+    }
+}
+
+fn queued_ids(store: &dyn Store, client: &str) -> Vec<u128> {
+    let entries = store.read_queue(client, 0, usize::MAX).unwrap();
+    entries.iter().map(|e| e.message.id.0).collect()
+}
+
+fn pid(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+/// A QoS 2 session mid-flight: one message sent (no PUBREC yet), one released (PUBREC
+/// received), two inbound ids awaiting PUBREL.
+pub(crate) fn qos2_record(client: &str, sent: MessageId) -> SessionRecord {
+    SessionRecord {
+        client_id: ByteStr::try_from(client).unwrap(),
+        subscriptions: vec![Subscription {
+            filter: ByteStr::from_static("shop/+/price"),
+            qos: QoS::ExactlyOnce,
+        }],
+        queue: Vec::new(),
+        inflight: vec![
+            InFlightRef {
+                packet_id: pid(1),
+                message: sent,
+                qos: QoS::ExactlyOnce,
+                stage: InFlightStage::Published,
+            },
+            InFlightRef {
+                packet_id: pid(2),
+                message: MessageId(999),
+                qos: QoS::ExactlyOnce,
+                stage: InFlightStage::Released,
+            },
+        ],
+        awaiting_pubrel: vec![pid(7), pid(9)],
+        next_packet_id: 3,
+    }
+}
+
+pub(crate) fn registry_ops() -> Vec<Op> {
+    vec![
+        Op::PutGroup(GroupRecord::new("GID_shop", 5)),
+        Op::PutToken(TokenRecord {
+            token: "tok".into(),
+            access_key_id: "AK".into(),
+            instance_id: "i".into(),
+            resources: vec!["shop/#".into()],
+            actions: TokenActions::ReadWrite,
+            create_time_ms: 1,
+            expire_time_ms: 2,
+            revoked: false,
+        }),
+        Op::PutDeviceCredential(DeviceCredential {
+            client_id: "GID_shop@@@1".into(),
+            instance_id: "i".into(),
+            device_access_key_id: "dk".into(),
+            device_access_key_secret: "ds".into(),
+            create_time_ms: 3,
+            update_time_ms: 4,
+        }),
+    ]
+}
+
+fn no_limits() -> StoreLimits {
+    StoreLimits {
+        max_queued_messages: u64::MAX,
+        max_queued_bytes: u64::MAX,
+        message_ttl_ms: u64::MAX,
+    }
+}
+
+type Make = fn(StoreLimits) -> Fixture;
+
+fn queue_reads_in_order_from_a_cursor(make: Make) {
+    let store = make(no_limits());
+    let ops: Vec<Op> = (0..5).map(|i| enqueue("c", &message(i, 0))).collect();
+    store.apply(&ops).unwrap();
+    let first = store.read_queue("c", 0, 3).unwrap();
+    let seqs: Vec<u64> = first.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    let rest = store.read_queue("c", seqs[2] + 1, 10).unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.message.id.0).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    assert!(store.read_queue("other", 0, 10).unwrap().is_empty());
+
+    store.apply(&[ack("c", 2)]).unwrap();
+    assert_eq!(queued_ids(&*store, "c"), [3, 4]);
+    let stats = store.queue_stats("c").unwrap();
+    assert_eq!(stats.messages, 2);
+    assert_eq!(stats.bytes, 2 * message(3, 0).size() as u64);
+    assert_eq!(store.stats().unwrap().messages, 2, "acked bodies are gone");
+    // Sequence numbers keep increasing after acks.
+    store.apply(&[enqueue("c", &message(5, 0))]).unwrap();
+    assert_eq!(store.read_queue("c", 0, 10).unwrap().last().unwrap().seq, 5);
+}
+
+fn fan_out_stores_one_body_until_every_queue_acked(make: Make) {
+    let store = make(no_limits());
+    let shared = message(1, 0);
+    let clients = ["a", "b", "c"];
+    let ops: Vec<Op> = clients.iter().map(|c| enqueue(c, &shared)).collect();
+    store.apply(&ops).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.messages, stats.queued), (1, 3));
+    for (i, client) in clients.iter().enumerate() {
+        assert!(
+            store.get_message(MessageId(1)).unwrap().is_some(),
+            "{i} acked"
+        );
+        store.apply(&[ack(client, 0)]).unwrap();
+    }
+    assert_eq!(store.get_message(MessageId(1)).unwrap(), None);
+    assert_eq!(store.stats().unwrap().messages, 0);
+}
+
+fn limits_drop_the_oldest(make: Make) {
+    let size = message(0, 0).size() as u64;
+    // (limits, messages enqueued, ids left)
+    let cases: [(u64, u64, usize, &[u128]); 4] = [
+        (3, u64::MAX, 5, &[2, 3, 4]),
+        (u64::MAX, 2 * size, 5, &[3, 4]),
+        (0, u64::MAX, 2, &[]),
+        (10, 10 * size, 4, &[0, 1, 2, 3]),
+    ];
+    for (max_messages, max_bytes, count, left) in cases {
+        let store = make(StoreLimits {
+            max_queued_messages: max_messages,
+            max_queued_bytes: max_bytes,
+            message_ttl_ms: u64::MAX,
+        });
+        let ops: Vec<Op> = (0..count as u128)
+            .map(|i| enqueue("c", &message(i, 0)))
+            .collect();
+        store.apply(&ops).unwrap();
+        assert_eq!(
+            queued_ids(&*store, "c"),
+            left,
+            "{max_messages} msgs, {max_bytes} B"
+        );
+        assert_eq!(store.stats().unwrap().messages, left.len() as u64);
+        assert_eq!(
+            store.queue_stats("c").unwrap().bytes,
+            left.len() as u64 * size
+        );
+    }
+}
+
+fn sweep_expires_in_bounded_batches(make: Make) {
+    let store = make(StoreLimits {
+        message_ttl_ms: 1_000,
+        ..no_limits()
+    });
+    let ops: Vec<Op> = (0..10u128)
+        .flat_map(|i| ["a", "b"].map(|c| enqueue(c, &message(i, i as u64 * 100))))
+        .collect();
+    store.apply(&ops).unwrap();
+    assert_eq!(
+        store.sweep_expired(999, 100).unwrap(),
+        0,
+        "nothing 1 s old yet"
+    );
+    // At 1 550 ms, messages published at 0..=500 (six of them) are due.
+    assert_eq!(store.sweep_expired(1_550, 4).unwrap(), 4);
+    assert_eq!(queued_ids(&*store, "a"), [4, 5, 6, 7, 8, 9]);
+    assert_eq!(store.sweep_expired(1_550, 4).unwrap(), 2);
+    assert_eq!(store.sweep_expired(1_550, 4).unwrap(), 0);
+    for client in ["a", "b"] {
+        assert_eq!(queued_ids(&*store, client), [6, 7, 8, 9]);
+        assert_eq!(store.queue_stats(client).unwrap().messages, 4);
+    }
+    assert_eq!(store.stats().unwrap().messages, 4);
+    assert_eq!(store.sweep_expired(u64::MAX, 100).unwrap(), 4);
+    assert_eq!(store.stats().unwrap().queued, 0);
+}
+
+fn sessions_round_trip_and_restore(make: Make) {
+    let store = make(StoreLimits::default());
+    let sent = message(10, 0);
+    let record = qos2_record("GID_a@@@1", sent.id);
+    let queued = message(11, 0);
+    store
+        .apply(&[
+            Op::SaveSession {
+                record: record.clone(),
+                messages: vec![Arc::clone(&sent)],
+            },
+            enqueue("GID_a@@@1", &queued),
+        ])
+        .unwrap();
+    let loaded = store.load_sessions().unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].queue.len(), 1);
+    assert_eq!(loaded[0].queue[0].message, queued.id);
+    assert_eq!(
+        SessionRecord {
+            queue: vec![],
+            ..loaded[0].clone()
+        },
+        record
+    );
+
+    let sessions = restore_sessions(&*store, SessionConfig::default(), 0).unwrap();
+    let session = sessions.into_iter().next().unwrap().unwrap();
+    assert_eq!(session.record().inflight, record.inflight);
+    assert_eq!(session.record().awaiting_pubrel, record.awaiting_pubrel);
+    assert_eq!(session.record().queue, loaded[0].queue);
+
+    // The flight ends: saving the record without it frees the body.
+    let done = SessionRecord {
+        inflight: vec![],
+        ..record
+    };
+    store
+        .apply(&[Op::SaveSession {
+            record: done,
+            messages: vec![],
+        }])
+        .unwrap();
+    assert_eq!(store.get_message(sent.id).unwrap(), None);
+    assert!(store.get_message(queued.id).unwrap().is_some());
+
+    store
+        .apply(&[Op::RemoveSession(ByteStr::from_static("GID_a@@@1"))])
+        .unwrap();
+    assert_eq!(store.stats().unwrap(), crate::StoreStats::default());
+}
+
+fn a_failed_batch_changes_nothing(make: Make) {
+    let store = make(StoreLimits::default());
+    let record = qos2_record("GID_a@@@1", MessageId(10));
+    let err = store
+        .apply(&[
+            enqueue("x", &message(1, 0)),
+            Op::SaveSession {
+                record,
+                messages: vec![],
+            },
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::MissingMessage { message: 10, .. }),
+        "{err}"
+    );
+    assert_eq!(store.stats().unwrap(), crate::StoreStats::default());
+}
+
+fn expired_bodies_in_flight_stay_until_released(make: Make) {
+    let store = make(StoreLimits {
+        message_ttl_ms: 10,
+        ..no_limits()
+    });
+    let sent = message(10, 0);
+    let record = qos2_record("s", sent.id);
+    let save = Op::SaveSession {
+        record,
+        messages: vec![Arc::clone(&sent)],
+    };
+    store.apply(&[save, enqueue("q", &sent)]).unwrap();
+    assert_eq!(store.sweep_expired(100, 10).unwrap(), 1);
+    assert!(queued_ids(&*store, "q").is_empty());
+    assert!(
+        store.get_message(sent.id).unwrap().is_some(),
+        "still in flight"
+    );
+    store
+        .apply(&[Op::RemoveSession(ByteStr::from_static("s"))])
+        .unwrap();
+    assert_eq!(store.get_message(sent.id).unwrap(), None);
+}
+
+fn retained_messages_set_replace_clear(make: Make) {
+    let store = make(StoreLimits::default());
+    let topic = |t: &'static str, id| {
+        let mut m = Message::clone(&message(id, 0));
+        m.topic = ByteStr::from_static(t);
+        Arc::new(m)
+    };
+    store
+        .apply(&[
+            Op::SetRetained(topic("a", 1)),
+            Op::SetRetained(topic("b", 2)),
+            Op::SetRetained(topic("a", 3)),
+            Op::ClearRetained(ByteStr::from_static("b")),
+        ])
+        .unwrap();
+    assert_eq!(store.load_retained().unwrap(), [topic("a", 3)]);
+}
+
+fn registries_put_remove_load(make: Make) {
+    let store = make(StoreLimits::default());
+    store.apply(&registry_ops()).unwrap();
+    assert_eq!(store.load_groups().unwrap()[0].group_id, "GID_shop");
+    assert_eq!(store.load_tokens().unwrap()[0].token, "tok");
+    assert_eq!(
+        store.load_device_credentials().unwrap()[0].client_id,
+        "GID_shop@@@1"
+    );
+    store
+        .apply(&[
+            Op::RemoveGroup("GID_shop".into()),
+            Op::RemoveToken("tok".into()),
+            Op::RemoveDeviceCredential("GID_shop@@@1".into()),
+        ])
+        .unwrap();
+    assert!(store.load_groups().unwrap().is_empty());
+    assert!(store.load_tokens().unwrap().is_empty());
+    assert!(store.load_device_credentials().unwrap().is_empty());
+    assert_eq!(
+        store.stats().unwrap().sessions,
+        0,
+        "registries are not sessions"
+    );
+}
+
+/// Random enqueues (often fanned out) and acks against a plain model of the queues.
+fn matches_a_model(make: Make, cases: u32) {
+    let clients = ["a", "b", "c"];
+    let step = (0usize..3, any::<bool>(), 0u64..4, any::<bool>());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
+    let strategy = proptest::collection::vec(proptest::collection::vec(step, 1..6), 1..8);
+    runner
+        .run(&strategy, |batches| {
+            let store = make(StoreLimits {
+                max_queued_messages: 4,
+                ..no_limits()
+            });
+            let mut model: [VecDeque<(u64, u128)>; 3] = Default::default();
+            let mut next_seq = [0u64; 3];
+            let mut next_id = 0u128;
+            for batch in batches {
+                let mut ops = Vec::new();
+                for (client, fan_out, ack_count, is_ack) in batch {
+                    if is_ack {
+                        let Some(&(front, _)) = model[client].front() else {
+                            continue;
+                        };
+                        let through = front + ack_count;
+                        model[client].retain(|(seq, _)| *seq > through);
+                        ops.push(ack(clients[client], through));
+                        continue;
+                    }
+                    let m = message(next_id, 0);
+                    next_id += 1;
+                    let targets = if fan_out { vec![0, 1, 2] } else { vec![client] };
+                    for t in targets {
+                        ops.push(enqueue(clients[t], &m));
+                        model[t].push_back((next_seq[t], m.id.0));
+                        next_seq[t] += 1;
+                        if model[t].len() > 4 {
+                            model[t].pop_front();
+                        }
+                    }
+                }
+                store.apply(&ops).unwrap();
+            }
+            let mut live = BTreeSet::new();
+            for (i, client) in clients.iter().enumerate() {
+                let got: Vec<(u64, u128)> = store
+                    .read_queue(client, 0, usize::MAX)
+                    .unwrap()
+                    .iter()
+                    .map(|e| (e.seq, e.message.id.0))
+                    .collect();
+                prop_assert_eq!(&got, &Vec::from(model[i].clone()));
+                live.extend(got.iter().map(|(_, id)| *id));
+            }
+            prop_assert_eq!(store.stats().unwrap().messages, live.len() as u64);
+            Ok(())
+        })
+        .unwrap();
+}
+
+macro_rules! suite {
+    ($backend:ident, $model_cases:expr) => {
+        mod $backend {
+            use super::*;
+            #[test]
+            fn queue_reads_in_order_from_a_cursor() {
+                super::queue_reads_in_order_from_a_cursor($backend);
+            }
+            #[test]
+            fn fan_out_stores_one_body_until_every_queue_acked() {
+                super::fan_out_stores_one_body_until_every_queue_acked($backend);
+            }
+            #[test]
+            fn limits_drop_the_oldest() {
+                super::limits_drop_the_oldest($backend);
+            }
+            #[test]
+            fn sweep_expires_in_bounded_batches() {
+                super::sweep_expires_in_bounded_batches($backend);
+            }
+            #[test]
+            fn sessions_round_trip_and_restore() {
+                super::sessions_round_trip_and_restore($backend);
+            }
+            #[test]
+            fn a_failed_batch_changes_nothing() {
+                super::a_failed_batch_changes_nothing($backend);
+            }
+            #[test]
+            fn expired_bodies_in_flight_stay_until_released() {
+                super::expired_bodies_in_flight_stay_until_released($backend);
+            }
+            #[test]
+            fn retained_messages_set_replace_clear() {
+                super::retained_messages_set_replace_clear($backend);
+            }
+            #[test]
+            fn registries_put_remove_load() {
+                super::registries_put_remove_load($backend);
+            }
+            #[test]
+            fn matches_a_model() {
+                super::matches_a_model($backend, $model_cases);
+            }
+        }
+    };
+}
+
+suite!(memory, 256);
+// Every apply is an fsync here: fewer cases keep the suite quick.
+suite!(redb, 24);

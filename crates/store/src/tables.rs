@@ -1,0 +1,449 @@
+//! The store's logic, written once over [`ReadTables`] / [`Tables`], which the in-memory and
+//! the redb backends implement. Both stores therefore follow exactly the same rules.
+//!
+//! Layout (the redb tables have the same names):
+//! - `messages`: id -> body, stored once;
+//! - `refs`: (message id, client id, holder) -> (): who still needs a body. A holder below
+//!   [`INFLIGHT_HOLDER`] is a queue sequence number, above it an in-flight packet id. A body
+//!   with no refs left is deleted at the end of the transaction that dropped the last one, so
+//!   the refs table doubles as the reference count;
+//! - `expiry`: (published_at_ms, message id) -> (), the sweep's index;
+//! - `queues`: (client id, seq) -> slot, and `queue_meta`: client id -> next seq, length, bytes;
+//! - `blobs`: (kind, key) -> JSON of session records (without their queue) and registries;
+//! - `retained`: topic -> body.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use mqgate_codec::{ByteStr, QoS};
+use mqgate_session::{InFlightStage, Message, MessageId, QueuedRef, SessionRecord};
+use serde::de::DeserializeOwned;
+
+use crate::{Op, QueueStats, QueuedEntry, StoreError, StoreLimits, StoreStats};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Holders at or above this are in-flight packet ids (`INFLIGHT_HOLDER | id`), below it queue
+/// sequence numbers, which never get near 2^63.
+pub(crate) const INFLIGHT_HOLDER: u64 = 1 << 63;
+/// Queue entries handled per table scan, so no scan loads a whole queue at once.
+const SCAN_BATCH: usize = 256;
+
+/// One queue entry as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) message: MessageId,
+    pub(crate) qos: QoS,
+    pub(crate) size: u64,
+}
+
+/// Per-queue counters, so limits are checked without scanning the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct QueueMeta {
+    pub(crate) next_seq: u64,
+    pub(crate) len: u64,
+    pub(crate) bytes: u64,
+}
+
+/// What a blob is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum BlobKind {
+    Session = 0,
+    Group = 1,
+    Token = 2,
+    Device = 3,
+}
+
+impl BlobKind {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            BlobKind::Session => "sessions",
+            BlobKind::Group => "groups",
+            BlobKind::Token => "tokens",
+            BlobKind::Device => "device credentials",
+        }
+    }
+}
+
+/// Reads every backend offers.
+pub(crate) trait ReadTables {
+    fn message(&self, id: MessageId) -> Result<Option<Arc<Message>>>;
+    fn has_message(&self, id: MessageId) -> Result<bool>;
+    fn has_refs(&self, id: MessageId) -> Result<bool>;
+    /// (client id, seq) of the queue entries referring to `id`.
+    fn queue_refs(&self, id: MessageId) -> Result<Vec<(String, u64)>>;
+    /// Expiry entries published at or before `cutoff`, oldest first, at most `max`.
+    fn due(&self, cutoff: u64, max: usize) -> Result<Vec<(u64, MessageId)>>;
+    fn meta(&self, client: &str) -> Result<QueueMeta>;
+    /// Entries with seq >= `from`, in order, at most `max`.
+    fn slots(&self, client: &str, from: u64, max: usize) -> Result<Vec<(u64, Slot)>>;
+    fn blob(&self, kind: BlobKind, key: &str) -> Result<Option<Vec<u8>>>;
+    fn blobs(&self, kind: BlobKind) -> Result<Vec<Vec<u8>>>;
+    fn retained(&self) -> Result<Vec<Arc<Message>>>;
+    fn stats(&self) -> Result<StoreStats>;
+}
+
+/// Writes, inside one transaction.
+pub(crate) trait Tables: ReadTables {
+    fn insert_message(&mut self, message: &Arc<Message>) -> Result<()>;
+    /// Removes a body, returning its `published_at_ms` if it was there.
+    fn remove_message(&mut self, id: MessageId) -> Result<Option<u64>>;
+    fn add_ref(&mut self, id: MessageId, client: &str, holder: u64) -> Result<()>;
+    fn remove_ref(&mut self, id: MessageId, client: &str, holder: u64) -> Result<()>;
+    fn add_expiry(&mut self, at: u64, id: MessageId) -> Result<()>;
+    fn remove_expiry(&mut self, at: u64, id: MessageId) -> Result<()>;
+    fn set_meta(&mut self, client: &str, meta: Option<QueueMeta>) -> Result<()>;
+    fn push_slot(&mut self, client: &str, seq: u64, slot: Slot) -> Result<()>;
+    fn take_slot(&mut self, client: &str, seq: u64) -> Result<Option<Slot>>;
+    fn put_blob(&mut self, kind: BlobKind, key: &str, value: Vec<u8>) -> Result<()>;
+    fn remove_blob(&mut self, kind: BlobKind, key: &str) -> Result<()>;
+    fn set_retained(&mut self, message: &Arc<Message>) -> Result<()>;
+    fn clear_retained(&mut self, topic: &str) -> Result<()>;
+}
+
+/// Checks what can be checked before writing anything, so that a failed batch leaves no
+/// trace even in a backend without rollback.
+fn validate(ops: &[Op]) -> Result<()> {
+    for op in ops {
+        if let Op::SaveSession { record, messages } = op {
+            for entry in &record.inflight {
+                let supplied = messages.iter().any(|m| m.id == entry.message);
+                if entry.stage == InFlightStage::Published && !supplied {
+                    return Err(StoreError::MissingMessage {
+                        client_id: record.client_id.to_string(),
+                        message: entry.message.0,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a batch of ops; the caller commits.
+pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Result<()> {
+    validate(ops)?;
+    let mut touched = BTreeSet::new();
+    for op in ops {
+        match op {
+            Op::Enqueue {
+                client_id,
+                message,
+                qos,
+            } => enqueue(t, client_id, message, *qos, limits, &mut touched)?,
+            Op::Ack {
+                client_id,
+                through_seq,
+            } => {
+                let mut meta = t.meta(client_id)?;
+                remove_slots(t, client_id, *through_seq, &mut meta, &mut touched)?;
+                t.set_meta(client_id, Some(meta))?;
+            }
+            Op::SaveSession { record, messages } => {
+                release_inflight(t, &record.client_id, &mut touched)?;
+                for message in messages {
+                    store_body(t, message)?;
+                    touched.insert(message.id);
+                }
+                for entry in &record.inflight {
+                    if entry.stage == InFlightStage::Published {
+                        let holder = INFLIGHT_HOLDER | u64::from(entry.packet_id.get());
+                        t.add_ref(entry.message, &record.client_id, holder)?;
+                    }
+                }
+                let stored = SessionRecord {
+                    queue: Vec::new(),
+                    ..record.clone()
+                };
+                t.put_blob(BlobKind::Session, &record.client_id, to_json(&stored)?)?;
+            }
+            Op::RemoveSession(client_id) => {
+                release_inflight(t, client_id, &mut touched)?;
+                t.remove_blob(BlobKind::Session, client_id)?;
+                let mut meta = t.meta(client_id)?;
+                remove_slots(t, client_id, u64::MAX, &mut meta, &mut touched)?;
+                t.set_meta(client_id, None)?;
+            }
+            Op::SetRetained(message) => t.set_retained(message)?,
+            Op::ClearRetained(topic) => t.clear_retained(topic)?,
+            Op::PutGroup(g) => t.put_blob(BlobKind::Group, &g.group_id, to_json(g)?)?,
+            Op::RemoveGroup(id) => t.remove_blob(BlobKind::Group, id)?,
+            Op::PutToken(r) => t.put_blob(BlobKind::Token, &r.token, to_json(r)?)?,
+            Op::RemoveToken(token) => t.remove_blob(BlobKind::Token, token)?,
+            Op::PutDeviceCredential(c) => {
+                t.put_blob(BlobKind::Device, &c.client_id, to_json(c)?)?
+            }
+            Op::RemoveDeviceCredential(id) => t.remove_blob(BlobKind::Device, id)?,
+        }
+    }
+    collect_garbage(t, touched)
+}
+
+fn enqueue(
+    t: &mut dyn Tables,
+    client: &ByteStr,
+    message: &Arc<Message>,
+    qos: QoS,
+    limits: &StoreLimits,
+    touched: &mut BTreeSet<MessageId>,
+) -> Result<()> {
+    store_body(t, message)?;
+    touched.insert(message.id);
+    let mut meta = t.meta(client)?;
+    let seq = meta.next_seq;
+    let size = u64::try_from(message.size()).unwrap_or(u64::MAX);
+    t.push_slot(
+        client,
+        seq,
+        Slot {
+            message: message.id,
+            qos,
+            size,
+        },
+    )?;
+    t.add_ref(message.id, client, seq)?;
+    meta.next_seq = seq.saturating_add(1);
+    meta.len = meta.len.saturating_add(1);
+    meta.bytes = meta.bytes.saturating_add(size);
+    // Drop-oldest, like the session's default policy: the newest message is the one the
+    // publisher was just told is safe.
+    while meta.len > limits.max_queued_messages || meta.bytes > limits.max_queued_bytes {
+        let Some((oldest, _)) = t.slots(client, 0, 1)?.into_iter().next() else {
+            break;
+        };
+        remove_slots(t, client, oldest, &mut meta, touched)?;
+    }
+    t.set_meta(client, Some(meta))
+}
+
+/// Stores a body unless it is already there (a fan-out stores it once).
+fn store_body(t: &mut dyn Tables, message: &Arc<Message>) -> Result<()> {
+    if !t.has_message(message.id)? {
+        t.insert_message(message)?;
+        t.add_expiry(message.published_at_ms, message.id)?;
+    }
+    Ok(())
+}
+
+/// Removes a client's queue entries with seq <= `through`, oldest first, a batch at a time.
+fn remove_slots(
+    t: &mut dyn Tables,
+    client: &str,
+    through: u64,
+    meta: &mut QueueMeta,
+    touched: &mut BTreeSet<MessageId>,
+) -> Result<()> {
+    loop {
+        let batch = t.slots(client, 0, SCAN_BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (seq, _) in batch {
+            if seq > through {
+                return Ok(());
+            }
+            remove_slot(t, client, seq, meta, touched)?;
+        }
+    }
+}
+
+fn remove_slot(
+    t: &mut dyn Tables,
+    client: &str,
+    seq: u64,
+    meta: &mut QueueMeta,
+    touched: &mut BTreeSet<MessageId>,
+) -> Result<()> {
+    if let Some(slot) = t.take_slot(client, seq)? {
+        t.remove_ref(slot.message, client, seq)?;
+        meta.len = meta.len.saturating_sub(1);
+        meta.bytes = meta.bytes.saturating_sub(slot.size);
+        touched.insert(slot.message);
+    }
+    Ok(())
+}
+
+/// Drops the in-flight refs of the client's saved record, if any.
+fn release_inflight(
+    t: &mut dyn Tables,
+    client: &str,
+    touched: &mut BTreeSet<MessageId>,
+) -> Result<()> {
+    let Some(json) = t.blob(BlobKind::Session, client)? else {
+        return Ok(());
+    };
+    let old: SessionRecord = from_json(BlobKind::Session, &json)?;
+    for entry in old.inflight {
+        let holder = INFLIGHT_HOLDER | u64::from(entry.packet_id.get());
+        t.remove_ref(entry.message, client, holder)?;
+        touched.insert(entry.message);
+    }
+    Ok(())
+}
+
+/// Deletes the bodies no queue or session refers to any more.
+fn collect_garbage(t: &mut dyn Tables, touched: BTreeSet<MessageId>) -> Result<()> {
+    for id in touched {
+        if !t.has_refs(id)? {
+            if let Some(at) = t.remove_message(id)? {
+                t.remove_expiry(at, id)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the queue entries of messages published at or before `now - ttl`, at most `max`
+/// messages; bodies still in flight somewhere stay until released.
+pub(crate) fn sweep(
+    t: &mut dyn Tables,
+    now_ms: u64,
+    limits: &StoreLimits,
+    max: usize,
+) -> Result<usize> {
+    let Some(cutoff) = now_ms.checked_sub(limits.message_ttl_ms) else {
+        return Ok(0);
+    };
+    let due = t.due(cutoff, max)?;
+    let mut touched = BTreeSet::new();
+    for &(at, id) in &due {
+        for (client, seq) in t.queue_refs(id)? {
+            let mut meta = t.meta(&client)?;
+            remove_slot(t, &client, seq, &mut meta, &mut touched)?;
+            t.set_meta(&client, Some(meta))?;
+        }
+        t.remove_expiry(at, id)?;
+        touched.insert(id);
+    }
+    collect_garbage(t, touched)?;
+    Ok(due.len())
+}
+
+/// Every saved session, its queue filled in from the store's queue.
+pub(crate) fn load_sessions(t: &dyn ReadTables) -> Result<Vec<SessionRecord>> {
+    let mut sessions = Vec::new();
+    for json in t.blobs(BlobKind::Session)? {
+        let mut record: SessionRecord = from_json(BlobKind::Session, &json)?;
+        record.queue = all_slots(t, &record.client_id)?
+            .into_iter()
+            .map(|(_, slot)| QueuedRef {
+                message: slot.message,
+                qos: slot.qos,
+            })
+            .collect();
+        sessions.push(record);
+    }
+    Ok(sessions)
+}
+
+fn all_slots(t: &dyn ReadTables, client: &str) -> Result<Vec<(u64, Slot)>> {
+    t.slots(client, 0, usize::MAX)
+}
+
+/// Queue entries from `from_seq` on, with their bodies.
+pub(crate) fn read_queue(
+    t: &dyn ReadTables,
+    client: &str,
+    from_seq: u64,
+    max: usize,
+) -> Result<Vec<QueuedEntry>> {
+    let mut entries = Vec::new();
+    for (seq, slot) in t.slots(client, from_seq, max)? {
+        let message = t.message(slot.message)?.ok_or_else(|| {
+            StoreError::corrupt(
+                "queues",
+                format_args!("entry {seq} of {client} has no message"),
+            )
+        })?;
+        entries.push(QueuedEntry {
+            seq,
+            message,
+            qos: slot.qos,
+        });
+    }
+    Ok(entries)
+}
+
+pub(crate) fn queue_stats(t: &dyn ReadTables, client: &str) -> Result<QueueStats> {
+    let meta = t.meta(client)?;
+    Ok(QueueStats {
+        messages: meta.len,
+        bytes: meta.bytes,
+    })
+}
+
+/// Every record of one registry kind.
+pub(crate) fn load_records<T: DeserializeOwned>(
+    t: &dyn ReadTables,
+    kind: BlobKind,
+) -> Result<Vec<T>> {
+    t.blobs(kind)?
+        .iter()
+        .map(|json| from_json(kind, json))
+        .collect()
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Io(format!("cannot encode record: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(kind: BlobKind, json: &[u8]) -> Result<T> {
+    serde_json::from_slice(json).map_err(|e| StoreError::corrupt(kind.table(), e))
+}
+
+/// Implements [`Store`](crate::Store) for a backend with `limits`, `read` and `write`
+/// (a transaction that commits when the closure returns `Ok`).
+macro_rules! impl_store {
+    ($backend:ty) => {
+        impl $crate::Store for $backend {
+            fn apply(&self, ops: &[$crate::Op]) -> std::result::Result<(), $crate::StoreError> {
+                let limits = self.limits;
+                self.write(|t| $crate::tables::apply(t, ops, &limits))
+            }
+            fn sweep_expired(&self, now_ms: u64, max: usize) -> std::result::Result<usize, $crate::StoreError> {
+                let limits = self.limits;
+                self.write(|t| $crate::tables::sweep(t, now_ms, &limits, max))
+            }
+            fn load_sessions(&self) -> std::result::Result<Vec<mqgate_session::SessionRecord>, $crate::StoreError> {
+                self.read($crate::tables::load_sessions)
+            }
+            fn get_message(
+                &self,
+                id: mqgate_session::MessageId,
+            ) -> std::result::Result<Option<std::sync::Arc<mqgate_session::Message>>, $crate::StoreError> {
+                self.read(|t| t.message(id))
+            }
+            fn read_queue(
+                &self,
+                client_id: &str,
+                from_seq: u64,
+                max: usize,
+            ) -> std::result::Result<Vec<$crate::QueuedEntry>, $crate::StoreError> {
+                self.read(|t| $crate::tables::read_queue(t, client_id, from_seq, max))
+            }
+            fn queue_stats(&self, client_id: &str) -> std::result::Result<$crate::QueueStats, $crate::StoreError> {
+                self.read(|t| $crate::tables::queue_stats(t, client_id))
+            }
+            fn load_retained(
+                &self,
+            ) -> std::result::Result<Vec<std::sync::Arc<mqgate_session::Message>>, $crate::StoreError> {
+                self.read(|t| t.retained())
+            }
+            fn load_groups(&self) -> std::result::Result<Vec<mqgate_auth::GroupRecord>, $crate::StoreError> {
+                self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::Group))
+            }
+            fn load_tokens(&self) -> std::result::Result<Vec<mqgate_auth::TokenRecord>, $crate::StoreError> {
+                self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::Token))
+            }
+            fn load_device_credentials(
+                &self,
+            ) -> std::result::Result<Vec<mqgate_auth::DeviceCredential>, $crate::StoreError> {
+                self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::Device))
+            }
+            fn stats(&self) -> std::result::Result<$crate::StoreStats, $crate::StoreError> {
+                self.read(|t| t.stats())
+            }
+        }
+    };
+}
+pub(crate) use impl_store;
