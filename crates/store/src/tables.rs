@@ -15,6 +15,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{InFlightStage, Message, MessageId, QueuedRef, SessionRecord};
 use serde::de::DeserializeOwned;
@@ -120,30 +122,61 @@ fn validate(ops: &[Op]) -> Result<()> {
     Ok(())
 }
 
+/// What one transaction changed and still has to finish: bodies that may have lost their
+/// last reference, and queue counters, read once and written back once per transaction
+/// (`None`: the queue was removed).
+#[derive(Default)]
+struct Pending {
+    touched: BTreeSet<MessageId>,
+    metas: HashMap<String, Option<QueueMeta>>,
+}
+
+impl Pending {
+    fn meta(&mut self, t: &dyn Tables, client: &str) -> Result<&mut QueueMeta> {
+        // entry_ref: no String allocated for the (common) hit.
+        let slot = match self.metas.entry_ref(client) {
+            EntryRef::Occupied(e) => e.into_mut(),
+            EntryRef::Vacant(e) => e.insert(Some(t.meta(client)?)),
+        };
+        Ok(slot.get_or_insert_with(QueueMeta::default))
+    }
+
+    fn finish(self, t: &mut dyn Tables) -> Result<()> {
+        for (client, meta) in self.metas {
+            t.set_meta(&client, meta)?;
+        }
+        // Deletes the bodies no queue or session refers to any more.
+        for id in self.touched {
+            if !t.has_refs(id)? {
+                if let Some(at) = t.remove_message(id)? {
+                    t.remove_expiry(at, id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Applies a batch of ops; the caller commits.
 pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Result<()> {
     validate(ops)?;
-    let mut touched = BTreeSet::new();
+    let mut pending = Pending::default();
     for op in ops {
         match op {
             Op::Enqueue {
                 client_id,
                 message,
                 qos,
-            } => enqueue(t, client_id, message, *qos, limits, &mut touched)?,
+            } => enqueue(t, client_id, message, *qos, limits, &mut pending)?,
             Op::Ack {
                 client_id,
                 through_seq,
-            } => {
-                let mut meta = t.meta(client_id)?;
-                remove_slots(t, client_id, *through_seq, &mut meta, &mut touched)?;
-                t.set_meta(client_id, Some(meta))?;
-            }
+            } => remove_slots(t, client_id, *through_seq, &mut pending)?,
             Op::SaveSession { record, messages } => {
-                release_inflight(t, &record.client_id, &mut touched)?;
+                release_inflight(t, &record.client_id, &mut pending)?;
                 for message in messages {
                     store_body(t, message)?;
-                    touched.insert(message.id);
+                    pending.touched.insert(message.id);
                 }
                 for entry in &record.inflight {
                     if entry.stage == InFlightStage::Published {
@@ -158,11 +191,10 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 t.put_blob(BlobKind::Session, &record.client_id, to_json(&stored)?)?;
             }
             Op::RemoveSession(client_id) => {
-                release_inflight(t, client_id, &mut touched)?;
+                release_inflight(t, client_id, &mut pending)?;
                 t.remove_blob(BlobKind::Session, client_id)?;
-                let mut meta = t.meta(client_id)?;
-                remove_slots(t, client_id, u64::MAX, &mut meta, &mut touched)?;
-                t.set_meta(client_id, None)?;
+                remove_slots(t, client_id, u64::MAX, &mut pending)?;
+                pending.metas.insert(client_id.to_string(), None);
             }
             Op::SetRetained(message) => t.set_retained(message)?,
             Op::ClearRetained(topic) => t.clear_retained(topic)?,
@@ -176,7 +208,7 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
             Op::RemoveDeviceCredential(id) => t.remove_blob(BlobKind::Device, id)?,
         }
     }
-    collect_garbage(t, touched)
+    pending.finish(t)
 }
 
 fn enqueue(
@@ -185,35 +217,39 @@ fn enqueue(
     message: &Arc<Message>,
     qos: QoS,
     limits: &StoreLimits,
-    touched: &mut BTreeSet<MessageId>,
+    pending: &mut Pending,
 ) -> Result<()> {
     store_body(t, message)?;
-    touched.insert(message.id);
-    let mut meta = t.meta(client)?;
-    let seq = meta.next_seq;
+    pending.touched.insert(message.id);
     let size = u64::try_from(message.size()).unwrap_or(u64::MAX);
-    t.push_slot(
-        client,
-        seq,
-        Slot {
-            message: message.id,
-            qos,
-            size,
-        },
-    )?;
-    t.add_ref(message.id, client, seq)?;
+    let meta = pending.meta(t, client)?;
+    let seq = meta.next_seq;
     meta.next_seq = seq.saturating_add(1);
     meta.len = meta.len.saturating_add(1);
     meta.bytes = meta.bytes.saturating_add(size);
-    // Drop-oldest, like the session's default policy: the newest message is the one the
-    // publisher was just told is safe.
-    while meta.len > limits.max_queued_messages || meta.bytes > limits.max_queued_bytes {
-        let Some((oldest, _)) = t.slots(client, 0, 1)?.into_iter().next() else {
-            break;
-        };
-        remove_slots(t, client, oldest, &mut meta, touched)?;
+    let over = meta.len > limits.max_queued_messages || meta.bytes > limits.max_queued_bytes;
+    let slot = Slot {
+        message: message.id,
+        qos,
+        size,
+    };
+    t.push_slot(client, seq, slot)?;
+    t.add_ref(message.id, client, seq)?;
+    if over {
+        // Drop-oldest, like the session's default policy: the newest message is the one the
+        // publisher was just told is safe.
+        loop {
+            let meta = pending.meta(t, client)?;
+            if meta.len <= limits.max_queued_messages && meta.bytes <= limits.max_queued_bytes {
+                break;
+            }
+            let Some((oldest, _)) = t.slots(client, 0, 1)?.into_iter().next() else {
+                break;
+            };
+            remove_slot(t, client, oldest, pending)?;
+        }
     }
-    t.set_meta(client, Some(meta))
+    Ok(())
 }
 
 /// Stores a body unless it is already there (a fan-out stores it once).
@@ -230,8 +266,7 @@ fn remove_slots(
     t: &mut dyn Tables,
     client: &str,
     through: u64,
-    meta: &mut QueueMeta,
-    touched: &mut BTreeSet<MessageId>,
+    pending: &mut Pending,
 ) -> Result<()> {
     loop {
         let batch = t.slots(client, 0, SCAN_BATCH)?;
@@ -242,33 +277,24 @@ fn remove_slots(
             if seq > through {
                 return Ok(());
             }
-            remove_slot(t, client, seq, meta, touched)?;
+            remove_slot(t, client, seq, pending)?;
         }
     }
 }
 
-fn remove_slot(
-    t: &mut dyn Tables,
-    client: &str,
-    seq: u64,
-    meta: &mut QueueMeta,
-    touched: &mut BTreeSet<MessageId>,
-) -> Result<()> {
+fn remove_slot(t: &mut dyn Tables, client: &str, seq: u64, pending: &mut Pending) -> Result<()> {
     if let Some(slot) = t.take_slot(client, seq)? {
         t.remove_ref(slot.message, client, seq)?;
+        pending.touched.insert(slot.message);
+        let meta = pending.meta(t, client)?;
         meta.len = meta.len.saturating_sub(1);
         meta.bytes = meta.bytes.saturating_sub(slot.size);
-        touched.insert(slot.message);
     }
     Ok(())
 }
 
 /// Drops the in-flight refs of the client's saved record, if any.
-fn release_inflight(
-    t: &mut dyn Tables,
-    client: &str,
-    touched: &mut BTreeSet<MessageId>,
-) -> Result<()> {
+fn release_inflight(t: &mut dyn Tables, client: &str, pending: &mut Pending) -> Result<()> {
     let Some(json) = t.blob(BlobKind::Session, client)? else {
         return Ok(());
     };
@@ -276,19 +302,7 @@ fn release_inflight(
     for entry in old.inflight {
         let holder = INFLIGHT_HOLDER | u64::from(entry.packet_id.get());
         t.remove_ref(entry.message, client, holder)?;
-        touched.insert(entry.message);
-    }
-    Ok(())
-}
-
-/// Deletes the bodies no queue or session refers to any more.
-fn collect_garbage(t: &mut dyn Tables, touched: BTreeSet<MessageId>) -> Result<()> {
-    for id in touched {
-        if !t.has_refs(id)? {
-            if let Some(at) = t.remove_message(id)? {
-                t.remove_expiry(at, id)?;
-            }
-        }
+        pending.touched.insert(entry.message);
     }
     Ok(())
 }
@@ -305,17 +319,15 @@ pub(crate) fn sweep(
         return Ok(0);
     };
     let due = t.due(cutoff, max)?;
-    let mut touched = BTreeSet::new();
+    let mut pending = Pending::default();
     for &(at, id) in &due {
         for (client, seq) in t.queue_refs(id)? {
-            let mut meta = t.meta(&client)?;
-            remove_slot(t, &client, seq, &mut meta, &mut touched)?;
-            t.set_meta(&client, Some(meta))?;
+            remove_slot(t, &client, seq, &mut pending)?;
         }
         t.remove_expiry(at, id)?;
-        touched.insert(id);
+        pending.touched.insert(id);
     }
-    collect_garbage(t, touched)?;
+    pending.finish(t)?;
     Ok(due.len())
 }
 
