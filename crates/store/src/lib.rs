@@ -75,6 +75,7 @@ pub mod manual;
 mod memory;
 mod op;
 mod redb_store;
+mod registry;
 mod tables;
 
 // The README's example runs as a doctest, so it cannot drift from the API.
@@ -91,6 +92,7 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats};
 pub use redb_store::{RedbStore, DEFAULT_FILE_NAME, FORMAT_VERSION};
+pub use registry::DurableRegistry;
 
 /// Durable broker state. See the [crate documentation](crate) for the contract.
 ///

@@ -1,0 +1,161 @@
+//! [`DurableRegistry`]: the auth crate's [`Registry`] kept in a [`Store`].
+
+use std::sync::Arc;
+
+use mqgate_auth::{
+    DeviceCredential, GroupRecord, InMemoryRegistry, Registry, RegistryError, TokenRecord,
+};
+
+use crate::{Op, Store, StoreError};
+
+/// A [`Registry`] whose writes go to a [`Store`] first and whose reads are served from
+/// memory: logins look records up on every CONNECT, so they must not touch the disk, and
+/// the API's changes must survive a restart.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mqgate_auth::{GroupRecord, Registry};
+/// use mqgate_store::{DurableRegistry, MemoryStore, Store};
+///
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let registry = DurableRegistry::load(Arc::clone(&store))?;
+/// registry.put_group(GroupRecord::new("GID_shop", 0)).unwrap();
+/// assert_eq!(store.load_groups()?.len(), 1);
+/// // After a restart, loading from the same store brings the group back.
+/// assert!(DurableRegistry::load(store)?.group("GID_shop").unwrap().is_some());
+/// # Ok::<(), mqgate_store::StoreError>(())
+/// ```
+pub struct DurableRegistry {
+    store: Arc<dyn Store>,
+    cache: InMemoryRegistry,
+    /// Held from commit to cache update, so two writers of one key leave memory in the
+    /// order the disk has.
+    writer: parking_lot::Mutex<()>,
+}
+
+impl std::fmt::Debug for DurableRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurableRegistry")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DurableRegistry {
+    /// Loads every group, token and device credential from `store`.
+    ///
+    /// # Errors
+    /// The store's load errors.
+    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let cache = InMemoryRegistry::new();
+        let fill = |r: Result<(), RegistryError>| r.map_err(|e| StoreError::Io(e.to_string()));
+        for group in store.load_groups()? {
+            fill(cache.put_group(group))?;
+        }
+        for token in store.load_tokens()? {
+            fill(cache.put_token(token))?;
+        }
+        for credential in store.load_device_credentials()? {
+            fill(cache.put_device_credential(credential))?;
+        }
+        Ok(DurableRegistry {
+            store,
+            cache,
+            writer: parking_lot::Mutex::new(()),
+        })
+    }
+
+    /// Commits `op`, then lets `update` change the cache: memory never holds what the
+    /// disk does not.
+    fn write<T>(
+        &self,
+        op: Op,
+        update: impl FnOnce(&InMemoryRegistry) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let _order = self.writer.lock();
+        self.store
+            .apply(&[op])
+            .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        update(&self.cache)
+    }
+}
+
+impl Registry for DurableRegistry {
+    fn group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError> {
+        self.cache.group(group_id)
+    }
+    fn put_group(&self, group: GroupRecord) -> Result<(), RegistryError> {
+        self.write(Op::PutGroup(group.clone()), |c| c.put_group(group))
+    }
+    fn remove_group(&self, group_id: &str) -> Result<Option<GroupRecord>, RegistryError> {
+        self.write(Op::RemoveGroup(group_id.into()), |c| {
+            c.remove_group(group_id)
+        })
+    }
+    fn groups(&self) -> Result<Vec<GroupRecord>, RegistryError> {
+        self.cache.groups()
+    }
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError> {
+        self.cache.token(token)
+    }
+    fn put_token(&self, record: TokenRecord) -> Result<(), RegistryError> {
+        self.write(Op::PutToken(record.clone()), |c| c.put_token(record))
+    }
+    fn remove_token(&self, token: &str) -> Result<Option<TokenRecord>, RegistryError> {
+        self.write(Op::RemoveToken(token.into()), |c| c.remove_token(token))
+    }
+    fn device_credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<DeviceCredential>, RegistryError> {
+        self.cache.device_credential(client_id)
+    }
+    fn put_device_credential(&self, record: DeviceCredential) -> Result<(), RegistryError> {
+        self.write(Op::PutDeviceCredential(record.clone()), |c| {
+            c.put_device_credential(record)
+        })
+    }
+    fn remove_device_credential(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<DeviceCredential>, RegistryError> {
+        self.write(Op::RemoveDeviceCredential(client_id.into()), |c| {
+            c.remove_device_credential(client_id)
+        })
+    }
+    fn device_client_ids(&self) -> Result<Vec<String>, RegistryError> {
+        self.cache.device_client_ids()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RedbStore, StoreLimits};
+
+    #[test]
+    fn survives_a_reopen_of_the_redb_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || -> Arc<dyn Store> {
+            Arc::new(RedbStore::open(dir.path(), StoreLimits::default()).unwrap())
+        };
+        {
+            let registry = DurableRegistry::load(open()).unwrap();
+            for op in crate::suite::registry_ops() {
+                match op {
+                    Op::PutGroup(g) => registry.put_group(g).unwrap(),
+                    Op::PutToken(t) => registry.put_token(t).unwrap(),
+                    Op::PutDeviceCredential(c) => registry.put_device_credential(c).unwrap(),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            registry.put_group(GroupRecord::new("GID_gone", 0)).unwrap();
+            assert!(registry.remove_group("GID_gone").unwrap().is_some());
+        }
+        let registry = DurableRegistry::load(open()).unwrap();
+        assert!(registry.group("GID_shop").unwrap().is_some());
+        assert!(registry.group("GID_gone").unwrap().is_none());
+        assert!(registry.token("tok").unwrap().is_some());
+        assert_eq!(registry.device_client_ids().unwrap(), ["GID_shop@@@1"]);
+    }
+}
