@@ -219,8 +219,9 @@ fn enqueue(
     limits: &StoreLimits,
     pending: &mut Pending,
 ) -> Result<()> {
+    // Not marked touched: the ref added below keeps the body; a limit that drops the entry
+    // again marks it then.
     store_body(t, message)?;
-    pending.touched.insert(message.id);
     let size = u64::try_from(message.size()).unwrap_or(u64::MAX);
     let meta = pending.meta(t, client)?;
     let seq = meta.next_seq;
