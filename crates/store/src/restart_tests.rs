@@ -133,3 +133,66 @@ fn an_empty_or_missing_file_starts_a_new_store() {
     std::fs::write(&empty, b"").unwrap();
     assert!(RedbStore::open_file(&empty, StoreLimits::default()).is_ok());
 }
+
+#[test]
+fn a_batch_failing_half_way_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DEFAULT_FILE_NAME);
+    drop(RedbStore::open(dir.path(), StoreLimits::default()).unwrap());
+    {
+        // A session record damaged on disk: only found when the batch reaches it.
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let blobs: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("blobs");
+        txn.open_table(blobs)
+            .unwrap()
+            .insert((0, "s"), b"{not json".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    let err = store
+        .apply(&[
+            enqueue("q", &message(1, 0)),
+            Op::RemoveSession(ByteStr::from_static("s")),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                table: "sessions",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(store.read_queue("q", 0, 10).unwrap().is_empty());
+    assert_eq!(store.stats().unwrap().messages, 0);
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    std::thread::scope(|scope| {
+        for writer in 0..4u128 {
+            let store = &store;
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let m = message(writer * 1000 + i, 0);
+                    store.apply(&[enqueue(&format!("c{writer}"), &m)]).unwrap();
+                }
+            });
+        }
+    });
+    for writer in 0..4 {
+        let ids: Vec<u128> = store
+            .read_queue(&format!("c{writer}"), 0, 100)
+            .unwrap()
+            .iter()
+            .map(|e| e.message.id.0)
+            .collect();
+        assert_eq!(ids, (0..25).map(|i| writer * 1000 + i).collect::<Vec<_>>());
+    }
+}
