@@ -13,6 +13,14 @@ use crate::{
     FORMAT_VERSION,
 };
 
+/// Writes to the file behind the store's back, as another program or a damaged disk would.
+fn write_raw(path: &std::path::Path, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    f(&txn);
+    txn.commit().unwrap();
+}
+
 #[test]
 fn everything_survives_a_reopen_and_qos2_state_restores() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,16 +94,11 @@ fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DEFAULT_FILE_NAME);
     drop(RedbStore::open(dir.path(), StoreLimits::default()).unwrap());
-    {
-        let db = Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
-        txn.open_table(meta)
-            .unwrap()
-            .insert("format_version", FORMAT_VERSION + 1)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    write_raw(&path, |txn| {
+        let mut table = txn.open_table(meta).unwrap();
+        table.insert("format_version", FORMAT_VERSION + 1).unwrap();
+    });
     let err = RedbStore::open(dir.path(), StoreLimits::default()).unwrap_err();
     assert!(
         matches!(err, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1),
@@ -108,13 +111,10 @@ fn a_newer_format_is_refused() {
 fn a_foreign_redb_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("other.redb");
-    {
-        let db = Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        let table: TableDefinition<&str, &str> = TableDefinition::new("someone_elses");
+    let table: TableDefinition<&str, &str> = TableDefinition::new("someone_elses");
+    write_raw(&path, |txn| {
         txn.open_table(table).unwrap().insert("k", "v").unwrap();
-        txn.commit().unwrap();
-    }
+    });
     let err = RedbStore::open_file(&path, StoreLimits::default()).unwrap_err();
     assert!(err.to_string().contains("no format version"), "{err}");
 }
@@ -139,17 +139,12 @@ fn a_batch_failing_half_way_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DEFAULT_FILE_NAME);
     drop(RedbStore::open(dir.path(), StoreLimits::default()).unwrap());
-    {
-        // A session record damaged on disk: only found when the batch reaches it.
-        let db = Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        let blobs: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("blobs");
-        txn.open_table(blobs)
-            .unwrap()
-            .insert((0, "s"), b"{not json".as_slice())
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    // A session record damaged on disk: only found when the batch reaches it.
+    let blobs: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("blobs");
+    write_raw(&path, |txn| {
+        let mut table = txn.open_table(blobs).unwrap();
+        table.insert((0, "s"), b"{not json".as_slice()).unwrap();
+    });
     let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
     let err = store
         .apply(&[
