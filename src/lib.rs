@@ -14,6 +14,7 @@
 //! | [`status`] | `mqgate-status` | connect / disconnect / tcpclean events and the reconciler |
 //! | [`rocketmq`] | `mqgate-rocketmq` | MQTT <-> RocketMQ mapping |
 //! | [`auth`] | `mqgate-auth` | logins, tokens, device credentials, grants, OpenAPI signatures |
+//! | [`store`] | `mqgate-store` | durable sessions, offline queues, retained messages, registries (redb) |
 //! | [`broker`] | `mqgate-broker` | the reference broker: listeners, routing, status, embedding API |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,6 +37,9 @@ pub use mqgate_session as session;
 #[cfg(feature = "status")]
 #[doc(inline)]
 pub use mqgate_status as status;
+#[cfg(feature = "store")]
+#[doc(inline)]
+pub use mqgate_store as store;
 #[cfg(feature = "topic")]
 #[doc(inline)]
 pub use mqgate_topic as topic;
