@@ -378,7 +378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                             }
                             // The receiver closed meanwhile: its session is in the registry now.
                             Err(_) => {
-                                if let Some(again) = self.shared.router.deliver(client, delivery, unix_time_ms()) {
+                                if let Some(again) = self.shared.router.deliver(&client, delivery, unix_time_ms()) {
                                     self.scratch.blocked.push(again);
                                 }
                             }

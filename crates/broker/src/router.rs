@@ -103,10 +103,15 @@ impl Router {
         scratch.targets.clear();
         match P2pAddress::parse(&message.topic) {
             Ok(Some(address)) => {
-                // P2P: no trie lookup, and no retained message, whatever the flag says.
-                scratch
-                    .targets
-                    .push((Arc::from(address.target_client_id), QoS::ExactlyOnce));
+                // P2P: no trie lookup, no retained message whatever the flag says, and the
+                // target id is borrowed from the topic (no allocation unless it must wait).
+                let delivery = Delivery {
+                    message: message.clone(),
+                    granted: QoS::ExactlyOnce,
+                };
+                if let Some(blocked) = self.deliver(address.target_client_id, delivery, now) {
+                    scratch.blocked.push(blocked);
+                }
             }
             Ok(None) => {
                 if retain {
@@ -135,7 +140,7 @@ impl Router {
                 message: message.clone(),
                 granted,
             };
-            if let Some(blocked) = self.deliver(client, delivery, now) {
+            if let Some(blocked) = self.deliver(&client, delivery, now) {
                 scratch.blocked.push(blocked);
             }
         }
@@ -143,15 +148,10 @@ impl Router {
 
     /// Hands one delivery to its receiver; `Some` when the receiver's inbox is full and the
     /// delivery is QoS 1 or 2, which must then wait for room (see [`Blocked`]).
-    pub(crate) fn deliver(
-        &self,
-        client: Arc<str>,
-        delivery: Delivery,
-        now: u64,
-    ) -> Option<Blocked> {
+    pub(crate) fn deliver(&self, client: &str, delivery: Delivery, now: u64) -> Option<Blocked> {
         let mut delivery = delivery;
         for _ in 0..CLOSED_INBOX_RETRIES {
-            let (inbox, back) = match self.registry.deliver_to(&client, delivery, now) {
+            let (inbox, back) = match self.registry.deliver_to(client, delivery, now) {
                 Target::Inbox(inbox, back) => (inbox, back),
                 Target::Done(outcome, dropped) => {
                     self.count_outcome(outcome, dropped);
@@ -166,7 +166,7 @@ impl Router {
                 Ok(()) => return None,
                 Err(TrySendError::Full(back)) => {
                     return Some(Blocked {
-                        client,
+                        client: Arc::from(client),
                         inbox,
                         delivery: back,
                     })
@@ -208,7 +208,7 @@ impl Router {
                             .fetch_add(1, Ordering::Relaxed);
                     }
                     Err(_) => {
-                        if let Some(again) = self.deliver(client, delivery, unix_time_ms()) {
+                        if let Some(again) = self.deliver(&client, delivery, unix_time_ms()) {
                             blocked.push(again);
                         }
                     }
