@@ -7,7 +7,11 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use mqgate_codec::{ByteStr, Decoder, Packet, PacketId, Publish, QoS, Subscribe, SubscribeFilter};
-use rumqttc::mqttbytes::{self as rq, v4};
+use rumqttc::mqttbytes::v4;
+
+#[path = "../tests/support/rumqttc_map.rs"]
+mod rumqttc_map;
+use rumqttc_map::to_rumqttc;
 
 fn pid(n: u16) -> PacketId {
     PacketId::new(n).expect("non-zero")
@@ -65,38 +69,6 @@ fn stream(kind: &str) -> Vec<Packet> {
         }
     }
     v
-}
-
-fn to_rumqttc(p: &Packet) -> v4::Packet {
-    let q = |q: QoS| match q {
-        QoS::AtMostOnce => rq::QoS::AtMostOnce,
-        QoS::AtLeastOnce => rq::QoS::AtLeastOnce,
-        QoS::ExactlyOnce => rq::QoS::ExactlyOnce,
-    };
-    match p {
-        Packet::Publish(p) => v4::Packet::Publish(v4::Publish {
-            dup: p.dup,
-            qos: q(p.qos),
-            retain: p.retain,
-            topic: p.topic.to_string(),
-            pkid: p.packet_id.map_or(0, |i| i.get()),
-            payload: p.payload.clone(),
-        }),
-        Packet::PubAck(i) => v4::Packet::PubAck(v4::PubAck { pkid: i.get() }),
-        Packet::PingReq => v4::Packet::PingReq,
-        Packet::Subscribe(s) => v4::Packet::Subscribe(v4::Subscribe {
-            pkid: s.packet_id.get(),
-            filters: s
-                .filters
-                .iter()
-                .map(|f| v4::SubscribeFilter {
-                    path: f.filter.to_string(),
-                    qos: q(f.qos),
-                })
-                .collect(),
-        }),
-        other => unreachable!("not in the bench stream: {other:?}"),
-    }
 }
 
 fn bench(c: &mut Criterion) {
