@@ -39,8 +39,22 @@ pub struct BrokerConfig {
     pub allow_anonymous: bool,
     /// What a second connection with a client id already online does.
     pub takeover: TakeoverPolicy,
-    /// Where durable state will live (the durable store is a later landing; unused so far).
+    /// Where the durable store keeps its file (`mqgate.redb`) when `storage` is `redb`.
     pub data_dir: PathBuf,
+    /// Which store keeps persistent sessions, offline queues, retained messages and the
+    /// API's registries: the embedded redb file in `data_dir` (the default) or memory only.
+    pub storage: StorageKind,
+}
+
+/// Which [`Store`](mqgate_store::Store) the broker opens at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// The embedded redb database `mqgate.redb` in `data_dir`: crash-safe, no server.
+    #[default]
+    Redb,
+    /// Memory only: everything is gone when the process ends (tests, ephemeral brokers).
+    Memory,
 }
 
 impl Default for BrokerConfig {
@@ -52,6 +66,7 @@ impl Default for BrokerConfig {
             allow_anonymous: false,
             takeover: TakeoverPolicy::default(),
             data_dir: PathBuf::from("./data"),
+            storage: StorageKind::default(),
         }
     }
 }
@@ -77,7 +92,7 @@ impl BrokerConfig {
     }
 
     /// A configuration for tests and embedding: TCP on an ephemeral 127.0.0.1 port, no other
-    /// listener, anonymous access allowed.
+    /// listener, anonymous access allowed, state in memory only.
     pub fn ephemeral() -> Self {
         BrokerConfig {
             listeners: ListenerConfig {
@@ -86,6 +101,7 @@ impl BrokerConfig {
                 ..ListenerConfig::default()
             },
             allow_anonymous: true,
+            storage: StorageKind::Memory,
             ..BrokerConfig::default()
         }
     }

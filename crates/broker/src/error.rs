@@ -13,6 +13,10 @@ pub enum BrokerError {
     /// The configuration did not parse or is inconsistent; the text says where.
     #[error("configuration error: {0}")]
     Config(String),
+    /// The store could not be opened or read (a corrupt or newer-format data file, say); the
+    /// text names the file. The broker never starts empty over unreadable state.
+    #[error("store error: {0}")]
+    Store(String),
     /// The TLS certificate or key could not be loaded.
     #[error("TLS setup error: {0}")]
     Tls(String),

@@ -19,7 +19,8 @@ use crate::listener::{accept_loop, bind_all, ListenerKind};
 use crate::registry::{Attach, Delivery, OnlineLink};
 use crate::router::RouteScratch;
 use crate::shared::Shared;
-use crate::{BrokerConfig, BrokerError, MetricsSnapshot};
+use crate::{BrokerConfig, BrokerError, MetricsSnapshot, StorageKind};
+use mqgate_store::{MemoryStore, RedbStore, Store, StoreLimits, DEFAULT_FILE_NAME};
 
 /// How long [`BrokerHandle::shutdown`] waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -28,6 +29,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Broker {
     config: BrokerConfig,
     auth: Option<Box<dyn Authenticator>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Broker {
 pub struct BrokerBuilder {
     config: BrokerConfig,
     auth: Option<Box<dyn Authenticator>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -66,11 +69,19 @@ impl BrokerBuilder {
         self
     }
 
+    /// Keeps durable state in `store` instead of the one `storage` and `data_dir` name
+    /// (an embedder's own store, or one shared with other parts of its program).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// The broker, ready to [`start`](Broker::start).
     pub fn build(self) -> Broker {
         Broker {
             config: self.config,
             auth: self.auth,
+            store: self.store,
         }
     }
 }
@@ -84,8 +95,13 @@ impl Broker {
     /// Binds every listener and starts accepting; returns once the broker is serving.
     ///
     /// # Errors
-    /// A listener could not bind, or the TLS files could not be loaded.
+    /// A listener could not bind, the TLS files could not be loaded, or the store could not
+    /// be opened ([`BrokerError::Store`] names the file).
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
+        let store = match self.store {
+            Some(store) => store,
+            None => open_store(&self.config)?,
+        };
         let auth = match self.auth {
             Some(auth) => auth,
             None if self.config.allow_anonymous => {
@@ -103,7 +119,7 @@ impl Broker {
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(self.config, auth, shutdown_rx));
+        let shared = Arc::new(Shared::new(self.config, auth, store, shutdown_rx));
         let bound = bind_all(&shared).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();
@@ -142,6 +158,25 @@ impl Broker {
 }
 
 /// Resolves on ctrl-c, or SIGTERM on Unix.
+/// Opens the store the configuration names. A data directory that cannot be read fails
+/// start-up with the file's name; it never silently becomes an empty store.
+fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
+    let limits = StoreLimits::from(&config.session.session_config());
+    match config.storage {
+        StorageKind::Memory => Ok(Arc::new(MemoryStore::with_limits(limits))),
+        StorageKind::Redb => {
+            let store = RedbStore::open(&config.data_dir, limits).map_err(|e| {
+                BrokerError::Store(format!(
+                    "{}: {e}",
+                    config.data_dir.join(DEFAULT_FILE_NAME).display()
+                ))
+            })?;
+            tracing::info!(path = %store.path().display(), "store opened");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, BrokerError> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -61,7 +61,9 @@ mod tls;
 mod ws;
 
 pub use auth::{AllowAnonymous, Authenticator, DenyAll};
-pub use config::{BrokerConfig, Limits, ListenerConfig, SessionLimits, TakeoverPolicy, TlsFiles};
+pub use config::{
+    BrokerConfig, Limits, ListenerConfig, SessionLimits, StorageKind, TakeoverPolicy, TlsFiles,
+};
 pub use error::BrokerError;
 pub use handle::{Broker, BrokerBuilder, BrokerHandle, Consumer};
 pub use listener::ListenerKind;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use mqgate_session::SessionConfig;
+use mqgate_store::Store;
 use mqgate_topic::ClientIdRules;
 use tokio::sync::watch;
 
@@ -20,6 +21,9 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) status: StatusHub,
     pub(crate) auth: Box<dyn Authenticator>,
+    /// Durable state: persistent sessions, offline queues, retained messages, registries.
+    #[allow(dead_code)] // read by the session store and the registries (next landings)
+    pub(crate) store: Arc<dyn Store>,
     /// Becomes `true` once shutdown starts; every task watches it.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -36,6 +40,7 @@ impl Shared {
     pub(crate) fn new(
         config: BrokerConfig,
         auth: Box<dyn Authenticator>,
+        store: Arc<dyn Store>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
@@ -50,6 +55,7 @@ impl Shared {
             session_config,
             metrics,
             auth,
+            store,
             shutdown,
             config,
         }
