@@ -181,6 +181,14 @@ pub struct Limits {
     /// How long a publisher may wait for a full receiver before it is disconnected.
     #[serde(with = "millis")]
     pub backpressure_timeout: Duration,
+    /// How long a publisher waits for room in a full receiver's inbox for a QoS 0 message
+    /// before that message is dropped (and counted) for that receiver. The wait is the flow
+    /// control that keeps a fast publisher from overrunning a receiver that is only briefly
+    /// behind; a receiver that made a publisher give up is then skipped without waiting (QoS 0
+    /// dropped at once) by that publisher for a second, so a stuck client cannot slow
+    /// everyone down.
+    #[serde(with = "millis")]
+    pub qos0_wait: Duration,
     /// Capacity of the status-event broadcast channel; a listener that lags further behind
     /// loses the oldest events (and is told how many).
     pub status_channel_capacity: usize,
@@ -196,6 +204,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             inbox_capacity: 64,
             backpressure_timeout: Duration::from_secs(30),
+            qos0_wait: Duration::from_millis(100),
             status_channel_capacity: 1024,
             max_client_id_len: mqgate_topic::DEFAULT_MAX_CLIENT_ID_LEN,
         }

@@ -14,107 +14,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use mqgate_codec::{Decoder, Packet, QoS};
+use mqgate_codec::QoS;
 use mqgate_session::{DeliveryOutcome, Event, Message, Session};
 use mqgate_status::{ChannelId, ConnectionEvents};
 use mqgate_topic::TopicName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::unix_time_ms;
 use crate::close::CloseReason;
+use crate::io::Io;
 use crate::registry::{drain_drops, Delivery};
 use crate::router::{Blocked, RouteScratch};
 use crate::shared::Shared;
 
-/// Bytes reserved in the read buffer before each read.
-const READ_CHUNK: usize = 16 * 1024;
-/// A buffer grown past this by a large packet is given back once empty, so a connection's
-/// memory returns to its idle size after a spike.
-const KEEP_BUFFER: usize = 64 * 1024;
 /// Most inbox messages taken in one go before the task writes and looks at its socket again.
 const INBOX_BATCH: usize = 256;
-
-/// A byte stream with its buffers and the packet decoder.
-pub(crate) struct Io<S> {
-    pub(crate) stream: S,
-    rx: BytesMut,
-    tx: BytesMut,
-    decoder: Decoder,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
-    pub(crate) fn new(stream: S, max_packet_size: usize) -> Self {
-        Io {
-            stream,
-            rx: BytesMut::new(),
-            tx: BytesMut::new(),
-            decoder: Decoder::new(max_packet_size),
-        }
-    }
-
-    /// The next whole packet; `None` when the peer closed.
-    pub(crate) async fn read_packet(&mut self) -> Result<Option<Packet>, CloseReason> {
-        loop {
-            if let Some(packet) = self.decode()? {
-                return Ok(Some(packet));
-            }
-            if self.read_more().await? == 0 {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Reads what the socket has (cancel-safe: nothing is lost if the future is dropped).
-    async fn read_more(&mut self) -> Result<usize, CloseReason> {
-        self.rx.reserve(READ_CHUNK);
-        self.stream
-            .read_buf(&mut self.rx)
-            .await
-            .map_err(CloseReason::Io)
-    }
-
-    fn decode(&mut self) -> Result<Option<Packet>, CloseReason> {
-        let packet = self
-            .decoder
-            .decode(&mut self.rx)
-            .map_err(CloseReason::from)?;
-        if self.rx.is_empty() && self.rx.capacity() > KEEP_BUFFER {
-            self.rx = BytesMut::new();
-        }
-        Ok(packet)
-    }
-
-    /// Encodes `packets` into the send buffer and writes it in one go.
-    pub(crate) async fn write_all(
-        &mut self,
-        packets: impl IntoIterator<Item = Packet>,
-        limit: Duration,
-    ) -> Result<(), CloseReason> {
-        for packet in packets {
-            packet.encode(&mut self.tx).map_err(CloseReason::Encode)?;
-        }
-        if self.tx.is_empty() {
-            return Ok(());
-        }
-        let write = async {
-            self.stream.write_all(&self.tx).await?;
-            self.stream.flush().await
-        };
-        match tokio::time::timeout(limit, write).await {
-            Ok(Ok(())) => {
-                self.tx.clear();
-                if self.tx.capacity() > KEEP_BUFFER {
-                    self.tx = BytesMut::new();
-                }
-                Ok(())
-            }
-            Ok(Err(e)) => Err(CloseReason::Io(e)),
-            Err(_) => Err(CloseReason::WriteTimeout),
-        }
-    }
-}
 
 /// A connection whose CONNECT was accepted, with everything it owns while online.
 pub(crate) struct Online<S> {
@@ -348,6 +263,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// Waits until every blocked delivery of the last routed message is in its receiver's
     /// inbox, serving this connection's own inbox and writes meanwhile, but not its socket.
+    /// A QoS 0 delivery waits at most `qos0_wait`, then is dropped and its receiver skipped
+    /// for a while (see [`Limits::qos0_wait`](crate::Limits::qos0_wait)); a QoS 1 or 2 one
+    /// waits up to the backpressure timeout, then this connection closes.
     async fn wait_blocked(&mut self) -> Result<(), CloseReason> {
         if self.scratch.blocked.is_empty() {
             return Ok(());
@@ -356,7 +274,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             .metrics
             .backpressure_waits
             .fetch_add(1, Ordering::Relaxed);
-        let give_up = tokio::time::sleep(self.shared.config.limits.backpressure_timeout);
+        let limits = &self.shared.config.limits;
+        let (timeout, qos0_wait) = (limits.backpressure_timeout, limits.qos0_wait);
+        let give_up = tokio::time::sleep(timeout);
         tokio::pin!(give_up);
         while let Some(Blocked {
             client,
@@ -364,6 +284,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             delivery,
         }) = self.scratch.blocked.pop()
         {
+            let qos0 = delivery.is_qos0();
+            let drop_qos0 = tokio::time::sleep(qos0_wait);
+            tokio::pin!(drop_qos0);
             let reserve = inbox.reserve_owned();
             tokio::pin!(reserve);
             loop {
@@ -393,6 +316,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                             self.take_more();
                         }
                         self.flush().await?;
+                    }
+                    () = &mut drop_qos0, if qos0 => {
+                        self.shared.metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
+                        self.scratch.mark_stalled(client, unix_time_ms());
+                        break;
                     }
                     () = &mut give_up => {
                         self.scratch.blocked.clear();
@@ -467,8 +395,13 @@ async fn publish_will(shared: &Shared, client: &Arc<str>, will: mqgate_codec::La
     shared
         .router
         .route(&message, will.retain, Some(client), now, &mut scratch);
-    let limit = shared.config.limits.backpressure_timeout;
-    if !shared.router.settle(scratch.blocked, limit).await {
+    let limits = &shared.config.limits;
+    let (limit, qos0_wait) = (limits.backpressure_timeout, limits.qos0_wait);
+    if !shared
+        .router
+        .settle(scratch.blocked, limit, qos0_wait)
+        .await
+    {
         tracing::warn!(%client, "will not delivered to every receiver: receivers stayed full");
     }
 }

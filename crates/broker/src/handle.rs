@@ -264,9 +264,14 @@ impl BrokerHandle {
         shared
             .router
             .route(&message, retain, None, now, &mut scratch);
+        let limits = &shared.config.limits;
         if shared
             .router
-            .settle(scratch.blocked, shared.config.limits.backpressure_timeout)
+            .settle(
+                scratch.blocked,
+                limits.backpressure_timeout,
+                limits.qos0_wait,
+            )
             .await
         {
             Ok(message.id)

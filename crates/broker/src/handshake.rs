@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::unix_time_ms;
 use crate::close::CloseReason;
-use crate::connection::{Io, Online};
+use crate::connection::Online;
+use crate::io::Io;
 use crate::registry::{Attach, OnlineLink};
 use crate::router::RouteScratch;
 use crate::shared::Shared;

@@ -40,18 +40,24 @@
 //! A QoS 1 or 2 message is acknowledged (PUBACK, PUBREC) only once every receiver's inbox
 //! took it. When an inbox is full, the publisher's task stops reading its socket and waits,
 //! while still serving its own inbox and writes; after `backpressure_timeout` it closes the
-//! publisher (which resends what was not acknowledged). QoS 0 to a full inbox is dropped and
-//! counted (`qos0_dropped`). A connection takes from its inbox only while its session's
+//! publisher (which resends what was not acknowledged). QoS 0 to a full inbox waits too, but
+//! at most `qos0_wait` (100 ms): that is the flow control that lets a fast publisher go only
+//! as fast as its receivers instead of overrunning them; after that the message is dropped
+//! for that receiver and counted (`qos0_dropped`), and the publisher drops further QoS 0
+//! messages to that receiver at once for a second, so a stuck client slows nobody down for
+//! long. A connection takes from its inbox only while its session's
 //! queue is below its limits, so the session never has to drop an acknowledged message
 //! because it arrived too fast.
 //!
 //! Memory per connection is therefore bounded by: `inbox_capacity` message handles (the
 //! messages themselves are shared `Arc`s, never copied per receiver), the session queue
 //! (`max_queued_messages` and `max_queued_bytes`) plus the in-flight window
-//! (`inflight_window` messages), one read buffer of at most `max_packet_size` plus 16 KiB,
-//! and one write buffer holding one batch of encoded packets (at most 256 inbox messages
-//! plus the session's answers); both buffers shrink back once empty if a spike grew them
-//! past 64 KiB. The defaults: 64 handles,
+//! (`inflight_window` messages), one read buffer holding at most one partial packet of at
+//! most `max_packet_size` plus what one read brought, and one write buffer holding one batch
+//! of encoded packets (at most 256 inbox messages plus the session's answers). An idle
+//! connection holds neither buffer: reads go through a stack array and are copied into a
+//! buffer of their size, which is released once decoded; the write buffer is released once
+//! written. The defaults: 64 handles,
 //! 1000 messages / 16 MiB queued, 32 in flight, 1 MiB packets.
 //!
 //! ## Status events (SPEC section 4)

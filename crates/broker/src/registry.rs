@@ -26,6 +26,13 @@ pub(crate) struct Delivery {
     pub(crate) granted: QoS,
 }
 
+impl Delivery {
+    /// Whether it travels at QoS 0 (the lower of the message's and the subscription's QoS).
+    pub(crate) fn is_qos0(&self) -> bool {
+        self.message.qos.min(self.granted) == QoS::AtMostOnce
+    }
+}
+
 /// The session handed from a closing connection to its successor.
 pub(crate) type Handoff = oneshot::Sender<Option<Box<Session>>>;
 

@@ -24,6 +24,9 @@ use crate::Metrics;
 /// moving its session to the registry, which takes microseconds.
 const CLOSED_INBOX_RETRIES: usize = 64;
 
+/// How long a publisher skips waiting for a receiver that made it give up a QoS 0 wait.
+const STALLED_FOR_MS: u64 = 1_000;
+
 /// A delivery waiting for room in a receiver's inbox.
 #[derive(Debug)]
 pub(crate) struct Blocked {
@@ -38,6 +41,33 @@ pub(crate) struct RouteScratch {
     matches: Matches<Arc<str>, QoS>,
     targets: Vec<(Arc<str>, QoS)>,
     pub(crate) blocked: Vec<Blocked>,
+    /// Receivers this publisher gave up waiting for at QoS 0, until when (ms): QoS 0
+    /// messages to them are dropped at once meanwhile. A handful at most; a linear scan.
+    stalled: Vec<(Arc<str>, u64)>,
+}
+
+impl RouteScratch {
+    /// Remembers that `client` made this publisher give up a QoS 0 wait at `now`.
+    pub(crate) fn mark_stalled(&mut self, client: Arc<str>, now: u64) {
+        self.stalled.retain(|(_, until)| *until > now);
+        self.stalled.push((client, now + STALLED_FOR_MS));
+    }
+
+    fn is_stalled(&self, client: &str, now: u64) -> bool {
+        self.stalled
+            .iter()
+            .any(|(c, until)| *until > now && c.as_ref() == client)
+    }
+
+    /// Keeps a blocked delivery for waiting, or drops it (counted) when it is QoS 0 and its
+    /// receiver stalled this publisher recently.
+    fn keep_blocked(&mut self, blocked: Blocked, now: u64, metrics: &Metrics) {
+        if blocked.delivery.is_qos0() && self.is_stalled(&blocked.client, now) {
+            metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.blocked.push(blocked);
+        }
+    }
 }
 
 /// Message ids: a random 64-bit node prefix and a counter, so ids are unique across restarts
@@ -110,7 +140,7 @@ impl Router {
                     granted: QoS::ExactlyOnce,
                 };
                 if let Some(blocked) = self.deliver(address.target_client_id, delivery, now) {
-                    scratch.blocked.push(blocked);
+                    scratch.keep_blocked(blocked, now, &self.metrics);
                 }
             }
             Ok(None) => {
@@ -135,19 +165,21 @@ impl Router {
                 self.metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
             }
         }
-        for (client, granted) in scratch.targets.drain(..) {
+        let mut targets = std::mem::take(&mut scratch.targets);
+        for (client, granted) in targets.drain(..) {
             let delivery = Delivery {
                 message: message.clone(),
                 granted,
             };
             if let Some(blocked) = self.deliver(&client, delivery, now) {
-                scratch.blocked.push(blocked);
+                scratch.keep_blocked(blocked, now, &self.metrics);
             }
         }
+        scratch.targets = targets;
     }
 
-    /// Hands one delivery to its receiver; `Some` when the receiver's inbox is full and the
-    /// delivery is QoS 1 or 2, which must then wait for room (see [`Blocked`]).
+    /// Hands one delivery to its receiver; `Some` when the receiver's inbox is full, and the
+    /// delivery must then wait for room (see [`Blocked`]).
     pub(crate) fn deliver(&self, client: &str, delivery: Delivery, now: u64) -> Option<Blocked> {
         let mut delivery = delivery;
         for _ in 0..CLOSED_INBOX_RETRIES {
@@ -184,9 +216,20 @@ impl Router {
     }
 
     /// Waits (at most `limit` in all) until every blocked delivery is in its inbox, for
-    /// callers with nothing else to serve meanwhile (the embedding API, wills). `false` when
-    /// the limit passed first.
-    pub(crate) async fn settle(&self, mut blocked: Vec<Blocked>, limit: Duration) -> bool {
+    /// callers with nothing else to serve meanwhile (the embedding API, wills). A QoS 0
+    /// delivery waits at most `qos0_wait`, then is dropped and counted. `false` when the
+    /// limit passed first.
+    pub(crate) async fn settle(
+        &self,
+        blocked: Vec<Blocked>,
+        limit: Duration,
+        qos0_wait: Duration,
+    ) -> bool {
+        let (qos0, mut blocked): (Vec<Blocked>, Vec<Blocked>) =
+            blocked.into_iter().partition(|b| b.delivery.is_qos0());
+        for b in qos0 {
+            self.wait_qos0(b, qos0_wait).await;
+        }
         if blocked.is_empty() {
             return true;
         }
@@ -216,6 +259,38 @@ impl Router {
             }
         };
         tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
+    /// Waits up to `limit` for room for a QoS 0 delivery; drops it (counted) after that.
+    /// `false` when it was dropped because the receiver stayed full.
+    pub(crate) async fn wait_qos0(&self, blocked: Blocked, limit: Duration) -> bool {
+        let Blocked {
+            client,
+            inbox,
+            delivery,
+        } = blocked;
+        let reserved = tokio::time::timeout(limit, inbox.reserve_owned()).await;
+        match reserved {
+            Ok(Ok(permit)) => {
+                permit.send(delivery);
+                self.metrics
+                    .messages_delivered
+                    .fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            // The receiver closed meanwhile: its session is in the registry now; a QoS 0
+            // message is not queued for it anyway, so try once more without waiting.
+            Ok(Err(_)) => {
+                if self.deliver(&client, delivery, unix_time_ms()).is_some() {
+                    self.metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                true
+            }
+            Err(_) => {
+                self.metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     fn count_outcome(&self, outcome: DeliveryOutcome, dropped: u64) {
@@ -289,23 +364,15 @@ impl Router {
     }
 }
 
-/// Sends into an inbox without waiting: QoS 0 is dropped when the inbox is full (and
-/// counted); QoS 1 and 2 come back as [`TrySendError::Full`].
+/// Sends into an inbox without waiting; a full inbox gives the delivery back as
+/// [`TrySendError::Full`] whatever its QoS (QoS 0 waits too, but only briefly: see
+/// [`Limits::qos0_wait`](crate::Limits::qos0_wait)).
 pub(crate) fn try_send(
     inbox: &mpsc::Sender<Delivery>,
     delivery: Delivery,
     metrics: &Metrics,
 ) -> Result<(), TrySendError<Delivery>> {
-    let qos0 = delivery.message.qos.min(delivery.granted) == QoS::AtMostOnce;
-    match inbox.try_send(delivery) {
-        Ok(()) => {
-            metrics.messages_delivered.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-        Err(TrySendError::Full(_)) if qos0 => {
-            metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    inbox.try_send(delivery)?;
+    metrics.messages_delivered.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
