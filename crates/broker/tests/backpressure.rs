@@ -32,28 +32,14 @@ async fn every_acknowledged_message_reaches_a_slow_subscriber() {
     let broker = start_with(config).await;
 
     // The slow subscriber: it sleeps after each message, so its socket fills up.
-    let (sub, mut sub_loop) = AsyncClient::new(options(&broker, "slow"), 64);
-    sub.subscribe("load/#", QoS::AtLeastOnce).await.unwrap();
-    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let mut ready_tx = Some(ready_tx);
-    let subscriber = tokio::spawn(async move {
-        while let Ok(event) = sub_loop.poll().await {
-            match event {
-                Event::Incoming(Incoming::SubAck(_)) => {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Event::Incoming(Incoming::Publish(p)) => {
-                    let _ = got_tx.send(p.payload);
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                _ => {}
-            }
-        }
-    });
-    timeout(support::WAIT, ready_rx).await.unwrap().unwrap();
+    let (mut got_rx, subscriber) = support::slow_subscriber(
+        &broker,
+        "slow",
+        "load/#",
+        QoS::AtLeastOnce,
+        Duration::from_millis(2),
+    )
+    .await;
 
     // Four publishers, each counting the PUBACKs it receives.
     let mut publishers = Vec::new();

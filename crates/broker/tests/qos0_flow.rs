@@ -68,28 +68,14 @@ async fn a_slow_qos0_subscriber_slows_the_publisher_instead_of_losing_messages()
     let broker = start_with(config).await;
 
     // A subscriber that reads slowly: its inbox of 4 is full most of the time.
-    let (sub, mut sub_loop) = AsyncClient::new(options(&broker, "slow"), 64);
-    sub.subscribe("burst/#", QoS::AtMostOnce).await.unwrap();
-    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let mut ready_tx = Some(ready_tx);
-    let subscriber = tokio::spawn(async move {
-        while let Ok(event) = sub_loop.poll().await {
-            match event {
-                Event::Incoming(Incoming::SubAck(_)) => {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Event::Incoming(Incoming::Publish(p)) => {
-                    let _ = got_tx.send(p.payload);
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                _ => {}
-            }
-        }
-    });
-    timeout(support::WAIT, ready_rx).await.unwrap().unwrap();
+    let (mut got_rx, subscriber) = support::slow_subscriber(
+        &broker,
+        "slow",
+        "burst/#",
+        QoS::AtMostOnce,
+        Duration::from_millis(1),
+    )
+    .await;
 
     publish_burst(&broker, "burst/a", COUNT, 64).await;
     for i in 0..COUNT {

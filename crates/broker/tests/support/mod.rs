@@ -137,6 +137,52 @@ pub async fn subscribe(
         .expect("client running")
 }
 
+/// A subscriber that sleeps `delay` after each message it receives, so that its socket and
+/// its inbox in the broker fill up. Returns once its SUBACK arrived; payloads arrive on the
+/// channel; abort the task to stop it.
+pub async fn slow_subscriber(
+    broker: &BrokerHandle,
+    id: &str,
+    filter: &str,
+    qos: rumqttc::QoS,
+    delay: Duration,
+) -> (
+    mpsc::UnboundedReceiver<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+) {
+    let addr = tcp_addr(broker);
+    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (sub, mut sub_loop) = AsyncClient::new(options, 64);
+    sub.subscribe(filter, qos).await.expect("subscribe queued");
+    let (got_tx, got_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    let task = tokio::spawn(async move {
+        // Keeps the client (and so the connection) alive as long as the task runs.
+        let _sub = sub;
+        while let Ok(event) = sub_loop.poll().await {
+            match event {
+                Event::Incoming(Incoming::SubAck(_)) => {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Event::Incoming(Incoming::Publish(p)) => {
+                    let _ = got_tx.send(p.payload);
+                    tokio::time::sleep(delay).await;
+                }
+                _ => {}
+            }
+        }
+    });
+    timeout(WAIT, ready_rx)
+        .await
+        .expect("SUBACK in time")
+        .expect("subscriber running");
+    (got_rx, task)
+}
+
 /// A raw MQTT client over TCP, speaking through our codec.
 pub struct Raw {
     pub stream: TcpStream,
