@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: mqgate against Mosquitto and rumqttd on this machine (loopback).
 #
-#   benches/compare.sh [--quick] [--reps N] [--out DIR]
+#   benches/compare.sh [--quick] [--reps N] [--out DIR] [--only REGEX]
+#
+# --only runs just the scenarios whose arguments match REGEX (grep -E), e.g. 'fan-in'.
 #
 # Installs the peers if missing (Mosquitto from Debian with apt-get, rumqttd 0.20 with
 # cargo install into .cache/peers), builds mqgate and mqgate-bench in release, then for each
@@ -16,12 +18,14 @@ cd "$ROOT"
 QUICK=0
 REPS=3
 OUT=""
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; REPS=1 ;;
     --reps) REPS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --only) ONLY="$2"; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -140,6 +144,7 @@ SCENARIOS=(
 
 for rep in $(seq "$REPS"); do
   for scenario in "${SCENARIOS[@]}"; do
+    if [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$scenario"; then continue; fi
     for broker in $BROKERS; do
       # P2P addresses are an mqgate feature; the peers' number is many-topics.
       if [[ "$scenario" == *p2p* && "$broker" != mqgate ]]; then continue; fi

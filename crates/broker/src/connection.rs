@@ -51,7 +51,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// Drives the connection until it ends, then hands the session back and reports.
     pub(crate) async fn run(mut self) {
         let reason = self.drive().await;
-        self.finish(reason).await;
+        // Boxed: what runs once at the end need not make every idle task's future bigger.
+        Box::pin(self.finish(reason)).await;
     }
 
     async fn drive(&mut self) -> CloseReason {
@@ -270,6 +271,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if self.scratch.blocked.is_empty() {
             return Ok(());
         }
+        // Boxed: its timers would otherwise be part of every connection's future, idle or not.
+        Box::pin(self.wait_for_receivers()).await
+    }
+
+    async fn wait_for_receivers(&mut self) -> Result<(), CloseReason> {
         self.shared
             .metrics
             .backpressure_waits

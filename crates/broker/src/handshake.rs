@@ -41,7 +41,9 @@ where
             return;
         }
     };
-    match accept(io, peer, &shared, &connect).await {
+    // Boxed: the handshake's state is needed once; the connection's future stays small.
+    let accepted = Box::pin(accept(io, peer, &shared, &connect)).await;
+    match accepted {
         Ok(online) => online.run().await,
         Err((mut io, code)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
