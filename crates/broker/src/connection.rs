@@ -134,7 +134,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 && self.session.queued_bytes().saturating_add(size) <= config.max_queued_bytes)
     }
 
-    fn take(&mut self, delivery: Delivery) {
+    fn take(&mut self, mut delivery: Delivery) {
+        if let (true, Some(frame)) = (delivery.is_qos0(), delivery.frame.take()) {
+            // QoS 0 to a connected client: the session would only pass it on, so the shared
+            // frame goes out as it is, after whatever the session had queued before it.
+            let session = &mut self.session;
+            self.io
+                .queue(std::iter::from_fn(|| session.poll_transmit()));
+            self.io.queue_shared(frame);
+            return;
+        }
         let qos = delivery.message.qos.min(delivery.granted);
         if qos != QoS::AtMostOnce && !self.has_room_for(delivery.message.size()) {
             self.held = Some(delivery);

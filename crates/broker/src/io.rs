@@ -8,13 +8,16 @@
 //! so the memory an idle connection holds is its socket, its session and its task.
 
 use std::future::poll_fn;
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
+use std::ops::Deref;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use mqgate_codec::{Decoder, Packet};
+use bytes::{Bytes, BytesMut};
+use mqgate_codec::{Decoder, EncodeError, Packet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::close::CloseReason;
@@ -26,12 +29,36 @@ const READ_CHUNK: usize = 16 * 1024;
 const DIRECT_READ: usize = 4 * 1024;
 /// Most room reserved up front for a flush, from the size of the previous one.
 const MAX_SEND_HINT: usize = 256 * 1024;
+/// Most buffers handed to one vectored write (below every platform's IOV_MAX).
+const MAX_IOV: usize = 512;
+
+/// A piece of output: bytes encoded for this connection, or a frame shared with other
+/// connections (a QoS 0 PUBLISH encoded once for every receiver).
+enum Chunk {
+    Own(Bytes),
+    Shared(Arc<Bytes>),
+}
+
+impl Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Own(b) => b,
+            Chunk::Shared(b) => b,
+        }
+    }
+}
 
 /// A byte stream with its buffers and the packet decoder.
 pub(crate) struct Io<S> {
     pub(crate) stream: S,
     rx: BytesMut,
     tx: BytesMut,
+    /// Output queued before what is in `tx`, when a shared frame was queued: written with one
+    /// vectored write, so a shared frame is never copied into this connection's buffer.
+    out: Vec<Chunk>,
+    /// The first encoding failure since the last write; the next write reports it.
+    failed: Option<EncodeError>,
     /// The size of the last flush: the next one reserves that much at once instead of growing
     /// the buffer step by step.
     tx_hint: usize,
@@ -44,6 +71,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             stream,
             rx: BytesMut::new(),
             tx: BytesMut::new(),
+            out: Vec::new(),
+            failed: None,
             tx_hint: 0,
             decoder: Decoder::new(max_packet_size),
         }
@@ -100,35 +129,104 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         Ok(packet)
     }
 
-    /// Encodes `packets` into the send buffer and writes it in one go, within `limit`.
+    /// Encodes `packets` after what is queued already.
+    pub(crate) fn queue(&mut self, packets: impl IntoIterator<Item = Packet>) {
+        let mut packets = packets.into_iter().peekable();
+        if packets.peek().is_none() {
+            return;
+        }
+        if self.tx.capacity() == 0 {
+            self.tx.reserve(self.tx_hint);
+        }
+        for packet in packets {
+            if let Err(error) = packet.encode(&mut self.tx) {
+                self.failed.get_or_insert(error);
+            }
+        }
+    }
+
+    /// Queues a frame shared with other connections, after what is queued already.
+    pub(crate) fn queue_shared(&mut self, frame: Arc<Bytes>) {
+        if !self.tx.is_empty() {
+            self.out.push(Chunk::Own(self.tx.split().freeze()));
+        }
+        self.out.push(Chunk::Shared(frame));
+    }
+
+    /// Encodes `packets` after what is queued and writes everything in one go, within
+    /// `limit`.
     pub(crate) async fn write_all(
         &mut self,
         packets: impl IntoIterator<Item = Packet>,
         limit: Duration,
     ) -> Result<(), CloseReason> {
-        let mut packets = packets.into_iter().peekable();
-        if packets.peek().is_none() {
+        self.queue(packets);
+        if let Some(error) = self.failed.take() {
+            return Err(CloseReason::Encode(error));
+        }
+        if self.tx.is_empty() && self.out.is_empty() {
             return Ok(());
         }
-        self.tx.reserve(self.tx_hint);
-        for packet in packets {
-            packet.encode(&mut self.tx).map_err(CloseReason::Encode)?;
-        }
-        if self.tx.is_empty() {
-            return Ok(());
-        }
+        let written = self.tx.len() + self.out.iter().map(|c| c.len()).sum::<usize>();
         let write = async {
-            self.stream.write_all(&self.tx).await?;
+            if self.out.is_empty() {
+                self.stream.write_all(&self.tx).await?;
+            } else {
+                if !self.tx.is_empty() {
+                    self.out.push(Chunk::Own(self.tx.split().freeze()));
+                }
+                write_chunks(&mut self.stream, &self.out).await?;
+            }
             self.stream.flush().await
         };
         match tokio::time::timeout(limit, write).await {
             Ok(Ok(())) => {
-                self.tx_hint = self.tx.len().min(MAX_SEND_HINT);
+                self.tx_hint = written.min(MAX_SEND_HINT);
                 self.tx = BytesMut::new();
+                self.out.clear();
                 Ok(())
             }
             Ok(Err(e)) => Err(CloseReason::Io(e)),
             Err(_) => Err(CloseReason::WriteTimeout),
         }
     }
+}
+
+/// Writes every chunk, in order: with vectored writes where the stream has them (TCP), else
+/// gathered into one buffer first (TLS and WebSocket streams copy into their own framing
+/// anyway).
+async fn write_chunks<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    chunks: &[Chunk],
+) -> std::io::Result<()> {
+    if !stream.is_write_vectored() {
+        let mut all = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+        for chunk in chunks {
+            all.extend_from_slice(chunk);
+        }
+        return stream.write_all(&all).await;
+    }
+    let (mut index, mut offset) = (0, 0);
+    while let Some(first) = chunks.get(index) {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(first.get(offset..).unwrap_or_default())
+            .chain(chunks.iter().skip(index + 1).map(|c| &c[..]))
+            .take(MAX_IOV)
+            .map(IoSlice::new)
+            .collect();
+        let mut n = stream.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while let Some(chunk) = chunks.get(index) {
+            let left = chunk.len() - offset;
+            if n < left {
+                offset += n;
+                break;
+            }
+            n -= left;
+            index += 1;
+            offset = 0;
+        }
+    }
+    Ok(())
 }

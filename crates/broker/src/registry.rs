@@ -8,6 +8,7 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hashbrown::HashMap;
 use mqgate_codec::QoS;
 use mqgate_session::{DeliveryOutcome, DropReason, Event, Message, Session};
@@ -24,6 +25,10 @@ const SHARDS: usize = 16;
 pub(crate) struct Delivery {
     pub(crate) message: Arc<Message>,
     pub(crate) granted: QoS,
+    /// The PUBLISH as a QoS 0 receiver gets it (no packet id, DUP and RETAIN clear), encoded
+    /// once by the router and shared by every such receiver that is online; `None` when the
+    /// delivery is not QoS 0.
+    pub(crate) frame: Option<Arc<Bytes>>,
 }
 
 impl Delivery {

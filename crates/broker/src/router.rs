@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqgate_codec::QoS;
+use bytes::{Bytes, BytesMut};
+use mqgate_codec::{Packet, Publish, QoS};
 use mqgate_session::{DeliveryOutcome, Message, MessageId, Subscription};
 use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
 use parking_lot::RwLock;
@@ -138,6 +139,9 @@ impl Router {
                 let delivery = Delivery {
                     message: message.clone(),
                     granted: QoS::ExactlyOnce,
+                    frame: (message.qos == QoS::AtMostOnce)
+                        .then(|| qos0_frame(message))
+                        .flatten(),
                 };
                 if let Some(blocked) = self.deliver(address.target_client_id, delivery, now) {
                     scratch.keep_blocked(blocked, now, &self.metrics);
@@ -166,10 +170,18 @@ impl Router {
             }
         }
         let mut targets = std::mem::take(&mut scratch.targets);
+        // Encoded at the first QoS 0 receiver, then shared by all of them.
+        let mut frame = None;
         for (client, granted) in targets.drain(..) {
+            let frame = if message.qos.min(granted) == QoS::AtMostOnce {
+                frame.get_or_insert_with(|| qos0_frame(message)).clone()
+            } else {
+                None
+            };
             let delivery = Delivery {
                 message: message.clone(),
                 granted,
+                frame,
             };
             if let Some(blocked) = self.deliver(&client, delivery, now) {
                 scratch.keep_blocked(blocked, now, &self.metrics);
@@ -362,6 +374,23 @@ impl Router {
             let _ = retained.set(&message.topic, kept);
         }
     }
+}
+
+/// `message` encoded as a QoS 0 PUBLISH (no packet id, DUP and RETAIN clear): identical for
+/// every receiver that gets it at QoS 0. `None` if it cannot be encoded (the receivers'
+/// sessions then encode it, and fail, each for itself).
+fn qos0_frame(message: &Message) -> Option<Arc<Bytes>> {
+    let publish = Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: message.topic.clone(),
+        packet_id: None,
+        payload: message.payload.clone(),
+    });
+    let mut buf = BytesMut::with_capacity(publish.encoded_len().ok()?);
+    publish.encode(&mut buf).ok()?;
+    Some(Arc::new(buf.freeze()))
 }
 
 /// Sends into an inbox without waiting; a full inbox gives the delivery back as
