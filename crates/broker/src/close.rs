@@ -40,6 +40,11 @@ pub(crate) enum CloseReason {
     /// A PUBLISH to a topic name that is not valid.
     #[error("PUBLISH to an invalid topic: {0}")]
     InvalidTopic(TopicError),
+    /// A SUBSCRIBE or UNSUBSCRIBE with a filter that is not a valid MQTT topic filter
+    /// (MQTT-4.7.1: a protocol violation, so the connection closes; a valid filter the broker
+    /// will not serve is refused in the SUBACK instead).
+    #[error("invalid topic filter {filter:?}: {error}")]
+    InvalidFilter { filter: String, error: TopicError },
     /// An outbound packet could not be encoded.
     #[error("cannot encode an outbound packet: {0}")]
     Encode(EncodeError),
@@ -90,7 +95,9 @@ impl CloseReason {
             CloseReason::Malformed(_) => &metrics.malformed_packets,
             CloseReason::Oversize(_) => &metrics.oversize_packets,
             CloseReason::Protocol(_) | CloseReason::NotConnect(_) => &metrics.protocol_errors,
-            CloseReason::InvalidTopic(_) => &metrics.invalid_topics,
+            CloseReason::InvalidTopic(_) | CloseReason::InvalidFilter { .. } => {
+                &metrics.invalid_topics
+            }
             CloseReason::KeepAlive => &metrics.keep_alive_expired,
             CloseReason::ConnectTimeout => &metrics.connect_timeouts,
             CloseReason::Takeover => &metrics.takeovers,
@@ -99,4 +106,22 @@ impl CloseReason {
         tracing::warn!(client, reason = %self, "connection closed");
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Checks that every filter of a SUBSCRIBE or UNSUBSCRIBE is a valid MQTT topic filter.
+///
+/// # Errors
+/// [`CloseReason::InvalidFilter`] naming the first invalid one.
+pub(crate) fn check_filters<'a>(
+    filters: impl IntoIterator<Item = &'a str>,
+) -> Result<(), CloseReason> {
+    for filter in filters {
+        if let Err(error) = mqgate_topic::TopicFilter::validate(filter) {
+            return Err(CloseReason::InvalidFilter {
+                filter: filter.chars().take(128).collect(),
+                error,
+            });
+        }
+    }
+    Ok(())
 }

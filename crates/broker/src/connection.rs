@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::unix_time_ms;
-use crate::close::CloseReason;
+use crate::close::{check_filters, CloseReason};
 use crate::io::Io;
 use crate::registry::{drain_drops, Delivery};
 use crate::router::{Blocked, RouteScratch};
@@ -218,6 +218,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     }
                 }
                 Event::Subscribe { packet_id, filters } => {
+                    check_filters(filters.iter().map(|e| e.filter.as_str()))?;
                     let router = &self.shared.router;
                     let mut granted = Vec::with_capacity(filters.len());
                     let mut retained = Vec::new();
@@ -247,6 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     }
                 }
                 Event::Unsubscribe { packet_id, filters } => {
+                    check_filters(filters.iter().map(|f| f.as_str()))?;
                     for filter in &filters {
                         self.shared.router.unsubscribe(&self.client, filter);
                     }

@@ -44,7 +44,8 @@ counters! {
     /// Connections closed for a protocol violation (first packet not CONNECT, second
     /// CONNECT, unknown packet id, packet not allowed from a client).
     protocol_errors,
-    /// Connections closed for a PUBLISH to an invalid topic name.
+    /// Connections closed for a PUBLISH to an invalid topic name, or a SUBSCRIBE or
+    /// UNSUBSCRIBE with an invalid topic filter.
     invalid_topics,
     /// SUBSCRIBE entries refused (invalid filter, another client's P2P address).
     subscriptions_refused,

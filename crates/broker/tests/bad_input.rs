@@ -72,6 +72,20 @@ const CASES: &[Case] = &[
         bytes: &[0x90, 0x03, 0x00, 0x01, 0x00],
         counter: |m| m.protocol_errors,
     },
+    Case {
+        name: "SUBSCRIBE to an invalid filter (a/#/b)",
+        connect_first: true,
+        bytes: &[
+            0x82, 0x0A, 0x00, 0x01, 0x00, 0x05, b'a', b'/', b'#', b'/', b'b', 0x01,
+        ],
+        counter: |m| m.invalid_topics,
+    },
+    Case {
+        name: "UNSUBSCRIBE from an invalid filter (a+)",
+        connect_first: true,
+        bytes: &[0xA2, 0x06, 0x00, 0x01, 0x00, 0x02, b'a', b'+'],
+        counter: |m| m.invalid_topics,
+    },
 ];
 
 #[tokio::test]
@@ -123,7 +137,8 @@ async fn each_bad_input_closes_only_its_connection() {
     assert_eq!(silent.recv_within(Duration::from_secs(3)).await, Ok(None));
     assert_eq!(broker.metrics().connect_timeouts, 1);
 
-    // An invalid filter is refused in the SUBACK (0x80); the connection stays.
+    // A valid filter the broker will not serve (a P2P address) is refused in the SUBACK
+    // (0x80); the connection stays.
     let mut raw = Raw::open(&broker).await;
     raw.send_bytes(CONNECT).await;
     assert!(matches!(
@@ -131,7 +146,7 @@ async fn each_bad_input_closes_only_its_connection() {
         Some(mqgate_codec::Packet::ConnAck(_))
     ));
     raw.send_bytes(&[
-        0x82, 0x0A, 0x00, 0x01, 0x00, 0x05, b'a', b'/', b'#', b'/', b'b', 0x01,
+        0x82, 0x0C, 0x00, 0x01, 0x00, 0x07, b'a', b'/', b'p', b'2', b'p', b'/', b'x', 0x01,
     ])
     .await;
     match raw.recv().await {
