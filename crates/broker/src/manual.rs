@@ -70,7 +70,8 @@
 //! ## Bad input
 //!
 //! Malformed packets, a first packet that is not CONNECT, a second CONNECT, PUBLISH to an
-//! invalid topic, packet ids the session does not know, oversize packets (refused from the
+//! invalid topic, SUBSCRIBE or UNSUBSCRIBE with an invalid topic filter, packet ids the session does not know, oversize packets (refused from the
 //! fixed header, before the body is buffered) and silence past 1.5 x keep-alive each close
 //! only that connection, logged with the reason and counted in [`Metrics`](crate::Metrics).
-//! An invalid filter in SUBSCRIBE is refused in the SUBACK (0x80) without closing.
+//! A valid filter the broker will not serve (a P2P address, a malformed `$share` group, one
+//! deeper than the trie allows) is refused in the SUBACK (0x80) without closing.
