@@ -13,7 +13,7 @@ use mqgate_status::{ChannelId, StatusEvent};
 use mqgate_topic::TopicName;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
-use crate::auth::{AllowAnonymous, Authenticator, DenyAll};
+use crate::auth::{Access, Authenticator, TokenWatch};
 use crate::clock::unix_time_ms;
 use crate::listener::{accept_loop, bind_all, ListenerKind};
 use crate::registry::{Attach, Delivery, OnlineLink};
@@ -102,24 +102,14 @@ impl Broker {
             Some(store) => store,
             None => open_store(&self.config)?,
         };
-        let auth = match self.auth {
-            Some(auth) => auth,
-            None if self.config.allow_anonymous => {
-                tracing::warn!("ANONYMOUS ACCESS ALLOWED: any client may connect without credentials (development mode)");
-                Box::new(AllowAnonymous)
-            }
-            None => {
-                tracing::warn!("no authenticator configured and anonymous access off: every CONNECT is refused");
-                Box::new(DenyAll)
-            }
-        };
+        let access = Access::build(&self.config, self.auth, &store)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max_connections = self
             .config
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(self.config, auth, store, shutdown_rx));
+        let shared = Arc::new(Shared::new(self.config, access, store, shutdown_rx));
         let bound = bind_all(&shared).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();
@@ -128,6 +118,15 @@ impl Broker {
             tracing::info!(kind = %listener.kind, %addr, "listening");
             addrs.push((listener.kind, addr));
             tokio::spawn(accept_loop(listener, shared.clone(), connections.clone()));
+        }
+        if shared.access.tokens.enabled() {
+            let every = shared
+                .config
+                .auth
+                .as_ref()
+                .map_or(1000, |a| a.token_check_interval_ms);
+            let every = Duration::from_millis(every.max(10));
+            tokio::spawn(TokenWatch::run(shared.clone(), every));
         }
         Ok(BrokerHandle {
             inner: Arc::new(HandleInner {

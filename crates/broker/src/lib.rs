@@ -60,7 +60,10 @@ mod status;
 mod tls;
 mod ws;
 
-pub use auth::{AllowAnonymous, Authenticator, DenyAll};
+pub use auth::{
+    AccessKeySettings, AllowAnonymous, AuthSettings, Authenticated, Authenticator, DenyAll,
+    HttpSettings, Refusal,
+};
 pub use config::{
     BrokerConfig, Limits, ListenerConfig, SessionLimits, StorageKind, TakeoverPolicy, TlsFiles,
 };
