@@ -111,6 +111,7 @@ impl Broker {
             .clamp(1, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared::new(self.config, access, store, shutdown_rx));
         let bound = bind_all(&shared).await?;
+        let http = crate::http::bind(&shared.config).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();
         for listener in bound {
@@ -128,7 +129,13 @@ impl Broker {
             let every = Duration::from_millis(every.max(10));
             tokio::spawn(TokenWatch::run(shared.clone(), every));
         }
-        Ok(BrokerHandle {
+        if let Some(http) = &http {
+            addrs.push((
+                ListenerKind::Http,
+                http.local_addr().map_err(BrokerError::Io)?,
+            ));
+        }
+        let handle = BrokerHandle {
             inner: Arc::new(HandleInner {
                 shared,
                 addrs,
@@ -137,7 +144,11 @@ impl Broker {
                 max_connections,
                 consumers: AtomicU64::new(0),
             }),
-        })
+        };
+        if let Some(http) = http {
+            tokio::spawn(crate::http::serve(http, handle.clone()));
+        }
+        Ok(handle)
     }
 
     /// Starts, then serves until ctrl-c or SIGTERM, then shuts down gracefully.
@@ -341,6 +352,17 @@ impl BrokerHandle {
     /// The counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.inner.shared.metrics.snapshot()
+    }
+
+    /// Closes `client_id`'s connection, as the HTTP API's `CloseConnection` does (no will is
+    /// skipped: the close is abnormal for the client). `false` when it is not online.
+    pub fn disconnect(&self, client_id: &str) -> bool {
+        let registry = &self.inner.shared.router.registry;
+        registry.kick(client_id, None, crate::registry::Kick::Closed)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
     }
 
     /// Stops accepting, closes every connection (persistent sessions stay in memory), and

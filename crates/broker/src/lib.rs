@@ -50,6 +50,7 @@ mod error;
 pub mod fuzzing;
 mod handle;
 mod handshake;
+mod http;
 mod listener;
 pub mod manual;
 mod metrics;

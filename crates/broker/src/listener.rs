@@ -25,6 +25,8 @@ pub enum ListenerKind {
     Ws,
     /// MQTT over WebSocket over TLS.
     Wss,
+    /// The HTTP API (OpenAPI actions, `/metrics`, `/healthz`).
+    Http,
 }
 
 impl fmt::Display for ListenerKind {
@@ -34,6 +36,7 @@ impl fmt::Display for ListenerKind {
             ListenerKind::Tls => "tls",
             ListenerKind::Ws => "ws",
             ListenerKind::Wss => "wss",
+            ListenerKind::Http => "http",
         })
     }
 }
@@ -159,6 +162,7 @@ async fn connection(
                 serve(ws, peer, shared.clone()).await;
                 Ok(())
             }
+            (ListenerKind::Http, _) => Err("the HTTP API is not an MQTT listener".into()),
             (_, None) => Err::<(), HandshakeError>("TLS listener without certificates".into()),
         }
     };

@@ -3,18 +3,26 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
         /// Counters, incremented with relaxed atomics from every connection task. Read them
         /// with [`snapshot`](Metrics::snapshot).
         #[derive(Debug, Default)]
         pub struct Metrics {
-            $($(#[$doc])* pub $name: AtomicU64,)*
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
         }
 
         /// A plain copy of [`Metrics`] at one instant.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct MetricsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl MetricsSnapshot {
+            /// Every counter as (name, its documentation, value), in declaration order: what
+            /// the HTTP API's `/metrics` exposes.
+            pub fn counters(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> {
+                [$((stringify!($name), concat!($($doc),*).trim(), self.$name),)*].into_iter()
+            }
         }
 
         impl Metrics {
