@@ -123,3 +123,150 @@ pub fn put_token(
 pub fn now_ms() -> u64 {
     mqgate_broker::clock::unix_time_ms()
 }
+
+/// An HTTP response as a raw client sees it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request over a fresh TCP connection (`Connection: close`), read to the end.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    stream.write_all(body).await.expect("writes body");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("answer in time")
+        .expect("reads");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|line| line.split_once(": "))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// The RPC (HMAC-SHA1) parameters of `action` with `params`, signed with `secret` for
+/// `method`, as an encoded `k=v&...` string.
+pub fn rpc_signed(
+    method: &str,
+    ak: &str,
+    secret: &str,
+    action: &str,
+    params: &[(&str, &str)],
+) -> String {
+    use mqgate_auth::openapi::{percent_encode, rpc};
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = format!(
+        "n-{}-{}",
+        std::process::id(),
+        NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let timestamp = iso8601(now_ms());
+    let mut all: Vec<(String, String)> = vec![
+        ("Action".into(), action.into()),
+        ("Version".into(), "2020-04-20".into()),
+        ("Format".into(), "JSON".into()),
+        ("AccessKeyId".into(), ak.into()),
+        ("SignatureMethod".into(), "HMAC-SHA1".into()),
+        ("SignatureVersion".into(), "1.0".into()),
+        ("SignatureNonce".into(), nonce),
+        ("Timestamp".into(), timestamp),
+    ];
+    all.retain(|(k, _)| !params.iter().any(|(p, _)| p == k));
+    all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let to_sign = rpc::string_to_sign(method, &rpc::canonicalized_query(&all));
+    all.push(("Signature".into(), rpc::sign(secret, &to_sign)));
+    all.iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                percent_encode(k.as_bytes()),
+                percent_encode(v.as_bytes())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for ms since the epoch (days to civil date, Howard Hinnant's
+/// algorithm).
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A signed GET of `action` on the HTTP API.
+pub async fn api_get(
+    broker: &BrokerHandle,
+    ak: &str,
+    secret: &str,
+    action: &str,
+    params: &[(&str, &str)],
+) -> HttpResponse {
+    let addr = broker
+        .local_addr(ListenerKind::Http)
+        .expect("http listener");
+    let query = rpc_signed("GET", ak, secret, action, params);
+    http(addr, "GET", &format!("/?{query}"), &[], b"").await
+}

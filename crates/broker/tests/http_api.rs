@@ -1,0 +1,388 @@
+//! The HTTP API seen by a raw HTTP/1.1 client over TCP: JSON error shapes, parameters from
+//! the query and from a form body, `/metrics` and `/healthz`.
+
+mod auth_support;
+
+use auth_support::*;
+use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
+
+/// `[auth]` with a full key, a limited key and a key barred from the API; HTTP on port 0.
+fn config() -> BrokerConfig {
+    let text = format!(
+        r#"
+        storage = "memory"
+        [listeners]
+        tcp = "127.0.0.1:0"
+        [http]
+        listen = "127.0.0.1:0"
+        max_body_bytes = 1024
+        [auth]
+        instance_id = "{INSTANCE}"
+        groups = ["{GROUP}"]
+        [[auth.access_keys]]
+        id = "{AK}"
+        secret = "{SECRET}"
+        [[auth.access_keys]]
+        id = "{LIMITED_AK}"
+        secret = "{LIMITED_SECRET}"
+        publish = ["shop/#"]
+        [[auth.access_keys]]
+        id = "LTAI_MQTT_ONLY"
+        secret = "mqtt-only"
+        api = false
+        "#
+    );
+    let mut config = BrokerConfig::from_toml_str(&text).expect("config parses");
+    config.listeners.ws = None;
+    config
+}
+
+fn http_addr(broker: &BrokerHandle) -> std::net::SocketAddr {
+    broker
+        .local_addr(ListenerKind::Http)
+        .expect("http listener")
+}
+
+/// Asserts an error answer: status, `Code`, and exactly the keys Code, Message, RequestId
+/// (the same RequestId as the `x-acs-request-id` header).
+fn assert_error(response: &HttpResponse, status: u16, code: &str) {
+    assert_eq!(response.status, status, "{response:?}");
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{response:?}"
+    );
+    let body = response.json();
+    let keys: Vec<&String> = body.as_object().expect("an object").keys().collect();
+    assert_eq!(keys, ["Code", "Message", "RequestId"], "{body}");
+    assert_eq!(body["Code"], code, "{body}");
+    assert!(!body["Message"].as_str().unwrap_or_default().is_empty());
+    assert_eq!(
+        body["RequestId"].as_str(),
+        response.header("x-acs-request-id")
+    );
+}
+
+#[test]
+fn the_test_clock_formats_dates_the_verifier_reads() {
+    for ms in [0, 951_782_400_000, 1_800_000_000_123, now_ms()] {
+        let text = iso8601(ms);
+        assert_eq!(
+            mqgate_auth::openapi::parse_iso8601_utc(&text),
+            Ok(ms / 1000 * 1000),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_naming_what_is_wrong() {
+    let broker = start(config(), None).await;
+    let addr = http_addr(&broker);
+    let query = |action: &str, params: &[(&str, &str)]| {
+        let broker = broker.clone();
+        let (action, params): (String, Vec<(String, String)>) = (
+            action.to_owned(),
+            params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        async move {
+            let params: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            api_get(&broker, AK, SECRET, &action, &params).await
+        }
+    };
+    let instance = ("InstanceId", INSTANCE);
+
+    let unsigned = http(
+        addr,
+        "GET",
+        "/?Action=QuerySessionByClientId&ClientId=x",
+        &[],
+        b"",
+    )
+    .await;
+    assert_error(&unsigned, 400, "MissingParameter.Signature");
+    assert_error(
+        &query("QuerySessionByClientId", &[instance]).await,
+        400,
+        "MissingParameter.ClientId",
+    );
+    assert_error(
+        &query("QuerySessionByClientId", &[("ClientId", "GID_a@@@x")]).await,
+        400,
+        "MissingParameter.InstanceId",
+    );
+    assert_error(
+        &query(
+            "QuerySessionByClientId",
+            &[("InstanceId", "other"), ("ClientId", "GID_a@@@x")],
+        )
+        .await,
+        400,
+        "InvalidParameter.InstanceId",
+    );
+    assert_error(
+        &query("NoSuchAction", &[instance]).await,
+        404,
+        "InvalidAction.NotFound",
+    );
+    assert_error(
+        &query(
+            "QuerySessionByClientId",
+            &[instance, ("Version", "2017-01-01")],
+        )
+        .await,
+        400,
+        "InvalidParameter.Version",
+    );
+    assert_error(
+        &query(
+            "ApplyToken",
+            &[
+                instance,
+                ("Resources", "a/#"),
+                ("Actions", "R"),
+                ("ExpireTime", "soon"),
+            ],
+        )
+        .await,
+        400,
+        "InvalidParameter.ExpireTime",
+    );
+    assert_error(
+        &query(
+            "ApplyToken",
+            &[
+                instance,
+                ("Resources", "a/#"),
+                ("Actions", "R"),
+                ("ExpireTime", "1000"),
+            ],
+        )
+        .await,
+        400,
+        "InvalidParameter.ExpireTime",
+    );
+    assert_error(
+        &query("BatchQuerySessionByClientIds", &[instance]).await,
+        400,
+        "MissingParameter.ClientIdList",
+    );
+    assert_error(
+        &query(
+            "RegisterDeviceCredential",
+            &[instance, ("ClientId", "GID_unknown@@@d")],
+        )
+        .await,
+        400,
+        "InvalidParameter.ClientId",
+    );
+    assert_error(
+        &query("CreateGroupId", &[instance, ("GroupId", "shop")]).await,
+        400,
+        "InvalidParameter.GroupId",
+    );
+    assert_error(
+        &query("DeleteGroupId", &[instance, ("GroupId", "GID_never")]).await,
+        404,
+        "GroupId.NotFound",
+    );
+    assert_error(
+        &query(
+            "SendMessage",
+            &[instance, ("MqttTopic", "a/+"), ("Payload", "x")],
+        )
+        .await,
+        400,
+        "InvalidParameter.MqttTopic",
+    );
+
+    let unknown = api_get(
+        &broker,
+        "LTAI_NOPE",
+        "x",
+        "QuerySessionByClientId",
+        &[instance, ("ClientId", "c")],
+    )
+    .await;
+    assert_error(&unknown, 404, "InvalidAccessKeyId.NotFound");
+    let wrong = api_get(
+        &broker,
+        AK,
+        "wrong",
+        "QuerySessionByClientId",
+        &[instance, ("ClientId", "c")],
+    )
+    .await;
+    assert_error(&wrong, 400, "SignatureDoesNotMatch");
+    let barred = api_get(
+        &broker,
+        "LTAI_MQTT_ONLY",
+        "mqtt-only",
+        "QuerySessionByClientId",
+        &[instance, ("ClientId", "c")],
+    )
+    .await;
+    assert_error(&barred, 403, "Forbidden.AccessKey");
+    let limited = api_get(
+        &broker,
+        LIMITED_AK,
+        LIMITED_SECRET,
+        "SendMessage",
+        &[instance, ("MqttTopic", "news/x"), ("Payload", "p")],
+    )
+    .await;
+    assert_error(&limited, 403, "Forbidden.MqttTopic");
+
+    // The same signed request twice is a replay.
+    let target = format!(
+        "/?{}",
+        rpc_signed(
+            "GET",
+            AK,
+            SECRET,
+            "QuerySessionByClientId",
+            &[instance, ("ClientId", "c")]
+        )
+    );
+    assert_eq!(http(addr, "GET", &target, &[], b"").await.status, 200);
+    assert_error(
+        &http(addr, "GET", &target, &[], b"").await,
+        400,
+        "SignatureNonceUsed",
+    );
+    // A correctly signed request with an old date.
+    let stale = query(
+        "QuerySessionByClientId",
+        &[
+            instance,
+            ("ClientId", "c"),
+            ("Timestamp", "2001-01-01T00:00:00Z"),
+        ],
+    )
+    .await;
+    assert_error(&stale, 400, "InvalidTimeStamp.Expired");
+
+    assert_error(
+        &http(addr, "GET", "/nope", &[], b"").await,
+        404,
+        "InvalidPath",
+    );
+    let big = vec![b'a'; 4096];
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    assert_error(
+        &http(addr, "POST", "/", &form, &big).await,
+        413,
+        "InvalidParameter.Body",
+    );
+
+    let metrics = broker.metrics();
+    assert!(metrics.api_auth_failures >= 5, "{metrics:?}");
+    assert!(metrics.api_errors >= 20, "{metrics:?}");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_come_from_a_signed_form_body_too() {
+    let broker = start(config(), None).await;
+    let addr = http_addr(&broker);
+    let _online = support_client(&broker, "GID_a@@@form").await;
+    let body = rpc_signed(
+        "POST",
+        AK,
+        SECRET,
+        "BatchQuerySessionByClientIds",
+        &[
+            ("InstanceId", INSTANCE),
+            ("ClientIdList.2", "GID_a@@@absent"),
+            ("ClientIdList.1", "GID_a@@@form"),
+        ],
+    );
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let response = http(addr, "POST", "/", &form, body.as_bytes()).await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let answer = response.json();
+    assert_eq!(
+        answer["OnlineStatusList"],
+        serde_json::json!([
+            {"ClientId": "GID_a@@@form", "OnlineStatus": true},
+            {"ClientId": "GID_a@@@absent", "OnlineStatus": false},
+        ])
+    );
+    assert_eq!(
+        answer["RequestId"].as_str(),
+        response.header("x-acs-request-id")
+    );
+    broker.shutdown().await;
+}
+
+async fn support_client(broker: &BrokerHandle, id: &str) -> rumqttc::AsyncClient {
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(signed(broker, id, AK, SECRET), 10);
+    loop {
+        match tokio::time::timeout(WAIT, eventloop.poll()).await {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("no CONNACK: {other:?}"),
+        }
+    }
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_answer_in_plain_text() {
+    let broker = start(config(), None).await;
+    let addr = http_addr(&broker);
+    let health = http(addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+
+    let mut refused = options(&broker, "GID_a@@@bad");
+    refused.set_credentials(format!("Signature|{AK}|{INSTANCE}"), "bad");
+    assert_eq!(
+        connack_code(refused).await,
+        rumqttc::ConnectReturnCode::BadUserNamePassword
+    );
+    let _online = support_client(&broker, "GID_a@@@m").await;
+
+    let metrics = http(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
+    for line in [
+        "# TYPE mqgate_auth_failures_total counter",
+        "mqgate_auth_failures_total 1",
+        "mqgate_sessions_started_total 1",
+        "mqgate_clients_online 1",
+        "# TYPE mqgate_clients_online gauge",
+        "# HELP mqgate_publish_denied_total PUBLISHes dropped because",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l.starts_with(line)),
+            "{line} missing:\n{}",
+            metrics.body
+        );
+    }
+    // Every sample line is `name value` with a number.
+    for line in metrics.body.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.split_once(' ').expect("name value");
+        assert!(
+            name.starts_with("mqgate_") && value.parse::<u64>().is_ok(),
+            "{line}"
+        );
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_http_listener_when_disabled() {
+    let broker = start(BrokerConfig::ephemeral(), None).await;
+    assert_eq!(broker.local_addr(ListenerKind::Http), None);
+    broker.shutdown().await;
+}
