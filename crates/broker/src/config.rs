@@ -273,6 +273,8 @@ mod tests {
         assert_eq!(config.listeners.ws, Some(loopback(8083)));
         assert!(!config.allow_anonymous);
         assert_eq!(config.takeover, TakeoverPolicy::KickOld);
+        assert!(config.auth.is_none());
+        assert_eq!(config.http.listen, loopback(8090));
     }
 
     #[test]
@@ -297,6 +299,10 @@ mod tests {
         let text = include_str!("../mqgate.example.toml");
         let config = BrokerConfig::from_toml_str(text).unwrap();
         assert_eq!(config.listeners.ws_path, "/mqtt");
+        let auth = config.auth.expect("the example has [auth]");
+        assert_eq!(auth.access_keys.len(), 1);
+        assert!(auth.auth_config(config.allow_anonymous).is_ok());
+        assert!(config.http.enabled);
     }
 
     #[test]

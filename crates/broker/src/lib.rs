@@ -12,6 +12,8 @@
 //!        Subscribe ─▶ trie + retained ─▶ SUBACK, retained messages
 //!     inbox ─▶ Session::handle_delivery ─▶ poll_transmit ─▶ one write
 //!     connect / disconnect / tcpclean ─▶ status broadcast + log
+//!  CONNECT ─▶ Authenticator ─▶ grants ─▶ every PUBLISH / SUBSCRIBE checked
+//!  HTTP API (axum) ─▶ signature (mqgate-auth) ─▶ registries, live registry, router
 //! ```
 //!
 //! ## The contract

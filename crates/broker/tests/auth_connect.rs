@@ -13,6 +13,9 @@ use mqgate_codec::{Connect, ConnectReturnCode, Packet, PacketId, Publish, QoS as
 use rumqttc::{ConnectReturnCode as Code, QoS, SubscribeReasonCode};
 use support::{subscribe, Client};
 
+/// (what, client id, username and password, expected CONNACK).
+type Case<'a> = (&'a str, &'a str, Option<(String, String)>, Code);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_gets_its_connack_code_and_is_counted() {
     let (store, registry) = seeded_store();
@@ -23,7 +26,7 @@ async fn every_refusal_gets_its_connack_code_and_is_counted() {
     let id = "GID_a@@@d1";
     let username = |mode: &str, key: &str, instance: &str| format!("{mode}|{key}|{instance}");
     let signature = mqgate_auth::sign_client_id(SECRET, id);
-    let table: Vec<(&str, &str, Option<(String, String)>, Code)> = vec![
+    let table: Vec<Case> = vec![
         (
             "bad signature",
             id,
