@@ -354,8 +354,8 @@ impl BrokerHandle {
         self.inner.shared.metrics.snapshot()
     }
 
-    /// Closes `client_id`'s connection, as the HTTP API's `CloseConnection` does (no will is
-    /// skipped: the close is abnormal for the client). `false` when it is not online.
+    /// Closes `client_id`'s connection, as the HTTP API's `CloseConnection` does. The client
+    /// did not ask for it, so its will is published. `false` when it is not online.
     pub fn disconnect(&self, client_id: &str) -> bool {
         let registry = &self.inner.shared.router.registry;
         registry.kick(client_id, None, crate::registry::Kick::Closed)

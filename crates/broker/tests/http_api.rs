@@ -3,6 +3,8 @@
 
 mod auth_support;
 
+use std::time::Duration;
+
 use auth_support::*;
 use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
 
@@ -414,4 +416,126 @@ async fn no_http_listener_when_disabled() {
     let broker = start(BrokerConfig::ephemeral(), None).await;
     assert_eq!(broker.local_addr(ListenerKind::Http), None);
     broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_send_message_and_close_connection_act_on_the_live_broker() {
+    let broker = start(config(), None).await;
+    let instance = ("InstanceId", INSTANCE);
+    let id = "GID_a@@@live";
+    let call = |action: &'static str, params: Vec<(&'static str, &'static str)>| {
+        let broker = broker.clone();
+        async move {
+            let response = api_get(&broker, AK, SECRET, action, &params).await;
+            assert_eq!(response.status, 200, "{action}: {response:?}");
+            response.json()
+        }
+    };
+    let online = || call("QuerySessionByClientId", vec![instance, ("ClientId", id)]);
+    assert_eq!(online().await["OnlineStatus"], false);
+
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(signed(&broker, id, AK, SECRET), 10);
+    let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let event = eventloop.poll().await;
+            let end = event.is_err();
+            let _ = events.send(event);
+            if end {
+                return;
+            }
+        }
+    });
+    client
+        .subscribe("news/#", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    // A message sent before the SUBACK has no receiver: retry (bounded) until one arrives.
+    let mut delivered = None;
+    for _ in 0..20 {
+        let sent = call(
+            "SendMessage",
+            vec![instance, ("MqttTopic", "news/a"), ("Payload", "hi")],
+        )
+        .await;
+        assert!(
+            sent["MsgId"].as_str().is_some_and(|id| id.len() == 32),
+            "{sent}"
+        );
+        if let Next::Publish(p) = next_publish(&mut seen, Duration::from_millis(200)).await {
+            delivered = Some(p);
+            break;
+        }
+    }
+    let delivered = delivered.expect("SendMessage reaches the subscriber");
+    assert_eq!(
+        (delivered.topic.as_str(), &delivered.payload[..]),
+        ("news/a", &b"hi"[..])
+    );
+    call(
+        "SendMessage",
+        vec![
+            instance,
+            ("MqttTopic", "cmd/p2p/GID_a@@@live"),
+            ("Payload", "direct"),
+        ],
+    )
+    .await;
+    match next_publish(&mut seen, WAIT).await {
+        Next::Publish(direct) => assert_eq!(&direct.payload[..], b"direct"),
+        other => panic!("expected the P2P message, got {other:?}"),
+    }
+
+    assert_eq!(online().await["OnlineStatus"], true);
+    let closed = call("CloseConnection", vec![instance, ("ClientId", id)]).await;
+    assert_eq!(
+        (closed["Success"].clone(), closed["Code"].clone()),
+        (true.into(), 200.into())
+    );
+    assert!(
+        matches!(next_publish(&mut seen, WAIT).await, Next::Ended),
+        "the client's connection ends"
+    );
+    for _ in 0..50 {
+        if online().await["OnlineStatus"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(online().await["OnlineStatus"], false);
+    let again = call("CloseConnection", vec![instance, ("ClientId", id)]).await;
+    assert_eq!(again["Success"], false);
+    assert_eq!(broker.metrics().api_disconnects, 1);
+    broker.shutdown().await;
+}
+
+#[derive(Debug)]
+enum Next {
+    Publish(rumqttc::Publish),
+    Ended,
+    Quiet,
+}
+
+/// The next PUBLISH the client's event loop saw, the end of its connection, or nothing
+/// within `limit`.
+async fn next_publish(
+    seen: &mut tokio::sync::mpsc::UnboundedReceiver<
+        Result<rumqttc::Event, rumqttc::ConnectionError>,
+    >,
+    limit: Duration,
+) -> Next {
+    let wait = async {
+        loop {
+            match seen.recv().await {
+                Some(Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p)))) => {
+                    return Next::Publish(p)
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Next::Ended,
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .unwrap_or(Next::Quiet)
 }

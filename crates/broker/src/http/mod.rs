@@ -130,27 +130,52 @@ async fn call(handle: &BrokerHandle, request: Request) -> Result<Answer, ApiErro
     if instance != core.config().instance_id {
         return Err(ApiError::invalid("InstanceId", "no such instance"));
     }
-    let api = Api {
-        handle,
-        core: &core,
-        params: &params,
-    };
-    match action.as_str() {
-        "QuerySessionByClientId" => sessions::query(&api),
-        "BatchQuerySessionByClientIds" => sessions::batch_query(&api),
-        "CloseConnection" => sessions::close(&api),
-        "ApplyToken" => tokens::apply(&api),
-        "QueryToken" => tokens::query(&api),
-        "RevokeToken" => tokens::revoke(&api),
-        "RegisterDeviceCredential" => devices::register(&api),
-        "GetDeviceCredential" => devices::get(&api),
-        "RefreshDeviceCredential" => devices::refresh(&api),
-        "UnRegisterDeviceCredential" => devices::unregister(&api),
-        "ListDeviceCredentialClientId" => devices::list(&api),
-        "CreateGroupId" => groups::create(&api),
-        "DeleteGroupId" => groups::delete(&api),
-        "ListGroupId" => groups::list(&api),
-        "SendMessage" => messages::send(&api).await,
+    if action == "SendMessage" {
+        let api = Api {
+            handle,
+            core: &core,
+            params: &params,
+        };
+        return messages::send(&api).await;
+    }
+    // The other actions read or write the registries, whose writes commit to the store
+    // (an fsync with redb): off the runtime's workers.
+    let handle = handle.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let api = Api {
+            handle: &handle,
+            core: &core,
+            params: &params,
+        };
+        dispatch(&api, &action)
+    });
+    work.await.unwrap_or_else(|error| {
+        tracing::error!(%error, "API action task failed");
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "the action did not complete",
+        ))
+    })
+}
+
+/// Runs one registry or session action.
+fn dispatch(api: &Api<'_>, action: &str) -> Result<Answer, ApiError> {
+    match action {
+        "QuerySessionByClientId" => sessions::query(api),
+        "BatchQuerySessionByClientIds" => sessions::batch_query(api),
+        "CloseConnection" => sessions::close(api),
+        "ApplyToken" => tokens::apply(api),
+        "QueryToken" => tokens::query(api),
+        "RevokeToken" => tokens::revoke(api),
+        "RegisterDeviceCredential" => devices::register(api),
+        "GetDeviceCredential" => devices::get(api),
+        "RefreshDeviceCredential" => devices::refresh(api),
+        "UnRegisterDeviceCredential" => devices::unregister(api),
+        "ListDeviceCredentialClientId" => devices::list(api),
+        "CreateGroupId" => groups::create(api),
+        "DeleteGroupId" => groups::delete(api),
+        "ListGroupId" => groups::list(api),
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "InvalidAction.NotFound",
