@@ -138,6 +138,24 @@ mod tests {
         assert!(params(&many).list("L").is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever the names and values, the list and number readers answer without
+        /// panicking, and a list holds only values of `{name}.N` parameters.
+        #[test]
+        fn readers_never_panic(pairs in proptest::collection::vec(("(L|L\\.[0-9]{0,22}|L\\..{0,4}|.{0,6})", ".{0,8}"), 0..20)) {
+            let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let p = params(&borrowed);
+            if let Ok(values) = p.list("L") {
+                for value in values {
+                    proptest::prop_assert!(pairs.iter().any(|(k, v)| v == value && k.starts_with("L.")));
+                }
+            }
+            let _ = p.number("L", 0);
+            let _ = p.action();
+            let _ = p.check_version();
+        }
+    }
+
     #[test]
     fn empty_is_missing_and_numbers_are_checked() {
         let p = params(&[("A", ""), ("N", "12"), ("B", "x1")]);
