@@ -20,6 +20,10 @@ fi
 if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
   python3 -m pip install --quiet "paho-mqtt>=2,<3"
 fi
+# The model service's official OpenAPI SDK, which tests/openapi_sdk.rs drives the HTTP API with.
+if ! python3 -c "import alibabacloud_onsmqtt20200420" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "alibabacloud-onsmqtt20200420==1.7.1"
+fi
 # The broker's interop tests fail instead of skipping when a client is missing.
 export MQGATE_REQUIRE_INTEROP=1
 

@@ -7,6 +7,9 @@ use mqgate_codec::{DecodeError, EncodeError};
 use mqgate_session::SessionError;
 use mqgate_topic::TopicError;
 
+use tokio::sync::oneshot;
+
+use crate::registry::Kick;
 use crate::Metrics;
 
 /// Why a connection ended. Every variant but the orderly ones is an abnormal end: the will
@@ -60,6 +63,12 @@ pub(crate) enum CloseReason {
     /// A receiver stayed full longer than the backpressure timeout.
     #[error("receivers stayed full longer than the backpressure timeout")]
     Backpressure,
+    /// The HTTP API (`CloseConnection`) closed it.
+    #[error("closed through the API")]
+    ClosedByApi,
+    /// Its login token expired or was revoked.
+    #[error("token expired or revoked")]
+    TokenInvalid,
     /// The broker is shutting down.
     #[error("broker shutting down")]
     Shutdown,
@@ -75,6 +84,16 @@ impl From<DecodeError> for CloseReason {
 }
 
 impl CloseReason {
+    /// Why a kicked connection closes (a dropped sender counts as a takeover: only the
+    /// registry holds it).
+    pub(crate) fn kicked(kick: Result<Kick, oneshot::error::RecvError>) -> Self {
+        match kick {
+            Ok(Kick::Closed) => CloseReason::ClosedByApi,
+            Ok(Kick::TokenInvalid) => CloseReason::TokenInvalid,
+            Ok(Kick::Takeover) | Err(_) => CloseReason::Takeover,
+        }
+    }
+
     /// Whether the session's will goes out (the broker's own shutdown is no client's fault,
     /// and nobody would receive the will anyway).
     pub(crate) fn publishes_will(&self) -> bool {
@@ -102,6 +121,8 @@ impl CloseReason {
             CloseReason::ConnectTimeout => &metrics.connect_timeouts,
             CloseReason::Takeover => &metrics.takeovers,
             CloseReason::Backpressure => &metrics.backpressure_timeouts,
+            CloseReason::ClosedByApi => &metrics.api_disconnects,
+            CloseReason::TokenInvalid => &metrics.token_disconnects,
         };
         tracing::warn!(client, reason = %self, "connection closed");
         counter.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mqgate_session::SessionConfig;
 use serde::Deserialize;
 
+use crate::auth::{AuthSettings, HttpSettings};
 use crate::BrokerError;
 
 /// Everything a broker needs to start. Every field has a default (see [`Default`]), so a
@@ -44,6 +45,11 @@ pub struct BrokerConfig {
     /// Which store keeps persistent sessions, offline queues, retained messages and the
     /// API's registries: the embedded redb file in `data_dir` (the default) or memory only.
     pub storage: StorageKind,
+    /// Instance id, AccessKeys, groups and token options (the `[auth]` section); without
+    /// it only anonymous access or an embedder's authenticator lets clients in.
+    pub auth: Option<AuthSettings>,
+    /// The HTTP API listener (the `[http]` section); on at `127.0.0.1:8090` by default.
+    pub http: HttpSettings,
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.
@@ -67,6 +73,8 @@ impl Default for BrokerConfig {
             takeover: TakeoverPolicy::default(),
             data_dir: PathBuf::from("./data"),
             storage: StorageKind::default(),
+            auth: None,
+            http: HttpSettings::default(),
         }
     }
 }
@@ -92,7 +100,7 @@ impl BrokerConfig {
     }
 
     /// A configuration for tests and embedding: TCP on an ephemeral 127.0.0.1 port, no other
-    /// listener, anonymous access allowed, state in memory only.
+    /// listener (no HTTP API either), anonymous access allowed, state in memory only.
     pub fn ephemeral() -> Self {
         BrokerConfig {
             listeners: ListenerConfig {
@@ -102,6 +110,7 @@ impl BrokerConfig {
             },
             allow_anonymous: true,
             storage: StorageKind::Memory,
+            http: HttpSettings::disabled(),
             ..BrokerConfig::default()
         }
     }
@@ -273,6 +282,8 @@ mod tests {
         assert_eq!(config.listeners.ws, Some(loopback(8083)));
         assert!(!config.allow_anonymous);
         assert_eq!(config.takeover, TakeoverPolicy::KickOld);
+        assert!(config.auth.is_none());
+        assert_eq!(config.http.listen, loopback(8090));
     }
 
     #[test]
@@ -297,6 +308,10 @@ mod tests {
         let text = include_str!("../mqgate.example.toml");
         let config = BrokerConfig::from_toml_str(text).unwrap();
         assert_eq!(config.listeners.ws_path, "/mqtt");
+        let auth = config.auth.expect("the example has [auth]");
+        assert_eq!(auth.access_keys.len(), 1);
+        assert!(auth.auth_config(config.allow_anonymous).is_ok());
+        assert!(config.http.enabled);
     }
 
     #[test]

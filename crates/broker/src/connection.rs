@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqgate_auth::Grants;
 use mqgate_codec::QoS;
 use mqgate_session::{DeliveryOutcome, Event, Message, Session};
 use mqgate_status::{ChannelId, ConnectionEvents};
@@ -24,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::clock::unix_time_ms;
 use crate::close::{check_filters, CloseReason};
 use crate::io::Io;
-use crate::registry::{drain_drops, Delivery};
+use crate::registry::{drain_drops, Delivery, Kick};
 use crate::router::{Blocked, RouteScratch};
 use crate::shared::Shared;
 
@@ -39,7 +40,9 @@ pub(crate) struct Online<S> {
     pub(crate) channel: ChannelId,
     pub(crate) session: Box<Session>,
     pub(crate) inbox: mpsc::Receiver<Delivery>,
-    pub(crate) kick: oneshot::Receiver<()>,
+    pub(crate) kick: oneshot::Receiver<Kick>,
+    /// What the client may publish and subscribe to, fixed at CONNECT.
+    pub(crate) grants: Grants,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) events: ConnectionEvents,
     /// A delivery taken from the inbox that the session's queue has no room for yet.
@@ -80,7 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             let can_take = self.can_take();
             tokio::select! {
                 biased;
-                _ = &mut self.kick => return CloseReason::Takeover,
+                kick = &mut self.kick => return CloseReason::kicked(kick),
                 _ = self.shutdown.changed() => return CloseReason::Shutdown,
                 read = self.io.read_more() => match read {
                     Ok(0) => return CloseReason::PeerClosed,
@@ -197,6 +200,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     if let Err(error) = TopicName::validate(&publish.topic) {
                         return Err(CloseReason::InvalidTopic(error));
                     }
+                    if !crate::auth::may_publish(&self.shared, &self.grants, &publish.topic) {
+                        // Acknowledged all the same, or the client would resend it forever.
+                        if let Some(token) = token {
+                            self.session.inbound_done(token);
+                        }
+                        continue;
+                    }
                     let message = Arc::new(Message {
                         id: self.shared.router.next_id(),
                         topic: publish.topic,
@@ -223,7 +233,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     let mut granted = Vec::with_capacity(filters.len());
                     let mut retained = Vec::new();
                     for entry in filters {
-                        let qos = router.subscribe(&self.client, &entry.filter, entry.qos);
+                        let qos =
+                            crate::auth::may_subscribe(&self.shared, &self.grants, &entry.filter)
+                                .then(|| router.subscribe(&self.client, &entry.filter, entry.qos))
+                                .flatten();
                         match qos {
                             Some(qos) => retained.extend(
                                 router
@@ -325,7 +338,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         }
                         break;
                     }
-                    _ = &mut self.kick => return Err(CloseReason::Takeover),
+                    kick = &mut self.kick => return Err(CloseReason::kicked(kick)),
                     _ = self.shutdown.changed() => return Err(CloseReason::Shutdown),
                     own = self.inbox.recv(), if can_take => {
                         if let Some(own) = own {

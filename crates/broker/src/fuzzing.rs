@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::auth::AllowAnonymous;
+use crate::auth::{Access, AllowAnonymous};
 use crate::handshake::serve;
 use crate::shared::Shared;
 use crate::BrokerConfig;
@@ -37,7 +37,7 @@ pub fn drive_connection(input: &[u8]) -> Vec<u8> {
         config.limits.connect_timeout = Duration::from_millis(200);
         let shared = Arc::new(Shared::new(
             config,
-            Box::new(AllowAnonymous),
+            Access::only(Box::new(AllowAnonymous)),
             Arc::new(mqgate_store::MemoryStore::new()),
             shutdown,
         ));

@@ -13,7 +13,7 @@ use mqgate_status::{ChannelId, StatusEvent};
 use mqgate_topic::TopicName;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
-use crate::auth::{AllowAnonymous, Authenticator, DenyAll};
+use crate::auth::{Access, Authenticator, TokenWatch};
 use crate::clock::unix_time_ms;
 use crate::listener::{accept_loop, bind_all, ListenerKind};
 use crate::registry::{Attach, Delivery, OnlineLink};
@@ -102,25 +102,16 @@ impl Broker {
             Some(store) => store,
             None => open_store(&self.config)?,
         };
-        let auth = match self.auth {
-            Some(auth) => auth,
-            None if self.config.allow_anonymous => {
-                tracing::warn!("ANONYMOUS ACCESS ALLOWED: any client may connect without credentials (development mode)");
-                Box::new(AllowAnonymous)
-            }
-            None => {
-                tracing::warn!("no authenticator configured and anonymous access off: every CONNECT is refused");
-                Box::new(DenyAll)
-            }
-        };
+        let access = Access::build(&self.config, self.auth, &store)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max_connections = self
             .config
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(self.config, auth, store, shutdown_rx));
+        let shared = Arc::new(Shared::new(self.config, access, store, shutdown_rx));
         let bound = bind_all(&shared).await?;
+        let http = crate::http::bind(&shared.config).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();
         for listener in bound {
@@ -129,7 +120,22 @@ impl Broker {
             addrs.push((listener.kind, addr));
             tokio::spawn(accept_loop(listener, shared.clone(), connections.clone()));
         }
-        Ok(BrokerHandle {
+        if shared.access.tokens.enabled() {
+            let every = shared
+                .config
+                .auth
+                .as_ref()
+                .map_or(1000, |a| a.token_check_interval_ms);
+            let every = Duration::from_millis(every.max(10));
+            tokio::spawn(TokenWatch::run(shared.clone(), every));
+        }
+        if let Some(http) = &http {
+            addrs.push((
+                ListenerKind::Http,
+                http.local_addr().map_err(BrokerError::Io)?,
+            ));
+        }
+        let handle = BrokerHandle {
             inner: Arc::new(HandleInner {
                 shared,
                 addrs,
@@ -138,7 +144,11 @@ impl Broker {
                 max_connections,
                 consumers: AtomicU64::new(0),
             }),
-        })
+        };
+        if let Some(http) = http {
+            tokio::spawn(crate::http::serve(http, handle.clone()));
+        }
+        Ok(handle)
     }
 
     /// Starts, then serves until ctrl-c or SIGTERM, then shuts down gracefully.
@@ -347,6 +357,17 @@ impl BrokerHandle {
     /// The counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.inner.shared.metrics.snapshot()
+    }
+
+    /// Closes `client_id`'s connection, as the HTTP API's `CloseConnection` does. The client
+    /// did not ask for it, so its will is published. `false` when it is not online.
+    pub fn disconnect(&self, client_id: &str) -> bool {
+        let registry = &self.inner.shared.router.registry;
+        registry.kick(client_id, None, crate::registry::Kick::Closed)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
     }
 
     /// Stops accepting, closes every connection (persistent sessions stay in memory), and

@@ -77,9 +77,10 @@ where
     let Some(client_id) = client_id(shared, connect) else {
         return Err((io, ConnectReturnCode::IdentifierRejected));
     };
-    if let Err(code) = shared.auth.authenticate(connect, peer) {
-        return Err((io, code));
-    }
+    let admitted = match crate::auth::admit(shared, connect, peer) {
+        Ok(admitted) => admitted,
+        Err(code) => return Err((io, code)),
+    };
     let Ok(channel) = ChannelId::generate() else {
         return Err((io, ConnectReturnCode::ServerUnavailable));
     };
@@ -135,6 +136,7 @@ where
         .sessions_started
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%client, %peer, %channel, clean = connect.clean_session, "client connected");
+    shared.access.tokens.watch(&client, channel, &admitted);
     Ok(Online {
         io,
         shared: shared.clone(),
@@ -143,6 +145,7 @@ where
         session,
         inbox,
         kick,
+        grants: admitted.grants,
         shutdown: shared.shutdown.clone(),
         events,
         held: None,

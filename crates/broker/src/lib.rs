@@ -12,6 +12,8 @@
 //!        Subscribe ─▶ trie + retained ─▶ SUBACK, retained messages
 //!     inbox ─▶ Session::handle_delivery ─▶ poll_transmit ─▶ one write
 //!     connect / disconnect / tcpclean ─▶ status broadcast + log
+//!  CONNECT ─▶ Authenticator ─▶ grants ─▶ every PUBLISH / SUBSCRIBE checked
+//!  HTTP API (axum) ─▶ signature (mqgate-auth) ─▶ registries, live registry, router
 //! ```
 //!
 //! ## The contract
@@ -50,6 +52,7 @@ mod error;
 pub mod fuzzing;
 mod handle;
 mod handshake;
+mod http;
 mod io;
 mod listener;
 pub mod manual;
@@ -61,7 +64,10 @@ mod status;
 mod tls;
 mod ws;
 
-pub use auth::{AllowAnonymous, Authenticator, DenyAll};
+pub use auth::{
+    AccessKeySettings, AllowAnonymous, AuthSettings, Authenticated, Authenticator, DenyAll,
+    HttpSettings, Refusal,
+};
 pub use config::{
     BrokerConfig, Limits, ListenerConfig, SessionLimits, StorageKind, TakeoverPolicy, TlsFiles,
 };

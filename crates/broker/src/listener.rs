@@ -25,6 +25,8 @@ pub enum ListenerKind {
     Ws,
     /// MQTT over WebSocket over TLS.
     Wss,
+    /// The HTTP API (OpenAPI actions, `/metrics`, `/healthz`).
+    Http,
 }
 
 impl fmt::Display for ListenerKind {
@@ -34,6 +36,7 @@ impl fmt::Display for ListenerKind {
             ListenerKind::Tls => "tls",
             ListenerKind::Ws => "ws",
             ListenerKind::Wss => "wss",
+            ListenerKind::Http => "http",
         })
     }
 }
@@ -123,7 +126,6 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, connections: 
     }
 }
 
-/// Runs the transport handshakes (bounded by the CONNECT timeout), then the MQTT connection.
 /// Serves one accepted socket. Plain TCP, the common case, is served inline; the other
 /// transports' handshakes and streams are boxed, because a task's allocation is as large as
 /// the largest state of its future: inline, a TLS session would make every TCP connection's
@@ -174,6 +176,7 @@ async fn wrapped(
             .await??;
             serve(ws, peer, shared).await;
         }
+        (ListenerKind::Http, _) => return Err("the HTTP API is not an MQTT listener".into()),
         (_, None) => return Err("TLS listener without certificates".into()),
     }
     Ok(())
@@ -191,7 +194,7 @@ mod tests {
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared::new(
             crate::BrokerConfig::ephemeral(),
-            Box::new(crate::AllowAnonymous),
+            crate::auth::Access::only(Box::new(crate::AllowAnonymous)),
             Arc::new(mqgate_store::MemoryStore::new()),
             shutdown,
         ));

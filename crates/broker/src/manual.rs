@@ -67,6 +67,64 @@
 //! to the in-process broadcast and the `mqgate::status` log target. `is_online` answers from
 //! the live registry.
 //!
+//! ## Authentication and authorisation (SPEC section 2)
+//!
+//! One [`Authenticator`](crate::Authenticator) decides each CONNECT before the session is
+//! touched, and answers with the connection's [`Grants`](mqgate_auth::Grants): an embedder's
+//! own if one was given, else mqgate-auth's over `[auth]` (the three username modes, the rules
+//! and CONNACK codes of `mqgate_auth::manual::connect`), else [`AllowAnonymous`](crate::AllowAnonymous)
+//! when `allow_anonymous`, else [`DenyAll`](crate::DenyAll). With `[auth]`, anonymous access
+//! still needs `allow_anonymous`, and a CONNECT that sends a username is checked even then. A
+//! refusal is answered with its code, logged with the reason (never sent to the client) and
+//! counted in `auth_failures` and `connects_refused`. A will whose topic the grants do not let
+//! the client publish refuses the CONNECT (5): the will is a publish made on its behalf.
+//!
+//! The grants are fixed for the connection's life. Every PUBLISH is checked: a refused one is
+//! dropped and counted (`publish_denied`), and at QoS 1 and 2 it is still acknowledged
+//! (PUBACK, PUBREC), as MQTT 3.1.1 allows a server to do with a message it discards; otherwise
+//! the client would resend it forever. The connection stays. Every SUBSCRIBE filter is
+//! checked: a refused one gets 0x80 in the SUBACK (`subscribe_denied`). A filter aimed at
+//! another client's P2P address is refused whatever the policy, and the router never delivers
+//! a P2P topic through the trie, so no wildcard reaches another client's P2P messages.
+//!
+//! A token's expiry or revocation stops new connections at once. Live connections that logged
+//! in with it keep going, unless `auth.disconnect_on_token_invalid` is on: then a background
+//! check (every `token_check_interval_ms`, and at once after `RevokeToken`) closes them
+//! (`token_disconnects`).
+//!
+//! Groups, tokens and device credentials are kept by `mqgate_store::DurableRegistry` in the
+//! broker's store: written through to it before the answer, read from memory on each CONNECT.
+//!
+//! ## The HTTP API
+//!
+//! `[http]` (on by default at 127.0.0.1:8090) serves the model service's OpenAPI, version
+//! 2020-04-20, RPC style: path `/`, any method; the action and version from the
+//! `x-acs-action` / `x-acs-version` headers or the `Action` / `Version` parameters;
+//! parameters from the query string and an `application/x-www-form-urlencoded` body (a name
+//! given twice is refused). Every request must be signed by a configured AccessKey whose
+//! `api` is on, with ACS3-HMAC-SHA256 or the legacy RPC HMAC-SHA1 (`mqgate_auth::manual::openapi`:
+//! date within `signature_window_ms`, nonce never reused), and name the broker's
+//! `InstanceId`. The checks run in that order: signature, action, version, instance, then
+//! the action's own parameters, so an unsigned caller learns nothing else.
+//!
+//! Answers are JSON with the PascalCase keys the SDKs read and a `RequestId` (also in the
+//! `x-acs-request-id` header). Errors are 4xx/5xx with exactly `{Code, Message, RequestId}`:
+//! `MissingParameter.{Name}` and `InvalidParameter.{Name}` (400) name the parameter;
+//! signature failures use the model service's codes (`SignatureDoesNotMatch`,
+//! `InvalidTimeStamp.Expired`, `SignatureNonceUsed`: 400; `InvalidAccessKeyId.NotFound`: 404);
+//! `Forbidden.*` (403) for what a key may not do; `*.NotFound` (404); 503 when the registry
+//! or the router cannot take the request. Choices the model leaves open: `QueryToken` of a
+//! token the key did not issue answers `TokenStatus: false`; `CloseConnection` of a client
+//! that is not online answers `Success: false`; `CreateGroupId` of an existing group is a 409;
+//! `SendMessage` publishes at QoS 1, not retained, the payload as sent, only to topics the
+//! signing key may publish to, and goes through the router like
+//! [`BrokerHandle::publish`](crate::BrokerHandle::publish) (a P2P address reaches its target).
+//!
+//! `GET /metrics` serves every [`Metrics`](crate::Metrics) counter as
+//! `mqgate_{name}_total` (Prometheus text format 0.0.4) with gauges of the clients online and
+//! of the store; `GET /healthz` answers 200 `ok`, or 503 while shutting down or when the
+//! store does not answer.
+//!
 //! ## Bad input
 //!
 //! Malformed packets, a first packet that is not CONNECT, a second CONNECT, PUBLISH to an

@@ -3,18 +3,26 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
         /// Counters, incremented with relaxed atomics from every connection task. Read them
         /// with [`snapshot`](Metrics::snapshot).
         #[derive(Debug, Default)]
         pub struct Metrics {
-            $($(#[$doc])* pub $name: AtomicU64,)*
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
         }
 
         /// A plain copy of [`Metrics`] at one instant.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct MetricsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl MetricsSnapshot {
+            /// Every counter as (name, its documentation, value), in declaration order: what
+            /// the HTTP API's `/metrics` exposes.
+            pub fn counters(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> {
+                [$((stringify!($name), concat!($($doc),*).trim(), self.$name),)*].into_iter()
+            }
         }
 
         impl Metrics {
@@ -69,4 +77,24 @@ counters! {
     p2p_no_target,
     /// Wills published after an abnormal close.
     wills_published,
+    /// CONNECTs the authenticator refused (bad credentials, unknown key, wrong instance,
+    /// unregistered group, expired token, will topic not allowed...). Also counted in
+    /// `connects_refused`.
+    auth_failures,
+    /// PUBLISHes dropped because the connection's grants do not allow the topic (QoS 1 and
+    /// 2 ones are still acknowledged).
+    publish_denied,
+    /// SUBSCRIBE entries refused (0x80) because the grants do not allow the filter. Also
+    /// counted in `subscriptions_refused`.
+    subscribe_denied,
+    /// Connections closed through the HTTP API (`CloseConnection`).
+    api_disconnects,
+    /// Connections closed because their login token expired or was revoked.
+    token_disconnects,
+    /// HTTP API requests answered (any status).
+    api_requests,
+    /// HTTP API requests refused for their signature (unknown key, mismatch, date, replay).
+    api_auth_failures,
+    /// HTTP API requests answered with a 4xx or 5xx status.
+    api_errors,
 }

@@ -46,8 +46,20 @@ pub(crate) type Handoff = oneshot::Sender<Option<Box<Session>>>;
 pub(crate) struct OnlineLink {
     pub(crate) channel: ChannelId,
     pub(crate) inbox: mpsc::Sender<Delivery>,
-    /// Fired to close this connection when a newer one takes its client id over.
-    pub(crate) kick: Option<oneshot::Sender<()>>,
+    /// Fired to close this connection: a newer one takes its client id over, the API closes
+    /// it, or its token went bad.
+    pub(crate) kick: Option<oneshot::Sender<Kick>>,
+}
+
+/// Why a connection is told to close from outside its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// A newer connection took the client id over.
+    Takeover,
+    /// The HTTP API's `CloseConnection` (or the embedding API) asked for it.
+    Closed,
+    /// Its login token expired or was revoked (`auth.disconnect_on_token_invalid`).
+    TokenInvalid,
 }
 
 #[derive(Debug)]
@@ -135,7 +147,7 @@ impl Registry {
                 let (handoff, wait) = oneshot::channel();
                 if let Some(kick) = old.kick {
                     // An error means the old task is already ending; it hands off all the same.
-                    let _ = kick.send(());
+                    let _ = kick.send(Kick::Takeover);
                 }
                 shard.insert(
                     client_id.clone(),
@@ -240,6 +252,28 @@ impl Registry {
         matches!(
             self.shard(client_id).lock().get(client_id),
             Some(Slot::Online(_) | Slot::Handover { .. })
+        )
+    }
+
+    /// Tells `client_id`'s connection (only the one on `channel`, if given) to close. `true`
+    /// when a connection was told; `false` when none is online or it is already closing.
+    pub(crate) fn kick(&self, client_id: &str, channel: Option<ChannelId>, why: Kick) -> bool {
+        let mut shard = self.shard(client_id).lock();
+        let link = match shard.get_mut(client_id) {
+            Some(Slot::Online(link) | Slot::Handover { next: link, .. }) => link,
+            _ => return false,
+        };
+        if channel.is_some_and(|channel| channel != link.channel) {
+            return false;
+        }
+        link.kick.take().is_some_and(|kick| kick.send(why).is_ok())
+    }
+
+    /// Whether `client_id` is online on exactly `channel`.
+    pub(crate) fn holds(&self, client_id: &str, channel: ChannelId) -> bool {
+        matches!(
+            self.shard(client_id).lock().get(client_id),
+            Some(Slot::Online(link) | Slot::Handover { next: link, .. }) if link.channel == channel
         )
     }
 

@@ -7,7 +7,7 @@ use mqgate_store::Store;
 use mqgate_topic::ClientIdRules;
 use tokio::sync::watch;
 
-use crate::auth::Authenticator;
+use crate::auth::Access;
 use crate::router::Router;
 use crate::status::StatusHub;
 use crate::{BrokerConfig, Metrics};
@@ -20,9 +20,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) router: Router,
     pub(crate) status: StatusHub,
-    pub(crate) auth: Box<dyn Authenticator>,
+    /// Who may connect and do what: the authenticator, `[auth]`'s registries, token watch.
+    pub(crate) access: Access,
     /// Durable state: persistent sessions, offline queues, retained messages, registries.
-    #[allow(dead_code)] // read by the session store and the registries (next landings)
     pub(crate) store: Arc<dyn Store>,
     /// Becomes `true` once shutdown starts; every task watches it.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -39,7 +39,7 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub(crate) fn new(
         config: BrokerConfig,
-        auth: Box<dyn Authenticator>,
+        access: Access,
         store: Arc<dyn Store>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -54,7 +54,7 @@ impl Shared {
             status: StatusHub::new(config.limits.status_channel_capacity),
             session_config,
             metrics,
-            auth,
+            access,
             store,
             shutdown,
             config,

@@ -1,0 +1,75 @@
+//! What the connection tasks call: admit a CONNECT, then allow or deny each PUBLISH and
+//! SUBSCRIBE from the connection's grants. Each refusal is logged with its reason and counted.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use mqgate_auth::Grants;
+use mqgate_codec::{Connect, ConnectReturnCode};
+
+use super::Authenticated;
+use crate::shared::Shared;
+
+/// Runs the authenticator on `connect`. A refusal is logged with its reason and counted in
+/// `auth_failures`; so is a will whose topic the grants do not allow to be published
+/// (refused with CONNACK 5: the will would be a publish the client may not make).
+pub(crate) fn admit(
+    shared: &Shared,
+    connect: &Connect,
+    peer: SocketAddr,
+) -> Result<Authenticated, ConnectReturnCode> {
+    let refused = |code: ConnectReturnCode, reason: &dyn std::fmt::Display| {
+        tracing::info!(%peer, client = %connect.client_id, code = code as u8, %reason, "authentication failed");
+        shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        code
+    };
+    let admitted = shared
+        .access
+        .authenticator
+        .authenticate(connect, peer)
+        .map_err(|refusal| refused(refusal.code, &refusal.reason))?;
+    if let Some(will) = &connect.will {
+        if !admitted.grants.may_publish(&will.topic) {
+            let reason = format!("will topic {:?} may not be published", will.topic.as_str());
+            return Err(refused(ConnectReturnCode::NotAuthorized, &reason));
+        }
+    }
+    Ok(admitted)
+}
+
+/// Whether the connection may publish to `topic`. A refused PUBLISH is dropped, counted in
+/// `publish_denied` and logged; the caller still acknowledges it (QoS 1 and 2), so the
+/// client does not resend it forever, and the connection stays.
+pub(crate) fn may_publish(shared: &Shared, grants: &Grants, topic: &str) -> bool {
+    if grants.may_publish(topic) {
+        return true;
+    }
+    tracing::info!(
+        client = grants.client_id(),
+        topic,
+        "PUBLISH denied by grants; dropped"
+    );
+    shared
+        .metrics
+        .publish_denied
+        .fetch_add(1, Ordering::Relaxed);
+    false
+}
+
+/// Whether the connection may subscribe to `filter`. A refused filter gets 0x80 in the
+/// SUBACK, is counted in `subscribe_denied` and logged.
+pub(crate) fn may_subscribe(shared: &Shared, grants: &Grants, filter: &str) -> bool {
+    if grants.may_subscribe(filter) {
+        return true;
+    }
+    tracing::info!(
+        client = grants.client_id(),
+        filter,
+        "SUBSCRIBE denied by grants"
+    );
+    shared
+        .metrics
+        .subscribe_denied
+        .fetch_add(1, Ordering::Relaxed);
+    false
+}

@@ -1,0 +1,106 @@
+//! [`TokenWatch`]: ends token connections whose token expired or was revoked, when
+//! `auth.disconnect_on_token_invalid` asks for it (off by default: then a token's expiry or
+//! revocation stops only new connections, as the model service does).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqgate_auth::{AuthMethod, Registry as _};
+use mqgate_status::ChannelId;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::Authenticated;
+use crate::clock::unix_time_ms;
+use crate::registry::Kick;
+use crate::shared::Shared;
+
+/// One live connection that logged in with tokens.
+#[derive(Debug)]
+struct Watched {
+    client: Arc<str>,
+    channel: ChannelId,
+    tokens: Vec<String>,
+}
+
+/// The live token connections, re-checked every `token_check_interval_ms` and at once after
+/// a revocation. Entries of connections that ended are dropped at the next check, so the
+/// list holds at most one entry per live token connection (plus those that ended since).
+#[derive(Debug)]
+pub(crate) struct TokenWatch {
+    enabled: bool,
+    live: Mutex<Vec<Watched>>,
+    wake: Notify,
+}
+
+impl TokenWatch {
+    pub(crate) fn new(enabled: bool) -> Self {
+        TokenWatch {
+            enabled,
+            live: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Remembers a connection that is now online, if it logged in with tokens.
+    pub(crate) fn watch(&self, client: &Arc<str>, channel: ChannelId, admitted: &Authenticated) {
+        if let (true, AuthMethod::Token { tokens, .. }) = (self.enabled, &admitted.method) {
+            self.live.lock().push(Watched {
+                client: client.clone(),
+                channel,
+                tokens: tokens.clone(),
+            });
+        }
+    }
+
+    /// Asks for a check now (a token was revoked).
+    pub(crate) fn recheck(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Checks every `interval`, and when woken, until the broker shuts down.
+    pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
+        let watch = &shared.access.tokens;
+        let mut shutdown = shared.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(interval) => {}
+                () = watch.wake.notified() => {}
+            }
+            watch.sweep(&shared);
+        }
+    }
+
+    /// Closes the connections whose tokens are no longer valid; forgets ended ones.
+    fn sweep(&self, shared: &Shared) {
+        let Some(core) = &shared.access.core else {
+            return;
+        };
+        let registry = &shared.router.registry;
+        let now = unix_time_ms();
+        let mut live = std::mem::take(&mut *self.live.lock());
+        live.retain(|watched| {
+            if !registry.holds(&watched.client, watched.channel) {
+                return false;
+            }
+            let valid = watched.tokens.iter().all(|token| {
+                match core.registry().token(token) {
+                    Ok(record) => record.is_some_and(|r| r.is_valid(now)),
+                    // Storage trouble is no proof the token went bad: keep the connection.
+                    Err(_) => true,
+                }
+            });
+            if !valid {
+                tracing::info!(client = %watched.client, "token expired or revoked: closing the connection");
+                registry.kick(&watched.client, Some(watched.channel), Kick::TokenInvalid);
+            }
+            valid
+        });
+        self.live.lock().append(&mut live);
+    }
+}

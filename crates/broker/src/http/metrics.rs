@@ -1,0 +1,73 @@
+//! `GET /metrics` (Prometheus text exposition format 0.0.4) and `GET /healthz`.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::BrokerHandle;
+
+/// Every counter of [`Metrics`](crate::Metrics) as `mqgate_{name}_total`, plus gauges of
+/// the clients online and of what the store holds.
+pub(super) async fn metrics(State(handle): State<BrokerHandle>) -> Response {
+    let mut text = String::with_capacity(4096);
+    for (name, help, value) in handle.metrics().counters() {
+        let _ = writeln!(text, "# HELP mqgate_{name}_total {help}");
+        let _ = writeln!(text, "# TYPE mqgate_{name}_total counter");
+        let _ = writeln!(text, "mqgate_{name}_total {value}");
+    }
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(text, "# HELP mqgate_{name} {help}");
+        let _ = writeln!(text, "# TYPE mqgate_{name} gauge");
+        let _ = writeln!(text, "mqgate_{name} {value}");
+    };
+    gauge(
+        "clients_online",
+        "Clients with a connection open.",
+        handle.online_count() as u64,
+    );
+    if let Ok(stats) = handle.shared().store.stats() {
+        gauge(
+            "store_messages",
+            "Message bodies in the store.",
+            stats.messages,
+        );
+        gauge(
+            "store_queued",
+            "Offline queue entries in the store.",
+            stats.queued,
+        );
+        gauge(
+            "store_sessions",
+            "Sessions saved in the store.",
+            stats.sessions,
+        );
+        gauge(
+            "store_retained",
+            "Retained messages in the store.",
+            stats.retained,
+        );
+    }
+    let mut response = (StatusCode::OK, text).into_response();
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// 200 `ok` while serving and the store answers; 503 otherwise.
+pub(super) async fn healthz(State(handle): State<BrokerHandle>) -> Response {
+    let shared = handle.shared();
+    if *shared.shutdown.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match shared.store.stats() {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "health check: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The HTTP API, on its own listener: the model service's OpenAPI (version 2020-04-20, RPC
+//! style) so its official SDKs work unchanged, plus `GET /metrics` and `GET /healthz`.
+//!
+//! ```text
+//!  POST|GET /  ─▶ read body (bounded) ─▶ signature (ACS3-HMAC-SHA256 or RPC HMAC-SHA1,
+//!                 mqgate-auth) ─▶ Action / Version / InstanceId ─▶ one action
+//!                 ─▶ 200 {…, "RequestId"}  or  4xx/5xx {"Code", "Message", "RequestId"}
+//!  GET /metrics ─▶ Prometheus text        GET /healthz ─▶ "ok" (503 while shutting down)
+//! ```
+//!
+//! Handlers never hold a lock across an `.await`; `SendMessage` publishes through the
+//! router exactly like [`BrokerHandle::publish`].
+
+mod devices;
+mod error;
+mod groups;
+mod messages;
+mod metrics;
+mod params;
+mod sessions;
+mod signature;
+mod tokens;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+
+use crate::auth::CoreAuth;
+use crate::{BrokerConfig, BrokerError, BrokerHandle};
+use error::ApiError;
+use params::Params;
+
+/// The API version the SDKs send.
+pub(crate) const VERSION: &str = "2020-04-20";
+
+/// What a successful action answers, before `RequestId` is added.
+type Answer = Map<String, Value>;
+
+/// Binds the HTTP listener, if enabled.
+pub(crate) async fn bind(config: &BrokerConfig) -> Result<Option<TcpListener>, BrokerError> {
+    if !config.http.enabled {
+        return Ok(None);
+    }
+    let addr = config.http.listen;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        BrokerError::Io(std::io::Error::new(
+            e.kind(),
+            format!("http listener on {addr}: {e}"),
+        ))
+    })?;
+    tracing::info!(%addr, "HTTP API listening");
+    Ok(Some(listener))
+}
+
+/// Serves the API until the broker shuts down.
+pub(crate) async fn serve(listener: TcpListener, handle: BrokerHandle) {
+    let mut shutdown = handle.shared().shutdown.clone();
+    let app = Router::new()
+        .route("/", any(rpc))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
+        .fallback(not_found)
+        .with_state(handle);
+    let stopped = async move {
+        let _ = shutdown.wait_for(|down| *down).await;
+    };
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(%error, "HTTP API stopped");
+    }
+}
+
+async fn not_found(State(handle): State<BrokerHandle>) -> Response {
+    count(&handle, true);
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "InvalidPath",
+        "only /, /metrics and /healthz exist",
+    )
+    .into_response_with(&error::request_id())
+}
+
+/// One OpenAPI call: every answer is JSON with a `RequestId`, errors included.
+async fn rpc(State(handle): State<BrokerHandle>, request: Request) -> Response {
+    let request_id = error::request_id();
+    let outcome = call(&handle, request).await;
+    count(&handle, outcome.is_err());
+    match outcome {
+        Ok(mut answer) => {
+            answer.insert("RequestId".into(), Value::String(request_id.clone()));
+            json(StatusCode::OK, &Value::Object(answer), &request_id)
+        }
+        Err(error) => {
+            tracing::info!(code = %error.code, message = %error.message, %request_id, "API request refused");
+            error.into_response_with(&request_id)
+        }
+    }
+}
+
+fn count(handle: &BrokerHandle, failed: bool) {
+    let metrics = &handle.shared().metrics;
+    metrics.api_requests.fetch_add(1, Ordering::Relaxed);
+    if failed {
+        metrics.api_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn call(handle: &BrokerHandle, request: Request) -> Result<Answer, ApiError> {
+    let shared = handle.shared();
+    let Some(core) = shared.access.core.clone() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden.NoAccessKeys",
+            "the broker has no [auth] section: no AccessKey can sign a request",
+        ));
+    };
+    let params = signature::verified(shared, &core, request).await?;
+    let action = params.action()?;
+    params.check_version()?;
+    let instance = params.required("InstanceId")?;
+    if instance != core.config().instance_id {
+        return Err(ApiError::invalid("InstanceId", "no such instance"));
+    }
+    if action == "SendMessage" {
+        let api = Api {
+            handle,
+            core: &core,
+            params: &params,
+        };
+        return messages::send(&api).await;
+    }
+    // The other actions read or write the registries, whose writes commit to the store
+    // (an fsync with redb): off the runtime's workers.
+    let handle = handle.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let api = Api {
+            handle: &handle,
+            core: &core,
+            params: &params,
+        };
+        dispatch(&api, &action)
+    });
+    work.await.unwrap_or_else(|error| {
+        tracing::error!(%error, "API action task failed");
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "the action did not complete",
+        ))
+    })
+}
+
+/// Runs one registry or session action.
+fn dispatch(api: &Api<'_>, action: &str) -> Result<Answer, ApiError> {
+    match action {
+        "QuerySessionByClientId" => sessions::query(api),
+        "BatchQuerySessionByClientIds" => sessions::batch_query(api),
+        "CloseConnection" => sessions::close(api),
+        "ApplyToken" => tokens::apply(api),
+        "QueryToken" => tokens::query(api),
+        "RevokeToken" => tokens::revoke(api),
+        "RegisterDeviceCredential" => devices::register(api),
+        "GetDeviceCredential" => devices::get(api),
+        "RefreshDeviceCredential" => devices::refresh(api),
+        "UnRegisterDeviceCredential" => devices::unregister(api),
+        "ListDeviceCredentialClientId" => devices::list(api),
+        "CreateGroupId" => groups::create(api),
+        "DeleteGroupId" => groups::delete(api),
+        "ListGroupId" => groups::list(api),
+        other => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidAction.NotFound",
+            format!("action {other:?} is not supported"),
+        )),
+    }
+}
+
+/// What an action works with.
+struct Api<'a> {
+    handle: &'a BrokerHandle,
+    core: &'a Arc<CoreAuth>,
+    params: &'a Params,
+}
+
+fn json(status: StatusCode, body: &Value, request_id: &str) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("x-acs-request-id", value);
+    }
+    response
+}

@@ -1,0 +1,172 @@
+//! Groups, tokens and device credentials made through the HTTP API survive a broker
+//! restart on the redb store (a temporary data directory).
+
+mod auth_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use auth_support::*;
+use mqgate_broker::{Broker, BrokerConfig, BrokerHandle};
+use rumqttc::ConnectReturnCode as Code;
+
+fn config(data_dir: &Path) -> BrokerConfig {
+    let text = format!(
+        r#"
+        storage = "redb"
+        data_dir = "{}"
+        [listeners]
+        tcp = "127.0.0.1:0"
+        [http]
+        listen = "127.0.0.1:0"
+        [auth]
+        instance_id = "{INSTANCE}"
+        [[auth.access_keys]]
+        id = "{AK}"
+        secret = "{SECRET}"
+        "#,
+        data_dir.display()
+    );
+    let mut config = BrokerConfig::from_toml_str(&text).expect("config parses");
+    config.listeners.ws = None;
+    config
+}
+
+/// Starts on `data_dir`; the previous broker's tasks may still be letting go of the redb
+/// file for a moment after its shutdown, so opening is retried (bounded).
+async fn start_on(data_dir: &Path) -> BrokerHandle {
+    for _ in 0..50 {
+        match Broker::builder()
+            .config(config(data_dir))
+            .build()
+            .start()
+            .await
+        {
+            Ok(broker) => return broker,
+            Err(mqgate_broker::BrokerError::Store(_)) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(other) => panic!("broker does not start: {other}"),
+        }
+    }
+    panic!("the store stayed locked after the first broker shut down");
+}
+
+fn ok(response: &HttpResponse) -> serde_json::Value {
+    assert_eq!(response.status, 200, "{response:?}");
+    response.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let instance = ("InstanceId", INSTANCE);
+    let device = "GID_keep@@@dev";
+
+    let first = start_on(dir.path()).await;
+    ok(&api_get(
+        &first,
+        AK,
+        SECRET,
+        "CreateGroupId",
+        &[instance, ("GroupId", "GID_keep")],
+    )
+    .await);
+    let expire = (now_ms() + 3_600_000).to_string();
+    let token = ok(&api_get(
+        &first,
+        AK,
+        SECRET,
+        "ApplyToken",
+        &[
+            instance,
+            ("Resources", "keep/#"),
+            ("Actions", "R,W"),
+            ("ExpireTime", &expire),
+        ],
+    )
+    .await)["Token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let revoked = ok(&api_get(
+        &first,
+        AK,
+        SECRET,
+        "ApplyToken",
+        &[
+            instance,
+            ("Resources", "keep/#"),
+            ("Actions", "R"),
+            ("ExpireTime", &expire),
+        ],
+    )
+    .await)["Token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    ok(&api_get(
+        &first,
+        AK,
+        SECRET,
+        "RevokeToken",
+        &[instance, ("Token", &revoked)],
+    )
+    .await);
+    let credential = ok(&api_get(
+        &first,
+        AK,
+        SECRET,
+        "RegisterDeviceCredential",
+        &[instance, ("ClientId", device)],
+    )
+    .await)["DeviceCredential"]
+        .clone();
+    first.shutdown().await;
+    drop(first);
+
+    let second = start_on(dir.path()).await;
+    let groups = ok(&api_get(&second, AK, SECRET, "ListGroupId", &[instance]).await);
+    assert_eq!(groups["Data"][0]["GroupId"], "GID_keep", "{groups}");
+    assert_eq!(
+        connack_code(signed(&second, "GID_keep@@@sig", AK, SECRET)).await,
+        Code::Success
+    );
+
+    let mut with_token = options(&second, "GID_keep@@@tok");
+    with_token.set_credentials(format!("Token|{AK}|{INSTANCE}"), format!("RW|{token}"));
+    assert_eq!(connack_code(with_token).await, Code::Success);
+    let mut with_revoked = options(&second, "GID_keep@@@tok2");
+    with_revoked.set_credentials(format!("Token|{AK}|{INSTANCE}"), format!("R|{revoked}"));
+    assert_eq!(connack_code(with_revoked).await, Code::NotAuthorized);
+    let status = ok(&api_get(
+        &second,
+        AK,
+        SECRET,
+        "QueryToken",
+        &[instance, ("Token", &token)],
+    )
+    .await);
+    assert_eq!(status["TokenStatus"], true);
+
+    let kept = ok(&api_get(
+        &second,
+        AK,
+        SECRET,
+        "GetDeviceCredential",
+        &[instance, ("ClientId", device)],
+    )
+    .await);
+    assert_eq!(kept["DeviceCredential"], credential);
+    let key_id = credential["DeviceAccessKeyId"].as_str().expect("key id");
+    let secret = credential["DeviceAccessKeySecret"]
+        .as_str()
+        .expect("secret");
+    let mut as_device = options(&second, device);
+    as_device.set_credentials(
+        format!("DeviceCredential|{key_id}|{INSTANCE}"),
+        mqgate_auth::sign_client_id(secret, device),
+    );
+    assert_eq!(connack_code(as_device).await, Code::Success);
+    second.shutdown().await;
+}
