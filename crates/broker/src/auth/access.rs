@@ -29,7 +29,8 @@ pub(crate) fn admit(
         .authenticate(connect, peer)
         .map_err(|refusal| refused(refusal.code, &refusal.reason))?;
     if let Some(will) = &connect.will {
-        if !admitted.grants.may_publish(&will.topic) {
+        // The policy alone: an invalid will topic is the session's business, as before.
+        if !admitted.grants.policy().publish.allows_topic(&will.topic) {
             let reason = format!("will topic {:?} may not be published", will.topic.as_str());
             return Err(refused(ConnectReturnCode::NotAuthorized, &reason));
         }
