@@ -67,7 +67,9 @@
 //! touched, and answers with the connection's [`Grants`](mqgate_auth::Grants): an embedder's
 //! own if one was given, else mqgate-auth's over `[auth]` (the three username modes, the rules
 //! and CONNACK codes of `mqgate_auth::manual::connect`), else [`AllowAnonymous`](crate::AllowAnonymous)
-//! when `allow_anonymous`, else [`DenyAll`](crate::DenyAll). With `[auth]`, anonymous access
+//! when `allow_anonymous`, else [`DenyAll`](crate::DenyAll) (an embedder's authenticator
+//! replaces only the CONNECT check: the HTTP API still signs with `[auth]`'s AccessKeys and
+//! manages its registries). With `[auth]`, anonymous access
 //! still needs `allow_anonymous`, and a CONNECT that sends a username is checked even then. A
 //! refusal is answered with its code, logged with the reason (never sent to the client) and
 //! counted in `auth_failures` and `connects_refused`. A will whose topic the grants do not let

@@ -98,7 +98,8 @@ pub async fn connack_code(options: MqttOptions) -> rumqttc::ConnectReturnCode {
     answer.expect("CONNACK in time")
 }
 
-/// A group-registered registry write the broker will see: only before it starts.
+/// Stores a token issued to [`AK`]; the broker sees it only if written before it starts
+/// (it loads the registry from the store once).
 pub fn put_token(
     registry: &DurableRegistry,
     token: &str,
