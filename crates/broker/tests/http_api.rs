@@ -539,3 +539,29 @@ async fn next_publish(
         .await
         .unwrap_or(Next::Quiet)
 }
+
+/// With room for one connection, an idle one is closed after the idle timeout and the next
+/// client is served then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_give_their_place_up() {
+    use tokio::io::AsyncReadExt;
+    let mut config = config();
+    config.http.max_connections = 1;
+    config.http.idle_timeout_ms = 300;
+    let broker = start(config, None).await;
+    let addr = http_addr(&broker);
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let served = tokio::spawn(async move { http(addr, "GET", "/healthz", &[], b"").await });
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(WAIT, idle.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection is closed: {closed:?}"
+    );
+    let health = tokio::time::timeout(WAIT, served)
+        .await
+        .expect("served in time")
+        .unwrap();
+    assert_eq!(health.status, 200);
+    broker.shutdown().await;
+}
