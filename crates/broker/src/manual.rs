@@ -116,6 +116,11 @@
 //! signing key may publish to, and goes through the router like
 //! [`BrokerHandle::publish`](crate::BrokerHandle::publish) (a P2P address reaches its target).
 //!
+//! Bounds: a request body above `http.max_body_bytes` gets a 413; at most
+//! `http.max_connections` connections are open at once (more wait in the kernel's backlog);
+//! a connection with nothing read or written for `http.idle_timeout_ms` is closed. Registry
+//! actions run on tokio's blocking pool, since their writes commit (fsync) to the store.
+//!
 //! `GET /metrics` serves every [`Metrics`](crate::Metrics) counter as
 //! `mqgate_{name}_total` (Prometheus text format 0.0.4) with gauges of the clients online and
 //! of the store; `GET /healthz` answers 200 `ok`, or 503 while shutting down or when the
