@@ -10,20 +10,9 @@ use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
 
 /// `[auth]` with a full key, a limited key and a key barred from the API; HTTP on port 0.
 fn config() -> BrokerConfig {
-    let text = format!(
+    let keys = format!(
         r#"
-        storage = "memory"
-        [listeners]
-        tcp = "127.0.0.1:0"
-        [http]
-        listen = "127.0.0.1:0"
-        max_body_bytes = 1024
-        [auth]
-        instance_id = "{INSTANCE}"
         groups = ["{GROUP}"]
-        [[auth.access_keys]]
-        id = "{AK}"
-        secret = "{SECRET}"
         [[auth.access_keys]]
         id = "{LIMITED_AK}"
         secret = "{LIMITED_SECRET}"
@@ -34,9 +23,7 @@ fn config() -> BrokerConfig {
         api = false
         "#
     );
-    let mut config = BrokerConfig::from_toml_str(&text).expect("config parses");
-    config.listeners.ws = None;
-    config
+    api_config("storage = \"memory\"", "max_body_bytes = 1024", &keys)
 }
 
 fn http_addr(broker: &BrokerHandle) -> std::net::SocketAddr {
