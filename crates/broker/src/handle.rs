@@ -120,15 +120,7 @@ impl Broker {
             addrs.push((listener.kind, addr));
             tokio::spawn(accept_loop(listener, shared.clone(), connections.clone()));
         }
-        if shared.access.tokens.enabled() {
-            let every = shared
-                .config
-                .auth
-                .as_ref()
-                .map_or(1000, |a| a.token_check_interval_ms);
-            let every = Duration::from_millis(every.max(10));
-            tokio::spawn(TokenWatch::run(shared.clone(), every));
-        }
+        TokenWatch::start(&shared);
         if let Some(http) = &http {
             addrs.push((
                 ListenerKind::Http,

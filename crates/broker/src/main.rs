@@ -1,7 +1,8 @@
 //! `mqgate`: run the reference broker.
 //!
-//! With no arguments it starts a local development broker: TCP on 127.0.0.1:1883 and
-//! WebSocket on 127.0.0.1:8083 at `/mqtt`, anonymous access allowed (and logged loudly).
+//! With no arguments it starts a local development broker: TCP on 127.0.0.1:1883,
+//! WebSocket on 127.0.0.1:8083 at `/mqtt` and the HTTP API on 127.0.0.1:8090, anonymous
+//! access allowed (and logged loudly).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ struct Args {
     /// Address of the MQTT/WebSocket listener (overrides the file).
     #[arg(long, value_name = "ADDR")]
     ws_listen: Option<SocketAddr>,
+    /// Address of the HTTP API (overrides the file, and turns the API on).
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
     /// Data directory (overrides the file).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -59,6 +63,10 @@ fn main() -> ExitCode {
     }
     if let Some(addr) = args.ws_listen {
         config.listeners.ws = Some(addr);
+    }
+    if let Some(addr) = args.http_listen {
+        config.http.listen = addr;
+        config.http.enabled = true;
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;

@@ -73,7 +73,9 @@
 //! touched, and answers with the connection's [`Grants`](mqgate_auth::Grants): an embedder's
 //! own if one was given, else mqgate-auth's over `[auth]` (the three username modes, the rules
 //! and CONNACK codes of `mqgate_auth::manual::connect`), else [`AllowAnonymous`](crate::AllowAnonymous)
-//! when `allow_anonymous`, else [`DenyAll`](crate::DenyAll). With `[auth]`, anonymous access
+//! when `allow_anonymous`, else [`DenyAll`](crate::DenyAll) (an embedder's authenticator
+//! replaces only the CONNECT check: the HTTP API still signs with `[auth]`'s AccessKeys and
+//! manages its registries). With `[auth]`, anonymous access
 //! still needs `allow_anonymous`, and a CONNECT that sends a username is checked even then. A
 //! refusal is answered with its code, logged with the reason (never sent to the client) and
 //! counted in `auth_failures` and `connects_refused`. A will whose topic the grants do not let
@@ -119,6 +121,11 @@
 //! `SendMessage` publishes at QoS 1, not retained, the payload as sent, only to topics the
 //! signing key may publish to, and goes through the router like
 //! [`BrokerHandle::publish`](crate::BrokerHandle::publish) (a P2P address reaches its target).
+//!
+//! Bounds: a request body above `http.max_body_bytes` gets a 413; at most
+//! `http.max_connections` connections are open at once (more wait in the kernel's backlog);
+//! a connection with nothing read or written for `http.idle_timeout_ms` is closed. Registry
+//! actions run on tokio's blocking pool, since their writes commit (fsync) to the store.
 //!
 //! `GET /metrics` serves every [`Metrics`](crate::Metrics) counter as
 //! `mqgate_{name}_total` (Prometheus text format 0.0.4) with gauges of the clients online and

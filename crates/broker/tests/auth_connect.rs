@@ -382,3 +382,64 @@ async fn an_expiring_token_closes_live_connections_only_when_configured() {
         broker.shutdown().await;
     }
 }
+
+/// An embedder's own authenticator decides the grants; no `[auth]` needed.
+struct TelemetryOnly;
+
+impl mqgate_broker::Authenticator for TelemetryOnly {
+    fn authenticate(
+        &self,
+        connect: &Connect,
+        _: std::net::SocketAddr,
+    ) -> Result<mqgate_broker::Authenticated, mqgate_broker::Refusal> {
+        if connect.username.as_deref() != Some("device") {
+            return Err(mqgate_broker::Refusal::new(
+                ConnectReturnCode::BadUsernameOrPassword,
+                "unknown user",
+            ));
+        }
+        let policy = mqgate_auth::AccessPolicy {
+            publish: mqgate_auth::TopicAccess::filters(["telemetry/#"]).unwrap(),
+            subscribe: mqgate_auth::TopicAccess::All,
+        };
+        Ok(mqgate_broker::Authenticated {
+            method: mqgate_auth::AuthMethod::Anonymous,
+            grants: mqgate_auth::Grants::new(connect.client_id.as_str(), policy),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedders_authenticator_supplies_the_grants() {
+    let broker = mqgate_broker::Broker::builder()
+        .config(mqgate_broker::BrokerConfig::ephemeral())
+        .authenticator(TelemetryOnly)
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let mut nobody = options(&broker, "x");
+    nobody.set_credentials("someone", "pw");
+    assert_eq!(connack_code(nobody).await, Code::BadUserNamePassword);
+    let mut device = options(&broker, "dev-1");
+    device.set_credentials("device", "pw");
+    let mut device = Client::with_options(device).await;
+    subscribe(&mut device, "#", QoS::AtMostOnce).await;
+    device
+        .client
+        .publish("commands/x", QoS::AtMostOnce, false, "no")
+        .await
+        .unwrap();
+    device
+        .client
+        .publish("telemetry/t", QoS::AtMostOnce, false, "yes")
+        .await
+        .unwrap();
+    let got = device.next().await;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("telemetry/t", &b"yes"[..])
+    );
+    assert_eq!(broker.metrics().publish_denied, 1);
+    broker.shutdown().await;
+}

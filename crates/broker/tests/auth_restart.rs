@@ -11,25 +11,8 @@ use mqgate_broker::{Broker, BrokerConfig, BrokerHandle};
 use rumqttc::ConnectReturnCode as Code;
 
 fn config(data_dir: &Path) -> BrokerConfig {
-    let text = format!(
-        r#"
-        storage = "redb"
-        data_dir = "{}"
-        [listeners]
-        tcp = "127.0.0.1:0"
-        [http]
-        listen = "127.0.0.1:0"
-        [auth]
-        instance_id = "{INSTANCE}"
-        [[auth.access_keys]]
-        id = "{AK}"
-        secret = "{SECRET}"
-        "#,
-        data_dir.display()
-    );
-    let mut config = BrokerConfig::from_toml_str(&text).expect("config parses");
-    config.listeners.ws = None;
-    config
+    let top = format!("storage = \"redb\"\ndata_dir = \"{}\"", data_dir.display());
+    api_config(&top, "", "")
 }
 
 /// Starts on `data_dir`; the previous broker's tasks may still be letting go of the redb
@@ -52,9 +35,17 @@ async fn start_on(data_dir: &Path) -> BrokerHandle {
     panic!("the store stayed locked after the first broker shut down");
 }
 
-fn ok(response: &HttpResponse) -> serde_json::Value {
-    assert_eq!(response.status, 200, "{response:?}");
-    response.json()
+/// Applies for a token on `keep/#` with `actions`.
+async fn token(broker: &BrokerHandle, actions: &str) -> String {
+    let expire = (now_ms() + 3_600_000).to_string();
+    let params = [
+        ("InstanceId", INSTANCE),
+        ("Resources", "keep/#"),
+        ("Actions", actions),
+        ("ExpireTime", &expire),
+    ];
+    let answer = ok(&api_get(broker, AK, SECRET, "ApplyToken", &params).await);
+    answer["Token"].as_str().expect("a token").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,39 +63,8 @@ async fn registries_survive_a_restart() {
         &[instance, ("GroupId", "GID_keep")],
     )
     .await);
-    let expire = (now_ms() + 3_600_000).to_string();
-    let token = ok(&api_get(
-        &first,
-        AK,
-        SECRET,
-        "ApplyToken",
-        &[
-            instance,
-            ("Resources", "keep/#"),
-            ("Actions", "R,W"),
-            ("ExpireTime", &expire),
-        ],
-    )
-    .await)["Token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
-    let revoked = ok(&api_get(
-        &first,
-        AK,
-        SECRET,
-        "ApplyToken",
-        &[
-            instance,
-            ("Resources", "keep/#"),
-            ("Actions", "R"),
-            ("ExpireTime", &expire),
-        ],
-    )
-    .await)["Token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
+    let revoked = token(&first, "R").await;
+    let token = token(&first, "R,W").await;
     ok(&api_get(
         &first,
         AK,

@@ -10,20 +10,9 @@ use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
 
 /// `[auth]` with a full key, a limited key and a key barred from the API; HTTP on port 0.
 fn config() -> BrokerConfig {
-    let text = format!(
+    let keys = format!(
         r#"
-        storage = "memory"
-        [listeners]
-        tcp = "127.0.0.1:0"
-        [http]
-        listen = "127.0.0.1:0"
-        max_body_bytes = 1024
-        [auth]
-        instance_id = "{INSTANCE}"
         groups = ["{GROUP}"]
-        [[auth.access_keys]]
-        id = "{AK}"
-        secret = "{SECRET}"
         [[auth.access_keys]]
         id = "{LIMITED_AK}"
         secret = "{LIMITED_SECRET}"
@@ -34,9 +23,7 @@ fn config() -> BrokerConfig {
         api = false
         "#
     );
-    let mut config = BrokerConfig::from_toml_str(&text).expect("config parses");
-    config.listeners.ws = None;
-    config
+    api_config("storage = \"memory\"", "max_body_bytes = 1024", &keys)
 }
 
 fn http_addr(broker: &BrokerHandle) -> std::net::SocketAddr {
@@ -538,4 +525,30 @@ async fn next_publish(
     tokio::time::timeout(limit, wait)
         .await
         .unwrap_or(Next::Quiet)
+}
+
+/// With room for one connection, an idle one is closed after the idle timeout and the next
+/// client is served then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_give_their_place_up() {
+    use tokio::io::AsyncReadExt;
+    let mut config = config();
+    config.http.max_connections = 1;
+    config.http.idle_timeout_ms = 300;
+    let broker = start(config, None).await;
+    let addr = http_addr(&broker);
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let served = tokio::spawn(async move { http(addr, "GET", "/healthz", &[], b"").await });
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(WAIT, idle.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection is closed: {closed:?}"
+    );
+    let health = tokio::time::timeout(WAIT, served)
+        .await
+        .expect("served in time")
+        .unwrap();
+    assert_eq!(health.status, 200);
+    broker.shutdown().await;
 }

@@ -8,8 +8,8 @@ mod auth_support;
 
 use std::process::Command;
 
-use auth_support::{start, AK, INSTANCE, SECRET};
-use mqgate_broker::{BrokerConfig, ListenerKind};
+use auth_support::{api_config, start, AK, INSTANCE, SECRET};
+use mqgate_broker::ListenerKind;
 
 fn sdk_available() -> bool {
     Command::new("python3")
@@ -19,27 +19,6 @@ fn sdk_available() -> bool {
         ])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// `[auth]` and `[http]` on ephemeral ports, as a user would write them.
-fn config() -> BrokerConfig {
-    let text = format!(
-        r#"
-        storage = "memory"
-        [listeners]
-        tcp = "127.0.0.1:0"
-        [http]
-        listen = "127.0.0.1:0"
-        [auth]
-        instance_id = "{INSTANCE}"
-        [[auth.access_keys]]
-        id = "{AK}"
-        secret = "{SECRET}"
-        "#
-    );
-    let mut config = BrokerConfig::from_toml_str(&text).expect("config parses");
-    config.listeners.ws = None;
-    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +31,7 @@ async fn the_official_sdk_drives_every_action() {
         eprintln!("SKIPPED: python3 alibabacloud-onsmqtt20200420 / paho-mqtt not installed (scripts/test.sh installs them)");
         return;
     }
-    let broker = start(config(), None).await;
+    let broker = start(api_config("storage = \"memory\"", "", ""), None).await;
     let http = broker
         .local_addr(ListenerKind::Http)
         .expect("http listener");

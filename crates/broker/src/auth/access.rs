@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use mqgate_auth::Grants;
+use mqgate_auth::{Grants, TopicAccess};
 use mqgate_codec::{Connect, ConnectReturnCode};
 
 use super::Authenticated;
@@ -29,7 +29,8 @@ pub(crate) fn admit(
         .authenticate(connect, peer)
         .map_err(|refusal| refused(refusal.code, &refusal.reason))?;
     if let Some(will) = &connect.will {
-        if !admitted.grants.may_publish(&will.topic) {
+        // The policy alone: an invalid will topic is the session's business, as before.
+        if !admitted.grants.policy().publish.allows_topic(&will.topic) {
             let reason = format!("will topic {:?} may not be published", will.topic.as_str());
             return Err(refused(ConnectReturnCode::NotAuthorized, &reason));
         }
@@ -37,11 +38,13 @@ pub(crate) fn admit(
     Ok(admitted)
 }
 
-/// Whether the connection may publish to `topic`. A refused PUBLISH is dropped, counted in
-/// `publish_denied` and logged; the caller still acknowledges it (QoS 1 and 2), so the
-/// client does not resend it forever, and the connection stays.
+/// Whether the connection may publish to `topic`, a topic name the caller has validated. A
+/// refused PUBLISH is dropped, counted in `publish_denied` and logged; the caller still
+/// acknowledges it (QoS 1 and 2), so the client does not resend it forever, and the
+/// connection stays.
 pub(crate) fn may_publish(shared: &Shared, grants: &Grants, topic: &str) -> bool {
-    if grants.may_publish(topic) {
+    // The common case (anonymous, an unrestricted key) costs one comparison per message.
+    if matches!(grants.policy().publish, TopicAccess::All) || grants.may_publish(topic) {
         return true;
     }
     tracing::info!(

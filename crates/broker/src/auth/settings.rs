@@ -192,6 +192,11 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes; larger ones get a 413.
     pub max_body_bytes: usize,
+    /// Most HTTP connections open at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// A connection with nothing read or written for this long is closed, in ms. Keep it
+    /// above `limits.backpressure_timeout`: `SendMessage` may wait that long for receivers.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -200,6 +205,8 @@ impl Default for HttpSettings {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
             max_body_bytes: 64 * 1024,
+            max_connections: 256,
+            idle_timeout_ms: 60_000,
         }
     }
 }

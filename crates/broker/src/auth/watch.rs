@@ -42,10 +42,6 @@ impl TokenWatch {
         }
     }
 
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// Remembers a connection that is now online, if it logged in with tokens.
     pub(crate) fn watch(&self, client: &Arc<str>, channel: ChannelId, admitted: &Authenticated) {
         if let (true, AuthMethod::Token { tokens, .. }) = (self.enabled, &admitted.method) {
@@ -62,8 +58,22 @@ impl TokenWatch {
         self.wake.notify_one();
     }
 
+    /// Spawns the checking task if `disconnect_on_token_invalid` is on.
+    pub(crate) fn start(shared: &Arc<Shared>) {
+        if !shared.access.tokens.enabled {
+            return;
+        }
+        let every = shared
+            .config
+            .auth
+            .as_ref()
+            .map_or(1000, |auth| auth.token_check_interval_ms);
+        let every = Duration::from_millis(every.max(10));
+        tokio::spawn(Self::run(shared.clone(), every));
+    }
+
     /// Checks every `interval`, and when woken, until the broker shuts down.
-    pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
+    async fn run(shared: Arc<Shared>, interval: Duration) {
         let watch = &shared.access.tokens;
         let mut shutdown = shared.shutdown.clone();
         loop {

@@ -14,6 +14,7 @@
 mod devices;
 mod error;
 mod groups;
+mod listener;
 mod messages;
 mod metrics;
 mod params;
@@ -62,6 +63,11 @@ pub(crate) async fn bind(config: &BrokerConfig) -> Result<Option<TcpListener>, B
 /// Serves the API until the broker shuts down.
 pub(crate) async fn serve(listener: TcpListener, handle: BrokerHandle) {
     let mut shutdown = handle.shared().shutdown.clone();
+    let settings = &handle.shared().config.http;
+    let (max_connections, idle) = (
+        settings.max_connections,
+        std::time::Duration::from_millis(settings.idle_timeout_ms.max(1)),
+    );
     let app = Router::new()
         .route("/", any(rpc))
         .route("/metrics", get(metrics::metrics))
@@ -71,6 +77,7 @@ pub(crate) async fn serve(listener: TcpListener, handle: BrokerHandle) {
     let stopped = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
+    let listener = listener::Bounded::new(listener, max_connections, idle);
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(stopped)
         .await

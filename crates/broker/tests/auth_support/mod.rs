@@ -50,6 +50,31 @@ pub fn config(extra: &str) -> BrokerConfig {
     config
 }
 
+/// `[auth]` with key [`AK`] and the HTTP API on an ephemeral port, TCP on another;
+/// `top` goes before the sections (storage), `http_extra` inside `[http]`, `auth_extra`
+/// right after `instance_id` (options, then more `[[auth.access_keys]]`).
+pub fn api_config(top: &str, http_extra: &str, auth_extra: &str) -> BrokerConfig {
+    let text = format!(
+        r#"
+        {top}
+        [listeners]
+        tcp = "127.0.0.1:0"
+        [http]
+        listen = "127.0.0.1:0"
+        {http_extra}
+        [auth]
+        instance_id = "{INSTANCE}"
+        {auth_extra}
+        [[auth.access_keys]]
+        id = "{AK}"
+        secret = "{SECRET}"
+        "#
+    );
+    let mut config = BrokerConfig::from_toml_str(&text).expect("test config parses");
+    config.listeners.ws = None;
+    config
+}
+
 /// A store the test seeds before the broker loads it, and the registry view of it.
 pub fn seeded_store() -> (Arc<dyn Store>, DurableRegistry) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -98,7 +123,8 @@ pub async fn connack_code(options: MqttOptions) -> rumqttc::ConnectReturnCode {
     answer.expect("CONNACK in time")
 }
 
-/// A group-registered registry write the broker will see: only before it starts.
+/// Stores a token issued to [`AK`]; the broker sees it only if written before it starts
+/// (it loads the registry from the store once).
 pub fn put_token(
     registry: &DurableRegistry,
     token: &str,
@@ -254,6 +280,12 @@ pub fn iso8601(ms: u64) -> String {
         rem / 60 % 60,
         rem % 60
     )
+}
+
+/// The JSON of a 200 answer (panics on any other status).
+pub fn ok(response: &HttpResponse) -> serde_json::Value {
+    assert_eq!(response.status, 200, "{response:?}");
+    response.json()
 }
 
 /// A signed GET of `action` on the HTTP API.

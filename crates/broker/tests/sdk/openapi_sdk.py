@@ -194,7 +194,11 @@ def run(scheme, algorithm):
     user = f"DeviceCredential|{cred.device_access_key_id}|{INSTANCE}"
     first = Mqtt(dev, user, sign(cred.device_access_key_secret, dev))
     check(first.rc == "Success", f"{scheme}: device credential CONNECT ({first.rc})")
+    dev_online = lambda: sdk.query_session_by_client_id(
+        M.QuerySessionByClientIdRequest(instance_id=INSTANCE, client_id=dev)).body.online_status
+    check(dev_online() is True, f"{scheme}: the device is online")
     first.stop()
+    eventually(lambda: dev_online() is False, f"{scheme}: offline after the device's DISCONNECT")
     fresh = sdk.refresh_device_credential(M.RefreshDeviceCredentialRequest(instance_id=INSTANCE, client_id=dev)).body.device_credential
     check(fresh.device_access_key_secret != cred.device_access_key_secret, f"{scheme}: a refreshed secret is new")
     old = Mqtt(dev, user, sign(cred.device_access_key_secret, dev))
