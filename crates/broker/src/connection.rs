@@ -52,10 +52,16 @@ pub(crate) struct Online<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// Drives the connection until it ends, then hands the session back and reports.
-    pub(crate) async fn run(mut self) {
-        let reason = self.drive().await;
-        // Boxed: what runs once at the end need not make every idle task's future bigger.
-        Box::pin(self.finish(reason)).await;
+    ///
+    /// Not an `async fn`: that would keep `self` twice in the future (once as the argument,
+    /// once as the body's local); the `async move` block holds it once.
+    #[allow(clippy::manual_async_fn)] // deliberately not an async fn: see above
+    pub(crate) fn run(mut self) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            let reason = self.drive().await;
+            // Boxed: what runs once at the end need not make every idle task's future bigger.
+            Box::pin(self.finish(reason)).await;
+        }
     }
 
     async fn drive(&mut self) -> CloseReason {

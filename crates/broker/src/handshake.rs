@@ -25,11 +25,24 @@ pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // Boxed: the handshake's state is needed once; the connection's future stays small.
+    let online = match Box::pin(handshake(stream, peer, shared)).await {
+        Some(online) => online,
+        None => return,
+    };
+    online.run().await;
+}
+
+/// Reads CONNECT and accepts it, or answers the refusal; `None` when the connection is over.
+async fn handshake<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> Option<Online<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let limits = &shared.config.limits;
     let mut io = Io::new(stream, limits.max_packet_size);
     let first = match tokio::time::timeout(limits.connect_timeout, io.read_packet()).await {
         Err(_) => Err(CloseReason::ConnectTimeout),
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => return None,
         Ok(Ok(Some(Packet::Connect(connect)))) => Ok(connect),
         Ok(Ok(Some(other))) => Err(CloseReason::NotConnect(other.name())),
         Ok(Err(reason)) => Err(reason),
@@ -38,13 +51,11 @@ where
         Ok(connect) => connect,
         Err(reason) => {
             reason.report(&peer.to_string(), &shared.metrics);
-            return;
+            return None;
         }
     };
-    // Boxed: the handshake's state is needed once; the connection's future stays small.
-    let accepted = Box::pin(accept(io, peer, &shared, &connect)).await;
-    match accepted {
-        Ok(online) => online.run().await,
+    match accept(io, peer, &shared, &connect).await {
+        Ok(online) => Some(online),
         Err((mut io, code)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
             shared
@@ -58,6 +69,7 @@ where
             let _ = io
                 .write_all([connack], shared.config.limits.connect_timeout)
                 .await;
+            None
         }
     }
 }
