@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::unix_time_ms;
 use crate::close::CloseReason;
+use crate::persist;
 use crate::registry::{drain_drops, Delivery};
 use crate::router::{Blocked, RouteScratch};
 use crate::shared::Shared;
@@ -130,6 +131,8 @@ pub(crate) struct Online<S> {
     /// A delivery taken from the inbox that the session's queue has no room for yet.
     pub(crate) held: Option<Delivery>,
     pub(crate) scratch: RouteScratch,
+    /// What this persistent session last wrote to the store.
+    pub(crate) saved: persist::Saved,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
@@ -198,6 +201,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     async fn flush(&mut self) -> Result<(), CloseReason> {
+        // A persistent session's changed state is durable before the client hears of it.
+        self.saved.sync(&self.session, &self.shared).await?;
         let limit = self.shared.config.limits.backpressure_timeout;
         let session = &mut self.session;
         self.io
@@ -272,6 +277,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     if let Err(error) = TopicName::validate(&publish.topic) {
                         return Err(CloseReason::InvalidTopic(error));
                     }
+                    // A QoS 2 id awaiting PUBREL commits with the message it guards.
+                    let received = publish
+                        .packet_id
+                        .filter(|_| publish.qos == QoS::ExactlyOnce);
+                    if received.is_some() {
+                        self.saved
+                            .ops(&self.session, received, &mut self.scratch.ops);
+                    }
                     let message = Arc::new(Message {
                         id: self.shared.router.next_id(),
                         topic: publish.topic,
@@ -288,6 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         &mut self.scratch,
                     );
                     self.wait_blocked().await?;
+                    persist::committed(&self.shared, self.scratch.ticket.take()).await?;
                     if let Some(token) = token {
                         self.session.inbound_done(token);
                     }
@@ -415,6 +429,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.session.subscriptions().to_vec()
         };
         let will = self.session.connection_lost(now);
+        // Acknowledgements that came in last are saved; a failure was logged and counted.
+        let _ = self.saved.sync(&self.session, &shared).await;
         shared.router.unsubscribe_all(&self.client, &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
         // handed over, so a persistent session keeps every message promised to it.

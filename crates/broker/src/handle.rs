@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 use crate::auth::{AllowAnonymous, Authenticator, DenyAll};
 use crate::clock::unix_time_ms;
 use crate::listener::{accept_loop, bind_all, ListenerKind};
+use crate::persist;
 use crate::registry::{Attach, Delivery, OnlineLink};
 use crate::router::RouteScratch;
 use crate::shared::Shared;
@@ -24,6 +25,8 @@ use mqgate_store::{MemoryStore, RedbStore, Store, StoreLimits, DEFAULT_FILE_NAME
 
 /// How long [`BrokerHandle::shutdown`] waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often expired messages are swept from the store.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// A configured broker, not yet listening. Build one with [`Broker::builder`].
 pub struct Broker {
@@ -119,7 +122,11 @@ impl Broker {
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(self.config, auth, store, shutdown_rx));
+        let shared =
+            Arc::new(Shared::new(self.config, auth, store, shutdown_rx).map_err(BrokerError::Io)?);
+        // Sessions, subscriptions and retained messages are back before anyone can connect.
+        persist::restore(&shared).map_err(|e| BrokerError::Store(e.to_string()))?;
+        tokio::spawn(persist::sweep_loop(shared.clone(), SWEEP_EVERY));
         let bound = bind_all(&shared).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();
@@ -264,15 +271,18 @@ impl BrokerHandle {
         shared
             .router
             .route(&message, retain, None, now, &mut scratch);
-        if shared
+        let ticket = scratch.ticket.take();
+        if !shared
             .router
             .settle(scratch.blocked, shared.config.limits.backpressure_timeout)
             .await
         {
-            Ok(message.id)
-        } else {
-            Err(BrokerError::Backpressure)
+            return Err(BrokerError::Backpressure);
         }
+        persist::committed(shared, ticket)
+            .await
+            .map_err(|e| BrokerError::Store(e.to_string()))?;
+        Ok(message.id)
     }
 
     /// A backend consumer of `filter` (plain, or `$share/{group}/{filter}` to consume in a
@@ -291,6 +301,7 @@ impl BrokerHandle {
             channel,
             inbox,
             kick: None,
+            persistent: false,
         };
         if !matches!(
             shared
@@ -344,8 +355,9 @@ impl BrokerHandle {
         self.inner.shared.metrics.snapshot()
     }
 
-    /// Stops accepting, closes every connection (persistent sessions stay in memory), and
-    /// waits for the connection tasks to end (at most 5 s).
+    /// Stops accepting, closes every connection (persistent sessions stay in memory and in
+    /// the store), waits for the connection tasks to end (at most 5 s), then for the store
+    /// writes they made (at most 5 s more).
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         let all = u32::try_from(self.inner.max_connections).unwrap_or(u32::MAX);
@@ -353,6 +365,8 @@ impl BrokerHandle {
         if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
             tracing::warn!("connections still open after the shutdown grace period");
         }
+        // What the closing connections saved is on disk before this returns.
+        self.inner.shared.router.persist.flush(SHUTDOWN_GRACE).await;
     }
 }
 

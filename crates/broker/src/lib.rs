@@ -53,6 +53,7 @@ mod handshake;
 mod listener;
 pub mod manual;
 mod metrics;
+mod persist;
 mod registry;
 mod router;
 mod shared;

@@ -68,4 +68,9 @@ counters! {
     p2p_no_target,
     /// Wills published after an abnormal close.
     wills_published,
+    /// Transactions the store writer committed (each carries the writes of every connection
+    /// that was waiting: group commit).
+    store_commits,
+    /// Store writes that failed (their acknowledgements were not sent) and failed sweeps.
+    store_errors,
 }

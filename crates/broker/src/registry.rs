@@ -36,6 +36,8 @@ pub(crate) struct OnlineLink {
     pub(crate) inbox: mpsc::Sender<Delivery>,
     /// Fired to close this connection when a newer one takes its client id over.
     pub(crate) kick: Option<oneshot::Sender<()>>,
+    /// cleanSession = 0: what is routed to it at QoS 1 or 2 is written to the store.
+    pub(crate) persistent: bool,
 }
 
 #[derive(Debug)]
@@ -215,6 +217,22 @@ impl Registry {
                     Target::Done(DeliveryOutcome::Queued, 0)
                 }
             }
+        }
+    }
+
+    /// Puts a restored persistent session in place, offline (start-up, before any connection).
+    pub(crate) fn insert_offline(&self, client_id: Arc<str>, session: Box<Session>) {
+        self.shard(&client_id)
+            .lock()
+            .insert(client_id, Slot::Offline(session));
+    }
+
+    /// Whether `client_id` has a persistent session (online, offline or being taken over).
+    pub(crate) fn is_persistent(&self, client_id: &str) -> bool {
+        match self.shard(client_id).lock().get(client_id) {
+            Some(Slot::Online(link) | Slot::Handover { next: link, .. }) => link.persistent,
+            Some(Slot::Offline(_)) => true,
+            None => false,
         }
     }
 

@@ -8,6 +8,7 @@ use mqgate_topic::ClientIdRules;
 use tokio::sync::watch;
 
 use crate::auth::Authenticator;
+use crate::persist::Persist;
 use crate::router::Router;
 use crate::status::StatusHub;
 use crate::{BrokerConfig, Metrics};
@@ -22,7 +23,6 @@ pub(crate) struct Shared {
     pub(crate) status: StatusHub,
     pub(crate) auth: Box<dyn Authenticator>,
     /// Durable state: persistent sessions, offline queues, retained messages, registries.
-    #[allow(dead_code)] // read by the session store and the registries (next landings)
     pub(crate) store: Arc<dyn Store>,
     /// Becomes `true` once shutdown starts; every task watches it.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -42,15 +42,16 @@ impl Shared {
         auth: Box<dyn Authenticator>,
         store: Arc<dyn Store>,
         shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::default());
         let session_config = config.session.session_config();
-        Shared {
+        let persist = Persist::start(store.clone(), metrics.clone())?;
+        Ok(Shared {
             client_id_rules: ClientIdRules {
                 max_len: config.limits.max_client_id_len,
                 ..ClientIdRules::default()
             },
-            router: Router::new(metrics.clone(), session_config.max_queued_messages),
+            router: Router::new(metrics.clone(), session_config.max_queued_messages, persist),
             status: StatusHub::new(config.limits.status_channel_capacity),
             session_config,
             metrics,
@@ -58,6 +59,6 @@ impl Shared {
             store,
             shutdown,
             config,
-        }
+        })
     }
 }
