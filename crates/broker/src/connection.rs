@@ -133,6 +133,8 @@ pub(crate) struct Online<S> {
     pub(crate) scratch: RouteScratch,
     /// What this persistent session last wrote to the store.
     pub(crate) saved: persist::Saved,
+    /// Routed messages whose acknowledgement waits for a store commit.
+    pub(crate) acks: persist::PendingAcks,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
@@ -301,12 +303,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         &mut self.scratch,
                     );
                     self.wait_blocked().await?;
-                    persist::committed(&self.shared, self.scratch.ticket.take()).await?;
-                    if let Some(token) = token {
-                        self.session.inbound_done(token);
-                    }
+                    let ticket = self.scratch.ticket.take();
+                    self.acks.push(token, ticket, &mut self.session);
                 }
                 Event::Subscribe { packet_id, filters } => {
+                    self.acks.release(&mut self.session, &self.shared).await?;
                     let router = &self.shared.router;
                     let mut granted = Vec::with_capacity(filters.len());
                     let mut retained = Vec::new();
@@ -336,6 +337,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     }
                 }
                 Event::Unsubscribe { packet_id, filters } => {
+                    self.acks.release(&mut self.session, &self.shared).await?;
                     for filter in &filters {
                         self.shared.router.unsubscribe(&self.client, filter);
                     }
@@ -357,7 +359,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 }
             }
         }
-        Ok(())
+        self.acks.release(&mut self.session, &self.shared).await
     }
 
     /// Waits until every blocked delivery of the last routed message is in its receiver's

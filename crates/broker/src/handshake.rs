@@ -151,6 +151,7 @@ where
         held: None,
         scratch: RouteScratch::default(),
         saved: crate::persist::Saved::default(),
+        acks: crate::persist::PendingAcks::default(),
     })
 }
 

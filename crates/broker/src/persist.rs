@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqgate_codec::{ByteStr, PacketId, QoS};
-use mqgate_session::{InFlightStage, Message, Session, SessionRecord};
+use mqgate_session::{InFlightStage, InboundToken, Message, Session, SessionRecord};
 use mqgate_store::{restore_sessions, Op, Store};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
@@ -223,6 +223,9 @@ pub(crate) fn enqueue_op(client: &str, message: &Arc<Message>, granted: QoS) -> 
 #[derive(Debug, Default)]
 pub(crate) struct Saved {
     record: Option<SessionRecord>,
+    /// Inbound QoS 2 ids saved as awaiting PUBREL before the session itself counts them so
+    /// (their message is still being made safe): kept in every save until it does.
+    routing: Vec<PacketId>,
 }
 
 impl Saved {
@@ -235,7 +238,10 @@ impl Saved {
             return;
         }
         let mut record = session.record_without_queue();
-        if let Some(id) = received {
+        self.routing
+            .retain(|id| record.awaiting_pubrel.binary_search(id).is_err());
+        self.routing.extend(received);
+        for &id in &self.routing {
             if let Err(at) = record.awaiting_pubrel.binary_search(&id) {
                 record.awaiting_pubrel.insert(at, id);
             }
@@ -280,6 +286,53 @@ impl Saved {
         let mut ops = Vec::new();
         self.ops(session, None, &mut ops);
         committed(shared, shared.router.persist.submit(&mut ops)).await
+    }
+}
+
+/// Inbound QoS 1 and 2 messages routed but not yet acknowledged because their store writes
+/// have not committed. A connection routes every PUBLISH it has read, then waits once for
+/// the last commit: commits are ordered, so that one covers all the earlier ones, and a
+/// publisher's window of messages costs one commit, not one each.
+#[derive(Debug, Default)]
+pub(crate) struct PendingAcks {
+    tokens: Vec<InboundToken>,
+    ticket: Option<Ticket>,
+}
+
+impl PendingAcks {
+    /// The message of `token` is routed; `ticket` is the commit it waits for, if any.
+    /// Without one it is acknowledged at once (the session still sends acknowledgements in
+    /// the order of the PUBLISHes).
+    pub(crate) fn push(
+        &mut self,
+        token: Option<InboundToken>,
+        ticket: Option<Ticket>,
+        session: &mut Session,
+    ) {
+        let Some(token) = token else { return };
+        match ticket {
+            None => session.inbound_done(token),
+            Some(ticket) => {
+                self.tokens.push(token);
+                self.ticket = Some(self.ticket.map_or(ticket, |t| t.max(ticket)));
+            }
+        }
+    }
+
+    /// Waits for the commit every pending message needs, then acknowledges them all.
+    ///
+    /// # Errors
+    /// [`CloseReason::Store`] when the store refused a write: nothing is acknowledged.
+    pub(crate) async fn release(
+        &mut self,
+        session: &mut Session,
+        shared: &Shared,
+    ) -> Result<(), CloseReason> {
+        committed(shared, self.ticket.take()).await?;
+        for token in self.tokens.drain(..) {
+            session.inbound_done(token);
+        }
+        Ok(())
     }
 }
 

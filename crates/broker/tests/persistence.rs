@@ -1,0 +1,151 @@
+//! Durable state across a restart of an embedded broker (redb in a temporary directory):
+//! persistent sessions with their subscriptions and offline queues, retained messages, and
+//! a corrupt data file that must stop start-up instead of starting empty.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use mqgate_broker::{Broker, BrokerConfig, BrokerError, BrokerHandle, StorageKind};
+use rumqttc::QoS;
+use support::{subscribe, Client};
+
+fn durable_config(dir: &Path) -> BrokerConfig {
+    BrokerConfig {
+        storage: StorageKind::Redb,
+        data_dir: dir.to_path_buf(),
+        ..BrokerConfig::ephemeral()
+    }
+}
+
+/// Starts a broker on `dir`. The previous broker's store closes when its last task lets go
+/// of it, which may be a moment after `shutdown` returned: a bounded number of retries.
+async fn start_on(dir: &Path) -> BrokerHandle {
+    let mut last = None;
+    for _ in 0..50 {
+        match Broker::builder()
+            .config(durable_config(dir))
+            .build()
+            .start()
+            .await
+        {
+            Ok(handle) => return handle,
+            Err(error) => last = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("broker did not start on {}: {last:?}", dir.display());
+}
+
+async fn stop(broker: BrokerHandle) {
+    broker.shutdown().await;
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_sessions_queues_and_retained_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // First life: a persistent subscriber subscribes and leaves; messages arrive for it
+    // while it is away; a retained message is set.
+    let broker = start_on(dir.path()).await;
+    let mut sub = Client::connect(&broker, "sub-1", false).await;
+    subscribe(&mut sub, "orders/#", QoS::ExactlyOnce).await;
+    sub.disconnect().await;
+    let mut publisher = Client::connect(&broker, "pub-1", true).await;
+    for (n, qos) in [
+        (1, QoS::AtLeastOnce),
+        (2, QoS::ExactlyOnce),
+        (3, QoS::AtLeastOnce),
+    ] {
+        publisher
+            .client
+            .publish(format!("orders/{n}"), qos, false, format!("order {n}"))
+            .await
+            .expect("queued");
+    }
+    publisher
+        .client
+        .publish("config/mode", QoS::AtLeastOnce, true, "eco")
+        .await
+        .expect("queued");
+    // A round trip through the broker: everything before it was acknowledged.
+    subscribe(&mut publisher, "nothing/here", QoS::AtMostOnce).await;
+    publisher.disconnect().await;
+    stop(broker).await;
+
+    // Second life: the session is present, its queue arrives in order, its subscription
+    // still routes new messages, and the retained message is replayed.
+    let broker = start_on(dir.path()).await;
+    let mut sub = Client::connect(&broker, "sub-1", false).await;
+    assert!(sub.session_present, "session present");
+    for n in 1..=3 {
+        let p = sub.next().await;
+        assert_eq!(p.topic, format!("orders/{n}"));
+        assert_eq!(&p.payload[..], format!("order {n}").as_bytes());
+    }
+    let publisher = Client::connect(&broker, "pub-2", true).await;
+    publisher
+        .client
+        .publish("orders/4", QoS::AtLeastOnce, false, "order 4")
+        .await
+        .expect("queued");
+    assert_eq!(sub.next().await.topic, "orders/4", "subscription restored");
+    subscribe(&mut sub, "config/#", QoS::AtLeastOnce).await;
+    let retained = sub.next().await;
+    assert_eq!(
+        (retained.topic.as_str(), retained.retain),
+        ("config/mode", true)
+    );
+    assert_eq!(&retained.payload[..], b"eco");
+    sub.disconnect().await;
+    publisher.disconnect().await;
+    stop(broker).await;
+
+    // Third life: what was delivered and acknowledged is gone; the retained message stays.
+    let broker = start_on(dir.path()).await;
+    let mut sub = Client::connect(&broker, "sub-1", false).await;
+    assert!(sub.session_present, "session present");
+    sub.expect_nothing(Duration::from_millis(500)).await;
+    let mut fresh = Client::connect(&broker, "fresh", true).await;
+    subscribe(&mut fresh, "config/#", QoS::AtLeastOnce).await;
+    assert_eq!(&fresh.next().await.payload[..], b"eco");
+    // A clean session drops the stored one for good.
+    sub.disconnect().await;
+    let sub = Client::connect(&broker, "sub-1", true).await;
+    sub.disconnect().await;
+    fresh.disconnect().await;
+    stop(broker).await;
+
+    let broker = start_on(dir.path()).await;
+    let sub = Client::connect(&broker, "sub-1", false).await;
+    assert!(!sub.session_present, "no session after a clean one");
+    sub.disconnect().await;
+    stop(broker).await;
+}
+
+#[tokio::test]
+async fn a_corrupt_data_file_fails_start_up_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join(mqgate_store::DEFAULT_FILE_NAME);
+    std::fs::write(&file, b"this is not a redb database, it is a shopping list").expect("write");
+    let error = Broker::builder()
+        .config(durable_config(dir.path()))
+        .build()
+        .start()
+        .await
+        .expect_err("a corrupt store must not start");
+    let BrokerError::Store(text) = &error else {
+        panic!("expected a store error, got {error:?}");
+    };
+    assert!(
+        text.contains(&file.display().to_string()),
+        "the error names the file: {text}"
+    );
+    // The file is left as it was for the operator.
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        b"this is not a redb database, it is a shopping list"
+    );
+}
