@@ -360,3 +360,114 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_at_qos2_in_order() {
         acked.len()
     );
 }
+
+/// Starts the broker on `dir` and reconnects a persistent client.
+async fn restart_and_reconnect(dir: &Path, id: &str) -> (BrokerProcess, Raw) {
+    let broker = BrokerProcess::start(dir);
+    let raw = connect(broker.addr, id, false)
+        .await
+        .expect("client reconnects");
+    (broker, raw)
+}
+
+/// The next packet within 10 s; panics on silence or a closed connection.
+async fn expect_packet(raw: &mut Raw, what: &str) -> Packet {
+    match raw.recv_within(Duration::from_secs(10)).await {
+        Ok(Some(packet)) => packet,
+        other => panic!("expected {what}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_flight_state_of_an_online_subscriber_survives_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path());
+    let mut sub = connect(broker.addr, "flight-sub", false)
+        .await
+        .expect("subscriber connects");
+    sub.send(Packet::Subscribe(Subscribe {
+        packet_id: PacketId::new(1).expect("non-zero"),
+        filters: vec![SubscribeFilter {
+            filter: ByteStr::from_static("flight/#"),
+            qos: QoS::ExactlyOnce,
+        }],
+    }))
+    .await;
+    assert!(matches!(
+        expect_packet(&mut sub, "SUBACK").await,
+        Packet::SubAck(_)
+    ));
+    let mut publisher = connect(broker.addr, "flight-pub", true)
+        .await
+        .expect("publisher");
+    for (n, text) in [(1, "first"), (2, "second")] {
+        publisher
+            .send(Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::ExactlyOnce,
+                retain: false,
+                topic: ByteStr::from_static("flight/a"),
+                packet_id: PacketId::new(n),
+                payload: Bytes::from_static(text.as_bytes()),
+            }))
+            .await;
+        let Packet::PubRec(id) = expect_packet(&mut publisher, "PUBREC").await else {
+            panic!("expected PUBREC");
+        };
+        publisher.send(Packet::PubRel(id)).await;
+        assert!(matches!(
+            expect_packet(&mut publisher, "PUBCOMP").await,
+            Packet::PubComp(_)
+        ));
+    }
+    // The subscriber got both; it acknowledges the first only as far as PUBREC -> PUBREL,
+    // and the second not at all. Then the broker dies.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let Packet::Publish(p) = expect_packet(&mut sub, "PUBLISH").await else {
+            panic!("expected PUBLISH");
+        };
+        ids.push((p.packet_id.expect("QoS 2 has an id"), p.payload));
+    }
+    sub.send(Packet::PubRec(ids[0].0)).await;
+    assert_eq!(
+        expect_packet(&mut sub, "PUBREL").await,
+        Packet::PubRel(ids[0].0)
+    );
+    broker.kill();
+
+    // After the restart: PUBREL for the first (never its PUBLISH again), the second again
+    // with DUP and the same packet id.
+    let (broker, mut sub) = restart_and_reconnect(dir.path(), "flight-sub").await;
+    assert_eq!(
+        expect_packet(&mut sub, "PUBREL").await,
+        Packet::PubRel(ids[0].0)
+    );
+    let Packet::Publish(again) = expect_packet(&mut sub, "the second PUBLISH again").await else {
+        panic!("expected PUBLISH");
+    };
+    assert!(again.dup, "a resend carries DUP");
+    assert_eq!(
+        (again.packet_id, &again.payload),
+        (Some(ids[1].0), &ids[1].1)
+    );
+    sub.send(Packet::PubComp(ids[0].0)).await;
+    sub.send(Packet::PubRec(ids[1].0)).await;
+    assert_eq!(
+        expect_packet(&mut sub, "PUBREL").await,
+        Packet::PubRel(ids[1].0)
+    );
+    sub.send(Packet::PubComp(ids[1].0)).await;
+    sub.send(Packet::Disconnect).await;
+    let _ = sub.recv_within(Duration::from_secs(10)).await;
+    broker.kill();
+
+    // Both flows are complete: a third life sends nothing but the CONNACK.
+    let (broker, mut sub) = restart_and_reconnect(dir.path(), "flight-sub").await;
+    assert_eq!(
+        sub.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "nothing is resent once acknowledged"
+    );
+    broker.kill();
+}
