@@ -171,7 +171,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 biased;
                 _ = &mut self.kick => return CloseReason::Takeover,
                 _ = self.shutdown.changed() => return CloseReason::Shutdown,
-                read = self.io.read_more() => match read {
+                committed = self.acks.next_commit(&self.shared), if self.acks.is_waiting() => {
+                    if let Err(reason) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.shared)) {
+                        return reason;
+                    }
+                }
+                read = self.io.read_more(), if self.acks.has_room() => match read {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(_) => {
                         if let Err(reason) = self.handle_received() {
@@ -359,7 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 }
             }
         }
-        self.acks.release(&mut self.session, &self.shared).await
+        Ok(())
     }
 
     /// Waits until every blocked delivery of the last routed message is in its receiver's

@@ -137,10 +137,20 @@ impl Persist {
         if done.wait_for(|d| *d >= ticket).await.is_err() {
             return Err(StoreFailed("the store writer stopped".into()));
         }
+        self.check(ticket)
+    }
+
+    /// `Err` if the (finished) submission of `ticket` was refused.
+    fn check(&self, ticket: Ticket) -> Result<(), StoreFailed> {
         if self.inner.failed.lock().contains(&ticket) {
             return Err(StoreFailed(format!("the store refused write {ticket}")));
         }
         Ok(())
+    }
+
+    /// The last ticket whose commit finished (successfully or not: [`wait`](Self::wait) says).
+    pub(crate) fn done(&self) -> Ticket {
+        *self.inner.done.borrow()
     }
 
     /// Waits (at most `limit`) until everything submitted so far committed.
@@ -290,14 +300,18 @@ impl Saved {
 }
 
 /// Inbound QoS 1 and 2 messages routed but not yet acknowledged because their store writes
-/// have not committed. A connection routes every PUBLISH it has read, then waits once for
-/// the last commit: commits are ordered, so that one covers all the earlier ones, and a
-/// publisher's window of messages costs one commit, not one each.
+/// have not committed, in the order they were routed (tickets never decrease). The
+/// connection keeps reading and routing while commits are pending, so its next messages go
+/// into the next commit instead of waiting for this one; each commit then acknowledges
+/// everything it covered at once (commits are ordered: one covers all earlier tickets).
 #[derive(Debug, Default)]
 pub(crate) struct PendingAcks {
-    tokens: Vec<InboundToken>,
-    ticket: Option<Ticket>,
+    waiting: VecDeque<(Ticket, InboundToken)>,
 }
+
+/// Most acknowledgements a connection holds back before it stops reading its socket: a
+/// client that never waits for them cannot grow this without bound.
+const MAX_PENDING_ACKS: usize = 4096;
 
 impl PendingAcks {
     /// The message of `token` is routed; `ticket` is the commit it waits for, if any.
@@ -312,24 +326,67 @@ impl PendingAcks {
         let Some(token) = token else { return };
         match ticket {
             None => session.inbound_done(token),
-            Some(ticket) => {
-                self.tokens.push(token);
-                self.ticket = Some(self.ticket.map_or(ticket, |t| t.max(ticket)));
-            }
+            Some(ticket) => self.waiting.push_back((ticket, token)),
         }
     }
 
-    /// Waits for the commit every pending message needs, then acknowledges them all.
+    /// Whether acknowledgements wait for a commit.
+    pub(crate) fn is_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Whether the connection may read more PUBLISHes.
+    pub(crate) fn has_room(&self) -> bool {
+        self.waiting.len() < MAX_PENDING_ACKS
+    }
+
+    /// Resolves when the oldest waiting message's commit is done (cancel-safe).
     ///
     /// # Errors
-    /// [`CloseReason::Store`] when the store refused a write: nothing is acknowledged.
+    /// [`CloseReason::Store`] when the store refused it.
+    pub(crate) async fn next_commit(&self, shared: &Shared) -> Result<(), CloseReason> {
+        let ticket = self.waiting.front().map(|(t, _)| *t);
+        committed(shared, ticket).await
+    }
+
+    /// Acknowledges every waiting message whose commit is done.
+    ///
+    /// # Errors
+    /// [`CloseReason::Store`] when the store refused one of those commits.
+    pub(crate) fn take_committed(
+        &mut self,
+        session: &mut Session,
+        shared: &Shared,
+    ) -> Result<(), CloseReason> {
+        let persist = &shared.router.persist;
+        let done = persist.done();
+        let mut checked = None;
+        while let Some(&(ticket, token)) = self.waiting.front() {
+            if ticket > done {
+                break;
+            }
+            if checked != Some(ticket) {
+                persist.check(ticket).map_err(|e| CloseReason::Store(e.0))?;
+                checked = Some(ticket);
+            }
+            self.waiting.pop_front();
+            session.inbound_done(token);
+        }
+        Ok(())
+    }
+
+    /// Waits for the commit every waiting message needs, then acknowledges them all.
+    ///
+    /// # Errors
+    /// [`CloseReason::Store`] when the store refused a write: nothing more is acknowledged.
     pub(crate) async fn release(
         &mut self,
         session: &mut Session,
         shared: &Shared,
     ) -> Result<(), CloseReason> {
-        committed(shared, self.ticket.take()).await?;
-        for token in self.tokens.drain(..) {
+        let last = self.waiting.back().map(|(t, _)| *t);
+        committed(shared, last).await?;
+        for (_, token) in self.waiting.drain(..) {
             session.inbound_done(token);
         }
         Ok(())
