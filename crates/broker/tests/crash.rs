@@ -222,21 +222,13 @@ async fn drain(
 ) {
     let mut raw = connect(addr, id, false).await.expect("subscriber connects");
     if first {
-        raw.send(Packet::Subscribe(Subscribe {
-            packet_id: PacketId::new(1).expect("non-zero"),
-            filters: vec![SubscribeFilter {
-                filter: ByteStr::from_static("crash/#"),
-                qos,
-            }],
-        }))
-        .await;
+        subscribe(&mut raw, "crash/#", qos).await;
     }
     let deadline = Instant::now() + DRAIN_LIMIT;
     let mut awaiting_pubrel = BTreeSet::new();
-    let mut subscribed = !first;
     let mut missing: BTreeSet<(usize, u64)> = owed.difference(&got.seen).copied().collect();
     loop {
-        if subscribed && missing.is_empty() && awaiting_pubrel.is_empty() {
+        if missing.is_empty() && awaiting_pubrel.is_empty() {
             break;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -249,7 +241,6 @@ async fn drain(
             ),
         };
         match packet {
-            Packet::SubAck(_) => subscribed = true,
             Packet::Publish(publish) => {
                 let text = std::str::from_utf8(&publish.payload).expect("utf-8 payload");
                 let (p, seq) = text.split_once(':').expect("p:seq");
@@ -361,6 +352,32 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_at_qos2_in_order() {
     );
 }
 
+/// Subscribes `raw` to `filter` and waits for the SUBACK.
+async fn subscribe(raw: &mut Raw, filter: &'static str, qos: QoS) {
+    raw.send(Packet::Subscribe(Subscribe {
+        packet_id: PacketId::new(1).expect("non-zero"),
+        filters: vec![SubscribeFilter {
+            filter: ByteStr::from_static(filter),
+            qos,
+        }],
+    }))
+    .await;
+    assert!(matches!(
+        expect_packet(raw, "SUBACK").await,
+        Packet::SubAck(_)
+    ));
+}
+
+/// Starts the broker on `dir` with a persistent client subscribed to `filter` at QoS 2.
+async fn start_with_subscriber(dir: &Path, id: &str, filter: &'static str) -> (BrokerProcess, Raw) {
+    let broker = BrokerProcess::start(dir);
+    let mut sub = connect(broker.addr, id, false)
+        .await
+        .expect("subscriber connects");
+    subscribe(&mut sub, filter, QoS::ExactlyOnce).await;
+    (broker, sub)
+}
+
 /// Starts the broker on `dir` and reconnects a persistent client.
 async fn restart_and_reconnect(dir: &Path, id: &str) -> (BrokerProcess, Raw) {
     let broker = BrokerProcess::start(dir);
@@ -381,22 +398,7 @@ async fn expect_packet(raw: &mut Raw, what: &str) -> Packet {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos2_flight_state_of_an_online_subscriber_survives_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = BrokerProcess::start(dir.path());
-    let mut sub = connect(broker.addr, "flight-sub", false)
-        .await
-        .expect("subscriber connects");
-    sub.send(Packet::Subscribe(Subscribe {
-        packet_id: PacketId::new(1).expect("non-zero"),
-        filters: vec![SubscribeFilter {
-            filter: ByteStr::from_static("flight/#"),
-            qos: QoS::ExactlyOnce,
-        }],
-    }))
-    .await;
-    assert!(matches!(
-        expect_packet(&mut sub, "SUBACK").await,
-        Packet::SubAck(_)
-    ));
+    let (broker, mut sub) = start_with_subscriber(dir.path(), "flight-sub", "flight/#").await;
     let mut publisher = connect(broker.addr, "flight-pub", true)
         .await
         .expect("publisher");
@@ -468,6 +470,68 @@ async fn qos2_flight_state_of_an_online_subscriber_survives_sigkill() {
         sub.recv_within(Duration::from_millis(500)).await,
         Err(()),
         "nothing is resent once acknowledged"
+    );
+    broker.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_publishers_qos2_id_awaiting_pubrel_survives_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A persistent subscriber, offline while the publisher works.
+    let (broker, mut sub) = start_with_subscriber(dir.path(), "rel-sub", "rel/#").await;
+    sub.send(Packet::Disconnect).await;
+    let _ = sub.recv_within(Duration::from_secs(10)).await;
+
+    let publish = |dup| {
+        Packet::Publish(Publish {
+            dup,
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            topic: ByteStr::from_static("rel/a"),
+            packet_id: PacketId::new(7),
+            payload: Bytes::from_static(b"once"),
+        })
+    };
+    let mut publisher = connect(broker.addr, "rel-pub", false)
+        .await
+        .expect("publisher");
+    publisher.send(publish(false)).await;
+    let id = PacketId::new(7).expect("non-zero");
+    assert_eq!(
+        expect_packet(&mut publisher, "PUBREC").await,
+        Packet::PubRec(id)
+    );
+    broker.kill();
+
+    // The publisher did not see the PUBREC (as far as it knows) and sends the PUBLISH again:
+    // the restarted broker knows the id and answers PUBREC without routing it twice.
+    let (broker, mut publisher) = restart_and_reconnect(dir.path(), "rel-pub").await;
+    publisher.send(publish(true)).await;
+    assert_eq!(
+        expect_packet(&mut publisher, "PUBREC").await,
+        Packet::PubRec(id)
+    );
+    publisher.send(Packet::PubRel(id)).await;
+    assert_eq!(
+        expect_packet(&mut publisher, "PUBCOMP").await,
+        Packet::PubComp(id)
+    );
+
+    let mut sub = connect(broker.addr, "rel-sub", false)
+        .await
+        .expect("subscriber");
+    let Packet::Publish(first) = expect_packet(&mut sub, "the message").await else {
+        panic!("expected PUBLISH");
+    };
+    assert_eq!(&first.payload[..], b"once");
+    let pid = first.packet_id.expect("QoS 2");
+    sub.send(Packet::PubRec(pid)).await;
+    assert_eq!(expect_packet(&mut sub, "PUBREL").await, Packet::PubRel(pid));
+    sub.send(Packet::PubComp(pid)).await;
+    assert_eq!(
+        sub.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "the message arrives once"
     );
     broker.kill();
 }

@@ -65,6 +65,12 @@ async fn persistent_sessions_queues_and_retained_messages_survive_a_restart() {
             .await
             .expect("queued");
     }
+    // A P2P message goes to the session without the trie; it is kept just the same.
+    publisher
+        .client
+        .publish("orders/p2p/sub-1", QoS::AtLeastOnce, false, "direct")
+        .await
+        .expect("queued");
     publisher
         .client
         .publish("config/mode", QoS::AtLeastOnce, true, "eco")
@@ -85,6 +91,11 @@ async fn persistent_sessions_queues_and_retained_messages_survive_a_restart() {
         assert_eq!(p.topic, format!("orders/{n}"));
         assert_eq!(&p.payload[..], format!("order {n}").as_bytes());
     }
+    let direct = sub.next().await;
+    assert_eq!(
+        (direct.topic.as_str(), &direct.payload[..]),
+        ("orders/p2p/sub-1", &b"direct"[..])
+    );
     let publisher = Client::connect(&broker, "pub-2", true).await;
     publisher
         .client
