@@ -336,6 +336,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         granted.push((entry.filter, qos));
                     }
                     self.session.subscribed(packet_id, granted);
+                    persist::enqueue_retained(&self.shared, &self.session, &retained).await?;
                     for (message, qos) in retained {
                         let outcome = self.session.handle_delivery(message, qos, now);
                         self.count(outcome);

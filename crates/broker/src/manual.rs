@@ -49,7 +49,9 @@
 //!   the same transaction. A persistent publisher's QoS 2 id awaiting PUBREL commits in the
 //!   transaction of its message, so a resent PUBLISH after a crash is recognised.
 //! - A CONNECT with cleanSession = 1 removes a stored session; retained messages are written
-//!   through (set and clear).
+//!   through (set and clear). The retained messages a new subscription of a persistent
+//!   session receives at QoS 1 or 2 are enqueued for it (committed before the session takes
+//!   them), like routed ones.
 //! - At start the store's sessions (offline, with subscriptions in the trie and queues),
 //!   and retained messages are restored before any listener opens. A file that cannot be
 //!   read stops start-up with an error naming it. Every minute a sweep removes expired

@@ -229,6 +229,28 @@ pub(crate) fn enqueue_op(client: &str, message: &Arc<Message>, granted: QoS) -> 
     })
 }
 
+/// Makes the retained messages a new subscription of a persistent session receives as
+/// durable as routed ones: enqueued in the store (and committed) before the session takes
+/// them, so one that waits in the session's queue survives a crash too.
+///
+/// # Errors
+/// [`CloseReason::Store`] when the store refused the write.
+pub(crate) async fn enqueue_retained(
+    shared: &Shared,
+    session: &Session,
+    retained: &[(Arc<Message>, QoS)],
+) -> Result<(), CloseReason> {
+    if !session.is_persistent() {
+        return Ok(());
+    }
+    let client = session.client_id();
+    let mut ops: Vec<Op> = retained
+        .iter()
+        .filter_map(|(message, granted)| enqueue_op(client, message, *granted))
+        .collect();
+    committed(shared, shared.router.persist.submit(&mut ops)).await
+}
+
 /// What a persistent session last saved, to save again only what changed.
 #[derive(Debug, Default)]
 pub(crate) struct Saved {

@@ -160,3 +160,80 @@ async fn a_corrupt_data_file_fails_start_up_naming_it() {
         b"this is not a redb database, it is a shopping list"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_restart() {
+    use mqgate_codec::{Connect, Packet, PacketId, Subscribe, SubscribeFilter};
+    use support::Raw;
+
+    // More retained messages than the in-flight window (32): the rest wait in the queue.
+    const RETAINED: usize = 40;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start_on(dir.path()).await;
+    for n in 0..RETAINED {
+        broker
+            .publish(
+                &format!("shelf/{n}"),
+                format!("item {n}"),
+                mqgate_codec::QoS::AtLeastOnce,
+                true,
+            )
+            .await
+            .expect("retained");
+    }
+    let connect = |broker: BrokerHandle| async move {
+        let mut raw = Raw::open(&broker).await;
+        raw.send(Packet::Connect(Box::new(Connect {
+            client_id: "shelf-reader".try_into().expect("id"),
+            keep_alive: 60,
+            clean_session: false,
+            ..Connect::default()
+        })))
+        .await;
+        assert!(matches!(raw.recv().await, Some(Packet::ConnAck(_))));
+        raw
+    };
+    let mut raw = connect(broker.clone()).await;
+    raw.send(Packet::Subscribe(Subscribe {
+        packet_id: PacketId::new(1).expect("non-zero"),
+        filters: vec![SubscribeFilter {
+            filter: "shelf/#".try_into().expect("filter"),
+            qos: mqgate_codec::QoS::AtLeastOnce,
+        }],
+    }))
+    .await;
+    // The window's worth arrives; none is acknowledged.
+    let mut first = std::collections::BTreeSet::new();
+    while first.len() < 32 {
+        match raw.recv().await {
+            Some(Packet::Publish(p)) => {
+                first.insert(p.payload);
+            }
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    raw.send(Packet::Disconnect).await;
+    assert!(raw.recv().await.is_none(), "closed after DISCONNECT");
+    stop(broker).await;
+
+    // After the restart all 40 come: the 32 in flight again, and the 8 that waited.
+    let broker = start_on(dir.path()).await;
+    let mut raw = connect(broker.clone()).await;
+    let mut again = std::collections::BTreeSet::new();
+    while again.len() < RETAINED {
+        match raw.recv().await {
+            Some(Packet::Publish(p)) => {
+                if let Some(id) = p.packet_id {
+                    raw.send(Packet::PubAck(id)).await;
+                }
+                again.insert(p.payload);
+            }
+            Some(_) => {}
+            None => panic!("closed with {} of {RETAINED}", again.len()),
+        }
+    }
+    assert!(first.is_subset(&again));
+    drop(raw);
+    stop(broker).await;
+}
