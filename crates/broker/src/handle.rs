@@ -25,8 +25,6 @@ use mqgate_store::{MemoryStore, RedbStore, Store, StoreLimits, DEFAULT_FILE_NAME
 
 /// How long [`BrokerHandle::shutdown`] waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How often expired messages are swept from the store.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// A configured broker, not yet listening. Build one with [`Broker::builder`].
 pub struct Broker {
@@ -126,7 +124,8 @@ impl Broker {
             Arc::new(Shared::new(self.config, auth, store, shutdown_rx).map_err(BrokerError::Io)?);
         // Sessions, subscriptions and retained messages are back before anyone can connect.
         persist::restore(&shared).map_err(|e| BrokerError::Store(e.to_string()))?;
-        tokio::spawn(persist::sweep_loop(shared.clone(), SWEEP_EVERY));
+        let every = persist::sweep_interval(shared.session_config.message_ttl_ms);
+        tokio::spawn(persist::sweep_loop(shared.clone(), every));
         let bound = bind_all(&shared).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();

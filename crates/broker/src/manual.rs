@@ -54,8 +54,9 @@
 //!   them), like routed ones.
 //! - At start the store's sessions (offline, with subscriptions in the trie and queues),
 //!   and retained messages are restored before any listener opens. A file that cannot be
-//!   read stops start-up with an error naming it. Every minute a sweep removes expired
-//!   messages in batches of 1024.
+//!   read stops start-up with an error naming it. A sweep removes expired messages in
+//!   batches of 1024, every quarter of `message_ttl_ms` (at least every 100 ms, at most
+//!   every minute).
 //! - When the store refuses a write, the connections waiting for it close without their
 //!   acknowledgements (`store_errors`); other connections are unaffected.
 //!

@@ -477,6 +477,13 @@ pub(crate) fn restore(shared: &Shared) -> Result<(), mqgate_store::StoreError> {
     Ok(())
 }
 
+/// How often the sweep runs: a quarter of the message TTL, between 100 ms and a minute (so
+/// an expired message stays on disk at most a quarter TTL longer, and a 3-day TTL costs one
+/// small transaction a minute).
+pub(crate) fn sweep_interval(message_ttl_ms: u64) -> Duration {
+    Duration::from_millis((message_ttl_ms / 4).clamp(100, 60_000))
+}
+
 /// Expires old messages from the store every `every`, in bounded batches, until shutdown.
 pub(crate) async fn sweep_loop(shared: Arc<Shared>, every: Duration) {
     let mut shutdown = shared.shutdown.clone();

@@ -237,3 +237,59 @@ async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_rest
     drop(raw);
     stop(broker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_expired_messages_from_the_store() {
+    use std::sync::Arc;
+
+    use mqgate_broker::SessionLimits;
+    use mqgate_store::{RedbStore, Store, StoreLimits};
+
+    const TTL_MS: u64 = 1_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = StoreLimits {
+        message_ttl_ms: TTL_MS,
+        ..StoreLimits::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path(), limits).expect("store"));
+    let config = BrokerConfig {
+        session: SessionLimits {
+            message_ttl_ms: TTL_MS,
+            ..SessionLimits::default()
+        },
+        ..BrokerConfig::ephemeral()
+    };
+    let broker = Broker::builder()
+        .config(config)
+        .store(store.clone())
+        .build()
+        .start()
+        .await
+        .expect("broker starts");
+    let mut sub = Client::connect(&broker, "sweep-sub", false).await;
+    subscribe(&mut sub, "old/#", QoS::AtLeastOnce).await;
+    sub.disconnect().await;
+    broker
+        .publish(
+            "old/news",
+            "stale soon",
+            mqgate_codec::QoS::AtLeastOnce,
+            false,
+        )
+        .await
+        .expect("published");
+    let stored = store.stats().expect("stats");
+    assert_eq!((stored.messages, stored.queued), (1, 1), "queued durably");
+    // The sweep runs every TTL / 4: bounded polling, not a timing claim.
+    let mut swept = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = store.stats().expect("stats");
+        if (now.messages, now.queued) == (0, 0) {
+            swept = true;
+            break;
+        }
+    }
+    assert!(swept, "the expired message left the store");
+    broker.shutdown().await;
+}
