@@ -2,6 +2,7 @@
 # Side-by-side benchmark: mqgate against Mosquitto and rumqttd on this machine (loopback).
 #
 #   benches/compare.sh [--quick] [--reps N] [--out DIR] [--only REGEX]
+#   benches/compare.sh --durable [--quick] [--reps N] [--out DIR]
 #
 # --only runs just the scenarios whose arguments match REGEX (grep -E), e.g. 'fan-in'.
 #
@@ -11,6 +12,15 @@
 # broker (so RSS numbers are not left over from the previous scenario). Prints the medians
 # and the ratio of mqgate to the best peer; raw JSON lines stay in the output directory.
 # Every process this script starts is stopped on exit.
+#
+# --durable runs the durable scenario instead (issue 9): per broker and repetition, on a
+# fresh data directory, `mqgate-bench durable --phase fill` (1000 persistent sessions
+# subscribe and leave, 4 publishers send 64 B QoS 1 messages spread over them; the
+# acknowledged ones are written down), the size of the data files, SIGKILL, a start on the
+# same data, `--phase drain` (acknowledged messages that do not come back are `acked_lost`).
+# mqgate uses redb (benches/peers/mqgate-durable.toml); Mosquitto runs with `persistence
+# true` as shipped otherwise (it snapshots every autosave_interval, 1800 s, and on a clean
+# shutdown).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,25 +29,30 @@ QUICK=0
 REPS=3
 OUT=""
 ONLY=""
+DURABLE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; REPS=1 ;;
+    --durable) DURABLE=1 ;;
     --reps) REPS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
 OUT=${OUT:-target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 PEERS="$ROOT/.cache/peers"
 MQGATE_PORT=18831    # also in benches/peers/mqgate.toml
 MOSQUITTO_PORT=18832 # also in benches/peers/mosquitto.conf
 RUMQTTD_PORT=18833   # also in benches/peers/rumqttd.toml
+MQGATE_DURABLE_PORT=18835 # also in benches/peers/mqgate-durable.toml
+MOSQUITTO_DURABLE_PORT=18837
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -50,7 +65,7 @@ fi
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 RUMQTTD="$PEERS/bin/rumqttd"
-if [ ! -x "$RUMQTTD" ]; then
+if [ $DURABLE -eq 0 ] && [ ! -x "$RUMQTTD" ]; then
   say "installing rumqttd 0.20.0 into $PEERS (cargo install, cached)"
   if ! cargo install rumqttd --version 0.20.0 --no-default-features --locked --root "$PEERS" \
       >"$OUT/rumqttd-install.log" 2>&1; then
@@ -77,7 +92,7 @@ MQGATE="$ROOT/target/release/mqgate"
 BROKER_PID=""
 stop_broker() {
   if [ -n "$BROKER_PID" ]; then
-    kill "$BROKER_PID" 2>/dev/null || true
+    kill -"${1:-TERM}" "$BROKER_PID" 2>/dev/null || true
     wait "$BROKER_PID" 2>/dev/null || true
     BROKER_PID=""
   fi
@@ -89,9 +104,12 @@ port_of() {
     mqgate) echo $MQGATE_PORT ;;
     mosquitto) echo $MOSQUITTO_PORT ;;
     rumqttd) echo $RUMQTTD_PORT ;;
+    mqgate-durable) echo $MQGATE_DURABLE_PORT ;;
+    mosquitto-durable) echo $MOSQUITTO_DURABLE_PORT ;;
   esac
 }
 
+# start_broker NAME [DATA_DIR]: the -durable names keep their state in DATA_DIR.
 start_broker() {
   local log="$OUT/$1.log"
   case "$1" in
@@ -101,6 +119,16 @@ start_broker() {
       ;;
     mosquitto) "$MOSQUITTO" -c benches/peers/mosquitto.conf >>"$log" 2>&1 & ;;
     rumqttd) "$RUMQTTD" -q -c benches/peers/rumqttd.toml >>"$log" 2>&1 & ;;
+    mqgate-durable)
+      RUST_LOG=warn "$MQGATE" --config benches/peers/mqgate-durable.toml --data-dir "$2" \
+        >>"$log" 2>&1 &
+      ;;
+    mosquitto-durable)
+      # The committed config plus where this run keeps its snapshot.
+      { cat benches/peers/mosquitto-durable.conf; echo "persistence_location $2/"; } \
+        > "$2/mosquitto.conf"
+      "$MOSQUITTO" -c "$2/mosquitto.conf" >>"$log" 2>&1 &
+      ;;
   esac
   BROKER_PID=$!
   local port; port=$(port_of "$1")
@@ -111,6 +139,57 @@ start_broker() {
   say "$1 did not open port $port (see $log)"
   return 1
 }
+
+machine() {
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "kernel: $(uname -r)"
+  echo "disk: $(df -T "$OUT" | awk 'NR==2 {print $2}') under $OUT"
+  echo "brokers: mqgate $(git rev-parse --short HEAD), $("$MOSQUITTO" -h 2>/dev/null | head -1), rumqttd $([ -x "$RUMQTTD" ] && echo 0.20.0 || echo absent)"
+  echo "mode: $([ $QUICK -eq 1 ] && echo quick || echo full)$([ $DURABLE -eq 1 ] && echo ', durable'), $REPS repetition(s)"
+}
+
+# ---- durable -----------------------------------------------------------------------------
+if [ $DURABLE -eq 1 ]; then
+  trap 'stop_broker KILL' EXIT INT TERM
+  MESSAGES=$([ $QUICK -eq 1 ] && echo 100000 || echo 500000)
+  machine | tee "$OUT/machine.txt" >&2
+  data_bytes() { find "$1" -type f \( -name '*.redb' -o -name '*.db' \) -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
+  durable_phase() { # BROKER PHASE ACKED_FILE
+    "$BENCH" durable --phase "$2" --acked-file "$3" --target 127.0.0.1:"$(port_of "$1-durable")" \
+      --label "$1" --broker-pid "$BROKER_PID" --messages "$MESSAGES" --clients 1000 \
+      --publishers 4 --seconds 120 >>"$RESULTS" 2>>"$OUT/runs.log" \
+      || say "$2 failed (see $OUT/runs.log)"
+    tail -n 1 "$OUT/runs.log" | cut -c1-200 >&2
+  }
+  for rep in $(seq "$REPS"); do
+    for broker in mqgate mosquitto; do
+      data="$OUT/$broker-data-$rep"; acked="$OUT/$broker-acked-$rep.txt"; mkdir -p "$data"
+      start_broker "$broker-durable" "$data" || { stop_broker KILL; continue; }
+      say "rep $rep/$REPS $broker: fill"
+      durable_phase "$broker" fill "$acked"
+      bytes=$(data_bytes "$data"); stored=$(wc -l < "$acked" 2>/dev/null || echo 0)
+      echo "{\"broker\":\"$broker\",\"data_bytes\":$bytes,\"acked\":$stored}" >> "$OUT/disk.jsonl"
+      say "$broker: $bytes bytes of data files for $stored acknowledged messages; SIGKILL"
+      stop_broker KILL
+      start_broker "$broker-durable" "$data" || { stop_broker KILL; continue; }
+      say "rep $rep/$REPS $broker: drain"
+      durable_phase "$broker" drain "$acked"
+      stop_broker TERM
+    done
+  done
+  "$BENCH" summarize --ours mqgate "$RESULTS" | tee "$OUT/summary.md"
+  python3 - "$OUT/disk.jsonl" <<'PY' | tee -a "$OUT/summary.md"
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+for broker in ("mqgate", "mosquitto"):
+    per = [r["data_bytes"] / r["acked"] for r in rows if r["broker"] == broker and r["acked"]]
+    if per:
+        print(f"{broker}: median {statistics.median(per):.0f} bytes of data files per acknowledged message, before the SIGKILL")
+PY
+  say "raw results: $RESULTS; summary: $OUT/summary.md"
+  exit 0
+fi
 
 # ---- scenarios ---------------------------------------------------------------------------
 if [ $QUICK -eq 1 ]; then
@@ -134,13 +213,7 @@ SCENARIOS=(
   "--scenario connections --clients $CONNS"
 )
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-  echo "kernel: $(uname -r)"
-  echo "brokers: mqgate $(git rev-parse --short HEAD), $("$MOSQUITTO" -h 2>/dev/null | head -1), rumqttd $([ -x "$RUMQTTD" ] && echo 0.20.0 || echo absent)"
-  echo "mode: $([ $QUICK -eq 1 ] && echo quick || echo full), $REPS repetition(s)"
-} | tee "$OUT/machine.txt" >&2
+machine | tee "$OUT/machine.txt" >&2
 
 for rep in $(seq "$REPS"); do
   for scenario in "${SCENARIOS[@]}"; do

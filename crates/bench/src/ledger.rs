@@ -109,6 +109,14 @@ impl Ledger {
         self.delivered.count()
     }
 
+    /// Deliveries that repeated one already seen (those naming no message of this run aside).
+    pub fn duplicated(&self) -> u64 {
+        self.received
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.unique())
+            .saturating_sub(self.foreign.load(Ordering::Relaxed))
+    }
+
     /// Acknowledged messages that did not reach every receiver they were meant for.
     pub fn acked_lost(&self) -> u64 {
         (0..self.messages)

@@ -42,6 +42,7 @@
 
 mod clock;
 mod connections;
+mod durable;
 mod error;
 mod ledger;
 pub mod manual;
@@ -55,6 +56,7 @@ mod wire;
 
 pub use clock::RunClock;
 pub use connections::run_connections;
+pub use durable::{run_durable_drain, run_durable_fill};
 pub use error::BenchError;
 pub use ledger::{quantile, AtomicBits, Ledger};
 pub use plan::{
@@ -88,6 +90,9 @@ pub async fn run(config: &RunConfig, allow_non_loopback: bool) -> Result<RunRepo
     check_target(config.target, allow_non_loopback)?;
     match config.scenario {
         Scenario::Connections => run_connections(config).await,
+        Scenario::Durable => Err(BenchError::InvalidPlan(
+            "durable runs in two phases: run_durable_fill, then run_durable_drain",
+        )),
         _ => run_traffic(config).await,
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mqgate_bench::{parse_reports, run, summarize, RunConfig, Scenario};
+use mqgate_bench::{
+    parse_reports, run, run_durable_drain, run_durable_fill, summarize, RunConfig, Scenario,
+};
 
 /// Load generator for MQTT 3.1.1 brokers (loopback only unless told otherwise).
 #[derive(Debug, Parser)]
@@ -19,6 +21,10 @@ struct Cli {
 enum Command {
     /// Run one scenario: one JSON line on stdout, a table row on stderr.
     Run(RunArgs),
+    /// The durable scenario: `fill` persistent offline sessions with QoS 1 messages (the
+    /// acknowledged ones are written to `--acked-file`), or, after the broker was killed and
+    /// restarted, `drain` them and count acknowledged messages that were lost.
+    Durable(DurableArgs),
     /// Read JSON lines files and print medians and ratios as a markdown table.
     Summarize {
         /// Label of our broker, compared with the best of the others.
@@ -29,8 +35,9 @@ enum Command {
     },
 }
 
+/// What every traffic run is given.
 #[derive(Debug, clap::Args)]
-struct RunArgs {
+struct LoadArgs {
     /// Broker address.
     #[arg(long, default_value = "127.0.0.1:1883")]
     target: SocketAddr,
@@ -40,16 +47,10 @@ struct RunArgs {
     /// PID of the broker, for its CPU and memory from /proc.
     #[arg(long)]
     broker_pid: Option<u32>,
-    /// The scenario.
-    #[arg(long, value_enum)]
-    scenario: Scenario,
-    /// QoS of publishes and subscriptions (0 or 1).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
-    qos: u8,
     /// Payload bytes (at least 16).
     #[arg(long, default_value_t = 64)]
     payload: usize,
-    /// Messages to publish in total.
+    /// Messages to publish in total (durable drain: the same number as its fill).
     #[arg(long, default_value_t = 100_000)]
     messages: u64,
     /// Hard time bound in seconds, setup included.
@@ -58,15 +59,45 @@ struct RunArgs {
     /// Publisher connections (0: the scenario's default).
     #[arg(long, default_value_t = 0)]
     publishers: usize,
-    /// Subscribers, wildcard filters, or idle connections (0: the scenario's default).
+    /// Subscribers, wildcard filters, idle connections or persistent sessions (0: the
+    /// scenario's default).
     #[arg(long, default_value_t = 0)]
     clients: usize,
-    /// Messages per second in the latency scenario.
-    #[arg(long, default_value_t = 10_000)]
-    rate: u64,
     /// QoS 1 messages in flight per publisher.
     #[arg(long, default_value_t = 256)]
     inflight: usize,
+}
+
+impl LoadArgs {
+    fn config(self, scenario: Scenario, qos: u8) -> RunConfig {
+        RunConfig {
+            label: self.label,
+            broker_pid: self.broker_pid,
+            qos,
+            payload: self.payload,
+            messages: self.messages,
+            seconds: self.seconds,
+            publishers: self.publishers,
+            clients: self.clients,
+            inflight: self.inflight,
+            ..RunConfig::new(self.target, scenario)
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The scenario.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// QoS of publishes and subscriptions (0 or 1).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: u8,
+    /// Messages per second in the latency scenario.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
     /// Runtime worker threads of the generator.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -75,9 +106,28 @@ struct RunArgs {
     allow_non_loopback: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    Fill,
+    Drain,
+}
+
+#[derive(Debug, clap::Args)]
+struct DurableArgs {
+    /// `fill` (sessions subscribe and leave, publishers send) or `drain` (sessions return).
+    #[arg(long, value_enum)]
+    phase: Phase,
+    /// Where `fill` writes the acknowledged sequence numbers and `drain` reads them.
+    #[arg(long, value_name = "FILE")]
+    acked_file: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run_one(args),
+        Command::Durable(args) => durable(args),
         Command::Summarize { ours, files } => {
             let mut reports = Vec::new();
             for file in files {
@@ -98,28 +148,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_one(args: RunArgs) -> ExitCode {
-    let config = RunConfig {
-        label: args.label,
-        broker_pid: args.broker_pid,
-        qos: args.qos,
-        payload: args.payload,
-        messages: args.messages,
-        seconds: args.seconds,
-        publishers: args.publishers,
-        clients: args.clients,
-        rate: args.rate,
-        inflight: args.inflight,
-        ..RunConfig::new(args.target, args.scenario)
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
+fn durable(args: DurableArgs) -> ExitCode {
+    let config = args.load.config(Scenario::Durable, 1);
+    if let Err(e) = mqgate_bench::check_target(config.target, false) {
+        eprintln!("mqgate-bench: {e}");
+        return ExitCode::FAILURE;
+    }
+    let file = args.acked_file;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(rt) => rt.block_on(run(&config, args.allow_non_loopback)),
-        Err(e) => Err(e.into()),
-    };
+        .build()
+        .map_err(mqgate_bench::BenchError::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                match args.phase {
+                    Phase::Fill => run_durable_fill(&config, &file).await,
+                    Phase::Drain => run_durable_drain(&config, &file).await,
+                }
+            })
+        });
+    report(result, &config)
+}
+
+fn report(
+    result: Result<mqgate_bench::RunReport, mqgate_bench::BenchError>,
+    config: &RunConfig,
+) -> ExitCode {
     match result {
         Ok(report) => {
             match serde_json::to_string(&report) {
@@ -137,4 +192,20 @@ fn run_one(args: RunArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_one(args: RunArgs) -> ExitCode {
+    let config = RunConfig {
+        rate: args.rate,
+        ..args.load.config(args.scenario, args.qos)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(run(&config, args.allow_non_loopback)),
+        Err(e) => Err(e.into()),
+    };
+    report(result, &config)
 }

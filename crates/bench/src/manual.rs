@@ -26,6 +26,16 @@
 //!   handshakes in flight. Connect
 //!   rate is N over the time to the last CONNACK; memory per connection is the broker's RSS
 //!   growth, read 1 s after the last CONNACK, divided by N.
+//! - **durable** (`mqgate-bench durable`, `benches/compare.sh --durable`): two phases around a
+//!   SIGKILL. *fill*: N clients (1 000) connect with cleanSession = 0, subscribe to
+//!   `dev/{i}/cmd` at QoS 1 and disconnect; 4 publishers then send 64 B QoS 1 messages
+//!   spread over them as in many-topics, each with at most `--inflight` unacknowledged.
+//!   `deliveries_per_s` is acknowledged messages over the time from the first publish to the
+//!   last PUBACK, and the acknowledged sequence numbers are written to `--acked-file`. The
+//!   script then measures the data files, SIGKILLs the broker and starts it again on the
+//!   same data. *drain*: the clients reconnect with cleanSession = 0 and read until every
+//!   acknowledged message arrived or nothing arrived for 3 s; `acked_lost` counts the
+//!   acknowledged messages that did not arrive.
 //!
 //! ## Accounting
 //!

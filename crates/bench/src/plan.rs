@@ -25,6 +25,9 @@ pub enum Scenario {
     Latency,
     /// N idle connections: connect rate and broker memory per connection.
     Connections,
+    /// N persistent sessions (default 1 000) on `dev/{i}/cmd`, offline; QoS 1 publishes
+    /// spread over them must be stored durably before their PUBACK (`mqgate-bench durable`).
+    Durable,
 }
 
 impl fmt::Display for Scenario {
@@ -37,6 +40,7 @@ impl fmt::Display for Scenario {
             Scenario::Wildcard => "wildcard",
             Scenario::Latency => "latency",
             Scenario::Connections => "connections",
+            Scenario::Durable => "durable",
         })
     }
 }
@@ -95,7 +99,7 @@ impl RunConfig {
     /// Publisher connections after defaults.
     pub fn publisher_count(&self) -> usize {
         match (self.publishers, self.scenario) {
-            (0, Scenario::FanIn) => 4,
+            (0, Scenario::FanIn | Scenario::Durable) => 4,
             (0, _) => 1,
             (n, _) => n,
         }
@@ -106,6 +110,7 @@ impl RunConfig {
         match (self.clients, self.scenario) {
             (0, Scenario::FanIn | Scenario::Latency) => 1,
             (0, Scenario::FanOut) => 100,
+            (0, Scenario::Durable) => 1_000,
             (0, _) => 10_000,
             (n, _) => n,
         }
@@ -162,7 +167,9 @@ impl Plan {
                 };
                 (subs, fan as u64, 1)
             }
-            Scenario::ManyTopics => (one(|i| vec![format!("dev/{i}/cmd")]), 1, n),
+            Scenario::ManyTopics | Scenario::Durable => {
+                (one(|i| vec![format!("dev/{i}/cmd")]), 1, n)
+            }
             Scenario::P2p => (one(|_| Vec::new()), 1, n),
             Scenario::Wildcard => {
                 let connections = n.div_ceil(WILDCARD_FILTERS_PER_CONNECTION);
@@ -193,7 +200,7 @@ impl Plan {
     pub fn topic(&self, sequence: u64) -> (String, Option<usize>) {
         let pick = usize::try_from(mix(sequence) % self.targets.max(1) as u64).unwrap_or(0);
         match self.scenario {
-            Scenario::ManyTopics => (format!("dev/{pick}/cmd"), Some(pick)),
+            Scenario::ManyTopics | Scenario::Durable => (format!("dev/{pick}/cmd"), Some(pick)),
             Scenario::P2p => (format!("bench/p2p/{}", subscriber_id(pick)), Some(pick)),
             Scenario::Wildcard => {
                 let connections = self.subscribers.len().max(1);

@@ -29,7 +29,7 @@ use crate::{source_address, BenchError};
 const BATCH: usize = 64;
 
 /// How long the run waits for more deliveries once publishing is over and none arrive.
-const DRAIN_IDLE: Duration = Duration::from_millis(1500);
+pub(crate) const DRAIN_IDLE: Duration = Duration::from_millis(1500);
 
 /// Runs one traffic scenario to completion (or to its time bound) and reports it.
 pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
@@ -73,19 +73,7 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
                 conns.push((index, stream, rx));
             }
             let _ = ready.send(()).await;
-            let loops = conns.into_iter().map(|(index, stream, rx)| {
-                read_deliveries(
-                    stream,
-                    rx,
-                    index as u64,
-                    &ledger,
-                    clock,
-                    stop.clone(),
-                    latency,
-                )
-            });
-            let samples: Vec<u64> = join_all(loops).await.into_iter().flatten().collect();
-            Ok::<Vec<u64>, BenchError>(samples)
+            Ok::<Vec<u64>, BenchError>(read_all(conns, &ledger, clock, stop, latency).await)
         }));
     }
     drop(ready_tx);
@@ -179,9 +167,7 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
         acked: ledger.acked.count(),
         received,
         lost: ledger.expected().saturating_sub(unique),
-        duplicated: received
-            .saturating_sub(unique)
-            .saturating_sub(ledger.foreign.load(Ordering::Relaxed)),
+        duplicated: ledger.duplicated(),
         acked_lost: ledger.acked_lost(),
         deliveries_per_s: unique as f64 / duration_s.max(1e-9),
         duration_s,
@@ -189,21 +175,30 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
         p50_us: us(0.5),
         p99_us: us(0.99),
         p999_us: us(0.999),
-        broker_cpu_s: broker.map(|b| b.cpu_s),
-        broker_cpu_s_per_million: broker.map(|b| b.cpu_s / (unique.max(1) as f64 / 1e6)),
-        broker_rss_peak_kb: broker.map(|b| b.peak_rss_kb),
-        broker_hwm_kb: broker.map(|b| b.end.hwm_kb),
-        broker_rss_kb: broker.map(|b| b.end.rss_kb),
-        generator_cpu_s: generator_before
-            .zip(generator_after)
-            .map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
         connections: total as u64,
-        connect_per_s: None,
-        broker_bytes_per_connection: None,
+        ..usage(broker, generator_before.zip(generator_after), unique)
     })
 }
 
-fn join_error(e: tokio::task::JoinError) -> BenchError {
+/// A report holding only the broker's and the generator's resource use over a run that
+/// counted `units` (deliveries, or acknowledged messages).
+pub(crate) fn usage(
+    broker: Option<crate::BrokerUsage>,
+    generator: Option<(crate::ProcessSample, crate::ProcessSample)>,
+    units: u64,
+) -> RunReport {
+    RunReport {
+        broker_cpu_s: broker.map(|b| b.cpu_s),
+        broker_cpu_s_per_million: broker.map(|b| b.cpu_s / (units.max(1) as f64 / 1e6)),
+        broker_rss_peak_kb: broker.map(|b| b.peak_rss_kb),
+        broker_hwm_kb: broker.map(|b| b.end.hwm_kb),
+        broker_rss_kb: broker.map(|b| b.end.rss_kb),
+        generator_cpu_s: generator.map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
+        ..RunReport::default()
+    }
+}
+
+pub(crate) fn join_error(e: tokio::task::JoinError) -> BenchError {
     BenchError::Io(std::io::Error::other(e))
 }
 
@@ -221,6 +216,29 @@ async fn first_finished_with_error(
         }
     }
     None
+}
+
+/// Reads every connection of a group (index, stream, bytes after CONNACK) until told to
+/// stop; returns their delay samples (ns) when `latency` is set.
+pub(crate) async fn read_all(
+    conns: Vec<(usize, TcpStream, BytesMut)>,
+    ledger: &Ledger,
+    clock: RunClock,
+    stop: watch::Receiver<bool>,
+    latency: bool,
+) -> Vec<u64> {
+    let loops = conns.into_iter().map(|(index, stream, rx)| {
+        read_deliveries(
+            stream,
+            rx,
+            index as u64,
+            ledger,
+            clock,
+            stop.clone(),
+            latency,
+        )
+    });
+    join_all(loops).await.into_iter().flatten().collect()
 }
 
 /// Reads one subscriber connection until told to stop, recording every delivery and
@@ -272,7 +290,7 @@ async fn read_deliveries(
 
 /// Publishes publisher `p`'s share of the messages (`p`, `p + P`, `p + 2P`, ...).
 #[allow(clippy::too_many_arguments)]
-async fn publish(
+pub(crate) async fn publish(
     stream: TcpStream,
     _rx: BytesMut,
     p: usize,

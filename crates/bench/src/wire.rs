@@ -66,8 +66,17 @@ pub async fn open_tcp(
 ///
 /// Returns whatever bytes arrived after the CONNACK, which belong to the caller.
 pub async fn handshake(stream: &mut TcpStream, client_id: &str) -> Result<BytesMut, BenchError> {
+    handshake_with(stream, client_id, true).await
+}
+
+/// [`handshake`] with the cleanSession flag given (`false`: a persistent session).
+pub async fn handshake_with(
+    stream: &mut TcpStream,
+    client_id: &str,
+    clean_session: bool,
+) -> Result<BytesMut, BenchError> {
     let connect = Connect {
-        clean_session: true,
+        clean_session,
         keep_alive: 120,
         client_id: ByteStr::try_from(client_id)
             .map_err(|_| BenchError::Handshake(format!("bad client id {client_id:?}")))?,

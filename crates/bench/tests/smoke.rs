@@ -1,7 +1,7 @@
 //! The generator against mqgate's broker, in process: a fan-in QoS 1 run must account for
 //! every message, and the loopback guard must hold.
 
-use mqgate_bench::{run, BenchError, RunConfig, Scenario};
+use mqgate_bench::{run, run_durable_drain, run_durable_fill, BenchError, RunConfig, Scenario};
 use mqgate_broker::{Broker, BrokerConfig, ListenerKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,6 +30,57 @@ async fn fan_in_qos1_against_mqgate_loses_nothing() {
     assert!(!report.timed_out);
     assert!(report.deliveries_per_s > 0.0);
     assert!(report.broker_rss_peak_kb.is_some_and(|kb| kb > 0));
+    handle.shutdown().await;
+}
+
+/// Both phases of the durable scenario, around a restart on the same store (in memory here:
+/// the crash itself is the broker's crash test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_fill_then_drain_after_a_restart_loses_nothing() {
+    let store: std::sync::Arc<dyn mqgate_store::Store> =
+        std::sync::Arc::new(mqgate_store::MemoryStore::new());
+    let start = || {
+        Broker::builder()
+            .config(BrokerConfig::ephemeral())
+            .store(store.clone())
+            .build()
+            .start()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acked_file = dir.path().join("acked.txt");
+
+    let handle = start().await.expect("broker starts");
+    let mut config = RunConfig::new(
+        handle.local_addr(ListenerKind::Tcp).expect("tcp"),
+        Scenario::Durable,
+    );
+    config.qos = 1;
+    config.clients = 50;
+    config.messages = 3000;
+    config.seconds = 20.0;
+    let fill = run_durable_fill(&config, &acked_file)
+        .await
+        .expect("fill completes");
+    assert_eq!(
+        (fill.sent, fill.acked, fill.received),
+        (3000, 3000, 0),
+        "{fill:?}"
+    );
+    let written = std::fs::read_to_string(&acked_file).expect("acked file");
+    assert_eq!(written.lines().count(), 3000);
+    handle.shutdown().await;
+
+    let handle = start().await.expect("broker starts again");
+    config.target = handle.local_addr(ListenerKind::Tcp).expect("tcp");
+    let drain = run_durable_drain(&config, &acked_file)
+        .await
+        .expect("drain completes");
+    assert_eq!(drain.acked, 3000, "{drain:?}");
+    assert_eq!(
+        (drain.received, drain.acked_lost, drain.duplicated),
+        (3000, 0, 0),
+        "{drain:?}"
+    );
     handle.shutdown().await;
 }
 

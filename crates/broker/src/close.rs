@@ -72,6 +72,9 @@ pub(crate) enum CloseReason {
     /// The broker is shutting down.
     #[error("broker shutting down")]
     Shutdown,
+    /// The store refused a write this connection waited for (no acknowledgement was sent).
+    #[error("store write failed: {0}")]
+    Store(String),
 }
 
 impl From<DecodeError> for CloseReason {
@@ -107,7 +110,10 @@ impl CloseReason {
                 tracing::debug!(client, reason = %self, "connection closed");
                 return;
             }
-            CloseReason::Io(_) | CloseReason::WriteTimeout | CloseReason::Encode(_) => {
+            CloseReason::Io(_)
+            | CloseReason::WriteTimeout
+            | CloseReason::Encode(_)
+            | CloseReason::Store(_) => {
                 tracing::info!(client, reason = %self, "connection closed");
                 return;
             }

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::clock::unix_time_ms;
 use crate::close::{check_filters, CloseReason};
 use crate::io::Io;
+use crate::persist;
 use crate::registry::{drain_drops, Delivery, Kick};
 use crate::router::{Blocked, RouteScratch};
 use crate::shared::Shared;
@@ -48,6 +49,10 @@ pub(crate) struct Online<S> {
     /// A delivery taken from the inbox that the session's queue has no room for yet.
     pub(crate) held: Option<Delivery>,
     pub(crate) scratch: RouteScratch,
+    /// What this persistent session last wrote to the store.
+    pub(crate) saved: persist::Saved,
+    /// Routed messages whose acknowledgement waits for a store commit.
+    pub(crate) acks: persist::PendingAcks,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
@@ -91,7 +96,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 biased;
                 kick = &mut self.kick => return CloseReason::kicked(kick),
                 _ = self.shutdown.changed() => return CloseReason::Shutdown,
-                read = self.io.read_more() => match read {
+                committed = self.acks.next_commit(&self.shared), if self.acks.is_waiting() => {
+                    if let Err(reason) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.shared)) {
+                        return reason;
+                    }
+                }
+                read = self.io.read_more(), if self.acks.has_room() => match read {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(_) => {
                         if let Err(reason) = self.handle_received() {
@@ -123,6 +133,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     async fn flush(&mut self) -> Result<(), CloseReason> {
+        // A persistent session's changed state is durable before the client hears of it.
+        self.saved.sync(&self.session, &self.shared).await?;
         let limit = self.shared.config.limits.backpressure_timeout;
         let session = &mut self.session;
         self.io
@@ -207,11 +219,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         return Err(CloseReason::InvalidTopic(error));
                     }
                     if !crate::auth::may_publish(&self.shared, &self.grants, &publish.topic) {
-                        // Acknowledged all the same, or the client would resend it forever.
-                        if let Some(token) = token {
-                            self.session.inbound_done(token);
-                        }
+                        // Acknowledged all the same, or the client would resend it forever;
+                        // in order, after the acknowledgements still waiting for a commit.
+                        self.acks.push(token, None, &mut self.session);
                         continue;
+                    }
+                    // A QoS 2 id awaiting PUBREL commits with the message it guards.
+                    let received = publish
+                        .packet_id
+                        .filter(|_| publish.qos == QoS::ExactlyOnce);
+                    if received.is_some() {
+                        self.saved
+                            .ops(&self.session, received, &mut self.scratch.ops);
                     }
                     let message = Arc::new(Message {
                         id: self.shared.router.next_id(),
@@ -229,12 +248,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         &mut self.scratch,
                     );
                     self.wait_blocked().await?;
-                    if let Some(token) = token {
-                        self.session.inbound_done(token);
-                    }
+                    let ticket = self.scratch.ticket.take();
+                    self.acks.push(token, ticket, &mut self.session);
                 }
                 Event::Subscribe { packet_id, filters } => {
                     check_filters(filters.iter().map(|e| e.filter.as_str()))?;
+                    self.acks.release(&mut self.session, &self.shared).await?;
                     let router = &self.shared.router;
                     let mut granted = Vec::with_capacity(filters.len());
                     let mut retained = Vec::new();
@@ -261,6 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         granted.push((entry.filter, qos));
                     }
                     self.session.subscribed(packet_id, granted);
+                    persist::enqueue_retained(&self.shared, &self.session, &retained).await?;
                     for (message, qos) in retained {
                         let outcome = self.session.handle_delivery(message, qos, now);
                         self.count(outcome);
@@ -268,6 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 }
                 Event::Unsubscribe { packet_id, filters } => {
                     check_filters(filters.iter().map(|f| f.as_str()))?;
+                    self.acks.release(&mut self.session, &self.shared).await?;
                     for filter in &filters {
                         self.shared.router.unsubscribe(&self.client, filter);
                     }
@@ -379,6 +400,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.session.subscriptions().to_vec()
         };
         let will = self.session.connection_lost(now);
+        // Acknowledgements that came in last are saved; a failure was logged and counted.
+        let _ = self.saved.sync(&self.session, &shared).await;
         shared.router.unsubscribe_all(&self.client, &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
         // handed over, so a persistent session keeps every message promised to it.

@@ -35,12 +35,15 @@ pub fn drive_connection(input: &[u8]) -> Vec<u8> {
         let mut config = BrokerConfig::ephemeral();
         config.limits.max_packet_size = 64 * 1024;
         config.limits.connect_timeout = Duration::from_millis(200);
-        let shared = Arc::new(Shared::new(
-            config,
-            Access::only(Box::new(AllowAnonymous)),
-            Arc::new(mqgate_store::MemoryStore::new()),
-            shutdown,
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                config,
+                Access::only(Box::new(AllowAnonymous)),
+                Arc::new(mqgate_store::MemoryStore::new()),
+                shutdown,
+            )
+            .expect("the store writer thread starts"),
+        );
         let (mut client, server) = tokio::io::duplex(256 * 1024);
         let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
         let task = tokio::spawn(serve(server, peer, shared));

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 use crate::auth::{Access, Authenticator, TokenWatch};
 use crate::clock::unix_time_ms;
 use crate::listener::{accept_loop, bind_all, ListenerKind};
+use crate::persist;
 use crate::registry::{Attach, Delivery, OnlineLink};
 use crate::router::RouteScratch;
 use crate::shared::Shared;
@@ -109,7 +110,13 @@ impl Broker {
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(self.config, access, store, shutdown_rx));
+        let shared = Arc::new(
+            Shared::new(self.config, access, store, shutdown_rx).map_err(BrokerError::Io)?,
+        );
+        // Sessions, subscriptions and retained messages are back before anyone can connect.
+        persist::restore(&shared).map_err(|e| BrokerError::Store(e.to_string()))?;
+        let every = persist::sweep_interval(shared.session_config.message_ttl_ms);
+        tokio::spawn(persist::sweep_loop(shared.clone(), every));
         let bound = bind_all(&shared).await?;
         let http = crate::http::bind(&shared.config).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
@@ -266,8 +273,9 @@ impl BrokerHandle {
         shared
             .router
             .route(&message, retain, None, now, &mut scratch);
+        let ticket = scratch.ticket.take();
         let limits = &shared.config.limits;
-        if shared
+        if !shared
             .router
             .settle(
                 scratch.blocked,
@@ -276,10 +284,12 @@ impl BrokerHandle {
             )
             .await
         {
-            Ok(message.id)
-        } else {
-            Err(BrokerError::Backpressure)
+            return Err(BrokerError::Backpressure);
         }
+        persist::committed(shared, ticket)
+            .await
+            .map_err(|e| BrokerError::Store(e.to_string()))?;
+        Ok(message.id)
     }
 
     /// A backend consumer of `filter` (plain, or `$share/{group}/{filter}` to consume in a
@@ -298,6 +308,7 @@ impl BrokerHandle {
             channel,
             inbox,
             kick: None,
+            persistent: false,
         };
         if !matches!(
             shared
@@ -362,8 +373,9 @@ impl BrokerHandle {
         &self.inner.shared
     }
 
-    /// Stops accepting, closes every connection (persistent sessions stay in memory), and
-    /// waits for the connection tasks to end (at most 5 s).
+    /// Stops accepting, closes every connection (persistent sessions stay in memory and in
+    /// the store), waits for the connection tasks to end (at most 5 s), then for the store
+    /// writes they made (at most 5 s more).
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         let all = u32::try_from(self.inner.max_connections).unwrap_or(u32::MAX);
@@ -371,6 +383,8 @@ impl BrokerHandle {
         if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
             tracing::warn!("connections still open after the shutdown grace period");
         }
+        // What the closing connections saved is on disk before this returns.
+        self.inner.shared.router.persist.flush(SHUTDOWN_GRACE).await;
     }
 }
 

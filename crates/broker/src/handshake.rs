@@ -103,6 +103,7 @@ where
         channel,
         inbox: inbox_tx,
         kick: Some(kick_tx),
+        persistent: !connect.clean_session,
     };
     let registry = &shared.router.registry;
     let mut pending = Vec::new();
@@ -121,9 +122,14 @@ where
         stored.unwrap_or_else(|| Box::new(Session::new(client_id.clone(), shared.session_config)));
     session.set_config(shared.session_config);
     if connect.clean_session {
-        // The stored state is discarded by `connect`; its subscriptions leave the trie too.
+        // The stored state is discarded by `connect`; its subscriptions leave the trie too,
+        // and a persistent session's record and queue leave the store.
         let old = session.subscriptions().to_vec();
         shared.router.unsubscribe_all(&client, &old);
+        if session.is_persistent() {
+            let mut ops = vec![mqgate_store::Op::RemoveSession(client_id.clone())];
+            let _ = shared.router.persist.submit(&mut ops);
+        }
     }
     let now = unix_time_ms();
     if let Err(error) = session.connect(connect, now) {
@@ -162,6 +168,8 @@ where
         events,
         held: None,
         scratch: RouteScratch::default(),
+        saved: crate::persist::Saved::default(),
+        acks: crate::persist::PendingAcks::default(),
     })
 }
 

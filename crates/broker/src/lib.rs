@@ -57,6 +57,7 @@ mod io;
 mod listener;
 pub mod manual;
 mod metrics;
+mod persist;
 mod registry;
 mod router;
 mod shared;

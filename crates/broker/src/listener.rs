@@ -192,12 +192,15 @@ mod tests {
     #[tokio::test]
     async fn a_tcp_connection_task_stays_small() {
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
-        let shared = Arc::new(Shared::new(
-            crate::BrokerConfig::ephemeral(),
-            crate::auth::Access::only(Box::new(crate::AllowAnonymous)),
-            Arc::new(mqgate_store::MemoryStore::new()),
-            shutdown,
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                crate::BrokerConfig::ephemeral(),
+                crate::auth::Access::only(Box::new(crate::AllowAnonymous)),
+                Arc::new(mqgate_store::MemoryStore::new()),
+                shutdown,
+            )
+            .expect("the store writer starts"),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let stream = TcpStream::connect(addr).await.expect("connect");

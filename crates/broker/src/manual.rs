@@ -22,8 +22,43 @@
 //! ## Offline messages (SPEC section 3)
 //!
 //! The session crate applies the QoS x cleanSession table. The broker keeps a persistent
-//! session in its registry slot while the client is away (in memory in this landing; the
-//! durable store is a later one) and queues into it; the session resends after CONNECT.
+//! session in its registry slot while the client is away and queues into it; the session
+//! resends after CONNECT.
+//!
+//! ## Durability (issue 9)
+//!
+//! SPEC: a message the broker has acknowledged for a persistent session survives a crash.
+//! Everything durable goes through one store writer (a thread): connection tasks submit ops,
+//! the writer applies everything waiting as one transaction (group commit: one fsync for
+//! the writes of every connection that was waiting) and publishes the last committed
+//! submission; a task awaits its submission's ticket.
+//!
+//! - A QoS 1 or 2 message routed to a persistent session (online or offline, plain or P2P)
+//!   is enqueued in the store for that session, once per message body. The enqueues are
+//!   submitted before any receiver gets the message, so anything a receiver writes about it
+//!   later commits after them. The publisher's PUBACK (PUBREC) is sent only once the
+//!   transaction holding them committed; a connection routes everything one read brought,
+//!   then waits once for the last commit. Traffic that reaches no persistent session submits
+//!   nothing.
+//! - A persistent session saves its record (subscriptions, outbound in-flight packet ids,
+//!   inbound QoS 2 ids awaiting PUBREL) whenever it changed, and the save commits before the
+//!   connection writes to its client. So a QoS 2 PUBLISH goes out only with its packet id on
+//!   disk (after a crash it is resent with DUP and the same id, never as a new message), a
+//!   SUBACK only once the subscription is durable, a PUBCOMP only once the id left the
+//!   awaiting set. A message moving from the queue into flight leaves the stored queue in
+//!   the same transaction. A persistent publisher's QoS 2 id awaiting PUBREL commits in the
+//!   transaction of its message, so a resent PUBLISH after a crash is recognised.
+//! - A CONNECT with cleanSession = 1 removes a stored session; retained messages are written
+//!   through (set and clear). The retained messages a new subscription of a persistent
+//!   session receives at QoS 1 or 2 are enqueued for it (committed before the session takes
+//!   them), like routed ones.
+//! - At start the store's sessions (offline, with subscriptions in the trie and queues),
+//!   and retained messages are restored before any listener opens. A file that cannot be
+//!   read stops start-up with an error naming it. A sweep removes expired messages in
+//!   batches of 1024, every quarter of `message_ttl_ms` (at least every 100 ms, at most
+//!   every minute).
+//! - When the store refuses a write, the connections waiting for it close without their
+//!   acknowledgements (`store_errors`); other connections are unaffected.
 //!
 //! ## Takeover
 //!

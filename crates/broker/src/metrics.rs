@@ -97,4 +97,9 @@ counters! {
     api_auth_failures,
     /// HTTP API requests answered with a 4xx or 5xx status.
     api_errors,
+    /// Transactions the store writer committed (each carries the writes of every connection
+    /// that was waiting: group commit).
+    store_commits,
+    /// Store writes that failed (their acknowledgements were not sent) and failed sweeps.
+    store_errors,
 }

@@ -49,6 +49,8 @@ pub(crate) struct OnlineLink {
     /// Fired to close this connection: a newer one takes its client id over, the API closes
     /// it, or its token went bad.
     pub(crate) kick: Option<oneshot::Sender<Kick>>,
+    /// cleanSession = 0: what is routed to it at QoS 1 or 2 is written to the store.
+    pub(crate) persistent: bool,
 }
 
 /// Why a connection is told to close from outside its task.
@@ -239,6 +241,22 @@ impl Registry {
                     Target::Done(DeliveryOutcome::Queued, 0)
                 }
             }
+        }
+    }
+
+    /// Puts a restored persistent session in place, offline (start-up, before any connection).
+    pub(crate) fn insert_offline(&self, client_id: Arc<str>, session: Box<Session>) {
+        self.shard(&client_id)
+            .lock()
+            .insert(client_id, Slot::Offline(session));
+    }
+
+    /// Whether `client_id` has a persistent session (online, offline or being taken over).
+    pub(crate) fn is_persistent(&self, client_id: &str) -> bool {
+        match self.shard(client_id).lock().get(client_id) {
+            Some(Slot::Online(link) | Slot::Handover { next: link, .. }) => link.persistent,
+            Some(Slot::Offline(_)) => true,
+            None => false,
         }
     }
 

@@ -13,11 +13,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use mqgate_codec::{Packet, Publish, QoS};
 use mqgate_session::{DeliveryOutcome, Message, MessageId, Subscription};
+use mqgate_store::Op;
 use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
 use parking_lot::RwLock;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::clock::unix_time_ms;
+use crate::persist::{enqueue_op, Persist, Ticket};
 use crate::registry::{Delivery, Registry, Target};
 use crate::Metrics;
 
@@ -42,6 +44,11 @@ pub(crate) struct RouteScratch {
     matches: Matches<Arc<str>, QoS>,
     targets: Vec<(Arc<str>, QoS)>,
     pub(crate) blocked: Vec<Blocked>,
+    /// Store writes of the next route (a caller may add its own first; they commit with the
+    /// route's in one transaction).
+    pub(crate) ops: Vec<Op>,
+    /// The commit the last routed message's acknowledgement waits for, if it had to be durable.
+    pub(crate) ticket: Option<Ticket>,
     /// Receivers this publisher gave up waiting for at QoS 0, until when (ms): QoS 0
     /// messages to them are dropped at once meanwhile. A handful at most; a linear scan.
     stalled: Vec<(Arc<str>, u64)>,
@@ -94,10 +101,12 @@ pub(crate) struct Router {
     pub(crate) registry: Registry,
     pub(crate) metrics: Arc<Metrics>,
     ids: MessageIds,
+    /// The store writer: durable deliveries and retained messages go through it.
+    pub(crate) persist: Persist,
 }
 
 impl Router {
-    pub(crate) fn new(metrics: Arc<Metrics>, handover_limit: usize) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, handover_limit: usize, persist: Persist) -> Self {
         // Without OS randomness the counter alone still keeps ids unique for this process.
         let prefix = getrandom::u64().unwrap_or(0);
         Router {
@@ -109,6 +118,7 @@ impl Router {
                 prefix,
                 counter: AtomicU64::new(0),
             },
+            persist,
         }
     }
 
@@ -120,6 +130,12 @@ impl Router {
     /// Routes `message` (its `retain` flag already false, as existing subscribers see it).
     /// With `retain`, it also sets (or, with an empty payload, clears) the retained message of
     /// its topic. Deliveries that must wait for inbox room are left in `scratch.blocked`.
+    ///
+    /// Durability: the `Enqueue` of every QoS 1 or 2 delivery to a persistent session, the
+    /// retained change and whatever the caller put in `scratch.ops` are submitted to the store
+    /// as one transaction *before* any receiver gets the message; `scratch.ticket` is then
+    /// the commit an acknowledgement must wait for. Nothing is submitted for a message no
+    /// persistent session receives.
     pub(crate) fn route(
         &self,
         message: &Arc<Message>,
@@ -132,6 +148,7 @@ impl Router {
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
         scratch.targets.clear();
+        scratch.ticket = None;
         match P2pAddress::parse(&message.topic) {
             Ok(Some(address)) => {
                 // P2P: no trie lookup, no retained message whatever the flag says, and the
@@ -143,13 +160,15 @@ impl Router {
                         .then(|| qos0_frame(message))
                         .flatten(),
                 };
+                self.durable(address.target_client_id, message, QoS::ExactlyOnce, scratch);
+                self.submit(scratch);
                 if let Some(blocked) = self.deliver(address.target_client_id, delivery, now) {
                     scratch.keep_blocked(blocked, now, &self.metrics);
                 }
             }
             Ok(None) => {
                 if retain {
-                    self.set_retained(message);
+                    self.set_retained(message, &mut scratch.ops);
                 }
                 self.trie.read().match_topic_with(
                     &message.topic,
@@ -163,10 +182,19 @@ impl Router {
                         .iter()
                         .map(|(client, qos)| (client.clone(), *qos)),
                 );
+                if message.qos != QoS::AtMostOnce {
+                    for (client, granted) in &scratch.targets {
+                        if let Some(op) = self.durable_op(client, message, *granted) {
+                            scratch.ops.push(op);
+                        }
+                    }
+                }
+                self.submit(scratch);
             }
             Err(error) => {
                 tracing::debug!(topic = %message.topic, %error, "P2P address with an invalid target");
                 self.metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
+                self.submit(scratch);
             }
         }
         let mut targets = std::mem::take(&mut scratch.targets);
@@ -188,6 +216,35 @@ impl Router {
             }
         }
         scratch.targets = targets;
+    }
+
+    fn durable_op(&self, client: &str, message: &Arc<Message>, granted: QoS) -> Option<Op> {
+        if self.registry.is_persistent(client) {
+            enqueue_op(client, message, granted)
+        } else {
+            None
+        }
+    }
+
+    fn durable(
+        &self,
+        client: &str,
+        message: &Arc<Message>,
+        granted: QoS,
+        scratch: &mut RouteScratch,
+    ) {
+        if message.qos != QoS::AtMostOnce {
+            if let Some(op) = self.durable_op(client, message, granted) {
+                scratch.ops.push(op);
+            }
+        }
+    }
+
+    /// Submits `scratch.ops` (if any) and keeps the latest ticket.
+    fn submit(&self, scratch: &mut RouteScratch) {
+        if let Some(ticket) = self.persist.submit(&mut scratch.ops) {
+            scratch.ticket = Some(ticket);
+        }
     }
 
     /// Hands one delivery to its receiver; `Some` when the receiver's inbox is full, and the
@@ -361,17 +418,29 @@ impl Router {
         found
     }
 
-    fn set_retained(&self, message: &Message) {
+    fn set_retained(&self, message: &Message, ops: &mut Vec<Op>) {
         let mut retained = self.retained.write();
         if message.payload.is_empty() {
-            retained.remove(&message.topic);
+            if retained.remove(&message.topic).is_some() {
+                ops.push(Op::ClearRetained(message.topic.clone()));
+            }
         } else {
             let kept = Arc::new(Message {
                 retain: true,
                 ..message.clone()
             });
             // A topic deeper than the index allows is simply not retained.
-            let _ = retained.set(&message.topic, kept);
+            if retained.set(&message.topic, kept.clone()).is_ok() {
+                ops.push(Op::SetRetained(kept));
+            }
+        }
+    }
+
+    /// Puts back a retained message read from the store at start-up.
+    pub(crate) fn restore_retained(&self, message: Arc<Message>) {
+        let topic = message.topic.clone();
+        if self.retained.write().set(&topic, message).is_err() {
+            tracing::warn!(%topic, "stored retained message not restored: topic too deep");
         }
     }
 }

@@ -8,6 +8,7 @@ use mqgate_topic::ClientIdRules;
 use tokio::sync::watch;
 
 use crate::auth::Access;
+use crate::persist::Persist;
 use crate::router::Router;
 use crate::status::StatusHub;
 use crate::{BrokerConfig, Metrics};
@@ -42,15 +43,16 @@ impl Shared {
         access: Access,
         store: Arc<dyn Store>,
         shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::default());
         let session_config = config.session.session_config();
-        Shared {
+        let persist = Persist::start(store.clone(), metrics.clone())?;
+        Ok(Shared {
             client_id_rules: ClientIdRules {
                 max_len: config.limits.max_client_id_len,
                 ..ClientIdRules::default()
             },
-            router: Router::new(metrics.clone(), session_config.max_queued_messages),
+            router: Router::new(metrics.clone(), session_config.max_queued_messages, persist),
             status: StatusHub::new(config.limits.status_channel_capacity),
             session_config,
             metrics,
@@ -58,6 +60,6 @@ impl Shared {
             store,
             shutdown,
             config,
-        }
+        })
     }
 }

@@ -117,17 +117,25 @@ impl Session {
     /// The persistent part by reference only; pair it with the messages of
     /// [`SessionRecord::message_ids`], stored wherever the store keeps messages.
     pub fn record(&self) -> SessionRecord {
+        let mut record = self.record_without_queue();
+        record.queue = self
+            .queue
+            .iter()
+            .map(|q| QueuedRef {
+                message: q.message.id,
+                qos: q.qos,
+            })
+            .collect();
+        record
+    }
+
+    /// [`record`](Self::record) with an empty `queue`: for a store that keeps the queue
+    /// itself, entry by entry, and saves the rest whenever it changes (cheap to call often).
+    pub fn record_without_queue(&self) -> SessionRecord {
         SessionRecord {
             client_id: self.client_id.clone(),
             subscriptions: self.subscriptions.clone(),
-            queue: self
-                .queue
-                .iter()
-                .map(|q| QueuedRef {
-                    message: q.message.id,
-                    qos: q.qos,
-                })
-                .collect(),
+            queue: Vec::new(),
             inflight: self
                 .inflight
                 .iter()
@@ -144,6 +152,12 @@ impl Session {
             awaiting_pubrel: self.inbound.stored_ids().collect(),
             next_packet_id: self.inflight.next_packet_id(),
         }
+    }
+
+    /// The bodies of the outbound messages in flight and not yet released (those a resume
+    /// sends again), in the order they were first sent.
+    pub fn inflight_messages(&self) -> impl Iterator<Item = &Arc<Message>> + '_ {
+        self.inflight.iter().filter_map(|e| e.message.as_ref())
     }
 
     /// Rebuilds an offline, persistent session from a snapshot. The queue's limits and age

@@ -36,6 +36,12 @@
 //! in flight to a client keeps its body until that flight ends: the session needs it to
 //! resend.
 //!
+//! ## Moving into flight
+//!
+//! [`Op::Dequeue`](crate::Op::Dequeue) removes one message's entry from a queue wherever it
+//! is: the broker sends it with the `SaveSession` that records the message in flight, so
+//! the message is never both queued and in flight in the store.
+//!
 //! ## Sessions and their queues
 //!
 //! A saved session record holds subscriptions, in-flight messages (by id) and the inbound

@@ -29,6 +29,15 @@ pub enum Op {
         /// The last sequence number removed.
         through_seq: u64,
     },
+    /// Removes the entry of `message` from a client's queue, wherever it is in the queue (the
+    /// session moved it in flight, or a client acknowledged out of order). No entry, no
+    /// change: the op is idempotent.
+    Dequeue {
+        /// The queue's client id.
+        client_id: ByteStr,
+        /// The message whose entry goes.
+        message: mqgate_session::MessageId,
+    },
     /// Saves a persistent session: subscriptions, in-flight and awaiting-PUBREL state,
     /// packet id counter. `record.queue` is NOT stored: the offline queue is the store's own
     /// (kept by `Enqueue` and `Ack`), and [`Store::load_sessions`](crate::Store::load_sessions)

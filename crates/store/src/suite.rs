@@ -184,6 +184,37 @@ fn fan_out_stores_one_body_until_every_queue_acked(make: Make) {
     assert_eq!(store.stats().unwrap().messages, 0);
 }
 
+fn dequeue_removes_one_entry_anywhere(make: Make) {
+    let store = make(no_limits());
+    let shared = message(1, 0);
+    store
+        .apply(&[
+            enqueue("a", &shared),
+            enqueue("a", &message(2, 0)),
+            enqueue("a", &message(3, 0)),
+            enqueue("b", &shared),
+        ])
+        .unwrap();
+    let dequeue = |client: &'static str, id| Op::Dequeue {
+        client_id: ByteStr::from_static(client),
+        message: MessageId(id),
+    };
+    // The middle entry, then one that is not there (idempotent), then the shared body's.
+    store
+        .apply(&[dequeue("a", 2), dequeue("a", 2), dequeue("a", 1)])
+        .unwrap();
+    assert_eq!(queued_ids(&*store, "a"), [3]);
+    assert_eq!(queued_ids(&*store, "b"), [1], "only a's entry went");
+    assert!(store.get_message(MessageId(1)).unwrap().is_some());
+    store.apply(&[dequeue("b", 1)]).unwrap();
+    assert_eq!(
+        store.get_message(MessageId(1)).unwrap(),
+        None,
+        "last ref gone"
+    );
+    assert_eq!(store.queue_stats("a").unwrap().messages, 1);
+}
+
 fn limits_drop_the_oldest(make: Make) {
     let size = message(0, 0).size() as u64;
     // (limits, messages enqueued, ids left)
@@ -452,6 +483,10 @@ macro_rules! suite {
             #[test]
             fn fan_out_stores_one_body_until_every_queue_acked() {
                 super::fan_out_stores_one_body_until_every_queue_acked($backend);
+            }
+            #[test]
+            fn dequeue_removes_one_entry_anywhere() {
+                super::dequeue_removes_one_entry_anywhere($backend);
             }
             #[test]
             fn limits_drop_the_oldest() {

@@ -172,6 +172,13 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 client_id,
                 through_seq,
             } => remove_slots(t, client_id, *through_seq, &mut pending)?,
+            Op::Dequeue { client_id, message } => {
+                for (client, seq) in t.queue_refs(*message)? {
+                    if client == client_id.as_str() {
+                        remove_slot(t, client_id, seq, &mut pending)?;
+                    }
+                }
+            }
             Op::SaveSession { record, messages } => {
                 release_inflight(t, &record.client_id, &mut pending)?;
                 for message in messages {

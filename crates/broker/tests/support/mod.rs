@@ -42,6 +42,8 @@ pub struct Client {
     pub connacks: mpsc::UnboundedReceiver<bool>,
     /// Return codes of every SUBACK, in order.
     pub subacks: mpsc::UnboundedReceiver<Vec<rumqttc::SubscribeReasonCode>>,
+    /// Session-present flag of the first CONNACK (taken from `connacks`).
+    pub session_present: bool,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -61,7 +63,7 @@ impl Client {
         let present = timeout(WAIT, c.connacks.recv())
             .await
             .expect("CONNACK in time");
-        assert!(present.is_some(), "connected");
+        c.session_present = present.expect("connected");
         c
     }
 
@@ -91,6 +93,7 @@ impl Client {
             publishes,
             connacks,
             subacks,
+            session_present: false,
             task,
         }
     }
@@ -192,12 +195,17 @@ pub struct Raw {
 
 impl Raw {
     pub async fn open(broker: &BrokerHandle) -> Raw {
-        let stream = TcpStream::connect(tcp_addr(broker)).await.expect("connect");
-        Raw {
+        Raw::open_at(tcp_addr(broker)).await.expect("connect")
+    }
+
+    /// Opens a connection to any broker (a child process, say); `None` if it refuses.
+    pub async fn open_at(addr: SocketAddr) -> Option<Raw> {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        Some(Raw {
             stream,
             rx: BytesMut::new(),
             decoder: Decoder::new(4 * 1024 * 1024),
-        }
+        })
     }
 
     /// Opens and sends CONNECT; expects CONNACK 0.
