@@ -20,7 +20,9 @@ use mqgate_session::{DeliveryOutcome, Event, Message, Session};
 use mqgate_status::{ChannelId, ConnectionEvents};
 use mqgate_topic::TopicName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
+
+use crate::inbox as mpsc;
 
 use crate::clock::unix_time_ms;
 use crate::close::{check_filters, CloseReason};

@@ -11,7 +11,9 @@ use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{Message, MessageId};
 use mqgate_status::{ChannelId, StatusEvent};
 use mqgate_topic::TopicName;
-use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+use tokio::sync::{broadcast, watch, Semaphore};
+
+use crate::inbox as mpsc;
 
 use crate::auth::{Access, Authenticator, TokenWatch};
 use crate::clock::unix_time_ms;

@@ -9,7 +9,9 @@ use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, Packet};
 use mqgate_session::Session;
 use mqgate_status::{ChannelId, ConnectionEvents};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::inbox as mpsc;
 
 use crate::clock::unix_time_ms;
 use crate::close::CloseReason;

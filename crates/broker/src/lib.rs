@@ -53,6 +53,7 @@ pub mod fuzzing;
 mod handle;
 mod handshake;
 mod http;
+mod inbox;
 mod io;
 mod listener;
 pub mod manual;

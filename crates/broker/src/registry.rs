@@ -14,7 +14,9 @@ use mqgate_codec::QoS;
 use mqgate_session::{DeliveryOutcome, DropReason, Event, Message, Session};
 use mqgate_status::ChannelId;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::inbox as mpsc;
 
 use crate::config::TakeoverPolicy;
 

@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::inbox::{self as mpsc, TrySendError};
 use bytes::{Bytes, BytesMut};
 use mqgate_codec::{Packet, Publish, QoS};
 use mqgate_session::{DeliveryOutcome, Message, MessageId, Subscription};
 use mqgate_store::Op;
 use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
 use parking_lot::RwLock;
-use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::clock::unix_time_ms;
 use crate::persist::{enqueue_op, Persist, Ticket};
