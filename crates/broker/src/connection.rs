@@ -437,8 +437,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.session.subscriptions().to_vec()
         };
         let will = self.session.connection_lost(now);
-        // Acknowledgements that came in last are saved; a failure was logged and counted.
-        let _ = self.saved.sync(&self.session, &shared).await;
+        // Acknowledgements that came in last are saved (a failure was logged and counted; a
+        // stalled store does not hold the connection's end past the backpressure timeout).
+        let limit = shared.config.limits.backpressure_timeout;
+        let _ = tokio::time::timeout(limit, self.saved.sync(&self.session, &shared)).await;
         shared.router.unsubscribe_all(&self.client, &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
         // handed over, so a persistent session keeps every message promised to it.
