@@ -120,15 +120,19 @@ start_broker() {
         >>"$log" 2>&1 &
       ;;
     mosquitto-durable)
-      # The committed config plus where this run keeps its snapshot.
+      # The committed config plus where this run keeps its snapshot, writable by the user
+      # Mosquitto drops to when started as root.
       { cat benches/peers/mosquitto-durable.conf; echo "persistence_location $2/"; } \
         > "$2/mosquitto.conf"
+      chmod a+rwx "$2"
       "$MOSQUITTO" -c "$2/mosquitto.conf" >>"$log" 2>&1 &
       ;;
   esac
   BROKER_PID=$!
   local port; port=$(port_of "$1")
-  for _ in $(seq 100); do
+  # A durable broker restores its store before it listens: give it up to a minute.
+  local tries=100; [[ "$1" == *-durable ]] && tries=1200
+  for _ in $(seq "$tries"); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
