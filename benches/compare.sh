@@ -52,7 +52,7 @@ MQGATE_PORT=18831    # also in benches/peers/mqgate.toml
 MOSQUITTO_PORT=18832 # also in benches/peers/mosquitto.conf
 RUMQTTD_PORT=18833   # also in benches/peers/rumqttd.toml
 MQGATE_DURABLE_PORT=18835 # also in benches/peers/mqgate-durable.toml
-MOSQUITTO_DURABLE_PORT=18837
+MOSQUITTO_DURABLE_PORT=18837 # also in benches/peers/mosquitto-durable.conf
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -124,15 +124,19 @@ start_broker() {
         >>"$log" 2>&1 &
       ;;
     mosquitto-durable)
-      # The committed config plus where this run keeps its snapshot.
+      # The committed config plus where this run keeps its snapshot, writable by the user
+      # Mosquitto drops to when started as root.
       { cat benches/peers/mosquitto-durable.conf; echo "persistence_location $2/"; } \
         > "$2/mosquitto.conf"
+      chmod a+rwx "$2"
       "$MOSQUITTO" -c "$2/mosquitto.conf" >>"$log" 2>&1 &
       ;;
   esac
   BROKER_PID=$!
   local port; port=$(port_of "$1")
-  for _ in $(seq 100); do
+  # A durable broker restores its store before it listens: give it up to a minute.
+  local tries=100; [[ "$1" == *-durable ]] && tries=1200
+  for _ in $(seq "$tries"); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
@@ -155,10 +159,10 @@ if [ $DURABLE -eq 1 ]; then
   MESSAGES=$([ $QUICK -eq 1 ] && echo 100000 || echo 500000)
   machine | tee "$OUT/machine.txt" >&2
   data_bytes() { find "$1" -type f \( -name '*.redb' -o -name '*.db' \) -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
-  durable_phase() { # BROKER PHASE ACKED_FILE
+  durable_phase() { # BROKER PHASE ACKED_FILE [RESULTS_FILE]
     "$BENCH" durable --phase "$2" --acked-file "$3" --target 127.0.0.1:"$(port_of "$1-durable")" \
       --label "$1" --broker-pid "$BROKER_PID" --messages "$MESSAGES" --clients 1000 \
-      --publishers 4 --seconds 120 >>"$RESULTS" 2>>"$OUT/runs.log" \
+      --publishers 4 --seconds 120 >>"${4:-$RESULTS}" 2>>"$OUT/runs.log" \
       || say "$2 failed (see $OUT/runs.log)"
     tail -n 1 "$OUT/runs.log" | cut -c1-200 >&2
   }
@@ -178,14 +182,27 @@ if [ $DURABLE -eq 1 ]; then
       stop_broker TERM
     done
   done
+  # Bytes per stored message as each broker keeps them after a clean shutdown (Mosquitto
+  # writes its snapshot then): one more fill each, not counted in the medians.
+  for broker in mqgate mosquitto; do
+    data="$OUT/$broker-data-clean"; mkdir -p "$data"
+    start_broker "$broker-durable" "$data" || { stop_broker KILL; continue; }
+    say "$broker: fill, then a clean shutdown"
+    durable_phase "$broker" fill "$OUT/$broker-acked-clean.txt" "$OUT/clean.jsonl"
+    stop_broker TERM
+    bytes=$(data_bytes "$data"); stored=$(wc -l < "$OUT/$broker-acked-clean.txt" 2>/dev/null || echo 0)
+    echo "{\"broker\":\"$broker\",\"data_bytes\":$bytes,\"acked\":$stored,\"clean\":true}" >> "$OUT/disk.jsonl"
+  done
   "$BENCH" summarize --ours mqgate "$RESULTS" | tee "$OUT/summary.md"
   python3 - "$OUT/disk.jsonl" <<'PY' | tee -a "$OUT/summary.md"
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 for broker in ("mqgate", "mosquitto"):
-    per = [r["data_bytes"] / r["acked"] for r in rows if r["broker"] == broker and r["acked"]]
-    if per:
-        print(f"{broker}: median {statistics.median(per):.0f} bytes of data files per acknowledged message, before the SIGKILL")
+    for clean, when in ((False, "while running, before the SIGKILL"), (True, "after a clean shutdown")):
+        per = [r["data_bytes"] / r["acked"] for r in rows
+               if r["broker"] == broker and r["acked"] and r.get("clean", False) == clean]
+        if per:
+            print(f"{broker}: median {statistics.median(per):.0f} bytes of data files per stored message, {when}")
 PY
   say "raw results: $RESULTS; summary: $OUT/summary.md"
   exit 0

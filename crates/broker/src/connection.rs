@@ -401,9 +401,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         } else {
             self.session.subscriptions().to_vec()
         };
+        // Messages routed but not yet acknowledged are safe once their commit is done: tell the
+        // session, so a QoS 2 resend on the next connection is answered, not left hanging. A
+        // stalled store holds the end of the connection at most the backpressure timeout.
+        let limit = shared.config.limits.backpressure_timeout;
+        let _ = tokio::time::timeout(limit, self.acks.release(&mut self.session, &shared)).await;
         let will = self.session.connection_lost(now);
-        // Acknowledgements that came in last are saved; a failure was logged and counted.
-        let _ = self.saved.sync(&self.session, &shared).await;
+        // Acknowledgements that came in last are saved (a failure was logged and counted).
+        let _ = tokio::time::timeout(limit, self.saved.sync(&self.session, &shared)).await;
         shared.router.unsubscribe_all(&self.client, &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
         // handed over, so a persistent session keeps every message promised to it.

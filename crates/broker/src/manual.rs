@@ -57,6 +57,10 @@
 //!   read stops start-up with an error naming it. A sweep removes expired messages in
 //!   batches of 1024, every quarter of `message_ttl_ms` (at least every 100 ms, at most
 //!   every minute).
+//! - A connection that ends while acknowledgements wait for a commit first waits (at most
+//!   the backpressure timeout) for that commit and marks those messages safe in the session:
+//!   a persistent publisher that resends a QoS 2 PUBLISH on its next connection gets its
+//!   PUBREC, and the message is not routed twice.
 //! - When the store refuses a write, the connections waiting for it close without their
 //!   acknowledgements (`store_errors`); other connections are unaffected.
 //!

@@ -38,6 +38,14 @@ async fn start_on(dir: &Path) -> BrokerHandle {
     panic!("broker did not start on {}: {last:?}", dir.display());
 }
 
+/// A broker on `dir` with a persistent client subscribed to `filter` at QoS 2.
+async fn with_subscriber(dir: &Path, id: &str, filter: &str) -> (BrokerHandle, Client) {
+    let broker = start_on(dir).await;
+    let mut sub = Client::connect(&broker, id, false).await;
+    subscribe(&mut sub, filter, QoS::ExactlyOnce).await;
+    (broker, sub)
+}
+
 async fn stop(broker: BrokerHandle) {
     broker.shutdown().await;
     drop(broker);
@@ -49,9 +57,7 @@ async fn persistent_sessions_queues_and_retained_messages_survive_a_restart() {
 
     // First life: a persistent subscriber subscribes and leaves; messages arrive for it
     // while it is away; a retained message is set.
-    let broker = start_on(dir.path()).await;
-    let mut sub = Client::connect(&broker, "sub-1", false).await;
-    subscribe(&mut sub, "orders/#", QoS::ExactlyOnce).await;
+    let (broker, sub) = with_subscriber(dir.path(), "sub-1", "orders/#").await;
     sub.disconnect().await;
     let mut publisher = Client::connect(&broker, "pub-1", true).await;
     for (n, qos) in [
@@ -292,4 +298,46 @@ async fn the_sweep_removes_expired_messages_from_the_store() {
     }
     assert!(swept, "the expired message left the store");
     broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_publish_cut_off_before_its_pubrec_is_answered_when_resent() {
+    use mqgate_codec::{Connect, Packet, PacketId, Publish};
+    use support::Raw;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, mut sub) = with_subscriber(dir.path(), "cut-sub", "cut/#").await;
+    let id = PacketId::new(9).expect("non-zero");
+    let publish = |dup| {
+        Packet::Publish(Publish {
+            dup,
+            qos: mqgate_codec::QoS::ExactlyOnce,
+            retain: false,
+            topic: "cut/a".try_into().expect("topic"),
+            packet_id: Some(id),
+            payload: bytes::Bytes::from_static(b"once"),
+        })
+    };
+    let connect = Packet::Connect(Box::new(Connect {
+        client_id: "cut-pub".try_into().expect("id"),
+        keep_alive: 60,
+        clean_session: false,
+        ..Connect::default()
+    }));
+    // The publisher sends and goes away at once, before any PUBREC could come back.
+    let mut raw = Raw::open(&broker).await;
+    raw.send(connect.clone()).await;
+    raw.send(publish(false)).await;
+    drop(raw);
+    assert_eq!(&sub.next().await.payload[..], b"once");
+    // It comes back and sends the PUBLISH again: PUBREC, and no second delivery.
+    let mut raw = Raw::open(&broker).await;
+    raw.send(connect).await;
+    assert!(matches!(raw.recv().await, Some(Packet::ConnAck(_))));
+    raw.send(publish(true)).await;
+    assert_eq!(raw.recv().await, Some(Packet::PubRec(id)));
+    raw.send(Packet::PubRel(id)).await;
+    assert_eq!(raw.recv().await, Some(Packet::PubComp(id)));
+    sub.expect_nothing(Duration::from_millis(300)).await;
+    stop(broker).await;
 }

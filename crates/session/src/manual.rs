@@ -109,3 +109,7 @@
 //! their packet ids and stage, the inbound awaiting-PUBREL ids, plus the packet id counter.
 //! [`Session::record`](crate::Session::record) is the same with messages by id only, for a
 //! store that keeps each message once however many sessions hold it.
+//! [`Session::record_without_queue`](crate::Session::record_without_queue) leaves the queue
+//! out, for a store that keeps the queue itself entry by entry (the broker saves it whenever
+//! it changed, before writing to the client); the bodies it needs besides the queue's are
+//! [`Session::inflight_messages`](crate::Session::inflight_messages).

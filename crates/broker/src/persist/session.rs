@@ -1,0 +1,231 @@
+//! What connection tasks write: the enqueues of durable deliveries, a persistent session's
+//! record whenever it changed, and the acknowledgements that wait for a commit.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use mqgate_codec::{ByteStr, PacketId, QoS};
+use mqgate_session::{InFlightStage, InboundToken, Message, Session, SessionRecord};
+use mqgate_store::Op;
+
+use super::Ticket;
+use crate::close::CloseReason;
+use crate::shared::Shared;
+
+/// The `Enqueue` of one routed message for one receiver, if it must be durable: a QoS 1 or 2
+/// delivery to a persistent session.
+pub(crate) fn enqueue_op(client: &str, message: &Arc<Message>, granted: QoS) -> Option<Op> {
+    let qos = message.qos.min(granted);
+    if qos == QoS::AtMostOnce {
+        return None;
+    }
+    let client_id = ByteStr::try_from(client).ok()?;
+    Some(Op::Enqueue {
+        client_id,
+        message: message.clone(),
+        qos,
+    })
+}
+
+/// Makes the retained messages a new subscription of a persistent session receives as
+/// durable as routed ones: enqueued in the store (and committed) before the session takes
+/// them, so one that waits in the session's queue survives a crash too.
+///
+/// # Errors
+/// [`CloseReason::Store`] when the store refused the write.
+pub(crate) async fn enqueue_retained(
+    shared: &Shared,
+    session: &Session,
+    retained: &[(Arc<Message>, QoS)],
+) -> Result<(), CloseReason> {
+    if !session.is_persistent() {
+        return Ok(());
+    }
+    let client = session.client_id();
+    let mut ops: Vec<Op> = retained
+        .iter()
+        .filter_map(|(message, granted)| enqueue_op(client, message, *granted))
+        .collect();
+    committed(shared, shared.router.persist.submit(&mut ops)).await
+}
+
+/// What a persistent session last saved, to save again only what changed.
+#[derive(Debug, Default)]
+pub(crate) struct Saved {
+    record: Option<Box<SessionRecord>>,
+    /// Inbound QoS 2 ids saved as awaiting PUBREL before the session itself counts them so
+    /// (their message is still being made safe): kept in every save until it does.
+    routing: Vec<PacketId>,
+}
+
+impl Saved {
+    /// Pushes the ops that save `session` if its persistent state changed since the last
+    /// save (with `received`, an inbound QoS 2 packet id about to be acknowledged, counted as
+    /// awaiting PUBREL already). Entries newly in flight leave the stored queue in the same
+    /// transaction, so a restore never has a message both queued and in flight.
+    pub(crate) fn ops(&mut self, session: &Session, received: Option<PacketId>, ops: &mut Vec<Op>) {
+        if !session.is_persistent() {
+            return;
+        }
+        let mut record = session.record_without_queue();
+        self.routing
+            .retain(|id| record.awaiting_pubrel.binary_search(id).is_err());
+        self.routing.extend(received);
+        for &id in &self.routing {
+            if let Err(at) = record.awaiting_pubrel.binary_search(&id) {
+                record.awaiting_pubrel.insert(at, id);
+            }
+        }
+        if let Some(old) = &self.record {
+            if old.subscriptions == record.subscriptions
+                && old.inflight == record.inflight
+                && old.awaiting_pubrel == record.awaiting_pubrel
+            {
+                return;
+            }
+        }
+        for entry in &record.inflight {
+            let new = self
+                .record
+                .as_ref()
+                .is_none_or(|old| !old.inflight.iter().any(|o| o.message == entry.message));
+            if new && entry.stage == InFlightStage::Published {
+                ops.push(Op::Dequeue {
+                    client_id: record.client_id.clone(),
+                    message: entry.message,
+                });
+            }
+        }
+        ops.push(Op::SaveSession {
+            record: record.clone(),
+            messages: session.inflight_messages().cloned().collect(),
+        });
+        self.record = Some(Box::new(record));
+    }
+
+    /// Saves `session` if it changed and waits for the commit: call before writing to the
+    /// client.
+    ///
+    /// # Errors
+    /// [`CloseReason::Store`] when the store refused the write.
+    pub(crate) async fn sync(
+        &mut self,
+        session: &Session,
+        shared: &Shared,
+    ) -> Result<(), CloseReason> {
+        let mut ops = Vec::new();
+        self.ops(session, None, &mut ops);
+        committed(shared, shared.router.persist.submit(&mut ops)).await
+    }
+}
+
+/// Inbound QoS 1 and 2 messages routed but not yet acknowledged because their store writes
+/// have not committed, in the order they were routed (tickets never decrease). The
+/// connection keeps reading and routing while commits are pending, so its next messages go
+/// into the next commit instead of waiting for this one; each commit then acknowledges
+/// everything it covered at once (commits are ordered: one covers all earlier tickets).
+#[derive(Debug, Default)]
+pub(crate) struct PendingAcks {
+    waiting: VecDeque<(Ticket, InboundToken)>,
+}
+
+/// Most acknowledgements a connection holds back before it stops reading its socket: a
+/// client that never waits for them cannot grow this without bound.
+const MAX_PENDING_ACKS: usize = 4096;
+
+impl PendingAcks {
+    /// The message of `token` is routed; `ticket` is the commit it waits for, if any.
+    /// Without one it is acknowledged at once (the session still sends acknowledgements in
+    /// the order of the PUBLISHes).
+    pub(crate) fn push(
+        &mut self,
+        token: Option<InboundToken>,
+        ticket: Option<Ticket>,
+        session: &mut Session,
+    ) {
+        let Some(token) = token else { return };
+        // PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2): one that needs no
+        // commit of its own still waits behind those that do.
+        match ticket.or_else(|| self.waiting.back().map(|(t, _)| *t)) {
+            None => session.inbound_done(token),
+            Some(ticket) => self.waiting.push_back((ticket, token)),
+        }
+    }
+
+    /// Whether acknowledgements wait for a commit.
+    pub(crate) fn is_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Whether the connection may read more PUBLISHes.
+    pub(crate) fn has_room(&self) -> bool {
+        self.waiting.len() < MAX_PENDING_ACKS
+    }
+
+    /// Resolves when the oldest waiting message's commit is done (cancel-safe).
+    ///
+    /// # Errors
+    /// [`CloseReason::Store`] when the store refused it.
+    pub(crate) async fn next_commit(&self, shared: &Shared) -> Result<(), CloseReason> {
+        let ticket = self.waiting.front().map(|(t, _)| *t);
+        committed(shared, ticket).await
+    }
+
+    /// Acknowledges every waiting message whose commit is done.
+    ///
+    /// # Errors
+    /// [`CloseReason::Store`] when the store refused one of those commits.
+    pub(crate) fn take_committed(
+        &mut self,
+        session: &mut Session,
+        shared: &Shared,
+    ) -> Result<(), CloseReason> {
+        let persist = &shared.router.persist;
+        let done = persist.done();
+        let mut checked = None;
+        while let Some(&(ticket, token)) = self.waiting.front() {
+            if ticket > done {
+                break;
+            }
+            if checked != Some(ticket) {
+                persist.check(ticket).map_err(|e| CloseReason::Store(e.0))?;
+                checked = Some(ticket);
+            }
+            self.waiting.pop_front();
+            session.inbound_done(token);
+        }
+        Ok(())
+    }
+
+    /// Waits for the commit every waiting message needs, then acknowledges them all.
+    ///
+    /// # Errors
+    /// [`CloseReason::Store`] when the store refused a write: nothing more is acknowledged.
+    pub(crate) async fn release(
+        &mut self,
+        session: &mut Session,
+        shared: &Shared,
+    ) -> Result<(), CloseReason> {
+        let last = self.waiting.back().map(|(t, _)| *t);
+        committed(shared, last).await?;
+        for (_, token) in self.waiting.drain(..) {
+            session.inbound_done(token);
+        }
+        Ok(())
+    }
+}
+
+/// Waits for `ticket`'s commit, if there is one.
+///
+/// # Errors
+/// [`CloseReason::Store`] when the store refused the write.
+pub(crate) async fn committed(shared: &Shared, ticket: Option<Ticket>) -> Result<(), CloseReason> {
+    let persist = &shared.router.persist;
+    let result = match ticket {
+        None => return Ok(()),
+        Some(ticket) if persist.done() >= ticket => persist.check(ticket),
+        // Boxed: the wait's state would otherwise be part of every connection's future.
+        Some(ticket) => Box::pin(persist.wait(ticket)).await,
+    };
+    result.map_err(|e| CloseReason::Store(e.0))
+}

@@ -1,0 +1,177 @@
+//! The group-commit writer: one thread applies everything submitted since its last commit
+//! as one transaction and publishes how far it got; submitters await their ticket.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqgate_store::{Op, Store};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use crate::Metrics;
+
+/// A submission's place in the commit order: it is durable once the writer's progress
+/// reaches it.
+pub(crate) type Ticket = u64;
+
+/// Failed tickets remembered for their waiters; older failures are forgotten (their waiters
+/// look within microseconds of the failure).
+const FAILED_MEMORY: usize = 4096;
+
+/// Ops waiting for the writer.
+#[derive(Default)]
+struct Pending {
+    ops: Vec<Op>,
+    /// (end index in `ops`, ticket) of each submission, in order.
+    bounds: Vec<(usize, Ticket)>,
+    next: Ticket,
+    closed: bool,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    done: watch::Sender<Ticket>,
+    failed: Mutex<VecDeque<Ticket>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The store could not commit a submission; the text says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct StoreFailed(pub(crate) String);
+
+/// The group-commit writer: a dedicated thread applying batches to the store.
+pub(crate) struct Persist {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Persist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persist").finish_non_exhaustive()
+    }
+}
+
+impl Persist {
+    /// Starts the writer thread over `store`.
+    pub(crate) fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        let (done, _) = watch::channel(0);
+        let inner = Arc::new(Inner {
+            store,
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            done,
+            failed: Mutex::new(VecDeque::new()),
+            metrics,
+        });
+        let writer = inner.clone();
+        std::thread::Builder::new()
+            .name("mqgate-store".into())
+            .spawn(move || write_loop(&writer))?;
+        Ok(Persist { inner })
+    }
+
+    /// Queues `ops` (drained) as one submission; `None` when there were none.
+    pub(crate) fn submit(&self, ops: &mut Vec<Op>) -> Option<Ticket> {
+        if ops.is_empty() {
+            return None;
+        }
+        let mut pending = self.inner.pending.lock();
+        pending.ops.append(ops);
+        pending.next += 1;
+        let ticket = pending.next;
+        let end = pending.ops.len();
+        pending.bounds.push((end, ticket));
+        drop(pending);
+        self.inner.wake.notify_one();
+        Some(ticket)
+    }
+
+    /// Resolves once the submission of `ticket` committed.
+    ///
+    /// # Errors
+    /// The store refused it, or the writer is gone.
+    pub(crate) async fn wait(&self, ticket: Ticket) -> Result<(), StoreFailed> {
+        let mut done = self.inner.done.subscribe();
+        if done.wait_for(|d| *d >= ticket).await.is_err() {
+            return Err(StoreFailed("the store writer stopped".into()));
+        }
+        self.check(ticket)
+    }
+
+    /// `Err` if the (finished) submission of `ticket` was refused.
+    pub(crate) fn check(&self, ticket: Ticket) -> Result<(), StoreFailed> {
+        if self.inner.failed.lock().contains(&ticket) {
+            return Err(StoreFailed(format!("the store refused write {ticket}")));
+        }
+        Ok(())
+    }
+
+    /// The last ticket whose commit finished (successfully or not: [`wait`](Self::wait) says).
+    pub(crate) fn done(&self) -> Ticket {
+        *self.inner.done.borrow()
+    }
+
+    /// Waits (at most `limit`) until everything submitted so far committed.
+    pub(crate) async fn flush(&self, limit: Duration) {
+        let last = self.inner.pending.lock().next;
+        if tokio::time::timeout(limit, self.wait(last)).await.is_err() {
+            tracing::warn!("store writes still pending after {limit:?}");
+        }
+    }
+}
+
+impl Drop for Persist {
+    fn drop(&mut self) {
+        self.inner.pending.lock().closed = true;
+        self.inner.wake.notify_one();
+    }
+}
+
+/// The writer thread: takes everything pending, applies it as one transaction, publishes
+/// the progress. Ends once closed and drained.
+fn write_loop(inner: &Inner) {
+    let mut ops = Vec::new();
+    let mut bounds = Vec::new();
+    loop {
+        {
+            let mut pending = inner.pending.lock();
+            while pending.ops.is_empty() && !pending.closed {
+                inner.wake.wait(&mut pending);
+            }
+            if pending.ops.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut pending.ops, &mut ops);
+            std::mem::swap(&mut pending.bounds, &mut bounds);
+        }
+        if let Err(error) = inner.store.apply(&ops) {
+            tracing::warn!(%error, ops = ops.len(), "store batch failed; retrying its submissions one by one");
+            let mut start = 0;
+            for &(end, ticket) in &bounds {
+                let Some(part) = ops.get(start..end) else {
+                    break;
+                };
+                if let Err(error) = inner.store.apply(part) {
+                    tracing::error!(%error, ticket, "store write failed; its acknowledgements are not sent");
+                    inner.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                    let mut failed = inner.failed.lock();
+                    if failed.len() >= FAILED_MEMORY {
+                        failed.pop_front();
+                    }
+                    failed.push_back(ticket);
+                }
+                start = end;
+            }
+        }
+        inner.metrics.store_commits.fetch_add(1, Ordering::Relaxed);
+        if let Some(&(_, last)) = bounds.last() {
+            inner.done.send_replace(last);
+        }
+        ops.clear();
+        bounds.clear();
+    }
+}
