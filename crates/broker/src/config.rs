@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     /// Which store keeps persistent sessions, offline queues, retained messages and the
     /// API's registries: the embedded redb file in `data_dir` (the default) or memory only.
     pub storage: StorageKind,
+    /// The RocketMQ bridge; absent (the default) means no bridge.
+    pub rocketmq: Option<crate::RocketMqConfig>,
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.
@@ -67,6 +69,7 @@ impl Default for BrokerConfig {
             takeover: TakeoverPolicy::default(),
             data_dir: PathBuf::from("./data"),
             storage: StorageKind::default(),
+            rocketmq: None,
         }
     }
 }
@@ -243,7 +246,7 @@ impl SessionLimits {
 }
 
 /// Durations in TOML are integers of milliseconds (`connect_timeout = 10000`).
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

@@ -280,6 +280,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         retain: false,
                         published_at_ms: now,
                     });
+                    let bridged = match &self.shared.bridge {
+                        Some(bridge) => {
+                            let clean = !self.session.is_persistent();
+                            bridge.outflow(&message, &self.client, clean).await
+                        }
+                        None => None,
+                    };
                     self.shared.router.route(
                         &message,
                         publish.retain,
@@ -288,6 +295,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         &mut self.scratch,
                     );
                     self.wait_blocked().await?;
+                    if let Some(done) = bridged {
+                        // ack_after = "rocketmq": acknowledged only once RocketMQ took it.
+                        self.serve_until(done)
+                            .await?
+                            .map_err(|_| CloseReason::Shutdown)?;
+                    }
                     if let Some(token) = token {
                         self.session.inbound_done(token);
                     }
@@ -356,52 +369,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             .metrics
             .backpressure_waits
             .fetch_add(1, Ordering::Relaxed);
-        let give_up = tokio::time::sleep(self.shared.config.limits.backpressure_timeout);
-        tokio::pin!(give_up);
+        let give_up = tokio::time::Instant::now() + self.shared.config.limits.backpressure_timeout;
         while let Some(Blocked {
             client,
             inbox,
             delivery,
         }) = self.scratch.blocked.pop()
         {
-            let reserve = inbox.reserve_owned();
-            tokio::pin!(reserve);
-            loop {
-                let can_take = self.can_take();
-                tokio::select! {
-                    biased;
-                    permit = &mut reserve => {
-                        match permit {
-                            Ok(permit) => {
-                                permit.send(delivery);
-                                self.shared.metrics.messages_delivered.fetch_add(1, Ordering::Relaxed);
-                            }
-                            // The receiver closed meanwhile: its session is in the registry now.
-                            Err(_) => {
-                                if let Some(again) = self.shared.router.deliver(&client, delivery, unix_time_ms()) {
-                                    self.scratch.blocked.push(again);
-                                }
-                            }
-                        }
-                        break;
-                    }
-                    _ = &mut self.kick => return Err(CloseReason::Takeover),
-                    _ = self.shutdown.changed() => return Err(CloseReason::Shutdown),
-                    own = self.inbox.recv(), if can_take => {
-                        if let Some(own) = own {
-                            self.take(own);
-                            self.take_more();
-                        }
-                        self.flush().await?;
-                    }
-                    () = &mut give_up => {
-                        self.scratch.blocked.clear();
-                        return Err(CloseReason::Backpressure);
-                    }
+            let reserve = tokio::time::timeout_at(give_up, inbox.reserve_owned());
+            match self.serve_until(reserve).await? {
+                Ok(Ok(permit)) => {
+                    permit.send(delivery);
+                    self.shared
+                        .metrics
+                        .messages_delivered
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                // The receiver closed meanwhile: its session is in the registry now.
+                Ok(Err(_)) => {
+                    let again = self
+                        .shared
+                        .router
+                        .deliver(&client, delivery, unix_time_ms());
+                    self.scratch.blocked.extend(again);
+                }
+                Err(_) => {
+                    self.scratch.blocked.clear();
+                    return Err(CloseReason::Backpressure);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Waits for `completion` (a durable write, RocketMQ's accept) before the caller
+    /// acknowledges, serving this connection's own inbox and writes meanwhile, not its socket.
+    async fn serve_until<F: std::future::Future>(
+        &mut self,
+        completion: F,
+    ) -> Result<F::Output, CloseReason> {
+        tokio::pin!(completion);
+        loop {
+            let can_take = self.can_take();
+            tokio::select! {
+                biased;
+                done = &mut completion => return Ok(done),
+                _ = &mut self.kick => return Err(CloseReason::Takeover),
+                _ = self.shutdown.changed() => return Err(CloseReason::Shutdown),
+                own = self.inbox.recv(), if can_take => {
+                    if let Some(own) = own {
+                        self.take(own);
+                        self.take_more();
+                    }
+                    self.flush().await?;
+                }
+            }
+        }
     }
 
     /// The connection is over: give the session back, report, publish the will.

@@ -14,6 +14,7 @@ use mqgate_topic::TopicName;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 use crate::auth::{AllowAnonymous, Authenticator, DenyAll};
+use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::clock::unix_time_ms;
 use crate::listener::{accept_loop, bind_all, ListenerKind};
 use crate::registry::{Attach, Delivery, OnlineLink};
@@ -30,6 +31,7 @@ pub struct Broker {
     config: BrokerConfig,
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
+    rocketmq: Option<Arc<dyn RocketMqClient>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -46,6 +48,7 @@ pub struct BrokerBuilder {
     config: BrokerConfig,
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
+    rocketmq: Option<Arc<dyn RocketMqClient>>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -76,12 +79,20 @@ impl BrokerBuilder {
         self
     }
 
+    /// Bridges to RocketMQ through `client` instead of the built-in one (cargo feature
+    /// `rocketmq`); the `[rocketmq]` configuration still gives the rules and limits.
+    pub fn rocketmq_client(mut self, client: Arc<dyn RocketMqClient>) -> Self {
+        self.rocketmq = Some(client);
+        self
+    }
+
     /// The broker, ready to [`start`](Broker::start).
     pub fn build(self) -> Broker {
         Broker {
             config: self.config,
             auth: self.auth,
             store: self.store,
+            rocketmq: self.rocketmq,
         }
     }
 }
@@ -119,7 +130,15 @@ impl Broker {
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(self.config, auth, store, shutdown_rx));
+        let mut shared = Shared::new(self.config, auth, store, shutdown_rx);
+        if let Some(rocketmq) = shared.config.rocketmq.clone() {
+            let bridge = Bridge::start(rocketmq, self.rocketmq, shared.metrics.clone()).await?;
+            shared.bridge = Some(bridge);
+        }
+        let shared = Arc::new(shared);
+        if let Some(bridge) = &shared.bridge {
+            bridge.attach(&shared).await?;
+        }
         let bound = bind_all(&shared).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();
@@ -344,14 +363,27 @@ impl BrokerHandle {
         self.inner.shared.metrics.snapshot()
     }
 
+    /// The RocketMQ bridge's state (for `/healthz`); `None` when no bridge is configured.
+    pub fn rocketmq_health(&self) -> Option<BridgeHealth> {
+        self.inner
+            .shared
+            .bridge
+            .as_ref()
+            .map(|bridge| bridge.health())
+    }
+
     /// Stops accepting, closes every connection (persistent sessions stay in memory), and
-    /// waits for the connection tasks to end (at most 5 s).
+    /// waits for the connection tasks to end (at most 5 s); then gives the RocketMQ bridge at
+    /// most 5 s to send what it buffered, and stops it.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         let all = u32::try_from(self.inner.max_connections).unwrap_or(u32::MAX);
         let wait = self.inner.connections.acquire_many(all);
         if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
             tracing::warn!("connections still open after the shutdown grace period");
+        }
+        if let Some(bridge) = &self.inner.shared.bridge {
+            bridge.shutdown(SHUTDOWN_GRACE).await;
         }
     }
 }

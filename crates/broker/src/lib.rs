@@ -11,7 +11,8 @@
 //!                   (QoS 1/2 acknowledged only once every inbox took it)
 //!        Subscribe ─▶ trie + retained ─▶ SUBACK, retained messages
 //!     inbox ─▶ Session::handle_delivery ─▶ poll_transmit ─▶ one write
-//!     connect / disconnect / tcpclean ─▶ status broadcast + log
+//!     connect / disconnect / tcpclean ─▶ status broadcast + log (+ RocketMQ status rules)
+//!  RocketMQ bridge (`[rocketmq]`): outflow PUBLISH ─▶ RocketMQ; RocketMQ consumer ─▶ Router
 //! ```
 //!
 //! ## The contract
@@ -41,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod bridge;
 pub mod clock;
 mod close;
 mod config;
@@ -61,6 +63,12 @@ mod tls;
 mod ws;
 
 pub use auth::{AllowAnonymous, Authenticator, DenyAll};
+#[cfg(feature = "rocketmq")]
+pub use bridge::RustRocketMqClient;
+pub use bridge::{
+    AckAfter, BoxFuture, BridgeHealth, ClientFailure, ConsumeFrom, Consumed, RocketMqClient,
+    RocketMqConfig,
+};
 pub use config::{
     BrokerConfig, Limits, ListenerConfig, SessionLimits, StorageKind, TakeoverPolicy, TlsFiles,
 };

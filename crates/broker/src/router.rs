@@ -97,10 +97,7 @@ impl Router {
         now: u64,
         scratch: &mut RouteScratch,
     ) {
-        self.metrics
-            .messages_received
-            .fetch_add(1, Ordering::Relaxed);
-        scratch.targets.clear();
+        self.begin_route(scratch);
         match P2pAddress::parse(&message.topic) {
             Ok(Some(address)) => {
                 // P2P: no trie lookup, no retained message whatever the flag says, and the
@@ -117,24 +114,53 @@ impl Router {
                 if retain {
                     self.set_retained(message);
                 }
-                self.trie.read().match_topic_with(
-                    &message.topic,
-                    publisher,
-                    |client| self.registry.is_online(client),
-                    &mut scratch.matches,
-                );
-                scratch.targets.extend(
-                    scratch
-                        .matches
-                        .iter()
-                        .map(|(client, qos)| (client.clone(), *qos)),
-                );
+                self.match_subscribers(&message.topic, publisher, scratch);
             }
             Err(error) => {
                 tracing::debug!(topic = %message.topic, %error, "P2P address with an invalid target");
                 self.metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.deliver_matched(message, now, scratch);
+    }
+
+    /// Routes `message` to the subscribers of `match_topic`, which may differ from the topic
+    /// the receivers see (the RocketMQ bridge's `mqttRealTopic`). Never P2P, never retained.
+    pub(crate) fn route_subscribers(
+        &self,
+        match_topic: &str,
+        message: &Arc<Message>,
+        now: u64,
+        scratch: &mut RouteScratch,
+    ) {
+        self.begin_route(scratch);
+        self.match_subscribers(match_topic, None, scratch);
+        self.deliver_matched(message, now, scratch);
+    }
+
+    fn begin_route(&self, scratch: &mut RouteScratch) {
+        self.metrics
+            .messages_received
+            .fetch_add(1, Ordering::Relaxed);
+        scratch.targets.clear();
+    }
+
+    fn match_subscribers(&self, topic: &str, publisher: Option<&str>, scratch: &mut RouteScratch) {
+        self.trie.read().match_topic_with(
+            topic,
+            publisher,
+            |client| self.registry.is_online(client),
+            &mut scratch.matches,
+        );
+        scratch.targets.extend(
+            scratch
+                .matches
+                .iter()
+                .map(|(client, qos)| (client.clone(), *qos)),
+        );
+    }
+
+    fn deliver_matched(&self, message: &Arc<Message>, now: u64, scratch: &mut RouteScratch) {
         for (client, granted) in scratch.targets.drain(..) {
             let delivery = Delivery {
                 message: message.clone(),

@@ -8,6 +8,7 @@ use mqgate_topic::ClientIdRules;
 use tokio::sync::watch;
 
 use crate::auth::Authenticator;
+use crate::bridge::Bridge;
 use crate::router::Router;
 use crate::status::StatusHub;
 use crate::{BrokerConfig, Metrics};
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     /// Durable state: persistent sessions, offline queues, retained messages, registries.
     #[allow(dead_code)] // read by the session store and the registries (next landings)
     pub(crate) store: Arc<dyn Store>,
+    /// The RocketMQ bridge, when configured (set by `Broker::start` before sharing).
+    pub(crate) bridge: Option<Arc<Bridge>>,
     /// Becomes `true` once shutdown starts; every task watches it.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -56,6 +59,7 @@ impl Shared {
             metrics,
             auth,
             store,
+            bridge: None,
             shutdown,
             config,
         }
