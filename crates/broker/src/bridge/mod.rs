@@ -61,8 +61,13 @@ pub struct Consumed {
 /// through [`BrokerBuilder::rocketmq_client`](crate::BrokerBuilder::rocketmq_client).
 pub trait RocketMqClient: Send + Sync + 'static {
     /// Sends one message (topic, tags, keys, user properties, body); resolves once RocketMQ
-    /// stored it.
-    fn send<'a>(&'a self, message: &'a RocketMessage) -> BoxFuture<'a, Result<(), ClientFailure>>;
+    /// stored it. Messages with the same `order_key` go to the same queue of the topic, so a
+    /// consumer reads them in the order they were sent (status events: the client id).
+    fn send<'a>(
+        &'a self,
+        message: &'a RocketMessage,
+        order_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ClientFailure>>;
 
     /// Starts consuming `topic` in consumer group `group` (clustering mode). Every message
     /// goes to `sink`; its offset is committed only after the [`Consumed::done`] answer is
@@ -196,24 +201,27 @@ impl Bridge {
         };
         self.enqueue(Outgoing {
             message: rocket,
+            order_key: None,
             done,
         })
         .await;
         completion
     }
 
-    /// Puts a message in the buffer, waiting for room; counts it as buffered.
+    /// Puts a message in the buffer, waiting for room; counts it as buffered once it is in.
     async fn enqueue(&self, outgoing: Outgoing) {
-        self.metrics
-            .rocketmq_buffered
-            .fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(outgoing).await.is_err() {
+        match self.queue.reserve().await {
+            Ok(slot) => {
+                self.metrics
+                    .rocketmq_buffered
+                    .fetch_add(1, Ordering::Relaxed);
+                slot.send(outgoing);
+            }
             // The dispatcher stopped (shutdown): the message is not sent; a waiting publisher
             // sees its completion fail and does not acknowledge.
-            self.metrics
-                .rocketmq_buffered
-                .fetch_sub(1, Ordering::Relaxed);
-            self.metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
+            Err(_) => {
+                self.metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

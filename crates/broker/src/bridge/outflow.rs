@@ -21,14 +21,21 @@ const STATUS_LANES: usize = 4;
 #[derive(Debug)]
 pub(super) struct Outgoing {
     pub(super) message: RocketMessage,
+    /// Messages with the same key keep their order in RocketMQ (one queue).
+    pub(super) order_key: Option<String>,
     pub(super) done: Option<oneshot::Sender<()>>,
 }
 
-/// Takes outflow messages from the buffer and sends up to `max_in_flight` at once.
+/// Takes outflow messages from the buffer and sends up to `max_in_flight` at once. A message
+/// leaves the buffer only when a send slot is free, so at most `buffer + max_in_flight`
+/// messages are held.
 pub(super) async fn dispatch(bridge: Arc<Bridge>, mut queue: mpsc::Receiver<Outgoing>) {
     let in_flight = Arc::new(Semaphore::new(bridge.config.max_in_flight));
-    while let Some(outgoing) = queue.recv().await {
+    loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(outgoing) = queue.recv().await else {
             return;
         };
         let bridge = bridge.clone();
@@ -48,7 +55,9 @@ pub(super) async fn send_with_retry(bridge: &Bridge, outgoing: Outgoing) {
     loop {
         let attempt = tokio::time::timeout(
             bridge.config.send_timeout_ms,
-            bridge.client.send(&outgoing.message),
+            bridge
+                .client
+                .send(&outgoing.message, outgoing.order_key.as_deref()),
         )
         .await;
         let error = match attempt {
@@ -127,20 +136,17 @@ pub(super) async fn forward_status(
         let Some(lane) = lanes.get(lane) else {
             continue;
         };
+        let Ok(slot) = lane.reserve().await else {
+            return;
+        };
         bridge
             .metrics
             .rocketmq_buffered
             .fetch_add(1, Ordering::Relaxed);
-        let outgoing = Outgoing {
+        slot.send(Outgoing {
             message,
+            order_key: Some(event.client_id),
             done: None,
-        };
-        if lane.send(outgoing).await.is_err() {
-            bridge
-                .metrics
-                .rocketmq_buffered
-                .fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
+        });
     }
 }

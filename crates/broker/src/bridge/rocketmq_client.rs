@@ -19,6 +19,7 @@ use rocketmq_client_rust::{
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::common::message::STRING_HASH_SET;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
@@ -96,7 +97,11 @@ impl RustRocketMqClient {
         })
     }
 
-    async fn send_one(&self, message: &RocketMessage) -> Result<(), ClientFailure> {
+    async fn send_one(
+        &self,
+        message: &RocketMessage,
+        order_key: Option<&str>,
+    ) -> Result<(), ClientFailure> {
         let mut builder = Message::builder()
             .topic(message.topic.as_str())
             .body(message.body.clone());
@@ -112,11 +117,24 @@ impl RustRocketMqClient {
                 .map_err(|e| failure("property", e))?;
         }
         let built = builder.build().map_err(|e| failure("message", e))?;
-        match self
-            .producer
-            .send_with_timeout(built, self.send_timeout_ms)
-            .await
-        {
+        let sent = match order_key {
+            None => {
+                self.producer
+                    .send_with_timeout(built, self.send_timeout_ms)
+                    .await
+            }
+            Some(key) => {
+                let select = |queues: &[MessageQueue], _: &Message, hash: &u64| {
+                    let n = u64::try_from(queues.len()).ok().filter(|n| *n > 0)?;
+                    let index = usize::try_from(hash % n).ok()?;
+                    queues.get(index).cloned()
+                };
+                self.producer
+                    .send_with_selector_timeout(built, select, hash_of(key), self.send_timeout_ms)
+                    .await
+            }
+        };
+        match sent {
             Ok(Some(result)) if result.send_status == SendStatus::SendOk => Ok(()),
             Ok(Some(result)) => Err(ClientFailure(format!(
                 "broker answered {:?}",
@@ -172,8 +190,12 @@ impl RustRocketMqClient {
 }
 
 impl RocketMqClient for RustRocketMqClient {
-    fn send<'a>(&'a self, message: &'a RocketMessage) -> BoxFuture<'a, Result<(), ClientFailure>> {
-        Box::pin(self.send_one(message))
+    fn send<'a>(
+        &'a self,
+        message: &'a RocketMessage,
+        order_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ClientFailure>> {
+        Box::pin(self.send_one(message, order_key))
     }
 
     fn consume(
@@ -215,6 +237,14 @@ impl MessageListenerConcurrently for Forward {
         }
         Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
     }
+}
+
+/// A stable hash of an ordering key (the same key, the same queue, across restarts).
+fn hash_of(key: &str) -> u64 {
+    // FNV-1a: stable across processes and Rust versions, unlike `DefaultHasher`.
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The mapping crate's view of a consumed message: user properties only (RocketMQ's own
