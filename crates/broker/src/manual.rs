@@ -73,7 +73,8 @@
 //!
 //! Outflow: a client's PUBLISH whose parent topic has an outflow rule becomes a RocketMQ
 //! message (the mapping crate's `RuleSet::outflow`) before it is routed. The connection waits
-//! for room in the bridge's bounded buffer (`buffer`) and so stops reading its socket while
+//! for room in the bridge's bounded buffer (`buffer` waiting, plus `max_in_flight` being
+//! sent: a message leaves the buffer only for a free send slot) and so stops reading its socket while
 //! RocketMQ is slower than its publishers: backpressure, not loss. With
 //! `ack_after = "rocketmq"`, a QoS 1/2 PUBLISH is acknowledged only once RocketMQ answered
 //! `SEND_OK`; meanwhile the connection still serves its own inbox and writes. A failed or
@@ -97,7 +98,9 @@
 //!
 //! Status: the bridge listens to the status broadcast; each event a status rule covers is
 //! queued on one of four lanes chosen by its client id, and each lane sends one message at a
-//! time, so one client's events reach RocketMQ in the order they happened. A forwarder that
+//! time, so one client's events reach RocketMQ in the order they happened; all of one client's
+//! events go to the same queue of the topic (chosen by a stable hash of the client id), so an
+//! orderly consumer reads them in that order. A forwarder that
 //! lags behind the broadcast loses the oldest events, counted in `rocketmq_failed`.
 //!
 //! Health: the bridge is down from a failed send until the next successful one; both
