@@ -546,3 +546,27 @@ async fn a_full_buffer_slows_publishers_until_rocketmq_is_back() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bad_rule_fails_start_naming_it() {
+    let rocketmq = RocketMqConfig {
+        inflow: vec![InflowRule {
+            rocketmq_topic: "Commands".into(),
+            mqtt_parent_topic: Some("cmd/door".into()),
+        }],
+        ..RocketMqConfig::default()
+    };
+    let mut config = BrokerConfig::ephemeral();
+    config.rocketmq = Some(rocketmq);
+    let error = mqgate_broker::Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect_err("a parent topic with `/` is refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("inflow rule #0") && text.contains("cmd/door"),
+        "{text}"
+    );
+}

@@ -154,7 +154,7 @@ impl Bridge {
                 .consume(topic.to_owned(), group.clone(), sink)
                 .await
                 .map_err(|e| {
-                    BrokerError::Config(format!("[rocketmq] consumer of {topic:?} ({group}): {e}"))
+                    BrokerError::RocketMq(format!("consumer of {topic:?} ({group}): {e}"))
                 })?;
             tracing::info!(%topic, %group, "RocketMQ inflow consumer started");
             self.health.consumer_started();
@@ -260,13 +260,13 @@ impl Bridge {
 async fn default_client(config: &RocketMqConfig) -> Result<Arc<dyn RocketMqClient>, BrokerError> {
     let client = RustRocketMqClient::start(config)
         .await
-        .map_err(|e| BrokerError::Config(format!("[rocketmq] client start failed: {e}")))?;
+        .map_err(|e| BrokerError::RocketMq(format!("client start failed: {e}")))?;
     Ok(Arc::new(client))
 }
 
 #[cfg(not(feature = "rocketmq"))]
 async fn default_client(_: &RocketMqConfig) -> Result<Arc<dyn RocketMqClient>, BrokerError> {
-    Err(BrokerError::Config(
+    Err(BrokerError::RocketMq(
         "[rocketmq] is configured but this build has no RocketMQ client (cargo feature `rocketmq`)"
             .to_owned(),
     ))
