@@ -15,7 +15,8 @@ ip netns list | grep -qw "$netns" || ip netns add "$netns"
 ip netns exec "$netns" ip link set lo up
 cargo build --release --locked -p mqgate-broker --example rocketmq_outflow
 
-dir=$(mktemp -d)
+# In memory: the 1.0.0 broker will not start on a file system over 90 % full.
+dir=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; sleep 2; rm -rf "$dir"; }
 trap cleanup EXIT

@@ -157,6 +157,11 @@ async fn inflow_reaches_subscribers_and_p2p_targets() {
     subscribe(&mut door, "cmd/door/#", QoS::ExactlyOnce).await;
     subscribe(&mut door, "door/two", QoS::ExactlyOnce).await;
     let mut phone = Client::connect(&broker, "GID_app@@@phone", true).await;
+    // A persistent session that is offline when its P2P messages come.
+    Client::connect(&broker, "GID_app@@@tablet", false)
+        .await
+        .disconnect()
+        .await;
 
     send(
         &producer,
@@ -216,7 +221,46 @@ async fn inflow_reaches_subscribers_and_p2p_targets() {
     assert_eq!(ring.qos, QoS::AtLeastOnce);
     assert_eq!(ring.payload.as_ref(), b"\x00ring\xff");
     door.expect_nothing(Duration::from_millis(500)).await;
-    assert!(broker.metrics().rocketmq_consumed >= 3);
+
+    // cleansessionflag: "true" reaches only a client online now; "false" is kept for an
+    // offline persistent session and delivered when it connects.
+    let before = broker.metrics();
+    for (flag, body) in [("true", "dropped"), ("false", "kept")] {
+        send(
+            &producer,
+            "Commands",
+            &[
+                ("mqttSecondTopic", "/p2p/GID_app@@@tablet"),
+                ("cleansessionflag", flag),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+    }
+    // Both consumed: the first found no online target, the second was queued.
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let now = broker.metrics();
+        if now.p2p_no_target > before.p2p_no_target
+            && now.messages_delivered > before.messages_delivered
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "P2P commands not consumed in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tablet = Client::connect(&broker, "GID_app@@@tablet", false).await;
+    let kept = tablet.next().await;
+    assert_eq!(
+        (kept.topic.as_str(), kept.payload.as_ref()),
+        ("cmd/p2p/GID_app@@@tablet", &b"kept"[..])
+    );
+    tablet.expect_nothing(Duration::from_millis(500)).await;
+    tablet.disconnect().await;
+    assert!(broker.metrics().rocketmq_consumed >= 5);
     assert!(broker.rocketmq_health().expect("bridge").is_healthy());
 
     door.disconnect().await;
