@@ -34,7 +34,7 @@ ip netns exec "$netns" "$bin/rocketmq-broker-rust" -c "$dir/broker.toml" -n 127.
   >"$dir/broker.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
-  grep -q "Register broker to name remoting_server success" "$dir/broker.log" && break
+  grep -qs "started successfully" "$dir/broker.log" && break
   sleep 0.1
 done
 ip netns exec "$netns" target/release/examples/rocketmq_outflow --name-server 127.0.0.1:9876 "$@"
