@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 bin="${MQGATE_ROCKETMQ_BIN:-$HOME/.cache/mqgate/rocketmq/bin}"
 netns="${MQGATE_NETNS:-mqgate-test}"
-ip netns list | grep -qw "$netns" || ip netns add "$netns"
+ip netns add "$netns" 2>/dev/null || true
 ip netns exec "$netns" ip link set lo up
 cargo build --release --locked -p mqgate-broker --example rocketmq_outflow
 
