@@ -18,7 +18,11 @@ cargo build --release --locked -p mqgate-broker --example rocketmq_outflow
 # In memory: the 1.0.0 broker will not start on a file system over 90 % full.
 dir=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; sleep 2; rm -rf "$dir"; }
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 mkdir -p "$dir/home"
 for f in namesrv broker; do
