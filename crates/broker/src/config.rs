@@ -50,6 +50,8 @@ pub struct BrokerConfig {
     pub auth: Option<AuthSettings>,
     /// The HTTP API listener (the `[http]` section); on at `127.0.0.1:8090` by default.
     pub http: HttpSettings,
+    /// The RocketMQ bridge; absent (the default) means no bridge.
+    pub rocketmq: Option<crate::RocketMqConfig>,
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.
@@ -75,6 +77,7 @@ impl Default for BrokerConfig {
             storage: StorageKind::default(),
             auth: None,
             http: HttpSettings::default(),
+            rocketmq: None,
         }
     }
 }
@@ -261,7 +264,7 @@ impl SessionLimits {
 }
 
 /// Durations in TOML are integers of milliseconds (`connect_timeout = 10000`).
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

@@ -242,6 +242,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         retain: false,
                         published_at_ms: now,
                     });
+                    // Boxed, like the wait below: only a broker with a bridge pays for their state.
+                    let bridged = match &self.shared.bridge {
+                        Some(bridge) => {
+                            let clean = !self.session.is_persistent();
+                            Box::pin(bridge.outflow(&message, &self.client, clean)).await
+                        }
+                        None => None,
+                    };
                     self.shared.router.route(
                         &message,
                         publish.retain,
@@ -251,6 +259,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     );
                     self.wait_blocked().await?;
                     let ticket = self.scratch.ticket.take();
+                    if let Some(done) = bridged {
+                        // ack_after = "rocketmq": acknowledged only once RocketMQ took it.
+                        Box::pin(self.serve_until(done))
+                            .await?
+                            .map_err(|_| CloseReason::Shutdown)?;
+                    }
                     self.acks.push(token, ticket, &mut self.session);
                 }
                 Event::Subscribe { packet_id, filters } => {
@@ -334,9 +348,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             .backpressure_waits
             .fetch_add(1, Ordering::Relaxed);
         let limits = &self.shared.config.limits;
-        let (timeout, qos0_wait) = (limits.backpressure_timeout, limits.qos0_wait);
-        let give_up = tokio::time::sleep(timeout);
-        tokio::pin!(give_up);
+        let give_up = tokio::time::Instant::now() + limits.backpressure_timeout;
+        let qos0_wait = limits.qos0_wait;
         while let Some(Blocked {
             client,
             inbox,
@@ -344,51 +357,67 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         }) = self.scratch.blocked.pop()
         {
             let qos0 = delivery.is_qos0();
-            let drop_qos0 = tokio::time::sleep(qos0_wait);
-            tokio::pin!(drop_qos0);
-            let reserve = inbox.reserve_owned();
-            tokio::pin!(reserve);
-            loop {
-                let can_take = self.can_take();
-                tokio::select! {
-                    biased;
-                    permit = &mut reserve => {
-                        match permit {
-                            Ok(permit) => {
-                                permit.send(delivery);
-                                self.shared.metrics.messages_delivered.fetch_add(1, Ordering::Relaxed);
-                            }
-                            // The receiver closed meanwhile: its session is in the registry now.
-                            Err(_) => {
-                                if let Some(again) = self.shared.router.deliver(&client, delivery, unix_time_ms()) {
-                                    self.scratch.blocked.push(again);
-                                }
-                            }
-                        }
-                        break;
-                    }
-                    kick = &mut self.kick => return Err(CloseReason::kicked(kick)),
-                    _ = self.shutdown.changed() => return Err(CloseReason::Shutdown),
-                    own = self.inbox.recv(), if can_take => {
-                        if let Some(own) = own {
-                            self.take(own);
-                            self.take_more();
-                        }
-                        self.flush().await?;
-                    }
-                    () = &mut drop_qos0, if qos0 => {
-                        self.shared.metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
-                        self.scratch.mark_stalled(client, unix_time_ms());
-                        break;
-                    }
-                    () = &mut give_up => {
-                        self.scratch.blocked.clear();
-                        return Err(CloseReason::Backpressure);
-                    }
+            let deadline = if qos0 {
+                give_up.min(tokio::time::Instant::now() + qos0_wait)
+            } else {
+                give_up
+            };
+            let reserve = tokio::time::timeout_at(deadline, inbox.reserve_owned());
+            match self.serve_until(reserve).await? {
+                Ok(Ok(permit)) => {
+                    permit.send(delivery);
+                    self.shared
+                        .metrics
+                        .messages_delivered
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                // The receiver closed meanwhile: its session is in the registry now.
+                Ok(Err(_)) => {
+                    let again = self
+                        .shared
+                        .router
+                        .deliver(&client, delivery, unix_time_ms());
+                    self.scratch.blocked.extend(again);
+                }
+                Err(_) if qos0 => {
+                    self.shared
+                        .metrics
+                        .qos0_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.scratch.mark_stalled(client, unix_time_ms());
+                }
+                Err(_) => {
+                    self.scratch.blocked.clear();
+                    return Err(CloseReason::Backpressure);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Waits for `completion` (a durable write, RocketMQ's accept) before the caller
+    /// acknowledges, serving this connection's own inbox and writes meanwhile, not its socket.
+    async fn serve_until<F: std::future::Future>(
+        &mut self,
+        completion: F,
+    ) -> Result<F::Output, CloseReason> {
+        tokio::pin!(completion);
+        loop {
+            let can_take = self.can_take();
+            tokio::select! {
+                biased;
+                done = &mut completion => return Ok(done),
+                kick = &mut self.kick => return Err(CloseReason::kicked(kick)),
+                _ = self.shutdown.changed() => return Err(CloseReason::Shutdown),
+                own = self.inbox.recv(), if can_take => {
+                    if let Some(own) = own {
+                        self.take(own);
+                        self.take_more();
+                    }
+                    self.flush().await?;
+                }
+            }
+        }
     }
 
     /// The connection is over: give the session back, report, publish the will.

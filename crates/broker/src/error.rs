@@ -17,6 +17,10 @@ pub enum BrokerError {
     /// text names the file. The broker never starts empty over unreadable state.
     #[error("store error: {0}")]
     Store(String),
+    /// The RocketMQ bridge could not start: its client did not start, or an inflow consumer
+    /// could not subscribe (the text says which).
+    #[error("RocketMQ bridge error: {0}")]
+    RocketMq(String),
     /// The TLS certificate or key could not be loaded.
     #[error("TLS setup error: {0}")]
     Tls(String),

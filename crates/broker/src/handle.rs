@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, watch, Semaphore};
 use crate::inbox as mpsc;
 
 use crate::auth::{Access, Authenticator, TokenWatch};
+use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::clock::unix_time_ms;
 use crate::listener::{accept_loop, bind_all, ListenerKind};
 use crate::persist;
@@ -33,6 +34,7 @@ pub struct Broker {
     config: BrokerConfig,
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
+    rocketmq: Option<Arc<dyn RocketMqClient>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -49,6 +51,7 @@ pub struct BrokerBuilder {
     config: BrokerConfig,
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
+    rocketmq: Option<Arc<dyn RocketMqClient>>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -79,12 +82,20 @@ impl BrokerBuilder {
         self
     }
 
+    /// Bridges to RocketMQ through `client` instead of the built-in one (cargo feature
+    /// `rocketmq`); the `[rocketmq]` configuration still gives the rules and limits.
+    pub fn rocketmq_client(mut self, client: Arc<dyn RocketMqClient>) -> Self {
+        self.rocketmq = Some(client);
+        self
+    }
+
     /// The broker, ready to [`start`](Broker::start).
     pub fn build(self) -> Broker {
         Broker {
             config: self.config,
             auth: self.auth,
             store: self.store,
+            rocketmq: self.rocketmq,
         }
     }
 }
@@ -112,13 +123,21 @@ impl Broker {
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let shared = Arc::new(
-            Shared::new(self.config, access, store, shutdown_rx).map_err(BrokerError::Io)?,
-        );
-        // Sessions, subscriptions and retained messages are back before anyone can connect.
+        let mut shared =
+            Shared::new(self.config, access, store, shutdown_rx).map_err(BrokerError::Io)?;
+        if let Some(rocketmq) = shared.config.rocketmq.clone() {
+            let bridge = Bridge::start(rocketmq, self.rocketmq, shared.metrics.clone()).await?;
+            shared.bridge = Some(bridge);
+        }
+        let shared = Arc::new(shared);
+        // Sessions, subscriptions and retained messages are back before anyone can connect
+        // and before the RocketMQ inflow delivers anything.
         persist::restore(&shared).map_err(|e| BrokerError::Store(e.to_string()))?;
         let every = persist::sweep_interval(shared.session_config.message_ttl_ms);
         tokio::spawn(persist::sweep_loop(shared.clone(), every));
+        if let Some(bridge) = &shared.bridge {
+            bridge.attach(&shared).await?;
+        }
         let bound = bind_all(&shared).await?;
         let http = crate::http::bind(&shared.config).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
@@ -375,9 +394,19 @@ impl BrokerHandle {
         &self.inner.shared
     }
 
+    /// The RocketMQ bridge's state (for `/healthz`); `None` when no bridge is configured.
+    pub fn rocketmq_health(&self) -> Option<BridgeHealth> {
+        self.inner
+            .shared
+            .bridge
+            .as_ref()
+            .map(|bridge| bridge.health())
+    }
+
     /// Stops accepting, closes every connection (persistent sessions stay in memory and in
     /// the store), waits for the connection tasks to end (at most 5 s), then for the store
-    /// writes they made (at most 5 s more).
+    /// writes they made (at most 5 s more); then gives the RocketMQ bridge at most 5 s to
+    /// send what it buffered, and stops it.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         let all = u32::try_from(self.inner.max_connections).unwrap_or(u32::MAX);
@@ -387,6 +416,9 @@ impl BrokerHandle {
         }
         // What the closing connections saved is on disk before this returns.
         self.inner.shared.router.persist.flush(SHUTDOWN_GRACE).await;
+        if let Some(bridge) = &self.inner.shared.bridge {
+            bridge.shutdown(SHUTDOWN_GRACE).await;
+        }
     }
 }
 

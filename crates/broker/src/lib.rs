@@ -11,9 +11,10 @@
 //!                   (QoS 1/2 acknowledged only once every inbox took it)
 //!        Subscribe ─▶ trie + retained ─▶ SUBACK, retained messages
 //!     inbox ─▶ Session::handle_delivery ─▶ poll_transmit ─▶ one write
-//!     connect / disconnect / tcpclean ─▶ status broadcast + log
+//!     connect / disconnect / tcpclean ─▶ status broadcast + log (+ RocketMQ status rules)
 //!  CONNECT ─▶ Authenticator ─▶ grants ─▶ every PUBLISH / SUBSCRIBE checked
 //!  HTTP API (axum) ─▶ signature (mqgate-auth) ─▶ registries, live registry, router
+//!  RocketMQ bridge (`[rocketmq]`): outflow PUBLISH ─▶ RocketMQ; RocketMQ consumer ─▶ Router
 //! ```
 //!
 //! ## The contract
@@ -43,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod bridge;
 pub mod clock;
 mod close;
 mod config;
@@ -69,6 +71,12 @@ mod ws;
 pub use auth::{
     AccessKeySettings, AllowAnonymous, AuthSettings, Authenticated, Authenticator, DenyAll,
     HttpSettings, Refusal,
+};
+#[cfg(feature = "rocketmq")]
+pub use bridge::RustRocketMqClient;
+pub use bridge::{
+    AckAfter, BoxFuture, BridgeHealth, ClientFailure, ConsumeFrom, Consumed, RocketMqClient,
+    RocketMqConfig,
 };
 pub use config::{
     BrokerConfig, Limits, ListenerConfig, SessionLimits, StorageKind, TakeoverPolicy, TlsFiles,

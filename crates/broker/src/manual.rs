@@ -179,3 +179,41 @@
 //! only that connection, logged with the reason and counted in [`Metrics`](crate::Metrics).
 //! A valid filter the broker will not serve (a P2P address, a malformed `$share` group, one
 //! deeper than the trie allows) is refused in the SUBACK (0x80) without closing.
+//!
+//! ## The RocketMQ bridge (SPEC section 5)
+//!
+//! Outflow: a client's PUBLISH whose parent topic has an outflow rule becomes a RocketMQ
+//! message (the mapping crate's `RuleSet::outflow`) before it is routed. The connection waits
+//! for room in the bridge's bounded buffer (`buffer` waiting, plus `max_in_flight` being
+//! sent: a message leaves the buffer only for a free send slot) and so stops reading its socket while
+//! RocketMQ is slower than its publishers: backpressure, not loss. With
+//! `ack_after = "rocketmq"`, a QoS 1/2 PUBLISH is acknowledged only once RocketMQ answered
+//! `SEND_OK`; meanwhile the connection still serves its own inbox and writes. A failed or
+//! timed-out send is retried with doubling delays (`retry_min_ms` to `retry_max_ms`) until it
+//! succeeds; a retry after a lost answer can store a message twice (at least once, never
+//! lost). At shutdown the bridge has 5 s to empty its buffer; what remains is counted in
+//! `rocketmq_failed`, and a publisher still waiting was never acknowledged, so it resends.
+//!
+//! Inflow: each inflow rule has its own consumer group, `{consumer_group}_{topic}`, in
+//! clustering mode (so every node sees every message: the RocketMQ client's broadcast mode
+//! loses messages). A consumed message is mapped (`RuleSet::inflow`) and routed as if
+//! published by the broker, except that subscriptions are matched on
+//! `{parent}{mqttSecondTopic}` while receivers see `mqttRealTopic` when set. P2P messages go to
+//! the one client; `cleansessionflag = true` delivers only to a client online now, `false`
+//! also into an offline persistent session (which then applies the QoS x cleanSession table).
+//! The consumer's listener answers only after every receiver's inbox took the message
+//! (bounded by `backpressure_timeout`); a timeout answers "later", so RocketMQ redelivers it
+//! and the offset never passes an undelivered message. A message that cannot be mapped
+//! (invalid `qoslevel`, topic, P2P address) is logged, counted in `rocketmq_failed` and
+//! committed: retrying cannot fix it.
+//!
+//! Status: the bridge listens to the status broadcast; each event a status rule covers is
+//! queued on one of four lanes chosen by its client id, and each lane sends one message at a
+//! time, so one client's events reach RocketMQ in the order they happened; all of one client's
+//! events go to the same queue of the topic (chosen by a stable hash of the client id), so an
+//! orderly consumer reads them in that order. A forwarder that
+//! lags behind the broadcast loses the oldest events, counted in `rocketmq_failed`.
+//!
+//! Health: the bridge is down from a failed send until the next successful one; both
+//! transitions are logged, and `BrokerHandle::rocketmq_health` reports the state, the last
+//! error, the buffered count and the running consumers.

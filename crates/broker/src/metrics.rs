@@ -102,4 +102,15 @@ counters! {
     store_commits,
     /// Store writes that failed (their acknowledgements were not sent) and failed sweeps.
     store_errors,
+    /// RocketMQ bridge: outflow and status messages RocketMQ accepted.
+    rocketmq_produced,
+    /// RocketMQ bridge: messages consumed from RocketMQ by the inflow rules.
+    rocketmq_consumed,
+    /// RocketMQ bridge: messages given up (unmappable either way, status events lost to a
+    /// lagging forwarder, unsent at shutdown).
+    rocketmq_failed,
+    /// RocketMQ bridge: sends attempted again after a failure.
+    rocketmq_retried,
+    /// RocketMQ bridge: messages waiting for RocketMQ now (a gauge, not a counter).
+    rocketmq_buffered,
 }

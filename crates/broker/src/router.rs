@@ -144,51 +144,19 @@ impl Router {
         now: u64,
         scratch: &mut RouteScratch,
     ) {
-        self.metrics
-            .messages_received
-            .fetch_add(1, Ordering::Relaxed);
-        scratch.targets.clear();
-        scratch.ticket = None;
+        self.begin_route(scratch);
         match P2pAddress::parse(&message.topic) {
             Ok(Some(address)) => {
                 // P2P: no trie lookup, no retained message whatever the flag says, and the
                 // target id is borrowed from the topic (no allocation unless it must wait).
-                let delivery = Delivery {
-                    message: message.clone(),
-                    granted: QoS::ExactlyOnce,
-                    frame: (message.qos == QoS::AtMostOnce)
-                        .then(|| qos0_frame(message))
-                        .flatten(),
-                };
-                self.durable(address.target_client_id, message, QoS::ExactlyOnce, scratch);
-                self.submit(scratch);
-                if let Some(blocked) = self.deliver(address.target_client_id, delivery, now) {
-                    scratch.keep_blocked(blocked, now, &self.metrics);
-                }
+                self.deliver_p2p(address.target_client_id, message, now, scratch);
             }
             Ok(None) => {
                 if retain {
                     self.set_retained(message, &mut scratch.ops);
                 }
-                self.trie.read().match_topic_with(
-                    &message.topic,
-                    publisher,
-                    |client| self.registry.is_online(client),
-                    &mut scratch.matches,
-                );
-                scratch.targets.extend(
-                    scratch
-                        .matches
-                        .iter()
-                        .map(|(client, qos)| (client.clone(), *qos)),
-                );
-                if message.qos != QoS::AtMostOnce {
-                    for (client, granted) in &scratch.targets {
-                        if let Some(op) = self.durable_op(client, message, *granted) {
-                            scratch.ops.push(op);
-                        }
-                    }
-                }
+                self.match_subscribers(&message.topic, publisher, scratch);
+                self.durable_matched(message, scratch);
                 self.submit(scratch);
             }
             Err(error) => {
@@ -197,6 +165,86 @@ impl Router {
                 self.submit(scratch);
             }
         }
+        self.deliver_matched(message, now, scratch);
+    }
+
+    /// Routes `message` to the subscribers of `match_topic`, which may differ from the topic
+    /// the receivers see (the RocketMQ bridge's `mqttRealTopic`). Never P2P, never retained.
+    /// Like [`route`](Self::route), store writes for persistent receivers are submitted first
+    /// and `scratch.ticket` is the commit to wait for before the message counts as safe.
+    pub(crate) fn route_subscribers(
+        &self,
+        match_topic: &str,
+        message: &Arc<Message>,
+        now: u64,
+        scratch: &mut RouteScratch,
+    ) {
+        self.begin_route(scratch);
+        self.match_subscribers(match_topic, None, scratch);
+        self.durable_matched(message, scratch);
+        self.submit(scratch);
+        self.deliver_matched(message, now, scratch);
+    }
+
+    /// Delivers `message` to the one client `target` (a P2P message), whether or not it
+    /// subscribed: its store write first if it is a persistent session (`scratch.ticket` is
+    /// then the commit to wait for), then its inbox or offline queue.
+    pub(crate) fn deliver_p2p(
+        &self,
+        target: &str,
+        message: &Arc<Message>,
+        now: u64,
+        scratch: &mut RouteScratch,
+    ) {
+        let delivery = Delivery {
+            message: message.clone(),
+            granted: QoS::ExactlyOnce,
+            frame: (message.qos == QoS::AtMostOnce)
+                .then(|| qos0_frame(message))
+                .flatten(),
+        };
+        self.durable(target, message, QoS::ExactlyOnce, scratch);
+        self.submit(scratch);
+        if let Some(blocked) = self.deliver(target, delivery, now) {
+            scratch.keep_blocked(blocked, now, &self.metrics);
+        }
+    }
+
+    fn begin_route(&self, scratch: &mut RouteScratch) {
+        self.metrics
+            .messages_received
+            .fetch_add(1, Ordering::Relaxed);
+        scratch.targets.clear();
+        scratch.ticket = None;
+    }
+
+    fn match_subscribers(&self, topic: &str, publisher: Option<&str>, scratch: &mut RouteScratch) {
+        self.trie.read().match_topic_with(
+            topic,
+            publisher,
+            |client| self.registry.is_online(client),
+            &mut scratch.matches,
+        );
+        scratch.targets.extend(
+            scratch
+                .matches
+                .iter()
+                .map(|(client, qos)| (client.clone(), *qos)),
+        );
+    }
+
+    /// Queues the store writes for the matched receivers that are persistent sessions.
+    fn durable_matched(&self, message: &Arc<Message>, scratch: &mut RouteScratch) {
+        if message.qos != QoS::AtMostOnce {
+            for (client, granted) in &scratch.targets {
+                if let Some(op) = self.durable_op(client, message, *granted) {
+                    scratch.ops.push(op);
+                }
+            }
+        }
+    }
+
+    fn deliver_matched(&self, message: &Arc<Message>, now: u64, scratch: &mut RouteScratch) {
         let mut targets = std::mem::take(&mut scratch.targets);
         // Encoded at the first QoS 0 receiver, then shared by all of them.
         let mut frame = None;

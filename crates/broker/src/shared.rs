@@ -8,6 +8,7 @@ use mqgate_topic::ClientIdRules;
 use tokio::sync::watch;
 
 use crate::auth::Access;
+use crate::bridge::Bridge;
 use crate::persist::Persist;
 use crate::router::Router;
 use crate::status::StatusHub;
@@ -25,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) access: Access,
     /// Durable state: persistent sessions, offline queues, retained messages, registries.
     pub(crate) store: Arc<dyn Store>,
+    /// The RocketMQ bridge, when configured (set by `Broker::start` before sharing).
+    pub(crate) bridge: Option<Arc<Bridge>>,
     /// Becomes `true` once shutdown starts; every task watches it.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -58,6 +61,7 @@ impl Shared {
             metrics,
             access,
             store,
+            bridge: None,
             shutdown,
             config,
         })

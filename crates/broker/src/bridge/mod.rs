@@ -1,0 +1,273 @@
+//! The RocketMQ bridge (SPEC section 5): outflow, inflow and status rules against a real
+//! RocketMQ, behind the small [`RocketMqClient`] trait so the client crate stays an
+//! implementation detail (cargo feature `rocketmq`, on by default).
+//!
+//! ```text
+//!  connection: PUBLISH ─▶ Bridge::outflow ─▶ bounded buffer ─▶ dispatcher ─▶ ≤ max_in_flight sends
+//!                 (ack_after = "rocketmq": PUBACK after RocketMQ accepted)     retry with backoff
+//!  status hub ─▶ status lanes (one per client-id hash: in order per client) ─▶ send with retry
+//!  RocketMQ consumer (one group per inflow rule) ─▶ Consumed ─▶ router ─▶ `done(true)` once every
+//!                 receiver took it, so the consumer commits the offset only then
+//! ```
+
+mod config;
+mod health;
+mod inflow;
+mod outflow;
+#[cfg(feature = "rocketmq")]
+mod rocketmq_client;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use mqgate_rocketmq::{MqttMessage, RocketMessage, RuleSet};
+use mqgate_session::Message;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{AckAfter, ConsumeFrom, RocketMqConfig};
+pub use health::BridgeHealth;
+#[cfg(feature = "rocketmq")]
+pub use rocketmq_client::RustRocketMqClient;
+
+use crate::shared::Shared;
+use crate::{BrokerError, Metrics};
+use health::HealthState;
+use outflow::Outgoing;
+
+/// A boxed future, as the [`RocketMqClient`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a RocketMQ client operation failed (the client's own error, as text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientFailure(pub String);
+
+/// One message a consumer received, and the answer it waits for before committing.
+#[derive(Debug)]
+pub struct Consumed {
+    /// The message, its topic set to the topic subscribed.
+    pub message: RocketMessage,
+    /// `true`: the message is safely delivered (or will never be), commit its offset;
+    /// `false` or dropped: consume it again later.
+    pub done: oneshot::Sender<bool>,
+}
+
+/// What the bridge needs of a RocketMQ client. The `rocketmq` feature provides
+/// [`RustRocketMqClient`] (the `rocketmq-client-rust` crate); an embedder can bring its own
+/// through [`BrokerBuilder::rocketmq_client`](crate::BrokerBuilder::rocketmq_client).
+pub trait RocketMqClient: Send + Sync + 'static {
+    /// Sends one message (topic, tags, keys, user properties, body); resolves once RocketMQ
+    /// stored it. Messages with the same `order_key` go to the same queue of the topic, so a
+    /// consumer reads them in the order they were sent (status events: the client id).
+    fn send<'a>(
+        &'a self,
+        message: &'a RocketMessage,
+        order_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ClientFailure>>;
+
+    /// Starts consuming `topic` in consumer group `group` (clustering mode). Every message
+    /// goes to `sink`; its offset is committed only after the [`Consumed::done`] answer is
+    /// `true`, otherwise it is consumed again later.
+    fn consume(
+        &self,
+        topic: String,
+        group: String,
+        sink: mpsc::Sender<Consumed>,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>>;
+
+    /// Stops every producer and consumer.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A completion the publisher's connection awaits before acknowledging
+/// (`ack_after = "rocketmq"`); an error means the bridge stopped before RocketMQ took it.
+pub(crate) type Completion = oneshot::Receiver<()>;
+
+/// The running bridge, held by [`Shared`].
+pub(crate) struct Bridge {
+    config: RocketMqConfig,
+    rules: RuleSet,
+    client: Arc<dyn RocketMqClient>,
+    queue: mpsc::Sender<Outgoing>,
+    health: Arc<HealthState>,
+    metrics: Arc<Metrics>,
+    stopping: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bridge {
+    /// Connects the producer (the real client unless the embedder gave one) and starts the
+    /// outflow dispatcher. Consumers and the status forwarder start in [`Bridge::attach`].
+    pub(crate) async fn start(
+        config: RocketMqConfig,
+        client: Option<Arc<dyn RocketMqClient>>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Bridge>, BrokerError> {
+        config.check()?;
+        let rules = config.rules()?;
+        let client = match client {
+            Some(client) => client,
+            None => default_client(&config).await?,
+        };
+        let (queue, receiver) = mpsc::channel(config.buffer);
+        let (stopping, _) = watch::channel(false);
+        let bridge = Arc::new(Bridge {
+            rules,
+            client,
+            queue,
+            health: Arc::new(HealthState::new()),
+            metrics,
+            stopping,
+            tasks: Mutex::new(Vec::new()),
+            config,
+        });
+        let dispatcher = tokio::spawn(outflow::dispatch(bridge.clone(), receiver));
+        bridge.tasks.lock().push(dispatcher);
+        tracing::info!(name_server = %bridge.config.name_server, ack_after = ?bridge.config.ack_after, "RocketMQ bridge started");
+        Ok(bridge)
+    }
+
+    /// Starts the inflow consumers and the status forwarder, which need the router and the
+    /// status hub.
+    pub(crate) async fn attach(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<(), BrokerError> {
+        let status = tokio::spawn(outflow::forward_status(
+            self.clone(),
+            shared.status.subscribe(),
+        ));
+        self.tasks.lock().push(status);
+        for topic in self.rules.inflow_topics() {
+            let group = self.config.inflow_group(topic);
+            let (sink, consumed) = mpsc::channel(64);
+            self.client
+                .consume(topic.to_owned(), group.clone(), sink)
+                .await
+                .map_err(|e| {
+                    BrokerError::RocketMq(format!("consumer of {topic:?} ({group}): {e}"))
+                })?;
+            tracing::info!(%topic, %group, "RocketMQ inflow consumer started");
+            self.health.consumer_started();
+            let task = tokio::spawn(inflow::run(shared.clone(), self.clone(), consumed));
+            self.tasks.lock().push(task);
+        }
+        Ok(())
+    }
+
+    /// The copy for RocketMQ of a client's PUBLISH, when an outflow rule covers its topic.
+    /// Waits while the buffer is full (backpressure). With `ack_after = "rocketmq"` and QoS
+    /// 1 or 2, returns the completion to await before acknowledging.
+    pub(crate) async fn outflow(
+        &self,
+        message: &Message,
+        sender: &str,
+        clean_session: bool,
+    ) -> Option<Completion> {
+        let (parent, _) = mqgate_rocketmq::split_topic(&message.topic);
+        self.rules.outflow_for(parent)?;
+        let mqtt = MqttMessage {
+            topic: message.topic.to_string(),
+            qos: message.qos as u8,
+            retain: false,
+            payload: message.payload.clone(),
+            sender_client_id: Some(sender.to_owned()),
+            sender_clean_session: Some(clean_session),
+        };
+        let rocket = match self.rules.outflow(&mqtt) {
+            Ok(Some(rocket)) => rocket,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(topic = %message.topic, %error, "outflow message not mappable to RocketMQ");
+                self.metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let wait = self.config.ack_after == AckAfter::Rocketmq && message.qos as u8 > 0;
+        let (done, completion) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.enqueue(Outgoing {
+            message: rocket,
+            order_key: None,
+            done,
+        })
+        .await;
+        completion
+    }
+
+    /// Puts a message in the buffer, waiting for room; counts it as buffered once it is in.
+    async fn enqueue(&self, outgoing: Outgoing) {
+        match self.queue.reserve().await {
+            Ok(slot) => {
+                self.metrics
+                    .rocketmq_buffered
+                    .fetch_add(1, Ordering::Relaxed);
+                slot.send(outgoing);
+            }
+            // The dispatcher stopped (shutdown): the message is not sent; a waiting publisher
+            // sees its completion fail and does not acknowledge.
+            Err(_) => {
+                self.metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The bridge's state now.
+    pub(crate) fn health(&self) -> BridgeHealth {
+        self.health.snapshot(
+            self.metrics.rocketmq_buffered.load(Ordering::Relaxed),
+            self.rules.inflow_topics().count(),
+        )
+    }
+
+    /// Stops the bridge: waits (at most `grace`) for buffered messages to reach RocketMQ,
+    /// then stops the tasks and the client.
+    pub(crate) async fn shutdown(&self, grace: std::time::Duration) {
+        let flushed = async {
+            while self.metrics.rocketmq_buffered.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout(grace, flushed).await.is_err() {
+            tracing::warn!(
+                buffered = self.metrics.rocketmq_buffered.load(Ordering::Relaxed),
+                "RocketMQ bridge stopped with messages still buffered"
+            );
+        }
+        let _ = self.stopping.send(true);
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+        self.client.shutdown().await;
+        tracing::info!("RocketMQ bridge stopped");
+    }
+}
+
+#[cfg(feature = "rocketmq")]
+async fn default_client(config: &RocketMqConfig) -> Result<Arc<dyn RocketMqClient>, BrokerError> {
+    let client = RustRocketMqClient::start(config)
+        .await
+        .map_err(|e| BrokerError::RocketMq(format!("client start failed: {e}")))?;
+    Ok(Arc::new(client))
+}
+
+#[cfg(not(feature = "rocketmq"))]
+async fn default_client(_: &RocketMqConfig) -> Result<Arc<dyn RocketMqClient>, BrokerError> {
+    Err(BrokerError::RocketMq(
+        "[rocketmq] is configured but this build has no RocketMQ client (cargo feature `rocketmq`)"
+            .to_owned(),
+    ))
+}

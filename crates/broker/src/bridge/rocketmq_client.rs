@@ -1,0 +1,274 @@
+//! [`RustRocketMqClient`]: the bridge's [`RocketMqClient`] on `rocketmq-client-rust` 1.0.0.
+//!
+//! The client crate owns a runtime of its own (`RuntimeOwner`); its push consumer calls the
+//! listener on a blocking thread, so the listener may wait for the broker's answer there.
+//! Known problems of 1.0.0 this works around (shared/rocketmq/README.md): the metadata
+//! lane's queue is raised to 4096 (a backlog on 2 cores overflowed it), and every inflow
+//! rule consumes in its own group in clustering mode (broadcast mode loses messages).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cheetah_string::CheetahString;
+use mqgate_rocketmq::RocketMessage;
+use parking_lot::Mutex;
+use rocketmq_client_rust::{
+    ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
+    ConsumeConcurrentlyStatus, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
+    MessageListenerConcurrently, SendStatus, TelemetryHandle,
+};
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_queue::MessageQueue;
+use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::common::message::STRING_HASH_SET;
+use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{BoxFuture, ClientFailure, ConsumeFrom, Consumed, RocketMqClient, RocketMqConfig};
+
+/// The RocketMQ property holding a message's keys, separated by spaces.
+const KEYS: &str = "KEYS";
+/// The RocketMQ property holding a message's tag.
+const TAGS: &str = "TAGS";
+
+fn failure(context: &str, error: impl std::fmt::Display) -> ClientFailure {
+    ClientFailure(format!("{context}: {error}"))
+}
+
+/// The `rocketmq-client-rust` client: one producer, one push consumer per inflow rule.
+pub struct RustRocketMqClient {
+    owner: Mutex<Option<RuntimeOwner>>,
+    runtime: Arc<ClientRuntime>,
+    producer: DefaultMQProducer,
+    consumers: tokio::sync::Mutex<Vec<DefaultMQPushConsumer>>,
+    name_server: String,
+    consume_from: ConsumeFrom,
+    send_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for RustRocketMqClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RustRocketMqClient")
+            .field("name_server", &self.name_server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RustRocketMqClient {
+    /// Builds the client's runtime and starts the producer of `config.producer_group`.
+    ///
+    /// # Errors
+    /// The runtime could not be built or the producer did not start.
+    pub async fn start(config: &RocketMqConfig) -> Result<Self, ClientFailure> {
+        let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
+        let mut runtime_config = RuntimeConfig::for_parallelism("mqgate-rocketmq", parallelism);
+        let lane = &mut runtime_config.blocking_lane_policies.metadata_io;
+        lane.max_queue_depth = lane.max_queue_depth.max(4096);
+        lane.task_timeout = lane.task_timeout.max(Duration::from_secs(120));
+        let owner = RuntimeOwner::plan(runtime_config)
+            .map_err(|e| failure("runtime configuration", e))?
+            .build()
+            .map_err(|e| failure("runtime", e))?;
+        let runtime = ClientRuntime::try_new(
+            owner.root_context().component("mqgate-bridge"),
+            ClientRuntimeConfig::default(),
+            TelemetryHandle::noop(),
+        )
+        .map_err(|e| failure("client runtime", e))?;
+        let send_timeout_ms = u64::try_from(config.send_timeout_ms.as_millis()).unwrap_or(3000);
+        let mut producer = DefaultMQProducer::builder(runtime.clone())
+            .producer_group(config.producer_group.as_str())
+            .name_server_addr(config.name_server.as_str())
+            .send_msg_timeout(u32::try_from(send_timeout_ms).unwrap_or(3000))
+            .build();
+        producer
+            .start()
+            .await
+            .map_err(|e| failure("producer start", e))?;
+        Ok(RustRocketMqClient {
+            owner: Mutex::new(Some(owner)),
+            runtime,
+            producer,
+            consumers: tokio::sync::Mutex::new(Vec::new()),
+            name_server: config.name_server.clone(),
+            consume_from: config.consume_from,
+            send_timeout_ms,
+        })
+    }
+
+    async fn send_one(
+        &self,
+        message: &RocketMessage,
+        order_key: Option<&str>,
+    ) -> Result<(), ClientFailure> {
+        let mut builder = Message::builder()
+            .topic(message.topic.as_str())
+            .body(message.body.clone());
+        if let Some(tags) = &message.tags {
+            builder = builder.tags(tags.as_str());
+        }
+        if !message.keys.is_empty() {
+            builder = builder.keys(message.keys.clone());
+        }
+        for (key, value) in &message.properties {
+            builder = builder
+                .raw_property(key.as_str(), value.as_str())
+                .map_err(|e| failure("property", e))?;
+        }
+        let built = builder.build().map_err(|e| failure("message", e))?;
+        let sent = match order_key {
+            None => {
+                self.producer
+                    .send_with_timeout(built, self.send_timeout_ms)
+                    .await
+            }
+            Some(key) => {
+                let select = |queues: &[MessageQueue], _: &Message, hash: &u64| {
+                    let n = u64::try_from(queues.len()).ok().filter(|n| *n > 0)?;
+                    let index = usize::try_from(hash % n).ok()?;
+                    queues.get(index).cloned()
+                };
+                self.producer
+                    .send_with_selector_timeout(built, select, hash_of(key), self.send_timeout_ms)
+                    .await
+            }
+        };
+        match sent {
+            Ok(Some(result)) if result.send_status == SendStatus::SendOk => Ok(()),
+            Ok(Some(result)) => Err(ClientFailure(format!(
+                "broker answered {:?}",
+                result.send_status
+            ))),
+            Ok(None) => Err(ClientFailure("no send result".to_owned())),
+            Err(e) => Err(failure("send", e)),
+        }
+    }
+
+    async fn start_consumer(
+        &self,
+        topic: String,
+        group: String,
+        sink: mpsc::Sender<Consumed>,
+    ) -> Result<(), ClientFailure> {
+        let from = match self.consume_from {
+            ConsumeFrom::Last => ConsumeFromWhere::ConsumeFromLastOffset,
+            ConsumeFrom::First => ConsumeFromWhere::ConsumeFromFirstOffset,
+        };
+        let mut consumer = DefaultMQPushConsumer::builder(self.runtime.clone())
+            .consumer_group(group.as_str())
+            .name_server_addr(self.name_server.as_str())
+            .consume_from_where(from)
+            .build();
+        consumer
+            .subscribe(topic.as_str(), "*")
+            .await
+            .map_err(|e| failure("subscribe", e))?;
+        consumer.register_message_listener_concurrently(Forward { topic, sink });
+        consumer
+            .start()
+            .await
+            .map_err(|e| failure("consumer start", e))?;
+        self.consumers.lock().await.push(consumer);
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        for mut consumer in self.consumers.lock().await.drain(..) {
+            consumer.shutdown().await;
+        }
+        // The clone shares the producer's state; shutting it down stops the producer.
+        self.producer.clone().shutdown().await;
+        let report = self.runtime.shutdown().await;
+        if !report.is_healthy() {
+            tracing::warn!(report = %report.to_json(), "RocketMQ client runtime did not stop cleanly");
+        }
+        if let Some(owner) = self.owner.lock().take() {
+            let _ = owner.shutdown_background();
+        }
+    }
+}
+
+impl RocketMqClient for RustRocketMqClient {
+    fn send<'a>(
+        &'a self,
+        message: &'a RocketMessage,
+        order_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ClientFailure>> {
+        Box::pin(self.send_one(message, order_key))
+    }
+
+    fn consume(
+        &self,
+        topic: String,
+        group: String,
+        sink: mpsc::Sender<Consumed>,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>> {
+        Box::pin(self.start_consumer(topic, group, sink))
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.stop())
+    }
+}
+
+/// The push consumer's listener: hands each message to the bridge and waits (on the
+/// client's blocking thread) for the answer that decides the commit.
+struct Forward {
+    topic: String,
+    sink: mpsc::Sender<Consumed>,
+}
+
+impl MessageListenerConcurrently for Forward {
+    fn consume_message(
+        &self,
+        messages: &[&MessageExt],
+        _context: &ConsumeConcurrentlyContext,
+    ) -> ClientResult<ConsumeConcurrentlyStatus> {
+        for message in messages {
+            let (done, answer) = oneshot::channel();
+            let consumed = Consumed {
+                message: to_rocket_message(&self.topic, message),
+                done,
+            };
+            if self.sink.blocking_send(consumed).is_err() || answer.blocking_recv() != Ok(true) {
+                return Ok(ConsumeConcurrentlyStatus::ReconsumeLater);
+            }
+        }
+        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+    }
+}
+
+/// A stable hash of an ordering key (the same key, the same queue, across restarts).
+fn hash_of(key: &str) -> u64 {
+    // FNV-1a: stable across processes and Rust versions, unlike `DefaultHasher`.
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The mapping crate's view of a consumed message: user properties only (RocketMQ's own
+/// are left out), tag and keys apart, the body shared.
+fn to_rocket_message(topic: &str, message: &MessageExt) -> RocketMessage {
+    let properties = message.properties();
+    let text = |key: &str| properties.get(&CheetahString::from_slice(key));
+    RocketMessage {
+        topic: topic.to_owned(),
+        tags: text(TAGS).map(ToString::to_string),
+        keys: text(KEYS)
+            .map(|keys| {
+                keys.as_str()
+                    .split(' ')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        properties: properties
+            .iter()
+            .filter(|(key, _)| !STRING_HASH_SET.contains(key.as_str()))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+        body: message.body().unwrap_or_default(),
+    }
+}
