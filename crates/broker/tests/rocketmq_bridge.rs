@@ -8,7 +8,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mqgate_broker::{AckAfter, BrokerConfig, BrokerHandle, ConsumeFrom, RocketMqConfig};
+use mqgate_broker::{
+    AckAfter, BrokerConfig, BrokerHandle, ConsumeFrom, ListenerKind, RocketMqConfig,
+};
 use mqgate_rocketmq::{InflowRule, OutflowRule, StatusRule};
 use mqgate_status::{EventType, Reconciler, ReconcilerConfig, StatusEvent};
 use rocketmq::{send, ClientSide, RocketMq, SERVERS};
@@ -38,7 +40,39 @@ fn bridge_config(ns: &str, node: &str) -> RocketMqConfig {
 async fn broker_with(rocketmq: RocketMqConfig) -> BrokerHandle {
     let mut config = BrokerConfig::ephemeral();
     config.rocketmq = Some(rocketmq);
+    // The HTTP listener for /healthz, on an ephemeral port.
+    config.http.enabled = true;
+    config.http.listen = "127.0.0.1:0".parse().expect("address");
     start_with(config).await
+}
+
+/// `GET /healthz`: the status code and the body.
+async fn healthz(broker: &BrokerHandle) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = broker
+        .local_addr(ListenerKind::Http)
+        .expect("HTTP listener");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mqgate\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("answer in time")
+        .expect("answer");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,6 +547,9 @@ async fn acknowledged_messages_survive_a_rocketmq_restart() {
     }
     let down = broker.rocketmq_health().expect("bridge");
     assert!(!down.up && down.last_error.is_some(), "{down:?}");
+    let (status, body) = healthz(&broker).await;
+    assert_eq!(status, 503, "/healthz shows the bridge down: {body}");
+    assert!(body.contains("rocketmq bridge down"), "{body}");
 
     rocketmq.start_broker().await;
     let restarted = Instant::now();
@@ -533,6 +570,7 @@ async fn acknowledged_messages_survive_a_rocketmq_restart() {
     assert!(metrics.rocketmq_retried > 0, "{metrics:?}");
     assert_eq!(metrics.rocketmq_buffered, 0);
     assert!(broker.rocketmq_health().expect("bridge").up);
+    assert_eq!(healthz(&broker).await.0, 200, "/healthz healthy again");
 
     listener.disconnect().await;
     talker.disconnect().await;

@@ -63,6 +63,19 @@ pub(super) async fn healthz(State(handle): State<BrokerHandle>) -> Response {
     if *shared.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    if let Some(bridge) = handle.rocketmq_health() {
+        if !bridge.is_healthy() {
+            let error = bridge
+                .last_error
+                .as_deref()
+                .unwrap_or("inflow consumers not running");
+            let body = format!(
+                "rocketmq bridge down: {error} ({} buffered, {}/{} consumers)\n",
+                bridge.buffered, bridge.consumers, bridge.inflow_rules
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+        }
+    }
     match shared.store.stats() {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(error) => {
