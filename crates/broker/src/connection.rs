@@ -436,6 +436,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let limit = shared.config.limits.backpressure_timeout;
         let _ = tokio::time::timeout(limit, self.acks.release(&mut self.session, &shared)).await;
         let will = self.session.connection_lost(now);
+        let clean_session = !self.session.is_persistent();
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         let _ = tokio::time::timeout(limit, self.saved.sync(&self.session, &shared)).await;
         shared.router.unsubscribe_all(&self.client, &subscriptions);
@@ -463,14 +464,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             .fetch_add(dropped, Ordering::Relaxed);
         shared.status.emit(self.events.finish(now));
         if let (Some(will), true) = (will, reason.publishes_will()) {
-            publish_will(&shared, &self.client, will, now).await;
+            publish_will(&shared, &self.client, clean_session, will, now).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
     }
 }
 
-/// Publishes a will like any other message, waiting (bounded) for full receivers.
-async fn publish_will(shared: &Shared, client: &Arc<str>, will: mqgate_codec::LastWill, now: u64) {
+/// Publishes a will like any other message, waiting (bounded) for full receivers; an outflow
+/// rule covering its topic sends a copy to RocketMQ too (nobody waits for its acknowledgement).
+async fn publish_will(
+    shared: &Shared,
+    client: &Arc<str>,
+    clean_session: bool,
+    will: mqgate_codec::LastWill,
+    now: u64,
+) {
     if TopicName::validate(&will.topic).is_err() {
         return;
     }
@@ -486,6 +494,15 @@ async fn publish_will(shared: &Shared, client: &Arc<str>, will: mqgate_codec::La
         retain: false,
         published_at_ms: now,
     });
+    if let Some(bridge) = &shared.bridge {
+        // Without a publisher to acknowledge, the completion (if any) is not awaited; a full
+        // buffer is waited for at most the backpressure timeout.
+        let limit = shared.config.limits.backpressure_timeout;
+        let outflow = bridge.outflow(&message, client, clean_session);
+        if tokio::time::timeout(limit, outflow).await.is_err() {
+            tracing::warn!(%client, "will not sent to RocketMQ: the bridge's buffer stayed full");
+        }
+    }
     let mut scratch = RouteScratch::default();
     shared
         .router

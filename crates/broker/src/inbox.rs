@@ -10,7 +10,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -30,6 +32,9 @@ pub(crate) struct SendError;
 
 struct State<T> {
     queue: VecDeque<T>,
+    /// The receiver's waker while it waits on an empty queue: a sender wakes it only then,
+    /// so a burst of values costs one wake-up, not one per value.
+    receiver: Option<Waker>,
     /// Slots promised to [`OwnedPermit`]s not yet used.
     reserved: usize,
     senders: usize,
@@ -39,8 +44,6 @@ struct State<T> {
 struct Chan<T> {
     state: Mutex<State<T>>,
     capacity: usize,
-    /// Wakes the receiver: a value arrived, or the last sender left.
-    arrived: Notify,
     /// Wakes a sender waiting for room.
     room: Notify,
 }
@@ -56,12 +59,12 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
         state: Mutex::new(State {
             queue: VecDeque::new(),
+            receiver: None,
             reserved: 0,
             senders: 1,
             closed: false,
         }),
         capacity: capacity.max(1),
-        arrived: Notify::new(),
         room: Notify::new(),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
@@ -91,13 +94,17 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let last = {
+        let waiting = {
             let mut state = self.chan.state.lock();
             state.senders -= 1;
-            state.senders == 0
+            if state.senders == 0 {
+                state.receiver.take()
+            } else {
+                None
+            }
         };
-        if last {
-            self.chan.arrived.notify_one();
+        if let Some(waker) = waiting {
+            waker.wake();
         }
     }
 }
@@ -108,7 +115,7 @@ impl<T> Sender<T> {
     /// # Errors
     /// [`TrySendError::Full`] or [`TrySendError::Closed`], with the value.
     pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        {
+        let waiting = {
             let mut state = self.chan.state.lock();
             if state.closed {
                 return Err(TrySendError::Closed(value));
@@ -117,8 +124,11 @@ impl<T> Sender<T> {
                 return Err(TrySendError::Full(value));
             }
             state.queue.push_back(value);
+            state.receiver.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
         }
-        self.chan.arrived.notify_one();
         Ok(())
     }
 
@@ -169,12 +179,15 @@ impl<T> OwnedPermit<T> {
     /// the reservation still finds it with `try_recv`.
     pub(crate) fn send(mut self, value: T) {
         self.used = true;
-        {
+        let waiting = {
             let mut state = self.chan.state.lock();
             state.reserved -= 1;
             state.queue.push_back(value);
+            state.receiver.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
         }
-        self.chan.arrived.notify_one();
     }
 }
 
@@ -204,15 +217,12 @@ impl<T> Receiver<T> {
     /// The next value; `None` once the inbox is closed or every sender left, and it is
     /// empty. Cancel-safe.
     pub(crate) async fn recv(&mut self) -> Option<T> {
-        loop {
-            // `notify_one` keeps a permit when nobody waits, so no wake-up is lost between
-            // the check and the wait.
-            match self.take() {
-                Taken::Value(value) => return Some(value),
-                Taken::Over => return None,
-                Taken::Empty => self.chan.arrived.notified().await,
-            }
-        }
+        poll_fn(|cx| match self.take(Some(cx.waker())) {
+            Taken::Value(value) => Poll::Ready(Some(value)),
+            Taken::Over => Poll::Ready(None),
+            Taken::Empty => Poll::Pending,
+        })
+        .await
     }
 
     /// The next value if one is queued.
@@ -221,7 +231,7 @@ impl<T> Receiver<T> {
     /// `Err(())` when none is (whether or not more may come).
     #[allow(clippy::result_unit_err)]
     pub(crate) fn try_recv(&mut self) -> Result<T, ()> {
-        match self.take() {
+        match self.take(None) {
             Taken::Value(value) => Ok(value),
             Taken::Empty | Taken::Over => Err(()),
         }
@@ -233,7 +243,9 @@ impl<T> Receiver<T> {
         self.chan.room.notify_waiters();
     }
 
-    fn take(&mut self) -> Taken<T> {
+    /// Pops the next value; when there is none and `waker` is given, leaves it to be woken
+    /// (under the same lock a sender pushes under, so no value slips in between unseen).
+    fn take(&mut self, waker: Option<&Waker>) -> Taken<T> {
         let mut state = self.chan.state.lock();
         match state.queue.pop_front() {
             Some(value) => {
@@ -250,6 +262,11 @@ impl<T> Receiver<T> {
                 if state.queue.capacity() > 0 {
                     // Idle: an empty inbox holds no memory.
                     state.queue = VecDeque::new();
+                }
+                if let Some(waker) = waker {
+                    if !state.receiver.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                        state.receiver = Some(waker.clone());
+                    }
                 }
                 Taken::Empty
             }

@@ -120,10 +120,20 @@ async fn outflow_reaches_a_rocketmq_consumer_exactly() {
         .publish("other/x", QoS::AtLeastOnce, false, "not bridged")
         .await
         .expect("queued");
+    // A will under a bridged parent topic goes to RocketMQ too when its client drops.
+    let addr = tcp_addr(&broker);
+    let mut options = MqttOptions::new("GID_dev@@@d2", addr.ip().to_string(), addr.port());
+    options.set_last_will(rumqttc::LastWill::new(
+        "sensors/will",
+        "d2 gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    Client::with_options(options).await.kill();
 
     let mut seen = BTreeMap::new();
     let deadline = Instant::now() + CROSSING;
-    while seen.len() < 2 && Instant::now() < deadline {
+    while seen.len() < 3 && Instant::now() < deadline {
         if let Some(message) = consumer.next(Duration::from_secs(1)).await {
             if message.body != b"warm-up" {
                 seen.insert(
@@ -148,6 +158,9 @@ async fn outflow_reaches_a_rocketmq_consumer_exactly() {
         (hall.body.as_slice(), hall.property("qoslevel")),
         (&b"qos0"[..], Some("0"))
     );
+    let will = seen.get("/will").expect("the will reached RocketMQ");
+    assert_eq!(will.body, b"d2 gone");
+    assert_eq!(will.property("clientId"), Some("GID_dev@@@d2"));
     assert!(seen.values().all(|m| m.body != b"not bridged"));
     // Nothing else arrives (the unbridged topic stays on the MQTT side); RocketMQ delivers at
     // least once, so a repeat of a bridged message may.
@@ -158,7 +171,7 @@ async fn outflow_reaches_a_rocketmq_consumer_exactly() {
         );
     }
     let metrics = broker.metrics();
-    assert!(metrics.rocketmq_produced >= 2, "{metrics:?}");
+    assert!(metrics.rocketmq_produced >= 3, "{metrics:?}");
     assert_eq!(metrics.rocketmq_buffered, 0);
     assert!(broker
         .rocketmq_health()
