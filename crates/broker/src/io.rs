@@ -29,6 +29,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const DIRECT_READ: usize = 4 * 1024;
 /// Most room reserved up front for a flush, from the size of the previous one.
 const MAX_SEND_HINT: usize = 256 * 1024;
+/// A PUBLISH payload from this size on is written from its own buffer (vectored) instead of
+/// being copied into the send buffer; below it, the copy is cheaper than another slice.
+const OWN_CHUNK: usize = 1024;
 /// Most buffers handed to one vectored write (below every platform's IOV_MAX).
 const MAX_IOV: usize = 512;
 
@@ -138,9 +141,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         if self.tx.capacity() == 0 {
             self.tx.reserve(self.tx_hint);
         }
+        let vectored = self.stream.is_write_vectored();
         for packet in packets {
-            if let Err(error) = packet.encode(&mut self.tx) {
-                self.failed.get_or_insert(error);
+            match packet {
+                // A large payload is not copied: its header goes in the buffer, the payload
+                // itself (shared with every other receiver) into the vectored write.
+                Packet::Publish(publish) if vectored && publish.payload.len() >= OWN_CHUNK => {
+                    if let Err(error) = publish.encode_header(&mut self.tx) {
+                        self.failed.get_or_insert(error);
+                        continue;
+                    }
+                    self.out.push(Chunk::Own(self.tx.split().freeze()));
+                    self.out.push(Chunk::Own(publish.payload));
+                }
+                packet => {
+                    if let Err(error) = packet.encode(&mut self.tx) {
+                        self.failed.get_or_insert(error);
+                    }
+                }
             }
         }
     }

@@ -245,9 +245,10 @@ async fn a_backend_consumer_group_shares_messages_from_clients() {
 }
 
 /// QoS 0 deliveries go out as one frame encoded by the router and shared by every receiver,
-/// interleaved with each receiver's own packets (QoS 1 deliveries with their packet ids) and
-/// written with vectored writes: every receiver still gets every message, in order per QoS,
-/// and a 256 KiB frame written in several partial writes arrives intact.
+/// interleaved with each receiver's own packets (QoS 1 deliveries with their packet ids, their
+/// 2 KB payloads written from the message's own buffer) and written with vectored writes:
+/// every receiver still gets every message, in order per QoS, and a 256 KiB frame written in
+/// several partial writes arrives intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_qos0_frames_interleave_with_each_receivers_own_packets() {
     const ROUNDS: usize = 200;
@@ -262,7 +263,11 @@ async fn shared_qos0_frames_interleave_with_each_receivers_own_packets() {
     let big: Vec<u8> = (0..256 * 1024).map(|i| (i % 253) as u8).collect();
     for round in 0..ROUNDS {
         let (qos, payload) = match round % 3 {
-            0 => (QoS::AtLeastOnce, format!("1:{round}").into_bytes()),
+            // QoS 1 payloads large enough to be written from their own buffer.
+            0 => (
+                QoS::AtLeastOnce,
+                format!("1:{round}:{}", ".".repeat(2000)).into_bytes(),
+            ),
             _ if round == ROUNDS / 2 => (QoS::AtMostOnce, big.clone()),
             _ => (QoS::AtMostOnce, format!("0:{round}").into_bytes()),
         };
@@ -282,8 +287,9 @@ async fn shared_qos0_frames_interleave_with_each_receivers_own_packets() {
                 continue;
             }
             let text = std::str::from_utf8(&p.payload).unwrap().to_owned();
-            let (kind, n) = text.split_once(':').unwrap();
-            let n: usize = n.parse().unwrap();
+            let mut fields = text.split(':');
+            let kind = fields.next().unwrap();
+            let n: usize = fields.next().unwrap().parse().unwrap();
             let (last, qos) = if kind == "0" {
                 (&mut last0, QoS::AtMostOnce)
             } else {
