@@ -23,8 +23,9 @@ pub const CONNECT: &[u8] = &[
 
 /// Feeds `input` to a fresh broker's connection task over an in-memory stream, closes the
 /// client's side and waits (at most 2 s) for the broker to close its side. Returns the bytes
-/// the broker wrote. Panics only if the broker did (which is what a fuzzer looks for) or
-/// the runtime cannot start.
+/// the broker wrote. Panics only if the broker did (which is what a fuzzer looks for), or
+/// the runtime or the store writer thread cannot start (this harness has nothing to return
+/// such an error to).
 pub fn drive_connection(input: &[u8]) -> Vec<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -5,7 +5,8 @@
 //! Why not tokio's channel: it allocates its first block of 32 slots and a cache-padded
 //! channel state up front, about 1.3 KB per connection whether a message ever arrives or
 //! not, which was a third of an idle connection's memory. This one is one allocation of
-//! about 150 bytes while empty; its queue grows only when messages wait. Every operation
+//! about 150 bytes until a message arrives; its queue grows only when messages wait, and
+//! gives back what a burst made it grow once it is empty. Every operation
 //! takes a short `parking_lot` lock that is never held across an `.await`.
 
 use std::collections::VecDeque;
@@ -16,6 +17,9 @@ use std::task::{Poll, Waker};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+/// Slots an empty queue keeps once it was used (larger ones are released when it empties).
+const KEEP_SLOTS: usize = 8;
 
 /// Why [`Sender::try_send`] gave the value back.
 #[derive(Debug)]
@@ -249,18 +253,15 @@ impl<T> Receiver<T> {
         let mut state = self.chan.state.lock();
         match state.queue.pop_front() {
             Some(value) => {
-                if state.queue.is_empty() && state.queue.capacity() > self.chan.capacity {
-                    // Grown past the capacity by reserved slots: give the memory back.
-                    state.queue.shrink_to_fit();
-                }
                 drop(state);
                 self.chan.room.notify_one();
                 Taken::Value(value)
             }
             None if state.closed || state.senders == 0 => Taken::Over,
             None => {
-                if state.queue.capacity() > 0 {
-                    // Idle: an empty inbox holds no memory.
+                if state.queue.capacity() > KEEP_SLOTS {
+                    // Grown by a burst: an empty inbox gives that memory back. A few slots
+                    // stay, so a steady trickle of messages allocates nothing per message.
                     state.queue = VecDeque::new();
                 }
                 if let Some(waker) = waker {
