@@ -19,6 +19,7 @@ use mqgate_codec::QoS;
 use mqgate_session::{DeliveryOutcome, Event, Message, Session};
 use mqgate_status::{ChannelId, ConnectionEvents};
 use mqgate_topic::TopicName;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
@@ -34,6 +35,8 @@ use crate::shared::Shared;
 
 /// Most inbox messages taken in one go before the task writes and looks at its socket again.
 const INBOX_BATCH: usize = 256;
+/// Most inbox messages taken under one lock of the inbox.
+const TAKE_BATCH: usize = 32;
 
 /// A connection whose CONNECT was accepted, with everything it owns while online.
 pub(crate) struct Online<S> {
@@ -178,14 +181,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.count(outcome);
     }
 
+    /// Takes up to [`INBOX_BATCH`] more deliveries, a few dozen per inbox lock. A batch takes
+    /// QoS 1 and 2 deliveries only while the session's queue would surely have room for them
+    /// (as if each were queued); the one that might not fit is taken alone, and held if it
+    /// does not.
     fn take_more(&mut self) {
-        for _ in 0..INBOX_BATCH {
-            if self.held.is_some() {
-                return;
+        let mut taken = 0;
+        while taken < INBOX_BATCH && self.held.is_none() {
+            let mut batch = SmallVec::<[Delivery; TAKE_BATCH]>::new();
+            let config = self.session.config();
+            let (max_messages, max_bytes) = (config.max_queued_messages, config.max_queued_bytes);
+            let (mut queued, mut bytes) = (self.session.queued_len(), self.session.queued_bytes());
+            let n = self.inbox.try_recv_many(&mut batch, |delivery| {
+                if delivery.message.qos.min(delivery.granted) == QoS::AtMostOnce {
+                    return true;
+                }
+                let size = delivery.message.size();
+                let fits = queued == 0
+                    || (queued < max_messages && bytes.saturating_add(size) <= max_bytes);
+                queued += 1;
+                bytes = bytes.saturating_add(size);
+                fits
+            });
+            if n == 0 {
+                match self.inbox.try_recv() {
+                    Ok(delivery) => {
+                        taken += 1;
+                        self.take(delivery);
+                        continue;
+                    }
+                    Err(()) => return,
+                }
             }
-            match self.inbox.try_recv() {
-                Ok(delivery) => self.take(delivery),
-                Err(_) => return,
+            taken += n;
+            for delivery in batch {
+                self.take(delivery);
             }
         }
     }

@@ -15,7 +15,8 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 /// Slots an empty queue keeps once it was used (larger ones are released when it empties).
@@ -41,6 +42,9 @@ struct State<T> {
     receiver: Option<Waker>,
     /// Slots promised to [`OwnedPermit`]s not yet used.
     reserved: usize,
+    /// A sender found no room and waits on `room`: the receiver notifies only then, so
+    /// taking a value costs no atomic operation beyond the lock when nobody waits.
+    room_wanted: bool,
     senders: usize,
     closed: bool,
 }
@@ -65,6 +69,7 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             queue: VecDeque::new(),
             receiver: None,
             reserved: 0,
+            room_wanted: false,
             senders: 1,
             closed: false,
         }),
@@ -118,22 +123,30 @@ impl<T> Sender<T> {
     ///
     /// # Errors
     /// [`TrySendError::Full`] or [`TrySendError::Closed`], with the value.
+    #[cfg(test)]
     pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let waiting = {
-            let mut state = self.chan.state.lock();
-            if state.closed {
-                return Err(TrySendError::Closed(value));
-            }
-            if !self.chan.has_room(&state) {
-                return Err(TrySendError::Full(value));
-            }
-            state.queue.push_back(value);
-            state.receiver.take()
-        };
-        if let Some(waker) = waiting {
+        if let Some(waker) = self.try_send_deferred(value)? {
             waker.wake();
         }
         Ok(())
+    }
+
+    /// Like [`try_send`](Self::try_send), but hands back the receiver's waker (when it was
+    /// waiting) instead of waking it: a caller holding a lock of its own wakes it after
+    /// letting that go.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    pub(crate) fn try_send_deferred(&self, value: T) -> Result<Option<Waker>, TrySendError<T>> {
+        let mut state = self.chan.state.lock();
+        if state.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        if !self.chan.has_room(&state) {
+            return Err(TrySendError::Full(value));
+        }
+        state.queue.push_back(value);
+        Ok(state.receiver.take())
     }
 
     /// Waits for room and keeps it for one value (cancel-safe: nothing is reserved unless
@@ -160,6 +173,7 @@ impl<T> Sender<T> {
                         used: false,
                     });
                 }
+                state.room_wanted = true;
             }
             notified.await;
         }
@@ -247,14 +261,47 @@ impl<T> Receiver<T> {
         self.chan.room.notify_waiters();
     }
 
+    /// Moves queued values into `out` under one lock, while `out` has room and `accept`
+    /// agrees to the next one (a value it refuses stays first in the queue). Returns how
+    /// many were moved.
+    pub(crate) fn try_recv_many<const N: usize>(
+        &mut self,
+        out: &mut SmallVec<[T; N]>,
+        mut accept: impl FnMut(&T) -> bool,
+    ) -> usize {
+        let mut state = self.chan.state.lock();
+        let before = out.len();
+        while out.len() < N {
+            match state.queue.front() {
+                Some(next) if accept(next) => {}
+                _ => break,
+            }
+            if let Some(value) = state.queue.pop_front() {
+                out.push(value);
+            }
+        }
+        let moved = out.len() - before;
+        self.made_room(state, moved);
+        moved
+    }
+
+    /// Lets the lock go, and wakes the senders waiting for room if `freed` slots were freed.
+    fn made_room(&self, mut state: MutexGuard<'_, State<T>>, freed: usize) {
+        let wanted = freed > 0 && std::mem::take(&mut state.room_wanted);
+        drop(state);
+        if wanted {
+            // Every waiting sender re-checks (and says so again if there is still no room).
+            self.chan.room.notify_waiters();
+        }
+    }
+
     /// Pops the next value; when there is none and `waker` is given, leaves it to be woken
     /// (under the same lock a sender pushes under, so no value slips in between unseen).
     fn take(&mut self, waker: Option<&Waker>) -> Taken<T> {
         let mut state = self.chan.state.lock();
         match state.queue.pop_front() {
             Some(value) => {
-                drop(state);
-                self.chan.room.notify_one();
+                self.made_room(state, 1);
                 Taken::Value(value)
             }
             None if state.closed || state.senders == 0 => Taken::Over,

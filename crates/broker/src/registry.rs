@@ -7,13 +7,14 @@
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::task::Waker;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
 use mqgate_codec::QoS;
 use mqgate_session::{DeliveryOutcome, DropReason, Event, Message, Session};
 use mqgate_status::ChannelId;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 use crate::inbox as mpsc;
@@ -94,11 +95,17 @@ pub(crate) enum Attach {
     Refused,
 }
 
-/// Where one delivery went.
+/// What happened to one delivery offered to a client (see [`ShardGuard::offer`]).
 #[derive(Debug)]
-pub(crate) enum Target {
-    /// The client is online: send the delivery (given back) into this inbox.
-    Inbox(mpsc::Sender<Delivery>, Delivery),
+pub(crate) enum Offer {
+    /// In the client's inbox. The waker, when the receiver was waiting, is to be woken once
+    /// the shard lock is let go.
+    Sent(Option<Waker>),
+    /// The client is online but its inbox is full: wait for room in it, then send.
+    Full(mpsc::Sender<Delivery>, Delivery),
+    /// The client's connection is closing (its session is on its way into the registry):
+    /// offer again.
+    Closed(Delivery),
     /// Handled here (offline session or handover buffer); dropped messages counted in the
     /// second field.
     Done(DeliveryOutcome, u64),
@@ -106,10 +113,49 @@ pub(crate) enum Target {
     Unknown,
 }
 
+type Shard = HashMap<Arc<str>, Slot>;
+
+/// One shard of the registry, locked: deliveries to several of its clients under one lock.
+pub(crate) struct ShardGuard<'a> {
+    map: MutexGuard<'a, Shard>,
+    pending_limit: usize,
+}
+
+impl ShardGuard<'_> {
+    /// Offers one delivery to `client_id` (which must belong to this shard): into its inbox
+    /// if it is online and there is room, into its offline session, or into the handover
+    /// buffer. Never waits.
+    pub(crate) fn offer(&mut self, client_id: &str, delivery: Delivery, now: u64) -> Offer {
+        match self.map.get_mut(client_id) {
+            None => Offer::Unknown,
+            Some(Slot::Online(link)) => match link.inbox.try_send_deferred(delivery) {
+                Ok(waker) => Offer::Sent(waker),
+                Err(mpsc::TrySendError::Full(back)) => Offer::Full(link.inbox.clone(), back),
+                Err(mpsc::TrySendError::Closed(back)) => Offer::Closed(back),
+            },
+            Some(Slot::Offline(session)) => {
+                let outcome = session.handle_delivery(delivery.message, delivery.granted, now);
+                Offer::Done(outcome, drain_drops(session))
+            }
+            Some(Slot::Handover { pending, .. }) => {
+                let qos = delivery.message.qos.min(delivery.granted);
+                if qos == QoS::AtMostOnce {
+                    Offer::Done(DeliveryOutcome::Dropped(DropReason::Offline), 0)
+                } else if pending.len() >= self.pending_limit {
+                    Offer::Done(DeliveryOutcome::Refused, 0)
+                } else {
+                    pending.push(delivery);
+                    Offer::Done(DeliveryOutcome::Queued, 0)
+                }
+            }
+        }
+    }
+}
+
 /// Client id -> slot, in shards.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    shards: [Mutex<HashMap<Arc<str>, Slot>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
     hasher: hashbrown::DefaultHashBuilder,
     /// Most deliveries buffered per client during a handover.
     pending_limit: usize,
@@ -124,10 +170,8 @@ impl Registry {
         }
     }
 
-    fn shard(&self, client_id: &str) -> &Mutex<HashMap<Arc<str>, Slot>> {
-        // The remainder is below SHARDS, the array's length: the index is always in range.
-        let index = (self.hasher.hash_one(client_id) % SHARDS as u64) as usize;
-        &self.shards[index]
+    fn shard(&self, client_id: &str) -> &Mutex<Shard> {
+        &self.shards[self.shard_index(client_id)]
     }
 
     /// Makes `link` the client's connection, according to `policy` if one is open already.
@@ -222,28 +266,26 @@ impl Registry {
         }
     }
 
-    /// Routes one delivery to `client_id`'s current place.
-    pub(crate) fn deliver_to(&self, client_id: &str, delivery: Delivery, now: u64) -> Target {
-        let mut shard = self.shard(client_id).lock();
-        match shard.get_mut(client_id) {
-            None => Target::Unknown,
-            Some(Slot::Online(link)) => Target::Inbox(link.inbox.clone(), delivery),
-            Some(Slot::Offline(session)) => {
-                let outcome = session.handle_delivery(delivery.message, delivery.granted, now);
-                Target::Done(outcome, drain_drops(session))
-            }
-            Some(Slot::Handover { pending, .. }) => {
-                let qos = delivery.message.qos.min(delivery.granted);
-                if qos == QoS::AtMostOnce {
-                    Target::Done(DeliveryOutcome::Dropped(DropReason::Offline), 0)
-                } else if pending.len() >= self.pending_limit {
-                    Target::Done(DeliveryOutcome::Refused, 0)
-                } else {
-                    pending.push(delivery);
-                    Target::Done(DeliveryOutcome::Queued, 0)
-                }
-            }
+    /// The shard `client_id` lives in (for [`lock_shard`](Self::lock_shard)).
+    pub(crate) fn shard_index(&self, client_id: &str) -> usize {
+        // The remainder is below SHARDS, the array's length: the index is always in range.
+        (self.hasher.hash_one(client_id) % SHARDS as u64) as usize
+    }
+
+    /// Locks shard `index` (as [`shard_index`](Self::shard_index) gave it; taken modulo the
+    /// number of shards).
+    pub(crate) fn lock_shard(&self, index: usize) -> ShardGuard<'_> {
+        ShardGuard {
+            map: self.shards[index % SHARDS].lock(),
+            pending_limit: self.pending_limit,
         }
+    }
+
+    /// Offers one delivery to `client_id` (see [`ShardGuard::offer`]); the caller wakes the
+    /// receiver if [`Offer::Sent`] carries its waker.
+    pub(crate) fn deliver_to(&self, client_id: &str, delivery: Delivery, now: u64) -> Offer {
+        self.lock_shard(self.shard_index(client_id))
+            .offer(client_id, delivery, now)
     }
 
     /// Puts a restored persistent session in place, offline (start-up, before any connection).

@@ -8,19 +8,21 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
-use crate::inbox::{self as mpsc, TrySendError};
+use crate::inbox as mpsc;
 use bytes::{Bytes, BytesMut};
 use mqgate_codec::{Packet, Publish, QoS};
 use mqgate_session::{DeliveryOutcome, Message, MessageId, Subscription};
 use mqgate_store::Op;
 use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 
 use crate::clock::unix_time_ms;
 use crate::persist::{enqueue_op, Persist, Ticket};
-use crate::registry::{Delivery, Registry, Target};
+use crate::registry::{Delivery, Offer, Registry};
 use crate::Metrics;
 
 /// How often a delivery to an inbox that just closed is retried: the closing connection is
@@ -42,7 +44,8 @@ pub(crate) struct Blocked {
 #[derive(Debug, Default)]
 pub(crate) struct RouteScratch {
     matches: Matches<Arc<str>, QoS>,
-    targets: Vec<(Arc<str>, QoS)>,
+    /// The receivers of the message being routed, with their registry shard.
+    targets: Vec<(usize, Arc<str>, QoS)>,
     pub(crate) blocked: Vec<Blocked>,
     /// Store writes of the next route (a caller may add its own first; they commit with the
     /// route's in one transaction).
@@ -225,18 +228,19 @@ impl Router {
             |client| self.registry.is_online(client),
             &mut scratch.matches,
         );
+        let registry = &self.registry;
         scratch.targets.extend(
             scratch
                 .matches
                 .iter()
-                .map(|(client, qos)| (client.clone(), *qos)),
+                .map(|(client, qos)| (registry.shard_index(client), client.clone(), *qos)),
         );
     }
 
     /// Queues the store writes for the matched receivers that are persistent sessions.
     fn durable_matched(&self, message: &Arc<Message>, scratch: &mut RouteScratch) {
         if message.qos != QoS::AtMostOnce {
-            for (client, granted) in &scratch.targets {
+            for (_, client, granted) in &scratch.targets {
                 if let Some(op) = self.durable_op(client, message, *granted) {
                     scratch.ops.push(op);
                 }
@@ -244,25 +248,62 @@ impl Router {
         }
     }
 
+    /// Delivers to every matched receiver, shard by shard: one registry lock per shard
+    /// touched, the receivers woken once it is let go.
     fn deliver_matched(&self, message: &Arc<Message>, now: u64, scratch: &mut RouteScratch) {
         let mut targets = std::mem::take(&mut scratch.targets);
+        targets.sort_unstable_by_key(|(shard, _, _)| *shard);
         // Encoded at the first QoS 0 receiver, then shared by all of them.
         let mut frame = None;
-        for (client, granted) in targets.drain(..) {
-            let frame = if message.qos.min(granted) == QoS::AtMostOnce {
-                frame.get_or_insert_with(|| qos0_frame(message)).clone()
-            } else {
-                None
-            };
-            let delivery = Delivery {
-                message: message.clone(),
-                granted,
-                frame,
-            };
+        let mut delivered = 0;
+        let mut closed = Vec::new();
+        let mut wakers = SmallVec::<[Waker; 16]>::new();
+        let mut rest = &targets[..];
+        while let Some(&(shard, _, _)) = rest.first() {
+            let run = rest.iter().take_while(|(s, _, _)| *s == shard).count();
+            let (this, next) = rest.split_at(run);
+            rest = next;
+            let mut guard = self.registry.lock_shard(shard);
+            for (_, client, granted) in this {
+                let frame = if message.qos.min(*granted) == QoS::AtMostOnce {
+                    frame.get_or_insert_with(|| qos0_frame(message)).clone()
+                } else {
+                    None
+                };
+                let delivery = Delivery {
+                    message: message.clone(),
+                    granted: *granted,
+                    frame,
+                };
+                match guard.offer(client, delivery, now) {
+                    Offer::Sent(waker) => {
+                        delivered += 1;
+                        wakers.extend(waker);
+                    }
+                    Offer::Full(inbox, delivery) => {
+                        let blocked = Blocked {
+                            client: client.clone(),
+                            inbox,
+                            delivery,
+                        };
+                        scratch.keep_blocked(blocked, now, &self.metrics);
+                    }
+                    Offer::Closed(delivery) => closed.push((client.clone(), delivery)),
+                    other => self.count_offer(other),
+                }
+            }
+            drop(guard);
+            wakers.drain(..).for_each(Waker::wake);
+        }
+        self.metrics
+            .messages_delivered
+            .fetch_add(delivered, Ordering::Relaxed);
+        for (client, delivery) in closed {
             if let Some(blocked) = self.deliver(&client, delivery, now) {
                 scratch.keep_blocked(blocked, now, &self.metrics);
             }
         }
+        targets.clear();
         scratch.targets = targets;
     }
 
@@ -300,36 +341,49 @@ impl Router {
     pub(crate) fn deliver(&self, client: &str, delivery: Delivery, now: u64) -> Option<Blocked> {
         let mut delivery = delivery;
         for _ in 0..CLOSED_INBOX_RETRIES {
-            let (inbox, back) = match self.registry.deliver_to(client, delivery, now) {
-                Target::Inbox(inbox, back) => (inbox, back),
-                Target::Done(outcome, dropped) => {
-                    self.count_outcome(outcome, dropped);
-                    return None;
-                }
-                Target::Unknown => {
-                    self.metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-            };
-            match try_send(&inbox, back, &self.metrics) {
-                Ok(()) => return None,
-                Err(TrySendError::Full(back)) => {
+            match self.registry.deliver_to(client, delivery, now) {
+                Offer::Full(inbox, back) => {
                     return Some(Blocked {
                         client: Arc::from(client),
                         inbox,
                         delivery: back,
                     })
                 }
-                Err(TrySendError::Closed(back)) => {
+                Offer::Closed(back) => {
                     // The connection is closing and moving its session into the registry.
                     delivery = back;
                     std::thread::yield_now();
+                }
+                other => {
+                    self.count_offer(other);
+                    return None;
                 }
             }
         }
         tracing::warn!(%client, "receiver's connection closed while routing; message dropped");
         self.metrics.session_dropped.fetch_add(1, Ordering::Relaxed);
         None
+    }
+
+    /// Counts an offer that ended here (sent, handled by the registry, or nobody there) and
+    /// wakes the receiver if it waited.
+    fn count_offer(&self, offer: Offer) {
+        match offer {
+            Offer::Sent(waker) => {
+                self.metrics
+                    .messages_delivered
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            Offer::Done(outcome, dropped) => self.count_outcome(outcome, dropped),
+            Offer::Unknown => {
+                self.metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
+            }
+            // Not an end: the callers handle these themselves.
+            Offer::Full(..) | Offer::Closed(_) => {}
+        }
     }
 
     /// Waits (at most `limit` in all) until every blocked delivery is in its inbox, for
@@ -508,17 +562,4 @@ fn qos0_frame(message: &Message) -> Option<Arc<Bytes>> {
     let mut buf = BytesMut::with_capacity(publish.encoded_len().ok()?);
     publish.encode(&mut buf).ok()?;
     Some(Arc::new(buf.freeze()))
-}
-
-/// Sends into an inbox without waiting; a full inbox gives the delivery back as
-/// [`TrySendError::Full`] whatever its QoS (QoS 0 waits too, but only briefly: see
-/// [`Limits::qos0_wait`](crate::Limits::qos0_wait)).
-pub(crate) fn try_send(
-    inbox: &mpsc::Sender<Delivery>,
-    delivery: Delivery,
-    metrics: &Metrics,
-) -> Result<(), TrySendError<Delivery>> {
-    inbox.try_send(delivery)?;
-    metrics.messages_delivered.fetch_add(1, Ordering::Relaxed);
-    Ok(())
 }
