@@ -93,6 +93,7 @@ impl CloseReason {
         match kick {
             Ok(Kick::Closed) => CloseReason::ClosedByApi,
             Ok(Kick::TokenInvalid) => CloseReason::TokenInvalid,
+            Ok(Kick::Shutdown) => CloseReason::Shutdown,
             Ok(Kick::Takeover) | Err(_) => CloseReason::Takeover,
         }
     }

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqgate_auth::Grants;
-use mqgate_codec::QoS;
-use mqgate_session::{DeliveryOutcome, Event, Message, Session};
+use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
+use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, Session};
 use mqgate_status::{ChannelId, ConnectionEvents};
 use mqgate_topic::TopicName;
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::inbox as mpsc;
 
@@ -38,6 +38,20 @@ const INBOX_BATCH: usize = 256;
 /// Most inbox messages taken under one lock of the inbox.
 const TAKE_BATCH: usize = 32;
 
+/// What an event left to do that may have to wait.
+enum Next {
+    /// Nothing: it was handled.
+    Done,
+    /// A PUBLISH to route, then acknowledge.
+    Route {
+        message: Arc<Message>,
+        retain: bool,
+        token: Option<InboundToken>,
+    },
+    /// A SUBSCRIBE or UNSUBSCRIBE (boxed: rare, and this stays small).
+    Wait(Box<Event>),
+}
+
 /// A connection whose CONNECT was accepted, with everything it owns while online.
 pub(crate) struct Online<S> {
     pub(crate) io: Io<S>,
@@ -49,11 +63,12 @@ pub(crate) struct Online<S> {
     pub(crate) kick: oneshot::Receiver<Kick>,
     /// What the client may publish and subscribe to, fixed at CONNECT.
     pub(crate) grants: Grants,
-    pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) events: ConnectionEvents,
     /// A delivery taken from the inbox that the session's queue has no room for yet.
     pub(crate) held: Option<Delivery>,
-    pub(crate) scratch: RouteScratch,
+    /// Routing scratch space, made at the first PUBLISH (a connection that only receives
+    /// never needs it).
+    pub(crate) scratch: Option<Box<RouteScratch>>,
     /// What this persistent session last wrote to the store.
     pub(crate) saved: persist::Saved,
     /// Routed messages whose acknowledgement waits for a store commit.
@@ -86,6 +101,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             if let Err(reason) = self.flush().await {
                 return reason;
             }
+            // About to wait: what the session no longer uses goes back to the allocator.
+            self.session.release_idle_memory();
             if std::mem::take(&mut buffered) {
                 if let Err(reason) = self.handle_received() {
                     return reason;
@@ -100,7 +117,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             tokio::select! {
                 biased;
                 kick = &mut self.kick => return CloseReason::kicked(kick),
-                _ = self.shutdown.changed() => return CloseReason::Shutdown,
                 committed = self.acks.next_commit(&self.shared), if self.acks.is_waiting() => {
                     if let Err(reason) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.shared)) {
                         return reason;
@@ -139,7 +155,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     async fn flush(&mut self) -> Result<(), CloseReason> {
         // A persistent session's changed state is durable before the client hears of it.
-        self.saved.sync(&self.session, &self.shared).await?;
+        let ticket = self.saved.submit(&self.session, &self.shared);
+        persist::committed(&self.shared, ticket).await?;
         let limit = self.shared.config.limits.backpressure_timeout;
         let session = &mut self.session;
         self.io
@@ -241,121 +258,194 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         }
     }
 
-    /// Acts on everything the session reported.
+    /// Acts on everything the session reported. Most events are handled on the spot; what
+    /// has to wait (receivers to make room, RocketMQ, a store commit) waits in a boxed
+    /// future, so an idle connection's future does not carry the room for it.
     async fn process_events(&mut self) -> Result<(), CloseReason> {
         while let Some(event) = self.session.poll_event() {
-            let now = unix_time_ms();
-            match event {
-                Event::Publish { publish, token } => {
-                    if let Err(error) = TopicName::validate(&publish.topic) {
-                        return Err(CloseReason::InvalidTopic(error));
-                    }
-                    if !crate::auth::may_publish(&self.shared, &self.grants, &publish.topic) {
-                        // Acknowledged all the same, or the client would resend it forever;
-                        // in order, after the acknowledgements still waiting for a commit.
-                        self.acks.push(token, None, &mut self.session);
-                        continue;
-                    }
-                    // A QoS 2 id awaiting PUBREL commits with the message it guards.
-                    let received = publish
-                        .packet_id
-                        .filter(|_| publish.qos == QoS::ExactlyOnce);
-                    if received.is_some() {
-                        self.saved
-                            .ops(&self.session, received, &mut self.scratch.ops);
-                    }
-                    let message = Arc::new(Message {
-                        id: self.shared.router.next_id(),
-                        topic: publish.topic,
-                        payload: publish.payload,
-                        qos: publish.qos,
-                        retain: false,
-                        published_at_ms: now,
-                    });
-                    // Boxed, like the wait below: only a broker with a bridge pays for their state.
-                    let bridged = match &self.shared.bridge {
-                        Some(bridge) => {
-                            let clean = !self.session.is_persistent();
-                            Box::pin(bridge.outflow(&message, &self.client, clean)).await
-                        }
-                        None => None,
-                    };
-                    self.shared.router.route(
-                        &message,
-                        publish.retain,
-                        Some(&self.client),
-                        now,
-                        &mut self.scratch,
-                    );
-                    self.wait_blocked().await?;
-                    let ticket = self.scratch.ticket.take();
-                    if let Some(done) = bridged {
-                        // ack_after = "rocketmq": acknowledged only once RocketMQ took it.
-                        Box::pin(self.serve_until(done))
-                            .await?
-                            .map_err(|_| CloseReason::Shutdown)?;
-                    }
-                    self.acks.push(token, ticket, &mut self.session);
-                }
-                Event::Subscribe { packet_id, filters } => {
-                    check_filters(filters.iter().map(|e| e.filter.as_str()))?;
-                    self.acks.release(&mut self.session, &self.shared).await?;
-                    let router = &self.shared.router;
-                    let mut granted = Vec::with_capacity(filters.len());
-                    let mut retained = Vec::new();
-                    for entry in filters {
-                        let qos =
-                            crate::auth::may_subscribe(&self.shared, &self.grants, &entry.filter)
-                                .then(|| router.subscribe(&self.client, &entry.filter, entry.qos))
-                                .flatten();
-                        match qos {
-                            Some(qos) => retained.extend(
-                                router
-                                    .retained_for(&entry.filter)
-                                    .into_iter()
-                                    .map(|m| (m, qos)),
-                            ),
-                            None => {
-                                tracing::info!(client = %self.client, filter = %entry.filter, "subscription refused");
-                                self.shared
-                                    .metrics
-                                    .subscriptions_refused
-                                    .fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        granted.push((entry.filter, qos));
-                    }
-                    self.session.subscribed(packet_id, granted);
-                    persist::enqueue_retained(&self.shared, &self.session, &retained).await?;
-                    for (message, qos) in retained {
-                        let outcome = self.session.handle_delivery(message, qos, now);
-                        self.count(outcome);
+            match self.on_event(event)? {
+                Next::Done => {}
+                Next::Route {
+                    message,
+                    retain,
+                    token,
+                } => {
+                    if self.shared.bridge.is_some() {
+                        Box::pin(self.route_bridged(message, retain, token)).await?;
+                    } else {
+                        self.route(&message, retain);
+                        self.wait_blocked().await?;
+                        let ticket = self.scratch().ticket.take();
+                        self.acks.push(token, ticket, &mut self.session);
                     }
                 }
-                Event::Unsubscribe { packet_id, filters } => {
-                    check_filters(filters.iter().map(|f| f.as_str()))?;
-                    self.acks.release(&mut self.session, &self.shared).await?;
-                    for filter in &filters {
-                        self.shared.router.unsubscribe(&self.client, filter);
+                Next::Wait(event) => match *event {
+                    Event::Subscribe { packet_id, filters } => {
+                        Box::pin(self.subscribe(packet_id, filters)).await?;
                     }
-                    self.session.unsubscribed(packet_id, filters);
+                    Event::Unsubscribe { packet_id, filters } => {
+                        Box::pin(self.unsubscribe(packet_id, filters)).await?;
+                    }
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one event as far as it can without waiting.
+    fn on_event(&mut self, event: Event) -> Result<Next, CloseReason> {
+        let now = unix_time_ms();
+        match event {
+            Event::Publish { publish, token } => {
+                if let Err(error) = TopicName::validate(&publish.topic) {
+                    return Err(CloseReason::InvalidTopic(error));
                 }
-                Event::Disconnect => {
-                    self.shared
-                        .status
-                        .emit(self.events.on_disconnect_packet(now));
-                    return Err(CloseReason::Disconnect);
+                if !crate::auth::may_publish(&self.shared, &self.grants, &publish.topic) {
+                    // Acknowledged all the same, or the client would resend it forever;
+                    // in order, after the acknowledgements still waiting for a commit.
+                    self.acks.push(token, None, &mut self.session);
+                    return Ok(Next::Done);
                 }
-                Event::KeepAliveExpired => return Err(CloseReason::KeepAlive),
-                Event::Acknowledged { .. } => {}
-                Event::Dropped { .. } => {
+                // A QoS 2 id awaiting PUBREL commits with the message it guards.
+                let received = publish
+                    .packet_id
+                    .filter(|_| publish.qos == QoS::ExactlyOnce);
+                if received.is_some() {
+                    let scratch = self.scratch.get_or_insert_with(Box::default);
+                    self.saved.ops(&self.session, received, &mut scratch.ops);
+                }
+                let message = Arc::new(Message {
+                    id: self.shared.router.next_id(),
+                    topic: publish.topic,
+                    payload: publish.payload,
+                    qos: publish.qos,
+                    retain: false,
+                    published_at_ms: now,
+                });
+                Ok(Next::Route {
+                    message,
+                    retain: publish.retain,
+                    token,
+                })
+            }
+            Event::Subscribe { ref filters, .. } => {
+                check_filters(filters.iter().map(|e| e.filter.as_str()))?;
+                Ok(Next::Wait(Box::new(event)))
+            }
+            Event::Unsubscribe { ref filters, .. } => {
+                check_filters(filters.iter().map(|f| f.as_str()))?;
+                Ok(Next::Wait(Box::new(event)))
+            }
+            Event::Disconnect => {
+                self.shared
+                    .status
+                    .emit(self.events.on_disconnect_packet(now));
+                Err(CloseReason::Disconnect)
+            }
+            Event::KeepAliveExpired => Err(CloseReason::KeepAlive),
+            Event::Acknowledged { .. } => Ok(Next::Done),
+            Event::Dropped { .. } => {
+                self.shared
+                    .metrics
+                    .session_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(Next::Done)
+            }
+        }
+    }
+
+    /// This connection's routing scratch space, made at its first PUBLISH.
+    fn scratch(&mut self) -> &mut RouteScratch {
+        self.scratch.get_or_insert_with(Box::default)
+    }
+
+    /// Routes `message` to its receivers; those whose inbox is full are left in the scratch.
+    fn route(&mut self, message: &Arc<Message>, retain: bool) {
+        let scratch = self.scratch.get_or_insert_with(Box::default);
+        let now = unix_time_ms();
+        self.shared
+            .router
+            .route(message, retain, Some(&self.client), now, scratch);
+    }
+
+    /// [`route`](Self::route) with an outflow to RocketMQ first; with `ack_after = "rocketmq"`
+    /// the acknowledgement waits for RocketMQ's accept.
+    async fn route_bridged(
+        &mut self,
+        message: Arc<Message>,
+        retain: bool,
+        token: Option<InboundToken>,
+    ) -> Result<(), CloseReason> {
+        let bridged = match &self.shared.bridge {
+            Some(bridge) => {
+                let clean = !self.session.is_persistent();
+                bridge.outflow(&message, &self.client, clean).await
+            }
+            None => None,
+        };
+        self.route(&message, retain);
+        self.wait_blocked().await?;
+        let ticket = self.scratch().ticket.take();
+        if let Some(done) = bridged {
+            self.serve_until(done)
+                .await?
+                .map_err(|_| CloseReason::Shutdown)?;
+        }
+        self.acks.push(token, ticket, &mut self.session);
+        Ok(())
+    }
+
+    async fn subscribe(
+        &mut self,
+        packet_id: PacketId,
+        filters: Vec<SubscribeFilter>,
+    ) -> Result<(), CloseReason> {
+        self.acks.release(&mut self.session, &self.shared).await?;
+        let now = unix_time_ms();
+        let router = &self.shared.router;
+        let mut granted = Vec::with_capacity(filters.len());
+        let mut retained = Vec::new();
+        for entry in filters {
+            let qos = crate::auth::may_subscribe(&self.shared, &self.grants, &entry.filter)
+                .then(|| router.subscribe(&self.client, &entry.filter, entry.qos))
+                .flatten();
+            match qos {
+                Some(qos) => retained.extend(
+                    router
+                        .retained_for(&entry.filter)
+                        .into_iter()
+                        .map(|m| (m, qos)),
+                ),
+                None => {
+                    tracing::info!(client = %self.client, filter = %entry.filter, "subscription refused");
                     self.shared
                         .metrics
-                        .session_dropped
+                        .subscriptions_refused
                         .fetch_add(1, Ordering::Relaxed);
                 }
             }
+            granted.push((entry.filter, qos));
         }
+        self.session.subscribed(packet_id, granted);
+        persist::enqueue_retained(&self.shared, &self.session, &retained).await?;
+        for (message, qos) in retained {
+            let outcome = self.session.handle_delivery(message, qos, now);
+            self.count(outcome);
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &mut self,
+        packet_id: PacketId,
+        filters: Vec<ByteStr>,
+    ) -> Result<(), CloseReason> {
+        self.acks.release(&mut self.session, &self.shared).await?;
+        for filter in &filters {
+            self.shared.router.unsubscribe(&self.client, filter);
+        }
+        self.session.unsubscribed(packet_id, filters);
         Ok(())
     }
 
@@ -365,7 +455,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// for a while (see [`Limits::qos0_wait`](crate::Limits::qos0_wait)); a QoS 1 or 2 one
     /// waits up to the backpressure timeout, then this connection closes.
     async fn wait_blocked(&mut self) -> Result<(), CloseReason> {
-        if self.scratch.blocked.is_empty() {
+        if self.scratch.as_ref().is_none_or(|s| s.blocked.is_empty()) {
             return Ok(());
         }
         // Boxed: its timers would otherwise be part of every connection's future, idle or not.
@@ -384,7 +474,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             client,
             inbox,
             delivery,
-        }) = self.scratch.blocked.pop()
+        }) = self.scratch().blocked.pop()
         {
             let qos0 = delivery.is_qos0();
             let deadline = if qos0 {
@@ -407,17 +497,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         .shared
                         .router
                         .deliver(&client, delivery, unix_time_ms());
-                    self.scratch.blocked.extend(again);
+                    self.scratch().blocked.extend(again);
                 }
                 Err(_) if qos0 => {
                     self.shared
                         .metrics
                         .qos0_dropped
                         .fetch_add(1, Ordering::Relaxed);
-                    self.scratch.mark_stalled(client, unix_time_ms());
+                    self.scratch().mark_stalled(client, unix_time_ms());
                 }
                 Err(_) => {
-                    self.scratch.blocked.clear();
+                    self.scratch().blocked.clear();
                     return Err(CloseReason::Backpressure);
                 }
             }
@@ -438,7 +528,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 biased;
                 done = &mut completion => return Ok(done),
                 kick = &mut self.kick => return Err(CloseReason::kicked(kick)),
-                _ = self.shutdown.changed() => return Err(CloseReason::Shutdown),
                 own = self.inbox.recv(), if can_take => {
                     if let Some(own) = own {
                         self.take(own);

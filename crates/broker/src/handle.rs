@@ -20,7 +20,7 @@ use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::clock::unix_time_ms;
 use crate::listener::{accept_loop, bind_all, ListenerKind};
 use crate::persist;
-use crate::registry::{Attach, Delivery, OnlineLink};
+use crate::registry::{Attach, Delivery, Kick, OnlineLink};
 use crate::router::RouteScratch;
 use crate::shared::Shared;
 use crate::{BrokerConfig, BrokerError, MetricsSnapshot, StorageKind};
@@ -409,6 +409,7 @@ impl BrokerHandle {
     /// send what it buffered, and stops it.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
+        self.inner.shared.router.registry.kick_all(Kick::Shutdown);
         let all = u32::try_from(self.inner.max_connections).unwrap_or(u32::MAX);
         let wait = self.inner.connections.acquire_many(all);
         if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {

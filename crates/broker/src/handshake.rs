@@ -17,8 +17,7 @@ use crate::clock::unix_time_ms;
 use crate::close::CloseReason;
 use crate::connection::Online;
 use crate::io::Io;
-use crate::registry::{Attach, OnlineLink};
-use crate::router::RouteScratch;
+use crate::registry::{Attach, Kick, OnlineLink};
 use crate::shared::Shared;
 
 /// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
@@ -36,7 +35,11 @@ where
 }
 
 /// Reads CONNECT and accepts it, or answers the refusal; `None` when the connection is over.
-async fn handshake<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> Option<Online<S>>
+pub(crate) async fn handshake<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Option<Online<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -120,6 +123,11 @@ where
         }
         Attach::Refused => return Err((io, ConnectReturnCode::IdentifierRejected)),
     };
+    // Shutdown kicks every connection in the registry after it raised the flag: one that
+    // attached too late for that sees the flag here, and kicks itself.
+    if *shared.shutdown.borrow() {
+        registry.kick(&client, Some(channel), Kick::Shutdown);
+    }
     let mut session =
         stored.unwrap_or_else(|| Box::new(Session::new(client_id.clone(), shared.session_config)));
     session.set_config(shared.session_config);
@@ -166,10 +174,9 @@ where
         inbox,
         kick,
         grants: admitted.grants,
-        shutdown: shared.shutdown.clone(),
         events,
         held: None,
-        scratch: RouteScratch::default(),
+        scratch: None,
         saved: crate::persist::Saved::default(),
         acks: crate::persist::PendingAcks::default(),
     })

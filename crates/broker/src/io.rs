@@ -13,12 +13,13 @@ use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use mqgate_codec::{Decoder, EncodeError, Packet};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use smallvec::SmallVec;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::close::CloseReason;
 
@@ -163,8 +164,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
-    /// Queues a frame shared with other connections, after what is queued already.
+    /// Queues a frame shared with other connections, after what is queued already. A small
+    /// one is copied (cheaper than another slice for the kernel to walk); a large one goes
+    /// into the vectored write as it is.
     pub(crate) fn queue_shared(&mut self, frame: Arc<Bytes>) {
+        if frame.len() < OWN_CHUNK || !self.stream.is_write_vectored() {
+            if self.tx.capacity() == 0 {
+                self.tx.reserve(self.tx_hint);
+            }
+            self.tx.extend_from_slice(&frame);
+            return;
+        }
         if !self.tx.is_empty() {
             self.out.push(Chunk::Own(self.tx.split().freeze()));
         }
@@ -186,65 +196,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             return Ok(());
         }
         let written = self.tx.len() + self.out.iter().map(|c| c.len()).sum::<usize>();
-        let write = async {
-            if self.out.is_empty() {
-                self.stream.write_all(&self.tx).await?;
-            } else {
-                if !self.tx.is_empty() {
-                    self.out.push(Chunk::Own(self.tx.split().freeze()));
+        if !self.out.is_empty() && !self.tx.is_empty() {
+            self.out.push(Chunk::Own(self.tx.split().freeze()));
+        }
+        // Almost always the socket takes everything at once: that attempt needs no timer.
+        // Only a write that has to wait gets one, boxed, so an idle connection's future does
+        // not carry it.
+        let first = poll_fn(|cx| Poll::Ready(self.poll_send(cx))).await;
+        let result = match first {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                let rest = tokio::time::timeout(limit, poll_fn(|cx| self.poll_send(cx)));
+                match Box::pin(rest).await {
+                    Ok(result) => result,
+                    Err(_) => return Err(CloseReason::WriteTimeout),
                 }
-                write_chunks(&mut self.stream, &self.out).await?;
             }
-            self.stream.flush().await
         };
-        match tokio::time::timeout(limit, write).await {
-            Ok(Ok(())) => {
-                self.tx_hint = written.min(MAX_SEND_HINT);
-                self.tx = BytesMut::new();
-                self.out.clear();
-                Ok(())
-            }
-            Ok(Err(e)) => Err(CloseReason::Io(e)),
-            Err(_) => Err(CloseReason::WriteTimeout),
-        }
+        result.map_err(CloseReason::Io)?;
+        self.tx_hint = written.min(MAX_SEND_HINT);
+        self.tx = BytesMut::new();
+        self.out = Vec::new();
+        Ok(())
     }
-}
 
-/// Writes every chunk, in order: with vectored writes where the stream has them (TCP), else
-/// gathered into one buffer first (TLS and WebSocket streams copy into their own framing
-/// anyway).
-async fn write_chunks<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    chunks: &[Chunk],
-) -> std::io::Result<()> {
-    if !stream.is_write_vectored() {
-        let mut all = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
-        for chunk in chunks {
-            all.extend_from_slice(chunk);
+    /// Writes what is queued, advancing past what the socket took, then flushes; resumable
+    /// after `Pending`.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.out.is_empty() {
+            while !self.tx.is_empty() {
+                let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &self.tx))?;
+                if n == 0 {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                self.tx.advance(n);
+            }
+            return Pin::new(&mut self.stream).poll_flush(cx);
         }
-        return stream.write_all(&all).await;
+        while !self.out.is_empty() {
+            let slices: SmallVec<[IoSlice<'_>; 64]> = self
+                .out
+                .iter()
+                .take(MAX_IOV)
+                .map(|c| IoSlice::new(c))
+                .collect();
+            let n = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices))?;
+            drop(slices);
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.consume(n);
+        }
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
-    let (mut index, mut offset) = (0, 0);
-    while let Some(first) = chunks.get(index) {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(first.get(offset..).unwrap_or_default())
-            .chain(chunks.iter().skip(index + 1).map(|c| &c[..]))
-            .take(MAX_IOV)
-            .map(IoSlice::new)
-            .collect();
-        let mut n = stream.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while let Some(chunk) = chunks.get(index) {
-            let left = chunk.len() - offset;
-            if n < left {
-                offset += n;
+
+    /// Drops the first `n` bytes of the queued chunks (they were written).
+    fn consume(&mut self, mut n: usize) {
+        let mut done = 0;
+        for chunk in &mut self.out {
+            let len = chunk.len();
+            if n < len {
+                // Partly written: keep the rest as a view of the same bytes.
+                let rest = match chunk {
+                    Chunk::Own(bytes) => bytes.slice(n..),
+                    Chunk::Shared(bytes) => bytes.slice(n..),
+                };
+                *chunk = Chunk::Own(rest);
                 break;
             }
-            n -= left;
-            index += 1;
-            offset = 0;
+            n -= len;
+            done += 1;
         }
+        self.out.drain(..done);
     }
-    Ok(())
 }

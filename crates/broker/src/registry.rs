@@ -65,6 +65,8 @@ pub(crate) enum Kick {
     Closed,
     /// Its login token expired or was revoked (`auth.disconnect_on_token_invalid`).
     TokenInvalid,
+    /// The broker shuts down.
+    Shutdown,
 }
 
 #[derive(Debug)]
@@ -74,11 +76,34 @@ enum Slot {
     Offline(Box<Session>),
     /// The old connection was kicked and has not handed its session over yet. Deliveries
     /// wait in `pending` (bounded) and are replayed by the new connection.
-    Handover {
-        next: OnlineLink,
-        handoff: Option<Handoff>,
-        pending: Vec<Delivery>,
-    },
+    /// Boxed: rare, and it would make every entry of the map larger.
+    Handover(Box<Handover>),
+}
+
+#[derive(Debug)]
+struct Handover {
+    next: OnlineLink,
+    handoff: Option<Handoff>,
+    pending: Vec<Delivery>,
+}
+
+impl Slot {
+    /// The connection this slot stands for, if one is open (or taking over).
+    fn link_mut(&mut self) -> Option<&mut OnlineLink> {
+        match self {
+            Slot::Online(link) => Some(link),
+            Slot::Handover(handover) => Some(&mut handover.next),
+            Slot::Offline(_) => None,
+        }
+    }
+
+    fn link(&self) -> Option<&OnlineLink> {
+        match self {
+            Slot::Online(link) => Some(link),
+            Slot::Handover(handover) => Some(&handover.next),
+            Slot::Offline(_) => None,
+        }
+    }
 }
 
 /// The outcome of [`Registry::attach`].
@@ -137,7 +162,8 @@ impl ShardGuard<'_> {
                 let outcome = session.handle_delivery(delivery.message, delivery.granted, now);
                 Offer::Done(outcome, drain_drops(session))
             }
-            Some(Slot::Handover { pending, .. }) => {
+            Some(Slot::Handover(handover)) => {
+                let pending = &mut handover.pending;
                 let qos = delivery.message.qos.min(delivery.granted);
                 if qos == QoS::AtMostOnce {
                     Offer::Done(DeliveryOutcome::Dropped(DropReason::Offline), 0)
@@ -199,11 +225,11 @@ impl Registry {
                 }
                 shard.insert(
                     client_id.clone(),
-                    Slot::Handover {
+                    Slot::Handover(Box::new(Handover {
                         next: link,
                         handoff: Some(handoff),
                         pending: Vec::new(),
-                    },
+                    })),
                 );
                 Attach::Wait(wait)
             }
@@ -226,12 +252,13 @@ impl Registry {
             return Vec::new();
         };
         match slot {
-            Slot::Handover { next, .. } if next.channel == channel => {}
+            Slot::Handover(handover) if handover.next.channel == channel => {}
             _ => return Vec::new(),
         }
-        let Some(Slot::Handover { next, pending, .. }) = shard.remove(client_id) else {
+        let Some(Slot::Handover(handover)) = shard.remove(client_id) else {
             return Vec::new();
         };
+        let Handover { next, pending, .. } = *handover;
         shard.insert(client_id.clone(), Slot::Online(next));
         pending
     }
@@ -256,8 +283,8 @@ impl Registry {
                     shard.remove(client_id);
                 }
             }
-            Some(Slot::Handover { handoff, .. }) => {
-                if let Some(handoff) = handoff.take() {
+            Some(Slot::Handover(handover)) => {
+                if let Some(handoff) = handover.handoff.take() {
                     let _ = handoff.send(Some(session));
                 }
             }
@@ -298,8 +325,8 @@ impl Registry {
     /// Whether `client_id` has a persistent session (online, offline or being taken over).
     pub(crate) fn is_persistent(&self, client_id: &str) -> bool {
         match self.shard(client_id).lock().get(client_id) {
-            Some(Slot::Online(link) | Slot::Handover { next: link, .. }) => link.persistent,
             Some(Slot::Offline(_)) => true,
+            Some(slot) => slot.link().is_some_and(|link| link.persistent),
             None => false,
         }
     }
@@ -313,7 +340,7 @@ impl Registry {
     pub(crate) fn is_online(&self, client_id: &str) -> bool {
         matches!(
             self.shard(client_id).lock().get(client_id),
-            Some(Slot::Online(_) | Slot::Handover { .. })
+            Some(Slot::Online(_) | Slot::Handover(_))
         )
     }
 
@@ -321,9 +348,8 @@ impl Registry {
     /// when a connection was told; `false` when none is online or it is already closing.
     pub(crate) fn kick(&self, client_id: &str, channel: Option<ChannelId>, why: Kick) -> bool {
         let mut shard = self.shard(client_id).lock();
-        let link = match shard.get_mut(client_id) {
-            Some(Slot::Online(link) | Slot::Handover { next: link, .. }) => link,
-            _ => return false,
+        let Some(link) = shard.get_mut(client_id).and_then(Slot::link_mut) else {
+            return false;
         };
         if channel.is_some_and(|channel| channel != link.channel) {
             return false;
@@ -331,12 +357,24 @@ impl Registry {
         link.kick.take().is_some_and(|kick| kick.send(why).is_ok())
     }
 
+    /// Tells every connection to close (the broker shuts down).
+    pub(crate) fn kick_all(&self, why: Kick) {
+        for shard in &self.shards {
+            for slot in shard.lock().values_mut() {
+                if let Some(kick) = slot.link_mut().and_then(|link| link.kick.take()) {
+                    let _ = kick.send(why);
+                }
+            }
+        }
+    }
+
     /// Whether `client_id` is online on exactly `channel`.
     pub(crate) fn holds(&self, client_id: &str, channel: ChannelId) -> bool {
-        matches!(
-            self.shard(client_id).lock().get(client_id),
-            Some(Slot::Online(link) | Slot::Handover { next: link, .. }) if link.channel == channel
-        )
+        self.shard(client_id)
+            .lock()
+            .get(client_id)
+            .and_then(Slot::link)
+            .is_some_and(|link| link.channel == channel)
     }
 
     /// Number of clients online.

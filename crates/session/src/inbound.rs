@@ -48,6 +48,14 @@ pub(crate) struct Inbound {
 }
 
 impl Inbound {
+    /// Frees the buffers while nothing is in them.
+    pub(crate) fn release_idle_memory(&mut self) {
+        crate::session::release_if_empty(&mut self.owed);
+        if self.awaiting_pubrel.is_empty() {
+            self.awaiting_pubrel = Vec::new();
+        }
+    }
+
     /// Packet ids whose message is safe and whose PUBREL has not come: the persistent part.
     pub(crate) fn stored_ids(&self) -> impl Iterator<Item = PacketId> + '_ {
         self.awaiting_pubrel

@@ -64,6 +64,11 @@ impl Default for InFlightWindow {
 }
 
 impl InFlightWindow {
+    /// Frees the buffer while nothing is in it.
+    pub(crate) fn release_idle_memory(&mut self) {
+        crate::session::release_if_empty(&mut self.entries);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -25,6 +25,11 @@ pub(crate) struct OfflineQueue {
 }
 
 impl OfflineQueue {
+    /// Frees the buffer while nothing is in it.
+    pub(crate) fn release_idle_memory(&mut self) {
+        crate::session::release_if_empty(&mut self.entries);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

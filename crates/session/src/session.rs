@@ -31,7 +31,8 @@ pub(crate) struct Link {
     keep_alive_ms: u64,
     /// When the client is declared gone unless a packet arrives first.
     pub(crate) deadline: Option<u64>,
-    will: Option<LastWill>,
+    /// Boxed: most clients set none, and an idle session should not carry its room.
+    will: Option<Box<LastWill>>,
     /// This connection resumed a stored session.
     pub(crate) resumed: bool,
     /// The client sent DISCONNECT; nothing more is accepted or sent.
@@ -148,7 +149,7 @@ impl Session {
         self.link = Some(Link {
             keep_alive_ms,
             deadline: (keep_alive_ms > 0).then(|| now.saturating_add(keep_alive_ms)),
-            will: connect.will.clone(),
+            will: connect.will.clone().map(Box::new),
             resumed: session_present,
             disconnected: false,
             batch_left,
@@ -189,7 +190,7 @@ impl Session {
         if link.disconnected {
             None
         } else {
-            link.will
+            link.will.map(|will| *will)
         }
     }
 
@@ -351,6 +352,25 @@ impl Session {
         self.transmits.pop_front()
     }
 
+    /// Gives back the memory of internal queues that are empty (packets to transmit, events,
+    /// acknowledgements owed, in-flight and queued messages), so an idle session holds only
+    /// its state. Call when the connection is about to wait; the next packet allocates again.
+    ///
+    /// ```
+    /// use mqgate_codec::ByteStr;
+    /// use mqgate_session::{Session, SessionConfig};
+    /// let mut session = Session::new(ByteStr::from_static("device-1"), SessionConfig::default());
+    /// session.release_idle_memory();
+    /// assert_eq!(session.queued_len(), 0);
+    /// ```
+    pub fn release_idle_memory(&mut self) {
+        release_if_empty(&mut self.transmits);
+        release_if_empty(&mut self.events);
+        self.inbound.release_idle_memory();
+        self.inflight.release_idle_memory();
+        self.queue.release_idle_memory();
+    }
+
     /// The next event for the driver. Drain after every input.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -392,5 +412,12 @@ pub(crate) fn unknown_id(packet: &'static str, id: PacketId) -> SessionError {
     SessionError::UnknownPacketId {
         packet,
         packet_id: id.get(),
+    }
+}
+
+/// Frees `queue`'s buffer if it holds nothing.
+pub(crate) fn release_if_empty<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        *queue = VecDeque::new();
     }
 }

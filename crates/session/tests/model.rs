@@ -142,6 +142,8 @@ impl World {
     }
 
     fn step(&mut self, s: &mut Session, op: &Op) {
+        // As the broker does whenever a connection waits: it must never lose state.
+        s.release_idle_memory();
         match *op {
             Op::Publish { qos, granted } => {
                 let id = self.published;

@@ -113,9 +113,19 @@ impl Saved {
         session: &Session,
         shared: &Shared,
     ) -> Result<(), CloseReason> {
+        let ticket = self.submit(session, shared);
+        committed(shared, ticket).await
+    }
+
+    /// Submits the ops that save `session` if it changed; the ticket is the commit to wait
+    /// for (see [`committed`]) before the client hears of the change.
+    pub(crate) fn submit(&mut self, session: &Session, shared: &Shared) -> Option<Ticket> {
+        if !session.is_persistent() {
+            return None;
+        }
         let mut ops = Vec::new();
         self.ops(session, None, &mut ops);
-        committed(shared, shared.router.persist.submit(&mut ops)).await
+        shared.router.persist.submit(&mut ops)
     }
 }
 
