@@ -70,7 +70,8 @@ pub(crate) struct Online<S> {
     /// never needs it).
     pub(crate) scratch: Option<Box<RouteScratch>>,
     /// What this persistent session last wrote to the store.
-    pub(crate) saved: persist::Saved,
+    /// Made once the session is persistent (a clean session never saves).
+    pub(crate) saved: Option<Box<persist::Saved>>,
     /// Routed messages whose acknowledgement waits for a store commit.
     pub(crate) acks: persist::PendingAcks,
 }
@@ -117,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             tokio::select! {
                 biased;
                 kick = &mut self.kick => return CloseReason::kicked(kick),
-                committed = self.acks.next_commit(&self.shared), if self.acks.is_waiting() => {
+                committed = next_commit(&self.acks, &self.shared), if self.acks.is_waiting() => {
                     if let Err(reason) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.shared)) {
                         return reason;
                     }
@@ -155,7 +156,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     async fn flush(&mut self) -> Result<(), CloseReason> {
         // A persistent session's changed state is durable before the client hears of it.
-        let ticket = self.saved.submit(&self.session, &self.shared);
+        let ticket = match &mut self.saved {
+            Some(saved) => saved.submit(&self.session, &self.shared),
+            None if self.session.is_persistent() => self
+                .saved
+                .insert(Box::default())
+                .submit(&self.session, &self.shared),
+            None => None,
+        };
         persist::committed(&self.shared, ticket).await?;
         let limit = self.shared.config.limits.backpressure_timeout;
         let session = &mut self.session;
@@ -311,9 +319,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 let received = publish
                     .packet_id
                     .filter(|_| publish.qos == QoS::ExactlyOnce);
-                if received.is_some() {
+                if received.is_some() && self.session.is_persistent() {
                     let scratch = self.scratch.get_or_insert_with(Box::default);
-                    self.saved.ops(&self.session, received, &mut scratch.ops);
+                    self.saved.get_or_insert_with(Box::default).ops(
+                        &self.session,
+                        received,
+                        &mut scratch.ops,
+                    );
                 }
                 let message = Arc::new(Message {
                     id: self.shared.router.next_id(),
@@ -557,7 +569,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let will = self.session.connection_lost(now);
         let clean_session = !self.session.is_persistent();
         // Acknowledgements that came in last are saved (a failure was logged and counted).
-        let _ = tokio::time::timeout(limit, self.saved.sync(&self.session, &shared)).await;
+        if let Some(saved) = &mut self.saved {
+            let _ = tokio::time::timeout(limit, saved.sync(&self.session, &shared)).await;
+        }
         shared.router.unsubscribe_all(&self.client, &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
         // handed over, so a persistent session keeps every message promised to it.
@@ -587,6 +601,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
     }
+}
+
+/// [`PendingAcks::next_commit`](persist::PendingAcks::next_commit), boxed when it is polled:
+/// this wrapper is built on every turn of the loop, but polled only while acknowledgements
+/// wait, so an idle connection's future does not carry the wait's state.
+async fn next_commit(acks: &persist::PendingAcks, shared: &Shared) -> Result<(), CloseReason> {
+    Box::pin(acks.next_commit(shared)).await
 }
 
 /// Publishes a will like any other message, waiting (bounded) for full receivers; an outflow

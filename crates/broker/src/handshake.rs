@@ -177,7 +177,7 @@ where
         events,
         held: None,
         scratch: None,
-        saved: crate::persist::Saved::default(),
+        saved: None,
         acks: crate::persist::PendingAcks::default(),
     })
 }

@@ -260,6 +260,8 @@ mod tests {
             permit,
         }));
         let size = std::mem::size_of_val(&task);
+        // Release builds measure 784 bytes: with tokio's task header and trailer that is
+        // 896 bytes per task, the allocation rounded to a multiple of 128.
         assert!(size <= 1024, "connection future is {size} bytes");
     }
 }
