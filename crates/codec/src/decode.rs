@@ -285,22 +285,26 @@ fn decode_fixed(byte1: u8, mut body: &[u8]) -> Result<Packet, DecodeError> {
     Ok(packet)
 }
 
+/// A PUBLISH body (everything after the fixed header) into a [`Publish`] that keeps it as
+/// one frame: the topic is checked in place, nothing is split off.
 #[inline(always)]
 fn decode_publish(flags: u8, mut body: Bytes) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
-    let topic = take_topic_name(&mut body)?;
+    let topic_len = take_u16(&mut body)?;
+    let mut rest = body
+        .get(usize::from(topic_len)..)
+        .ok_or(DecodeError::UnexpectedEnd)?;
+    check_topic_name(body.get(..usize::from(topic_len)).unwrap_or_default())?;
     let packet_id = match qos {
         QoS::AtMostOnce => None,
-        QoS::AtLeastOnce | QoS::ExactlyOnce => Some(take_packet_id(&mut body)?),
+        QoS::AtLeastOnce | QoS::ExactlyOnce => Some(take_packet_id(&mut rest)?),
     };
-    Ok(Publish {
-        dup: flags & 0b1000 != 0,
-        qos,
-        retain: flags & 1 != 0,
-        topic,
-        packet_id,
-        payload: body,
-    })
+    // The frame is at most 268 435 460 bytes (`MAX_REMAINING_LENGTH` and a header).
+    let payload_at =
+        u32::try_from(body.len() - rest.len()).map_err(|_| DecodeError::UnexpectedEnd)?;
+    Ok(Publish::from_frame(
+        flags, qos, packet_id, body, topic_len, payload_at,
+    ))
 }
 
 fn decode_connect(body: &mut Bytes) -> Result<Connect, DecodeError> {
@@ -387,15 +391,20 @@ fn take_bytes(b: &mut Bytes) -> Result<Bytes, DecodeError> {
     Ok(b.split_to(len))
 }
 
-/// A topic name (MQTT-4.7.3-1, MQTT-3.3.2-2, MQTT-1.5.3): every rule checked in one pass over
-/// the bytes, with the UTF-8 validation only for the rare non-ASCII topic. This is the PUBLISH
-/// hot path.
+/// A topic name (MQTT-4.7.3-1, MQTT-3.3.2-2, MQTT-1.5.3), sliced out without copying.
 fn take_topic_name(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
     let raw = take_bytes(b)?;
+    check_topic_name(&raw)?;
+    Ok(ByteStr::from_checked(raw))
+}
+
+/// Every rule of a topic name checked in one pass over the bytes, with the UTF-8 validation
+/// only for the rare non-ASCII topic. This is the PUBLISH hot path.
+fn check_topic_name(raw: &[u8]) -> Result<(), DecodeError> {
     if raw.is_empty() {
         return Err(DecodeError::EmptyTopicName);
     }
-    let (forbidden, non_ascii) = scan_topic_bytes(&raw);
+    let (forbidden, non_ascii) = scan_topic_bytes(raw);
     if forbidden {
         return Err(if raw.contains(&0) {
             DecodeError::NullCharacter
@@ -404,9 +413,9 @@ fn take_topic_name(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
         });
     }
     if non_ascii {
-        core::str::from_utf8(&raw).map_err(|_| DecodeError::InvalidUtf8)?;
+        core::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
     }
-    Ok(ByteStr::from_checked(raw))
+    Ok(())
 }
 
 /// Whether `b` holds U+0000, `+` or `#` (first), and whether it holds any non-ASCII byte

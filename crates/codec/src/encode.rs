@@ -51,10 +51,6 @@ impl Publish {
         }
     }
 
-    fn variable_header_len(&self) -> Result<usize, EncodeError> {
-        Ok(str_len(self.topic.len())? + if self.packet_id.is_some() { 2 } else { 0 })
-    }
-
     /// Writes the fixed header, topic and packet id, everything but the payload.
     ///
     /// A driver can write this header and then the payload `Bytes` itself in one vectored
@@ -66,44 +62,47 @@ impl Publish {
     /// let p = Publish::at_most_once(ByteStr::from_static("t"), Bytes::from_static(b"xyz"));
     /// let mut head = BytesMut::new();
     /// p.encode_header(&mut head).unwrap();
-    /// head.extend_from_slice(&p.payload);
+    /// head.extend_from_slice(p.payload());
     /// let mut whole = BytesMut::new();
     /// Packet::Publish(p).encode(&mut whole).unwrap();
     /// assert_eq!(head, whole);
     /// ```
     pub fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let remaining = self.remaining_len()?;
-        buf.reserve(1 + var_len_size(remaining) + remaining - self.payload.len());
-        self.put_header(buf, remaining);
+        let (topic, payload) = self.wire_parts();
+        let remaining = self.remaining_len(topic, payload)?;
+        buf.reserve(1 + var_len_size(remaining) + remaining - payload.len());
+        self.put_header(buf, topic, remaining);
         Ok(())
     }
 
     /// The whole PUBLISH (the hot path of every delivery): the exact length reserved once,
     /// the header written with fixed-size stores, topic and payload copied once each.
     fn encode_to(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let remaining = self.remaining_len()?;
+        let (topic, payload) = self.wire_parts();
+        let remaining = self.remaining_len(topic, payload)?;
         buf.reserve(1 + var_len_size(remaining) + remaining);
-        self.put_header(buf, remaining);
-        buf.extend_from_slice(&self.payload);
+        self.put_header(buf, topic, remaining);
+        buf.extend_from_slice(payload);
         Ok(())
     }
 
     /// The remaining length, checked against the packet id rule and the largest length
     /// the fixed header can express.
-    fn remaining_len(&self) -> Result<usize, EncodeError> {
+    fn remaining_len(&self, topic: &[u8], payload: &[u8]) -> Result<usize, EncodeError> {
         self.check()?;
-        let remaining = self.variable_header_len()? + self.payload.len();
+        let id_len = if self.packet_id.is_some() { 2 } else { 0 };
+        let remaining = str_len(topic.len())? + id_len + payload.len();
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::PacketTooLarge(remaining));
         }
         Ok(remaining)
     }
 
-    fn put_header(&self, buf: &mut BytesMut, remaining: usize) {
+    fn put_header(&self, buf: &mut BytesMut, topic: &[u8], remaining: usize) {
         let flags = (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain);
         buf.put_u8(0x30 | flags);
         put_var_len(buf, remaining);
-        put_str(buf, self.topic.as_bytes());
+        put_str(buf, topic);
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
         }
@@ -164,7 +163,10 @@ impl Packet {
         Ok(match self {
             Packet::Connect(c) => c.remaining_len()?,
             Packet::ConnAck(_) => 2,
-            Packet::Publish(p) => p.remaining_len()?,
+            Packet::Publish(p) => {
+                let (topic, payload) = p.wire_parts();
+                p.remaining_len(topic, payload)?
+            }
             Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => 2,
             Packet::UnsubAck(_) => 2,
             Packet::Subscribe(s) => {

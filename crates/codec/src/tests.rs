@@ -125,25 +125,24 @@ fn vectors() -> Vec<(&'static str, Packet, Vec<u8>)> {
         ),
         (
             "publish qos1 retain",
-            Packet::Publish(Publish {
-                dup: false,
-                qos: QoS::AtLeastOnce,
-                retain: true,
-                topic: s("t"),
-                packet_id: Some(pid(10)),
-                payload: Bytes::new(),
+            Packet::Publish({
+                let mut p = Publish::new(QoS::AtLeastOnce, Some(pid(10)), s("t"), Bytes::new());
+                p.retain = true;
+                p
             }),
             vec![0x33, 5, 0, 1, b't', 0, 10],
         ),
         (
             "publish qos2 dup",
-            Packet::Publish(Publish {
-                dup: true,
-                qos: QoS::ExactlyOnce,
-                retain: false,
-                topic: s("$SYS/x"),
-                packet_id: Some(pid(0x1234)),
-                payload: Bytes::from_static(b"z"),
+            Packet::Publish({
+                let mut p = Publish::new(
+                    QoS::ExactlyOnce,
+                    Some(pid(0x1234)),
+                    s("$SYS/x"),
+                    Bytes::from_static(b"z"),
+                );
+                p.dup = true;
+                p
             }),
             vec![
                 0x3c, 11, 0, 6, b'$', b'S', b'Y', b'S', b'/', b'x', 0x12, 0x34, b'z',
@@ -541,17 +540,49 @@ fn decoded_publish_shares_the_receive_buffer() {
     let Some(Packet::Publish(p)) = Decoder::new(1024).decode(&mut buf).unwrap() else {
         panic!("publish")
     };
-    assert_eq!(p.topic.as_bytes().as_ptr() as usize, base + 4);
-    assert_eq!(p.payload.as_ptr() as usize, base + 7);
+    assert_eq!(p.topic().as_ptr() as usize, base + 4);
+    assert_eq!(p.payload().as_ptr() as usize, base + 7);
+    assert_eq!(p.shared_topic().as_ptr() as usize, base + 4);
+    assert_eq!(p.shared_payload().as_ptr() as usize, base + 7);
+    let (topic, payload) = p.clone().into_parts();
+    assert_eq!((&*topic, &payload[..]), ("a/b", &b"payload"[..]));
+    assert_eq!(topic.as_ptr() as usize, base + 4);
+    assert_eq!(payload.as_ptr() as usize, base + 7);
+    assert_eq!(p.into_payload().as_ptr() as usize, base + 7);
+}
+
+#[test]
+fn decoded_and_built_publishes_agree() {
+    let built = Publish::new(
+        QoS::AtLeastOnce,
+        Some(pid(9)),
+        s("a/b"),
+        Bytes::from_static(b"hi"),
+    );
+    let mut buf = BytesMut::from(&encode(&Packet::Publish(built.clone()))[..]);
+    let Some(Packet::Publish(decoded)) = Decoder::new(1024).decode(&mut buf).unwrap() else {
+        panic!("publish")
+    };
+    assert_eq!(decoded, built);
+    let with = |topic, payload| {
+        Publish::new(
+            QoS::AtLeastOnce,
+            Some(pid(9)),
+            s(topic),
+            Bytes::from_static(payload),
+        )
+    };
+    assert_ne!(decoded, with("a/c", b"hi"));
+    assert_ne!(decoded, with("a/b", b"ho"));
+    assert_eq!(format!("{decoded:?}"), format!("{built:?}"));
+    assert_eq!(decoded.shared_topic(), built.shared_topic());
+    assert_eq!(decoded.shared_payload(), built.shared_payload());
+    assert_eq!(decoded.into_parts(), built.into_parts());
 }
 
 #[test]
 fn encode_errors() {
-    let bad = Publish {
-        packet_id: None,
-        qos: QoS::AtLeastOnce,
-        ..Publish::at_most_once(s("t"), Bytes::new())
-    };
+    let bad = Publish::new(QoS::AtLeastOnce, None, s("t"), Bytes::new());
     assert_eq!(
         Packet::Publish(bad).encode(&mut BytesMut::new()),
         Err(EncodeError::PacketIdMismatch)
@@ -635,14 +666,10 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
     )
         .prop_map(|(dup, qos, retain, topic, id, payload)| {
             let packet_id = (qos != QoS::AtMostOnce).then_some(id);
-            Packet::Publish(Publish {
-                dup,
-                qos,
-                retain,
-                topic,
-                packet_id,
-                payload,
-            })
+            let mut p = Publish::new(qos, packet_id, topic, payload);
+            p.dup = dup;
+            p.retain = retain;
+            Packet::Publish(p)
         });
     let filters = proptest::collection::vec(
         (arb_topic(), arb_qos()).prop_map(|(filter, qos)| SubscribeFilter { filter, qos }),

@@ -21,14 +21,12 @@ fn pid(n: u16) -> PacketId {
 }
 
 fn publish(qos: QoS, size: usize, i: u16) -> Packet {
-    Packet::Publish(Publish {
-        dup: false,
+    Packet::Publish(Publish::new(
         qos,
-        retain: false,
-        topic: ByteStr::from_static("factory/line-7/sensor/42/temperature"),
-        packet_id: (qos != QoS::AtMostOnce).then(|| pid(1 + i % 60_000)),
-        payload: Bytes::from(vec![0xa5; size]),
-    })
+        (qos != QoS::AtMostOnce).then(|| pid(1 + i % 60_000)),
+        ByteStr::from_static("factory/line-7/sensor/42/temperature"),
+        Bytes::from(vec![0xa5; size]),
+    ))
 }
 
 /// The stream one client connection might carry: mostly publishes, some acks and pings.
