@@ -98,11 +98,23 @@ impl Publish {
         Ok(remaining)
     }
 
+    /// Callers have checked `remaining` and the topic's length (`remaining_len`).
     fn put_header(&self, buf: &mut BytesMut, topic: &[u8], remaining: usize) {
         let flags = (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain);
-        buf.put_u8(0x30 | flags);
-        put_var_len(buf, remaining);
-        put_str(buf, topic);
+        match u8::try_from(remaining) {
+            // A packet under 130 bytes: the first byte, the one-byte length and the topic's
+            // length in one 4-byte store.
+            Ok(len) if len < 0x80 => {
+                let [hi, lo] = (topic.len() as u16).to_be_bytes();
+                buf.put_u32(u32::from_be_bytes([0x30 | flags, len, hi, lo]));
+            }
+            _ => {
+                buf.put_u8(0x30 | flags);
+                put_var_len(buf, remaining);
+                buf.put_u16(topic.len() as u16);
+            }
+        }
+        buf.put_slice(topic);
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
         }

@@ -782,3 +782,37 @@ fn arbitrary_bytes_split_at_every_position() {
         assert_eq!(feed_in_chunks(&data, &[at]), whole, "split at {at}");
     }
 }
+
+#[test]
+fn publish_lengths_around_the_one_byte_boundary() {
+    // remaining = 2 + 3 (topic) + 2 (id) + payload: 126 to 129 straddle the one-byte length.
+    for payload_len in 119..=122usize {
+        let p = Publish::new(
+            QoS::AtLeastOnce,
+            Some(pid(3)),
+            s("a/b"),
+            Bytes::from(vec![7u8; payload_len]),
+        );
+        let remaining = 7 + payload_len;
+        let wire = encode(&Packet::Publish(p.clone()));
+        let len_bytes: &[u8] = if remaining < 128 {
+            &[remaining as u8]
+        } else {
+            &[(remaining % 128) as u8 | 0x80, (remaining / 128) as u8]
+        };
+        let mut want = vec![0x32];
+        want.extend_from_slice(len_bytes);
+        want.extend_from_slice(&[0, 3, b'a', b'/', b'b', 0, 3]);
+        want.extend(std::iter::repeat_n(7u8, payload_len));
+        assert_eq!(wire, want, "payload of {payload_len} bytes");
+        let mut head = BytesMut::new();
+        p.encode_header(&mut head).unwrap();
+        head.extend_from_slice(p.payload());
+        assert_eq!(&head[..], &wire[..]);
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(
+            Decoder::new(1024).decode(&mut buf).unwrap(),
+            Some(Packet::Publish(p))
+        );
+    }
+}
