@@ -26,14 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 qos: QoS::AtLeastOnce,
             }],
         }),
-        Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            topic: ByteStr::from_static("shop/tag-0042/status"),
-            packet_id: Some(id(2)?),
-            payload: Bytes::from_static(b"{\"battery\":87}"),
-        }),
+        Packet::Publish(Publish::new(
+            QoS::AtLeastOnce,
+            Some(id(2)?),
+            ByteStr::from_static("shop/tag-0042/status"),
+            Bytes::from_static(b"{\"battery\":87}"),
+        )),
         Packet::PingReq,
         Packet::Disconnect,
     ];

@@ -259,7 +259,7 @@ async fn read_deliveries(
         while let Ok(Some(packet)) = DECODER.decode(&mut rx) {
             let Packet::Publish(p) = packet else { continue };
             let now = clock.now_ns();
-            if let Some((sequence, sent_ns)) = read_stamp(&p.payload) {
+            if let Some((sequence, sent_ns)) = read_stamp(p.payload()) {
                 ledger.record_delivery(sequence, receiver, now);
                 if latency {
                     samples.push(now.saturating_sub(sent_ns));
@@ -397,18 +397,16 @@ async fn write_publishes(
                 slot.store(sequence + 1, Ordering::Relaxed);
             }
             n += 1;
-            let publish = Publish {
-                dup: false,
-                qos: if qos1 {
+            let publish = Publish::new(
+                if qos1 {
                     QoS::AtLeastOnce
                 } else {
                     QoS::AtMostOnce
                 },
-                retain: false,
-                topic,
                 packet_id,
-                payload: stamp_payload(sequence, clock.now_ns(), config.payload),
-            };
+                topic,
+                stamp_payload(sequence, clock.now_ns(), config.payload),
+            );
             Packet::Publish(publish).encode(&mut out)?;
         }
         write.write_all(&out).await?;

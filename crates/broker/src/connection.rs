@@ -306,10 +306,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let now = unix_time_ms();
         match event {
             Event::Publish { publish, token } => {
-                if let Err(error) = TopicName::validate(&publish.topic) {
+                if let Err(error) = TopicName::validate(publish.topic()) {
                     return Err(CloseReason::InvalidTopic(error));
                 }
-                if !crate::auth::may_publish(&self.shared, &self.grants, &publish.topic) {
+                if !crate::auth::may_publish(&self.shared, &self.grants, publish.topic()) {
                     // Acknowledged all the same, or the client would resend it forever;
                     // in order, after the acknowledgements still waiting for a commit.
                     self.acks.push(token, None, &mut self.session);
@@ -327,17 +327,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         &mut scratch.ops,
                     );
                 }
+                let (retain, qos) = (publish.retain, publish.qos);
+                // One reference count for the topic; the payload keeps the frame's.
+                let (topic, payload) = publish.into_parts();
                 let message = Arc::new(Message {
                     id: self.shared.router.next_id(),
-                    topic: publish.topic,
-                    payload: publish.payload,
-                    qos: publish.qos,
+                    topic,
+                    payload,
+                    qos,
                     retain: false,
                     published_at_ms: now,
                 });
                 Ok(Next::Route {
                     message,
-                    retain: publish.retain,
+                    retain,
                     token,
                 })
             }

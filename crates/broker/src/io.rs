@@ -147,13 +147,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             match packet {
                 // A large payload is not copied: its header goes in the buffer, the payload
                 // itself (shared with every other receiver) into the vectored write.
-                Packet::Publish(publish) if vectored && publish.payload.len() >= OWN_CHUNK => {
+                Packet::Publish(publish) if vectored && publish.payload().len() >= OWN_CHUNK => {
                     if let Err(error) = publish.encode_header(&mut self.tx) {
                         self.failed.get_or_insert(error);
                         continue;
                     }
                     self.out.push(Chunk::Own(self.tx.split().freeze()));
-                    self.out.push(Chunk::Own(publish.payload));
+                    self.out.push(Chunk::Own(publish.into_payload()));
                 }
                 packet => {
                     if let Err(error) = packet.encode(&mut self.tx) {

@@ -551,14 +551,10 @@ impl Router {
 /// every receiver that gets it at QoS 0. `None` if it cannot be encoded (the receivers'
 /// sessions then encode it, and fail, each for itself).
 fn qos0_frame(message: &Message) -> Option<Arc<Bytes>> {
-    let publish = Packet::Publish(Publish {
-        dup: false,
-        qos: QoS::AtMostOnce,
-        retain: false,
-        topic: message.topic.clone(),
-        packet_id: None,
-        payload: message.payload.clone(),
-    });
+    let publish = Packet::Publish(Publish::at_most_once(
+        message.topic.clone(),
+        message.payload.clone(),
+    ));
     let mut buf = BytesMut::with_capacity(publish.encoded_len().ok()?);
     publish.encode(&mut buf).ok()?;
     Some(Arc::new(buf.freeze()))

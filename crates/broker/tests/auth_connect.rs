@@ -202,14 +202,12 @@ async fn a_refused_qos1_publish_is_still_acknowledged() {
         other => panic!("expected CONNACK, got {other:?}"),
     }
     for (id, qos) in [(7, CodecQoS::AtLeastOnce), (8, CodecQoS::ExactlyOnce)] {
-        raw.send(Packet::Publish(Publish {
-            dup: false,
+        raw.send(Packet::Publish(Publish::new(
             qos,
-            retain: false,
-            topic: "not/granted".try_into().unwrap(),
-            packet_id: PacketId::new(id),
-            payload: Bytes::from_static(b"x"),
-        }))
+            PacketId::new(id),
+            "not/granted".try_into().unwrap(),
+            Bytes::from_static(b"x"),
+        )))
         .await;
         let answer = raw.recv().await.expect("an acknowledgement");
         match (qos, answer) {

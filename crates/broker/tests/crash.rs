@@ -171,14 +171,12 @@ async fn publish_until_killed(addr: SocketAddr, p: usize, mut next: u64) -> (Vec
         while inflight.len() < WINDOW && next < end {
             let id = u16::try_from(next % 60_000 + 1).expect("below 60001");
             inflight.insert(id, next);
-            raw.send(Packet::Publish(Publish {
-                dup: false,
-                qos: qos_of(next),
-                retain: false,
-                topic: ByteStr::try_from(format!("crash/{p}")).expect("topic"),
-                packet_id: PacketId::new(id),
-                payload: Bytes::from(format!("{p}:{next}")),
-            }))
+            raw.send(Packet::Publish(Publish::new(
+                qos_of(next),
+                PacketId::new(id),
+                ByteStr::try_from(format!("crash/{p}")).expect("topic"),
+                Bytes::from(format!("{p}:{next}")),
+            )))
             .await;
             next += 1;
         }
@@ -250,7 +248,7 @@ async fn drain(
         };
         match packet {
             Packet::Publish(publish) => {
-                let text = std::str::from_utf8(&publish.payload).expect("utf-8 payload");
+                let text = std::str::from_utf8(publish.payload()).expect("utf-8 payload");
                 let (p, seq) = text.split_once(':').expect("p:seq");
                 let key: (usize, u64) = (p.parse().expect("p"), seq.parse().expect("seq"));
                 match (publish.qos, publish.packet_id) {
@@ -420,14 +418,12 @@ async fn qos2_flight_state_of_an_online_subscriber_survives_sigkill() {
         .expect("publisher");
     for (n, text) in [(1, "first"), (2, "second")] {
         publisher
-            .send(Packet::Publish(Publish {
-                dup: false,
-                qos: QoS::ExactlyOnce,
-                retain: false,
-                topic: ByteStr::from_static("flight/a"),
-                packet_id: PacketId::new(n),
-                payload: Bytes::from_static(text.as_bytes()),
-            }))
+            .send(Packet::Publish(Publish::new(
+                QoS::ExactlyOnce,
+                PacketId::new(n),
+                ByteStr::from_static("flight/a"),
+                Bytes::from_static(text.as_bytes()),
+            )))
             .await;
         let Packet::PubRec(id) = expect_packet(&mut publisher, "PUBREC").await else {
             panic!("expected PUBREC");
@@ -445,7 +441,7 @@ async fn qos2_flight_state_of_an_online_subscriber_survives_sigkill() {
         let Packet::Publish(p) = expect_packet(&mut sub, "PUBLISH").await else {
             panic!("expected PUBLISH");
         };
-        ids.push((p.packet_id.expect("QoS 2 has an id"), p.payload));
+        ids.push((p.packet_id.expect("QoS 2 has an id"), p.shared_payload()));
     }
     sub.send(Packet::PubRec(ids[0].0)).await;
     assert_eq!(
@@ -466,8 +462,8 @@ async fn qos2_flight_state_of_an_online_subscriber_survives_sigkill() {
     };
     assert!(again.dup, "a resend carries DUP");
     assert_eq!(
-        (again.packet_id, &again.payload),
-        (Some(ids[1].0), &ids[1].1)
+        (again.packet_id, again.payload()),
+        (Some(ids[1].0), &ids[1].1[..])
     );
     sub.send(Packet::PubComp(ids[0].0)).await;
     sub.send(Packet::PubRec(ids[1].0)).await;
@@ -499,13 +495,15 @@ async fn a_persistent_publishers_qos2_id_awaiting_pubrel_survives_sigkill() {
     let _ = sub.recv_within(Duration::from_secs(10)).await;
 
     let publish = |dup| {
-        Packet::Publish(Publish {
-            dup,
-            qos: QoS::ExactlyOnce,
-            retain: false,
-            topic: ByteStr::from_static("rel/a"),
-            packet_id: PacketId::new(7),
-            payload: Bytes::from_static(b"once"),
+        Packet::Publish({
+            let mut p = Publish::new(
+                QoS::ExactlyOnce,
+                PacketId::new(7),
+                ByteStr::from_static("rel/a"),
+                Bytes::from_static(b"once"),
+            );
+            p.dup = dup;
+            p
         })
     };
     let mut publisher = connect(broker.addr, "rel-pub", false)
@@ -539,7 +537,7 @@ async fn a_persistent_publishers_qos2_id_awaiting_pubrel_survives_sigkill() {
     let Packet::Publish(first) = expect_packet(&mut sub, "the message").await else {
         panic!("expected PUBLISH");
     };
-    assert_eq!(&first.payload[..], b"once");
+    assert_eq!(first.payload(), b"once");
     let pid = first.packet_id.expect("QoS 2");
     sub.send(Packet::PubRec(pid)).await;
     assert_eq!(expect_packet(&mut sub, "PUBREL").await, Packet::PubRel(pid));

@@ -213,7 +213,7 @@ async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_rest
     while first.len() < 32 {
         match raw.recv().await {
             Some(Packet::Publish(p)) => {
-                first.insert(p.payload);
+                first.insert(p.into_payload());
             }
             Some(_) => {}
             None => panic!("closed"),
@@ -233,7 +233,7 @@ async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_rest
                 if let Some(id) = p.packet_id {
                     raw.send(Packet::PubAck(id)).await;
                 }
-                again.insert(p.payload);
+                again.insert(p.into_payload());
             }
             Some(_) => {}
             None => panic!("closed with {} of {RETAINED}", again.len()),
@@ -309,13 +309,15 @@ async fn a_qos2_publish_cut_off_before_its_pubrec_is_answered_when_resent() {
     let (broker, mut sub) = with_subscriber(dir.path(), "cut-sub", "cut/#").await;
     let id = PacketId::new(9).expect("non-zero");
     let publish = |dup| {
-        Packet::Publish(Publish {
-            dup,
-            qos: mqgate_codec::QoS::ExactlyOnce,
-            retain: false,
-            topic: "cut/a".try_into().expect("topic"),
-            packet_id: Some(id),
-            payload: bytes::Bytes::from_static(b"once"),
+        Packet::Publish({
+            let mut p = Publish::new(
+                mqgate_codec::QoS::ExactlyOnce,
+                Some(id),
+                "cut/a".try_into().expect("topic"),
+                bytes::Bytes::from_static(b"once"),
+            );
+            p.dup = dup;
+            p
         })
     };
     let connect = Packet::Connect(Box::new(Connect {

@@ -147,12 +147,14 @@ async fn qos2_duplicates_are_delivered_once() {
     let mut raw = Raw::connect(&broker, "q2-pub", 30).await;
     let id = PacketId::new(7).unwrap();
     let publish = |dup| {
-        Packet::Publish(Publish {
-            dup,
-            qos: Q::ExactlyOnce,
-            packet_id: Some(id),
-            ..Publish::at_most_once(ByteStr::from_static("q2"), Bytes::from_static(b"once"))
-        })
+        let mut p = Publish::new(
+            Q::ExactlyOnce,
+            Some(id),
+            ByteStr::from_static("q2"),
+            Bytes::from_static(b"once"),
+        );
+        p.dup = dup;
+        Packet::Publish(p)
     };
     raw.send(publish(false)).await;
     assert_eq!(raw.recv().await, Some(Packet::PubRec(id)));

@@ -51,10 +51,6 @@ impl Publish {
         }
     }
 
-    fn variable_header_len(&self) -> Result<usize, EncodeError> {
-        Ok(str_len(self.topic.len())? + if self.packet_id.is_some() { 2 } else { 0 })
-    }
-
     /// Writes the fixed header, topic and packet id, everything but the payload.
     ///
     /// A driver can write this header and then the payload `Bytes` itself in one vectored
@@ -66,64 +62,59 @@ impl Publish {
     /// let p = Publish::at_most_once(ByteStr::from_static("t"), Bytes::from_static(b"xyz"));
     /// let mut head = BytesMut::new();
     /// p.encode_header(&mut head).unwrap();
-    /// head.extend_from_slice(&p.payload);
+    /// head.extend_from_slice(p.payload());
     /// let mut whole = BytesMut::new();
     /// Packet::Publish(p).encode(&mut whole).unwrap();
     /// assert_eq!(head, whole);
     /// ```
     pub fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        self.check()?;
-        let remaining = self.variable_header_len()? + self.payload.len();
-        if remaining > MAX_REMAINING_LENGTH {
-            return Err(EncodeError::PacketTooLarge(remaining));
-        }
-        buf.reserve(1 + var_len_size(remaining) + self.variable_header_len()?);
-        self.put_header(buf, remaining);
+        let (topic, payload) = self.wire_parts();
+        let remaining = self.remaining_len(topic, payload)?;
+        buf.reserve(1 + var_len_size(remaining) + remaining - payload.len());
+        self.put_header(buf, topic, remaining);
         Ok(())
     }
 
-    /// The whole PUBLISH: its header from a stack array, then topic, packet id and payload,
-    /// each copied once (the hot path of every delivery).
+    /// The whole PUBLISH (the hot path of every delivery): the exact length reserved once,
+    /// the header written with fixed-size stores, topic and payload copied once each.
     fn encode_to(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        let (topic, payload) = self.wire_parts();
+        let remaining = self.remaining_len(topic, payload)?;
+        buf.reserve(1 + var_len_size(remaining) + remaining);
+        self.put_header(buf, topic, remaining);
+        buf.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// The remaining length, checked against the packet id rule and the largest length
+    /// the fixed header can express.
+    fn remaining_len(&self, topic: &[u8], payload: &[u8]) -> Result<usize, EncodeError> {
         self.check()?;
-        let topic = self.topic.as_bytes();
-        let topic_len =
-            u16::try_from(topic.len()).map_err(|_| EncodeError::FieldTooLong(topic.len()))?;
         let id_len = if self.packet_id.is_some() { 2 } else { 0 };
-        let remaining = 2 + topic.len() + id_len + self.payload.len();
+        let remaining = str_len(topic.len())? + id_len + payload.len();
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::PacketTooLarge(remaining));
         }
+        Ok(remaining)
+    }
+
+    /// Callers have checked `remaining` and the topic's length (`remaining_len`).
+    fn put_header(&self, buf: &mut BytesMut, topic: &[u8], remaining: usize) {
         let flags = (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain);
-        let mut head = [0u8; 7];
-        head[0] = 0x30 | flags;
-        let mut n = 1;
-        let mut len = remaining;
-        loop {
-            let more = len > 127;
-            head[n] = (len % 128) as u8 | if more { 0x80 } else { 0 };
-            n += 1;
-            len /= 128;
-            if !more {
-                break;
+        match u8::try_from(remaining) {
+            // A packet under 130 bytes: the first byte, the one-byte length and the topic's
+            // length in one 4-byte store.
+            Ok(len) if len < 0x80 => {
+                let [hi, lo] = (topic.len() as u16).to_be_bytes();
+                buf.put_u32(u32::from_be_bytes([0x30 | flags, len, hi, lo]));
+            }
+            _ => {
+                buf.put_u8(0x30 | flags);
+                put_var_len(buf, remaining);
+                buf.put_u16(topic.len() as u16);
             }
         }
-        head[n..n + 2].copy_from_slice(&topic_len.to_be_bytes());
-        buf.reserve(n + remaining);
-        buf.extend_from_slice(&head[..n + 2]);
-        buf.extend_from_slice(topic);
-        if let Some(id) = self.packet_id {
-            buf.extend_from_slice(&id.get().to_be_bytes());
-        }
-        buf.extend_from_slice(&self.payload);
-        Ok(())
-    }
-
-    fn put_header(&self, buf: &mut BytesMut, remaining: usize) {
-        let flags = (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain);
-        buf.put_u8(0x30 | flags);
-        put_var_len(buf, remaining);
-        put_str(buf, self.topic.as_bytes());
+        buf.put_slice(topic);
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
         }
@@ -185,8 +176,8 @@ impl Packet {
             Packet::Connect(c) => c.remaining_len()?,
             Packet::ConnAck(_) => 2,
             Packet::Publish(p) => {
-                p.check()?;
-                p.variable_header_len()? + p.payload.len()
+                let (topic, payload) = p.wire_parts();
+                p.remaining_len(topic, payload)?
             }
             Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => 2,
             Packet::UnsubAck(_) => 2,
@@ -236,32 +227,45 @@ impl Packet {
     /// assert_eq!(Decoder::new(16).decode(&mut buf).unwrap(), Some(Packet::PubAck(7.try_into().unwrap())));
     /// ```
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        if let Packet::Publish(p) = self {
-            return p.encode_to(buf);
+        // The frequent packets first, each a few fixed-size stores: a PUBACK is one 4-byte
+        // store, not a length computation and a `memcpy` of 4 bytes.
+        match self {
+            Packet::Publish(p) => return p.encode_to(buf),
+            Packet::PubAck(id) => put_ack(buf, 0x40, *id),
+            Packet::PubRec(id) => put_ack(buf, 0x50, *id),
+            Packet::PubRel(id) => put_ack(buf, 0x62, *id),
+            Packet::PubComp(id) => put_ack(buf, 0x70, *id),
+            Packet::UnsubAck(id) => put_ack(buf, 0xb0, *id),
+            Packet::ConnAck(c) => buf.put_u32(u32::from_be_bytes([
+                0x20,
+                2,
+                u8::from(c.session_present),
+                c.code as u8,
+            ])),
+            Packet::PingReq => buf.put_u16(0xc000),
+            Packet::PingResp => buf.put_u16(0xd000),
+            Packet::Disconnect => buf.put_u16(0xe000),
+            Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::SubAck(_)
+            | Packet::Unsubscribe(_) => return self.encode_lists(buf),
         }
+        Ok(())
+    }
+
+    /// CONNECT, SUBSCRIBE, SUBACK and UNSUBSCRIBE: the length computed over their fields.
+    fn encode_lists(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let remaining = self.remaining_len()?;
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::PacketTooLarge(remaining));
         }
         buf.reserve(1 + var_len_size(remaining) + remaining);
-        let ack = |buf: &mut BytesMut, byte1: u8, id: PacketId| {
-            let [hi, lo] = id.get().to_be_bytes();
-            buf.extend_from_slice(&[byte1, 2, hi, lo]);
-        };
         match self {
             Packet::Connect(c) => {
                 buf.put_u8(0x10);
                 put_var_len(buf, remaining);
                 c.put_body(buf);
             }
-            Packet::ConnAck(c) => {
-                buf.put_slice(&[0x20, 2, u8::from(c.session_present), c.code as u8]);
-            }
-            Packet::Publish(p) => return p.encode_to(buf),
-            Packet::PubAck(id) => ack(buf, 0x40, *id),
-            Packet::PubRec(id) => ack(buf, 0x50, *id),
-            Packet::PubRel(id) => ack(buf, 0x62, *id),
-            Packet::PubComp(id) => ack(buf, 0x70, *id),
             Packet::Subscribe(s) => {
                 buf.put_u8(0x82);
                 put_var_len(buf, remaining);
@@ -290,11 +294,16 @@ impl Packet {
                     put_str(buf, f.as_bytes());
                 }
             }
-            Packet::UnsubAck(id) => ack(buf, 0xb0, *id),
-            Packet::PingReq => buf.put_slice(&[0xc0, 0]),
-            Packet::PingResp => buf.put_slice(&[0xd0, 0]),
-            Packet::Disconnect => buf.put_slice(&[0xe0, 0]),
+            // Written by `encode` itself.
+            _ => return self.encode(buf),
         }
         Ok(())
     }
+}
+
+/// A two-byte-body packet (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) in one 4-byte store.
+#[inline(always)]
+fn put_ack(buf: &mut BytesMut, byte1: u8, id: PacketId) {
+    let [hi, lo] = id.get().to_be_bytes();
+    buf.put_u32(u32::from_be_bytes([byte1, 2, hi, lo]));
 }

@@ -29,8 +29,8 @@
 //! let decoder = Decoder::new(64 * 1024);
 //! while let Some(packet) = decoder.decode(&mut rx).expect("well-formed input") {
 //!     if let Packet::Publish(p) = packet {
-//!         assert_eq!(&*p.topic, "a/b");
-//!         assert_eq!(&p.payload[..], b"hi");
+//!         assert_eq!(p.topic(), "a/b");
+//!         assert_eq!(p.payload(), b"hi");
 //!     }
 //! }
 //! ```

@@ -1,8 +1,10 @@
 //! The MQTT 3.1.1 control packets as plain values.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use core::fmt;
 use core::num::NonZeroU16;
 
+use crate::string::checked_str;
 use crate::ByteStr;
 
 /// A packet identifier: never 0 (MQTT-2.3.1-1), so `Option<PacketId>` costs nothing extra.
@@ -136,8 +138,20 @@ pub struct ConnAck {
 
 /// PUBLISH: an application message.
 ///
-/// Decoded PUBLISHes share the receive buffer: `topic` and `payload` are slices of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The flags and the packet id are plain fields; the topic and the payload are behind
+/// accessors, because a decoded PUBLISH keeps its whole frame as one [`Bytes`] and reads
+/// both from it: one reference count per packet instead of one for the topic and one for
+/// the payload. [`Publish::into_parts`] hands them out as shared values without copying.
+///
+/// ```
+/// use bytes::Bytes;
+/// use mqgate_codec::{ByteStr, Publish, QoS};
+/// let id = 7.try_into().unwrap();
+/// let mut p = Publish::new(QoS::AtLeastOnce, Some(id), ByteStr::from_static("a/b"), Bytes::from_static(b"hi"));
+/// p.retain = true;
+/// assert_eq!((p.topic(), p.payload()), ("a/b", &b"hi"[..]));
+/// ```
+#[derive(Clone)]
 pub struct Publish {
     /// DUP flag: this may be a redelivery.
     pub dup: bool,
@@ -145,15 +159,38 @@ pub struct Publish {
     pub qos: QoS,
     /// RETAIN flag.
     pub retain: bool,
-    /// Topic name (non-empty, no wildcards).
-    pub topic: ByteStr,
     /// Packet identifier: present exactly when `qos` is 1 or 2.
     pub packet_id: Option<PacketId>,
-    /// Application payload, passed through untouched.
-    pub payload: Bytes,
+    body: Body,
+}
+
+/// Where a PUBLISH's topic and payload live.
+#[derive(Clone)]
+enum Body {
+    /// Built from a topic and a payload.
+    Parts { topic: ByteStr, payload: Bytes },
+    /// Decoded: `frame` is the PUBLISH from its topic on; the topic is its first
+    /// `topic_len` bytes (checked), the payload starts at `payload_at`.
+    Frame {
+        frame: Bytes,
+        topic_len: u16,
+        payload_at: u32,
+    },
 }
 
 impl Publish {
+    /// A PUBLISH with `qos` and `packet_id` (which must be `Some` exactly for QoS 1 and 2 to
+    /// encode), DUP and RETAIN clear.
+    pub fn new(qos: QoS, packet_id: Option<PacketId>, topic: ByteStr, payload: Bytes) -> Self {
+        Publish {
+            dup: false,
+            qos,
+            retain: false,
+            packet_id,
+            body: Body::Parts { topic, payload },
+        }
+    }
+
     /// A QoS 0 PUBLISH.
     ///
     /// ```
@@ -162,14 +199,147 @@ impl Publish {
     /// assert_eq!(p.qos, QoS::AtMostOnce);
     /// ```
     pub fn at_most_once(topic: ByteStr, payload: Bytes) -> Self {
+        Publish::new(QoS::AtMostOnce, None, topic, payload)
+    }
+
+    /// A decoded PUBLISH: `frame` starts at the topic, whose first `topic_len` bytes the
+    /// decoder has checked to be a valid topic name; the payload starts at `payload_at`.
+    pub(crate) fn from_frame(
+        flags: u8,
+        qos: QoS,
+        packet_id: Option<PacketId>,
+        frame: Bytes,
+        topic_len: u16,
+        payload_at: u32,
+    ) -> Self {
         Publish {
-            dup: false,
-            qos: QoS::AtMostOnce,
-            retain: false,
-            topic,
-            packet_id: None,
-            payload,
+            dup: flags & 0b1000 != 0,
+            qos,
+            retain: flags & 1 != 0,
+            packet_id,
+            body: Body::Frame {
+                frame,
+                topic_len,
+                payload_at,
+            },
         }
+    }
+
+    /// The topic name (non-empty, no wildcards when decoded).
+    pub fn topic(&self) -> &str {
+        match &self.body {
+            Body::Parts { topic, .. } => topic.as_str(),
+            Body::Frame {
+                frame, topic_len, ..
+            } => checked_str(frame.get(..usize::from(*topic_len)).unwrap_or_default()),
+        }
+    }
+
+    /// The application payload, passed through untouched.
+    pub fn payload(&self) -> &[u8] {
+        match &self.body {
+            Body::Parts { payload, .. } => payload,
+            Body::Frame {
+                frame, payload_at, ..
+            } => frame.get(*payload_at as usize..).unwrap_or_default(),
+        }
+    }
+
+    /// Topic and payload bytes with one look at how they are stored (the encoder's view).
+    pub(crate) fn wire_parts(&self) -> (&[u8], &[u8]) {
+        match &self.body {
+            Body::Parts { topic, payload } => (topic.as_bytes(), payload),
+            Body::Frame {
+                frame,
+                topic_len,
+                payload_at,
+            } => (
+                frame.get(..usize::from(*topic_len)).unwrap_or_default(),
+                frame.get(*payload_at as usize..).unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// The topic as a shared [`ByteStr`] (a reference count, not a copy).
+    pub fn shared_topic(&self) -> ByteStr {
+        match &self.body {
+            Body::Parts { topic, .. } => topic.clone(),
+            Body::Frame {
+                frame, topic_len, ..
+            } => ByteStr::from_checked(frame.slice(..usize::from(*topic_len))),
+        }
+    }
+
+    /// The payload as a shared [`Bytes`] (a reference count, not a copy).
+    pub fn shared_payload(&self) -> Bytes {
+        match &self.body {
+            Body::Parts { payload, .. } => payload.clone(),
+            Body::Frame {
+                frame, payload_at, ..
+            } => frame.slice(*payload_at as usize..),
+        }
+    }
+
+    /// The payload, giving up the rest without a reference count.
+    pub fn into_payload(self) -> Bytes {
+        match self.body {
+            Body::Parts { payload, .. } => payload,
+            Body::Frame {
+                mut frame,
+                payload_at,
+                ..
+            } => {
+                frame.advance(payload_at as usize);
+                frame
+            }
+        }
+    }
+
+    /// The topic and the payload, shared with the receive buffer, not copied: for a decoded
+    /// PUBLISH one more reference count (the topic's).
+    pub fn into_parts(self) -> (ByteStr, Bytes) {
+        match self.body {
+            Body::Parts { topic, payload } => (topic, payload),
+            Body::Frame {
+                mut frame,
+                topic_len,
+                payload_at,
+            } => {
+                let topic = ByteStr::from_checked(frame.slice(..usize::from(topic_len)));
+                frame.advance(payload_at as usize);
+                (topic, frame)
+            }
+        }
+    }
+}
+
+impl PartialEq for Publish {
+    /// Equal when the flags, packet id, topic and payload are, however they are stored.
+    fn eq(&self, other: &Self) -> bool {
+        self.dup == other.dup
+            && self.qos == other.qos
+            && self.retain == other.retain
+            && self.packet_id == other.packet_id
+            && self.topic() == other.topic()
+            && self.payload() == other.payload()
+    }
+}
+
+impl Eq for Publish {}
+
+impl fmt::Debug for Publish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publish")
+            .field("dup", &self.dup)
+            .field("qos", &self.qos)
+            .field("retain", &self.retain)
+            .field("topic", &self.topic())
+            .field("packet_id", &self.packet_id)
+            .field(
+                "payload",
+                &format_args!("b\"{}\"", self.payload().escape_ascii()),
+            )
+            .finish()
     }
 }
 

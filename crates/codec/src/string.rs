@@ -46,12 +46,7 @@ impl ByteStr {
 
     /// The string.
     pub fn as_str(&self) -> &str {
-        // SAFETY: every constructor checks that the bytes are valid UTF-8 and the bytes are
-        // immutable afterwards.
-        #[allow(unsafe_code)]
-        unsafe {
-            core::str::from_utf8_unchecked(&self.0)
-        }
+        checked_str(&self.0)
     }
 
     /// The underlying bytes (shared, not copied).
@@ -72,6 +67,18 @@ impl ByteStr {
     /// Whether the string is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// The string of bytes the decoder (or a constructor of [`ByteStr`]) has checked to be
+/// valid UTF-8, without checking again.
+pub(crate) fn checked_str(b: &[u8]) -> &str {
+    debug_assert!(core::str::from_utf8(b).is_ok());
+    // SAFETY: only called on bytes checked to be valid UTF-8 (every `ByteStr` constructor,
+    // and the topic of a decoded PUBLISH), which are immutable afterwards.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::str::from_utf8_unchecked(b)
     }
 }
 

@@ -125,25 +125,24 @@ fn vectors() -> Vec<(&'static str, Packet, Vec<u8>)> {
         ),
         (
             "publish qos1 retain",
-            Packet::Publish(Publish {
-                dup: false,
-                qos: QoS::AtLeastOnce,
-                retain: true,
-                topic: s("t"),
-                packet_id: Some(pid(10)),
-                payload: Bytes::new(),
+            Packet::Publish({
+                let mut p = Publish::new(QoS::AtLeastOnce, Some(pid(10)), s("t"), Bytes::new());
+                p.retain = true;
+                p
             }),
             vec![0x33, 5, 0, 1, b't', 0, 10],
         ),
         (
             "publish qos2 dup",
-            Packet::Publish(Publish {
-                dup: true,
-                qos: QoS::ExactlyOnce,
-                retain: false,
-                topic: s("$SYS/x"),
-                packet_id: Some(pid(0x1234)),
-                payload: Bytes::from_static(b"z"),
+            Packet::Publish({
+                let mut p = Publish::new(
+                    QoS::ExactlyOnce,
+                    Some(pid(0x1234)),
+                    s("$SYS/x"),
+                    Bytes::from_static(b"z"),
+                );
+                p.dup = true;
+                p
             }),
             vec![
                 0x3c, 11, 0, 6, b'$', b'S', b'Y', b'S', b'/', b'x', 0x12, 0x34, b'z',
@@ -541,17 +540,49 @@ fn decoded_publish_shares_the_receive_buffer() {
     let Some(Packet::Publish(p)) = Decoder::new(1024).decode(&mut buf).unwrap() else {
         panic!("publish")
     };
-    assert_eq!(p.topic.as_bytes().as_ptr() as usize, base + 4);
-    assert_eq!(p.payload.as_ptr() as usize, base + 7);
+    assert_eq!(p.topic().as_ptr() as usize, base + 4);
+    assert_eq!(p.payload().as_ptr() as usize, base + 7);
+    assert_eq!(p.shared_topic().as_ptr() as usize, base + 4);
+    assert_eq!(p.shared_payload().as_ptr() as usize, base + 7);
+    let (topic, payload) = p.clone().into_parts();
+    assert_eq!((&*topic, &payload[..]), ("a/b", &b"payload"[..]));
+    assert_eq!(topic.as_ptr() as usize, base + 4);
+    assert_eq!(payload.as_ptr() as usize, base + 7);
+    assert_eq!(p.into_payload().as_ptr() as usize, base + 7);
+}
+
+#[test]
+fn decoded_and_built_publishes_agree() {
+    let built = Publish::new(
+        QoS::AtLeastOnce,
+        Some(pid(9)),
+        s("a/b"),
+        Bytes::from_static(b"hi"),
+    );
+    let mut buf = BytesMut::from(&encode(&Packet::Publish(built.clone()))[..]);
+    let Some(Packet::Publish(decoded)) = Decoder::new(1024).decode(&mut buf).unwrap() else {
+        panic!("publish")
+    };
+    assert_eq!(decoded, built);
+    let with = |topic, payload| {
+        Publish::new(
+            QoS::AtLeastOnce,
+            Some(pid(9)),
+            s(topic),
+            Bytes::from_static(payload),
+        )
+    };
+    assert_ne!(decoded, with("a/c", b"hi"));
+    assert_ne!(decoded, with("a/b", b"ho"));
+    assert_eq!(format!("{decoded:?}"), format!("{built:?}"));
+    assert_eq!(decoded.shared_topic(), built.shared_topic());
+    assert_eq!(decoded.shared_payload(), built.shared_payload());
+    assert_eq!(decoded.into_parts(), built.into_parts());
 }
 
 #[test]
 fn encode_errors() {
-    let bad = Publish {
-        packet_id: None,
-        qos: QoS::AtLeastOnce,
-        ..Publish::at_most_once(s("t"), Bytes::new())
-    };
+    let bad = Publish::new(QoS::AtLeastOnce, None, s("t"), Bytes::new());
     assert_eq!(
         Packet::Publish(bad).encode(&mut BytesMut::new()),
         Err(EncodeError::PacketIdMismatch)
@@ -635,14 +666,10 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
     )
         .prop_map(|(dup, qos, retain, topic, id, payload)| {
             let packet_id = (qos != QoS::AtMostOnce).then_some(id);
-            Packet::Publish(Publish {
-                dup,
-                qos,
-                retain,
-                topic,
-                packet_id,
-                payload,
-            })
+            let mut p = Publish::new(qos, packet_id, topic, payload);
+            p.dup = dup;
+            p.retain = retain;
+            Packet::Publish(p)
         });
     let filters = proptest::collection::vec(
         (arb_topic(), arb_qos()).prop_map(|(filter, qos)| SubscribeFilter { filter, qos }),
@@ -724,7 +751,7 @@ proptest! {
     }
 
     #[test]
-    fn topic_scan_agrees_with_a_byte_by_byte_scan(data in proptest::collection::vec(prop_oneof![Just(0u8), Just(b'+'), Just(b'#'), Just(0x80u8), Just(0xffu8), 0x20u8..0x7f], 0..40)) {
+    fn topic_scan_agrees_with_a_byte_by_byte_scan(data in proptest::collection::vec(prop_oneof![Just(0u8), Just(b'+'), Just(b'#'), Just(0x80u8), Just(0xffu8), 0x20u8..0x7f], 0..80)) {
         let naive = (data.iter().any(|&c| c == 0 || c == b'+' || c == b'#'), data.iter().any(|&c| c >= 0x80));
         prop_assert_eq!(crate::decode::scan_topic_bytes(&data), naive);
     }
@@ -753,5 +780,39 @@ fn arbitrary_bytes_split_at_every_position() {
     let whole = feed_in_chunks(&data, &[]);
     for at in 0..=data.len() {
         assert_eq!(feed_in_chunks(&data, &[at]), whole, "split at {at}");
+    }
+}
+
+#[test]
+fn publish_lengths_around_the_one_byte_boundary() {
+    // remaining = 2 + 3 (topic) + 2 (id) + payload: 126 to 129 straddle the one-byte length.
+    for payload_len in 119..=122usize {
+        let p = Publish::new(
+            QoS::AtLeastOnce,
+            Some(pid(3)),
+            s("a/b"),
+            Bytes::from(vec![7u8; payload_len]),
+        );
+        let remaining = 7 + payload_len;
+        let wire = encode(&Packet::Publish(p.clone()));
+        let len_bytes: &[u8] = if remaining < 128 {
+            &[remaining as u8]
+        } else {
+            &[(remaining % 128) as u8 | 0x80, (remaining / 128) as u8]
+        };
+        let mut want = vec![0x32];
+        want.extend_from_slice(len_bytes);
+        want.extend_from_slice(&[0, 3, b'a', b'/', b'b', 0, 3]);
+        want.extend(std::iter::repeat_n(7u8, payload_len));
+        assert_eq!(wire, want, "payload of {payload_len} bytes");
+        let mut head = BytesMut::new();
+        p.encode_header(&mut head).unwrap();
+        head.extend_from_slice(p.payload());
+        assert_eq!(&head[..], &wire[..]);
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(
+            Decoder::new(1024).decode(&mut buf).unwrap(),
+            Some(Packet::Publish(p))
+        );
     }
 }

@@ -63,14 +63,11 @@ fn arb_packet() -> impl Strategy<Value = ours::Packet> {
         payload,
     )
         .prop_map(|(dup, qos, retain, t, id, payload)| {
-            ours::Packet::Publish(ours::Publish {
-                dup,
-                qos,
-                retain,
-                topic: st(&t),
-                packet_id: (qos != ours::QoS::AtMostOnce).then(|| pid(id)),
-                payload,
-            })
+            let packet_id = (qos != ours::QoS::AtMostOnce).then(|| pid(id));
+            let mut p = ours::Publish::new(qos, packet_id, st(&t), payload);
+            p.dup = dup;
+            p.retain = retain;
+            ours::Packet::Publish(p)
         });
     let filters = proptest::collection::vec((topic, arb_qos()), 1..4);
     prop_oneof![

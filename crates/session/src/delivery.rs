@@ -181,12 +181,7 @@ impl Session {
 }
 
 fn at_most_once(message: &Message) -> Publish {
-    Publish {
-        dup: false,
-        qos: QoS::AtMostOnce,
-        retain: message.retain,
-        topic: message.topic.clone(),
-        packet_id: None,
-        payload: message.payload.clone(),
-    }
+    let mut publish = Publish::at_most_once(message.topic.clone(), message.payload.clone());
+    publish.retain = message.retain;
+    publish
 }

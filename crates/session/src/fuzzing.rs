@@ -132,14 +132,10 @@ fn ack_packet(kind: u8, id: PacketId) -> Packet {
 }
 
 fn publish_packet(qos: QoS, id: PacketId, arg: u8) -> Packet {
-    Packet::Publish(Publish {
-        dup: arg & 0x80 != 0,
-        qos,
-        retain: false,
-        topic: ByteStr::from_static("in"),
-        packet_id: (qos != QoS::AtMostOnce).then_some(id),
-        payload: Bytes::new(),
-    })
+    let packet_id = (qos != QoS::AtMostOnce).then_some(id);
+    let mut publish = Publish::new(qos, packet_id, ByteStr::from_static("in"), Bytes::new());
+    publish.dup = arg & 0x80 != 0;
+    Packet::Publish(publish)
 }
 
 fn check_invariants(session: &Session, config: &SessionConfig) {

@@ -41,8 +41,8 @@
 //!
 //! // The client publishes at QoS 1.
 //! let id = PacketId::new(7).unwrap();
-//! let publish = Publish { qos: QoS::AtLeastOnce, packet_id: Some(id),
-//!     ..Publish::at_most_once(ByteStr::from_static("a/b"), bytes::Bytes::from_static(b"hi")) };
+//! let publish = Publish::new(QoS::AtLeastOnce, Some(id),
+//!     ByteStr::from_static("a/b"), bytes::Bytes::from_static(b"hi"));
 //! session.handle_packet(Packet::Publish(publish), 10)?;
 //! let Some(Event::Publish { token: Some(token), .. }) = session.poll_event() else { panic!() };
 //! // ... the broker routes the message, then:

@@ -32,14 +32,15 @@ impl InFlight {
     /// The PUBLISH for this entry, `dup` set for a resend. `None` once released.
     pub(crate) fn publish(&self, dup: bool) -> Option<Publish> {
         let message = self.message.as_ref()?;
-        Some(Publish {
-            dup,
-            qos: self.qos,
-            retain: message.retain,
-            topic: message.topic.clone(),
-            packet_id: Some(self.packet_id),
-            payload: message.payload.clone(),
-        })
+        let mut publish = Publish::new(
+            self.qos,
+            Some(self.packet_id),
+            message.topic.clone(),
+            message.payload.clone(),
+        );
+        publish.dup = dup;
+        publish.retain = message.retain;
+        Some(publish)
     }
 }
 

@@ -59,13 +59,15 @@ struct World {
 }
 
 fn publish(o: &Outgoing, dup: bool) -> Packet {
-    Packet::Publish(Publish {
-        dup,
-        qos: o.qos,
-        retain: false,
-        topic: ByteStr::from_static("up"),
-        packet_id: Some(o.packet_id),
-        payload: Bytes::from(o.content.to_be_bytes().to_vec()),
+    Packet::Publish({
+        let mut p = Publish::new(
+            o.qos,
+            Some(o.packet_id),
+            ByteStr::from_static("up"),
+            Bytes::from(o.content.to_be_bytes().to_vec()),
+        );
+        p.dup = dup;
+        p
     })
 }
 

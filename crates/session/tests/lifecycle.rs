@@ -256,13 +256,15 @@ fn subscribe_and_unsubscribe_are_answered_after_the_broker_decides() {
 }
 
 fn inbound(qos: QoS, id: u16, dup: bool) -> Packet {
-    Packet::Publish(Publish {
-        dup,
-        qos,
-        retain: false,
-        topic: ByteStr::from_static("up"),
-        packet_id: Some(pid(id)),
-        payload: Bytes::from_static(b"x"),
+    Packet::Publish({
+        let mut p = Publish::new(
+            qos,
+            Some(pid(id)),
+            ByteStr::from_static("up"),
+            Bytes::from_static(b"x"),
+        );
+        p.dup = dup;
+        p
     })
 }
 

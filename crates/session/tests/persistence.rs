@@ -36,11 +36,12 @@ fn busy_session() -> Session {
     s.handle_packet(Packet::PubRec(first), 1)
         .expect("in flight");
     // An inbound QoS 2 message made safe, awaiting PUBREL.
-    let inbound = Publish {
-        qos: QoS::ExactlyOnce,
-        packet_id: Some(pid(40)),
-        ..Publish::at_most_once(ByteStr::from_static("up"), Bytes::new())
-    };
+    let inbound = Publish::new(
+        QoS::ExactlyOnce,
+        Some(pid(40)),
+        ByteStr::from_static("up"),
+        Bytes::new(),
+    );
     s.handle_packet(Packet::Publish(inbound), 2)
         .expect("online");
     for e in events(&mut s) {
@@ -80,12 +81,13 @@ fn a_restored_session_resumes_exactly_like_the_original() {
         [(2, QoS::AtLeastOnce, true), (3, QoS::ExactlyOnce, true)]
     );
     // The inbound QoS 2 id survived: a repeat is answered, not routed.
-    let repeat = Publish {
-        dup: true,
-        qos: QoS::ExactlyOnce,
-        packet_id: Some(pid(40)),
-        ..Publish::at_most_once(ByteStr::from_static("up"), Bytes::new())
-    };
+    let mut repeat = Publish::new(
+        QoS::ExactlyOnce,
+        Some(pid(40)),
+        ByteStr::from_static("up"),
+        Bytes::new(),
+    );
+    repeat.dup = true;
     restored
         .handle_packet(Packet::Publish(repeat), 11)
         .expect("online");

@@ -63,7 +63,7 @@ fn everything_survives_a_reopen_and_qos2_state_restores() {
         _ => None,
     });
     assert!(
-        resent.is_some_and(|p| p.dup && p.payload == sent.payload),
+        resent.is_some_and(|p| p.dup && p.payload() == &sent.payload[..]),
         "{sent_packets:?}"
     );
     assert!(sent_packets.contains(&Packet::PubRel(PacketId::new(2).unwrap())));

@@ -58,7 +58,7 @@ pub fn message(id: u128, qos: QoS, published_at_ms: u64) -> Arc<Message> {
 
 /// The message id a PUBLISH built by [`message`] carries.
 pub fn id_of(p: &Publish) -> u128 {
-    let bytes: [u8; 16] = p.payload[..].try_into().expect("payload is a message id");
+    let bytes: [u8; 16] = p.payload().try_into().expect("payload is a message id");
     u128::from_be_bytes(bytes)
 }
 
