@@ -227,12 +227,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         continue;
                     }
                     // A QoS 2 id awaiting PUBREL commits with the message it guards.
-                    let received = publish
-                        .packet_id
-                        .filter(|_| publish.qos == QoS::ExactlyOnce);
-                    if received.is_some() {
-                        self.saved
-                            .ops(&self.session, received, &mut self.scratch.ops);
+                    if publish.qos == QoS::ExactlyOnce {
+                        self.saved.ops(&self.session, &mut self.scratch.ops);
                     }
                     let message = Arc::new(Message {
                         id: self.shared.router.next_id(),
@@ -257,8 +253,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         now,
                         &mut self.scratch,
                     );
-                    self.wait_blocked().await?;
+                    let routed = self.wait_blocked().await;
                     let ticket = self.scratch.ticket.take();
+                    if let Err(reason) = routed {
+                        // Delivered everywhere but to the receivers still full: the message
+                        // counts as accepted once its commit is done (`finish` settles it), so
+                        // a QoS 2 id is not left routing and a resend is not routed twice.
+                        self.acks.push(token, ticket, &mut self.session);
+                        return Err(reason);
+                    }
                     if let Some(done) = bridged {
                         // ack_after = "rocketmq": acknowledged only once RocketMQ took it.
                         Box::pin(self.serve_until(done))
@@ -434,7 +437,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // session, so a QoS 2 resend on the next connection is answered, not left hanging. A
         // stalled store holds the end of the connection at most the backpressure timeout.
         let limit = shared.config.limits.backpressure_timeout;
-        let _ = tokio::time::timeout(limit, self.acks.release(&mut self.session, &shared)).await;
+        self.acks.settle(&mut self.session, &shared, limit).await;
         let will = self.session.connection_lost(now);
         let clean_session = !self.session.is_persistent();
         // Acknowledgements that came in last are saved (a failure was logged and counted).
