@@ -253,15 +253,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         now,
                         &mut self.scratch,
                     );
-                    let routed = self.wait_blocked().await;
-                    let ticket = self.scratch.ticket.take();
-                    if let Err(reason) = routed {
+                    if let Err(reason) = self.wait_blocked().await {
                         // Delivered everywhere but to the receivers still full: the message
                         // counts as accepted once its commit is done (`finish` settles it), so
                         // a QoS 2 id is not left routing and a resend is not routed twice.
+                        let ticket = self.scratch.ticket.take();
                         self.acks.push(token, ticket, &mut self.session);
                         return Err(reason);
                     }
+                    let ticket = self.scratch.ticket.take();
                     if let Some(done) = bridged {
                         // ack_after = "rocketmq": acknowledged only once RocketMQ took it.
                         Box::pin(self.serve_until(done))
