@@ -54,8 +54,8 @@
 //!
 //! A group commit typically appends to hundreds of different queues. Kept as one B-tree
 //! range per queue, that dirties (and rewrites, copy-on-write) about one leaf page per
-//! message once the queues are deep, so throughput fell with depth (8-11 k messages/s at 500
-//! per queue against 62 k at 100, in the broker's durable benchmark). So
+//! message once the queues are deep, so throughput fell with depth (in the broker's durable
+//! benchmark, 62 k messages/s at 100 per queue but 38.5 k at 500). So
 //! [`RedbStore`](crate::RedbStore) keeps every queue entry in one `queue_log` table keyed by
 //! a store-wide sequence number: `seq -> (client id, message id, QoS, size)`. Appends always
 //! land at the end of the log, so a commit writes a handful of pages however many queues it
