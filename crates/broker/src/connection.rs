@@ -282,9 +282,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         Box::pin(self.route_bridged(message, retain, token)).await?;
                     } else {
                         self.route(&message, retain);
-                        self.wait_blocked().await?;
+                        let blocked = self.wait_blocked().await;
+                        // Even when the wait failed: delivered everywhere but to the
+                        // receivers still full, the message counts as accepted once its
+                        // commit is done (`finish` settles it), so a QoS 2 id is not left
+                        // routing and a resend is not routed twice.
                         let ticket = self.scratch().ticket.take();
                         self.acks.push(token, ticket, &mut self.session);
+                        blocked?;
                     }
                 }
                 Next::Wait(event) => match *event {
@@ -316,16 +321,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     return Ok(Next::Done);
                 }
                 // A QoS 2 id awaiting PUBREL commits with the message it guards.
-                let received = publish
-                    .packet_id
-                    .filter(|_| publish.qos == QoS::ExactlyOnce);
-                if received.is_some() && self.session.is_persistent() {
+                if publish.qos == QoS::ExactlyOnce && self.session.is_persistent() {
                     let scratch = self.scratch.get_or_insert_with(Box::default);
-                    self.saved.get_or_insert_with(Box::default).ops(
-                        &self.session,
-                        received,
-                        &mut scratch.ops,
-                    );
+                    self.saved
+                        .get_or_insert_with(Box::default)
+                        .ops(&self.session, &mut scratch.ops);
                 }
                 let (retain, qos) = (publish.retain, publish.qos);
                 // One reference count for the topic; the payload keeps the frame's.
@@ -400,7 +400,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             None => None,
         };
         self.route(&message, retain);
-        self.wait_blocked().await?;
+        if let Err(reason) = self.wait_blocked().await {
+            // As in `process_events`: accepted once its commit is done.
+            let ticket = self.scratch().ticket.take();
+            self.acks.push(token, ticket, &mut self.session);
+            return Err(reason);
+        }
         let ticket = self.scratch().ticket.take();
         if let Some(done) = bridged {
             self.serve_until(done)
@@ -568,7 +573,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // session, so a QoS 2 resend on the next connection is answered, not left hanging. A
         // stalled store holds the end of the connection at most the backpressure timeout.
         let limit = shared.config.limits.backpressure_timeout;
-        let _ = tokio::time::timeout(limit, self.acks.release(&mut self.session, &shared)).await;
+        self.acks.settle(&mut self.session, &shared, limit).await;
         let will = self.session.connection_lost(now);
         let clean_session = !self.session.is_persistent();
         // Acknowledgements that came in last are saved (a failure was logged and counted).

@@ -202,6 +202,9 @@ fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
                 ))
             })?;
             tracing::info!(path = %store.path().display(), "store opened");
+            if let Some(c) = store.compaction() {
+                tracing::info!(before = c.before, after = c.after, "store file compacted");
+            }
             Ok(Arc::new(store))
         }
     }

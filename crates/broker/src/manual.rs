@@ -47,7 +47,14 @@
 //!   SUBACK only once the subscription is durable, a PUBCOMP only once the id left the
 //!   awaiting set. A message moving from the queue into flight leaves the stored queue in
 //!   the same transaction. A persistent publisher's QoS 2 id awaiting PUBREL commits in the
-//!   transaction of its message, so a resent PUBLISH after a crash is recognised.
+//!   transaction of its message, so a resent PUBLISH after a crash is recognised; the id is
+//!   the session's state, so the first save of a connection that resumes the session keeps
+//!   it too.
+//! - A QoS 2 message whose route did not finish (receivers full until the backpressure
+//!   timeout, or the connection kicked while it waited) counts as accepted once its commit is
+//!   done: its resend gets a PUBREC and is not routed twice; the receivers still full miss it.
+//!   A PUBLISH read but not routed before the connection closed releases its id (the resend
+//!   is routed), and so does one whose store write failed.
 //! - A CONNECT with cleanSession = 1 removes a stored session; retained messages are written
 //!   through (set and clear). The retained messages a new subscription of a persistent
 //!   session receives at QoS 1 or 2 are enqueued for it (committed before the session takes

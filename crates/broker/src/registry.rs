@@ -391,12 +391,18 @@ impl Registry {
     }
 }
 
-/// Drains an offline session's events; returns how many messages it dropped.
+/// Drains an offline session's events; returns how many messages it dropped. A PUBLISH its
+/// connection read but never routed (it closed first) was not accepted: its QoS 2 packet id
+/// is released, so the client's resend is routed then instead of waiting forever.
 pub(crate) fn drain_drops(session: &mut Session) -> u64 {
     let mut dropped = 0;
     while let Some(event) = session.poll_event() {
-        if matches!(event, Event::Dropped { .. }) {
-            dropped += 1;
+        match event {
+            Event::Dropped { .. } => dropped += 1,
+            Event::Publish {
+                token: Some(token), ..
+            } => session.inbound_failed(token),
+            _ => {}
         }
     }
     dropped

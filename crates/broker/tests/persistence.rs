@@ -265,13 +265,7 @@ async fn the_sweep_removes_expired_messages_from_the_store() {
         },
         ..BrokerConfig::ephemeral()
     };
-    let broker = Broker::builder()
-        .config(config)
-        .store(store.clone())
-        .build()
-        .start()
-        .await
-        .expect("broker starts");
+    let broker = support::start_with_store(config, store.clone()).await;
     let mut sub = Client::connect(&broker, "sweep-sub", false).await;
     subscribe(&mut sub, "old/#", QoS::AtLeastOnce).await;
     sub.disconnect().await;

@@ -20,8 +20,9 @@ struct OwedAck {
 /// A QoS 2 packet id between PUBLISH and PUBREL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Received {
-    /// Handed to the broker as the event with token `seq`; not yet safe, so no PUBREC yet.
-    Routing { seq: u64 },
+    /// Emitted as the event with token `seq`; not yet safe, so no PUBREC yet. `handed`: the
+    /// broker took the event (polled it), so the message's store writes are submitted.
+    Routing { seq: u64, handed: bool },
     /// Safe, PUBREC sent (or owed): a repeated PUBLISH gets only another PUBREC.
     Stored,
 }
@@ -56,12 +57,52 @@ impl Inbound {
         }
     }
 
-    /// Packet ids whose message is safe and whose PUBREL has not come: the persistent part.
+    /// Packet ids awaiting PUBREL whose message the broker took (safe, or with its store
+    /// writes submitted): the persistent part. A broker saves them in the same commit as the
+    /// message or after it, so a restored id never stands for a message that was not kept.
+    /// An id whose event was not taken yet is left out: after a crash its PUBLISH, resent,
+    /// must be routed.
     pub(crate) fn stored_ids(&self) -> impl Iterator<Item = PacketId> + '_ {
         self.awaiting_pubrel
             .iter()
-            .filter(|(_, r)| *r == Received::Stored)
+            .filter(|(_, r)| matches!(r, Received::Stored | Received::Routing { handed: true, .. }))
             .map(|(id, _)| *id)
+    }
+
+    /// The broker took the event of `token` (see [`Received::Routing`]).
+    pub(crate) fn handed(&mut self, token: InboundToken) {
+        if token.qos != QoS::ExactlyOnce {
+            return;
+        }
+        if let Ok(i) = self
+            .awaiting_pubrel
+            .binary_search_by_key(&token.packet_id, |(id, _)| *id)
+        {
+            if let Some((_, Received::Routing { seq, handed })) = self.awaiting_pubrel.get_mut(i) {
+                if *seq == token.seq {
+                    *handed = true;
+                }
+            }
+        }
+    }
+
+    /// The broker could not make the message of `token` safe (its store write failed): the
+    /// id is forgotten, so the PUBLISH, when the client resends it, is routed again instead of
+    /// being acknowledged for a message that was not kept.
+    pub(crate) fn failed(&mut self, token: InboundToken) {
+        if token.qos == QoS::ExactlyOnce {
+            if let Ok(i) = self
+                .awaiting_pubrel
+                .binary_search_by_key(&token.packet_id, |(id, _)| *id)
+            {
+                if matches!(self.awaiting_pubrel.get(i), Some((_, Received::Routing { seq, .. })) if *seq == token.seq)
+                {
+                    self.awaiting_pubrel.remove(i);
+                }
+            }
+        }
+        // Its acknowledgement is never sent; later ones must not wait behind it.
+        self.owed.retain(|a| a.seq != token.seq);
     }
 
     pub(crate) fn restore(&mut self, ids: impl IntoIterator<Item = PacketId>) {
@@ -107,7 +148,7 @@ impl Inbound {
             }
             Err(i) => {
                 self.awaiting_pubrel
-                    .insert(i, (packet_id, Received::Routing { seq }));
+                    .insert(i, (packet_id, Received::Routing { seq, handed: false }));
                 self.owed.push_back(owe(false));
                 InboundAction::Route(Some(token))
             }
@@ -126,7 +167,7 @@ impl Inbound {
             let Some(entry) = self.awaiting_pubrel.get_mut(i) else {
                 return;
             };
-            if entry.1 != (Received::Routing { seq: token.seq }) {
+            if !matches!(entry.1, Received::Routing { seq, .. } if seq == token.seq) {
                 return;
             }
             entry.1 = Received::Stored;
@@ -302,6 +343,26 @@ mod tests {
         assert_eq!(inbound.on_pubrel(id(4), false), Ok(()));
         inbound.done(blocking);
         assert_eq!(acks(&mut inbound), [Packet::PubAck(id(1))]);
+    }
+
+    #[test]
+    fn ids_the_broker_took_are_persistent_and_a_failed_one_is_forgotten() {
+        let mut inbound = Inbound::default();
+        let taken = token(inbound.on_publish(QoS::ExactlyOnce, id(3)));
+        let not_taken = token(inbound.on_publish(QoS::ExactlyOnce, id(8)));
+        assert_eq!(inbound.stored_ids().count(), 0, "nothing taken yet");
+        inbound.handed(taken);
+        assert_eq!(inbound.stored_ids().collect::<Vec<_>>(), [id(3)]);
+        // The store refused the message: its id goes, and the next one is acknowledged.
+        inbound.failed(taken);
+        assert_eq!(inbound.stored_ids().count(), 0);
+        inbound.done(not_taken);
+        assert_eq!(acks(&mut inbound), [Packet::PubRec(id(8))]);
+        // The client resends the failed one: routed again, as a new message.
+        assert!(matches!(
+            inbound.on_publish(QoS::ExactlyOnce, id(3)),
+            InboundAction::Route(Some(_))
+        ));
     }
 
     #[test]

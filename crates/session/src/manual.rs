@@ -59,7 +59,12 @@
 //! - QoS 2: the packet id enters the awaiting-PUBREL set at the first PUBLISH. A repeat with
 //!   that id before PUBREL is never routed again; it is answered with another PUBREC once the
 //!   first copy is safe. PUBREL removes the id and is answered with PUBCOMP; after that the id
-//!   names a new message (MQTT-4.3.3-2).
+//!   names a new message (MQTT-4.3.3-2). Once the broker has polled the PUBLISH event, the id
+//!   is part of the saved record even before the message is safe (the broker saves it with
+//!   the message's store writes), so the state moves with the session to the next
+//!   connection. A message the broker could not keep is reported with
+//!   [`inbound_failed`](crate::Session::inbound_failed): the id is released and the resend is
+//!   routed as a new message.
 //! - PUBACKs and PUBRECs leave in the order the PUBLISHes arrived (MQTT-4.6.0-2, -3), even if
 //!   the broker makes messages safe in another order.
 //! - A PUBREL for an id not in the set is a violation on a new session. On a resumed session

@@ -268,6 +268,17 @@ impl Session {
         }
     }
 
+    /// The message of `token` could not be made safe (the store refused it): no
+    /// acknowledgement is sent for it, and a QoS 2 packet id is released, so the client's
+    /// resent PUBLISH is routed again rather than acknowledged for a message that was not
+    /// kept. Acknowledgements owed behind it are no longer held up.
+    pub fn inbound_failed(&mut self, token: InboundToken) {
+        self.inbound.failed(token);
+        if self.link.is_some() {
+            self.send_owed_acks();
+        }
+    }
+
     /// Answers an [`Event::Subscribe`]: records each granted filter (replacing an existing
     /// subscription to the same filter, MQTT-3.8.4-3) and queues the SUBACK, one return code
     /// per entry, in order. `None` means refused (0x80).
@@ -372,8 +383,20 @@ impl Session {
     }
 
     /// The next event for the driver. Drain after every input.
+    ///
+    /// Polling a QoS 2 [`Event::Publish`] tells the session the driver took the message:
+    /// from then on its packet id is part of [`record`](Self::record)'s `awaiting_pubrel`,
+    /// so the driver must make the message's store writes (if any) no later than the next
+    /// save of the record, as the broker does by submitting them together.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if let Event::Publish {
+            token: Some(token), ..
+        } = &event
+        {
+            self.inbound.handed(*token);
+        }
+        Some(event)
     }
 
     fn send_owed_acks(&mut self) {

@@ -1,6 +1,8 @@
 //! Durable appends of 64 B QoS 1 messages into offline queues, one fsync per `apply`, in
-//! batches of 1, 64 and 1024 ops: what group commit buys. Also prints the bytes the redb file
-//! grows by per stored message.
+//! batches of 1, 64 and 1024 ops: what group commit buys; then batches of 1024 into queues
+//! already 500 deep (500 k stored messages), where a layout with one B-tree range per queue
+//! slows down. Also prints the bytes the redb file grows by per stored message, at 100 and
+//! at 500 per queue.
 //!
 //! `cargo bench -p mqgate-store --bench durable -- --warm-up-time 1 --measurement-time 3`
 
@@ -76,16 +78,39 @@ fn durable_appends(c: &mut Criterion) {
     group.finish();
 }
 
-fn bytes_on_disk_per_message() {
+/// Batches of 1024 into 1000 queues already holding 500 messages each.
+fn durable_appends_at_depth(c: &mut Criterion) {
+    let clients = client_ids();
+    let dir = bench_dir();
+    let store = RedbStore::open(dir.path(), unlimited()).unwrap();
+    let mut next_id = 0;
+    fill(&store, &clients, &mut next_id, 500 * CLIENTS as usize);
+    let mut group = c.benchmark_group("redb_enqueue_64B_500_deep");
+    group.throughput(Throughput::Elements(1024));
+    group.bench_function("batch/1024", |b| {
+        b.iter_batched(
+            || batch(&clients, &mut next_id, 1024),
+            |ops| store.apply(&ops).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn fill(store: &RedbStore, clients: &[ByteStr], next_id: &mut u128, total: usize) {
+    for _ in 0..total / 1024 {
+        store.apply(&batch(clients, next_id, 1024)).unwrap();
+    }
+}
+
+fn bytes_on_disk_per_message(per_queue: usize) {
     let clients = client_ids();
     let dir = bench_dir();
     let store = RedbStore::open(dir.path(), unlimited()).unwrap();
     let empty = std::fs::metadata(store.path()).unwrap().len();
     let mut next_id = 0;
-    let total = 100 * 1024;
-    for _ in 0..total / 1024 {
-        store.apply(&batch(&clients, &mut next_id, 1024)).unwrap();
-    }
+    let total = per_queue * CLIENTS as usize / 1024 * 1024;
+    fill(&store, &clients, &mut next_id, total);
     let full = std::fs::metadata(store.path()).unwrap().len();
     println!(
         "bytes on disk: {total} stored 64 B messages in {CLIENTS} queues grew the file from {empty} to {full} B = {:.1} B/message",
@@ -94,8 +119,10 @@ fn bytes_on_disk_per_message() {
 }
 
 fn main() {
-    bytes_on_disk_per_message();
+    bytes_on_disk_per_message(100);
+    bytes_on_disk_per_message(500);
     let mut c = Criterion::default().configure_from_args();
     durable_appends(&mut c);
+    durable_appends_at_depth(&mut c);
     c.final_summary();
 }

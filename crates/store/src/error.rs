@@ -24,6 +24,18 @@ pub enum StoreError {
         /// The newest version this build understands.
         supported: u64,
     },
+    /// The file was written by an older mqgate in a format this version no longer reads.
+    /// Nothing was changed: move the file away to start empty (its queued messages are then
+    /// lost), or drain it with the older mqgate first.
+    #[error("store file {path} has format version {found}, older than {supported} (the only one this mqgate reads); drain it with the mqgate that wrote it, or move it away to start with an empty store")]
+    OlderFormat {
+        /// The file.
+        path: PathBuf,
+        /// The version found in the file.
+        found: u64,
+        /// The version this build reads.
+        supported: u64,
+    },
     /// A stored record could not be decoded: the file was damaged or edited.
     #[error("corrupt store record in {table}: {reason}")]
     Corrupt {

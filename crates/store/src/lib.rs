@@ -74,6 +74,7 @@ pub mod fuzzing;
 pub mod manual;
 mod memory;
 mod op;
+mod queue_index;
 mod redb_store;
 mod registry;
 mod tables;
@@ -91,7 +92,7 @@ mod suite;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats};
-pub use redb_store::{RedbStore, DEFAULT_FILE_NAME, FORMAT_VERSION};
+pub use redb_store::{Compaction, RedbStore, DEFAULT_FILE_NAME, FORMAT_VERSION};
 pub use registry::DurableRegistry;
 
 /// Durable broker state. See the [crate documentation](crate) for the contract.

@@ -50,10 +50,45 @@
 //! to and acknowledged op by op, and filled back in by `load_sessions`.
 //! [`restore_sessions`](crate::restore_sessions) turns the records back into sessions.
 //!
+//! ## Queues on disk: one log, an index in memory
+//!
+//! A group commit typically appends to hundreds of different queues. Kept as one B-tree
+//! range per queue, that dirties (and rewrites, copy-on-write) about one leaf page per
+//! message once the queues are deep, so throughput fell with depth (in the broker's durable
+//! benchmark, 62 k messages/s at 100 per queue but 38.5 k at 500). So
+//! [`RedbStore`](crate::RedbStore) keeps every queue entry in one `queue_log` table keyed by
+//! a store-wide sequence number: `seq -> (client id, message id, QoS, size)`. Appends always
+//! land at the end of the log, so a commit writes a handful of pages however many queues it
+//! touches; bodies (`messages`), their references (`refs`, keyed by message id first) and
+//! the expiry index are append-mostly too.
+//!
+//! What the log cannot answer cheaply, a client's entries in order and its length and bytes,
+//! is an index in memory: per client its sequence numbers (8 bytes an entry) and counters.
+//! It is rebuilt by one scan of the log when the store opens (about a second per million
+//! queued messages) and changed inside each write transaction through an undo log, so a
+//! transaction that fails leaves it exactly as the file is. Writers hold it exclusively for
+//! the transaction, readers shared, so no reader sees the index of an uncommitted write.
+//! The next sequence number is stored too, so no number is reused even after every queue
+//! emptied. Acknowledging an entry deletes it from the log wherever it is; those deletions
+//! are spread over the log, but they happen while a client drains, not on the publishing
+//! path that the group commit serves. [`MemoryStore`](crate::MemoryStore) follows the same
+//! rules with the same shared code, sequence numbers included.
+//!
+//! ## The file never grows without bound
+//!
+//! redb reuses the pages a commit frees, but never gives them back to the file system. When
+//! a store opens and more than half of its file (and at least 1 MiB) is free space, it
+//! compacts the file first ([`RedbStore::compaction`](crate::RedbStore::compaction) says
+//! what it did). Compacting takes time in proportion to the data kept, which is then less
+//! than the space freed; a broker that starts after its queues drained gets its disk back.
+//!
 //! ## Format and damage
 //!
-//! The redb file records a format version. A newer version than this build knows fails
-//! to open with [`StoreError::NewerFormat`](crate::StoreError::NewerFormat); a file that is
-//! not a readable store fails with [`StoreError::Open`](crate::StoreError::Open), naming
-//! the file. Neither ever falls back to an empty store: the broker refuses to start and
-//! the operator decides.
+//! The redb file records a format version (2: the queue log; 1 kept a range per queue). A
+//! newer version than this build knows fails to open with
+//! [`StoreError::NewerFormat`](crate::StoreError::NewerFormat), an older one with
+//! [`StoreError::OlderFormat`](crate::StoreError::OlderFormat) (there is no migration: drain
+//! the old store with the mqgate that wrote it, or move the file away); a file that is not a
+//! readable store fails with [`StoreError::Open`](crate::StoreError::Open), naming the file.
+//! None of them ever falls back to an empty store: the broker refuses to start and the
+//! operator decides.

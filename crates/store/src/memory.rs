@@ -62,6 +62,7 @@ struct MemoryTables {
     meta: BTreeMap<String, QueueMeta>,
     blobs: BTreeMap<(BlobKind, String), Vec<u8>>,
     retained: BTreeMap<String, Arc<Message>>,
+    next_seq: u64,
 }
 
 impl MemoryTables {
@@ -166,6 +167,11 @@ impl Tables for MemoryTables {
             None => self.meta.remove(client),
         };
         Ok(())
+    }
+    fn alloc_seq(&mut self) -> Result<u64> {
+        let seq = self.next_seq;
+        self.next_seq = seq.saturating_add(1);
+        Ok(seq)
     }
     fn push_slot(&mut self, client: &str, seq: u64, slot: Slot) -> Result<()> {
         self.queues.insert((client.to_owned(), seq), slot);

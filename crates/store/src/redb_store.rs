@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use mqgate_codec::QoS;
 use mqgate_session::{Message, MessageId};
+use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use crate::codec::{decode_message, encode_message};
+use crate::queue_index::{IndexTxn, QueueIndex};
 use crate::tables::{impl_store, BlobKind, QueueMeta, ReadTables, Slot, Tables, INFLIGHT_HOLDER};
 use crate::{StoreError, StoreLimits, StoreStats};
 
@@ -16,18 +18,22 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// The file [`RedbStore::open`] uses inside a data directory.
 pub const DEFAULT_FILE_NAME: &str = "mqgate.redb";
-/// The on-disk format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// The on-disk format this build writes, and the only one it reads. Version 2 keeps queue
+/// entries in one log keyed by a store-wide sequence number (version 1 had one B-tree range
+/// per client, so a commit appending to many queues wrote a page per queue).
+pub const FORMAT_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const MESSAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("messages");
 const REFS: TableDefinition<(u128, &str, u64), ()> = TableDefinition::new("refs");
 const EXPIRY: TableDefinition<(u64, u128), ()> = TableDefinition::new("expiry");
-const QUEUES: TableDefinition<(&str, u64), (u128, u8, u64)> = TableDefinition::new("queues");
-const QUEUE_META: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("queue_meta");
+/// seq -> (client id, message id, QoS, size): every queue's entries, in append order.
+const QUEUE_LOG: TableDefinition<u64, (&str, u128, u8, u64)> = TableDefinition::new("queue_log");
 const BLOBS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("blobs");
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 const VERSION_KEY: &str = "format_version";
+/// The next queue sequence number, so none is reused even after every queue emptied.
+const NEXT_SEQ_KEY: &str = "next_seq";
 
 /// A durable [`Store`](crate::Store) in one redb file: every [`apply`](crate::Store::apply)
 /// is a transaction committed with an fsync before it returns, so a crash (even SIGKILL or
@@ -45,7 +51,25 @@ pub struct RedbStore {
     db: Database,
     path: PathBuf,
     limits: StoreLimits,
+    /// Each client's entries of the queue log. Writers hold it exclusively for the whole
+    /// transaction, readers shared, so a reader never sees the index of an uncommitted write.
+    index: RwLock<QueueIndex>,
+    compaction: Option<Compaction>,
 }
+
+/// What [`RedbStore::open`] did when it found the file mostly free space and compacted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// File size before, in bytes.
+    pub before: u64,
+    /// File size after, in bytes.
+    pub after: u64,
+}
+
+/// Compaction at open starts when at least this much of the file is free space...
+const COMPACT_MIN_FREE: u64 = 1 << 20;
+/// ...and that free space is more than this fraction (1/n) of the file.
+const COMPACT_FREE_SHARE: u64 = 2;
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,22 +93,40 @@ impl RedbStore {
     }
 
     /// Opens (or creates) the store file at `path`. A missing or empty file becomes a new
-    /// store; anything else must be a store this version can read.
+    /// store; anything else must be a store of this format version. Opening reads the queue
+    /// log once to rebuild each client's index (about a second per million queued messages),
+    /// and compacts the file first when more than half of it (and at least 1 MiB) is free
+    /// space: redb reuses freed pages but never shrinks its file by itself. Compaction takes
+    /// time in proportion to the data kept, which is then less than the free space.
     ///
     /// # Errors
     /// [`StoreError::Open`] (naming the file) if it is unreadable or not a store,
-    /// [`StoreError::NewerFormat`] if a newer mqgate wrote it.
+    /// [`StoreError::NewerFormat`] if a newer mqgate wrote it, [`StoreError::OlderFormat`]
+    /// if an older one did.
     pub fn open_file(path: impl Into<PathBuf>, limits: StoreLimits) -> Result<Self> {
         let path = path.into();
         let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
-        let store = RedbStore { db, path, limits };
+        let mut store = RedbStore {
+            db,
+            path,
+            limits,
+            index: RwLock::default(),
+            compaction: None,
+        };
         store.check_format()?;
+        store.compaction = store.compact_if_sparse()?;
+        store.rebuild_index()?;
         Ok(store)
     }
 
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The compaction [`open`](Self::open) did, if the file was mostly free space.
+    pub fn compaction(&self) -> Option<Compaction> {
+        self.compaction
     }
 
     /// Checks the format version, writing it (and creating every table) in a new file.
@@ -106,6 +148,13 @@ impl RedbStore {
                         supported: FORMAT_VERSION,
                     })
                 }
+                Some(found) if found < FORMAT_VERSION => {
+                    return Err(StoreError::OlderFormat {
+                        path: self.path.clone(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    })
+                }
                 Some(_) => {}
                 None if had_tables => return Err(open(&"tables but no format version")),
                 None => {
@@ -115,66 +164,145 @@ impl RedbStore {
             }
         }
         // Creating every table up front lets readers open them without a writer.
-        open_write_tables(&txn).map_err(|e| open(&e))?;
+        let mut index = QueueIndex::default();
+        open_write_tables(&txn, &mut IndexTxn::new(&mut index)).map_err(|e| open(&e))?;
         txn.commit().map_err(|e| open(&e))
     }
 
+    /// Reads the queue log into the per-client index.
+    fn rebuild_index(&self) -> Result<()> {
+        let open = |e: &dyn Display| open_error(&self.path, e);
+        let txn = self.db.begin_read().map_err(|e| open(&e))?;
+        let mut index = QueueIndex::default();
+        let stored_next = txn.open_table(META).map_err(|e| open(&e))?;
+        if let Some(next) = stored_next.get(NEXT_SEQ_KEY).map_err(|e| open(&e))? {
+            index.reserve_below(next.value());
+        }
+        let log = txn.open_table(QUEUE_LOG).map_err(|e| open(&e))?;
+        for entry in log.iter().map_err(|e| open(&e))? {
+            let (seq, value) = entry.map_err(|e| open(&e))?;
+            let (client, _, _, size) = value.value();
+            index.load(client, seq.value(), size);
+        }
+        *self.index.write() = index;
+        Ok(())
+    }
+
+    /// Compacts the file when most of it is free space; `None` when it was not worth it.
+    fn compact_if_sparse(&mut self) -> Result<Option<Compaction>> {
+        let open = |path: &Path, e: &dyn Display| open_error(path, e);
+        let before = file_len(&self.path)?;
+        let txn = self.db.begin_write().map_err(|e| open(&self.path, &e))?;
+        let stats = txn.stats().map_err(|e| open(&self.path, &e))?;
+        txn.abort().map_err(|e| open(&self.path, &e))?;
+        let used = stats
+            .allocated_pages()
+            .saturating_mul(u64::try_from(stats.page_size()).unwrap_or(u64::MAX));
+        let free = before.saturating_sub(used);
+        if free < COMPACT_MIN_FREE || free.saturating_mul(COMPACT_FREE_SHARE) < before {
+            return Ok(None);
+        }
+        self.db.compact().map_err(|e| open(&self.path, &e))?;
+        Ok(Some(Compaction {
+            before,
+            after: file_len(&self.path)?,
+        }))
+    }
+
     fn read<T>(&self, f: impl FnOnce(&dyn ReadTables) -> Result<T>) -> Result<T> {
+        let index = self.index.read();
         let txn = self.db.begin_read().map_err(io)?;
-        let tables = open_tables!(txn);
+        let tables = open_tables!(txn, &*index);
         f(&tables)
     }
 
-    /// One transaction: committed (durably) if `f` succeeds, rolled back if anything fails.
+    /// One transaction: committed (durably) if `f` succeeds, rolled back, index included,
+    /// if anything fails.
     fn write<T>(&self, f: impl FnOnce(&mut dyn Tables) -> Result<T>) -> Result<T> {
+        let mut index = self.index.write();
+        let mut index_txn = IndexTxn::new(&mut index);
         let txn = self.db.begin_write().map_err(io)?;
-        let out = f(&mut open_write_tables(&txn)?)?;
+        let out = f(&mut open_write_tables(&txn, &mut index_txn)?)?;
+        if let Some(next) = index_txn.next_seq_to_store() {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            meta.insert(NEXT_SEQ_KEY, next).map_err(io)?;
+        }
         txn.commit().map_err(io)?;
+        // Only now: an error above dropped `index_txn`, which undid its changes.
+        index_txn.commit();
         Ok(out)
     }
+}
+
+fn file_len(path: &Path) -> Result<u64> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| open_error(path, e))
 }
 
 impl_store!(RedbStore);
 
 /// Read and write transactions open their tables with the same calls on different types.
 macro_rules! open_tables {
-    ($txn:expr) => {
+    ($txn:expr, $index:expr) => {
         RedbTables {
             messages: $txn.open_table(MESSAGES).map_err(io)?,
             refs: $txn.open_table(REFS).map_err(io)?,
             expiry: $txn.open_table(EXPIRY).map_err(io)?,
-            queues: $txn.open_table(QUEUES).map_err(io)?,
-            queue_meta: $txn.open_table(QUEUE_META).map_err(io)?,
+            log: $txn.open_table(QUEUE_LOG).map_err(io)?,
             blobs: $txn.open_table(BLOBS).map_err(io)?,
             retained: $txn.open_table(RETAINED).map_err(io)?,
+            index: $index,
         }
     };
 }
 use open_tables;
 
-type WriteTables<'t> = RedbTables<
+type LogValue = (&'static str, u128, u8, u64);
+
+type WriteTables<'t, 'i> = RedbTables<
     Table<'t, u128, &'static [u8]>,
     Table<'t, (u128, &'static str, u64), ()>,
     Table<'t, (u64, u128), ()>,
-    Table<'t, (&'static str, u64), (u128, u8, u64)>,
-    Table<'t, &'static str, (u64, u64, u64)>,
+    Table<'t, u64, LogValue>,
     Table<'t, (u8, &'static str), &'static [u8]>,
     Table<'t, &'static str, &'static [u8]>,
+    &'t mut IndexTxn<'i>,
 >;
 
-fn open_write_tables(txn: &redb::WriteTransaction) -> Result<WriteTables<'_>> {
-    Ok(open_tables!(txn))
+fn open_write_tables<'t, 'i>(
+    txn: &'t redb::WriteTransaction,
+    index: &'t mut IndexTxn<'i>,
+) -> Result<WriteTables<'t, 'i>> {
+    Ok(open_tables!(txn, index))
 }
 
-/// The tables, read-only or writable: reads are written once for both.
-struct RedbTables<M, R, E, Q, QM, B, RT> {
+/// The tables, read-only or writable, and the queue index: reads are written once for both.
+struct RedbTables<M, R, E, L, B, RT, I> {
     messages: M,
     refs: R,
     expiry: E,
-    queues: Q,
-    queue_meta: QM,
+    log: L,
     blobs: B,
     retained: RT,
+    index: I,
+}
+
+/// The queue index as a read sees it, or as a write transaction is changing it.
+trait IndexView {
+    fn view(&self) -> &QueueIndex;
+}
+
+impl IndexView for &QueueIndex {
+    fn view(&self) -> &QueueIndex {
+        self
+    }
+}
+
+impl IndexView for &mut IndexTxn<'_> {
+    fn view(&self) -> &QueueIndex {
+        IndexTxn::view(self)
+    }
 }
 
 fn io(e: impl Display) -> StoreError {
@@ -188,23 +316,35 @@ fn open_error(path: &Path, e: impl Display) -> StoreError {
     }
 }
 
-fn slot_from(table: &'static str, (message, qos, size): (u128, u8, u64)) -> Result<Slot> {
+/// A log entry as a slot, checked: it must belong to `client`.
+fn slot_from(
+    client: &str,
+    seq: u64,
+    (owner, message, qos, size): (&str, u128, u8, u64),
+) -> Result<Slot> {
+    if owner != client {
+        return Err(StoreError::corrupt(
+            "queue_log",
+            format_args!("entry {seq} belongs to {owner}, not {client}"),
+        ));
+    }
     Ok(Slot {
         message: MessageId(message),
-        qos: QoS::from_u8(qos).ok_or_else(|| StoreError::corrupt(table, "QoS is not 0, 1 or 2"))?,
+        qos: QoS::from_u8(qos)
+            .ok_or_else(|| StoreError::corrupt("queue_log", "QoS is not 0, 1 or 2"))?,
         size,
     })
 }
 
-impl<M, R, E, Q, QM, B, RT> ReadTables for RedbTables<M, R, E, Q, QM, B, RT>
+impl<M, R, E, L, B, RT, I> ReadTables for RedbTables<M, R, E, L, B, RT, I>
 where
     M: ReadableTable<u128, &'static [u8]>,
     R: ReadableTable<(u128, &'static str, u64), ()>,
     E: ReadableTable<(u64, u128), ()>,
-    Q: ReadableTable<(&'static str, u64), (u128, u8, u64)>,
-    QM: ReadableTable<&'static str, (u64, u64, u64)>,
+    L: ReadableTable<u64, LogValue>,
     B: ReadableTable<(u8, &'static str), &'static [u8]>,
     RT: ReadableTable<&'static str, &'static [u8]>,
+    I: IndexView,
 {
     fn message(&self, id: MessageId) -> Result<Option<Arc<Message>>> {
         match self.messages.get(id.0).map_err(io)? {
@@ -250,24 +390,19 @@ where
         Ok(out)
     }
     fn meta(&self, client: &str) -> Result<QueueMeta> {
-        Ok(match self.queue_meta.get(client).map_err(io)? {
-            Some(v) => {
-                let (next_seq, len, bytes) = v.value();
-                QueueMeta {
-                    next_seq,
-                    len,
-                    bytes,
-                }
-            }
-            None => QueueMeta::default(),
-        })
+        Ok(self.index.view().meta(client))
     }
     fn slots(&self, client: &str, from: u64, max: usize) -> Result<Vec<(u64, Slot)>> {
-        let range = self.queues.range((client, from)..=(client, u64::MAX));
-        let mut out = Vec::new();
-        for entry in range.map_err(io)?.take(max) {
-            let (key, value) = entry.map_err(io)?;
-            out.push((key.value().1, slot_from("queues", value.value())?));
+        let seqs = self.index.view().seqs(client, from, max);
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let value = self.log.get(seq).map_err(io)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    "queue_log",
+                    format_args!("entry {seq} of {client} is missing"),
+                )
+            })?;
+            out.push((seq, slot_from(client, seq, value.value())?));
         }
         Ok(out)
     }
@@ -302,14 +437,14 @@ where
             .map_err(io)?;
         Ok(StoreStats {
             messages: self.messages.len().map_err(io)?,
-            queued: self.queues.len().map_err(io)?,
+            queued: self.log.len().map_err(io)?,
             sessions: u64::try_from(sessions.count()).unwrap_or(u64::MAX),
             retained: self.retained.len().map_err(io)?,
         })
     }
 }
 
-impl Tables for WriteTables<'_> {
+impl Tables for WriteTables<'_, '_> {
     fn insert_message(&mut self, message: &Arc<Message>) -> Result<()> {
         let bytes = encode_message(message);
         self.messages
@@ -340,22 +475,28 @@ impl Tables for WriteTables<'_> {
         Ok(())
     }
     fn set_meta(&mut self, client: &str, meta: Option<QueueMeta>) -> Result<()> {
-        match meta {
-            Some(m) => self.queue_meta.insert(client, (m.next_seq, m.len, m.bytes)),
-            None => self.queue_meta.remove(client),
-        }
-        .map_err(io)?;
+        self.index.set_meta(client, meta);
         Ok(())
     }
+    fn alloc_seq(&mut self) -> Result<u64> {
+        Ok(self.index.alloc_seq())
+    }
     fn push_slot(&mut self, client: &str, seq: u64, slot: Slot) -> Result<()> {
-        let value = (slot.message.0, slot.qos as u8, slot.size);
-        self.queues.insert((client, seq), value).map_err(io)?;
+        let value = (client, slot.message.0, slot.qos as u8, slot.size);
+        self.log.insert(seq, value).map_err(io)?;
+        self.index.push(client, seq);
         Ok(())
     }
     fn take_slot(&mut self, client: &str, seq: u64) -> Result<Option<Slot>> {
-        match self.queues.remove((client, seq)).map_err(io)? {
-            Some(old) => slot_from("queues", old.value()).map(Some),
-            None => Ok(None),
+        if !self.index.take(client, seq) {
+            return Ok(None);
+        }
+        match self.log.remove(seq).map_err(io)? {
+            Some(old) => slot_from(client, seq, old.value()).map(Some),
+            None => Err(StoreError::corrupt(
+                "queue_log",
+                format_args!("entry {seq} of {client} is missing"),
+            )),
         }
     }
     fn put_blob(&mut self, kind: BlobKind, key: &str, value: Vec<u8>) -> Result<()> {

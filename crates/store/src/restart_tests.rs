@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use mqgate_codec::{ByteStr, Connect, Packet, PacketId};
+use mqgate_session::MessageId;
 use mqgate_session::SessionConfig;
 use redb::{Database, TableDefinition};
 
@@ -89,17 +90,23 @@ fn garbage_file_fails_naming_it_and_is_left_alone() {
     assert_eq!(std::fs::read(&path).unwrap(), garbage);
 }
 
-#[test]
-fn a_newer_format_is_refused() {
+/// Opens a store whose file claims format `version`: the error, and the file's path.
+fn open_with_format(version: u64) -> (StoreError, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DEFAULT_FILE_NAME);
     drop(RedbStore::open(dir.path(), StoreLimits::default()).unwrap());
     let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
     write_raw(&path, |txn| {
         let mut table = txn.open_table(meta).unwrap();
-        table.insert("format_version", FORMAT_VERSION + 1).unwrap();
+        table.insert("format_version", version).unwrap();
     });
     let err = RedbStore::open(dir.path(), StoreLimits::default()).unwrap_err();
+    (err, path.display().to_string())
+}
+
+#[test]
+fn a_newer_format_is_refused() {
+    let (err, _) = open_with_format(FORMAT_VERSION + 1);
     assert!(
         matches!(err, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1),
         "{err:?}"
@@ -190,4 +197,170 @@ fn concurrent_writers_lose_nothing() {
             .collect();
         assert_eq!(ids, (0..25).map(|i| writer * 1000 + i).collect::<Vec<_>>());
     }
+}
+
+#[test]
+fn an_older_format_is_refused_naming_the_file() {
+    // Version 1 kept one B-tree range per queue.
+    let (err, path) = open_with_format(1);
+    assert!(
+        matches!(err, StoreError::OlderFormat { found: 1, supported, .. } if supported == FORMAT_VERSION),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&path), "{err}");
+}
+
+/// Ids of a client's queue, in order, and their sequence numbers.
+fn queue_of(store: &dyn Store, client: &str) -> (Vec<u128>, Vec<u64>) {
+    store
+        .read_queue(client, 0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| (e.message.id.0, e.seq))
+        .unzip()
+}
+
+/// 40 clients with 60 messages each, appended interleaved (as a group commit does), some
+/// shared by every client: after a reopen each queue reads back in order, acks and dequeues
+/// work on the rebuilt index, limits count the restored bytes, and sequence numbers keep
+/// increasing even once every queue was emptied.
+#[test]
+fn queues_at_depth_survive_a_reopen_and_keep_working() {
+    const CLIENTS: u128 = 40;
+    const DEPTH: u128 = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let clients: Vec<String> = (0..CLIENTS).map(|c| format!("GID_d@@@{c}")).collect();
+    let limits = StoreLimits {
+        max_queued_messages: 100,
+        ..StoreLimits::default()
+    };
+    let mut expected: Vec<Vec<u128>> = vec![Vec::new(); clients.len()];
+    let mut bytes = vec![0u64; clients.len()];
+    {
+        let store = RedbStore::open(dir.path(), limits).unwrap();
+        for round in 0..DEPTH {
+            let shared = message(1_000_000 + round, round as u64);
+            let mut ops = Vec::new();
+            for (c, client) in clients.iter().enumerate() {
+                let own = message(round * CLIENTS + c as u128, round as u64);
+                ops.push(enqueue(client, &own));
+                expected[c].push(own.id.0);
+                bytes[c] += own.size() as u64;
+                if round % 10 == 0 {
+                    ops.push(enqueue(client, &shared));
+                    expected[c].push(shared.id.0);
+                    bytes[c] += shared.size() as u64;
+                }
+            }
+            store.apply(&ops).unwrap();
+        }
+    }
+    let store = RedbStore::open(dir.path(), limits).unwrap();
+    assert_eq!(store.compaction(), None, "nothing to compact");
+    let mut last_seq = 0;
+    for (c, client) in clients.iter().enumerate() {
+        let (ids, seqs) = queue_of(&store, client);
+        assert_eq!(ids, expected[c], "{client}");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{client}: {seqs:?}");
+        last_seq = last_seq.max(*seqs.last().unwrap());
+        let stats = store.queue_stats(client).unwrap();
+        assert_eq!(stats.messages, expected[c].len() as u64);
+        assert_eq!(stats.bytes, bytes[c]);
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.queued, (CLIENTS * (DEPTH + 6)) as u64);
+    assert_eq!(stats.messages, (CLIENTS * DEPTH + 6) as u64);
+
+    // Acks and dequeues after the restart: client 0 acks half its queue, client 1 takes its
+    // fifth message in flight; a limit drops client 2's oldest from the restored counters.
+    let (ids0, seqs0) = queue_of(&store, &clients[0]);
+    let (ids1, _) = queue_of(&store, &clients[1]);
+    let mut ops = vec![
+        Op::Ack {
+            client_id: ByteStr::try_from(clients[0].as_str()).unwrap(),
+            through_seq: seqs0[32],
+        },
+        Op::Dequeue {
+            client_id: ByteStr::try_from(clients[1].as_str()).unwrap(),
+            message: MessageId(ids1[4]),
+        },
+    ];
+    let fresh: Vec<_> = (0..40).map(|i| message(5_000_000 + i, 100)).collect();
+    ops.extend(fresh.iter().map(|m| enqueue(&clients[2], m)));
+    store.apply(&ops).unwrap();
+    assert_eq!(queue_of(&store, &clients[0]).0, &ids0[33..]);
+    let (after1, _) = queue_of(&store, &clients[1]);
+    assert_eq!(after1.len(), ids1.len() - 1);
+    assert!(!after1.contains(&ids1[4]));
+    let (ids2, seqs2) = queue_of(&store, &clients[2]);
+    assert_eq!(ids2.len(), 100, "the limit counts what was restored");
+    assert_eq!(
+        ids2[60..],
+        fresh.iter().map(|m| m.id.0).collect::<Vec<_>>()[..]
+    );
+    assert!(seqs2[60] > last_seq, "new entries after the old ones");
+    assert_eq!(
+        store.get_message(MessageId(ids0[0])).unwrap(),
+        None,
+        "acked body gone"
+    );
+
+    // Everything acknowledged, then reopened: new entries still get new sequence numbers.
+    let ops: Vec<Op> = clients
+        .iter()
+        .map(|c| Op::RemoveSession(ByteStr::try_from(c.as_str()).unwrap()))
+        .collect();
+    store.apply(&ops).unwrap();
+    assert_eq!(store.stats().unwrap(), crate::StoreStats::default());
+    let highest = seqs2[99];
+    drop(store);
+    let store = RedbStore::open(dir.path(), limits).unwrap();
+    store.apply(&[enqueue("late", &message(1, 0))]).unwrap();
+    assert!(
+        queue_of(&store, "late").1[0] > highest,
+        "no sequence number reused"
+    );
+}
+
+/// A file that held many messages, all acknowledged since, is mostly free pages: the next
+/// open compacts it.
+#[test]
+fn a_mostly_free_file_is_compacted_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    let keep = message(u128::MAX, 0);
+    store.apply(&[enqueue("keeper", &keep)]).unwrap();
+    let big = |id: u128| {
+        let mut m = mqgate_session::Message::clone(&message(id, 0));
+        m.payload = bytes::Bytes::from(vec![b'x'; 4096]);
+        Arc::new(m)
+    };
+    for batch in 0..20u128 {
+        let ops: Vec<Op> = (0..100)
+            .map(|i| enqueue(&format!("c{}", i % 10), &big(batch * 100 + i)))
+            .collect();
+        store.apply(&ops).unwrap();
+    }
+    let ops: Vec<Op> = (0..10)
+        .map(|i| Op::RemoveSession(ByteStr::try_from(format!("c{i}")).unwrap()))
+        .collect();
+    store.apply(&ops).unwrap();
+    let full = std::fs::metadata(store.path()).unwrap().len();
+    drop(store);
+    assert!(full > 8 << 20, "the fill grew the file: {full}");
+
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    let compaction = store.compaction().expect("compacted");
+    assert!(compaction.before > 8 << 20, "{compaction:?}");
+    let after = std::fs::metadata(store.path()).unwrap().len();
+    assert_eq!(compaction.after, after);
+    assert!(after < full / 4, "{full} -> {after}");
+    assert_eq!(
+        queue_of(&store, "keeper").0,
+        [keep.id.0],
+        "kept what was live"
+    );
+    drop(store);
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    assert_eq!(store.compaction(), None, "once is enough");
 }

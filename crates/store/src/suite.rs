@@ -178,7 +178,8 @@ fn fan_out_stores_one_body_until_every_queue_acked(make: Make) {
             store.get_message(MessageId(1)).unwrap().is_some(),
             "{i} acked"
         );
-        store.apply(&[ack(client, 0)]).unwrap();
+        let seq = store.read_queue(client, 0, 1).unwrap()[0].seq;
+        store.apply(&[ack(client, seq)]).unwrap();
     }
     assert_eq!(store.get_message(MessageId(1)).unwrap(), None);
     assert_eq!(store.stats().unwrap().messages, 0);
@@ -427,7 +428,8 @@ fn matches_a_model(make: Make, cases: u32) {
                 ..no_limits()
             });
             let mut model: [VecDeque<(u64, u128)>; 3] = Default::default();
-            let mut next_seq = [0u64; 3];
+            // Sequence numbers are store-wide: increasing in every queue, never reused.
+            let mut next_seq = 0u64;
             let mut next_id = 0u128;
             for batch in batches {
                 let mut ops = Vec::new();
@@ -446,8 +448,8 @@ fn matches_a_model(make: Make, cases: u32) {
                     let targets = if fan_out { vec![0, 1, 2] } else { vec![client] };
                     for t in targets {
                         ops.push(enqueue(clients[t], &m));
-                        model[t].push_back((next_seq[t], m.id.0));
-                        next_seq[t] += 1;
+                        model[t].push_back((next_seq, m.id.0));
+                        next_seq += 1;
                         if model[t].len() > 4 {
                             model[t].pop_front();
                         }

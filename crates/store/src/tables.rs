@@ -8,7 +8,11 @@
 //!   with no refs left is deleted at the end of the transaction that dropped the last one, so
 //!   the refs table doubles as the reference count;
 //! - `expiry`: (published_at_ms, message id) -> (), the sweep's index;
-//! - `queues`: (client id, seq) -> slot, and `queue_meta`: client id -> next seq, length, bytes;
+//! - queue entries: (client id, seq) -> slot, with per-client counters (length, bytes). The
+//!   sequence numbers come from one store-wide counter, so they increase in every queue and
+//!   are never reused. The redb backend keeps the entries in one log keyed by that sequence
+//!   (`queue_log`: every commit appends to one hot B-tree leaf, however many queues it
+//!   touches) and each client's sequence numbers and counters in memory, rebuilt on open;
 //! - `blobs`: (kind, key) -> JSON of session records (without their queue) and registries;
 //! - `retained`: topic -> body.
 
@@ -42,7 +46,6 @@ pub(crate) struct Slot {
 /// Per-queue counters, so limits are checked without scanning the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct QueueMeta {
-    pub(crate) next_seq: u64,
     pub(crate) len: u64,
     pub(crate) bytes: u64,
 }
@@ -95,6 +98,8 @@ pub(crate) trait Tables: ReadTables {
     fn add_expiry(&mut self, at: u64, id: MessageId) -> Result<()>;
     fn remove_expiry(&mut self, at: u64, id: MessageId) -> Result<()>;
     fn set_meta(&mut self, client: &str, meta: Option<QueueMeta>) -> Result<()>;
+    /// The next queue sequence number, store-wide: larger than every one handed out before.
+    fn alloc_seq(&mut self) -> Result<u64>;
     fn push_slot(&mut self, client: &str, seq: u64, slot: Slot) -> Result<()>;
     fn take_slot(&mut self, client: &str, seq: u64) -> Result<Option<Slot>>;
     fn put_blob(&mut self, kind: BlobKind, key: &str, value: Vec<u8>) -> Result<()>;
@@ -230,9 +235,8 @@ fn enqueue(
     // again marks it then.
     store_body(t, message)?;
     let size = u64::try_from(message.size()).unwrap_or(u64::MAX);
+    let seq = t.alloc_seq()?;
     let meta = pending.meta(t, client)?;
-    let seq = meta.next_seq;
-    meta.next_seq = seq.saturating_add(1);
     meta.len = meta.len.saturating_add(1);
     meta.bytes = meta.bytes.saturating_add(size);
     let over = meta.len > limits.max_queued_messages || meta.bytes > limits.max_queued_bytes;

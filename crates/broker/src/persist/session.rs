@@ -3,8 +3,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
-use mqgate_codec::{ByteStr, PacketId, QoS};
+use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{InFlightStage, InboundToken, Message, Session, SessionRecord};
 use mqgate_store::Op;
 
@@ -50,32 +51,27 @@ pub(crate) async fn enqueue_retained(
 }
 
 /// What a persistent session last saved, to save again only what changed.
+///
+/// The record's `awaiting_pubrel` includes the inbound QoS 2 ids whose PUBLISH events the
+/// connection took from the session, even before their message is safe: the connection
+/// saves the record in the same submission as the message's enqueues (see
+/// `Online::process_events`), so a stored id never stands for a message that was not kept.
+/// That state lives in the session, not here, so it moves with the session when the client
+/// reconnects: the new connection's first save cannot drop an id still being routed.
 #[derive(Debug, Default)]
 pub(crate) struct Saved {
     record: Option<Box<SessionRecord>>,
-    /// Inbound QoS 2 ids saved as awaiting PUBREL before the session itself counts them so
-    /// (their message is still being made safe): kept in every save until it does.
-    routing: Vec<PacketId>,
 }
 
 impl Saved {
     /// Pushes the ops that save `session` if its persistent state changed since the last
-    /// save (with `received`, an inbound QoS 2 packet id about to be acknowledged, counted as
-    /// awaiting PUBREL already). Entries newly in flight leave the stored queue in the same
-    /// transaction, so a restore never has a message both queued and in flight.
-    pub(crate) fn ops(&mut self, session: &Session, received: Option<PacketId>, ops: &mut Vec<Op>) {
+    /// save. Entries newly in flight leave the stored queue in the same transaction, so a
+    /// restore never has a message both queued and in flight.
+    pub(crate) fn ops(&mut self, session: &Session, ops: &mut Vec<Op>) {
         if !session.is_persistent() {
             return;
         }
-        let mut record = session.record_without_queue();
-        self.routing
-            .retain(|id| record.awaiting_pubrel.binary_search(id).is_err());
-        self.routing.extend(received);
-        for &id in &self.routing {
-            if let Err(at) = record.awaiting_pubrel.binary_search(&id) {
-                record.awaiting_pubrel.insert(at, id);
-            }
-        }
+        let record = session.record_without_queue();
         if let Some(old) = &self.record {
             if old.subscriptions == record.subscriptions
                 && old.inflight == record.inflight
@@ -124,7 +120,7 @@ impl Saved {
             return None;
         }
         let mut ops = Vec::new();
-        self.ops(session, None, &mut ops);
+        self.ops(session, &mut ops);
         shared.router.persist.submit(&mut ops)
     }
 }
@@ -205,6 +201,27 @@ impl PendingAcks {
             session.inbound_done(token);
         }
         Ok(())
+    }
+
+    /// The connection is over: waits (at most `limit`) for the commits the waiting messages
+    /// need, then tells the session about each. A committed message is done; one the store
+    /// refused has failed (a QoS 2 id is released, so the resent PUBLISH is routed again); one
+    /// still waiting at the limit counts as done, since any acknowledgement the client gets
+    /// later follows a later commit (commits are ordered), and its QoS 2 id must not stay
+    /// taken by a token that nobody holds any more.
+    pub(crate) async fn settle(&mut self, session: &mut Session, shared: &Shared, limit: Duration) {
+        let persist = &shared.router.persist;
+        if let Some(&(last, _)) = self.waiting.back() {
+            let _ = tokio::time::timeout(limit, persist.wait(last)).await;
+        }
+        let done = persist.done();
+        for (ticket, token) in self.waiting.drain(..) {
+            if ticket <= done && persist.check(ticket).is_err() {
+                session.inbound_failed(token);
+            } else {
+                session.inbound_done(token);
+            }
+        }
     }
 
     /// Waits for the commit every waiting message needs, then acknowledges them all.

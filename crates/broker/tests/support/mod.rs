@@ -30,6 +30,20 @@ pub async fn start_with(config: BrokerConfig) -> BrokerHandle {
         .expect("broker starts")
 }
 
+/// A broker on `store` instead of the one `config` names, so a test can look into it.
+pub async fn start_with_store(
+    config: BrokerConfig,
+    store: std::sync::Arc<dyn mqgate_store::Store>,
+) -> BrokerHandle {
+    Broker::builder()
+        .config(config)
+        .store(store)
+        .build()
+        .start()
+        .await
+        .expect("broker starts")
+}
+
 pub fn tcp_addr(broker: &BrokerHandle) -> SocketAddr {
     broker.local_addr(ListenerKind::Tcp).expect("tcp listener")
 }
@@ -208,13 +222,23 @@ impl Raw {
         })
     }
 
-    /// Opens and sends CONNECT; expects CONNACK 0.
+    /// Opens and sends CONNECT (cleanSession=1); expects CONNACK 0.
     pub async fn connect(broker: &BrokerHandle, id: &str, keep_alive: u16) -> Raw {
+        Raw::connect_session(broker, id, keep_alive, true).await
+    }
+
+    /// Opens and sends CONNECT with the given cleanSession flag; expects CONNACK 0.
+    pub async fn connect_session(
+        broker: &BrokerHandle,
+        id: &str,
+        keep_alive: u16,
+        clean_session: bool,
+    ) -> Raw {
         let mut raw = Raw::open(broker).await;
         raw.send(Packet::Connect(Box::new(Connect {
             client_id: id.try_into().expect("id"),
             keep_alive,
-            clean_session: true,
+            clean_session,
             ..Connect::default()
         })))
         .await;

@@ -1,0 +1,266 @@
+//! [`QueueIndex`]: which entries of the redb store's queue log belong to which client, held
+//! in memory and rebuilt from the log when the store opens.
+//!
+//! The log is keyed by a store-wide sequence number, so a commit appending to a thousand
+//! queues writes one hot B-tree leaf instead of one leaf per queue. What the log cannot
+//! answer cheaply, "the entries of client `c` from seq `s` on", is this index: per client its
+//! sequence numbers in order (8 bytes an entry) and its counters. A write transaction changes
+//! it through an [`IndexTxn`], which remembers how to undo every change, so a transaction
+//! that fails leaves the index exactly as it was.
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+
+use crate::tables::QueueMeta;
+
+/// One client's queue: its sequence numbers, ascending, and its counters.
+#[derive(Debug, Default)]
+struct ClientQueue {
+    seqs: VecDeque<u64>,
+    meta: QueueMeta,
+}
+
+/// Per-client view of the queue log, and the next sequence number to hand out.
+#[derive(Debug, Default)]
+pub(crate) struct QueueIndex {
+    queues: HashMap<Box<str>, ClientQueue>,
+    next_seq: u64,
+}
+
+impl QueueIndex {
+    /// Adds one log entry while rebuilding: entries come in log order (ascending `seq`).
+    pub(crate) fn load(&mut self, client: &str, seq: u64, size: u64) {
+        let queue = self.queues.entry_ref(client).or_default();
+        queue.seqs.push_back(seq);
+        queue.meta.len = queue.meta.len.saturating_add(1);
+        queue.meta.bytes = queue.meta.bytes.saturating_add(size);
+        self.next_seq = self.next_seq.max(seq.saturating_add(1));
+    }
+
+    /// Makes sure no sequence number below `next` is handed out (the stored counter).
+    pub(crate) fn reserve_below(&mut self, next: u64) {
+        self.next_seq = self.next_seq.max(next);
+    }
+
+    /// The next sequence number to hand out.
+    #[cfg(test)]
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The counters of a client's queue (zero for none).
+    pub(crate) fn meta(&self, client: &str) -> QueueMeta {
+        self.queues.get(client).map(|q| q.meta).unwrap_or_default()
+    }
+
+    /// Up to `max` of a client's sequence numbers `>= from`, ascending.
+    pub(crate) fn seqs(&self, client: &str, from: u64, max: usize) -> Vec<u64> {
+        let Some(queue) = self.queues.get(client) else {
+            return Vec::new();
+        };
+        let start = queue.seqs.partition_point(|&s| s < from);
+        queue.seqs.range(start..).take(max).copied().collect()
+    }
+
+    /// Clients with a queue entry or counters.
+    #[cfg(test)]
+    pub(crate) fn clients(&self) -> usize {
+        self.queues.len()
+    }
+}
+
+/// A change to undo if the transaction fails.
+#[derive(Debug)]
+enum Undo {
+    /// A sequence number was appended to this client's queue.
+    Pushed(Box<str>),
+    /// `seq` was removed from this client's queue at this position.
+    Taken(Box<str>, usize, u64),
+    /// The counters were set; these were there before (`None`: no queue).
+    Meta(Box<str>, Option<QueueMeta>),
+}
+
+/// The index as one write transaction changes it: [`commit`](Self::commit) keeps the
+/// changes, [`rollback`](Self::rollback) (or dropping it) undoes them.
+#[derive(Debug)]
+pub(crate) struct IndexTxn<'a> {
+    index: &'a mut QueueIndex,
+    undo: Vec<Undo>,
+    first_seq: u64,
+    committed: bool,
+}
+
+impl<'a> IndexTxn<'a> {
+    pub(crate) fn new(index: &'a mut QueueIndex) -> Self {
+        let first_seq = index.next_seq;
+        IndexTxn {
+            index,
+            undo: Vec::new(),
+            first_seq,
+            committed: false,
+        }
+    }
+
+    /// The index as this transaction sees it.
+    pub(crate) fn view(&self) -> &QueueIndex {
+        self.index
+    }
+
+    /// Hands out the next sequence number.
+    pub(crate) fn alloc_seq(&mut self) -> u64 {
+        let seq = self.index.next_seq;
+        self.index.next_seq = seq.saturating_add(1);
+        seq
+    }
+
+    /// The counter to store if this transaction handed out sequence numbers.
+    pub(crate) fn next_seq_to_store(&self) -> Option<u64> {
+        (self.index.next_seq != self.first_seq).then_some(self.index.next_seq)
+    }
+
+    /// Appends `seq`, which must come from [`alloc_seq`](Self::alloc_seq) (so it is the
+    /// largest), to a client's queue.
+    pub(crate) fn push(&mut self, client: &str, seq: u64) {
+        let queue = self.index.queues.entry_ref(client).or_default();
+        queue.seqs.push_back(seq);
+        self.undo.push(Undo::Pushed(client.into()));
+    }
+
+    /// Removes `seq` from a client's queue; `false` if it was not there.
+    pub(crate) fn take(&mut self, client: &str, seq: u64) -> bool {
+        let Some(queue) = self.index.queues.get_mut(client) else {
+            return false;
+        };
+        let Ok(at) = queue.seqs.binary_search(&seq) else {
+            return false;
+        };
+        queue.seqs.remove(at);
+        self.undo.push(Undo::Taken(client.into(), at, seq));
+        true
+    }
+
+    /// Sets a client's counters; `None` forgets an emptied queue.
+    pub(crate) fn set_meta(&mut self, client: &str, meta: Option<QueueMeta>) {
+        let old = self.index.queues.get(client).map(|q| q.meta);
+        match meta {
+            Some(meta) => self.index.queues.entry_ref(client).or_default().meta = meta,
+            None => {
+                if let Some(queue) = self.index.queues.get_mut(client) {
+                    queue.meta = QueueMeta::default();
+                    if queue.seqs.is_empty() {
+                        self.index.queues.remove(client);
+                    }
+                }
+            }
+        }
+        self.undo.push(Undo::Meta(client.into(), old));
+    }
+
+    /// Keeps the changes: the transaction committed.
+    pub(crate) fn commit(mut self) {
+        self.committed = true;
+    }
+
+    /// Undoes every change, newest first (what dropping it uncommitted does).
+    #[cfg(test)]
+    pub(crate) fn rollback(self) {
+        drop(self);
+    }
+
+    fn undo_all(&mut self) {
+        let queues = &mut self.index.queues;
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Pushed(client) => {
+                    if let Some(queue) = queues.get_mut(&client) {
+                        queue.seqs.pop_back();
+                    }
+                }
+                Undo::Taken(client, at, seq) => {
+                    let queue = queues.entry(client).or_default();
+                    queue.seqs.insert(at.min(queue.seqs.len()), seq);
+                }
+                Undo::Meta(client, old) => match old {
+                    Some(meta) => queues.entry(client).or_default().meta = meta,
+                    None => {
+                        if let Some(queue) = queues.get_mut(&client) {
+                            queue.meta = QueueMeta::default();
+                        }
+                    }
+                },
+            }
+        }
+        // Queues this transaction created and emptied again.
+        queues.retain(|_, q| !q.seqs.is_empty() || q.meta != QueueMeta::default());
+        self.index.next_seq = self.first_seq;
+    }
+}
+
+impl Drop for IndexTxn<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.undo_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(index: &QueueIndex) -> Vec<(String, Vec<u64>, QueueMeta)> {
+        let mut out: Vec<_> = index
+            .queues
+            .iter()
+            .map(|(c, q)| (c.to_string(), Vec::from(q.seqs.clone()), q.meta))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_leaves_the_index_as_it_was() {
+        let mut index = QueueIndex::default();
+        for seq in 0..5 {
+            index.load(if seq % 2 == 0 { "a" } else { "b" }, seq, 10);
+        }
+        let before = snapshot(&index);
+        let mut txn = IndexTxn::new(&mut index);
+        let seq = txn.alloc_seq();
+        txn.push("a", seq);
+        txn.push("new", txn.view().next_seq());
+        assert!(txn.take("a", 2));
+        assert!(!txn.take("a", 2), "already gone");
+        assert!(txn.take("b", 1));
+        txn.set_meta("a", Some(QueueMeta { len: 9, bytes: 9 }));
+        txn.set_meta("new", Some(QueueMeta { len: 1, bytes: 1 }));
+        assert!(txn.take("b", 3));
+        txn.set_meta("b", None);
+        assert_eq!(txn.view().seqs("a", 0, 10), [0, 4, 5]);
+        assert_eq!(txn.next_seq_to_store(), Some(6));
+        txn.rollback();
+        assert_eq!(snapshot(&index), before);
+        assert_eq!(index.next_seq(), 5);
+        assert_eq!(index.clients(), 2);
+    }
+
+    #[test]
+    fn a_committed_transaction_keeps_its_changes() {
+        let mut index = QueueIndex::default();
+        index.load("a", 7, 1);
+        index.reserve_below(3);
+        assert_eq!(index.next_seq(), 8, "the log's last entry wins");
+        index.reserve_below(20);
+        let mut txn = IndexTxn::new(&mut index);
+        let seq = txn.alloc_seq();
+        txn.push("a", seq);
+        assert!(txn.take("a", 7));
+        txn.set_meta("a", Some(QueueMeta { len: 1, bytes: 4 }));
+        txn.commit();
+        assert_eq!(index.seqs("a", 0, 10), [20]);
+        assert_eq!(index.seqs("a", 21, 10), Vec::<u64>::new());
+        assert_eq!(index.meta("a"), QueueMeta { len: 1, bytes: 4 });
+        assert_eq!(index.next_seq(), 21);
+    }
+}
