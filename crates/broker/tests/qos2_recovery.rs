@@ -70,7 +70,7 @@ async fn jammed_subscriber(
                     if let Some(packet_id) = p.packet_id {
                         sub.send(Packet::PubAck(packet_id)).await;
                     }
-                    let _ = got.send(p.payload);
+                    let _ = got.send(p.into_payload());
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(()) => return,
@@ -81,14 +81,14 @@ async fn jammed_subscriber(
 }
 
 fn publish(n: u16, dup: bool) -> Packet {
-    Packet::Publish(Publish {
-        dup,
-        qos: QoS::ExactlyOnce,
-        retain: false,
-        topic: ByteStr::from_static(TOPIC),
-        packet_id: Some(id(n)),
-        payload: Bytes::from(format!("m{n}")),
-    })
+    let mut publish = Publish::new(
+        QoS::ExactlyOnce,
+        Some(id(n)),
+        ByteStr::from_static(TOPIC),
+        Bytes::from(format!("m{n}")),
+    );
+    publish.dup = dup;
+    Packet::Publish(publish)
 }
 
 /// Sends PUBLISH 1..=count and collects the PUBRECs until the broker closes the connection
