@@ -229,6 +229,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 fits
             });
             if n == 0 {
+                // Only when the session's queue has room at all (as the loop's own `recv`):
+                // a full session leaves its messages in the inbox, not one more in `held`.
+                if !self.can_take() {
+                    return;
+                }
                 match self.inbox.try_recv() {
                     Ok(delivery) => {
                         taken += 1;
