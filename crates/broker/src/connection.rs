@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use mqgate_auth::Grants;
 use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
-use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, Session};
+use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, Session, SessionConfig};
 use mqgate_status::{ChannelId, ConnectionEvents};
 use mqgate_topic::TopicName;
 use smallvec::SmallVec;
@@ -178,11 +178,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     fn has_room_for(&self, size: usize) -> bool {
-        let config = self.session.config();
-        let queued = self.session.queued_len();
-        queued == 0
-            || (queued < config.max_queued_messages
-                && self.session.queued_bytes().saturating_add(size) <= config.max_queued_bytes)
+        let queue = (self.session.queued_len(), self.session.queued_bytes());
+        fits(self.session.config(), queue, size)
     }
 
     fn take(&mut self, mut delivery: Delivery) {
@@ -215,18 +212,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         while taken < INBOX_BATCH && self.held.is_none() {
             let mut batch = SmallVec::<[Delivery; TAKE_BATCH]>::new();
             let config = self.session.config();
-            let (max_messages, max_bytes) = (config.max_queued_messages, config.max_queued_bytes);
-            let (mut queued, mut bytes) = (self.session.queued_len(), self.session.queued_bytes());
+            let mut queue = (self.session.queued_len(), self.session.queued_bytes());
             let n = self.inbox.try_recv_many(&mut batch, |delivery| {
-                if delivery.message.qos.min(delivery.granted) == QoS::AtMostOnce {
+                if delivery.is_qos0() {
                     return true;
                 }
                 let size = delivery.message.size();
-                let fits = queued == 0
-                    || (queued < max_messages && bytes.saturating_add(size) <= max_bytes);
-                queued += 1;
-                bytes = bytes.saturating_add(size);
-                fits
+                let room = fits(config, queue, size);
+                queue = (queue.0 + 1, queue.1.saturating_add(size));
+                room
             });
             if n == 0 {
                 // Only when the session's queue has room at all (as the loop's own `recv`):
@@ -287,14 +281,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         Box::pin(self.route_bridged(message, retain, token)).await?;
                     } else {
                         self.route(&message, retain);
-                        let blocked = self.wait_blocked().await;
-                        // Even when the wait failed: delivered everywhere but to the
-                        // receivers still full, the message counts as accepted once its
-                        // commit is done (`finish` settles it), so a QoS 2 id is not left
-                        // routing and a resend is not routed twice.
-                        let ticket = self.scratch().ticket.take();
+                        let waited = self.wait_blocked().await;
+                        let ticket = self.routed(token, waited)?;
                         self.acks.push(token, ticket, &mut self.session);
-                        blocked?;
                     }
                 }
                 Next::Wait(event) => match *event {
@@ -389,6 +378,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             .route(message, retain, Some(&self.client), now, scratch);
     }
 
+    /// After the wait for the receivers the last route left blocked: the commit the
+    /// acknowledgement waits for. When the wait failed, the message is delivered everywhere
+    /// but to the receivers still full: it counts as accepted once its commit is done
+    /// (`finish` settles it), so it is acknowledged here before the error, and a QoS 2 id is
+    /// neither left routing nor a resend routed twice. Not async: nothing of it needs to be
+    /// kept in the connection's future.
+    fn routed(
+        &mut self,
+        token: Option<InboundToken>,
+        waited: Result<(), CloseReason>,
+    ) -> Result<Option<persist::Ticket>, CloseReason> {
+        let ticket = self.scratch().ticket.take();
+        if let Err(reason) = waited {
+            self.acks.push(token, ticket, &mut self.session);
+            return Err(reason);
+        }
+        Ok(ticket)
+    }
+
     /// [`route`](Self::route) with an outflow to RocketMQ first; with `ack_after = "rocketmq"`
     /// the acknowledgement waits for RocketMQ's accept.
     async fn route_bridged(
@@ -405,13 +413,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             None => None,
         };
         self.route(&message, retain);
-        if let Err(reason) = self.wait_blocked().await {
-            // As in `process_events`: accepted once its commit is done.
-            let ticket = self.scratch().ticket.take();
-            self.acks.push(token, ticket, &mut self.session);
-            return Err(reason);
-        }
-        let ticket = self.scratch().ticket.take();
+        let waited = self.wait_blocked().await;
+        let ticket = self.routed(token, waited)?;
         if let Some(done) = bridged {
             self.serve_until(done)
                 .await?
@@ -614,6 +617,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
     }
+}
+
+/// Whether a session whose queue holds `(messages, bytes)` has room for `size` more bytes
+/// (an empty queue always takes one, however large).
+fn fits(config: &SessionConfig, (messages, bytes): (usize, usize), size: usize) -> bool {
+    messages == 0
+        || (messages < config.max_queued_messages
+            && bytes.saturating_add(size) <= config.max_queued_bytes)
 }
 
 /// [`PendingAcks::next_commit`](persist::PendingAcks::next_commit), boxed when it is polled:
