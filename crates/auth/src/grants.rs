@@ -1,5 +1,7 @@
 //! What an authenticated connection may publish and subscribe to.
 
+use std::sync::Arc;
+
 use mqgate_topic::{SubscriptionFilter, TopicError, TopicFilter, TopicName, P2P_LEVEL};
 
 /// The topics one direction (publish or subscribe) allows.
@@ -121,16 +123,36 @@ impl AccessPolicy {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grants {
-    client_id: String,
+    client_id: Arc<str>,
     policy: AccessPolicy,
 }
 
 impl Grants {
     /// Rights of `client_id` under `policy`.
-    pub fn new(client_id: impl Into<String>, policy: AccessPolicy) -> Self {
+    pub fn new(client_id: impl Into<Arc<str>>, policy: AccessPolicy) -> Self {
         Self {
             client_id: client_id.into(),
             policy,
+        }
+    }
+
+    /// Shares `client_id` when it is the id these rights belong to, so a caller that holds
+    /// the id already (a broker, for the connection's life) keeps one copy, not two.
+    /// Another id changes nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mqgate_auth::{AccessPolicy, Grants};
+    /// let id: Arc<str> = Arc::from("GID_app@@@phone-1");
+    /// let mut grants = Grants::new("GID_app@@@phone-1", AccessPolicy::all());
+    /// grants.share_client_id(&id);
+    /// assert_eq!(Arc::strong_count(&id), 2);
+    /// grants.share_client_id(&Arc::from("GID_app@@@phone-2"));
+    /// assert_eq!(grants.client_id(), "GID_app@@@phone-1");
+    /// ```
+    pub fn share_client_id(&mut self, client_id: &Arc<str>) {
+        if self.client_id == *client_id {
+            self.client_id = Arc::clone(client_id);
         }
     }
 

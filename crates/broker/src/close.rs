@@ -7,8 +7,6 @@ use mqgate_codec::{DecodeError, EncodeError};
 use mqgate_session::SessionError;
 use mqgate_topic::TopicError;
 
-use tokio::sync::oneshot;
-
 use crate::registry::Kick;
 use crate::Metrics;
 
@@ -89,12 +87,12 @@ impl From<DecodeError> for CloseReason {
 impl CloseReason {
     /// Why a kicked connection closes (a dropped sender counts as a takeover: only the
     /// registry holds it).
-    pub(crate) fn kicked(kick: Result<Kick, oneshot::error::RecvError>) -> Self {
+    pub(crate) fn kicked(kick: Kick) -> Self {
         match kick {
-            Ok(Kick::Closed) => CloseReason::ClosedByApi,
-            Ok(Kick::TokenInvalid) => CloseReason::TokenInvalid,
-            Ok(Kick::Shutdown) => CloseReason::Shutdown,
-            Ok(Kick::Takeover) | Err(_) => CloseReason::Takeover,
+            Kick::Closed => CloseReason::ClosedByApi,
+            Kick::TokenInvalid => CloseReason::TokenInvalid,
+            Kick::Shutdown => CloseReason::Shutdown,
+            Kick::Takeover => CloseReason::Takeover,
         }
     }
 

@@ -17,19 +17,18 @@ use std::time::Duration;
 use mqgate_auth::Grants;
 use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
 use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, Session, SessionConfig};
-use mqgate_status::{ChannelId, ConnectionEvents};
+use mqgate_status::ConnectionEvents;
 use mqgate_topic::TopicName;
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
 
-use crate::inbox as mpsc;
+use crate::inbox::{self as mpsc, Signal};
 
 use crate::clock::unix_time_ms;
 use crate::close::{check_filters, CloseReason};
 use crate::io::Io;
 use crate::persist;
-use crate::registry::{drain_drops, Delivery, Kick};
+use crate::registry::{drain_drops, Delivery};
 use crate::router::{Blocked, RouteScratch};
 use crate::shared::Shared;
 
@@ -56,13 +55,12 @@ enum Next {
 pub(crate) struct Online<S> {
     pub(crate) io: Io<S>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) client: Arc<str>,
-    pub(crate) channel: ChannelId,
     pub(crate) session: Box<Session>,
+    /// Deliveries, the request to close and the timer ([`mpsc::Receiver::signal`]).
     pub(crate) inbox: mpsc::Receiver<Delivery>,
-    pub(crate) kick: oneshot::Receiver<Kick>,
     /// What the client may publish and subscribe to, fixed at CONNECT.
     pub(crate) grants: Grants,
+    /// The status events; also where the client id and the channel id are kept.
     pub(crate) events: ConnectionEvents,
     /// A delivery taken from the inbox that the session's queue has no room for yet.
     pub(crate) held: Option<Delivery>,
@@ -110,14 +108,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 }
                 continue;
             }
-            let timer = self.session.poll_timeout();
-            let sleep = tokio::time::sleep(Duration::from_millis(
-                timer.map_or(u64::MAX / 4, |at| at.saturating_sub(unix_time_ms())),
-            ));
+            // The keep-alive deadline: the broker's timer loop wakes this task once it passed.
+            self.inbox.set_timer(self.session.poll_timeout());
             let can_take = self.can_take();
             tokio::select! {
                 biased;
-                kick = &mut self.kick => return CloseReason::kicked(kick),
+                signal = self.inbox.signal(unix_time_ms) => match signal {
+                    Signal::Kick(kick) => return CloseReason::kicked(kick),
+                    Signal::Timer => self.session.handle_timeout(unix_time_ms()),
+                },
                 committed = next_commit(&self.acks, &self.shared), if self.acks.is_waiting() => {
                     if let Err(reason) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.shared)) {
                         return reason;
@@ -138,7 +137,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         self.take_more();
                     }
                 }
-                () = sleep, if timer.is_some() => self.session.handle_timeout(unix_time_ms()),
             }
         }
     }
@@ -269,8 +267,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// has to wait (receivers to make room, RocketMQ, a store commit) waits in a boxed
     /// future, so an idle connection's future does not carry the room for it.
     async fn process_events(&mut self) -> Result<(), CloseReason> {
-        while let Some(event) = self.session.poll_event() {
-            match self.on_event(event)? {
+        // Written so that no temporary (the polled `Option<Event>`, the `?`'s result) lives
+        // across an await: each would be kept in every connection task's future.
+        loop {
+            let Some(event) = self.session.poll_event() else {
+                return Ok(());
+            };
+            let next = self.on_event(event)?;
+            match next {
                 Next::Done => {}
                 Next::Route {
                     message,
@@ -297,7 +301,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 },
             }
         }
-        Ok(())
     }
 
     /// Handles one event as far as it can without waiting.
@@ -373,9 +376,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     fn route(&mut self, message: &Arc<Message>, retain: bool) {
         let scratch = self.scratch.get_or_insert_with(Box::default);
         let now = unix_time_ms();
-        self.shared
-            .router
-            .route(message, retain, Some(&self.client), now, scratch);
+        self.shared.router.route(
+            message,
+            retain,
+            Some(self.events.shared_client_id()),
+            now,
+            scratch,
+        );
     }
 
     /// After the wait for the receivers the last route left blocked: the commit the
@@ -408,7 +415,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let bridged = match &self.shared.bridge {
             Some(bridge) => {
                 let clean = !self.session.is_persistent();
-                bridge.outflow(&message, &self.client, clean).await
+                bridge
+                    .outflow(&message, self.events.shared_client_id(), clean)
+                    .await
             }
             None => None,
         };
@@ -436,7 +445,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let mut retained = Vec::new();
         for entry in filters {
             let qos = crate::auth::may_subscribe(&self.shared, &self.grants, &entry.filter)
-                .then(|| router.subscribe(&self.client, &entry.filter, entry.qos))
+                .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
                 .flatten();
             match qos {
                 Some(qos) => retained.extend(
@@ -446,7 +455,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         .map(|m| (m, qos)),
                 ),
                 None => {
-                    tracing::info!(client = %self.client, filter = %entry.filter, "subscription refused");
+                    tracing::info!(client = %self.events.client_id(), filter = %entry.filter, "subscription refused");
                     self.shared
                         .metrics
                         .subscriptions_refused
@@ -471,7 +480,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     ) -> Result<(), CloseReason> {
         self.acks.release(&mut self.session, &self.shared).await?;
         for filter in &filters {
-            self.shared.router.unsubscribe(&self.client, filter);
+            self.shared
+                .router
+                .unsubscribe(self.events.shared_client_id(), filter);
         }
         self.session.unsubscribed(packet_id, filters);
         Ok(())
@@ -555,7 +566,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             tokio::select! {
                 biased;
                 done = &mut completion => return Ok(done),
-                kick = &mut self.kick => return Err(CloseReason::kicked(kick)),
+                signal = self.inbox.signal(unix_time_ms) => match signal {
+                    Signal::Kick(kick) => return Err(CloseReason::kicked(kick)),
+                    // Timed work waits for the main loop, which sets the timer again.
+                    Signal::Timer => self.inbox.set_timer(None),
+                },
                 own = self.inbox.recv(), if can_take => {
                     if let Some(own) = own {
                         self.take(own);
@@ -571,7 +586,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     async fn finish(mut self, reason: CloseReason) {
         let shared = self.shared.clone();
         let now = unix_time_ms();
-        reason.report(&self.client, &shared.metrics);
+        reason.report(self.events.shared_client_id(), &shared.metrics);
         let subscriptions = if self.session.is_persistent() {
             Vec::new()
         } else {
@@ -588,17 +603,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if let Some(saved) = &mut self.saved {
             let _ = tokio::time::timeout(limit, saved.sync(&self.session, &shared)).await;
         }
-        shared.router.unsubscribe_all(&self.client, &subscriptions);
+        shared
+            .router
+            .unsubscribe_all(self.events.shared_client_id(), &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
         // handed over, so a persistent session keeps every message promised to it.
         self.inbox.close();
         let mut inbox = self.inbox;
         let held = self.held.take();
         let mut dropped = 0;
-        shared
-            .router
-            .registry
-            .detach(&self.client, self.channel, self.session, |session| {
+        shared.router.registry.detach(
+            self.events.shared_client_id(),
+            self.events.channel_id(),
+            self.session,
+            |session| {
                 for delivery in held
                     .into_iter()
                     .chain(std::iter::from_fn(|| inbox.try_recv().ok()))
@@ -606,14 +624,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     let _ = session.handle_delivery(delivery.message, delivery.granted, now);
                 }
                 dropped = drain_drops(session);
-            });
+            },
+        );
         shared
             .metrics
             .session_dropped
             .fetch_add(dropped, Ordering::Relaxed);
         shared.status.emit(self.events.finish(now));
         if let (Some(will), true) = (will, reason.publishes_will()) {
-            publish_will(&shared, &self.client, clean_session, will, now).await;
+            publish_will(
+                &shared,
+                self.events.shared_client_id(),
+                clean_session,
+                will,
+                now,
+            )
+            .await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{Message, MessageId};
-use mqgate_status::{ChannelId, StatusEvent};
+use mqgate_status::StatusEvent;
 use mqgate_topic::TopicName;
 use tokio::sync::{broadcast, watch, Semaphore};
 
@@ -135,6 +135,7 @@ impl Broker {
         persist::restore(&shared).map_err(|e| BrokerError::Store(e.to_string()))?;
         let every = persist::sweep_interval(shared.session_config.message_ttl_ms);
         tokio::spawn(persist::sweep_loop(shared.clone(), every));
+        tokio::spawn(crate::registry::timer_loop(shared.clone()));
         if let Some(bridge) = &shared.bridge {
             bridge.attach(&shared).await?;
         }
@@ -326,12 +327,12 @@ impl BrokerHandle {
         let shared = &self.inner.shared;
         let n = self.inner.consumers.fetch_add(1, Ordering::Relaxed);
         let id: Arc<str> = Arc::from(format!("$backend-{n}"));
-        let channel = ChannelId::generate().map_err(|_| BrokerError::Shutdown)?;
+        let channel = shared.status.channels.next();
         let (inbox, receiver) = mpsc::channel(shared.config.limits.inbox_capacity.max(1));
         let link = OnlineLink {
             channel,
             inbox,
-            kick: None,
+            kickable: false,
             persistent: false,
         };
         if !matches!(

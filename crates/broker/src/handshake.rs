@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, Packet};
 use mqgate_session::Session;
-use mqgate_status::{ChannelId, ConnectionEvents};
+use mqgate_status::ConnectionEvents;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
 
 use crate::inbox as mpsc;
 
@@ -94,20 +93,18 @@ where
     let Some(client_id) = client_id(shared, connect) else {
         return Err((io, ConnectReturnCode::IdentifierRejected));
     };
-    let admitted = match crate::auth::admit(shared, connect, peer) {
+    let mut admitted = match crate::auth::admit(shared, connect, peer) {
         Ok(admitted) => admitted,
         Err(code) => return Err((io, code)),
     };
-    let Ok(channel) = ChannelId::generate() else {
-        return Err((io, ConnectReturnCode::ServerUnavailable));
-    };
+    let channel = shared.status.channels.next();
     let client: Arc<str> = Arc::from(client_id.as_str());
+    admitted.grants.share_client_id(&client);
     let (inbox_tx, inbox) = mpsc::channel(shared.config.limits.inbox_capacity.max(1));
-    let (kick_tx, kick) = oneshot::channel();
     let link = OnlineLink {
         channel,
         inbox: inbox_tx,
-        kick: Some(kick_tx),
+        kickable: true,
         persistent: !connect.clean_session,
     };
     let registry = &shared.router.registry;
@@ -129,7 +126,7 @@ where
         registry.kick(&client, Some(channel), Kick::Shutdown);
     }
     let mut session =
-        stored.unwrap_or_else(|| Box::new(Session::new(client_id.clone(), shared.session_config)));
+        stored.unwrap_or_else(|| Box::new(Session::new(client_id, shared.session_config)));
     session.set_config(shared.session_config);
     if connect.clean_session {
         // The stored state is discarded by `connect`; its subscriptions leave the trie too,
@@ -137,7 +134,7 @@ where
         let old = session.subscriptions().to_vec();
         shared.router.unsubscribe_all(&client, &old);
         if session.is_persistent() {
-            let mut ops = vec![mqgate_store::Op::RemoveSession(client_id.clone())];
+            let mut ops = vec![mqgate_store::Op::RemoveSession(session.client_id().clone())];
             let _ = shared.router.persist.submit(&mut ops);
         }
     }
@@ -152,9 +149,9 @@ where
         let _ = session.handle_delivery(delivery.message, delivery.granted, now);
     }
     let (events, connected) = ConnectionEvents::connect(
-        client.as_ref(),
+        client.clone(),
         channel,
-        peer.to_string(),
+        peer,
         shared.status.sequence.clone(),
         now,
     );
@@ -168,11 +165,8 @@ where
     Ok(Online {
         io,
         shared: shared.clone(),
-        client,
-        channel,
         session,
         inbox,
-        kick,
         grants: admitted.grants,
         events,
         held: None,
@@ -196,5 +190,6 @@ fn client_id(shared: &Shared, connect: &Connect) -> Option<ByteStr> {
         .client_id_rules
         .check(&connect.client_id)
         .ok()
-        .map(|_| connect.client_id.clone())
+        // A copy: the id lives as long as the session, the CONNECT packet need not.
+        .map(|_| connect.client_id.detached())
 }

@@ -1,6 +1,11 @@
 //! A connection's inbox: a bounded many-producer, one-consumer queue of deliveries, with the
 //! part of `tokio::sync::mpsc`'s API the broker uses (`try_send`, `reserve_owned`, `recv`,
-//! `try_recv`, `close`).
+//! `try_recv`, `close`), and the connection's [`Kick`]: the request to close it travels in
+//! the same allocation (a oneshot channel of its own cost every connection 80 bytes), and
+//! its timer: the instant its session next has timed work ([`Receiver::set_timer`]), which
+//! the broker's one [`timer_loop`](crate::registry::timer_loop) checks for every connection
+//! each tick, instead of a tokio timer per connection (112 bytes in every task, and a timer
+//! wheel registration at every turn of its loop).
 //!
 //! Why not tokio's channel: it allocates its first block of 32 slots and a cache-padded
 //! channel state up front, about 1.3 KB per connection whether a message ever arrives or
@@ -12,12 +17,15 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use tokio::sync::Notify;
+
+use crate::registry::Kick;
 
 /// Slots an empty queue keeps once it was used (larger ones are released when it empties).
 const KEEP_SLOTS: usize = 8;
@@ -41,16 +49,20 @@ struct State<T> {
     /// so a burst of values costs one wake-up, not one per value.
     receiver: Option<Waker>,
     /// Slots promised to [`OwnedPermit`]s not yet used.
-    reserved: usize,
+    reserved: u32,
     /// A sender found no room and waits on `room`: the receiver notifies only then, so
     /// taking a value costs no atomic operation beyond the lock when nobody waits.
     room_wanted: bool,
-    senders: usize,
+    senders: u32,
     closed: bool,
+    /// Why the receiver is asked to close, once a sender asked.
+    kick: Option<Kick>,
 }
 
 struct Chan<T> {
     state: Mutex<State<T>>,
+    /// When the receiver's timer is due (ms since the Unix epoch); `u64::MAX`: none.
+    wake_at: AtomicU64,
     capacity: usize,
     /// Wakes a sender waiting for room.
     room: Notify,
@@ -58,7 +70,7 @@ struct Chan<T> {
 
 impl<T> Chan<T> {
     fn has_room(&self, state: &State<T>) -> bool {
-        state.queue.len() + state.reserved < self.capacity
+        state.queue.len() + (state.reserved as usize) < self.capacity
     }
 }
 
@@ -72,8 +84,11 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             room_wanted: false,
             senders: 1,
             closed: false,
+            kick: None,
         }),
-        capacity: capacity.max(1),
+        wake_at: AtomicU64::new(u64::MAX),
+        // At most u32::MAX, so `reserved` (never above it) fits its u32.
+        capacity: capacity.clamp(1, u32::MAX as usize),
         room: Notify::new(),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
@@ -147,6 +162,32 @@ impl<T> Sender<T> {
         }
         state.queue.push_back(value);
         Ok(state.receiver.take())
+    }
+
+    /// Asks the receiver to close, for `why`; `false` when it is already closing or was
+    /// asked before (the first reason stands).
+    pub(crate) fn kick(&self, why: Kick) -> bool {
+        let waiting = {
+            let mut state = self.chan.state.lock();
+            if state.closed || state.kick.is_some() {
+                return false;
+            }
+            state.kick = Some(why);
+            state.receiver.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+        true
+    }
+
+    /// The receiver's waker, taken, when its timer is due at `now` (ms since the Unix
+    /// epoch): wake it once the caller lets its own locks go.
+    pub(crate) fn due_waker(&self, now: u64) -> Option<Waker> {
+        if self.chan.wake_at.load(Ordering::Relaxed) > now {
+            return None;
+        }
+        self.chan.state.lock().receiver.take()
     }
 
     /// Waits for room and keeps it for one value (cancel-safe: nothing is reserved unless
@@ -234,11 +275,53 @@ impl<T> fmt::Debug for Receiver<T> {
 impl<T> Receiver<T> {
     /// The next value; `None` once the inbox is closed or every sender left, and it is
     /// empty. Cancel-safe.
-    pub(crate) async fn recv(&mut self) -> Option<T> {
+    pub(crate) async fn recv(&self) -> Option<T> {
         poll_fn(|cx| match self.take(Some(cx.waker())) {
             Taken::Value(value) => Poll::Ready(Some(value)),
             Taken::Over => Poll::Ready(None),
             Taken::Empty => Poll::Pending,
+        })
+        .await
+    }
+
+    /// Sets the timer to `at` (ms since the Unix epoch; `None`: no timer). Whoever calls
+    /// [`Sender::due_waker`] from then on finds the receiver's waker once `at` has passed.
+    pub(crate) fn set_timer(&self, at: Option<u64>) {
+        self.chan
+            .wake_at
+            .store(at.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Waits until a sender [kicks](Sender::kick) the receiver, or until the timer is due by
+    /// `clock` (which reads ms since the Unix epoch); a kick comes first. When every sender
+    /// left without a word (the registry let go of this connection), that is a
+    /// [`Kick::Takeover`]. One lock per poll for both, and the waker left for both.
+    ///
+    /// The timer wakes the receiver only through a caller of [`Sender::due_waker`]: it is as
+    /// precise as that caller's rounds are frequent. Cancel-safe.
+    pub(crate) async fn signal(&self, clock: impl Fn() -> u64) -> Signal {
+        poll_fn(|cx| {
+            let mut state = self.chan.state.lock();
+            if let Some(why) = state.kick {
+                return Poll::Ready(Signal::Kick(why));
+            }
+            if state.senders == 0 {
+                return Poll::Ready(Signal::Kick(Kick::Takeover));
+            }
+            let at = self.chan.wake_at.load(Ordering::Relaxed);
+            if at != u64::MAX && clock() >= at {
+                return Poll::Ready(Signal::Timer);
+            }
+            // The same waker `recv` leaves: one task owns the receiver. A value arriving
+            // wakes it at most once spuriously while it only waits for this.
+            if !state
+                .receiver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                state.receiver = Some(cx.waker().clone());
+            }
+            Poll::Pending
         })
         .await
     }
@@ -297,7 +380,7 @@ impl<T> Receiver<T> {
 
     /// Pops the next value; when there is none and `waker` is given, leaves it to be woken
     /// (under the same lock a sender pushes under, so no value slips in between unseen).
-    fn take(&mut self, waker: Option<&Waker>) -> Taken<T> {
+    fn take(&self, waker: Option<&Waker>) -> Taken<T> {
         let mut state = self.chan.state.lock();
         match state.queue.pop_front() {
             Some(value) => {
@@ -334,6 +417,15 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
+/// What [`Receiver::signal`] waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// A sender asked the receiver to close, for this reason.
+    Kick(Kick),
+    /// The timer is due.
+    Timer,
+}
+
 enum Taken<T> {
     Value(T),
     Empty,
@@ -361,7 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reservation_waits_for_room_and_keeps_it() {
-        let (tx, mut rx) = channel(1);
+        let (tx, rx) = channel(1);
         tx.try_send(1).unwrap();
         let waiting = tokio::spawn(tx.clone().reserve_owned());
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -380,7 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unused_permit_gives_its_slot_back() {
-        let (tx, mut rx) = channel(1);
+        let (tx, rx) = channel(1);
         let permit = tx.clone().reserve_owned().await.unwrap();
         assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
         drop(permit);
@@ -407,7 +499,7 @@ mod tests {
 
     #[tokio::test]
     async fn recv_ends_when_every_sender_left() {
-        let (tx, mut rx) = channel::<u8>(4);
+        let (tx, rx) = channel::<u8>(4);
         let other = tx.clone();
         drop(tx);
         other.try_send(7).unwrap();
@@ -416,11 +508,82 @@ mod tests {
         assert_eq!(rx.recv().await, None);
     }
 
+    #[tokio::test]
+    async fn a_kick_wakes_the_receiver_once_and_the_first_reason_stands() {
+        let (tx, rx) = channel::<u8>(4);
+        let waiting = tokio::spawn(async move {
+            let why = rx.signal(|| 0).await;
+            (why, rx)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "nobody kicked yet");
+        tx.try_send(1).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "a value is no kick");
+        assert!(tx.kick(Kick::Closed));
+        assert!(!tx.kick(Kick::Shutdown), "asked before");
+        let (why, mut rx) = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(why, Signal::Kick(Kick::Closed));
+        rx.set_timer(Some(0));
+        let again = rx.signal(|| 1).await;
+        assert_eq!(
+            again,
+            Signal::Kick(Kick::Closed),
+            "it stays kicked, before any timer"
+        );
+        assert_eq!(rx.try_recv(), Ok(1), "values stay receivable");
+        rx.close();
+        let (tx, _rx) = channel::<u8>(1);
+        drop(_rx);
+        assert!(
+            !tx.kick(Kick::Closed),
+            "a receiver that went away cannot be told"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_receiver_every_sender_left_counts_as_taken_over() {
+        let (tx, rx) = channel::<u8>(1);
+        drop(tx);
+        assert_eq!(rx.signal(|| 0).await, Signal::Kick(Kick::Takeover));
+    }
+
+    #[tokio::test]
+    async fn a_timer_fires_once_due_and_only_when_woken() {
+        let now = Arc::new(AtomicU64::new(1_000));
+        let (tx, rx) = channel::<u8>(1);
+        assert!(tx.due_waker(u64::MAX - 1).is_none(), "no timer set");
+        rx.set_timer(Some(1_500));
+        let clock = {
+            let now = now.clone();
+            move || now.load(Ordering::Relaxed)
+        };
+        let waiting = tokio::spawn(async move {
+            assert_eq!(rx.signal(clock).await, Signal::Timer);
+            rx
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(tx.due_waker(1_499).is_none(), "not due yet");
+        now.store(1_500, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "due, but nobody woke it");
+        tx.due_waker(1_500).expect("due, and waiting").wake();
+        let rx = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        rx.set_timer(None);
+        assert!(tx.due_waker(u64::MAX - 1).is_none(), "cleared");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_producers_lose_nothing() {
         const PRODUCERS: usize = 4;
         const EACH: usize = 2_000;
-        let (tx, mut rx) = channel(3);
+        let (tx, rx) = channel(3);
         let mut tasks = Vec::new();
         for p in 0..PRODUCERS {
             let tx = tx.clone();

@@ -127,7 +127,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             .decoder
             .decode(&mut self.rx)
             .map_err(CloseReason::from)?;
-        if self.rx.is_empty() && self.rx.capacity() > 0 {
+        if self.rx.is_empty() {
+            // Spare room, or (capacity 0) a reference to the buffer the last packet was split
+            // from, which would keep that packet's bytes alive: an idle connection holds none.
             self.rx = BytesMut::new();
         }
         Ok(packet)

@@ -8,6 +8,7 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -19,7 +20,9 @@ use tokio::sync::oneshot;
 
 use crate::inbox as mpsc;
 
+use crate::clock::unix_time_ms;
 use crate::config::TakeoverPolicy;
+use crate::shared::Shared;
 
 const SHARDS: usize = 16;
 
@@ -48,12 +51,26 @@ pub(crate) type Handoff = oneshot::Sender<Option<Box<Session>>>;
 #[derive(Debug)]
 pub(crate) struct OnlineLink {
     pub(crate) channel: ChannelId,
+    /// Also how the connection is told to close ([`mpsc::Sender::kick`]): a newer one takes
+    /// its client id over, the API closes it, or its token went bad.
     pub(crate) inbox: mpsc::Sender<Delivery>,
-    /// Fired to close this connection: a newer one takes its client id over, the API closes
-    /// it, or its token went bad.
-    pub(crate) kick: Option<oneshot::Sender<Kick>>,
+    /// Whether [`kick`](Registry::kick) applies (a client connection; a backend consumer is
+    /// never kicked).
+    pub(crate) kickable: bool,
     /// cleanSession = 0: what is routed to it at QoS 1 or 2 is written to the store.
     pub(crate) persistent: bool,
+}
+
+/// How often [`timer_loop`] looks for due timers: how late a keep-alive expiry can be found.
+pub(crate) const TIMER_TICK: Duration = Duration::from_millis(100);
+
+/// The broker's one timer for its connections: every [`TIMER_TICK`], wakes those whose
+/// timer is due. Ends when the broker shuts down.
+pub(crate) async fn timer_loop(shared: Arc<Shared>) {
+    let mut ticker = crate::shared::Ticker::new(&shared, TIMER_TICK);
+    while ticker.next().await {
+        shared.router.registry.wake_due(unix_time_ms());
+    }
 }
 
 /// Why a connection is told to close from outside its task.
@@ -219,9 +236,9 @@ impl Registry {
             }
             Some(Slot::Online(old)) if policy == TakeoverPolicy::KickOld => {
                 let (handoff, wait) = oneshot::channel();
-                if let Some(kick) = old.kick {
-                    // An error means the old task is already ending; it hands off all the same.
-                    let _ = kick.send(Kick::Takeover);
+                if old.kickable {
+                    // `false` means the old task is already ending; it hands off all the same.
+                    let _ = old.inbox.kick(Kick::Takeover);
                 }
                 shard.insert(
                     client_id.clone(),
@@ -354,15 +371,30 @@ impl Registry {
         if channel.is_some_and(|channel| channel != link.channel) {
             return false;
         }
-        link.kick.take().is_some_and(|kick| kick.send(why).is_ok())
+        link.kickable && link.inbox.kick(why)
+    }
+
+    /// Wakes every connection whose timer ([`mpsc::Receiver::set_timer`]) is due at `now`
+    /// (ms since the Unix epoch). Wakers are woken after each shard's lock is let go.
+    pub(crate) fn wake_due(&self, now: u64) {
+        let mut due: Vec<Waker> = Vec::new();
+        for shard in &self.shards {
+            due.extend(
+                shard
+                    .lock()
+                    .values()
+                    .filter_map(|slot| slot.link()?.inbox.due_waker(now)),
+            );
+            due.drain(..).for_each(Waker::wake);
+        }
     }
 
     /// Tells every connection to close (the broker shuts down).
     pub(crate) fn kick_all(&self, why: Kick) {
         for shard in &self.shards {
             for slot in shard.lock().values_mut() {
-                if let Some(kick) = slot.link_mut().and_then(|link| link.kick.take()) {
-                    let _ = kick.send(why);
+                if let Some(link) = slot.link_mut().filter(|link| link.kickable) {
+                    let _ = link.inbox.kick(why);
                 }
             }
         }

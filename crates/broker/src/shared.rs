@@ -6,6 +6,7 @@ use mqgate_session::SessionConfig;
 use mqgate_store::Store;
 use mqgate_topic::ClientIdRules;
 use tokio::sync::watch;
+use tokio::time::{Duration, Interval, MissedTickBehavior};
 
 use crate::auth::Access;
 use crate::bridge::Bridge;
@@ -56,7 +57,7 @@ impl Shared {
                 ..ClientIdRules::default()
             },
             router: Router::new(metrics.clone(), session_config.max_queued_messages, persist),
-            status: StatusHub::new(config.limits.status_channel_capacity),
+            status: StatusHub::new(config.limits.status_channel_capacity)?,
             session_config,
             metrics,
             access,
@@ -65,5 +66,31 @@ impl Shared {
             shutdown,
             config,
         })
+    }
+}
+
+/// The clock of a periodic background loop: a tick every period (a late tick is delayed,
+/// not bunched up) until the broker shuts down.
+pub(crate) struct Ticker {
+    tick: Interval,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Ticker {
+    pub(crate) fn new(shared: &Shared, every: Duration) -> Self {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ticker {
+            tick,
+            shutdown: shared.shutdown.clone(),
+        }
+    }
+
+    /// Waits for the next tick: `false` once the broker shuts down.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.shutdown.changed() => false,
+            _ = self.tick.tick() => true,
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mqgate_status::{SequenceSource, StatusEvent};
+use mqgate_status::{ChannelIdSource, SequenceSource, StatusEvent};
 use tokio::sync::broadcast;
 
 /// Where status events go. Emitting never blocks a connection: a listener that lags behind
@@ -13,15 +13,20 @@ use tokio::sync::broadcast;
 pub(crate) struct StatusHub {
     sender: broadcast::Sender<StatusEvent>,
     pub(crate) sequence: Arc<SequenceSource>,
+    /// Every connection's channel id (no system call per connect).
+    pub(crate) channels: ChannelIdSource,
 }
 
 impl StatusHub {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// # Errors
+    /// The operating system has no randomness for the channel ids' prefix.
+    pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        StatusHub {
+        Ok(StatusHub {
             sender,
             sequence: Arc::new(SequenceSource::new()),
-        }
+            channels: ChannelIdSource::new().map_err(std::io::Error::other)?,
+        })
     }
 
     /// Sends `event` to the log sink and to every subscribed listener.

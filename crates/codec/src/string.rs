@@ -44,6 +44,23 @@ impl ByteStr {
         ByteStr(b)
     }
 
+    /// A copy in a buffer of its own. A decoded string is a view into its packet and keeps
+    /// the whole packet alive: copy a short string that is kept long (a session's client
+    /// id) to let the packet go.
+    ///
+    /// ```
+    /// use mqgate_codec::ByteStr;
+    /// let packet = bytes::Bytes::from(b"GID_a@@@1 and the rest of a packet".to_vec());
+    /// let id = ByteStr::try_from(packet.slice(..9))?.detached();
+    /// assert_eq!(id, "GID_a@@@1");
+    /// assert_eq!(id.as_bytes().len(), 9);
+    /// # Ok::<(), mqgate_codec::DecodeError>(())
+    /// ```
+    #[must_use]
+    pub fn detached(&self) -> Self {
+        ByteStr(Bytes::copy_from_slice(&self.0))
+    }
+
     /// The string.
     pub fn as_str(&self) -> &str {
         checked_str(&self.0)

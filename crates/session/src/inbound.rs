@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 
+use crate::thin::Thin;
+
 use mqgate_codec::{Packet, PacketId, QoS};
 
 use crate::InboundToken;
@@ -43,18 +45,16 @@ pub(crate) struct UnexpectedPubRel;
 #[derive(Debug, Default)]
 pub(crate) struct Inbound {
     next_seq: u64,
-    owed: VecDeque<OwedAck>,
+    owed: Thin<VecDeque<OwedAck>>,
     /// Sorted by packet id, for binary search.
-    awaiting_pubrel: Vec<(PacketId, Received)>,
+    awaiting_pubrel: Thin<Vec<(PacketId, Received)>>,
 }
 
 impl Inbound {
     /// Frees the buffers while nothing is in them.
     pub(crate) fn release_idle_memory(&mut self) {
-        crate::session::release_if_empty(&mut self.owed);
-        if self.awaiting_pubrel.is_empty() {
-            self.awaiting_pubrel = Vec::new();
-        }
+        self.owed.release_if_empty();
+        self.awaiting_pubrel.release_if_empty();
     }
 
     /// Packet ids awaiting PUBREL whose message the broker took (safe, or with its store
@@ -106,7 +106,11 @@ impl Inbound {
     }
 
     pub(crate) fn restore(&mut self, ids: impl IntoIterator<Item = PacketId>) {
-        self.awaiting_pubrel = ids.into_iter().map(|id| (id, Received::Stored)).collect();
+        self.awaiting_pubrel = Thin::from(
+            ids.into_iter()
+                .map(|id| (id, Received::Stored))
+                .collect::<Vec<_>>(),
+        );
         self.awaiting_pubrel.sort_unstable_by_key(|(id, _)| *id);
         self.awaiting_pubrel.dedup_by_key(|(id, _)| *id);
     }

@@ -68,6 +68,7 @@ mod outbound;
 mod persist;
 mod queue;
 mod session;
+mod thin;
 
 pub use config::{FullPolicy, Pacing, SessionConfig};
 pub use error::{RestoreError, SessionError};

@@ -1,6 +1,8 @@
 //! The in-flight window: outbound QoS 1 and 2 messages sent and not yet fully acknowledged.
 
 use std::collections::VecDeque;
+
+use crate::thin::Thin;
 use std::sync::Arc;
 
 use mqgate_codec::{PacketId, Publish, QoS};
@@ -51,14 +53,14 @@ impl InFlight {
 /// order, so the entry is nearly always at the front.
 #[derive(Debug)]
 pub(crate) struct InFlightWindow {
-    entries: VecDeque<InFlight>,
+    entries: Thin<VecDeque<InFlight>>,
     next_packet_id: u16,
 }
 
 impl Default for InFlightWindow {
     fn default() -> Self {
         InFlightWindow {
-            entries: VecDeque::new(),
+            entries: Thin::default(),
             next_packet_id: 1,
         }
     }
@@ -67,7 +69,7 @@ impl Default for InFlightWindow {
 impl InFlightWindow {
     /// Frees the buffer while nothing is in it.
     pub(crate) fn release_idle_memory(&mut self) {
-        crate::session::release_if_empty(&mut self.entries);
+        self.entries.release_if_empty();
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -126,7 +128,7 @@ impl InFlightWindow {
     }
 
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = InFlight> + '_ {
-        self.entries.drain(..)
+        self.entries.take_all()
     }
 }
 

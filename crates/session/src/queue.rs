@@ -1,6 +1,8 @@
 //! The bounded queue of messages waiting for a connection, the window or the pacing.
 
 use std::collections::VecDeque;
+
+use crate::thin::{Events, Thin};
 use std::sync::Arc;
 
 use mqgate_codec::QoS;
@@ -20,14 +22,14 @@ pub(crate) struct QueuedMessage {
 /// broker's counters and the message trace see each one.
 #[derive(Debug, Default)]
 pub(crate) struct OfflineQueue {
-    entries: VecDeque<QueuedMessage>,
+    entries: Thin<VecDeque<QueuedMessage>>,
     bytes: usize,
 }
 
 impl OfflineQueue {
     /// Frees the buffer while nothing is in it.
     pub(crate) fn release_idle_memory(&mut self) {
-        crate::session::release_if_empty(&mut self.entries);
+        self.entries.release_if_empty();
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -52,7 +54,7 @@ impl OfflineQueue {
         entry: QueuedMessage,
         config: &SessionConfig,
         now: u64,
-        events: &mut VecDeque<Event>,
+        events: &mut Events,
     ) -> DeliveryOutcome {
         let size = entry.message.size();
         if size > config.max_queued_bytes {
@@ -92,7 +94,7 @@ impl OfflineQueue {
         &mut self,
         ttl_ms: u64,
         now: u64,
-        events: &mut VecDeque<Event>,
+        events: &mut Events,
     ) -> Option<QueuedMessage> {
         self.drop_expired_front(ttl_ms, now, events);
         self.pop_front()
@@ -100,7 +102,7 @@ impl OfflineQueue {
 
     /// Drops every expired message, wherever it is (messages are not always queued in
     /// publication order, so expired ones can hide behind younger ones).
-    pub(crate) fn drop_expired(&mut self, ttl_ms: u64, now: u64, events: &mut VecDeque<Event>) {
+    pub(crate) fn drop_expired(&mut self, ttl_ms: u64, now: u64, events: &mut Events) {
         let mut freed = 0usize;
         self.entries.retain(|q| {
             let expired = q.message.is_expired(now, ttl_ms);
@@ -117,7 +119,7 @@ impl OfflineQueue {
     }
 
     /// Empties the queue, reporting every message with `reason`.
-    pub(crate) fn clear(&mut self, reason: DropReason, events: &mut VecDeque<Event>) {
+    pub(crate) fn clear(&mut self, reason: DropReason, events: &mut Events) {
         events.extend(self.entries.drain(..).map(|q| Event::Dropped {
             message: q.message.id,
             reason,
@@ -125,7 +127,7 @@ impl OfflineQueue {
         self.bytes = 0;
     }
 
-    fn drop_expired_front(&mut self, ttl_ms: u64, now: u64, events: &mut VecDeque<Event>) {
+    fn drop_expired_front(&mut self, ttl_ms: u64, now: u64, events: &mut Events) {
         while self
             .entries
             .front()
@@ -218,7 +220,7 @@ mod tests {
                 ..SessionConfig::default()
             };
             let mut q = OfflineQueue::default();
-            let mut events = VecDeque::new();
+            let mut events = Events::default();
             let got: Vec<_> = sizes
                 .iter()
                 .enumerate()
@@ -232,9 +234,9 @@ mod tests {
     }
 
     /// A queue holding messages (id, published at) of 3 payload bytes, pushed at `now`.
-    fn queue_of(messages: &[(u128, u64)], now: u64) -> (OfflineQueue, VecDeque<Event>) {
+    fn queue_of(messages: &[(u128, u64)], now: u64) -> (OfflineQueue, Events) {
         let mut q = OfflineQueue::default();
-        let mut events = VecDeque::new();
+        let mut events = Events::default();
         for (id, at) in messages {
             let outcome = q.push(
                 entry(*id, 3, *at),

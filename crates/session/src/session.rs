@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::inbound::{Inbound, InboundAction};
 use crate::outbound::InFlightWindow;
 use crate::queue::OfflineQueue;
+use crate::thin::{Events, Thin};
 use crate::{ConnectOutcome, DropReason, Event, InboundToken, Pacing, SessionConfig, SessionError};
 
 /// One accepted subscription: a filter and the maximum QoS granted for it.
@@ -57,8 +58,8 @@ pub struct Session {
     pub(crate) inflight: InFlightWindow,
     pub(crate) inbound: Inbound,
     pub(crate) link: Option<Link>,
-    pub(crate) transmits: VecDeque<Packet>,
-    pub(crate) events: VecDeque<Event>,
+    pub(crate) transmits: Thin<VecDeque<Packet>>,
+    pub(crate) events: Events,
 }
 
 impl Session {
@@ -73,8 +74,8 @@ impl Session {
             inflight: InFlightWindow::default(),
             inbound: Inbound::default(),
             link: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            transmits: Thin::default(),
+            events: Thin::default(),
         }
     }
 
@@ -375,8 +376,8 @@ impl Session {
     /// assert_eq!(session.queued_len(), 0);
     /// ```
     pub fn release_idle_memory(&mut self) {
-        release_if_empty(&mut self.transmits);
-        release_if_empty(&mut self.events);
+        self.transmits.release_if_empty();
+        self.events.release_if_empty();
         self.inbound.release_idle_memory();
         self.inflight.release_idle_memory();
         self.queue.release_idle_memory();
@@ -435,12 +436,5 @@ pub(crate) fn unknown_id(packet: &'static str, id: PacketId) -> SessionError {
     SessionError::UnknownPacketId {
         packet,
         packet_id: id.get(),
-    }
-}
-
-/// Frees `queue`'s buffer if it holds nothing.
-pub(crate) fn release_if_empty<T>(queue: &mut VecDeque<T>) {
-    if queue.is_empty() && queue.capacity() > 0 {
-        *queue = VecDeque::new();
     }
 }

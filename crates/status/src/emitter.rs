@@ -1,5 +1,6 @@
 //! The per-connection event emitter and the sequence numbers it stamps.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -96,7 +97,7 @@ impl SequenceSource {
 /// let mut sink = Vec::new();
 /// {
 ///     let (events, connect) = ConnectionEvents::connect(
-///         "GID_shop@@@tag-0042", ChannelId::from_bytes([1; 16]), "10.0.0.5:40000",
+///         "GID_shop@@@tag-0042", ChannelId::from_bytes([1; 16]), "10.0.0.5:40000".parse().unwrap(),
 ///         sequence, 1_000,
 ///     );
 ///     let mut connection = Connection { events, sink: &mut sink, clock: || 2_000 };
@@ -106,11 +107,14 @@ impl SequenceSource {
 /// let kinds: Vec<EventType> = sink.iter().map(|e| e.event_type).collect();
 /// assert_eq!(kinds, [EventType::Connect, EventType::Tcpclean]);
 /// ```
+///
+/// It holds no copy of its own: the client id is shared with the caller's [`Arc`], and the
+/// address is formatted only into the events (a broker keeps one of these per connection).
 #[derive(Debug)]
 pub struct ConnectionEvents {
-    client_id: String,
+    client_id: Arc<str>,
     channel_id: ChannelId,
-    client_ip: String,
+    client_ip: SocketAddr,
     sequence: Arc<SequenceSource>,
     latest_time: u64,
     disconnect_emitted: bool,
@@ -119,19 +123,20 @@ pub struct ConnectionEvents {
 
 impl ConnectionEvents {
     /// Starts the events of a connection whose CONNECT was accepted at
-    /// `now_ms`, and returns them with its `connect` event.
+    /// `now_ms`, and returns them with its `connect` event. The events' `clientIp` is
+    /// `client_ip` as `ip:port`.
     #[must_use]
     pub fn connect(
-        client_id: impl Into<String>,
+        client_id: impl Into<Arc<str>>,
         channel_id: ChannelId,
-        client_ip: impl Into<String>,
+        client_ip: SocketAddr,
         sequence: Arc<SequenceSource>,
         now_ms: u64,
     ) -> (Self, StatusEvent) {
         let mut events = Self {
             client_id: client_id.into(),
             channel_id,
-            client_ip: client_ip.into(),
+            client_ip,
             sequence,
             latest_time: now_ms,
             disconnect_emitted: false,
@@ -188,15 +193,27 @@ impl ConnectionEvents {
         &self.client_id
     }
 
+    /// The connection's client id, shared: the owner of these events need not keep a copy.
+    #[must_use]
+    pub const fn shared_client_id(&self) -> &Arc<str> {
+        &self.client_id
+    }
+
+    /// The client's address.
+    #[must_use]
+    pub const fn client_ip(&self) -> SocketAddr {
+        self.client_ip
+    }
+
     fn event(&mut self, event_type: EventType, now_ms: u64) -> StatusEvent {
         // A clock that steps back must not reorder this connection's events.
         self.latest_time = self.latest_time.max(now_ms);
         StatusEvent {
-            client_id: self.client_id.clone(),
+            client_id: self.client_id.as_ref().to_owned(),
             time: self.latest_time,
             event_type,
             channel_id: self.channel_id,
-            client_ip: self.client_ip.clone(),
+            client_ip: self.client_ip.to_string(),
             seq: self.sequence.next(),
         }
     }
@@ -204,7 +221,11 @@ impl ConnectionEvents {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
     use super::*;
+
+    const ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)), 5);
 
     /// One step a driver may take, in any order, any number of times.
     #[derive(Clone, Copy, Debug)]
@@ -218,7 +239,8 @@ mod tests {
         let sequence = Arc::new(SequenceSource::new());
         let channel = ChannelId::from_bytes([9; 16]);
         let (mut events, connect) =
-            ConnectionEvents::connect("GID_a@@@1", channel, "1.2.3.4:5", sequence, 100);
+            ConnectionEvents::connect("GID_a@@@1", channel, ADDR, sequence, 100);
+        assert_eq!(connect.client_ip, "1.2.3.4:5");
         let mut out = vec![connect];
         for step in steps {
             out.extend(match *step {
@@ -265,8 +287,8 @@ mod tests {
         let sequence = Arc::new(SequenceSource::starting_at(7));
         let first = ChannelId::from_bytes([1; 16]);
         let second = ChannelId::from_bytes([2; 16]);
-        let (mut old, a) = ConnectionEvents::connect("c", first, "", Arc::clone(&sequence), 5);
-        let (mut new, b) = ConnectionEvents::connect("c", second, "", Arc::clone(&sequence), 5);
+        let (mut old, a) = ConnectionEvents::connect("c", first, ADDR, Arc::clone(&sequence), 5);
+        let (mut new, b) = ConnectionEvents::connect("c", second, ADDR, Arc::clone(&sequence), 5);
         let c = old.finish(5);
         let d = new.finish(5);
         let seqs: Vec<u64> = [Some(a), Some(b), c, d]

@@ -32,7 +32,7 @@
 //!
 //! let sequence = Arc::new(SequenceSource::new());
 //! let (mut events, connect) = ConnectionEvents::connect(
-//!     "GID_shop@@@tag-0042", ChannelId::generate()?, "10.0.0.5:40000", sequence, 1_000,
+//!     "GID_shop@@@tag-0042", ChannelId::generate()?, "10.0.0.5:40000".parse()?, sequence, 1_000,
 //! );
 //! let mut reconciler = Reconciler::default();
 //! let _ = reconciler.apply(&connect);
@@ -42,7 +42,7 @@
 //! let body = tcpclean.as_ref().map(|event| event.to_json()).unwrap_or_default();
 //! let _ = reconciler.apply(&mqgate_status::StatusEvent::from_json(body.as_bytes())?);
 //! assert!(!reconciler.is_online("GID_shop@@@tag-0042"));
-//! # Ok::<(), mqgate_status::StatusError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -56,7 +56,7 @@ mod json;
 pub mod manual;
 mod reconciler;
 
-pub use channel_id::ChannelId;
+pub use channel_id::{ChannelId, ChannelIdSource};
 pub use emitter::{ConnectionEvents, SequenceSource};
 pub use error::StatusError;
 pub use event::{EventType, StatusEvent};

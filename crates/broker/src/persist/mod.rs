@@ -105,14 +105,8 @@ pub(crate) fn sweep_interval(message_ttl_ms: u64) -> Duration {
 
 /// Expires old messages from the store every `every`, in bounded batches, until shutdown.
 pub(crate) async fn sweep_loop(shared: Arc<Shared>, every: Duration) {
-    let mut shutdown = shared.shutdown.clone();
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = crate::shared::Ticker::new(&shared, every);
+    while ticker.next().await {
         let store = shared.store.clone();
         let metrics = shared.metrics.clone();
         let swept = tokio::task::spawn_blocking(move || {
