@@ -37,6 +37,11 @@ const INBOX_BATCH: usize = 256;
 /// Most inbox messages taken under one lock of the inbox.
 const TAKE_BATCH: usize = 32;
 
+/// A connection's routing scratch space: its routes' wakes wait for the end of the batch.
+fn new_scratch() -> Box<RouteScratch> {
+    Box::new(RouteScratch::deferring())
+}
+
 /// What an event left to do that may have to wait.
 enum Next {
     /// Nothing: it was handled.
@@ -63,7 +68,8 @@ pub(crate) struct Online<S> {
     /// The status events; also where the client id and the channel id are kept.
     pub(crate) events: ConnectionEvents,
     /// A delivery taken from the inbox that the session's queue has no room for yet.
-    pub(crate) held: Option<Delivery>,
+    /// Boxed: rare, and this is part of every connection's task.
+    pub(crate) held: Option<Box<Delivery>>,
     /// Routing scratch space, made at the first PUBLISH (a connection that only receives
     /// never needs it).
     pub(crate) scratch: Option<Box<RouteScratch>>,
@@ -93,7 +99,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // handled once the CONNACK is out.
         let mut buffered = true;
         loop {
-            if let Err(reason) = self.process_events().await {
+            let processed = self.process_events().await;
+            self.wake_routed();
+            if let Err(reason) = processed {
                 return reason;
             }
             self.release_held();
@@ -192,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         }
         let qos = delivery.message.qos.min(delivery.granted);
         if qos != QoS::AtMostOnce && !self.has_room_for(delivery.message.size()) {
-            self.held = Some(delivery);
+            self.held = Some(Box::new(delivery));
             return;
         }
         let outcome =
@@ -244,7 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     fn release_held(&mut self) {
         if let Some(delivery) = self.held.take() {
-            self.take(delivery);
+            self.take(*delivery);
             if self.held.is_none() {
                 self.take_more();
             }
@@ -282,6 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     token,
                 } => {
                     if self.shared.bridge.is_some() {
+                        self.wake_routed();
                         Box::pin(self.route_bridged(message, retain, token)).await?;
                     } else {
                         self.route(&message, retain);
@@ -290,15 +299,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         self.acks.push(token, ticket, &mut self.session);
                     }
                 }
-                Next::Wait(event) => match *event {
-                    Event::Subscribe { packet_id, filters } => {
-                        Box::pin(self.subscribe(packet_id, filters)).await?;
+                Next::Wait(event) => {
+                    self.wake_routed();
+                    match *event {
+                        Event::Subscribe { packet_id, filters } => {
+                            Box::pin(self.subscribe(packet_id, filters)).await?;
+                        }
+                        Event::Unsubscribe { packet_id, filters } => {
+                            Box::pin(self.unsubscribe(packet_id, filters)).await?;
+                        }
+                        _ => {}
                     }
-                    Event::Unsubscribe { packet_id, filters } => {
-                        Box::pin(self.unsubscribe(packet_id, filters)).await?;
-                    }
-                    _ => {}
-                },
+                }
             }
         }
     }
@@ -319,7 +331,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 }
                 // A QoS 2 id awaiting PUBREL commits with the message it guards.
                 if publish.qos == QoS::ExactlyOnce && self.session.is_persistent() {
-                    let scratch = self.scratch.get_or_insert_with(Box::default);
+                    let scratch = self.scratch.get_or_insert_with(new_scratch);
                     self.saved
                         .get_or_insert_with(Box::default)
                         .ops(&self.session, &mut scratch.ops);
@@ -369,12 +381,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// This connection's routing scratch space, made at its first PUBLISH.
     fn scratch(&mut self) -> &mut RouteScratch {
-        self.scratch.get_or_insert_with(Box::default)
+        self.scratch.get_or_insert_with(new_scratch)
+    }
+
+    /// Wakes the receivers of what this connection routed since it last did (see
+    /// [`RouteScratch::deferring`]): before it waits for anything, and after each batch.
+    fn wake_routed(&mut self) {
+        if let Some(scratch) = &mut self.scratch {
+            scratch.wake();
+        }
     }
 
     /// Routes `message` to its receivers; those whose inbox is full are left in the scratch.
     fn route(&mut self, message: &Arc<Message>, retain: bool) {
-        let scratch = self.scratch.get_or_insert_with(Box::default);
+        let scratch = self.scratch.get_or_insert_with(new_scratch);
         let now = unix_time_ms();
         self.shared.router.route(
             message,
@@ -422,6 +442,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             None => None,
         };
         self.route(&message, retain);
+        self.wake_routed();
         let waited = self.wait_blocked().await;
         let ticket = self.routed(token, waited)?;
         if let Some(done) = bridged {
@@ -497,6 +518,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if self.scratch.as_ref().is_none_or(|s| s.blocked.is_empty()) {
             return Ok(());
         }
+        // The receivers this waits for, and the others, must be awake to make room.
+        self.wake_routed();
         // Boxed: its timers would otherwise be part of every connection's future, idle or not.
         Box::pin(self.wait_for_receivers()).await
     }
@@ -618,6 +641,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.session,
             |session| {
                 for delivery in held
+                    .map(|held| *held)
                     .into_iter()
                     .chain(std::iter::from_fn(|| inbox.try_recv().ok()))
                 {

@@ -55,9 +55,30 @@ pub(crate) struct RouteScratch {
     /// Receivers this publisher gave up waiting for at QoS 0, until when (ms): QoS 0
     /// messages to them are dropped at once meanwhile. A handful at most; a linear scan.
     stalled: Vec<(Arc<str>, u64)>,
+    /// Receivers to wake once the caller is done routing, when it defers wakes
+    /// ([`RouteScratch::deferring`]).
+    wakers: Vec<Waker>,
+    defer_wakes: bool,
 }
 
 impl RouteScratch {
+    /// A scratch space whose routes leave the receivers' wakers in it until
+    /// [`wake`](Self::wake): a connection routing a batch of PUBLISHes wakes each receiver
+    /// once for the batch, not once per message (a fan-out receiver that keeps up would
+    /// otherwise be woken, and take one message, for every message). The caller must call
+    /// `wake` before it waits for anything, and when it is done.
+    pub(crate) fn deferring() -> Self {
+        RouteScratch {
+            defer_wakes: true,
+            ..RouteScratch::default()
+        }
+    }
+
+    /// Wakes the receivers routes left to wake.
+    pub(crate) fn wake(&mut self) {
+        self.wakers.drain(..).for_each(Waker::wake);
+    }
+
     /// Remembers that `client` made this publisher give up a QoS 0 wait at `now`.
     pub(crate) fn mark_stalled(&mut self, client: Arc<str>, now: u64) {
         self.stalled.retain(|(_, until)| *until > now);
@@ -293,7 +314,11 @@ impl Router {
                 }
             }
             drop(guard);
-            wakers.drain(..).for_each(Waker::wake);
+            if scratch.defer_wakes {
+                scratch.wakers.extend(wakers.drain(..));
+            } else {
+                wakers.drain(..).for_each(Waker::wake);
+            }
         }
         self.metrics
             .messages_delivered
