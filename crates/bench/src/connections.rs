@@ -18,6 +18,10 @@ const SETTLE: Duration = Duration::from_millis(1000);
 /// Handshakes in progress at once.
 const CONCURRENT_HANDSHAKES: usize = 128;
 
+/// Tasks the handshakes are spread over, so every thread of the generator's runtime can
+/// work: in one task, the generator was as busy as a fast broker and set the pace.
+const TASKS: usize = 4;
+
 /// Opens `config.client_count()` clients, holds them idle, reads the broker's RSS, then
 /// disconnects them all.
 pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError> {
@@ -30,23 +34,38 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
     let target = config.target;
     let salt = crate::source_salt();
     // Each lane opens every CONCURRENT_HANDSHAKES-th client in turn: a bounded number of
-    // handshakes in flight, all lanes in one task.
-    let lanes = (0..CONCURRENT_HANDSHAKES.min(total)).map(|lane| async move {
-        let mut held: Vec<TcpStream> = Vec::new();
-        for index in (lane..total).step_by(CONCURRENT_HANDSHAKES) {
-            let mut stream = wire::open_tcp(target, source_address(target, index, salt)).await?;
-            wire::handshake(&mut stream, &subscriber_id(index)).await?;
-            held.push(stream);
-        }
-        Ok::<_, BenchError>(held)
-    });
-    let opened = tokio::time::timeout_at(deadline, join_all(lanes))
-        .await
-        .map_err(|_| BenchError::SetupTimeout)?;
+    // handshakes in flight, the lanes spread over TASKS tasks.
+    let lanes = CONCURRENT_HANDSHAKES.min(total);
+    let tasks: Vec<_> = (0..TASKS.min(lanes))
+        .map(|task| {
+            tokio::spawn(async move {
+                let opening = (task..lanes).step_by(TASKS).map(|lane| async move {
+                    let mut held: Vec<TcpStream> = Vec::new();
+                    for index in (lane..total).step_by(CONCURRENT_HANDSHAKES) {
+                        let source = source_address(target, index, salt);
+                        let mut stream = wire::open_tcp(target, source).await?;
+                        wire::handshake(&mut stream, &subscriber_id(index)).await?;
+                        held.push(stream);
+                    }
+                    Ok::<_, BenchError>(held)
+                });
+                let mut held = Vec::new();
+                for lane in join_all(opening).await {
+                    held.extend(lane?);
+                }
+                Ok::<_, BenchError>(held)
+            })
+        })
+        .collect();
+    let aborts: Vec<_> = tasks.iter().map(|task| task.abort_handle()).collect();
+    let Ok(opened) = tokio::time::timeout_at(deadline, join_all(tasks)).await else {
+        aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        return Err(BenchError::SetupTimeout);
+    };
     let connect_s = clock.now_ns() as f64 / 1e9;
     let mut streams = Vec::with_capacity(total);
-    for lane in opened {
-        streams.extend(lane?);
+    for task in opened {
+        streams.extend(task.map_err(crate::traffic::join_error)??);
     }
     tokio::time::sleep(SETTLE).await;
     let after = watch.now();
