@@ -274,7 +274,11 @@ impl Router {
     fn deliver_matched(&self, message: &Arc<Message>, now: u64, scratch: &mut RouteScratch) {
         let mut targets = std::mem::take(&mut scratch.targets);
         targets.sort_unstable_by_key(|(shard, _, _)| *shard);
-        // Encoded at the first QoS 0 receiver, then shared by all of them.
+        // Encoded at the first QoS 0 receiver, then shared by all of them; a single QoS 0
+        // receiver encodes it into its own send buffer instead (no frame allocated and
+        // copied for one reader: 1 KiB frames are past the allocator's per-thread cache).
+        let qos0 = |granted: QoS| message.qos.min(granted) == QoS::AtMostOnce;
+        let shared = targets.iter().filter(|(_, _, g)| qos0(*g)).nth(1).is_some();
         let mut frame = None;
         let mut delivered = 0;
         let mut closed = Vec::new();
@@ -286,7 +290,7 @@ impl Router {
             rest = next;
             let mut guard = self.registry.lock_shard(shard);
             for (_, client, granted) in this {
-                let frame = if message.qos.min(*granted) == QoS::AtMostOnce {
+                let frame = if shared && qos0(*granted) {
                     frame.get_or_insert_with(|| qos0_frame(message)).clone()
                 } else {
                     None
