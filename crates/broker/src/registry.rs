@@ -33,7 +33,8 @@ pub(crate) struct Delivery {
     pub(crate) granted: QoS,
     /// The PUBLISH as a QoS 0 receiver gets it (no packet id, DUP and RETAIN clear), encoded
     /// once by the router and shared by every such receiver that is online; `None` when the
-    /// delivery is not QoS 0.
+    /// delivery is not QoS 0, or when it is the message's only QoS 0 delivery (its receiver
+    /// encodes it).
     pub(crate) frame: Option<Arc<Bytes>>,
 }
 
