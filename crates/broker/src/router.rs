@@ -18,7 +18,6 @@ use mqgate_session::{DeliveryOutcome, Message, MessageId, Subscription};
 use mqgate_store::Op;
 use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
 use parking_lot::RwLock;
-use smallvec::SmallVec;
 
 use crate::clock::unix_time_ms;
 use crate::persist::{enqueue_op, Persist, Ticket};
@@ -55,8 +54,8 @@ pub(crate) struct RouteScratch {
     /// Receivers this publisher gave up waiting for at QoS 0, until when (ms): QoS 0
     /// messages to them are dropped at once meanwhile. A handful at most; a linear scan.
     stalled: Vec<(Arc<str>, u64)>,
-    /// Receivers to wake once the caller is done routing, when it defers wakes
-    /// ([`RouteScratch::deferring`]).
+    /// Receivers to wake: after each registry shard's lock is let go, or, when the caller
+    /// defers wakes ([`RouteScratch::deferring`]), once it is done routing.
     wakers: Vec<Waker>,
     defer_wakes: bool,
 }
@@ -282,7 +281,6 @@ impl Router {
         let mut frame = None;
         let mut delivered = 0;
         let mut closed = Vec::new();
-        let mut wakers = SmallVec::<[Waker; 16]>::new();
         let mut rest = &targets[..];
         while let Some(&(shard, _, _)) = rest.first() {
             let run = rest.iter().take_while(|(s, _, _)| *s == shard).count();
@@ -303,7 +301,7 @@ impl Router {
                 match guard.offer(client, delivery, now) {
                     Offer::Sent(waker) => {
                         delivered += 1;
-                        wakers.extend(waker);
+                        scratch.wakers.extend(waker);
                     }
                     Offer::Full(inbox, delivery) => {
                         let blocked = Blocked {
@@ -318,10 +316,8 @@ impl Router {
                 }
             }
             drop(guard);
-            if scratch.defer_wakes {
-                scratch.wakers.extend(wakers.drain(..));
-            } else {
-                wakers.drain(..).for_each(Waker::wake);
+            if !scratch.defer_wakes {
+                scratch.wake();
             }
         }
         self.metrics
