@@ -15,9 +15,6 @@ use crate::{source_address, wire, BenchError};
 /// How long the broker gets to settle (free handshake buffers) before its RSS is read.
 const SETTLE: Duration = Duration::from_millis(1000);
 
-/// Handshakes in progress at once.
-const CONCURRENT_HANDSHAKES: usize = 128;
-
 /// Tasks the handshakes are spread over, so every thread of the generator's runtime can
 /// work: in one task, the generator was as busy as a fast broker and set the pace.
 const TASKS: usize = 4;
@@ -33,15 +30,15 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
     let before = watch.now();
     let target = config.target;
     let salt = crate::source_salt();
-    // Each lane opens every CONCURRENT_HANDSHAKES-th client in turn: a bounded number of
-    // handshakes in flight, the lanes spread over TASKS tasks.
-    let lanes = CONCURRENT_HANDSHAKES.min(total);
+    // Each lane opens every `lanes`-th client in turn: a bounded number of handshakes in
+    // flight (`config.handshakes`), the lanes spread over TASKS tasks.
+    let lanes = config.handshakes.clamp(1, total.max(1));
     let tasks: Vec<_> = (0..TASKS.min(lanes))
         .map(|task| {
             tokio::spawn(async move {
                 let opening = (task..lanes).step_by(TASKS).map(|lane| async move {
                     let mut held: Vec<TcpStream> = Vec::new();
-                    for index in (lane..total).step_by(CONCURRENT_HANDSHAKES) {
+                    for index in (lane..total).step_by(lanes) {
                         let source = source_address(target, index, salt);
                         let mut stream = wire::open_tcp(target, source).await?;
                         wire::handshake(&mut stream, &subscriber_id(index)).await?;
@@ -76,7 +73,7 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
         .zip(after)
         .map(|(b, a)| (a.rss_kb as f64 - b.rss_kb as f64) * 1024.0 / total.max(1) as f64);
     Ok(RunReport {
-        scenario: format!("connections {total}"),
+        scenario: format!("connections {total}, {lanes} handshakes at once"),
         broker: config.label.clone(),
         duration_s: connect_s,
         broker_cpu_s: usage.map(|u| u.cpu_s),

@@ -66,6 +66,10 @@ struct LoadArgs {
     /// QoS 1 messages in flight per publisher.
     #[arg(long, default_value_t = 256)]
     inflight: usize,
+    /// Connections scenario: handshakes in progress at once (a burst larger than a broker's
+    /// listen backlog makes the kernel drop SYNs, which come back after 1 s).
+    #[arg(long, default_value_t = 128)]
+    handshakes: usize,
 }
 
 impl LoadArgs {
@@ -80,6 +84,7 @@ impl LoadArgs {
             publishers: self.publishers,
             clients: self.clients,
             inflight: self.inflight,
+            handshakes: self.handshakes.max(1),
             ..RunConfig::new(self.target, scenario)
         }
     }

@@ -22,8 +22,8 @@
 //!   The publisher stamps the send time into the payload just before encoding; the
 //!   subscriber subtracts it from its receive time (one process, one monotonic clock).
 //!   p50, p99 and p99.9 are nearest-rank over every delivery.
-//! - **connections**: N idle clients (CONNECT, CONNACK, nothing else), at most 128
-//!   handshakes in flight, spread over 4 tasks (in one task the generator, not a fast
+//! - **connections**: N idle clients (CONNECT, CONNACK, nothing else), at most
+//!   `--handshakes` (128) handshakes in flight, spread over 4 tasks (in one task the generator, not a fast
 //!   broker, set the pace: about 30 k/s here, 36-41 k/s with 4). Connect
 //!   rate is N over the time to the last CONNACK; memory per connection is the broker's RSS
 //!   growth, read 1 s after the last CONNACK, divided by N.

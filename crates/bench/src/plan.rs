@@ -74,6 +74,8 @@ pub struct RunConfig {
     pub inflight: usize,
     /// Connections driven by one task.
     pub connections_per_task: usize,
+    /// Connections scenario: handshakes in progress at once (at least 1).
+    pub handshakes: usize,
 }
 
 impl RunConfig {
@@ -93,6 +95,7 @@ impl RunConfig {
             rate: 10_000,
             inflight: 256,
             connections_per_task: 64,
+            handshakes: 128,
         }
     }
 
