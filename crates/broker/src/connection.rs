@@ -117,7 +117,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 continue;
             }
             // The keep-alive deadline: the broker's timer loop wakes this task once it passed.
-            self.inbox.set_timer(self.session.poll_timeout());
+            self.inbox.set_timer(
+                self.session.poll_timeout(),
+                &self.shared.router.registry.timers,
+            );
             let can_take = self.can_take();
             tokio::select! {
                 biased;
@@ -592,7 +595,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 signal = self.inbox.signal(unix_time_ms) => match signal {
                     Signal::Kick(kick) => return Err(CloseReason::kicked(kick)),
                     // Timed work waits for the main loop, which sets the timer again.
-                    Signal::Timer => self.inbox.set_timer(None),
+                    Signal::Timer => self.inbox.set_timer(None, &self.shared.router.registry.timers),
                 },
                 own = self.inbox.recv(), if can_take => {
                     if let Some(own) = own {

@@ -3,9 +3,10 @@
 //! `try_recv`, `close`), and the connection's [`Kick`]: the request to close it travels in
 //! the same allocation (a oneshot channel of its own cost every connection 80 bytes), and
 //! its timer: the instant its session next has timed work ([`Receiver::set_timer`]), which
-//! the broker's one [`timer_loop`](crate::registry::timer_loop) checks for every connection
-//! each tick, instead of a tokio timer per connection (112 bytes in every task, and a timer
-//! wheel registration at every turn of its loop).
+//! the broker's one [`timer_loop`](crate::registry::timer_loop) checks, for every connection
+//! but only at a tick when one may be due ([`Timers`]), instead of a tokio timer per
+//! connection (112 bytes in every task, and a timer wheel registration at every turn of its
+//! loop).
 //!
 //! Why not tokio's channel: it allocates its first block of 32 slots and a cache-padded
 //! channel state up front, about 1.3 KB per connection whether a message ever arrives or
@@ -29,6 +30,57 @@ use crate::registry::Kick;
 
 /// Slots an empty queue keeps once it was used (larger ones are released when it empties).
 const KEEP_SLOTS: usize = 8;
+
+/// The earliest timer set on any inbox of a group (a broker's connections) since its last
+/// sweep, so that the one loop waking due receivers looks at every inbox only when one may be
+/// due, not at every tick: with keep-alive deadlines tens of seconds away, an idle broker's
+/// timer loop reads one atomic per tick instead of every connection's.
+///
+/// A sweep ([`begin_sweep`](Self::begin_sweep), then [`Sender::due_waker`] on every inbox,
+/// then [`end_sweep`](Self::end_sweep) with the earliest timer not yet due) misses no timer:
+/// every operation on the floor and on the inboxes' timers is `SeqCst`, so a timer set before
+/// the sweep began is seen by the sweep, and one set after it lowers the floor again (or
+/// finds it lower already, which makes a sweep come sooner anyway).
+#[derive(Debug)]
+pub(crate) struct Timers {
+    /// ms since the Unix epoch; `u64::MAX`: none known.
+    earliest: AtomicU64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            earliest: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Timers {
+    /// Lowers the floor to `at` if it is earlier. Loads first: the floor's cache line is
+    /// written only when a timer is earlier than every other one, not by every connection
+    /// every time it sets its timer.
+    fn note(&self, at: u64) {
+        if at < self.earliest.load(Ordering::SeqCst) {
+            self.earliest.fetch_min(at, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether some timer of the group may be due at `now`.
+    pub(crate) fn may_be_due(&self, now: u64) -> bool {
+        self.earliest.load(Ordering::SeqCst) <= now
+    }
+
+    /// Starts a sweep: the floor is forgotten, and the sweep and the timers set from now on
+    /// make it again.
+    pub(crate) fn begin_sweep(&self) {
+        self.earliest.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Ends a sweep that found `pending` the earliest timer not yet due.
+    pub(crate) fn end_sweep(&self, pending: u64) {
+        self.earliest.fetch_min(pending, Ordering::SeqCst);
+    }
+}
 
 /// Why [`Sender::try_send`] gave the value back.
 #[derive(Debug)]
@@ -181,13 +233,16 @@ impl<T> Sender<T> {
         true
     }
 
-    /// The receiver's waker, taken, when its timer is due at `now` (ms since the Unix
-    /// epoch): wake it once the caller lets its own locks go.
-    pub(crate) fn due_waker(&self, now: u64) -> Option<Waker> {
-        if self.chan.wake_at.load(Ordering::Relaxed) > now {
-            return None;
+    /// When the receiver's timer is due at `now` (ms since the Unix epoch): `Ok` with its
+    /// waker, taken if it waits (wake it once the caller lets its own locks go). When it is
+    /// not due yet: `Err` with when it will be (`u64::MAX`: no timer).
+    pub(crate) fn due_waker(&self, now: u64) -> Result<Option<Waker>, u64> {
+        // SeqCst: ordered with the `Timers` sweep (see there).
+        let at = self.chan.wake_at.load(Ordering::SeqCst);
+        if at > now {
+            return Err(at);
         }
-        self.chan.state.lock().receiver.take()
+        Ok(self.chan.state.lock().receiver.take())
     }
 
     /// Waits for room and keeps it for one value (cancel-safe: nothing is reserved unless
@@ -284,12 +339,14 @@ impl<T> Receiver<T> {
         .await
     }
 
-    /// Sets the timer to `at` (ms since the Unix epoch; `None`: no timer). Whoever calls
+    /// Sets the timer to `at` (ms since the Unix epoch; `None`: no timer), and tells
+    /// `timers`, the group whose sweeps look at this inbox. Whoever calls
     /// [`Sender::due_waker`] from then on finds the receiver's waker once `at` has passed.
-    pub(crate) fn set_timer(&self, at: Option<u64>) {
-        self.chan
-            .wake_at
-            .store(at.unwrap_or(u64::MAX), Ordering::Relaxed);
+    pub(crate) fn set_timer(&self, at: Option<u64>, timers: &Timers) {
+        let at = at.unwrap_or(u64::MAX);
+        // SeqCst: ordered with the `Timers` sweep (see there).
+        self.chan.wake_at.store(at, Ordering::SeqCst);
+        timers.note(at);
     }
 
     /// Waits until a sender [kicks](Sender::kick) the receiver, or until the timer is due by
@@ -527,7 +584,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(why, Signal::Kick(Kick::Closed));
-        rx.set_timer(Some(0));
+        rx.set_timer(Some(0), &Timers::default());
         let again = rx.signal(|| 1).await;
         assert_eq!(
             again,
@@ -555,8 +612,16 @@ mod tests {
     async fn a_timer_fires_once_due_and_only_when_woken() {
         let now = Arc::new(AtomicU64::new(1_000));
         let (tx, rx) = channel::<u8>(1);
-        assert!(tx.due_waker(u64::MAX - 1).is_none(), "no timer set");
-        rx.set_timer(Some(1_500));
+        let timers = Arc::new(Timers::default());
+        assert_eq!(
+            tx.due_waker(u64::MAX - 1).unwrap_err(),
+            u64::MAX,
+            "no timer set"
+        );
+        assert!(!timers.may_be_due(u64::MAX - 1), "nothing set");
+        rx.set_timer(Some(1_500), &timers);
+        assert!(!timers.may_be_due(1_499));
+        assert!(timers.may_be_due(1_500), "the floor is the one timer");
         let clock = {
             let now = now.clone();
             move || now.load(Ordering::Relaxed)
@@ -566,17 +631,53 @@ mod tests {
             rx
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(tx.due_waker(1_499).is_none(), "not due yet");
+        assert_eq!(tx.due_waker(1_499).unwrap_err(), 1_500, "not due yet");
         now.store(1_500, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished(), "due, but nobody woke it");
-        tx.due_waker(1_500).expect("due, and waiting").wake();
+        tx.due_waker(1_500)
+            .unwrap()
+            .expect("due, and waiting")
+            .wake();
         let rx = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .unwrap()
             .unwrap();
-        rx.set_timer(None);
-        assert!(tx.due_waker(u64::MAX - 1).is_none(), "cleared");
+        rx.set_timer(None, &timers);
+        assert_eq!(tx.due_waker(u64::MAX - 1).unwrap_err(), u64::MAX, "cleared");
+    }
+
+    #[test]
+    fn a_sweep_keeps_the_timers_not_due_and_those_set_while_it_ran() {
+        let timers = Timers::default();
+        let (a_tx, a) = channel::<u8>(1);
+        let (b_tx, b) = channel::<u8>(1);
+        a.set_timer(Some(100), &timers);
+        b.set_timer(Some(300), &timers);
+        assert!(!timers.may_be_due(99));
+        assert!(timers.may_be_due(100), "the earliest of the two");
+        // A sweep at 100: `a` is due; `a` sets its next timer after the sweep passed it.
+        timers.begin_sweep();
+        assert!(a_tx.due_waker(100).is_ok(), "due");
+        a.set_timer(Some(200), &timers);
+        let pending = b_tx.due_waker(100).unwrap_err();
+        assert_eq!(pending, 300);
+        timers.end_sweep(pending);
+        assert!(!timers.may_be_due(199));
+        assert!(timers.may_be_due(200), "set while the sweep ran");
+        timers.begin_sweep();
+        assert!(a_tx.due_waker(200).is_ok());
+        a.set_timer(None, &timers);
+        timers.end_sweep(b_tx.due_waker(200).unwrap_err());
+        assert!(!timers.may_be_due(299));
+        assert!(timers.may_be_due(300), "b's, found by the sweep");
+        // A later timer never raises the floor: a stale one only brings a sweep sooner.
+        b.set_timer(Some(1_000), &timers);
+        assert!(timers.may_be_due(300));
+        timers.begin_sweep();
+        timers.end_sweep(b_tx.due_waker(300).unwrap_err());
+        assert!(!timers.may_be_due(999));
+        assert!(timers.may_be_due(1_000));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

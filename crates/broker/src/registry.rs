@@ -66,11 +66,16 @@ pub(crate) struct OnlineLink {
 pub(crate) const TIMER_TICK: Duration = Duration::from_millis(100);
 
 /// The broker's one timer for its connections: every [`TIMER_TICK`], wakes those whose
-/// timer is due. Ends when the broker shuts down.
+/// timer is due, looking at them only when one may be (see [`mpsc::Timers`]). Ends when the
+/// broker shuts down.
 pub(crate) async fn timer_loop(shared: Arc<Shared>) {
     let mut ticker = crate::shared::Ticker::new(&shared, TIMER_TICK);
+    let registry = &shared.router.registry;
     while ticker.next().await {
-        shared.router.registry.wake_due(unix_time_ms());
+        let now = unix_time_ms();
+        if registry.timers.may_be_due(now) {
+            registry.wake_due(now);
+        }
     }
 }
 
@@ -203,6 +208,9 @@ pub(crate) struct Registry {
     hasher: hashbrown::DefaultHashBuilder,
     /// Most deliveries buffered per client during a handover.
     pending_limit: usize,
+    /// The earliest timer of the connections in it: [`timer_loop`] sweeps only once it is due,
+    /// and every connection sets its timer with it.
+    pub(crate) timers: mpsc::Timers,
 }
 
 impl Registry {
@@ -211,6 +219,7 @@ impl Registry {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             hasher: hashbrown::DefaultHashBuilder::default(),
             pending_limit,
+            timers: mpsc::Timers::default(),
         }
     }
 
@@ -376,18 +385,23 @@ impl Registry {
     }
 
     /// Wakes every connection whose timer ([`mpsc::Receiver::set_timer`]) is due at `now`
-    /// (ms since the Unix epoch). Wakers are woken after each shard's lock is let go.
+    /// (ms since the Unix epoch), and leaves in [`timers`](Self::timers) the earliest of the
+    /// others. Wakers are woken after each shard's lock is let go.
     pub(crate) fn wake_due(&self, now: u64) {
+        self.timers.begin_sweep();
+        let mut pending = u64::MAX;
         let mut due: Vec<Waker> = Vec::new();
         for shard in &self.shards {
-            due.extend(
-                shard
-                    .lock()
-                    .values()
-                    .filter_map(|slot| slot.link()?.inbox.due_waker(now)),
-            );
+            for slot in shard.lock().values() {
+                let Some(link) = slot.link() else { continue };
+                match link.inbox.due_waker(now) {
+                    Ok(waker) => due.extend(waker),
+                    Err(at) => pending = pending.min(at),
+                }
+            }
             due.drain(..).for_each(Waker::wake);
         }
+        self.timers.end_sweep(pending);
     }
 
     /// Tells every connection to close (the broker shuts down).
