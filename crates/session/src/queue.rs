@@ -120,11 +120,16 @@ impl OfflineQueue {
 
     /// Empties the queue, reporting every message with `reason`.
     pub(crate) fn clear(&mut self, reason: DropReason, events: &mut Events) {
-        events.extend(self.entries.drain(..).map(|q| Event::Dropped {
+        self.bytes = 0;
+        // An empty queue (a new clean session's, at every CONNECT) makes no boxes to find
+        // nothing in: `drain` and `extend` would make both.
+        if self.entries.is_empty() {
+            return;
+        }
+        events.extend(self.entries.take_all().map(|q| Event::Dropped {
             message: q.message.id,
             reason,
         }));
-        self.bytes = 0;
     }
 
     fn drop_expired_front(&mut self, ttl_ms: u64, now: u64, events: &mut Events) {
@@ -182,6 +187,30 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn clearing_reports_every_message_and_an_empty_queue_makes_no_boxes() {
+        let mut q = OfflineQueue::default();
+        let mut events = Events::default();
+        q.clear(DropReason::SessionDiscarded, &mut events);
+        assert!(!events.is_boxed(), "nothing to report, nothing allocated");
+        assert!(!q.entries.is_boxed());
+        let config = SessionConfig::default();
+        for id in 0..2 {
+            let outcome = q.push(entry(id, 4, 0), &config, 0, &mut events);
+            assert_eq!(outcome, DeliveryOutcome::Queued);
+        }
+        q.clear(DropReason::SessionDiscarded, &mut events);
+        assert_eq!(
+            dropped(&events),
+            [
+                (0, DropReason::SessionDiscarded),
+                (1, DropReason::SessionDiscarded)
+            ]
+        );
+        assert!(q.is_empty());
+        assert_eq!(q.bytes(), 0);
     }
 
     /// (policy, max messages, max bytes, payload sizes pushed, expected outcomes, kept ids, dropped)

@@ -63,6 +63,12 @@ impl<C: Empty> From<C> for Thin<C> {
 }
 
 impl<C: Empty> Thin<C> {
+    /// Whether the box exists (for tests of what makes it).
+    #[cfg(test)]
+    pub(crate) fn is_boxed(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Gives the box back if the collection is empty (`is_empty` of the collection).
     pub(crate) fn release_if(&mut self, empty: impl FnOnce(&C) -> bool) {
         if self.0.as_deref().is_some_and(empty) {
