@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
@@ -68,7 +68,7 @@ pub(crate) async fn bind_all(shared: &Shared) -> Result<Vec<Bound>, BrokerError>
     let mut bound = Vec::new();
     for (kind, addr) in wanted {
         let Some(addr) = addr else { continue };
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
+        let listener = listen(addr, listeners.backlog).map_err(|e| {
             BrokerError::Io(std::io::Error::new(
                 e.kind(),
                 format!("{kind} listener on {addr}: {e}"),
@@ -84,6 +84,21 @@ pub(crate) async fn bind_all(shared: &Shared) -> Result<Vec<Bound>, BrokerError>
         });
     }
     Ok(bound)
+}
+
+/// A listening socket on `addr` with room for `backlog` connections not yet accepted
+/// (`TcpListener::bind` asks for 128), and, on Unix, `SO_REUSEADDR` as `bind` sets it, so a
+/// restarted broker can listen while its old connections are in TIME_WAIT.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.max(1))
 }
 
 /// Accepts until shutdown. Each connection holds a permit of `connections` for its life.
@@ -264,5 +279,34 @@ mod tests {
         // trailer (112 bytes) that is a 768-byte task, the allocation being rounded to a
         // multiple of 128. Past 656 bytes every idle connection costs 128 bytes more.
         assert!(size <= 656, "connection future is {size} bytes");
+    }
+
+    /// Nobody accepts here: the kernel completes as many handshakes as the backlog holds (one
+    /// more, on Linux), then drops SYNs, which the client resends only after a second.
+    #[tokio::test]
+    async fn a_listener_holds_as_many_waiting_connections_as_its_backlog() {
+        async fn completed(listener: &TcpListener, attempts: usize) -> Vec<TcpStream> {
+            let addr = listener.local_addr().expect("address");
+            let mut held = Vec::new();
+            for _ in 0..attempts {
+                let connect = TcpStream::connect(addr);
+                if let Ok(Ok(stream)) =
+                    tokio::time::timeout(std::time::Duration::from_millis(300), connect).await
+                {
+                    held.push(stream);
+                }
+            }
+            held
+        }
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let small = listen(any_port, 2).expect("listen");
+        let held = completed(&small, 6).await;
+        assert!(
+            (2..6).contains(&held.len()),
+            "backlog 2: {} of 6 connected",
+            held.len()
+        );
+        let large = listen(any_port, 64).expect("listen");
+        assert_eq!(completed(&large, 20).await.len(), 20, "backlog 64");
     }
 }
