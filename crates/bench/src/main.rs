@@ -84,7 +84,7 @@ impl LoadArgs {
             publishers: self.publishers,
             clients: self.clients,
             inflight: self.inflight,
-            handshakes: self.handshakes.max(1),
+            handshakes: self.handshakes,
             ..RunConfig::new(self.target, scenario)
         }
     }

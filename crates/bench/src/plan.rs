@@ -74,7 +74,7 @@ pub struct RunConfig {
     pub inflight: usize,
     /// Connections driven by one task.
     pub connections_per_task: usize,
-    /// Connections scenario: handshakes in progress at once (at least 1).
+    /// Connections scenario: handshakes in progress at once (0 counts as 1).
     pub handshakes: usize,
 }
 
