@@ -3,15 +3,17 @@
 //!
 //! Not part of the stable API.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 use crate::auth::{Access, AllowAnonymous};
-use crate::handshake::serve;
-use crate::shared::Shared;
+use crate::connection::{handshake::serve, ConnCtx};
+use crate::core::Core;
 use crate::BrokerConfig;
 
 /// A CONNECT for client id "fuzz" (clean session, keep-alive 30 s), to put before input
@@ -21,45 +23,83 @@ pub const CONNECT: &[u8] = &[
     b'z', b'z',
 ];
 
-/// Feeds `input` to a fresh broker's connection task over an in-memory stream, closes the
-/// client's side and waits (at most 2 s) for the broker to close its side. Returns the bytes
-/// the broker wrote. Panics only if the broker did (which is what a fuzzer looks for), or
-/// the runtime or the store writer thread cannot start (this harness has nothing to return
-/// such an error to).
-pub fn drive_connection(input: &[u8]) -> Vec<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime");
-    runtime.block_on(async {
-        let (_shutdown_tx, shutdown) = watch::channel(false);
+/// Inputs served by one broker before a fresh one replaces it, so that what persistent
+/// sessions left behind cannot grow without bound over a long fuzzing run.
+const INPUTS_PER_BROKER: u32 = 4096;
+
+/// One broker's connection context on its own current-thread runtime, reused across inputs:
+/// a runtime and a store writer thread per input would make the harness, not the broker, the
+/// cost of every run.
+struct Harness {
+    runtime: Runtime,
+    ctx: Arc<ConnCtx>,
+    served: u32,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime");
+        let (shutdown_tx, shutdown) = watch::channel(false);
         let mut config = BrokerConfig::ephemeral();
         config.limits.max_packet_size = 64 * 1024;
         config.limits.connect_timeout = Duration::from_millis(200);
-        let shared = Arc::new(
-            Shared::new(
-                config,
-                Access::only(Box::new(AllowAnonymous)),
-                Arc::new(mqgate_store::MemoryStore::new()),
-                shutdown,
-            )
-            .expect("the store writer thread starts"),
-        );
-        let (mut client, server) = tokio::io::duplex(256 * 1024);
-        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
-        let task = tokio::spawn(serve(server, peer, shared));
-        let _ = client.write_all(input).await;
-        let _ = client.shutdown().await;
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(2), client.read_to_end(&mut answer)).await;
-        drop(client);
-        if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), task).await {
-            if error.is_panic() {
-                std::panic::resume_unwind(error.into_panic());
-            }
+        let session = config.session.session_config();
+        let store = Arc::new(mqgate_store::MemoryStore::new());
+        let core = Core::start(store, &config.limits, &session, shutdown)
+            .expect("the store writer thread starts");
+        let access = Access::only(Box::new(AllowAnonymous));
+        let ctx = ConnCtx::new(&config, Arc::new(core), Arc::new(access), None);
+        Harness {
+            runtime,
+            ctx: Arc::new(ctx),
+            served: 0,
+            _shutdown: shutdown_tx,
         }
-        answer
+    }
+}
+
+thread_local! {
+    static HARNESS: RefCell<Option<Harness>> = const { RefCell::new(None) };
+}
+
+/// Feeds `input` to a broker's connection task over an in-memory stream, closes the client's
+/// side and waits (at most 2 s) for the broker to close its side. Returns the bytes the
+/// broker wrote. The broker, its runtime and its store writer are made once per thread and
+/// reused (replaced every few thousand inputs). Panics only if the broker did (which is what
+/// a fuzzer looks for), or the runtime or the store writer thread cannot start (this harness
+/// has nothing to return such an error to).
+pub fn drive_connection(input: &[u8]) -> Vec<u8> {
+    HARNESS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|h| h.served >= INPUTS_PER_BROKER) {
+            *cell = Some(Harness::new());
+        }
+        let harness = cell.as_mut().expect("made above");
+        harness.served += 1;
+        let ctx = harness.ctx.clone();
+        harness.runtime.block_on(run(input, ctx))
     })
+}
+
+async fn run(input: &[u8], ctx: Arc<ConnCtx>) -> Vec<u8> {
+    let (mut client, server) = tokio::io::duplex(256 * 1024);
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let task = tokio::spawn(serve(server, peer, ctx));
+    let _ = client.write_all(input).await;
+    let _ = client.shutdown().await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.read_to_end(&mut answer)).await;
+    drop(client);
+    if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), task).await {
+        if error.is_panic() {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    }
+    answer
 }
 
 #[cfg(test)]

@@ -7,22 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqgate_codec::{ByteStr, QoS};
+use mqgate_codec::QoS;
 use mqgate_session::{Message, MessageId};
 use mqgate_status::StatusEvent;
-use mqgate_topic::TopicName;
 use tokio::sync::{broadcast, watch, Semaphore};
 
-use crate::inbox as mpsc;
-
-use crate::auth::{Access, Authenticator, TokenWatch};
+use crate::auth::{Access, Authenticator};
+use crate::background;
 use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
-use crate::clock::unix_time_ms;
-use crate::listener::{accept_loop, bind_all, ListenerKind};
-use crate::persist;
-use crate::registry::{Attach, Delivery, Kick, OnlineLink};
-use crate::router::RouteScratch;
-use crate::shared::Shared;
+use crate::connection::{ConnCtx, Outflow};
+use crate::core::inbox::{self, Kick};
+use crate::core::registry::{Attach, Delivery, OnlineLink};
+use crate::core::Core;
+use crate::http::HttpCtx;
+use crate::transport::listener::{accept_loop, bind_all, ListenerKind};
 use crate::{BrokerConfig, BrokerError, MetricsSnapshot, StorageKind};
 use mqgate_store::{MemoryStore, RedbStore, Store, StoreLimits, DEFAULT_FILE_NAME};
 
@@ -112,64 +110,96 @@ impl Broker {
     /// A listener could not bind, the TLS files could not be loaded, or the store could not
     /// be opened ([`BrokerError::Store`] names the file).
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
+        let config = self.config;
         let store = match self.store {
             Some(store) => store,
-            None => open_store(&self.config)?,
+            None => open_store(&config)?,
         };
-        let access = Access::build(&self.config, self.auth, &store)?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let max_connections = self
-            .config
+        let access = Arc::new(Access::build(&config, self.auth, &store)?);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let max_connections = config
             .limits
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
-        let mut shared =
-            Shared::new(self.config, access, store, shutdown_rx).map_err(BrokerError::Io)?;
-        if let Some(rocketmq) = shared.config.rocketmq.clone() {
-            let bridge = Bridge::start(rocketmq, self.rocketmq, shared.metrics.clone()).await?;
-            shared.bridge = Some(bridge);
-        }
-        let shared = Arc::new(shared);
+        let session_config = config.session.session_config();
+        let core = Core::start(store, &config.limits, &session_config, shutdown.clone())
+            .map_err(BrokerError::Io)?;
+        let core = Arc::new(core);
+        let bridge = match config.rocketmq.clone() {
+            Some(rocketmq) => {
+                Some(Bridge::start(rocketmq, self.rocketmq, core.metrics.clone()).await?)
+            }
+            None => None,
+        };
         // Sessions, subscriptions and retained messages are back before anyone can connect
         // and before the RocketMQ inflow delivers anything.
-        persist::restore(&shared).map_err(|e| BrokerError::Store(e.to_string()))?;
-        let every = persist::sweep_interval(shared.session_config.message_ttl_ms);
-        tokio::spawn(persist::sweep_loop(shared.clone(), every));
-        tokio::spawn(crate::registry::timer_loop(shared.clone()));
-        if let Some(bridge) = &shared.bridge {
-            bridge.attach(&shared).await?;
+        core.restore(session_config)
+            .map_err(|e| BrokerError::Store(e.to_string()))?;
+        tokio::spawn(background::expiry_sweep(
+            core.store.clone(),
+            core.metrics.clone(),
+            background::sweep_interval(session_config.message_ttl_ms),
+            shutdown.clone(),
+        ));
+        tokio::spawn(background::timers(core.registry.clone(), shutdown.clone()));
+        if access.tokens.enabled() {
+            let every = config
+                .auth
+                .as_ref()
+                .map_or(1000, |auth| auth.token_check_interval_ms);
+            tokio::spawn(background::token_watch(
+                access.clone(),
+                core.registry.clone(),
+                Duration::from_millis(every.max(10)),
+                shutdown.clone(),
+            ));
         }
-        let bound = bind_all(&shared).await?;
-        let http = crate::http::bind(&shared.config).await?;
+        if let Some(bridge) = &bridge {
+            bridge.attach(&core).await?;
+        }
+        let outflow = bridge.clone().map(|bridge| bridge as Arc<dyn Outflow>);
+        let connections_ctx =
+            Arc::new(ConnCtx::new(&config, core.clone(), access.clone(), outflow));
+        let bound = bind_all(&config.listeners)?;
+        let http = crate::http::bind(&config).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
         let mut addrs = Vec::new();
         for listener in bound {
             let addr = listener.listener.local_addr().map_err(BrokerError::Io)?;
             tracing::info!(kind = %listener.kind, %addr, "listening");
             addrs.push((listener.kind, addr));
-            tokio::spawn(accept_loop(listener, shared.clone(), connections.clone()));
+            tokio::spawn(accept_loop(
+                listener,
+                connections_ctx.clone(),
+                connections.clone(),
+            ));
         }
-        TokenWatch::start(&shared);
-        if let Some(http) = &http {
+        if let Some(http) = http {
             addrs.push((
                 ListenerKind::Http,
                 http.local_addr().map_err(BrokerError::Io)?,
             ));
+            let ctx = HttpCtx {
+                core: core.clone(),
+                access,
+                bridge: bridge.clone(),
+                settings: config.http.clone(),
+                auth: config.auth.clone(),
+            };
+            tokio::spawn(crate::http::serve(http, Arc::new(ctx)));
         }
-        let handle = BrokerHandle {
+        Ok(BrokerHandle {
             inner: Arc::new(HandleInner {
-                shared,
+                core,
+                bridge,
+                inbox_capacity: config.limits.inbox_capacity,
                 addrs,
                 shutdown: shutdown_tx,
                 connections,
                 max_connections,
                 consumers: AtomicU64::new(0),
             }),
-        };
-        if let Some(http) = http {
-            tokio::spawn(crate::http::serve(http, handle.clone()));
-        }
-        Ok(handle)
+        })
     }
 
     /// Starts, then serves until ctrl-c or SIGTERM, then shuts down gracefully.
@@ -188,7 +218,6 @@ impl Broker {
     }
 }
 
-/// Resolves on ctrl-c, or SIGTERM on Unix.
 /// Opens the store the configuration names. A data directory that cannot be read fails
 /// start-up with the file's name; it never silently becomes an empty store.
 fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
@@ -211,6 +240,7 @@ fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
     }
 }
 
+/// Resolves on ctrl-c, or SIGTERM on Unix.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, BrokerError> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -227,7 +257,10 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, BrokerErro
 }
 
 struct HandleInner {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
+    bridge: Option<Arc<Bridge>>,
+    /// Capacity of a backend consumer's inbox.
+    inbox_capacity: usize,
     addrs: Vec<(ListenerKind, SocketAddr)>,
     shutdown: watch::Sender<bool>,
     connections: Arc<Semaphore>,
@@ -278,43 +311,10 @@ impl BrokerHandle {
         qos: QoS,
         retain: bool,
     ) -> Result<MessageId, BrokerError> {
-        let shared = &self.inner.shared;
-        if *shared.shutdown.borrow() {
-            return Err(BrokerError::Shutdown);
-        }
-        TopicName::validate(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
-        let topic =
-            ByteStr::try_from(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
-        let now = unix_time_ms();
-        let message = Arc::new(Message {
-            id: shared.router.next_id(),
-            topic,
-            payload: payload.into(),
-            qos,
-            retain: false,
-            published_at_ms: now,
-        });
-        let mut scratch = RouteScratch::default();
-        shared
-            .router
-            .route(&message, retain, None, now, &mut scratch);
-        let ticket = scratch.ticket.take();
-        let limits = &shared.config.limits;
-        if !shared
-            .router
-            .settle(
-                scratch.blocked,
-                limits.backpressure_timeout,
-                limits.qos0_wait,
-            )
+        self.inner
+            .core
+            .publish_topic(topic, payload.into(), qos, retain)
             .await
-        {
-            return Err(BrokerError::Backpressure);
-        }
-        persist::committed(shared, ticket)
-            .await
-            .map_err(|e| BrokerError::Store(e.to_string()))?;
-        Ok(message.id)
     }
 
     /// A backend consumer of `filter` (plain, or `$share/{group}/{filter}` to consume in a
@@ -324,11 +324,11 @@ impl BrokerHandle {
     /// # Errors
     /// [`BrokerError::InvalidFilter`] or [`BrokerError::Shutdown`].
     pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<Consumer, BrokerError> {
-        let shared = &self.inner.shared;
+        let core = &self.inner.core;
         let n = self.inner.consumers.fetch_add(1, Ordering::Relaxed);
         let id: Arc<str> = Arc::from(format!("$backend-{n}"));
-        let channel = shared.status.channels.next();
-        let (inbox, receiver) = mpsc::channel(shared.config.limits.inbox_capacity.max(1));
+        let channel = core.status.channels.next();
+        let (inbox, receiver) = inbox::channel(self.inner.inbox_capacity.max(1));
         let link = OnlineLink {
             channel,
             inbox,
@@ -336,20 +336,18 @@ impl BrokerHandle {
             persistent: false,
         };
         if !matches!(
-            shared
-                .router
-                .registry
+            core.registry
                 .attach(&id, link, crate::TakeoverPolicy::RefuseNew),
             Attach::Fresh
         ) {
             return Err(BrokerError::Shutdown);
         }
-        if shared.router.subscribe(&id, filter, qos).is_none() {
-            shared.router.registry.remove(&id);
+        if core.router.subscribe(&id, filter, qos).is_none() {
+            core.registry.remove(&id);
             return Err(BrokerError::InvalidFilter(filter.to_owned()));
         }
         Ok(Consumer {
-            shared: shared.clone(),
+            core: core.clone(),
             id,
             filter: filter.to_owned(),
             receiver,
@@ -358,12 +356,12 @@ impl BrokerHandle {
 
     /// Status events (connect / disconnect / tcpclean) emitted from now on.
     pub fn status_events(&self) -> broadcast::Receiver<StatusEvent> {
-        self.inner.shared.status.subscribe()
+        self.inner.core.status.subscribe()
     }
 
     /// Whether `client_id` has a connection open right now (the live registry, not events).
     pub fn is_online(&self, client_id: &str) -> bool {
-        self.inner.shared.router.registry.is_online(client_id)
+        self.inner.core.registry.is_online(client_id)
     }
 
     /// [`is_online`](Self::is_online) for each id, in order.
@@ -379,32 +377,23 @@ impl BrokerHandle {
 
     /// Number of clients online.
     pub fn online_count(&self) -> usize {
-        self.inner.shared.router.registry.online_count()
+        self.inner.core.registry.online_count()
     }
 
     /// The counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.inner.shared.metrics.snapshot()
+        self.inner.core.metrics.snapshot()
     }
 
     /// Closes `client_id`'s connection, as the HTTP API's `CloseConnection` does. The client
     /// did not ask for it, so its will is published. `false` when it is not online.
     pub fn disconnect(&self, client_id: &str) -> bool {
-        let registry = &self.inner.shared.router.registry;
-        registry.kick(client_id, None, crate::registry::Kick::Closed)
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
+        self.inner.core.registry.kick(client_id, None, Kick::Closed)
     }
 
     /// The RocketMQ bridge's state (for `/healthz`); `None` when no bridge is configured.
     pub fn rocketmq_health(&self) -> Option<BridgeHealth> {
-        self.inner
-            .shared
-            .bridge
-            .as_ref()
-            .map(|bridge| bridge.health())
+        self.inner.bridge.as_ref().map(|bridge| bridge.health())
     }
 
     /// Stops accepting, closes every connection (persistent sessions stay in memory and in
@@ -413,15 +402,15 @@ impl BrokerHandle {
     /// send what it buffered, and stops it.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
-        self.inner.shared.router.registry.kick_all(Kick::Shutdown);
+        self.inner.core.registry.kick_all(Kick::Shutdown);
         let all = u32::try_from(self.inner.max_connections).unwrap_or(u32::MAX);
         let wait = self.inner.connections.acquire_many(all);
         if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
             tracing::warn!("connections still open after the shutdown grace period");
         }
         // What the closing connections saved is on disk before this returns.
-        self.inner.shared.router.persist.flush(SHUTDOWN_GRACE).await;
-        if let Some(bridge) = &self.inner.shared.bridge {
+        self.inner.core.persist.flush(SHUTDOWN_GRACE).await;
+        if let Some(bridge) = &self.inner.bridge {
             bridge.shutdown(SHUTDOWN_GRACE).await;
         }
     }
@@ -430,10 +419,10 @@ impl BrokerHandle {
 /// A backend consumer created by [`BrokerHandle::subscribe`]. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Consumer {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     id: Arc<str>,
     filter: String,
-    receiver: mpsc::Receiver<Delivery>,
+    receiver: inbox::Receiver<Delivery>,
 }
 
 impl Consumer {
@@ -450,7 +439,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.shared.router.unsubscribe(&self.id, &self.filter);
-        self.shared.router.registry.remove(&self.id);
+        self.core.router.unsubscribe(&self.id, &self.filter);
+        self.core.registry.remove(&self.id);
     }
 }

@@ -89,4 +89,50 @@ impl SessionConfig {
     pub(crate) fn window(&self) -> usize {
         usize::from(self.inflight_window.max(1))
     }
+
+    /// The bounds of this session's queue.
+    pub fn queue_bounds(&self) -> QueueBounds {
+        QueueBounds {
+            max_messages: u64::try_from(self.max_queued_messages).unwrap_or(u64::MAX),
+            max_bytes: u64::try_from(self.max_queued_bytes).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// The bounds of one queue of messages, and the one rule for them that the session's queue,
+/// the broker (when it decides whether a receiver can take more) and the store (when it
+/// trims a stored queue) all apply: a queue is within its bounds while it holds at most
+/// `max_messages` messages and `max_bytes` bytes (topic + payload).
+///
+/// ```
+/// use mqgate_session::QueueBounds;
+/// let bounds = QueueBounds { max_messages: 2, max_bytes: 100 };
+/// assert!(bounds.holds(2, 100));
+/// assert!(!bounds.holds(3, 10));
+/// assert!(bounds.has_room(1, 60, 40));
+/// assert!(!bounds.has_room(1, 60, 41));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// Most messages.
+    pub max_messages: u64,
+    /// Most bytes.
+    pub max_bytes: u64,
+}
+
+impl QueueBounds {
+    /// Whether a queue of `messages` messages and `bytes` bytes is within the bounds.
+    pub fn holds(&self, messages: u64, bytes: u64) -> bool {
+        messages <= self.max_messages && bytes <= self.max_bytes
+    }
+
+    /// Whether a queue of `messages` messages and `bytes` bytes stays within the bounds with
+    /// one more message of `size` bytes.
+    pub fn has_room(&self, messages: usize, bytes: usize, size: usize) -> bool {
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.holds(
+            wide(messages).saturating_add(1),
+            wide(bytes).saturating_add(wide(size)),
+        )
+    }
 }

@@ -17,7 +17,11 @@
 //! ```
 //!
 //! - Time is milliseconds as a `u64`, passed into every input that needs it; the session
-//!   never reads a clock, so tests run days of retention in microseconds.
+//!   never reads a clock, so tests run days of retention in microseconds. The driver's clock
+//!   must never go back: keep-alive deadlines and pacing are measured on it. A queued
+//!   message's age is `now` minus its [`Message::published_at_ms`], a stored wall-clock
+//!   time, so the clock should also read about Unix time (mqgate's broker passes a monotonic
+//!   clock that starts at the wall-clock time of the process's first reading).
 //! - After every batch of inputs the driver drains [`Session::poll_transmit`] (and writes it
 //!   all at once), then [`Session::poll_event`], then re-arms its timer from
 //!   [`Session::poll_timeout`] and calls [`Session::handle_timeout`] when it fires.
@@ -70,7 +74,7 @@ mod queue;
 mod session;
 mod thin;
 
-pub use config::{FullPolicy, Pacing, SessionConfig};
+pub use config::{FullPolicy, Pacing, QueueBounds, SessionConfig};
 pub use error::{RestoreError, SessionError};
 pub use event::{ConnectOutcome, DeliveryOutcome, DropReason, Event, InboundToken};
 pub use message::{Message, MessageId};

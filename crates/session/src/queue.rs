@@ -57,14 +57,14 @@ impl OfflineQueue {
         events: &mut Events,
     ) -> DeliveryOutcome {
         let size = entry.message.size();
-        if size > config.max_queued_bytes {
+        let bounds = config.queue_bounds();
+        // Larger than a whole queue may be: it never fits, whatever is evicted.
+        if !bounds.holds(0, u64::try_from(size).unwrap_or(u64::MAX)) {
             return DeliveryOutcome::Dropped(DropReason::TooLarge);
         }
         // Expired messages at the front go first, so they are not reported as evicted.
         self.drop_expired_front(config.message_ttl_ms, now, events);
-        while self.entries.len() >= config.max_queued_messages
-            || self.bytes.saturating_add(size) > config.max_queued_bytes
-        {
+        while !bounds.has_room(self.entries.len(), self.bytes, size) {
             if config.full_policy == FullPolicy::RefuseNew {
                 return DeliveryOutcome::Refused;
             }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mqgate_auth::{DeviceCredential, GroupRecord, TokenRecord};
 use mqgate_codec::{ByteStr, QoS};
-use mqgate_session::{Message, SessionConfig, SessionRecord};
+use mqgate_session::{Message, QueueBounds, SessionConfig, SessionRecord};
 
 /// One mutation. A slice of them goes to [`Store::apply`](crate::Store::apply) and commits
 /// as one transaction: all or nothing.
@@ -89,6 +89,16 @@ impl From<&SessionConfig> for StoreLimits {
             max_queued_messages: config.max_queued_messages.try_into().unwrap_or(u64::MAX),
             max_queued_bytes: config.max_queued_bytes.try_into().unwrap_or(u64::MAX),
             message_ttl_ms: config.message_ttl_ms,
+        }
+    }
+}
+
+impl StoreLimits {
+    /// The bounds of one stored queue (the session crate's rule).
+    pub fn queue_bounds(&self) -> QueueBounds {
+        QueueBounds {
+            max_messages: self.max_queued_messages,
+            max_bytes: self.max_queued_bytes,
         }
     }
 }

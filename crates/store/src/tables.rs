@@ -239,7 +239,8 @@ fn enqueue(
     let meta = pending.meta(t, client)?;
     meta.len = meta.len.saturating_add(1);
     meta.bytes = meta.bytes.saturating_add(size);
-    let over = meta.len > limits.max_queued_messages || meta.bytes > limits.max_queued_bytes;
+    let bounds = limits.queue_bounds();
+    let over = !bounds.holds(meta.len, meta.bytes);
     let slot = Slot {
         message: message.id,
         qos,
@@ -252,7 +253,7 @@ fn enqueue(
         // publisher was just told is safe.
         loop {
             let meta = pending.meta(t, client)?;
-            if meta.len <= limits.max_queued_messages && meta.bytes <= limits.max_queued_bytes {
+            if bounds.holds(meta.len, meta.bytes) {
                 break;
             }
             let Some((oldest, _)) = t.slots(client, 0, 1)?.into_iter().next() else {

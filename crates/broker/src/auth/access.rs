@@ -7,24 +7,24 @@ use std::sync::atomic::Ordering;
 use mqgate_auth::{Grants, TopicAccess};
 use mqgate_codec::{Connect, ConnectReturnCode};
 
-use super::Authenticated;
-use crate::shared::Shared;
+use super::{Access, Authenticated};
+use crate::Metrics;
 
 /// Runs the authenticator on `connect`. A refusal is logged with its reason and counted in
 /// `auth_failures`; so is a will whose topic the grants do not allow to be published
 /// (refused with CONNACK 5: the will would be a publish the client may not make).
 pub(crate) fn admit(
-    shared: &Shared,
+    access: &Access,
+    metrics: &Metrics,
     connect: &Connect,
     peer: SocketAddr,
 ) -> Result<Authenticated, ConnectReturnCode> {
     let refused = |code: ConnectReturnCode, reason: &dyn std::fmt::Display| {
         tracing::info!(%peer, client = %connect.client_id, code = code as u8, %reason, "authentication failed");
-        shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         code
     };
-    let admitted = shared
-        .access
+    let admitted = access
         .authenticator
         .authenticate(connect, peer)
         .map_err(|refusal| refused(refusal.code, &refusal.reason))?;
@@ -42,7 +42,7 @@ pub(crate) fn admit(
 /// refused PUBLISH is dropped, counted in `publish_denied` and logged; the caller still
 /// acknowledges it (QoS 1 and 2), so the client does not resend it forever, and the
 /// connection stays.
-pub(crate) fn may_publish(shared: &Shared, grants: &Grants, topic: &str) -> bool {
+pub(crate) fn may_publish(metrics: &Metrics, grants: &Grants, topic: &str) -> bool {
     // The common case (anonymous, an unrestricted key) costs one comparison per message.
     if matches!(grants.policy().publish, TopicAccess::All) || grants.may_publish(topic) {
         return true;
@@ -52,16 +52,13 @@ pub(crate) fn may_publish(shared: &Shared, grants: &Grants, topic: &str) -> bool
         topic,
         "PUBLISH denied by grants; dropped"
     );
-    shared
-        .metrics
-        .publish_denied
-        .fetch_add(1, Ordering::Relaxed);
+    metrics.publish_denied.fetch_add(1, Ordering::Relaxed);
     false
 }
 
 /// Whether the connection may subscribe to `filter`. A refused filter gets 0x80 in the
 /// SUBACK, is counted in `subscribe_denied` and logged.
-pub(crate) fn may_subscribe(shared: &Shared, grants: &Grants, filter: &str) -> bool {
+pub(crate) fn may_subscribe(metrics: &Metrics, grants: &Grants, filter: &str) -> bool {
     if grants.may_subscribe(filter) {
         return true;
     }
@@ -70,9 +67,6 @@ pub(crate) fn may_subscribe(shared: &Shared, grants: &Grants, filter: &str) -> b
         filter,
         "SUBSCRIBE denied by grants"
     );
-    shared
-        .metrics
-        .subscribe_denied
-        .fetch_add(1, Ordering::Relaxed);
+    metrics.subscribe_denied.fetch_add(1, Ordering::Relaxed);
     false
 }

@@ -8,7 +8,6 @@
 
 mod access;
 mod configured;
-mod settings;
 mod watch;
 
 use std::borrow::Cow;
@@ -18,7 +17,6 @@ use mqgate_auth::{AccessPolicy, AuthMethod, Grants};
 use mqgate_codec::{Connect, ConnectReturnCode};
 
 pub use mqgate_auth::Authenticated;
-pub use settings::{AccessKeySettings, AuthSettings, HttpSettings};
 
 pub(crate) use access::{admit, may_publish, may_subscribe};
 pub(crate) use configured::{Access, CoreAuth};

@@ -3,17 +3,16 @@
 //! revocation stops only new connections, as the model service does).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use mqgate_auth::{AuthMethod, Registry as _};
 use mqgate_status::ChannelId;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::Authenticated;
+use super::{Authenticated, CoreAuth};
 use crate::clock::unix_time_ms;
-use crate::registry::Kick;
-use crate::shared::Shared;
+use crate::core::inbox::Kick;
+use crate::core::registry::Registry;
 
 /// One live connection that logged in with tokens.
 #[derive(Debug)]
@@ -58,40 +57,21 @@ impl TokenWatch {
         self.wake.notify_one();
     }
 
-    /// Spawns the checking task if `disconnect_on_token_invalid` is on.
-    pub(crate) fn start(shared: &Arc<Shared>) {
-        if !shared.access.tokens.enabled {
-            return;
-        }
-        let every = shared
-            .config
-            .auth
-            .as_ref()
-            .map_or(1000, |auth| auth.token_check_interval_ms);
-        let every = Duration::from_millis(every.max(10));
-        tokio::spawn(Self::run(shared.clone(), every));
+    /// Whether connections are watched at all (`disconnect_on_token_invalid`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
     }
 
-    /// Checks every `interval`, and when woken, until the broker shuts down.
-    async fn run(shared: Arc<Shared>, interval: Duration) {
-        let watch = &shared.access.tokens;
-        let mut shutdown = shared.shutdown.clone();
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                () = tokio::time::sleep(interval) => {}
-                () = watch.wake.notified() => {}
-            }
-            watch.sweep(&shared);
-        }
+    /// Resolves when a check was asked for ([`recheck`](Self::recheck)).
+    pub(crate) async fn asked(&self) {
+        self.wake.notified().await;
     }
 
     /// Closes the connections whose tokens are no longer valid; forgets ended ones.
-    fn sweep(&self, shared: &Shared) {
-        let Some(core) = &shared.access.core else {
+    pub(crate) fn sweep(&self, auth: Option<&CoreAuth>, registry: &Registry) {
+        let Some(core) = auth else {
             return;
         };
-        let registry = &shared.router.registry;
         let now = unix_time_ms();
         let mut live = std::mem::take(&mut *self.live.lock());
         live.retain(|watched| {

@@ -6,23 +6,22 @@ use std::sync::Arc;
 
 use mqgate_codec::{ByteStr, QoS};
 use mqgate_rocketmq::{Delivery, RocketMessage};
-use mqgate_session::Message;
 use tokio::sync::mpsc;
 
 use super::{Bridge, Consumed};
-use crate::clock::unix_time_ms;
-use crate::router::RouteScratch;
-use crate::shared::Shared;
+use crate::clock::monotonic_ms;
+use crate::core::router::RouteScratch;
+use crate::core::{Core, Unsettled};
 
 /// Serves one inflow consumer until it stops.
 pub(super) async fn run(
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     bridge: Arc<Bridge>,
     mut consumed: mpsc::Receiver<Consumed>,
 ) {
     let mut scratch = RouteScratch::default();
     while let Some(Consumed { message, done }) = consumed.recv().await {
-        let safe = deliver(&shared, &bridge, &message, &mut scratch).await;
+        let safe = deliver(&core, &bridge, &message, &mut scratch).await;
         let _ = done.send(safe);
     }
 }
@@ -31,12 +30,12 @@ pub(super) async fn run(
 /// receiver took it, or it can never be delivered (unmappable: logged and counted);
 /// `false` when receivers stayed full, so it comes again.
 async fn deliver(
-    shared: &Shared,
+    core: &Core,
     bridge: &Bridge,
     message: &RocketMessage,
     scratch: &mut RouteScratch,
 ) -> bool {
-    let metrics = &shared.metrics;
+    let metrics = &core.metrics;
     metrics.rocketmq_consumed.fetch_add(1, Ordering::Relaxed);
     let delivery = match bridge.rules.inflow(message) {
         Ok(Some(delivery)) => delivery,
@@ -47,7 +46,7 @@ async fn deliver(
             return true;
         }
     };
-    let now = unix_time_ms();
+    let now = monotonic_ms();
     let qos = QoS::from_u8(delivery.qos()).unwrap_or(QoS::AtLeastOnce);
     let (match_topic, seen, p2p) = match delivery {
         Delivery::Publish {
@@ -70,44 +69,33 @@ async fn deliver(
         metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
         return true;
     };
-    let routed = Arc::new(Message {
-        id: shared.router.next_id(),
-        topic,
-        payload: message.body.clone(),
-        qos,
-        retain: false,
-        published_at_ms: now,
-    });
+    let routed = core.message(topic, message.body.clone(), qos);
     match p2p {
-        None => shared
+        None => core
             .router
             .route_subscribers(&match_topic, &routed, now, scratch),
         Some((target, clean_session)) => {
             metrics.messages_received.fetch_add(1, Ordering::Relaxed);
             // cleansessionflag = true: only a client online now gets it; false: a persistent
             // session that is offline keeps it (the session applies the QoS table).
-            if clean_session && !shared.router.registry.is_online(&target) {
+            if clean_session && !core.registry.is_online(&target) {
                 metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
             scratch.ticket = None;
-            shared.router.deliver_p2p(&target, &routed, now, scratch);
+            core.router.deliver_p2p(&target, &routed, now, scratch);
         }
     }
-    let blocked = std::mem::take(&mut scratch.blocked);
-    let limits = &shared.config.limits;
-    if !shared
-        .router
-        .settle(blocked, limits.backpressure_timeout, limits.qos0_wait)
-        .await
-    {
-        tracing::warn!(topic = %message.topic, "MQTT receivers stayed full; RocketMQ will redeliver");
-        return false;
+    match core.settle(scratch).await {
+        Ok(()) => true,
+        Err(Unsettled::Full) => {
+            tracing::warn!(topic = %message.topic, "MQTT receivers stayed full; RocketMQ will redeliver");
+            false
+        }
+        // Safe only once persistent receivers' copies are on disk: the offset may advance then.
+        Err(Unsettled::Store(error)) => {
+            tracing::warn!(topic = %message.topic, %error, "store write failed; RocketMQ will redeliver");
+            false
+        }
     }
-    // Safe only once persistent receivers' copies are on disk: the offset may advance then.
-    if let Err(reason) = crate::persist::committed(shared, scratch.ticket.take()).await {
-        tracing::warn!(topic = %message.topic, %reason, "store write failed; RocketMQ will redeliver");
-        return false;
-    }
-    true
 }

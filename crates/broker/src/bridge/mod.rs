@@ -10,7 +10,6 @@
 //!                 receiver took it, so the consumer commits the offset only then
 //! ```
 
-mod config;
 mod health;
 mod inflow;
 mod outflow;
@@ -28,12 +27,13 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use config::{AckAfter, ConsumeFrom, RocketMqConfig};
+use crate::config::{AckAfter, RocketMqConfig};
 pub use health::BridgeHealth;
 #[cfg(feature = "rocketmq")]
 pub use rocketmq_client::RustRocketMqClient;
 
-use crate::shared::Shared;
+use crate::connection::{Completion, Outflow, OutflowFuture};
+use crate::core::Core;
 use crate::{BrokerError, Metrics};
 use health::HealthState;
 use outflow::Outgoing;
@@ -83,11 +83,7 @@ pub trait RocketMqClient: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
-/// A completion the publisher's connection awaits before acknowledging
-/// (`ack_after = "rocketmq"`); an error means the bridge stopped before RocketMQ took it.
-pub(crate) type Completion = oneshot::Receiver<()>;
-
-/// The running bridge, held by [`Shared`].
+/// The running bridge.
 pub(crate) struct Bridge {
     config: RocketMqConfig,
     rules: RuleSet,
@@ -141,10 +137,10 @@ impl Bridge {
 
     /// Starts the inflow consumers and the status forwarder, which need the router and the
     /// status hub.
-    pub(crate) async fn attach(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<(), BrokerError> {
+    pub(crate) async fn attach(self: &Arc<Self>, core: &Arc<Core>) -> Result<(), BrokerError> {
         let status = tokio::spawn(outflow::forward_status(
             self.clone(),
-            shared.status.subscribe(),
+            core.status.subscribe(),
         ));
         self.tasks.lock().push(status);
         for topic in self.rules.inflow_topics() {
@@ -158,7 +154,7 @@ impl Bridge {
                 })?;
             tracing::info!(%topic, %group, "RocketMQ inflow consumer started");
             self.health.consumer_started();
-            let task = tokio::spawn(inflow::run(shared.clone(), self.clone(), consumed));
+            let task = tokio::spawn(inflow::run(core.clone(), self.clone(), consumed));
             self.tasks.lock().push(task);
         }
         Ok(())
@@ -167,7 +163,7 @@ impl Bridge {
     /// The copy for RocketMQ of a client's PUBLISH, when an outflow rule covers its topic.
     /// Waits while the buffer is full (backpressure). With `ack_after = "rocketmq"` and QoS
     /// 1 or 2, returns the completion to await before acknowledging.
-    pub(crate) async fn outflow(
+    pub(crate) async fn send_copy(
         &self,
         message: &Message,
         sender: &str,
@@ -253,6 +249,17 @@ impl Bridge {
         }
         self.client.shutdown().await;
         tracing::info!("RocketMQ bridge stopped");
+    }
+}
+
+impl Outflow for Bridge {
+    fn outflow<'a>(
+        &'a self,
+        message: &'a Message,
+        sender: &'a str,
+        clean_session: bool,
+    ) -> OutflowFuture<'a> {
+        Box::pin(self.send_copy(message, sender, clean_session))
     }
 }
 

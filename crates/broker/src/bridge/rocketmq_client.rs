@@ -25,7 +25,8 @@ use rocketmq_model::common::message::STRING_HASH_SET;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BoxFuture, ClientFailure, ConsumeFrom, Consumed, RocketMqClient, RocketMqConfig};
+use super::{BoxFuture, ClientFailure, Consumed, RocketMqClient};
+use crate::config::{ConsumeFrom, RocketMqConfig};
 
 /// The RocketMQ property holding a message's keys, separated by spaces.
 const KEYS: &str = "KEYS";

@@ -28,8 +28,9 @@ pub(super) async fn send(api: &Api<'_>) -> Result<Answer, ApiError> {
     }
     let payload = Bytes::copy_from_slice(payload.as_bytes());
     let id = api
-        .handle
-        .publish(topic, payload, QoS::AtLeastOnce, false)
+        .ctx
+        .core
+        .publish_topic(topic, payload, QoS::AtLeastOnce, false)
         .await
         .map_err(|error| match error {
             BrokerError::InvalidTopic(why) => ApiError::invalid("MqttTopic", why),

@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::BrokerHandle;
+use super::Ctx;
 
 /// Every counter of [`Metrics`](crate::Metrics) as `mqgate_{name}_total`, plus gauges of
 /// the clients online and of what the store holds.
-pub(super) async fn metrics(State(handle): State<BrokerHandle>) -> Response {
+pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
     let mut text = String::with_capacity(4096);
-    for (name, help, value) in handle.metrics().counters() {
+    for (name, help, value) in ctx.core.metrics.snapshot().counters() {
         let _ = writeln!(text, "# HELP mqgate_{name}_total {help}");
         let _ = writeln!(text, "# TYPE mqgate_{name}_total counter");
         let _ = writeln!(text, "mqgate_{name}_total {value}");
@@ -25,9 +25,9 @@ pub(super) async fn metrics(State(handle): State<BrokerHandle>) -> Response {
     gauge(
         "clients_online",
         "Clients with a connection open.",
-        handle.online_count() as u64,
+        ctx.core.registry.online_count() as u64,
     );
-    if let Ok(stats) = handle.shared().store.stats() {
+    if let Ok(stats) = ctx.core.store.stats() {
         gauge(
             "store_messages",
             "Message bodies in the store.",
@@ -58,12 +58,11 @@ pub(super) async fn metrics(State(handle): State<BrokerHandle>) -> Response {
 }
 
 /// 200 `ok` while serving and the store answers; 503 otherwise.
-pub(super) async fn healthz(State(handle): State<BrokerHandle>) -> Response {
-    let shared = handle.shared();
-    if *shared.shutdown.borrow() {
+pub(super) async fn healthz(State(ctx): State<Ctx>) -> Response {
+    if ctx.core.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    if let Some(bridge) = handle.rocketmq_health() {
+    if let Some(bridge) = ctx.bridge.as_ref().map(|bridge| bridge.health()) {
         if !bridge.is_healthy() {
             let error = bridge
                 .last_error
@@ -76,7 +75,7 @@ pub(super) async fn healthz(State(handle): State<BrokerHandle>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
         }
     }
-    match shared.store.stats() {
+    match ctx.core.store.stats() {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check: store unavailable");

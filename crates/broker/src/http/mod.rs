@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Handlers never hold a lock across an `.await`; `SendMessage` publishes through the
-//! router exactly like [`BrokerHandle::publish`].
+//! router exactly like [`BrokerHandle::publish`](crate::BrokerHandle::publish).
 
 mod devices;
 mod error;
@@ -33,8 +33,11 @@ use axum::Router;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
-use crate::auth::CoreAuth;
-use crate::{BrokerConfig, BrokerError, BrokerHandle};
+use crate::auth::{Access, CoreAuth};
+use crate::bridge::Bridge;
+use crate::config::{AuthSettings, HttpSettings};
+use crate::core::Core;
+use crate::{BrokerConfig, BrokerError};
 use error::ApiError;
 use params::Params;
 
@@ -60,10 +63,22 @@ pub(crate) async fn bind(config: &BrokerConfig) -> Result<Option<TcpListener>, B
     Ok(Some(listener))
 }
 
+/// What the HTTP API works with.
+pub(crate) struct HttpCtx {
+    pub(crate) core: Arc<Core>,
+    pub(crate) access: Arc<Access>,
+    pub(crate) bridge: Option<Arc<Bridge>>,
+    pub(crate) settings: HttpSettings,
+    pub(crate) auth: Option<AuthSettings>,
+}
+
+/// The handlers' state.
+type Ctx = Arc<HttpCtx>;
+
 /// Serves the API until the broker shuts down.
-pub(crate) async fn serve(listener: TcpListener, handle: BrokerHandle) {
-    let mut shutdown = handle.shared().shutdown.clone();
-    let settings = &handle.shared().config.http;
+pub(crate) async fn serve(listener: TcpListener, ctx: Ctx) {
+    let mut shutdown = ctx.core.shutdown.clone();
+    let settings = &ctx.settings;
     let (max_connections, idle) = (
         settings.max_connections,
         std::time::Duration::from_millis(settings.idle_timeout_ms.max(1)),
@@ -73,7 +88,7 @@ pub(crate) async fn serve(listener: TcpListener, handle: BrokerHandle) {
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
         .fallback(not_found)
-        .with_state(handle);
+        .with_state(ctx);
     let stopped = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
@@ -86,8 +101,8 @@ pub(crate) async fn serve(listener: TcpListener, handle: BrokerHandle) {
     }
 }
 
-async fn not_found(State(handle): State<BrokerHandle>) -> Response {
-    count(&handle, true);
+async fn not_found(State(ctx): State<Ctx>) -> Response {
+    count(&ctx, true);
     ApiError::new(
         StatusCode::NOT_FOUND,
         "InvalidPath",
@@ -97,10 +112,10 @@ async fn not_found(State(handle): State<BrokerHandle>) -> Response {
 }
 
 /// One OpenAPI call: every answer is JSON with a `RequestId`, errors included.
-async fn rpc(State(handle): State<BrokerHandle>, request: Request) -> Response {
+async fn rpc(State(ctx): State<Ctx>, request: Request) -> Response {
     let request_id = error::request_id();
-    let outcome = call(&handle, request).await;
-    count(&handle, outcome.is_err());
+    let outcome = call(&ctx, request).await;
+    count(&ctx, outcome.is_err());
     match outcome {
         Ok(mut answer) => {
             answer.insert("RequestId".into(), Value::String(request_id.clone()));
@@ -113,45 +128,44 @@ async fn rpc(State(handle): State<BrokerHandle>, request: Request) -> Response {
     }
 }
 
-fn count(handle: &BrokerHandle, failed: bool) {
-    let metrics = &handle.shared().metrics;
+fn count(ctx: &HttpCtx, failed: bool) {
+    let metrics = &ctx.core.metrics;
     metrics.api_requests.fetch_add(1, Ordering::Relaxed);
     if failed {
         metrics.api_errors.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-async fn call(handle: &BrokerHandle, request: Request) -> Result<Answer, ApiError> {
-    let shared = handle.shared();
-    let Some(core) = shared.access.core.clone() else {
+async fn call(ctx: &Ctx, request: Request) -> Result<Answer, ApiError> {
+    let Some(auth) = ctx.access.core.clone() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Forbidden.NoAccessKeys",
             "the broker has no [auth] section: no AccessKey can sign a request",
         ));
     };
-    let params = signature::verified(shared, &core, request).await?;
+    let params = signature::verified(ctx, &auth, request).await?;
     let action = params.action()?;
     params.check_version()?;
     let instance = params.required("InstanceId")?;
-    if instance != core.config().instance_id {
+    if instance != auth.config().instance_id {
         return Err(ApiError::invalid("InstanceId", "no such instance"));
     }
     if action == "SendMessage" {
         let api = Api {
-            handle,
-            core: &core,
+            ctx,
+            core: &auth,
             params: &params,
         };
         return messages::send(&api).await;
     }
     // The other actions read or write the registries, whose writes commit to the store
     // (an fsync with redb): off the runtime's workers.
-    let handle = handle.clone();
+    let ctx = ctx.clone();
     let work = tokio::task::spawn_blocking(move || {
         let api = Api {
-            handle: &handle,
-            core: &core,
+            ctx: &ctx,
+            core: &auth,
             params: &params,
         };
         dispatch(&api, &action)
@@ -193,7 +207,7 @@ fn dispatch(api: &Api<'_>, action: &str) -> Result<Answer, ApiError> {
 
 /// What an action works with.
 struct Api<'a> {
-    handle: &'a BrokerHandle,
+    ctx: &'a HttpCtx,
     core: &'a Arc<CoreAuth>,
     params: &'a Params,
 }

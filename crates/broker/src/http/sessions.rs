@@ -4,13 +4,14 @@
 use serde_json::{json, Value};
 
 use super::{Answer, Api, ApiError};
+use crate::core::inbox::Kick;
 
 pub(super) fn query(api: &Api<'_>) -> Result<Answer, ApiError> {
     let client_id = api.params.required("ClientId")?;
     let mut answer = Answer::new();
     answer.insert(
         "OnlineStatus".into(),
-        Value::Bool(api.handle.is_online(client_id)),
+        Value::Bool(api.ctx.core.registry.is_online(client_id)),
     );
     Ok(answer)
 }
@@ -20,7 +21,7 @@ pub(super) fn batch_query(api: &Api<'_>) -> Result<Answer, ApiError> {
         .params
         .list("ClientIdList")?
         .into_iter()
-        .map(|id| json!({ "ClientId": id, "OnlineStatus": api.handle.is_online(id) }))
+        .map(|id| json!({ "ClientId": id, "OnlineStatus": api.ctx.core.registry.is_online(id) }))
         .collect();
     let mut answer = Answer::new();
     answer.insert("OnlineStatusList".into(), Value::Array(list));
@@ -30,7 +31,7 @@ pub(super) fn batch_query(api: &Api<'_>) -> Result<Answer, ApiError> {
 /// Closes the client's connection; `Success` says whether one was online to close.
 pub(super) fn close(api: &Api<'_>) -> Result<Answer, ApiError> {
     let client_id = api.params.required("ClientId")?;
-    let closed = api.handle.disconnect(client_id);
+    let closed = api.ctx.core.registry.kick(client_id, None, Kick::Closed);
     tracing::info!(
         client = client_id,
         closed,

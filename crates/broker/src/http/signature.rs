@@ -10,17 +10,17 @@ use mqgate_auth::openapi::{verify_request, HttpRequestParts};
 
 use super::error::ApiError;
 use super::params::Params;
+use super::HttpCtx;
 use crate::auth::CoreAuth;
 use crate::clock::unix_time_ms;
-use crate::shared::Shared;
 
 pub(crate) async fn verified(
-    shared: &Shared,
+    ctx: &HttpCtx,
     core: &CoreAuth,
     request: Request,
 ) -> Result<Params, ApiError> {
     let (parts, body) = request.into_parts();
-    let limit = shared.config.http.max_body_bytes;
+    let limit = ctx.settings.max_body_bytes;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -46,18 +46,18 @@ pub(crate) async fn verified(
         headers,
         body: &body,
     };
-    let settings = shared.config.auth.as_ref();
+    let settings = ctx.auth.as_ref();
     let lookup = |access_key_id: &str| core.access_key_secret(access_key_id);
-    let verified = verify_request(&request, lookup, unix_time_ms(), &shared.access.nonces)
-        .map_err(|error| {
-            shared
+    let verified =
+        verify_request(&request, lookup, unix_time_ms(), &ctx.access.nonces).map_err(|error| {
+            ctx.core
                 .metrics
                 .api_auth_failures
                 .fetch_add(1, Ordering::Relaxed);
             ApiError::from(error)
         })?;
     if !settings.is_some_and(|s| s.api_allowed(&verified.access_key_id)) {
-        shared
+        ctx.core
             .metrics
             .api_auth_failures
             .fetch_add(1, Ordering::Relaxed);

@@ -52,6 +52,6 @@ pub(super) fn query(api: &Api<'_>) -> Result<Answer, ApiError> {
 pub(super) fn revoke(api: &Api<'_>) -> Result<Answer, ApiError> {
     let token = api.params.required("Token")?;
     api.core.revoke_token(api.params.access_key_id(), token)?;
-    api.handle.shared().access.tokens.recheck();
+    api.ctx.access.tokens.recheck();
     Ok(Answer::new())
 }

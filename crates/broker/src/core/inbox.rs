@@ -3,7 +3,7 @@
 //! `try_recv`, `close`), and the connection's [`Kick`]: the request to close it travels in
 //! the same allocation (a oneshot channel of its own cost every connection 80 bytes), and
 //! its timer: the instant its session next has timed work ([`Receiver::set_timer`]), which
-//! the broker's one [`timer_loop`](crate::registry::timer_loop) checks, for every connection
+//! the broker's one timer loop checks, for every connection
 //! but only at a tick when one may be due ([`Timers`]), instead of a tokio timer per
 //! connection (112 bytes in every task, and a timer wheel registration at every turn of its
 //! loop).
@@ -26,7 +26,18 @@ use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use tokio::sync::Notify;
 
-use crate::registry::Kick;
+/// Why a connection is told to close from outside its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// A newer connection took the client id over.
+    Takeover,
+    /// The HTTP API's `CloseConnection` (or the embedding API) asked for it.
+    Closed,
+    /// Its login token expired or was revoked (`auth.disconnect_on_token_invalid`).
+    TokenInvalid,
+    /// The broker shuts down.
+    Shutdown,
+}
 
 /// Slots an empty queue keeps once it was used (larger ones are released when it empties).
 const KEEP_SLOTS: usize = 8;

@@ -9,9 +9,7 @@ use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{InFlightStage, InboundToken, Message, Session, SessionRecord};
 use mqgate_store::Op;
 
-use super::Ticket;
-use crate::close::CloseReason;
-use crate::shared::Shared;
+use super::{Persist, StoreFailed, Ticket};
 
 /// The `Enqueue` of one routed message for one receiver, if it must be durable: a QoS 1 or 2
 /// delivery to a persistent session.
@@ -33,12 +31,12 @@ pub(crate) fn enqueue_op(client: &str, message: &Arc<Message>, granted: QoS) -> 
 /// them, so one that waits in the session's queue survives a crash too.
 ///
 /// # Errors
-/// [`CloseReason::Store`] when the store refused the write.
+/// The store refused the write.
 pub(crate) async fn enqueue_retained(
-    shared: &Shared,
+    persist: &Persist,
     session: &Session,
     retained: &[(Arc<Message>, QoS)],
-) -> Result<(), CloseReason> {
+) -> Result<(), StoreFailed> {
     if !session.is_persistent() {
         return Ok(());
     }
@@ -47,7 +45,7 @@ pub(crate) async fn enqueue_retained(
         .iter()
         .filter_map(|(message, granted)| enqueue_op(client, message, *granted))
         .collect();
-    committed(shared, shared.router.persist.submit(&mut ops)).await
+    committed(persist, persist.submit(&mut ops)).await
 }
 
 /// What a persistent session last saved, to save again only what changed.
@@ -103,25 +101,25 @@ impl Saved {
     /// client.
     ///
     /// # Errors
-    /// [`CloseReason::Store`] when the store refused the write.
+    /// The store refused the write.
     pub(crate) async fn sync(
         &mut self,
         session: &Session,
-        shared: &Shared,
-    ) -> Result<(), CloseReason> {
-        let ticket = self.submit(session, shared);
-        committed(shared, ticket).await
+        persist: &Persist,
+    ) -> Result<(), StoreFailed> {
+        let ticket = self.submit(session, persist);
+        committed(persist, ticket).await
     }
 
     /// Submits the ops that save `session` if it changed; the ticket is the commit to wait
     /// for (see [`committed`]) before the client hears of the change.
-    pub(crate) fn submit(&mut self, session: &Session, shared: &Shared) -> Option<Ticket> {
+    pub(crate) fn submit(&mut self, session: &Session, persist: &Persist) -> Option<Ticket> {
         if !session.is_persistent() {
             return None;
         }
         let mut ops = Vec::new();
         self.ops(session, &mut ops);
-        shared.router.persist.submit(&mut ops)
+        persist.submit(&mut ops)
     }
 }
 
@@ -171,22 +169,21 @@ impl PendingAcks {
     /// Resolves when the oldest waiting message's commit is done (cancel-safe).
     ///
     /// # Errors
-    /// [`CloseReason::Store`] when the store refused it.
-    pub(crate) async fn next_commit(&self, shared: &Shared) -> Result<(), CloseReason> {
+    /// The store refused it.
+    pub(crate) async fn next_commit(&self, persist: &Persist) -> Result<(), StoreFailed> {
         let ticket = self.waiting.front().map(|(t, _)| *t);
-        committed(shared, ticket).await
+        committed(persist, ticket).await
     }
 
     /// Acknowledges every waiting message whose commit is done.
     ///
     /// # Errors
-    /// [`CloseReason::Store`] when the store refused one of those commits.
+    /// The store refused one of those commits.
     pub(crate) fn take_committed(
         &mut self,
         session: &mut Session,
-        shared: &Shared,
-    ) -> Result<(), CloseReason> {
-        let persist = &shared.router.persist;
+        persist: &Persist,
+    ) -> Result<(), StoreFailed> {
         let done = persist.done();
         let mut checked = None;
         while let Some(&(ticket, token)) = self.waiting.front() {
@@ -194,7 +191,7 @@ impl PendingAcks {
                 break;
             }
             if checked != Some(ticket) {
-                persist.check(ticket).map_err(|e| CloseReason::Store(e.0))?;
+                persist.check(ticket)?;
                 checked = Some(ticket);
             }
             self.waiting.pop_front();
@@ -209,8 +206,12 @@ impl PendingAcks {
     /// still waiting at the limit counts as done, since any acknowledgement the client gets
     /// later follows a later commit (commits are ordered), and its QoS 2 id must not stay
     /// taken by a token that nobody holds any more.
-    pub(crate) async fn settle(&mut self, session: &mut Session, shared: &Shared, limit: Duration) {
-        let persist = &shared.router.persist;
+    pub(crate) async fn settle(
+        &mut self,
+        session: &mut Session,
+        persist: &Persist,
+        limit: Duration,
+    ) {
         if let Some(&(last, _)) = self.waiting.back() {
             let _ = tokio::time::timeout(limit, persist.wait(last)).await;
         }
@@ -227,14 +228,14 @@ impl PendingAcks {
     /// Waits for the commit every waiting message needs, then acknowledges them all.
     ///
     /// # Errors
-    /// [`CloseReason::Store`] when the store refused a write: nothing more is acknowledged.
+    /// The store refused a write: nothing more is acknowledged.
     pub(crate) async fn release(
         &mut self,
         session: &mut Session,
-        shared: &Shared,
-    ) -> Result<(), CloseReason> {
+        persist: &Persist,
+    ) -> Result<(), StoreFailed> {
         let last = self.waiting.back().map(|(t, _)| *t);
-        committed(shared, last).await?;
+        committed(persist, last).await?;
         for (_, token) in self.waiting.drain(..) {
             session.inbound_done(token);
         }
@@ -245,14 +246,15 @@ impl PendingAcks {
 /// Waits for `ticket`'s commit, if there is one.
 ///
 /// # Errors
-/// [`CloseReason::Store`] when the store refused the write.
-pub(crate) async fn committed(shared: &Shared, ticket: Option<Ticket>) -> Result<(), CloseReason> {
-    let persist = &shared.router.persist;
-    let result = match ticket {
-        None => return Ok(()),
+/// The store refused the write.
+pub(crate) async fn committed(
+    persist: &Persist,
+    ticket: Option<Ticket>,
+) -> Result<(), StoreFailed> {
+    match ticket {
+        None => Ok(()),
         Some(ticket) if persist.done() >= ticket => persist.check(ticket),
         // Boxed: the wait's state would otherwise be part of every connection's future.
         Some(ticket) => Box::pin(persist.wait(ticket)).await,
-    };
-    result.map_err(|e| CloseReason::Store(e.0))
+    }
 }

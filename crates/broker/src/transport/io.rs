@@ -17,11 +17,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use mqgate_codec::{Decoder, EncodeError, Packet};
+use mqgate_codec::{DecodeError, Decoder, EncodeError, Packet};
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-
-use crate::close::CloseReason;
 
 /// Largest read through the stack scratch array.
 const READ_CHUNK: usize = 16 * 1024;
@@ -35,6 +33,23 @@ const MAX_SEND_HINT: usize = 256 * 1024;
 const OWN_CHUNK: usize = 1024;
 /// Most buffers handed to one vectored write (below every platform's IOV_MAX).
 const MAX_IOV: usize = 512;
+
+/// Why a stream cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StreamError {
+    /// Reading or writing failed.
+    #[error("I/O error: {0}")]
+    Io(std::io::Error),
+    /// Writing took longer than the limit.
+    #[error("writing to the client timed out")]
+    WriteTimeout,
+    /// The bytes received are not a packet (or a larger one than allowed).
+    #[error("{0}")]
+    Decode(DecodeError),
+    /// An outbound packet could not be encoded.
+    #[error("cannot encode an outbound packet: {0}")]
+    Encode(EncodeError),
+}
 
 /// A piece of output: bytes encoded for this connection, or a frame shared with other
 /// connections (a QoS 0 PUBLISH encoded once for every receiver).
@@ -83,7 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     /// The next whole packet; `None` when the peer closed.
-    pub(crate) async fn read_packet(&mut self) -> Result<Option<Packet>, CloseReason> {
+    pub(crate) async fn read_packet(&mut self) -> Result<Option<Packet>, StreamError> {
         loop {
             if let Some(packet) = self.decode()? {
                 return Ok(Some(packet));
@@ -97,13 +112,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Reads what the socket has; `Ok(0)` when the peer closed. Cancel-safe: bytes are
     /// consumed from the stream only in the poll that returns them, and are appended before
     /// it returns.
-    pub(crate) async fn read_more(&mut self) -> Result<usize, CloseReason> {
+    pub(crate) async fn read_more(&mut self) -> Result<usize, StreamError> {
         if self.rx.capacity() - self.rx.len() >= DIRECT_READ {
             return self
                 .stream
                 .read_buf(&mut self.rx)
                 .await
-                .map_err(CloseReason::Io);
+                .map_err(StreamError::Io);
         }
         let (stream, rx) = (&mut self.stream, &mut self.rx);
         poll_fn(|cx| {
@@ -114,7 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                     rx.extend_from_slice(buf.filled());
                     Poll::Ready(Ok(buf.filled().len()))
                 }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(CloseReason::Io(e))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(StreamError::Io(e))),
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -122,11 +137,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     /// The next whole packet in the receive buffer, if there is one.
-    pub(crate) fn decode(&mut self) -> Result<Option<Packet>, CloseReason> {
+    pub(crate) fn decode(&mut self) -> Result<Option<Packet>, StreamError> {
         let packet = self
             .decoder
             .decode(&mut self.rx)
-            .map_err(CloseReason::from)?;
+            .map_err(StreamError::Decode)?;
         if self.rx.is_empty() {
             // Spare room, or (capacity 0) a reference to the buffer the last packet was split
             // from, which would keep that packet's bytes alive: an idle connection holds none.
@@ -189,10 +204,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         &mut self,
         packets: impl IntoIterator<Item = Packet>,
         limit: Duration,
-    ) -> Result<(), CloseReason> {
+    ) -> Result<(), StreamError> {
         self.queue(packets);
         if let Some(error) = self.failed.take() {
-            return Err(CloseReason::Encode(error));
+            return Err(StreamError::Encode(error));
         }
         if self.tx.is_empty() && self.out.is_empty() {
             return Ok(());
@@ -211,11 +226,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 let rest = tokio::time::timeout(limit, poll_fn(|cx| self.poll_send(cx)));
                 match Box::pin(rest).await {
                     Ok(result) => result,
-                    Err(_) => return Err(CloseReason::WriteTimeout),
+                    Err(_) => return Err(StreamError::WriteTimeout),
                 }
             }
         };
-        result.map_err(CloseReason::Io)?;
+        result.map_err(StreamError::Io)?;
         self.tx_hint = written.min(MAX_SEND_HINT);
         self.tx = BytesMut::new();
         self.out = Vec::new();

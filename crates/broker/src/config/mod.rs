@@ -7,8 +7,13 @@ use std::time::Duration;
 use mqgate_session::SessionConfig;
 use serde::Deserialize;
 
-use crate::auth::{AuthSettings, HttpSettings};
 use crate::BrokerError;
+
+mod auth;
+mod rocketmq;
+
+pub use auth::{AccessKeySettings, AuthSettings, HttpSettings};
+pub use rocketmq::{AckAfter, ConsumeFrom, RocketMqConfig};
 
 /// Everything a broker needs to start. Every field has a default (see [`Default`]), so a
 /// TOML file names only what it changes.
@@ -51,7 +56,7 @@ pub struct BrokerConfig {
     /// The HTTP API listener (the `[http]` section); on at `127.0.0.1:8090` by default.
     pub http: HttpSettings,
     /// The RocketMQ bridge; absent (the default) means no bridge.
-    pub rocketmq: Option<crate::RocketMqConfig>,
+    pub rocketmq: Option<RocketMqConfig>,
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.
@@ -324,7 +329,7 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../mqgate.example.toml");
+        let text = include_str!("../../mqgate.example.toml");
         let config = BrokerConfig::from_toml_str(text).unwrap();
         assert_eq!(config.listeners.ws_path, "/mqtt");
         let auth = config.auth.expect("the example has [auth]");

@@ -9,35 +9,18 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Duration;
 
-use crate::inbox as mpsc;
 use bytes::{Bytes, BytesMut};
 use mqgate_codec::{Packet, Publish, QoS};
-use mqgate_session::{DeliveryOutcome, Message, MessageId, Subscription};
+use mqgate_session::{Message, MessageId, Subscription};
 use mqgate_store::Op;
 use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
 use parking_lot::RwLock;
 
-use crate::clock::unix_time_ms;
-use crate::persist::{enqueue_op, Persist, Ticket};
-use crate::registry::{Delivery, Offer, Registry};
+use super::deliver::{self, Blocked, Stalls};
+use super::persist::{enqueue_op, Persist, Ticket};
+use super::registry::{Delivery, Offer, Registry};
 use crate::Metrics;
-
-/// How often a delivery to an inbox that just closed is retried: the closing connection is
-/// moving its session to the registry, which takes microseconds.
-const CLOSED_INBOX_RETRIES: usize = 64;
-
-/// How long a publisher skips waiting for a receiver that made it give up a QoS 0 wait.
-const STALLED_FOR_MS: u64 = 1_000;
-
-/// A delivery waiting for room in a receiver's inbox.
-#[derive(Debug)]
-pub(crate) struct Blocked {
-    pub(crate) client: Arc<str>,
-    pub(crate) inbox: mpsc::Sender<Delivery>,
-    pub(crate) delivery: Delivery,
-}
 
 /// Per-task scratch space, reused so that routing allocates nothing in the steady state.
 #[derive(Debug, Default)]
@@ -51,9 +34,8 @@ pub(crate) struct RouteScratch {
     pub(crate) ops: Vec<Op>,
     /// The commit the last routed message's acknowledgement waits for, if it had to be durable.
     pub(crate) ticket: Option<Ticket>,
-    /// Receivers this publisher gave up waiting for at QoS 0, until when (ms): QoS 0
-    /// messages to them are dropped at once meanwhile. A handful at most; a linear scan.
-    stalled: Vec<(Arc<str>, u64)>,
+    /// Receivers this publisher gave up waiting for at QoS 0.
+    pub(crate) stalls: Stalls,
     /// Receivers to wake: after each registry shard's lock is let go, or, when the caller
     /// defers wakes ([`RouteScratch::deferring`]), once it is done routing.
     wakers: Vec<Waker>,
@@ -78,22 +60,10 @@ impl RouteScratch {
         self.wakers.drain(..).for_each(Waker::wake);
     }
 
-    /// Remembers that `client` made this publisher give up a QoS 0 wait at `now`.
-    pub(crate) fn mark_stalled(&mut self, client: Arc<str>, now: u64) {
-        self.stalled.retain(|(_, until)| *until > now);
-        self.stalled.push((client, now + STALLED_FOR_MS));
-    }
-
-    fn is_stalled(&self, client: &str, now: u64) -> bool {
-        self.stalled
-            .iter()
-            .any(|(c, until)| *until > now && c.as_ref() == client)
-    }
-
     /// Keeps a blocked delivery for waiting, or drops it (counted) when it is QoS 0 and its
     /// receiver stalled this publisher recently.
     fn keep_blocked(&mut self, blocked: Blocked, now: u64, metrics: &Metrics) {
-        if blocked.delivery.is_qos0() && self.is_stalled(&blocked.client, now) {
+        if blocked.delivery.is_qos0() && self.stalls.skips(&blocked.client, now) {
             metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             self.blocked.push(blocked);
@@ -116,26 +86,32 @@ impl MessageIds {
     }
 }
 
-/// Subscriptions, retained messages and the registry of clients.
+/// Subscriptions and retained messages, and the routing of each message to its receivers
+/// through the registry.
 #[derive(Debug)]
 pub(crate) struct Router {
     trie: RwLock<SubscriptionTrie<Arc<str>, QoS>>,
     retained: RwLock<RetainedIndex<Arc<Message>>>,
-    pub(crate) registry: Registry,
-    pub(crate) metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     ids: MessageIds,
-    /// The store writer: durable deliveries and retained messages go through it.
-    pub(crate) persist: Persist,
+    /// The store writer: the enqueues of durable deliveries and retained changes are
+    /// submitted to it before any receiver gets the message.
+    persist: Arc<Persist>,
 }
 
 impl Router {
-    pub(crate) fn new(metrics: Arc<Metrics>, handover_limit: usize, persist: Persist) -> Self {
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        persist: Arc<Persist>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         // Without OS randomness the counter alone still keeps ids unique for this process.
         let prefix = getrandom::u64().unwrap_or(0);
         Router {
             trie: RwLock::new(SubscriptionTrie::new()),
             retained: RwLock::new(RetainedIndex::new()),
-            registry: Registry::new(handover_limit),
+            registry,
             metrics,
             ids: MessageIds {
                 prefix,
@@ -228,7 +204,8 @@ impl Router {
         };
         self.durable(target, message, QoS::ExactlyOnce, scratch);
         self.submit(scratch);
-        if let Some(blocked) = self.deliver(target, delivery, now) {
+        if let Some(blocked) = deliver::offer(&self.registry, &self.metrics, target, delivery, now)
+        {
             scratch.keep_blocked(blocked, now, &self.metrics);
         }
     }
@@ -312,7 +289,7 @@ impl Router {
                         scratch.keep_blocked(blocked, now, &self.metrics);
                     }
                     Offer::Closed(delivery) => closed.push((client.clone(), delivery)),
-                    other => self.count_offer(other),
+                    other => deliver::count_offer(&self.metrics, other),
                 }
             }
             drop(guard);
@@ -324,7 +301,9 @@ impl Router {
             .messages_delivered
             .fetch_add(delivered, Ordering::Relaxed);
         for (client, delivery) in closed {
-            if let Some(blocked) = self.deliver(&client, delivery, now) {
+            if let Some(blocked) =
+                deliver::offer(&self.registry, &self.metrics, &client, delivery, now)
+            {
                 scratch.keep_blocked(blocked, now, &self.metrics);
             }
         }
@@ -359,145 +338,6 @@ impl Router {
         if let Some(ticket) = self.persist.submit(&mut scratch.ops) {
             scratch.ticket = Some(ticket);
         }
-    }
-
-    /// Hands one delivery to its receiver; `Some` when the receiver's inbox is full, and the
-    /// delivery must then wait for room (see [`Blocked`]).
-    pub(crate) fn deliver(&self, client: &str, delivery: Delivery, now: u64) -> Option<Blocked> {
-        let mut delivery = delivery;
-        for _ in 0..CLOSED_INBOX_RETRIES {
-            match self.registry.deliver_to(client, delivery, now) {
-                Offer::Full(inbox, back) => {
-                    return Some(Blocked {
-                        client: Arc::from(client),
-                        inbox,
-                        delivery: back,
-                    })
-                }
-                Offer::Closed(back) => {
-                    // The connection is closing and moving its session into the registry.
-                    delivery = back;
-                    std::thread::yield_now();
-                }
-                other => {
-                    self.count_offer(other);
-                    return None;
-                }
-            }
-        }
-        tracing::warn!(%client, "receiver's connection closed while routing; message dropped");
-        self.metrics.session_dropped.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-
-    /// Counts an offer that ended here (sent, handled by the registry, or nobody there) and
-    /// wakes the receiver if it waited.
-    fn count_offer(&self, offer: Offer) {
-        match offer {
-            Offer::Sent(waker) => {
-                self.metrics
-                    .messages_delivered
-                    .fetch_add(1, Ordering::Relaxed);
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-            }
-            Offer::Done(outcome, dropped) => self.count_outcome(outcome, dropped),
-            Offer::Unknown => {
-                self.metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
-            }
-            // Not an end: the callers handle these themselves.
-            Offer::Full(..) | Offer::Closed(_) => {}
-        }
-    }
-
-    /// Waits (at most `limit` in all) until every blocked delivery is in its inbox, for
-    /// callers with nothing else to serve meanwhile (the embedding API, wills). A QoS 0
-    /// delivery waits at most `qos0_wait`, then is dropped and counted. `false` when the
-    /// limit passed first.
-    pub(crate) async fn settle(
-        &self,
-        blocked: Vec<Blocked>,
-        limit: Duration,
-        qos0_wait: Duration,
-    ) -> bool {
-        let (qos0, mut blocked): (Vec<Blocked>, Vec<Blocked>) =
-            blocked.into_iter().partition(|b| b.delivery.is_qos0());
-        for b in qos0 {
-            self.wait_qos0(b, qos0_wait).await;
-        }
-        if blocked.is_empty() {
-            return true;
-        }
-        self.metrics
-            .backpressure_waits
-            .fetch_add(1, Ordering::Relaxed);
-        let wait = async {
-            while let Some(Blocked {
-                client,
-                inbox,
-                delivery,
-            }) = blocked.pop()
-            {
-                match inbox.reserve_owned().await {
-                    Ok(permit) => {
-                        permit.send(delivery);
-                        self.metrics
-                            .messages_delivered
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        if let Some(again) = self.deliver(&client, delivery, unix_time_ms()) {
-                            blocked.push(again);
-                        }
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(limit, wait).await.is_ok()
-    }
-
-    /// Waits up to `limit` for room for a QoS 0 delivery; drops it (counted) after that.
-    /// `false` when it was dropped because the receiver stayed full.
-    pub(crate) async fn wait_qos0(&self, blocked: Blocked, limit: Duration) -> bool {
-        let Blocked {
-            client,
-            inbox,
-            delivery,
-        } = blocked;
-        let reserved = tokio::time::timeout(limit, inbox.reserve_owned()).await;
-        match reserved {
-            Ok(Ok(permit)) => {
-                permit.send(delivery);
-                self.metrics
-                    .messages_delivered
-                    .fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            // The receiver closed meanwhile: its session is in the registry now; a QoS 0
-            // message is not queued for it anyway, so try once more without waiting.
-            Ok(Err(_)) => {
-                if self.deliver(&client, delivery, unix_time_ms()).is_some() {
-                    self.metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                true
-            }
-            Err(_) => {
-                self.metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        }
-    }
-
-    fn count_outcome(&self, outcome: DeliveryOutcome, dropped: u64) {
-        let counter = match outcome {
-            DeliveryOutcome::Sent | DeliveryOutcome::Queued => &self.metrics.messages_delivered,
-            DeliveryOutcome::Dropped(_) | DeliveryOutcome::Refused => &self.metrics.session_dropped,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .session_dropped
-            .fetch_add(dropped, Ordering::Relaxed);
     }
 
     /// Adds a subscription; `None` when the filter is invalid, deeper than the trie allows,

@@ -8,7 +8,6 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -18,11 +17,9 @@ use mqgate_status::ChannelId;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
-use crate::inbox as mpsc;
+use super::inbox::{self, Kick};
 
-use crate::clock::unix_time_ms;
 use crate::config::TakeoverPolicy;
-use crate::shared::Shared;
 
 const SHARDS: usize = 16;
 
@@ -52,44 +49,14 @@ pub(crate) type Handoff = oneshot::Sender<Option<Box<Session>>>;
 #[derive(Debug)]
 pub(crate) struct OnlineLink {
     pub(crate) channel: ChannelId,
-    /// Also how the connection is told to close ([`mpsc::Sender::kick`]): a newer one takes
+    /// Also how the connection is told to close ([`inbox::Sender::kick`]): a newer one takes
     /// its client id over, the API closes it, or its token went bad.
-    pub(crate) inbox: mpsc::Sender<Delivery>,
+    pub(crate) inbox: inbox::Sender<Delivery>,
     /// Whether [`kick`](Registry::kick) applies (a client connection; a backend consumer is
     /// never kicked).
     pub(crate) kickable: bool,
     /// cleanSession = 0: what is routed to it at QoS 1 or 2 is written to the store.
     pub(crate) persistent: bool,
-}
-
-/// How often [`timer_loop`] looks for due timers: how late a keep-alive expiry can be found.
-pub(crate) const TIMER_TICK: Duration = Duration::from_millis(100);
-
-/// The broker's one timer for its connections: every [`TIMER_TICK`], wakes those whose
-/// timer is due, looking at them only when one may be (see [`mpsc::Timers`]). Ends when the
-/// broker shuts down.
-pub(crate) async fn timer_loop(shared: Arc<Shared>) {
-    let mut ticker = crate::shared::Ticker::new(&shared, TIMER_TICK);
-    let registry = &shared.router.registry;
-    while ticker.next().await {
-        let now = unix_time_ms();
-        if registry.timers.may_be_due(now) {
-            registry.wake_due(now);
-        }
-    }
-}
-
-/// Why a connection is told to close from outside its task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kick {
-    /// A newer connection took the client id over.
-    Takeover,
-    /// The HTTP API's `CloseConnection` (or the embedding API) asked for it.
-    Closed,
-    /// Its login token expired or was revoked (`auth.disconnect_on_token_invalid`).
-    TokenInvalid,
-    /// The broker shuts down.
-    Shutdown,
 }
 
 #[derive(Debug)]
@@ -150,7 +117,7 @@ pub(crate) enum Offer {
     /// the shard lock is let go.
     Sent(Option<Waker>),
     /// The client is online but its inbox is full: wait for room in it, then send.
-    Full(mpsc::Sender<Delivery>, Delivery),
+    Full(inbox::Sender<Delivery>, Delivery),
     /// The client's connection is closing (its session is on its way into the registry):
     /// offer again.
     Closed(Delivery),
@@ -178,8 +145,8 @@ impl ShardGuard<'_> {
             None => Offer::Unknown,
             Some(Slot::Online(link)) => match link.inbox.try_send_deferred(delivery) {
                 Ok(waker) => Offer::Sent(waker),
-                Err(mpsc::TrySendError::Full(back)) => Offer::Full(link.inbox.clone(), back),
-                Err(mpsc::TrySendError::Closed(back)) => Offer::Closed(back),
+                Err(inbox::TrySendError::Full(back)) => Offer::Full(link.inbox.clone(), back),
+                Err(inbox::TrySendError::Closed(back)) => Offer::Closed(back),
             },
             Some(Slot::Offline(session)) => {
                 let outcome = session.handle_delivery(delivery.message, delivery.granted, now);
@@ -208,9 +175,9 @@ pub(crate) struct Registry {
     hasher: hashbrown::DefaultHashBuilder,
     /// Most deliveries buffered per client during a handover.
     pending_limit: usize,
-    /// The earliest timer of the connections in it: [`timer_loop`] sweeps only once it is due,
+    /// The earliest timer of the connections in it: the broker's timer loop sweeps only once it is due,
     /// and every connection sets its timer with it.
-    pub(crate) timers: mpsc::Timers,
+    pub(crate) timers: inbox::Timers,
 }
 
 impl Registry {
@@ -219,7 +186,7 @@ impl Registry {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             hasher: hashbrown::DefaultHashBuilder::default(),
             pending_limit,
-            timers: mpsc::Timers::default(),
+            timers: inbox::Timers::default(),
         }
     }
 
@@ -384,7 +351,7 @@ impl Registry {
         link.kickable && link.inbox.kick(why)
     }
 
-    /// Wakes every connection whose timer ([`mpsc::Receiver::set_timer`]) is due at `now`
+    /// Wakes every connection whose timer ([`inbox::Receiver::set_timer`]) is due at `now`
     /// (ms since the Unix epoch), and leaves in [`timers`](Self::timers) the earliest of the
     /// others. Wakers are woken after each shard's lock is let go.
     pub(crate) fn wake_due(&self, now: u64) {

@@ -5,64 +5,73 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use futures_util::future::{Either, FutureExt};
 use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, Packet};
 use mqgate_session::Session;
 use mqgate_status::ConnectionEvents;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::inbox as mpsc;
-
-use crate::clock::unix_time_ms;
-use crate::close::CloseReason;
-use crate::connection::Online;
-use crate::io::Io;
-use crate::registry::{Attach, Kick, OnlineLink};
-use crate::shared::Shared;
+use super::close::CloseReason;
+use super::online::Online;
+use super::ConnCtx;
+use crate::clock::{monotonic_ms, unix_time_ms};
+use crate::core::deliver;
+use crate::core::inbox::{self, Kick};
+use crate::core::registry::{Attach, OnlineLink};
+use crate::transport::io::Io;
 
 /// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
 /// is logged and counted.
-pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+///
+/// The handshake's future is boxed and made at once: the returned future keeps only the box
+/// while the handshake runs, then the online connection, so a connection's task is not as
+/// large as its handshake and its online state together, nor carries the arguments.
+pub(crate) fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    ctx: Arc<ConnCtx>,
+) -> impl std::future::Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    // Boxed: the handshake's state is needed once; the connection's future stays small.
-    let online = match Box::pin(handshake(stream, peer, shared)).await {
-        Some(online) => online,
-        None => return,
-    };
-    online.run().await;
+    // Combinators, not an `async` block, which would keep the box both as the value it
+    // captured and as the future it awaits.
+    Box::pin(handshake(stream, peer, ctx)).then(|online| match online {
+        Some(online) => Either::Left(online.run()),
+        None => Either::Right(std::future::ready(())),
+    })
 }
 
 /// Reads CONNECT and accepts it, or answers the refusal; `None` when the connection is over.
 pub(crate) async fn handshake<S>(
     stream: S,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
 ) -> Option<Online<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let limits = &shared.config.limits;
+    let limits = &ctx.limits;
     let mut io = Io::new(stream, limits.max_packet_size);
     let first = match tokio::time::timeout(limits.connect_timeout, io.read_packet()).await {
         Err(_) => Err(CloseReason::ConnectTimeout),
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(Packet::Connect(connect)))) => Ok(connect),
         Ok(Ok(Some(other))) => Err(CloseReason::NotConnect(other.name())),
-        Ok(Err(reason)) => Err(reason),
+        Ok(Err(error)) => Err(CloseReason::from(error)),
     };
     let connect = match first {
         Ok(connect) => connect,
         Err(reason) => {
-            reason.report(&peer.to_string(), &shared.metrics);
+            reason.report(&peer.to_string(), &ctx.core.metrics);
             return None;
         }
     };
-    match accept(io, peer, &shared, &connect).await {
+    match accept(io, peer, &ctx, &connect).await {
         Ok(online) => Some(online),
         Err((mut io, code)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
-            shared
+            ctx.core
                 .metrics
                 .connects_refused
                 .fetch_add(1, Ordering::Relaxed);
@@ -70,9 +79,7 @@ where
                 session_present: false,
                 code,
             });
-            let _ = io
-                .write_all([connack], shared.config.limits.connect_timeout)
-                .await;
+            let _ = io.write_all([connack], ctx.limits.connect_timeout).await;
             None
         }
     }
@@ -84,36 +91,37 @@ type Refusal<S> = (Io<S>, ConnectReturnCode);
 async fn accept<S>(
     io: Io<S>,
     peer: SocketAddr,
-    shared: &Arc<Shared>,
+    ctx: &Arc<ConnCtx>,
     connect: &Connect,
 ) -> Result<Online<S>, Refusal<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Some(client_id) = client_id(shared, connect) else {
+    let Some(client_id) = client_id(ctx, connect) else {
         return Err((io, ConnectReturnCode::IdentifierRejected));
     };
-    let mut admitted = match crate::auth::admit(shared, connect, peer) {
+    let mut admitted = match crate::auth::admit(&ctx.access, &ctx.core.metrics, connect, peer) {
         Ok(admitted) => admitted,
         Err(code) => return Err((io, code)),
     };
-    let channel = shared.status.channels.next();
+    let core = &ctx.core;
+    let channel = core.status.channels.next();
     let client: Arc<str> = Arc::from(client_id.as_str());
     admitted.grants.share_client_id(&client);
-    let (inbox_tx, inbox) = mpsc::channel(shared.config.limits.inbox_capacity.max(1));
+    let (inbox_tx, inbox) = inbox::channel(ctx.limits.inbox_capacity.max(1));
     let link = OnlineLink {
         channel,
         inbox: inbox_tx,
         kickable: true,
         persistent: !connect.clean_session,
     };
-    let registry = &shared.router.registry;
+    let registry = &core.registry;
     let mut pending = Vec::new();
-    let stored = match registry.attach(&client, link, shared.config.takeover) {
+    let stored = match registry.attach(&client, link, ctx.takeover) {
         Attach::Fresh => None,
         Attach::Resumed(session) => Some(session),
         Attach::Wait(handoff) => {
-            let limit = shared.config.limits.connect_timeout;
+            let limit = ctx.limits.connect_timeout;
             let handed = tokio::time::timeout(limit, handoff).await;
             pending = registry.complete_handover(&client, channel);
             handed.ok().and_then(Result::ok).flatten()
@@ -122,49 +130,45 @@ where
     };
     // Shutdown kicks every connection in the registry after it raised the flag: one that
     // attached too late for that sees the flag here, and kicks itself.
-    if *shared.shutdown.borrow() {
+    if core.is_shutting_down() {
         registry.kick(&client, Some(channel), Kick::Shutdown);
     }
     let mut session =
-        stored.unwrap_or_else(|| Box::new(Session::new(client_id, shared.session_config)));
-    session.set_config(shared.session_config);
+        stored.unwrap_or_else(|| Box::new(Session::new(client_id, ctx.session_config)));
+    session.set_config(ctx.session_config);
     if connect.clean_session {
         // The stored state is discarded by `connect`; its subscriptions leave the trie too,
         // and a persistent session's record and queue leave the store.
         let old = session.subscriptions().to_vec();
-        shared.router.unsubscribe_all(&client, &old);
+        core.router.unsubscribe_all(&client, &old);
         if session.is_persistent() {
             let mut ops = vec![mqgate_store::Op::RemoveSession(session.client_id().clone())];
-            let _ = shared.router.persist.submit(&mut ops);
+            let _ = core.persist.submit(&mut ops);
         }
     }
-    let now = unix_time_ms();
-    if let Err(error) = session.connect(connect, now) {
+    if let Err(error) = session.connect(connect, monotonic_ms()) {
         // Only possible if a session were handed over still connected: refuse, stay sane.
         tracing::error!(%client, %error, "session refused CONNECT");
         registry.detach(&client, channel, session, |_| {});
         return Err((io, ConnectReturnCode::ServerUnavailable));
     }
-    for delivery in pending {
-        let _ = session.handle_delivery(delivery.message, delivery.granted, now);
-    }
+    deliver::replay(&mut session, pending);
     let (events, connected) = ConnectionEvents::connect(
         client.clone(),
         channel,
         peer,
-        shared.status.sequence.clone(),
-        now,
+        core.status.sequence.clone(),
+        unix_time_ms(),
     );
-    shared.status.emit(Some(connected));
-    shared
-        .metrics
+    core.status.emit(Some(connected));
+    core.metrics
         .sessions_started
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%client, %peer, %channel, clean = connect.clean_session, "client connected");
-    shared.access.tokens.watch(&client, channel, &admitted);
+    ctx.access.tokens.watch(&client, channel, &admitted);
     Ok(Online {
         io,
-        shared: shared.clone(),
+        ctx: ctx.clone(),
         session,
         inbox,
         grants: admitted.grants,
@@ -172,13 +176,13 @@ where
         held: None,
         scratch: None,
         saved: None,
-        acks: crate::persist::PendingAcks::default(),
+        acks: crate::core::persist::PendingAcks::default(),
     })
 }
 
 /// The client id to use: the one sent, or a generated one for an empty id with a clean
 /// session (MQTT-3.1.3-6); `None` when it must be refused (MQTT-3.1.3-8, or our id rules).
-fn client_id(shared: &Shared, connect: &Connect) -> Option<ByteStr> {
+fn client_id(ctx: &ConnCtx, connect: &Connect) -> Option<ByteStr> {
     if connect.client_id.is_empty() {
         if !connect.clean_session {
             return None;
@@ -186,8 +190,7 @@ fn client_id(shared: &Shared, connect: &Connect) -> Option<ByteStr> {
         let suffix = getrandom::u64().ok()?;
         return ByteStr::try_from(format!("mqgate-{suffix:016x}")).ok();
     }
-    shared
-        .client_id_rules
+    ctx.client_id_rules
         .check(&connect.client_id)
         .ok()
         // A copy: the id lives as long as the session, the CONNECT packet need not.

@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use futures_util::future::{Either, FutureExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection::Online;
-use crate::handshake::{handshake, serve};
-use crate::shared::Shared;
-use crate::{ws, BrokerError};
+use super::ws;
+use crate::config::ListenerConfig;
+use crate::connection::Serve;
+use crate::BrokerError;
 
 /// The transport a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,16 +48,18 @@ pub(crate) struct Bound {
     pub(crate) kind: ListenerKind,
     pub(crate) listener: TcpListener,
     pub(crate) tls: Option<TlsAcceptor>,
+    /// The path WebSocket clients must ask for.
+    pub(crate) ws_path: Arc<str>,
 }
 
 /// Binds every configured listener (TLS and WSS only when certificates are configured).
-pub(crate) async fn bind_all(shared: &Shared) -> Result<Vec<Bound>, BrokerError> {
-    let listeners = &shared.config.listeners;
+pub(crate) fn bind_all(listeners: &ListenerConfig) -> Result<Vec<Bound>, BrokerError> {
     let tls = listeners
         .tls
         .as_ref()
-        .map(crate::tls::acceptor)
+        .map(super::tls::acceptor)
         .transpose()?;
+    let ws_path: Arc<str> = Arc::from(listeners.ws_path.as_str());
     let mut wanted = vec![
         (ListenerKind::Tcp, listeners.tcp),
         (ListenerKind::Ws, listeners.ws),
@@ -81,6 +84,7 @@ pub(crate) async fn bind_all(shared: &Shared) -> Result<Vec<Bound>, BrokerError>
             kind,
             listener,
             tls,
+            ws_path: ws_path.clone(),
         });
     }
     Ok(bound)
@@ -102,8 +106,8 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 }
 
 /// Accepts until shutdown. Each connection holds a permit of `connections` for its life.
-pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, connections: Arc<Semaphore>) {
-    let mut shutdown = shared.shutdown.clone();
+pub(crate) async fn accept_loop<C: Serve>(bound: Bound, ctx: Arc<C>, connections: Arc<Semaphore>) {
+    let mut shutdown = ctx.shutdown();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.changed() => return,
@@ -118,14 +122,12 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, connections: 
                 continue;
             }
         };
-        shared
-            .metrics
+        ctx.metrics()
             .connections_accepted
             .fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; connection refused");
-            shared
-                .metrics
+            ctx.metrics()
                 .connections_refused
                 .fetch_add(1, Ordering::Relaxed);
             continue;
@@ -134,21 +136,23 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, connections: 
         tokio::spawn(connection(Box::new(Accepted {
             kind: bound.kind,
             tls: bound.tls.clone(),
+            ws_path: bound.ws_path.clone(),
             stream,
             peer,
-            shared: shared.clone(),
+            ctx: ctx.clone(),
             permit,
         })));
     }
 }
 
 /// An accepted socket and what serving it needs.
-pub(crate) struct Accepted {
+pub(crate) struct Accepted<C> {
     pub(crate) kind: ListenerKind,
     pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) ws_path: Arc<str>,
     pub(crate) stream: TcpStream,
     pub(crate) peer: SocketAddr,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) ctx: Arc<C>,
     /// Held for the connection's life: it counts against `limits.max_connections`.
     pub(crate) permit: OwnedSemaphorePermit,
 }
@@ -159,48 +163,50 @@ pub(crate) struct Accepted {
 /// task as big as a TLS one's (14 KiB instead of about 1 KiB). The socket comes boxed and
 /// goes into a boxed handshake whole, so the task's future keeps no moved-out copies of
 /// its parts while the connection runs: only the connection itself and the permit.
-#[allow(clippy::manual_async_fn)] // an async fn would keep its arguments in the future
-pub(crate) fn connection(accepted: Box<Accepted>) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        if accepted.kind != ListenerKind::Tcp {
-            Box::pin(other_transport(accepted)).await;
-            return;
-        }
-        let Some((online, permit)) = Box::pin(tcp_handshake(accepted)).await else {
-            return;
-        };
-        online.run().await;
-        drop(permit);
+pub(crate) fn connection<C: Serve>(
+    accepted: Box<Accepted<C>>,
+) -> impl std::future::Future<Output = ()> + Send {
+    // Chosen here, outside any future: the task's future keeps neither the accepted socket's
+    // box nor anything else of it, only what serving it needs.
+    if accepted.kind != ListenerKind::Tcp {
+        return Either::Left(Box::pin(other_transport(accepted)));
     }
+    let (serving, permit) = tcp(accepted);
+    // A combinator, not an `async` block: a block would keep `serving` twice, as the value it
+    // captured and as the future it awaits.
+    Either::Right(serving.map(move |()| drop(permit)))
 }
 
-/// The CONNECT handshake of a plain TCP connection; the permit comes back with it.
-async fn tcp_handshake(
-    accepted: Box<Accepted>,
-) -> Option<(Online<TcpStream>, OwnedSemaphorePermit)> {
+/// A plain TCP connection's service, and the permit it holds.
+#[allow(clippy::boxed_local)] // the box is the task's argument; unboxing it here is the point
+fn tcp<C: Serve>(
+    accepted: Box<Accepted<C>>,
+) -> (
+    impl std::future::Future<Output = ()> + Send,
+    OwnedSemaphorePermit,
+) {
     let Accepted {
         stream,
         peer,
-        shared,
+        ctx,
         permit,
         ..
     } = *accepted;
-    handshake(stream, peer, shared)
-        .await
-        .map(|online| (online, permit))
+    (ctx.serve(stream, peer), permit)
 }
 
 /// TLS, WebSocket and WSS: the transport's handshake, then the connection.
-async fn other_transport(accepted: Box<Accepted>) {
+async fn other_transport<C: Serve>(accepted: Box<Accepted<C>>) {
     let Accepted {
         kind,
         tls,
+        ws_path,
         stream,
         peer,
-        shared,
+        ctx,
         permit,
     } = *accepted;
-    if let Err(error) = wrapped(kind, tls, stream, peer, shared).await {
+    if let Err(error) = wrapped(kind, tls, &ws_path, stream, peer, ctx).await {
         tracing::info!(%peer, %kind, %error, "transport handshake failed");
     }
     drop(permit);
@@ -209,31 +215,31 @@ async fn other_transport(accepted: Box<Accepted>) {
 type HandshakeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The WebSocket, TLS and WSS transports: handshake within the CONNECT timeout, then serve.
-async fn wrapped(
+async fn wrapped<C: Serve>(
     kind: ListenerKind,
     tls: Option<TlsAcceptor>,
+    path: &str,
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    ctx: Arc<C>,
 ) -> Result<(), HandshakeError> {
-    let limit = shared.config.limits.connect_timeout;
-    let path = shared.config.listeners.ws_path.clone();
+    let limit = ctx.connect_timeout();
     match (kind, tls) {
-        (ListenerKind::Tcp, _) => serve(stream, peer, shared).await,
+        (ListenerKind::Tcp, _) => ctx.serve(stream, peer).await,
         (ListenerKind::Ws, _) => {
-            let ws = tokio::time::timeout(limit, ws::accept(stream, &path)).await??;
-            serve(ws, peer, shared).await;
+            let ws = tokio::time::timeout(limit, ws::accept(stream, path)).await??;
+            ctx.serve(ws, peer).await;
         }
         (ListenerKind::Tls, Some(tls)) => {
             let tls = tokio::time::timeout(limit, tls.accept(stream)).await??;
-            serve(tls, peer, shared).await;
+            ctx.serve(tls, peer).await;
         }
         (ListenerKind::Wss, Some(tls)) => {
             let ws = tokio::time::timeout(limit, async {
-                ws::accept(tls.accept(stream).await?, &path).await
+                ws::accept(tls.accept(stream).await?, path).await
             })
             .await??;
-            serve(ws, peer, shared).await;
+            ctx.serve(ws, peer).await;
         }
         (ListenerKind::Http, _) => return Err("the HTTP API is not an MQTT listener".into()),
         (_, None) => return Err("TLS listener without certificates".into()),
@@ -244,42 +250,6 @@ async fn wrapped(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every connection's task is allocated at the size of its whole future: a TCP
-    /// connection's must not carry the TLS and WebSocket states, nor the handshake's or the
-    /// close's (they are boxed). The figure is bytes of the future itself, not a timing.
-    #[tokio::test]
-    async fn a_tcp_connection_task_stays_small() {
-        let (_tx, shutdown) = tokio::sync::watch::channel(false);
-        let shared = Arc::new(
-            Shared::new(
-                crate::BrokerConfig::ephemeral(),
-                crate::auth::Access::only(Box::new(crate::AllowAnonymous)),
-                Arc::new(mqgate_store::MemoryStore::new()),
-                shutdown,
-            )
-            .expect("the store writer starts"),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let permit = Arc::new(Semaphore::new(1))
-            .try_acquire_owned()
-            .expect("a permit");
-        let task = connection(Box::new(Accepted {
-            kind: ListenerKind::Tcp,
-            tls: None,
-            stream,
-            peer: addr,
-            shared,
-            permit,
-        }));
-        let size = std::mem::size_of_val(&task);
-        // Release builds measure 640 bytes, debug builds 648: with tokio's task header and
-        // trailer (112 bytes) that is a 768-byte task, the allocation being rounded to a
-        // multiple of 128. Past 656 bytes every idle connection costs 128 bytes more.
-        assert!(size <= 656, "connection future is {size} bytes");
-    }
 
     /// Nobody accepts here: the kernel completes as many handshakes as the backlog holds (one
     /// more, on Linux), then drops SYNs, which the client resends only after a second; an

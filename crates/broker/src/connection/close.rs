@@ -7,7 +7,9 @@ use mqgate_codec::{DecodeError, EncodeError};
 use mqgate_session::SessionError;
 use mqgate_topic::TopicError;
 
-use crate::registry::Kick;
+use crate::core::inbox::Kick;
+use crate::core::persist::StoreFailed;
+use crate::transport::io::StreamError;
 use crate::Metrics;
 
 /// Why a connection ended. Every variant but the orderly ones is an abnormal end: the will
@@ -81,6 +83,23 @@ impl From<DecodeError> for CloseReason {
             DecodeError::PacketTooLarge { .. } => CloseReason::Oversize(error),
             other => CloseReason::Malformed(other),
         }
+    }
+}
+
+impl From<StreamError> for CloseReason {
+    fn from(error: StreamError) -> Self {
+        match error {
+            StreamError::Io(error) => CloseReason::Io(error),
+            StreamError::WriteTimeout => CloseReason::WriteTimeout,
+            StreamError::Decode(error) => CloseReason::from(error),
+            StreamError::Encode(error) => CloseReason::Encode(error),
+        }
+    }
+}
+
+impl From<StoreFailed> for CloseReason {
+    fn from(error: StoreFailed) -> Self {
+        CloseReason::Store(error.0)
     }
 }
 

@@ -16,21 +16,22 @@ use std::time::Duration;
 
 use mqgate_auth::Grants;
 use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
-use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, Session, SessionConfig};
+use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, QueueBounds, Session};
 use mqgate_status::ConnectionEvents;
 use mqgate_topic::TopicName;
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::inbox::{self as mpsc, Signal};
-
-use crate::clock::unix_time_ms;
-use crate::close::{check_filters, CloseReason};
-use crate::io::Io;
-use crate::persist;
-use crate::registry::{drain_drops, Delivery};
-use crate::router::{Blocked, RouteScratch};
-use crate::shared::Shared;
+use super::close::{check_filters, CloseReason};
+use super::ConnCtx;
+use crate::clock::{monotonic_ms, unix_time_ms};
+use crate::core::deliver::{self, Blocked};
+use crate::core::inbox::{self, Signal};
+use crate::core::persist;
+use crate::core::registry::{drain_drops, Delivery};
+use crate::core::router::RouteScratch;
+use crate::core::Unsettled;
+use crate::transport::io::Io;
 
 /// Most inbox messages taken in one go before the task writes and looks at its socket again.
 const INBOX_BATCH: usize = 256;
@@ -59,10 +60,10 @@ enum Next {
 /// A connection whose CONNECT was accepted, with everything it owns while online.
 pub(crate) struct Online<S> {
     pub(crate) io: Io<S>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) ctx: Arc<ConnCtx>,
     pub(crate) session: Box<Session>,
-    /// Deliveries, the request to close and the timer ([`mpsc::Receiver::signal`]).
-    pub(crate) inbox: mpsc::Receiver<Delivery>,
+    /// Deliveries, the request to close and the timer ([`inbox::Receiver::signal`]).
+    pub(crate) inbox: inbox::Receiver<Delivery>,
     /// What the client may publish and subscribe to, fixed at CONNECT.
     pub(crate) grants: Grants,
     /// The status events; also where the client id and the channel id are kept.
@@ -117,20 +118,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 continue;
             }
             // The keep-alive deadline: the broker's timer loop wakes this task once it passed.
-            self.inbox.set_timer(
-                self.session.poll_timeout(),
-                &self.shared.router.registry.timers,
-            );
+            self.inbox
+                .set_timer(self.session.poll_timeout(), &self.ctx.core.registry.timers);
             let can_take = self.can_take();
             tokio::select! {
                 biased;
-                signal = self.inbox.signal(unix_time_ms) => match signal {
+                signal = self.inbox.signal(monotonic_ms) => match signal {
                     Signal::Kick(kick) => return CloseReason::kicked(kick),
-                    Signal::Timer => self.session.handle_timeout(unix_time_ms()),
+                    Signal::Timer => self.session.handle_timeout(monotonic_ms()),
                 },
-                committed = next_commit(&self.acks, &self.shared), if self.acks.is_waiting() => {
-                    if let Err(reason) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.shared)) {
-                        return reason;
+                committed = next_commit(&self.acks, &self.ctx.core.persist), if self.acks.is_waiting() => {
+                    if let Err(failed) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.ctx.core.persist)) {
+                        return failed.into();
                     }
                 }
                 read = self.io.read_more(), if self.acks.has_room() => match read {
@@ -140,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                             return reason;
                         }
                     }
-                    Err(reason) => return reason,
+                    Err(error) => return error.into(),
                 },
                 delivery = self.inbox.recv(), if can_take => {
                     if let Some(delivery) = delivery {
@@ -154,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// Hands every whole packet in the read buffer to the session.
     fn handle_received(&mut self) -> Result<(), CloseReason> {
-        let now = unix_time_ms();
+        let now = monotonic_ms();
         while let Some(packet) = self.io.decode()? {
             self.session
                 .handle_packet(packet, now)
@@ -165,20 +164,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     async fn flush(&mut self) -> Result<(), CloseReason> {
         // A persistent session's changed state is durable before the client hears of it.
+        let persist = &self.ctx.core.persist;
         let ticket = match &mut self.saved {
-            Some(saved) => saved.submit(&self.session, &self.shared),
+            Some(saved) => saved.submit(&self.session, persist),
             None if self.session.is_persistent() => self
                 .saved
                 .insert(Box::default())
-                .submit(&self.session, &self.shared),
+                .submit(&self.session, persist),
             None => None,
         };
-        persist::committed(&self.shared, ticket).await?;
-        let limit = self.shared.config.limits.backpressure_timeout;
+        persist::committed(persist, ticket).await?;
+        let limit = self.ctx.limits.backpressure_timeout;
         let session = &mut self.session;
         self.io
             .write_all(std::iter::from_fn(|| session.poll_transmit()), limit)
-            .await
+            .await?;
+        Ok(())
     }
 
     /// Whether the session can take another delivery without its queue overflowing.
@@ -187,8 +188,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     fn has_room_for(&self, size: usize) -> bool {
-        let queue = (self.session.queued_len(), self.session.queued_bytes());
-        fits(self.session.config(), queue, size)
+        let bounds = self.session.config().queue_bounds();
+        fits(
+            &bounds,
+            self.session.queued_len(),
+            self.session.queued_bytes(),
+            size,
+        )
     }
 
     fn take(&mut self, mut delivery: Delivery) {
@@ -208,7 +214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         }
         let outcome =
             self.session
-                .handle_delivery(delivery.message, delivery.granted, unix_time_ms());
+                .handle_delivery(delivery.message, delivery.granted, monotonic_ms());
         self.count(outcome);
     }
 
@@ -220,15 +226,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let mut taken = 0;
         while taken < INBOX_BATCH && self.held.is_none() {
             let mut batch = SmallVec::<[Delivery; TAKE_BATCH]>::new();
-            let config = self.session.config();
-            let mut queue = (self.session.queued_len(), self.session.queued_bytes());
+            let bounds = self.session.config().queue_bounds();
+            let (mut messages, mut bytes) =
+                (self.session.queued_len(), self.session.queued_bytes());
             let n = self.inbox.try_recv_many(&mut batch, |delivery| {
                 if delivery.is_qos0() {
                     return true;
                 }
                 let size = delivery.message.size();
-                let room = fits(config, queue, size);
-                queue = (queue.0 + 1, queue.1.saturating_add(size));
+                let room = fits(&bounds, messages, bytes, size);
+                (messages, bytes) = (messages + 1, bytes.saturating_add(size));
                 room
             });
             if n == 0 {
@@ -267,7 +274,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             outcome,
             DeliveryOutcome::Dropped(_) | DeliveryOutcome::Refused
         ) {
-            self.shared
+            self.ctx
+                .core
                 .metrics
                 .session_dropped
                 .fetch_add(1, Ordering::Relaxed);
@@ -292,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     retain,
                     token,
                 } => {
-                    if self.shared.bridge.is_some() {
+                    if self.ctx.outflow.is_some() {
                         self.wake_routed();
                         Box::pin(self.route_bridged(message, retain, token)).await?;
                     } else {
@@ -320,13 +328,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// Handles one event as far as it can without waiting.
     fn on_event(&mut self, event: Event) -> Result<Next, CloseReason> {
-        let now = unix_time_ms();
         match event {
             Event::Publish { publish, token } => {
                 if let Err(error) = TopicName::validate(publish.topic()) {
                     return Err(CloseReason::InvalidTopic(error));
                 }
-                if !crate::auth::may_publish(&self.shared, &self.grants, publish.topic()) {
+                if !crate::auth::may_publish(&self.ctx.core.metrics, &self.grants, publish.topic())
+                {
                     // Acknowledged all the same, or the client would resend it forever;
                     // in order, after the acknowledgements still waiting for a commit.
                     self.acks.push(token, None, &mut self.session);
@@ -342,14 +350,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 let (retain, qos) = (publish.retain, publish.qos);
                 // One reference count for the topic; the payload keeps the frame's.
                 let (topic, payload) = publish.into_parts();
-                let message = Arc::new(Message {
-                    id: self.shared.router.next_id(),
-                    topic,
-                    payload,
-                    qos,
-                    retain: false,
-                    published_at_ms: now,
-                });
+                let message = self.ctx.core.message(topic, payload, qos);
                 Ok(Next::Route {
                     message,
                     retain,
@@ -365,15 +366,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 Ok(Next::Wait(Box::new(event)))
             }
             Event::Disconnect => {
-                self.shared
+                self.ctx
+                    .core
                     .status
-                    .emit(self.events.on_disconnect_packet(now));
+                    .emit(self.events.on_disconnect_packet(unix_time_ms()));
                 Err(CloseReason::Disconnect)
             }
             Event::KeepAliveExpired => Err(CloseReason::KeepAlive),
             Event::Acknowledged { .. } => Ok(Next::Done),
             Event::Dropped { .. } => {
-                self.shared
+                self.ctx
+                    .core
                     .metrics
                     .session_dropped
                     .fetch_add(1, Ordering::Relaxed);
@@ -398,8 +401,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// Routes `message` to its receivers; those whose inbox is full are left in the scratch.
     fn route(&mut self, message: &Arc<Message>, retain: bool) {
         let scratch = self.scratch.get_or_insert_with(new_scratch);
-        let now = unix_time_ms();
-        self.shared.router.route(
+        let now = monotonic_ms();
+        self.ctx.core.router.route(
             message,
             retain,
             Some(self.events.shared_client_id()),
@@ -435,10 +438,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         retain: bool,
         token: Option<InboundToken>,
     ) -> Result<(), CloseReason> {
-        let bridged = match &self.shared.bridge {
-            Some(bridge) => {
+        let bridged = match &self.ctx.outflow {
+            Some(outflow) => {
                 let clean = !self.session.is_persistent();
-                bridge
+                outflow
                     .outflow(&message, self.events.shared_client_id(), clean)
                     .await
             }
@@ -462,13 +465,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         packet_id: PacketId,
         filters: Vec<SubscribeFilter>,
     ) -> Result<(), CloseReason> {
-        self.acks.release(&mut self.session, &self.shared).await?;
-        let now = unix_time_ms();
-        let router = &self.shared.router;
+        self.acks
+            .release(&mut self.session, &self.ctx.core.persist)
+            .await?;
+        let now = monotonic_ms();
+        let core = &self.ctx.core;
+        let router = &core.router;
         let mut granted = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
         for entry in filters {
-            let qos = crate::auth::may_subscribe(&self.shared, &self.grants, &entry.filter)
+            let qos = crate::auth::may_subscribe(&core.metrics, &self.grants, &entry.filter)
                 .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
                 .flatten();
             match qos {
@@ -480,8 +486,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 ),
                 None => {
                     tracing::info!(client = %self.events.client_id(), filter = %entry.filter, "subscription refused");
-                    self.shared
-                        .metrics
+                    core.metrics
                         .subscriptions_refused
                         .fetch_add(1, Ordering::Relaxed);
                 }
@@ -489,7 +494,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             granted.push((entry.filter, qos));
         }
         self.session.subscribed(packet_id, granted);
-        persist::enqueue_retained(&self.shared, &self.session, &retained).await?;
+        persist::enqueue_retained(&core.persist, &self.session, &retained).await?;
         for (message, qos) in retained {
             let outcome = self.session.handle_delivery(message, qos, now);
             self.count(outcome);
@@ -502,9 +507,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         packet_id: PacketId,
         filters: Vec<ByteStr>,
     ) -> Result<(), CloseReason> {
-        self.acks.release(&mut self.session, &self.shared).await?;
+        self.acks
+            .release(&mut self.session, &self.ctx.core.persist)
+            .await?;
         for filter in &filters {
-            self.shared
+            self.ctx
+                .core
                 .router
                 .unsubscribe(self.events.shared_client_id(), filter);
         }
@@ -528,13 +536,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     async fn wait_for_receivers(&mut self) -> Result<(), CloseReason> {
-        self.shared
-            .metrics
+        let core = self.ctx.core.clone();
+        core.metrics
             .backpressure_waits
             .fetch_add(1, Ordering::Relaxed);
-        let limits = &self.shared.config.limits;
-        let give_up = tokio::time::Instant::now() + limits.backpressure_timeout;
-        let qos0_wait = limits.qos0_wait;
+        let give_up = tokio::time::Instant::now() + core.waits.backpressure;
         while let Some(Blocked {
             client,
             inbox,
@@ -543,7 +549,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         {
             let qos0 = delivery.is_qos0();
             let deadline = if qos0 {
-                give_up.min(tokio::time::Instant::now() + qos0_wait)
+                give_up.min(tokio::time::Instant::now() + core.waits.qos0)
             } else {
                 give_up
             };
@@ -551,25 +557,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             match self.serve_until(reserve).await? {
                 Ok(Ok(permit)) => {
                     permit.send(delivery);
-                    self.shared
-                        .metrics
+                    core.metrics
                         .messages_delivered
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 // The receiver closed meanwhile: its session is in the registry now.
                 Ok(Err(_)) => {
-                    let again = self
-                        .shared
-                        .router
-                        .deliver(&client, delivery, unix_time_ms());
+                    let again = deliver::offer(
+                        &core.registry,
+                        &core.metrics,
+                        &client,
+                        delivery,
+                        monotonic_ms(),
+                    );
                     self.scratch().blocked.extend(again);
                 }
                 Err(_) if qos0 => {
-                    self.shared
-                        .metrics
-                        .qos0_dropped
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.scratch().mark_stalled(client, unix_time_ms());
+                    core.metrics.qos0_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.scratch().stalls.mark(client, monotonic_ms());
                 }
                 Err(_) => {
                     self.scratch().blocked.clear();
@@ -592,10 +597,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             tokio::select! {
                 biased;
                 done = &mut completion => return Ok(done),
-                signal = self.inbox.signal(unix_time_ms) => match signal {
+                signal = self.inbox.signal(monotonic_ms) => match signal {
                     Signal::Kick(kick) => return Err(CloseReason::kicked(kick)),
                     // Timed work waits for the main loop, which sets the timer again.
-                    Signal::Timer => self.inbox.set_timer(None, &self.shared.router.registry.timers),
+                    Signal::Timer => self.inbox.set_timer(None, &self.ctx.core.registry.timers),
                 },
                 own = self.inbox.recv(), if can_take => {
                     if let Some(own) = own {
@@ -610,9 +615,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// The connection is over: give the session back, report, publish the will.
     async fn finish(mut self, reason: CloseReason) {
-        let shared = self.shared.clone();
-        let now = unix_time_ms();
-        reason.report(self.events.shared_client_id(), &shared.metrics);
+        let ctx = self.ctx.clone();
+        let core = &ctx.core;
+        reason.report(self.events.shared_client_id(), &core.metrics);
         let subscriptions = if self.session.is_persistent() {
             Vec::new()
         } else {
@@ -621,16 +626,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // Messages routed but not yet acknowledged are safe once their commit is done: tell the
         // session, so a QoS 2 resend on the next connection is answered, not left hanging. A
         // stalled store holds the end of the connection at most the backpressure timeout.
-        let limit = shared.config.limits.backpressure_timeout;
-        self.acks.settle(&mut self.session, &shared, limit).await;
-        let will = self.session.connection_lost(now);
+        let limit = ctx.limits.backpressure_timeout;
+        self.acks
+            .settle(&mut self.session, &core.persist, limit)
+            .await;
+        let will = self.session.connection_lost(monotonic_ms());
         let clean_session = !self.session.is_persistent();
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
-            let _ = tokio::time::timeout(limit, saved.sync(&self.session, &shared)).await;
+            let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;
         }
-        shared
-            .router
+        core.router
             .unsubscribe_all(self.events.shared_client_id(), &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
         // handed over, so a persistent session keeps every message promised to it.
@@ -638,99 +644,83 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let mut inbox = self.inbox;
         let held = self.held.take();
         let mut dropped = 0;
-        shared.router.registry.detach(
+        core.registry.detach(
             self.events.shared_client_id(),
             self.events.channel_id(),
             self.session,
             |session| {
-                for delivery in held
-                    .map(|held| *held)
-                    .into_iter()
-                    .chain(std::iter::from_fn(|| inbox.try_recv().ok()))
-                {
-                    let _ = session.handle_delivery(delivery.message, delivery.granted, now);
-                }
+                let waiting = std::iter::from_fn(|| inbox.try_recv().ok());
+                deliver::replay(session, held.map(|held| *held).into_iter().chain(waiting));
                 dropped = drain_drops(session);
             },
         );
-        shared
-            .metrics
+        core.metrics
             .session_dropped
             .fetch_add(dropped, Ordering::Relaxed);
-        shared.status.emit(self.events.finish(now));
+        core.status.emit(self.events.finish(unix_time_ms()));
         if let (Some(will), true) = (will, reason.publishes_will()) {
-            publish_will(
-                &shared,
-                self.events.shared_client_id(),
-                clean_session,
-                will,
-                now,
-            )
-            .await;
+            publish_will(&ctx, self.events.shared_client_id(), clean_session, will).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
     }
 }
 
-/// Whether a session whose queue holds `(messages, bytes)` has room for `size` more bytes
-/// (an empty queue always takes one, however large).
-fn fits(config: &SessionConfig, (messages, bytes): (usize, usize), size: usize) -> bool {
-    messages == 0
-        || (messages < config.max_queued_messages
-            && bytes.saturating_add(size) <= config.max_queued_bytes)
+/// Whether a receiver whose session queue holds `messages` messages of `bytes` bytes takes a
+/// delivery of `size` bytes now, or leaves it waiting (in its inbox, slowing the publishers)
+/// until the queue drains: the queue's own bound, except that an empty queue always takes
+/// one, however large (the session then drops one larger than a whole queue may be, rather
+/// than it waiting forever).
+fn fits(bounds: &QueueBounds, messages: usize, bytes: usize, size: usize) -> bool {
+    messages == 0 || bounds.has_room(messages, bytes, size)
 }
 
 /// [`PendingAcks::next_commit`](persist::PendingAcks::next_commit), boxed when it is polled:
 /// this wrapper is built on every turn of the loop, but polled only while acknowledgements
 /// wait, so an idle connection's future does not carry the wait's state.
-async fn next_commit(acks: &persist::PendingAcks, shared: &Shared) -> Result<(), CloseReason> {
-    Box::pin(acks.next_commit(shared)).await
+async fn next_commit(
+    acks: &persist::PendingAcks,
+    persist: &persist::Persist,
+) -> Result<(), persist::StoreFailed> {
+    Box::pin(acks.next_commit(persist)).await
 }
 
 /// Publishes a will like any other message, waiting (bounded) for full receivers; an outflow
 /// rule covering its topic sends a copy to RocketMQ too (nobody waits for its acknowledgement).
 async fn publish_will(
-    shared: &Shared,
+    ctx: &ConnCtx,
     client: &Arc<str>,
     clean_session: bool,
     will: mqgate_codec::LastWill,
-    now: u64,
 ) {
     if TopicName::validate(&will.topic).is_err() {
         return;
     }
-    shared
-        .metrics
-        .wills_published
-        .fetch_add(1, Ordering::Relaxed);
-    let message = Arc::new(Message {
-        id: shared.router.next_id(),
-        topic: will.topic,
-        payload: will.payload,
-        qos: will.qos,
-        retain: false,
-        published_at_ms: now,
-    });
-    if let Some(bridge) = &shared.bridge {
+    let core = &ctx.core;
+    core.metrics.wills_published.fetch_add(1, Ordering::Relaxed);
+    let message = core.message(will.topic, will.payload, will.qos);
+    if let Some(outflow) = &ctx.outflow {
         // Without a publisher to acknowledge, the completion (if any) is not awaited; a full
         // buffer is waited for at most the backpressure timeout.
-        let limit = shared.config.limits.backpressure_timeout;
-        let outflow = bridge.outflow(&message, client, clean_session);
-        if tokio::time::timeout(limit, outflow).await.is_err() {
+        let limit = ctx.limits.backpressure_timeout;
+        let sent = outflow.outflow(&message, client, clean_session);
+        if tokio::time::timeout(limit, sent).await.is_err() {
             tracing::warn!(%client, "will not sent to RocketMQ: the bridge's buffer stayed full");
         }
     }
-    let mut scratch = RouteScratch::default();
-    shared
-        .router
-        .route(&message, will.retain, Some(client), now, &mut scratch);
-    let limits = &shared.config.limits;
-    let (limit, qos0_wait) = (limits.backpressure_timeout, limits.qos0_wait);
-    if !shared
-        .router
-        .settle(scratch.blocked, limit, qos0_wait)
-        .await
-    {
-        tracing::warn!(%client, "will not delivered to every receiver: receivers stayed full");
+    // Bounded twice the backpressure timeout: once for full receivers, once for a stalled
+    // store.
+    let published = core.publish(&message, will.retain, Some(client));
+    let limit = ctx.limits.backpressure_timeout.saturating_mul(2);
+    match tokio::time::timeout(limit, published).await {
+        Ok(Ok(())) => {}
+        Err(_) => {
+            tracing::warn!(%client, "will not stored for its persistent receivers in time");
+        }
+        Ok(Err(Unsettled::Full)) => {
+            tracing::warn!(%client, "will not delivered to every receiver: receivers stayed full");
+        }
+        Ok(Err(Unsettled::Store(error))) => {
+            tracing::warn!(%client, %error, "will not stored for its persistent receivers");
+        }
     }
 }

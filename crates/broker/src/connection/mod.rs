@@ -1,0 +1,127 @@
+//! The connection layer: from an accepted byte stream to an online client ([`handshake`]),
+//! the task that serves it while it is online ([`online`]), and why it ended ([`close`]).
+//!
+//! A connection uses the core (routing, the registry, the store writer, status events), the
+//! access rules, and, when a RocketMQ bridge runs, its outflow through the [`Outflow`] seam;
+//! [`ConnCtx`] holds exactly that, shared by every connection of one broker.
+
+pub(crate) mod close;
+pub(crate) mod handshake;
+pub(crate) mod online;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqgate_session::{Message, SessionConfig};
+use mqgate_topic::ClientIdRules;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch};
+
+use crate::auth::Access;
+use crate::config::{BrokerConfig, Limits, TakeoverPolicy};
+use crate::core::Core;
+use crate::Metrics;
+
+/// Resolves once the copy of a message sent elsewhere (RocketMQ) was accepted there; an error
+/// means it never will be.
+pub(crate) type Completion = oneshot::Receiver<()>;
+
+/// A boxed future of the outflow seam.
+pub(crate) type OutflowFuture<'a> = Pin<Box<dyn Future<Output = Option<Completion>> + Send + 'a>>;
+
+/// Where a client's PUBLISH is copied besides the broker's own subscribers (the RocketMQ
+/// bridge's outflow rules).
+pub(crate) trait Outflow: Send + Sync + 'static {
+    /// Hands over the copy of `message` published by `sender`, waiting while the outflow is
+    /// full. When the publisher's acknowledgement must wait for the copy to be accepted,
+    /// returns the completion to await first.
+    fn outflow<'a>(
+        &'a self,
+        message: &'a Message,
+        sender: &'a str,
+        clean_session: bool,
+    ) -> OutflowFuture<'a>;
+}
+
+/// What serves the streams a listener accepts.
+pub(crate) trait Serve: Send + Sync + Sized + 'static {
+    /// Serves one stream (plain, TLS or WebSocket) from `peer` until it closes.
+    fn serve<S>(self: Arc<Self>, stream: S, peer: SocketAddr) -> impl Future<Output = ()> + Send
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// How long a transport handshake (TLS, WebSocket) may take.
+    fn connect_timeout(&self) -> Duration;
+
+    /// Where accepted and refused connections are counted.
+    fn metrics(&self) -> &Metrics;
+
+    /// Becomes `true` when the listeners must stop accepting.
+    fn shutdown(&self) -> watch::Receiver<bool>;
+}
+
+/// What every connection of one broker uses.
+pub(crate) struct ConnCtx {
+    pub(crate) core: Arc<Core>,
+    pub(crate) access: Arc<Access>,
+    pub(crate) outflow: Option<Arc<dyn Outflow>>,
+    pub(crate) limits: Limits,
+    pub(crate) session_config: SessionConfig,
+    pub(crate) client_id_rules: ClientIdRules,
+    pub(crate) takeover: TakeoverPolicy,
+}
+
+impl std::fmt::Debug for ConnCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnCtx")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnCtx {
+    /// The context of `config`'s connections.
+    pub(crate) fn new(
+        config: &BrokerConfig,
+        core: Arc<Core>,
+        access: Arc<Access>,
+        outflow: Option<Arc<dyn Outflow>>,
+    ) -> Self {
+        ConnCtx {
+            core,
+            access,
+            outflow,
+            limits: config.limits.clone(),
+            session_config: config.session.session_config(),
+            client_id_rules: ClientIdRules {
+                max_len: config.limits.max_client_id_len,
+                ..ClientIdRules::default()
+            },
+            takeover: config.takeover,
+        }
+    }
+}
+
+impl Serve for ConnCtx {
+    fn serve<S>(self: Arc<Self>, stream: S, peer: SocketAddr) -> impl Future<Output = ()> + Send
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        handshake::serve(stream, peer, self)
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        self.limits.connect_timeout
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.core.metrics
+    }
+
+    fn shutdown(&self) -> watch::Receiver<bool> {
+        self.core.shutdown.clone()
+    }
+}

@@ -1,0 +1,216 @@
+//! The core: who gets a message ([`router`]), where each client's messages go right now
+//! ([`registry`]), the queue in front of each connection ([`inbox`]), handing a message to
+//! one receiver and waiting for a full one ([`deliver`]), durable state ([`persist`]) and
+//! status events ([`status`]).
+//!
+//! Nothing here knows connections, listeners or services: each part gets the few others it
+//! uses when it is made, and [`Core`] holds one of each for the layers above.
+
+pub(crate) mod deliver;
+pub(crate) mod inbox;
+pub(crate) mod persist;
+pub(crate) mod registry;
+pub(crate) mod router;
+pub(crate) mod status;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mqgate_codec::{ByteStr, QoS};
+use mqgate_session::{Message, MessageId, SessionConfig};
+use mqgate_store::{restore_sessions, Store};
+use mqgate_topic::TopicName;
+use tokio::sync::watch;
+
+use crate::clock::{monotonic_ms, unix_time_ms};
+use crate::config::Limits;
+use crate::{BrokerError, Metrics};
+use deliver::Waits;
+use persist::{Persist, StoreFailed};
+use registry::Registry;
+use router::{RouteScratch, Router};
+use status::StatusHub;
+
+/// The core parts of one broker, made once at start and shared by the connections, the
+/// services and the embedding API.
+pub(crate) struct Core {
+    pub(crate) router: Router,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) persist: Arc<Persist>,
+    pub(crate) status: StatusHub,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) store: Arc<dyn Store>,
+    /// How long a publisher with nothing else to serve waits for full receivers.
+    pub(crate) waits: Waits,
+    /// Becomes `true` once shutdown starts.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").finish_non_exhaustive()
+    }
+}
+
+/// Why a message routed by [`Core::settle`] is not safe with every receiver.
+#[derive(Debug)]
+pub(crate) enum Unsettled {
+    /// Receivers stayed full longer than the backpressure timeout (the others have it).
+    Full,
+    /// The store refused the writes of its persistent receivers.
+    Store(StoreFailed),
+}
+
+impl Core {
+    /// Starts the store writer over `store` and makes the empty core.
+    ///
+    /// # Errors
+    /// The writer thread could not start, or the system has no randomness for channel ids.
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        limits: &Limits,
+        session: &SessionConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let persist = Arc::new(Persist::start(store.clone(), metrics.clone())?);
+        // A handover buffers at most what the session's queue would hold.
+        let registry = Arc::new(Registry::new(session.max_queued_messages));
+        Ok(Core {
+            router: Router::new(registry.clone(), persist.clone(), metrics.clone()),
+            registry,
+            persist,
+            status: StatusHub::new(limits.status_channel_capacity)?,
+            metrics,
+            store,
+            waits: Waits::from(limits),
+            shutdown,
+        })
+    }
+
+    /// Brings back what the store holds, before any listener opens: persistent sessions
+    /// (offline, in the registry) with their subscriptions (in the trie) and queues, and the
+    /// retained messages. A session whose record does not restore is logged and skipped.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub(crate) fn restore(&self, config: SessionConfig) -> Result<(), mqgate_store::StoreError> {
+        let (store, router, registry) = (self.store.as_ref(), &self.router, &self.registry);
+        let sessions = restore_sessions(store, config, monotonic_ms())?;
+        let (mut restored, mut skipped) = (0usize, 0usize);
+        for session in sessions {
+            match session {
+                Ok(session) => {
+                    let client: Arc<str> = Arc::from(session.client_id().as_str());
+                    for subscription in session.subscriptions() {
+                        if router
+                            .subscribe(&client, &subscription.filter, subscription.qos)
+                            .is_none()
+                        {
+                            tracing::warn!(%client, filter = %subscription.filter, "stored subscription not restored");
+                        }
+                    }
+                    registry.insert_offline(client, Box::new(session));
+                    restored += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "stored session not restored");
+                    skipped += 1;
+                }
+            }
+        }
+        let retained = store.load_retained()?;
+        let retained_count = retained.len();
+        for message in retained {
+            router.restore_retained(message);
+        }
+        tracing::info!(
+            sessions = restored,
+            skipped,
+            retained = retained_count,
+            "durable state restored"
+        );
+        Ok(())
+    }
+
+    /// Whether shutdown has started.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A new message with a fresh id, published now (wall clock: the time is stored).
+    pub(crate) fn message(&self, topic: ByteStr, payload: Bytes, qos: QoS) -> Arc<Message> {
+        Arc::new(Message {
+            id: self.router.next_id(),
+            topic,
+            payload,
+            qos,
+            retain: false,
+            published_at_ms: unix_time_ms(),
+        })
+    }
+
+    /// Publishes as the broker itself (the embedding API, the HTTP API's `SendMessage`):
+    /// checks the topic, routes the message and waits until it is safe with every receiver.
+    ///
+    /// # Errors
+    /// [`BrokerError::InvalidTopic`], [`BrokerError::Shutdown`],
+    /// [`BrokerError::Backpressure`] when receivers stayed full (some may have received it),
+    /// or [`BrokerError::Store`] when the store refused its persistent receivers' copies.
+    pub(crate) async fn publish_topic(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<MessageId, BrokerError> {
+        if self.is_shutting_down() {
+            return Err(BrokerError::Shutdown);
+        }
+        TopicName::validate(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
+        let topic =
+            ByteStr::try_from(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
+        let message = self.message(topic, payload, qos);
+        match self.publish(&message, retain, None).await {
+            Ok(()) => Ok(message.id),
+            Err(Unsettled::Full) => Err(BrokerError::Backpressure),
+            Err(Unsettled::Store(error)) => Err(BrokerError::Store(error.to_string())),
+        }
+    }
+
+    /// Routes `message` (setting the retained message of its topic with `retain`) for a
+    /// publisher with nothing else to serve meanwhile (the embedding API, a will), and waits
+    /// until it is safe: see [`settle`](Self::settle).
+    ///
+    /// # Errors
+    /// As [`settle`](Self::settle).
+    pub(crate) async fn publish(
+        &self,
+        message: &Arc<Message>,
+        retain: bool,
+        publisher: Option<&str>,
+    ) -> Result<(), Unsettled> {
+        let mut scratch = RouteScratch::default();
+        self.router
+            .route(message, retain, publisher, monotonic_ms(), &mut scratch);
+        self.settle(&mut scratch).await
+    }
+
+    /// Waits until the message the last route of `scratch` carried is with every receiver:
+    /// in every full inbox it was left for (bounded by [`Waits`]), and on disk for the
+    /// persistent receivers.
+    ///
+    /// # Errors
+    /// [`Unsettled::Full`] when receivers stayed full; [`Unsettled::Store`] when the store
+    /// refused the writes.
+    pub(crate) async fn settle(&self, scratch: &mut RouteScratch) -> Result<(), Unsettled> {
+        let blocked = std::mem::take(&mut scratch.blocked);
+        let ticket = scratch.ticket.take();
+        if !deliver::settle(&self.registry, &self.metrics, blocked, self.waits).await {
+            return Err(Unsettled::Full);
+        }
+        persist::committed(&self.persist, ticket)
+            .await
+            .map_err(Unsettled::Store)
+    }
+}
