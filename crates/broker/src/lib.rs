@@ -26,7 +26,8 @@
 //! - Nothing a peer sends can panic the broker or affect another connection: bad input
 //!   closes that connection with a logged reason and a [`Metrics`] counter.
 //! - A QoS 1 or 2 message is acknowledged to its publisher only after every receiver took
-//!   it. Memory is bounded per connection; see [`manual`] for the bound and the policies.
+//!   it. Memory is bounded per connection; the repository's `docs/delivery.md` states the
+//!   bound and the policies.
 //! - The broker reads the clock in exactly one place ([`clock::unix_time_ms`]); the session
 //!   and status machines get time as an argument.
 //!
@@ -58,7 +59,6 @@ mod http;
 mod inbox;
 mod io;
 mod listener;
-pub mod manual;
 mod metrics;
 mod persist;
 mod registry;
