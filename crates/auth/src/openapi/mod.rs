@@ -47,7 +47,7 @@
 //! # The rules of both schemes
 //!
 //! The broker's HTTP API accepts the two schemes the model service's SDKs
-//! use; [`openapi::verify_request`](crate::openapi::verify_request) picks one
+//! use; [`verify_request`] picks one
 //! by what the request carries.
 //!
 //! **ACS3-HMAC-SHA256** (header `Authorization: ACS3-HMAC-SHA256
@@ -81,7 +81,7 @@
 //! nonce (`x-acs-signature-nonce` or `SignatureNonce`) must not have been used
 //! by an accepted request whose date is still within the window; it is
 //! recorded only after the signature verified. The
-//! [`NonceGuard`](crate::openapi::NonceGuard) remembers at most a configured
+//! [`NonceGuard`] remembers at most a configured
 //! number of live nonces and refuses new requests rather than forget one.
 
 pub mod acs3;
