@@ -13,7 +13,7 @@
 # and the ratio of mqgate to the best peer; raw JSON lines stay in the output directory.
 # Every process this script starts is stopped on exit.
 #
-# --durable runs the durable scenario instead (issue 9): per broker and repetition, on a
+# --durable runs the durable scenario instead (docs/offline-messages.md): per broker and repetition, on a
 # fresh data directory, `mqgate-bench durable --phase fill` (1000 persistent sessions
 # subscribe and leave, 4 publishers send 64 B QoS 1 messages spread over them; the
 # acknowledged ones are written down), the size of the data files, SIGKILL, a start on the
@@ -243,7 +243,7 @@ for rep in $(seq "$REPS"); do
       start_broker "$broker" || { stop_broker; continue; }
       say "rep $rep/$REPS $broker: $scenario"
       # shellcheck disable=SC2086
-      # rumqttd sleeps 1 ms after each accept: 10 k clients take it over 20 s to set up.
+      # rumqttd sleeps 1 ms after each accept, so its 10 k-client setups need the longer bound.
       secs=$SECS
       [[ "$scenario" == *clients\ 10000* || "$scenario" == *clients\ $TOPICS* ]] && secs=$SECS_SETUP
       "$BENCH" run --target 127.0.0.1:"$(port_of "$broker")" --label "$broker" \

@@ -24,15 +24,18 @@ fi
 if ! python3 -c "import alibabacloud_onsmqtt20200420" >/dev/null 2>&1; then
   python3 -m pip install --quiet "alibabacloud-onsmqtt20200420==1.7.1"
 fi
-# The RocketMQ bridge's tests need a real RocketMQ: the Rust name server and broker
-# (shared/rocketmq/README.md), built once (about 5.5 minutes) and cached.
+# The RocketMQ bridge's tests need a real RocketMQ: the Rust implementation of its name server
+# and broker (crates.io `rocketmq-namesrv` and `rocketmq-broker` 1.0.0, which speak the same
+# protocol as the Java servers), built once (about 5.5 minutes) and cached.
 rocketmq_root="${MQGATE_ROCKETMQ_ROOT:-$HOME/.cache/mqgate/rocketmq}"
 export MQGATE_ROCKETMQ_BIN="$rocketmq_root/bin"
 if [ ! -x "$MQGATE_ROCKETMQ_BIN/rocketmq-namesrv-rust" ] || [ ! -x "$MQGATE_ROCKETMQ_BIN/rocketmq-broker-rust" ]; then
   cargo install --debug --locked rocketmq-namesrv@1.0.0 rocketmq-broker@1.0.0 --root "$rocketmq_root"
 fi
-# ...run inside a network namespace with only loopback (outside one the servers reach for the
-# host's external address). Created once; `ip` comes with iproute2.
+# ...run inside a network namespace with only a loopback interface: outside one, the name
+# server and the broker advertise and connect to the host's external address; inside,
+# everything stays on 127.0.0.1 and nothing reaches the network. Created once; `ip` comes with
+# iproute2.
 if ! command -v ip >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null

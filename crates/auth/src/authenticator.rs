@@ -119,7 +119,53 @@ pub struct Authenticated {
 /// (see [`issue_token`](Self::issue_token) and
 /// [`register_device_credential`](Self::register_device_credential)).
 ///
-/// The rules are in [`manual::connect`](crate::manual::connect).
+/// # How a CONNECT is decided
+///
+/// A client id has the form `{GroupId}@@@{DeviceId}`, the group id starting
+/// with `GID_`. The group must be registered in the [`Registry`](crate::Registry).
+///
+/// The MQTT Username selects one of three modes; the instance id must be the
+/// broker's own ([`AuthConfig::instance_id`](crate::AuthConfig::instance_id)):
+///
+/// | Username | Password |
+/// |---|---|
+/// | `Signature\|{AccessKeyId}\|{InstanceId}` | Base64(HMAC-SHA1(key = AccessKey secret, data = client id)) |
+/// | `Token\|{AccessKeyId}\|{InstanceId}` | `R\|{token}`, `W\|{token}`, `RW\|{token}`, or several pairs in any order, each type at most once |
+/// | `DeviceCredential\|{DeviceAccessKeyId}\|{InstanceId}` | Base64(HMAC-SHA1(key = device secret, data = client id)) |
+///
+/// Checks run in this order, and the first failure decides the CONNACK code:
+///
+/// | Check | Failure | Code |
+/// |---|---|---|
+/// | username present (else anonymous mode must be on) | `AnonymousRefused` | 5 |
+/// | username parses | `BadUsername` | 4 |
+/// | instance id is ours | `WrongInstance` | 4 |
+/// | password present | `MissingPassword` | 4 |
+/// | AccessKeyId configured (signature, token) | `UnknownAccessKey` | 4 |
+/// | device credential exists for this client id, key id and instance | `UnknownDeviceCredential` | 4 |
+/// | signature matches | `BadSignature` | 4 |
+/// | token password parses | `BadPassword` | 4 |
+/// | every token exists, issued by that AccessKey on this instance | `UnknownToken` | 4 |
+/// | every token neither expired nor revoked | `TokenNotValid` | 5 |
+/// | every token allows what it was offered for (`R` needs read, `W` write, `RW` both) | `TokenLacksAction` | 5 |
+/// | client id is `GID_{group}@@@{device}` | `BadClientId` | 2 |
+/// | group registered | `GroupNotRegistered` | 5 |
+/// | (registry failed at any step) | `Registry` | 3 |
+///
+/// The rule of thumb: credentials that are malformed or do not verify give 4
+/// ("bad user name or password"); credentials that verify, or are absent,
+/// but are not enough give 5 ("not authorised"). A malformed client id gives
+/// 2 ("identifier rejected"), which MQTT 3.1.1 defines for exactly that. The
+/// group is checked after the credentials so that an unauthenticated client
+/// cannot probe which groups exist.
+///
+/// Anonymous mode (off by default) accepts a CONNECT without a username, with
+/// any client id, and grants everything. A CONNECT that does send a username
+/// is checked as above even in anonymous mode.
+///
+/// Expiry and revocation stop *new* connections; a connection that is
+/// already up keeps its [`Grants`](crate::Grants). [`AuthMethod::Token`](crate::AuthMethod::Token)
+/// lists the tokens so the broker can re-check them if it wants to.
 #[derive(Debug)]
 pub struct Authenticator<R> {
     pub(crate) config: AuthConfig,

@@ -103,10 +103,33 @@ impl AccessPolicy {
 /// The publish and subscribe rights of one connection, fixed when it
 /// authenticated.
 ///
-/// Besides the policy, one rule holds for everybody: a client may not
-/// subscribe to another client's P2P address. See
-/// [`manual::p2p`](crate::manual::p2p) for the exact rule and what the
-/// broker's router must do for wildcard filters.
+/// # How grants follow from the login, and P2P protection
+///
+/// A connection's [`Grants`](crate::Grants) follow from how it authenticated:
+/// an AccessKey or device credential gives its configured policy (everything
+/// by default); tokens give exactly their resources, `R` tokens for
+/// subscribing and `W` tokens for publishing; anonymous gives everything.
+///
+/// A topic may be published if a granted filter matches it. A subscription
+/// filter (plain, or the filter inside `$share/{group}/{filter}`) may be
+/// subscribed only if one granted filter contains it entirely, that is if
+/// every topic it can match is granted: `a/#` grants `a/+/b` but `a/+` does
+/// not grant `a/#`.
+///
+/// A P2P address is `{parent}/p2p/{clientId}`. Publishing to one is how a
+/// client sends P2P messages, so only the policy decides. Subscribing is
+/// refused, whatever the policy, for any filter whose second level is
+/// literally `p2p` and whose remaining levels are anything other than exactly
+/// the subscriber's own client id: `a/p2p/{other}`, `a/p2p/+`, `a/p2p/#`,
+/// `+/p2p/{other}` are all refused. A client's own address is allowed (it
+/// receives its P2P messages anyway).
+///
+/// That leaves wildcard filters above the `p2p` level, such as `a/#` or
+/// `a/+/{other}`. They are allowed, and **the broker's router must never
+/// deliver a P2P topic through subscription matching**: a message published
+/// to `{parent}/p2p/{target}` goes to `{target}` only, by direct lookup, and
+/// is not matched against the subscription trie. With that contract no
+/// filter can receive another client's P2P messages.
 ///
 /// ```
 /// use mqgate_auth::{AccessPolicy, Grants, TopicAccess};

@@ -24,13 +24,13 @@
 //!   answers with a CONNACK code: 4 for credentials that are malformed or do
 //!   not verify, 5 for credentials that verify (or are absent) but do not
 //!   allow a connection, 2 for a client id without a `GID_` group, 3 when the
-//!   registry fails. The [`manual`] has the full table.
+//!   registry fails. [`Authenticator`] has the full table.
 //! * Every secret, signature and token comparison is constant time.
 //! * Tokens and device secrets come from the operating system's generator
 //!   ([`getrandom`](https://docs.rs/getrandom)); if it fails, nothing is
 //!   issued and an error is returned.
 //! * [`Grants`] decide per message; the broker must also honour the P2P
-//!   routing rule in [`manual::p2p`].
+//!   routing rule described on [`Grants`].
 //! * [`openapi::verify_request`] is a pure function over the request's parts;
 //!   its [`openapi::NonceGuard`] is the only state, with bounded memory.
 //!
@@ -66,7 +66,6 @@ mod failure;
 pub mod fuzz_support;
 mod grants;
 mod manage;
-pub mod manual;
 pub mod openapi;
 mod records;
 mod registry;

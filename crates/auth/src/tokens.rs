@@ -19,6 +19,30 @@ pub const MAX_TOKEN_LIFETIME_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 const TOKEN_RANDOM_BYTES: usize = 24;
 
 /// What a backend asks a token for.
+///
+/// # Tokens and device credentials
+///
+/// A token is issued to an AccessKey for up to
+/// [`MAX_TOKEN_RESOURCES`](crate::MAX_TOKEN_RESOURCES) topic filters (wildcards
+/// allowed) and actions `R`, `W` or `R,W`. Its expiry is an absolute time in
+/// ms since the epoch, at least 60 s ahead; an expiry more than 30 days ahead
+/// is cut to 30 days (the record returned shows the effective expiry). A
+/// token carries 192 random bits from the operating system, encoded as
+/// URL-safe Base64 (32 characters, never a `|`). A token cannot grant more
+/// than its AccessKey's own [`AccessPolicy`](crate::AccessPolicy): each
+/// resource must be contained in the key's subscribe policy for `R` and its
+/// publish policy for `W`. Tokens can be queried whether valid or not, and
+/// revoked; a revoked record is kept so queries still answer.
+/// [`InMemoryRegistry::purge_tokens_expired_before`](crate::InMemoryRegistry::purge_tokens_expired_before)
+/// bounds memory.
+///
+/// A device credential belongs to one client id (whose group must be
+/// registered): a DeviceAccessKeyId and a DeviceAccessKeySecret (256 random
+/// bits). Registering twice returns the existing credential; refreshing
+/// replaces the secret, and the old one stops working at once; unregistering
+/// removes it. Device-credential connections get
+/// [`AuthConfig::device_credential_policy`](crate::AuthConfig::device_credential_policy),
+/// everything by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
     /// Topic filters, wildcards allowed, 1 to [`MAX_TOKEN_RESOURCES`].

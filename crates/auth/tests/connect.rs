@@ -1,5 +1,5 @@
 //! CONNECT authentication, table-driven over every rule of
-//! `mqgate_auth::manual::connect`, plus the captured `mqtt_connect_vectors`.
+//! `mqgate_auth::Authenticator`, plus the captured `mqtt_connect_vectors`.
 
 use mqgate_auth::*;
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Issuing tokens and device credentials (`mqgate_auth::manual::tokens`).
+//! Issuing tokens and device credentials (the rules on `mqgate_auth::TokenRequest`).
 
 use std::collections::HashSet;
 

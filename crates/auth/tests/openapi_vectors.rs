@@ -6,10 +6,6 @@ use mqgate_auth::openapi::{self, acs3, rpc, HttpRequestParts, NonceGuard, Signat
 use serde_json::Value;
 
 const VECTORS: &str = include_str!("data/openapi-signatures.json");
-const SHARED_VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/openapi-signatures.json"
-);
 
 fn vectors() -> Vec<Value> {
     let all: Value = serde_json::from_str(VECTORS).expect("vectors file is JSON");
@@ -60,17 +56,6 @@ fn request_time(request: &HttpRequestParts<'_>) -> u64 {
         })
         .expect("request has a date");
     openapi::parse_iso8601_utc(&date).unwrap()
-}
-
-#[test]
-fn local_copy_matches_shared_vectors_when_present() {
-    if let Ok(shared) = std::fs::read_to_string(SHARED_VECTORS) {
-        assert_eq!(
-            shared.trim(),
-            VECTORS.trim(),
-            "tests/data copy drifted from shared/"
-        );
-    }
 }
 
 #[test]

@@ -36,7 +36,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What each scenario does and how each number is computed is in [`manual`].
+//! What each scenario does and how each number is computed follows.
+//!
+#![doc = include_str!("rules.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -45,7 +47,6 @@ mod connections;
 mod durable;
 mod error;
 mod ledger;
-pub mod manual;
 mod plan;
 mod procstat;
 mod report;

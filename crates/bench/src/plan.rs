@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 
-/// The load shapes of issue 10.
+/// The load shapes the generator runs (described in the crate documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
@@ -302,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_issue() {
+    fn defaults_match_the_documented_scenarios() {
         let target = "127.0.0.1:1883".parse().unwrap();
         let table = [
             (Scenario::FanIn, 4, 1),

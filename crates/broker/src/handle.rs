@@ -241,6 +241,9 @@ fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
 }
 
 /// Resolves on ctrl-c, or SIGTERM on Unix.
+///
+/// # Errors
+/// The signal handlers could not be installed.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, BrokerError> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -26,7 +26,8 @@
 //! - Nothing a peer sends can panic the broker or affect another connection: bad input
 //!   closes that connection with a logged reason and a [`Metrics`] counter.
 //! - A QoS 1 or 2 message is acknowledged to its publisher only after every receiver took
-//!   it. Memory is bounded per connection; see [`manual`] for the bound and the policies.
+//!   it. Memory is bounded per connection; the repository's `docs/delivery.md` states the
+//!   bound and the policies.
 //! - The broker reads time in one module ([`clock`]): a monotonic clock for every timer, the
 //!   wall clock only for times shown or stored; the session and status machines get time as
 //!   an argument.
@@ -68,7 +69,6 @@ mod metrics;
 
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod manual;
 
 pub use auth::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal};
 #[cfg(feature = "rocketmq")]

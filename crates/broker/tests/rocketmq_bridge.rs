@@ -1,4 +1,4 @@
-//! The RocketMQ bridge against a real RocketMQ (SPEC section 5, issue 11): rumqttc devices on
+//! The RocketMQ bridge against a real RocketMQ (`docs/rocketmq.md`): rumqttc devices on
 //! one side, RocketMQ producers and consumers of `rocketmq-client-rust` on the other, the
 //! Rust RocketMQ name server and broker in between. See `rocketmq/mod.rs` for where they run.
 

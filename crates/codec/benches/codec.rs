@@ -4,8 +4,8 @@
 //!
 //! Each decoded packet goes to `std::hint::black_box` by reference. Criterion 0.5's own
 //! `black_box` copies its argument with a volatile read, one byte at a time: for a packet
-//! enum of 70-odd bytes that cost 15-20 % of the measured time on both sides, so it measured
-//! the harness as much as the codecs.
+//! enum of 70-odd bytes that was a large share of the measured time on both sides, so it
+//! measured the harness as much as the codecs.
 //!
 //! cargo bench -p mqgate-codec --bench codec
 

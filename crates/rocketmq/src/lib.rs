@@ -1,4 +1,4 @@
-//! The mapping between MQTT and Apache RocketMQ (SPEC section 5): topics,
+//! The mapping between MQTT and Apache RocketMQ: topics,
 //! message properties, P2P addresses, status events, and the bridge rules
 //! that say what crosses.
 //!
@@ -6,7 +6,7 @@
 //!
 //! Pure data in, data out: no I/O, no clock, no RocketMQ client. The broker's
 //! RocketMQ adapter converts [`RocketMessage`] to and from the real client's
-//! message type; everything SPEC section 5 says about the mapping lives here.
+//! message type; everything about the mapping itself lives here.
 //!
 //! ```text
 //!  MQTT PUBLISH ──▶ MqttMessage ──▶ RuleSet::outflow ──▶ RocketMessage ──▶ RocketMQ producer
@@ -16,7 +16,7 @@
 //!
 //! Payloads are never copied: the RocketMQ body *is* the MQTT payload's
 //! [`bytes::Bytes`], both ways. The property keys, their defaults and the P2P
-//! form are described in the [`manual`].
+//! form are described after the example below.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -33,13 +33,14 @@
 //! assert_eq!(back.payload().as_ptr(), publish.payload.as_ptr());
 //! # Ok::<(), mqgate_rocketmq::MappingError>(())
 //! ```
+//!
+#![doc = include_str!("rules.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod bridge;
 mod error;
 pub mod fuzz_support;
-pub mod manual;
 mod mapping;
 #[cfg(test)]
 mod mapping_tests;

@@ -1,4 +1,4 @@
-//! Table tests of every property and default of SPEC section 5.
+//! Table tests of every property and default of the mapping (`src/rules.md`).
 
 use bytes::Bytes;
 use mqgate_topic::{P2pError, TopicError};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// The RocketMQ user-property keys of SPEC section 5.
+/// The RocketMQ user-property keys of the MQTT mapping.
 pub mod property {
     /// The MQTT subtopic: everything after the parent topic, from its `/`.
     pub const MQTT_SECOND_TOPIC: &str = "mqttSecondTopic";
@@ -29,8 +29,8 @@ pub mod property {
 /// In TOML: `property_style = "lowercase"` or `"camelCase"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PropertyStyle {
-    /// `qoslevel`, `cleansessionflag`: the spelling of the SPEC and the
-    /// model service's documentation. The default.
+    /// `qoslevel`, `cleansessionflag`: the spelling of the model service's
+    /// documentation. The default.
     #[default]
     #[serde(rename = "lowercase")]
     Lowercase,

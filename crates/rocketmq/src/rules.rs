@@ -1,4 +1,4 @@
-//! Bridge rules: which traffic crosses to RocketMQ and back (SPEC section 5).
+//! Bridge rules: which traffic crosses to RocketMQ and back.
 
 use core::fmt;
 

@@ -16,7 +16,7 @@ impl Session {
     /// - Online: QoS 0 is sent at once. QoS 1 and 2 are sent when the window has room and
     ///   nothing is queued before them, otherwise queued behind what is.
     /// - Offline: QoS 0 is dropped; QoS 1 and 2 are queued for a persistent session and
-    ///   dropped for a clean one (see [`manual`](crate::manual) for the table).
+    ///   dropped for a clean one (see [`Session`](crate::Session) for the table).
     ///
     /// A queued message is subject to the queue's limits and policy.
     ///

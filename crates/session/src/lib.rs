@@ -66,7 +66,6 @@ mod error;
 mod event;
 pub mod fuzzing;
 mod inbound;
-pub mod manual;
 mod message;
 mod outbound;
 mod persist;

@@ -45,8 +45,9 @@ pub(crate) struct Link {
 
 /// Everything the broker knows about one client, between and during its connections.
 ///
-/// See the [crate documentation](crate) for the driving loop and [`manual`](crate::manual) for
-/// the rules it implements.
+/// See the [crate documentation](crate) for the driving loop; the rules it implements follow.
+///
+#[doc = include_str!("rules.md")]
 #[derive(Debug)]
 pub struct Session {
     pub(crate) client_id: ByteStr,

@@ -1,9 +1,9 @@
 //! [`Thin`]: a `VecDeque` or `Vec` that costs one word of the session while it holds nothing.
 //!
 //! A broker keeps a session per connected client, and most clients are idle most of the
-//! time: their session's queues are empty. A `VecDeque` is 32 bytes even when empty; six
-//! of them made an idle session 368 bytes. Boxed behind an `Option`, each is 8 bytes until
-//! something is pushed, and [`Thin::release_if_empty`] gives the box back.
+//! time: their session's queues are empty. A `VecDeque` is four words even when empty, and
+//! a session has six of them. Boxed behind an `Option`, each is one word until something is
+//! pushed, and [`Thin::release_if_empty`] gives the box back.
 
 use std::collections::VecDeque;
 use std::fmt;

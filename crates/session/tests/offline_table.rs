@@ -1,4 +1,4 @@
-//! Every cell of SPEC.md's QoS x cleanSession table, online and offline.
+//! Every cell of the offline QoS x cleanSession table (`src/rules.md`), online and offline.
 
 mod support;
 

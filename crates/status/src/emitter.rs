@@ -54,7 +54,7 @@ impl SequenceSource {
     }
 }
 
-/// The status events of one connection, with the SPEC's life-cycle rule built
+/// The status events of one connection, with the life-cycle rule built
 /// in: exactly one `connect`, at most one `disconnect`, exactly one
 /// `tcpclean`, in that order.
 ///

@@ -41,7 +41,7 @@ impl fmt::Display for EventType {
     }
 }
 
-/// One life-cycle event of one connection (SPEC section 4).
+/// One life-cycle event of one connection.
 ///
 /// Events of one client are ordered by [`time`](Self::time), then by
 /// [`seq`](Self::seq): the broker stamps `seq` from a

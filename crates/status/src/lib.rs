@@ -24,7 +24,7 @@
 //! The broker owns one [`ConnectionEvents`] per connection and fans the
 //! events it returns out to its sinks; a consumer feeds whatever it receives
 //! to a [`Reconciler`]. The rules, and a worked example of a client that
-//! flaps, are in the [`manual`].
+//! flaps, follow the example below.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -44,6 +44,8 @@
 //! assert!(!reconciler.is_online("GID_shop@@@tag-0042"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+#![doc = include_str!("rules.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -53,7 +55,6 @@ mod error;
 mod event;
 pub mod fuzz_support;
 mod json;
-pub mod manual;
 mod reconciler;
 
 pub use channel_id::{ChannelId, ChannelIdSource};

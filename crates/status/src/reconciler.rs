@@ -78,7 +78,7 @@ impl ChannelRecord {
         self.last_time = self.last_time.max(event.time);
     }
 
-    /// SPEC: a channel counts while it has a connect and no tcpclean. A
+    /// The rule: a channel counts while it has a connect and no tcpclean. A
     /// `disconnect` alone proves nothing: the TCP connection may live on.
     fn is_open(&self) -> bool {
         self.connected.is_some() && self.closed.is_none()
@@ -86,7 +86,7 @@ impl ChannelRecord {
 }
 
 /// Decides which clients are online from status events that arrive late, out
-/// of order, or more than once (see the [manual](crate::manual)).
+/// of order, or more than once (see the [crate documentation](crate)).
 ///
 /// ```
 /// use mqgate_status::{Applied, ChannelId, EventType, Reconciler, StatusEvent};

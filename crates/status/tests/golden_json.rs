@@ -1,4 +1,4 @@
-//! Golden tests of the status event's JSON form (SPEC section 4).
+//! Golden tests of the status event's JSON form (`src/rules.md`, "The JSON body").
 
 use mqgate_status::{ChannelId, EventType, StatusError, StatusEvent};
 

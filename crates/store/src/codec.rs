@@ -1,8 +1,8 @@
 //! The on-disk encoding of a [`Message`]: a fixed header, the topic, then the payload.
 //!
 //! Messages are the bulk of what a store writes, so they get a compact hand-written layout
-//! (27 bytes plus topic and payload) instead of a self-describing format; the rarely written
-//! records (sessions, registries) are JSON.
+//! (a 29-byte header, `HEADER_LEN`, then topic and payload) instead of a self-describing
+//! format; the rarely written records (sessions, registries) are JSON.
 
 use bytes::Bytes;
 use mqgate_codec::{ByteStr, QoS};

@@ -60,6 +60,8 @@
 //! store.apply(&[Op::Ack { client_id: ByteStr::from_static("GID_a@@@2"), through_seq: queued[0].seq }])?;
 //! # Ok::<(), mqgate_store::StoreError>(())
 //! ```
+//!
+#![doc = include_str!("rules.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -71,7 +73,6 @@ use mqgate_session::{Message, MessageId, Session, SessionConfig, SessionRecord};
 pub mod codec;
 mod error;
 pub mod fuzzing;
-pub mod manual;
 mod memory;
 mod op;
 mod queue_index;

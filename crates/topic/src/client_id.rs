@@ -1,4 +1,4 @@
-//! Client ids: `{GroupId}@@@{DeviceId}` (SPEC.md section 2) or a plain id.
+//! Client ids: `{GroupId}@@@{DeviceId}` or a plain id.
 
 use std::fmt;
 use std::sync::Arc;

@@ -28,7 +28,7 @@
 //! - Removing the last subscription of a branch frees the branch:
 //!   [`SubscriptionTrie::node_count`] returns to zero.
 //!
-//! The protocol rules implemented, in prose, are in [`manual`].
+//! The protocol rules implemented, in prose, follow the example below.
 //!
 //! # Example
 //!
@@ -52,6 +52,8 @@
 //! assert_eq!(out.shared(), [("worker-2", 1)]);
 //! # Ok::<(), mqgate_topic::TopicError>(())
 //! ```
+//!
+#![doc = include_str!("rules.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -60,7 +62,6 @@ mod client_id;
 mod error;
 mod filter;
 pub mod fuzz_support;
-pub mod manual;
 #[cfg(test)]
 mod naive;
 mod name;

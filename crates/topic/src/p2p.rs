@@ -1,4 +1,4 @@
-//! P2P addresses (SPEC.md section 6): `{parent}/p2p/{clientId}`, and the
+//! P2P addresses: `{parent}/p2p/{clientId}`, and the
 //! RocketMQ form, a parent topic plus the subtopic `/p2p/{clientId}`.
 
 use thiserror::Error;

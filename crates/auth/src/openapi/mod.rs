@@ -43,6 +43,46 @@
 //! // The same request again is a replay.
 //! assert!(openapi::verify_request(&request, lookup, now_ms, &guard).is_err());
 //! ```
+//!
+//! # The rules of both schemes
+//!
+//! The broker's HTTP API accepts the two schemes the model service's SDKs
+//! use; [`verify_request`] picks one
+//! by what the request carries.
+//!
+//! **ACS3-HMAC-SHA256** (header `Authorization: ACS3-HMAC-SHA256
+//! Credential={AccessKeyId},SignedHeaders={a;b;c},Signature={hex}`). The
+//! canonical request is the method, the path, the canonical query, the
+//! signed headers as `name:value` lines (names lower case, sorted, values
+//! trimmed), the signed header names joined by `;`, and the
+//! `x-acs-content-sha256` value, joined by newlines. The canonical query
+//! decodes each name and value of the raw query (`+` is a space) and
+//! re-encodes them with RFC 3986 (only `A-Z a-z 0-9 - _ . ~` left alone, so a
+//! space is `%20`), sorted. The string to sign is `ACS3-HMAC-SHA256\n` +
+//! hex(SHA-256(canonical request)); the signature is hex(HMAC-SHA256(secret,
+//! string to sign)). We also require: `host`, `x-acs-date`,
+//! `x-acs-signature-nonce` and `x-acs-content-sha256` present; `host`,
+//! `content-type` and every `x-acs-*` header signed; and
+//! `x-acs-content-sha256` equal to the SHA-256 of the actual body.
+//!
+//! **RPC HMAC-SHA1** (signature version 1.0, the `Signature` parameter).
+//! Parameters come from the query and, for
+//! `application/x-www-form-urlencoded` bodies, the body. Every parameter but
+//! `Signature` is RFC 3986 encoded, sorted and joined as `k=v&...`; an empty
+//! value (`SignatureType=`) stays. The string to sign is `METHOD&%2F&` +
+//! percentEncode(that); the signature is Base64(HMAC-SHA1(key = secret + `&`,
+//! string to sign)). `SignatureMethod` must be `HMAC-SHA1` and
+//! `SignatureVersion` `1.0`.
+//!
+//! In both schemes a parameter name that appears twice (across query and
+//! body) is refused, a malformed `%` escape is refused, and the request's
+//! date (`x-acs-date` or `Timestamp`, `YYYY-MM-DDTHH:MM:SSZ`) must be within
+//! the window (15 minutes by default) of the broker's clock, either way. The
+//! nonce (`x-acs-signature-nonce` or `SignatureNonce`) must not have been used
+//! by an accepted request whose date is still within the window; it is
+//! recorded only after the signature verified. The
+//! [`NonceGuard`] remembers at most a configured
+//! number of live nonces and refuses new requests rather than forget one.
 
 pub mod acs3;
 mod encoding;

@@ -3,8 +3,8 @@
 //! Every CONNECT goes through one [`Authenticator`]: the broker's own (mqgate-auth's
 //! signature, token and device-credential modes over the AccessKeys of `[auth]` and the
 //! durable registry), [`AllowAnonymous`], [`DenyAll`], or an embedder's. It answers with the
-//! connection's [`Grants`], which then decide every PUBLISH and SUBSCRIBE (see
-//! [`manual`](crate::manual)).
+//! connection's [`Grants`], which then decide every PUBLISH and SUBSCRIBE (the rules:
+//! `docs/authentication.md` in the repository).
 
 mod access;
 mod configured;

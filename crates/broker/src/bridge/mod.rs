@@ -1,4 +1,4 @@
-//! The RocketMQ bridge (SPEC section 5): outflow, inflow and status rules against a real
+//! The RocketMQ bridge (`docs/rocketmq.md`): outflow, inflow and status rules against a real
 //! RocketMQ, behind the small [`RocketMqClient`] trait so the client crate stays an
 //! implementation detail (cargo feature `rocketmq`, on by default).
 //!

@@ -2,9 +2,10 @@
 //!
 //! The client crate owns a runtime of its own (`RuntimeOwner`); its push consumer calls the
 //! listener on a blocking thread, so the listener may wait for the broker's answer there.
-//! Known problems of 1.0.0 this works around (shared/rocketmq/README.md): the metadata
-//! lane's queue is raised to 4096 (a backlog on 2 cores overflowed it), and every inflow
-//! rule consumes in its own group in clustering mode (broadcast mode loses messages).
+//! Known problems of 1.0.0 this works around: the metadata lane's queue is raised to 4096
+//! (under a backlog on a small machine the default overflowed with `runtime.capacity.exhausted`),
+//! and every inflow rule consumes in its own group in clustering mode (broadcast mode loses
+//! messages).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -148,8 +148,8 @@ pub struct ListenerConfig {
     /// Each listener's queue of connections the kernel completed and the broker has not
     /// accepted yet (`listen(2)`'s backlog, capped by `net.core.somaxconn`); default 1024.
     /// When it overflows, as in a storm of devices reconnecting at once, the kernel drops
-    /// their SYNs and they retry only after a second: with 128 (the usual default) and 512
-    /// clients connecting at once, the connect rate here fell from about 40 k to 3-5 k/s.
+    /// their SYNs and they retry only after a second, so the connect rate collapses; the
+    /// usual default of 128 was too small for hundreds of clients connecting at once.
     pub backlog: u32,
 }
 
@@ -202,11 +202,10 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Capacity of each connection's inbox of routed messages (messages, not bytes). It
     /// bounds how many messages a receiver takes, and writes, per wake-up: a small inbox
-    /// makes a fast publisher stop at every full one and its receivers write a few dozen
-    /// messages per system call (fan-out 1 -> 100 went from 4.2 M to 6.9 M deliveries/s
-    /// when it grew from 64 to 1024). Slots are allocated only while messages wait, and given
-    /// back once the inbox is empty; a full one holds 24 bytes per message (the messages
-    /// themselves are shared).
+    /// makes a fast publisher stop at every full one and its receivers write only a few dozen
+    /// messages per system call, which costs fan-out throughput. Slots are allocated only
+    /// while messages wait, and given back once the inbox is empty; a slot holds a handle,
+    /// not a copy (the messages themselves are shared).
     pub inbox_capacity: usize,
     /// How long a publisher may wait for a full receiver before it is disconnected.
     #[serde(with = "millis")]

@@ -31,7 +31,7 @@ pub enum ConsumeFrom {
     First,
 }
 
-/// The RocketMQ bridge (SPEC section 5): where RocketMQ is, the groups this node uses, and
+/// The RocketMQ bridge: where RocketMQ is, the groups this node uses, and
 /// the outflow / inflow / status rules. Present in the configuration means enabled.
 ///
 /// ```

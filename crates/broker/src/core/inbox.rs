@@ -1,19 +1,19 @@
 //! A connection's inbox: a bounded many-producer, one-consumer queue of deliveries, with the
 //! part of `tokio::sync::mpsc`'s API the broker uses (`try_send`, `reserve_owned`, `recv`,
-//! `try_recv`, `close`), and the connection's [`Kick`]: the request to close it travels in
-//! the same allocation (a oneshot channel of its own cost every connection 80 bytes), and
-//! its timer: the instant its session next has timed work ([`Receiver::set_timer`]), which
-//! the broker's one timer loop checks, for every connection
+//! `try_recv`, `close`); the connection's [`Kick`], the request to close it, which travels in
+//! the same allocation (a oneshot channel of its own would be one more allocation per
+//! connection); and its timer, the instant its session next has timed work
+//! ([`Receiver::set_timer`]), which the broker's one timer loop checks for every connection,
 //! but only at a tick when one may be due ([`Timers`]), instead of a tokio timer per
-//! connection (112 bytes in every task, and a timer wheel registration at every turn of its
-//! loop).
+//! connection (which would grow every task, and register with the timer wheel at every turn
+//! of its loop).
 //!
-//! Why not tokio's channel: it allocates its first block of 32 slots and a cache-padded
-//! channel state up front, about 1.3 KB per connection whether a message ever arrives or
-//! not, which was a third of an idle connection's memory. This one is one allocation of
-//! about 150 bytes until a message arrives; its queue grows only when messages wait, and
-//! gives back what a burst made it grow once it is empty. Every operation
-//! takes a short `parking_lot` lock that is never held across an `.await`.
+//! Why not tokio's channel: it allocates its first block of slots and a cache-padded channel
+//! state up front, for every connection whether a message ever arrives or not, a large share
+//! of an idle connection's memory. This one is one small allocation until a message arrives;
+//! its queue grows only when messages wait, and gives back what a burst made it grow once it
+//! is empty. Every operation takes a short `parking_lot` lock that is never held across an
+//! `.await`.
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -160,7 +160,7 @@ pub(crate) struct Accepted<C> {
 /// Serves one accepted socket. Plain TCP, the common case, is served inline; the other
 /// transports' handshakes and streams are boxed, because a task's allocation is as large as
 /// the largest state of its future: inline, a TLS session would make every TCP connection's
-/// task as big as a TLS one's (14 KiB instead of about 1 KiB). The socket comes boxed and
+/// task as big as a TLS one's, many times its own size. The socket comes boxed and
 /// goes into a boxed handshake whole, so the task's future keeps no moved-out copies of
 /// its parts while the connection runs: only the connection itself and the permit.
 pub(crate) fn connection<C: Serve>(
