@@ -50,6 +50,7 @@ mod close;
 mod config;
 mod connection;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;

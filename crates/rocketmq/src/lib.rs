@@ -38,7 +38,9 @@
 
 mod bridge;
 mod error;
-pub mod fuzz_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manual;
 mod mapping;
 #[cfg(test)]

@@ -109,7 +109,7 @@ proptest! {
         ),
         body in prop::collection::vec(any::<u8>(), 0..16),
     ) {
-        mqgate_rocketmq::fuzz_support::inflow(&parent, properties.into_iter().collect(), body);
+        mqgate_rocketmq::fuzzing::inflow(&parent, properties.into_iter().collect(), body);
     }
 
     #[test]

@@ -60,6 +60,8 @@ mod config;
 mod delivery;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod fuzzing;
 mod inbound;
 pub mod manual;

@@ -51,7 +51,9 @@ mod channel_id;
 mod emitter;
 mod error;
 mod event;
-pub mod fuzz_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 pub mod manual;
 mod reconciler;

@@ -70,6 +70,8 @@ use mqgate_session::{Message, MessageId, Session, SessionConfig, SessionRecord};
 
 pub mod codec;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod manual;
 mod memory;

@@ -59,7 +59,9 @@ mod children;
 mod client_id;
 mod error;
 mod filter;
-pub mod fuzz_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manual;
 #[cfg(test)]
 mod naive;
