@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use mqgate_codec::{ByteStr, QoS};
+use mqgate_codec::ByteStr;
 use mqgate_rocketmq::{Delivery, RocketMessage};
 use mqgate_session::Message;
 use tokio::sync::mpsc;
@@ -48,7 +48,7 @@ async fn deliver(
         }
     };
     let now = unix_time_ms();
-    let qos = QoS::from_u8(delivery.qos()).unwrap_or(QoS::AtLeastOnce);
+    let qos = delivery.qos();
     let (match_topic, seen, p2p) = match delivery {
         Delivery::Publish {
             topic,
@@ -61,18 +61,14 @@ async fn deliver(
             clean_session,
             ..
         } => (
-            String::new(),
+            ByteStr::default(),
             topic_seen_by_client,
             Some((target_client_id, clean_session)),
         ),
     };
-    let Ok(topic) = ByteStr::try_from(seen) else {
-        metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
-        return true;
-    };
     let routed = Arc::new(Message {
         id: shared.router.next_id(),
-        topic,
+        topic: seen,
         payload: message.body.clone(),
         qos,
         retain: false,
