@@ -1,4 +1,6 @@
 //! Issuing tokens and device credentials (`mqgate_auth::manual::tokens`).
+// The helpers of this test binary unwrap too (clippy.toml allows it in tests only).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 

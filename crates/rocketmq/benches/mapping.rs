@@ -1,6 +1,8 @@
 //! The per-message cost of crossing the bridge, both ways.
 //!
 //! cargo bench -p mqgate-rocketmq --bench mapping -- --warm-up-time 1 --measurement-time 3
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 
