@@ -6,5 +6,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (String, Vec<(String, String)>, Vec<u8>)| {
     let (parent, properties, body) = input;
-    mqgate_rocketmq::fuzz_support::inflow(&parent, properties, body);
+    mqgate_rocketmq::fuzzing::inflow(&parent, properties, body);
 });

@@ -4,4 +4,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mqgate_status::fuzz_support::channel_id(data));
+fuzz_target!(|data: &[u8]| mqgate_status::fuzzing::channel_id(data));

@@ -4,4 +4,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mqgate_status::fuzz_support::event_json(data));
+fuzz_target!(|data: &[u8]| mqgate_status::fuzzing::event_json(data));

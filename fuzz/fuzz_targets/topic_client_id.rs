@@ -1,7 +1,7 @@
 //! Fuzzes the client id parser of mqgate-topic; the invariants checked are in
-//! `mqgate_topic::fuzz_support::client_id`, which the crate's tests also run.
+//! `mqgate_topic::fuzzing::client_id`, which the crate's tests also run.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mqgate_topic::fuzz_support::client_id(data));
+fuzz_target!(|data: &[u8]| mqgate_topic::fuzzing::client_id(data));

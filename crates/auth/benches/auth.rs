@@ -2,6 +2,10 @@
 //! HTTP request.
 //!
 //! cargo bench -p mqgate-auth --bench auth -- --warm-up-time 1 --measurement-time 3
+// Set-up that fails should stop the run loudly: nothing here comes from outside.
+#![allow(clippy::unwrap_used)]
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use mqgate_auth::openapi::{self, HttpRequestParts, NonceGuard};

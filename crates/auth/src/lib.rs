@@ -63,7 +63,9 @@ mod credentials;
 mod crypto;
 mod devices;
 mod failure;
-pub mod fuzz_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod grants;
 mod manage;
 pub mod openapi;

@@ -1,5 +1,7 @@
 //! CONNECT authentication, table-driven over every rule of
 //! `mqgate_auth::Authenticator`, plus the captured `mqtt_connect_vectors`.
+// The helpers of this test binary unwrap too (clippy.toml allows it in tests only).
+#![allow(clippy::unwrap_used)]
 
 use mqgate_auth::*;
 use serde_json::Value;

@@ -1,4 +1,6 @@
 //! Issuing tokens and device credentials (the rules on `mqgate_auth::TokenRequest`).
+// The helpers of this test binary unwrap too (clippy.toml allows it in tests only).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 

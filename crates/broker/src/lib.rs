@@ -67,6 +67,7 @@ mod config;
 mod error;
 mod metrics;
 
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -3,6 +3,9 @@
 //! With no arguments it starts a local development broker: TCP on 127.0.0.1:1883,
 //! WebSocket on 127.0.0.1:8083 at `/mqtt` and the HTTP API on 127.0.0.1:8090, anonymous
 //! access allowed (and logged loudly).
+//!
+//! Built with the `bin` feature (on by default), which brings the command line parser and
+//! the log subscriber; the library needs neither.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,6 +8,8 @@
 //! measured the harness as much as the codecs.
 //!
 //! cargo bench -p mqgate-codec --bench codec
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};

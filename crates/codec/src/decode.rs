@@ -4,6 +4,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::packet::*;
+use crate::string::TopicFrame;
 use crate::{ByteStr, DecodeError};
 
 /// The largest remaining length the four-byte variable length can express.
@@ -291,19 +292,20 @@ fn decode_fixed(byte1: u8, mut body: &[u8]) -> Result<Packet, DecodeError> {
 fn decode_publish(flags: u8, mut body: Bytes) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
     let topic_len = take_u16(&mut body)?;
-    let mut rest = body
+    let frame = TopicFrame::check(body, topic_len)?;
+    let whole = frame.frame();
+    let mut rest = whole
         .get(usize::from(topic_len)..)
         .ok_or(DecodeError::UnexpectedEnd)?;
-    check_topic_name(body.get(..usize::from(topic_len)).unwrap_or_default())?;
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(take_packet_id(&mut rest)?),
     };
     // The frame is at most 268 435 460 bytes (`MAX_REMAINING_LENGTH` and a header).
     let payload_at =
-        u32::try_from(body.len() - rest.len()).map_err(|_| DecodeError::UnexpectedEnd)?;
+        u32::try_from(whole.len() - rest.len()).map_err(|_| DecodeError::UnexpectedEnd)?;
     Ok(Publish::from_frame(
-        flags, qos, packet_id, body, topic_len, payload_at,
+        flags, qos, packet_id, frame, payload_at,
     ))
 }
 
@@ -393,75 +395,7 @@ fn take_bytes(b: &mut Bytes) -> Result<Bytes, DecodeError> {
 
 /// A topic name (MQTT-4.7.3-1, MQTT-3.3.2-2, MQTT-1.5.3), sliced out without copying.
 fn take_topic_name(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
-    let raw = take_bytes(b)?;
-    check_topic_name(&raw)?;
-    Ok(ByteStr::from_checked(raw))
-}
-
-/// Every rule of a topic name checked in one pass over the bytes, with the UTF-8 validation
-/// only for the rare non-ASCII topic. This is the PUBLISH hot path.
-fn check_topic_name(raw: &[u8]) -> Result<(), DecodeError> {
-    if raw.is_empty() {
-        return Err(DecodeError::EmptyTopicName);
-    }
-    let (forbidden, non_ascii) = scan_topic_bytes(raw);
-    if forbidden {
-        return Err(if raw.contains(&0) {
-            DecodeError::NullCharacter
-        } else {
-            DecodeError::WildcardInTopicName
-        });
-    }
-    if non_ascii {
-        core::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
-    }
-    Ok(())
-}
-
-/// Whether `b` holds U+0000, `+` or `#` (first), and whether it holds any non-ASCII byte
-/// (second). Eight bytes at a time with the classic "has a zero byte" word trick (exact for
-/// "any"), which takes a fraction of the instructions per byte a byte-by-byte check does.
-/// The tail is one more word: the last eight bytes again (overlap is harmless for "any"), or
-/// for a topic shorter than a word, the bytes padded with `a`, which matches nothing (padded
-/// by a loop of at most 7 bytes: `copy_from_slice` of a variable length calls `memcpy`).
-/// Plain 16-byte per-lane loops were tried: the compiler vectorised them across blocks into a
-/// large function that took several times the instructions for a short topic. (The counts
-/// are in `benches/README.md`.)
-pub(crate) fn scan_topic_bytes(b: &[u8]) -> (bool, bool) {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    #[inline(always)]
-    fn word(chunk: &[u8]) -> u64 {
-        let mut w = [b'a'; 8];
-        for (d, &c) in w.iter_mut().zip(chunk) {
-            *d = c;
-        }
-        u64::from_le_bytes(w)
-    }
-    #[inline(always)]
-    fn check(v: u64) -> (u64, u64) {
-        let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-        let forbidden = has_zero(v)
-            | has_zero(v ^ (LO * u64::from(b'+')))
-            | has_zero(v ^ (LO * u64::from(b'#')));
-        (forbidden, v & HI)
-    }
-    let (mut forbidden, mut high) = (0u64, 0u64);
-    let last = match b.last_chunk::<8>() {
-        Some(last) => {
-            let mut rest = b;
-            while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
-                let (f, h) = check(u64::from_le_bytes(*chunk));
-                forbidden |= f;
-                high |= h;
-                rest = tail;
-            }
-            u64::from_le_bytes(*last)
-        }
-        None => word(b),
-    };
-    let (f, h) = check(last);
-    ((forbidden | f) != 0, (high | h) != 0)
+    ByteStr::topic_name(take_bytes(b)?)
 }
 
 fn take_str(b: &mut Bytes) -> Result<ByteStr, DecodeError> {

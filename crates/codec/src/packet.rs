@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes};
 use core::fmt;
 use core::num::NonZeroU16;
 
-use crate::string::checked_str;
+use crate::string::TopicFrame;
 use crate::ByteStr;
 
 /// A packet identifier: never 0 (MQTT-2.3.1-1), so `Option<PacketId>` costs nothing extra.
@@ -169,13 +169,9 @@ pub struct Publish {
 enum Body {
     /// Built from a topic and a payload.
     Parts { topic: ByteStr, payload: Bytes },
-    /// Decoded: `frame` is the PUBLISH from its topic on; the topic is its first
-    /// `topic_len` bytes (checked), the payload starts at `payload_at`.
-    Frame {
-        frame: Bytes,
-        topic_len: u16,
-        payload_at: u32,
-    },
+    /// Decoded: `frame` is the PUBLISH from its topic on, its topic checked; the payload
+    /// starts at `payload_at`.
+    Frame { frame: TopicFrame, payload_at: u32 },
 }
 
 impl Publish {
@@ -202,14 +198,13 @@ impl Publish {
         Publish::new(QoS::AtMostOnce, None, topic, payload)
     }
 
-    /// A decoded PUBLISH: `frame` starts at the topic, whose first `topic_len` bytes the
-    /// decoder has checked to be a valid topic name; the payload starts at `payload_at`.
+    /// A decoded PUBLISH: `frame` starts at the checked topic; the payload starts at
+    /// `payload_at`.
     pub(crate) fn from_frame(
         flags: u8,
         qos: QoS,
         packet_id: Option<PacketId>,
-        frame: Bytes,
-        topic_len: u16,
+        frame: TopicFrame,
         payload_at: u32,
     ) -> Self {
         Publish {
@@ -217,11 +212,7 @@ impl Publish {
             qos,
             retain: flags & 1 != 0,
             packet_id,
-            body: Body::Frame {
-                frame,
-                topic_len,
-                payload_at,
-            },
+            body: Body::Frame { frame, payload_at },
         }
     }
 
@@ -229,9 +220,7 @@ impl Publish {
     pub fn topic(&self) -> &str {
         match &self.body {
             Body::Parts { topic, .. } => topic.as_str(),
-            Body::Frame {
-                frame, topic_len, ..
-            } => checked_str(frame.get(..usize::from(*topic_len)).unwrap_or_default()),
+            Body::Frame { frame, .. } => frame.topic(),
         }
     }
 
@@ -239,9 +228,10 @@ impl Publish {
     pub fn payload(&self) -> &[u8] {
         match &self.body {
             Body::Parts { payload, .. } => payload,
-            Body::Frame {
-                frame, payload_at, ..
-            } => frame.get(*payload_at as usize..).unwrap_or_default(),
+            Body::Frame { frame, payload_at } => frame
+                .frame()
+                .get(*payload_at as usize..)
+                .unwrap_or_default(),
         }
     }
 
@@ -249,13 +239,12 @@ impl Publish {
     pub(crate) fn wire_parts(&self) -> (&[u8], &[u8]) {
         match &self.body {
             Body::Parts { topic, payload } => (topic.as_bytes(), payload),
-            Body::Frame {
-                frame,
-                topic_len,
-                payload_at,
-            } => (
-                frame.get(..usize::from(*topic_len)).unwrap_or_default(),
-                frame.get(*payload_at as usize..).unwrap_or_default(),
+            Body::Frame { frame, payload_at } => (
+                frame.topic_bytes(),
+                frame
+                    .frame()
+                    .get(*payload_at as usize..)
+                    .unwrap_or_default(),
             ),
         }
     }
@@ -264,9 +253,7 @@ impl Publish {
     pub fn shared_topic(&self) -> ByteStr {
         match &self.body {
             Body::Parts { topic, .. } => topic.clone(),
-            Body::Frame {
-                frame, topic_len, ..
-            } => ByteStr::from_checked(frame.slice(..usize::from(*topic_len))),
+            Body::Frame { frame, .. } => frame.shared_topic(),
         }
     }
 
@@ -274,9 +261,7 @@ impl Publish {
     pub fn shared_payload(&self) -> Bytes {
         match &self.body {
             Body::Parts { payload, .. } => payload.clone(),
-            Body::Frame {
-                frame, payload_at, ..
-            } => frame.slice(*payload_at as usize..),
+            Body::Frame { frame, payload_at } => frame.frame().slice(*payload_at as usize..),
         }
     }
 
@@ -284,11 +269,8 @@ impl Publish {
     pub fn into_payload(self) -> Bytes {
         match self.body {
             Body::Parts { payload, .. } => payload,
-            Body::Frame {
-                mut frame,
-                payload_at,
-                ..
-            } => {
+            Body::Frame { frame, payload_at } => {
+                let mut frame = frame.into_frame();
                 frame.advance(payload_at as usize);
                 frame
             }
@@ -300,12 +282,9 @@ impl Publish {
     pub fn into_parts(self) -> (ByteStr, Bytes) {
         match self.body {
             Body::Parts { topic, payload } => (topic, payload),
-            Body::Frame {
-                mut frame,
-                topic_len,
-                payload_at,
-            } => {
-                let topic = ByteStr::from_checked(frame.slice(..usize::from(topic_len)));
+            Body::Frame { frame, payload_at } => {
+                let topic = frame.shared_topic();
+                let mut frame = frame.into_frame();
                 frame.advance(payload_at as usize);
                 (topic, frame)
             }

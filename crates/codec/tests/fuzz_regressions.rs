@@ -1,7 +1,7 @@
 //! Every input the decoder fuzz target ever found interesting enough to keep is replayed here
 //! under plain `cargo test`: files in `tests/fuzz-regressions/`, plus seeds written inline.
 
-use mqgate_codec::check::decode_stream_invariants;
+use mqgate_codec::fuzzing::decode_stream_invariants;
 
 #[test]
 fn replay_saved_fuzz_inputs() {

@@ -1,19 +1,22 @@
 //! The per-message cost of crossing the bridge, both ways.
 //!
 //! cargo bench -p mqgate-rocketmq --bench mapping -- --warm-up-time 1 --measurement-time 3
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use mqgate_codec::{ByteStr, QoS};
 use mqgate_rocketmq::{
     mqtt_to_rocketmq, rocketmq_to_mqtt, MqttMessage, PropertyStyle, RocketMessage,
 };
 
 fn mapping(c: &mut Criterion) {
     let publish = MqttMessage {
-        topic: "sensors/building-7/floor-3/room-12/temperature".into(),
-        qos: 1,
+        topic: ByteStr::from_static("sensors/building-7/floor-3/room-12/temperature"),
+        qos: QoS::AtLeastOnce,
         retain: false,
         payload: Bytes::from(vec![0u8; 256]),
         sender_client_id: Some("GID_sensors@@@device-000042".into()),

@@ -47,6 +47,7 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use mqgate_codec::{ByteStr, QoS};
     use mqgate_status::{ChannelId, EventType};
 
     use crate::{BridgeRules, InflowRule, OutflowRule, PropertyStyle, StatusRule};
@@ -76,8 +77,8 @@ mod tests {
     fn outflow_follows_the_rule_and_its_style() {
         let rules = rules();
         let publish = |topic: &str| MqttMessage {
-            topic: topic.into(),
-            qos: 2,
+            topic: ByteStr::try_from(topic).unwrap(),
+            qos: QoS::ExactlyOnce,
             retain: false,
             payload: Bytes::from_static(b"x"),
             sender_client_id: None,
@@ -108,7 +109,7 @@ mod tests {
             .properties
             .insert("mqttSecondTopic".into(), "/door/1".into());
         let topic = match rules.inflow(&message) {
-            Ok(Some(Delivery::Publish { topic, .. })) => topic,
+            Ok(Some(Delivery::Publish { topic, .. })) => topic.to_string(),
             other => format!("{other:?}"),
         };
         assert_eq!(topic, "cmd/door/1");

@@ -35,8 +35,7 @@ pub enum MappingError {
         /// What is wrong with it.
         error: TopicError,
     },
-    /// A QoS level (`qoslevel` property, or the MQTT message's) is not 0, 1
-    /// or 2.
+    /// The `qoslevel` property is not 0, 1 or 2.
     #[error("QoS level must be 0, 1 or 2, found {value:?}")]
     InvalidQos {
         /// The value found.

@@ -20,16 +20,18 @@
 //!
 //! ```
 //! use bytes::Bytes;
+//! use mqgate_codec::{ByteStr, QoS};
 //! use mqgate_rocketmq::{mqtt_to_rocketmq, rocketmq_to_mqtt, Delivery, MqttMessage, PropertyStyle};
 //!
 //! let publish = MqttMessage {
-//!     topic: "A/B/C".into(), qos: 0, retain: false, payload: Bytes::from_static(b"42"),
+//!     topic: ByteStr::from_static("A/B/C"), qos: QoS::AtMostOnce, retain: false,
+//!     payload: Bytes::from_static(b"42"),
 //!     sender_client_id: Some("GID_x@@@y".into()), sender_clean_session: Some(true),
 //! };
 //! let rocket = mqtt_to_rocketmq(&publish, "A", PropertyStyle::Lowercase)?;
 //! assert_eq!(rocket.properties["mqttSecondTopic"], "/B/C");
 //! let back = rocketmq_to_mqtt(&rocket, "A")?;
-//! assert!(matches!(back, Delivery::Publish { ref topic, qos: 0, .. } if topic == "A/B/C"));
+//! assert!(matches!(back, Delivery::Publish { ref topic, qos: QoS::AtMostOnce, .. } if topic == "A/B/C"));
 //! assert_eq!(back.payload().as_ptr(), publish.payload.as_ptr());
 //! # Ok::<(), mqgate_rocketmq::MappingError>(())
 //! ```
@@ -40,7 +42,9 @@
 
 mod bridge;
 mod error;
-pub mod fuzz_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod mapping;
 #[cfg(test)]
 mod mapping_tests;

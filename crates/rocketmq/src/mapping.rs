@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use mqgate_codec::{ByteStr, QoS};
 use mqgate_status::StatusEvent;
-use mqgate_topic::{P2pAddress, TopicName};
+use mqgate_topic::{P2pAddress, TopicError, TopicName};
 
 use crate::message::property;
 use crate::{Delivery, MappingError, MqttMessage, PropertyStyle, RocketMessage};
@@ -37,8 +38,10 @@ pub fn split_topic(topic: &str) -> (&str, &str) {
 /// use bytes::Bytes;
 /// use mqgate_rocketmq::{mqtt_to_rocketmq, MqttMessage, PropertyStyle};
 ///
+/// use mqgate_codec::{ByteStr, QoS};
+///
 /// let publish = MqttMessage {
-///     topic: "sensors/room1/temp".into(), qos: 1, retain: false,
+///     topic: ByteStr::from_static("sensors/room1/temp"), qos: QoS::AtLeastOnce, retain: false,
 ///     payload: Bytes::from_static(b"21.5"),
 ///     sender_client_id: Some("GID_dev@@@t-1".into()), sender_clean_session: Some(true),
 /// };
@@ -55,7 +58,7 @@ pub fn split_topic(topic: &str) -> (&str, &str) {
 ///
 /// [`MappingError::InvalidTopic`], [`MappingError::EmptyParentTopic`],
 /// [`MappingError::InvalidP2p`] for a topic the MQTT side would not accept
-/// either, [`MappingError::InvalidQos`] for a QoS above 2.
+/// either.
 pub fn mqtt_to_rocketmq(
     message: &MqttMessage,
     rocketmq_topic: &str,
@@ -63,7 +66,7 @@ pub fn mqtt_to_rocketmq(
 ) -> Result<RocketMessage, MappingError> {
     let topic = message.topic.as_str();
     check_mqtt_topic(topic)?;
-    let qos = qos_text(message.qos)?;
+    let qos = qos_text(message.qos);
     let (_, subtopic) = split_topic(topic);
     let mut properties = BTreeMap::new();
     if !subtopic.is_empty() {
@@ -101,6 +104,7 @@ pub fn mqtt_to_rocketmq(
 ///
 /// ```
 /// use bytes::Bytes;
+/// use mqgate_codec::QoS;
 /// use mqgate_rocketmq::{rocketmq_to_mqtt, Delivery, RocketMessage};
 ///
 /// let mut message = RocketMessage { topic: "chat".into(), body: Bytes::from_static(b"hi"), ..Default::default() };
@@ -109,7 +113,7 @@ pub fn mqtt_to_rocketmq(
 ///     Delivery::P2p { target_client_id, topic_seen_by_client, qos, clean_session, .. } => {
 ///         assert_eq!(target_client_id, "GID_app@@@phone");
 ///         assert_eq!(topic_seen_by_client, "chat/p2p/GID_app@@@phone");
-///         assert_eq!((qos, clean_session), (1, true));
+///         assert_eq!((qos, clean_session), (QoS::AtLeastOnce, true));
 ///     }
 ///     other => panic!("expected P2P, got {other:?}"),
 /// }
@@ -139,18 +143,20 @@ pub fn rocketmq_to_mqtt(
     }
     let topic = format!("{mqtt_parent_topic}{subtopic}");
     let p2p = check_mqtt_topic(&topic)?;
+    let topic = topic_name(topic).map_err(MappingError::InvalidTopic)?;
     let qos = match either_spelling(properties, property::QOS_LEVEL, property::QOS_LEVEL_CAMEL)? {
-        None => 1,
+        None => QoS::AtLeastOnce,
         Some(text) => parse_qos(text)?,
     };
     let real_topic = match properties.get(property::MQTT_REAL_TOPIC) {
         None => None,
         Some(real) => {
-            TopicName::validate(real).map_err(|error| MappingError::InvalidRealTopic {
-                topic: real.clone(),
-                error,
-            })?;
-            Some(real.clone())
+            Some(
+                topic_name(real.clone()).map_err(|error| MappingError::InvalidRealTopic {
+                    topic: real.clone(),
+                    error,
+                })?,
+            )
         }
     };
     let payload = message.body.clone();
@@ -208,6 +214,13 @@ pub fn status_to_rocketmq(event: &StatusEvent, rocketmq_topic: &str) -> RocketMe
     }
 }
 
+/// A valid topic name as a [`ByteStr`], without copying it.
+fn topic_name(topic: String) -> Result<ByteStr, TopicError> {
+    TopicName::validate(&topic)?;
+    // A valid topic name holds no U+0000, the one thing `ByteStr` refuses.
+    ByteStr::try_from(topic).map_err(|_| TopicError::NullChar)
+}
+
 /// Checks a full MQTT topic as the MQTT side would, and returns the P2P
 /// target when it is a P2P address.
 fn check_mqtt_topic(topic: &str) -> Result<Option<String>, MappingError> {
@@ -241,22 +254,19 @@ fn either_spelling<'a>(
     }
 }
 
-fn qos_text(qos: u8) -> Result<&'static str, MappingError> {
+const fn qos_text(qos: QoS) -> &'static str {
     match qos {
-        0 => Ok("0"),
-        1 => Ok("1"),
-        2 => Ok("2"),
-        other => Err(MappingError::InvalidQos {
-            value: other.to_string(),
-        }),
+        QoS::AtMostOnce => "0",
+        QoS::AtLeastOnce => "1",
+        QoS::ExactlyOnce => "2",
     }
 }
 
-fn parse_qos(text: &str) -> Result<u8, MappingError> {
+fn parse_qos(text: &str) -> Result<QoS, MappingError> {
     match text.trim() {
-        "0" => Ok(0),
-        "1" => Ok(1),
-        "2" => Ok(2),
+        "0" => Ok(QoS::AtMostOnce),
+        "1" => Ok(QoS::AtLeastOnce),
+        "2" => Ok(QoS::ExactlyOnce),
         _ => Err(MappingError::InvalidQos {
             value: text.to_owned(),
         }),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use mqgate_codec::{ByteStr, QoS};
 use serde::{Deserialize, Serialize};
 
 /// The RocketMQ user-property keys of the MQTT mapping.
@@ -79,10 +80,11 @@ pub struct RocketMessage {
 /// sender.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MqttMessage {
-    /// The topic name, e.g. `sensors/room1/temp` or `chat/p2p/GID_app@@@phone`.
-    pub topic: String,
-    /// The QoS of the PUBLISH, 0 to 2.
-    pub qos: u8,
+    /// The topic name, e.g. `sensors/room1/temp` or `chat/p2p/GID_app@@@phone` (shared with
+    /// the PUBLISH it came from, not copied; checked as a topic name when mapped).
+    pub topic: ByteStr,
+    /// The QoS of the PUBLISH.
+    pub qos: QoS,
     /// The RETAIN flag. RocketMQ has no equivalent: it is not carried over.
     pub retain: bool,
     /// The payload, passed on without copying.
@@ -98,13 +100,13 @@ pub struct MqttMessage {
 pub enum Delivery {
     /// An ordinary publish: route `topic` through the subscriptions.
     Publish {
-        /// The topic subscriptions are matched against.
-        topic: String,
+        /// The topic subscriptions are matched against: a valid topic name.
+        topic: ByteStr,
         /// The topic the receiving clients see: `mqttRealTopic` when set,
-        /// otherwise `topic`.
-        topic_seen_by_client: String,
-        /// The QoS level, 0 to 2.
-        qos: u8,
+        /// otherwise `topic` (shared, not copied). A valid topic name.
+        topic_seen_by_client: ByteStr,
+        /// The QoS level.
+        qos: QoS,
         /// The payload, the RocketMQ body itself.
         payload: Bytes,
     },
@@ -113,10 +115,10 @@ pub enum Delivery {
         /// The client it is for.
         target_client_id: String,
         /// The topic the client sees: `mqttRealTopic` when set, otherwise
-        /// the P2P topic `{parent}/p2p/{clientId}`.
-        topic_seen_by_client: String,
-        /// The QoS level, 0 to 2.
-        qos: u8,
+        /// the P2P topic `{parent}/p2p/{clientId}`. A valid topic name.
+        topic_seen_by_client: ByteStr,
+        /// The QoS level.
+        qos: QoS,
         /// `cleansessionflag`: `false` asks for the message to be kept for a
         /// client that is offline with a persistent session.
         clean_session: bool,
@@ -136,7 +138,7 @@ impl Delivery {
 
     /// The QoS level, whichever kind of delivery this is.
     #[must_use]
-    pub const fn qos(&self) -> u8 {
+    pub const fn qos(&self) -> QoS {
         match self {
             Self::Publish { qos, .. } | Self::P2p { qos, .. } => *qos,
         }

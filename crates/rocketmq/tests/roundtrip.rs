@@ -3,6 +3,7 @@
 //! `rocketmq_inflow` fuzz target calls), and status events survive the trip.
 
 use bytes::Bytes;
+use mqgate_codec::{ByteStr, QoS};
 use mqgate_rocketmq::{
     mqtt_to_rocketmq, rocketmq_to_mqtt, status_to_rocketmq, Delivery, MqttMessage, PropertyStyle,
 };
@@ -38,8 +39,12 @@ fn style() -> impl Strategy<Value = PropertyStyle> {
 
 fn mqtt_message() -> impl Strategy<Value = MqttMessage> {
     (
-        topic(),
-        0..=2u8,
+        topic().prop_filter_map("a topic name", |topic| ByteStr::try_from(topic).ok()),
+        prop_oneof![
+            Just(QoS::AtMostOnce),
+            Just(QoS::AtLeastOnce),
+            Just(QoS::ExactlyOnce)
+        ],
         any::<bool>(),
         prop::collection::vec(any::<u8>(), 0..64),
         prop::option::of(CLIENT_ID),
@@ -109,7 +114,7 @@ proptest! {
         ),
         body in prop::collection::vec(any::<u8>(), 0..16),
     ) {
-        mqgate_rocketmq::fuzz_support::inflow(&parent, properties.into_iter().collect(), body);
+        mqgate_rocketmq::fuzzing::inflow(&parent, properties.into_iter().collect(), body);
     }
 
     #[test]

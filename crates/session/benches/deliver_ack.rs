@@ -1,6 +1,8 @@
 //! Messages through the session state machine: delivery, PUBLISH out, the client's
 //! acknowledgements in, outputs drained; for QoS 0, 1 and 2. Also prints the allocations per
 //! message, counted by a global allocator.
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
 
 #[path = "../tests/support/counting.rs"]
 mod counting;

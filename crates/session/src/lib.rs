@@ -64,6 +64,8 @@ mod config;
 mod delivery;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod fuzzing;
 mod inbound;
 mod message;

@@ -2,6 +2,8 @@
 //! flapping clients.
 //!
 //! cargo bench -p mqgate-status --bench status -- --warm-up-time 1 --measurement-time 3
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 

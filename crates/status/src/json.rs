@@ -1,55 +1,30 @@
-//! The JSON body of a status event, written and read by hand.
+//! The JSON body of a status event.
 //!
-//! Writing by hand fixes the key order (consumers diff and grep these
-//! bodies) and cannot fail. Reading goes through a `serde_json` map rather
-//! than the derived `Deserialize` so every error names the key at fault.
+//! Writing is the derived `Serialize`, which keeps the key order of the struct
+//! (consumers diff and grep these bodies). Reading goes through a `serde_json`
+//! map rather than the derived `Deserialize` so every error names the key at
+//! fault.
 
 use serde_json::{Map, Value};
 
 use crate::{EventType, StatusError, StatusEvent};
 
-/// Encodes `event` as compact JSON with the documented key order.
+/// Encodes `event` as compact JSON with the documented key order: the derived
+/// `Serialize` writes the fields in declaration order.
 pub(crate) fn encode(event: &StatusEvent) -> String {
-    let mut out = String::with_capacity(
+    // Sized for the whole body up front: `to_string` starts at 128 bytes and grows once
+    // for a typical event.
+    let mut out = Vec::with_capacity(
         event
             .client_id
             .len()
             .saturating_add(event.client_ip.len())
             .saturating_add(128),
     );
-    out.push_str("{\"clientId\":");
-    push_string(&mut out, &event.client_id);
-    out.push_str(",\"time\":");
-    out.push_str(&event.time.to_string());
-    out.push_str(",\"eventType\":\"");
-    out.push_str(event.event_type.as_str());
-    out.push_str("\",\"channelId\":\"");
-    out.push_str(&event.channel_id.to_string());
-    out.push_str("\",\"clientIp\":");
-    push_string(&mut out, &event.client_ip);
-    out.push_str(",\"seq\":");
-    out.push_str(&event.seq.to_string());
-    out.push('}');
-    out
-}
-
-/// Appends `text` as a JSON string literal, escaped as serde_json does.
-fn push_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    // Strings, integers, a unit variant and a channel id: no part of a status event can
+    // fail to serialize, and serde_json writes UTF-8.
+    serde_json::to_writer(&mut out, event).expect("a status event always serializes to JSON");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// Decodes a body: every key but `seq` required, unknown keys ignored.

@@ -53,7 +53,9 @@ mod channel_id;
 mod emitter;
 mod error;
 mod event;
-pub mod fuzz_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod reconciler;
 

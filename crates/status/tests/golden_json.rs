@@ -6,31 +6,44 @@ use mqgate_status::{ChannelId, EventType, StatusError, StatusEvent};
 /// (`XXXX` in the channel id, `XX.XX` in the address) filled in.
 const SEED_SHAPE: &str = r#"{"clientId":"GID_test@@@0001","time":1566356567883,"eventType":"tcpclean","channelId":"2b9b1281046046faafe5e0b458e4a1c7","clientIp":"192.168.10.20:57322"}"#;
 
-fn seed_event() -> Option<StatusEvent> {
-    Some(StatusEvent {
+/// The seed example's channel id as bytes, written out rather than parsed, so that a
+/// broken parser cannot make the expected value agree with a wrong answer.
+const SEED_CHANNEL_ID: [u8; 16] = [
+    0x2b, 0x9b, 0x12, 0x81, 0x04, 0x60, 0x46, 0xfa, 0xaf, 0xe5, 0xe0, 0xb4, 0x58, 0xe4, 0xa1, 0xc7,
+];
+
+fn seed_event() -> StatusEvent {
+    StatusEvent {
         client_id: "GID_test@@@0001".into(),
         time: 1_566_356_567_883,
         event_type: EventType::Tcpclean,
-        channel_id: "2b9b1281046046faafe5e0b458e4a1c7".parse().ok()?,
+        channel_id: ChannelId::from_bytes(SEED_CHANNEL_ID),
         client_ip: "192.168.10.20:57322".into(),
         seq: 0,
-    })
+    }
+}
+
+#[test]
+fn parses_the_seed_channel_id() {
+    let parsed = "2b9b1281046046faafe5e0b458e4a1c7".parse::<ChannelId>().ok();
+    assert_eq!(parsed, Some(ChannelId::from_bytes(SEED_CHANNEL_ID)));
 }
 
 #[test]
 fn decodes_the_seed_example_shape() {
-    let decoded = StatusEvent::from_json(SEED_SHAPE.as_bytes()).ok();
-    assert_eq!(decoded, seed_event());
+    let decoded = StatusEvent::from_json(SEED_SHAPE.as_bytes());
+    assert!(decoded.is_ok(), "{decoded:?}");
+    assert_eq!(decoded.ok(), Some(seed_event()));
 }
 
 #[test]
 fn encodes_with_the_same_keys_in_the_same_order_plus_seq() {
-    let mut event = seed_event();
-    if let Some(event) = event.as_mut() {
-        event.seq = 42;
-    }
+    let event = StatusEvent {
+        seq: 42,
+        ..seed_event()
+    };
     let expected = SEED_SHAPE.replace('}', ",\"seq\":42}");
-    assert_eq!(event.map(|e| e.to_json()), Some(expected));
+    assert_eq!(event.to_json(), expected);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Random inputs through the functions the `status_*` fuzz targets call
-//! (`mqgate_status::fuzz_support`), so `cargo test` exercises them too.
+//! (`mqgate_status::fuzzing`), so `cargo test` exercises them too.
 
-use mqgate_status::fuzz_support::{channel_id as check_channel_id, event_json as check_decode};
+use mqgate_status::fuzzing::{channel_id as check_channel_id, event_json as check_decode};
 use mqgate_status::{ChannelId, EventType, StatusEvent};
 use proptest::prelude::*;
 

@@ -5,6 +5,8 @@
 //! at 500 per queue.
 //!
 //! `cargo bench -p mqgate-store --bench durable -- --warm-up-time 1 --measurement-time 3`
+// Set-up that fails should stop the run loudly: nothing here comes from outside.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

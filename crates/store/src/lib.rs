@@ -72,6 +72,8 @@ use mqgate_session::{Message, MessageId, Session, SessionConfig, SessionRecord};
 
 pub mod codec;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod fuzzing;
 mod memory;
 mod op;

@@ -158,4 +158,66 @@ mod tests {
         assert!(registry.token("tok").unwrap().is_some());
         assert_eq!(registry.device_client_ids().unwrap(), ["GID_shop@@@1"]);
     }
+
+    /// The store keeps auth's records as the JSON their `Serialize` writes, so auth's serde
+    /// layout is part of the file format. These are the exact bytes files written so far
+    /// hold: a change to the records that would stop them from opening fails here.
+    #[test]
+    fn registry_records_keep_their_on_disk_json() {
+        use mqgate_auth::{DeviceCredential, TokenActions, TokenRecord};
+
+        let mut group = GroupRecord::new("GID_shop", 5);
+        group.update_time_ms = 6;
+        group.tags.insert("k".into(), "v".into());
+        let token = TokenRecord {
+            token: "tok".into(),
+            access_key_id: "AK".into(),
+            instance_id: "inst".into(),
+            resources: vec!["a/#".into()],
+            actions: TokenActions::ReadWrite,
+            create_time_ms: 1,
+            expire_time_ms: 2,
+            revoked: false,
+        };
+        let credential = DeviceCredential {
+            client_id: "GID_shop@@@1".into(),
+            instance_id: "inst".into(),
+            device_access_key_id: "DK".into(),
+            device_access_key_secret: "DS".into(),
+            create_time_ms: 3,
+            update_time_ms: 4,
+        };
+        let group_json = r#"{"group_id":"GID_shop","create_time_ms":5,"update_time_ms":6,"independent_naming":true,"tags":{"k":"v"}}"#;
+        let token_json = r#"{"token":"tok","access_key_id":"AK","instance_id":"inst","resources":["a/#"],"actions":"R,W","create_time_ms":1,"expire_time_ms":2,"revoked":false}"#;
+        let credential_json = r#"{"client_id":"GID_shop@@@1","instance_id":"inst","device_access_key_id":"DK","device_access_key_secret":"DS","create_time_ms":3,"update_time_ms":4}"#;
+
+        assert_eq!(serde_json::to_string(&group).unwrap(), group_json);
+        assert_eq!(serde_json::to_string(&token).unwrap(), token_json);
+        assert_eq!(serde_json::to_string(&credential).unwrap(), credential_json);
+        assert_eq!(
+            serde_json::from_str::<GroupRecord>(group_json).unwrap(),
+            group
+        );
+        assert_eq!(
+            serde_json::from_str::<TokenRecord>(token_json).unwrap(),
+            token
+        );
+        assert_eq!(
+            serde_json::from_str::<DeviceCredential>(credential_json).unwrap(),
+            credential
+        );
+
+        // And through a store: what goes in comes back out.
+        let store = crate::MemoryStore::new();
+        store
+            .apply(&[
+                Op::PutGroup(group.clone()),
+                Op::PutToken(token.clone()),
+                Op::PutDeviceCredential(credential.clone()),
+            ])
+            .unwrap();
+        assert_eq!(store.load_groups().unwrap(), [group]);
+        assert_eq!(store.load_tokens().unwrap(), [token]);
+        assert_eq!(store.load_device_credentials().unwrap(), [credential]);
+    }
 }

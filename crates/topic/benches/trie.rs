@@ -4,6 +4,10 @@
 //! allocator and printed before the timings.
 //!
 //! `cargo bench -p mqgate-topic --bench trie -- --warm-up-time 1 --measurement-time 3`
+// Set-up that fails should stop the run loudly: nothing here comes from outside.
+#![allow(clippy::unwrap_used)]
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -18,6 +22,7 @@ struct CountingAllocator;
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards to `System` unchanged and only adds bookkeeping.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);

@@ -61,7 +61,9 @@ mod children;
 mod client_id;
 mod error;
 mod filter;
-pub mod fuzz_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(test)]
 mod naive;
 mod name;

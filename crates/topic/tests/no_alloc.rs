@@ -17,6 +17,7 @@ thread_local! {
 
 // SAFETY: forwards to `System` unchanged; the counter is a thread-local
 // `Cell` with const initialisation, which never allocates.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.with(|n| n.set(n.get() + 1));

@@ -1,11 +1,26 @@
 //! RFC 3986 percent-encoding as both signature schemes use it, and
 //! `application/x-www-form-urlencoded` parsing.
 //!
-//! Written here rather than pulled from a crate because the rules are the
-//! schemes' own (exactly the unreserved set is left alone, `+` in a raw query
-//! is a space) and the whole thing is a few dozen lines.
+//! Encoding and decoding are the `percent-encoding` crate's, with the schemes'
+//! set (everything but the unreserved characters is escaped). Form parsing
+//! stays here, strict where `form_urlencoded::parse` is lenient: a malformed
+//! `%` escape and bytes that are not UTF-8 once decoded are errors, where that
+//! crate passes the `%` through and replaces the bytes with U+FFFD, so that two
+//! parties can never disagree about what was signed.
+
+use std::borrow::Cow;
+
+use percent_encoding::{percent_decode_str, AsciiSet, NON_ALPHANUMERIC};
 
 use super::SignatureError;
+
+/// The bytes both schemes escape: every one outside the RFC 3986 unreserved set
+/// (`A-Z a-z 0-9 - _ . ~`); non-ASCII bytes always are.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes `bytes` the way both schemes canonicalise: every byte
 /// outside the RFC 3986 unreserved set (`A-Z a-z 0-9 - _ . ~`) becomes `%XX`
@@ -17,17 +32,8 @@ use super::SignatureError;
 /// assert_eq!(percent_encode("é".as_bytes()), "%C3%A9");
 /// ```
 pub fn percent_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(bytes.len());
-    for &byte in bytes {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
+    out.extend(percent_encoding::percent_encode(bytes, NOT_UNRESERVED));
     out
 }
 
@@ -42,29 +48,28 @@ pub fn percent_encode(bytes: &[u8]) -> String {
 /// assert!(form_decode("100%").is_err());
 /// ```
 pub fn form_decode(component: &str) -> Result<Vec<u8>, SignatureError> {
-    let mut out = Vec::with_capacity(component.len());
-    let mut bytes = component.bytes();
-    while let Some(byte) = bytes.next() {
-        match byte {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let high = bytes.next().and_then(hex_value);
-                let low = bytes.next().and_then(hex_value);
-                match (high, low) {
-                    (Some(high), Some(low)) => out.push(high << 4 | low),
-                    _ => return Err(SignatureError::BadPercentEncoding),
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    Ok(out)
+    check_escapes(component)?;
+    // `+` is a space; replaced before decoding so that an escaped `%2B` stays a `+`.
+    let decoded = if component.contains('+') {
+        percent_decode_str(&component.replace('+', "%20")).collect()
+    } else {
+        // Borrowed when there is no escape at all: one copy, no per-byte pushes.
+        Cow::from(percent_decode_str(component)).into_owned()
+    };
+    Ok(decoded)
 }
 
-fn hex_value(digit: u8) -> Option<u8> {
-    char::from(digit)
-        .to_digit(16)
-        .and_then(|value| u8::try_from(value).ok())
+/// Every `%` must start an escape of two hex digits; `percent_decode` would
+/// pass a malformed one through as it is.
+fn check_escapes(component: &str) -> Result<(), SignatureError> {
+    let bytes = component.as_bytes();
+    for (at, _) in component.match_indices('%') {
+        match bytes.get(at + 1..at + 3) {
+            Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {}
+            _ => return Err(SignatureError::BadPercentEncoding),
+        }
+    }
+    Ok(())
 }
 
 /// Splits a form-encoded string (`a=1&b=2`) into decoded `(name, value)`

@@ -28,7 +28,8 @@ pub(crate) struct Access {
 }
 
 impl Access {
-    /// `authenticator` alone: no `[auth]`, no registry (fuzzing, bare embedding).
+    /// `authenticator` alone: no `[auth]`, no registry (fuzzing, tests).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn only(authenticator: Box<dyn Authenticator>) -> Self {
         Access {
             authenticator,

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use mqgate_codec::{ByteStr, QoS};
+use mqgate_codec::ByteStr;
 use mqgate_rocketmq::{Delivery, RocketMessage};
 use tokio::sync::mpsc;
 
@@ -47,7 +47,7 @@ async fn deliver(
         }
     };
     let now = monotonic_ms();
-    let qos = QoS::from_u8(delivery.qos()).unwrap_or(QoS::AtLeastOnce);
+    let qos = delivery.qos();
     let (match_topic, seen, p2p) = match delivery {
         Delivery::Publish {
             topic,
@@ -60,16 +60,12 @@ async fn deliver(
             clean_session,
             ..
         } => (
-            String::new(),
+            ByteStr::default(),
             topic_seen_by_client,
             Some((target_client_id, clean_session)),
         ),
     };
-    let Ok(topic) = ByteStr::try_from(seen) else {
-        metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
-        return true;
-    };
-    let routed = core.message(topic, message.body.clone(), qos);
+    let routed = core.message(seen, message.body.clone(), qos);
     match p2p {
         None => core
             .router

@@ -172,8 +172,8 @@ impl Bridge {
         let (parent, _) = mqgate_rocketmq::split_topic(&message.topic);
         self.rules.outflow_for(parent)?;
         let mqtt = MqttMessage {
-            topic: message.topic.to_string(),
-            qos: message.qos as u8,
+            topic: message.topic.clone(),
+            qos: message.qos,
             retain: false,
             payload: message.payload.clone(),
             sender_client_id: Some(sender.to_owned()),
