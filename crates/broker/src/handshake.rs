@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, Packet};
+use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
 use mqgate_session::Session;
 use mqgate_status::ConnectionEvents;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -44,11 +44,23 @@ where
 {
     let limits = &shared.config.limits;
     let mut io = Io::new(stream, limits.max_packet_size);
-    let first = match tokio::time::timeout(limits.connect_timeout, io.read_packet()).await {
+    let read = tokio::time::timeout(limits.connect_timeout, io.read_packet()).await;
+    let first = match read {
         Err(_) => Err(CloseReason::ConnectTimeout),
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(Packet::Connect(connect)))) => Ok(connect),
         Ok(Ok(Some(other))) => Err(CloseReason::NotConnect(other.name())),
+        // A protocol level we do not speak is answered, not just closed (MQTT-3.1.2-2); any
+        // other bad CONNECT (an unknown protocol name included) closes without a CONNACK.
+        Ok(Err(CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(level)))) => {
+            tracing::info!(%peer, level, "CONNECT refused: unsupported protocol level");
+            shared
+                .metrics
+                .protocol_level_refused
+                .fetch_add(1, Ordering::Relaxed);
+            refuse(io, &shared, ConnectReturnCode::UnacceptableProtocolVersion).await;
+            return None;
+        }
         Ok(Err(reason)) => Err(reason),
     };
     let connect = match first {
@@ -60,22 +72,31 @@ where
     };
     match accept(io, peer, &shared, &connect).await {
         Ok(online) => Some(online),
-        Err((mut io, code)) => {
+        Err((io, code)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
-            shared
-                .metrics
-                .connects_refused
-                .fetch_add(1, Ordering::Relaxed);
-            let connack = Packet::ConnAck(ConnAck {
-                session_present: false,
-                code,
-            });
-            let _ = io
-                .write_all([connack], shared.config.limits.connect_timeout)
-                .await;
+            refuse(io, &shared, code).await;
             None
         }
     }
+}
+
+/// Answers a refused CONNECT with its CONNACK code (counted in `connects_refused`); the
+/// connection then closes.
+async fn refuse<S>(mut io: Io<S>, shared: &Shared, code: ConnectReturnCode)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    shared
+        .metrics
+        .connects_refused
+        .fetch_add(1, Ordering::Relaxed);
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        code,
+    });
+    let _ = io
+        .write_all([connack], shared.config.limits.connect_timeout)
+        .await;
 }
 
 type Refusal<S> = (Io<S>, ConnectReturnCode);

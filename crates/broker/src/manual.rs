@@ -180,6 +180,11 @@
 //!
 //! ## Bad input
 //!
+//! A CONNECT with a protocol level other than 4 (`MQTT`) or 3 (`MQIsdp`), such as an MQTT 5
+//! client's, gets CONNACK 1 (unacceptable protocol version) and the connection closes
+//! (MQTT-3.1.2-2; counted in `protocol_level_refused` and `connects_refused`). Any other
+//! malformed CONNECT, an unknown protocol name included, closes without a CONNACK.
+//!
 //! Malformed packets, a first packet that is not CONNECT, a second CONNECT, PUBLISH to an
 //! invalid topic, SUBSCRIBE or UNSUBSCRIBE with an invalid topic filter, packet ids the session does not know, oversize packets (refused from the
 //! fixed header, before the body is buffered) and silence past 1.5 x keep-alive each close

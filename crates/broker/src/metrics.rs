@@ -41,8 +41,12 @@ counters! {
     connections_refused,
     /// Connections whose CONNECT was accepted (CONNACK 0).
     sessions_started,
-    /// CONNECTs refused with a non-zero CONNACK (credentials, client id, takeover policy).
+    /// CONNECTs refused with a non-zero CONNACK (protocol level, credentials, client id,
+    /// takeover policy).
     connects_refused,
+    /// CONNECTs refused with CONNACK 1 for a protocol level other than 4 (`MQTT`) or 3
+    /// (`MQIsdp`), such as an MQTT 5 client's. Also counted in `connects_refused`.
+    protocol_level_refused,
     /// Connections closed because CONNECT did not arrive in time.
     connect_timeouts,
     /// Connections closed for bytes that are not a valid MQTT packet.
