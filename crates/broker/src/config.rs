@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mqgate_session::SessionConfig;
+use mqgate_topic::{ClientIdRules, ClientIdSyntax};
 use serde::Deserialize;
 
 use crate::auth::{AuthSettings, HttpSettings};
@@ -102,6 +103,39 @@ impl BrokerConfig {
         Self::from_toml_str(&text)
     }
 
+    /// The rules every CONNECT's client id is checked against:
+    /// [`limits.client_id_rules`](Limits::client_id_rules) when set; otherwise the managed
+    /// service's when an `[auth]` section is configured (its devices' ids), and MQTT's
+    /// (any UTF-8 id without control characters) when not, so a broker without `[auth]`
+    /// serves any MQTT client. Both are bounded by
+    /// [`limits.max_client_id_len`](Limits::max_client_id_len).
+    ///
+    /// ```
+    /// use mqgate_broker::BrokerConfig;
+    /// use mqgate_topic::ClientIdSyntax;
+    /// assert_eq!(BrokerConfig::default().client_id_rules().syntax, ClientIdSyntax::Mqtt);
+    /// let managed = BrokerConfig::from_toml_str("[auth]\ninstance_id = \"i\"")?;
+    /// assert_eq!(managed.client_id_rules().syntax, ClientIdSyntax::Service);
+    /// let both = BrokerConfig::from_toml_str(
+    ///     "[limits]\nclient_id_rules = \"mqtt\"\n[auth]\ninstance_id = \"i\"",
+    /// )?;
+    /// assert_eq!(both.client_id_rules().syntax, ClientIdSyntax::Mqtt);
+    /// # Ok::<(), mqgate_broker::BrokerError>(())
+    /// ```
+    pub fn client_id_rules(&self) -> ClientIdRules {
+        let syntax = match self.limits.client_id_rules {
+            Some(ClientIdRuleSet::Mqtt) => ClientIdSyntax::Mqtt,
+            Some(ClientIdRuleSet::Service) => ClientIdSyntax::Service,
+            None if self.auth.is_some() => ClientIdSyntax::Service,
+            None => ClientIdSyntax::Mqtt,
+        };
+        ClientIdRules {
+            max_len: self.limits.max_client_id_len,
+            syntax,
+            ..ClientIdRules::default()
+        }
+    }
+
     /// A configuration for tests and embedding: TCP on an ephemeral 127.0.0.1 port, no other
     /// listener (no HTTP API either), anonymous access allowed, state in memory only.
     pub fn ephemeral() -> Self {
@@ -183,6 +217,20 @@ pub enum TakeoverPolicy {
     RefuseNew,
 }
 
+/// Which client ids a CONNECT may carry (`limits.client_id_rules`); see
+/// [`BrokerConfig::client_id_rules`] for the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientIdRuleSet {
+    /// `"mqtt"`: any UTF-8 id without control characters, as MQTT 3.1.1 allows
+    /// (`clean retained`, `ünïcödé`, `a/b`); an id without a valid `GID_...@@@` prefix has
+    /// no group. Ids containing `/` cannot be reached by P2P address.
+    Mqtt,
+    /// `"service"`: the managed service's ids: letters, digits and `-_.:@`, and a valid
+    /// `GID_` group whenever the id contains `@@@`; others get CONNACK 2.
+    Service,
+}
+
 /// Limits of the broker as a whole and of each connection.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -219,6 +267,10 @@ pub struct Limits {
     pub status_channel_capacity: usize,
     /// Longest client id accepted, in bytes.
     pub max_client_id_len: usize,
+    /// Which client ids are accepted: `"mqtt"` or `"service"`. Unset (the default), it is
+    /// `"service"` with an `[auth]` section and `"mqtt"` without (see
+    /// [`BrokerConfig::client_id_rules`]).
+    pub client_id_rules: Option<ClientIdRuleSet>,
 }
 
 impl Default for Limits {
@@ -232,6 +284,7 @@ impl Default for Limits {
             qos0_wait: Duration::from_millis(100),
             status_channel_capacity: 1024,
             max_client_id_len: mqgate_topic::DEFAULT_MAX_CLIENT_ID_LEN,
+            client_id_rules: None,
         }
     }
 }
@@ -302,6 +355,39 @@ mod tests {
         assert_eq!(config.http.listen, loopback(8090));
         assert_eq!(config.listeners.backlog, 1024);
         assert_eq!(config.limits.inbox_capacity, 1024);
+        assert_eq!(config.limits.client_id_rules, None);
+        assert_eq!(config.client_id_rules().syntax, ClientIdSyntax::Mqtt);
+        assert_eq!(
+            BrokerConfig::ephemeral().client_id_rules().syntax,
+            ClientIdSyntax::Mqtt
+        );
+    }
+
+    #[test]
+    fn client_id_rules_follow_auth_unless_set() {
+        let auth = "[auth]\ninstance_id = \"i\"\n";
+        let cases = [
+            ("", ClientIdSyntax::Mqtt),
+            (auth, ClientIdSyntax::Service),
+            (
+                "[limits]\nclient_id_rules = \"service\"\n",
+                ClientIdSyntax::Service,
+            ),
+            (
+                "[limits]\nclient_id_rules = \"mqtt\"\n",
+                ClientIdSyntax::Mqtt,
+            ),
+        ];
+        for (text, syntax) in cases {
+            let config = BrokerConfig::from_toml_str(text).unwrap();
+            assert_eq!(config.client_id_rules().syntax, syntax, "{text}");
+        }
+        let text = format!("[limits]\nclient_id_rules = \"mqtt\"\nmax_client_id_len = 23\n{auth}");
+        let rules = BrokerConfig::from_toml_str(&text)
+            .unwrap()
+            .client_id_rules();
+        assert_eq!((rules.syntax, rules.max_len), (ClientIdSyntax::Mqtt, 23));
+        assert!(BrokerConfig::from_toml_str("[limits]\nclient_id_rules = \"any\"").is_err());
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub use bridge::{
     RocketMqConfig,
 };
 pub use config::{
-    BrokerConfig, Limits, ListenerConfig, SessionLimits, StorageKind, TakeoverPolicy, TlsFiles,
+    BrokerConfig, ClientIdRuleSet, Limits, ListenerConfig, SessionLimits, StorageKind,
+    TakeoverPolicy, TlsFiles,
 };
 pub use error::BrokerError;
 pub use handle::{Broker, BrokerBuilder, BrokerHandle, Consumer};

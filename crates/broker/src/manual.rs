@@ -184,6 +184,8 @@
 //! client's, gets CONNACK 1 (unacceptable protocol version) and the connection closes
 //! (MQTT-3.1.2-2; counted in `protocol_level_refused` and `connects_refused`). Any other
 //! malformed CONNECT, an unknown protocol name included, closes without a CONNACK.
+//! A client id the configured rules (`limits.client_id_rules`: MQTT's, or the managed
+//! service's) refuse gets CONNACK 2.
 //!
 //! Malformed packets, a first packet that is not CONNECT, a second CONNECT, PUBLISH to an
 //! invalid topic, SUBSCRIBE or UNSUBSCRIBE with an invalid topic filter, packet ids the session does not know, oversize packets (refused from the

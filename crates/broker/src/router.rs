@@ -16,7 +16,9 @@ use bytes::{Bytes, BytesMut};
 use mqgate_codec::{Packet, Publish, QoS};
 use mqgate_session::{DeliveryOutcome, Message, MessageId, Subscription};
 use mqgate_store::Op;
-use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
+use mqgate_topic::{
+    ClientIdRules, Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie,
+};
 use parking_lot::RwLock;
 
 use crate::clock::unix_time_ms;
@@ -126,10 +128,18 @@ pub(crate) struct Router {
     ids: MessageIds,
     /// The store writer: durable deliveries and retained messages go through it.
     pub(crate) persist: Persist,
+    /// The client id rules CONNECTs are checked against: a P2P address's target is read
+    /// under the same ones, so every id that can connect can be addressed.
+    client_id_rules: ClientIdRules,
 }
 
 impl Router {
-    pub(crate) fn new(metrics: Arc<Metrics>, handover_limit: usize, persist: Persist) -> Self {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        handover_limit: usize,
+        persist: Persist,
+        client_id_rules: ClientIdRules,
+    ) -> Self {
         // Without OS randomness the counter alone still keeps ids unique for this process.
         let prefix = getrandom::u64().unwrap_or(0);
         Router {
@@ -142,6 +152,7 @@ impl Router {
                 counter: AtomicU64::new(0),
             },
             persist,
+            client_id_rules,
         }
     }
 
@@ -168,7 +179,7 @@ impl Router {
         scratch: &mut RouteScratch,
     ) {
         self.begin_route(scratch);
-        match P2pAddress::parse(&message.topic) {
+        match P2pAddress::parse_with(&message.topic, &self.client_id_rules) {
             Ok(Some(address)) => {
                 // P2P: no trie lookup, no retained message whatever the flag says, and the
                 // target id is borrowed from the topic (no allocation unless it must wait).

@@ -52,11 +52,13 @@ impl Shared {
         let session_config = config.session.session_config();
         let persist = Persist::start(store.clone(), metrics.clone())?;
         Ok(Shared {
-            client_id_rules: ClientIdRules {
-                max_len: config.limits.max_client_id_len,
-                ..ClientIdRules::default()
-            },
-            router: Router::new(metrics.clone(), session_config.max_queued_messages, persist),
+            client_id_rules: config.client_id_rules(),
+            router: Router::new(
+                metrics.clone(),
+                session_config.max_queued_messages,
+                persist,
+                config.client_id_rules(),
+            ),
             status: StatusHub::new(config.limits.status_channel_capacity)?,
             session_config,
             metrics,

@@ -170,6 +170,10 @@ mod tests {
             "\u{0}\u{8}\u{c}\u{1f}\u{7f}",
             "é中🦀",
             "GID_x@@@y",
+            // Client ids MQTT's rules accept.
+            "clean retained",
+            "ünïcödé",
+            "a/b/#",
         ];
         for text in awkward {
             let value = event(text, text);
@@ -205,6 +209,10 @@ mod tests {
             ("@@@b", Some("")),
             ("GID_a", None),
             ("GID_a@@b", None),
+            ("clean retained", None),
+            ("ünïcödé", None),
+            ("a/b", None),
+            ("GID_ü@@@a/b", Some("GID_ü")),
         ];
         for (client_id, group) in table {
             assert_eq!(event(client_id, "").group_id(), group, "{client_id}");

@@ -48,6 +48,14 @@
 //! set, as the model service would. Checking whether the group is registered
 //! is the broker's business, not this crate's.
 //!
+//! Those are [`ClientIdSyntax::Service`](crate::ClientIdSyntax::Service)'s
+//! rules. [`ClientIdSyntax::Mqtt`](crate::ClientIdSyntax::Mqtt) accepts what
+//! MQTT 3.1.1 lets a server accept: any UTF-8 id within the length limit
+//! without control characters (`clean retained`, `ünïcödé`, `a/b`). Such an id
+//! has a group only if the part before its first `@@@` is a valid group id;
+//! any other id is plain. An id containing `/` has no P2P address (the `/`
+//! would split the topic level).
+//!
 //! # P2P addresses (SPEC.md section 6)
 //!
 //! A message published to `{parent}/p2p/{clientId}` goes to that one client,
