@@ -39,6 +39,12 @@ pub struct BrokerConfig {
     /// Accept clients without checking credentials. Off unless configured; the binary's
     /// no-argument dev default turns it on, with a loud warning.
     pub allow_anonymous: bool,
+    /// SUBSCRIBE filters refused (0x80 in the SUBACK) to every client, whatever its grants:
+    /// a filter lying within one of these (the same filter, or a narrower one) is refused.
+    /// A wider filter (`test/+`, `#`) is not, and receives those topics too: this refuses
+    /// subscriptions, it does not hide topics (grants' subscribe lists do). Empty by
+    /// default; `["test/nosubscribe"]` is what interoperability suites expect refused.
+    pub refuse_subscribe: Vec<String>,
     /// What a second connection with a client id already online does.
     pub takeover: TakeoverPolicy,
     /// Where the durable store keeps its file (`mqgate.redb`) when `storage` is `redb`.
@@ -73,6 +79,7 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             session: SessionLimits::default(),
             allow_anonymous: false,
+            refuse_subscribe: Vec::new(),
             takeover: TakeoverPolicy::default(),
             data_dir: PathBuf::from("./data"),
             storage: StorageKind::default(),

@@ -133,7 +133,9 @@
 //! the client would resend it forever. The connection stays. Every SUBSCRIBE filter is
 //! checked: a refused one gets 0x80 in the SUBACK (`subscribe_denied`). A filter aimed at
 //! another client's P2P address is refused whatever the policy, and the router never delivers
-//! a P2P topic through the trie, so no wildcard reaches another client's P2P messages.
+//! a P2P topic through the trie, so no wildcard reaches another client's P2P messages. So is a
+//! filter lying within one of the configuration's `refuse_subscribe` filters (for everyone;
+//! a wider filter is not refused and receives those topics too).
 //!
 //! A token's expiry or revocation stops new connections at once. Live connections that logged
 //! in with it keep going, unless `auth.disconnect_on_token_invalid` is on: then a background

@@ -88,8 +88,8 @@ counters! {
     /// PUBLISHes dropped because the connection's grants do not allow the topic (QoS 1 and
     /// 2 ones are still acknowledged).
     publish_denied,
-    /// SUBSCRIBE entries refused (0x80) because the grants do not allow the filter. Also
-    /// counted in `subscriptions_refused`.
+    /// SUBSCRIBE entries refused (0x80) because the grants do not allow the filter or
+    /// `refuse_subscribe` names it. Also counted in `subscriptions_refused`.
     subscribe_denied,
     /// Connections closed through the HTTP API (`CloseConnection`).
     api_disconnects,

@@ -59,16 +59,23 @@ pub(crate) fn may_publish(shared: &Shared, grants: &Grants, topic: &str) -> bool
     false
 }
 
-/// Whether the connection may subscribe to `filter`. A refused filter gets 0x80 in the
-/// SUBACK, is counted in `subscribe_denied` and logged.
+/// Whether the connection may subscribe to `filter`: its grants allow it and no
+/// `refuse_subscribe` filter contains it. A refused filter gets 0x80 in the SUBACK, is
+/// counted in `subscribe_denied` and logged.
 pub(crate) fn may_subscribe(shared: &Shared, grants: &Grants, filter: &str) -> bool {
-    if grants.may_subscribe(filter) {
+    let refused = shared.access.refuses_subscription(filter);
+    if !refused && grants.may_subscribe(filter) {
         return true;
     }
+    let by = if refused {
+        "refuse_subscribe"
+    } else {
+        "grants"
+    };
     tracing::info!(
         client = grants.client_id(),
         filter,
-        "SUBSCRIBE denied by grants"
+        "SUBSCRIBE denied by {by}"
     );
     shared
         .metrics

@@ -144,8 +144,20 @@ pub async fn subscribe(
     filter: &str,
     qos: rumqttc::QoS,
 ) -> Vec<rumqttc::SubscribeReasonCode> {
+    subscribe_many(c, &[filter], qos).await
+}
+
+/// Subscribes to every filter at `qos` in one SUBSCRIBE and waits for the SUBACK's codes.
+pub async fn subscribe_many(
+    c: &mut Client,
+    filters: &[&str],
+    qos: rumqttc::QoS,
+) -> Vec<rumqttc::SubscribeReasonCode> {
+    let filters = filters
+        .iter()
+        .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), qos));
     c.client
-        .subscribe(filter, qos)
+        .subscribe_many(filters)
         .await
         .expect("subscribe queued");
     timeout(WAIT, c.subacks.recv())
