@@ -49,7 +49,8 @@ impl Harness {
         config.limits.connect_timeout = Duration::from_millis(200);
         let session = config.session.session_config();
         let store = Arc::new(mqgate_store::MemoryStore::new());
-        let core = Core::start(store, &config.limits, &session, shutdown)
+        let rules = config.client_id_rules();
+        let core = Core::start(store, &config.limits, &session, rules, shutdown)
             .expect("the store writer thread starts");
         let access = Access::only(Box::new(AllowAnonymous));
         let ctx = ConnCtx::new(&config, Arc::new(core), Arc::new(access), None);

@@ -122,8 +122,15 @@ impl Broker {
             .max_connections
             .clamp(1, Semaphore::MAX_PERMITS);
         let session_config = config.session.session_config();
-        let core = Core::start(store, &config.limits, &session_config, shutdown.clone())
-            .map_err(BrokerError::Io)?;
+        let rules = config.client_id_rules();
+        let core = Core::start(
+            store,
+            &config.limits,
+            &session_config,
+            rules,
+            shutdown.clone(),
+        )
+        .map_err(BrokerError::Io)?;
         let core = Arc::new(core);
         let bridge = match config.rocketmq.clone() {
             Some(rocketmq) => {

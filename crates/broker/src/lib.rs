@@ -76,8 +76,9 @@ pub use auth::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal};
 pub use bridge::RustRocketMqClient;
 pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClient};
 pub use config::{
-    AccessKeySettings, AckAfter, AuthSettings, BrokerConfig, ConsumeFrom, HttpSettings, Limits,
-    ListenerConfig, RocketMqConfig, SessionLimits, StorageKind, TakeoverPolicy, TlsFiles,
+    AccessKeySettings, AckAfter, AuthSettings, BrokerConfig, ClientIdRuleSet, ConsumeFrom,
+    HttpSettings, Limits, ListenerConfig, RocketMqConfig, SessionLimits, StorageKind,
+    TakeoverPolicy, TlsFiles,
 };
 pub use error::BrokerError;
 pub use handle::{Broker, BrokerBuilder, BrokerHandle, Consumer};
@@ -119,7 +120,9 @@ mod layout_tests {
         let config = BrokerConfig::ephemeral();
         let session = config.session.session_config();
         let store = Arc::new(mqgate_store::MemoryStore::new());
-        let core = Core::start(store, &config.limits, &session, shutdown).expect("core starts");
+        let rules = config.client_id_rules();
+        let core =
+            Core::start(store, &config.limits, &session, rules, shutdown).expect("core starts");
         let access = Access::only(Box::new(AllowAnonymous));
         let ctx = Arc::new(ConnCtx::new(
             &config,

@@ -41,8 +41,12 @@ counters! {
     connections_refused,
     /// Connections whose CONNECT was accepted (CONNACK 0).
     sessions_started,
-    /// CONNECTs refused with a non-zero CONNACK (credentials, client id, takeover policy).
+    /// CONNECTs refused with a non-zero CONNACK (protocol level, credentials, client id,
+    /// takeover policy).
     connects_refused,
+    /// CONNECTs refused with CONNACK 1 for a protocol level other than 4 (`MQTT`) or 3
+    /// (`MQIsdp`), such as an MQTT 5 client's. Also counted in `connects_refused`.
+    protocol_level_refused,
     /// Connections closed because CONNECT did not arrive in time.
     connect_timeouts,
     /// Connections closed for bytes that are not a valid MQTT packet.
@@ -84,8 +88,8 @@ counters! {
     /// PUBLISHes dropped because the connection's grants do not allow the topic (QoS 1 and
     /// 2 ones are still acknowledged).
     publish_denied,
-    /// SUBSCRIBE entries refused (0x80) because the grants do not allow the filter. Also
-    /// counted in `subscriptions_refused`.
+    /// SUBSCRIBE entries refused (0x80) because the grants do not allow the filter or
+    /// `refuse_subscribe` names it. Also counted in `subscriptions_refused`.
     subscribe_denied,
     /// Connections closed through the HTTP API (`CloseConnection`).
     api_disconnects,

@@ -202,6 +202,57 @@ async fn refused_connects_get_their_return_code() {
     open.shutdown().await;
 }
 
+/// CONNECT for client id "bad" with protocol name `name` and level `level`.
+fn connect_with(name: &[u8], level: u8) -> Vec<u8> {
+    let mut body = vec![0x00, name.len() as u8];
+    body.extend_from_slice(name);
+    body.extend_from_slice(&[level, 0x02, 0x00, 0x1E, 0x00, 0x03, b'b', b'a', b'd']);
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    packet
+}
+
+#[tokio::test]
+async fn unsupported_protocol_level_gets_connack_1_then_close() {
+    let broker = start_with(BrokerConfig::ephemeral()).await;
+    // MQTT 5 and an unknown level under `MQTT`, MQTT 3.1.1's level under 3.1's `MQIsdp`.
+    let levels: [(&[u8], u8); 3] = [(b"MQTT", 5), (b"MQTT", 99), (b"MQIsdp", 4)];
+    for (i, (name, level)) in levels.into_iter().enumerate() {
+        let mut raw = Raw::open(&broker).await;
+        raw.send_bytes(&connect_with(name, level)).await;
+        match raw.recv().await {
+            Some(mqgate_codec::Packet::ConnAck(ack)) => {
+                assert_eq!(
+                    ack.code,
+                    mqgate_codec::ConnectReturnCode::UnacceptableProtocolVersion,
+                    "level {level}"
+                );
+                assert!(!ack.session_present);
+            }
+            other => panic!("level {level}: expected CONNACK 1, got {other:?}"),
+        }
+        raw.expect_closed().await;
+        let metrics = broker.metrics();
+        assert_eq!(metrics.protocol_level_refused, i as u64 + 1);
+        assert_eq!(metrics.connects_refused, i as u64 + 1);
+    }
+
+    // A malformed CONNECT that is not a version problem closes without any CONNACK: an
+    // unknown protocol name, and the reserved flag bit set.
+    let mut reserved_flag = connect_with(b"MQTT", 4);
+    reserved_flag[9] |= 0x01;
+    for bytes in [connect_with(b"hj", 4), reserved_flag] {
+        let mut raw = Raw::open(&broker).await;
+        raw.send_bytes(&bytes).await;
+        assert_eq!(raw.recv().await, None, "{bytes:02x?}");
+    }
+    let metrics = broker.metrics();
+    assert_eq!(metrics.malformed_packets, 2);
+    assert_eq!(metrics.protocol_level_refused, 3);
+    assert_eq!(metrics.connects_refused, 3);
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn connections_past_the_limit_are_refused_at_accept() {
     let mut config = BrokerConfig::ephemeral();

@@ -304,7 +304,8 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_at_qos2_in_order() {
         let publishers: Vec<_> = (0..PUBLISHERS)
             .map(|p| tokio::spawn(publish_until_killed(broker.addr, p, next[p])))
             .collect();
-        // A random point: early in the stream, or well into it.
+        // The point of this sleep: a kill at a random point, early in the stream or well
+        // into it.
         tokio::time::sleep(Duration::from_millis(50 + random_below(600))).await;
         broker.kill();
         kills += 1;
@@ -577,6 +578,7 @@ async fn an_online_subscriber_gets_acknowledged_messages_across_sigkills_qos2_on
         let publishers: Vec<_> = (0..PUBLISHERS)
             .map(|p| tokio::spawn(publish_until_killed(addr, p, next[p])))
             .collect();
+        // The point of this sleep: a kill at a random point of the stream.
         tokio::time::sleep(Duration::from_millis(50 + random_below(600))).await;
         broker.kill();
         for (p, task) in publishers.into_iter().enumerate() {

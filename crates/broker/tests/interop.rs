@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use mqgate_broker::{BrokerConfig, ListenerKind};
-use support::start_with;
+use rumqttc::{QoS, SubscribeReasonCode};
+use support::{start_with, subscribe_many, Client};
 
 fn available(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -102,6 +103,64 @@ async fn mosquitto_and_paho_clients_round_trip() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains("offline [b'm0', b'm1', b'm2']"), "{stdout}");
+    } else {
+        skipped("python3 paho-mqtt not installed");
+    }
+    broker.shutdown().await;
+}
+
+/// The documented configuration for interoperability suites, on ephemeral ports.
+fn suite_config() -> BrokerConfig {
+    let text = include_str!("interop/paho_suite.toml");
+    let mut config = BrokerConfig::from_toml_str(text).expect("the suite's configuration parses");
+    config.listeners.tcp = Some("127.0.0.1:0".parse().unwrap());
+    config.listeners.ws = None;
+    config
+}
+
+/// What a stock MQTT 3.1.1 interoperability suite needs, under the configuration the README
+/// documents for it: first the parts mqgate decides by configuration, with rumqttc (always
+/// run), then every scenario with Python paho-mqtt (`tests/interop/mqtt311_suite.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt311_interop_scenarios_pass_with_the_documented_configuration() {
+    let broker = start_with(suite_config()).await;
+    let mut cleaner = Client::connect(&broker, "clean retained", true).await;
+    assert_eq!(
+        subscribe_many(
+            &mut cleaner,
+            &["TopicA", "test/nosubscribe", "+/+", "#"],
+            QoS::ExactlyOnce
+        )
+        .await,
+        [
+            SubscribeReasonCode::Success(QoS::ExactlyOnce),
+            SubscribeReasonCode::Failure,
+            SubscribeReasonCode::Success(QoS::ExactlyOnce),
+            SubscribeReasonCode::Success(QoS::ExactlyOnce),
+        ]
+    );
+    // The refusal left the connection and the other subscriptions as they were.
+    cleaner
+        .client
+        .publish("TopicA", QoS::AtLeastOnce, false, "still here")
+        .await
+        .unwrap();
+    assert_eq!(&cleaner.next().await.payload[..], b"still here");
+    cleaner.disconnect().await;
+
+    if available("python3", &["-c", "import paho.mqtt"]) {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/mqtt311_suite.py"
+        );
+        let port = broker.local_addr(ListenerKind::Tcp).unwrap().port();
+        let out = run("python3", vec![script.to_owned(), port.to_string()]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("suite passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         skipped("python3 paho-mqtt not installed");
     }

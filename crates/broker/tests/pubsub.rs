@@ -102,7 +102,7 @@ async fn dollar_topics_are_not_matched_by_leading_wildcards() {
 #[tokio::test]
 async fn retained_messages_are_set_replaced_and_cleared() {
     let broker = start().await;
-    let publisher = Client::connect(&broker, "retainer", true).await;
+    let mut publisher = Client::connect(&broker, "retainer", true).await;
     publisher
         .client
         .publish("r/t", QoS::AtLeastOnce, true, "one")
@@ -119,7 +119,7 @@ async fn retained_messages_are_set_replaced_and_cleared() {
         .await
         .unwrap();
     // The publisher's QoS 1 round trips end before the subscriber arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    publisher.acked(3).await;
 
     let mut late = Client::connect(&broker, "late", true).await;
     subscribe(&mut late, "r/#", QoS::AtLeastOnce).await;
@@ -228,11 +228,11 @@ async fn a_backend_consumer_group_shares_messages_from_clients() {
     }
     let mut topics = Vec::new();
     let deadline = tokio::time::Instant::now() + support::WAIT;
-    while topics.len() < 10 && tokio::time::Instant::now() < deadline {
+    while topics.len() < 10 {
         tokio::select! {
             Some(m) = a.recv() => topics.push(m.topic.to_string()),
             Some(m) = b.recv() => topics.push(m.topic.to_string()),
-            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            () = tokio::time::sleep_until(deadline) => break,
         }
     }
     topics.sort();

@@ -174,6 +174,10 @@ mod tests {
             ),
             ("é中🦀", "\"é中🦀\""),
             ("GID_x@@@y", "\"GID_x@@@y\""),
+            // Client ids MQTT's rules accept.
+            ("clean retained", "\"clean retained\""),
+            ("ünïcödé", "\"ünïcödé\""),
+            ("a/b/#", "\"a/b/#\""),
         ];
         for (text, quoted) in table {
             let value = event(text, text);
@@ -211,6 +215,10 @@ mod tests {
             ("@@@b", Some("")),
             ("GID_a", None),
             ("GID_a@@b", None),
+            ("clean retained", None),
+            ("ünïcödé", None),
+            ("a/b", None),
+            ("GID_ü@@@a/b", Some("GID_ü")),
         ];
         for (client_id, group) in table {
             assert_eq!(event(client_id, "").group_id(), group, "{client_id}");

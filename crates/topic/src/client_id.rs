@@ -1,4 +1,5 @@
-//! Client ids: `{GroupId}@@@{DeviceId}` or a plain id.
+//! Client ids: `{GroupId}@@@{DeviceId}` or a plain id, under the managed service's rules or
+//! MQTT's.
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,6 +37,13 @@ pub enum ClientIdError {
         /// Its offset in the id.
         index: usize,
     },
+    /// The id contains a control character (C0, DEL or C1; U+0000 included), which even
+    /// [`ClientIdSyntax::Mqtt`] refuses.
+    #[error("client id contains a control character at byte {index}")]
+    ControlChar {
+        /// Its offset in the id.
+        index: usize,
+    },
     /// The id has no `@@@` but the rules require a group.
     #[error("client id has no `{GROUP_SEPARATOR}` but a group id is required")]
     MissingGroup,
@@ -55,11 +63,39 @@ pub enum ClientIdError {
     EmptyDevice,
 }
 
+/// Which ids are accepted at all, and how strictly the group form is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ClientIdSyntax {
+    /// The managed service's rules: letters, digits and `-_.:@` only, and an id with `@@@`
+    /// must have a valid group (`GID_` and a name, within
+    /// [`max_group_len`](ClientIdRules::max_group_len)) and a device id.
+    #[default]
+    Service,
+    /// MQTT 3.1.1's: any UTF-8 id (the codec has checked the encoding) without control
+    /// characters. An id whose part before the first `@@@` is a valid group id has that
+    /// group; any other id, `@@@` or not, is plain (no group), unless
+    /// [`require_group`](ClientIdRules::require_group) is set.
+    Mqtt,
+}
+
 /// The configurable limits a client id is checked against.
 ///
 /// The defaults follow the model service: at most 64 bytes, letters, digits
 /// and `-_.:@`, a group id starting with `GID_` of at most 64 bytes, and the
-/// plain form (no group) accepted.
+/// plain form (no group) accepted. [`ClientIdRules::mqtt`] accepts what any
+/// MQTT client may send.
+///
+/// ```
+/// use mqgate_topic::{ClientId, ClientIdRules};
+///
+/// let mqtt = ClientIdRules::mqtt();
+/// let id = ClientId::parse_with("clean retained", &mqtt)?;
+/// assert_eq!((id.group_id(), id.device_id()), (None, "clean retained"));
+/// assert!(ClientId::parse_with("clean retained", &ClientIdRules::default()).is_err());
+/// let grouped = ClientId::parse_with("GID_shop@@@ünïcödé", &mqtt)?;
+/// assert_eq!(grouped.group_id(), Some("GID_shop"));
+/// # Ok::<(), mqgate_topic::ClientIdError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIdRules {
     /// Longest whole id, in bytes.
@@ -68,6 +104,8 @@ pub struct ClientIdRules {
     pub max_group_len: usize,
     /// Refuse ids without `@@@`, as the model service does.
     pub require_group: bool,
+    /// Which characters are allowed and how an id with `@@@` is read.
+    pub syntax: ClientIdSyntax,
 }
 
 impl Default for ClientIdRules {
@@ -76,11 +114,20 @@ impl Default for ClientIdRules {
             max_len: DEFAULT_MAX_CLIENT_ID_LEN,
             max_group_len: DEFAULT_MAX_GROUP_ID_LEN,
             require_group: false,
+            syntax: ClientIdSyntax::Service,
         }
     }
 }
 
 impl ClientIdRules {
+    /// The default limits under [`ClientIdSyntax::Mqtt`].
+    pub fn mqtt() -> Self {
+        ClientIdRules {
+            syntax: ClientIdSyntax::Mqtt,
+            ..ClientIdRules::default()
+        }
+    }
+
     /// Checks `id` without allocating; returns the byte offset of the `@@@`
     /// separator when the id has a group.
     pub fn check(&self, id: &str) -> Result<Option<usize>, ClientIdError> {
@@ -93,14 +140,32 @@ impl ClientIdRules {
                 max: self.max_len,
             });
         }
-        if let Some((index, &byte)) = id
-            .as_bytes()
-            .iter()
-            .enumerate()
-            .find(|(_, b)| !allowed(**b))
-        {
-            return Err(ClientIdError::InvalidChar { byte, index });
+        match self.syntax {
+            ClientIdSyntax::Service => {
+                if let Some((index, &byte)) = id
+                    .as_bytes()
+                    .iter()
+                    .enumerate()
+                    .find(|(_, b)| !allowed(**b))
+                {
+                    return Err(ClientIdError::InvalidChar { byte, index });
+                }
+                self.check_group(id)
+            }
+            ClientIdSyntax::Mqtt => {
+                if let Some((index, _)) = id.char_indices().find(|(_, c)| c.is_control()) {
+                    return Err(ClientIdError::ControlChar { index });
+                }
+                match self.check_group(id) {
+                    Err(_) if !self.require_group => Ok(None),
+                    checked => checked,
+                }
+            }
         }
+    }
+
+    /// The group part of an id whose characters were checked.
+    fn check_group(&self, id: &str) -> Result<Option<usize>, ClientIdError> {
         // A byte-window search: `str::split_once`'s searcher costs more to set
         // up than scanning 64 bytes, and P2P parsing runs this per message.
         let separator = GROUP_SEPARATOR.as_bytes();
@@ -269,6 +334,7 @@ mod tests {
             max_len: 200,
             max_group_len: 8,
             require_group: true,
+            syntax: ClientIdSyntax::Service,
         };
         assert_eq!(
             ClientId::parse_with("plain", &strict),
@@ -281,5 +347,58 @@ mod tests {
         let id = ClientId::parse_with(&format!("GID_1@@@{}", "d".repeat(150)), &strict).unwrap();
         assert_eq!(id.group_id(), Some("GID_1"));
         assert_eq!(id.device_id().len(), 150);
+    }
+    #[test]
+    fn mqtt_rules_accept_any_utf8_without_control_characters() {
+        let long = "ü".repeat(33);
+        type Parts = Result<(Option<&'static str>, &'static str), ClientIdError>;
+        let cases: &[(&str, Parts)] = &[
+            ("clean retained", Ok((None, "clean retained"))),
+            ("ünïcödé", Ok((None, "ünïcödé"))),
+            ("a/b/c", Ok((None, "a/b/c"))),
+            ("#+$", Ok((None, "#+$"))),
+            ("GID_shop@@@tag 7", Ok((Some("GID_shop"), "tag 7"))),
+            ("GID_ü@@@d/1", Ok((Some("GID_ü"), "d/1"))),
+            // Not a valid group form: the whole id is plain.
+            ("shop@@@d", Ok((None, "shop@@@d"))),
+            ("GID_@@@d", Ok((None, "GID_@@@d"))),
+            ("GID_a@@@", Ok((None, "GID_a@@@"))),
+            ("", Err(ClientIdError::Empty)),
+            ("a\u{0}b", Err(ClientIdError::ControlChar { index: 1 })),
+            ("ü\nx", Err(ClientIdError::ControlChar { index: 2 })),
+            ("x\u{7f}", Err(ClientIdError::ControlChar { index: 1 })),
+            ("x\u{85}", Err(ClientIdError::ControlChar { index: 1 })),
+            (&long, Err(ClientIdError::TooLong { len: 66, max: 64 })),
+        ];
+        let rules = ClientIdRules::mqtt();
+        for (text, expected) in cases {
+            let got = ClientId::parse_with(text, &rules);
+            let got = got
+                .as_ref()
+                .map(|id| (id.group_id(), id.device_id()))
+                .map_err(|e| *e);
+            assert_eq!(got, expected.clone(), "{text:?}");
+        }
+        // Every id the service rules accept, MQTT's accept with the same parts.
+        for text in [
+            "GID_shop@@@tag-0042",
+            "GID_a@@@b@@@c",
+            "sensor-7",
+            "GID_only",
+        ] {
+            assert_eq!(ClientId::parse_with(text, &rules), ClientId::parse(text));
+        }
+        let strict = ClientIdRules {
+            require_group: true,
+            ..ClientIdRules::mqtt()
+        };
+        assert_eq!(
+            ClientId::parse_with("shop@@@d", &strict),
+            Err(ClientIdError::InvalidGroupPrefix)
+        );
+        assert_eq!(
+            ClientId::parse_with("plain id", &strict),
+            Err(ClientIdError::MissingGroup)
+        );
     }
 }

@@ -73,8 +73,8 @@ mod shared;
 mod trie;
 
 pub use client_id::{
-    ClientId, ClientIdError, ClientIdRules, DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_MAX_GROUP_ID_LEN,
-    GROUP_PREFIX, GROUP_SEPARATOR,
+    ClientId, ClientIdError, ClientIdRules, ClientIdSyntax, DEFAULT_MAX_CLIENT_ID_LEN,
+    DEFAULT_MAX_GROUP_ID_LEN, GROUP_PREFIX, GROUP_SEPARATOR,
 };
 pub use error::TopicError;
 pub use filter::{Level, Levels, TopicFilter};

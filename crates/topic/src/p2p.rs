@@ -203,4 +203,28 @@ mod tests {
             assert_eq!(parse_p2p_subtopic(subtopic), *expected, "{subtopic:?}");
         }
     }
+    #[test]
+    fn mqtt_rules_address_any_id_without_a_slash() {
+        let rules = ClientIdRules::mqtt();
+        for id in ["clean retained", "ünïcödé", "GID_a@@@ü 1", "shop@@@d"] {
+            let topic = format_p2p("chat", id);
+            let addr = P2pAddress::parse_with(&topic, &rules).unwrap().unwrap();
+            assert_eq!((addr.parent, addr.target_client_id), ("chat", id));
+            assert!(
+                P2pAddress::parse(&topic).is_err(),
+                "{id:?} under service rules"
+            );
+        }
+        // A `/` in the id is a level separator in the topic: such an id has no P2P address.
+        assert_eq!(
+            P2pAddress::parse_with("chat/p2p/a/b", &rules),
+            Err(P2pError::TrailingLevels)
+        );
+        assert_eq!(
+            P2pAddress::parse_with("chat/p2p/a\u{1}", &rules),
+            Err(P2pError::InvalidTarget(ClientIdError::ControlChar {
+                index: 1
+            }))
+        );
+    }
 }

@@ -56,16 +56,28 @@ pub(crate) fn may_publish(metrics: &Metrics, grants: &Grants, topic: &str) -> bo
     false
 }
 
-/// Whether the connection may subscribe to `filter`. A refused filter gets 0x80 in the
-/// SUBACK, is counted in `subscribe_denied` and logged.
-pub(crate) fn may_subscribe(metrics: &Metrics, grants: &Grants, filter: &str) -> bool {
-    if grants.may_subscribe(filter) {
+/// Whether the connection may subscribe to `filter`: its grants allow it and no
+/// `refuse_subscribe` filter contains it. A refused filter gets 0x80 in the SUBACK, is
+/// counted in `subscribe_denied` and logged.
+pub(crate) fn may_subscribe(
+    access: &Access,
+    metrics: &Metrics,
+    grants: &Grants,
+    filter: &str,
+) -> bool {
+    let refused = access.refuses_subscription(filter);
+    if !refused && grants.may_subscribe(filter) {
         return true;
     }
+    let by = if refused {
+        "refuse_subscribe"
+    } else {
+        "grants"
+    };
     tracing::info!(
         client = grants.client_id(),
         filter,
-        "SUBSCRIBE denied by grants"
+        "SUBSCRIBE denied by {by}"
     );
     metrics.subscribe_denied.fetch_add(1, Ordering::Relaxed);
     false

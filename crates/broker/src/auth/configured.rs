@@ -7,6 +7,7 @@ use std::sync::Arc;
 use mqgate_auth::{openapi::NonceGuard, GroupRecord, Registry};
 use mqgate_codec::{Connect, ConnectReturnCode};
 use mqgate_store::{DurableRegistry, Store};
+use mqgate_topic::{SubscriptionFilter, TopicFilter};
 
 use super::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal, TokenWatch};
 use crate::clock::unix_time_ms;
@@ -25,6 +26,8 @@ pub(crate) struct Access {
     pub(crate) nonces: NonceGuard,
     /// Live token connections, when they must end with their token.
     pub(crate) tokens: TokenWatch,
+    /// `refuse_subscribe`: SUBSCRIBE filters refused to everyone, whatever the grants.
+    refused_subscriptions: Vec<TopicFilter>,
 }
 
 impl Access {
@@ -36,7 +39,21 @@ impl Access {
             core: None,
             nonces: NonceGuard::default(),
             tokens: TokenWatch::new(false),
+            refused_subscriptions: Vec::new(),
         }
+    }
+
+    /// Whether `filter` (plain or `$share/{group}/{filter}`) lies within a `refuse_subscribe`
+    /// filter: every topic it can match is matched by one. A wider filter is not refused.
+    pub(crate) fn refuses_subscription(&self, filter: &str) -> bool {
+        if self.refused_subscriptions.is_empty() {
+            return false;
+        }
+        SubscriptionFilter::parse(filter).is_ok_and(|parsed| {
+            self.refused_subscriptions
+                .iter()
+                .any(|refused| refused.contains(parsed.filter()))
+        })
     }
 
     /// Chooses the authenticator: the embedder's if given, else `[auth]`'s if configured,
@@ -99,11 +116,20 @@ impl Access {
                         a.disconnect_on_token_invalid,
                     )
                 });
+        let refused_subscriptions = config
+            .refuse_subscribe
+            .iter()
+            .map(|filter| {
+                TopicFilter::parse(filter)
+                    .map_err(|e| BrokerError::Config(format!("refuse_subscribe: {filter:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Access {
             authenticator,
             core,
             nonces: NonceGuard::new(window, capacity),
             tokens: TokenWatch::new(disconnect),
+            refused_subscriptions,
         })
     }
 }

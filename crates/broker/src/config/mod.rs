@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mqgate_session::SessionConfig;
+use mqgate_topic::{ClientIdRules, ClientIdSyntax};
 use serde::Deserialize;
 
 use crate::BrokerError;
@@ -43,6 +44,12 @@ pub struct BrokerConfig {
     /// Accept clients without checking credentials. Off unless configured; the binary's
     /// no-argument dev default turns it on, with a loud warning.
     pub allow_anonymous: bool,
+    /// SUBSCRIBE filters refused (0x80 in the SUBACK) to every client, whatever its grants:
+    /// a filter lying within one of these (the same filter, or a narrower one) is refused.
+    /// A wider filter (`test/+`, `#`) is not, and receives those topics too: this refuses
+    /// subscriptions, it does not hide topics (grants' subscribe lists do). Empty by
+    /// default; `["test/nosubscribe"]` is what interoperability suites expect refused.
+    pub refuse_subscribe: Vec<String>,
     /// What a second connection with a client id already online does.
     pub takeover: TakeoverPolicy,
     /// Where the durable store keeps its file (`mqgate.redb`) when `storage` is `redb`.
@@ -77,6 +84,7 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             session: SessionLimits::default(),
             allow_anonymous: false,
+            refuse_subscribe: Vec::new(),
             takeover: TakeoverPolicy::default(),
             data_dir: PathBuf::from("./data"),
             storage: StorageKind::default(),
@@ -105,6 +113,39 @@ impl BrokerConfig {
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self, BrokerError> {
         let text = std::fs::read_to_string(path).map_err(BrokerError::Io)?;
         Self::from_toml_str(&text)
+    }
+
+    /// The rules every CONNECT's client id is checked against:
+    /// [`limits.client_id_rules`](Limits::client_id_rules) when set; otherwise the managed
+    /// service's when an `[auth]` section is configured (its devices' ids), and MQTT's
+    /// (any UTF-8 id without control characters) when not, so a broker without `[auth]`
+    /// serves any MQTT client. Both are bounded by
+    /// [`limits.max_client_id_len`](Limits::max_client_id_len).
+    ///
+    /// ```
+    /// use mqgate_broker::BrokerConfig;
+    /// use mqgate_topic::ClientIdSyntax;
+    /// assert_eq!(BrokerConfig::default().client_id_rules().syntax, ClientIdSyntax::Mqtt);
+    /// let managed = BrokerConfig::from_toml_str("[auth]\ninstance_id = \"i\"")?;
+    /// assert_eq!(managed.client_id_rules().syntax, ClientIdSyntax::Service);
+    /// let both = BrokerConfig::from_toml_str(
+    ///     "[limits]\nclient_id_rules = \"mqtt\"\n[auth]\ninstance_id = \"i\"",
+    /// )?;
+    /// assert_eq!(both.client_id_rules().syntax, ClientIdSyntax::Mqtt);
+    /// # Ok::<(), mqgate_broker::BrokerError>(())
+    /// ```
+    pub fn client_id_rules(&self) -> ClientIdRules {
+        let syntax = match self.limits.client_id_rules {
+            Some(ClientIdRuleSet::Mqtt) => ClientIdSyntax::Mqtt,
+            Some(ClientIdRuleSet::Service) => ClientIdSyntax::Service,
+            None if self.auth.is_some() => ClientIdSyntax::Service,
+            None => ClientIdSyntax::Mqtt,
+        };
+        ClientIdRules {
+            max_len: self.limits.max_client_id_len,
+            syntax,
+            ..ClientIdRules::default()
+        }
     }
 
     /// A configuration for tests and embedding: TCP on an ephemeral 127.0.0.1 port, no other
@@ -188,6 +229,20 @@ pub enum TakeoverPolicy {
     RefuseNew,
 }
 
+/// Which client ids a CONNECT may carry (`limits.client_id_rules`); see
+/// [`BrokerConfig::client_id_rules`] for the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientIdRuleSet {
+    /// `"mqtt"`: any UTF-8 id without control characters, as MQTT 3.1.1 allows
+    /// (`clean retained`, `ünïcödé`, `a/b`); an id without a valid `GID_...@@@` prefix has
+    /// no group. Ids containing `/` cannot be reached by P2P address.
+    Mqtt,
+    /// `"service"`: the managed service's ids: letters, digits and `-_.:@`, and a valid
+    /// `GID_` group whenever the id contains `@@@`; others get CONNACK 2.
+    Service,
+}
+
 /// Limits of the broker as a whole and of each connection.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -223,6 +278,10 @@ pub struct Limits {
     pub status_channel_capacity: usize,
     /// Longest client id accepted, in bytes.
     pub max_client_id_len: usize,
+    /// Which client ids are accepted: `"mqtt"` or `"service"`. Unset (the default), it is
+    /// `"service"` with an `[auth]` section and `"mqtt"` without (see
+    /// [`BrokerConfig::client_id_rules`]).
+    pub client_id_rules: Option<ClientIdRuleSet>,
 }
 
 impl Default for Limits {
@@ -236,6 +295,7 @@ impl Default for Limits {
             qos0_wait: Duration::from_millis(100),
             status_channel_capacity: 1024,
             max_client_id_len: mqgate_topic::DEFAULT_MAX_CLIENT_ID_LEN,
+            client_id_rules: None,
         }
     }
 }
@@ -306,6 +366,39 @@ mod tests {
         assert_eq!(config.http.listen, loopback(8090));
         assert_eq!(config.listeners.backlog, 1024);
         assert_eq!(config.limits.inbox_capacity, 1024);
+        assert_eq!(config.limits.client_id_rules, None);
+        assert_eq!(config.client_id_rules().syntax, ClientIdSyntax::Mqtt);
+        assert_eq!(
+            BrokerConfig::ephemeral().client_id_rules().syntax,
+            ClientIdSyntax::Mqtt
+        );
+    }
+
+    #[test]
+    fn client_id_rules_follow_auth_unless_set() {
+        let auth = "[auth]\ninstance_id = \"i\"\n";
+        let cases = [
+            ("", ClientIdSyntax::Mqtt),
+            (auth, ClientIdSyntax::Service),
+            (
+                "[limits]\nclient_id_rules = \"service\"\n",
+                ClientIdSyntax::Service,
+            ),
+            (
+                "[limits]\nclient_id_rules = \"mqtt\"\n",
+                ClientIdSyntax::Mqtt,
+            ),
+        ];
+        for (text, syntax) in cases {
+            let config = BrokerConfig::from_toml_str(text).unwrap();
+            assert_eq!(config.client_id_rules().syntax, syntax, "{text}");
+        }
+        let text = format!("[limits]\nclient_id_rules = \"mqtt\"\nmax_client_id_len = 23\n{auth}");
+        let rules = BrokerConfig::from_toml_str(&text)
+            .unwrap()
+            .client_id_rules();
+        assert_eq!((rules.syntax, rules.max_len), (ClientIdSyntax::Mqtt, 23));
+        assert!(BrokerConfig::from_toml_str("[limits]\nclient_id_rules = \"any\"").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::future::{Either, FutureExt};
-use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, Packet};
+use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
 use mqgate_session::Session;
 use mqgate_status::ConnectionEvents;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,7 +18,7 @@ use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::deliver;
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::{Attach, OnlineLink};
-use crate::transport::io::Io;
+use crate::transport::io::{Io, StreamError};
 
 /// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
 /// is logged and counted.
@@ -53,11 +53,23 @@ where
 {
     let limits = &ctx.limits;
     let mut io = Io::new(stream, limits.max_packet_size);
-    let first = match tokio::time::timeout(limits.connect_timeout, io.read_packet()).await {
+    let read = tokio::time::timeout(limits.connect_timeout, io.read_packet()).await;
+    let first = match read {
         Err(_) => Err(CloseReason::ConnectTimeout),
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(Packet::Connect(connect)))) => Ok(connect),
         Ok(Ok(Some(other))) => Err(CloseReason::NotConnect(other.name())),
+        // A protocol level we do not speak is answered, not just closed (MQTT-3.1.2-2); any
+        // other bad CONNECT (an unknown protocol name included) closes without a CONNACK.
+        Ok(Err(StreamError::Decode(DecodeError::UnsupportedProtocolLevel(level)))) => {
+            tracing::info!(%peer, level, "CONNECT refused: unsupported protocol level");
+            ctx.core
+                .metrics
+                .protocol_level_refused
+                .fetch_add(1, Ordering::Relaxed);
+            refuse(io, &ctx, ConnectReturnCode::UnacceptableProtocolVersion).await;
+            return None;
+        }
         Ok(Err(error)) => Err(CloseReason::from(error)),
     };
     let connect = match first {
@@ -69,20 +81,29 @@ where
     };
     match accept(io, peer, &ctx, &connect).await {
         Ok(online) => Some(online),
-        Err((mut io, code)) => {
+        Err((io, code)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
-            ctx.core
-                .metrics
-                .connects_refused
-                .fetch_add(1, Ordering::Relaxed);
-            let connack = Packet::ConnAck(ConnAck {
-                session_present: false,
-                code,
-            });
-            let _ = io.write_all([connack], ctx.limits.connect_timeout).await;
+            refuse(io, &ctx, code).await;
             None
         }
     }
+}
+
+/// Answers a refused CONNECT with its CONNACK code (counted in `connects_refused`); the
+/// connection then closes.
+async fn refuse<S>(mut io: Io<S>, ctx: &ConnCtx, code: ConnectReturnCode)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    ctx.core
+        .metrics
+        .connects_refused
+        .fetch_add(1, Ordering::Relaxed);
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        code,
+    });
+    let _ = io.write_all([connack], ctx.limits.connect_timeout).await;
 }
 
 type Refusal<S> = (Io<S>, ConnectReturnCode);

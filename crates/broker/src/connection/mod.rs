@@ -96,10 +96,7 @@ impl ConnCtx {
             outflow,
             limits: config.limits.clone(),
             session_config: config.session.session_config(),
-            client_id_rules: ClientIdRules {
-                max_len: config.limits.max_client_id_len,
-                ..ClientIdRules::default()
-            },
+            client_id_rules: config.client_id_rules(),
             takeover: config.takeover,
         }
     }

@@ -474,9 +474,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let mut granted = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
         for entry in filters {
-            let qos = crate::auth::may_subscribe(&core.metrics, &self.grants, &entry.filter)
-                .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
-                .flatten();
+            let qos = crate::auth::may_subscribe(
+                &self.ctx.access,
+                &core.metrics,
+                &self.grants,
+                &entry.filter,
+            )
+            .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
+            .flatten();
             match qos {
                 Some(qos) => retained.extend(
                     router

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{Message, MessageId, SessionConfig};
 use mqgate_store::{restore_sessions, Store};
-use mqgate_topic::TopicName;
+use mqgate_topic::{ClientIdRules, TopicName};
 use tokio::sync::watch;
 
 use crate::clock::{monotonic_ms, unix_time_ms};
@@ -62,7 +62,8 @@ pub(crate) enum Unsettled {
 }
 
 impl Core {
-    /// Starts the store writer over `store` and makes the empty core.
+    /// Starts the store writer over `store` and makes the empty core. P2P addresses are read
+    /// under `client_id_rules`, the rules CONNECTs are checked against.
     ///
     /// # Errors
     /// The writer thread could not start, or the system has no randomness for channel ids.
@@ -70,6 +71,7 @@ impl Core {
         store: Arc<dyn Store>,
         limits: &Limits,
         session: &SessionConfig,
+        client_id_rules: ClientIdRules,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::default());
@@ -77,7 +79,12 @@ impl Core {
         // A handover buffers at most what the session's queue would hold.
         let registry = Arc::new(Registry::new(session.max_queued_messages));
         Ok(Core {
-            router: Router::new(registry.clone(), persist.clone(), metrics.clone()),
+            router: Router::new(
+                registry.clone(),
+                persist.clone(),
+                metrics.clone(),
+                client_id_rules,
+            ),
             registry,
             persist,
             status: StatusHub::new(limits.status_channel_capacity)?,

@@ -14,7 +14,9 @@ use bytes::{Bytes, BytesMut};
 use mqgate_codec::{Packet, Publish, QoS};
 use mqgate_session::{Message, MessageId, Subscription};
 use mqgate_store::Op;
-use mqgate_topic::{Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie};
+use mqgate_topic::{
+    ClientIdRules, Matches, P2pAddress, RetainedIndex, SubscriptionFilter, SubscriptionTrie,
+};
 use parking_lot::RwLock;
 
 use super::deliver::{self, Blocked, Stalls};
@@ -98,6 +100,9 @@ pub(crate) struct Router {
     /// The store writer: the enqueues of durable deliveries and retained changes are
     /// submitted to it before any receiver gets the message.
     persist: Arc<Persist>,
+    /// The client id rules CONNECTs are checked against: a P2P address's target is read
+    /// under the same ones, so every id that can connect can be addressed.
+    client_id_rules: ClientIdRules,
 }
 
 impl Router {
@@ -105,6 +110,7 @@ impl Router {
         registry: Arc<Registry>,
         persist: Arc<Persist>,
         metrics: Arc<Metrics>,
+        client_id_rules: ClientIdRules,
     ) -> Self {
         // Without OS randomness the counter alone still keeps ids unique for this process.
         let prefix = getrandom::u64().unwrap_or(0);
@@ -118,6 +124,7 @@ impl Router {
                 counter: AtomicU64::new(0),
             },
             persist,
+            client_id_rules,
         }
     }
 
@@ -144,7 +151,7 @@ impl Router {
         scratch: &mut RouteScratch,
     ) {
         self.begin_route(scratch);
-        match P2pAddress::parse(&message.topic) {
+        match P2pAddress::parse_with(&message.topic, &self.client_id_rules) {
             Ok(Some(address)) => {
                 // P2P: no trie lookup, no retained message whatever the flag says, and the
                 // target id is borrowed from the topic (no allocation unless it must wait).

@@ -56,6 +56,8 @@ pub struct Client {
     pub connacks: mpsc::UnboundedReceiver<bool>,
     /// Return codes of every SUBACK, in order.
     pub subacks: mpsc::UnboundedReceiver<Vec<rumqttc::SubscribeReasonCode>>,
+    /// Packet ids of every PUBACK and PUBCOMP (an outgoing QoS 1 or 2 PUBLISH done), in order.
+    pub acks: mpsc::UnboundedReceiver<u16>,
     /// Session-present flag of the first CONNACK (taken from `connacks`).
     pub session_present: bool,
     task: tokio::task::JoinHandle<()>,
@@ -85,6 +87,7 @@ impl Client {
         let (ptx, publishes) = mpsc::unbounded_channel();
         let (ctx, connacks) = mpsc::unbounded_channel();
         let (stx, subacks) = mpsc::unbounded_channel();
+        let (atx, acks) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -97,6 +100,12 @@ impl Client {
                     Ok(Event::Incoming(Incoming::SubAck(ack))) => {
                         let _ = stx.send(ack.return_codes);
                     }
+                    Ok(Event::Incoming(Incoming::PubAck(ack))) => {
+                        let _ = atx.send(ack.pkid);
+                    }
+                    Ok(Event::Incoming(Incoming::PubComp(ack))) => {
+                        let _ = atx.send(ack.pkid);
+                    }
                     Ok(_) => {}
                     Err(_) => return,
                 }
@@ -107,6 +116,7 @@ impl Client {
             publishes,
             connacks,
             subacks,
+            acks,
             session_present: false,
             task,
         }
@@ -118,6 +128,17 @@ impl Client {
             .await
             .expect("a PUBLISH in time")
             .expect("client still running")
+    }
+
+    /// Waits until `n` more QoS 1 or 2 PUBLISHes of this client were acknowledged (PUBACK or
+    /// PUBCOMP received), each within [`WAIT`].
+    pub async fn acked(&mut self, n: usize) {
+        for _ in 0..n {
+            timeout(WAIT, self.acks.recv())
+                .await
+                .expect("acknowledged in time")
+                .expect("client still running");
+        }
     }
 
     /// Asserts nothing arrives within `quiet`.
@@ -144,8 +165,20 @@ pub async fn subscribe(
     filter: &str,
     qos: rumqttc::QoS,
 ) -> Vec<rumqttc::SubscribeReasonCode> {
+    subscribe_many(c, &[filter], qos).await
+}
+
+/// Subscribes to every filter at `qos` in one SUBSCRIBE and waits for the SUBACK's codes.
+pub async fn subscribe_many(
+    c: &mut Client,
+    filters: &[&str],
+    qos: rumqttc::QoS,
+) -> Vec<rumqttc::SubscribeReasonCode> {
+    let filters = filters
+        .iter()
+        .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), qos));
     c.client
-        .subscribe(filter, qos)
+        .subscribe_many(filters)
         .await
         .expect("subscribe queued");
     timeout(WAIT, c.subacks.recv())
