@@ -1,5 +1,8 @@
 //! A slow consumer: four fast QoS 1 publishers, one subscriber that reads slowly. Every
 //! PUBACKed message must arrive; the broker slows the publishers instead of dropping.
+// Test and benchmark code: an unwrap that fails is a failure to report (clippy.toml allows
+// it inside #[test] functions only, not in their helpers).
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -1,5 +1,8 @@
 //! Publish/subscribe over real sockets with rumqttc: QoS 0/1/2, big payloads, overlapping
 //! subscriptions, `$` topics, retained messages, shared groups, P2P, the embedding API.
+// Test and benchmark code: an unwrap that fails is a failure to report (clippy.toml allows
+// it inside #[test] functions only, not in their helpers).
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -1,6 +1,9 @@
 //! QoS 0 flow control: a full receiver slows a QoS 0 publisher down (briefly) instead of
 //! losing its messages, and a receiver that stopped reading loses its QoS 0 messages without
 //! stalling the publisher or the other receivers.
+// Test and benchmark code: an unwrap that fails is a failure to report (clippy.toml allows
+// it inside #[test] functions only, not in their helpers).
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -1,5 +1,8 @@
 //! Connection life cycle over real sockets: wills, keep-alive, takeover, offline queues,
 //! QoS 2 duplicate suppression, status events and `is_online`.
+// Test and benchmark code: an unwrap that fails is a failure to report (clippy.toml allows
+// it inside #[test] functions only, not in their helpers).
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -1,5 +1,8 @@
 //! WebSocket, TLS and WebSocket-over-TLS round trips with rumqttc, against a test CA made
 //! at test time with rcgen.
+// Test and benchmark code: an unwrap that fails is a failure to report (clippy.toml allows
+// it inside #[test] functions only, not in their helpers).
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
