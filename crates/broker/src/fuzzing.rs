@@ -76,10 +76,10 @@ thread_local! {
 pub fn drive_connection(input: &[u8]) -> Vec<u8> {
     HARNESS.with(|cell| {
         let mut cell = cell.borrow_mut();
-        if cell.as_ref().is_none_or(|h| h.served >= INPUTS_PER_BROKER) {
-            *cell = Some(Harness::new());
+        if cell.as_ref().is_some_and(|h| h.served >= INPUTS_PER_BROKER) {
+            *cell = None;
         }
-        let harness = cell.as_mut().expect("made above");
+        let harness = cell.get_or_insert_with(Harness::new);
         harness.served += 1;
         let ctx = harness.ctx.clone();
         harness.runtime.block_on(run(input, ctx))

@@ -21,10 +21,13 @@ pub(crate) fn encode(event: &StatusEvent) -> String {
             .saturating_add(event.client_ip.len())
             .saturating_add(128),
     );
-    // Strings, integers, a unit variant and a channel id: no part of a status event can
-    // fail to serialize, and serde_json writes UTF-8.
-    serde_json::to_writer(&mut out, event).expect("a status event always serializes to JSON");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    // Strings, integers, a unit variant and a channel id: no part of a status event can fail
+    // to serialize, and serde_json writes UTF-8. Neither fallback below is ever taken; they
+    // keep a panic out of a path that carries a client's id.
+    if serde_json::to_writer(&mut out, event).is_err() {
+        out.clear();
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Decodes a body: every key but `seq` required, unknown keys ignored.

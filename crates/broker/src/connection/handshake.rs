@@ -43,11 +43,7 @@ where
 }
 
 /// Reads CONNECT and accepts it, or answers the refusal; `None` when the connection is over.
-pub(crate) async fn handshake<S>(
-    stream: S,
-    peer: SocketAddr,
-    ctx: Arc<ConnCtx>,
-) -> Option<Online<S>>
+async fn handshake<S>(stream: S, peer: SocketAddr, ctx: Arc<ConnCtx>) -> Option<Online<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {

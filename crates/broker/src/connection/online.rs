@@ -174,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             None => None,
         };
         persist::committed(persist, ticket).await?;
-        let limit = self.ctx.limits.backpressure_timeout;
+        let limit = self.ctx.core.waits.backpressure;
         let session = &mut self.session;
         self.io
             .write_all(std::iter::from_fn(|| session.poll_transmit()), limit)
@@ -631,7 +631,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // Messages routed but not yet acknowledged are safe once their commit is done: tell the
         // session, so a QoS 2 resend on the next connection is answered, not left hanging. A
         // stalled store holds the end of the connection at most the backpressure timeout.
-        let limit = ctx.limits.backpressure_timeout;
+        let limit = ctx.core.waits.backpressure;
         self.acks
             .settle(&mut self.session, &core.persist, limit)
             .await;
@@ -706,7 +706,7 @@ async fn publish_will(
     if let Some(outflow) = &ctx.outflow {
         // Without a publisher to acknowledge, the completion (if any) is not awaited; a full
         // buffer is waited for at most the backpressure timeout.
-        let limit = ctx.limits.backpressure_timeout;
+        let limit = ctx.core.waits.backpressure;
         let sent = outflow.outflow(&message, client, clean_session);
         if tokio::time::timeout(limit, sent).await.is_err() {
             tracing::warn!(%client, "will not sent to RocketMQ: the bridge's buffer stayed full");
@@ -715,7 +715,7 @@ async fn publish_will(
     // Bounded twice the backpressure timeout: once for full receivers, once for a stalled
     // store.
     let published = core.publish(&message, will.retain, Some(client));
-    let limit = ctx.limits.backpressure_timeout.saturating_mul(2);
+    let limit = ctx.core.waits.backpressure.saturating_mul(2);
     match tokio::time::timeout(limit, published).await {
         Ok(Ok(())) => {}
         Err(_) => {
