@@ -223,7 +223,13 @@ async fn drain(
     owed: Option<&BTreeSet<(usize, u64)>>,
     got: &mut Received,
 ) {
-    let mut raw = connect(addr, id, false).await.expect("subscriber connects");
+    let Some(mut raw) = connect(addr, id, false).await else {
+        // Mid-round the broker may be killed before this subscriber is even connected (the
+        // kill comes 50 ms after the round starts at the earliest, and a loaded machine can
+        // take longer to answer); the final drain, which is owed messages, must connect.
+        assert!(owed.is_none(), "{id}: the subscriber could not connect");
+        return;
+    };
     if first {
         subscribe(&mut raw, "crash/#", qos).await;
     }
