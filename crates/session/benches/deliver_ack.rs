@@ -28,15 +28,14 @@ fn online_session() -> Session {
 }
 
 fn message(qos: QoS) -> Arc<Message> {
-    Arc::new(Message {
-        id: MessageId(1),
-        topic: ByteStr::from_static("shop/GID_bench/price"),
+    Arc::new(Message::new(
+        MessageId(1),
+        ByteStr::from_static("shop/GID_bench/price"),
         // A heap payload, as a decoded PUBLISH has: its first clone makes it shared.
-        payload: Bytes::from(vec![0x5a; 64]),
+        Bytes::from(vec![0x5a; 64]),
         qos,
-        retain: false,
-        published_at_ms: 0,
-    })
+        0,
+    ))
 }
 
 fn bench(c: &mut Criterion) {

@@ -26,14 +26,13 @@ impl Session {
     /// # use mqgate_session::{DeliveryOutcome, Message, MessageId, Session, SessionConfig};
     /// let mut session = Session::new(ByteStr::from_static("GID_a@@@1"), SessionConfig::default());
     /// let _ = session.connect(&Connect { keep_alive: 60, ..Connect::default() }, 0)?;
-    /// let message = Arc::new(Message {
-    ///     id: MessageId(1),
-    ///     topic: ByteStr::from_static("a/b"),
-    ///     payload: bytes::Bytes::from_static(b"hi"),
-    ///     qos: QoS::ExactlyOnce,
-    ///     retain: false,
-    ///     published_at_ms: 0,
-    /// });
+    /// let message = Arc::new(Message::new(
+    ///     MessageId(1),
+    ///     ByteStr::from_static("a/b"),
+    ///     bytes::Bytes::from_static(b"hi"),
+    ///     QoS::ExactlyOnce,
+    ///     0,
+    /// ));
     /// assert_eq!(session.handle_delivery(message, QoS::AtLeastOnce, 5), DeliveryOutcome::Sent);
     /// assert!(matches!(session.poll_transmit(), Some(Packet::ConnAck(_))));
     /// match session.poll_transmit() {

@@ -54,14 +54,13 @@ pub fn run_script(data: &[u8]) {
             2 => session.handle_packet(publish_packet(qos, id, arg), now),
             3 => {
                 next_message = next_message.wrapping_add(1);
-                let message = Arc::new(Message {
-                    id: MessageId(next_message),
-                    topic: ByteStr::from_static("t"),
-                    payload: Bytes::from_static(&[0; 16]),
+                let message = Arc::new(Message::new(
+                    MessageId(next_message),
+                    ByteStr::from_static("t"),
+                    Bytes::from_static(&[0; 16]),
                     qos,
-                    retain: false,
-                    published_at_ms: now,
-                });
+                    now,
+                ));
                 let granted = QoS::from_u8(arg % 3).unwrap_or_default();
                 let _ = session.handle_delivery(message, granted, now);
                 Ok(())

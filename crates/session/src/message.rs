@@ -17,16 +17,23 @@ pub struct MessageId(pub u128);
 /// use mqgate_codec::{ByteStr, QoS};
 /// use mqgate_session::{Message, MessageId};
 ///
-/// let message = Arc::new(Message {
-///     id: MessageId(7),
-///     topic: ByteStr::from_static("shop/tag-0042/price"),
-///     payload: bytes::Bytes::from_static(b"9.99"),
-///     qos: QoS::AtLeastOnce,
-///     retain: false,
-///     published_at_ms: 1_700_000_000_000,
-/// });
+/// let message = Arc::new(
+///     Message::new(
+///         MessageId(7),
+///         ByteStr::from_static("shop/tag-0042/price"),
+///         bytes::Bytes::from_static(b"9.99"),
+///         QoS::AtLeastOnce,
+///         1_700_000_000_000,
+///     )
+///     .with_origin(ByteStr::from_static("GID_shop@@@tag-0042")),
+/// );
 /// assert_eq!(message.size(), 19 + 4);
+/// assert_eq!(message.id.to_string(), "00000000000000000000000000000007");
 /// ```
+///
+/// The fields, who sets them and who reads them, and the stored layout are described in the
+/// repository's `docs/records.md`: this is the one form of a message on every path (memory,
+/// the store, a message crossing to another node).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Unique id, for tracing.
@@ -46,9 +53,64 @@ pub struct Message {
     /// When the broker accepted the message (ms since the epoch); the queue's age limit counts
     /// from here.
     pub published_at_ms: u64,
+    /// Client id of the client that published it; empty when the broker itself published
+    /// (its HTTP and embedding APIs, the RocketMQ inflow).
+    #[serde(default = "empty_byte_str", with = "serde_byte_str")]
+    pub origin: ByteStr,
+    /// When the message expires (ms since the epoch), from an MQTT 5 Message Expiry
+    /// Interval; `None` for a message that does not expire by itself (every 3.1.1 message).
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+    /// MQTT 5 properties forwarded unchanged, in their wire encoding and the order received
+    /// (payload format indicator, content type, response topic, correlation data, user
+    /// properties); empty for a 3.1.1 message. Per-delivery properties (topic alias,
+    /// subscription identifiers, the remaining expiry) are never part of it.
+    #[serde(default)]
+    pub properties: Bytes,
+}
+
+fn empty_byte_str() -> ByteStr {
+    ByteStr::from_static("")
+}
+
+impl std::fmt::Display for MessageId {
+    /// 32 uppercase hex digits (as RocketMQ shows its ids): the form in which every API and
+    /// record shows a message id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032X}", self.0)
+    }
 }
 
 impl Message {
+    /// A message as a 3.1.1 publish makes it: not retained, no origin, no expiry, no MQTT 5
+    /// properties.
+    pub fn new(
+        id: MessageId,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        published_at_ms: u64,
+    ) -> Self {
+        Message {
+            id,
+            topic,
+            payload,
+            qos,
+            retain: false,
+            published_at_ms,
+            origin: empty_byte_str(),
+            expires_at_ms: None,
+            properties: Bytes::new(),
+        }
+    }
+
+    /// The same message, published by the client `origin`.
+    #[must_use]
+    pub fn with_origin(mut self, origin: ByteStr) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// Bytes the message counts for in the queue's byte limit: topic plus payload.
     pub fn size(&self) -> usize {
         self.topic.len().saturating_add(self.payload.len())

@@ -163,14 +163,13 @@ mod tests {
 
     fn entry(id: u128, payload_len: usize, published_at_ms: u64) -> QueuedMessage {
         QueuedMessage {
-            message: Arc::new(Message {
-                id: MessageId(id),
-                topic: ByteStr::from_static("t"),
-                payload: Bytes::from(vec![0u8; payload_len]),
-                qos: QoS::AtLeastOnce,
-                retain: false,
+            message: Arc::new(Message::new(
+                MessageId(id),
+                ByteStr::from_static("t"),
+                Bytes::from(vec![0u8; payload_len]),
+                QoS::AtLeastOnce,
                 published_at_ms,
-            }),
+            )),
             qos: QoS::AtLeastOnce,
         }
     }

@@ -42,14 +42,13 @@ fn batch(clients: &[ByteStr], next_id: &mut u128, count: usize) -> Vec<Op> {
             let client = &clients[(*next_id % CLIENTS) as usize];
             Op::Enqueue {
                 client_id: client.clone(),
-                message: Arc::new(Message {
-                    id: MessageId(*next_id),
-                    topic: ByteStr::from_static("shop/tag-0042/price"),
-                    payload: Bytes::from_static(&PAYLOAD),
-                    qos: QoS::AtLeastOnce,
-                    retain: false,
-                    published_at_ms: 1_700_000_000_000,
-                }),
+                message: Arc::new(Message::new(
+                    MessageId(*next_id),
+                    ByteStr::from_static("shop/tag-0042/price"),
+                    Bytes::from_static(&PAYLOAD),
+                    QoS::AtLeastOnce,
+                    1_700_000_000_000,
+                )),
                 qos: QoS::AtLeastOnce,
             }
         })

@@ -36,14 +36,13 @@
 //! use mqgate_store::{MemoryStore, Op, Store};
 //!
 //! let store = MemoryStore::new();
-//! let message = Arc::new(Message {
-//!     id: MessageId(1),
-//!     topic: ByteStr::from_static("shop/price"),
-//!     payload: bytes::Bytes::from_static(b"9.99"),
-//!     qos: QoS::AtLeastOnce,
-//!     retain: false,
-//!     published_at_ms: 0,
-//! });
+//! let message = Arc::new(Message::new(
+//!     MessageId(1),
+//!     ByteStr::from_static("shop/price"),
+//!     bytes::Bytes::from_static(b"9.99"),
+//!     QoS::AtLeastOnce,
+//!     0,
+//! ));
 //! // One message for two offline clients: one transaction, one stored body.
 //! let ops: Vec<Op> = ["GID_a@@@1", "GID_a@@@2"]
 //!     .into_iter()

@@ -43,14 +43,13 @@ pub(crate) fn redb(limits: StoreLimits) -> Fixture {
 }
 
 pub(crate) fn message(id: u128, published_at_ms: u64) -> Arc<Message> {
-    Arc::new(Message {
-        id: MessageId(id),
-        topic: ByteStr::from_static("shop/tag/price"),
-        payload: Bytes::from(format!("payload {id}")),
-        qos: QoS::AtLeastOnce,
-        retain: false,
+    Arc::new(Message::new(
+        MessageId(id),
+        ByteStr::from_static("shop/tag/price"),
+        Bytes::from(format!("payload {id}")),
+        QoS::AtLeastOnce,
         published_at_ms,
-    })
+    ))
 }
 
 pub(crate) fn enqueue(client: &str, message: &Arc<Message>) -> Op {

@@ -65,7 +65,7 @@ async fn deliver(
             Some((target_client_id, clean_session)),
         ),
     };
-    let routed = core.message(seen, message.body.clone(), qos);
+    let routed = core.message(&ByteStr::from_static(""), seen, message.body.clone(), qos);
     match p2p {
         None => core
             .router

@@ -160,13 +160,13 @@ impl Bridge {
         Ok(())
     }
 
-    /// The copy for RocketMQ of a client's PUBLISH, when an outflow rule covers its topic.
-    /// Waits while the buffer is full (backpressure). With `ack_after = "rocketmq"` and QoS
+    /// The copy for RocketMQ of a client's PUBLISH, when an outflow rule covers its topic; the
+    /// sender's client id is the message's origin. Waits while the buffer is full
+    /// (backpressure). With `ack_after = "rocketmq"` and QoS
     /// 1 or 2, returns the completion to await before acknowledging.
     pub(crate) async fn send_copy(
         &self,
         message: &Message,
-        sender: &str,
         clean_session: bool,
     ) -> Option<Completion> {
         let (parent, _) = mqgate_rocketmq::split_topic(&message.topic);
@@ -176,7 +176,7 @@ impl Bridge {
             qos: message.qos,
             retain: false,
             payload: message.payload.clone(),
-            sender_client_id: Some(sender.to_owned()),
+            sender_client_id: (!message.origin.is_empty()).then(|| message.origin.to_string()),
             sender_clean_session: Some(clean_session),
         };
         let rocket = match self.rules.outflow(&mqtt) {
@@ -253,13 +253,8 @@ impl Bridge {
 }
 
 impl Outflow for Bridge {
-    fn outflow<'a>(
-        &'a self,
-        message: &'a Message,
-        sender: &'a str,
-        clean_session: bool,
-    ) -> OutflowFuture<'a> {
-        Box::pin(self.send_copy(message, sender, clean_session))
+    fn outflow<'a>(&'a self, message: &'a Message, clean_session: bool) -> OutflowFuture<'a> {
+        Box::pin(self.send_copy(message, clean_session))
     }
 }
 

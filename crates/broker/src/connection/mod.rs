@@ -35,15 +35,10 @@ pub(crate) type OutflowFuture<'a> = Pin<Box<dyn Future<Output = Option<Completio
 /// Where a client's PUBLISH is copied besides the broker's own subscribers (the RocketMQ
 /// bridge's outflow rules).
 pub(crate) trait Outflow: Send + Sync + 'static {
-    /// Hands over the copy of `message` published by `sender`, waiting while the outflow is
+    /// Hands over the copy of `message` published by its origin, waiting while the outflow is
     /// full. When the publisher's acknowledgement must wait for the copy to be accepted,
     /// returns the completion to await first.
-    fn outflow<'a>(
-        &'a self,
-        message: &'a Message,
-        sender: &'a str,
-        clean_session: bool,
-    ) -> OutflowFuture<'a>;
+    fn outflow<'a>(&'a self, message: &'a Message, clean_session: bool) -> OutflowFuture<'a>;
 }
 
 /// What serves the streams a listener accepts.

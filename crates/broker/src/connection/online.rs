@@ -350,7 +350,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 let (retain, qos) = (publish.retain, publish.qos);
                 // One reference count for the topic; the payload keeps the frame's.
                 let (topic, payload) = publish.into_parts();
-                let message = self.ctx.core.message(topic, payload, qos);
+                let message = self
+                    .ctx
+                    .core
+                    .message(self.session.client_id(), topic, payload, qos);
                 Ok(Next::Route {
                     message,
                     retain,
@@ -441,9 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let bridged = match &self.ctx.outflow {
             Some(outflow) => {
                 let clean = !self.session.is_persistent();
-                outflow
-                    .outflow(&message, self.events.shared_client_id(), clean)
-                    .await
+                outflow.outflow(&message, clean).await
             }
             None => None,
         };
@@ -637,6 +638,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             .await;
         let will = self.session.connection_lost(monotonic_ms());
         let clean_session = !self.session.is_persistent();
+        let origin = self.session.client_id().clone();
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
             let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;
@@ -664,7 +666,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             .fetch_add(dropped, Ordering::Relaxed);
         core.status.emit(self.events.finish(unix_time_ms()));
         if let (Some(will), true) = (will, reason.publishes_will()) {
-            publish_will(&ctx, self.events.shared_client_id(), clean_session, will).await;
+            publish_will(
+                &ctx,
+                self.events.shared_client_id(),
+                &origin,
+                clean_session,
+                will,
+            )
+            .await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
     }
@@ -694,6 +703,7 @@ async fn next_commit(
 async fn publish_will(
     ctx: &ConnCtx,
     client: &Arc<str>,
+    origin: &ByteStr,
     clean_session: bool,
     will: mqgate_codec::LastWill,
 ) {
@@ -702,12 +712,12 @@ async fn publish_will(
     }
     let core = &ctx.core;
     core.metrics.wills_published.fetch_add(1, Ordering::Relaxed);
-    let message = core.message(will.topic, will.payload, will.qos);
+    let message = core.message(origin, will.topic, will.payload, will.qos);
     if let Some(outflow) = &ctx.outflow {
         // Without a publisher to acknowledge, the completion (if any) is not awaited; a full
         // buffer is waited for at most the backpressure timeout.
         let limit = ctx.core.waits.backpressure;
-        let sent = outflow.outflow(&message, client, clean_session);
+        let sent = outflow.outflow(&message, clean_session);
         if tokio::time::timeout(limit, sent).await.is_err() {
             tracing::warn!(%client, "will not sent to RocketMQ: the bridge's buffer stayed full");
         }

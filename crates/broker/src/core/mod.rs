@@ -145,16 +145,19 @@ impl Core {
         *self.shutdown.borrow()
     }
 
-    /// A new message with a fresh id, published now (wall clock: the time is stored).
-    pub(crate) fn message(&self, topic: ByteStr, payload: Bytes, qos: QoS) -> Arc<Message> {
-        Arc::new(Message {
-            id: self.router.next_id(),
-            topic,
-            payload,
-            qos,
-            retain: false,
-            published_at_ms: unix_time_ms(),
-        })
+    /// A new message with a fresh id, published now (wall clock: the time is stored) by the
+    /// client `origin` (empty when the broker itself publishes).
+    pub(crate) fn message(
+        &self,
+        origin: &ByteStr,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+    ) -> Arc<Message> {
+        Arc::new(
+            Message::new(self.router.next_id(), topic, payload, qos, unix_time_ms())
+                .with_origin(origin.clone()),
+        )
     }
 
     /// Publishes as the broker itself (the embedding API, the HTTP API's `SendMessage`):
@@ -177,7 +180,7 @@ impl Core {
         TopicName::validate(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
         let topic =
             ByteStr::try_from(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
-        let message = self.message(topic, payload, qos);
+        let message = self.message(&ByteStr::from_static(""), topic, payload, qos);
         match self.publish(&message, retain, None).await {
             Ok(()) => Ok(message.id),
             Err(Unsettled::Full) => Err(BrokerError::Backpressure),

@@ -41,6 +41,6 @@ pub(super) async fn send(api: &Api<'_>) -> Result<Answer, ApiError> {
             ),
         })?;
     let mut answer = Answer::new();
-    answer.insert("MsgId".into(), Value::String(format!("{:032X}", id.0)));
+    answer.insert("MsgId".into(), Value::String(id.to_string()));
     Ok(answer)
 }

@@ -46,14 +46,13 @@ pub fn connect(s: &mut Session, clean_session: bool, now: u64) -> bool {
 }
 
 pub fn message(id: u128, qos: QoS, published_at_ms: u64) -> Arc<Message> {
-    Arc::new(Message {
-        id: MessageId(id),
-        topic: ByteStr::from_static("shop/price"),
-        payload: Bytes::from(id.to_be_bytes().to_vec()),
+    Arc::new(Message::new(
+        MessageId(id),
+        ByteStr::from_static("shop/price"),
+        Bytes::from(id.to_be_bytes().to_vec()),
         qos,
-        retain: false,
         published_at_ms,
-    })
+    ))
 }
 
 /// The message id a PUBLISH built by [`message`] carries.
