@@ -19,6 +19,7 @@ use crate::connection::{ConnCtx, Outflow};
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::{Attach, Delivery, OnlineLink};
 use crate::core::Core;
+use crate::fd_limit::FdLimit;
 use crate::http::HttpCtx;
 use crate::transport::listener::{accept_loop, bind_all, ListenerKind};
 use crate::{BrokerConfig, BrokerError, MetricsSnapshot, StorageKind};
@@ -117,10 +118,7 @@ impl Broker {
         };
         let access = Arc::new(Access::build(&config, self.auth, &store)?);
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let max_connections = config
-            .limits
-            .max_connections
-            .clamp(1, Semaphore::MAX_PERMITS);
+        let max_connections = max_connections(&config);
         let session_config = config.session.session_config();
         let rules = config.client_id_rules();
         let core = Core::start(
@@ -227,6 +225,44 @@ impl Broker {
 
 /// Opens the store the configuration names. A data directory that cannot be read fails
 /// start-up with the file's name; it never silently becomes an empty store.
+/// The connection limit in force: the configured one, or the open-file limit's budget
+/// (logged either way, with where it came from).
+fn max_connections(config: &BrokerConfig) -> usize {
+    let limit = FdLimit::current();
+    let (value, from) = match config.limits.max_connections {
+        Some(configured) => (configured, "configuration"),
+        None => {
+            let http = if config.http.enabled {
+                config.http.max_connections
+            } else {
+                0
+            };
+            (
+                limit.max_connections(http, DEFAULT_MAX_CONNECTIONS),
+                "open-file limit",
+            )
+        }
+    };
+    let value = value.clamp(1, Semaphore::MAX_PERMITS);
+    match limit.soft {
+        Some(soft) if soft != u64::MAX && value as u64 > soft => tracing::warn!(
+            max_connections = value,
+            open_file_limit = soft,
+            "max_connections is above the open-file limit: accepts will fail before it is reached"
+        ),
+        soft => tracing::info!(
+            max_connections = value,
+            from,
+            open_file_limit = soft.filter(|&s| s != u64::MAX),
+            "connection limit"
+        ),
+    }
+    value
+}
+
+/// The connection limit where the open-file limit cannot be read.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
     let limits = StoreLimits::from(&config.session.session_config());
     match config.storage {

@@ -65,6 +65,7 @@ mod core;
 pub mod clock;
 mod config;
 mod error;
+mod fd_limit;
 mod metrics;
 
 #[cfg(feature = "fuzzing")]
@@ -81,6 +82,7 @@ pub use config::{
     TakeoverPolicy, TlsFiles,
 };
 pub use error::BrokerError;
+pub use fd_limit::raise_open_file_limit;
 pub use handle::{Broker, BrokerBuilder, BrokerHandle, Consumer};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use transport::listener::ListenerKind;

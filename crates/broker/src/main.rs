@@ -47,6 +47,14 @@ fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    // Every connection is a file descriptor: take what the hard limit allows, as servers do.
+    match mqgate_broker::raise_open_file_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(from = before, to = after, "open-file limit raised");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "open-file limit not raised"),
+    }
     let mut config = match &args.config {
         Some(path) => match BrokerConfig::from_toml_file(path) {
             Ok(config) => config,

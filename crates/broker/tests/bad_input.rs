@@ -259,7 +259,7 @@ async fn unsupported_protocol_level_gets_connack_1_then_close() {
 #[tokio::test]
 async fn connections_past_the_limit_are_refused_at_accept() {
     let mut config = BrokerConfig::ephemeral();
-    config.limits.max_connections = 2;
+    config.limits.max_connections = Some(2);
     let broker = start_with(config).await;
     let _a = Raw::connect(&broker, "a", 30).await;
     let _b = Raw::connect(&broker, "b", 30).await;

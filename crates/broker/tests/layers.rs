@@ -23,7 +23,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("core", &["core", "auth"]),
     (
         "foundation",
-        &["clock", "config", "error", "metrics", "transport::io"],
+        &[
+            "clock",
+            "config",
+            "error",
+            "fd_limit",
+            "metrics",
+            "transport::io",
+        ],
     ),
 ];
 

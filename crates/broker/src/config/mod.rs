@@ -28,7 +28,7 @@ pub use rocketmq::{AckAfter, ConsumeFrom, RocketMqConfig};
 ///     [limits]
 ///     max_connections = 100
 /// "#)?;
-/// assert_eq!(config.limits.max_connections, 100);
+/// assert_eq!(config.limits.max_connections, Some(100));
 /// assert_eq!(config.listeners.ws_path, "/mqtt");
 /// # Ok::<(), mqgate_broker::BrokerError>(())
 /// ```
@@ -248,7 +248,11 @@ pub enum ClientIdRuleSet {
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Most connections open at once, over all listeners; further ones are closed at accept.
-    pub max_connections: usize,
+    /// Unset (the default), it follows the process's open-file limit: the soft limit less a
+    /// reserve of 128 descriptors (the store's files, listeners, RocketMQ sockets) and the HTTP
+    /// API's connections, but at least half the limit; 10 000 where the limit cannot be read.
+    /// The broker logs the value in force at start.
+    pub max_connections: Option<usize>,
     /// Largest MQTT packet accepted, in bytes (fixed header included); a larger one closes
     /// the connection as soon as its header arrives.
     pub max_packet_size: usize,
@@ -287,7 +291,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_connections: 10_000,
+            max_connections: None,
             max_packet_size: 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             inbox_capacity: 1024,
