@@ -1,12 +1,15 @@
-//! The connections scenario: open N idle clients as fast as the broker accepts them, then
-//! measure what each one costs the broker in resident memory.
+//! The connections scenario: open N idle clients as fast as the broker accepts them, with a
+//! bounded number of handshakes in flight from several loopback source addresses; report the
+//! rate, the distribution of the time each handshake took (TCP connect to CONNACK), and what
+//! each idle client costs the broker in resident memory.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use tokio::net::TcpStream;
 
 use crate::clock::RunClock;
+use crate::ledger::quantile;
 use crate::plan::{subscriber_id, RunConfig};
 use crate::report::RunReport;
 use crate::sampler::BrokerWatch;
@@ -38,19 +41,27 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
             tokio::spawn(async move {
                 let opening = (task..lanes).step_by(TASKS).map(|lane| async move {
                     let mut held: Vec<TcpStream> = Vec::new();
+                    let mut took_ns: Vec<u64> = Vec::new();
                     for index in (lane..total).step_by(lanes) {
                         let source = source_address(target, index, salt);
+                        // From the TCP connect to the CONNACK: what a device waits for.
+                        let started = Instant::now();
                         let mut stream = wire::open_tcp(target, source).await?;
                         wire::handshake(&mut stream, &subscriber_id(index)).await?;
+                        took_ns
+                            .push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
                         held.push(stream);
                     }
-                    Ok::<_, BenchError>(held)
+                    Ok::<_, BenchError>((held, took_ns))
                 });
                 let mut held = Vec::new();
+                let mut took_ns = Vec::new();
                 for lane in join_all(opening).await {
-                    held.extend(lane?);
+                    let (streams, times) = lane?;
+                    held.extend(streams);
+                    took_ns.extend(times);
                 }
-                Ok::<_, BenchError>(held)
+                Ok::<_, BenchError>((held, took_ns))
             })
         })
         .collect();
@@ -61,9 +72,14 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
     };
     let connect_s = clock.now_ns() as f64 / 1e9;
     let mut streams = Vec::with_capacity(total);
+    let mut took_ns = Vec::with_capacity(total);
     for task in opened {
-        streams.extend(task.map_err(crate::traffic::join_error)??);
+        let (held, times) = task.map_err(crate::traffic::join_error)??;
+        streams.extend(held);
+        took_ns.extend(times);
     }
+    took_ns.sort_unstable();
+    let us = |q: f64| quantile(&took_ns, q).map(|ns| ns as f64 / 1e3);
     tokio::time::sleep(SETTLE).await;
     let after = watch.now();
     join_all(streams.into_iter().map(wire::disconnect)).await;
@@ -85,6 +101,9 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
             .map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
         connections: total as u64,
         connect_per_s: Some(total as f64 / connect_s.max(1e-9)),
+        p50_us: us(0.5),
+        p99_us: us(0.99),
+        p999_us: us(0.999),
         broker_bytes_per_connection: per_connection,
         ..RunReport::default()
     })
