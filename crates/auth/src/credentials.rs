@@ -155,6 +155,18 @@ pub fn sign_client_id(secret: &str, client_id: &str) -> String {
     ))
 }
 
+/// Whether two secrets are equal, compared in constant time (the length aside): for
+/// secrets kept by the broker's own front ends, such as the operator console's sign-in
+/// and session cookies.
+///
+/// ```
+/// assert!(mqgate_auth::secrets_equal(b"s3cret", b"s3cret"));
+/// assert!(!mqgate_auth::secrets_equal(b"s3cret", b"s3creT"));
+/// ```
+pub fn secrets_equal(expected: &[u8], given: &[u8]) -> bool {
+    bool::from(expected.ct_eq(given))
+}
+
 /// Whether `password` is [`sign_client_id`]`(secret, client_id)`, compared in
 /// constant time.
 pub fn verify_client_id_signature(secret: &str, client_id: &str, password: &[u8]) -> bool {

@@ -75,7 +75,8 @@ mod tokens;
 
 pub use authenticator::{AccessKey, AuthConfig, AuthMethod, Authenticated, Authenticator};
 pub use credentials::{
-    sign_client_id, verify_client_id_signature, AuthMode, CredentialError, TokenPassword, Username,
+    secrets_equal, sign_client_id, verify_client_id_signature, AuthMode, CredentialError,
+    TokenPassword, Username,
 };
 pub use failure::{AuthFailure, ConnackCode, FailureReason};
 pub use grants::{AccessPolicy, Grants, TopicAccess};
