@@ -281,4 +281,6 @@ for rep in $(seq "$REPS"); do
 done
 
 "$BENCH" summarize --ours mqgate "$RESULTS" | tee "$OUT/summary.md"
-say "raw results: $RESULTS; summary: $OUT/summary.md"
+"$BENCH" chart --out "$OUT" --label "$(sed -n 's/^date: //p' "$OUT/machine.txt") · $(basename "$OUT")" "$RESULTS" \
+  || say "no charts (see above)"
+say "raw results: $RESULTS; summary: $OUT/summary.md; charts: $OUT/*.svg"

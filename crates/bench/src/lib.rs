@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod chart;
 mod clock;
 mod connections;
 mod durable;
@@ -55,6 +56,7 @@ mod sampler;
 mod traffic;
 mod wire;
 
+pub use chart::charts;
 pub use clock::RunClock;
 pub use connections::run_connections;
 pub use durable::{run_durable_drain, run_durable_fill};

@@ -33,6 +33,18 @@ enum Command {
         /// Results files (JSON lines).
         files: Vec<PathBuf>,
     },
+    /// Read JSON lines files and write SVG charts: throughput.svg, connections.svg and
+    /// latency.svg (those the results have data for).
+    Chart {
+        /// Directory the SVG files are written to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// What heads every chart: the run's date and name.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Results files (JSON lines).
+        files: Vec<PathBuf>,
+    },
 }
 
 /// What every traffic run is given.
@@ -133,24 +145,57 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run_one(args),
         Command::Durable(args) => durable(args),
-        Command::Summarize { ours, files } => {
-            let mut reports = Vec::new();
-            for file in files {
-                let parsed = std::fs::read_to_string(&file)
-                    .map_err(mqgate_bench::BenchError::from)
-                    .and_then(|text| parse_reports(&text));
-                match parsed {
-                    Ok(r) => reports.extend(r),
-                    Err(e) => {
-                        eprintln!("{}: {e}", file.display());
-                        return ExitCode::FAILURE;
-                    }
-                }
+        Command::Summarize { ours, files } => match read_reports(&files) {
+            Ok(reports) => {
+                print!("{}", summarize(&reports, &ours));
+                ExitCode::SUCCESS
             }
-            print!("{}", summarize(&reports, &ours));
-            ExitCode::SUCCESS
+            Err(code) => code,
+        },
+        Command::Chart { out, label, files } => match read_reports(&files) {
+            Ok(reports) => chart(&reports, &out, &label),
+            Err(code) => code,
+        },
+    }
+}
+
+/// Every report of `files`; a file that does not read or parse is reported and fails.
+fn read_reports(files: &[PathBuf]) -> Result<Vec<mqgate_bench::RunReport>, ExitCode> {
+    let mut reports = Vec::new();
+    for file in files {
+        let parsed = std::fs::read_to_string(file)
+            .map_err(mqgate_bench::BenchError::from)
+            .and_then(|text| parse_reports(&text));
+        match parsed {
+            Ok(r) => reports.extend(r),
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                return Err(ExitCode::FAILURE);
+            }
         }
     }
+    Ok(reports)
+}
+
+fn chart(reports: &[mqgate_bench::RunReport], out: &std::path::Path, label: &str) -> ExitCode {
+    let charts = mqgate_bench::charts(reports, label);
+    if charts.is_empty() {
+        eprintln!("mqgate-bench chart: no results to draw");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("{}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    for (name, svg) in charts {
+        let path = out.join(name);
+        if let Err(e) = std::fs::write(&path, svg) {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn durable(args: DurableArgs) -> ExitCode {
