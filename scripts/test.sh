@@ -43,6 +43,12 @@ fi
 netns="${MQGATE_NETNS:-mqgate-test}"
 ip netns add "$netns" 2>/dev/null || true   # exists already, or `ip netns exec` below says why
 ip netns exec "$netns" ip link set lo up
+# The operator console's browser test (crates/broker/tests/console_browser.rs): Debian's
+# Chromium and its WebDriver server.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 # The broker's interop tests fail instead of skipping when a client is missing.
 export MQGATE_REQUIRE_INTEROP=1
 

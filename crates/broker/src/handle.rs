@@ -182,16 +182,21 @@ impl Broker {
         if let Some(http) = http {
             addrs.push((
                 ListenerKind::Http,
-                http.local_addr().map_err(BrokerError::Io)?,
+                http.listener.local_addr().map_err(BrokerError::Io)?,
             ));
-            let ctx = HttpCtx {
+            let ctx = Arc::new(HttpCtx {
                 core: core.clone(),
                 access,
                 bridge: bridge.clone(),
                 settings: config.http.clone(),
                 auth: config.auth.clone(),
-            };
-            tokio::spawn(crate::http::serve(http, Arc::new(ctx)));
+                https: http.tls.is_some(),
+            });
+            let mut app = crate::http::routes(ctx.clone());
+            if let Some(console) = crate::console::start(&ctx) {
+                app = app.merge(console);
+            }
+            tokio::spawn(crate::http::serve(http, app, ctx));
         }
         Ok(BrokerHandle {
             inner: Arc::new(HandleInner {
@@ -380,6 +385,7 @@ impl BrokerHandle {
             inbox,
             kickable: false,
             persistent: false,
+            card: None,
         };
         if !matches!(
             core.registry

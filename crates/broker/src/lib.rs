@@ -53,6 +53,7 @@ mod handle;
 
 mod background;
 mod bridge;
+mod console;
 mod http;
 
 mod transport;

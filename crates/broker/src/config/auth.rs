@@ -182,7 +182,7 @@ fn policy(
     })
 }
 
-/// `[http]`: the HTTP API listener (OpenAPI actions, `/metrics`, `/healthz`).
+/// `[http]`: the HTTP listener (OpenAPI actions, `/metrics`, `/healthz`, the console).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
@@ -197,6 +197,20 @@ pub struct HttpSettings {
     /// A connection with nothing read or written for this long is closed, in ms. Keep it
     /// above `limits.backpressure_timeout`: `SendMessage` may wait that long for receivers.
     pub idle_timeout_ms: u64,
+    /// Serve HTTPS with the certificate and key of `[listeners.tls]` (which must then be
+    /// configured). Off by default: plain HTTP.
+    pub tls: bool,
+    /// Whether the operator console (`/console`) is served. It needs `[auth]` too: an
+    /// operator signs in with an AccessKey whose `api` is on. Over plain HTTP it signs in
+    /// only from a loopback address.
+    pub console: bool,
+    /// How long a console session lasts after sign-in, in ms (30 minutes by default).
+    pub console_session_ms: u64,
+    /// Failed console sign-ins from one address within `console_lockout_ms` before further
+    /// attempts from it are refused (429) until that window has passed.
+    pub console_max_failures: u32,
+    /// The window of `console_max_failures`, in ms (one minute by default).
+    pub console_lockout_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -207,6 +221,11 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024,
             max_connections: 256,
             idle_timeout_ms: 60_000,
+            tls: false,
+            console: true,
+            console_session_ms: 30 * 60 * 1000,
+            console_max_failures: 5,
+            console_lockout_ms: 60_000,
         }
     }
 }

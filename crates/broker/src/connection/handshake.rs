@@ -17,7 +17,7 @@ use super::ConnCtx;
 use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::deliver;
 use crate::core::inbox::{self, Kick};
-use crate::core::registry::{Attach, OnlineLink};
+use crate::core::registry::{Attach, ClientCard, OnlineLink};
 use crate::transport::io::{Io, StreamError};
 
 /// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
@@ -126,11 +126,18 @@ where
     let client: Arc<str> = Arc::from(client_id.as_str());
     admitted.grants.share_client_id(&client);
     let (inbox_tx, inbox) = inbox::channel(ctx.limits.inbox_capacity.max(1));
+    let card = Arc::new(ClientCard::new(
+        peer.to_string(),
+        connect.username.as_deref(),
+        connect.keep_alive,
+        unix_time_ms(),
+    ));
     let link = OnlineLink {
         channel,
         inbox: inbox_tx,
         kickable: true,
         persistent: !connect.clean_session,
+        card: Some(card.clone()),
     };
     let registry = &core.registry;
     let mut pending = Vec::new();
@@ -170,6 +177,7 @@ where
         return Err((io, ConnectReturnCode::ServerUnavailable));
     }
     deliver::replay(&mut session, pending);
+    card.set_subscriptions(session.subscriptions());
     let (events, connected) = ConnectionEvents::connect(
         client.clone(),
         channel,
@@ -194,6 +202,7 @@ where
         scratch: None,
         saved: None,
         acks: crate::core::persist::PendingAcks::default(),
+        card,
     })
 }
 

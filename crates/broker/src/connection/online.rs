@@ -28,7 +28,7 @@ use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::deliver::{self, Blocked};
 use crate::core::inbox::{self, Signal};
 use crate::core::persist;
-use crate::core::registry::{drain_drops, Delivery};
+use crate::core::registry::{drain_drops, ClientCard, Delivery};
 use crate::core::router::RouteScratch;
 use crate::core::Unsettled;
 use crate::transport::io::Io;
@@ -79,6 +79,8 @@ pub(crate) struct Online<S> {
     pub(crate) saved: Option<Box<persist::Saved>>,
     /// Routed messages whose acknowledgement waits for a store commit.
     pub(crate) acks: persist::PendingAcks,
+    /// What the operator's console shows of this connection.
+    pub(crate) card: Arc<ClientCard>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
@@ -500,6 +502,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             granted.push((entry.filter, qos));
         }
         self.session.subscribed(packet_id, granted);
+        self.card.set_subscriptions(self.session.subscriptions());
         persist::enqueue_retained(&core.persist, &self.session, &retained).await?;
         for (message, qos) in retained {
             let outcome = self.session.handle_delivery(message, qos, now);
@@ -523,6 +526,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 .unsubscribe(self.events.shared_client_id(), filter);
         }
         self.session.unsubscribed(packet_id, filters);
+        self.card.set_subscriptions(self.session.subscriptions());
         Ok(())
     }
 

@@ -197,6 +197,11 @@ impl<T> Drop for Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// Values waiting in the inbox now.
+    pub(crate) fn len(&self) -> usize {
+        self.chan.state.lock().queue.len()
+    }
+
     /// Queues `value` if there is room, without waiting.
     ///
     /// # Errors

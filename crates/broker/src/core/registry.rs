@@ -12,7 +12,7 @@ use std::task::Waker;
 use bytes::Bytes;
 use hashbrown::HashMap;
 use mqgate_codec::QoS;
-use mqgate_session::{DeliveryOutcome, DropReason, Event, Message, Session};
+use mqgate_session::{DeliveryOutcome, DropReason, Event, Message, Session, Subscription};
 use mqgate_status::ChannelId;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
@@ -57,6 +57,84 @@ pub(crate) struct OnlineLink {
     pub(crate) kickable: bool,
     /// cleanSession = 0: what is routed to it at QoS 1 or 2 is written to the store.
     pub(crate) persistent: bool,
+    /// What an operator sees of the connection; `None` for a backend consumer.
+    pub(crate) card: Option<Arc<ClientCard>>,
+}
+
+/// What the operator's console shows of one connection: fixed at CONNECT, but for the
+/// subscriptions, which the connection's task updates after each SUBSCRIBE and UNSUBSCRIBE.
+#[derive(Debug)]
+pub(crate) struct ClientCard {
+    /// The client's address, `ip:port`.
+    pub(crate) address: String,
+    /// How it logged in: `Signature`, `Token`, `DeviceCredential`, `anonymous` or `other`.
+    pub(crate) login: &'static str,
+    /// The keep-alive of its CONNECT, in seconds (0: none).
+    pub(crate) keep_alive_s: u16,
+    /// When it connected, ms since the Unix epoch.
+    pub(crate) connected_at_ms: u64,
+    subscriptions: Mutex<Vec<(String, u8)>>,
+}
+
+impl ClientCard {
+    /// A card for a connection from `address` that sent `username` and `keep_alive_s`.
+    pub(crate) fn new(
+        address: String,
+        username: Option<&str>,
+        keep_alive_s: u16,
+        connected_at_ms: u64,
+    ) -> Self {
+        let login = match username.map(|name| name.split('|').next().unwrap_or_default()) {
+            None => "anonymous",
+            Some("Signature") => "Signature",
+            Some("Token") => "Token",
+            Some("DeviceCredential") => "DeviceCredential",
+            Some(_) => "other",
+        };
+        ClientCard {
+            address,
+            login,
+            keep_alive_s,
+            connected_at_ms,
+            subscriptions: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records the session's subscriptions as they are now.
+    pub(crate) fn set_subscriptions(&self, subscriptions: &[Subscription]) {
+        *self.subscriptions.lock() = subscription_list(subscriptions);
+    }
+
+    /// The subscriptions last recorded: (filter, granted QoS).
+    pub(crate) fn subscriptions(&self) -> Vec<(String, u8)> {
+        self.subscriptions.lock().clone()
+    }
+}
+
+fn subscription_list(subscriptions: &[Subscription]) -> Vec<(String, u8)> {
+    subscriptions
+        .iter()
+        .map(|s| (s.filter.to_string(), s.qos as u8))
+        .collect()
+}
+
+/// One client as [`Registry::clients`] lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientView {
+    pub(crate) client_id: Arc<str>,
+    /// A connection is open (or taking the id over).
+    pub(crate) online: bool,
+    /// A persistent session (cleanSession = 0).
+    pub(crate) persistent: bool,
+    /// The connection's channel id, while online.
+    pub(crate) channel: Option<ChannelId>,
+    /// The connection's card, while online (a backend consumer has none).
+    pub(crate) card: Option<Arc<ClientCard>>,
+    /// Messages waiting: in the connection's inbox while online, in the session's queue
+    /// while offline.
+    pub(crate) queued: usize,
+    /// An offline session's subscriptions (an online one's are on its card).
+    pub(crate) subscriptions: Vec<(String, u8)>,
 }
 
 #[derive(Debug)]
@@ -402,6 +480,68 @@ impl Registry {
                     .count()
             })
             .sum()
+    }
+
+    /// Up to `limit` clients whose id `wanted` accepts (backend consumers left out), sorted
+    /// by client id, and how many matched in all. Locks one shard at a time.
+    pub(crate) fn clients(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+        limit: usize,
+    ) -> (Vec<ClientView>, usize) {
+        let mut found = Vec::new();
+        for shard in &self.shards {
+            for (client_id, slot) in shard.lock().iter() {
+                if !wanted(client_id) {
+                    continue;
+                }
+                let view = match slot {
+                    Slot::Offline(session) => ClientView {
+                        client_id: client_id.clone(),
+                        online: false,
+                        persistent: true,
+                        channel: None,
+                        card: None,
+                        queued: session.queued_len(),
+                        subscriptions: subscription_list(session.subscriptions()),
+                    },
+                    Slot::Online(_) | Slot::Handover(_) => {
+                        let Some(link) = slot.link().filter(|link| link.card.is_some()) else {
+                            continue;
+                        };
+                        ClientView {
+                            client_id: client_id.clone(),
+                            online: true,
+                            persistent: link.persistent,
+                            channel: Some(link.channel),
+                            card: link.card.clone(),
+                            queued: link.inbox.len(),
+                            subscriptions: Vec::new(),
+                        }
+                    }
+                };
+                found.push(view);
+            }
+        }
+        let total = found.len();
+        found.sort_unstable_by(|a, b| a.client_id.cmp(&b.client_id));
+        found.truncate(limit);
+        (found, total)
+    }
+
+    /// Messages waiting over every client: in the inboxes of those online and the queues of
+    /// the offline persistent sessions. Locks one shard at a time.
+    pub(crate) fn queued_total(&self) -> u64 {
+        let mut total = 0u64;
+        for shard in &self.shards {
+            for slot in shard.lock().values() {
+                total += match slot {
+                    Slot::Offline(session) => session.queued_len() as u64,
+                    other => other.link().map_or(0, |link| link.inbox.len() as u64),
+                };
+            }
+        }
+        total
     }
 }
 

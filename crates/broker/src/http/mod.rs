@@ -29,6 +29,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
@@ -38,20 +39,40 @@ use crate::bridge::Bridge;
 use crate::config::{AuthSettings, HttpSettings};
 use crate::core::Core;
 use crate::{BrokerConfig, BrokerError};
-use error::ApiError;
-use params::Params;
+pub(crate) use error::{request_id, ApiError};
+pub(crate) use params::Params;
 
 /// The API version the SDKs send.
 pub(crate) const VERSION: &str = "2020-04-20";
 
 /// What a successful action answers, before `RequestId` is added.
-type Answer = Map<String, Value>;
+pub(crate) type Answer = Map<String, Value>;
 
-/// Binds the HTTP listener, if enabled.
-pub(crate) async fn bind(config: &BrokerConfig) -> Result<Option<TcpListener>, BrokerError> {
+/// The HTTP listener, bound, with its TLS acceptor when it serves HTTPS.
+pub(crate) struct Bound {
+    pub(crate) listener: TcpListener,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Binds the HTTP listener, if enabled; with `http.tls`, loads the certificate and key of
+/// `[listeners.tls]` for it.
+///
+/// # Errors
+/// The address cannot be bound; `http.tls` without `[listeners.tls]`; the PEM files do not
+/// load.
+pub(crate) async fn bind(config: &BrokerConfig) -> Result<Option<Bound>, BrokerError> {
     if !config.http.enabled {
         return Ok(None);
     }
+    let tls = match (config.http.tls, &config.listeners.tls) {
+        (false, _) => None,
+        (true, Some(files)) => Some(crate::transport::tls::acceptor(files)?),
+        (true, None) => {
+            return Err(BrokerError::Tls(
+                "http.tls is on but [listeners.tls] gives no certificate".into(),
+            ))
+        }
+    };
     let addr = config.http.listen;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         BrokerError::Io(std::io::Error::new(
@@ -59,8 +80,9 @@ pub(crate) async fn bind(config: &BrokerConfig) -> Result<Option<TcpListener>, B
             format!("http listener on {addr}: {e}"),
         ))
     })?;
-    tracing::info!(%addr, "HTTP API listening");
-    Ok(Some(listener))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "HTTP API listening");
+    Ok(Some(Bound { listener, tls }))
 }
 
 /// What the HTTP API works with.
@@ -70,29 +92,40 @@ pub(crate) struct HttpCtx {
     pub(crate) bridge: Option<Arc<Bridge>>,
     pub(crate) settings: HttpSettings,
     pub(crate) auth: Option<AuthSettings>,
+    /// The listener serves HTTPS.
+    pub(crate) https: bool,
 }
 
 /// The handlers' state.
-type Ctx = Arc<HttpCtx>;
+pub(crate) type Ctx = Arc<HttpCtx>;
 
-/// Serves the API until the broker shuts down.
-pub(crate) async fn serve(listener: TcpListener, ctx: Ctx) {
+/// The API's routes: `/` (the OpenAPI actions), `/metrics`, `/healthz`, and a 404 for
+/// any other path. Other services add theirs to it before [`serve`].
+pub(crate) fn routes(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/", any(rpc))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
+        .fallback(not_found)
+        .with_state(ctx)
+}
+
+/// Serves `app` on the bound listener until the broker shuts down. Handlers may read the
+/// peer's address (`ConnectInfo<SocketAddr>`).
+pub(crate) async fn serve(bound: Bound, app: Router, ctx: Ctx) {
     let mut shutdown = ctx.core.shutdown.clone();
     let settings = &ctx.settings;
     let (max_connections, idle) = (
         settings.max_connections,
         std::time::Duration::from_millis(settings.idle_timeout_ms.max(1)),
     );
-    let app = Router::new()
-        .route("/", any(rpc))
-        .route("/metrics", get(metrics::metrics))
-        .route("/healthz", get(metrics::healthz))
-        .fallback(not_found)
-        .with_state(ctx);
     let stopped = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
-    let listener = listener::Bounded::new(listener, max_connections, idle);
+    // `tap_io` only so the peer's address reaches the handlers (`ConnectInfo`).
+    let listener =
+        listener::Bounded::new(bound.listener, max_connections, idle, bound.tls).tap_io(|_| {});
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(stopped)
         .await
@@ -137,14 +170,39 @@ fn count(ctx: &HttpCtx, failed: bool) {
 }
 
 async fn call(ctx: &Ctx, request: Request) -> Result<Answer, ApiError> {
-    let Some(auth) = ctx.access.core.clone() else {
-        return Err(ApiError::new(
+    let auth = registries(ctx)?;
+    let params = signature::verified(ctx, &auth, request).await?;
+    perform(ctx, params).await
+}
+
+/// The AccessKeys and registries of `[auth]`; 403 `Forbidden.NoAccessKeys` without it.
+fn registries(ctx: &HttpCtx) -> Result<Arc<CoreAuth>, ApiError> {
+    ctx.access.core.clone().ok_or_else(|| {
+        ApiError::new(
             StatusCode::FORBIDDEN,
             "Forbidden.NoAccessKeys",
             "the broker has no [auth] section: no AccessKey can sign a request",
+        )
+    })
+}
+
+/// Runs the action `params` name, as its AccessKey, after the checks every caller gets:
+/// version, instance, then the action's own parameters. The OpenAPI calls it once a
+/// request's signature verified; the operator console once its session and CSRF token are
+/// checked, so the console can do nothing the API would refuse.
+pub(crate) async fn perform(ctx: &Ctx, params: Params) -> Result<Answer, ApiError> {
+    let auth = registries(ctx)?;
+    if !ctx
+        .auth
+        .as_ref()
+        .is_some_and(|s| s.api_allowed(params.access_key_id()))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden.AccessKey",
+            format!("AccessKey {} may not use the API", params.access_key_id()),
         ));
-    };
-    let params = signature::verified(ctx, &auth, request).await?;
+    }
     let action = params.action()?;
     params.check_version()?;
     let instance = params.required("InstanceId")?;

@@ -1,5 +1,6 @@
-//! [`Params`]: the parameters of a verified request (query and form body, decoded by
-//! mqgate-auth) and the action and version, from the `x-acs-*` headers or the parameters.
+//! [`Params`]: the parameters of an action (a verified request's query and form body,
+//! decoded by mqgate-auth, or the operator console's form) and the action and version, from
+//! the `x-acs-*` headers or the parameters.
 
 use mqgate_auth::openapi::VerifiedRequest;
 
@@ -9,10 +10,14 @@ use super::VERSION;
 /// Most entries a list parameter (`ClientIdList.N`) may have.
 pub(crate) const MAX_LIST: usize = 100;
 
-/// A verified request's parameters.
+/// An action's parameters, and who asks for it.
 #[derive(Debug)]
 pub(crate) struct Params {
-    pub(crate) verified: VerifiedRequest,
+    /// The AccessKey the action runs as: the one that signed the request, or the one the
+    /// console's operator signed in with.
+    access_key_id: String,
+    /// Decoded parameters, in the order received.
+    params: Vec<(String, String)>,
     /// `x-acs-action`, if the request had the header.
     pub(crate) action_header: Option<String>,
     /// `x-acs-version`, if the request had the header.
@@ -20,9 +25,34 @@ pub(crate) struct Params {
 }
 
 impl Params {
-    /// The AccessKeyId that signed.
+    /// The parameters of a request whose signature verified.
+    pub(crate) fn signed(
+        verified: VerifiedRequest,
+        action_header: Option<String>,
+        version_header: Option<String>,
+    ) -> Self {
+        Params {
+            access_key_id: verified.access_key_id,
+            params: verified.params,
+            action_header,
+            version_header,
+        }
+    }
+
+    /// The parameters of an action asked for as `access_key_id` by other means than a
+    /// signed request (the operator console, once its session is checked).
+    pub(crate) fn on_behalf_of(access_key_id: &str, params: Vec<(String, String)>) -> Self {
+        Params {
+            access_key_id: access_key_id.to_owned(),
+            params,
+            action_header: None,
+            version_header: None,
+        }
+    }
+
+    /// The AccessKeyId the action runs as.
     pub(crate) fn access_key_id(&self) -> &str {
-        &self.verified.access_key_id
+        &self.access_key_id
     }
 
     /// The action: the `x-acs-action` header, else the `Action` parameter.
@@ -53,7 +83,11 @@ impl Params {
 
     /// A parameter's value; `None` when absent or empty.
     pub(crate) fn optional(&self, name: &str) -> Option<&str> {
-        self.verified.param(name).filter(|value| !value.is_empty())
+        self.params
+            .iter()
+            .find(|(param, _)| param == name)
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
     }
 
     /// A parameter that must be present and non-empty (else 400 `MissingParameter.{name}`).
@@ -65,7 +99,7 @@ impl Params {
     /// order; at least one entry and at most [`MAX_LIST`].
     pub(crate) fn list(&self, name: &str) -> Result<Vec<&str>, ApiError> {
         let mut entries = Vec::new();
-        for (key, value) in &self.verified.params {
+        for (key, value) in &self.params {
             let Some(index) = key
                 .strip_prefix(name)
                 .and_then(|rest| rest.strip_prefix('.'))
@@ -107,18 +141,15 @@ mod tests {
     use mqgate_auth::openapi::SignatureScheme;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        Params {
-            verified: VerifiedRequest {
-                access_key_id: "AK".into(),
-                scheme: SignatureScheme::RpcHmacSha1,
-                params: pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
-            action_header: None,
-            version_header: None,
-        }
+        let verified = VerifiedRequest {
+            access_key_id: "AK".into(),
+            scheme: SignatureScheme::RpcHmacSha1,
+            params: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        Params::signed(verified, None, None)
     }
 
     #[test]

@@ -68,9 +68,6 @@ pub(crate) async fn verified(
         ));
     }
     let header = |name: &str| request.header(name).map(str::to_owned);
-    Ok(Params {
-        action_header: header("x-acs-action"),
-        version_header: header("x-acs-version"),
-        verified,
-    })
+    let (action, version) = (header("x-acs-action"), header("x-acs-version"));
+    Ok(Params::signed(verified, action, version))
 }

@@ -1,0 +1,467 @@
+//! The operator console in a real browser: Debian's Chromium, driven through chromedriver
+//! (WebDriver) by fantoccini, against a broker on port 0 with `[auth]`. Screenshots go to
+//! `target/console-screenshots/`.
+//!
+//! Without `chromium` and `chromedriver` on the machine the test says so and passes; under
+//! `MQGATE_REQUIRE_INTEROP=1` (set by `scripts/test.sh`, which installs them) it fails.
+// Test code: an unwrap that fails is a failure to report (clippy.toml allows it inside
+// #[test] functions only, not in their helpers).
+#![allow(clippy::unwrap_used)]
+
+mod auth_support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auth_support::*;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
+use rumqttc::{AsyncClient, Event, Incoming};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// The longest any one wait in this test lasts.
+const BOUND: Duration = Duration::from_secs(10);
+
+fn find(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+fn skipped(why: &str) {
+    assert!(
+        std::env::var_os("MQGATE_REQUIRE_INTEROP").is_none(),
+        "browser test cannot run under MQGATE_REQUIRE_INTEROP: {why}"
+    );
+    eprintln!("SKIPPED: {why} (apt-get install chromium chromium-driver)");
+}
+
+/// chromedriver, killed and reaped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("an address").port()
+}
+
+async fn start_driver(binary: &Path) -> Driver {
+    let port = free_port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver { child, port };
+    let deadline = Instant::now() + BOUND;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    driver
+}
+
+async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium.to_string_lossy(),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    let connect = async {
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        builder.connect(&url).await
+    };
+    tokio::time::timeout(BOUND, connect)
+        .await
+        .expect("a browser session in time")
+        .expect("a browser session")
+}
+
+/// Runs `script` (a function body that returns a value) in the page.
+async fn js(client: &Client, script: &str) -> Value {
+    client.execute(script, vec![]).await.expect("script runs")
+}
+
+/// Waits until `script` returns true in the page, at most [`BOUND`].
+async fn until(client: &Client, what: &str, script: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if js(client, script).await == Value::Bool(true) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "in the browser, {what} did not happen within {BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let field = client.find(Locator::Css(css)).await.expect(css);
+    field.clear().await.expect("clears");
+    field.send_keys(text).await.expect("types");
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .expect(css)
+        .click()
+        .await
+        .expect("clicks");
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    let script = format!(
+        "const e = document.querySelector({}); return e ? e.textContent : '';",
+        json!(css)
+    );
+    js(client, &script)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("a screenshot directory");
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(screenshots().join(name), png).expect("writes the screenshot");
+}
+
+/// An MQTT client whose state (`true` once connected, `false` once the connection ended)
+/// is watched; its event loop stops at the first error.
+fn mqtt(options: rumqttc::MqttOptions) -> (AsyncClient, watch::Receiver<Option<bool>>) {
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    let _ = tx.send(Some(true));
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = tx.send(Some(false));
+                    return;
+                }
+            }
+        }
+    });
+    (client, rx)
+}
+
+async fn state(rx: &mut watch::Receiver<Option<bool>>, wanted: bool) {
+    tokio::time::timeout(BOUND, rx.wait_for(|s| *s == Some(wanted)))
+        .await
+        .expect("the MQTT client's state in time")
+        .expect("the client task is alive");
+}
+
+fn config() -> BrokerConfig {
+    api_config(
+        "storage = \"memory\"",
+        "",
+        &format!("groups = [\"{GROUP}\"]"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_chromium() {
+    let (Some(chromium), Some(chromedriver)) = (
+        find(&["chromium", "chromium-browser"]),
+        find(&["chromedriver"]),
+    ) else {
+        skipped("chromium or chromedriver is not installed");
+        return;
+    };
+    let broker = start(config(), None).await;
+    let driver = start_driver(&chromedriver).await;
+    let profile = tempfile::tempdir().expect("a profile directory");
+    let client = browser(&driver, &chromium, profile.path()).await;
+    // The steps run in a task so that a failed one still closes the browser (which quits
+    // Chromium) and stops chromedriver before the failure is reported.
+    let (steps_client, steps_broker) = (client.clone(), broker.clone());
+    let outcome = tokio::spawn(async move { run(&steps_client, &steps_broker).await }).await;
+    let _ = tokio::time::timeout(BOUND, client.close()).await;
+    drop(driver);
+    broker.shutdown().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn run(client: &Client, broker: &BrokerHandle) {
+    let http: SocketAddr = broker.local_addr(ListenerKind::Http).expect("http");
+    let base = format!("http://{http}");
+
+    // Not signed in: the console sends the browser to the sign-in page.
+    client
+        .goto(&format!("{base}/console"))
+        .await
+        .expect("loads");
+    until(
+        client,
+        "the sign-in page",
+        "return location.pathname === '/console/login' && !!document.getElementById('login-form');",
+    )
+    .await;
+
+    // A wrong secret is refused.
+    fill(client, "#id", AK).await;
+    fill(client, "#secret", "not-the-secret").await;
+    click(client, "#login-submit").await;
+    until(
+        client,
+        "the refusal",
+        "return !!document.getElementById('login-error');",
+    )
+    .await;
+    assert!(text_of(client, "#login-error")
+        .await
+        .contains("wrong secret"));
+    screenshot(client, "sign-in-refused.png").await;
+
+    // The right one signs in (keyboard only: Enter submits the form).
+    fill(client, "#id", AK).await;
+    fill(
+        client,
+        "#secret",
+        &format!("{SECRET}{}", char::from(Key::Enter)),
+    )
+    .await;
+    until(
+        client,
+        "the console",
+        "return !!document.getElementById('who-key');",
+    )
+    .await;
+    until(
+        client,
+        "the live feed",
+        "return document.getElementById('live').textContent === 'live';",
+    )
+    .await;
+
+    // A persistent client connects over MQTT: the live feed shows it, and the client list.
+    let device = "GID_a@@@console-dev";
+    let mut options = signed(broker, device, AK, SECRET);
+    options.set_clean_session(false);
+    let (mqtt_client, mut mqtt_state) = mqtt(options);
+    state(&mut mqtt_state, true).await;
+    let shown = until(
+        client,
+        "the connect event",
+        &format!("return [...document.querySelectorAll('#event-list li.ev-connect')].some(li => li.textContent.includes({}));", json!(device)),
+    )
+    .await;
+    eprintln!("the connect event was on the page {shown:?} after the CONNACK");
+    let row = format!("#client-table tr[data-client={}]", json!(device));
+    until(
+        client,
+        "the client row",
+        &format!("const r = document.querySelector({}); return !!r && r.textContent.includes('online') && r.textContent.includes('Signature');", json!(row)),
+    )
+    .await;
+    // The overview's next sample counts it.
+    until(
+        client,
+        "the overview counting it",
+        "return document.getElementById('m-online').textContent === '1';",
+    )
+    .await;
+    screenshot(client, "console-desktop.png").await;
+
+    // Close it from the console: the client's connection ends and the row goes offline.
+    click(client, &format!("{row} button.close")).await;
+    state(&mut mqtt_state, false).await;
+    until(
+        client,
+        "the row offline",
+        &format!("const r = document.querySelector({}); return !!r && r.textContent.includes('offline (persistent)');", json!(row)),
+    )
+    .await;
+    until(
+        client,
+        "the disconnect event",
+        &format!("return [...document.querySelectorAll('#event-list li')].some(li => !li.classList.contains('ev-connect') && li.textContent.includes({}));", json!(device)),
+    )
+    .await;
+    drop(mqtt_client);
+
+    // Tokens: apply, query, revoke, query again.
+    fill(client, "#token-resources", "GID_a/#").await;
+    click(client, "#token-apply button[type=submit]").await;
+    until(
+        client,
+        "a token",
+        "return document.getElementById('token-out').textContent.startsWith('Token: ');",
+    )
+    .await;
+    let token = js(
+        client,
+        "return document.getElementById('token-value').value;",
+    )
+    .await;
+    let token = token.as_str().unwrap_or_default().to_owned();
+    assert!(!token.is_empty());
+    click(client, "#token-query").await;
+    until(
+        client,
+        "the token valid",
+        "return document.getElementById('token-out').textContent === 'Token status: valid';",
+    )
+    .await;
+    click(client, "#token-revoke").await;
+    until(
+        client,
+        "the token revoked",
+        "return document.getElementById('token-out').textContent === 'Token revoked';",
+    )
+    .await;
+    let status = api_get(
+        broker,
+        AK,
+        SECRET,
+        "QueryToken",
+        &[("InstanceId", INSTANCE), ("Token", &token)],
+    )
+    .await;
+    assert_eq!(
+        ok(&status)["TokenStatus"],
+        false,
+        "the API sees the revocation"
+    );
+
+    // Device credentials: register one, then connect over MQTT with it.
+    let device2 = "GID_a@@@console-dev2";
+    fill(client, "#device-client", device2).await;
+    click(client, "#device-register").await;
+    until(
+        client,
+        "the credential",
+        "return !!document.getElementById('device-deviceaccesskeysecret');",
+    )
+    .await;
+    let key_id = text_of(client, "#device-deviceaccesskeyid").await;
+    let key_secret = text_of(client, "#device-deviceaccesskeysecret").await;
+    let mut options = auth_support::options(broker, device2);
+    options.set_credentials(
+        format!("DeviceCredential|{key_id}|{INSTANCE}"),
+        mqgate_auth::sign_client_id(&key_secret, device2),
+    );
+    assert_eq!(
+        connack_code(options).await,
+        rumqttc::ConnectReturnCode::Success
+    );
+    fill(client, "#device-group", GROUP).await;
+    click(client, "#device-list-form button").await;
+    until(
+        client,
+        "the listed credential",
+        &format!(
+            "return document.getElementById('device-list').textContent.includes({});",
+            json!(device2)
+        ),
+    )
+    .await;
+
+    // A write without the CSRF token is refused, even from the signed-in page.
+    let refused = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/console/api/action', {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'}, body: 'Action=CreateGroupId&GroupId=GID_nocsrf'})
+               .then(r => done(r.status), () => done(0));",
+            vec![],
+        )
+        .await
+        .expect("the fetch runs");
+    assert_eq!(refused, json!(403));
+
+    // Phone width: nothing wider than the screen, the controls still there.
+    client.set_window_size(390, 844).await.expect("resizes");
+    until(
+        client,
+        "the narrow layout",
+        "return window.innerWidth <= 400;",
+    )
+    .await;
+    let overflow = js(
+        client,
+        "return document.documentElement.scrollWidth - window.innerWidth;",
+    )
+    .await;
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 1),
+        "the page scrolls sideways by {overflow}"
+    );
+    screenshot(client, "console-phone.png").await;
+
+    // Sign out: back to the sign-in page, and the console refuses again.
+    client.set_window_size(1280, 1000).await.expect("resizes");
+    click(client, "#sign-out").await;
+    until(
+        client,
+        "the sign-in page again",
+        "return location.pathname === '/console/login';",
+    )
+    .await;
+    let after = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/console/api/overview').then(r => done(r.status), () => done(0));",
+            vec![],
+        )
+        .await
+        .expect("the fetch runs");
+    assert_eq!(after, json!(401));
+}
