@@ -432,6 +432,9 @@ mod tests {
         assert_eq!(auth.access_keys.len(), 1);
         assert!(auth.auth_config(config.allow_anonymous).is_ok());
         assert!(config.http.enabled);
+        assert!(config.http.console && !config.http.tls);
+        assert_eq!(config.http.console_session_ms, 1_800_000);
+        assert_eq!(config.http.console_max_failures, 5);
     }
 
     #[test]
