@@ -20,6 +20,11 @@ fi
 if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
   python3 -m pip install --quiet "paho-mqtt>=2,<3"
 fi
+# pika, the Python AMQP 0-9-1 client that crates/amqp/tests/pika_interop.rs speaks the cloud
+# SDK's sequence with.
+if ! python3 -c "import pika" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "pika>=1.3,<2"
+fi
 # The model service's official OpenAPI SDK, which tests/openapi_sdk.rs drives the HTTP API with.
 if ! python3 -c "import alibabacloud_onsmqtt20200420" >/dev/null 2>&1; then
   python3 -m pip install --quiet "alibabacloud-onsmqtt20200420==1.7.1"

@@ -301,6 +301,21 @@ impl<A: Authenticator> Connection<A> {
 
     // ---- driver actions -----------------------------------------------------------------
 
+    /// The socket is gone (end of stream or an I/O error): every channel is released and
+    /// the connection ends with [`Event::Closed`]. A close the server had begun (a refused
+    /// login, a protocol error) keeps its reason.
+    pub fn connection_lost(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.release_channels();
+        let reason = self
+            .close_reason
+            .take()
+            .unwrap_or(CloseReason::ConnectionLost);
+        self.finish(reason);
+    }
+
     /// Accepts a consumer announced by [`Event::Consume`]: sends `consume-ok` (unless the
     /// client asked for no answer). Deliveries may follow.
     pub fn accept_consume(&mut self, channel: u16, consumer_tag: &str, now: u64) {

@@ -154,6 +154,10 @@ pub enum CloseReason {
         /// The reply text sent.
         text: String,
     },
+    /// The socket ended before the close handshake finished
+    /// ([`Connection::connection_lost`](crate::Connection::connection_lost)); when the server
+    /// had begun a close, the reason it gave is kept instead.
+    ConnectionLost,
     /// Nothing came from the client for two heartbeat intervals.
     HeartbeatTimeout,
     /// The handshake did not finish in time.

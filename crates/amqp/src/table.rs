@@ -45,8 +45,8 @@ pub enum FieldValue {
     Decimal {
         /// Decimal places.
         scale: u8,
-        /// The unscaled value.
-        value: u32,
+        /// The unscaled value (signed, as RabbitMQ and its clients read it).
+        value: i32,
     },
     /// `S`: a long string, any bytes (usually UTF-8 text).
     LongStr(Bytes),
@@ -113,7 +113,7 @@ impl FieldValue {
             Self::F64(v) => out.put_f64(*v),
             Self::Decimal { scale, value } => {
                 out.put_u8(*scale);
-                out.put_u32(*value);
+                out.put_i32(*value);
             }
             Self::LongStr(b) | Self::Bytes(b) => put_long_bytes(out, b)?,
             Self::Timestamp(v) => out.put_u64(*v),
@@ -138,7 +138,7 @@ impl FieldValue {
             b'd' => Self::F64(f64::from_bits(r.u64()?)),
             b'D' => Self::Decimal {
                 scale: r.u8()?,
-                value: r.u32()?,
+                value: i32::from_be_bytes(r.u32()?.to_be_bytes()),
             },
             b'S' => Self::LongStr(r.long_bytes()?),
             b'x' => Self::Bytes(r.long_bytes()?),

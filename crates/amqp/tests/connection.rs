@@ -11,7 +11,7 @@ use mqgate_amqp::{
     sdk_password, BasicProperties, CloseArgs, CloseReason, Config, DeliverError, Event, FieldTable,
     FieldValue, Frame, Message, Method, ReplyCode, PROTOCOL_HEADER,
 };
-use support::{close_code, Harness, SECRET, TS};
+use support::{close_code, device_message, Harness, SECRET, TS};
 
 fn cfg() -> Config {
     Config::default()
@@ -55,24 +55,6 @@ fn consume(h: &mut Harness, channel: u16, queue: &str, tag: &str, args: FieldTab
         )]
     );
     consumer_tag
-}
-
-fn device_message(n: u32, body: Bytes) -> Message {
-    Message {
-        exchange: "parent/sub/dev".into(),
-        routing_key: "parent/sub/dev".into(),
-        properties: BasicProperties {
-            message_id: Some(format!("{n:032x}")),
-            headers: Some(
-                FieldTable::new()
-                    .with("mqttParentTopic", FieldValue::long_str("parent"))
-                    .with("mqttSecondTopic", FieldValue::long_str("/sub/dev"))
-                    .with("clientId", FieldValue::long_str("GID_a@@@dev1")),
-            ),
-            ..BasicProperties::default()
-        },
-        body,
-    }
 }
 
 #[test]
@@ -1013,4 +995,47 @@ fn header_frame(channel: u16) -> Vec<u8> {
     v.extend_from_slice(&payload);
     v.push(0xCE);
     v
+}
+
+#[test]
+fn a_lost_socket_releases_every_channel() {
+    let mut h = Harness::open(cfg(), 0);
+    h.open_channel(1);
+    let tag = consume(&mut h, 1, "parent", "", FieldTable::new());
+    let msg = device_message(1, Bytes::from_static(b"x"));
+    h.conn.deliver(1, &tag, &msg, false, 0).unwrap();
+    h.conn.connection_lost();
+    assert_eq!(
+        h.events(),
+        [
+            Event::ChannelClosed {
+                channel: 1,
+                consumers: vec![tag],
+                unacked: vec![1]
+            },
+            Event::Closed {
+                reason: CloseReason::ConnectionLost
+            },
+        ]
+    );
+    h.conn.connection_lost();
+    assert!(h.event().is_none(), "Closed comes once");
+}
+
+#[test]
+fn a_socket_lost_after_a_refused_login_keeps_the_refusal_as_reason() {
+    // Clients may drop the socket on connection.close instead of answering close-ok.
+    let mut h = Harness::new(cfg());
+    h.send_raw(&PROTOCOL_HEADER);
+    h.login("wrong", TS);
+    h.conn.connection_lost();
+    assert!(matches!(
+        h.event(),
+        Some(Event::Closed {
+            reason: CloseReason::Refused {
+                code: ReplyCode::AccessRefused,
+                ..
+            }
+        })
+    ));
 }

@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use mqgate_amqp::{
     sdk_password, BasicProperties, Config, Connection, ContentHeader, Event, FieldTable,
-    FieldValue, Frame, FrameDecoder, Method, SdkAuthenticator, SdkUser, PROTOCOL_HEADER,
+    FieldValue, Frame, FrameDecoder, Message, Method, SdkAuthenticator, SdkUser, PROTOCOL_HEADER,
 };
 
 pub type Auth = SdkAuthenticator<fn(&SdkUser) -> Option<String>>;
@@ -189,6 +189,26 @@ impl Harness {
 
     pub fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.conn.poll_event()).collect()
+    }
+}
+
+/// A device message as the broker hands it to an SDK consumer: a 32-hex message id and the
+/// three headers the SDKs read.
+pub fn device_message(n: u32, body: Bytes) -> Message {
+    Message {
+        exchange: "parent/sub/dev".into(),
+        routing_key: "parent/sub/dev".into(),
+        properties: BasicProperties {
+            message_id: Some(format!("{n:032x}")),
+            headers: Some(
+                FieldTable::new()
+                    .with("mqttParentTopic", FieldValue::long_str("parent"))
+                    .with("mqttSecondTopic", FieldValue::long_str("/sub/dev"))
+                    .with("clientId", FieldValue::long_str("GID_a@@@dev1")),
+            ),
+            ..BasicProperties::default()
+        },
+        body,
     }
 }
 
