@@ -69,8 +69,9 @@ fn encode_all(frames: &[Frame]) -> Vec<u8> {
 /// would on every event (accepting consumers, confirming publishes, delivering a message),
 /// with time moving on. Panics only when an invariant breaks: the connection never panics,
 /// `Closed` comes at most once and last, nothing is sent after the transmit side says the
-/// connection is closed, and a delivery is only accepted within the window.
-pub fn connection_invariants(data: &[u8]) {
+/// connection is closed, and a delivery is only accepted within the window. Returns the
+/// names of the events seen, in order, so a test can tell how far the input went.
+pub fn connection_invariants(data: &[u8]) -> Vec<&'static str> {
     let auth = SdkAuthenticator::new(|_: &SdkUser| Some("SK".to_owned()));
     let config = Config {
         frame_max: 4096,
@@ -108,6 +109,7 @@ pub fn connection_invariants(data: &[u8]) {
     conn.feed(&wire, 0);
     let mut now = 0;
     let mut closed = false;
+    let mut seen = Vec::new();
     let mut rest = data;
     let message = Message {
         exchange: "t".into(),
@@ -124,6 +126,7 @@ pub fn connection_invariants(data: &[u8]) {
         conn.on_timeout(now);
         while let Some(ev) = conn.poll_event() {
             assert!(!closed, "an event after Closed: {ev:?}");
+            seen.push(event_name(&ev));
             match ev {
                 Event::Consume {
                     channel,
@@ -152,5 +155,20 @@ pub fn connection_invariants(data: &[u8]) {
         }
         while conn.poll_transmit().is_some() {}
         assert_eq!(closed, conn.is_closed(), "Closed event and state disagree");
+    }
+    seen
+}
+
+fn event_name(ev: &Event) -> &'static str {
+    match ev {
+        Event::Opened { .. } => "Opened",
+        Event::Publish { .. } => "Publish",
+        Event::Consume { .. } => "Consume",
+        Event::Cancel { .. } => "Cancel",
+        Event::Ack { .. } => "Ack",
+        Event::Nack { .. } => "Nack",
+        Event::Ready { .. } => "Ready",
+        Event::ChannelClosed { .. } => "ChannelClosed",
+        Event::Closed { .. } => "Closed",
     }
 }
