@@ -1,6 +1,6 @@
 """The cloud SDK's conversation, spoken by pika (a Python AMQP 0-9-1 client) against
-mqgate-amqp's test server (tests/pika_interop.rs). Prints one line per finding; the Rust
-test checks them together with what its server saw.
+mqgate-amqp's test server (tests/interop.rs). Prints one line per finding, in the format
+all the client scripts share; the Rust test checks them together with what its server saw.
 
     python3 sdk_client.py PORT sdk|badpass
 """
@@ -73,19 +73,23 @@ props = pika.BasicProperties(
 )
 pub.basic_publish("parent/sub/x", "parent/sub/x", b"hello", props, mandatory=True)
 out("confirm ack")
+def sdk_props():
+    return pika.BasicProperties(message_id=uuid.uuid4().hex, delivery_mode=2)
+
+
 try:
-    pub.basic_publish("parent/nack", "parent/nack", b"refuse me", mandatory=True)
+    pub.basic_publish("parent/nack", "parent/nack", b"refuse me", sdk_props(), mandatory=True)
     out("nack missing")
 except pika.exceptions.NackError:
     out("confirm nack")
 try:
-    pub.basic_publish("parent/unroutable", "parent/unroutable", b"lost", mandatory=True)
+    pub.basic_publish("parent/unroutable", "parent/unroutable", b"lost", sdk_props(), mandatory=True)
     out("return missing")
 except pika.exceptions.UnroutableError:
     out("confirm returned")
 # A body larger than a frame: pika splits it, the server joins it.
 big = bytes(range(256)) * 1200
-pub.basic_publish("parent/big", "parent/big", big, pika.BasicProperties(message_id="b" * 32), mandatory=True)
+pub.basic_publish("parent/big", "parent/big", big, sdk_props(), mandatory=True)
 out("confirm big")
 
 # --- consume device messages, as the SDK consumers do: prefetch, no-ack false, a 32-hex
@@ -97,7 +101,7 @@ got = []
 
 def on_message(ch, method, properties, body):
     h = properties.headers or {}
-    out("msg", method.delivery_tag, method.redelivered, properties.message_id,
+    out("msg", method.delivery_tag, str(method.redelivered).lower(), properties.message_id,
         h.get("mqttParentTopic"), h.get("mqttSecondTopic"), h.get("clientId"), body.decode())
     got.append(body)
     if body == b"msg-3":
@@ -135,7 +139,7 @@ try:
     out("declare accepted")
 except pika.exceptions.ChannelClosedByBroker as e:
     out("declare refused", e.reply_code)
-pub.basic_publish("parent/after", "parent/after", b"still open", mandatory=True)
+pub.basic_publish("parent/after", "parent/after", b"still open", sdk_props(), mandatory=True)
 out("still open")
 conn.close()
 out("closed")
