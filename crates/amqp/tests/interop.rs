@@ -17,9 +17,9 @@
 mod support;
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -512,13 +512,16 @@ fn clients_dir() -> &'static Path {
 const JAVA_CLIENT_JAR: &str = "/usr/share/java/amqp-client.jar";
 const SLF4J_JAR: &str = "/usr/share/java/slf4j-api.jar";
 
-/// Compiles SdkClient.java once per test run; the command to run it.
+/// Compiles SdkClient.java once per test process (the tests run in parallel: a second
+/// compile into the same folder could hand a half-written class to a running client); the
+/// command to run it.
 fn java_client() -> Option<Command> {
-    if !available("javac", &["-version"]) || !Path::new(JAVA_CLIENT_JAR).exists() {
-        return None;
-    }
-    let out = std::env::temp_dir().join(format!("mqgate-amqp-java-{}", std::process::id()));
-    if !out.join("SdkClient.class").exists() {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let classes = BUILT.get_or_init(|| {
+        if !available("javac", &["-version"]) || !Path::new(JAVA_CLIENT_JAR).exists() {
+            return None;
+        }
+        let out = std::env::temp_dir().join(format!("mqgate-amqp-java-{}", std::process::id()));
         let ok = Command::new("javac")
             .args(["-cp", JAVA_CLIENT_JAR, "-d"])
             .arg(&out)
@@ -527,10 +530,15 @@ fn java_client() -> Option<Command> {
             .unwrap()
             .success();
         assert!(ok, "SdkClient.java does not compile");
-    }
+        Some(out)
+    });
+    let classes = classes.as_ref()?;
     let mut c = Command::new("java");
     c.arg("-cp")
-        .arg(format!("{JAVA_CLIENT_JAR}:{SLF4J_JAR}:{}", out.display()))
+        .arg(format!(
+            "{JAVA_CLIENT_JAR}:{SLF4J_JAR}:{}",
+            classes.display()
+        ))
         .arg("SdkClient");
     Some(c)
 }
@@ -589,14 +597,15 @@ async fn java_rabbitmq_client_sees_a_wrong_secret_as_an_authentication_failure()
 const GO_PATH: &str = "/usr/share/gocode";
 
 /// Builds sdk_client.go (GOPATH mode, against the Debian package of amqp091-go) once per
-/// test run; the command to run it.
+/// test process; the command to run it.
 fn go_client() -> Option<Command> {
-    let lib = Path::new(GO_PATH).join("src/github.com/rabbitmq/amqp091-go");
-    if !available("go", &["version"]) || !lib.exists() {
-        return None;
-    }
-    let bin = std::env::temp_dir().join(format!("mqgate-amqp-go-{}", std::process::id()));
-    if !bin.exists() {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let bin = BUILT.get_or_init(|| {
+        let lib = Path::new(GO_PATH).join("src/github.com/rabbitmq/amqp091-go");
+        if !available("go", &["version"]) || !lib.exists() {
+            return None;
+        }
+        let bin = std::env::temp_dir().join(format!("mqgate-amqp-go-{}", std::process::id()));
         let out = Command::new("go")
             .args(["build", "-o"])
             .arg(&bin)
@@ -611,8 +620,9 @@ fn go_client() -> Option<Command> {
             "sdk_client.go does not build: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-    Some(Command::new(bin))
+        Some(bin)
+    });
+    Some(Command::new(bin.as_ref()?))
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -24,7 +24,20 @@ public class SdkClient {
         return Base64.getEncoder().encodeToString(b);
     }
 
-    public static void main(String[] args) throws Exception {
+    // The client's connection threads would keep the JVM alive after a failure: exit
+    // explicitly, so the test sees the failure at once.
+    public static void main(String[] args) {
+        int code = 0;
+        try {
+            run(args);
+        } catch (Throwable t) {
+            t.printStackTrace();
+            code = 1;
+        }
+        System.exit(code);
+    }
+
+    static void run(String[] args) throws Exception {
         int port = Integer.parseInt(args[0]);
         String mode = args[1];
         String ts = String.valueOf(System.currentTimeMillis());
