@@ -30,6 +30,10 @@ pub struct Config {
     pub heartbeat: u16,
     /// The largest message body accepted; a larger one closes its channel (406).
     pub max_message_size: u64,
+    /// Body bytes one connection may hold for messages still arriving, over all its
+    /// channels; past it the connection is closed (506). Bounds what a client can make the
+    /// server buffer by starting large messages on many channels.
+    pub max_pending_content: u64,
     /// Consumers one channel may hold; one more closes the channel (406).
     pub max_consumers_per_channel: usize,
     /// Time from the first byte to `connection.open-ok`, in milliseconds.
@@ -49,7 +53,8 @@ impl Default for Config {
             channel_max: 2047,
             frame_max: 131_072,
             heartbeat: 60,
-            max_message_size: 64 * 1024 * 1024,
+            max_message_size: 1024 * 1024,
+            max_pending_content: 8 * 1024 * 1024,
             max_consumers_per_channel: 1024,
             handshake_timeout_ms: 10_000,
             close_timeout_ms: 3_000,
@@ -120,6 +125,8 @@ pub struct Connection<A: Authenticator> {
     last_tx: u64,
     close_reason: Option<CloseReason>,
     next_ctag: u64,
+    /// Body bytes held for messages still arriving, over all channels.
+    pending_content: u64,
 }
 
 impl<A: Authenticator> Connection<A> {
@@ -147,6 +154,7 @@ impl<A: Authenticator> Connection<A> {
             last_tx: now,
             close_reason: None,
             next_ctag: 0,
+            pending_content: 0,
         }
     }
 
@@ -1090,13 +1098,25 @@ impl<A: Authenticator> Connection<A> {
         let Some((size, _)) = content.header else {
             return Err(unexpected(channel, "a content body before its header"));
         };
-        if content.received + payload.len() as u64 > size {
+        let len = payload.len() as u64;
+        if content.received + len > size {
             return Err(fault(
                 ReplyCode::FrameError,
                 format!("FRAME_ERROR - content body larger than the announced {size} bytes"),
                 (class::BASIC, 40),
             ));
         }
+        if self.pending_content + len > self.config.max_pending_content {
+            return Err(fault(
+                ReplyCode::ResourceError,
+                format!(
+                    "RESOURCE_ERROR - more than {} bytes of unfinished messages",
+                    self.config.max_pending_content
+                ),
+                (class::BASIC, 40),
+            ));
+        }
+        self.pending_content += len;
         content.push(payload);
         if content.received == size {
             self.complete(channel);
@@ -1112,6 +1132,7 @@ impl<A: Authenticator> Connection<A> {
         else {
             return;
         };
+        self.pending_content = self.pending_content.saturating_sub(content.received);
         let body = content.take_body();
         let properties = content.header.take().map(|(_, p)| p).unwrap_or_default();
         self.events.push_back(Event::Publish {
@@ -1142,12 +1163,7 @@ impl<A: Authenticator> Connection<A> {
             &Method::ChannelClose(CloseArgs::new(code, text, cause)),
             now,
         );
-        if let Some(mut ch) = self.channels.remove(&channel) {
-            self.events.push_back(Event::ChannelClosed {
-                channel,
-                consumers: ch.consumers.drain().map(|(t, _)| t).collect(),
-                unacked: std::mem::take(&mut ch.unacked).into_keys().collect(),
-            });
+        if self.release_channel(channel) {
             let mut closing = Channel::new();
             closing.state = ChannelState::Closing;
             self.channels.insert(channel, closing);
@@ -1207,16 +1223,23 @@ impl<A: Authenticator> Connection<A> {
         }
     }
 
-    fn release_channel(&mut self, channel: u16) {
-        if let Some(mut ch) = self.channels.remove(&channel) {
-            if ch.state == ChannelState::Open {
-                self.events.push_back(Event::ChannelClosed {
-                    channel,
-                    consumers: ch.consumers.drain().map(|(t, _)| t).collect(),
-                    unacked: std::mem::take(&mut ch.unacked).into_keys().collect(),
-                });
-            }
+    /// Removes a channel; an open one gets its [`Event::ChannelClosed`] and the body bytes
+    /// of a message it was receiving are let go. Whether the channel existed.
+    fn release_channel(&mut self, channel: u16) -> bool {
+        let Some(mut ch) = self.channels.remove(&channel) else {
+            return false;
+        };
+        if let Some(content) = &ch.content {
+            self.pending_content = self.pending_content.saturating_sub(content.received);
         }
+        if ch.state == ChannelState::Open {
+            self.events.push_back(Event::ChannelClosed {
+                channel,
+                consumers: ch.consumers.drain().map(|(t, _)| t).collect(),
+                unacked: std::mem::take(&mut ch.unacked).into_keys().collect(),
+            });
+        }
+        true
     }
 
     fn finish_pending(&mut self) {

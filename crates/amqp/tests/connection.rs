@@ -932,22 +932,11 @@ fn protocol_violations_get_their_reply_codes() {
 }
 
 #[test]
-fn a_method_between_header_and_body_is_unexpected() {
+fn a_method_in_the_middle_of_content_is_unexpected() {
     let mut h = Harness::open(cfg(), 0);
     h.open_channel(1);
-    let mut b = bytes::BytesMut::new();
-    Frame::Method {
-        channel: 1,
-        method: Method::BasicPublish {
-            exchange: "t".into(),
-            routing_key: "t".into(),
-            mandatory: false,
-            immediate: false,
-        },
-    }
-    .encode(&mut b)
-    .unwrap();
-    h.send_raw(&b);
+    // A publish whose content never comes: the next method is out of place.
+    start_message(&mut h, 1, 10, 0);
     h.send(
         1,
         Method::BasicQos {
@@ -1037,5 +1026,74 @@ fn a_socket_lost_after_a_refused_login_keeps_the_refusal_as_reason() {
                 ..
             }
         })
+    ));
+}
+
+/// publish + header announcing `size`, and `sent` bytes of body (no body frame for 0).
+fn start_message(h: &mut Harness, channel: u16, size: u64, sent: usize) {
+    let mut b = bytes::BytesMut::new();
+    Frame::Method {
+        channel,
+        method: Method::BasicPublish {
+            exchange: "t".into(),
+            routing_key: "t".into(),
+            mandatory: false,
+            immediate: false,
+        },
+    }
+    .encode(&mut b)
+    .unwrap();
+    Frame::Header {
+        channel,
+        header: mqgate_amqp::ContentHeader {
+            body_size: size,
+            properties: BasicProperties::default(),
+        },
+    }
+    .encode(&mut b)
+    .unwrap();
+    if sent > 0 {
+        Frame::Body {
+            channel,
+            payload: Bytes::from(vec![0u8; sent]),
+        }
+        .encode(&mut b)
+        .unwrap();
+    }
+    h.send_raw(&b);
+}
+
+#[test]
+fn unfinished_messages_over_all_channels_are_bounded() {
+    let config = Config {
+        max_message_size: 10_000,
+        max_pending_content: 5_000,
+        ..cfg()
+    };
+    let mut h = Harness::open(config.clone(), 0);
+    for c in 1..=3 {
+        h.open_channel(c);
+    }
+    start_message(&mut h, 1, 10_000, 2_000);
+    start_message(&mut h, 2, 10_000, 2_000);
+    assert!(h.methods().is_empty());
+    start_message(&mut h, 3, 10_000, 2_000);
+    assert_eq!(close_code(&h.methods()[0].1), Some(506));
+
+    // A channel closed mid-message (by the server: a client may not send a method in the
+    // middle of content) gives its bytes back.
+    let mut h = Harness::open(config, 0);
+    h.open_channel(1);
+    h.open_channel(2);
+    start_message(&mut h, 1, 10_000, 4_000);
+    h.conn
+        .close_channel(1, ReplyCode::PreconditionFailed, "enough", 0);
+    assert_eq!(close_code(&h.methods()[0].1), Some(406));
+    h.publish(2, "t", BasicProperties::default(), &[0; 4_500], 4_000);
+    let m = h.methods();
+    assert!(m.is_empty(), "{m:?}");
+    assert!(matches!(
+        h.events().last(),
+        Some(Event::Publish { channel: 2, body, .. }) if body.len() == 4_500
     ));
 }
