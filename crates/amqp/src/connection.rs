@@ -408,7 +408,8 @@ impl<A: Authenticator> Connection<A> {
     /// frames of the negotiated size (slices of `message.body`, not copies). Returns the
     /// delivery tag, which comes back in [`Event::Ack`] or [`Event::Nack`] (not for a
     /// no-ack consumer). When the window is full the message is not sent and the consumer
-    /// gets an [`Event::Ready`] once it opens.
+    /// gets an [`Event::Ready`] once it opens; so does a consumer whose window this delivery
+    /// filled.
     pub fn deliver(
         &mut self,
         channel: u16,
@@ -451,6 +452,15 @@ impl<A: Authenticator> Connection<A> {
                 c.unacked += 1;
                 ch.unacked.insert(tag, consumer_tag.to_owned());
             }
+        }
+        // A driver that checks can_deliver instead of trying must hear when the window it
+        // just filled opens again.
+        let full = ch
+            .consumers
+            .get(consumer_tag)
+            .is_some_and(|c| !ch.has_room(c));
+        if let Some(c) = ch.consumers.get_mut(consumer_tag).filter(|_| full) {
+            c.waiting = true;
         }
         self.last_tx = now;
         Ok(tag)
@@ -822,6 +832,12 @@ impl<A: Authenticator> Connection<A> {
             | Method::BasicCancelOk { .. } => {}
             Method::ChannelFlow { active } => {
                 ch.flow = active;
+                if !active {
+                    // Every consumer hears when deliveries may resume.
+                    for c in ch.consumers.values_mut() {
+                        c.waiting = true;
+                    }
+                }
                 let ready = ch.wake();
                 self.send_method(channel, &Method::ChannelFlowOk { active }, now);
                 self.push_ready(channel, ready);

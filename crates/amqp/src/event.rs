@@ -95,8 +95,8 @@ pub enum Event {
         /// Deliver them again (to any consumer); `false` = drop or dead-letter.
         requeue: bool,
     },
-    /// A consumer whose window was full (or whose channel was paused) may take deliveries
-    /// again.
+    /// A consumer whose window was full (filled by a delivery, or found full by one) or
+    /// whose channel was paused may take deliveries again.
     Ready {
         /// The channel.
         channel: u16,

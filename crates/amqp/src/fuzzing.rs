@@ -72,56 +72,40 @@ fn encode_all(frames: &[Frame]) -> Vec<u8> {
 /// connection is closed, and a delivery is only accepted within the window. Returns the
 /// names of the events seen, in order, so a test can tell how far the input went.
 pub fn connection_invariants(data: &[u8]) -> Vec<&'static str> {
-    let auth = SdkAuthenticator::new(|_: &SdkUser| Some("SK".to_owned()));
-    let config = Config {
-        frame_max: 4096,
-        max_message_size: 1 << 16,
-        ..Config::default()
-    };
-    let mut conn = Connection::new(config, auth, 0);
-    let user = SdkUser {
-        instance_id: "i".into(),
-        access_key_id: "AK".into(),
-        security_token: None,
-    };
-    let mut wire = BytesMut::from(&PROTOCOL_HEADER[..]);
-    let response = format!("\0{}\0{}", user.username(), sdk_password("SK", "1"));
-    for method in [
-        Method::ConnectionStartOk {
-            client_properties: FieldTable::new().with("signKey", FieldValue::long_str("1")),
-            mechanism: "PLAIN".into(),
-            response: response.into(),
-            locale: "en_US".into(),
-        },
-        Method::ConnectionTuneOk {
-            channel_max: 8,
-            frame_max: 4096,
-            heartbeat: 1,
-        },
-        Method::ConnectionOpen {
-            virtual_host: "MQTT".into(),
-        },
-    ] {
-        Frame::Method { channel: 0, method }
-            .encode(&mut wire)
-            .expect("encodes");
+    let mut conn = logged_in();
+    let mut rest = data;
+    let mut pieces = Vec::new();
+    while !rest.is_empty() {
+        let n = usize::from(rest[0] % 64).max(1).min(rest.len());
+        let (piece, tail) = rest.split_at(n);
+        rest = tail;
+        pieces.push((u64::from(piece[0] % 4) * 300, piece));
     }
-    conn.feed(&wire, 0);
+    drive(&mut conn, &pieces)
+}
+
+/// [`connection_invariants`] with the reads given: each piece is fed after its delay in
+/// milliseconds. For tests that need reads at frame boundaries.
+pub fn connection_script(pieces: &[(u64, &[u8])]) -> Vec<&'static str> {
+    let mut conn = logged_in();
+    drive(&mut conn, pieces)
+}
+
+fn drive<A: crate::Authenticator>(
+    conn: &mut Connection<A>,
+    pieces: &[(u64, &[u8])],
+) -> Vec<&'static str> {
     let mut now = 0;
     let mut closed = false;
     let mut seen = Vec::new();
-    let mut rest = data;
     let message = Message {
         exchange: "t".into(),
         routing_key: "t".into(),
         body: bytes::Bytes::from(vec![7u8; 5000]),
         ..Message::default()
     };
-    while !rest.is_empty() {
-        let n = usize::from(rest[0] % 64).max(1).min(rest.len());
-        let (piece, tail) = rest.split_at(n);
-        rest = tail;
-        now += u64::from(piece[0] % 4) * 300;
+    for &(delay, piece) in pieces {
+        now += delay;
         conn.feed(piece, now);
         conn.on_timeout(now);
         while let Some(ev) = conn.poll_event() {
@@ -157,6 +141,52 @@ pub fn connection_invariants(data: &[u8]) -> Vec<&'static str> {
         assert_eq!(closed, conn.is_closed(), "Closed event and state disagree");
     }
     seen
+}
+
+type Lookup = fn(&SdkUser) -> Option<String>;
+
+/// A connection through the SDK login, tuned to frame-max 4096 and a 1 s heartbeat.
+fn logged_in() -> Connection<SdkAuthenticator<Lookup>> {
+    let auth = SdkAuthenticator::new(secret as Lookup);
+    let config = Config {
+        frame_max: 4096,
+        max_message_size: 1 << 16,
+        ..Config::default()
+    };
+    let mut conn = Connection::new(config, auth, 0);
+    let user = SdkUser {
+        instance_id: "i".into(),
+        access_key_id: "AK".into(),
+        security_token: None,
+    };
+    let mut wire = BytesMut::from(&PROTOCOL_HEADER[..]);
+    let response = format!("\0{}\0{}", user.username(), sdk_password("SK", "1"));
+    for method in [
+        Method::ConnectionStartOk {
+            client_properties: FieldTable::new().with("signKey", FieldValue::long_str("1")),
+            mechanism: "PLAIN".into(),
+            response: response.into(),
+            locale: "en_US".into(),
+        },
+        Method::ConnectionTuneOk {
+            channel_max: 8,
+            frame_max: 4096,
+            heartbeat: 1,
+        },
+        Method::ConnectionOpen {
+            virtual_host: "MQTT".into(),
+        },
+    ] {
+        Frame::Method { channel: 0, method }
+            .encode(&mut wire)
+            .expect("encodes");
+    }
+    conn.feed(&wire, 0);
+    conn
+}
+
+fn secret(_: &SdkUser) -> Option<String> {
+    Some("SK".to_owned())
 }
 
 fn event_name(ev: &Event) -> &'static str {

@@ -212,6 +212,19 @@ pub fn device_message(n: u32, body: Bytes) -> Message {
     }
 }
 
+/// basic.consume as the SDKs send it: no-ack false, not exclusive, waiting for consume-ok.
+pub fn consume_method(queue: &str, consumer_tag: &str, arguments: FieldTable) -> Method {
+    Method::BasicConsume {
+        queue: queue.into(),
+        consumer_tag: consumer_tag.into(),
+        no_local: false,
+        no_ack: false,
+        exclusive: false,
+        nowait: false,
+        arguments,
+    }
+}
+
 pub fn method_id(f: &Frame) -> Option<(u16, u16)> {
     match f {
         Frame::Method { method, .. } => Some(method.id()),
