@@ -22,12 +22,12 @@ if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
 fi
 # The AMQP 0-9-1 clients crates/amqp/tests/interop.rs speaks the cloud SDKs' sequence with:
 # RabbitMQ's Java client (the one the Java SDK wraps) with a JDK to compile against it, Go's
-# amqp091 package (the continuation of the one the Go SDK wraps) with Go, and pika.
+# streadway/amqp package (the one the Go SDK wraps) with Go, and pika.
 if ! command -v javac >/dev/null 2>&1 || [ ! -f /usr/share/java/amqp-client.jar ] \
-    || ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/rabbitmq/amqp091-go ]; then
+    || ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/streadway/amqp ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq default-jdk-headless librabbitmq-client-java \
-    golang-go golang-github-rabbitmq-amqp091-go-dev >/dev/null
+    golang-go golang-github-streadway-amqp-dev >/dev/null
 fi
 if ! python3 -c "import pika" >/dev/null 2>&1; then
   python3 -m pip install --quiet "pika>=1.3,<2"

@@ -259,12 +259,14 @@ impl<A: Authenticator> Connection<A> {
             Phase::Closed => None,
             Phase::Closing { deadline } => Some(deadline),
             Phase::Running if self.heartbeat_ms > 0 => Some(
-                (self.last_tx + self.heartbeat_ms / 2).min(self.last_rx + 2 * self.heartbeat_ms),
+                self.last_tx
+                    .saturating_add(self.heartbeat_ms / 2)
+                    .min(self.last_rx.saturating_add(2 * self.heartbeat_ms)),
             ),
             Phase::Running => None,
             Phase::Open if self.heartbeat_ms > 0 => Some(
                 self.handshake_deadline
-                    .min(self.last_tx + self.heartbeat_ms / 2),
+                    .min(self.last_tx.saturating_add(self.heartbeat_ms / 2)),
             ),
             _ => Some(self.handshake_deadline),
         }

@@ -2,7 +2,7 @@
 //! against a small TCP loop around the state machine on 127.0.0.1:
 //!
 //! - RabbitMQ's Java client (the client the Java SDK wraps), `tests/clients/SdkClient.java`;
-//! - Go's amqp091 package (the continuation of the package the Go SDK wraps),
+//! - Go's streadway/amqp package (the package the Go SDK wraps),
 //!   `tests/clients/sdk_client.go`;
 //! - Python's pika, `tests/clients/sdk_client.py`.
 //!
@@ -592,16 +592,16 @@ async fn java_rabbitmq_client_sees_a_wrong_secret_as_an_authentication_failure()
     check_refused_login(&lines, &seen, "AuthenticationFailure");
 }
 
-// ---- Go's amqp091 package --------------------------------------------------------------
+// ---- Go's streadway/amqp package ---------------------------------------------------------
 
 const GO_PATH: &str = "/usr/share/gocode";
 
-/// Builds sdk_client.go (GOPATH mode, against the Debian package of amqp091-go) once per
-/// test process; the command to run it.
+/// Builds sdk_client.go (GOPATH mode, against the Debian package of streadway/amqp, no
+/// network) once per test process; the command to run it.
 fn go_client() -> Option<Command> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     let bin = BUILT.get_or_init(|| {
-        let lib = Path::new(GO_PATH).join("src/github.com/rabbitmq/amqp091-go");
+        let lib = Path::new(GO_PATH).join("src/github.com/streadway/amqp");
         if !available("go", &["version"]) || !lib.exists() {
             return None;
         }
@@ -626,10 +626,10 @@ fn go_client() -> Option<Command> {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn go_amqp091_client_speaks_the_sdk_sequence() {
+async fn go_streadway_client_speaks_the_sdk_sequence() {
     let Some(client) = go_client() else {
         return skipped(
-            "go or Go's amqp091 package (golang-github-rabbitmq-amqp091-go-dev) not installed",
+            "go or Go's streadway/amqp package (golang-github-streadway-amqp-dev) not installed",
         );
     };
     let (lines, seen) = run_client(client, "sdk").await;
@@ -657,10 +657,10 @@ async fn go_amqp091_client_speaks_the_sdk_sequence() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn go_amqp091_client_sees_a_wrong_secret_as_refused() {
+async fn go_streadway_client_sees_a_wrong_secret_as_refused() {
     let Some(client) = go_client() else {
         return skipped(
-            "go or Go's amqp091 package (golang-github-rabbitmq-amqp091-go-dev) not installed",
+            "go or Go's streadway/amqp package (golang-github-streadway-amqp-dev) not installed",
         );
     };
     let (lines, seen) = run_client(client, "badpass").await;

@@ -1,6 +1,5 @@
-// The Go cloud SDK's conversation, spoken by Go's AMQP 0-9-1 client package (the
-// continuation of the package that SDK wraps) against mqgate-amqp's test server
-// (tests/interop.rs). Like the SDK: an amqp:// URI with the escaped password and virtual
+// The Go cloud SDK's conversation, spoken by the Go AMQP 0-9-1 client package that SDK
+// wraps (github.com/streadway/amqp) against mqgate-amqp's test server (tests/interop.rs). Like the SDK: an amqp:// URI with the escaped password and virtual
 // host MQTT, heartbeat 10 s, locale en_US, signKey among the client properties; a producer
 // connection with 16 confirm-mode channels used in turn; a consumer connection with one
 // channel and 32-hex consumer tags. Prints one line per finding, in the format all the
@@ -21,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/streadway/amqp"
 )
 
 func out(format string, args ...interface{}) {
