@@ -1073,3 +1073,68 @@ fn unfinished_messages_over_all_channels_are_bounded() {
         Some(Event::Publish { channel: 2, body, .. }) if body.len() == 4_500
     ));
 }
+
+#[test]
+fn a_single_frame_body_is_a_slice_of_the_receive_buffer() {
+    let mut h = Harness::open(cfg(), 0);
+    h.open_channel(1);
+    let mut wire = bytes::BytesMut::new();
+    for f in [
+        Frame::Method {
+            channel: 1,
+            method: Method::BasicPublish {
+                exchange: "t".into(),
+                routing_key: "t".into(),
+                mandatory: false,
+                immediate: false,
+            },
+        },
+        Frame::Header {
+            channel: 1,
+            header: mqgate_amqp::ContentHeader {
+                body_size: 3000,
+                properties: BasicProperties::default(),
+            },
+        },
+        Frame::Body {
+            channel: 1,
+            payload: Bytes::from(vec![9u8; 3000]),
+        },
+    ] {
+        f.encode(&mut wire).unwrap();
+    }
+    // Read straight into the connection's buffer, as a driver using receive_buffer does.
+    let rx = h.conn.receive_buffer();
+    rx.reserve(wire.len());
+    let start = rx.as_ptr() as usize + rx.len();
+    rx.extend_from_slice(&wire);
+    let end = start + wire.len();
+    h.conn.process(1);
+    let Some(Event::Publish { body, .. }) = h.event() else {
+        panic!()
+    };
+    let at = body.as_ptr() as usize;
+    assert!(at >= start && at + body.len() <= end, "the body was copied");
+    assert_eq!(&body[..], &[9u8; 3000][..]);
+}
+
+#[test]
+fn a_delivered_body_goes_out_as_slices_of_the_message() {
+    let mut h = Harness::open(cfg(), 0);
+    h.open_channel(1);
+    let tag = consume(&mut h, 1, "parent", "", FieldTable::new());
+    let body = Bytes::from(vec![5u8; 10_000]);
+    h.conn
+        .deliver(1, &tag, &device_message(1, body.clone()), false, 0)
+        .unwrap();
+    let (lo, hi) = (body.as_ptr() as usize, body.as_ptr() as usize + body.len());
+    let mut from_body = 0;
+    while let Some(chunk) = h.conn.poll_transmit() {
+        let at = chunk.as_ptr() as usize;
+        if at >= lo && at < hi {
+            from_body += chunk.len();
+        }
+    }
+    // Three body frames of at most 4088 bytes, all three sent from the message's buffer.
+    assert_eq!(from_body, 10_000);
+}
