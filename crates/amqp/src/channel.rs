@@ -74,6 +74,8 @@ pub(crate) enum ChannelState {
 
 #[derive(Debug)]
 pub(crate) struct Channel {
+    /// Which incarnation of this channel number (unique per connection).
+    pub(crate) epoch: u64,
     pub(crate) state: ChannelState,
     pub(crate) confirm: bool,
     /// The last publish tag handed out in confirm mode.
@@ -93,8 +95,9 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(epoch: u64) -> Self {
         Self {
+            epoch,
             state: ChannelState::Open,
             confirm: false,
             publish_seq: 0,

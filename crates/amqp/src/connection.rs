@@ -7,7 +7,7 @@ use hashbrown::HashMap;
 
 use crate::auth::{Authenticator, Login};
 use crate::channel::{Assembly, Channel, ChannelState, Consumer};
-use crate::event::{CloseReason, DeliverError, Event, Message};
+use crate::event::{CloseReason, ConfirmTag, DeliverError, Event, Message};
 use crate::frame::{
     put_header_frame, put_method_frame, write_body_head, Frame, FrameDecoder, FRAME_END,
     FRAME_MIN_SIZE,
@@ -127,6 +127,8 @@ pub struct Connection<A: Authenticator> {
     next_ctag: u64,
     /// Body bytes held for messages still arriving, over all channels.
     pending_content: u64,
+    /// The last channel incarnation handed out.
+    epoch: u64,
 }
 
 impl<A: Authenticator> Connection<A> {
@@ -155,6 +157,7 @@ impl<A: Authenticator> Connection<A> {
             close_reason: None,
             next_ctag: 0,
             pending_content: 0,
+            epoch: 0,
         }
     }
 
@@ -374,9 +377,18 @@ impl<A: Authenticator> Connection<A> {
     }
 
     /// Answers a publish of a channel in confirm mode: `basic.ack` (the message is safe) or
-    /// `basic.nack` (refused). Ignored if the channel is gone.
-    pub fn confirm(&mut self, channel: u16, delivery_tag: u64, ok: bool, now: u64) {
-        if self.open_channel(channel).is_none() {
+    /// `basic.nack` (refused). Ignored if that channel is gone, even if its number was opened
+    /// again since.
+    pub fn confirm(&mut self, tag: ConfirmTag, ok: bool, now: u64) {
+        let ConfirmTag {
+            channel,
+            delivery_tag,
+            epoch,
+        } = tag;
+        if self
+            .open_channel(channel)
+            .is_none_or(|ch| ch.epoch != epoch)
+        {
             return;
         }
         let m = if ok {
@@ -793,7 +805,8 @@ impl<A: Authenticator> Connection<A> {
                     id,
                 ));
             }
-            self.channels.insert(channel, Channel::new());
+            self.epoch += 1;
+            self.channels.insert(channel, Channel::new(self.epoch));
             self.send_method(channel, &Method::ChannelOpenOk, now);
             return Ok(());
         }
@@ -1143,10 +1156,10 @@ impl<A: Authenticator> Connection<A> {
     }
 
     fn complete(&mut self, channel: u16) {
-        let Some(mut content) = self
+        let Some((epoch, mut content)) = self
             .channels
             .get_mut(&channel)
-            .and_then(|ch| ch.content.take())
+            .and_then(|ch| Some((ch.epoch, ch.content.take()?)))
         else {
             return;
         };
@@ -1155,7 +1168,11 @@ impl<A: Authenticator> Connection<A> {
         let properties = content.header.take().map(|(_, p)| p).unwrap_or_default();
         self.events.push_back(Event::Publish {
             channel,
-            delivery_tag: content.delivery_tag,
+            confirm: content.delivery_tag.map(|delivery_tag| ConfirmTag {
+                channel,
+                delivery_tag,
+                epoch,
+            }),
             exchange: content.exchange,
             routing_key: content.routing_key,
             mandatory: content.mandatory,
@@ -1182,7 +1199,7 @@ impl<A: Authenticator> Connection<A> {
             now,
         );
         if self.release_channel(channel) {
-            let mut closing = Channel::new();
+            let mut closing = Channel::new(0);
             closing.state = ChannelState::Closing;
             self.channels.insert(channel, closing);
         }

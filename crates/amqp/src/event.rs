@@ -19,6 +19,29 @@ pub struct Message {
     pub body: Bytes,
 }
 
+/// Names one publish of a channel in confirm mode, for
+/// [`Connection::confirm`](crate::Connection::confirm). It also names the channel's
+/// incarnation: a confirm that arrives after its channel was closed (and its number perhaps
+/// opened again) is dropped, and cannot acknowledge a message of the new channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConfirmTag {
+    pub(crate) channel: u16,
+    pub(crate) delivery_tag: u64,
+    pub(crate) epoch: u64,
+}
+
+impl ConfirmTag {
+    /// The channel.
+    pub fn channel(&self) -> u16 {
+        self.channel
+    }
+
+    /// The publish's number on its channel, counted from 1 after `confirm.select`.
+    pub fn delivery_tag(&self) -> u64 {
+        self.delivery_tag
+    }
+}
+
 /// Something the driver must act on; drain them with
 /// [`Connection::poll_event`](crate::Connection::poll_event) after every input.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,14 +56,14 @@ pub enum Event {
         /// The virtual host.
         virtual_host: String,
     },
-    /// The client published a message. With `delivery_tag` (a channel in confirm mode),
-    /// answer it with [`Connection::confirm`](crate::Connection::confirm) once the message
-    /// is safe, or refused.
+    /// The client published a message. With `confirm` (a channel in confirm mode), answer
+    /// it with [`Connection::confirm`](crate::Connection::confirm) once the message is safe,
+    /// or refused.
     Publish {
         /// The channel.
         channel: u16,
-        /// The confirm tag, counted from 1 per channel after `confirm.select`.
-        delivery_tag: Option<u64>,
+        /// What to confirm, on a channel in confirm mode.
+        confirm: Option<ConfirmTag>,
         /// The exchange (the cloud SDKs: the full MQTT topic).
         exchange: String,
         /// The routing key (the cloud SDKs: the same topic).

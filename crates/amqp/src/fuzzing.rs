@@ -123,10 +123,8 @@ fn drive<A: crate::Authenticator>(
                     assert_eq!(room, sent.is_ok(), "can_deliver disagrees with deliver");
                 }
                 Event::Publish {
-                    channel,
-                    delivery_tag: Some(tag),
-                    ..
-                } => conn.confirm(channel, tag, tag % 2 == 0, now),
+                    confirm: Some(tag), ..
+                } => conn.confirm(tag, tag.delivery_tag() % 2 == 0, now),
                 Event::Ready {
                     channel,
                     consumer_tag,

@@ -117,7 +117,7 @@ pub use auth::{
 };
 pub use connection::{Config, Connection};
 pub use error::{DecodeError, EncodeError, ReplyCode};
-pub use event::{CloseReason, DeliverError, Event, Message};
+pub use event::{CloseReason, ConfirmTag, DeliverError, Event, Message};
 pub use frame::{
     write_body_head, Frame, FrameDecoder, FRAME_END, FRAME_MIN_SIZE, FRAME_OVERHEAD,
     PROTOCOL_HEADER,

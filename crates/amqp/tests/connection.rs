@@ -192,6 +192,7 @@ fn confirmed_publish_carries_tag_headers_and_body() {
     h.open_channel(1);
     h.send(1, Method::ConfirmSelect { nowait: false });
     assert_eq!(h.methods(), [(1, Method::ConfirmSelectOk)]);
+    let mut tags = Vec::new();
     for seq in 1..=3i64 {
         let props = BasicProperties {
             message_id: Some(format!("{seq:032X}")),
@@ -204,7 +205,7 @@ fn confirmed_publish_carries_tag_headers_and_body() {
         h.publish(1, "parent/sub/x", props.clone(), &body, 4088);
         let Some(Event::Publish {
             channel: 1,
-            delivery_tag: Some(tag),
+            confirm: Some(tag),
             exchange,
             routing_key,
             mandatory: true,
@@ -214,7 +215,8 @@ fn confirmed_publish_carries_tag_headers_and_body() {
         else {
             panic!()
         };
-        assert_eq!(tag, seq as u64);
+        assert_eq!((tag.channel(), tag.delivery_tag()), (1, seq as u64));
+        tags.push(tag);
         assert_eq!(
             (exchange.as_str(), routing_key.as_str()),
             ("parent/sub/x", "parent/sub/x")
@@ -222,9 +224,9 @@ fn confirmed_publish_carries_tag_headers_and_body() {
         assert_eq!(properties, props);
         assert_eq!(&got[..], &body[..]);
     }
-    h.conn.confirm(1, 2, true, 0);
-    h.conn.confirm(1, 1, true, 0);
-    h.conn.confirm(1, 3, false, 0);
+    h.conn.confirm(tags[1], true, 0);
+    h.conn.confirm(tags[0], true, 0);
+    h.conn.confirm(tags[2], false, 0);
     assert_eq!(
         h.methods(),
         [
@@ -261,7 +263,7 @@ fn publish_without_confirm_mode_has_no_tag_and_empty_bodies_complete_on_the_head
     h.publish(3, "t", BasicProperties::default(), b"", 10);
     assert!(matches!(
         h.event(),
-        Some(Event::Publish { delivery_tag: None, ref body, .. }) if body.is_empty()
+        Some(Event::Publish { confirm: None, ref body, .. }) if body.is_empty()
     ));
 }
 
@@ -1137,4 +1139,52 @@ fn a_delivered_body_goes_out_as_slices_of_the_message() {
     }
     // Three body frames of at most 4088 bytes, all three sent from the message's buffer.
     assert_eq!(from_body, 10_000);
+}
+
+#[test]
+fn a_late_confirm_does_not_acknowledge_a_message_of_a_reopened_channel() {
+    // The Go SDK reopens a closed send channel, and gets the same number back; a confirm the
+    // broker sends for a publish of the old channel must not ack the new channel's tag 1.
+    let mut h = Harness::open(cfg(), 0);
+    let publish_one = |h: &mut Harness| {
+        h.open_channel(1);
+        h.send(1, Method::ConfirmSelect { nowait: false });
+        h.methods();
+        h.publish(1, "parent/x", BasicProperties::default(), b"m", 10);
+        let Some(Event::Publish {
+            confirm: Some(tag), ..
+        }) = h.event()
+        else {
+            panic!()
+        };
+        tag
+    };
+    let old = publish_one(&mut h);
+    h.send(
+        1,
+        Method::ChannelClose(CloseArgs::new(ReplyCode::ReplySuccess, "", (0, 0))),
+    );
+    h.methods();
+    h.events();
+    let new = publish_one(&mut h);
+    assert_eq!(
+        (old.channel(), old.delivery_tag()),
+        (new.channel(), new.delivery_tag())
+    );
+    h.conn.confirm(old, true, 0);
+    assert!(
+        h.methods().is_empty(),
+        "the old channel's confirm reached the new channel"
+    );
+    h.conn.confirm(new, true, 0);
+    assert_eq!(
+        h.methods(),
+        [(
+            1,
+            Method::BasicAck {
+                delivery_tag: 1,
+                multiple: false
+            }
+        )]
+    );
 }

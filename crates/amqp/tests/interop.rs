@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqgate_amqp::{
-    Authenticator, BasicProperties, CloseReason, Config, Connection, DeliverError, Event,
-    FieldTable, FieldValue, Message, ReplyCode, SdkAuthenticator, SdkUser,
+    Authenticator, BasicProperties, CloseReason, Config, ConfirmTag, Connection, DeliverError,
+    Event, FieldTable, FieldValue, Message, ReplyCode, SdkAuthenticator, SdkUser,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,7 +36,7 @@ use support::device_message;
 #[derive(Debug, Clone)]
 struct Published {
     channel: u16,
-    tag: Option<u64>,
+    tag: Option<ConfirmTag>,
     exchange: String,
     routing_key: String,
     mandatory: bool,
@@ -110,7 +110,7 @@ impl Broker {
                 }
                 Event::Publish {
                     channel,
-                    delivery_tag,
+                    confirm,
                     exchange,
                     routing_key,
                     mandatory,
@@ -119,7 +119,7 @@ impl Broker {
                 } => {
                     let p = Published {
                         channel,
-                        tag: delivery_tag,
+                        tag: confirm,
                         exchange,
                         routing_key,
                         mandatory,
@@ -136,8 +136,8 @@ impl Broker {
                         conn.return_message(channel, ReplyCode::NoRoute, "NO_ROUTE", &m, now)
                             .unwrap();
                     }
-                    if let Some(tag) = delivery_tag {
-                        conn.confirm(channel, tag, p.exchange != "parent/nack", now);
+                    if let Some(tag) = confirm {
+                        conn.confirm(tag, p.exchange != "parent/nack", now);
                     }
                     s.publishes.push(p);
                 }
@@ -414,7 +414,7 @@ fn check_sdk_sequence(lines: &[String], seen: &Seen) {
         );
         // Confirm tags count from 1 on each channel.
         let last = last_tag.entry(p.channel).or_default();
-        assert_eq!(p.tag, Some(*last + 1), "{p:?}");
+        assert_eq!(p.tag.map(|t| t.delivery_tag()), Some(*last + 1), "{p:?}");
         *last += 1;
     }
     assert_eq!(&seen.publishes[0].body[..], b"hello");
@@ -572,7 +572,7 @@ async fn java_rabbitmq_client_speaks_the_sdk_sequence() {
         let h = p.properties.headers.as_ref().unwrap();
         assert_eq!(
             h.get("seqId"),
-            Some(&FieldValue::I64(p.tag.unwrap() as i64))
+            Some(&FieldValue::I64(p.tag.unwrap().delivery_tag() as i64))
         );
     }
     for props in &seen.client_properties {
