@@ -330,7 +330,10 @@ impl<A: Authenticator> Connection<A> {
     }
 
     /// Accepts a consumer announced by [`Event::Consume`]: sends `consume-ok` (unless the
-    /// client asked for no answer). Deliveries may follow.
+    /// client asked for no answer). Deliveries may follow. Decide while handling the event:
+    /// a late call for a channel that closed meanwhile is ignored, but one for a channel
+    /// whose number was reopened with a consumer of the same client-chosen tag would accept
+    /// that new consumer.
     pub fn accept_consume(&mut self, channel: u16, consumer_tag: &str, now: u64) {
         let Some(ch) = self.open_channel(channel) else {
             return;
