@@ -16,9 +16,13 @@
 //! | [`auth`] | `mqgate-auth` | logins, tokens, device credentials, grants, OpenAPI signatures |
 //! | [`store`] | `mqgate-store` | durable sessions, offline queues, retained messages, registries (redb) |
 //! | [`broker`] | `mqgate-broker` | the reference broker: listeners, routing, status, embedding API |
+//! | [`amqp`] | `mqgate-amqp` | the cloud SDK endpoint's protocol core: AMQP 0-9-1 frames, connection state machine, SDK login |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+#[doc(inline)]
+pub use mqgate_amqp as amqp;
 #[cfg(feature = "auth")]
 #[doc(inline)]
 pub use mqgate_auth as auth;

@@ -117,4 +117,20 @@ counters! {
     rocketmq_retried,
     /// RocketMQ bridge: messages waiting for RocketMQ now (a gauge, not a counter).
     rocketmq_buffered,
+    /// Cloud SDK endpoint: AMQP connections served.
+    amqp_connections,
+    /// Cloud SDK endpoint: messages published by backends.
+    amqp_published,
+    /// Cloud SDK endpoint: publishes confirmed (`basic.ack`) once routed.
+    amqp_confirmed,
+    /// Cloud SDK endpoint: publishes refused (`basic.nack`): grants, bad topic, no room.
+    amqp_publish_nacked,
+    /// Cloud SDK endpoint: deliveries to consumers (redeliveries included).
+    amqp_delivered,
+    /// Cloud SDK endpoint: deliveries acknowledged.
+    amqp_acked,
+    /// Cloud SDK endpoint: deliveries refused without requeue, and dropped.
+    amqp_nacked,
+    /// Cloud SDK endpoint: deliveries sent again after their channel closed unacknowledged.
+    amqp_redelivered,
 }

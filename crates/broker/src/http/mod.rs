@@ -70,6 +70,8 @@ pub(crate) struct HttpCtx {
     pub(crate) bridge: Option<Arc<Bridge>>,
     pub(crate) settings: HttpSettings,
     pub(crate) auth: Option<AuthSettings>,
+    /// The cloud SDK endpoint's queues, when it is served: their depths on `/metrics`.
+    pub(crate) amqp_queues: Option<Arc<crate::amqp::queue::Queues>>,
 }
 
 /// The handlers' state.
