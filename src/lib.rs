@@ -15,6 +15,7 @@
 //! | [`rocketmq`] | `mqgate-rocketmq` | MQTT <-> RocketMQ mapping |
 //! | [`auth`] | `mqgate-auth` | logins, tokens, device credentials, grants, OpenAPI signatures |
 //! | [`store`] | `mqgate-store` | durable sessions, offline queues, retained messages, registries (redb) |
+//! | [`trace`] | `mqgate-trace` | message trace records in a segmented log, and the OpenAPI's trace queries |
 //! | [`broker`] | `mqgate-broker` | the reference broker: listeners, routing, status, embedding API |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -43,3 +44,6 @@ pub use mqgate_store as store;
 #[cfg(feature = "topic")]
 #[doc(inline)]
 pub use mqgate_topic as topic;
+#[cfg(feature = "trace")]
+#[doc(inline)]
+pub use mqgate_trace as trace;
