@@ -151,7 +151,8 @@ impl AccessPolicy {
 pub struct Grants {
     client_id: Arc<str>,
     policy: AccessPolicy,
-    custom: Option<CustomGrant>,
+    /// Boxed: most connections have none, and every connection's task holds its grants.
+    custom: Option<Box<CustomGrant>>,
 }
 
 impl Grants {
@@ -170,13 +171,13 @@ impl Grants {
         Self {
             client_id: client_id.into(),
             policy: AccessPolicy::none(),
-            custom: Some(CustomGrant::new(rules, username, client_id)),
+            custom: Some(Box::new(CustomGrant::new(rules, username, client_id))),
         }
     }
 
     /// The username of the custom identity these rights follow, if they do.
     pub fn custom_username(&self) -> Option<&str> {
-        self.custom.as_ref().map(CustomGrant::username)
+        self.custom.as_deref().map(CustomGrant::username)
     }
 
     /// Shares `client_id` when it is the id these rights belong to, so a caller that holds
