@@ -38,7 +38,8 @@
 //! The rules are one immutable [`CustomRules`] snapshot behind an `Arc` in [`LiveRules`],
 //! swapped whole on each change with a version number; a connection compares versions (one
 //! atomic load) and rebuilds its own rule list only after a change, so the publish path
-//! takes no shared lock.
+//! takes no shared lock. (Subscriptions already made are the broker's: a rule change does
+//! not take them back.)
 //!
 //! Changing or deleting an identity affects new CONNECTs; live connections keep going under
 //! the current permissions. Closing a blacklisted client that is online is the broker's part.

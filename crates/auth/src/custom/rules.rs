@@ -308,6 +308,63 @@ mod tests {
         }
     }
 
+    /// A filter of levels `a`, `b`, `+`, maybe `$s` first and `#` last.
+    fn filter_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            any::<bool>(),
+            proptest::collection::vec(prop_oneof!["a", "b", "\\+"], 0..4),
+            any::<bool>(),
+        )
+            .prop_map(|(system, mut levels, hash)| {
+                if system {
+                    levels.insert(0, "$s".into());
+                }
+                if hash || levels.is_empty() {
+                    levels.push("#".into());
+                }
+                levels.join("/")
+            })
+    }
+
+    /// A topic `filter` matches: each `+` filled from `fill`, `#` replaced by `extra` levels.
+    fn topic_of(filter: &str, fill: &[String], extra: usize) -> String {
+        let mut fill = fill.iter().cycle();
+        let mut levels = Vec::new();
+        for level in filter.split('/') {
+            match level {
+                "+" => levels.extend(fill.next().cloned()),
+                "#" => levels.extend(fill.by_ref().take(extra).cloned()),
+                other => levels.push(other.to_owned()),
+            }
+        }
+        if levels.is_empty() {
+            levels.extend(fill.next().cloned());
+        }
+        levels.join("/")
+    }
+
+    proptest::proptest! {
+        /// Whenever one topic is matched by both filters, they overlap: a DENY is never
+        /// missed because the overlap test said no. The topic is made from the first filter,
+        /// so that the second one often matches it too.
+        #[test]
+        fn a_shared_topic_means_overlap(
+            a in filter_text(),
+            b in filter_text(),
+            fill in proptest::collection::vec(proptest::prop_oneof!["a", "b"], 1..4),
+            extra in 0usize..3,
+        ) {
+            let topic = topic_of(&a, &fill, extra);
+            let (a, b) = (f(&a), f(&b));
+            proptest::prop_assert!(a.matches(&topic), "{a:?} should match {topic}");
+            if b.matches(&topic) {
+                proptest::prop_assert!(overlaps(&a, &b), "{a:?} and {b:?} both match {topic}");
+            }
+            proptest::prop_assert_eq!(overlaps(&a, &b), overlaps(&b, &a));
+        }
+    }
+
     #[test]
     fn deny_wins_and_nothing_means_no() {
         use Effect::{Allow, Deny};
