@@ -91,7 +91,8 @@ counters! {
     /// SUBSCRIBE entries refused (0x80) because the grants do not allow the filter or
     /// `refuse_subscribe` names it. Also counted in `subscriptions_refused`.
     subscribe_denied,
-    /// Connections closed through the HTTP API (`CloseConnection`).
+    /// Connections closed through the HTTP API (`CloseConnection`, or a client id put on the
+    /// connect blacklist).
     api_disconnects,
     /// Connections closed because their login token expired or was revoked.
     token_disconnects,
