@@ -47,6 +47,8 @@ pub fn config(extra: &str) -> BrokerConfig {
     );
     let mut config = BrokerConfig::from_toml_str(&text).expect("test config parses");
     config.listeners.ws = None;
+    // Not the cloud SDK endpoint's default port: tests run side by side.
+    config.listeners.amqp = None;
     config
 }
 
@@ -72,6 +74,8 @@ pub fn api_config(top: &str, http_extra: &str, auth_extra: &str) -> BrokerConfig
     );
     let mut config = BrokerConfig::from_toml_str(&text).expect("test config parses");
     config.listeners.ws = None;
+    // Not the cloud SDK endpoint's default port: tests run side by side.
+    config.listeners.amqp = None;
     config
 }
 
