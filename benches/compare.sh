@@ -127,11 +127,11 @@ start_broker() {
   local log="$OUT/$1.log"
   case "$1" in
     mqgate)
-      RUST_LOG=warn "$MQGATE" --config benches/peers/mqgate.toml \
+      "$MQGATE" --config benches/peers/mqgate.toml \
         --data-dir "$OUT/mqgate-data" >>"$log" 2>&1 &
       ;;
     mqgate-tuned)
-      RUST_LOG=warn "$MQGATE" --config benches/peers/mqgate-tuned.toml \
+      "$MQGATE" --config benches/peers/mqgate-tuned.toml \
         --data-dir "$OUT/mqgate-data" >>"$log" 2>&1 &
       ;;
     mosquitto) "$MOSQUITTO" -c benches/peers/mosquitto.conf >>"$log" 2>&1 & ;;

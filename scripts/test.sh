@@ -20,6 +20,18 @@ fi
 if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
   python3 -m pip install --quiet "paho-mqtt>=2,<3"
 fi
+# The AMQP 0-9-1 clients crates/amqp/tests/interop.rs speaks the cloud SDKs' sequence with:
+# RabbitMQ's Java client (the one the Java SDK wraps) with a JDK to compile against it, Go's
+# streadway/amqp package (the one the Go SDK wraps) with Go, and pika.
+if ! command -v javac >/dev/null 2>&1 || [ ! -f /usr/share/java/amqp-client.jar ] \
+    || ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/streadway/amqp ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq default-jdk-headless librabbitmq-client-java \
+    golang-go golang-github-streadway-amqp-dev >/dev/null
+fi
+if ! python3 -c "import pika" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "pika>=1.3,<2"
+fi
 # The model service's official OpenAPI SDK, which tests/openapi_sdk.rs drives the HTTP API with.
 if ! python3 -c "import alibabacloud_onsmqtt20200420" >/dev/null 2>&1; then
   python3 -m pip install --quiet "alibabacloud-onsmqtt20200420==1.7.1"

@@ -15,10 +15,15 @@
 //! | [`rocketmq`] | `mqgate-rocketmq` | MQTT <-> RocketMQ mapping |
 //! | [`auth`] | `mqgate-auth` | logins, tokens, device credentials, grants, OpenAPI signatures |
 //! | [`store`] | `mqgate-store` | durable sessions, offline queues, retained messages, registries (redb) |
+//! | [`trace`] | `mqgate-trace` | message trace records in a segmented log, and the OpenAPI's trace queries |
 //! | [`broker`] | `mqgate-broker` | the reference broker: listeners, routing, status, embedding API |
+//! | [`amqp`] | `mqgate-amqp` | the cloud SDK endpoint's protocol core: AMQP 0-9-1 frames, connection state machine, SDK login |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+#[doc(inline)]
+pub use mqgate_amqp as amqp;
 #[cfg(feature = "auth")]
 #[doc(inline)]
 pub use mqgate_auth as auth;
@@ -43,3 +48,6 @@ pub use mqgate_store as store;
 #[cfg(feature = "topic")]
 #[doc(inline)]
 pub use mqgate_topic as topic;
+#[cfg(feature = "trace")]
+#[doc(inline)]
+pub use mqgate_trace as trace;

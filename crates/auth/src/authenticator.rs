@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
+use crate::custom::{password_matches, CustomIdentity, IdentityMatch, IdentityType, LiveRules};
 use crate::{
     verify_client_id_signature, AccessPolicy, AuthFailure, AuthMode, FailureReason, Grants,
     Registry, TokenAccess, TokenPassword, Username,
@@ -104,6 +107,13 @@ pub enum AuthMethod {
         /// The device's key id.
         device_access_key_id: String,
     },
+    /// A custom identity's username (see [`custom`](crate::custom)).
+    Custom {
+        /// Whether it was the client's own `CLIENT` identity or a `USER` identity.
+        identity_type: IdentityType,
+        /// The username.
+        username: String,
+    },
 }
 
 /// An accepted CONNECT.
@@ -133,11 +143,17 @@ pub struct Authenticated {
 /// | `Token\|{AccessKeyId}\|{InstanceId}` | `R\|{token}`, `W\|{token}`, `RW\|{token}`, or several pairs in any order, each type at most once |
 /// | `DeviceCredential\|{DeviceAccessKeyId}\|{InstanceId}` | Base64(HMAC-SHA1(key = device secret, data = client id)) |
 ///
+/// A username may also name a custom identity, managed at run time; see
+/// [`custom`](crate::custom) for how those log in and what they may then do.
+///
 /// Checks run in this order, and the first failure decides the CONNACK code:
 ///
 /// | Check | Failure | Code |
 /// |---|---|---|
+/// | (the custom rules could not be read) | `Registry` | 3 |
+/// | client id not on the connect blacklist | `ConnectBlacklisted` | 5 |
 /// | username present (else anonymous mode must be on) | `AnonymousRefused` | 5 |
+/// | a custom identity's username: its checks (see [`custom`](crate::custom)), then the group | `CustomIdentityOtherClient`, `MissingPassword`, `BadSignature`, ... | 4, 2, 5 |
 /// | username parses | `BadUsername` | 4 |
 /// | instance id is ours | `WrongInstance` | 4 |
 /// | password present | `MissingPassword` | 4 |
@@ -171,22 +187,29 @@ pub struct Authenticator<R> {
     pub(crate) config: AuthConfig,
     keys: HashMap<String, AccessKey>,
     pub(crate) registry: R,
+    pub(crate) custom: Arc<LiveRules>,
 }
 
 impl<R: Registry> Authenticator<R> {
     /// An authenticator over `registry`. Of two keys with the same id, the
-    /// last one counts.
+    /// last one counts. The custom rules are read from the registry now; if that fails,
+    /// they are read again at the next CONNECT or change, which the registry's error
+    /// refuses until then.
     pub fn new(config: AuthConfig, registry: R) -> Self {
         let keys = config
             .access_keys
             .iter()
             .map(|key| (key.access_key_id.clone(), key.clone()))
             .collect();
-        Self {
+        let auth = Self {
             config,
             keys,
             registry,
-        }
+            custom: Arc::new(LiveRules::default()),
+        };
+        // A failure leaves the rules unloaded, and they are read again when next needed.
+        let _ = auth.current_custom_rules();
+        auth
     }
 
     /// The configuration.
@@ -218,6 +241,10 @@ impl<R: Registry> Authenticator<R> {
         password: Option<&[u8]>,
         now_ms: u64,
     ) -> Result<Authenticated, AuthFailure> {
+        let custom = self.current_custom_rules()?;
+        if custom.is_blacklisted(client_id) {
+            return Err(FailureReason::ConnectBlacklisted.into());
+        }
         let Some(username) = username else {
             if self.config.allow_anonymous {
                 return Ok(Authenticated {
@@ -227,6 +254,15 @@ impl<R: Registry> Authenticator<R> {
             }
             return Err(FailureReason::AnonymousRefused.into());
         };
+        match custom.identity_for(username, client_id) {
+            IdentityMatch::Found(identity) => {
+                return self.custom_login(identity, client_id, password);
+            }
+            IdentityMatch::OtherClient => {
+                return Err(FailureReason::CustomIdentityOtherClient.into());
+            }
+            IdentityMatch::None => {}
+        }
         let username = Username::parse(username).map_err(FailureReason::BadUsername)?;
         if username.instance_id != self.config.instance_id {
             return Err(FailureReason::WrongInstance(username.instance_id.to_owned()).into());
@@ -252,6 +288,26 @@ impl<R: Registry> Authenticator<R> {
         Ok(Authenticated {
             method,
             grants: Grants::new(client_id, policy),
+        })
+    }
+
+    fn custom_login(
+        &self,
+        identity: &CustomIdentity,
+        client_id: &str,
+        password: Option<&[u8]>,
+    ) -> Result<Authenticated, AuthFailure> {
+        let password = password.ok_or(FailureReason::MissingPassword)?;
+        if !password_matches(identity, client_id, password) {
+            return Err(FailureReason::BadSignature.into());
+        }
+        self.require_registered_group(client_id)?;
+        Ok(Authenticated {
+            method: AuthMethod::Custom {
+                identity_type: identity.identity_type,
+                username: identity.username.clone(),
+            },
+            grants: Grants::custom(client_id, &identity.username, Arc::clone(&self.custom)),
         })
     }
 

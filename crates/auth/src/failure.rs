@@ -61,6 +61,12 @@ pub enum FailureReason {
     /// A token was offered for reading or writing but does not allow it.
     #[error("token does not allow the action it was offered for")]
     TokenLacksAction,
+    /// The client id is on the connect blacklist.
+    #[error("client id is on the connect blacklist")]
+    ConnectBlacklisted,
+    /// The username belongs only to `CLIENT` custom identities of other client ids.
+    #[error("custom identity is bound to another client id")]
+    CustomIdentityOtherClient,
     /// The client id is not `GID_{group}@@@{device}`.
     #[error("bad client id: {0}")]
     BadClientId(mqgate_topic::ClientIdError),
@@ -79,6 +85,7 @@ impl FailureReason {
     pub fn connack_code(&self) -> ConnackCode {
         match self {
             Self::AnonymousRefused
+            | Self::ConnectBlacklisted
             | Self::TokenNotValid
             | Self::TokenLacksAction
             | Self::GroupNotRegistered(_) => ConnackCode::NotAuthorized,
@@ -89,6 +96,7 @@ impl FailureReason {
             | Self::UnknownAccessKey(_)
             | Self::UnknownDeviceCredential
             | Self::BadSignature
+            | Self::CustomIdentityOtherClient
             | Self::UnknownToken => ConnackCode::BadUsernameOrPassword,
             Self::BadClientId(_) => ConnackCode::IdentifierRejected,
             Self::Registry(_) => ConnackCode::ServerUnavailable,

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use mqgate_topic::{SubscriptionFilter, TopicError, TopicFilter, TopicName, P2P_LEVEL};
 
+use crate::custom::{publish_allowed, subscribe_allowed, CustomGrant, LiveRules};
+
 /// The topics one direction (publish or subscribe) allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicAccess {
@@ -100,8 +102,9 @@ impl AccessPolicy {
     }
 }
 
-/// The publish and subscribe rights of one connection, fixed when it
-/// authenticated.
+/// The publish and subscribe rights of one connection: a policy fixed when it
+/// authenticated, or, for a custom identity, the custom permissions current at each check
+/// (see [`custom`](crate::custom)).
 ///
 /// # How grants follow from the login, and P2P protection
 ///
@@ -148,6 +151,8 @@ impl AccessPolicy {
 pub struct Grants {
     client_id: Arc<str>,
     policy: AccessPolicy,
+    /// Boxed: most connections have none, and every connection's task holds its grants.
+    custom: Option<Box<CustomGrant>>,
 }
 
 impl Grants {
@@ -156,7 +161,23 @@ impl Grants {
         Self {
             client_id: client_id.into(),
             policy,
+            custom: None,
         }
+    }
+
+    /// Rights of `client_id` logged in as the custom identity `username`: whatever the
+    /// permissions in `rules` allow at each check. [`policy`](Self::policy) is then empty.
+    pub(crate) fn custom(client_id: &str, username: &str, rules: Arc<LiveRules>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            policy: AccessPolicy::none(),
+            custom: Some(Box::new(CustomGrant::new(rules, username, client_id))),
+        }
+    }
+
+    /// The username of the custom identity these rights follow, if they do.
+    pub fn custom_username(&self) -> Option<&str> {
+        self.custom.as_deref().map(CustomGrant::username)
     }
 
     /// Shares `client_id` when it is the id these rights belong to, so a caller that holds
@@ -184,7 +205,8 @@ impl Grants {
         &self.client_id
     }
 
-    /// The policy behind them.
+    /// The fixed policy behind them (empty for a custom identity, whose rights come from
+    /// the live custom permissions instead).
     pub fn policy(&self) -> &AccessPolicy {
         &self.policy
     }
@@ -193,7 +215,16 @@ impl Grants {
     /// (empty, wildcards, U+0000) is never allowed. Publishing to another
     /// client's P2P address is how P2P works, so only the policy decides.
     pub fn may_publish(&self, topic: &str) -> bool {
-        TopicName::validate(topic).is_ok() && self.policy.publish.allows_topic(topic)
+        TopicName::validate(topic).is_ok() && self.allows_publish_topic(topic)
+    }
+
+    /// Whether the policy, or the current custom permissions, allow publishing to `topic`,
+    /// without validating it as a topic name first (a will's topic, checked at CONNECT).
+    pub fn allows_publish_topic(&self, topic: &str) -> bool {
+        match &self.custom {
+            Some(custom) => custom.decide(&self.client_id, |rules| publish_allowed(rules, topic)),
+            None => self.policy.publish.allows_topic(topic),
+        }
     }
 
     /// Whether the connection may subscribe to `filter` (plain or
@@ -204,8 +235,15 @@ impl Grants {
             return false;
         };
         let filter = subscription.filter();
-        !targets_other_p2p_address(filter.as_str(), &self.client_id)
-            && self.policy.subscribe.allows_filter(filter)
+        if targets_other_p2p_address(filter.as_str(), &self.client_id) {
+            return false;
+        }
+        match &self.custom {
+            Some(custom) => {
+                custom.decide(&self.client_id, |rules| subscribe_allowed(rules, filter))
+            }
+            None => self.policy.subscribe.allows_filter(filter),
+        }
     }
 }
 

@@ -7,12 +7,14 @@
 //!        │
 //!        ▼
 //!  Authenticator::authenticate ──reads──▶ Registry (groups, tokens, device credentials)
+//!        │                      ──reads──▶ LiveRules (custom identities, blacklist)
 //!        │
 //!        ├─ Ok(Authenticated { method, grants })  → CONNACK 0; keep `grants`
 //!        └─ Err(AuthFailure { code, reason })      → CONNACK `code`; log `reason`
 //!
 //!  PUBLISH topic   → grants.may_publish(topic)
 //!  SUBSCRIBE filter→ grants.may_subscribe(filter)
+//!                    (a custom identity's grants read the custom rules current now)
 //!
 //!  HTTP API request → openapi::verify_request(parts, secret lookup, now, &NonceGuard)
 //!                     → Ok(VerifiedRequest { access_key_id, params, .. })
@@ -61,6 +63,7 @@
 mod authenticator;
 mod credentials;
 mod crypto;
+pub mod custom;
 mod devices;
 mod failure;
 #[cfg(feature = "fuzzing")]
@@ -77,6 +80,11 @@ pub use authenticator::{AccessKey, AuthConfig, AuthMethod, Authenticated, Authen
 pub use credentials::{
     secrets_equal, sign_client_id, verify_client_id_signature, AuthMode, CredentialError,
     TokenPassword, Username,
+};
+pub use custom::{
+    publish_allowed, subscribe_allowed, ConnectBlack, CustomAuthError, CustomIdentity,
+    CustomPermission, CustomRules, Effect, IdentityKey, IdentityType, LiveRules, PermissionKey,
+    PermitAction, Rule, SignMode,
 };
 pub use failure::{AuthFailure, ConnackCode, FailureReason};
 pub use grants::{AccessPolicy, Grants, TopicAccess};

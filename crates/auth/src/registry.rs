@@ -1,4 +1,4 @@
-//! Where groups, tokens and device credentials live: a trait the broker's
+//! Where groups, tokens, device credentials and the custom rules live: a trait the broker's
 //! durable store implements, and an in-memory implementation.
 
 use std::fmt;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use parking_lot::RwLock;
 
+use crate::custom::{ConnectBlack, CustomIdentity, CustomPermission, IdentityKey, PermissionKey};
 use crate::{DeviceCredential, GroupRecord, TokenRecord};
 
 /// A registry backend failed (the in-memory one never does).
@@ -18,7 +19,8 @@ pub enum RegistryError {
     Storage(String),
 }
 
-/// Storage for groups, tokens and device credentials.
+/// Storage for groups, tokens, device credentials, and the custom identities, permissions
+/// and connect blacklist.
 ///
 /// Methods take `&self`: the broker shares one registry between every
 /// connection task, so implementations synchronise internally. Every method
@@ -52,6 +54,33 @@ pub trait Registry: Send + Sync {
     ) -> Result<Option<DeviceCredential>, RegistryError>;
     /// Client ids that have a device credential, sorted.
     fn device_client_ids(&self) -> Result<Vec<String>, RegistryError>;
+
+    /// Every custom identity, in no particular order.
+    fn custom_identities(&self) -> Result<Vec<CustomIdentity>, RegistryError>;
+    /// Stores or replaces the custom identity of `identity.key()`.
+    fn put_custom_identity(&self, identity: CustomIdentity) -> Result<(), RegistryError>;
+    /// Removes the custom identity of `key`, returning it if it existed.
+    fn remove_custom_identity(
+        &self,
+        key: &IdentityKey,
+    ) -> Result<Option<CustomIdentity>, RegistryError>;
+
+    /// Every custom permission, in no particular order.
+    fn custom_permissions(&self) -> Result<Vec<CustomPermission>, RegistryError>;
+    /// Stores or replaces the custom permission of `permission.key()`.
+    fn put_custom_permission(&self, permission: CustomPermission) -> Result<(), RegistryError>;
+    /// Removes the custom permission of `key`, returning it if it existed.
+    fn remove_custom_permission(
+        &self,
+        key: &PermissionKey,
+    ) -> Result<Option<CustomPermission>, RegistryError>;
+
+    /// Every client id on the connect blacklist, in no particular order.
+    fn connect_blacklist(&self) -> Result<Vec<ConnectBlack>, RegistryError>;
+    /// Puts `record.client_id` on the connect blacklist.
+    fn put_connect_black(&self, record: ConnectBlack) -> Result<(), RegistryError>;
+    /// Takes `client_id` off the connect blacklist, returning its entry if it was there.
+    fn remove_connect_black(&self, client_id: &str) -> Result<Option<ConnectBlack>, RegistryError>;
 }
 
 /// A [`Registry`] in memory, behind read-write locks. Never fails.
@@ -68,6 +97,9 @@ pub struct InMemoryRegistry {
     groups: RwLock<HashMap<String, GroupRecord>>,
     tokens: RwLock<HashMap<String, TokenRecord>>,
     devices: RwLock<HashMap<String, DeviceCredential>>,
+    identities: RwLock<HashMap<IdentityKey, CustomIdentity>>,
+    permissions: RwLock<HashMap<PermissionKey, CustomPermission>>,
+    blacklist: RwLock<HashMap<String, ConnectBlack>>,
 }
 
 /// Counts only: tokens and device secrets stay out of logs.
@@ -77,6 +109,9 @@ impl fmt::Debug for InMemoryRegistry {
             .field("groups", &self.groups.read().len())
             .field("tokens", &self.tokens.read().len())
             .field("device_credentials", &self.devices.read().len())
+            .field("custom_identities", &self.identities.read().len())
+            .field("custom_permissions", &self.permissions.read().len())
+            .field("connect_blacklist", &self.blacklist.read().len())
             .finish()
     }
 }
@@ -146,6 +181,47 @@ impl Registry for InMemoryRegistry {
         ids.sort_unstable();
         Ok(ids)
     }
+
+    fn custom_identities(&self) -> Result<Vec<CustomIdentity>, RegistryError> {
+        Ok(self.identities.read().values().cloned().collect())
+    }
+    fn put_custom_identity(&self, identity: CustomIdentity) -> Result<(), RegistryError> {
+        self.identities.write().insert(identity.key(), identity);
+        Ok(())
+    }
+    fn remove_custom_identity(
+        &self,
+        key: &IdentityKey,
+    ) -> Result<Option<CustomIdentity>, RegistryError> {
+        Ok(self.identities.write().remove(key))
+    }
+    fn custom_permissions(&self) -> Result<Vec<CustomPermission>, RegistryError> {
+        Ok(self.permissions.read().values().cloned().collect())
+    }
+    fn put_custom_permission(&self, permission: CustomPermission) -> Result<(), RegistryError> {
+        self.permissions
+            .write()
+            .insert(permission.key(), permission);
+        Ok(())
+    }
+    fn remove_custom_permission(
+        &self,
+        key: &PermissionKey,
+    ) -> Result<Option<CustomPermission>, RegistryError> {
+        Ok(self.permissions.write().remove(key))
+    }
+    fn connect_blacklist(&self) -> Result<Vec<ConnectBlack>, RegistryError> {
+        Ok(self.blacklist.read().values().cloned().collect())
+    }
+    fn put_connect_black(&self, record: ConnectBlack) -> Result<(), RegistryError> {
+        self.blacklist
+            .write()
+            .insert(record.client_id.clone(), record);
+        Ok(())
+    }
+    fn remove_connect_black(&self, client_id: &str) -> Result<Option<ConnectBlack>, RegistryError> {
+        Ok(self.blacklist.write().remove(client_id))
+    }
 }
 
 /// Shares one registry between an [`Authenticator`](crate::Authenticator)
@@ -189,6 +265,39 @@ impl<R: Registry + ?Sized> Registry for Arc<R> {
     }
     fn device_client_ids(&self) -> Result<Vec<String>, RegistryError> {
         (**self).device_client_ids()
+    }
+    fn custom_identities(&self) -> Result<Vec<CustomIdentity>, RegistryError> {
+        (**self).custom_identities()
+    }
+    fn put_custom_identity(&self, identity: CustomIdentity) -> Result<(), RegistryError> {
+        (**self).put_custom_identity(identity)
+    }
+    fn remove_custom_identity(
+        &self,
+        key: &IdentityKey,
+    ) -> Result<Option<CustomIdentity>, RegistryError> {
+        (**self).remove_custom_identity(key)
+    }
+    fn custom_permissions(&self) -> Result<Vec<CustomPermission>, RegistryError> {
+        (**self).custom_permissions()
+    }
+    fn put_custom_permission(&self, permission: CustomPermission) -> Result<(), RegistryError> {
+        (**self).put_custom_permission(permission)
+    }
+    fn remove_custom_permission(
+        &self,
+        key: &PermissionKey,
+    ) -> Result<Option<CustomPermission>, RegistryError> {
+        (**self).remove_custom_permission(key)
+    }
+    fn connect_blacklist(&self) -> Result<Vec<ConnectBlack>, RegistryError> {
+        (**self).connect_blacklist()
+    }
+    fn put_connect_black(&self, record: ConnectBlack) -> Result<(), RegistryError> {
+        (**self).put_connect_black(record)
+    }
+    fn remove_connect_black(&self, client_id: &str) -> Result<Option<ConnectBlack>, RegistryError> {
+        (**self).remove_connect_black(client_id)
     }
 }
 

@@ -371,6 +371,39 @@ impl Registry for BrokenRegistry {
     fn device_client_ids(&self) -> Result<Vec<String>, RegistryError> {
         down()
     }
+    fn custom_identities(&self) -> Result<Vec<CustomIdentity>, RegistryError> {
+        down()
+    }
+    fn put_custom_identity(&self, _: CustomIdentity) -> Result<(), RegistryError> {
+        down()
+    }
+    fn remove_custom_identity(
+        &self,
+        _: &IdentityKey,
+    ) -> Result<Option<CustomIdentity>, RegistryError> {
+        down()
+    }
+    fn custom_permissions(&self) -> Result<Vec<CustomPermission>, RegistryError> {
+        down()
+    }
+    fn put_custom_permission(&self, _: CustomPermission) -> Result<(), RegistryError> {
+        down()
+    }
+    fn remove_custom_permission(
+        &self,
+        _: &PermissionKey,
+    ) -> Result<Option<CustomPermission>, RegistryError> {
+        down()
+    }
+    fn connect_blacklist(&self) -> Result<Vec<ConnectBlack>, RegistryError> {
+        down()
+    }
+    fn put_connect_black(&self, _: ConnectBlack) -> Result<(), RegistryError> {
+        down()
+    }
+    fn remove_connect_black(&self, _: &str) -> Result<Option<ConnectBlack>, RegistryError> {
+        down()
+    }
 }
 
 #[test]

@@ -161,7 +161,7 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
     let us = |q: f64| quantile(&samples, q).map(|ns| ns as f64 / 1e3);
     let qos_label = if qos == QoS::AtLeastOnce { 1 } else { 0 };
     Ok(RunReport {
-        scenario: format!("{} qos{qos_label} {}B", config.scenario, config.payload),
+        scenario: scenario_label(config, qos_label),
         broker: config.label.clone(),
         sent,
         acked: ledger.acked.count(),
@@ -178,6 +178,21 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
         connections: total as u64,
         ..usage(broker, generator_before.zip(generator_after), unique)
     })
+}
+
+/// The scenario's name in reports: the latency scenario names its rate, so runs at different
+/// rates are never summarized together.
+fn scenario_label(config: &RunConfig, qos: u8) -> String {
+    if config.scenario == crate::Scenario::Latency {
+        format!(
+            "{} {}/s qos{qos} {}B",
+            config.scenario,
+            config.rate.max(1),
+            config.payload
+        )
+    } else {
+        format!("{} qos{qos} {}B", config.scenario, config.payload)
+    }
 }
 
 /// A report holding only the broker's and the generator's resource use over a run that

@@ -12,6 +12,8 @@ use mqgate_session::{Message, MessageId};
 use mqgate_status::StatusEvent;
 use tokio::sync::{broadcast, watch, Semaphore};
 
+use crate::amqp::queue::Queues;
+use crate::amqp::AmqpCtx;
 use crate::auth::{Access, Authenticator};
 use crate::background;
 use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
@@ -21,7 +23,7 @@ use crate::core::registry::{Attach, Delivery, OnlineLink};
 use crate::core::Core;
 use crate::fd_limit::FdLimit;
 use crate::http::HttpCtx;
-use crate::transport::listener::{accept_loop, bind_all, ListenerKind};
+use crate::transport::listener::{accept_loop, bind_all, bind_amqp, ListenerKind};
 use crate::{BrokerConfig, BrokerError, MetricsSnapshot, StorageKind};
 use mqgate_store::{MemoryStore, RedbStore, Store, StoreLimits, DEFAULT_FILE_NAME};
 
@@ -179,6 +181,17 @@ impl Broker {
                 connections.clone(),
             ));
         }
+        let mut amqp_queues = None;
+        if let Some(amqp) = amqp_ctx(&config, &core, &access) {
+            amqp_queues = Some(amqp.queues.clone());
+            if let Some(addr) = config.listeners.amqp {
+                let bound = bind_amqp(addr, config.listeners.backlog)?;
+                let addr = bound.listener.local_addr().map_err(BrokerError::Io)?;
+                tracing::info!(kind = %bound.kind, %addr, "listening");
+                addrs.push((bound.kind, addr));
+                tokio::spawn(accept_loop(bound, Arc::new(amqp), connections.clone()));
+            }
+        }
         if let Some(http) = http {
             addrs.push((
                 ListenerKind::Http,
@@ -191,6 +204,7 @@ impl Broker {
                 settings: config.http.clone(),
                 auth: config.auth.clone(),
                 https: http.tls.is_some(),
+                amqp_queues,
             });
             let mut app = crate::http::routes(ctx.clone());
             if let Some(console) = crate::console::start(&ctx) {
@@ -226,6 +240,30 @@ impl Broker {
         handle.shutdown().await;
         Ok(())
     }
+}
+
+/// The cloud SDK endpoint's context, when `[auth]` has an AccessKey allowed on the API.
+fn amqp_ctx(config: &BrokerConfig, core: &Arc<Core>, access: &Arc<Access>) -> Option<AmqpCtx> {
+    let settings = config.auth.clone()?;
+    let keys = access.core.clone()?;
+    if !settings.access_keys.iter().any(|key| key.api) {
+        return None;
+    }
+    let amqp = mqgate_amqp::Config {
+        max_message_size: u64::try_from(config.limits.max_packet_size).unwrap_or(u64::MAX),
+        ..mqgate_amqp::Config::default()
+    };
+    Some(AmqpCtx {
+        core: core.clone(),
+        keys,
+        settings,
+        queues: Arc::new(Queues::new(
+            core.clone(),
+            config.session.max_queued_messages,
+            config.limits.inbox_capacity,
+        )),
+        config: amqp,
+    })
 }
 
 /// Opens the store the configuration names. A data directory that cannot be read fails

@@ -51,6 +51,7 @@
 // (configuration, metrics, clocks, errors, the byte stream).
 mod handle;
 
+mod amqp;
 mod background;
 mod bridge;
 mod console;

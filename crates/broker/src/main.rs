@@ -7,6 +7,7 @@
 //! Built with the `bin` feature (on by default), which brings the command line parser and
 //! the log subscriber; the library needs neither.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,11 +41,20 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Log lines (a status event per connect and disconnect, at the default level) are written
+    // by a thread of their own: a runtime worker formats a line and hands it over, it never
+    // waits for stdout (a slow pipe, a terminal, journald). If that thread falls 128 000 lines
+    // behind, further lines are dropped rather than slowing the broker. The guard flushes
+    // what is buffered when `main` returns.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stdout());
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(writer)
+        .with_ansi(colour)
         .init();
     let args = Args::parse();
     // Every connection is a file descriptor: take what the hard limit allows, as servers do.

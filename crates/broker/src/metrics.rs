@@ -91,7 +91,8 @@ counters! {
     /// SUBSCRIBE entries refused (0x80) because the grants do not allow the filter or
     /// `refuse_subscribe` names it. Also counted in `subscriptions_refused`.
     subscribe_denied,
-    /// Connections closed through the HTTP API (`CloseConnection`).
+    /// Connections closed through the HTTP API (`CloseConnection`, or a client id put on the
+    /// connect blacklist).
     api_disconnects,
     /// Connections closed because their login token expired or was revoked.
     token_disconnects,
@@ -117,4 +118,20 @@ counters! {
     rocketmq_retried,
     /// RocketMQ bridge: messages waiting for RocketMQ now (a gauge, not a counter).
     rocketmq_buffered,
+    /// Cloud SDK endpoint: AMQP connections served.
+    amqp_connections,
+    /// Cloud SDK endpoint: messages published by backends.
+    amqp_published,
+    /// Cloud SDK endpoint: publishes confirmed (`basic.ack`) once routed.
+    amqp_confirmed,
+    /// Cloud SDK endpoint: publishes refused (`basic.nack`): grants, bad topic, no room.
+    amqp_publish_nacked,
+    /// Cloud SDK endpoint: deliveries to consumers (redeliveries included).
+    amqp_delivered,
+    /// Cloud SDK endpoint: deliveries acknowledged.
+    amqp_acked,
+    /// Cloud SDK endpoint: deliveries refused without requeue, and dropped.
+    amqp_nacked,
+    /// Cloud SDK endpoint: deliveries sent again after their channel closed unacknowledged.
+    amqp_redelivered,
 }

@@ -4,10 +4,9 @@
 mod auth_support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use auth_support::*;
-use mqgate_broker::{Broker, BrokerConfig, BrokerHandle};
+use mqgate_broker::{BrokerConfig, BrokerHandle};
 use rumqttc::ConnectReturnCode as Code;
 
 fn config(data_dir: &Path) -> BrokerConfig {
@@ -15,24 +14,9 @@ fn config(data_dir: &Path) -> BrokerConfig {
     api_config(&top, "", "")
 }
 
-/// Starts on `data_dir`; the previous broker's tasks may still be letting go of the redb
-/// file for a moment after its shutdown, so opening is retried (bounded).
+/// Starts on `data_dir`, once the previous broker let go of it.
 async fn start_on(data_dir: &Path) -> BrokerHandle {
-    for _ in 0..50 {
-        match Broker::builder()
-            .config(config(data_dir))
-            .build()
-            .start()
-            .await
-        {
-            Ok(broker) => return broker,
-            Err(mqgate_broker::BrokerError::Store(_)) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(other) => panic!("broker does not start: {other}"),
-        }
-    }
-    panic!("the store stayed locked after the first broker shut down");
+    start_retrying(|| config(data_dir)).await
 }
 
 /// Applies for a token on `keep/#` with `actions`.

@@ -136,6 +136,8 @@ async fn service_rules_refuse_them_with_code_2() {
     .expect("parses");
     config.listeners.tcp = Some("127.0.0.1:0".parse().unwrap());
     config.listeners.ws = None;
+    // Not the cloud SDK endpoint's default port: tests run side by side.
+    config.listeners.amqp = None;
     let service = start_with(config).await;
     // `[auth]` without the key set means the service's rules too (refused before the
     // credentials are looked at).

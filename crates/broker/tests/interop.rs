@@ -118,6 +118,8 @@ fn suite_config() -> BrokerConfig {
     let mut config = BrokerConfig::from_toml_str(text).expect("the suite's configuration parses");
     config.listeners.tcp = Some("127.0.0.1:0".parse().unwrap());
     config.listeners.ws = None;
+    // Not the cloud SDK endpoint's default port: tests run side by side.
+    config.listeners.amqp = None;
     config
 }
 

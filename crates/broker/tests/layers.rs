@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// Within a layer, imports must not go round in a circle.
 const LAYERS: &[(&str, &[&str])] = &[
     ("handle", &["handle"]),
-    ("services", &["background", "bridge", "console", "http"]),
+    (
+        "services",
+        &["amqp", "amqp::queue", "background", "bridge", "console", "http"],
+    ),
     (
         "transport",
         &[

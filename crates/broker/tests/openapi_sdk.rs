@@ -1,8 +1,9 @@
 //! The HTTP API driven by the model service's official Python SDK
 //! (`alibabacloud-onsmqtt20200420==1.7.1`), both signature schemes, with paho-mqtt clients
 //! for the end-to-end cases (tokens, device credentials, online status, SendMessage,
-//! CloseConnection). `scripts/test.sh` installs both; without them the test says it skipped
-//! (and fails under `MQGATE_REQUIRE_INTEROP=1`).
+//! CloseConnection, custom identities, permissions and the connect blacklist).
+//! `scripts/test.sh` installs both; without them the test says it skipped (and fails under
+//! `MQGATE_REQUIRE_INTEROP=1`).
 
 mod auth_support;
 
@@ -66,6 +67,10 @@ async fn the_official_sdk_drives_every_action() {
     eprintln!("{out}");
     assert!(status.success(), "SDK script failed:\n{out}\n{err}");
     assert!(out.contains("acs3: ok") && out.contains("rpc: ok"), "{out}");
+    assert!(
+        out.contains("acs3: custom auth ok") && out.contains("rpc: custom auth ok"),
+        "{out}"
+    );
     let metrics = broker.metrics();
     assert!(metrics.api_requests > 40, "{metrics:?}");
     assert!(metrics.publish_denied >= 2, "{metrics:?}");

@@ -2,7 +2,8 @@
 //!
 //! What an MQTT broker must not forget across a crash: persistent sessions (subscriptions,
 //! in-flight and awaiting-PUBREL state), per-client offline queues, retained messages, and
-//! the registries the API manages (groups, tokens, device credentials).
+//! the registries the API manages (groups, tokens, device credentials, and the custom
+//! authentication identities, permissions and connect blacklist).
 //!
 //! ## The contract
 //!
@@ -66,7 +67,9 @@
 
 use std::sync::Arc;
 
-use mqgate_auth::{DeviceCredential, GroupRecord, TokenRecord};
+use mqgate_auth::{
+    ConnectBlack, CustomIdentity, CustomPermission, DeviceCredential, GroupRecord, TokenRecord,
+};
 use mqgate_session::{Message, MessageId, Session, SessionConfig, SessionRecord};
 
 pub mod codec;
@@ -172,6 +175,24 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// I/O or corruption errors from the backend.
     fn load_device_credentials(&self) -> Result<Vec<DeviceCredential>, StoreError>;
+
+    /// Every custom identity, in no particular order.
+    ///
+    /// # Errors
+    /// I/O or corruption errors from the backend.
+    fn load_custom_identities(&self) -> Result<Vec<CustomIdentity>, StoreError>;
+
+    /// Every custom permission, in no particular order.
+    ///
+    /// # Errors
+    /// I/O or corruption errors from the backend.
+    fn load_custom_permissions(&self) -> Result<Vec<CustomPermission>, StoreError>;
+
+    /// Every client id on the connect blacklist, in no particular order.
+    ///
+    /// # Errors
+    /// I/O or corruption errors from the backend.
+    fn load_connect_blacklist(&self) -> Result<Vec<ConnectBlack>, StoreError>;
 
     /// Counts of what the store holds.
     ///

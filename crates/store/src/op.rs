@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use mqgate_auth::{DeviceCredential, GroupRecord, TokenRecord};
+use mqgate_auth::{
+    ConnectBlack, CustomIdentity, CustomPermission, DeviceCredential, GroupRecord, TokenRecord,
+};
 use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{Message, QueueBounds, SessionConfig, SessionRecord};
 
@@ -68,6 +70,20 @@ pub enum Op {
     PutDeviceCredential(DeviceCredential),
     /// Removes the device credential of a client id.
     RemoveDeviceCredential(String),
+    /// Stores or replaces a custom identity (keyed by
+    /// [`IdentityKey::to_store_key`](mqgate_auth::IdentityKey::to_store_key)).
+    PutCustomIdentity(CustomIdentity),
+    /// Removes a custom identity by its store key.
+    RemoveCustomIdentity(String),
+    /// Stores or replaces a custom permission (keyed by
+    /// [`PermissionKey::to_store_key`](mqgate_auth::PermissionKey::to_store_key)).
+    PutCustomPermission(CustomPermission),
+    /// Removes a custom permission by its store key.
+    RemoveCustomPermission(String),
+    /// Puts a client id on the connect blacklist.
+    PutConnectBlack(ConnectBlack),
+    /// Takes a client id off the connect blacklist.
+    RemoveConnectBlack(String),
 }
 
 /// Queue limits a store applies on every append and in its expiry sweep; by default those

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use mqgate_auth::{
-    DeviceCredential, GroupRecord, InMemoryRegistry, Registry, RegistryError, TokenRecord,
+    ConnectBlack, CustomIdentity, CustomPermission, DeviceCredential, GroupRecord, IdentityKey,
+    InMemoryRegistry, PermissionKey, Registry, RegistryError, TokenRecord,
 };
 
 use crate::{Op, Store, StoreError};
@@ -42,7 +43,7 @@ impl std::fmt::Debug for DurableRegistry {
 }
 
 impl DurableRegistry {
-    /// Loads every group, token and device credential from `store`.
+    /// Loads every group, token, device credential and custom rule from `store`.
     ///
     /// # Errors
     /// The store's load errors.
@@ -57,6 +58,15 @@ impl DurableRegistry {
         }
         for credential in store.load_device_credentials()? {
             fill(cache.put_device_credential(credential))?;
+        }
+        for identity in store.load_custom_identities()? {
+            fill(cache.put_custom_identity(identity))?;
+        }
+        for permission in store.load_custom_permissions()? {
+            fill(cache.put_custom_permission(permission))?;
+        }
+        for black in store.load_connect_blacklist()? {
+            fill(cache.put_connect_black(black))?;
         }
         Ok(DurableRegistry {
             store,
@@ -126,6 +136,51 @@ impl Registry for DurableRegistry {
     fn device_client_ids(&self) -> Result<Vec<String>, RegistryError> {
         self.cache.device_client_ids()
     }
+    fn custom_identities(&self) -> Result<Vec<CustomIdentity>, RegistryError> {
+        self.cache.custom_identities()
+    }
+    fn put_custom_identity(&self, identity: CustomIdentity) -> Result<(), RegistryError> {
+        self.write(Op::PutCustomIdentity(identity.clone()), |c| {
+            c.put_custom_identity(identity)
+        })
+    }
+    fn remove_custom_identity(
+        &self,
+        key: &IdentityKey,
+    ) -> Result<Option<CustomIdentity>, RegistryError> {
+        self.write(Op::RemoveCustomIdentity(key.to_store_key()), |c| {
+            c.remove_custom_identity(key)
+        })
+    }
+    fn custom_permissions(&self) -> Result<Vec<CustomPermission>, RegistryError> {
+        self.cache.custom_permissions()
+    }
+    fn put_custom_permission(&self, permission: CustomPermission) -> Result<(), RegistryError> {
+        self.write(Op::PutCustomPermission(permission.clone()), |c| {
+            c.put_custom_permission(permission)
+        })
+    }
+    fn remove_custom_permission(
+        &self,
+        key: &PermissionKey,
+    ) -> Result<Option<CustomPermission>, RegistryError> {
+        self.write(Op::RemoveCustomPermission(key.to_store_key()), |c| {
+            c.remove_custom_permission(key)
+        })
+    }
+    fn connect_blacklist(&self) -> Result<Vec<ConnectBlack>, RegistryError> {
+        self.cache.connect_blacklist()
+    }
+    fn put_connect_black(&self, record: ConnectBlack) -> Result<(), RegistryError> {
+        self.write(Op::PutConnectBlack(record.clone()), |c| {
+            c.put_connect_black(record)
+        })
+    }
+    fn remove_connect_black(&self, client_id: &str) -> Result<Option<ConnectBlack>, RegistryError> {
+        self.write(Op::RemoveConnectBlack(client_id.into()), |c| {
+            c.remove_connect_black(client_id)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +201,9 @@ mod tests {
                     Op::PutGroup(g) => registry.put_group(g).unwrap(),
                     Op::PutToken(t) => registry.put_token(t).unwrap(),
                     Op::PutDeviceCredential(c) => registry.put_device_credential(c).unwrap(),
+                    Op::PutCustomIdentity(i) => registry.put_custom_identity(i).unwrap(),
+                    Op::PutCustomPermission(p) => registry.put_custom_permission(p).unwrap(),
+                    Op::PutConnectBlack(b) => registry.put_connect_black(b).unwrap(),
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -157,6 +215,20 @@ mod tests {
         assert!(registry.group("GID_gone").unwrap().is_none());
         assert!(registry.token("tok").unwrap().is_some());
         assert_eq!(registry.device_client_ids().unwrap(), ["GID_shop@@@1"]);
+        assert_eq!(
+            registry.custom_identities().unwrap(),
+            [crate::suite::custom_identity()]
+        );
+        assert_eq!(
+            registry.custom_permissions().unwrap(),
+            [crate::suite::custom_permission()]
+        );
+        assert_eq!(registry.connect_blacklist().unwrap().len(), 1);
+        let key = crate::suite::custom_identity().key();
+        assert!(registry.remove_custom_identity(&key).unwrap().is_some());
+        drop(registry);
+        let registry = DurableRegistry::load(open()).unwrap();
+        assert!(registry.custom_identities().unwrap().is_empty());
     }
 
     /// The store keeps auth's records as the JSON their `Serialize` writes, so auth's serde
@@ -205,6 +277,27 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<DeviceCredential>(credential_json).unwrap(),
             credential
+        );
+
+        let identity_json = r#"{"identity_type":"CLIENT","username":"user","client_id":"GID_shop@@@1","secret":"sec","sign_mode":"SIGNED","create_time_ms":5,"update_time_ms":6}"#;
+        let permission_json = r#"{"identity_type":"USER","identity":"user","topic":"shop/#","permit_action":"PUB_SUB","effect":"DENY","create_time_ms":8,"update_time_ms":9}"#;
+        let black_json = r#"{"client_id":"GID_shop@@@bad","create_time_ms":7}"#;
+        let identity = crate::suite::custom_identity();
+        let permission = crate::suite::custom_permission();
+        let black = mqgate_auth::ConnectBlack {
+            client_id: "GID_shop@@@bad".into(),
+            create_time_ms: 7,
+        };
+        assert_eq!(serde_json::to_string(&identity).unwrap(), identity_json);
+        assert_eq!(serde_json::to_string(&permission).unwrap(), permission_json);
+        assert_eq!(serde_json::to_string(&black).unwrap(), black_json);
+        assert_eq!(
+            serde_json::from_str::<CustomIdentity>(identity_json).unwrap(),
+            identity
+        );
+        assert_eq!(
+            serde_json::from_str::<CustomPermission>(permission_json).unwrap(),
+            permission
         );
 
         // And through a store: what goes in comes back out.

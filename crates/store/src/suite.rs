@@ -5,7 +5,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mqgate_auth::{DeviceCredential, GroupRecord, TokenActions, TokenRecord};
+use mqgate_auth::{
+    ConnectBlack, CustomIdentity, CustomPermission, DeviceCredential, Effect, GroupRecord,
+    IdentityType, PermitAction, SignMode, TokenActions, TokenRecord,
+};
 use mqgate_codec::{ByteStr, PacketId, QoS};
 use mqgate_session::{
     InFlightRef, InFlightStage, Message, MessageId, SessionConfig, SessionRecord, Subscription,
@@ -126,7 +129,39 @@ pub(crate) fn registry_ops() -> Vec<Op> {
             create_time_ms: 3,
             update_time_ms: 4,
         }),
+        Op::PutCustomIdentity(custom_identity()),
+        Op::PutCustomPermission(custom_permission()),
+        Op::PutConnectBlack(ConnectBlack {
+            client_id: "GID_shop@@@bad".into(),
+            create_time_ms: 7,
+        }),
     ]
+}
+
+/// A `CLIENT` identity of `GID_shop@@@1`.
+pub(crate) fn custom_identity() -> CustomIdentity {
+    CustomIdentity {
+        identity_type: IdentityType::Client,
+        username: "user".into(),
+        client_id: Some("GID_shop@@@1".into()),
+        secret: "sec".into(),
+        sign_mode: SignMode::Signed,
+        create_time_ms: 5,
+        update_time_ms: 6,
+    }
+}
+
+/// A `USER` permission of `user` on `shop/#`.
+pub(crate) fn custom_permission() -> CustomPermission {
+    CustomPermission {
+        identity_type: IdentityType::User,
+        identity: "user".into(),
+        topic: "shop/#".into(),
+        permit_action: PermitAction::PubSub,
+        effect: Effect::Deny,
+        create_time_ms: 8,
+        update_time_ms: 9,
+    }
 }
 
 fn no_limits() -> StoreLimits {
@@ -397,16 +432,31 @@ fn registries_put_remove_load(make: Make) {
         store.load_device_credentials().unwrap()[0].client_id,
         "GID_shop@@@1"
     );
+    assert_eq!(store.load_custom_identities().unwrap(), [custom_identity()]);
+    assert_eq!(
+        store.load_custom_permissions().unwrap(),
+        [custom_permission()]
+    );
+    assert_eq!(
+        store.load_connect_blacklist().unwrap()[0].client_id,
+        "GID_shop@@@bad"
+    );
     store
         .apply(&[
             Op::RemoveGroup("GID_shop".into()),
             Op::RemoveToken("tok".into()),
             Op::RemoveDeviceCredential("GID_shop@@@1".into()),
+            Op::RemoveCustomIdentity(custom_identity().key().to_store_key()),
+            Op::RemoveCustomPermission(custom_permission().key().to_store_key()),
+            Op::RemoveConnectBlack("GID_shop@@@bad".into()),
         ])
         .unwrap();
     assert!(store.load_groups().unwrap().is_empty());
     assert!(store.load_tokens().unwrap().is_empty());
     assert!(store.load_device_credentials().unwrap().is_empty());
+    assert!(store.load_custom_identities().unwrap().is_empty());
+    assert!(store.load_custom_permissions().unwrap().is_empty());
+    assert!(store.load_connect_blacklist().unwrap().is_empty());
     assert_eq!(
         store.stats().unwrap().sessions,
         0,

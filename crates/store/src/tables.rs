@@ -13,7 +13,8 @@
 //!   are never reused. The redb backend keeps the entries in one log keyed by that sequence
 //!   (`queue_log`: every commit appends to one hot B-tree leaf, however many queues it
 //!   touches) and each client's sequence numbers and counters in memory, rebuilt on open;
-//! - `blobs`: (kind, key) -> JSON of session records (without their queue) and registries;
+//! - `blobs`: (kind, key) -> JSON of session records (without their queue) and registries
+//!   (groups, tokens, device credentials, custom identities, permissions, the blacklist);
 //! - `retained`: topic -> body.
 
 use std::collections::BTreeSet;
@@ -57,6 +58,9 @@ pub(crate) enum BlobKind {
     Group = 1,
     Token = 2,
     Device = 3,
+    CustomIdentity = 4,
+    CustomPermission = 5,
+    ConnectBlack = 6,
 }
 
 impl BlobKind {
@@ -66,6 +70,9 @@ impl BlobKind {
             BlobKind::Group => "groups",
             BlobKind::Token => "tokens",
             BlobKind::Device => "device credentials",
+            BlobKind::CustomIdentity => "custom identities",
+            BlobKind::CustomPermission => "custom permissions",
+            BlobKind::ConnectBlack => "connect blacklist",
         }
     }
 }
@@ -218,6 +225,22 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 t.put_blob(BlobKind::Device, &c.client_id, to_json(c)?)?
             }
             Op::RemoveDeviceCredential(id) => t.remove_blob(BlobKind::Device, id)?,
+            Op::PutCustomIdentity(i) => t.put_blob(
+                BlobKind::CustomIdentity,
+                &i.key().to_store_key(),
+                to_json(i)?,
+            )?,
+            Op::RemoveCustomIdentity(key) => t.remove_blob(BlobKind::CustomIdentity, key)?,
+            Op::PutCustomPermission(p) => t.put_blob(
+                BlobKind::CustomPermission,
+                &p.key().to_store_key(),
+                to_json(p)?,
+            )?,
+            Op::RemoveCustomPermission(key) => t.remove_blob(BlobKind::CustomPermission, key)?,
+            Op::PutConnectBlack(b) => {
+                t.put_blob(BlobKind::ConnectBlack, &b.client_id, to_json(b)?)?
+            }
+            Op::RemoveConnectBlack(id) => t.remove_blob(BlobKind::ConnectBlack, id)?,
         }
     }
     pending.finish(t)
@@ -464,6 +487,21 @@ macro_rules! impl_store {
                 &self,
             ) -> std::result::Result<Vec<mqgate_auth::DeviceCredential>, $crate::StoreError> {
                 self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::Device))
+            }
+            fn load_custom_identities(
+                &self,
+            ) -> std::result::Result<Vec<mqgate_auth::CustomIdentity>, $crate::StoreError> {
+                self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::CustomIdentity))
+            }
+            fn load_custom_permissions(
+                &self,
+            ) -> std::result::Result<Vec<mqgate_auth::CustomPermission>, $crate::StoreError> {
+                self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::CustomPermission))
+            }
+            fn load_connect_blacklist(
+                &self,
+            ) -> std::result::Result<Vec<mqgate_auth::ConnectBlack>, $crate::StoreError> {
+                self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::ConnectBlack))
             }
             fn stats(&self) -> std::result::Result<$crate::StoreStats, $crate::StoreError> {
                 self.read(|t| t.stats())

@@ -24,13 +24,20 @@ pub(crate) fn admit(
         metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         code
     };
+    // First, whatever the authenticator: `[auth]`'s own checks it too, an embedder's does not.
+    if access.blacklists(&connect.client_id) {
+        return Err(refused(
+            ConnectReturnCode::NotAuthorized,
+            &"client id is on the connect blacklist",
+        ));
+    }
     let admitted = access
         .authenticator
         .authenticate(connect, peer)
         .map_err(|refusal| refused(refusal.code, &refusal.reason))?;
     if let Some(will) = &connect.will {
-        // The policy alone: an invalid will topic is the session's business, as before.
-        if !admitted.grants.policy().publish.allows_topic(&will.topic) {
+        // The grants alone: an invalid will topic is the session's business, as before.
+        if !admitted.grants.allows_publish_topic(&will.topic) {
             let reason = format!("will topic {:?} may not be published", will.topic.as_str());
             return Err(refused(ConnectReturnCode::NotAuthorized, &reason));
         }

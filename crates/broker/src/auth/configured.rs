@@ -43,6 +43,14 @@ impl Access {
         }
     }
 
+    /// Whether `client_id` is on the connect blacklist (kept with `[auth]`'s registry; none
+    /// without it).
+    pub(crate) fn blacklists(&self, client_id: &str) -> bool {
+        self.core
+            .as_ref()
+            .is_some_and(|core| core.is_connect_blacklisted(client_id))
+    }
+
     /// Whether `filter` (plain or `$share/{group}/{filter}`) lies within a `refuse_subscribe`
     /// filter: every topic it can match is matched by one. A wider filter is not refused.
     pub(crate) fn refuses_subscription(&self, filter: &str) -> bool {

@@ -155,6 +155,7 @@ impl BrokerConfig {
             listeners: ListenerConfig {
                 tcp: Some(loopback(0)),
                 ws: None,
+                amqp: Some(loopback(0)),
                 ..ListenerConfig::default()
             },
             allow_anonymous: true,
@@ -182,6 +183,9 @@ pub struct ListenerConfig {
     pub tls_addr: Option<SocketAddr>,
     /// MQTT over WebSocket over TLS; used only with [`tls`](Self::tls); default `127.0.0.1:8084`.
     pub wss_addr: Option<SocketAddr>,
+    /// The cloud SDK endpoint (AMQP 0-9-1); default `127.0.0.1:5672`. Served only when
+    /// `[auth]` has an AccessKey allowed on the API.
+    pub amqp: Option<SocketAddr>,
     /// The HTTP path WebSocket clients must request; default `/mqtt`.
     pub ws_path: String,
     /// Certificate and key for the TLS and WSS listeners; none by default.
@@ -201,6 +205,7 @@ impl Default for ListenerConfig {
             ws: Some(loopback(8083)),
             tls_addr: Some(loopback(8883)),
             wss_addr: Some(loopback(8084)),
+            amqp: Some(loopback(5672)),
             ws_path: "/mqtt".to_owned(),
             tls: None,
             backlog: 1024,

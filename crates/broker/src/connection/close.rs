@@ -69,6 +69,9 @@ pub(crate) enum CloseReason {
     /// Its login token expired or was revoked.
     #[error("token expired or revoked")]
     TokenInvalid,
+    /// Its client id was put on the connect blacklist.
+    #[error("client id put on the connect blacklist")]
+    Blacklisted,
     /// The broker is shutting down.
     #[error("broker shutting down")]
     Shutdown,
@@ -110,6 +113,7 @@ impl CloseReason {
         match kick {
             Kick::Closed => CloseReason::ClosedByApi,
             Kick::TokenInvalid => CloseReason::TokenInvalid,
+            Kick::Blacklisted => CloseReason::Blacklisted,
             Kick::Shutdown => CloseReason::Shutdown,
             Kick::Takeover => CloseReason::Takeover,
         }
@@ -145,7 +149,7 @@ impl CloseReason {
             CloseReason::ConnectTimeout => &metrics.connect_timeouts,
             CloseReason::Takeover => &metrics.takeovers,
             CloseReason::Backpressure => &metrics.backpressure_timeouts,
-            CloseReason::ClosedByApi => &metrics.api_disconnects,
+            CloseReason::ClosedByApi | CloseReason::Blacklisted => &metrics.api_disconnects,
             CloseReason::TokenInvalid => &metrics.token_disconnects,
         };
         tracing::warn!(client, reason = %self, "connection closed");

@@ -157,6 +157,11 @@ where
     if core.is_shutting_down() {
         registry.kick(&client, Some(channel), Kick::Shutdown);
     }
+    // Likewise the connect blacklist: a client id put on it while this CONNECT was checked
+    // was not online for the API to close, so the check is repeated once it is.
+    if ctx.access.blacklists(&client) {
+        registry.kick(&client, Some(channel), Kick::Blacklisted);
+    }
     let mut session =
         stored.unwrap_or_else(|| Box::new(Session::new(client_id, ctx.session_config)));
     session.set_config(ctx.session_config);

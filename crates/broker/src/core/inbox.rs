@@ -35,6 +35,8 @@ pub(crate) enum Kick {
     Closed,
     /// Its login token expired or was revoked (`auth.disconnect_on_token_invalid`).
     TokenInvalid,
+    /// Its client id was put on the connect blacklist.
+    Blacklisted,
     /// The broker shuts down.
     Shutdown,
 }

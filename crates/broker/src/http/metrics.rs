@@ -49,6 +49,28 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
             stats.retained,
         );
     }
+    if let Some(queues) = &ctx.amqp_queues {
+        let depths = queues.depths();
+        let _ = writeln!(
+            text,
+            "# HELP mqgate_amqp_queue_depth Entries waiting in a cloud SDK queue."
+        );
+        let _ = writeln!(text, "# TYPE mqgate_amqp_queue_depth gauge");
+        for (name, depth, _) in &depths {
+            let _ = writeln!(text, "mqgate_amqp_queue_depth{{queue=\"{name}\"}} {depth}");
+        }
+        let _ = writeln!(
+            text,
+            "# HELP mqgate_amqp_queue_dropped_total Entries a full cloud SDK queue dropped."
+        );
+        let _ = writeln!(text, "# TYPE mqgate_amqp_queue_dropped_total counter");
+        for (name, _, dropped) in &depths {
+            let _ = writeln!(
+                text,
+                "mqgate_amqp_queue_dropped_total{{queue=\"{name}\"}} {dropped}"
+            );
+        }
+    }
     let mut response = (StatusCode::OK, text).into_response();
     response.headers_mut().insert(
         "content-type",

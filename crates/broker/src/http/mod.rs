@@ -11,6 +11,7 @@
 //! Handlers never hold a lock across an `.await`; `SendMessage` publishes through the
 //! router exactly like [`BrokerHandle::publish`](crate::BrokerHandle::publish).
 
+mod custom_auth;
 mod devices;
 mod error;
 mod groups;
@@ -94,6 +95,8 @@ pub(crate) struct HttpCtx {
     pub(crate) auth: Option<AuthSettings>,
     /// The listener serves HTTPS.
     pub(crate) https: bool,
+    /// The cloud SDK endpoint's queues, when it is served: their depths on `/metrics`.
+    pub(crate) amqp_queues: Option<Arc<crate::amqp::queue::Queues>>,
 }
 
 /// The handlers' state.
@@ -255,6 +258,17 @@ fn dispatch(api: &Api<'_>, action: &str) -> Result<Answer, ApiError> {
         "CreateGroupId" => groups::create(api),
         "DeleteGroupId" => groups::delete(api),
         "ListGroupId" => groups::list(api),
+        "AddCustomAuthIdentity" => custom_auth::add_identity(api),
+        "UpdateCustomAuthIdentity" => custom_auth::update_identity(api),
+        "DeleteCustomAuthIdentity" => custom_auth::delete_identity(api),
+        "QueryCustomAuthIdentity" => custom_auth::query_identities(api),
+        "AddCustomAuthPermission" => custom_auth::add_permission(api),
+        "UpdateCustomAuthPermission" => custom_auth::update_permission(api),
+        "DeleteCustomAuthPermission" => custom_auth::delete_permission(api),
+        "QueryCustomAuthPermission" => custom_auth::query_permissions(api),
+        "AddCustomAuthConnectBlack" => custom_auth::add_black(api),
+        "DeleteCustomAuthConnectBlack" => custom_auth::delete_black(api),
+        "QueryCustomAuthConnectBlack" => custom_auth::query_black(api),
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "InvalidAction.NotFound",

@@ -29,6 +29,8 @@ pub enum ListenerKind {
     Wss,
     /// The HTTP API (OpenAPI actions, `/metrics`, `/healthz`).
     Http,
+    /// The cloud SDK endpoint (AMQP 0-9-1).
+    Amqp,
 }
 
 impl fmt::Display for ListenerKind {
@@ -39,6 +41,7 @@ impl fmt::Display for ListenerKind {
             ListenerKind::Ws => "ws",
             ListenerKind::Wss => "wss",
             ListenerKind::Http => "http",
+            ListenerKind::Amqp => "amqp",
         })
     }
 }
@@ -88,6 +91,22 @@ pub(crate) fn bind_all(listeners: &ListenerConfig) -> Result<Vec<Bound>, BrokerE
         });
     }
     Ok(bound)
+}
+
+/// Binds the cloud SDK endpoint's listener on `addr`.
+pub(crate) fn bind_amqp(addr: SocketAddr, backlog: u32) -> Result<Bound, BrokerError> {
+    let listener = listen(addr, backlog).map_err(|e| {
+        BrokerError::Io(std::io::Error::new(
+            e.kind(),
+            format!("amqp listener on {addr}: {e}"),
+        ))
+    })?;
+    Ok(Bound {
+        kind: ListenerKind::Amqp,
+        listener,
+        tls: None,
+        ws_path: Arc::from(""),
+    })
 }
 
 /// A listening socket on `addr` with room for `backlog` connections not yet accepted
@@ -168,7 +187,7 @@ pub(crate) fn connection<C: Serve>(
 ) -> impl std::future::Future<Output = ()> + Send {
     // Chosen here, outside any future: the task's future keeps neither the accepted socket's
     // box nor anything else of it, only what serving it needs.
-    if accepted.kind != ListenerKind::Tcp {
+    if !matches!(accepted.kind, ListenerKind::Tcp | ListenerKind::Amqp) {
         return Either::Left(Box::pin(other_transport(accepted)));
     }
     let (serving, permit) = tcp(accepted);
@@ -225,7 +244,7 @@ async fn wrapped<C: Serve>(
 ) -> Result<(), HandshakeError> {
     let limit = ctx.connect_timeout();
     match (kind, tls) {
-        (ListenerKind::Tcp, _) => ctx.serve(stream, peer).await,
+        (ListenerKind::Tcp | ListenerKind::Amqp, _) => ctx.serve(stream, peer).await,
         (ListenerKind::Ws, _) => {
             let ws = tokio::time::timeout(limit, ws::accept(stream, path)).await??;
             ctx.serve(ws, peer).await;

@@ -47,6 +47,8 @@ pub fn config(extra: &str) -> BrokerConfig {
     );
     let mut config = BrokerConfig::from_toml_str(&text).expect("test config parses");
     config.listeners.ws = None;
+    // Not the cloud SDK endpoint's default port: tests run side by side.
+    config.listeners.amqp = None;
     config
 }
 
@@ -72,6 +74,8 @@ pub fn api_config(top: &str, http_extra: &str, auth_extra: &str) -> BrokerConfig
     );
     let mut config = BrokerConfig::from_toml_str(&text).expect("test config parses");
     config.listeners.ws = None;
+    // Not the cloud SDK endpoint's default port: tests run side by side.
+    config.listeners.amqp = None;
     config
 }
 
@@ -296,9 +300,53 @@ pub async fn api_get(
     action: &str,
     params: &[(&str, &str)],
 ) -> HttpResponse {
+    api_call(broker, "GET", ak, secret, action, params).await
+}
+
+/// A signed POST of `action` on the HTTP API, every parameter in the form body, as the SDKs
+/// send the write actions.
+pub async fn api_post(
+    broker: &BrokerHandle,
+    ak: &str,
+    secret: &str,
+    action: &str,
+    params: &[(&str, &str)],
+) -> HttpResponse {
+    api_call(broker, "POST", ak, secret, action, params).await
+}
+
+/// `action` signed for `method`: a GET carries the parameters in its query, a POST in its
+/// form body.
+async fn api_call(
+    broker: &BrokerHandle,
+    method: &str,
+    ak: &str,
+    secret: &str,
+    action: &str,
+    params: &[(&str, &str)],
+) -> HttpResponse {
     let addr = broker
         .local_addr(ListenerKind::Http)
         .expect("http listener");
-    let query = rpc_signed("GET", ak, secret, action, params);
-    http(addr, "GET", &format!("/?{query}"), &[], b"").await
+    let signed = rpc_signed(method, ak, secret, action, params);
+    if method == "GET" {
+        return http(addr, method, &format!("/?{signed}"), &[], b"").await;
+    }
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    http(addr, method, "/", &form, signed.as_bytes()).await
+}
+
+/// Starts a broker on `config()` (a redb store, say), retrying while a previous broker's
+/// tasks are still letting go of the file after its shutdown (bounded).
+pub async fn start_retrying(config: impl Fn() -> BrokerConfig) -> BrokerHandle {
+    for _ in 0..50 {
+        match Broker::builder().config(config()).build().start().await {
+            Ok(broker) => return broker,
+            Err(mqgate_broker::BrokerError::Store(_)) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(other) => panic!("broker does not start: {other}"),
+        }
+    }
+    panic!("the store stayed locked after the first broker shut down");
 }

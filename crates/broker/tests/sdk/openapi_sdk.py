@@ -1,5 +1,6 @@
 # Drives mqgate's HTTP API with the official SDK (alibabacloud-onsmqtt20200420==1.7.1) under
-# both signature schemes, and checks the end-to-end cases with paho-mqtt clients.
+# both signature schemes, and checks the end-to-end cases with paho-mqtt clients, custom
+# authentication (identities, permissions, the connect blacklist) included.
 # Usage: python3 openapi_sdk.py HTTP_PORT MQTT_PORT ACCESS_KEY_ID SECRET INSTANCE_ID
 # Exits non-zero with a message naming the failed check. Run by tests/openapi_sdk.rs.
 import base64, hashlib, hmac, sys, threading, time
@@ -74,10 +75,15 @@ class Mqtt:
         self.closed.set()
 
     def subscribe(self, topic):
-        done = threading.Event()
-        self.c.on_subscribe = lambda *_a: done.set()
+        """Subscribes at QoS 1; returns whether the SUBACK granted it (not 0x80)."""
+        done, codes = threading.Event(), []
+        def on_subscribe(_c, _u, _mid, reason_codes, _p):
+            codes.extend(reason_codes)
+            done.set()
+        self.c.on_subscribe = on_subscribe
         self.c.subscribe(topic, 1)
         check(done.wait(WAIT), f"{self.client_id}: SUBACK for {topic}")
+        return not codes[0].is_failure
 
     def publish(self, topic, payload):
         self.c.publish(topic, payload, qos=1).wait_for_publish(WAIT)
@@ -231,6 +237,152 @@ def run(scheme, algorithm):
     print(f"{scheme}: ok")
 
 
+def done(body, what):
+    """A write answer of the custom-auth actions: Code 200, Success, a Message, a RequestId."""
+    check(body.code == 200 and body.success is True and body.message and body.request_id,
+          f"{what}: answer {body.to_map()}")
+
+
+def custom_auth(scheme, algorithm):
+    """Custom identities, permissions and the connect blacklist, every action through the SDK."""
+    sdk = api(algorithm)
+    group = f"GID_cus{scheme}"
+    topic = f"cus{scheme}"
+    sdk.create_group_id(M.CreateGroupIdRequest(instance_id=INSTANCE, group_id=group))
+    user = f"user-{scheme}"
+    done(sdk.add_custom_auth_identity(M.AddCustomAuthIdentityRequest(
+        instance_id=INSTANCE, identity_type="USER", username=user, secret="pw", sign_mode="ORIGIN")).body,
+        f"{scheme}: AddCustomAuthIdentity")
+    allow = lambda action: M.AddCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity_type="USER", identity=user, topic=f"{topic}/#",
+        permit_action=action, effect="ALLOW")
+    done(sdk.add_custom_auth_permission(allow("PUB_SUB")).body, f"{scheme}: AddCustomAuthPermission ALLOW")
+    done(sdk.add_custom_auth_permission(M.AddCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity_type="USER", identity=user, topic=f"{topic}/secret",
+        permit_action="PUB_SUB", effect="DENY")).body, f"{scheme}: AddCustomAuthPermission DENY")
+
+    watcher = signed(f"{group}@@@watcher")
+    check(watcher.subscribe(f"{topic}/#"), f"{scheme}: the watcher subscribes")
+    dev = Mqtt(f"{group}@@@dev", user, "pw")
+    check(dev.rc == "Success", f"{scheme}: a USER identity connects ({dev.rc})")
+    check(dev.subscribe(f"{topic}/open"), f"{scheme}: SUBSCRIBE within the ALLOW")
+    check(not dev.subscribe(f"{topic}/+"), f"{scheme}: SUBSCRIBE overlapping the DENY gets 0x80")
+    check(not dev.subscribe("elsewhere/#"), f"{scheme}: SUBSCRIBE without a permission gets 0x80")
+    dev.publish(f"{topic}/secret", b"denied")
+    dev.publish(f"{topic}/open", b"allowed")
+    watcher.wait_for(1, "the allowed publish arrives")
+    time.sleep(0.3)
+    check([t for t, _ in watcher.got] == [f"{topic}/open"], f"{scheme}: DENY wins: {watcher.got}")
+
+    listed = sdk.query_custom_auth_permission(M.QueryCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity=user, size=10)).body
+    check(listed.code == 200 and listed.success, f"{scheme}: QueryCustomAuthPermission answers")
+    check([(r.topic, r.permit_action, r.effect, r.identity_type) for r in listed.data.results]
+          == [(f"{topic}/#", "PUB_SUB", "ALLOW", "USER"), (f"{topic}/secret", "PUB_SUB", "DENY", "USER")],
+          f"{scheme}: QueryCustomAuthPermission lists both: {listed.to_map()}")
+
+    # Narrowed to PUB, on the live connection: its next SUBSCRIBE is refused.
+    done(sdk.update_custom_auth_permission(M.UpdateCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity_type="USER", identity=user, topic=f"{topic}/#",
+        permit_action="PUB", effect="ALLOW")).body, f"{scheme}: UpdateCustomAuthPermission")
+    check(not dev.subscribe(f"{topic}/open2"), f"{scheme}: SUBSCRIBE after the update gets 0x80")
+    # Removed: its next PUBLISH is dropped.
+    done(sdk.delete_custom_auth_permission(M.DeleteCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity_type="USER", identity=user, topic=f"{topic}/#")).body,
+        f"{scheme}: DeleteCustomAuthPermission")
+    dev.publish(f"{topic}/open", b"after-removal")
+    time.sleep(0.3)
+    check(len(watcher.got) == 1, f"{scheme}: a removed permission stops the next PUBLISH: {watcher.got}")
+
+    # A CLIENT identity in SIGNED mode: only from its own client id, with the signature.
+    bound = f"{group}@@@bound"
+    done(sdk.add_custom_auth_identity(M.AddCustomAuthIdentityRequest(
+        instance_id=INSTANCE, identity_type="CLIENT", client_id=bound, username=f"meter-{scheme}",
+        secret="meter-pw", sign_mode="SIGNED")).body, f"{scheme}: AddCustomAuthIdentity CLIENT")
+    other = Mqtt(f"{group}@@@other", f"meter-{scheme}", sign("meter-pw", f"{group}@@@other"))
+    check(other.rc == "Bad user name or password", f"{scheme}: a CLIENT identity from another id ({other.rc})")
+    other.c.loop_stop()
+    plain = Mqtt(bound, f"meter-{scheme}", "meter-pw")
+    check(plain.rc == "Bad user name or password", f"{scheme}: SIGNED refuses the bare secret ({plain.rc})")
+    plain.c.loop_stop()
+    meter = Mqtt(bound, f"meter-{scheme}", sign("meter-pw", bound))
+    check(meter.rc == "Success", f"{scheme}: SIGNED with the signature ({meter.rc})")
+    meter.stop()
+    done(sdk.update_custom_auth_identity(M.UpdateCustomAuthIdentityRequest(
+        instance_id=INSTANCE, identity_type="CLIENT", client_id=bound, username=f"meter-{scheme}",
+        secret="meter-pw2", sign_mode="ORIGIN")).body, f"{scheme}: UpdateCustomAuthIdentity")
+    meter = Mqtt(bound, f"meter-{scheme}", "meter-pw2")
+    check(meter.rc == "Success", f"{scheme}: the updated secret in ORIGIN mode ({meter.rc})")
+    meter.stop()
+
+    # Paging: one per page, NextToken to the next.
+    first = sdk.query_custom_auth_identity(M.QueryCustomAuthIdentityRequest(instance_id=INSTANCE, size=1)).body
+    check(len(first.data.results) == 1 and first.data.next_token, f"{scheme}: a first page of one: {first.to_map()}")
+    second = sdk.query_custom_auth_identity(M.QueryCustomAuthIdentityRequest(
+        instance_id=INSTANCE, size=1, next_token=first.data.next_token)).body
+    check(len(second.data.results) == 1 and second.data.results[0].username != first.data.results[0].username,
+          f"{scheme}: the next page: {second.to_map()}")
+    mine = sdk.query_custom_auth_identity(M.QueryCustomAuthIdentityRequest(
+        instance_id=INSTANCE, size=10, client_id=bound)).body.data.results
+    check([(r.identity_type, r.username, r.client_id, r.secret, r.sign_mode) for r in mine]
+          == [("CLIENT", f"meter-{scheme}", bound, "meter-pw2", "ORIGIN")], f"{scheme}: QueryCustomAuthIdentity by ClientId")
+    done(sdk.delete_custom_auth_identity(M.DeleteCustomAuthIdentityRequest(
+        instance_id=INSTANCE, identity_type="CLIENT", client_id=bound, username=f"meter-{scheme}")).body,
+        f"{scheme}: DeleteCustomAuthIdentity")
+    gone = Mqtt(bound, f"meter-{scheme}", "meter-pw2")
+    check(gone.rc == "Bad user name or password", f"{scheme}: a deleted identity ({gone.rc})")
+    gone.c.loop_stop()
+
+    # The blacklist closes the online client at once, and refuses it until removed.
+    done(sdk.add_custom_auth_connect_black(M.AddCustomAuthConnectBlackRequest(
+        instance_id=INSTANCE, client_id=dev.client_id)).body, f"{scheme}: AddCustomAuthConnectBlack")
+    check(dev.closed.wait(WAIT), f"{scheme}: the blacklisted client was disconnected")
+    dev.c.loop_stop()
+    again = Mqtt(dev.client_id, user, "pw")
+    check(again.rc == "Not authorized", f"{scheme}: a blacklisted client id is refused ({again.rc})")
+    again.c.loop_stop()
+    black = sdk.query_custom_auth_connect_black(M.QueryCustomAuthConnectBlackRequest(
+        instance_id=INSTANCE, size=10)).body
+    check([(r.client_id, r.effect, r.permit_action) for r in black.data.results] == [(dev.client_id, "DENY", "CONNECT")]
+          and black.data.next_token is None, f"{scheme}: QueryCustomAuthConnectBlack: {black.to_map()}")
+    done(sdk.delete_custom_auth_connect_black(M.DeleteCustomAuthConnectBlackRequest(
+        instance_id=INSTANCE, client_id=dev.client_id)).body, f"{scheme}: DeleteCustomAuthConnectBlack")
+    back = Mqtt(dev.client_id, user, "pw")
+    check(back.rc == "Success", f"{scheme}: off the blacklist, it connects ({back.rc})")
+    back.stop()
+    watcher.stop()
+
+    # Bad parameters, as the SDK reports them.
+    refused(lambda: sdk.add_custom_auth_identity(M.AddCustomAuthIdentityRequest(
+        instance_id=INSTANCE, identity_type="USER", username="x", secret="s", sign_mode="PLAIN")),
+        "InvalidParameter.SignMode", f"{scheme}: AddCustomAuthIdentity with a bad SignMode")
+    refused(lambda: sdk.add_custom_auth_identity(M.AddCustomAuthIdentityRequest(
+        instance_id=INSTANCE, identity_type="USER", username=user, secret="pw", sign_mode="ORIGIN")),
+        "CustomAuthIdentity.AlreadyExists", f"{scheme}: AddCustomAuthIdentity twice")
+    refused(lambda: sdk.add_custom_auth_permission(M.AddCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity_type="USER", identity=user, topic="a/#/b", permit_action="PUB", effect="ALLOW")),
+        "InvalidParameter.Topic", f"{scheme}: AddCustomAuthPermission with a bad filter")
+    refused(lambda: sdk.delete_custom_auth_permission(M.DeleteCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity_type="USER", identity=user, topic=f"{topic}/#")),
+        "CustomAuthPermission.NotFound", f"{scheme}: DeleteCustomAuthPermission of a removed one")
+    refused(lambda: sdk.query_custom_auth_identity(M.QueryCustomAuthIdentityRequest(instance_id=INSTANCE, size=101)),
+            "InvalidParameter.Size", f"{scheme}: QueryCustomAuthIdentity above 100")
+    refused(lambda: sdk.query_custom_auth_connect_black(M.QueryCustomAuthConnectBlackRequest(instance_id=INSTANCE)),
+            "MissingParameter.Size", f"{scheme}: QueryCustomAuthConnectBlack without Size")
+    refused(lambda: sdk.delete_custom_auth_connect_black(M.DeleteCustomAuthConnectBlackRequest(
+        instance_id=INSTANCE, client_id=dev.client_id)),
+        "CustomAuthConnectBlack.NotFound", f"{scheme}: DeleteCustomAuthConnectBlack of an absent id")
+    done(sdk.delete_custom_auth_identity(M.DeleteCustomAuthIdentityRequest(
+        instance_id=INSTANCE, identity_type="USER", username=user)).body, f"{scheme}: DeleteCustomAuthIdentity USER")
+    done(sdk.delete_custom_auth_permission(M.DeleteCustomAuthPermissionRequest(
+        instance_id=INSTANCE, identity_type="USER", identity=user, topic=f"{topic}/secret")).body,
+        f"{scheme}: DeleteCustomAuthPermission DENY")
+    sdk.delete_group_id(M.DeleteGroupIdRequest(instance_id=INSTANCE, group_id=group))
+    print(f"{scheme}: custom auth ok")
+
+
 run("acs3", None)
 run("rpc", "v2")
+custom_auth("acs3", None)
+custom_auth("rpc", "v2")
 print(f"all {checks} checks passed")

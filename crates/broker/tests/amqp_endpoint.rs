@@ -1,0 +1,516 @@
+//! The cloud SDK endpoint served by the broker, over real sockets on 127.0.0.1, driven by
+//! pika (a Python AMQP 0-9-1 client others wrote) speaking the SDK's calls
+//! (`tests/amqp/sdk_client.py`), with rumqttc devices on the MQTT side. A missing pika makes
+//! a test print SKIPPED, and fail under `MQGATE_REQUIRE_INTEROP=1`.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqgate_amqp::{Frame, Method, PROTOCOL_HEADER};
+use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
+use rumqttc::QoS;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::time::timeout;
+
+use support::{start_with, subscribe, Client, WAIT};
+
+const INSTANCE: &str = "post-cn-amqp";
+const AK: &str = "LTAI_AMQP";
+const SECRET: &str = "amqp-secret";
+/// A key that may publish only under `shop/#`.
+const LIMITED_AK: &str = "LTAI_LIMITED";
+const LIMITED_SECRET: &str = "limited-secret";
+/// How long a pika conversation may take.
+const CLIENT_WAIT: Duration = Duration::from_secs(40);
+
+fn config() -> BrokerConfig {
+    let text = format!(
+        r#"
+        storage = "memory"
+        allow_anonymous = true
+        [listeners]
+        tcp = "127.0.0.1:0"
+        amqp = "127.0.0.1:0"
+        [http]
+        enabled = false
+        [auth]
+        instance_id = "{INSTANCE}"
+        groups = ["GID_a", "GID_b"]
+        [[auth.access_keys]]
+        id = "{AK}"
+        secret = "{SECRET}"
+        [[auth.access_keys]]
+        id = "{LIMITED_AK}"
+        secret = "{LIMITED_SECRET}"
+        publish = ["shop/#"]
+        "#
+    );
+    let mut config = BrokerConfig::from_toml_str(&text).expect("test config parses");
+    config.listeners.ws = None;
+    config
+}
+
+fn pika_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import pika"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn skipped() -> bool {
+    if pika_available() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("MQGATE_REQUIRE_INTEROP").is_none(),
+        "python3 with pika missing under MQGATE_REQUIRE_INTEROP"
+    );
+    eprintln!("SKIPPED: python3 with pika not installed");
+    true
+}
+
+/// A running pika client and its output lines.
+struct Pika {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Pika {
+    fn spawn(broker: &BrokerHandle, key: (&str, &str), args: &[&str]) -> Pika {
+        let port = broker
+            .local_addr(ListenerKind::Amqp)
+            .expect("amqp listener")
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/amqp/sdk_client.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args([INSTANCE, key.0, key.1])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Pika {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// The next line, within [`CLIENT_WAIT`]; `None` at the end of its output.
+    async fn line(&mut self) -> Option<String> {
+        timeout(CLIENT_WAIT, self.lines.next_line())
+            .await
+            .expect("a line from pika in time")
+            .expect("pika's output reads")
+    }
+
+    /// Lines until one starts with `prefix` (returned), failing at the end of output.
+    async fn until(&mut self, prefix: &str) -> String {
+        loop {
+            match self.line().await {
+                Some(line) if line.starts_with(prefix) => return line,
+                Some(_) => {}
+                None => panic!("pika ended before a line starting with {prefix:?}"),
+            }
+        }
+    }
+
+    /// Every remaining line, and waits for the process to end.
+    async fn rest(mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.line().await {
+            lines.push(line);
+        }
+        let _ = timeout(CLIENT_WAIT, self.child.wait()).await;
+        lines
+    }
+
+    async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The fields of a `msg` line: redelivered, message id, parent, second topic, client id,
+/// body.
+fn fields(line: &str) -> Vec<String> {
+    line.splitn(7, ' ').skip(1).map(str::to_owned).collect()
+}
+
+async fn run(broker: &BrokerHandle, key: (&str, &str), args: &[&str]) -> Vec<String> {
+    Pika::spawn(broker, key, args).rest().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_instance_or_vhost_are_refused() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    let ok = run(&broker, (AK, SECRET), &["login"]).await;
+    assert_eq!(ok, ["accepted"]);
+    for key in [(AK, "wrong-secret"), ("LTAI_UNKNOWN", SECRET)] {
+        let lines = run(&broker, key, &["login"]).await;
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("refused 403"),
+            "{key:?}: {lines:?}"
+        );
+    }
+    // The instance is part of the user name the script builds: a wrong one is refused.
+    let port = broker.local_addr(ListenerKind::Amqp).unwrap().port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/amqp/sdk_client.py");
+    let out = timeout(
+        CLIENT_WAIT,
+        Command::new("python3")
+            .args([
+                script,
+                &port.to_string(),
+                "post-cn-other",
+                AK,
+                SECRET,
+                "login",
+            ])
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("refused 403"), "{text}");
+    // Another virtual host: refused (530 NOT_ALLOWED, as docs/amqp.md says).
+    let lines = run(&broker, (AK, SECRET), &["login", "other"]).await;
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("refused"),
+        "{lines:?}"
+    );
+    assert!(broker.metrics().amqp_connections >= 5);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_reaches_subscribers_and_p2p_targets_and_refusals_are_nacked() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    let mut device = Client::connect(&broker, "GID_a@@@dev1", true).await;
+    subscribe(&mut device, "parent/#", QoS::AtLeastOnce).await;
+    let mut target = Client::connect(&broker, "GID_a@@@dev2", true).await;
+    let lines = run(
+        &broker,
+        (AK, SECRET),
+        &["send", "parent/sub/x", "one", "two"],
+    )
+    .await;
+    assert_eq!(lines, ["connected", "ack one", "ack two"]);
+    for body in ["one", "two"] {
+        let p = device.next().await;
+        assert_eq!(
+            (p.topic.as_str(), &p.payload[..]),
+            ("parent/sub/x", body.as_bytes())
+        );
+    }
+    let lines = run(
+        &broker,
+        (AK, SECRET),
+        &["send", "parent/p2p/GID_a@@@dev2", "direct"],
+    )
+    .await;
+    assert_eq!(lines, ["connected", "ack direct"]);
+    let p = target.next().await;
+    assert_eq!(&p.payload[..], b"direct");
+    // The limited key may publish only under shop/#; an invalid topic is refused too.
+    let lines = run(
+        &broker,
+        (LIMITED_AK, LIMITED_SECRET),
+        &["send", "parent/x", "no"],
+    )
+    .await;
+    assert_eq!(lines, ["connected", "nack no"]);
+    let lines = run(&broker, (AK, SECRET), &["send", "bad/+/topic", "no"]).await;
+    assert_eq!(lines, ["connected", "nack no"]);
+    device.expect_nothing(Duration::from_millis(300)).await;
+    let m = broker.metrics();
+    assert_eq!((m.amqp_confirmed, m.amqp_publish_nacked), (3, 2));
+    broker.shutdown().await;
+}
+
+/// Publishes `n` QoS 1 device messages `m0..` from `GID_a@@@dev1` to `parent/dev/x`, each
+/// acknowledged by the broker.
+async fn publish_devices(broker: &BrokerHandle, prefix: &str, n: usize) {
+    let mut device = Client::connect(broker, "GID_a@@@dev1", true).await;
+    for i in 0..n {
+        device
+            .client
+            .publish(
+                "parent/dev/x",
+                QoS::AtLeastOnce,
+                false,
+                format!("{prefix}{i}"),
+            )
+            .await
+            .unwrap();
+    }
+    device.acked(n).await;
+    device.disconnect().await;
+}
+
+fn bodies(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .map(|l| fields(l)[5].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_messages_go_to_each_consumer_once_with_their_headers() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    let mut a = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "10", "ack"]);
+    let mut b = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "10", "ack"]);
+    a.until("consuming").await;
+    b.until("consuming").await;
+    // A cloud producer's message does not come back to the cloud consumers.
+    let sent = run(
+        &broker,
+        (AK, SECRET),
+        &["send", "parent/cloud", "from-cloud"],
+    )
+    .await;
+    assert_eq!(sent, ["connected", "ack from-cloud"]);
+    publish_devices(&broker, "m", 10).await;
+    let (la, lb) = (a.rest().await, b.rest().await);
+    let all: Vec<String> = bodies(&la).into_iter().chain(bodies(&lb)).collect();
+    let unique: BTreeSet<_> = all.iter().cloned().collect();
+    let expected: BTreeSet<_> = (0..10).map(|i| format!("m{i}")).collect();
+    assert_eq!(all.len(), 10, "{la:?} {lb:?}");
+    assert_eq!(unique, expected);
+    for line in la.iter().chain(&lb).filter(|l| l.starts_with("msg ")) {
+        let f = fields(line);
+        assert_eq!(f[0], "false");
+        assert!(
+            f[1].len() == 32 && f[1].bytes().all(|c| c.is_ascii_hexdigit()),
+            "{line}"
+        );
+        assert_eq!(
+            (f[2].as_str(), f[3].as_str(), f[4].as_str()),
+            ("parent", "/dev/x", "GID_a@@@dev1")
+        );
+    }
+    let m = broker.metrics();
+    assert_eq!((m.amqp_delivered, m.amqp_acked), (10, 10));
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacked_deliveries_of_a_killed_consumer_go_to_another_redelivered() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    let mut holder = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "3", "hold"]);
+    holder.until("consuming").await;
+    publish_devices(&broker, "h", 3).await;
+    holder.until("received 3").await;
+    let mut other = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "3", "ack"]);
+    other.until("consuming").await;
+    holder.kill().await;
+    let lines = other.rest().await;
+    let msgs: Vec<_> = lines.iter().filter(|l| l.starts_with("msg ")).collect();
+    assert_eq!(msgs.len(), 3, "{lines:?}");
+    assert!(msgs.iter().all(|l| fields(l)[0] == "true"), "{lines:?}");
+    let got: BTreeSet<_> = bodies(&lines).into_iter().collect();
+    assert_eq!(got, ["h0", "h1", "h2"].map(String::from).into());
+    assert_eq!(broker.metrics().amqp_redelivered, 3);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_wait_in_the_queue_until_a_consumer_attaches() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    // The first consume makes the queue; it then outlives its consumers.
+    let first = run(&broker, (AK, SECRET), &["consume", "parent", "0", "ack"]).await;
+    assert!(first.contains(&"consuming".to_owned()), "{first:?}");
+    publish_devices(&broker, "w", 4).await;
+    let lines = run(&broker, (AK, SECRET), &["consume", "parent", "4", "ack"]).await;
+    assert_eq!(bodies(&lines), ["w0", "w1", "w2", "w3"], "{lines:?}");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_notices_of_one_group_arrive_in_order() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    let mut status = Pika::spawn(
+        &broker,
+        (AK, SECRET),
+        &["consume", "STATUS", "3", "ack", "GID_a"],
+    );
+    status.until("consuming").await;
+    let other = Client::connect(&broker, "GID_b@@@x", true).await;
+    let device = Client::connect(&broker, "GID_a@@@dev7", true).await;
+    device.disconnect().await;
+    other.disconnect().await;
+    let lines = status.rest().await;
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .map(|l| serde_json::from_str(&fields(l)[5]).unwrap())
+        .collect();
+    // dev7's connect, disconnect and tcpclean, in order; nothing of GID_b's client, whose
+    // connect came first.
+    let kinds: Vec<_> = events.iter().map(|e| e["eventType"].clone()).collect();
+    assert_eq!(kinds, ["connect", "disconnect", "tcpclean"], "{lines:?}");
+    for event in &events {
+        assert_eq!(event["clientId"], "GID_a@@@dev7");
+        assert!(event["channelId"].as_str().is_some_and(|c| !c.is_empty()));
+        assert_eq!(event["channelId"], events[0]["channelId"]);
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_an_idle_connection_open() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    // Heartbeat 1 s, idle 3.5 s: pika's heartbeats keep it open past two intervals.
+    let lines = run(&broker, (AK, SECRET), &["idle", "1", "3.5"]).await;
+    assert_eq!(lines, ["connected", "still open True"]);
+    broker.shutdown().await;
+}
+
+/// A raw AMQP socket that logs in with `heartbeat` and then says nothing more.
+async fn raw_login(broker: &BrokerHandle, heartbeat: u16) -> TcpStream {
+    let addr = broker.local_addr(ListenerKind::Amqp).unwrap();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let ts = "1700000000000";
+    let user = mqgate_amqp::SdkUser {
+        instance_id: INSTANCE.into(),
+        access_key_id: AK.into(),
+        security_token: None,
+    };
+    let response = format!(
+        "\0{}\0{}",
+        user.username(),
+        mqgate_amqp::sdk_password(SECRET, ts)
+    );
+    let mut wire = BytesMut::from(&PROTOCOL_HEADER[..]);
+    for method in [
+        Method::ConnectionStartOk {
+            client_properties: mqgate_amqp::FieldTable::new()
+                .with("signKey", mqgate_amqp::FieldValue::long_str(ts)),
+            mechanism: "PLAIN".into(),
+            response: response.into(),
+            locale: "en_US".into(),
+        },
+        Method::ConnectionTuneOk {
+            channel_max: 2047,
+            frame_max: 131_072,
+            heartbeat,
+        },
+        Method::ConnectionOpen {
+            virtual_host: "MQTT".into(),
+        },
+    ] {
+        Frame::Method { channel: 0, method }
+            .encode(&mut wire)
+            .unwrap();
+    }
+    stream.write_all(&wire).await.unwrap();
+    stream
+}
+
+/// Reads until the server closes the socket, within `limit`; what it sent.
+async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    let mut all = Vec::new();
+    timeout(limit, stream.read_to_end(&mut all))
+        .await
+        .expect("the server closes the connection in time")
+        .ok();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_after_two_heartbeat_intervals() {
+    let broker = start_with(config()).await;
+    let mut stream = raw_login(&broker, 1).await;
+    let sent = read_to_close(&mut stream, Duration::from_secs(10)).await;
+    // start, tune, open-ok, then heartbeats (type 8) before the close.
+    assert!(sent.windows(8).any(|w| w == [8, 0, 0, 0, 0, 0, 0, 0xCE]));
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_close_only_their_connection() {
+    let broker = start_with(config()).await;
+    let mut bystander = Client::connect(&broker, "GID_a@@@watch", true).await;
+    subscribe(&mut bystander, "parent/#", QoS::AtLeastOnce).await;
+    let mut steady = raw_login(&broker, 0).await;
+    // An unknown frame type; a frame over the negotiated size; a method on a channel
+    // never opened.
+    let mut unknown = raw_login(&broker, 0).await;
+    unknown
+        .write_all(&[9, 0, 0, 0, 0, 0, 1, 0, 0xCE])
+        .await
+        .unwrap();
+    let mut oversized = raw_login(&broker, 0).await;
+    oversized
+        .write_all(&[3, 0, 1, 0x01, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut unopened = raw_login(&broker, 0).await;
+    let mut wire = BytesMut::new();
+    Frame::Method {
+        channel: 7,
+        method: Method::BasicQos {
+            prefetch_size: 0,
+            prefetch_count: 1,
+            global: false,
+        },
+    }
+    .encode(&mut wire)
+    .unwrap();
+    unopened.write_all(&wire).await.unwrap();
+    for stream in [&mut unknown, &mut oversized, &mut unopened] {
+        read_to_close(stream, WAIT).await;
+    }
+    // The others are unaffected: the raw client's socket is still open, and MQTT routing
+    // goes on.
+    let mut buf = [0u8; 4096];
+    for _ in 0..100 {
+        match timeout(Duration::from_millis(300), steady.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0)) => panic!("the steady connection was closed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("the steady connection failed: {e}"),
+        }
+    }
+    broker
+        .publish("parent/after", "ok", mqgate_codec::QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    assert_eq!(&bystander.next().await.payload[..], b"ok");
+    broker.shutdown().await;
+}
