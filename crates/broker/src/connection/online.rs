@@ -650,8 +650,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         core.router
             .unsubscribe_all(self.events.shared_client_id(), &subscriptions);
         // Nothing new enters the inbox; what is in it goes into the session before it is
-        // handed over, so a persistent session keeps every message promised to it.
-        self.inbox.close();
+        // handed over, so a persistent session keeps every message promised to it. The inbox
+        // closes under the registry's lock, in the same step as the hand-over: a publisher
+        // offering a delivery holds that lock too, so it finds either this open inbox or the
+        // session in the registry, never a closed inbox still registered (which, on a busy
+        // machine, it could retry past and drop).
         let mut inbox = self.inbox;
         let held = self.held.take();
         let mut dropped = 0;
@@ -660,6 +663,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.events.channel_id(),
             self.session,
             |session| {
+                inbox.close();
                 let waiting = std::iter::from_fn(|| inbox.try_recv().ok());
                 deliver::replay(session, held.map(|held| *held).into_iter().chain(waiting));
                 dropped = drain_drops(session);

@@ -337,7 +337,8 @@ impl Registry {
 
     /// The connection on `channel` ended. Its session (if it must outlive the connection, or a
     /// successor waits for it) goes to the slot or to the successor; `drain` runs under the
-    /// lock first, so deliveries still in the inbox land in the session.
+    /// lock first (it closes the inbox there), so deliveries still in the inbox land in the
+    /// session and none can find the inbox closed while the connection is still registered.
     pub(crate) fn detach(
         &self,
         client_id: &Arc<str>,
