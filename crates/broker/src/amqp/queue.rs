@@ -173,6 +173,7 @@ impl Queues {
             inbox: sender,
             kickable: false,
             persistent: false,
+            card: None,
         };
         if !matches!(
             self.core
