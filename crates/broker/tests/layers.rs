@@ -11,7 +11,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("handle", &["handle"]),
     (
         "services",
-        &["amqp", "amqp::queue", "background", "bridge", "console", "http"],
+        &[
+            "amqp",
+            "amqp::queue",
+            "background",
+            "bridge",
+            "console",
+            "http",
+        ],
     ),
     (
         "transport",
