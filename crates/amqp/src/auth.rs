@@ -13,8 +13,6 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use subtle::ConstantTimeEq;
 
 use crate::table::{FieldTable, FieldValue};
 
@@ -115,18 +113,15 @@ impl SdkUser {
     }
 }
 
-/// The password an SDK sends: Base64 of HMAC-SHA1(`secret`, `sign_key`).
+/// The password an SDK sends: Base64 of HMAC-SHA1(`secret`, `sign_key`), the same signature
+/// the MQTT login's signature mode uses ([`mqgate_auth::sign_client_id`]) over another text.
 pub fn sdk_password(secret: &str, sign_key: &str) -> String {
-    STANDARD.encode(hmac_sha1(secret.as_bytes(), sign_key.as_bytes()))
+    mqgate_auth::sign_client_id(secret, sign_key)
 }
 
 /// Checks an SDK password in constant time.
 pub fn verify_sdk_password(secret: &str, sign_key: &str, password: &str) -> bool {
-    let expected = hmac_sha1(secret.as_bytes(), sign_key.as_bytes());
-    match STANDARD.decode(password.trim()) {
-        Ok(given) => given.ct_eq(&expected).into(),
-        Err(_) => false,
-    }
+    mqgate_auth::verify_client_id_signature(secret, sign_key, password.trim().as_bytes())
 }
 
 /// The `signKey` client property, as text (a long string, as both SDKs send it).
@@ -134,18 +129,6 @@ pub fn sign_key(client_properties: &FieldTable) -> Option<&str> {
     client_properties
         .get("signKey")
         .and_then(FieldValue::as_str)
-}
-
-fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
-    // HMAC takes keys of any length (long ones are hashed, short ones padded), so
-    // `new_from_slice` cannot fail; the fallback only satisfies the type.
-    match <Hmac<sha1::Sha1> as Mac>::new_from_slice(key) {
-        Ok(mut mac) => {
-            mac.update(data);
-            mac.finalize().into_bytes().into()
-        }
-        Err(_) => [0; 20],
-    }
 }
 
 /// The cloud SDK login: parses the user name, finds the AccessKey secret with `lookup` and
@@ -202,9 +185,11 @@ mod tests {
 
     #[test]
     fn rfc_2202_vector() {
-        let mac = hmac_sha1(b"Jefe", b"what do ya want for nothing?");
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+        // RFC 2202's HMAC-SHA1 test case 2, effcdf6ae5eb2fa2d27416d5f184df9c259a7c79, in Base64.
+        assert_eq!(
+            sdk_password("Jefe", "what do ya want for nothing?"),
+            "7/zfauXrL6LSdBbV8YTfnCWafHk="
+        );
     }
 
     #[test]
