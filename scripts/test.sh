@@ -61,6 +61,17 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
+# ...and Debian's Firefox ESR with Mozilla's WebDriver server, geckodriver, built once from
+# crates.io (about 3 minutes) and cached.
+if ! command -v firefox-esr >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq firefox-esr >/dev/null
+fi
+geckodriver_root="${MQGATE_GECKODRIVER_ROOT:-$HOME/.cache/mqgate/geckodriver}"
+if [ ! -x "$geckodriver_root/bin/geckodriver" ]; then
+  cargo install --locked geckodriver@0.37.1 --root "$geckodriver_root"
+fi
+export PATH="$geckodriver_root/bin:$PATH"
 # The broker's interop tests fail instead of skipping when a client is missing.
 export MQGATE_REQUIRE_INTEROP=1
 

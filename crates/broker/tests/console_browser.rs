@@ -1,8 +1,9 @@
-//! The operator console in a real browser: Debian's Chromium, driven through chromedriver
-//! (WebDriver) by fantoccini, against a broker on port 0 with `[auth]`. Screenshots go to
-//! `target/console-screenshots/`.
+//! The operator console in real browsers: Debian's Chromium driven through chromedriver, and
+//! Debian's Firefox ESR driven through geckodriver (Mozilla's WebDriver server, from
+//! crates.io), both by fantoccini, each against a broker on port 0 with `[auth]`, through the
+//! same steps. Screenshots go to `target/console-screenshots/`, named after the browser.
 //!
-//! Without `chromium` and `chromedriver` on the machine the test says so and passes; under
+//! Without a browser or its driver on the machine the test says so and passes; under
 //! `MQGATE_REQUIRE_INTEROP=1` (set by `scripts/test.sh`, which installs them) it fails.
 // Test code: an unwrap that fails is a failure to report (clippy.toml allows it inside
 // #[test] functions only, not in their helpers).
@@ -11,6 +12,7 @@
 mod auth_support;
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +28,9 @@ use tokio::sync::watch;
 
 /// The longest any one wait in this test lasts.
 const BOUND: Duration = Duration::from_secs(10);
+
+/// How long a browser may take to start: a cold Firefox on a busy machine takes a while.
+const BROWSER_START: Duration = Duration::from_secs(60);
 
 fn find(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -45,10 +50,105 @@ fn skipped(why: &str) {
         std::env::var_os("MQGATE_REQUIRE_INTEROP").is_none(),
         "browser test cannot run under MQGATE_REQUIRE_INTEROP: {why}"
     );
-    eprintln!("SKIPPED: {why} (apt-get install chromium chromium-driver)");
+    eprintln!("SKIPPED: {why} (see scripts/test.sh for how it installs them)");
 }
 
-/// chromedriver, killed and reaped when dropped.
+/// The two browsers the console is tested in.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox",
+        }
+    }
+
+    /// The browser and its WebDriver server, when both are installed.
+    fn binaries(self) -> Option<(PathBuf, PathBuf)> {
+        let (browsers, drivers): (&[&str], &[&str]) = match self {
+            Engine::Chromium => (&["chromium", "chromium-browser"], &["chromedriver"]),
+            Engine::Firefox => (&["firefox-esr", "firefox"], &["geckodriver"]),
+        };
+        Some((find(browsers)?, find(drivers)?))
+    }
+
+    /// The window width the phone-width step uses: a phone's 390 CSS pixels, except that
+    /// Firefox makes no window narrower than 500 (still inside the console's narrow layout,
+    /// which starts at 600).
+    fn phone_width(self) -> u32 {
+        match self {
+            Engine::Chromium => 390,
+            Engine::Firefox => 500,
+        }
+    }
+
+    /// The driver's command line for `port`, reachable from loopback only; a Firefox profile
+    /// is made (and removed) by geckodriver under `profile`.
+    fn driver_args(self, port: u16, profile: &Path) -> Vec<String> {
+        match self {
+            Engine::Chromium => vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".into()],
+            Engine::Firefox => vec![
+                format!("--port={port}"),
+                "--host=127.0.0.1".into(),
+                // Its WebDriver BiDi port defaults to a fixed one (9222): a free one instead,
+                // so nothing else on the machine can be in the way.
+                format!("--websocket-port={}", free_port()),
+                format!("--profile-root={}", profile.display()),
+            ],
+        }
+    }
+
+    /// The capabilities that start the browser headless; Chromium keeps its profile in
+    /// `profile`.
+    fn capabilities(self, browser: &Path, profile: &Path) -> serde_json::Map<String, Value> {
+        let mut capabilities = serde_json::Map::new();
+        match self {
+            Engine::Chromium => {
+                capabilities.insert(
+                    "goog:chromeOptions".into(),
+                    json!({
+                        "binary": browser.to_string_lossy(),
+                        "args": [
+                            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                            "--disable-quic", "--no-first-run", "--disable-background-networking",
+                            "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                            format!("--user-data-dir={}", profile.display()),
+                        ],
+                    }),
+                );
+            }
+            Engine::Firefox => {
+                capabilities.insert(
+                    "moz:firefoxOptions".into(),
+                    json!({
+                        "binary": browser.to_string_lossy(),
+                        "args": [
+                            "-headless", "-width=1280", "-height=1000",
+                        ],
+                        "prefs": {
+                            "app.update.enabled": false,
+                            "browser.shell.checkDefaultBrowser": false,
+                            "datareporting.policy.dataSubmissionEnabled": false,
+                            "toolkit.telemetry.enabled": false,
+                            "network.captive-portal-service.enabled": false,
+                            "browser.safebrowsing.malware.enabled": false,
+                            "browser.safebrowsing.phishing.enabled": false,
+                        },
+                    }),
+                );
+            }
+        }
+        capabilities
+    }
+}
+
+/// A WebDriver server in a process group of its own, which is killed whole (the browser it
+/// started included) and reaped when dropped.
 struct Driver {
     child: Child,
     port: u16,
@@ -56,6 +156,8 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -66,15 +168,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("an address").port()
 }
 
-async fn start_driver(binary: &Path) -> Driver {
+async fn start_driver(engine: Engine, binary: &Path, profile: &Path) -> Driver {
     let port = free_port();
     let child = Command::new(binary)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
+        .args(engine.driver_args(port, profile))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("chromedriver starts");
+        .expect("the WebDriver server starts");
     let driver = Driver { child, port };
     let deadline = Instant::now() + BOUND;
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -83,34 +185,23 @@ async fn start_driver(binary: &Path) -> Driver {
     {
         assert!(
             Instant::now() < deadline,
-            "chromedriver did not listen in time"
+            "{} did not listen in time",
+            binary.display()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     driver
 }
 
-async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium.to_string_lossy(),
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
+async fn browser(engine: Engine, driver: &Driver, browser: &Path, profile: &Path) -> Client {
+    let capabilities = engine.capabilities(browser, profile);
     let url = format!("http://127.0.0.1:{}", driver.port);
     let connect = async {
         let mut builder = ClientBuilder::new(HttpConnector::new());
         builder.capabilities(capabilities);
         builder.connect(&url).await
     };
-    tokio::time::timeout(BOUND, connect)
+    tokio::time::timeout(BROWSER_START, connect)
         .await
         .expect("a browser session in time")
         .expect("a browser session")
@@ -173,9 +264,10 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-async fn screenshot(client: &Client, name: &str) {
+async fn screenshot(engine: Engine, client: &Client, name: &str) {
     let png = client.screenshot().await.expect("a screenshot");
-    std::fs::write(screenshots().join(name), png).expect("writes the screenshot");
+    std::fs::write(screenshots().join(format!("{}-{name}", engine.name())), png)
+        .expect("writes the screenshot");
 }
 
 /// An MQTT client whose state (`true` once connected, `false` once the connection ended)
@@ -217,21 +309,31 @@ fn config() -> BrokerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_chromium() {
-    let (Some(chromium), Some(chromedriver)) = (
-        find(&["chromium", "chromium-browser"]),
-        find(&["chromedriver"]),
-    ) else {
-        skipped("chromium or chromedriver is not installed");
+    console_in(Engine::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_firefox() {
+    console_in(Engine::Firefox).await;
+}
+
+async fn console_in(engine: Engine) {
+    let Some((browser_binary, driver_binary)) = engine.binaries() else {
+        skipped(&format!(
+            "{} or its WebDriver server is not installed",
+            engine.name()
+        ));
         return;
     };
     let broker = start(config(), None).await;
-    let driver = start_driver(&chromedriver).await;
     let profile = tempfile::tempdir().expect("a profile directory");
-    let client = browser(&driver, &chromium, profile.path()).await;
-    // The steps run in a task so that a failed one still closes the browser (which quits
-    // Chromium) and stops chromedriver before the failure is reported.
+    let driver = start_driver(engine, &driver_binary, profile.path()).await;
+    let client = browser(engine, &driver, &browser_binary, profile.path()).await;
+    // The steps run in a task so that a failed one still closes the browser (which quits it)
+    // and stops the driver before the failure is reported.
     let (steps_client, steps_broker) = (client.clone(), broker.clone());
-    let outcome = tokio::spawn(async move { run(&steps_client, &steps_broker).await }).await;
+    let outcome =
+        tokio::spawn(async move { run(engine, &steps_client, &steps_broker).await }).await;
     let _ = tokio::time::timeout(BOUND, client.close()).await;
     drop(driver);
     broker.shutdown().await;
@@ -240,7 +342,7 @@ async fn the_console_in_chromium() {
     }
 }
 
-async fn run(client: &Client, broker: &BrokerHandle) {
+async fn run(engine: Engine, client: &Client, broker: &BrokerHandle) {
     let http: SocketAddr = broker.local_addr(ListenerKind::Http).expect("http");
     let base = format!("http://{http}");
 
@@ -269,7 +371,7 @@ async fn run(client: &Client, broker: &BrokerHandle) {
     assert!(text_of(client, "#login-error")
         .await
         .contains("wrong secret"));
-    screenshot(client, "sign-in-refused.png").await;
+    screenshot(engine, client, "sign-in-refused.png").await;
 
     // The right one signs in (keyboard only: Enter submits the form).
     fill(client, "#id", AK).await;
@@ -319,7 +421,7 @@ async fn run(client: &Client, broker: &BrokerHandle) {
         "return document.getElementById('m-online').textContent === '1';",
     )
     .await;
-    screenshot(client, "console-desktop.png").await;
+    screenshot(engine, client, "console-desktop.png").await;
 
     // Close it from the console: the client's connection ends and the row goes offline.
     click(client, &format!("{row} button.close")).await;
@@ -427,12 +529,16 @@ async fn run(client: &Client, broker: &BrokerHandle) {
         .expect("the fetch runs");
     assert_eq!(refused, json!(403));
 
-    // Phone width: nothing wider than the screen, the controls still there.
-    client.set_window_size(390, 844).await.expect("resizes");
+    // Phone width: the narrow layout, nothing wider than the screen.
+    let width = engine.phone_width();
+    client.set_window_size(width, 844).await.expect("resizes");
     until(
         client,
         "the narrow layout",
-        "return window.innerWidth <= 400;",
+        &format!(
+            "return window.innerWidth <= {} && matchMedia('(max-width: 600px)').matches;",
+            width + 10
+        ),
     )
     .await;
     let overflow = js(
@@ -444,7 +550,7 @@ async fn run(client: &Client, broker: &BrokerHandle) {
         overflow.as_i64().is_some_and(|o| o <= 1),
         "the page scrolls sideways by {overflow}"
     );
-    screenshot(client, "console-phone.png").await;
+    screenshot(engine, client, "console-phone.png").await;
 
     // Sign out: back to the sign-in page, and the console refuses again.
     client.set_window_size(1280, 1000).await.expect("resizes");
