@@ -37,6 +37,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod connection;
 mod decode;
 mod encode;
 mod error;
@@ -44,15 +45,25 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod packet;
+mod properties;
+mod reason;
 mod string;
+pub mod v5;
 
+pub use connection::{AnyPacket, ConnectionDecoder, ProtocolVersion};
 pub use decode::{decode_body, read_fixed_header, Decoder, FixedHeader, MAX_REMAINING_LENGTH};
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, EncodeError, ErrorKind};
 pub use packet::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, Protocol, Publish, QoS,
     SubAck, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
 };
+pub use properties::{
+    Properties, Property, PropertyContext, PropertyId, PropertyIter, PropertyType, MAX_VAR_INT,
+};
+pub use reason::ReasonCode;
 pub use string::ByteStr;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v5;
