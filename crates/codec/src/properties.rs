@@ -948,7 +948,10 @@ impl PublishProperties {
         Ok(())
     }
 
-    /// Writes the block with its length: the per-delivery properties, then `forward`.
+    /// Writes the block with its length: Message Expiry Interval, Topic Alias, `forward`,
+    /// then the Subscription Identifiers. The standard leaves the order free; identifiers
+    /// last is the order a client that misreads the length of one (rumqttc 0.25 counts its
+    /// identifier byte twice and stops reading properties early) still reads whole.
     pub(crate) fn put(&self, buf: &mut BytesMut, raw_len: usize) {
         put_var_int(buf, raw_len);
         if let Some(v) = self.message_expiry_interval {
@@ -959,10 +962,10 @@ impl PublishProperties {
             buf.put_u8(PropertyId::TopicAlias as u8);
             buf.put_u16(v.get());
         }
+        buf.put_slice(&self.forward);
         for id in &self.subscription_identifiers {
             buf.put_u8(PropertyId::SubscriptionIdentifier as u8);
             put_var_int(buf, id.get() as usize);
         }
-        buf.put_slice(&self.forward);
     }
 }

@@ -193,6 +193,20 @@ fn vectors() -> Vec<(&'static str, Packet, Vec<u8>)> {
             vec![0x30, 9, 0, 1, b't', 5, 0x0b, 1, 0x0b, 0xac, 0x02],
         ),
         (
+            "publish with a user property, then subscription identifiers last",
+            Packet::Publish(Publish {
+                properties: PublishProperties {
+                    forward: Bytes::from_static(&[0x26, 0, 1, b'k', 0, 1, b'v']),
+                    subscription_identifiers: vec![NonZeroU32::new(2).unwrap()],
+                    ..PublishProperties::default()
+                },
+                ..Publish::new(QoS::AtMostOnce, None, s("t"), Bytes::new())
+            }),
+            vec![
+                0x30, 13, 0, 1, b't', 9, 0x26, 0, 1, b'k', 0, 1, b'v', 0x0b, 2,
+            ],
+        ),
+        (
             "puback short form",
             Packet::PubAck(Ack::success(pid(7))),
             vec![0x40, 2, 0, 7],
@@ -409,7 +423,7 @@ fn publish_forwardable_properties_are_a_slice_when_contiguous_and_a_copy_otherwi
             Property::UserProperty("k", "v")
         ]
     );
-    // Re-encoded: per-delivery properties first, then the forwardable block as it is.
+    // Re-encoded: expiry and alias, then the forwardable block as it is.
     assert_eq!(
         encode5(&Packet::Publish(p)),
         [
