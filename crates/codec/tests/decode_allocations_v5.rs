@@ -3,27 +3,13 @@
 //! payload are slices of the receive buffer. (Its own test binary: the counting allocator
 //! sees every thread.)
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use bytes::{Bytes, BytesMut};
 use mqgate_codec::v5::{Packet, Publish, PublishProperties};
 use mqgate_codec::{ByteStr, Decoder, PacketId, Properties, Property, PropertyId, QoS};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -54,14 +40,14 @@ fn v5_publish_decode_allocates_nothing_per_packet() {
     }
     let decoder = Decoder::new(1 << 16);
     let (mut decoded, mut forwarded) = (0, 0);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocations();
     while let Some(p) = decoder.decode_v5(&mut buf).expect("valid") {
         if let Packet::Publish(p) = p {
             decoded += p.payload.len() / 64;
             forwarded += usize::from(p.properties.forward == forward);
         }
     }
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = allocations() - before;
     assert_eq!((decoded, forwarded), (N, N));
     // The buffer becomes shared storage once; every packet after that costs only
     // reference counts.
