@@ -176,7 +176,8 @@ impl DecodeError {
             | DecodeError::InvalidPropertyValue(_)
             | DecodeError::AuthDataWithoutMethod
             | DecodeError::InvalidRetainHandling(_)
-            | DecodeError::EmptyTopicWithoutAlias => ErrorKind::ProtocolError,
+            | DecodeError::EmptyTopicWithoutAlias
+            | DecodeError::NoTopicFilters => ErrorKind::ProtocolError,
             _ => ErrorKind::MalformedPacket,
         }
     }

@@ -762,6 +762,16 @@ fn errors_say_malformed_packet_or_protocol_error() {
             0x82,
         ),
         (E::EmptyTopicWithoutAlias, ErrorKind::ProtocolError, 0x82),
+        (E::NoTopicFilters, ErrorKind::ProtocolError, 0x82),
+        (E::InvalidQos, ErrorKind::MalformedPacket, 0x81),
+        (
+            E::InvalidReasonCode {
+                packet_type: 4,
+                code: 5,
+            },
+            ErrorKind::MalformedPacket,
+            0x81,
+        ),
         (
             E::PacketTooLarge { size: 10, max: 5 },
             ErrorKind::PacketTooLarge,
