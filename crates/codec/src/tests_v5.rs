@@ -909,6 +909,70 @@ fn encode_refuses_what_a_decoder_would() {
 }
 
 #[test]
+fn publish_header_then_payload_is_the_whole_packet() {
+    let forward = props([Property::UserProperty("k", "v")]).forwardable();
+    for payload_len in [0usize, 100, 200, 20_000] {
+        let mut p = Publish::new(
+            QoS::ExactlyOnce,
+            Some(pid(3)),
+            s("a/b"),
+            Bytes::from(vec![7u8; payload_len]),
+        );
+        p.properties = PublishProperties {
+            forward: forward.clone(),
+            message_expiry_interval: Some(1),
+            topic_alias: NonZeroU16::new(4),
+            subscription_identifiers: vec![NonZeroU32::new(MAX_VAR_INT).unwrap()],
+        };
+        let mut head = BytesMut::new();
+        p.encode_header(&mut head).unwrap();
+        head.extend_from_slice(&p.payload);
+        let whole = encode5(&Packet::Publish(p.clone()));
+        assert_eq!(&head[..], &whole[..], "payload of {payload_len} bytes");
+        assert_eq!(decode5(&whole), Ok(Some(Packet::Publish(p))));
+    }
+}
+
+#[test]
+fn a_value_of_another_type_is_refused_when_building() {
+    for &id in PropertyId::ALL {
+        let candidates = [
+            Property::Byte(id, 1),
+            Property::TwoByteInt(id, 1),
+            Property::FourByteInt(id, 1),
+            Property::VarInt(id, 1),
+            Property::Utf8(id, "x"),
+            Property::Binary(id, b"x"),
+        ];
+        for p in candidates {
+            let same_type = match p {
+                Property::Byte(..) => id.property_type() == PropertyType::Byte,
+                Property::TwoByteInt(..) => id.property_type() == PropertyType::TwoByteInt,
+                Property::FourByteInt(..) => id.property_type() == PropertyType::FourByteInt,
+                Property::VarInt(..) => id.property_type() == PropertyType::VarInt,
+                Property::Utf8(..) => id.property_type() == PropertyType::Utf8,
+                _ => id.property_type() == PropertyType::Binary,
+            };
+            let built = Properties::build([p]);
+            if same_type {
+                // Authentication Data alone is the one value rule a single property breaks.
+                if id != PropertyId::AuthenticationData {
+                    assert!(built.is_ok(), "{p:?}");
+                }
+            } else {
+                assert_eq!(
+                    built,
+                    Err(EncodeError::InvalidProperties(
+                        DecodeError::InvalidPropertyValue(id as u8)
+                    )),
+                    "{p:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn variable_byte_integer_limits() {
     use crate::properties::{put_var_int, read_var_int, var_int_len};
     for (v, len) in [
