@@ -10,7 +10,8 @@ use crate::{ByteStr, DecodeError};
 /// The largest remaining length the four-byte variable length can express.
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
 
-/// A streaming MQTT 3.1.1 decoder with a maximum packet size.
+/// A streaming MQTT 3.1.1 decoder with a maximum packet size; [`Decoder::decode_v5`] is its
+/// MQTT 5 counterpart, and [`crate::ConnectionDecoder`] picks between them per connection.
 ///
 /// Feed it the connection's receive buffer after every read; it consumes exactly one
 /// complete packet per successful call and leaves partial packets alone.
