@@ -383,7 +383,8 @@ impl core::fmt::Display for ReasonCode {
     }
 }
 
-/// The reason code byte at the front of `body` for packet type `packet_type`.
+/// The reason code `code` read in packet type `packet_type`, refused when the standard does
+/// not define it for that packet.
 pub(crate) fn reason_for(packet_type: u8, code: u8) -> Result<ReasonCode, crate::DecodeError> {
     match ReasonCode::from_u8(code) {
         Some(rc) if rc.allowed_in(packet_type) => Ok(rc),

@@ -31,7 +31,7 @@ pub(crate) fn decode_one_with<P>(
     out
 }
 
-fn encode(p: &Packet) -> Vec<u8> {
+pub(crate) fn encode(p: &Packet) -> Vec<u8> {
     encode_with(p, Packet::encode, Packet::encoded_len)
 }
 
@@ -638,7 +638,7 @@ pub(crate) fn arb_pid() -> impl Strategy<Value = PacketId> {
     (1u16..).prop_map(pid)
 }
 
-fn arb_packet() -> impl Strategy<Value = Packet> {
+pub(crate) fn arb_packet() -> impl Strategy<Value = Packet> {
     let will = (arb_topic(), arb_bytes(), arb_qos(), any::<bool>()).prop_map(
         |(topic, payload, qos, retain)| LastWill {
             topic,

@@ -1369,6 +1369,37 @@ proptest! {
     }
 
     #[test]
+    fn a_connection_decodes_as_its_connect_says(
+        v5s in proptest::collection::vec(arb_v5_packet(), 0..5),
+        v3s in proptest::collection::vec(crate::tests::arb_packet(), 0..5),
+        client_id in arb_str(),
+    ) {
+        // MQTT 5: a v5 CONNECT, then v5 packets.
+        let connect = Packet::Connect(Box::new(Connect { client_id: client_id.clone(), ..Connect::default() }));
+        let mut wire = encode5(&connect);
+        for p in &v5s { wire.extend(encode5(p)); }
+        let mut conn = ConnectionDecoder::new(1 << 16);
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut got = Vec::new();
+        while let Ok(Some(p)) = conn.decode(&mut buf) { got.push(p); }
+        let want: Vec<AnyPacket> = std::iter::once(connect).chain(v5s).map(AnyPacket::V5).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(conn.version(), Some(ProtocolVersion::V5));
+
+        // MQTT 3.1.1: a 3.1.1 CONNECT, then 3.1.1 packets.
+        let connect = crate::Packet::Connect(Box::new(crate::Connect { client_id, ..crate::Connect::default() }));
+        let mut wire = crate::tests::encode(&connect);
+        for p in &v3s { wire.extend(crate::tests::encode(p)); }
+        let mut conn = ConnectionDecoder::new(1 << 16);
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut got = Vec::new();
+        while let Ok(Some(p)) = conn.decode(&mut buf) { got.push(p); }
+        let want: Vec<AnyPacket> = std::iter::once(connect).chain(v3s).map(AnyPacket::V3).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(conn.version(), Some(ProtocolVersion::V3));
+    }
+
+    #[test]
     fn unknown_property_ids_are_refused(p in arb_props(PropertyContext::Disconnect), id in any::<u8>(), at in any::<prop::sample::Index>()) {
         prop_assume!(PropertyId::from_u8(id).is_none());
         // Insert the unknown id (with a byte of value) at a property boundary.
