@@ -10,7 +10,8 @@ use crate::{ByteStr, DecodeError};
 /// The largest remaining length the four-byte variable length can express.
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
 
-/// A streaming MQTT 3.1.1 decoder with a maximum packet size.
+/// A streaming MQTT 3.1.1 decoder with a maximum packet size; [`Decoder::decode_v5`] is its
+/// MQTT 5 counterpart, and [`crate::ConnectionDecoder`] picks between them per connection.
 ///
 /// Feed it the connection's receive buffer after every read; it consumes exactly one
 /// complete packet per successful call and leaves partial packets alone.
@@ -175,7 +176,7 @@ pub fn decode_body(byte1: u8, mut body: Bytes) -> Result<Packet, DecodeError> {
 
 /// The filters of a SUBSCRIBE or UNSUBSCRIBE: at least one (MQTT-3.8.3-3, MQTT-3.10.3-2),
 /// none empty, each with what `each` reads after it.
-fn take_filters<T>(
+pub(crate) fn take_filters<T>(
     body: &mut Bytes,
     mut each: impl FnMut(ByteStr, &mut Bytes) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, DecodeError> {
@@ -194,7 +195,7 @@ fn take_filters<T>(
 }
 
 /// The flags of `byte1` must be `want` (MQTT-2.2.2-2).
-fn expect_flags(byte1: u8, want: u8) -> Result<(), DecodeError> {
+pub(crate) fn expect_flags(byte1: u8, want: u8) -> Result<(), DecodeError> {
     let flags = byte1 & 0x0f;
     if flags == want {
         Ok(())
@@ -318,46 +319,25 @@ fn decode_connect(body: &mut Bytes) -> Result<Connect, DecodeError> {
         (b"MQTT", l) | (b"MQIsdp", l) => return Err(DecodeError::UnsupportedProtocolLevel(l)),
         _ => return Err(DecodeError::InvalidProtocolName),
     };
-    let cf = take_u8(body)?;
-    let will_flag = cf & 0b0000_0100 != 0;
-    let will_qos_bits = (cf >> 3) & 0b11;
-    let will_retain = cf & 0b0010_0000 != 0;
-    if cf & 1 != 0 || (!will_flag && (will_qos_bits != 0 || will_retain)) {
-        return Err(DecodeError::InvalidConnectFlags(cf));
-    }
-    let will_qos = QoS::from_u8(will_qos_bits).ok_or(DecodeError::InvalidConnectFlags(cf))?;
-    let has_username = cf & 0b1000_0000 != 0;
-    let has_password = cf & 0b0100_0000 != 0;
-    if has_password && !has_username {
+    let flags = ConnectFlags::read(take_u8(body)?)?;
+    if flags.password && !flags.username {
         return Err(DecodeError::PasswordWithoutUsername);
     }
     let keep_alive = take_u16(body)?;
     let client_id = take_str(body)?;
-    let will = if will_flag {
-        let topic = take_topic_name(body)?;
-        let payload = take_bytes(body)?;
-        Some(LastWill {
-            topic,
-            payload,
-            qos: will_qos,
-            retain: will_retain,
-        })
-    } else {
-        None
+    let will = match flags.will {
+        Some((qos, retain)) => Some(LastWill {
+            topic: take_topic_name(body)?,
+            payload: take_bytes(body)?,
+            qos,
+            retain,
+        }),
+        None => None,
     };
-    let username = if has_username {
-        Some(take_str(body)?)
-    } else {
-        None
-    };
-    let password = if has_password {
-        Some(take_bytes(body)?)
-    } else {
-        None
-    };
+    let (username, password) = flags.take_login(body)?;
     Ok(Connect {
         protocol,
-        clean_session: cf & 0b10 != 0,
+        clean_session: flags.clean,
         keep_alive,
         client_id,
         will,
@@ -366,26 +346,84 @@ fn decode_connect(body: &mut Bytes) -> Result<Connect, DecodeError> {
     })
 }
 
-fn take_u8(b: &mut impl Buf) -> Result<u8, DecodeError> {
+/// CONNECT's flags byte, the same in MQTT 3.1.1 and 5 (MQTT-3.1.2-3, -11, -13, -14).
+pub(crate) struct ConnectFlags {
+    /// Clean Session (3.1.1) or Clean Start (5).
+    pub(crate) clean: bool,
+    /// The will's QoS and RETAIN flag, when the will flag is set.
+    pub(crate) will: Option<(QoS, bool)>,
+    /// User name flag.
+    pub(crate) username: bool,
+    /// Password flag.
+    pub(crate) password: bool,
+}
+
+impl ConnectFlags {
+    /// Checks the reserved bit and the will bits.
+    pub(crate) fn read(cf: u8) -> Result<Self, DecodeError> {
+        let will_flag = cf & 0b0000_0100 != 0;
+        let will_qos_bits = (cf >> 3) & 0b11;
+        let will_retain = cf & 0b0010_0000 != 0;
+        if cf & 1 != 0 || (!will_flag && (will_qos_bits != 0 || will_retain)) {
+            return Err(DecodeError::InvalidConnectFlags(cf));
+        }
+        let will_qos = QoS::from_u8(will_qos_bits).ok_or(DecodeError::InvalidConnectFlags(cf))?;
+        Ok(ConnectFlags {
+            clean: cf & 0b10 != 0,
+            will: will_flag.then_some((will_qos, will_retain)),
+            username: cf & 0b1000_0000 != 0,
+            password: cf & 0b0100_0000 != 0,
+        })
+    }
+
+    /// The flags byte for these values.
+    pub(crate) fn to_u8(&self) -> u8 {
+        let mut flags = u8::from(self.clean) << 1;
+        if let Some((qos, retain)) = self.will {
+            flags |= 0b100 | ((qos as u8) << 3) | (u8::from(retain) << 5);
+        }
+        flags | (u8::from(self.password) << 6) | (u8::from(self.username) << 7)
+    }
+
+    /// The user name and password at the end of CONNECT, as the flags announce them.
+    pub(crate) fn take_login(
+        &self,
+        body: &mut Bytes,
+    ) -> Result<(Option<ByteStr>, Option<Bytes>), DecodeError> {
+        let username = if self.username {
+            Some(take_str(body)?)
+        } else {
+            None
+        };
+        let password = if self.password {
+            Some(take_bytes(body)?)
+        } else {
+            None
+        };
+        Ok((username, password))
+    }
+}
+
+pub(crate) fn take_u8(b: &mut impl Buf) -> Result<u8, DecodeError> {
     if b.remaining() < 1 {
         return Err(DecodeError::UnexpectedEnd);
     }
     Ok(b.get_u8())
 }
 
-fn take_u16(b: &mut impl Buf) -> Result<u16, DecodeError> {
+pub(crate) fn take_u16(b: &mut impl Buf) -> Result<u16, DecodeError> {
     if b.remaining() < 2 {
         return Err(DecodeError::UnexpectedEnd);
     }
     Ok(b.get_u16())
 }
 
-fn take_packet_id(b: &mut impl Buf) -> Result<PacketId, DecodeError> {
+pub(crate) fn take_packet_id(b: &mut impl Buf) -> Result<PacketId, DecodeError> {
     PacketId::new(take_u16(b)?).ok_or(DecodeError::ZeroPacketId)
 }
 
 /// A two-byte length followed by that many bytes, sliced out without copying.
-fn take_bytes(b: &mut Bytes) -> Result<Bytes, DecodeError> {
+pub(crate) fn take_bytes(b: &mut Bytes) -> Result<Bytes, DecodeError> {
     let len = usize::from(take_u16(b)?);
     if b.remaining() < len {
         return Err(DecodeError::UnexpectedEnd);
@@ -394,10 +432,10 @@ fn take_bytes(b: &mut Bytes) -> Result<Bytes, DecodeError> {
 }
 
 /// A topic name (MQTT-4.7.3-1, MQTT-3.3.2-2, MQTT-1.5.3), sliced out without copying.
-fn take_topic_name(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
+pub(crate) fn take_topic_name(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
     ByteStr::topic_name(take_bytes(b)?)
 }
 
-fn take_str(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
+pub(crate) fn take_str(b: &mut Bytes) -> Result<ByteStr, DecodeError> {
     ByteStr::try_from(take_bytes(b)?)
 }

@@ -1,44 +1,21 @@
 //! Encoding: compute the exact length first, reserve once, then write.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::decode::MAX_REMAINING_LENGTH;
+use crate::decode::{ConnectFlags, MAX_REMAINING_LENGTH};
 use crate::packet::*;
-use crate::EncodeError;
+use crate::properties::{put_var_int as put_var_len, var_int_len as var_len_size};
+use crate::{ByteStr, EncodeError};
 
-fn str_len(len: usize) -> Result<usize, EncodeError> {
+pub(crate) fn str_len(len: usize) -> Result<usize, EncodeError> {
     if len > usize::from(u16::MAX) {
         return Err(EncodeError::FieldTooLong(len));
     }
     Ok(2 + len)
 }
 
-/// Bytes the variable-length encoding of `remaining` takes.
-fn var_len_size(remaining: usize) -> usize {
-    match remaining {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    }
-}
-
-fn put_var_len(buf: &mut BytesMut, mut len: usize) {
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        buf.put_u8(byte);
-        if len == 0 {
-            break;
-        }
-    }
-}
-
 // Callers have checked every length with `str_len` before writing.
-fn put_str(buf: &mut BytesMut, s: &[u8]) {
+pub(crate) fn put_str(buf: &mut BytesMut, s: &[u8]) {
     buf.put_u16(s.len() as u16);
     buf.put_slice(s);
 }
@@ -122,50 +99,66 @@ impl Publish {
 }
 
 impl Connect {
+    /// The fields after the client id: will topic and payload, user name, password.
+    fn tail(&self) -> [Option<&[u8]>; 4] {
+        connect_tail(
+            self.will.as_ref().map(|w| (&w.topic, &w.payload)),
+            self.username.as_ref(),
+            self.password.as_ref(),
+        )
+    }
+
     fn remaining_len(&self) -> Result<usize, EncodeError> {
-        let mut len =
-            str_len(self.protocol.name().len())? + 1 + 1 + 2 + str_len(self.client_id.len())?;
-        if let Some(w) = &self.will {
-            len += str_len(w.topic.len())? + str_len(w.payload.len())?;
-        }
-        if let Some(u) = &self.username {
-            len += str_len(u.len())?;
-        }
-        if let Some(p) = &self.password {
-            len += str_len(p.len())?;
-        }
-        Ok(len)
+        Ok(str_len(self.protocol.name().len())?
+            + 1
+            + 1
+            + 2
+            + str_len(self.client_id.len())?
+            + fields_len(&self.tail())?)
     }
 
     fn put_body(&self, buf: &mut BytesMut) {
         put_str(buf, self.protocol.name().as_bytes());
         buf.put_u8(self.protocol.level());
-        let mut flags = 0u8;
-        if self.clean_session {
-            flags |= 0b10;
-        }
-        if let Some(w) = &self.will {
-            flags |= 0b100 | ((w.qos as u8) << 3) | (u8::from(w.retain) << 5);
-        }
-        if self.password.is_some() {
-            flags |= 0b0100_0000;
-        }
-        if self.username.is_some() {
-            flags |= 0b1000_0000;
-        }
-        buf.put_u8(flags);
+        let flags = ConnectFlags {
+            clean: self.clean_session,
+            will: self.will.as_ref().map(|w| (w.qos, w.retain)),
+            username: self.username.is_some(),
+            password: self.password.is_some(),
+        };
+        buf.put_u8(flags.to_u8());
         buf.put_u16(self.keep_alive);
         put_str(buf, self.client_id.as_bytes());
-        if let Some(w) = &self.will {
-            put_str(buf, w.topic.as_bytes());
-            put_str(buf, &w.payload);
-        }
-        if let Some(u) = &self.username {
-            put_str(buf, u.as_bytes());
-        }
-        if let Some(p) = &self.password {
-            put_str(buf, p);
-        }
+        put_fields(buf, &self.tail());
+    }
+}
+
+/// CONNECT's last fields, each present or not: will topic, will payload, user name, password.
+pub(crate) fn connect_tail<'a>(
+    will: Option<(&'a ByteStr, &'a Bytes)>,
+    username: Option<&'a ByteStr>,
+    password: Option<&'a Bytes>,
+) -> [Option<&'a [u8]>; 4] {
+    [
+        will.map(|(t, _)| t.as_bytes().as_ref()),
+        will.map(|(_, p)| p.as_ref()),
+        username.map(|u| u.as_bytes().as_ref()),
+        password.map(|p| p.as_ref()),
+    ]
+}
+
+/// The length of the present `fields`, each with its two-byte length.
+pub(crate) fn fields_len(fields: &[Option<&[u8]>]) -> Result<usize, EncodeError> {
+    fields
+        .iter()
+        .flatten()
+        .try_fold(0, |acc, f| Ok(acc + str_len(f.len())?))
+}
+
+/// Writes the present `fields`, each with its two-byte length (checked by [`fields_len`]).
+pub(crate) fn put_fields(buf: &mut BytesMut, fields: &[Option<&[u8]>]) {
+    for f in fields.iter().flatten() {
+        put_str(buf, f);
     }
 }
 

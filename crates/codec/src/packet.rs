@@ -424,21 +424,26 @@ impl Packet {
 
     /// The packet's name as the standard spells it, for logs and metrics labels.
     pub const fn name(&self) -> &'static str {
-        match self {
-            Packet::Connect(_) => "CONNECT",
-            Packet::ConnAck(_) => "CONNACK",
-            Packet::Publish(_) => "PUBLISH",
-            Packet::PubAck(_) => "PUBACK",
-            Packet::PubRec(_) => "PUBREC",
-            Packet::PubRel(_) => "PUBREL",
-            Packet::PubComp(_) => "PUBCOMP",
-            Packet::Subscribe(_) => "SUBSCRIBE",
-            Packet::SubAck(_) => "SUBACK",
-            Packet::Unsubscribe(_) => "UNSUBSCRIBE",
-            Packet::UnsubAck(_) => "UNSUBACK",
-            Packet::PingReq => "PINGREQ",
-            Packet::PingResp => "PINGRESP",
-            Packet::Disconnect => "DISCONNECT",
-        }
+        PACKET_NAMES[self.packet_type() as usize]
     }
 }
+
+/// The packet names by type number (0 is reserved; 15, AUTH, is MQTT 5 only).
+pub(crate) const PACKET_NAMES: [&str; 16] = [
+    "RESERVED",
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "AUTH",
+];

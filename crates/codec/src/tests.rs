@@ -6,29 +6,46 @@ use proptest::prelude::*;
 
 use crate::*;
 
-fn pid(n: u16) -> PacketId {
+pub(crate) fn pid(n: u16) -> PacketId {
     PacketId::new(n).expect("test ids are non-zero")
 }
 
-fn s(v: &'static str) -> ByteStr {
+pub(crate) fn s(v: &'static str) -> ByteStr {
     ByteStr::from_static(v)
 }
 
 fn decode_all(bytes: &[u8]) -> Result<Option<Packet>, DecodeError> {
+    decode_one_with(bytes, Decoder::decode)
+}
+
+/// Decodes `bytes` with `decode`, checking that a decoded packet consumed all of them.
+pub(crate) fn decode_one_with<P>(
+    bytes: &[u8],
+    decode: impl Fn(&Decoder, &mut BytesMut) -> Result<Option<P>, DecodeError>,
+) -> Result<Option<P>, DecodeError> {
     let mut buf = BytesMut::from(bytes);
-    let out = Decoder::new(1 << 20).decode(&mut buf);
+    let out = decode(&Decoder::new(1 << 20), &mut buf);
     if let Ok(Some(_)) = out {
         assert!(buf.is_empty(), "decoder must consume exactly one packet");
     }
     out
 }
 
-fn encode(p: &Packet) -> Vec<u8> {
+pub(crate) fn encode(p: &Packet) -> Vec<u8> {
+    encode_with(p, Packet::encode, Packet::encoded_len)
+}
+
+/// Encodes `p` with `encode`, checking that `encoded_len` is exact.
+pub(crate) fn encode_with<P>(
+    p: &P,
+    encode: impl Fn(&P, &mut BytesMut) -> Result<(), EncodeError>,
+    encoded_len: impl Fn(&P) -> Result<usize, EncodeError>,
+) -> Vec<u8> {
     let mut buf = BytesMut::new();
-    p.encode(&mut buf).expect("encodable");
+    encode(p, &mut buf).expect("encodable");
     assert_eq!(
         buf.len(),
-        p.encoded_len().expect("len"),
+        encoded_len(p).expect("len"),
         "encoded_len is exact"
     );
     buf.to_vec()
@@ -601,27 +618,27 @@ fn encode_errors() {
 
 // ---- property tests ----
 
-fn arb_str() -> impl Strategy<Value = ByteStr> {
+pub(crate) fn arb_str() -> impl Strategy<Value = ByteStr> {
     "[a-z0-9/$é中 _-]{0,12}".prop_map(|s| ByteStr::try_from(s).expect("no NUL"))
 }
-fn arb_topic() -> impl Strategy<Value = ByteStr> {
+pub(crate) fn arb_topic() -> impl Strategy<Value = ByteStr> {
     "[a-z0-9/$é中_-]{1,12}".prop_map(|s| ByteStr::try_from(s).expect("no NUL"))
 }
-fn arb_bytes() -> impl Strategy<Value = Bytes> {
+pub(crate) fn arb_bytes() -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from)
 }
-fn arb_qos() -> impl Strategy<Value = QoS> {
+pub(crate) fn arb_qos() -> impl Strategy<Value = QoS> {
     prop_oneof![
         Just(QoS::AtMostOnce),
         Just(QoS::AtLeastOnce),
         Just(QoS::ExactlyOnce)
     ]
 }
-fn arb_pid() -> impl Strategy<Value = PacketId> {
+pub(crate) fn arb_pid() -> impl Strategy<Value = PacketId> {
     (1u16..).prop_map(pid)
 }
 
-fn arb_packet() -> impl Strategy<Value = Packet> {
+pub(crate) fn arb_packet() -> impl Strategy<Value = Packet> {
     let will = (arb_topic(), arb_bytes(), arb_qos(), any::<bool>()).prop_map(
         |(topic, payload, qos, retain)| LastWill {
             topic,
@@ -711,6 +728,15 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
 /// Feeds `data` to a decoder in chunks ending at `splits`, as a socket would deliver it.
 /// Must never panic; returns the packets decoded before the first error.
 pub(crate) fn feed_in_chunks(data: &[u8], splits: &[usize]) -> Vec<Packet> {
+    feed_chunks_with(data, splits, Decoder::decode)
+}
+
+/// [`feed_in_chunks`] with any decoding function (the 3.1.1 or the MQTT 5 one).
+pub(crate) fn feed_chunks_with<P>(
+    data: &[u8],
+    splits: &[usize],
+    decode: impl Fn(&Decoder, &mut BytesMut) -> Result<Option<P>, DecodeError>,
+) -> Vec<P> {
     let d = Decoder::new(1 << 16);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
@@ -722,7 +748,7 @@ pub(crate) fn feed_in_chunks(data: &[u8], splits: &[usize]) -> Vec<Packet> {
         buf.extend_from_slice(&data[start..end]);
         start = end;
         loop {
-            match d.decode(&mut buf) {
+            match decode(&d, &mut buf) {
                 Ok(Some(p)) => out.push(p),
                 Ok(None) => break,
                 Err(_) => return out,

@@ -1,26 +1,12 @@
 //! Decoding a PUBLISH allocates nothing beyond reference counts: measured with a counting
 //! global allocator over a buffer holding many packets.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use bytes::{Bytes, BytesMut};
 use mqgate_codec::{ByteStr, Decoder, Packet, PacketId, Publish, QoS};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -44,13 +30,13 @@ fn publish_decode_allocates_nothing_per_packet() {
     }
     let decoder = Decoder::new(1 << 16);
     let mut decoded = 0;
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocations();
     while let Some(p) = decoder.decode(&mut buf).expect("valid") {
         if let Packet::Publish(p) = p {
             decoded += p.payload().len() / 64;
         }
     }
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = allocations() - before;
     assert_eq!(decoded, N);
     // `BytesMut::split_to` promotes the buffer to shared storage once (one allocation for the
     // shared header); every packet after that costs only reference counts.
