@@ -184,12 +184,12 @@ impl Broker {
         let mut amqp_queues = None;
         if let Some(amqp) = amqp_ctx(&config, &core, &access) {
             amqp_queues = Some(amqp.queues.clone());
-            if let Some(addr) = config.listeners.amqp {
-                let bound = bind_amqp(addr, config.listeners.backlog)?;
+            let amqp = Arc::new(amqp);
+            for bound in bind_amqp(&config.listeners)? {
                 let addr = bound.listener.local_addr().map_err(BrokerError::Io)?;
                 tracing::info!(kind = %bound.kind, %addr, "listening");
                 addrs.push((bound.kind, addr));
-                tokio::spawn(accept_loop(bound, Arc::new(amqp), connections.clone()));
+                tokio::spawn(accept_loop(bound, amqp.clone(), connections.clone()));
             }
         }
         if let Some(http) = http {

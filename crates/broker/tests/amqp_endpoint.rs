@@ -87,12 +87,24 @@ struct Pika {
 
 impl Pika {
     fn spawn(broker: &BrokerHandle, key: (&str, &str), args: &[&str]) -> Pika {
-        let port = broker
-            .local_addr(ListenerKind::Amqp)
-            .expect("amqp listener")
-            .port();
+        Pika::spawn_on(broker, ListenerKind::Amqp, None, key, args)
+    }
+
+    /// On the listener `kind`; with `ca`, over TLS checked against that CA certificate.
+    fn spawn_on(
+        broker: &BrokerHandle,
+        kind: ListenerKind,
+        ca: Option<&std::path::Path>,
+        key: (&str, &str),
+        args: &[&str],
+    ) -> Pika {
+        let port = broker.local_addr(kind).expect("amqp listener").port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/amqp/sdk_client.py");
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        if let Some(ca) = ca {
+            command.env("MQGATE_AMQP_CA", ca);
+        }
+        let mut child = command
             .arg(script)
             .arg(port.to_string())
             .args([INSTANCE, key.0, key.1])
@@ -244,6 +256,96 @@ async fn a_send_reaches_subscribers_and_p2p_targets_and_refusals_are_nacked() {
     device.expect_nothing(Duration::from_millis(300)).await;
     let m = broker.metrics();
     assert_eq!((m.amqp_confirmed, m.amqp_publish_nacked), (3, 2));
+    broker.shutdown().await;
+}
+
+/// A CA and a certificate for `127.0.0.1` and `localhost` it signed, as PEM files in `dir`:
+/// (CA certificate, the broker's certificate and key).
+fn test_pki(dir: &std::path::Path) -> (std::path::PathBuf, mqgate_broker::TlsFiles) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: with rcgen's default name on both, OpenSSL (under pika) takes the
+    // leaf, whose issuer would equal its subject, for a self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "mqgate test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "mqgate test broker");
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    let files = mqgate_broker::TlsFiles {
+        cert_pem: dir.join("cert.pem"),
+        key_pem: dir.join("key.pem"),
+    };
+    let ca_pem = dir.join("ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&files.cert_pem, leaf.pem()).unwrap();
+    std::fs::write(&files.key_pem, leaf_key.serialize_pem()).unwrap();
+    (ca_pem, files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_over_tls_logs_in_sends_and_refuses_plain_amqp() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, files) = test_pki(dir.path());
+    let mut config = config();
+    config.listeners.tls = Some(files);
+    config.listeners.tls_addr = None;
+    config.listeners.wss_addr = None;
+    config.listeners.amqps_addr = Some("127.0.0.1:0".parse().unwrap());
+    let broker = start_with(config).await;
+    let amqps = broker
+        .local_addr(ListenerKind::Amqps)
+        .expect("an AMQPS listener");
+    assert_ne!(Some(amqps), broker.local_addr(ListenerKind::Amqp));
+
+    let mut device = Client::connect(&broker, "GID_a@@@tls-dev", true).await;
+    subscribe(&mut device, "parent/#", QoS::AtLeastOnce).await;
+    let lines = Pika::spawn_on(
+        &broker,
+        ListenerKind::Amqps,
+        Some(&ca),
+        (AK, SECRET),
+        &["send", "parent/tls", "sealed"],
+    )
+    .rest()
+    .await;
+    assert_eq!(lines, ["connected", "ack sealed"]);
+    let p = device.next().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("parent/tls", &b"sealed"[..])
+    );
+    // A wrong secret is refused over TLS as over plain TCP.
+    let lines = Pika::spawn_on(
+        &broker,
+        ListenerKind::Amqps,
+        Some(&ca),
+        (AK, "wrong"),
+        &["login"],
+    )
+    .rest()
+    .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("refused"), "{lines:?}");
+
+    // Plain AMQP on the TLS port gets no Connection.Start: the TLS handshake fails and the
+    // broker closes the socket.
+    let mut plain = TcpStream::connect(amqps).await.unwrap();
+    plain.write_all(&PROTOCOL_HEADER).await.unwrap();
+    let answer = read_to_close(&mut plain, WAIT).await;
+    assert!(
+        answer.first() != Some(&1) && !answer.windows(5).any(|w| w == b"PLAIN"),
+        "a plain AMQP client got a Connection.Start from the TLS listener: {answer:?}"
+    );
     broker.shutdown().await;
 }
 

@@ -160,3 +160,20 @@ async fn service_rules_refuse_them_with_code_2() {
     service.shutdown().await;
     managed.shutdown().await;
 }
+
+#[tokio::test]
+async fn ids_of_the_brokers_own_links_are_refused_under_mqtt_rules() {
+    // The cloud SDK endpoint's queues are links named `$amqp/{parent}`: an MQTT client taking
+    // such an id first would keep the queue from being made, or take its messages.
+    let broker = start_with(BrokerConfig::ephemeral()).await;
+    for id in ["$amqp/parent", "$amqp/"] {
+        assert_eq!(
+            connack(&broker, id).await,
+            ConnectReturnCode::IdentifierRejected,
+            "{id:?}"
+        );
+    }
+    // Other `$` ids are ordinary ones under MQTT's rules.
+    assert_eq!(connack(&broker, "$amq").await, ConnectReturnCode::Accepted);
+    broker.shutdown().await;
+}

@@ -156,6 +156,7 @@ impl BrokerConfig {
                 tcp: Some(loopback(0)),
                 ws: None,
                 amqp: Some(loopback(0)),
+                amqps_addr: Some(loopback(0)),
                 ..ListenerConfig::default()
             },
             allow_anonymous: true,
@@ -186,9 +187,12 @@ pub struct ListenerConfig {
     /// The cloud SDK endpoint (AMQP 0-9-1); default `127.0.0.1:5672`. Served only when
     /// `[auth]` has an AccessKey allowed on the API.
     pub amqp: Option<SocketAddr>,
+    /// The cloud SDK endpoint over TLS; used only with [`tls`](Self::tls) and when
+    /// [`amqp`](Self::amqp)'s conditions hold; default `127.0.0.1:5671`.
+    pub amqps_addr: Option<SocketAddr>,
     /// The HTTP path WebSocket clients must request; default `/mqtt`.
     pub ws_path: String,
-    /// Certificate and key for the TLS and WSS listeners; none by default.
+    /// Certificate and key for the TLS, WSS and AMQPS listeners; none by default.
     pub tls: Option<TlsFiles>,
     /// Each listener's queue of connections the kernel completed and the broker has not
     /// accepted yet (`listen(2)`'s backlog, capped by `net.core.somaxconn`); default 1024.
@@ -206,6 +210,7 @@ impl Default for ListenerConfig {
             tls_addr: Some(loopback(8883)),
             wss_addr: Some(loopback(8084)),
             amqp: Some(loopback(5672)),
+            amqps_addr: Some(loopback(5671)),
             ws_path: "/mqtt".to_owned(),
             tls: None,
             backlog: 1024,

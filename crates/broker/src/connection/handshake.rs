@@ -212,8 +212,15 @@ where
 }
 
 /// The client id to use: the one sent, or a generated one for an empty id with a clean
-/// session (MQTT-3.1.3-6); `None` when it must be refused (MQTT-3.1.3-8, or our id rules).
+/// session (MQTT-3.1.3-6); `None` when it must be refused (MQTT-3.1.3-8, our id rules, or an
+/// id the broker keeps for its own links, such as the cloud SDK endpoint's queues).
 fn client_id(ctx: &ConnCtx, connect: &Connect) -> Option<ByteStr> {
+    if connect
+        .client_id
+        .starts_with(crate::amqp::queue::LINK_ID_PREFIX)
+    {
+        return None;
+    }
     if connect.client_id.is_empty() {
         if !connect.clean_session {
             return None;

@@ -31,6 +31,8 @@ pub enum ListenerKind {
     Http,
     /// The cloud SDK endpoint (AMQP 0-9-1).
     Amqp,
+    /// The cloud SDK endpoint over TLS.
+    Amqps,
 }
 
 impl fmt::Display for ListenerKind {
@@ -42,6 +44,7 @@ impl fmt::Display for ListenerKind {
             ListenerKind::Wss => "wss",
             ListenerKind::Http => "http",
             ListenerKind::Amqp => "amqp",
+            ListenerKind::Amqps => "amqps",
         })
     }
 }
@@ -57,22 +60,42 @@ pub(crate) struct Bound {
 
 /// Binds every configured listener (TLS and WSS only when certificates are configured).
 pub(crate) fn bind_all(listeners: &ListenerConfig) -> Result<Vec<Bound>, BrokerError> {
-    let tls = listeners
-        .tls
-        .as_ref()
-        .map(super::tls::acceptor)
-        .transpose()?;
-    let ws_path: Arc<str> = Arc::from(listeners.ws_path.as_str());
+    let tls = acceptor(listeners)?;
     let mut wanted = vec![
-        (ListenerKind::Tcp, listeners.tcp),
-        (ListenerKind::Ws, listeners.ws),
+        (ListenerKind::Tcp, listeners.tcp, None),
+        (ListenerKind::Ws, listeners.ws, None),
     ];
     if tls.is_some() {
-        wanted.push((ListenerKind::Tls, listeners.tls_addr));
-        wanted.push((ListenerKind::Wss, listeners.wss_addr));
+        wanted.push((ListenerKind::Tls, listeners.tls_addr, tls.clone()));
+        wanted.push((ListenerKind::Wss, listeners.wss_addr, tls));
     }
+    bind_each(listeners, wanted)
+}
+
+/// Binds the cloud SDK endpoint's listeners: plain AMQP, and AMQPS when certificates are
+/// configured.
+pub(crate) fn bind_amqp(listeners: &ListenerConfig) -> Result<Vec<Bound>, BrokerError> {
+    let tls = acceptor(listeners)?;
+    let mut wanted = vec![(ListenerKind::Amqp, listeners.amqp, None)];
+    if tls.is_some() {
+        wanted.push((ListenerKind::Amqps, listeners.amqps_addr, tls));
+    }
+    bind_each(listeners, wanted)
+}
+
+/// The TLS acceptor of the configured certificates, if any.
+fn acceptor(listeners: &ListenerConfig) -> Result<Option<TlsAcceptor>, BrokerError> {
+    listeners.tls.as_ref().map(super::tls::acceptor).transpose()
+}
+
+/// Binds each wanted listener that has an address.
+fn bind_each(
+    listeners: &ListenerConfig,
+    wanted: Vec<(ListenerKind, Option<SocketAddr>, Option<TlsAcceptor>)>,
+) -> Result<Vec<Bound>, BrokerError> {
+    let ws_path: Arc<str> = Arc::from(listeners.ws_path.as_str());
     let mut bound = Vec::new();
-    for (kind, addr) in wanted {
+    for (kind, addr, tls) in wanted {
         let Some(addr) = addr else { continue };
         let listener = listen(addr, listeners.backlog).map_err(|e| {
             BrokerError::Io(std::io::Error::new(
@@ -80,9 +103,6 @@ pub(crate) fn bind_all(listeners: &ListenerConfig) -> Result<Vec<Bound>, BrokerE
                 format!("{kind} listener on {addr}: {e}"),
             ))
         })?;
-        let tls = matches!(kind, ListenerKind::Tls | ListenerKind::Wss)
-            .then(|| tls.clone())
-            .flatten();
         bound.push(Bound {
             kind,
             listener,
@@ -91,22 +111,6 @@ pub(crate) fn bind_all(listeners: &ListenerConfig) -> Result<Vec<Bound>, BrokerE
         });
     }
     Ok(bound)
-}
-
-/// Binds the cloud SDK endpoint's listener on `addr`.
-pub(crate) fn bind_amqp(addr: SocketAddr, backlog: u32) -> Result<Bound, BrokerError> {
-    let listener = listen(addr, backlog).map_err(|e| {
-        BrokerError::Io(std::io::Error::new(
-            e.kind(),
-            format!("amqp listener on {addr}: {e}"),
-        ))
-    })?;
-    Ok(Bound {
-        kind: ListenerKind::Amqp,
-        listener,
-        tls: None,
-        ws_path: Arc::from(""),
-    })
 }
 
 /// A listening socket on `addr` with room for `backlog` connections not yet accepted
@@ -249,7 +253,7 @@ async fn wrapped<C: Serve>(
             let ws = tokio::time::timeout(limit, ws::accept(stream, path)).await??;
             ctx.serve(ws, peer).await;
         }
-        (ListenerKind::Tls, Some(tls)) => {
+        (ListenerKind::Tls | ListenerKind::Amqps, Some(tls)) => {
             let tls = tokio::time::timeout(limit, tls.accept(stream)).await??;
             ctx.serve(tls, peer).await;
         }

@@ -6,12 +6,17 @@ broker's AMQP endpoint (tests/amqp_endpoint.rs). One line per finding on stdout.
     python3 sdk_client.py PORT INSTANCE AK SECRET consume QUEUE N ack|hold [GROUP_ID]
     python3 sdk_client.py PORT INSTANCE AK SECRET idle SECONDS
 
+With MQGATE_AMQP_CA set to a CA certificate (PEM) the connection uses TLS (AMQPS), checking
+the broker's certificate against that CA for the name `localhost`.
+
 `consume ... hold` prints N deliveries without acknowledging them, then waits (to be
 killed); `ack` acknowledges each and exits after N. With GROUP_ID the queue is STATUS.
 """
 import base64
 import hashlib
 import hmac
+import os
+import ssl
 import sys
 import time
 import uuid
@@ -26,6 +31,13 @@ def out(*words):
     print(*words, flush=True)
 
 
+def tls_options():
+    ca = os.environ.get("MQGATE_AMQP_CA")
+    if not ca:
+        return None
+    return pika.SSLOptions(ssl.create_default_context(cafile=ca), "localhost")
+
+
 def params(vhost="MQTT", heartbeat=10):
     ts = str(int(time.time() * 1000))
     username = base64.b64encode(f"0:{instance}:{ak}".encode()).decode()
@@ -34,7 +46,7 @@ def params(vhost="MQTT", heartbeat=10):
         host="127.0.0.1", port=port, virtual_host=vhost,
         credentials=pika.PlainCredentials(username, password), heartbeat=heartbeat,
         client_properties={"signKey": ts}, connection_attempts=1, socket_timeout=5,
-        blocked_connection_timeout=10,
+        blocked_connection_timeout=10, ssl_options=tls_options(),
     )
 
 
