@@ -182,6 +182,11 @@ impl<A: Authenticator> Connection<A> {
         self.phase == Phase::Closed
     }
 
+    /// Channels open now (opened by the client and not closed yet).
+    pub fn open_channels(&self) -> usize {
+        self.channels.len()
+    }
+
     /// The negotiated frame size limit.
     pub fn frame_max(&self) -> u32 {
         self.decoder.frame_max()

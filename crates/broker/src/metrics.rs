@@ -134,4 +134,16 @@ counters! {
     amqp_nacked,
     /// Cloud SDK endpoint: deliveries sent again after their channel closed unacknowledged.
     amqp_redelivered,
+    /// Cloud SDK endpoint: connections open now (a gauge, not a counter).
+    amqp_connections_open,
+    /// Cloud SDK endpoint: channels open now over all connections (a gauge, not a counter).
+    amqp_channels_open,
 }
+
+/// The fields of [`Metrics`] that are gauges (values now) rather than counters: `/metrics`
+/// exposes them as `mqgate_{name}` of type gauge instead of `mqgate_{name}_total`.
+pub(crate) const GAUGES: &[&str] = &[
+    "rocketmq_buffered",
+    "amqp_connections_open",
+    "amqp_channels_open",
+];

@@ -431,6 +431,9 @@ async fn unacked_deliveries_of_a_killed_consumer_go_to_another_redelivered() {
     holder.until("received 3").await;
     let mut other = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "3", "ack"]);
     other.until("consuming").await;
+    // Two consumers, each on a connection with one channel: the gauges say so.
+    let m = broker.metrics();
+    assert_eq!((m.amqp_connections_open, m.amqp_channels_open), (2, 2));
     holder.kill().await;
     let lines = other.rest().await;
     let msgs: Vec<_> = lines.iter().filter(|l| l.starts_with("msg ")).collect();
@@ -439,6 +442,21 @@ async fn unacked_deliveries_of_a_killed_consumer_go_to_another_redelivered() {
     let got: BTreeSet<_> = bodies(&lines).into_iter().collect();
     assert_eq!(got, ["h0", "h1", "h2"].map(String::from).into());
     assert_eq!(broker.metrics().amqp_redelivered, 3);
+    // Both connections ended: the gauges come back to 0 (within a bounded wait).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let m = broker.metrics();
+        if (m.amqp_connections_open, m.amqp_channels_open) == (0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gauges still at {} connections, {} channels",
+            m.amqp_connections_open,
+            m.amqp_channels_open
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     broker.shutdown().await;
 }
 

@@ -383,6 +383,9 @@ async fn metrics_and_health_answer_in_plain_text() {
         "mqgate_clients_online 1",
         "# TYPE mqgate_clients_online gauge",
         "# HELP mqgate_publish_denied_total PUBLISHes dropped because",
+        "# TYPE mqgate_rocketmq_buffered gauge",
+        "# TYPE mqgate_amqp_channels_open gauge",
+        "mqgate_amqp_connections_open 0",
     ] {
         assert!(
             metrics.body.lines().any(|l| l.starts_with(line)),
@@ -390,6 +393,7 @@ async fn metrics_and_health_answer_in_plain_text() {
             metrics.body
         );
     }
+    assert!(!metrics.body.contains("mqgate_rocketmq_buffered_total"));
     // Every sample line is `name value` with a number.
     for line in metrics.body.lines().filter(|l| !l.starts_with('#')) {
         let (name, value) = line.split_once(' ').expect("name value");

@@ -102,10 +102,51 @@ struct Unacked {
     message: Arc<AmqpMessage>,
 }
 
+/// A connection's share of the open-connections and open-channels gauges, given back when
+/// it is dropped, however the connection ends.
+struct Open<'a> {
+    metrics: &'a Metrics,
+    channels: u64,
+}
+
+impl<'a> Open<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics
+            .amqp_connections_open
+            .fetch_add(1, Ordering::Relaxed);
+        Open {
+            metrics,
+            channels: 0,
+        }
+    }
+
+    /// The connection has `now` channels open.
+    fn channels(&mut self, now: usize) {
+        let now = u64::try_from(now).unwrap_or(u64::MAX);
+        let gauge = &self.metrics.amqp_channels_open;
+        if now > self.channels {
+            gauge.fetch_add(now - self.channels, Ordering::Relaxed);
+        } else {
+            gauge.fetch_sub(self.channels - now, Ordering::Relaxed);
+        }
+        self.channels = now;
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.channels(0);
+        self.metrics
+            .amqp_connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn serve<S>(ctx: &Arc<AmqpCtx>, mut stream: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut open = Open::new(&ctx.core.metrics);
     let lookup = {
         let ctx = ctx.clone();
         move |user: &SdkUser| ctx.secret(user)
@@ -293,6 +334,7 @@ where
                 _ => {}
             }
         }
+        open.channels(conn.open_channels());
         if !closed {
             deliver(&mut conn, &mut consumers, &mut unacked, metrics);
         }

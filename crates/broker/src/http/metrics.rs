@@ -8,11 +8,16 @@ use axum::response::{IntoResponse, Response};
 
 use super::Ctx;
 
-/// Every counter of [`Metrics`](crate::Metrics) as `mqgate_{name}_total`, plus gauges of
-/// the clients online and of what the store holds.
+/// Every counter of [`Metrics`](crate::Metrics) as `mqgate_{name}_total` and each of its
+/// [gauges](crate::metrics::GAUGES) as `mqgate_{name}`, plus gauges of the clients online
+/// and of what the store holds.
 pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
     let mut text = String::with_capacity(4096);
-    for (name, help, value) in ctx.core.metrics.snapshot().counters() {
+    let snapshot = ctx.core.metrics.snapshot();
+    let (gauges, counters): (Vec<_>, Vec<_>) = snapshot
+        .counters()
+        .partition(|(name, _, _)| crate::metrics::GAUGES.contains(name));
+    for (name, help, value) in counters {
         let _ = writeln!(text, "# HELP mqgate_{name}_total {help}");
         let _ = writeln!(text, "# TYPE mqgate_{name}_total counter");
         let _ = writeln!(text, "mqgate_{name}_total {value}");
@@ -22,6 +27,9 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
         let _ = writeln!(text, "# TYPE mqgate_{name} gauge");
         let _ = writeln!(text, "mqgate_{name} {value}");
     };
+    for (name, help, value) in gauges {
+        gauge(name, help, value);
+    }
     gauge(
         "clients_online",
         "Clients with a connection open.",
