@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
 
+use support::process::BrokerProcess;
 use support::{start_with, subscribe, Client, WAIT};
 
 const INSTANCE: &str = "post-cn-amqp";
@@ -99,6 +100,11 @@ impl Pika {
         args: &[&str],
     ) -> Pika {
         let port = broker.local_addr(kind).expect("amqp listener").port();
+        Pika::spawn_at(port, ca, key, args)
+    }
+
+    /// On `port` of 127.0.0.1; with `ca`, over TLS checked against that CA certificate.
+    fn spawn_at(port: u16, ca: Option<&std::path::Path>, key: (&str, &str), args: &[&str]) -> Pika {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/amqp/sdk_client.py");
         let mut command = Command::new("python3");
         if let Some(ca) = ca {
@@ -216,10 +222,19 @@ async fn a_send_reaches_subscribers_and_p2p_targets_and_refusals_are_nacked() {
     if skipped() {
         return;
     }
-    let broker = start_with(config()).await;
+    let mut config = config();
+    config.listeners.ws = Some("127.0.0.1:0".parse().unwrap());
+    let broker = start_with(config).await;
     let mut device = Client::connect(&broker, "GID_a@@@dev1", true).await;
     subscribe(&mut device, "parent/#", QoS::AtLeastOnce).await;
     let mut target = Client::connect(&broker, "GID_a@@@dev2", true).await;
+    // A device on MQTT over WebSocket.
+    let ws = broker.local_addr(ListenerKind::Ws).unwrap();
+    let mut options =
+        rumqttc::MqttOptions::new("GID_a@@@web", format!("ws://{ws}/mqtt"), ws.port());
+    options.set_transport(rumqttc::Transport::Ws);
+    let mut web = Client::with_options(options).await;
+    subscribe(&mut web, "parent/sub/#", QoS::AtLeastOnce).await;
     let lines = run(
         &broker,
         (AK, SECRET),
@@ -228,11 +243,13 @@ async fn a_send_reaches_subscribers_and_p2p_targets_and_refusals_are_nacked() {
     .await;
     assert_eq!(lines, ["connected", "ack one", "ack two"]);
     for body in ["one", "two"] {
-        let p = device.next().await;
-        assert_eq!(
-            (p.topic.as_str(), &p.payload[..]),
-            ("parent/sub/x", body.as_bytes())
-        );
+        for receiver in [&mut device, &mut web] {
+            let p = receiver.next().await;
+            assert_eq!(
+                (p.topic.as_str(), &p.payload[..]),
+                ("parent/sub/x", body.as_bytes())
+            );
+        }
     }
     let lines = run(
         &broker,
@@ -347,6 +364,87 @@ async fn the_endpoint_over_tls_logs_in_sends_and_refuses_plain_amqp() {
         "a plain AMQP client got a Connection.Start from the TLS listener: {answer:?}"
     );
     broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_sends_to_a_persistent_session_survive_a_sigkill() {
+    if skipped() {
+        return;
+    }
+    // The real binary on a redb store, SIGKILLed while a backend sends: every send confirmed
+    // before the kill reaches the offline persistent session after the restart, so a confirm
+    // comes only once the message is stored for it.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"
+        allow_anonymous = true
+        storage = "redb"
+        data_dir = {data:?}
+        [listeners]
+        tcp = "127.0.0.1:0"
+        ws = "127.0.0.1:0"
+        amqp = "127.0.0.1:0"
+        [http]
+        enabled = false
+        [auth]
+        instance_id = "{INSTANCE}"
+        groups = ["GID_a"]
+        [[auth.access_keys]]
+        id = "{AK}"
+        secret = "{SECRET}"
+        "#,
+        data = data.display().to_string()
+    );
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    let keeper = |addr: std::net::SocketAddr| {
+        let mut options = rumqttc::MqttOptions::new("GID_a@@@keeper", "127.0.0.1", addr.port());
+        options.set_clean_session(false);
+        options.set_keep_alive(Duration::from_secs(30));
+        options
+    };
+    let mut sub = Client::with_options(keeper(broker.addr)).await;
+    subscribe(&mut sub, "parent/#", QoS::AtLeastOnce).await;
+    sub.disconnect().await;
+
+    let payloads: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
+    let mut args = vec!["send", "parent/kept"];
+    args.extend(payloads.iter().map(String::as_str));
+    let mut sender = Pika::spawn_at(broker.addrs["amqp"].port(), None, (AK, SECRET), &args);
+    sender.until("connected").await;
+    // Kill the broker after some confirms, while the backend is still sending.
+    let mut confirmed = Vec::new();
+    while confirmed.len() < 50 {
+        let line = sender.line().await.expect("pika keeps sending");
+        let body = line
+            .strip_prefix("ack ")
+            .expect("only confirms before the kill");
+        confirmed.push(body.to_owned());
+    }
+    broker.kill();
+    // Confirms that were on their way when the broker died count too.
+    for line in sender.rest().await {
+        if let Some(body) = line.strip_prefix("ack ") {
+            confirmed.push(body.to_owned());
+        }
+    }
+
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    let mut sub = Client::with_options(keeper(broker.addr)).await;
+    assert!(sub.session_present);
+    let mut got = Vec::new();
+    while got.len() < confirmed.len() {
+        let p = sub.next().await;
+        got.push(String::from_utf8(p.payload.to_vec()).unwrap());
+    }
+    // In order, each confirmed one (more may follow: sent, stored, not confirmed in time).
+    assert_eq!(got[..confirmed.len()], confirmed[..]);
+    eprintln!(
+        "{} of {} sends confirmed before the kill",
+        confirmed.len(),
+        payloads.len()
+    );
+    broker.kill();
 }
 
 /// Publishes `n` QoS 1 device messages `m0..` from `GID_a@@@dev1` to `parent/dev/x`, each

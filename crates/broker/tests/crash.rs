@@ -12,11 +12,11 @@
 
 mod support;
 
+use support::process::BrokerProcess;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,94 +43,18 @@ const SUBSCRIBERS: [(&str, QoS); 2] = [
     ("crash-sub-qos1", QoS::AtLeastOnce),
 ];
 
-/// A `mqgate` child process, SIGKILLed (and reaped) when dropped.
-struct BrokerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl BrokerProcess {
-    fn start(dir: &Path) -> BrokerProcess {
-        let config = dir.join("mqgate.toml");
-        let data = dir.join("data");
-        std::fs::write(
-            &config,
-            format!(
+/// A `mqgate` child process on `dir`'s data, SIGKILLed (and reaped) when dropped.
+fn start_broker(dir: &Path) -> BrokerProcess {
+    let data = dir.join("data");
+    BrokerProcess::start(
+            dir,
+            &format!(
                 "allow_anonymous = true\nstorage = \"redb\"\ndata_dir = {:?}\n\n[listeners]\ntcp = \"127.0.0.1:0\"\nws = \"127.0.0.1:0\"\n\n[http]\nenabled = false\n\n[session]\nmax_queued_messages = {QUEUE_LIMIT}\nmax_queued_bytes = {}\n",
                 data.display().to_string(),
                 QUEUE_LIMIT * 64,
             ),
+            &["tcp"],
         )
-        .expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mqgate"))
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mqgate starts");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let mut process = BrokerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the log until the pipe closes (the process died), so the child never blocks
-        // on a full pipe; reports the TCP listener's address once.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = tcp_listening(&line) {
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        process.addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("mqgate logs its TCP address");
-        process
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address of a `listening kind=tcp addr=...` log line.
-fn tcp_listening(line: &str) -> Option<SocketAddr> {
-    let plain = strip_ansi(line);
-    if !plain.contains("listening") || !plain.contains("kind=tcp") {
-        return None;
-    }
-    let addr = plain.split("addr=").nth(1)?.split_whitespace().next()?;
-    addr.parse().ok()
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn qos_of(seq: u64) -> QoS {
@@ -299,7 +223,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_at_qos2_in_order() {
     let mut received: Vec<Received> = SUBSCRIBERS.iter().map(|_| Received::default()).collect();
     let mut kills = 0;
     for round in 0..=ROUNDS {
-        let broker = BrokerProcess::start(dir.path());
+        let broker = start_broker(dir.path());
         for (sub, got) in SUBSCRIBERS.iter().zip(received.iter_mut()) {
             drain(broker.addr, *sub, round == 0, Some(&acked), got).await;
         }
@@ -391,7 +315,7 @@ async fn subscribe(raw: &mut Raw, filter: &'static str, qos: QoS) {
 
 /// Starts the broker on `dir` with a persistent client subscribed to `filter` at QoS 2.
 async fn start_with_subscriber(dir: &Path, id: &str, filter: &'static str) -> (BrokerProcess, Raw) {
-    let broker = BrokerProcess::start(dir);
+    let broker = start_broker(dir);
     let mut sub = connect(broker.addr, id, false)
         .await
         .expect("subscriber connects");
@@ -401,7 +325,7 @@ async fn start_with_subscriber(dir: &Path, id: &str, filter: &'static str) -> (B
 
 /// Starts the broker on `dir` and reconnects a persistent client.
 async fn restart_and_reconnect(dir: &Path, id: &str) -> (BrokerProcess, Raw) {
-    let broker = BrokerProcess::start(dir);
+    let broker = start_broker(dir);
     let raw = connect(broker.addr, id, false)
         .await
         .expect("client reconnects");
@@ -565,7 +489,7 @@ async fn an_online_subscriber_gets_acknowledged_messages_across_sigkills_qos2_on
     let mut next = [0u64; PUBLISHERS];
     let mut got = Received::default();
     for round in 0..=ROUNDS {
-        let broker = BrokerProcess::start(dir.path());
+        let broker = start_broker(dir.path());
         if round == 0 {
             // Subscribe (persistent), owing nothing yet.
             drain(broker.addr, LIVE, true, Some(&BTreeSet::new()), &mut got).await;

@@ -2,6 +2,8 @@
 //! arrive on a channel, and a raw MQTT client built on our codec.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
