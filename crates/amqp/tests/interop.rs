@@ -16,10 +16,14 @@
 
 mod support;
 
+#[path = "clients/build.rs"]
+mod build;
+
+use build::{available, clients_dir, go_client, java_client, skipped};
+
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -338,25 +342,6 @@ async fn run_client(mut command: Command, mode: &str) -> (Vec<String>, Seen) {
     (stdout.lines().map(str::to_owned).collect(), seen)
 }
 
-fn available(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Locally a missing client is a visible skip; under `MQGATE_REQUIRE_INTEROP=1` (set by
-/// `scripts/test.sh`, which installs the clients) it is a failure.
-fn skipped(why: &str) {
-    assert!(
-        std::env::var_os("MQGATE_REQUIRE_INTEROP").is_none(),
-        "interop client missing under MQGATE_REQUIRE_INTEROP: {why}"
-    );
-    eprintln!("SKIPPED: {why}");
-}
-
 fn is_hex32(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -503,45 +488,7 @@ fn check_refused_login(lines: &[String], seen: &Seen, error: &str) {
     );
 }
 
-fn clients_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients"))
-}
-
 // ---- RabbitMQ's Java client ----------------------------------------------------------
-
-const JAVA_CLIENT_JAR: &str = "/usr/share/java/amqp-client.jar";
-const SLF4J_JAR: &str = "/usr/share/java/slf4j-api.jar";
-
-/// Compiles SdkClient.java once per test process (the tests run in parallel: a second
-/// compile into the same folder could hand a half-written class to a running client); the
-/// command to run it.
-fn java_client() -> Option<Command> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let classes = BUILT.get_or_init(|| {
-        if !available("javac", &["-version"]) || !Path::new(JAVA_CLIENT_JAR).exists() {
-            return None;
-        }
-        let out = std::env::temp_dir().join(format!("mqgate-amqp-java-{}", std::process::id()));
-        let ok = Command::new("javac")
-            .args(["-cp", JAVA_CLIENT_JAR, "-d"])
-            .arg(&out)
-            .arg(clients_dir().join("SdkClient.java"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "SdkClient.java does not compile");
-        Some(out)
-    });
-    let classes = classes.as_ref()?;
-    let mut c = Command::new("java");
-    c.arg("-cp")
-        .arg(format!(
-            "{JAVA_CLIENT_JAR}:{SLF4J_JAR}:{}",
-            classes.display()
-        ))
-        .arg("SdkClient");
-    Some(c)
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn java_rabbitmq_client_speaks_the_sdk_sequence() {
@@ -593,37 +540,6 @@ async fn java_rabbitmq_client_sees_a_wrong_secret_as_an_authentication_failure()
 }
 
 // ---- Go's streadway/amqp package ---------------------------------------------------------
-
-const GO_PATH: &str = "/usr/share/gocode";
-
-/// Builds sdk_client.go (GOPATH mode, against the Debian package of streadway/amqp, no
-/// network) once per test process; the command to run it.
-fn go_client() -> Option<Command> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let bin = BUILT.get_or_init(|| {
-        let lib = Path::new(GO_PATH).join("src/github.com/streadway/amqp");
-        if !available("go", &["version"]) || !lib.exists() {
-            return None;
-        }
-        let bin = std::env::temp_dir().join(format!("mqgate-amqp-go-{}", std::process::id()));
-        let out = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg(clients_dir().join("sdk_client.go"))
-            .env("GO111MODULE", "off")
-            .env("GOPATH", GO_PATH)
-            .env("GOFLAGS", "")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sdk_client.go does not build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(bin)
-    });
-    Some(Command::new(bin.as_ref()?))
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn go_streadway_client_speaks_the_sdk_sequence() {

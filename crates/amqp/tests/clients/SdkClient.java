@@ -4,7 +4,11 @@
 // and server-chosen consumer tags; client properties hold only signKey; virtual host MQTT.
 // Prints one line per finding, in the format all the client scripts share.
 //
-//     java SdkClient PORT sdk|badpass
+//     java SdkClient PORT sdk|badpass|broker
+//
+// `broker` is the conversation against the mqgate broker itself (the broker's
+// tests/amqp_sdk_clients.rs): sends to devices, then consumes device messages and status
+// notices until three messages and one notice arrived.
 
 import com.rabbitmq.client.*;
 
@@ -41,7 +45,7 @@ public class SdkClient {
         int port = Integer.parseInt(args[0]);
         String mode = args[1];
         String ts = String.valueOf(System.currentTimeMillis());
-        String secret = mode.equals("sdk") ? "SK-secret" : "wrong-secret";
+        String secret = mode.equals("badpass") ? "wrong-secret" : "SK-secret";
         Mac mac = Mac.getInstance("HmacSHA1");
         mac.init(new SecretKeySpec(secret.getBytes(StandardCharsets.UTF_8), "HmacSHA1"));
 
@@ -90,6 +94,10 @@ public class SdkClient {
                 }
             }
         });
+        if (mode.equals("broker")) {
+            againstTheBroker(f, producer, pub, pending);
+            return;
+        }
         List<String> returned = Collections.synchronizedList(new ArrayList<>());
         pub.addReturnListener((code, text, exchange, key, p, body) -> returned.add(exchange + " " + code));
 
@@ -105,45 +113,16 @@ public class SdkClient {
             }
             out(ok ? s[2] : s[3]);
         }
-        byte[] big = new byte[256 * 1200];
-        for (int i = 0; i < big.length; i++) {
-            big[i] = (byte) i;
-        }
+        byte[] big = bigBody();
         out(send(pub, pending, "parent/big", big) ? "confirm big" : "confirm big failed");
 
         Connection consumer = f.newConnection();
         Channel sub = consumer.createChannel();
         sub.basicQos(2);
         List<String> got = Collections.synchronizedList(new ArrayList<>());
-        sub.basicConsume("parent", false, new DefaultConsumer(sub) {
-            @Override
-            public void handleDelivery(String tag, Envelope env, AMQP.BasicProperties p, byte[] body)
-                    throws java.io.IOException {
-                Map<String, Object> h = p.getHeaders();
-                String text = new String(body, StandardCharsets.UTF_8);
-                out("msg " + env.getDeliveryTag() + " " + env.isRedeliver() + " " + p.getMessageId()
-                        + " " + h.get("mqttParentTopic") + " " + h.get("mqttSecondTopic")
-                        + " " + h.get("clientId") + " " + text);
-                got.add(text);
-                if (text.equals("msg-3")) {
-                    getChannel().basicNack(env.getDeliveryTag(), false, false);
-                } else {
-                    getChannel().basicAck(env.getDeliveryTag(), false);
-                }
-            }
-        });
+        consumeParent(sub, got);
         List<String> status = Collections.synchronizedList(new ArrayList<>());
-        Map<String, Object> statusArgs = new HashMap<>();
-        statusArgs.put("GROUP_ID", "GID_backend");
-        String statusTag = sub.basicConsume("STATUS", false, statusArgs, new DefaultConsumer(sub) {
-            @Override
-            public void handleDelivery(String tag, Envelope env, AMQP.BasicProperties p, byte[] body)
-                    throws java.io.IOException {
-                out("status " + new String(body, StandardCharsets.UTF_8));
-                status.add("x");
-                getChannel().basicAck(env.getDeliveryTag(), false);
-            }
-        });
+        String statusTag = consumeStatus(sub, status);
         out("status tag " + statusTag);
         long deadline = System.currentTimeMillis() + 20000;
         while ((got.size() < 5 || status.isEmpty()) && System.currentTimeMillis() < deadline) {
@@ -161,6 +140,79 @@ public class SdkClient {
         }
         out(send(pub, pending, "parent/after", "still open".getBytes(StandardCharsets.UTF_8))
                 ? "still open" : "closed early");
+        consumer.close();
+        producer.close();
+        out("closed");
+    }
+
+    // 300 KB: more than a frame (the client splits it, the server joins it).
+    static byte[] bigBody() {
+        byte[] big = new byte[256 * 1200];
+        for (int i = 0; i < big.length; i++) {
+            big[i] = (byte) i;
+        }
+        return big;
+    }
+
+    // As the SDK subscribes to the device messages of `parent`: prints each (with its
+    // delivery tag, redelivered flag, message id and the SDK's headers) and acks it, except
+    // a message `msg-3`, which it nacks without requeue.
+    static void consumeParent(Channel sub, List<String> got) throws java.io.IOException {
+        sub.basicConsume("parent", false, new DefaultConsumer(sub) {
+            @Override
+            public void handleDelivery(String tag, Envelope env, AMQP.BasicProperties p, byte[] body)
+                    throws java.io.IOException {
+                Map<String, Object> h = p.getHeaders();
+                String text = new String(body, StandardCharsets.UTF_8);
+                out("msg " + env.getDeliveryTag() + " " + env.isRedeliver() + " " + p.getMessageId()
+                        + " " + h.get("mqttParentTopic") + " " + h.get("mqttSecondTopic")
+                        + " " + h.get("clientId") + " " + text);
+                got.add(text);
+                if (text.equals("msg-3")) {
+                    getChannel().basicNack(env.getDeliveryTag(), false, false);
+                } else {
+                    getChannel().basicAck(env.getDeliveryTag(), false);
+                }
+            }
+        });
+    }
+
+    // As the SDK subscribes to the status notices of GID_backend; prints and acks each.
+    static String consumeStatus(Channel sub, List<String> status) throws java.io.IOException {
+        Map<String, Object> statusArgs = new HashMap<>();
+        statusArgs.put("GROUP_ID", "GID_backend");
+        return sub.basicConsume("STATUS", false, statusArgs, new DefaultConsumer(sub) {
+            @Override
+            public void handleDelivery(String tag, Envelope env, AMQP.BasicProperties p, byte[] body)
+                    throws java.io.IOException {
+                out("status " + new String(body, StandardCharsets.UTF_8));
+                status.add("x");
+                getChannel().basicAck(env.getDeliveryTag(), false);
+            }
+        });
+    }
+
+    static void againstTheBroker(ConnectionFactory f, Connection producer, Channel pub,
+            Map<Long, CompletableFuture<Boolean>> pending) throws Exception {
+        for (String body : new String[] {"java-one", "java-two"}) {
+            boolean ok = send(pub, pending, "parent/sub/x", body.getBytes(StandardCharsets.UTF_8));
+            out((ok ? "confirm ack " : "confirm nack ") + body);
+        }
+        byte[] big = bigBody();
+        out(send(pub, pending, "parent/big", big) ? "confirm big" : "confirm big failed");
+        Connection consumer = f.newConnection();
+        Channel sub = consumer.createChannel();
+        sub.basicQos(2);
+        List<String> got = Collections.synchronizedList(new ArrayList<>());
+        List<String> status = Collections.synchronizedList(new ArrayList<>());
+        consumeParent(sub, got);
+        consumeStatus(sub, status);
+        out("consuming");
+        long deadline = System.currentTimeMillis() + 20000;
+        while ((got.size() < 3 || status.isEmpty()) && System.currentTimeMillis() < deadline) {
+            Thread.sleep(20);
+        }
+        out("received " + got.size() + " " + status.size());
         consumer.close();
         producer.close();
         out("closed");

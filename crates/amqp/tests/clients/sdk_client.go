@@ -5,7 +5,11 @@
 // channel and 32-hex consumer tags. Prints one line per finding, in the format all the
 // client scripts share.
 //
-//	go run sdk_client.go PORT sdk|badpass
+//	go run sdk_client.go PORT sdk|badpass|broker
+//
+// `broker` is the conversation against the mqgate broker itself (the broker's
+// tests/amqp_sdk_clients.rs): sends to devices, then consumes device messages and status
+// notices until three messages and one notice arrived.
 package main
 
 import (
@@ -44,7 +48,7 @@ func main() {
 	port, mode := os.Args[1], os.Args[2]
 	ts := strconv.FormatInt(time.Now().UnixNano()/1000000, 10)
 	secret := "SK-secret"
-	if mode != "sdk" {
+	if mode == "badpass" {
 		secret = "wrong-secret"
 	}
 	mac := hmac.New(sha1.New, []byte(secret))
@@ -117,6 +121,10 @@ func main() {
 			}
 		}
 	}
+	if mode == "broker" {
+		againstTheBroker(uri, config, producer, send)
+		return
+	}
 	if ok, _ := send("parent/sub/x", []byte("hello")); ok {
 		out("confirm ack")
 	}
@@ -126,23 +134,12 @@ func main() {
 	if ok, returned := send("parent/unroutable", []byte("lost")); ok && returned {
 		out("confirm returned")
 	}
-	big := make([]byte, 256*1200)
-	for i := range big {
-		big[i] = byte(i)
-	}
+	big := bigBody()
 	if ok, _ := send("parent/big", big); ok {
 		out("confirm big")
 	}
 
-	consumer, err := amqp.DialConfig(uri, config)
-	if err != nil {
-		out("dial failed %v", err)
-		os.Exit(1)
-	}
-	sub, _ := consumer.Channel()
-	if err := sub.Qos(2, 0, false); err != nil {
-		out("qos failed %v", err)
-	}
+	consumer, sub := openConsumer(uri, config)
 	tag := hex32()
 	deliveries, err := sub.Consume("parent", tag, false, false, false, false, nil)
 	if err != nil {
@@ -150,34 +147,8 @@ func main() {
 		os.Exit(1)
 	}
 	out("consuming %s", tag)
-	statuses, err := sub.Consume("STATUS", hex32(), false, false, false, false, amqp.Table{"GROUP_ID": "GID_backend"})
-	if err != nil {
-		out("consume failed %v", err)
-		os.Exit(1)
-	}
-	got, status := 0, 0
-	deadline := time.After(20 * time.Second)
-loop:
-	for got < 5 || status < 1 {
-		select {
-		case d := <-deliveries:
-			body := string(d.Body)
-			out("msg %d %t %s %v %v %v %s", d.DeliveryTag, d.Redelivered, d.MessageId,
-				d.Headers["mqttParentTopic"], d.Headers["mqttSecondTopic"], d.Headers["clientId"], body)
-			got++
-			if body == "msg-3" {
-				d.Nack(false, false)
-			} else {
-				d.Ack(false)
-			}
-		case d := <-statuses:
-			out("status %s", d.Body)
-			status++
-			d.Ack(false)
-		case <-deadline:
-			break loop
-		}
-	}
+	statuses := consumeStatus(sub)
+	got, status := receive(deliveries, statuses, 5)
 	out("received %d %d", got, status)
 
 	side, _ := producer.Channel()
@@ -196,4 +167,94 @@ loop:
 	consumer.Close()
 	producer.Close()
 	out("closed")
+}
+
+func againstTheBroker(uri string, config amqp.Config, producer *amqp.Connection, send func(string, []byte) (bool, bool)) {
+	for _, body := range []string{"go-one", "go-two"} {
+		if ok, _ := send("parent/sub/x", []byte(body)); ok {
+			out("confirm ack %s", body)
+		} else {
+			out("confirm nack %s", body)
+		}
+	}
+	big := bigBody()
+	if ok, _ := send("parent/big", big); ok {
+		out("confirm big")
+	} else {
+		out("confirm big failed")
+	}
+	consumer, sub := openConsumer(uri, config)
+	deliveries, err := sub.Consume("parent", hex32(), false, false, false, false, nil)
+	if err != nil {
+		out("consume failed %v", err)
+		os.Exit(1)
+	}
+	statuses := consumeStatus(sub)
+	out("consuming")
+	got, status := receive(deliveries, statuses, 3)
+	out("received %d %d", got, status)
+	consumer.Close()
+	producer.Close()
+	out("closed")
+}
+
+// 300 KB: more than a frame (the client splits it, the server joins it).
+func bigBody() []byte {
+	big := make([]byte, 256*1200)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	return big
+}
+
+// The consumer connection, with one channel and a prefetch of 2.
+func openConsumer(uri string, config amqp.Config) (*amqp.Connection, *amqp.Channel) {
+	consumer, err := amqp.DialConfig(uri, config)
+	if err != nil {
+		out("dial failed %v", err)
+		os.Exit(1)
+	}
+	sub, _ := consumer.Channel()
+	if err := sub.Qos(2, 0, false); err != nil {
+		out("qos failed %v", err)
+	}
+	return consumer, sub
+}
+
+// As the SDK subscribes to the status notices of GID_backend.
+func consumeStatus(sub *amqp.Channel) <-chan amqp.Delivery {
+	statuses, err := sub.Consume("STATUS", hex32(), false, false, false, false, amqp.Table{"GROUP_ID": "GID_backend"})
+	if err != nil {
+		out("consume failed %v", err)
+		os.Exit(1)
+	}
+	return statuses
+}
+
+// Prints and acks device messages (a message `msg-3` is nacked without requeue) and status
+// notices until `want` messages and one notice arrived, or 20 s passed.
+func receive(deliveries, statuses <-chan amqp.Delivery, want int) (int, int) {
+	got, status := 0, 0
+	deadline := time.After(20 * time.Second)
+	for got < want || status < 1 {
+		select {
+		case d := <-deliveries:
+			body := string(d.Body)
+			out("msg %d %t %s %v %v %v %s", d.DeliveryTag, d.Redelivered, d.MessageId,
+				d.Headers["mqttParentTopic"], d.Headers["mqttSecondTopic"], d.Headers["clientId"], body)
+			got++
+			if body == "msg-3" {
+				d.Nack(false, false)
+			} else {
+				d.Ack(false)
+			}
+		case d := <-statuses:
+			out("status %s", d.Body)
+			status++
+			d.Ack(false)
+		case <-deadline:
+			return got, status
+		}
+	}
+	return got, status
 }
