@@ -660,6 +660,95 @@ async fn raw_login(broker: &BrokerHandle, heartbeat: u16) -> TcpStream {
     stream
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_are_routed_in_order_and_each_confirmed() {
+    // A backend that does not wait for each confirm (RabbitMQ clients may stream publishes):
+    // the endpoint keeps reading while earlier sends settle, routes them in the order sent,
+    // and confirms every one.
+    const N: u64 = 300;
+    let broker = start_with(config()).await;
+    let mut device = Client::connect(&broker, "GID_a@@@pipe", true).await;
+    subscribe(&mut device, "parent/pipe", QoS::AtLeastOnce).await;
+    let mut stream = raw_login(&broker, 0).await;
+    let mut wire = BytesMut::new();
+    let mut frames = vec![
+        Frame::Method {
+            channel: 1,
+            method: Method::ChannelOpen,
+        },
+        Frame::Method {
+            channel: 1,
+            method: Method::ConfirmSelect { nowait: false },
+        },
+    ];
+    for i in 0..N {
+        let body = bytes::Bytes::from(format!("p{i}"));
+        frames.push(Frame::Method {
+            channel: 1,
+            method: Method::BasicPublish {
+                exchange: "parent/pipe".into(),
+                routing_key: "parent/pipe".into(),
+                mandatory: false,
+                immediate: false,
+            },
+        });
+        frames.push(Frame::Header {
+            channel: 1,
+            header: mqgate_amqp::ContentHeader {
+                body_size: body.len() as u64,
+                properties: mqgate_amqp::BasicProperties::default(),
+            },
+        });
+        frames.push(Frame::Body {
+            channel: 1,
+            payload: body,
+        });
+    }
+    for frame in frames {
+        frame.encode(&mut wire).unwrap();
+    }
+    stream.write_all(&wire).await.unwrap();
+
+    // Every delivery tag 1..=N acknowledged (singly or by `multiple`), none refused.
+    let decoder = mqgate_amqp::FrameDecoder::new(131_072);
+    let mut buf = BytesMut::new();
+    let mut confirmed = 0u64;
+    while confirmed < N {
+        while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+            if let Frame::Method { channel: 1, method } = frame {
+                match method {
+                    Method::BasicAck {
+                        delivery_tag,
+                        multiple,
+                    } => {
+                        assert!(
+                            multiple && delivery_tag > confirmed
+                                || delivery_tag == confirmed + 1,
+                            "confirm {delivery_tag} (multiple {multiple}) after {confirmed}"
+                        );
+                        confirmed = delivery_tag;
+                    }
+                    Method::BasicNack { .. } => panic!("a send was refused: {method:?}"),
+                    _ => {}
+                }
+            }
+        }
+        if confirmed >= N {
+            break;
+        }
+        let n = timeout(WAIT, stream.read_buf(&mut buf))
+            .await
+            .expect("confirms in time")
+            .unwrap();
+        assert!(n > 0, "the endpoint closed the connection");
+    }
+    for i in 0..N {
+        assert_eq!(device.next().await.payload, format!("p{i}").as_bytes());
+    }
+    assert_eq!(broker.metrics().amqp_confirmed, N);
+    broker.shutdown().await;
+}
+
 /// Reads until the server closes the socket, within `limit`; what it sent.
 async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
     let mut all = Vec::new();

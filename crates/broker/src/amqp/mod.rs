@@ -11,10 +11,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 use hashbrown::HashMap;
 use mqgate_amqp::{
-    Config, Connection, Event, FieldValue, Message as AmqpMessage, ReplyCode, SdkAuthenticator,
-    SdkUser,
+    Config, ConfirmTag, Connection, Event, FieldValue, Message as AmqpMessage, ReplyCode,
+    SdkAuthenticator, SdkUser,
 };
 use mqgate_auth::AccessPolicy;
 use mqgate_codec::QoS;
@@ -142,6 +144,34 @@ impl Drop for Open<'_> {
     }
 }
 
+/// Publishes of one connection routed and not yet safe with every receiver, at most: past
+/// it the connection stops reading until some settle, so a backend that pipelines sends
+/// waits for the broker rather than making it hold an unbounded backlog.
+const MAX_SETTLING: usize = 1024;
+
+/// A routed publish that settles into its confirm tag (none outside confirm mode) and
+/// whether it was safe with every receiver.
+type Settling =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (Option<ConfirmTag>, bool)> + Send>>;
+
+/// Answers a settled publish: `basic.ack` or `basic.nack` in confirm mode, and the counters.
+fn confirm_publish<A: mqgate_amqp::Authenticator>(
+    conn: &mut Connection<A>,
+    metrics: &Metrics,
+    confirm: Option<ConfirmTag>,
+    ok: bool,
+) {
+    if let Some(tag) = confirm {
+        let counter = if ok {
+            &metrics.amqp_confirmed
+        } else {
+            &metrics.amqp_publish_nacked
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        conn.confirm(tag, ok, monotonic_ms());
+    }
+}
+
 async fn serve<S>(ctx: &Arc<AmqpCtx>, mut stream: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -159,17 +189,26 @@ where
     let mut shutdown = ctx.core.shutdown.clone();
     let metrics = &ctx.core.metrics;
     let mut policy: Option<AccessPolicy> = None;
+    let mut settling: FuturesOrdered<Settling> = FuturesOrdered::new();
     let mut closed = false;
     while !closed {
         let now = monotonic_ms();
         let deadline = conn
             .poll_timeout()
             .map(|at| tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now)));
+        let reading = settling.len() < MAX_SETTLING;
         tokio::select! {
-            read = stream.read_buf(conn.receive_buffer()) => match read {
+            read = stream.read_buf(conn.receive_buffer()), if reading => match read {
                 Ok(0) | Err(_) => conn.connection_lost(),
                 Ok(_) => conn.process(monotonic_ms()),
             },
+            Some((confirm, ok)) = settling.next(), if !settling.is_empty() => {
+                confirm_publish(&mut conn, metrics, confirm, ok);
+                // Every other one already settled, in order, without another turn.
+                while let Some(Some((confirm, ok))) = settling.next().now_or_never() {
+                    confirm_publish(&mut conn, metrics, confirm, ok);
+                }
+            }
             () = sleep_until(deadline) => conn.on_timeout(monotonic_ms()),
             () = wake.notified() => {}
             _ = shutdown.changed() => {
@@ -198,32 +237,34 @@ where
                     let allowed = policy
                         .as_ref()
                         .is_some_and(|p| p.publish.allows_topic(&topic));
-                    let ok = if allowed {
-                        match ctx
-                            .core
-                            .publish_topic(&topic, body, QoS::AtLeastOnce, false)
-                            .await
-                        {
-                            Ok(_) => true,
-                            Err(error) => {
+                    // Routed here, in the order the backend sent them; each one's confirm
+                    // waits (in `settling`, in order) until it is safe, while this connection
+                    // reads on.
+                    let routed = if allowed {
+                        ctx.core
+                            .route_topic(&topic, body, QoS::AtLeastOnce, false)
+                            .map_err(|error| {
                                 tracing::info!(%peer, %topic, %error, "AMQP publish refused");
-                                false
-                            }
-                        }
+                            })
                     } else {
                         tracing::info!(%peer, %topic, "AMQP publish denied by the AccessKey's bounds");
                         metrics.publish_denied.fetch_add(1, Ordering::Relaxed);
-                        false
+                        Err(())
                     };
-                    if let Some(tag) = confirm {
-                        let counter = if ok {
-                            &metrics.amqp_confirmed
-                        } else {
-                            &metrics.amqp_publish_nacked
+                    let core = ctx.core.clone();
+                    settling.push_back(Box::pin(async move {
+                        let ok = match routed {
+                            Ok((_, mut scratch)) => match core.settle_topic(&mut scratch).await {
+                                Ok(()) => true,
+                                Err(error) => {
+                                    tracing::info!(%peer, %topic, %error, "AMQP publish refused");
+                                    false
+                                }
+                            },
+                            Err(()) => false,
                         };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        conn.confirm(tag, ok, monotonic_ms());
-                    }
+                        (confirm, ok)
+                    }));
                 }
                 Event::Consume {
                     channel,

@@ -174,6 +174,24 @@ impl Core {
         qos: QoS,
         retain: bool,
     ) -> Result<MessageId, BrokerError> {
+        let (id, mut scratch) = self.route_topic(topic, payload, qos, retain)?;
+        self.settle_topic(&mut scratch).await.map(|()| id)
+    }
+
+    /// The first half of [`publish_topic`](Self::publish_topic): checks the topic and routes
+    /// the message, without waiting. A publisher with more to do meanwhile (the cloud SDK
+    /// endpoint, whose backends pipeline their sends) routes in order here and waits for
+    /// each with [`settle_topic`](Self::settle_topic) while it goes on.
+    ///
+    /// # Errors
+    /// [`BrokerError::InvalidTopic`], [`BrokerError::Shutdown`].
+    pub(crate) fn route_topic(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(MessageId, RouteScratch), BrokerError> {
         if self.is_shutting_down() {
             return Err(BrokerError::Shutdown);
         }
@@ -181,8 +199,21 @@ impl Core {
         let topic =
             ByteStr::try_from(topic).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
         let message = self.message(&ByteStr::from_static(""), topic, payload, qos);
-        match self.publish(&message, retain, None).await {
-            Ok(()) => Ok(message.id),
+        let mut scratch = RouteScratch::default();
+        self.router
+            .route(&message, retain, None, monotonic_ms(), &mut scratch);
+        Ok((message.id, scratch))
+    }
+
+    /// The second half of [`publish_topic`](Self::publish_topic): waits until the message
+    /// routed into `scratch` is safe with every receiver.
+    ///
+    /// # Errors
+    /// [`BrokerError::Backpressure`] when receivers stayed full (some may have received it),
+    /// or [`BrokerError::Store`] when the store refused its persistent receivers' copies.
+    pub(crate) async fn settle_topic(&self, scratch: &mut RouteScratch) -> Result<(), BrokerError> {
+        match self.settle(scratch).await {
+            Ok(()) => Ok(()),
             Err(Unsettled::Full) => Err(BrokerError::Backpressure),
             Err(Unsettled::Store(error)) => Err(BrokerError::Store(error.to_string())),
         }
