@@ -4,7 +4,9 @@
 //!   [`TIMER_TICK`] and only when one may be due;
 //! - [`expiry_sweep`]: removes expired messages from the store;
 //! - [`token_watch`]: closes connections whose login token expired or was revoked, when
-//!   `auth.disconnect_on_token_invalid` asks for it.
+//!   `auth.disconnect_on_token_invalid` asks for it;
+//! - [`trace_sweep`]: removes trace records older than the retention, and the oldest while
+//!   the trace log is over its size bound.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use crate::auth::Access;
 use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::registry::Registry;
+use crate::core::trace::Tracer;
 use crate::Metrics;
 
 /// How often [`timers`] looks for due timers: how late a keep-alive expiry can be found.
@@ -124,5 +127,24 @@ pub(crate) async fn token_watch(
             () = watch.asked() => {}
         }
         watch.sweep(access.core.as_deref(), &registry);
+    }
+}
+
+/// Sweeps the trace log every `every` (see [`sweep_interval`], from the retention), off the
+/// runtime's workers. Retention is by the records' wall-clock times.
+pub(crate) async fn trace_sweep(
+    trace: Arc<Tracer>,
+    every: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = Ticker::new(shutdown, every);
+    while ticker.next().await {
+        let trace = trace.clone();
+        let removed = tokio::task::spawn_blocking(move || trace.sweep(unix_time_ms()))
+            .await
+            .unwrap_or(0);
+        if removed > 0 {
+            tracing::debug!(segments = removed, "old trace records swept");
+        }
     }
 }

@@ -134,4 +134,11 @@ counters! {
     amqp_nacked,
     /// Cloud SDK endpoint: deliveries sent again after their channel closed unacknowledged.
     amqp_redelivered,
+    /// Message trace: records written to the trace log.
+    trace_written,
+    /// Message trace: records dropped because the trace writer's buffer was full (a
+    /// connection never waits for the trace).
+    trace_dropped,
+    /// Message trace: batches the trace log failed to write or sweep (their records are lost).
+    trace_errors,
 }
