@@ -65,9 +65,10 @@ pub(crate) async fn timers(registry: Arc<Registry>, shutdown: watch::Receiver<bo
     }
 }
 
-/// How often the expiry sweep runs: a quarter of the message TTL, between 100 ms and a minute
-/// (so an expired message stays on disk at most a quarter TTL longer, and a 3-day TTL costs
-/// one small transaction a minute).
+/// How often a sweep runs for a lifetime of `message_ttl_ms` (the message TTL for the store's
+/// expiry sweep, the retention for the trace sweep): a quarter of it, between 100 ms and a
+/// minute (so an expired message stays on disk at most a quarter TTL longer, and a 3-day TTL
+/// costs one small transaction a minute).
 pub(crate) fn sweep_interval(message_ttl_ms: u64) -> Duration {
     Duration::from_millis((message_ttl_ms / 4).clamp(100, 60_000))
 }

@@ -446,6 +446,7 @@ mod tests {
         assert!(config.http.console && !config.http.tls);
         assert_eq!(config.http.console_session_ms, 1_800_000);
         assert_eq!(config.http.console_max_failures, 5);
+        assert_eq!(config.trace, crate::TraceSettings::default());
     }
 
     #[test]
