@@ -1,6 +1,7 @@
 //! Message trace end to end: real MQTT clients (rumqttc) and the signed HTTP API's four
 //! `QueryMqttTrace*` actions: a device's connects, refusals, takeover and disconnect in order
-//! with their channel ids, paged both ways; one message to an online and an offline
+//! with their channel ids, paged both ways; closes for silence, a dropped socket and a
+//! protocol violation; one message to an online and an offline
 //! subscriber; a `SendMessage`'s id; retention; the trace directory across a restart; bad
 //! parameters; trace turned off.
 #![allow(clippy::unwrap_used)]
@@ -12,9 +13,10 @@ use std::time::Duration;
 
 use auth_support::*;
 use mqgate_broker::{BrokerConfig, BrokerHandle};
+use mqgate_codec::Packet;
 use rumqttc::{ConnectReturnCode as Code, QoS};
 use serde_json::Value;
-use support::{subscribe, Client};
+use support::{subscribe, Client, Raw};
 
 const I: (&str, &str) = ("InstanceId", INSTANCE);
 const REGION: (&str, &str) = ("MqttRegionId", "cn-test");
@@ -160,6 +162,46 @@ async fn a_devices_connects_refusal_takeover_and_disconnect_in_order_paged_both_
     let answer = ok(&api_get(&broker, AK, SECRET, "QueryMqttTraceDevice", &params).await);
     assert_eq!(answer["Total"], 0);
     assert_eq!(answer["DeviceInfoList"], Value::Array(Vec::new()));
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_a_dropped_socket_and_a_protocol_violation_close_with_their_reasons() {
+    let broker = start(config("storage = \"memory\"\nallow_anonymous = true"), None).await;
+    let mut silent = Raw::connect(&broker, "GID_a@@@silent", 1).await;
+    let dropped = Raw::connect(&broker, "GID_a@@@dropped", 30).await;
+    drop(dropped);
+    let mut bad = Raw::connect(&broker, "GID_a@@@bad", 30).await;
+    bad.send(Packet::Connect(Box::default())).await; // a second CONNECT
+    bad.expect_closed().await;
+    silent.expect_closed().await; // keep-alive 1 s: closed after 1.5 s
+    let cases = [
+        ("GID_a@@@silent", "no heart"),
+        ("GID_a@@@dropped", "closed by client"),
+        ("GID_a@@@bad", "invalid param"),
+    ];
+    for (id, why) in cases {
+        let params = [("ClientId", id), ("CurrentPage", "1"), ("PageSize", "10")];
+        let answer = trace_until(
+            &broker,
+            "QueryMqttTraceDevice",
+            &params,
+            "DeviceInfoList",
+            2,
+        )
+        .await;
+        let list = &answer["DeviceInfoList"];
+        assert_eq!(
+            column(list, "Action"),
+            ["connect", "close"],
+            "{id}: {answer}"
+        );
+        assert_eq!(
+            column(list, "ActionInfo"),
+            ["accepted", why],
+            "{id}: {answer}"
+        );
+    }
     broker.shutdown().await;
 }
 

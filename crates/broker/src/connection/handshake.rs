@@ -228,6 +228,11 @@ where
                 trace.message(Action::PushOffline, info, session.client_id(), id);
             }
         }
+        // Routed to it during the handover: pushed to it online now.
+        for delivery in &pending {
+            let info = Info::PushToMqttClient;
+            trace.message(Action::Sub, info, session.client_id(), delivery.message.id);
+        }
     }
     deliver::replay(&mut session, pending);
     card.set_subscriptions(session.subscriptions());
