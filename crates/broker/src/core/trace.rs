@@ -220,13 +220,22 @@ impl Drop for Tracer {
 }
 
 impl Inner {
-    /// Appends `batch` (drained) to the log.
+    /// Appends `batch` (drained) to the log; sweeps at once when that took the log over its
+    /// size bound (a busy broker may write it faster than the sweep timer comes round).
     fn write(&self, batch: &mut Vec<Event>) {
         if batch.is_empty() {
             return;
         }
         let records: Vec<TraceRecord> = batch.drain(..).map(Event::record).collect();
-        let appended = self.log.lock().append(&records);
+        let mut log = self.log.lock();
+        let appended = log.append(&records);
+        if log.stats().bytes > log.config().max_bytes {
+            if let Err(error) = log.sweep(unix_time_ms()) {
+                tracing::warn!(%error, "trace sweep failed");
+                self.metrics.trace_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        drop(log);
         match appended {
             Ok(()) => {
                 self.metrics
@@ -310,6 +319,30 @@ mod tests {
         }
         assert_eq!(total + dropped, 20);
         assert_eq!(metrics.trace_written.load(Ordering::Relaxed), total);
+    }
+
+    #[test]
+    fn writes_keep_the_log_within_its_size_bound_between_sweeps() {
+        let metrics = Arc::new(Metrics::default());
+        let settings = TraceSettings {
+            max_bytes: 2_000,
+            segment_bytes: 500,
+            ..TraceSettings::default()
+        };
+        let tracer = Tracer::start(&settings, Path::new("."), true, metrics)
+            .unwrap()
+            .unwrap();
+        let client = ByteStr::from_static("GID_a@@@3");
+        for n in 0..1_000 {
+            tracer.message(Action::Sub, Info::PushToMqttClient, &client, MessageId(n));
+            if n % 50 == 0 {
+                tracer.flush();
+            }
+        }
+        tracer.flush();
+        let stats = tracer.inner.log.lock().stats();
+        assert!(stats.bytes <= 2_000, "{stats:?}");
+        assert!(stats.removed_segments > 0, "{stats:?}");
     }
 
     #[test]
