@@ -341,6 +341,22 @@ async fn a_send_message_id_is_traceable() {
         ["GID_a@@@cmd"]
     );
     assert_eq!(column(&to["MessageTraceLists"], "Action"), ["sub"]);
+    // What was written shows on /metrics (nothing dropped here).
+    let addr = broker
+        .local_addr(mqgate_broker::ListenerKind::Http)
+        .unwrap();
+    let metrics = http(addr, "GET", "/metrics", &[], b"").await.body;
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("mqgate_{name}_total ")))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+    };
+    assert!(
+        counter("trace_written").is_some_and(|n| n >= 3),
+        "{metrics}"
+    );
+    assert_eq!(counter("trace_dropped"), Some(0), "{metrics}");
     drop(device);
     broker.shutdown().await;
 }
