@@ -15,6 +15,8 @@
 //!  CONNECT ─▶ Authenticator ─▶ grants ─▶ every PUBLISH / SUBSCRIBE checked
 //!  HTTP API (axum) ─▶ signature (mqgate-auth) ─▶ registries, live registry, router
 //!  RocketMQ bridge (`[rocketmq]`): outflow PUBLISH ─▶ RocketMQ; RocketMQ consumer ─▶ Router
+//!  message trace (`[trace]`): CONNECT answered, close, message in, pushed, pushed offline
+//!     ─▶ bounded buffer (never waited for) ─▶ writer thread ─▶ trace log ◀─ QueryMqttTrace*
 //! ```
 //!
 //! ## The contract
