@@ -30,6 +30,10 @@ use crate::{BrokerError, Metrics};
 /// buffer fills to half first): a batch is one write.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
+/// Records' room a drained buffer keeps for the next batch; a larger one (after a burst) is
+/// shrunk to this, so the memory of a burst is given back.
+const KEPT_CAPACITY: usize = 1024;
+
 /// What a record is about besides its client.
 #[derive(Clone, Copy)]
 enum Subject {
@@ -232,6 +236,8 @@ impl Inner {
             return;
         }
         let records: Vec<TraceRecord> = batch.drain(..).map(Event::record).collect();
+        // A burst's buffer is not kept: it goes back to the recorders at the next swap.
+        batch.shrink_to(KEPT_CAPACITY);
         let appended = log.append(&records);
         if log.stats().bytes > log.config().max_bytes {
             if let Err(error) = log.sweep(unix_time_ms()) {
