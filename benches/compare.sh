@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: mqgate against Mosquitto and rumqttd on this machine (loopback).
 #
-#   benches/compare.sh [--quick] [--reps N] [--out DIR] [--only REGEX] [--tuned]
+#   benches/compare.sh [--quick] [--reps N] [--out DIR] [--only REGEX] [--tuned] [--trace-off]
 #   benches/compare.sh --durable [--quick] [--reps N] [--out DIR]
 #
 # --only runs just the scenarios whose arguments match REGEX (grep -E), e.g. 'fan-in'.
@@ -10,7 +10,9 @@
 # (a loopback listener, anonymous access; rumqttd's connection count raised for the 10 k-client
 # scenarios). --tuned adds, beside them, "mqgate-tuned" (an in-flight window of 100, as
 # rumqttd's shipped config has) and "mosquitto-tuned" (TCP_NODELAY on); the summary shows them
-# but never compares mqgate with them.
+# but never compares mqgate with them. --trace-off adds "mqgate-notrace-tuned" (mqgate as
+# shipped but with message trace off, which is on by default): the cost of trace is the
+# difference between it and "mqgate" (e.g. --trace-off --only 'fan-in --qos 1').
 #
 # Installs the peers if missing (Mosquitto from Debian with apt-get, rumqttd 0.20 with
 # cargo install into .cache/peers), builds mqgate and mqgate-bench in release, then for each
@@ -37,6 +39,7 @@ OUT=""
 ONLY=""
 DURABLE=0
 TUNED=0
+TRACE_OFF=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; REPS=1 ;;
@@ -45,7 +48,8 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
     --tuned) TUNED=1 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    --trace-off) TRACE_OFF=1 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -63,6 +67,7 @@ MQGATE_DURABLE_PORT=18835 # also in benches/peers/mqgate-durable.toml
 MOSQUITTO_DURABLE_PORT=18837 # also in benches/peers/mosquitto-durable.conf
 MQGATE_TUNED_PORT=18838 # also in benches/peers/mqgate-tuned.toml
 MOSQUITTO_TUNED_PORT=18839 # also in benches/peers/mosquitto-tuned.conf
+MQGATE_NOTRACE_PORT=18841 # also in benches/peers/mqgate-notrace-tuned.toml
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -92,6 +97,7 @@ else
   say "rumqttd could not be built here: continuing without it"
 fi
 [ $TUNED -eq 1 ] && BROKERS="$BROKERS mqgate-tuned mosquitto-tuned"
+[ $TRACE_OFF -eq 1 ] && BROKERS="$BROKERS mqgate-notrace-tuned"
 
 # ---- ours --------------------------------------------------------------------------------
 say "building mqgate and mqgate-bench (release)"
@@ -118,6 +124,7 @@ port_of() {
     mqgate-durable) echo $MQGATE_DURABLE_PORT ;;
     mosquitto-durable) echo $MOSQUITTO_DURABLE_PORT ;;
     mqgate-tuned) echo $MQGATE_TUNED_PORT ;;
+    mqgate-notrace-tuned) echo $MQGATE_NOTRACE_PORT ;;
     mosquitto-tuned) echo $MOSQUITTO_TUNED_PORT ;;
   esac
 }
@@ -132,6 +139,10 @@ start_broker() {
       ;;
     mqgate-tuned)
       "$MQGATE" --config benches/peers/mqgate-tuned.toml \
+        --data-dir "$OUT/mqgate-data" >>"$log" 2>&1 &
+      ;;
+    mqgate-notrace-tuned)
+      "$MQGATE" --config benches/peers/mqgate-notrace-tuned.toml \
         --data-dir "$OUT/mqgate-data" >>"$log" 2>&1 &
       ;;
     mosquitto) "$MOSQUITTO" -c benches/peers/mosquitto.conf >>"$log" 2>&1 & ;;

@@ -4,7 +4,9 @@
 //!   [`TIMER_TICK`] and only when one may be due;
 //! - [`expiry_sweep`]: removes expired messages from the store;
 //! - [`token_watch`]: closes connections whose login token expired or was revoked, when
-//!   `auth.disconnect_on_token_invalid` asks for it.
+//!   `auth.disconnect_on_token_invalid` asks for it;
+//! - [`trace_sweep`]: removes trace records older than the retention, and the oldest while
+//!   the trace log is over its size bound.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use crate::auth::Access;
 use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::registry::Registry;
+use crate::core::trace::Tracer;
 use crate::Metrics;
 
 /// How often [`timers`] looks for due timers: how late a keep-alive expiry can be found.
@@ -62,9 +65,10 @@ pub(crate) async fn timers(registry: Arc<Registry>, shutdown: watch::Receiver<bo
     }
 }
 
-/// How often the expiry sweep runs: a quarter of the message TTL, between 100 ms and a minute
-/// (so an expired message stays on disk at most a quarter TTL longer, and a 3-day TTL costs
-/// one small transaction a minute).
+/// How often a sweep runs for a lifetime of `message_ttl_ms` (the message TTL for the store's
+/// expiry sweep, the retention for the trace sweep): a quarter of it, between 100 ms and a
+/// minute (so an expired message stays on disk at most a quarter TTL longer, and a 3-day TTL
+/// costs one small transaction a minute).
 pub(crate) fn sweep_interval(message_ttl_ms: u64) -> Duration {
     Duration::from_millis((message_ttl_ms / 4).clamp(100, 60_000))
 }
@@ -124,5 +128,24 @@ pub(crate) async fn token_watch(
             () = watch.asked() => {}
         }
         watch.sweep(access.core.as_deref(), &registry);
+    }
+}
+
+/// Sweeps the trace log every `every` (see [`sweep_interval`], from the retention), off the
+/// runtime's workers. Retention is by the records' wall-clock times.
+pub(crate) async fn trace_sweep(
+    trace: Arc<Tracer>,
+    every: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = Ticker::new(shutdown, every);
+    while ticker.next().await {
+        let trace = trace.clone();
+        let removed = tokio::task::spawn_blocking(move || trace.sweep(unix_time_ms()))
+            .await
+            .unwrap_or(0);
+        if removed > 0 {
+            tracing::debug!(segments = removed, "old trace records swept");
+        }
     }
 }

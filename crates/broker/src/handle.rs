@@ -20,6 +20,7 @@ use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::connection::{ConnCtx, Outflow};
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::{Attach, Delivery, OnlineLink};
+use crate::core::trace::Tracer;
 use crate::core::Core;
 use crate::fd_limit::FdLimit;
 use crate::http::HttpCtx;
@@ -123,7 +124,7 @@ impl Broker {
         let max_connections = max_connections(&config);
         let session_config = config.session.session_config();
         let rules = config.client_id_rules();
-        let core = Core::start(
+        let mut core = Core::start(
             store,
             &config.limits,
             &session_config,
@@ -131,6 +132,14 @@ impl Broker {
             shutdown.clone(),
         )
         .map_err(BrokerError::Io)?;
+        let memory = config.storage == StorageKind::Memory;
+        core.trace = Tracer::start(
+            &config.trace,
+            &config.data_dir,
+            memory,
+            core.metrics.clone(),
+        )?
+        .map(Arc::new);
         let core = Arc::new(core);
         let bridge = match config.rocketmq.clone() {
             Some(rocketmq) => {
@@ -149,6 +158,13 @@ impl Broker {
             shutdown.clone(),
         ));
         tokio::spawn(background::timers(core.registry.clone(), shutdown.clone()));
+        if let Some(trace) = &core.trace {
+            tokio::spawn(background::trace_sweep(
+                trace.clone(),
+                background::sweep_interval(trace.retention_ms()),
+                shutdown.clone(),
+            ));
+        }
         if access.tokens.enabled() {
             let every = config
                 .auth
@@ -500,6 +516,10 @@ impl BrokerHandle {
         }
         // What the closing connections saved is on disk before this returns.
         self.inner.core.persist.flush(SHUTDOWN_GRACE).await;
+        // So are the trace records of the connections' ends.
+        if let Some(trace) = self.inner.core.trace.clone() {
+            let _ = tokio::task::spawn_blocking(move || trace.flush()).await;
+        }
         if let Some(bridge) = &self.inner.bridge {
             bridge.shutdown(SHUTDOWN_GRACE).await;
         }

@@ -15,6 +15,8 @@
 //!  CONNECT ─▶ Authenticator ─▶ grants ─▶ every PUBLISH / SUBSCRIBE checked
 //!  HTTP API (axum) ─▶ signature (mqgate-auth) ─▶ registries, live registry, router
 //!  RocketMQ bridge (`[rocketmq]`): outflow PUBLISH ─▶ RocketMQ; RocketMQ consumer ─▶ Router
+//!  message trace (`[trace]`): CONNECT answered, close, message in, pushed, pushed offline
+//!     ─▶ bounded buffer (never waited for) ─▶ writer thread ─▶ trace log ◀─ QueryMqttTrace*
 //! ```
 //!
 //! ## The contract
@@ -81,7 +83,7 @@ pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClien
 pub use config::{
     AccessKeySettings, AckAfter, AuthSettings, BrokerConfig, ClientIdRuleSet, ConsumeFrom,
     HttpSettings, Limits, ListenerConfig, RocketMqConfig, SessionLimits, StorageKind,
-    TakeoverPolicy, TlsFiles,
+    TakeoverPolicy, TlsFiles, TraceSettings,
 };
 pub use error::BrokerError;
 pub use fd_limit::raise_open_file_limit;

@@ -138,6 +138,13 @@ counters! {
     amqp_connections_open,
     /// Cloud SDK endpoint: channels open now over all connections (a gauge, not a counter).
     amqp_channels_open,
+    /// Message trace: records written to the trace log.
+    trace_written,
+    /// Message trace: records dropped because the trace writer's buffer was full (a
+    /// connection never waits for the trace).
+    trace_dropped,
+    /// Message trace: batches the trace log failed to write or sweep (their records are lost).
+    trace_errors,
 }
 
 /// The fields of [`Metrics`] that are gauges (values now) rather than counters: `/metrics`

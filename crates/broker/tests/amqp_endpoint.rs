@@ -1,10 +1,12 @@
 //! The cloud SDK endpoint served by the broker, over real sockets on 127.0.0.1, driven by
 //! pika (a Python AMQP 0-9-1 client others wrote) speaking the SDK's calls
-//! (`tests/amqp/sdk_client.py`), with rumqttc devices on the MQTT side. A missing pika makes
+//! (`tests/amqp/sdk_client.py`), with rumqttc devices on the MQTT side, and the HTTP API's
+//! message trace for what a send recorded. A missing pika makes
 //! a test print SKIPPED, and fail under `MQGATE_REQUIRE_INTEROP=1`.
 
 #![allow(clippy::unwrap_used)]
 
+mod auth_support;
 mod support;
 
 use std::collections::BTreeSet;
@@ -41,7 +43,7 @@ fn config() -> BrokerConfig {
         tcp = "127.0.0.1:0"
         amqp = "127.0.0.1:0"
         [http]
-        enabled = false
+        listen = "127.0.0.1:0"
         [auth]
         instance_id = "{INSTANCE}"
         groups = ["GID_a", "GID_b"]
@@ -447,6 +449,49 @@ async fn confirmed_sends_to_a_persistent_session_survive_a_sigkill() {
     broker.kill();
 }
 
+/// A message trace query over the whole time range, answered 200.
+async fn trace(broker: &BrokerHandle, action: &str, params: &[(&str, &str)]) -> serde_json::Value {
+    let end = (mqgate_broker::clock::unix_time_ms() + 60_000).to_string();
+    let mut all = vec![
+        ("InstanceId", INSTANCE),
+        ("MqttRegionId", "local"),
+        ("BeginTime", "0"),
+        ("EndTime", end.as_str()),
+    ];
+    all.extend_from_slice(params);
+    auth_support::ok(&auth_support::api_get(broker, AK, SECRET, action, &all).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_is_traced_as_pub_mq_under_the_id_its_receiver_got() {
+    if skipped() {
+        return;
+    }
+    let broker = start_with(config()).await;
+    let mut device = Client::connect(&broker, "GID_a@@@traced", true).await;
+    subscribe(&mut device, "parent/#", QoS::AtLeastOnce).await;
+    let lines = run(&broker, (AK, SECRET), &["send", "parent/t", "traced"]).await;
+    assert_eq!(lines, ["connected", "ack traced"]);
+    assert_eq!(&device.next().await.payload[..], b"traced");
+    let page = [
+        ("ClientId", "GID_a@@@traced"),
+        ("CurrentPage", "1"),
+        ("PageSize", "10"),
+    ];
+    let received = trace(&broker, "QueryMqttTraceMessageOfClient", &page).await;
+    let list = received["MessageOfClientList"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{received}");
+    assert_eq!(list[0]["Action"], "sub");
+    let id = list[0]["MsgId"].as_str().unwrap().to_string();
+    let how = trace(&broker, "QueryMqttTraceMessagePublish", &[("MsgId", &id)]).await;
+    let entries = how["MessageTraceLists"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{how}");
+    assert_eq!(entries[0]["Action"], "pub_mq");
+    assert_eq!(entries[0]["MsgId"], id.as_str());
+    drop(device);
+    broker.shutdown().await;
+}
+
 /// Publishes `n` QoS 1 device messages `m0..` from `GID_a@@@dev1` to `parent/dev/x`, each
 /// acknowledged by the broker.
 async fn publish_devices(broker: &BrokerHandle, prefix: &str, n: usize) {
@@ -722,8 +767,7 @@ async fn pipelined_sends_are_routed_in_order_and_each_confirmed() {
                         multiple,
                     } => {
                         assert!(
-                            multiple && delivery_tag > confirmed
-                                || delivery_tag == confirmed + 1,
+                            multiple && delivery_tag > confirmed || delivery_tag == confirmed + 1,
                             "confirm {delivery_tag} (multiple {multiple}) after {confirmed}"
                         );
                         confirmed = delivery_tag;

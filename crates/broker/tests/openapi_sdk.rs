@@ -1,7 +1,8 @@
 //! The HTTP API driven by the model service's official Python SDK
 //! (`alibabacloud-onsmqtt20200420==1.7.1`), both signature schemes, with paho-mqtt clients
 //! for the end-to-end cases (tokens, device credentials, online status, SendMessage,
-//! CloseConnection, custom identities, permissions and the connect blacklist).
+//! CloseConnection, custom identities, permissions and the connect blacklist, the four
+//! message trace queries).
 //! `scripts/test.sh` installs both; without them the test says it skipped (and fails under
 //! `MQGATE_REQUIRE_INTEROP=1`).
 
@@ -69,6 +70,10 @@ async fn the_official_sdk_drives_every_action() {
     assert!(out.contains("acs3: ok") && out.contains("rpc: ok"), "{out}");
     assert!(
         out.contains("acs3: custom auth ok") && out.contains("rpc: custom auth ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acs3: trace ok") && out.contains("rpc: trace ok"),
         "{out}"
     );
     let metrics = broker.metrics();

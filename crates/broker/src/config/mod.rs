@@ -12,9 +12,11 @@ use crate::BrokerError;
 
 mod auth;
 mod rocketmq;
+mod trace;
 
 pub use auth::{AccessKeySettings, AuthSettings, HttpSettings};
 pub use rocketmq::{AckAfter, ConsumeFrom, RocketMqConfig};
+pub use trace::TraceSettings;
 
 /// Everything a broker needs to start. Every field has a default (see [`Default`]), so a
 /// TOML file names only what it changes.
@@ -64,6 +66,9 @@ pub struct BrokerConfig {
     pub http: HttpSettings,
     /// The RocketMQ bridge; absent (the default) means no bridge.
     pub rocketmq: Option<RocketMqConfig>,
+    /// Message trace (the `[trace]` section, or `trace = false`); on by default, kept in
+    /// `data_dir`'s `trace` directory (in memory with `storage = "memory"`).
+    pub trace: TraceSettings,
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.
@@ -91,6 +96,7 @@ impl Default for BrokerConfig {
             auth: None,
             http: HttpSettings::default(),
             rocketmq: None,
+            trace: TraceSettings::default(),
         }
     }
 }
@@ -445,6 +451,7 @@ mod tests {
         assert!(config.http.console && !config.http.tls);
         assert_eq!(config.http.console_session_ms, 1_800_000);
         assert_eq!(config.http.console_max_failures, 5);
+        assert_eq!(config.trace, crate::TraceSettings::default());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use mqgate_codec::{DecodeError, EncodeError};
 use mqgate_session::SessionError;
 use mqgate_topic::TopicError;
+use mqgate_trace::{Action, Info};
 
 use crate::core::inbox::Kick;
 use crate::core::persist::StoreFailed;
@@ -123,6 +124,31 @@ impl CloseReason {
     /// and nobody would receive the will anyway).
     pub(crate) fn publishes_will(&self) -> bool {
         !matches!(self, CloseReason::Shutdown)
+    }
+
+    /// The trace's action and reason for a connection that ended this way: `disconnect` when
+    /// the client sent DISCONNECT, `close` otherwise.
+    pub(crate) fn trace(&self) -> (Action, Info) {
+        let info = match self {
+            CloseReason::Disconnect => return (Action::Disconnect, Info::DisconnectedByClient),
+            CloseReason::PeerClosed => Info::ClosedByClient,
+            CloseReason::Io(_) | CloseReason::WriteTimeout => Info::SocketError,
+            CloseReason::Malformed(_)
+            | CloseReason::Oversize(_)
+            | CloseReason::Protocol(_)
+            | CloseReason::NotConnect(_)
+            | CloseReason::InvalidTopic(_)
+            | CloseReason::InvalidFilter { .. } => Info::InvalidParam,
+            CloseReason::KeepAlive | CloseReason::ConnectTimeout => Info::NoHeart,
+            CloseReason::Takeover => Info::ClientIdConflict,
+            CloseReason::TokenInvalid | CloseReason::Blacklisted => Info::NotAuthorized,
+            CloseReason::Encode(_)
+            | CloseReason::Backpressure
+            | CloseReason::ClosedByApi
+            | CloseReason::Shutdown
+            | CloseReason::Store(_) => Info::ClosedByServer,
+        };
+        (Action::Close, info)
     }
 
     /// Logs the reason at a level that fits it and bumps its counter.

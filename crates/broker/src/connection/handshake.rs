@@ -9,6 +9,7 @@ use futures_util::future::{Either, FutureExt};
 use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
 use mqgate_session::Session;
 use mqgate_status::ConnectionEvents;
+use mqgate_trace::{Action, Info};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::close::CloseReason;
@@ -77,8 +78,12 @@ where
     };
     match accept(io, peer, &ctx, &connect).await {
         Ok(online) => Some(online),
-        Err((io, code)) => {
+        Err((io, code, why)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
+            if let Some(trace) = &ctx.core.trace {
+                let channel = ctx.core.status.channels.next();
+                trace.device(Action::Connect, why, &connect.client_id.detached(), channel);
+            }
             refuse(io, &ctx, code).await;
             None
         }
@@ -102,9 +107,21 @@ where
     let _ = io.write_all([connack], ctx.limits.connect_timeout).await;
 }
 
-type Refusal<S> = (Io<S>, ConnectReturnCode);
+/// A refused CONNECT: the stream, the CONNACK code, and why, as the trace shows it.
+type Refusal<S> = (Io<S>, ConnectReturnCode, Info);
 
-/// Accepts `connect` or says which CONNACK code refuses it.
+/// Why the authenticator's refusal `code` refused, as the trace shows it.
+fn refusal_info(code: ConnectReturnCode) -> Info {
+    match code {
+        ConnectReturnCode::BadUsernameOrPassword | ConnectReturnCode::NotAuthorized => {
+            Info::NotAuthorized
+        }
+        ConnectReturnCode::ServerUnavailable => Info::ClosedByServer,
+        _ => Info::InvalidParam,
+    }
+}
+
+/// Accepts `connect` or says which CONNACK code refuses it, and why.
 async fn accept<S>(
     io: Io<S>,
     peer: SocketAddr,
@@ -115,11 +132,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let Some(client_id) = client_id(ctx, connect) else {
-        return Err((io, ConnectReturnCode::IdentifierRejected));
+        return Err((
+            io,
+            ConnectReturnCode::IdentifierRejected,
+            Info::InvalidParam,
+        ));
     };
     let mut admitted = match crate::auth::admit(&ctx.access, &ctx.core.metrics, connect, peer) {
         Ok(admitted) => admitted,
-        Err(code) => return Err((io, code)),
+        Err(code) => return Err((io, code, refusal_info(code))),
     };
     let core = &ctx.core;
     let channel = core.status.channels.next();
@@ -150,8 +171,15 @@ where
             pending = registry.complete_handover(&client, channel);
             handed.ok().and_then(Result::ok).flatten()
         }
-        Attach::Refused => return Err((io, ConnectReturnCode::IdentifierRejected)),
+        Attach::Refused => {
+            return Err((
+                io,
+                ConnectReturnCode::IdentifierRejected,
+                Info::ClientIdConflict,
+            ))
+        }
     };
+    let resumed = stored.is_some();
     // Shutdown kicks every connection in the registry after it raised the flag: one that
     // attached too late for that sees the flag here, and kicks itself.
     if core.is_shutting_down() {
@@ -179,7 +207,32 @@ where
         // Only possible if a session were handed over still connected: refuse, stay sane.
         tracing::error!(%client, %error, "session refused CONNECT");
         registry.detach(&client, channel, session, |_| {});
-        return Err((io, ConnectReturnCode::ServerUnavailable));
+        return Err((
+            io,
+            ConnectReturnCode::ServerUnavailable,
+            Info::ClosedByServer,
+        ));
+    }
+    if let Some(trace) = &core.trace {
+        trace.device(
+            Action::Connect,
+            Info::Accepted,
+            session.client_id(),
+            channel,
+        );
+        // What a resumed session sends now came from its offline queue (or was in flight
+        // when it went offline).
+        if resumed && session.is_persistent() {
+            for id in session.record().message_ids() {
+                let info = Info::PushOfflineMsgToMqttClient;
+                trace.message(Action::PushOffline, info, session.client_id(), id);
+            }
+        }
+        // Routed to it during the handover: pushed to it online now.
+        for delivery in &pending {
+            let info = Info::PushToMqttClient;
+            trace.message(Action::Sub, info, session.client_id(), delivery.message.id);
+        }
     }
     deliver::replay(&mut session, pending);
     card.set_subscriptions(session.subscriptions());

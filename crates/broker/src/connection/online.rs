@@ -19,6 +19,7 @@ use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
 use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, QueueBounds, Session};
 use mqgate_status::ConnectionEvents;
 use mqgate_topic::TopicName;
+use mqgate_trace::{Action, Info};
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -203,6 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if let (true, Some(frame)) = (delivery.is_qos0(), delivery.frame.take()) {
             // QoS 0 to a connected client: the session would only pass it on, so the shared
             // frame goes out as it is, after whatever the session had queued before it.
+            self.traced(&delivery.message);
             let session = &mut self.session;
             self.io
                 .queue(std::iter::from_fn(|| session.poll_transmit()));
@@ -214,6 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.held = Some(Box::new(delivery));
             return;
         }
+        self.traced(&delivery.message);
         let outcome =
             self.session
                 .handle_delivery(delivery.message, delivery.granted, monotonic_ms());
@@ -268,6 +271,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             if self.held.is_none() {
                 self.take_more();
             }
+        }
+    }
+
+    /// Records in the trace that `message` was pushed to this online client.
+    fn traced(&self, message: &Message) {
+        if let Some(trace) = &self.ctx.core.trace {
+            let (action, info) = (Action::Sub, Info::PushToMqttClient);
+            trace.message(action, info, self.session.client_id(), message.id);
         }
     }
 
@@ -505,6 +516,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.card.set_subscriptions(self.session.subscriptions());
         persist::enqueue_retained(&core.persist, &self.session, &retained).await?;
         for (message, qos) in retained {
+            self.traced(&message);
             let outcome = self.session.handle_delivery(message, qos, now);
             self.count(outcome);
         }
@@ -628,6 +640,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let ctx = self.ctx.clone();
         let core = &ctx.core;
         reason.report(self.events.shared_client_id(), &core.metrics);
+        if let Some(trace) = &core.trace {
+            let (action, info) = reason.trace();
+            trace.device(
+                action,
+                info,
+                self.session.client_id(),
+                self.events.channel_id(),
+            );
+        }
         let subscriptions = if self.session.is_persistent() {
             Vec::new()
         } else {

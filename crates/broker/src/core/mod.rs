@@ -1,7 +1,7 @@
 //! The core: who gets a message ([`router`]), where each client's messages go right now
 //! ([`registry`]), the queue in front of each connection ([`inbox`]), handing a message to
-//! one receiver and waiting for a full one ([`deliver`]), durable state ([`persist`]) and
-//! status events ([`status`]).
+//! one receiver and waiting for a full one ([`deliver`]), durable state ([`persist`]),
+//! status events ([`status`]) and message trace ([`trace`]).
 //!
 //! Nothing here knows connections, listeners or services: each part gets the few others it
 //! uses when it is made, and [`Core`] holds one of each for the layers above.
@@ -12,6 +12,7 @@ pub(crate) mod persist;
 pub(crate) mod registry;
 pub(crate) mod router;
 pub(crate) mod status;
+pub(crate) mod trace;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{Message, MessageId, SessionConfig};
 use mqgate_store::{restore_sessions, Store};
 use mqgate_topic::{ClientIdRules, TopicName};
+use mqgate_trace::{Action, Info};
 use tokio::sync::watch;
 
 use crate::clock::{monotonic_ms, unix_time_ms};
@@ -30,6 +32,7 @@ use persist::{Persist, StoreFailed};
 use registry::Registry;
 use router::{RouteScratch, Router};
 use status::StatusHub;
+use trace::Tracer;
 
 /// The core parts of one broker, made once at start and shared by the connections, the
 /// services and the embedding API.
@@ -44,6 +47,9 @@ pub(crate) struct Core {
     pub(crate) waits: Waits,
     /// Becomes `true` once shutdown starts.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The message trace recorder; `None` when trace is off (then nothing is recorded and
+    /// the paths that would record only test this).
+    pub(crate) trace: Option<Arc<Tracer>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -92,6 +98,7 @@ impl Core {
             store,
             waits: Waits::from(limits),
             shutdown,
+            trace: None,
         })
     }
 
@@ -154,10 +161,18 @@ impl Core {
         payload: Bytes,
         qos: QoS,
     ) -> Arc<Message> {
-        Arc::new(
-            Message::new(self.router.next_id(), topic, payload, qos, unix_time_ms())
-                .with_origin(origin.clone()),
-        )
+        let id = self.router.next_id();
+        if let Some(trace) = &self.trace {
+            // The moment the message enters the broker: from a device, or from the backend
+            // side (no origin: the HTTP API, the embedding API, the cloud SDK endpoint,
+            // RocketMQ).
+            if origin.is_empty() {
+                trace.message(Action::PubMq, Info::PubFromMq, origin, id);
+            } else {
+                trace.message(Action::PubMqtt, Info::PubFromMqttClient, origin, id);
+            }
+        }
+        Arc::new(Message::new(id, topic, payload, qos, unix_time_ms()).with_origin(origin.clone()))
     }
 
     /// Publishes as the broker itself (the embedding API, the HTTP API's `SendMessage`):

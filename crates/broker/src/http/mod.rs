@@ -22,6 +22,7 @@ mod params;
 mod sessions;
 mod signature;
 mod tokens;
+mod trace;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -221,7 +222,7 @@ pub(crate) async fn perform(ctx: &Ctx, params: Params) -> Result<Answer, ApiErro
         return messages::send(&api).await;
     }
     // The other actions read or write the registries, whose writes commit to the store
-    // (an fsync with redb): off the runtime's workers.
+    // (an fsync with redb), or read the trace log's files: off the runtime's workers.
     let ctx = ctx.clone();
     let work = tokio::task::spawn_blocking(move || {
         let api = Api {
@@ -269,6 +270,10 @@ fn dispatch(api: &Api<'_>, action: &str) -> Result<Answer, ApiError> {
         "AddCustomAuthConnectBlack" => custom_auth::add_black(api),
         "DeleteCustomAuthConnectBlack" => custom_auth::delete_black(api),
         "QueryCustomAuthConnectBlack" => custom_auth::query_black(api),
+        "QueryMqttTraceDevice" => trace::device(api),
+        "QueryMqttTraceMessageOfClient" => trace::message_of_client(api),
+        "QueryMqttTraceMessagePublish" => trace::message_publish(api),
+        "QueryMqttTraceMessageSubscribe" => trace::message_subscribe(api),
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "InvalidAction.NotFound",

@@ -1,6 +1,6 @@
 # Drives mqgate's HTTP API with the official SDK (alibabacloud-onsmqtt20200420==1.7.1) under
 # both signature schemes, and checks the end-to-end cases with paho-mqtt clients, custom
-# authentication (identities, permissions, the connect blacklist) included.
+# authentication (identities, permissions, the connect blacklist) and message trace included.
 # Usage: python3 openapi_sdk.py HTTP_PORT MQTT_PORT ACCESS_KEY_ID SECRET INSTANCE_ID
 # Exits non-zero with a message naming the failed check. Run by tests/openapi_sdk.rs.
 import base64, hashlib, hmac, sys, threading, time
@@ -381,8 +381,73 @@ def custom_auth(scheme, algorithm):
     print(f"{scheme}: custom auth ok")
 
 
+def message_trace(scheme, algorithm):
+    """The four trace queries: a device's connects and disconnect, a device's message to a
+    subscriber, a SendMessage's id; a bad PageSize."""
+    sdk = api(algorithm)
+    group = f"GID_tr{scheme}"
+    topic = f"tr{scheme}/x"
+    sdk.create_group_id(M.CreateGroupIdRequest(instance_id=INSTANCE, group_id=group))
+    sub_id, pub_id = f"{group}@@@sub", f"{group}@@@pub"
+    sub = signed(sub_id)
+    check(sub.subscribe(topic), f"{scheme}: trace subscriber's SUBACK")
+    bad = Mqtt(sub_id + "-x", f"Signature|{AK}|{INSTANCE}", sign("wrong-secret", sub_id + "-x"))
+    check(bad.rc != "Success", f"{scheme}: a wrong signature is refused ({bad.rc})")
+    bad.c.loop_stop()
+    pub = signed(pub_id)
+    pub.publish(topic, b"traced")
+    sub.wait_for(1, "the traced message")
+    sent = sdk.send_message(M.SendMessageRequest(instance_id=INSTANCE, mqtt_topic=topic, payload="cmd")).body.msg_id
+    sub.wait_for(2, "the SendMessage message")
+    sub.stop()
+    pub.stop()
+    end = int(time.time() * 1000) + 60_000
+    window = dict(instance_id=INSTANCE, mqtt_region_id="cn-test", begin_time=0, end_time=end)
+
+    def device(reverse, size=100):
+        return sdk.query_mqtt_trace_device(M.QueryMqttTraceDeviceRequest(
+            client_id=sub_id, current_page=1, page_size=size, reverse=reverse, **window)).body
+    eventually(lambda: device(False).total == 2, f"{scheme}: the subscriber's connect and disconnect traced")
+    body = device(False)
+    check([d.action for d in body.device_info_list] == ["connect", "disconnect"]
+          and [d.action_info for d in body.device_info_list] == ["accepted", "disconnected by client"]
+          and body.device_info_list[0].channel_id == body.device_info_list[1].channel_id
+          and len(body.device_info_list[0].time) == 23 and body.request_id,
+          f"{scheme}: QueryMqttTraceDevice {body.to_map()}")
+    newest = device(True, 1)
+    check(newest.total == 2 and [d.action for d in newest.device_info_list] == ["disconnect"],
+          f"{scheme}: QueryMqttTraceDevice Reverse {newest.to_map()}")
+    denied = sdk.query_mqtt_trace_device(M.QueryMqttTraceDeviceRequest(
+        client_id=sub_id + "-x", current_page=1, page_size=10, **window)).body.device_info_list
+    check([(d.action, d.action_info) for d in denied] == [("connect", "not authorized")],
+          f"{scheme}: the refused connect is traced")
+
+    mine = sdk.query_mqtt_trace_message_of_client(M.QueryMqttTraceMessageOfClientRequest(
+        client_id=pub_id, current_page=1, page_size=10, **window)).body
+    check(mine.total == 1 and mine.message_of_client_list[0].action == "pub_mqtt",
+          f"{scheme}: QueryMqttTraceMessageOfClient {mine.to_map()}")
+    msg = mine.message_of_client_list[0].msg_id
+    how = sdk.query_mqtt_trace_message_publish(M.QueryMqttTraceMessagePublishRequest(msg_id=msg, **window)).body
+    check([(t.action, t.client_id) for t in how.message_trace_lists] == [("pub_mqtt", pub_id)],
+          f"{scheme}: QueryMqttTraceMessagePublish {how.to_map()}")
+    to = sdk.query_mqtt_trace_message_subscribe(M.QueryMqttTraceMessageSubscribeRequest(
+        msg_id=msg, current_page=1, page_size=10, **window)).body
+    check(to.total == 1 and [(t.action, t.client_id, t.msg_id) for t in to.message_trace_lists] == [("sub", sub_id, msg)],
+          f"{scheme}: QueryMqttTraceMessageSubscribe {to.to_map()}")
+    backend = sdk.query_mqtt_trace_message_publish(M.QueryMqttTraceMessagePublishRequest(msg_id=sent, **window)).body
+    check([t.action for t in backend.message_trace_lists] == ["pub_mq"],
+          f"{scheme}: SendMessage's id traced {backend.to_map()}")
+    refused(lambda: sdk.query_mqtt_trace_device(M.QueryMqttTraceDeviceRequest(
+        client_id=sub_id, current_page=1, page_size=101, **window)),
+        "InvalidParameter.PageSize", f"{scheme}: PageSize over 100")
+    sdk.delete_group_id(M.DeleteGroupIdRequest(instance_id=INSTANCE, group_id=group))
+    print(f"{scheme}: trace ok")
+
+
 run("acs3", None)
 run("rpc", "v2")
 custom_auth("acs3", None)
 custom_auth("rpc", "v2")
+message_trace("acs3", None)
+message_trace("rpc", "v2")
 print(f"all {checks} checks passed")
