@@ -440,6 +440,20 @@ async fn run(engine: Engine, client: &Client, broker: &BrokerHandle) {
     .await;
     drop(mqtt_client);
 
+    // Its timeline, from message trace: the connect, then the close, newest first.
+    click(client, &format!("{row} button.timeline")).await;
+    until(
+        client,
+        "the timeline",
+        "const items = [...document.querySelectorAll('#timeline-list li')]; \
+         return !document.getElementById('timeline').hidden && items.length >= 2 \
+           && items[items.length - 1].className === 'tl-connect' \
+           && items[0].className !== 'tl-connect';",
+    )
+    .await;
+    assert!(text_of(client, "#h-timeline").await.contains(device));
+    screenshot(engine, client, "console-timeline.png").await;
+
     // Tokens: apply, query, revoke, query again.
     fill(client, "#token-resources", "GID_a/#").await;
     click(client, "#token-apply button[type=submit]").await;

@@ -177,6 +177,14 @@ async function loadClients() {
     cell(tr, c.subscriptions.map((s) => s.filter + " (QoS " + s.qos + ")").join(", ") || "none");
     cell(tr, c.queued);
     const td = cell(tr, "");
+    td.textContent = "";
+    const t = document.createElement("button");
+    t.type = "button";
+    t.className = "timeline";
+    t.textContent = "Timeline";
+    t.setAttribute("aria-label", "Timeline of " + c.clientId);
+    t.addEventListener("click", () => showTimeline(c.clientId));
+    td.appendChild(t);
     if (c.online) {
       const b = document.createElement("button");
       b.type = "button";
@@ -190,12 +198,64 @@ async function loadClients() {
         } catch (e) { toast(e.message); }
         scheduleClients();
       });
-      td.textContent = "";
       td.appendChild(b);
     }
     tbody.appendChild(tr);
   }
   $("client-count").textContent = body.total + " client(s)" + (body.total > body.clients.length ? ", " + body.clients.length + " shown" : "");
+}
+
+// ---- a client's timeline (message trace) ----
+
+const TIMELINE_DAYS = 3;
+
+// The client's connects, closes and messages of the last days, newest first, from the
+// message trace actions of the API.
+async function showTimeline(clientId) {
+  const section = $("timeline");
+  section.hidden = false;
+  $("h-timeline").textContent = "Timeline of " + clientId;
+  const note = $("timeline-note");
+  const list = $("timeline-list");
+  note.textContent = "Loading…";
+  list.textContent = "";
+  const end = Date.now();
+  const query = {
+    ClientId: clientId, MqttRegionId: "local", BeginTime: String(end - TIMELINE_DAYS * 86400000),
+    EndTime: String(end), CurrentPage: "1", PageSize: "100", Reverse: "true",
+  };
+  try {
+    const [device, messages] = await Promise.all([
+      act(Object.assign({ Action: "QueryMqttTraceDevice" }, query)),
+      act(Object.assign({ Action: "QueryMqttTraceMessageOfClient" }, query)),
+    ]);
+    const entries = device.DeviceInfoList.map((e) => ({
+      time: e.Time, action: e.Action, info: e.ActionInfo, detail: e.ChannelId ? "channel " + e.ChannelId : "",
+    })).concat(messages.MessageOfClientList.map((e) => ({
+      time: e.Time, action: e.Action, info: e.ActionInfo, detail: "message " + e.MsgId,
+    })));
+    // `yyyy-MM-dd HH:mm:ss.SSS` sorts as text.
+    entries.sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0));
+    const shown = entries.slice(0, 100);
+    const more = device.Total + messages.Total > shown.length;
+    note.textContent = shown.length
+      ? "Last " + TIMELINE_DAYS + " days, newest first (UTC)" + (more ? ", the latest " + shown.length + " shown" : "") + "."
+      : "Nothing recorded for this client in the last " + TIMELINE_DAYS + " days.";
+    for (const e of shown) {
+      const li = document.createElement("li");
+      li.className = "tl-" + e.action;
+      const time = document.createElement("time");
+      time.textContent = e.time;
+      const action = document.createElement("strong");
+      action.textContent = e.action;
+      li.append(time, "  ", action, "  " + e.info + (e.detail ? "  (" + e.detail + ")" : ""));
+      list.appendChild(li);
+    }
+  } catch (e) {
+    note.textContent = e.message;
+  }
+  section.scrollIntoView({ block: "start" });
+  $("h-timeline").focus({ preventScroll: true });
 }
 
 // ---- groups ----
