@@ -379,7 +379,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             }
             Event::KeepAliveExpired => Err(CloseReason::KeepAlive),
             Event::Acknowledged { .. } => Ok(Next::Done),
-            Event::Dropped { .. } => {
+            Event::Dropped { .. } | Event::DroppedUnread { .. } => {
                 self.ctx
                     .core
                     .metrics

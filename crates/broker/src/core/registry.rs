@@ -553,7 +553,7 @@ pub(crate) fn drain_drops(session: &mut Session) -> u64 {
     let mut dropped = 0;
     while let Some(event) = session.poll_event() {
         match event {
-            Event::Dropped { .. } => dropped += 1,
+            Event::Dropped { .. } | Event::DroppedUnread { .. } => dropped += 1,
             Event::Publish {
                 token: Some(token), ..
             } => session.inbound_failed(token),
