@@ -85,7 +85,8 @@ impl Session {
     /// The page of the stored queue to read next, when the client is online, the window runs
     /// low (half empty) and the store holds more. One read at a time: the next is asked for
     /// once this one's page came back ([`refill`](Self::refill)) or failed
-    /// ([`queue_read_failed`](Self::queue_read_failed)).
+    /// ([`queue_read_failed`](Self::queue_read_failed)) or the connection was lost (a page
+    /// read for a lost connection is ignored).
     pub fn poll_queue_read(&mut self) -> Option<QueueRead> {
         if !self.is_online() {
             return None;

@@ -189,6 +189,8 @@ impl Session {
     #[must_use = "a returned will must be published"]
     pub fn connection_lost(&mut self, _now: u64) -> Option<LastWill> {
         let link = self.link.take()?;
+        // The driver drops a page read with the connection; the next one asks again.
+        self.queue.read_failed();
         self.inbound.connection_ended();
         self.transmits.clear();
         if !self.persistent {

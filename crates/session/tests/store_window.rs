@@ -172,6 +172,8 @@ impl Run {
                 }
             }
             Op::ConnectionLost => {
+                // A driver drops its page read with the connection.
+                self.store.pending = None;
                 let _ = self.whole.connection_lost(now);
                 let _ = self.windowed.connection_lost(now);
             }

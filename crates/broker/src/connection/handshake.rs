@@ -181,6 +181,10 @@ where
         registry.detach(&client, channel, session, |_| {});
         return Err((io, ConnectReturnCode::ServerUnavailable));
     }
+    if let (true, Some(window)) = (session.is_persistent(), core.queue_window) {
+        // Its queue stays in the store; the connection reads it back a page at a time.
+        session.keep_queue_in_store(window);
+    }
     deliver::replay(&mut session, pending);
     card.set_subscriptions(session.subscriptions());
     let (events, connected) = ConnectionEvents::connect(
@@ -208,6 +212,7 @@ where
         saved: None,
         acks: crate::core::persist::PendingAcks::default(),
         card,
+        reading: None,
     })
 }
 

@@ -296,7 +296,7 @@ impl Router {
                         scratch.keep_blocked(blocked, now, &self.metrics);
                     }
                     Offer::Closed(delivery) => closed.push((client.clone(), delivery)),
-                    other => deliver::count_offer(&self.metrics, other),
+                    other => deliver::count_offer(&self.metrics, client, other),
                 }
             }
             drop(guard);
