@@ -569,7 +569,7 @@ impl Registry {
 }
 
 /// What the offline sessions' queues hold, in all and in memory (see
-/// [`Registry::offline_queues`]).
+/// `BrokerHandle::offline_queues`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct OfflineQueues {
     /// Offline persistent sessions.
