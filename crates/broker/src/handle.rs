@@ -476,8 +476,8 @@ impl BrokerHandle {
     }
 
     /// What the queues of the offline persistent sessions hold, in all and in memory: with
-    /// queues kept on disk, each holds at most `[session] queue_window` messages in memory
-    /// however deep its queue. Locks the registry's shards one at a time.
+    /// queues kept on disk, an offline session holds none of its queue in memory however
+    /// deep it is. Locks the registry's shards one at a time.
     pub fn offline_queues(&self) -> OfflineQueues {
         self.inner.core.registry.offline_queues()
     }

@@ -8,7 +8,8 @@
 //!
 //! The store holds every queued entry (the driver appends each delivery it makes durable,
 //! before handing it to the session); the session holds the entries it will send next, at
-//! most `window` of them, and counters for the whole queue, so the queue's limits (messages,
+//! most `window` of them while its client is online and none while it is away, and counters
+//! for the whole queue, so the queue's limits (messages,
 //! bytes, age, full policy) keep their meaning over all of it. When the window runs low while
 //! the store holds more and the client is online, [`Session::poll_queue_read`] asks for the
 //! next page: the entries after the last sequence number it read, skipping the messages it
@@ -68,7 +69,7 @@ pub struct QueueCounters {
 
 impl Session {
     /// Keeps this persistent session's queue in the driver's store, holding at most `window`
-    /// entries (at least 1) in memory; see the [module](crate::backlog) rules. The driver
+    /// entries (at least 1) in memory while the client is online and none while it is away; see the [module](crate::backlog) rules. The driver
     /// must append every QoS 1 and 2 delivery to the store before handing it to the session,
     /// remove an entry once the session moved it in flight, and answer
     /// [`poll_queue_read`](Self::poll_queue_read). Calling it again changes the window. A
@@ -143,6 +144,7 @@ impl Session {
         record.queue.clear();
         let mut session = Session::restore_with(record, lookup, config, now)?;
         session.keep_queue_in_store(window);
+        session.queue.park();
         let wide = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         session
             .queue

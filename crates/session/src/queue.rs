@@ -43,6 +43,8 @@ pub(crate) struct Spill {
     recent: Vec<(MessageId, usize)>,
     /// More arrivals than [`RECENT_MAX`] came during the read.
     recent_overflow: bool,
+    /// The client is away: nothing is held in memory, every arrival stays in the store.
+    parked: bool,
 }
 
 impl Spill {
@@ -56,6 +58,7 @@ impl Spill {
             epoch: 0,
             recent: Vec::new(),
             recent_overflow: false,
+            parked: false,
         }
     }
 }
@@ -125,6 +128,33 @@ impl OfflineQueue {
         match &mut self.spill {
             Some(spill) => spill.window = window.max(1),
             None => self.spill = Some(Box::new(Spill::new(window))),
+        }
+    }
+
+    /// The client went away: what the window holds goes back to the store (it is there
+    /// already; only the counters keep it), so an offline session holds no queued message,
+    /// and arrivals stay in the store until [`unpark`](Self::unpark). The next read starts
+    /// at the queue's head, since entries read before are no longer held.
+    pub(crate) fn park(&mut self) {
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        spill.parked = true;
+        spill.reading = false;
+        if self.entries.is_empty() {
+            return;
+        }
+        spill.len = spill.len.saturating_add(self.entries.len());
+        spill.bytes = spill.bytes.saturating_add(self.bytes);
+        spill.cursor = None;
+        self.bytes = 0;
+        self.entries.take_all().for_each(drop);
+    }
+
+    /// The client is back: the window fills again (from the store's pages).
+    pub(crate) fn unpark(&mut self) {
+        if let Some(spill) = self.spill.as_mut() {
+            spill.parked = false;
         }
     }
 
@@ -220,10 +250,15 @@ impl OfflineQueue {
         let Some(spill) = self.spill.as_mut().filter(|s| s.len > 0) else {
             return false;
         };
-        let size = if spill.len == 1 {
-            spill.bytes
-        } else {
-            spill.bytes / spill.len
+        // The oldest entry not held goes: one that was already outside memory when the read
+        // was asked for, or else the oldest arrival since, whose size is known.
+        let recent_oldest =
+            (spill.reading && spill.len <= spill.recent.len() && !spill.recent.is_empty())
+                .then(|| spill.recent.remove(0).1);
+        let size = match recent_oldest {
+            Some(size) => size,
+            None if spill.len == 1 => spill.bytes,
+            None => spill.bytes / spill.len,
         };
         spill.len -= 1;
         spill.bytes = spill.bytes.saturating_sub(size);
@@ -270,7 +305,9 @@ impl OfflineQueue {
         match self.spill.as_mut() {
             // Behind entries that are only in the store, or past the window: counted, left
             // in the store (its `Enqueue` put it there), read back in its turn.
-            Some(spill) if spill.len > 0 || spill.reading || held >= spill.window => {
+            Some(spill)
+                if spill.parked || spill.len > 0 || spill.reading || held >= spill.window =>
+            {
                 spill.len = spill.len.saturating_add(1);
                 spill.bytes = spill.bytes.saturating_add(size);
                 if spill.reading {

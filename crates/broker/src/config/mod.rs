@@ -321,9 +321,10 @@ pub struct SessionLimits {
     pub max_queued_bytes: usize,
     /// How long an offline message is kept, in milliseconds.
     pub message_ttl_ms: u64,
-    /// Queued messages a persistent session holds in memory when queues are kept on disk
-    /// (`storage = "redb"`, or a store given to the builder); the rest of its queue stays in
-    /// the store and is read back a page at a time while its client is online. At least 1.
+    /// Queued messages a persistent session holds in memory while its client is online, when
+    /// queues are kept on disk (`storage = "redb"`, or a store given to the builder); the
+    /// rest of its queue stays in the store and is read back a page at a time. An offline
+    /// session holds none. At least 1.
     pub queue_window: usize,
     /// The managed service's offline pacing: a reconnecting client gets its queued messages
     /// in batches of 30, 5 s apart (never more than the in-flight window allows). Off: as
