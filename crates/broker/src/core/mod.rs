@@ -109,6 +109,7 @@ impl Core {
     /// # Errors
     /// The store could not be read.
     pub(crate) fn restore(&self, config: SessionConfig) -> Result<(), mqgate_store::StoreError> {
+        let started = std::time::Instant::now();
         let (store, router, registry) = (self.store.as_ref(), &self.router, &self.registry);
         let sessions = match self.queue_window {
             Some(window) => restore_sessions_in_store(store, config, window, monotonic_ms())?,
@@ -145,6 +146,7 @@ impl Core {
             sessions = restored,
             skipped,
             retained = retained_count,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "durable state restored"
         );
         Ok(())
