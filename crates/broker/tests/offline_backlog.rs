@@ -77,6 +77,24 @@ async fn expect_in_order(sub: &mut Client, from: usize, count: usize) {
     }
 }
 
+/// Publishes `count` QoS 1 messages, `{prefix}/{n}` with payload `n`, and waits for every
+/// PUBACK.
+async fn publish_numbered(publisher: &mut Client, prefix: &str, count: usize) {
+    for n in 0..count {
+        publisher
+            .client
+            .publish(
+                format!("{prefix}/{n}"),
+                QoS::AtLeastOnce,
+                false,
+                n.to_string(),
+            )
+            .await
+            .expect("queued");
+    }
+    publisher.acked(count).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_offline_backlogs_stay_on_disk_and_arrive_in_order_after_reconnect_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -87,20 +105,8 @@ async fn deep_offline_backlogs_stay_on_disk_and_arrive_in_order_after_reconnect_
         sub.disconnect().await;
     }
     let mut publisher = Client::connect(&broker, "backlog-pub", true).await;
-    for n in 0..DEPTH {
-        publisher
-            .client
-            .publish(
-                format!("backlog/{n}"),
-                QoS::AtLeastOnce,
-                false,
-                n.to_string(),
-            )
-            .await
-            .expect("queued");
-    }
     // Every PUBACK: each message is in the store for every subscriber.
-    publisher.acked(DEPTH).await;
+    publish_numbered(&mut publisher, "backlog", DEPTH).await;
 
     let queues = broker.offline_queues();
     assert_eq!(queues.sessions, SUBSCRIBERS);
@@ -158,4 +164,44 @@ async fn deep_offline_backlogs_stay_on_disk_and_arrive_in_order_after_reconnect_
     sub.expect_nothing(Duration::from_millis(300)).await;
     sub.disconnect().await;
     stop(broker).await;
+}
+
+/// A full offline queue drops its oldest messages, counted by reason in the metrics, and the
+/// client gets the newest ones in order: queues on disk and queues in memory alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_offline_queue_drops_the_oldest_and_counts_it_by_reason() {
+    const LIMIT: usize = 5;
+    const SENT: usize = 12;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for storage in [StorageKind::Redb, StorageKind::Memory] {
+        let mut config = config(dir.path());
+        config.storage = storage;
+        config.session.max_queued_messages = LIMIT;
+        let broker = Broker::builder()
+            .config(config)
+            .build()
+            .start()
+            .await
+            .expect("broker starts");
+        let id = format!("full-{storage:?}");
+        let mut sub = Client::connect(&broker, &id, false).await;
+        subscribe(&mut sub, "full/#", QoS::AtLeastOnce).await;
+        sub.disconnect().await;
+        let mut publisher = Client::connect(&broker, "full-pub", true).await;
+        publish_numbered(&mut publisher, "full", SENT).await;
+        let metrics = broker.metrics();
+        assert_eq!(
+            metrics.queue_full_dropped,
+            (SENT - LIMIT) as u64,
+            "{storage:?}: evictions counted by reason"
+        );
+        assert!(metrics.session_dropped >= (SENT - LIMIT) as u64);
+        assert_eq!(broker.offline_queues().queued, LIMIT as u64);
+        let mut sub = Client::connect(&broker, &id, false).await;
+        expect_in_order(&mut sub, SENT - LIMIT, LIMIT).await;
+        sub.expect_nothing(Duration::from_millis(300)).await;
+        sub.disconnect().await;
+        publisher.disconnect().await;
+        stop(broker).await;
+    }
 }
