@@ -50,7 +50,7 @@ impl Harness {
         let session = config.session.session_config();
         let store = Arc::new(mqgate_store::MemoryStore::new());
         let rules = config.client_id_rules();
-        let core = Core::start(store, &config.limits, &session, rules, shutdown)
+        let core = Core::start(store, &config.limits, &session, rules, None, shutdown)
             .expect("the store writer thread starts");
         let access = Access::only(Box::new(AllowAnonymous));
         let ctx = ConnCtx::new(&config, Arc::new(core), Arc::new(access), None);

@@ -19,6 +19,7 @@ use crate::background;
 use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::connection::{ConnCtx, Outflow};
 use crate::core::inbox::{self, Kick};
+use crate::core::registry::OfflineQueues;
 use crate::core::registry::{Attach, Delivery, OnlineLink};
 use crate::core::trace::Tracer;
 use crate::core::Core;
@@ -115,6 +116,9 @@ impl Broker {
     /// be opened ([`BrokerError::Store`] names the file).
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
         let config = self.config;
+        // Queues stay on disk with a durable store; an ephemeral broker holds them in memory.
+        let queue_window = (self.store.is_some() || config.storage == StorageKind::Redb)
+            .then_some(config.session.queue_window);
         let store = match self.store {
             Some(store) => store,
             None => open_store(&config)?,
@@ -129,6 +133,7 @@ impl Broker {
             &config.limits,
             &session_config,
             rules,
+            queue_window,
             shutdown.clone(),
         )
         .map_err(BrokerError::Io)?;
@@ -484,6 +489,13 @@ impl BrokerHandle {
     /// Number of clients online.
     pub fn online_count(&self) -> usize {
         self.inner.core.registry.online_count()
+    }
+
+    /// What the queues of the offline persistent sessions hold, in all and in memory: with
+    /// queues kept on disk, an offline session holds none of its queue in memory however
+    /// deep it is. Locks the registry's shards one at a time.
+    pub fn offline_queues(&self) -> OfflineQueues {
+        self.inner.core.registry.offline_queues()
     }
 
     /// The counters so far.

@@ -76,6 +76,7 @@ mod metrics;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use crate::core::registry::OfflineQueues;
 pub use auth::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal};
 #[cfg(feature = "rocketmq")]
 pub use bridge::RustRocketMqClient;
@@ -127,8 +128,8 @@ mod layout_tests {
         let session = config.session.session_config();
         let store = Arc::new(mqgate_store::MemoryStore::new());
         let rules = config.client_id_rules();
-        let core =
-            Core::start(store, &config.limits, &session, rules, shutdown).expect("core starts");
+        let core = Core::start(store, &config.limits, &session, rules, None, shutdown)
+            .expect("core starts");
         let access = Access::only(Box::new(AllowAnonymous));
         let ctx = Arc::new(ConnCtx::new(
             &config,

@@ -77,6 +77,19 @@ counters! {
     qos0_dropped,
     /// Messages a session did not keep (offline QoS 0, clean session, queue limit, age).
     session_dropped,
+    /// Queued messages dropped because their session's queue was full (`max_queued_messages`
+    /// or `max_queued_bytes`: the oldest go first). Also counted in `session_dropped`.
+    queue_full_dropped,
+    /// Deliveries a full queue refused. Also counted in `session_dropped`.
+    queue_full_refused,
+    /// Messages dropped alone larger than `max_queued_bytes`. Also counted in
+    /// `session_dropped`.
+    queue_too_large,
+    /// Queued messages dropped for their age (`message_ttl_ms`). Also counted in
+    /// `session_dropped`.
+    queue_expired,
+    /// Pages of offline queues read back from the store for reconnected clients.
+    queue_pages_read,
     /// P2P messages whose target client id has no session.
     p2p_no_target,
     /// Wills published after an abnormal close.

@@ -207,7 +207,23 @@ async fn silence_a_dropped_socket_and_a_protocol_violation_close_with_their_reas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_message_to_an_online_and_an_offline_subscriber_has_one_id_throughout() {
-    let broker = start(config("storage = \"memory\""), None).await;
+    one_message_to_an_online_and_an_offline_subscriber("storage = \"memory\"").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_offline_is_recorded_for_a_queue_read_back_from_disk() {
+    // On a durable store the offline queue stays on disk and comes back a page at a time
+    // after the reconnect: each message read back is recorded as push_offline too.
+    let dir = tempfile::tempdir().unwrap();
+    let top = format!(
+        "storage = \"redb\"\ndata_dir = {:?}",
+        dir.path().display().to_string()
+    );
+    one_message_to_an_online_and_an_offline_subscriber(&top).await;
+}
+
+async fn one_message_to_an_online_and_an_offline_subscriber(top: &str) {
+    let broker = start(config(top), None).await;
     let connect = |id: &str, clean: bool| {
         let mut options = signed(&broker, id, AK, SECRET);
         options.set_clean_session(clean);

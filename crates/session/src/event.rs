@@ -112,4 +112,11 @@ pub enum Event {
         /// Why.
         reason: DropReason,
     },
+    /// A message of a queue kept in the store was dropped before it was read back into
+    /// memory (the full policy evicted the oldest entry while none was held): the session
+    /// does not know its id; the store drops the same entry by the same rule.
+    DroppedUnread {
+        /// Why.
+        reason: DropReason,
+    },
 }

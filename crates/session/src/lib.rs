@@ -60,6 +60,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backlog;
 mod config;
 mod delivery;
 mod error;
@@ -75,6 +76,7 @@ mod queue;
 mod session;
 mod thin;
 
+pub use backlog::{PageEntry, QueueCounters, QueuePage, QueueRead};
 pub use config::{FullPolicy, Pacing, QueueBounds, SessionConfig};
 pub use error::{RestoreError, SessionError};
 pub use event::{ConnectOutcome, DeliveryOutcome, DropReason, Event, InboundToken};

@@ -73,6 +73,32 @@ fn empty_byte_str() -> ByteStr {
     ByteStr::from_static("")
 }
 
+impl Message {
+    /// A copy whose topic, payload, origin and properties own their bytes: for a message
+    /// that outlives the packet it came in (queued for a persistent session, retained), so
+    /// it does not keep alive the larger read buffer they were sliced from.
+    ///
+    /// ```
+    /// use mqgate_codec::{ByteStr, QoS};
+    /// use mqgate_session::{Message, MessageId};
+    /// let chunk = bytes::Bytes::from(vec![b'x'; 16 * 1024]);
+    /// let m = Message::new(MessageId(1), ByteStr::from_static("t"), chunk.slice(..3), QoS::AtLeastOnce, 0);
+    /// let owned = m.detached();
+    /// assert_eq!(owned, m);
+    /// assert!(!chunk.as_ptr_range().contains(&owned.payload.as_ptr()));
+    /// ```
+    #[must_use]
+    pub fn detached(&self) -> Message {
+        Message {
+            topic: self.topic.detached(),
+            payload: bytes::Bytes::copy_from_slice(&self.payload),
+            origin: self.origin.detached(),
+            properties: bytes::Bytes::copy_from_slice(&self.properties),
+            ..self.clone()
+        }
+    }
+}
+
 impl std::fmt::Display for MessageId {
     /// 32 uppercase hex digits (as RocketMQ shows its ids): the form in which every API and
     /// record shows a message id.

@@ -115,7 +115,9 @@ impl Session {
     }
 
     /// The persistent part by reference only; pair it with the messages of
-    /// [`SessionRecord::message_ids`], stored wherever the store keeps messages.
+    /// [`SessionRecord::message_ids`], stored wherever the store keeps messages. For a queue
+    /// kept in the store ([`keep_queue_in_store`](Self::keep_queue_in_store)) `queue` lists
+    /// only the entries held in memory: the rest is the store's.
     pub fn record(&self) -> SessionRecord {
         let mut record = self.record_without_queue();
         record.queue = self

@@ -1,4 +1,9 @@
 //! The bounded queue of messages waiting for a connection, the window or the pacing.
+//!
+//! Held whole in memory, or (a persistent session whose driver keeps the queue in a store,
+//! see [`Session::keep_queue_in_store`](crate::Session::keep_queue_in_store)) as a window:
+//! the entries it will send next, in memory, and counters for the rest, which stays in the
+//! store until a page of it is read back ([`Spill`]).
 
 use std::collections::VecDeque;
 
@@ -7,7 +12,56 @@ use std::sync::Arc;
 
 use mqgate_codec::QoS;
 
-use crate::{DeliveryOutcome, DropReason, Event, FullPolicy, Message, SessionConfig};
+use crate::backlog::{QueuePage, QueueRead};
+use crate::{DeliveryOutcome, DropReason, Event, FullPolicy, Message, MessageId, SessionConfig};
+
+/// Most arrivals remembered while a page is being read (see [`Spill::recent`]); past it the
+/// counters are kept as they are and the next page tells.
+const RECENT_MAX: usize = 4096;
+
+/// The part of a store-backed queue that is not in memory: counters, where to read next, and
+/// the read in progress.
+#[derive(Debug)]
+pub(crate) struct Spill {
+    /// Most entries held in memory.
+    window: usize,
+    /// Entries behind the held ones, only in the store.
+    len: usize,
+    /// Their bytes (topic + payload). Exact while entries arrive and are read; an entry
+    /// dropped from the store side without being read (drop-oldest while nothing is held)
+    /// counts the average size of those not held.
+    bytes: usize,
+    /// The store sequence number of the last entry read back: everything up to it is held,
+    /// in flight or gone.
+    cursor: Option<u64>,
+    /// A read was asked for and its page has not come back.
+    reading: bool,
+    /// Bumped whenever the queue is emptied, so a page read before is not taken.
+    epoch: u64,
+    /// Arrivals not held since the read was asked for: a page with nothing after it leaves
+    /// exactly those not in it outside memory.
+    recent: Vec<(MessageId, usize)>,
+    /// More arrivals than [`RECENT_MAX`] came during the read.
+    recent_overflow: bool,
+    /// The client is away: nothing is held in memory, every arrival stays in the store.
+    parked: bool,
+}
+
+impl Spill {
+    fn new(window: usize) -> Self {
+        Spill {
+            window: window.max(1),
+            len: 0,
+            bytes: 0,
+            cursor: None,
+            reading: false,
+            epoch: 0,
+            recent: Vec::new(),
+            recent_overflow: false,
+            parked: false,
+        }
+    }
+}
 
 /// A message waiting to be sent, with the QoS it will be sent at.
 #[derive(Debug, Clone)]
@@ -22,8 +76,12 @@ pub(crate) struct QueuedMessage {
 /// broker's counters and the message trace see each one.
 #[derive(Debug, Default)]
 pub(crate) struct OfflineQueue {
+    /// The entries in memory: the whole queue, or the head of a store-backed one.
     entries: Thin<VecDeque<QueuedMessage>>,
+    /// Bytes of `entries`.
     bytes: usize,
+    /// `Some` for a store-backed queue (boxed: most sessions have none).
+    spill: Option<Box<Spill>>,
 }
 
 impl OfflineQueue {
@@ -32,16 +90,179 @@ impl OfflineQueue {
         self.entries.release_if_empty();
     }
 
+    /// Entries in the whole queue, in memory or not.
     pub(crate) fn len(&self) -> usize {
+        self.entries
+            .len()
+            .saturating_add(self.spill.as_ref().map_or(0, |s| s.len))
+    }
+
+    /// Bytes of the whole queue, in memory or not.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+            .saturating_add(self.spill.as_ref().map_or(0, |s| s.bytes))
+    }
+
+    /// Entries held in memory.
+    pub(crate) fn held_len(&self) -> usize {
         self.entries.len()
     }
 
-    pub(crate) fn bytes(&self) -> usize {
+    /// Bytes held in memory.
+    pub(crate) fn held_bytes(&self) -> usize {
         self.bytes
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether the queue beyond a window lives in the driver's store.
+    pub(crate) fn is_store_backed(&self) -> bool {
+        self.spill.is_some()
+    }
+
+    /// From now on, at most `window` entries are held in memory; the rest stay in the store.
+    /// Calling it again changes the window.
+    pub(crate) fn keep_in_store(&mut self, window: usize) {
+        match &mut self.spill {
+            Some(spill) => spill.window = window.max(1),
+            None => self.spill = Some(Box::new(Spill::new(window))),
+        }
+    }
+
+    /// The client went away: what the window holds goes back to the store (it is there
+    /// already; only the counters keep it), so an offline session holds no queued message,
+    /// and arrivals stay in the store until [`unpark`](Self::unpark). The next read starts
+    /// at the queue's head, since entries read before are no longer held.
+    pub(crate) fn park(&mut self) {
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        spill.parked = true;
+        spill.reading = false;
+        if self.entries.is_empty() {
+            return;
+        }
+        spill.len = spill.len.saturating_add(self.entries.len());
+        spill.bytes = spill.bytes.saturating_add(self.bytes);
+        spill.cursor = None;
+        self.bytes = 0;
+        self.entries.take_all().for_each(drop);
+    }
+
+    /// The client is back: the window fills again (from the store's pages).
+    pub(crate) fn unpark(&mut self) {
+        if let Some(spill) = self.spill.as_mut() {
+            spill.parked = false;
+        }
+    }
+
+    /// Back to a queue held whole in memory (a clean session's): only once it is empty.
+    pub(crate) fn keep_in_memory(&mut self) {
+        if self.is_empty() {
+            self.spill = None;
+        }
+    }
+
+    /// The read to ask the store for, if the window runs low and the store holds more;
+    /// `skip` lists the messages the session holds elsewhere (in flight).
+    pub(crate) fn next_read(&mut self, skip: impl Iterator<Item = MessageId>) -> Option<QueueRead> {
+        let held = self.entries.len();
+        let spill = self.spill.as_mut()?;
+        if spill.reading || spill.len == 0 || held > spill.window / 2 {
+            return None;
+        }
+        spill.reading = true;
+        spill.recent.clear();
+        spill.recent_overflow = false;
+        Some(QueueRead {
+            after_seq: spill.cursor,
+            skip: self
+                .entries
+                .iter()
+                .map(|q| q.message.id)
+                .chain(skip)
+                .collect(),
+            max: spill.window - held,
+            epoch: spill.epoch,
+        })
+    }
+
+    /// The read asked for could not be made: it may be asked for again.
+    pub(crate) fn read_failed(&mut self) {
+        if let Some(spill) = &mut self.spill {
+            spill.reading = false;
+        }
+    }
+
+    /// Takes a page read from the store: its entries join the window in order, but those the
+    /// session holds already (`held_elsewhere`: in flight) or in memory. A page from before
+    /// the queue was emptied is ignored. Returns whether it was taken.
+    pub(crate) fn refill(
+        &mut self,
+        page: QueuePage,
+        held_elsewhere: impl Fn(MessageId) -> bool,
+    ) -> bool {
+        let Some(spill) = self.spill.as_mut() else {
+            return false;
+        };
+        if page.epoch != spill.epoch || !spill.reading {
+            return false;
+        }
+        spill.reading = false;
+        for entry in page.entries {
+            spill.cursor = Some(spill.cursor.map_or(entry.seq, |c| c.max(entry.seq)));
+            let id = entry.message.id;
+            if held_elsewhere(id) || self.entries.iter().any(|q| q.message.id == id) {
+                continue;
+            }
+            let size = entry.message.size();
+            // An entry the counters do not know (they drifted below the store's) is held
+            // all the same: it is a message the client is owed.
+            if spill.len > 0 {
+                spill.len -= 1;
+                spill.bytes = spill.bytes.saturating_sub(size);
+            }
+            if let Some(at) = spill.recent.iter().position(|(r, _)| *r == id) {
+                spill.recent.swap_remove(at);
+            }
+            self.bytes = self.bytes.saturating_add(size);
+            self.entries.push_back(QueuedMessage {
+                message: entry.message,
+                qos: entry.qos,
+            });
+        }
+        if !page.more && !spill.recent_overflow {
+            // The store held nothing more when it was read: outside memory are only the
+            // arrivals that came while it was read and were not in the page.
+            spill.len = spill.recent.len();
+            spill.bytes = spill.recent.iter().map(|(_, size)| size).sum();
+        }
+        spill.recent.clear();
+        spill.recent_overflow = false;
+        true
+    }
+
+    /// Counts one entry out of the part not held (the store drops its oldest by the same
+    /// rule). `false` when nothing is outside memory.
+    fn evict_unread(&mut self) -> bool {
+        let Some(spill) = self.spill.as_mut().filter(|s| s.len > 0) else {
+            return false;
+        };
+        // The oldest entry not held goes: one that was already outside memory when the read
+        // was asked for, or else the oldest arrival since, whose size is known.
+        let recent_oldest =
+            (spill.reading && spill.len <= spill.recent.len() && !spill.recent.is_empty())
+                .then(|| spill.recent.remove(0).1);
+        let size = match recent_oldest {
+            Some(size) => size,
+            None if spill.len == 1 => spill.bytes,
+            None => spill.bytes / spill.len,
+        };
+        spill.len -= 1;
+        spill.bytes = spill.bytes.saturating_sub(size);
+        true
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
@@ -64,7 +285,7 @@ impl OfflineQueue {
         }
         // Expired messages at the front go first, so they are not reported as evicted.
         self.drop_expired_front(config.message_ttl_ms, now, events);
-        while !bounds.has_room(self.entries.len(), self.bytes, size) {
+        while !bounds.has_room(self.len(), self.bytes(), size) {
             if config.full_policy == FullPolicy::RefuseNew {
                 return DeliveryOutcome::Refused;
             }
@@ -73,13 +294,45 @@ impl OfflineQueue {
                     message: old.message.id,
                     reason: DropReason::QueueFull,
                 }),
+                None if self.evict_unread() => events.push_back(Event::DroppedUnread {
+                    reason: DropReason::QueueFull,
+                }),
                 // Nothing left to evict: a limit of 0 messages.
                 None => return DeliveryOutcome::Refused,
             }
         }
-        self.bytes = self.bytes.saturating_add(size);
-        self.entries.push_back(entry);
+        let held = self.entries.len();
+        match self.spill.as_mut() {
+            // Behind entries that are only in the store, or past the window: counted, left
+            // in the store (its `Enqueue` put it there), read back in its turn.
+            Some(spill)
+                if spill.parked || spill.len > 0 || spill.reading || held >= spill.window =>
+            {
+                spill.len = spill.len.saturating_add(1);
+                spill.bytes = spill.bytes.saturating_add(size);
+                if spill.reading {
+                    if spill.recent.len() < RECENT_MAX {
+                        spill.recent.push((entry.message.id, size));
+                    } else {
+                        spill.recent_overflow = true;
+                    }
+                }
+            }
+            _ => {
+                self.bytes = self.bytes.saturating_add(size);
+                self.entries.push_back(entry);
+            }
+        }
         DeliveryOutcome::Queued
+    }
+
+    /// Counts entries that are in the store but not in memory (a session restored from its
+    /// store's counters).
+    pub(crate) fn add_unread(&mut self, len: usize, bytes: usize) {
+        if let Some(spill) = self.spill.as_mut() {
+            spill.len = spill.len.saturating_add(len);
+            spill.bytes = spill.bytes.saturating_add(bytes);
+        }
     }
 
     /// Puts back a message that could not be sent after all, keeping its place; no limit
@@ -119,8 +372,17 @@ impl OfflineQueue {
     }
 
     /// Empties the queue, reporting every message with `reason`.
+    /// Entries not in memory are only counted out: the driver removes them from its store
+    /// with the session.
     pub(crate) fn clear(&mut self, reason: DropReason, events: &mut Events) {
         self.bytes = 0;
+        if let Some(spill) = self.spill.as_mut() {
+            spill.len = 0;
+            spill.bytes = 0;
+            spill.reading = false;
+            spill.epoch = spill.epoch.wrapping_add(1);
+            spill.recent.clear();
+        }
         // An empty queue (a new clean session's, at every CONNECT) makes no boxes to find
         // nothing in: `drain` and `extend` would make both.
         if self.entries.is_empty() {

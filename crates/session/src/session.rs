@@ -110,7 +110,8 @@ impl Session {
         &self.subscriptions
     }
 
-    /// Messages waiting in the queue.
+    /// Messages waiting in the queue (the whole queue, also the part a queue kept in the
+    /// store holds only there; see [`queued_in_memory`](Self::queued_in_memory)).
     pub fn queued_len(&self) -> usize {
         self.queue.len()
     }
@@ -146,6 +147,11 @@ impl Session {
             self.discard_state();
         }
         self.persistent = !connect.clean_session;
+        if !self.persistent {
+            // A clean session's queue lives and dies with its connection: in memory.
+            self.queue.keep_in_memory();
+        }
+        self.queue.unpark();
         let keep_alive_ms = u64::from(connect.keep_alive).saturating_mul(1500);
         let (batch_left, next_batch_at) = self.fresh_batch(now);
         self.link = Some(Link {
@@ -184,6 +190,9 @@ impl Session {
     #[must_use = "a returned will must be published"]
     pub fn connection_lost(&mut self, _now: u64) -> Option<LastWill> {
         let link = self.link.take()?;
+        // The driver drops a page read with the connection; the next one asks again. A
+        // queue kept in the store holds nothing in memory while the client is away.
+        self.queue.park();
         self.inbound.connection_ended();
         self.transmits.clear();
         if !self.persistent {

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //!   connection tasks ──ops──▶ writer (batches) ──apply(&[Op])──▶ Store ──Ok──▶ PUBACK / PUBREC
-//!   start-up ◀── load_sessions / read_queue / load_retained / load_groups ... ── Store
+//!   start-up ◀── load_session_heads / load_retained / load_groups ... ── Store
+//!   connection ◀── read_page (a window of an offline queue, off the async runtime) ── Store
 //!   timer ──sweep_expired(now_ms, max)──▶ Store
 //! ```
 //!
@@ -70,7 +71,9 @@ use std::sync::Arc;
 use mqgate_auth::{
     ConnectBlack, CustomIdentity, CustomPermission, DeviceCredential, GroupRecord, TokenRecord,
 };
-use mqgate_session::{Message, MessageId, Session, SessionConfig, SessionRecord};
+use mqgate_session::{
+    Message, MessageId, QueueCounters, QueuePage, QueueRead, Session, SessionConfig, SessionRecord,
+};
 
 pub mod codec;
 mod error;
@@ -96,7 +99,7 @@ mod suite;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats};
+pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats, StoredSession};
 pub use redb_store::{Compaction, RedbStore, DEFAULT_FILE_NAME, FORMAT_VERSION};
 pub use registry::DurableRegistry;
 
@@ -127,6 +130,22 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// I/O or corruption errors from the backend.
     fn load_sessions(&self) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Every saved session without reading its queue: the record, the queue's counters and
+    /// the in-flight bodies. Start-up with it takes time in proportion to the sessions, not
+    /// to the bytes queued.
+    ///
+    /// # Errors
+    /// I/O or corruption errors from the backend.
+    fn load_session_heads(&self) -> Result<Vec<StoredSession>, StoreError>;
+
+    /// One page of a client's queue, as a session keeping its queue in the store asks for it
+    /// ([`Session::poll_queue_read`]): up to `read.max` entries after `read.after_seq`, in
+    /// order, leaving out the messages of `read.skip`.
+    ///
+    /// # Errors
+    /// I/O or corruption errors from the backend.
+    fn read_page(&self, client_id: &str, read: &QueueRead) -> Result<QueuePage, StoreError>;
 
     /// A stored message body, if some queue or session still refers to it.
     ///
@@ -201,11 +220,51 @@ pub trait Store: Send + Sync {
     fn stats(&self) -> Result<StoreStats, StoreError>;
 }
 
+/// Rebuilds every saved session as an offline, persistent [`Session`] whose queue stays in
+/// the store ([`Session::restore_store_backed`]): nothing queued is read, only the records,
+/// the queues' counters and the in-flight bodies; each session holds at most `window` queued
+/// messages in memory once its client is back. A session whose record does not restore is
+/// returned as its error, so the broker can log it and go on with the others.
+///
+/// # Errors
+/// Errors of [`Store::load_session_heads`].
+pub fn restore_sessions_in_store(
+    store: &dyn Store,
+    config: SessionConfig,
+    window: usize,
+    now: u64,
+) -> Result<Vec<RestoredSession>, StoreError> {
+    let sessions = store.load_session_heads()?;
+    Ok(sessions
+        .into_iter()
+        .map(|stored| {
+            let StoredSession {
+                record,
+                queue,
+                inflight,
+            } = stored;
+            let queued = QueueCounters {
+                messages: queue.messages,
+                bytes: queue.bytes,
+            };
+            Session::restore_store_backed(
+                record,
+                |id| inflight.iter().find(|m| m.id == id).cloned(),
+                config,
+                window,
+                queued,
+                now,
+            )
+        })
+        .collect())
+}
+
 /// The outcome of [`restore_sessions`] for one saved session.
 pub type RestoredSession = Result<Session, mqgate_session::RestoreError>;
 
-/// Rebuilds every saved session as an offline, persistent [`Session`], its messages looked
-/// up in the store; `now` applies the queue's limits and age as
+/// Rebuilds every saved session as an offline, persistent [`Session`] holding its whole
+/// queue in memory, its messages looked up in the store (for an ephemeral broker or a tool;
+/// a broker keeping queues on disk starts with [`restore_sessions_in_store`]); `now` applies the queue's limits and age as
 /// [`Session::restore_with`] does. A session whose record does not restore is returned as
 /// its error, so the broker can log it and go on with the others.
 ///

@@ -145,6 +145,19 @@ pub struct QueueStats {
     pub bytes: u64,
 }
 
+/// A saved session as start-up needs it, without reading its queue: the record (its `queue`
+/// empty), the queue's counters, and the bodies of the messages in flight (those a resume
+/// sends again). See [`Store::load_session_heads`](crate::Store::load_session_heads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The record, `queue` left empty.
+    pub record: SessionRecord,
+    /// Length and bytes of the client's queue in the store.
+    pub queue: QueueStats,
+    /// Bodies of the in-flight messages not yet released, in the record's order.
+    pub inflight: Vec<Arc<Message>>,
+}
+
 /// What a store holds, for metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreStats {

@@ -364,3 +364,44 @@ fn a_mostly_free_file_is_compacted_on_open() {
     let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
     assert_eq!(store.compaction(), None, "once is enough");
 }
+
+/// Start-up does not read queued bodies: with every queued body of a client damaged on disk,
+/// its session still loads (record, counters, in-flight body), and only reading its queue
+/// finds the damage.
+#[test]
+fn session_heads_load_without_reading_queued_bodies() {
+    const MESSAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("messages");
+    let dir = tempfile::tempdir().unwrap();
+    let client = "GID_a@@@1";
+    let sent = message(10, 5);
+    let queued: Vec<_> = (20..25).map(|id| message(id, 5)).collect();
+    {
+        let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+        let mut ops = vec![Op::SaveSession {
+            record: qos2_record(client, sent.id),
+            messages: vec![Arc::clone(&sent)],
+        }];
+        ops.extend(queued.iter().map(|m| enqueue(client, m)));
+        store.apply(&ops).unwrap();
+    }
+    write_raw(&dir.path().join(DEFAULT_FILE_NAME), |txn| {
+        let mut table = txn.open_table(MESSAGES).unwrap();
+        for m in &queued {
+            table.insert(m.id.0, &b"\xffnot a message"[..]).unwrap();
+        }
+    });
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    let heads = store.load_session_heads().unwrap();
+    assert_eq!(heads[0].queue.messages, 5);
+    assert_eq!(heads[0].inflight, vec![sent]);
+    let read = mqgate_session::QueueRead {
+        after_seq: None,
+        skip: Vec::new(),
+        max: 1,
+        epoch: 0,
+    };
+    assert!(
+        store.read_page(client, &read).is_err(),
+        "the damage is found when read"
+    );
+}

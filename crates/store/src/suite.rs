@@ -15,7 +15,11 @@ use mqgate_session::{
 };
 use proptest::prelude::*;
 
-use crate::{restore_sessions, MemoryStore, Op, RedbStore, Store, StoreError, StoreLimits};
+use crate::{
+    restore_sessions, restore_sessions_in_store, MemoryStore, Op, QueueStats, RedbStore, Store,
+    StoreError, StoreLimits,
+};
+use mqgate_session::QueueRead;
 
 /// A store, and the directory that must outlive it.
 pub(crate) struct Fixture {
@@ -362,6 +366,73 @@ fn sessions_round_trip_and_restore(make: Make) {
     assert_eq!(store.stats().unwrap(), crate::StoreStats::default());
 }
 
+/// Start-up reads records, counters and in-flight bodies only; the queue comes back a page
+/// at a time, after a cursor, leaving out what the session holds.
+fn session_heads_and_pages(make: Make) {
+    let store = make(no_limits());
+    let client = "GID_a@@@1";
+    let sent = message(10, 0);
+    let record = qos2_record(client, sent.id);
+    let mut ops = vec![Op::SaveSession {
+        record: record.clone(),
+        messages: vec![Arc::clone(&sent)],
+    }];
+    let queued: Vec<_> = (20..30).map(|id| message(id, 0)).collect();
+    ops.extend(queued.iter().map(|m| enqueue(client, m)));
+    // Another client's entries interleave with this one's.
+    ops.push(enqueue("GID_a@@@2", &message(40, 0)));
+    store.apply(&ops).unwrap();
+
+    let heads = store.load_session_heads().unwrap();
+    assert_eq!(heads.len(), 1);
+    assert_eq!(heads[0].record, record);
+    let bytes = queued.iter().map(|m| m.size() as u64).sum();
+    assert_eq!(
+        heads[0].queue,
+        QueueStats {
+            messages: 10,
+            bytes
+        }
+    );
+    assert_eq!(heads[0].inflight, vec![Arc::clone(&sent)]);
+
+    let read = |after_seq, skip: &[u128], max| {
+        let read = QueueRead {
+            after_seq,
+            skip: skip.iter().map(|&id| MessageId(id)).collect(),
+            max,
+            epoch: 7,
+        };
+        let page = store.read_page(client, &read).unwrap();
+        assert_eq!(page.epoch, 7);
+        let ids: Vec<u128> = page.entries.iter().map(|e| e.message.id.0).collect();
+        (ids, page.entries.last().map(|e| e.seq), page.more)
+    };
+    let (ids, last, more) = read(None, &[20, 22], 3);
+    assert_eq!((ids, more), (vec![21, 23, 24], true));
+    let (ids, last, more) = read(last, &[], 4);
+    assert_eq!((ids, more), (vec![25, 26, 27, 28], true));
+    let (ids, last, more) = read(last, &[], 4);
+    assert_eq!((ids, more), (vec![29], false));
+    assert_eq!(read(last, &[], 4), (vec![], None, false));
+    assert_eq!(
+        read(None, &[], 0),
+        (vec![], None, true),
+        "nothing asked, more there"
+    );
+
+    let sessions = restore_sessions_in_store(&*store, SessionConfig::default(), 8, 0).unwrap();
+    let session = sessions.into_iter().next().unwrap().unwrap();
+    assert_eq!(session.queued_len(), 10);
+    assert_eq!(session.queued_bytes() as u64, bytes);
+    assert_eq!(
+        session.queued_in_memory(),
+        (0, 0),
+        "nothing queued read at start"
+    );
+    assert_eq!(session.record().inflight, record.inflight);
+}
+
 fn a_failed_batch_changes_nothing(make: Make) {
     let store = make(StoreLimits::default());
     let record = qos2_record("GID_a@@@1", MessageId(10));
@@ -550,6 +621,10 @@ macro_rules! suite {
             #[test]
             fn sessions_round_trip_and_restore() {
                 super::sessions_round_trip_and_restore($backend);
+            }
+            #[test]
+            fn session_heads_and_pages() {
+                super::session_heads_and_pages($backend);
             }
             #[test]
             fn a_failed_batch_changes_nothing() {

@@ -23,10 +23,12 @@ use std::sync::Arc;
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 use mqgate_codec::{ByteStr, QoS};
-use mqgate_session::{InFlightStage, Message, MessageId, QueuedRef, SessionRecord};
+use mqgate_session::{
+    InFlightStage, Message, MessageId, PageEntry, QueuePage, QueueRead, QueuedRef, SessionRecord,
+};
 use serde::de::DeserializeOwned;
 
-use crate::{Op, QueueStats, QueuedEntry, StoreError, StoreLimits, StoreStats};
+use crate::{Op, QueueStats, QueuedEntry, StoreError, StoreLimits, StoreStats, StoredSession};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -384,6 +386,79 @@ pub(crate) fn load_sessions(t: &dyn ReadTables) -> Result<Vec<SessionRecord>> {
     Ok(sessions)
 }
 
+/// Every saved session with its queue's counters and its in-flight bodies, reading no queued
+/// message: work in proportion to the sessions (and what they have in flight), not to what
+/// their queues hold.
+pub(crate) fn load_session_heads(t: &dyn ReadTables) -> Result<Vec<StoredSession>> {
+    let mut sessions = Vec::new();
+    for json in t.blobs(BlobKind::Session)? {
+        let mut record: SessionRecord = from_json(BlobKind::Session, &json)?;
+        record.queue.clear();
+        let meta = t.meta(&record.client_id)?;
+        let mut inflight = Vec::new();
+        for entry in &record.inflight {
+            if entry.stage == InFlightStage::Published {
+                // A missing body is the session's restore error to report, not the store's.
+                if let Some(message) = t.message(entry.message)? {
+                    inflight.push(message);
+                }
+            }
+        }
+        sessions.push(StoredSession {
+            record,
+            queue: QueueStats {
+                messages: meta.len,
+                bytes: meta.bytes,
+            },
+            inflight,
+        });
+    }
+    Ok(sessions)
+}
+
+/// One page of a client's queue: up to `read.max` entries after `read.after_seq`, leaving
+/// out `read.skip`. Reads at most `max + skip.len() + 1` entries of the queue.
+pub(crate) fn read_page(t: &dyn ReadTables, client: &str, read: &QueueRead) -> Result<QueuePage> {
+    let mut page = QueuePage {
+        entries: Vec::new(),
+        more: false,
+        epoch: read.epoch,
+    };
+    let mut from = read.after_seq.map_or(0, |seq| seq.saturating_add(1));
+    loop {
+        let want = read
+            .max
+            .saturating_sub(page.entries.len())
+            .saturating_add(1)
+            .min(SCAN_BATCH);
+        let batch = t.slots(client, from, want)?;
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(page);
+        };
+        for (seq, slot) in batch {
+            if read.skip.contains(&slot.message) {
+                continue;
+            }
+            if page.entries.len() >= read.max {
+                page.more = true;
+                return Ok(page);
+            }
+            let message = t.message(slot.message)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    "queues",
+                    format_args!("entry {seq} of {client} has no message"),
+                )
+            })?;
+            page.entries.push(PageEntry {
+                seq,
+                message,
+                qos: slot.qos,
+            });
+        }
+        from = last.saturating_add(1);
+    }
+}
+
 fn all_slots(t: &dyn ReadTables, client: &str) -> Result<Vec<(u64, Slot)>> {
     t.slots(client, 0, usize::MAX)
 }
@@ -454,6 +529,16 @@ macro_rules! impl_store {
             }
             fn load_sessions(&self) -> std::result::Result<Vec<mqgate_session::SessionRecord>, $crate::StoreError> {
                 self.read($crate::tables::load_sessions)
+            }
+            fn load_session_heads(&self) -> std::result::Result<Vec<$crate::StoredSession>, $crate::StoreError> {
+                self.read($crate::tables::load_session_heads)
+            }
+            fn read_page(
+                &self,
+                client_id: &str,
+                read: &mqgate_session::QueueRead,
+            ) -> std::result::Result<mqgate_session::QueuePage, $crate::StoreError> {
+                self.read(|t| $crate::tables::read_page(t, client_id, read))
             }
             fn get_message(
                 &self,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mqgate_session::SessionConfig;
+use mqgate_session::{Pacing, SessionConfig};
 use mqgate_topic::{ClientIdRules, ClientIdSyntax};
 use serde::Deserialize;
 
@@ -320,8 +320,7 @@ impl Default for Limits {
     }
 }
 
-/// The session limits, as configured (mirrors [`SessionConfig`]; pacing is always the
-/// in-flight window in this landing).
+/// The session limits, as configured (mirrors [`SessionConfig`]).
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionLimits {
@@ -333,6 +332,15 @@ pub struct SessionLimits {
     pub max_queued_bytes: usize,
     /// How long an offline message is kept, in milliseconds.
     pub message_ttl_ms: u64,
+    /// Queued messages a persistent session holds in memory while its client is online, when
+    /// queues are kept on disk (`storage = "redb"`, or a store given to the builder); the
+    /// rest of its queue stays in the store and is read back a page at a time. An offline
+    /// session holds none. At least 1.
+    pub queue_window: usize,
+    /// The managed service's offline pacing: a reconnecting client gets its queued messages
+    /// in batches of 30, 5 s apart (never more than the in-flight window allows). Off: as
+    /// fast as the in-flight window allows.
+    pub offline_pacing: bool,
 }
 
 impl Default for SessionLimits {
@@ -343,9 +351,15 @@ impl Default for SessionLimits {
             max_queued_messages: base.max_queued_messages,
             max_queued_bytes: base.max_queued_bytes,
             message_ttl_ms: base.message_ttl_ms,
+            queue_window: DEFAULT_QUEUE_WINDOW,
+            offline_pacing: false,
         }
     }
 }
+
+/// The default of [`SessionLimits::queue_window`]: twice the default in-flight window, so a
+/// page is read while half the window is still there to send.
+pub(crate) const DEFAULT_QUEUE_WINDOW: usize = 64;
 
 impl SessionLimits {
     /// The session crate's configuration with these limits.
@@ -355,6 +369,11 @@ impl SessionLimits {
             max_queued_messages: self.max_queued_messages,
             max_queued_bytes: self.max_queued_bytes,
             message_ttl_ms: self.message_ttl_ms,
+            pacing: if self.offline_pacing {
+                Pacing::MODEL_SERVICE
+            } else {
+                Pacing::Window
+            },
             ..SessionConfig::default()
         }
     }
@@ -463,5 +482,27 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    #[test]
+    fn offline_pacing_and_the_queue_window_are_session_settings() {
+        let default = BrokerConfig::from_toml_str("").unwrap().session;
+        assert_eq!(default.queue_window, DEFAULT_QUEUE_WINDOW);
+        assert_eq!(
+            default.session_config().pacing,
+            Pacing::Window,
+            "off by default"
+        );
+        let config =
+            BrokerConfig::from_toml_str("[session]\noffline_pacing = true\nqueue_window = 8\n")
+                .unwrap();
+        assert_eq!(config.session.queue_window, 8);
+        assert_eq!(
+            config.session.session_config().pacing,
+            Pacing::Batches {
+                size: 30,
+                interval_ms: 5_000
+            }
+        );
     }
 }

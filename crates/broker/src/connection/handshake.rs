@@ -234,6 +234,10 @@ where
             trace.message(Action::Sub, info, session.client_id(), delivery.message.id);
         }
     }
+    if let (true, Some(window)) = (session.is_persistent(), core.queue_window) {
+        // Its queue stays in the store; the connection reads it back a page at a time.
+        session.keep_queue_in_store(window);
+    }
     deliver::replay(&mut session, pending);
     card.set_subscriptions(session.subscriptions());
     let (events, connected) = ConnectionEvents::connect(
@@ -261,6 +265,7 @@ where
         saved: None,
         acks: crate::core::persist::PendingAcks::default(),
         card,
+        reading: None,
     })
 }
 

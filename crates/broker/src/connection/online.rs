@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use mqgate_auth::Grants;
 use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
-use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, QueueBounds, Session};
+use mqgate_session::{
+    DeliveryOutcome, Event, InboundToken, Message, QueueBounds, QueuePage, Session,
+};
 use mqgate_status::ConnectionEvents;
 use mqgate_topic::TopicName;
 use mqgate_trace::{Action, Info};
@@ -29,7 +31,7 @@ use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::deliver::{self, Blocked};
 use crate::core::inbox::{self, Signal};
 use crate::core::persist;
-use crate::core::registry::{drain_drops, ClientCard, Delivery};
+use crate::core::registry::{drain_drops, ClientCard, Delivery, Drops};
 use crate::core::router::RouteScratch;
 use crate::core::Unsettled;
 use crate::transport::io::Io;
@@ -82,7 +84,16 @@ pub(crate) struct Online<S> {
     pub(crate) acks: persist::PendingAcks,
     /// What the operator's console shows of this connection.
     pub(crate) card: Arc<ClientCard>,
+    /// The page of the session's stored queue being read (see [`Online::start_read`]).
+    pub(crate) reading: Option<PageRead>,
 }
+
+/// A page of a stored queue on its way from the store: `None` when it could not be read.
+pub(crate) type PageRead =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<QueuePage>> + Send>>;
+
+/// How long a connection waits before asking again for a page the store could not read.
+const PAGE_RETRY: Duration = Duration::from_secs(1);
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// Drives the connection until it ends, then hands the session back and reports.
@@ -123,6 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             // The keep-alive deadline: the broker's timer loop wakes this task once it passed.
             self.inbox
                 .set_timer(self.session.poll_timeout(), &self.ctx.core.registry.timers);
+            self.start_read();
             let can_take = self.can_take();
             tokio::select! {
                 biased;
@@ -130,6 +142,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     Signal::Kick(kick) => return CloseReason::kicked(kick),
                     Signal::Timer => self.session.handle_timeout(monotonic_ms()),
                 },
+                page = next_page(&mut self.reading), if self.reading.is_some() => {
+                    self.reading = None;
+                    match page {
+                        Some(page) => {
+                            if let Some(trace) = &self.ctx.core.trace {
+                                // Read back from the offline queue on disk: pushed now.
+                                for entry in &page.entries {
+                                    let info = Info::PushOfflineMsgToMqttClient;
+                                    trace.message(Action::PushOffline, info, self.session.client_id(), entry.message.id);
+                                }
+                            }
+                            self.session.refill(page, monotonic_ms());
+                        }
+                        None => self.session.queue_read_failed(),
+                    }
+                }
                 committed = next_commit(&self.acks, &self.ctx.core.persist), if self.acks.is_waiting() => {
                     if let Err(failed) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.ctx.core.persist)) {
                         return failed.into();
@@ -152,6 +180,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 }
             }
         }
+    }
+
+    /// Starts reading the page of the stored queue the session asks for, if it asks and no
+    /// read is under way. The read waits until everything submitted to the store so far has
+    /// committed (so the page holds every entry the session counted), then runs on the
+    /// blocking pool: the store is never read on a runtime thread, and a connection with a
+    /// deep backlog waits for its page without holding up any other.
+    fn start_read(&mut self) {
+        if self.reading.is_some() {
+            return;
+        }
+        let Some(read) = self.session.poll_queue_read() else {
+            return;
+        };
+        let core = self.ctx.core.clone();
+        let client = self.events.shared_client_id().clone();
+        let ticket = core.persist.submitted();
+        self.reading = Some(Box::pin(async move {
+            let _ = core.persist.wait(ticket).await;
+            let store = core.store.clone();
+            let reader = client.clone();
+            let read = tokio::task::spawn_blocking(move || store.read_page(&reader, &read));
+            match read.await {
+                Ok(Ok(page)) => {
+                    core.metrics
+                        .queue_pages_read
+                        .fetch_add(1, Ordering::Relaxed);
+                    Some(page)
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%client, %error, "queued messages not read from the store; retrying");
+                    core.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(PAGE_RETRY).await;
+                    None
+                }
+                Err(_) => None,
+            }
+        }));
     }
 
     /// Hands every whole packet in the read buffer to the session.
@@ -287,11 +353,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             outcome,
             DeliveryOutcome::Dropped(_) | DeliveryOutcome::Refused
         ) {
-            self.ctx
-                .core
-                .metrics
-                .session_dropped
-                .fetch_add(1, Ordering::Relaxed);
+            let client = self.events.client_id();
+            deliver::count_outcome(&self.ctx.core.metrics, client, outcome);
         }
     }
 
@@ -390,12 +453,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             }
             Event::KeepAliveExpired => Err(CloseReason::KeepAlive),
             Event::Acknowledged { .. } => Ok(Next::Done),
-            Event::Dropped { .. } => {
-                self.ctx
-                    .core
-                    .metrics
-                    .session_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+            Event::Dropped { reason, .. } | Event::DroppedUnread { reason } => {
+                let mut drops = Drops::default();
+                drops.add(reason);
+                deliver::count_drops(&self.ctx.core.metrics, self.events.client_id(), drops);
                 Ok(Next::Done)
             }
         }
@@ -678,7 +739,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // machine, it could retry past and drop).
         let mut inbox = self.inbox;
         let held = self.held.take();
-        let mut dropped = 0;
+        let mut dropped = Drops::default();
         core.registry.detach(
             self.events.shared_client_id(),
             self.events.channel_id(),
@@ -690,9 +751,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 dropped = drain_drops(session);
             },
         );
-        core.metrics
-            .session_dropped
-            .fetch_add(dropped, Ordering::Relaxed);
+        deliver::count_drops(&core.metrics, self.events.client_id(), dropped);
         core.status.emit(self.events.finish(unix_time_ms()));
         if let (Some(will), true) = (will, reason.publishes_will()) {
             publish_will(
@@ -715,6 +774,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 /// than it waiting forever).
 fn fits(bounds: &QueueBounds, messages: usize, bytes: usize, size: usize) -> bool {
     messages == 0 || bounds.has_room(messages, bytes, size)
+}
+
+/// The page being read, once it is there (polled only while one is).
+async fn next_page(reading: &mut Option<PageRead>) -> Option<QueuePage> {
+    match reading {
+        Some(read) => read.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// [`PendingAcks::next_commit`](persist::PendingAcks::next_commit), boxed when it is polled:

@@ -8,14 +8,14 @@
 //! delivery waits at most [`Waits::qos0`], after which its receiver is skipped for a while
 //! ([`Stalls`]); a QoS 1 or 2 one waits up to [`Waits::backpressure`].
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqgate_session::{DeliveryOutcome, Session};
+use mqgate_session::{DeliveryOutcome, DropReason, Session};
 
 use super::inbox;
-use super::registry::{Delivery, Offer, Registry};
+use super::registry::{Delivery, Drops, Offer, Registry};
 use crate::clock::monotonic_ms;
 use crate::config::Limits;
 use crate::Metrics;
@@ -101,7 +101,7 @@ pub(crate) fn offer(
                 std::thread::yield_now();
             }
             other => {
-                count_offer(metrics, other);
+                count_offer(metrics, client, other);
                 return None;
             }
         }
@@ -111,10 +111,10 @@ pub(crate) fn offer(
     None
 }
 
-/// Counts an offer that ended (sent, handled by the registry, or nobody there) and wakes the
-/// receiver if it waited. [`Offer::Full`] and [`Offer::Closed`] are not ends: callers handle
-/// them.
-pub(crate) fn count_offer(metrics: &Metrics, offer: Offer) {
+/// Counts an offer to `client` that ended (sent, handled by the registry, or nobody there)
+/// and wakes the receiver if it waited. [`Offer::Full`] and [`Offer::Closed`] are not ends:
+/// callers handle them.
+pub(crate) fn count_offer(metrics: &Metrics, client: &str, offer: Offer) {
     match offer {
         Offer::Sent(waker) => {
             metrics.messages_delivered.fetch_add(1, Ordering::Relaxed);
@@ -123,10 +123,8 @@ pub(crate) fn count_offer(metrics: &Metrics, offer: Offer) {
             }
         }
         Offer::Done(outcome, dropped) => {
-            count_outcome(metrics, outcome);
-            metrics
-                .session_dropped
-                .fetch_add(dropped, Ordering::Relaxed);
+            count_outcome(metrics, client, outcome);
+            count_drops(metrics, client, dropped);
         }
         Offer::Unknown => {
             metrics.p2p_no_target.fetch_add(1, Ordering::Relaxed);
@@ -135,13 +133,69 @@ pub(crate) fn count_offer(metrics: &Metrics, offer: Offer) {
     }
 }
 
-/// Counts what a session did with one delivery.
-pub(crate) fn count_outcome(metrics: &Metrics, outcome: DeliveryOutcome) {
+/// Counts what `client`'s session did with one delivery; a refusal or a drop for the
+/// queue's bounds is counted by its reason too, and logged.
+pub(crate) fn count_outcome(metrics: &Metrics, client: &str, outcome: DeliveryOutcome) {
     let counter = match outcome {
         DeliveryOutcome::Sent | DeliveryOutcome::Queued => &metrics.messages_delivered,
         DeliveryOutcome::Dropped(_) | DeliveryOutcome::Refused => &metrics.session_dropped,
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    match outcome {
+        DeliveryOutcome::Refused => {
+            metrics.queue_full_refused.fetch_add(1, Ordering::Relaxed);
+            log_queue_bound(client, "refused: queue full", 1);
+        }
+        DeliveryOutcome::Dropped(DropReason::TooLarge) => {
+            metrics.queue_too_large.fetch_add(1, Ordering::Relaxed);
+            log_queue_bound(client, "dropped: larger than max_queued_bytes", 1);
+        }
+        _ => {}
+    }
+}
+
+/// Counts messages `client`'s session dropped from its queue, by reason; evictions from a
+/// full queue are logged.
+pub(crate) fn count_drops(metrics: &Metrics, client: &str, drops: Drops) {
+    if drops.total == 0 {
+        return;
+    }
+    metrics
+        .session_dropped
+        .fetch_add(drops.total, Ordering::Relaxed);
+    metrics
+        .queue_full_dropped
+        .fetch_add(drops.queue_full, Ordering::Relaxed);
+    metrics
+        .queue_expired
+        .fetch_add(drops.expired, Ordering::Relaxed);
+    if drops.queue_full > 0 {
+        log_queue_bound(client, "oldest dropped: queue full", drops.queue_full);
+    }
+}
+
+/// When a queue-bound message was last logged (ms on the monotonic clock), and how many were
+/// left out since: at most one line a second for the whole broker, however many clients
+/// overflow.
+static QUEUE_LOG_AT: AtomicU64 = AtomicU64::new(0);
+static QUEUE_LOG_SKIPPED: AtomicU64 = AtomicU64::new(0);
+const QUEUE_LOG_EVERY_MS: u64 = 1_000;
+
+/// Logs that `client`'s queue bound cost `count` messages, rate-limited.
+fn log_queue_bound(client: &str, what: &'static str, count: u64) {
+    let now = monotonic_ms();
+    let last = QUEUE_LOG_AT.load(Ordering::Relaxed);
+    let due = now.saturating_sub(last) >= QUEUE_LOG_EVERY_MS || last == 0;
+    if due
+        && QUEUE_LOG_AT
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let skipped = QUEUE_LOG_SKIPPED.swap(0, Ordering::Relaxed);
+        tracing::warn!(%client, count, skipped, "offline queue bound: {what} (see /metrics queue_*; `skipped`: like lines left out in the last second)");
+    } else {
+        QUEUE_LOG_SKIPPED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Hands deliveries that waited outside a session (a handover's buffer, the inbox of a

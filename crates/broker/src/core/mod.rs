@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mqgate_codec::{ByteStr, QoS};
 use mqgate_session::{Message, MessageId, SessionConfig};
-use mqgate_store::{restore_sessions, Store};
+use mqgate_store::{restore_sessions, restore_sessions_in_store, Store};
 use mqgate_topic::{ClientIdRules, TopicName};
 use mqgate_trace::{Action, Info};
 use tokio::sync::watch;
@@ -43,6 +43,9 @@ pub(crate) struct Core {
     pub(crate) status: StatusHub,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) store: Arc<dyn Store>,
+    /// Queued messages a persistent session holds in memory, the rest staying in the store;
+    /// `None`: queues are held whole in memory (an ephemeral broker).
+    pub(crate) queue_window: Option<usize>,
     /// How long a publisher with nothing else to serve waits for full receivers.
     pub(crate) waits: Waits,
     /// Becomes `true` once shutdown starts.
@@ -78,6 +81,7 @@ impl Core {
         limits: &Limits,
         session: &SessionConfig,
         client_id_rules: ClientIdRules,
+        queue_window: Option<usize>,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::default());
@@ -96,6 +100,7 @@ impl Core {
             status: StatusHub::new(limits.status_channel_capacity)?,
             metrics,
             store,
+            queue_window: queue_window.map(|w| w.max(1)),
             waits: Waits::from(limits),
             shutdown,
             trace: None,
@@ -105,12 +110,18 @@ impl Core {
     /// Brings back what the store holds, before any listener opens: persistent sessions
     /// (offline, in the registry) with their subscriptions (in the trie) and queues, and the
     /// retained messages. A session whose record does not restore is logged and skipped.
+    /// With queues kept on disk, no queued message is read: each session starts with its
+    /// queue's counters and reads it once its client is back.
     ///
     /// # Errors
     /// The store could not be read.
     pub(crate) fn restore(&self, config: SessionConfig) -> Result<(), mqgate_store::StoreError> {
+        let started = std::time::Instant::now();
         let (store, router, registry) = (self.store.as_ref(), &self.router, &self.registry);
-        let sessions = restore_sessions(store, config, monotonic_ms())?;
+        let sessions = match self.queue_window {
+            Some(window) => restore_sessions_in_store(store, config, window, monotonic_ms())?,
+            None => restore_sessions(store, config, monotonic_ms())?,
+        };
         let (mut restored, mut skipped) = (0usize, 0usize);
         for session in sessions {
             match session {
@@ -142,6 +153,7 @@ impl Core {
             sessions = restored,
             skipped,
             retained = retained_count,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "durable state restored"
         );
         Ok(())

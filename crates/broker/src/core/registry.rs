@@ -199,9 +199,9 @@ pub(crate) enum Offer {
     /// The client's connection is closing (its session is on its way into the registry):
     /// offer again.
     Closed(Delivery),
-    /// Handled here (offline session or handover buffer); dropped messages counted in the
-    /// second field.
-    Done(DeliveryOutcome, u64),
+    /// Handled here (offline session or handover buffer); what the session dropped to make
+    /// room (or for age) in the second field.
+    Done(DeliveryOutcome, Drops),
     /// No session exists for the client id.
     Unknown,
 }
@@ -234,12 +234,15 @@ impl ShardGuard<'_> {
                 let pending = &mut handover.pending;
                 let qos = delivery.message.qos.min(delivery.granted);
                 if qos == QoS::AtMostOnce {
-                    Offer::Done(DeliveryOutcome::Dropped(DropReason::Offline), 0)
+                    Offer::Done(
+                        DeliveryOutcome::Dropped(DropReason::Offline),
+                        Drops::default(),
+                    )
                 } else if pending.len() >= self.pending_limit {
-                    Offer::Done(DeliveryOutcome::Refused, 0)
+                    Offer::Done(DeliveryOutcome::Refused, Drops::default())
                 } else {
                     pending.push(delivery);
-                    Offer::Done(DeliveryOutcome::Queued, 0)
+                    Offer::Done(DeliveryOutcome::Queued, Drops::default())
                 }
             }
         }
@@ -530,6 +533,25 @@ impl Registry {
         (found, total)
     }
 
+    /// The queues of the offline persistent sessions: what they hold in all and in memory.
+    /// Locks one shard at a time.
+    pub(crate) fn offline_queues(&self) -> OfflineQueues {
+        let mut total = OfflineQueues::default();
+        for shard in &self.shards {
+            for slot in shard.lock().values() {
+                if let Slot::Offline(session) = slot {
+                    let (held, bytes) = session.queued_in_memory();
+                    total.sessions += 1;
+                    total.queued += session.queued_len() as u64;
+                    total.in_memory += held as u64;
+                    total.in_memory_bytes += bytes as u64;
+                    total.most_in_memory = total.most_in_memory.max(held);
+                }
+            }
+        }
+        total
+    }
+
     /// Messages waiting over every client: in the inboxes of those online and the queues of
     /// the offline persistent sessions. Locks one shard at a time.
     pub(crate) fn queued_total(&self) -> u64 {
@@ -546,14 +568,53 @@ impl Registry {
     }
 }
 
-/// Drains an offline session's events; returns how many messages it dropped. A PUBLISH its
-/// connection read but never routed (it closed first) was not accepted: its QoS 2 packet id
-/// is released, so the client's resend is routed then instead of waiting forever.
-pub(crate) fn drain_drops(session: &mut Session) -> u64 {
-    let mut dropped = 0;
+/// What the offline sessions' queues hold, in all and in memory (see
+/// `BrokerHandle::offline_queues`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineQueues {
+    /// Offline persistent sessions.
+    pub sessions: usize,
+    /// Messages queued for them, in memory or only in the store.
+    pub queued: u64,
+    /// Of those, the messages held in memory.
+    pub in_memory: u64,
+    /// Bytes (topic + payload) of the messages held in memory.
+    pub in_memory_bytes: u64,
+    /// The most messages one offline session holds in memory.
+    pub most_in_memory: usize,
+}
+
+/// Messages a session dropped, counted by why.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Drops {
+    /// All of them.
+    pub(crate) total: u64,
+    /// Evicted from a full queue.
+    pub(crate) queue_full: u64,
+    /// Too old.
+    pub(crate) expired: u64,
+}
+
+impl Drops {
+    /// Counts one drop.
+    pub(crate) fn add(&mut self, reason: DropReason) {
+        self.total += 1;
+        match reason {
+            DropReason::QueueFull => self.queue_full += 1,
+            DropReason::Expired => self.expired += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Drains an offline session's events; returns what it dropped. A PUBLISH its connection
+/// read but never routed (it closed first) was not accepted: its QoS 2 packet id is
+/// released, so the client's resend is routed then instead of waiting forever.
+pub(crate) fn drain_drops(session: &mut Session) -> Drops {
+    let mut dropped = Drops::default();
     while let Some(event) = session.poll_event() {
         match event {
-            Event::Dropped { .. } => dropped += 1,
+            Event::Dropped { reason, .. } | Event::DroppedUnread { reason } => dropped.add(reason),
             Event::Publish {
                 token: Some(token), ..
             } => session.inbound_failed(token),

@@ -162,8 +162,11 @@ impl Router {
                     self.set_retained(message, &mut scratch.ops);
                 }
                 self.match_subscribers(&message.topic, publisher, scratch);
+                let first = scratch.ops.len();
                 self.durable_matched(message, scratch);
+                let owned = detach_durable(message, &mut scratch.ops[first..]);
                 self.submit(scratch);
+                self.deliver_matched(owned.as_ref().unwrap_or(message), now, scratch);
             }
             Err(error) => {
                 tracing::debug!(topic = %message.topic, %error, "P2P address with an invalid target");
@@ -171,7 +174,6 @@ impl Router {
                 self.submit(scratch);
             }
         }
-        self.deliver_matched(message, now, scratch);
     }
 
     /// Routes `message` to the subscribers of `match_topic`, which may differ from the topic
@@ -187,9 +189,11 @@ impl Router {
     ) {
         self.begin_route(scratch);
         self.match_subscribers(match_topic, None, scratch);
+        let first = scratch.ops.len();
         self.durable_matched(message, scratch);
+        let owned = detach_durable(message, &mut scratch.ops[first..]);
         self.submit(scratch);
-        self.deliver_matched(message, now, scratch);
+        self.deliver_matched(owned.as_ref().unwrap_or(message), now, scratch);
     }
 
     /// Delivers `message` to the one client `target` (a P2P message), whether or not it
@@ -202,6 +206,10 @@ impl Router {
         now: u64,
         scratch: &mut RouteScratch,
     ) {
+        let first = scratch.ops.len();
+        self.durable(target, message, QoS::ExactlyOnce, scratch);
+        let owned = detach_durable(message, &mut scratch.ops[first..]);
+        let message = owned.as_ref().unwrap_or(message);
         let delivery = Delivery {
             message: message.clone(),
             granted: QoS::ExactlyOnce,
@@ -209,7 +217,6 @@ impl Router {
                 .then(|| qos0_frame(message))
                 .flatten(),
         };
-        self.durable(target, message, QoS::ExactlyOnce, scratch);
         self.submit(scratch);
         if let Some(blocked) = deliver::offer(&self.registry, &self.metrics, target, delivery, now)
         {
@@ -296,7 +303,7 @@ impl Router {
                         scratch.keep_blocked(blocked, now, &self.metrics);
                     }
                     Offer::Closed(delivery) => closed.push((client.clone(), delivery)),
-                    other => deliver::count_offer(&self.metrics, other),
+                    other => deliver::count_offer(&self.metrics, client, other),
                 }
             }
             drop(guard);
@@ -399,9 +406,11 @@ impl Router {
                 ops.push(Op::ClearRetained(message.topic.clone()));
             }
         } else {
+            // Kept for as long as the topic's retained message: it owns its bytes rather than
+            // pinning the buffer of the packet it came in.
             let kept = Arc::new(Message {
                 retain: true,
-                ..message.clone()
+                ..message.detached()
             });
             // A topic deeper than the index allows is simply not retained.
             if retained.set(&message.topic, kept.clone()).is_ok() {
@@ -430,4 +439,80 @@ fn qos0_frame(message: &Message) -> Option<Arc<Bytes>> {
     let mut buf = BytesMut::with_capacity(publish.encoded_len().ok()?);
     publish.encode(&mut buf).ok()?;
     Some(Arc::new(buf.freeze()))
+}
+
+/// When `ops` (the store writes one route just made) queue `message` for persistent
+/// sessions, a copy of it that owns its bytes takes its place in them, and is returned for
+/// the route to deliver: a message that waits in a queue outliving the connection must not
+/// keep alive the larger read buffer its topic and payload were sliced from. One copy per
+/// message, made only when some persistent session receives it; a message for online clean
+/// sessions alone is never copied.
+fn detach_durable(message: &Arc<Message>, ops: &mut [Op]) -> Option<Arc<Message>> {
+    let mut owned: Option<Arc<Message>> = None;
+    for op in ops {
+        if let Op::Enqueue { message: m, .. } = op {
+            if Arc::ptr_eq(m, message) {
+                *m = owned
+                    .get_or_insert_with(|| Arc::new(message.detached()))
+                    .clone();
+            }
+        }
+    }
+    owned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mqgate_codec::ByteStr;
+    use mqgate_session::MessageId;
+
+    /// A message whose topic and payload are slices of one larger read buffer.
+    fn sliced() -> Arc<Message> {
+        let chunk = Bytes::from(vec![b'a'; 16 * 1024]);
+        let topic = ByteStr::try_from(chunk.slice(..5)).expect("utf-8");
+        Arc::new(Message::new(
+            MessageId(1),
+            topic,
+            chunk.slice(5..105),
+            QoS::AtLeastOnce,
+            0,
+        ))
+    }
+
+    fn within(outer: &Bytes, inner: &[u8]) -> bool {
+        let range = outer.as_ptr_range();
+        range.contains(&inner.as_ptr())
+    }
+
+    #[test]
+    fn a_message_queued_for_a_persistent_session_owns_its_bytes() {
+        let message = sliced();
+        let mut ops = vec![
+            Op::RemoveSession(ByteStr::from_static("other")),
+            enqueue_op("a", &message, QoS::AtLeastOnce).expect("durable"),
+            enqueue_op("b", &message, QoS::ExactlyOnce).expect("durable"),
+        ];
+        let owned = detach_durable(&message, &mut ops).expect("copied");
+        assert_eq!(*owned, *message, "the same message");
+        assert!(!within(&message.payload, &owned.payload));
+        assert_ne!(
+            owned.topic.as_bytes().as_ptr(),
+            message.topic.as_bytes().as_ptr()
+        );
+        for op in &ops[1..] {
+            let Op::Enqueue { message: m, .. } = op else {
+                panic!("{op:?}")
+            };
+            assert!(Arc::ptr_eq(m, &owned), "one copy for every queue");
+        }
+    }
+
+    #[test]
+    fn a_message_for_no_persistent_session_is_not_copied() {
+        let message = sliced();
+        let mut ops = vec![Op::RemoveSession(ByteStr::from_static("other"))];
+        assert!(detach_durable(&message, &mut ops).is_none());
+    }
 }

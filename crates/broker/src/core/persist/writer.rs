@@ -102,6 +102,12 @@ impl Persist {
         self.check(ticket)
     }
 
+    /// The ticket of the last submission so far (0: none yet): once it committed, so did
+    /// everything submitted before this call.
+    pub(crate) fn submitted(&self) -> Ticket {
+        self.inner.pending.lock().next
+    }
+
     /// `Err` if the (finished) submission of `ticket` was refused.
     pub(crate) fn check(&self, ticket: Ticket) -> Result<(), StoreFailed> {
         if self.inner.failed.lock().contains(&ticket) {
