@@ -722,8 +722,7 @@ async fn pipelined_sends_are_routed_in_order_and_each_confirmed() {
                         multiple,
                     } => {
                         assert!(
-                            multiple && delivery_tag > confirmed
-                                || delivery_tag == confirmed + 1,
+                            multiple && delivery_tag > confirmed || delivery_tag == confirmed + 1,
                             "confirm {delivery_tag} (multiple {multiple}) after {confirmed}"
                         );
                         confirmed = delivery_tag;
