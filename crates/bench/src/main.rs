@@ -50,18 +50,25 @@ enum Command {
     },
 }
 
-/// What every traffic run is given.
-#[derive(Debug, clap::Args)]
-struct LoadArgs {
-    /// Broker address.
-    #[arg(long, default_value = "127.0.0.1:1883")]
-    target: SocketAddr,
+/// Which broker a run reports on.
+#[derive(Debug, Clone, clap::Args)]
+struct BrokerArgs {
     /// Label of the broker in the report.
     #[arg(long, default_value = "broker")]
     label: String,
     /// PID of the broker, for its CPU and memory from /proc.
     #[arg(long)]
     broker_pid: Option<u32>,
+}
+
+/// What every traffic run is given.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Broker address.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    target: SocketAddr,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Payload bytes (at least 16).
     #[arg(long, default_value_t = 64)]
     payload: usize,
@@ -90,8 +97,8 @@ struct LoadArgs {
 impl LoadArgs {
     fn config(self, scenario: Scenario, qos: u8) -> RunConfig {
         RunConfig {
-            label: self.label,
-            broker_pid: self.broker_pid,
+            label: self.broker.label,
+            broker_pid: self.broker.broker_pid,
             qos,
             payload: self.payload,
             messages: self.messages,
@@ -140,12 +147,8 @@ struct AmqpArgs {
     /// The broker's AMQP address.
     #[arg(long, default_value = "127.0.0.1:5672")]
     target: SocketAddr,
-    /// Label of the broker in the report.
-    #[arg(long, default_value = "broker")]
-    label: String,
-    /// PID of the broker, for its CPU and memory from /proc.
-    #[arg(long)]
-    broker_pid: Option<u32>,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// What is measured.
     #[arg(long, value_enum)]
     scenario: mqgate_bench::AmqpScenario,
@@ -230,8 +233,8 @@ impl AmqpArgs {
         };
         mqgate_bench::AmqpRunConfig {
             target: self.target,
-            label: self.label.clone(),
-            broker_pid: self.broker_pid,
+            label: self.broker.label.clone(),
+            broker_pid: self.broker.broker_pid,
             scenario: self.scenario,
             login,
             declare: self.declare,
