@@ -329,7 +329,15 @@ if [ $AMQP -eq 1 ]; then
     stop_broker
     return 1
   }
-  trap 'stop_broker; stop_rabbitmq' EXIT INT TERM
+  # Erlang starts its port mapper (epmd) as a daemon that outlives the node: stop it at the
+  # end if this script brought it up (epmd refuses while other nodes are registered with it).
+  EPMD_WAS_UP=0
+  command -v epmd >/dev/null 2>&1 && epmd -names >/dev/null 2>&1 && EPMD_WAS_UP=1
+  finish_amqp() {
+    stop_broker; stop_rabbitmq
+    if [ $EPMD_WAS_UP -eq 0 ] && command -v epmd >/dev/null 2>&1; then epmd -kill >/dev/null 2>&1 || true; fi
+  }
+  trap finish_amqp EXIT INT TERM
 
   if [ $QUICK -eq 1 ]; then
     M=50000; M_W1=10000; SECS=15
