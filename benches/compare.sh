@@ -3,6 +3,7 @@
 #
 #   benches/compare.sh [--quick] [--reps N] [--out DIR] [--only REGEX] [--tuned] [--trace-off]
 #   benches/compare.sh --durable [--quick] [--reps N] [--out DIR]
+#   benches/compare.sh --amqp [--quick] [--reps N] [--out DIR] [--only REGEX]
 #
 # --only runs just the scenarios whose arguments match REGEX (grep -E), e.g. 'fan-in'.
 #
@@ -29,6 +30,20 @@
 # mqgate uses redb (benches/peers/mqgate-durable.toml); Mosquitto runs with `persistence
 # true` as shipped otherwise (it snapshots every autosave_interval, 1800 s, and on a clean
 # shutdown).
+#
+# --amqp compares the cloud SDK endpoint (docs/cloud-sdk-backends.md) with RabbitMQ, both
+# driven by the generator's own AMQP 0-9-1 client with the SDK's calls: confirmed publishes
+# per second (4 connections, one confirm-mode channel each, a window of 1 = the SDK's own
+# pattern, and 64) and acknowledged deliveries per second to 4 consumers of the queue
+# `parent` (prefetch 64) while 4 feeders fill it (mqgate: MQTT QoS 1 devices publishing to
+# `parent/dev/x`; RabbitMQ: AMQP publishes to the exchange `parent/dev/x` bound to the queue,
+# which the generator declares). Installs Debian's rabbitmq-server if missing and runs it as
+# shipped (no config file, no plugins), without systemd, as a private node on a loopback port
+# with its data and logs under the output directory; mqgate runs
+# benches/peers/mqgate-amqp.toml. Each run gets a freshly started broker.
+#
+# PROFILE=dev builds and runs debug binaries: only to check the script itself, its numbers
+# are not results.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,18 +53,20 @@ REPS=3
 OUT=""
 ONLY=""
 DURABLE=0
+AMQP=0
 TUNED=0
 TRACE_OFF=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; REPS=1 ;;
     --durable) DURABLE=1 ;;
+    --amqp) AMQP=1 ;;
     --reps) REPS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
     --tuned) TUNED=1 ;;
     --trace-off) TRACE_OFF=1 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -67,20 +84,29 @@ MQGATE_DURABLE_PORT=18835 # also in benches/peers/mqgate-durable.toml
 MOSQUITTO_DURABLE_PORT=18837 # also in benches/peers/mosquitto-durable.conf
 MQGATE_TUNED_PORT=18838 # also in benches/peers/mqgate-tuned.toml
 MOSQUITTO_TUNED_PORT=18839 # also in benches/peers/mosquitto-tuned.conf
-MQGATE_NOTRACE_PORT=18841 # also in benches/peers/mqgate-notrace-tuned.toml
+MQGATE_NOTRACE_PORT=18845 # also in benches/peers/mqgate-notrace-tuned.toml
+MQGATE_AMQP_PORT=18841 # also in benches/peers/mqgate-amqp.toml
+MQGATE_AMQP_MQTT_PORT=18843 # also in benches/peers/mqgate-amqp.toml
+RABBITMQ_PORT=18842
 
 say() { printf '== %s\n' "$*" >&2; }
 
 # ---- peers -------------------------------------------------------------------------------
-if ! command -v mosquitto >/dev/null 2>&1; then
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+RABBITMQ_BIN=/usr/lib/rabbitmq/bin
+if [ $AMQP -eq 1 ] && [ ! -x "$RABBITMQ_BIN/rabbitmq-server" ]; then
+  say "installing rabbitmq-server (apt-get)"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
+  # Debian's package starts a node of its own where a service manager runs; ours is private.
+fi
+if [ $AMQP -eq 0 ] && ! command -v mosquitto >/dev/null 2>&1; then
   say "installing mosquitto (apt-get)"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mosquitto >/dev/null
 fi
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 RUMQTTD="$PEERS/bin/rumqttd"
-if [ $DURABLE -eq 0 ] && [ ! -x "$RUMQTTD" ]; then
+if [ $DURABLE -eq 0 ] && [ $AMQP -eq 0 ] && [ ! -x "$RUMQTTD" ]; then
   say "installing rumqttd 0.20.0 into $PEERS (cargo install, cached)"
   if ! cargo install rumqttd --version 0.20.0 --no-default-features --locked --root "$PEERS" \
       >"$OUT/rumqttd-install.log" 2>&1; then
@@ -91,19 +117,21 @@ if [ $DURABLE -eq 0 ] && [ ! -x "$RUMQTTD" ]; then
   fi
 fi
 BROKERS="mqgate mosquitto"
-if [ -x "$RUMQTTD" ]; then
+if [ -x "$RUMQTTD" ] && [ $AMQP -eq 0 ]; then
   BROKERS="$BROKERS rumqttd"
 else
-  say "rumqttd could not be built here: continuing without it"
+  [ $AMQP -eq 0 ] && say "rumqttd could not be built here: continuing without it"
 fi
 [ $TUNED -eq 1 ] && BROKERS="$BROKERS mqgate-tuned mosquitto-tuned"
 [ $TRACE_OFF -eq 1 ] && BROKERS="$BROKERS mqgate-notrace-tuned"
 
 # ---- ours --------------------------------------------------------------------------------
-say "building mqgate and mqgate-bench (release)"
-cargo build --release -q -p mqgate-broker -p mqgate-bench
-BENCH="$ROOT/target/release/mqgate-bench"
-MQGATE="$ROOT/target/release/mqgate"
+PROFILE=${PROFILE:-release}
+say "building mqgate and mqgate-bench ($PROFILE)"
+cargo build --profile "$PROFILE" -q -p mqgate-broker -p mqgate-bench
+TARGET_DIR="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
+BENCH="$TARGET_DIR/mqgate-bench"
+MQGATE="$TARGET_DIR/mqgate"
 
 # ---- broker lifecycle --------------------------------------------------------------------
 BROKER_PID=""
@@ -178,8 +206,12 @@ machine() {
   echo "cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "kernel: $(uname -r)"
   echo "disk: $(df -T "$OUT" | awk 'NR==2 {print $2}') under $OUT"
-  echo "brokers: mqgate $(git rev-parse --short HEAD), $("$MOSQUITTO" -h 2>/dev/null | head -1), rumqttd $([ -x "$RUMQTTD" ] && echo 0.20.0 || echo absent)"
-  echo "mode: $([ $QUICK -eq 1 ] && echo quick || echo full)$([ $DURABLE -eq 1 ] && echo ', durable'), $REPS repetition(s)"
+  if [ $AMQP -eq 1 ]; then
+    echo "brokers: mqgate $(git rev-parse --short HEAD), rabbitmq-server $(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo '?')"
+  else
+    echo "brokers: mqgate $(git rev-parse --short HEAD), $("$MOSQUITTO" -h 2>/dev/null | head -1), rumqttd $([ -x "$RUMQTTD" ] && echo 0.20.0 || echo absent)"
+  fi
+  echo "mode: $([ $QUICK -eq 1 ] && echo quick || echo full)$([ $DURABLE -eq 1 ] && echo ', durable')$([ $AMQP -eq 1 ] && echo ', amqp'), $REPS repetition(s), profile $PROFILE"
 }
 
 # ---- durable -----------------------------------------------------------------------------
@@ -233,6 +265,129 @@ for broker in ("mqgate", "mosquitto"):
         if per:
             print(f"{broker}: median {statistics.median(per):.0f} bytes of data files per stored message, {when}")
 PY
+  say "raw results: $RESULTS; summary: $OUT/summary.md"
+  exit 0
+fi
+
+# ---- amqp: the cloud SDK endpoint against RabbitMQ -----------------------------------------
+if [ $AMQP -eq 1 ]; then
+  # A private RabbitMQ node: its own name, port, data, logs, plugins file and Erlang cookie
+  # (HOME), started in the foreground script without systemd (as root the Debian wrapper in
+  # /usr/sbin would switch to the rabbitmq user and its /var/lib directory).
+  RABBIT_NODE="mqgate-bench-$$@localhost"
+  RABBIT_DIR="$OUT/rabbitmq"
+  rabbit_env() {
+    env HOME="$RABBIT_DIR/home" RABBITMQ_NODENAME="$RABBIT_NODE" \
+      RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$RABBITMQ_PORT \
+      RABBITMQ_DIST_PORT=$((RABBITMQ_PORT + 20000)) \
+      RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia" RABBITMQ_LOG_BASE="$RABBIT_DIR/log" \
+      RABBITMQ_PID_FILE="$RABBIT_DIR/rabbit.pid" \
+      RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins" \
+      RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf" \
+      RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf" \
+      RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config" "$@"
+  }
+  RABBIT_SCRIPT_PID=""
+  # A port some other process holds would measure that process: refuse to start then.
+  port_free() {
+    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then
+      say "port $1 is in use by another process: not starting a broker there"
+      return 1
+    fi
+  }
+  start_rabbitmq() {
+    port_free $RABBITMQ_PORT || return 1
+    rm -rf "$RABBIT_DIR/mnesia" "$RABBIT_DIR/rabbit.pid"
+    mkdir -p "$RABBIT_DIR/home" "$RABBIT_DIR/log" "$RABBIT_DIR/mnesia"
+    echo "[]." > "$RABBIT_DIR/enabled_plugins"
+    : > "$RABBIT_DIR/rabbitmq-env.conf"
+    rabbit_env "$RABBITMQ_BIN/rabbitmq-server" >>"$OUT/rabbitmq.log" 2>&1 &
+    RABBIT_SCRIPT_PID=$!
+    # Booting Erlang and RabbitMQ takes seconds: wait for the AMQP port, then the pid file
+    # names the Erlang VM, whose CPU and memory the generator reads.
+    for _ in $(seq 1200); do
+      if (exec 3<>/dev/tcp/127.0.0.1/$RABBITMQ_PORT) 2>/dev/null && [ -s "$RABBIT_DIR/rabbit.pid" ]; then
+        BROKER_PID=$(cat "$RABBIT_DIR/rabbit.pid")
+        return 0
+      fi
+      kill -0 "$RABBIT_SCRIPT_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    say "rabbitmq did not open port $RABBITMQ_PORT (see $OUT/rabbitmq.log, $RABBIT_DIR/log)"
+    stop_rabbitmq
+    return 1
+  }
+  stop_rabbitmq() {
+    if [ -n "$RABBIT_SCRIPT_PID" ]; then
+      rabbit_env "$RABBITMQ_BIN/rabbitmqctl" -n "$RABBIT_NODE" stop >>"$OUT/rabbitmq.log" 2>&1 \
+        || kill "$RABBIT_SCRIPT_PID" 2>/dev/null || true
+      wait "$RABBIT_SCRIPT_PID" 2>/dev/null || true
+      # The VM itself, should the script have gone first.
+      [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null || true
+      RABBIT_SCRIPT_PID=""; BROKER_PID=""
+    fi
+  }
+  start_mqgate_amqp() {
+    port_free $MQGATE_AMQP_PORT && port_free $MQGATE_AMQP_MQTT_PORT || return 1
+    "$MQGATE" --config benches/peers/mqgate-amqp.toml --data-dir "$OUT/mqgate-amqp-data" \
+      >>"$OUT/mqgate.log" 2>&1 &
+    BROKER_PID=$!
+    for _ in $(seq 100); do
+      if (exec 3<>/dev/tcp/127.0.0.1/$MQGATE_AMQP_PORT) 2>/dev/null; then return 0; fi
+      sleep 0.05
+    done
+    say "mqgate did not open port $MQGATE_AMQP_PORT (see $OUT/mqgate.log)"
+    stop_broker
+    return 1
+  }
+  # Erlang starts its port mapper (epmd) as a daemon that outlives the node: stop it at the
+  # end if this script brought it up (epmd refuses while other nodes are registered with it).
+  EPMD_WAS_UP=0
+  command -v epmd >/dev/null 2>&1 && epmd -names >/dev/null 2>&1 && EPMD_WAS_UP=1
+  finish_amqp() {
+    stop_broker; stop_rabbitmq
+    if [ $EPMD_WAS_UP -eq 0 ] && command -v epmd >/dev/null 2>&1; then epmd -kill >/dev/null 2>&1 || true; fi
+  }
+  trap finish_amqp EXIT INT TERM
+
+  if [ $QUICK -eq 1 ]; then
+    M=50000; M_W1=10000; SECS=15
+  else
+    M=400000; M_W1=100000; SECS=60
+  fi
+  AMQP_SCENARIOS=(
+    # The SDK's own pattern: each send waits for its confirm.
+    "--scenario publish --publishers 4 --window 1 --payload 64 --messages $M_W1"
+    "--scenario publish --publishers 4 --window 64 --payload 64 --messages $M"
+    "--scenario publish --publishers 4 --window 64 --payload 1024 --messages $M"
+    "--scenario consume --consumers 4 --prefetch 64 --publishers 4 --window 64 --payload 64 --messages $M"
+  )
+  machine | tee "$OUT/machine.txt" >&2
+  for rep in $(seq "$REPS"); do
+    for scenario in "${AMQP_SCENARIOS[@]}"; do
+      if [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$scenario"; then continue; fi
+      for broker in mqgate rabbitmq; do
+        if [ $broker = mqgate ]; then
+          start_mqgate_amqp || continue
+          args=(--target 127.0.0.1:$MQGATE_AMQP_PORT --login sdk --instance post-cn-bench
+            --access-key LTAI_bench --secret bench-secret
+            --feed mqtt --mqtt-target 127.0.0.1:$MQGATE_AMQP_MQTT_PORT)
+        else
+          start_rabbitmq || continue
+          args=(--target 127.0.0.1:$RABBITMQ_PORT --login plain --user guest --password guest
+            --vhost / --declare --feed amqp)
+        fi
+        say "rep $rep/$REPS $broker: $scenario"
+        # shellcheck disable=SC2086
+        "$BENCH" amqp "${args[@]}" --label "$broker" --broker-pid "$BROKER_PID" \
+          --seconds "$SECS" $scenario >>"$RESULTS" 2>>"$OUT/runs.log" \
+          || say "run failed (see $OUT/runs.log)"
+        tail -n 1 "$OUT/runs.log" | cut -c1-200 >&2
+        if [ $broker = mqgate ]; then stop_broker; else stop_rabbitmq; fi
+      done
+    done
+  done
+  "$BENCH" summarize --ours mqgate "$RESULTS" | tee "$OUT/summary.md"
   say "raw results: $RESULTS; summary: $OUT/summary.md"
   exit 0
 fi

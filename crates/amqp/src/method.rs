@@ -521,6 +521,60 @@ impl Method {
     }
 }
 
+/// Builders for the client side of exchange and queue management, which the endpoint refuses
+/// but a client needs against a general AMQP 0-9-1 broker (a load generator setting up its
+/// exchange and queue on RabbitMQ). They are [`Method::Other`] with the arguments written out,
+/// no table arguments, and `no-wait` off so the broker answers with its `-ok`.
+impl Method {
+    /// `exchange.declare` of `exchange` of type `kind` (`direct`, `fanout`, `topic`, ...),
+    /// not passive, not auto-deleted, not internal.
+    pub fn exchange_declare(
+        exchange: &str,
+        kind: &str,
+        durable: bool,
+    ) -> Result<Self, EncodeError> {
+        let mut out = BytesMut::new();
+        out.put_u16(0);
+        put_short_str(&mut out, exchange)?;
+        put_short_str(&mut out, kind)?;
+        // passive, durable, auto-delete, internal, no-wait
+        out.put_u8(pack_bits(&[false, durable, false, false, false]));
+        FieldTable::new().encode(&mut out)?;
+        Ok(Self::other(class::EXCHANGE, 10, out))
+    }
+
+    /// `queue.declare` of `queue`: not passive, not exclusive, not auto-deleted.
+    pub fn queue_declare(queue: &str, durable: bool) -> Result<Self, EncodeError> {
+        let mut out = BytesMut::new();
+        out.put_u16(0);
+        put_short_str(&mut out, queue)?;
+        // passive, durable, exclusive, auto-delete, no-wait
+        out.put_u8(pack_bits(&[false, durable, false, false, false]));
+        FieldTable::new().encode(&mut out)?;
+        Ok(Self::other(class::QUEUE, 10, out))
+    }
+
+    /// `queue.bind` of `queue` to `exchange` with `routing_key`.
+    pub fn queue_bind(queue: &str, exchange: &str, routing_key: &str) -> Result<Self, EncodeError> {
+        let mut out = BytesMut::new();
+        out.put_u16(0);
+        put_short_str(&mut out, queue)?;
+        put_short_str(&mut out, exchange)?;
+        put_short_str(&mut out, routing_key)?;
+        out.put_u8(pack_bits(&[false])); // no-wait
+        FieldTable::new().encode(&mut out)?;
+        Ok(Self::other(class::QUEUE, 20, out))
+    }
+
+    fn other(class_id: u16, method_id: u16, arguments: BytesMut) -> Self {
+        Self::Other {
+            class_id,
+            method_id,
+            arguments: arguments.freeze(),
+        }
+    }
+}
+
 fn close_args(r: &mut Reader<'_>) -> Result<CloseArgs, DecodeError> {
     Ok(CloseArgs {
         reply_code: r.u16()?,
@@ -698,4 +752,57 @@ fn decode_args(r: &mut Reader<'_>, class_id: u16, method_id: u16) -> Result<Meth
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes `m`, decodes it back, and returns its ids and raw arguments.
+    fn round_trip(m: &Method) -> (u16, u16, Vec<u8>) {
+        let mut out = BytesMut::new();
+        m.encode(&mut out).unwrap();
+        match Method::decode(&out.freeze()).unwrap() {
+            Method::Other {
+                class_id,
+                method_id,
+                arguments,
+            } => (class_id, method_id, arguments.to_vec()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn management_builders_write_the_0_9_1_argument_layout() {
+        // reserved u16, "ex", "fanout", bits (durable = bit 1), empty table
+        let m = Method::exchange_declare("ex", "fanout", true).unwrap();
+        let mut want = vec![0, 0, 2, b'e', b'x', 6];
+        want.extend_from_slice(b"fanout");
+        want.extend_from_slice(&[0b10, 0, 0, 0, 0]);
+        assert_eq!(round_trip(&m), (class::EXCHANGE, 10, want));
+
+        let m = Method::queue_declare("q", false).unwrap();
+        assert_eq!(
+            round_trip(&m),
+            (class::QUEUE, 10, vec![0, 0, 1, b'q', 0, 0, 0, 0, 0])
+        );
+
+        let m = Method::queue_bind("q", "e", "k").unwrap();
+        assert_eq!(
+            round_trip(&m),
+            (
+                class::QUEUE,
+                20,
+                vec![0, 0, 1, b'q', 1, b'e', 1, b'k', 0, 0, 0, 0, 0]
+            )
+        );
+    }
+
+    #[test]
+    fn management_builders_refuse_names_over_255_bytes() {
+        let long = "x".repeat(256);
+        assert!(Method::queue_declare(&long, false).is_err());
+        assert!(Method::queue_bind("q", &long, "k").is_err());
+        assert!(Method::exchange_declare("e", &long, false).is_err());
+    }
 }

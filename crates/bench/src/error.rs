@@ -22,6 +22,15 @@ pub enum BenchError {
     /// The broker refused a CONNECT, answered something else, or closed the connection.
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// The AMQP broker sent bytes `mqgate-amqp` refuses.
+    #[error("malformed AMQP frame from the broker: {0}")]
+    AmqpDecode(#[from] mqgate_amqp::DecodeError),
+    /// An AMQP frame we built could not be encoded (a name over 255 bytes).
+    #[error("cannot encode an AMQP frame: {0}")]
+    AmqpEncode(#[from] mqgate_amqp::EncodeError),
+    /// The AMQP broker closed a channel or the connection, or answered out of order.
+    #[error("AMQP: {0}")]
+    Protocol(String),
     /// The run's time bound ran out before the connections were set up.
     #[error("setup did not finish within the run's time bound")]
     SetupTimeout,

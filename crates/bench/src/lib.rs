@@ -1,7 +1,9 @@
 //! # mqgate-bench
 //!
 //! A load generator for any MQTT 3.1.1 broker, built on tokio and `mqgate-codec`, and the
-//! instrument behind `benches/compare.sh` (mqgate side by side with Mosquitto and rumqttd).
+//! instrument behind `benches/compare.sh` (mqgate side by side with Mosquitto and rumqttd,
+//! and its cloud SDK endpoint beside RabbitMQ: the AMQP 0-9-1 scenarios [`run_amqp`], with a
+//! client of its own on `mqgate-amqp`'s frame codec, [`AmqpConn`]).
 //!
 //! ## The contract
 //!
@@ -42,6 +44,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod amqp;
+mod amqp_load;
 mod chart;
 mod clock;
 mod connections;
@@ -56,6 +60,14 @@ mod sampler;
 mod traffic;
 mod wire;
 
+pub use amqp::{
+    amqp_message_id, encode_method, encode_publish, sdk_properties, AmqpConn, AmqpLogin, Confirms,
+    Inbound, Incoming, CLIENT_FRAME_MAX,
+};
+pub use amqp_load::{
+    declare, run_amqp, share, AmqpFeed, AmqpRunConfig, AmqpScenario, AMQP_FEED_TOPIC,
+    AMQP_PUBLISH_TOPIC, AMQP_QUEUE,
+};
 pub use chart::charts;
 pub use clock::RunClock;
 pub use connections::run_connections;

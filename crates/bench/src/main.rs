@@ -25,6 +25,9 @@ enum Command {
     /// acknowledged ones are written to `--acked-file`), or, after the broker was killed and
     /// restarted, `drain` them and count acknowledged messages that were lost.
     Durable(DurableArgs),
+    /// An AMQP 0-9-1 scenario of the cloud SDK's calls (confirmed publishes, or acknowledged
+    /// deliveries from the parent topic's queue): one JSON line on stdout, a row on stderr.
+    Amqp(AmqpArgs),
     /// Read JSON lines files and print medians and ratios as a markdown table.
     Summarize {
         /// Label of our broker, compared with the best of the others.
@@ -47,18 +50,25 @@ enum Command {
     },
 }
 
-/// What every traffic run is given.
-#[derive(Debug, clap::Args)]
-struct LoadArgs {
-    /// Broker address.
-    #[arg(long, default_value = "127.0.0.1:1883")]
-    target: SocketAddr,
+/// Which broker a run reports on.
+#[derive(Debug, Clone, clap::Args)]
+struct BrokerArgs {
     /// Label of the broker in the report.
     #[arg(long, default_value = "broker")]
     label: String,
     /// PID of the broker, for its CPU and memory from /proc.
     #[arg(long)]
     broker_pid: Option<u32>,
+}
+
+/// What every traffic run is given.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Broker address.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    target: SocketAddr,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Payload bytes (at least 16).
     #[arg(long, default_value_t = 64)]
     payload: usize,
@@ -87,8 +97,8 @@ struct LoadArgs {
 impl LoadArgs {
     fn config(self, scenario: Scenario, qos: u8) -> RunConfig {
         RunConfig {
-            label: self.label,
-            broker_pid: self.broker_pid,
+            label: self.broker.label,
+            broker_pid: self.broker.broker_pid,
             qos,
             payload: self.payload,
             messages: self.messages,
@@ -123,6 +133,124 @@ struct RunArgs {
     allow_non_loopback: bool,
 }
 
+/// How the AMQP connections log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LoginKind {
+    /// The cloud SDK's PLAIN login (instance, AccessKey, HMAC over `signKey`), vhost `MQTT`.
+    Sdk,
+    /// A plain user and password on `--vhost` (RabbitMQ: guest/guest on `/`).
+    Plain,
+}
+
+#[derive(Debug, clap::Args)]
+struct AmqpArgs {
+    /// The broker's AMQP address.
+    #[arg(long, default_value = "127.0.0.1:5672")]
+    target: SocketAddr,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// What is measured.
+    #[arg(long, value_enum)]
+    scenario: mqgate_bench::AmqpScenario,
+    /// How to log in.
+    #[arg(long, value_enum, default_value_t = LoginKind::Sdk)]
+    login: LoginKind,
+    /// SDK login: the instance id.
+    #[arg(long, default_value = "post-cn-bench")]
+    instance: String,
+    /// SDK login: the AccessKey id.
+    #[arg(long, default_value = "LTAI_bench")]
+    access_key: String,
+    /// SDK login: the AccessKey secret.
+    #[arg(long, default_value = "bench-secret")]
+    secret: String,
+    /// Plain login: user.
+    #[arg(long, default_value = "guest")]
+    user: String,
+    /// Plain login: password.
+    #[arg(long, default_value = "guest")]
+    password: String,
+    /// Plain login: virtual host.
+    #[arg(long, default_value = "/")]
+    vhost: String,
+    /// Declare the exchanges `parent/bench` and `parent/dev/x` and the queue `parent`, bound
+    /// to `parent/dev/x`, before the run (a general AMQP broker; mqgate refuses it).
+    #[arg(long)]
+    declare: bool,
+    /// Consume scenario: who fills the queue (MQTT devices, or AMQP publishes).
+    #[arg(long, value_enum, default_value_t = mqgate_bench::AmqpFeed::Mqtt)]
+    feed: mqgate_bench::AmqpFeed,
+    /// MQTT address of the broker for `--feed mqtt`.
+    #[arg(long)]
+    mqtt_target: Option<SocketAddr>,
+    /// Publisher (feeder) connections.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// Consumer connections (consume scenario).
+    #[arg(long, default_value_t = 4)]
+    consumers: usize,
+    /// Unconfirmed publishes per publisher (1: the SDK's own pattern).
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// `basic.qos` prefetch count of each consumer.
+    #[arg(long, default_value_t = 64)]
+    prefetch: u16,
+    /// Body bytes (at least 16).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Messages to publish in total.
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Hard time bound in seconds, setup included.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Runtime worker threads of the generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Allow a target outside 127.0.0.0/8 and ::1.
+    #[arg(long)]
+    allow_non_loopback: bool,
+}
+
+impl AmqpArgs {
+    fn config(&self) -> mqgate_bench::AmqpRunConfig {
+        let login = match self.login {
+            LoginKind::Sdk => {
+                // The SDK signs its clock in epoch milliseconds.
+                let ts = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                mqgate_bench::AmqpLogin::sdk(
+                    &self.instance,
+                    &self.access_key,
+                    &self.secret,
+                    &ts.to_string(),
+                )
+            }
+            LoginKind::Plain => {
+                mqgate_bench::AmqpLogin::plain(&self.user, &self.password, &self.vhost)
+            }
+        };
+        mqgate_bench::AmqpRunConfig {
+            target: self.target,
+            label: self.broker.label.clone(),
+            broker_pid: self.broker.broker_pid,
+            scenario: self.scenario,
+            login,
+            declare: self.declare,
+            feed: self.feed,
+            mqtt_target: self.mqtt_target,
+            publishers: self.publishers,
+            consumers: self.consumers,
+            window: self.window,
+            prefetch: self.prefetch,
+            payload: self.payload,
+            messages: self.messages,
+            seconds: self.seconds,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Phase {
     Fill,
@@ -145,6 +273,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run_one(args),
         Command::Durable(args) => durable(args),
+        Command::Amqp(args) => amqp(args),
         Command::Summarize { ours, files } => match read_reports(&files) {
             Ok(reports) => {
                 print!("{}", summarize(&reports, &ours));
@@ -218,12 +347,13 @@ fn durable(args: DurableArgs) -> ExitCode {
                 }
             })
         });
-    report(result, &config)
+    report(result, &config.scenario, config.target)
 }
 
 fn report(
     result: Result<mqgate_bench::RunReport, mqgate_bench::BenchError>,
-    config: &RunConfig,
+    scenario: &dyn std::fmt::Display,
+    target: SocketAddr,
 ) -> ExitCode {
     match result {
         Ok(report) => {
@@ -235,10 +365,7 @@ fn report(
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!(
-                "mqgate-bench: {} against {}: {e}",
-                config.scenario, config.target
-            );
+            eprintln!("mqgate-bench: {scenario} against {target}: {e}");
             ExitCode::FAILURE
         }
     }
@@ -257,5 +384,18 @@ fn run_one(args: RunArgs) -> ExitCode {
         Ok(rt) => rt.block_on(run(&config, args.allow_non_loopback)),
         Err(e) => Err(e.into()),
     };
-    report(result, &config)
+    report(result, &config.scenario, config.target)
+}
+
+fn amqp(args: AmqpArgs) -> ExitCode {
+    let config = args.config();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(mqgate_bench::run_amqp(&config, args.allow_non_loopback)),
+        Err(e) => Err(e.into()),
+    };
+    report(result, &config.scenario, config.target)
 }
