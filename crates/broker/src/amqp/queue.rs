@@ -22,13 +22,9 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, Notify};
 
 use crate::core::inbox;
-use crate::core::registry::{Attach, OnlineLink};
+use crate::core::registry::{Attach, OnlineLink, AMQP_LINK_PREFIX};
 use crate::core::Core;
 use crate::TakeoverPolicy;
-
-/// The client ids of the queues' links in the registry start with this; MQTT clients may not
-/// take such an id (it is refused at CONNECT under either client id rule set).
-pub(crate) const LINK_ID_PREFIX: &str = "$amqp/";
 
 /// The queue of group status notices.
 pub(crate) const STATUS_QUEUE: &str = "STATUS";
@@ -170,7 +166,7 @@ impl Queues {
         }
         let queue = Arc::new(Queue::new(parent.to_owned(), self.limit));
         // A client id MQTT clients cannot take.
-        let id: Arc<str> = Arc::from(format!("{LINK_ID_PREFIX}{parent}"));
+        let id: Arc<str> = Arc::from(format!("{AMQP_LINK_PREFIX}{parent}"));
         let (sender, receiver) = inbox::channel(self.inbox_capacity.max(1));
         let link = OnlineLink {
             channel: self.core.status.channels.next(),

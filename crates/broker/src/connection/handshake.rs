@@ -275,7 +275,7 @@ where
 fn client_id(ctx: &ConnCtx, connect: &Connect) -> Option<ByteStr> {
     if connect
         .client_id
-        .starts_with(crate::amqp::queue::LINK_ID_PREFIX)
+        .starts_with(crate::core::registry::AMQP_LINK_PREFIX)
     {
         return None;
     }

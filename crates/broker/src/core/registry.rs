@@ -21,6 +21,11 @@ use super::inbox::{self, Kick};
 
 use crate::config::TakeoverPolicy;
 
+/// The client ids of the cloud SDK endpoint's queue links in the registry start with this;
+/// MQTT clients may not take such an id (it is refused at CONNECT under either client id
+/// rule set).
+pub(crate) const AMQP_LINK_PREFIX: &str = "$amqp/";
+
 const SHARDS: usize = 16;
 
 /// A routed message on its way to one receiver, at the QoS its subscription granted.
