@@ -34,7 +34,7 @@ pub mod fuzzing;
 
 pub use log::{TraceConfig, TraceLog, TraceStats};
 pub use query::{Page, Paging, Query};
-pub use record::{format_time, Action, Info, TraceRecord};
+pub use record::{format_time, Action, Info, RecordRef, TraceRecord};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]

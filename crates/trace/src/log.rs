@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::query::{Page, Paging, Query};
-use crate::{TraceError, TraceRecord};
+use crate::{RecordRef, TraceError, TraceRecord};
 
 /// How much trace a log keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +61,28 @@ impl Segment {
             .is_some_and(|(first, last)| first <= end && last >= begin)
     }
 
-    fn note(&mut self, record: &TraceRecord) {
-        let t = record.time_ms;
+    fn note(&mut self, t: u64) {
         self.times = Some(match self.times {
             Some((first, last)) => (first.min(t), last.max(t)),
             None => (t, t),
         });
+    }
+}
+
+/// The time range and number of the records in one write.
+#[derive(Default)]
+struct Times {
+    range: Option<(u64, u64)>,
+    count: u64,
+}
+
+impl Times {
+    fn note(&mut self, t: u64) {
+        self.range = Some(match self.range {
+            Some((first, last)) => (first.min(t), last.max(t)),
+            None => (t, t),
+        });
+        self.count += 1;
     }
 }
 
@@ -172,7 +188,7 @@ impl TraceLog {
             };
             let (records, damaged) = scan(&bytes);
             for record in &records {
-                segment.note(record);
+                segment.note(record.time_ms);
             }
             log.stats.damaged_segments += u64::from(damaged);
             log.segments.insert(number, segment);
@@ -190,24 +206,36 @@ impl TraceLog {
     /// # Errors
     /// [`TraceError::Io`] when the segment cannot be written.
     pub fn append(&mut self, records: &[TraceRecord]) -> Result<(), TraceError> {
+        self.append_refs(records.iter().map(TraceRecord::borrowed))
+    }
+
+    /// [`append`](Self::append) for records that borrow their texts ([`RecordRef`]): a
+    /// recorder's batch is written without copying a client id.
+    ///
+    /// # Errors
+    /// [`TraceError::Io`] when the segment cannot be written.
+    pub fn append_refs<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = RecordRef<'a>>,
+    ) -> Result<(), TraceError> {
         let mut buffer = Vec::new();
-        let mut pending: Vec<&TraceRecord> = Vec::new();
+        let mut times = Times::default();
         for record in records {
             record.encode_into(&mut buffer);
-            pending.push(record);
+            times.note(record.time_ms);
             if buffer.len() as u64 >= self.config.segment_bytes {
-                self.write(&buffer, &pending)?;
+                self.write(&buffer, &times)?;
                 buffer.clear();
-                pending.clear();
+                times = Times::default();
             }
         }
         if !buffer.is_empty() {
-            self.write(&buffer, &pending)?;
+            self.write(&buffer, &times)?;
         }
         Ok(())
     }
 
-    fn write(&mut self, bytes: &[u8], records: &[&TraceRecord]) -> Result<(), TraceError> {
+    fn write(&mut self, bytes: &[u8], times: &Times) -> Result<(), TraceError> {
         let number = match self.segments.last_key_value() {
             Some((&n, s)) if s.bytes < self.config.segment_bytes && !self.fresh_segment => n,
             Some((&n, _)) => n + 1,
@@ -237,10 +265,11 @@ impl TraceLog {
             times: None,
         });
         segment.bytes += bytes.len() as u64;
-        for record in records {
-            segment.note(record);
+        if let Some((first, last)) = times.range {
+            segment.note(first);
+            segment.note(last);
         }
-        self.stats.appended += records.len() as u64;
+        self.stats.appended += times.count;
         Ok(())
     }
 

@@ -234,27 +234,19 @@ impl TraceRecord {
 
     /// Appends the record's binary form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let client = clamp(self.client_id.as_bytes(), usize::from(u16::MAX));
-        let channel = clamp(
-            self.channel_id.as_deref().unwrap_or("").as_bytes(),
-            usize::from(u8::MAX),
-        );
-        let start = out.len();
-        out.extend_from_slice(&[0; 4]); // the length, filled in below
-        out.push(VERSION);
-        out.push(self.action.byte());
-        out.push(self.info.byte());
-        out.extend_from_slice(&self.time_ms.to_be_bytes());
-        out.extend_from_slice(&self.message.unwrap_or(0).to_be_bytes());
-        out.push(u8::from(self.message.is_some()));
-        out.extend_from_slice(&(client.len() as u16).to_be_bytes());
-        out.extend_from_slice(client);
-        out.push(channel.len() as u8);
-        out.extend_from_slice(channel);
-        let sum = checksum(&out[start + 4..]);
-        out.extend_from_slice(&sum.to_be_bytes());
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        self.borrowed().encode_into(out);
+    }
+
+    /// The record as a [`RecordRef`] borrowing its texts.
+    pub fn borrowed(&self) -> RecordRef<'_> {
+        RecordRef {
+            time_ms: self.time_ms,
+            action: self.action,
+            info: self.info,
+            client_id: &self.client_id,
+            message: self.message,
+            channel_id: self.channel_id.as_deref(),
+        }
     }
 
     /// Decodes the record at the start of `bytes`; returns it and the bytes it took.
@@ -343,6 +335,69 @@ fn clamp(bytes: &[u8], max: usize) -> &[u8] {
 }
 
 /// FNV-1a, 32 bits: catches a torn or damaged record; not a defence against tampering.
+/// A [`TraceRecord`] whose client id and channel id are borrowed from their owner: what a
+/// recorder hands [`TraceLog::append_refs`](crate::TraceLog::append_refs) so that writing a
+/// batch copies no text. It encodes exactly as the owned record does.
+///
+/// ```
+/// use mqgate_trace::{Action, Info, RecordRef, TraceRecord};
+///
+/// let owned = TraceRecord::message(Action::Sub, Info::PushToMqttClient, 5, "GID_a@@@1", 7);
+/// let borrowed = RecordRef {
+///     time_ms: 5,
+///     action: Action::Sub,
+///     info: Info::PushToMqttClient,
+///     client_id: "GID_a@@@1",
+///     message: Some(7),
+///     channel_id: None,
+/// };
+/// let mut bytes = Vec::new();
+/// borrowed.encode_into(&mut bytes);
+/// assert_eq!(bytes, owned.encode());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// When, in ms since the Unix epoch.
+    pub time_ms: u64,
+    /// What.
+    pub action: Action,
+    /// Why.
+    pub info: Info,
+    /// The client.
+    pub client_id: &'a str,
+    /// The message, for message actions.
+    pub message: Option<u128>,
+    /// The connection's channel id, for device actions.
+    pub channel_id: Option<&'a str>,
+}
+
+impl RecordRef<'_> {
+    /// Appends the record's binary form to `out`: a length, the fields, a checksum of them.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let client = clamp(self.client_id.as_bytes(), usize::from(u16::MAX));
+        let channel = clamp(
+            self.channel_id.unwrap_or("").as_bytes(),
+            usize::from(u8::MAX),
+        );
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]); // the length, filled in below
+        out.push(VERSION);
+        out.push(self.action.byte());
+        out.push(self.info.byte());
+        out.extend_from_slice(&self.time_ms.to_be_bytes());
+        out.extend_from_slice(&self.message.unwrap_or(0).to_be_bytes());
+        out.push(u8::from(self.message.is_some()));
+        out.extend_from_slice(&(client.len() as u16).to_be_bytes());
+        out.extend_from_slice(client);
+        out.push(channel.len() as u8);
+        out.extend_from_slice(channel);
+        let sum = checksum(&out[start + 4..]);
+        out.extend_from_slice(&sum.to_be_bytes());
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    }
+}
+
 fn checksum(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| {
         (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)

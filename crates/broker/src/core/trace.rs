@@ -19,7 +19,7 @@ use std::time::Duration;
 use mqgate_codec::ByteStr;
 use mqgate_session::MessageId;
 use mqgate_status::ChannelId;
-use mqgate_trace::{Action, Info, Page, Paging, Query, TraceError, TraceLog, TraceRecord};
+use mqgate_trace::{Action, Info, Page, Paging, Query, RecordRef, TraceError, TraceLog};
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::unix_time_ms;
@@ -49,23 +49,6 @@ struct Event {
     info: Info,
     client: ByteStr,
     subject: Subject,
-}
-
-impl Event {
-    fn record(self) -> TraceRecord {
-        match self.subject {
-            Subject::Message(id) => {
-                TraceRecord::message(self.action, self.info, self.time_ms, &self.client, id)
-            }
-            Subject::Channel(channel) => TraceRecord::device(
-                self.action,
-                self.info,
-                self.time_ms,
-                &self.client,
-                &channel.to_string(),
-            ),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -235,10 +218,34 @@ impl Inner {
         if batch.is_empty() {
             return;
         }
-        let records: Vec<TraceRecord> = batch.drain(..).map(Event::record).collect();
+        // Device events name their channel, which is written as text; message events, the
+        // bulk, borrow their client id and copy nothing.
+        let channels: Vec<Option<String>> = batch
+            .iter()
+            .map(|event| match event.subject {
+                Subject::Channel(channel) => Some(channel.to_string()),
+                Subject::Message(_) => None,
+            })
+            .collect();
+        let records = batch
+            .iter()
+            .zip(&channels)
+            .map(|(event, channel)| RecordRef {
+                time_ms: event.time_ms,
+                action: event.action,
+                info: event.info,
+                client_id: event.client.as_str(),
+                message: match event.subject {
+                    Subject::Message(id) => Some(id),
+                    Subject::Channel(_) => None,
+                },
+                channel_id: channel.as_deref(),
+            });
+        let appended = log.append_refs(records);
+        let written = batch.len();
+        batch.clear();
         // A burst's buffer is not kept: it goes back to the recorders at the next swap.
         batch.shrink_to(KEPT_CAPACITY);
-        let appended = log.append(&records);
         if log.stats().bytes > log.config().max_bytes {
             if let Err(error) = log.sweep(unix_time_ms()) {
                 tracing::warn!(%error, "trace sweep failed");
@@ -250,10 +257,10 @@ impl Inner {
             Ok(()) => {
                 self.metrics
                     .trace_written
-                    .fetch_add(records.len() as u64, Ordering::Relaxed);
+                    .fetch_add(written as u64, Ordering::Relaxed);
             }
             Err(error) => {
-                tracing::warn!(%error, records = records.len(), "trace records not written");
+                tracing::warn!(%error, records = written, "trace records not written");
                 self.metrics.trace_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
