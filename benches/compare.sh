@@ -9,8 +9,8 @@
 #
 # Every broker runs as shipped: its default settings, with only what it takes to run here
 # (a loopback listener, anonymous access; rumqttd's connection count raised for the 10 k-client
-# scenarios). --tuned adds, beside them, "mqgate-tuned" (an in-flight window of 100, as
-# rumqttd's shipped config has) and "mosquitto-tuned" (TCP_NODELAY on); the summary shows them
+# scenarios). --tuned adds, beside them, "mqgate-tuned" (an in-flight window of 100, which is
+# mqgate's default since it measured better) and "mosquitto-tuned" (TCP_NODELAY on); the summary shows them
 # but never compares mqgate with them. --trace-off adds "mqgate-notrace-tuned" (mqgate as
 # shipped but with message trace off, which is on by default): the cost of trace is the
 # difference between it and "mqgate" (e.g. --trace-off --only 'fan-in --qos 1').

@@ -52,11 +52,14 @@ impl Pacing {
 ///     pacing: Pacing::MODEL_SERVICE,
 ///     ..SessionConfig::default()
 /// };
-/// assert_eq!(config.inflight_window, 32);
+/// assert_eq!(config.inflight_window, 100);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionConfig {
-    /// Most outbound QoS 1 and 2 messages unacknowledged at once (packet ids in use).
+    /// Most outbound QoS 1 and 2 messages unacknowledged at once (packet ids in use); 100
+    /// by default. Measured side by side (benches/README.md), 100 delivered 1.3 to 1.6 times
+    /// what 32 did to a subscriber taking QoS 1 from four publishers, with the same latency
+    /// at 10 000 messages/s; the window costs only references to messages already held.
     pub inflight_window: u16,
     /// Most messages waiting in the queue (not yet sent).
     pub max_queued_messages: usize,
@@ -74,7 +77,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            inflight_window: 32,
+            inflight_window: 100,
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             message_ttl_ms: 3 * 24 * 60 * 60 * 1000,

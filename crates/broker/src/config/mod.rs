@@ -357,8 +357,8 @@ impl Default for SessionLimits {
     }
 }
 
-/// The default of [`SessionLimits::queue_window`]: twice the default in-flight window, so a
-/// page is read while half the window is still there to send.
+/// The default of [`SessionLimits::queue_window`]: a page is read while half the window is
+/// still there to send.
 pub(crate) const DEFAULT_QUEUE_WINDOW: usize = 64;
 
 impl SessionLimits {
