@@ -172,11 +172,12 @@ async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_rest
     use mqgate_codec::{Connect, Packet, PacketId, Subscribe, SubscribeFilter};
     use support::Raw;
 
-    // More retained messages than the in-flight window (32): the rest wait in the queue.
-    const RETAINED: usize = 40;
+    // More retained messages than the in-flight window: the rest wait in the queue.
+    let window = usize::from(mqgate_session::SessionConfig::default().inflight_window);
+    let retained = window + 8;
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start_on(dir.path()).await;
-    for n in 0..RETAINED {
+    for n in 0..retained {
         broker
             .publish(
                 &format!("shelf/{n}"),
@@ -210,7 +211,7 @@ async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_rest
     .await;
     // The window's worth arrives; none is acknowledged.
     let mut first = std::collections::BTreeSet::new();
-    while first.len() < 32 {
+    while first.len() < window {
         match raw.recv().await {
             Some(Packet::Publish(p)) => {
                 first.insert(p.into_payload());
@@ -223,11 +224,11 @@ async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_rest
     assert!(raw.recv().await.is_none(), "closed after DISCONNECT");
     stop(broker).await;
 
-    // After the restart all 40 come: the 32 in flight again, and the 8 that waited.
+    // After the restart all come: the window's worth in flight again, and the 8 that waited.
     let broker = start_on(dir.path()).await;
     let mut raw = connect(broker.clone()).await;
     let mut again = std::collections::BTreeSet::new();
-    while again.len() < RETAINED {
+    while again.len() < retained {
         match raw.recv().await {
             Some(Packet::Publish(p)) => {
                 if let Some(id) = p.packet_id {
@@ -236,7 +237,7 @@ async fn retained_messages_waiting_in_a_persistent_sessions_queue_survive_a_rest
                 again.insert(p.into_payload());
             }
             Some(_) => {}
-            None => panic!("closed with {} of {RETAINED}", again.len()),
+            None => panic!("closed with {} of {retained}", again.len()),
         }
     }
     assert!(first.is_subset(&again));

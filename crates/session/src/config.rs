@@ -59,7 +59,8 @@ pub struct SessionConfig {
     /// Most outbound QoS 1 and 2 messages unacknowledged at once (packet ids in use); 100
     /// by default. Measured side by side (benches/README.md), 100 delivered 1.3 to 1.6 times
     /// what 32 did to a subscriber taking QoS 1 from four publishers, with the same latency
-    /// at 10 000 messages/s; the window costs only references to messages already held.
+    /// at 10 000 messages/s; the window holds a reference and a packet id per unacknowledged
+    /// message.
     pub inflight_window: u16,
     /// Most messages waiting in the queue (not yet sent).
     pub max_queued_messages: usize,
