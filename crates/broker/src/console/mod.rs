@@ -431,12 +431,7 @@ async fn page(
 ) -> Response {
     match console.session(peer, &headers) {
         Ok(session) => {
-            let instance = console
-                .http
-                .auth
-                .as_ref()
-                .map(|auth| auth.instance_id.clone())
-                .unwrap_or_default();
+            let instance = instance_id(&console);
             let html = CONSOLE_HTML
                 .replace("{{CSRF}}", &escape(&session.csrf))
                 .replace("{{KEY}}", &escape(&session.access_key_id))
@@ -622,6 +617,16 @@ async fn clients(
     json_response(StatusCode::OK, &json!({ "total": total, "clients": list }))
 }
 
+/// The instance the console manages (`[auth] instance_id`; empty without `[auth]`).
+fn instance_id(console: &Shared) -> String {
+    console
+        .http
+        .auth
+        .as_ref()
+        .map(|auth| auth.instance_id.clone())
+        .unwrap_or_default()
+}
+
 /// Parameters the console sets itself, whatever the form says.
 const SET_BY_CONSOLE: &[&str] = &["Version", "InstanceId", "csrf", "Signature", "AccessKeyId"];
 
@@ -634,12 +639,7 @@ async fn action(
         Ok(write) => write,
         Err(response) => return response,
     };
-    let instance = console
-        .http
-        .auth
-        .as_ref()
-        .map(|auth| auth.instance_id.clone())
-        .unwrap_or_default();
+    let instance = instance_id(&console);
     let mut params: Vec<(String, String)> = fields
         .into_iter()
         .filter(|(key, _)| !SET_BY_CONSOLE.contains(&key.as_str()))
