@@ -128,7 +128,15 @@ pub struct TraceLog {
     /// so nothing is ever written behind a torn record.
     fresh_segment: bool,
     stats: TraceStats,
+    /// The encoding buffer of [`append_refs`](Self::append_refs), kept between batches (up
+    /// to [`KEPT_SCRATCH`] bytes) so that a busy writer does not allocate and free one each
+    /// time.
+    scratch: Vec<u8>,
 }
+
+/// Bytes of encoding buffer a log keeps between batches, and the most it writes at once
+/// (about 4 000 records).
+const KEPT_SCRATCH: usize = 256 * 1024;
 
 impl std::fmt::Debug for TraceLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,6 +158,7 @@ impl TraceLog {
             segments: BTreeMap::new(),
             fresh_segment: false,
             stats: TraceStats::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -170,6 +179,7 @@ impl TraceLog {
             segments: BTreeMap::new(),
             fresh_segment: true,
             stats: TraceStats::default(),
+            scratch: Vec::new(),
         };
         for entry in std::fs::read_dir(dir).map_err(|e| TraceError::io(dir, e))? {
             let entry = entry.map_err(|e| TraceError::io(dir, e))?;
@@ -218,19 +228,35 @@ impl TraceLog {
         &mut self,
         records: impl IntoIterator<Item = RecordRef<'a>>,
     ) -> Result<(), TraceError> {
-        let mut buffer = Vec::new();
+        let mut buffer = std::mem::take(&mut self.scratch);
+        buffer.clear();
+        // Room for a full piece and the record that passes it, once: no regrowth after.
+        buffer.reserve(KEPT_SCRATCH + 4096);
+        let written = self.encode_and_write(records, &mut buffer);
+        buffer.clear();
+        self.scratch = buffer;
+        written
+    }
+
+    fn encode_and_write<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = RecordRef<'a>>,
+        buffer: &mut Vec<u8>,
+    ) -> Result<(), TraceError> {
         let mut times = Times::default();
         for record in records {
-            record.encode_into(&mut buffer);
+            record.encode_into(buffer);
             times.note(record.time_ms);
-            if buffer.len() as u64 >= self.config.segment_bytes {
-                self.write(&buffer, &times)?;
+            // A batch is written in pieces of at most a kept buffer, so the buffer never
+            // grows past it (a large one would be unmapped and faulted in again each batch).
+            if buffer.len() >= KEPT_SCRATCH || buffer.len() as u64 >= self.config.segment_bytes {
+                self.write(buffer, &times)?;
                 buffer.clear();
                 times = Times::default();
             }
         }
         if !buffer.is_empty() {
-            self.write(&buffer, &times)?;
+            self.write(buffer, &times)?;
         }
         Ok(())
     }

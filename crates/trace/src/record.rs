@@ -183,8 +183,9 @@ pub struct TraceRecord {
 /// Bytes of a record before its client id: length (4), version (1), action (1), info (1),
 /// time (8), message id (16), client id length (2).
 const FIXED: usize = 4 + 1 + 1 + 1 + 8 + 16 + 2;
-/// The version byte of this layout.
-const VERSION: u8 = 1;
+/// The version byte of the layout written; layout 1 (the same fields, an FNV-1a checksum) is
+/// still read.
+const VERSION: u8 = 2;
 /// A record longer than this is damage, not a record (client ids are at most 65 535 bytes and
 /// channel ids 255).
 const MAX_RECORD: usize = FIXED + 65_535 + 1 + 255 + 4;
@@ -263,13 +264,14 @@ impl TraceRecord {
         }
         let body = rest.get(..len).ok_or(damaged("torn"))?;
         let (fields, sum) = body.split_last_chunk::<4>().ok_or(damaged("too short"))?;
-        if checksum(fields) != u32::from_be_bytes(*sum) {
-            return Err(damaged("checksum"));
-        }
-        let mut r = Reader(fields);
-        if r.byte()? != VERSION {
+        let version = *fields.first().ok_or(damaged("too short"))?;
+        if version != 1 && version != VERSION {
             return Err(damaged("version"));
         }
+        if checksum(version, fields) != u32::from_be_bytes(*sum) {
+            return Err(damaged("checksum"));
+        }
+        let mut r = Reader(&fields[1..]);
         let action = Action::from_byte(r.byte()?).ok_or(damaged("action"))?;
         let info = Info::from_byte(r.byte()?).ok_or(damaged("info"))?;
         let time_ms = u64::from_be_bytes(r.array()?);
@@ -334,7 +336,6 @@ fn clamp(bytes: &[u8], max: usize) -> &[u8] {
     &bytes[..end]
 }
 
-/// FNV-1a, 32 bits: catches a torn or damaged record; not a defence against tampering.
 /// A [`TraceRecord`] whose client id and channel id are borrowed from their owner: what a
 /// recorder hands [`TraceLog::append_refs`](crate::TraceLog::append_refs) so that writing a
 /// batch copies no text. It encodes exactly as the owned record does.
@@ -391,17 +392,24 @@ impl RecordRef<'_> {
         out.extend_from_slice(client);
         out.push(channel.len() as u8);
         out.extend_from_slice(channel);
-        let sum = checksum(&out[start + 4..]);
+        let sum = checksum(VERSION, &out[start + 4..]);
         out.extend_from_slice(&sum.to_be_bytes());
         let len = (out.len() - start - 4) as u32;
         out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     }
 }
 
-fn checksum(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+/// The checksum of a record's fields as `version` writes it: CRC-32 (IEEE) from layout 2 on,
+/// FNV-1a (32 bits) in layout 1. Either catches a torn or damaged record; neither is a defence
+/// against tampering. Layout 2 changed only this: FNV-1a takes a multiply per byte, a cost a
+/// busy broker's writer paid on every record, where the CRC runs several bytes per cycle.
+fn checksum(version: u8, bytes: &[u8]) -> u32 {
+    if version == 1 {
+        return bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| {
+            (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+    }
+    crc32fast::hash(bytes)
 }
 
 /// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, the form the OpenAPI's trace answers give times in.
@@ -452,6 +460,58 @@ mod tests {
         }
         assert_eq!(Action::from_byte(7), None);
         assert_eq!(Info::from_byte(14), None);
+    }
+
+    /// Both layouts' bytes pinned as written by an independent encoder (Python's `struct`
+    /// and `zlib.crc32`): a log written before the checksum changed still reads, and the
+    /// bytes written now are exactly layout 2.
+    #[test]
+    fn layout_1_still_reads_and_layout_2_is_written_byte_for_byte() {
+        let layout_1 = hex::decode(
+            "000000320100000000018bcfe5687b000000000000000000000000000000000000094749445f61\
+             40404031066368616e2d31ff09be01",
+        )
+        .unwrap();
+        let (device, used) = TraceRecord::decode(&layout_1).unwrap();
+        assert_eq!(used, layout_1.len());
+        assert_eq!(
+            device,
+            TraceRecord::device(
+                Action::Connect,
+                Info::Accepted,
+                1_700_000_000_123,
+                "GID_a@@@1",
+                "chan-1"
+            )
+        );
+
+        let layout_2 = hex::decode(
+            "0000002c02050c0000018bcfe5687b000000000000000000000000000000ab0100094749445f61\
+             4040403100091cec6b",
+        )
+        .unwrap();
+        let message = TraceRecord::message(
+            Action::Sub,
+            Info::PushToMqttClient,
+            1_700_000_000_123,
+            "GID_a@@@1",
+            0xAB,
+        );
+        assert_eq!(message.encode(), layout_2);
+        assert_eq!(
+            TraceRecord::decode(&layout_2).unwrap(),
+            (message, layout_2.len())
+        );
+
+        // A flipped byte fails either checksum; an unknown version is damage.
+        for good in [&layout_1, &layout_2] {
+            let mut bad = good.clone();
+            bad[20] ^= 1;
+            assert!(TraceRecord::decode(&bad).is_err());
+            let mut future = good.clone();
+            future[4] = 3;
+            assert!(TraceRecord::decode(&future).is_err());
+        }
     }
 
     #[test]

@@ -174,17 +174,19 @@ impl Core {
         qos: QoS,
     ) -> Arc<Message> {
         let id = self.router.next_id();
+        let now_ms = unix_time_ms();
         if let Some(trace) = &self.trace {
             // The moment the message enters the broker: from a device, or from the backend
             // side (no origin: the HTTP API, the embedding API, the cloud SDK endpoint,
             // RocketMQ).
-            if origin.is_empty() {
-                trace.message(Action::PubMq, Info::PubFromMq, origin, id);
+            let (action, info) = if origin.is_empty() {
+                (Action::PubMq, Info::PubFromMq)
             } else {
-                trace.message(Action::PubMqtt, Info::PubFromMqttClient, origin, id);
-            }
+                (Action::PubMqtt, Info::PubFromMqttClient)
+            };
+            trace.message_at(action, info, origin, id, now_ms);
         }
-        Arc::new(Message::new(id, topic, payload, qos, unix_time_ms()).with_origin(origin.clone()))
+        Arc::new(Message::new(id, topic, payload, qos, now_ms).with_origin(origin.clone()))
     }
 
     /// Publishes as the broker itself (the embedding API, the HTTP API's `SendMessage`):

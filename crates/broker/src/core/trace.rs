@@ -27,12 +27,16 @@ use crate::config::TraceSettings;
 use crate::{BrokerError, Metrics};
 
 /// How long the writer lets records gather after the first one of a batch arrives (unless the
-/// buffer fills to half first): a batch is one write.
+/// batch fills first: half the buffer, at most [`KEPT_CAPACITY`] records): a batch is one
+/// write.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
-/// Records' room a drained buffer keeps for the next batch; a larger one (after a burst) is
-/// shrunk to this, so the memory of a burst is given back.
-const KEPT_CAPACITY: usize = 1024;
+/// Records' room a drained buffer keeps for the next batch; a larger one (after a burst, when
+/// the writer fell behind) is shrunk to this, so the memory of a burst is given back. The
+/// writer takes a batch once this many are pending, so a busy broker's recorders do not
+/// regrow the buffer under its lock; the two buffers (the recorders' and the writer's) keep
+/// about 320 KB each.
+const KEPT_CAPACITY: usize = 4096;
 
 /// What a record is about besides its client.
 #[derive(Clone, Copy)]
@@ -62,6 +66,8 @@ struct Inner {
     wake: Condvar,
     log: Mutex<TraceLog>,
     capacity: usize,
+    /// Pending records at which the writer takes a batch without waiting out the window.
+    batch_at: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -109,6 +115,7 @@ impl Tracer {
             wake: Condvar::new(),
             log: Mutex::new(log),
             capacity: settings.buffer.max(1),
+            batch_at: (settings.buffer / 2).clamp(1, KEPT_CAPACITY),
             metrics,
         });
         let writer = inner.clone();
@@ -126,12 +133,37 @@ impl Tracer {
 
     /// Records what happened to message `id` with `client`, now.
     pub(crate) fn message(&self, action: Action, info: Info, client: &ByteStr, id: MessageId) {
-        self.push(action, info, client, Subject::Message(id.0));
+        self.message_at(action, info, client, id, unix_time_ms());
+    }
+
+    /// Records what happened to message `id` with `client` at `time_ms` (wall clock), a time
+    /// the caller has just read anyway: a busy broker records hundreds of thousands of
+    /// events a second, and each saves a clock read.
+    pub(crate) fn message_at(
+        &self,
+        action: Action,
+        info: Info,
+        client: &ByteStr,
+        id: MessageId,
+        time_ms: u64,
+    ) {
+        self.push_at(action, info, client, Subject::Message(id.0), time_ms);
     }
 
     fn push(&self, action: Action, info: Info, client: &ByteStr, subject: Subject) {
+        self.push_at(action, info, client, subject, unix_time_ms());
+    }
+
+    fn push_at(
+        &self,
+        action: Action,
+        info: Info,
+        client: &ByteStr,
+        subject: Subject,
+        time_ms: u64,
+    ) {
         let event = Event {
-            time_ms: unix_time_ms(),
+            time_ms,
             action,
             info,
             client: client.clone(),
@@ -148,8 +180,8 @@ impl Tracer {
         pending.events.push(event);
         drop(pending);
         // The writer sleeps until a batch starts, then gathers it for a window unless the
-        // buffer fills to half first.
-        if len == 0 || len + 1 == inner.capacity / 2 {
+        // batch fills first.
+        if len == 0 || len + 1 == inner.batch_at {
             inner.wake.notify_one();
         }
     }
@@ -280,7 +312,7 @@ fn write_loop(inner: &Inner) {
             if pending.events.is_empty() {
                 return;
             }
-            if !pending.closed && pending.events.len() < inner.capacity / 2 {
+            if !pending.closed && pending.events.len() < inner.batch_at {
                 let _ = inner.wake.wait_for(&mut pending, BATCH_WINDOW);
             }
         }
