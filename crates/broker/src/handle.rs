@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqgate_codec::QoS;
-use mqgate_session::{Message, MessageId};
+use mqgate_session::{Message, MessageId, QueueBounds, SessionConfig};
 use mqgate_status::StatusEvent;
 use tokio::sync::{broadcast, watch, Semaphore};
 
@@ -20,7 +20,7 @@ use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::connection::{ConnCtx, Outflow};
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::OfflineQueues;
-use crate::core::registry::{Attach, Delivery, OnlineLink};
+use crate::core::registry::{Attach, Delivery, OnlineLink, AMQP_LINK_PREFIX};
 use crate::core::trace::Tracer;
 use crate::core::Core;
 use crate::fd_limit::FdLimit;
@@ -188,6 +188,12 @@ impl Broker {
         let outflow = bridge.clone().map(|bridge| bridge as Arc<dyn Outflow>);
         let connections_ctx =
             Arc::new(ConnCtx::new(&config, core.clone(), access.clone(), outflow));
+        // The cloud SDK endpoint's queues that exist from start-up collect from before
+        // the first device can connect.
+        let amqp = amqp_ctx(&config, &core, &access, session_config);
+        if let Some(amqp) = &amqp {
+            amqp.queues.open(&config.amqp.queues);
+        }
         let bound = bind_all(&config.listeners)?;
         let http = crate::http::bind(&config).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
@@ -203,7 +209,7 @@ impl Broker {
             ));
         }
         let mut amqp_queues = None;
-        if let Some(amqp) = amqp_ctx(&config, &core, &access) {
+        if let Some(amqp) = amqp {
             amqp_queues = Some(amqp.queues.clone());
             let amqp = Arc::new(amqp);
             for bound in bind_amqp(&config.listeners)? {
@@ -264,7 +270,12 @@ impl Broker {
 }
 
 /// The cloud SDK endpoint's context, when `[auth]` has an AccessKey allowed on the API.
-fn amqp_ctx(config: &BrokerConfig, core: &Arc<Core>, access: &Arc<Access>) -> Option<AmqpCtx> {
+fn amqp_ctx(
+    config: &BrokerConfig,
+    core: &Arc<Core>,
+    access: &Arc<Access>,
+    session: SessionConfig,
+) -> Option<AmqpCtx> {
     let settings = config.auth.clone()?;
     let keys = access.core.clone()?;
     if !settings.access_keys.iter().any(|key| key.api) {
@@ -280,6 +291,8 @@ fn amqp_ctx(config: &BrokerConfig, core: &Arc<Core>, access: &Arc<Access>) -> Op
         settings,
         queues: Arc::new(Queues::new(
             core.clone(),
+            &config.amqp,
+            session,
             config.session.max_queued_messages,
             config.limits.inbox_capacity,
         )),
@@ -328,7 +341,15 @@ fn max_connections(config: &BrokerConfig) -> usize {
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
-    let limits = StoreLimits::from(&config.session.session_config());
+    // The cloud SDK endpoint's queues are stored under their own, wider bounds.
+    let amqp = QueueBounds {
+        max_messages: u64::try_from(config.amqp.max_queued_messages).unwrap_or(u64::MAX),
+        max_bytes: u64::try_from(config.amqp.max_queued_bytes).unwrap_or(u64::MAX),
+    };
+    let limits = StoreLimits {
+        prefixed: Some((AMQP_LINK_PREFIX, amqp)),
+        ..StoreLimits::from(&config.session.session_config())
+    };
     match config.storage {
         StorageKind::Memory => Ok(Arc::new(MemoryStore::with_limits(limits))),
         StorageKind::Redb => {

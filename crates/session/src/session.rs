@@ -126,6 +126,19 @@ impl Session {
         self.inflight.len()
     }
 
+    /// The message sent under the outbound `packet_id`, while it is in flight and not yet
+    /// released: a driver that hands the session's PUBLISHes on by packet id (the broker's
+    /// cloud SDK queues) finds the message's id and origin here, which the PUBLISH does not
+    /// carry. Searched from the newest entry, the one a driver asks about right after
+    /// [`poll_transmit`](Self::poll_transmit) gave its PUBLISH.
+    pub fn inflight_message(&self, packet_id: PacketId) -> Option<&std::sync::Arc<crate::Message>> {
+        self.inflight
+            .iter()
+            .rev()
+            .find(|e| e.packet_id == packet_id)
+            .and_then(|e| e.message.as_ref())
+    }
+
     /// A connection was accepted (the broker checked authentication first). Queues the
     /// CONNACK (return code 0) as the first packet of `poll_transmit`, then, for a resumed
     /// session, the unacknowledged PUBLISHes (DUP set) and owed PUBRELs in their original

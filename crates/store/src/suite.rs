@@ -173,6 +173,7 @@ fn no_limits() -> StoreLimits {
         max_queued_messages: u64::MAX,
         max_queued_bytes: u64::MAX,
         message_ttl_ms: u64::MAX,
+        prefixed: None,
     }
 }
 
@@ -268,6 +269,7 @@ fn limits_drop_the_oldest(make: Make) {
             max_queued_messages: max_messages,
             max_queued_bytes: max_bytes,
             message_ttl_ms: u64::MAX,
+            prefixed: None,
         });
         let ops: Vec<Op> = (0..count as u128)
             .map(|i| enqueue("c", &message(i, 0)))

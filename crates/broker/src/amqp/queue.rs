@@ -3,31 +3,47 @@
 //! delivery not acknowledged when its channel closes comes back to the head of its queue,
 //! marked redelivered.
 //!
-//! A parent topic's queue is filled by a pump: a backend link in the registry, subscribed
-//! to `{parent}/#`, whose inbox the pump moves into the queue. A group's queue is filled
-//! from the status hub. Queues live in memory: what waits in them is lost when the broker
-//! stops.
+//! A parent topic's queue is a persistent session of the broker's own, client id
+//! `$amqp/{parent}` ([`AMQP_LINK_PREFIX`]), subscribed to `{parent}/#` at QoS 1: the router
+//! stores and queues messages for it as for any persistent session, so what waits in it is
+//! in the store (read back a page at a time), survives a restart, and a device's QoS 1 or 2
+//! PUBLISH is acknowledged once the queue holds it. One task per queue drives the session
+//! ([`SessionTask`]) as a connection task drives a client's: what the session sends
+//! becomes entries for the consumers, and a consumer's `basic.ack` is the session's PUBACK
+//! (only then does the message leave the store). Its bounds are `[amqp]`'s; past them the
+//! oldest is dropped, counted and logged.
+//!
+//! A group's queue is filled from the status hub and lives in memory: what waits in it is
+//! lost when the broker stops.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
 use mqgate_amqp::{BasicProperties, FieldTable, FieldValue, Message as AmqpMessage};
-use mqgate_codec::QoS;
+use mqgate_codec::{ByteStr, Connect, Packet, PacketId, QoS};
 use mqgate_rocketmq::split_topic;
-use mqgate_session::Message;
+use mqgate_session::{DeliveryOutcome, Event, Message, Session, SessionConfig};
+use mqgate_status::ChannelId;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio::sync::{broadcast, Notify};
 
-use crate::core::inbox;
-use crate::core::registry::{Attach, OnlineLink, AMQP_LINK_PREFIX};
-use crate::core::Core;
+use crate::clock::monotonic_ms;
+use crate::config::AmqpSettings;
+use crate::core::inbox::{self, Signal};
+use crate::core::persist::{self, Saved};
+use crate::core::registry::{Attach, Delivery, Drops, OnlineLink, AMQP_LINK_PREFIX};
+use crate::core::{deliver, next_page, Core, PageRead};
 use crate::TakeoverPolicy;
 
 /// The queue of group status notices.
 pub(crate) const STATUS_QUEUE: &str = "STATUS";
+
+/// Most inbox deliveries a queue's task takes in one go before it hands them on.
+const INBOX_BATCH: usize = 256;
 
 /// One entry waiting in a queue.
 #[derive(Debug, Clone)]
@@ -36,6 +52,25 @@ pub(crate) struct Entry {
     pub(crate) message: Arc<AmqpMessage>,
     /// It was delivered before and not acknowledged.
     pub(crate) redelivered: bool,
+    /// A parent topic's queue: the packet id the message is in flight under in the queue's
+    /// session, which the consumer's acknowledgement settles. `None` in a status queue.
+    pub(crate) token: Option<PacketId>,
+}
+
+/// The side of a parent topic's queue its session's task reads.
+#[derive(Debug, Default)]
+struct SessionSide {
+    /// Packet ids consumers settled (acknowledged, or rejected without requeue), for the
+    /// task to acknowledge in the session.
+    settled: Mutex<Vec<PacketId>>,
+    /// Wakes the task.
+    task: Notify,
+    /// Messages waiting in the session (in memory and in the store), as the task last saw.
+    stored: AtomicUsize,
+    /// A consumer attached once: from then on the session is online and hands messages
+    /// out (up to its in-flight window). Until then it is offline and everything waits in
+    /// its stored queue, so a restart finds nothing handed out (nothing redelivered).
+    consumed: AtomicBool,
 }
 
 /// A queue shared by the consumers of the instance.
@@ -46,24 +81,29 @@ pub(crate) struct Queue {
     ready: Mutex<VecDeque<Entry>>,
     /// Connections with a consumer on this queue, woken when an entry arrives.
     waiters: Mutex<Vec<Arc<Notify>>>,
+    /// A status queue's bound (a parent topic's queue is bounded by its session).
     limit: usize,
-    /// Entries dropped because the queue was full.
+    /// Entries dropped because the queue was full (or, for a parent topic's queue, too old).
     pub(crate) dropped: AtomicU64,
+    /// A parent topic's queue: the session's side; `None` for a status queue.
+    session: Option<SessionSide>,
 }
 
 impl Queue {
-    fn new(name: String, limit: usize) -> Self {
+    fn new(name: String, limit: usize, session: Option<SessionSide>) -> Self {
         Queue {
             name,
             ready: Mutex::new(VecDeque::new()),
             waiters: Mutex::new(Vec::new()),
             limit: limit.max(1),
             dropped: AtomicU64::new(0),
+            session,
         }
     }
 
-    /// Appends a new entry; a full queue drops its oldest (counted and logged).
-    pub(crate) fn push(&self, message: Arc<AmqpMessage>) {
+    /// Appends a new status notice; a full status queue drops its oldest (counted and
+    /// logged).
+    fn push(&self, message: Arc<AmqpMessage>) {
         {
             let mut ready = self.ready.lock();
             if ready.len() >= self.limit {
@@ -74,17 +114,26 @@ impl Queue {
             ready.push_back(Entry {
                 message,
                 redelivered: false,
+                token: None,
             });
         }
         self.wake();
     }
 
+    /// Appends entries the session sent (already in flight there, so already within its
+    /// bounds).
+    fn extend(&self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        self.ready.lock().extend(entries);
+        self.wake();
+    }
+
     /// Puts an unacknowledged delivery back at the head, marked redelivered.
-    pub(crate) fn requeue(&self, message: Arc<AmqpMessage>) {
-        self.ready.lock().push_front(Entry {
-            message,
-            redelivered: true,
-        });
+    pub(crate) fn requeue(&self, mut entry: Entry) {
+        entry.redelivered = true;
+        self.ready.lock().push_front(entry);
         self.wake();
     }
 
@@ -98,9 +147,33 @@ impl Queue {
         self.ready.lock().pop_front()
     }
 
-    /// Entries waiting.
+    /// The consumer is done with `entry` (acknowledged it, or rejected it without requeue):
+    /// a parent topic's queue acknowledges it in its session, which removes it from the
+    /// store.
+    pub(crate) fn settle(&self, entry: &Entry) {
+        if let (Some(side), Some(token)) = (&self.session, entry.token) {
+            side.settled.lock().push(token);
+            side.task.notify_one();
+        }
+    }
+
+    /// A consumer attached: a parent topic's queue starts handing out what it holds.
+    pub(crate) fn consumer_attached(&self) {
+        if let Some(side) = &self.session {
+            if !side.consumed.swap(true, Ordering::Relaxed) {
+                side.task.notify_one();
+            }
+        }
+    }
+
+    /// Entries waiting: handed to no consumer yet, here and (for a parent topic's queue) in
+    /// the session.
     pub(crate) fn depth(&self) -> usize {
-        self.ready.lock().len()
+        let stored = self
+            .session
+            .as_ref()
+            .map_or(0, |side| side.stored.load(Ordering::Relaxed));
+        self.ready.lock().len() + stored
     }
 
     /// Wakes `waiter` whenever an entry arrives, until [`forget`](Self::forget).
@@ -123,22 +196,52 @@ impl Queue {
     }
 }
 
-/// Every queue of the endpoint, made on first use.
+/// Every queue of the endpoint.
 #[derive(Debug)]
 pub(crate) struct Queues {
     core: Arc<Core>,
     queues: Mutex<HashMap<String, Arc<Queue>>>,
-    limit: usize,
+    /// A status queue's bound.
+    status_limit: usize,
     inbox_capacity: usize,
+    /// The sessions of parent topics' queues: `[amqp]`'s bounds and window.
+    session_config: SessionConfig,
 }
 
 impl Queues {
-    pub(crate) fn new(core: Arc<Core>, limit: usize, inbox_capacity: usize) -> Self {
+    /// The endpoint's queues, with a status queue's bound and a parent topic queue's
+    /// settings; none is made yet (see [`open`](Self::open)).
+    pub(crate) fn new(
+        core: Arc<Core>,
+        settings: &AmqpSettings,
+        base: SessionConfig,
+        status_limit: usize,
+        inbox_capacity: usize,
+    ) -> Self {
         Queues {
             core,
             queues: Mutex::new(HashMap::new()),
-            limit,
+            status_limit,
             inbox_capacity,
+            session_config: session_config(settings, base),
+        }
+    }
+
+    /// Makes the queues that exist from start-up: those `[amqp] queues` names, and those
+    /// the store brought back (made by a consume before the restart). Call once the store is
+    /// restored and before devices can connect, so they collect from the start.
+    pub(crate) fn open(&self, configured: &[String]) {
+        let (restored, _) = self
+            .core
+            .registry
+            .clients(|id| id.starts_with(AMQP_LINK_PREFIX), usize::MAX);
+        let restored = restored
+            .iter()
+            .filter_map(|view| view.client_id.strip_prefix(AMQP_LINK_PREFIX));
+        for parent in configured.iter().map(String::as_str).chain(restored) {
+            if self.parent(parent).is_none() {
+                tracing::warn!(queue = %parent, "AMQP queue not made: not a valid parent topic");
+            }
         }
     }
 
@@ -154,8 +257,8 @@ impl Queues {
         all
     }
 
-    /// The queue of device messages under `parent`, made (and its pump started) on first
-    /// use. `None` when `parent` is not a valid one-level topic.
+    /// The queue of device messages under `parent`, made (its session resumed or made, and
+    /// its task started) on first use. `None` when `parent` is not a valid one-level topic.
     pub(crate) fn parent(&self, parent: &str) -> Option<Arc<Queue>> {
         if parent.is_empty() || parent.contains(['/', '+', '#']) || parent.starts_with('$') {
             return None;
@@ -164,35 +267,19 @@ impl Queues {
         if let Some(queue) = queues.get(parent) {
             return Some(queue.clone());
         }
-        let queue = Arc::new(Queue::new(parent.to_owned(), self.limit));
-        // A client id MQTT clients cannot take.
-        let id: Arc<str> = Arc::from(format!("{AMQP_LINK_PREFIX}{parent}"));
-        let (sender, receiver) = inbox::channel(self.inbox_capacity.max(1));
-        let link = OnlineLink {
-            channel: self.core.status.channels.next(),
-            inbox: sender,
-            kickable: false,
-            persistent: false,
-            card: None,
-        };
-        if !matches!(
-            self.core
-                .registry
-                .attach(&id, link, TakeoverPolicy::RefuseNew),
-            Attach::Fresh
-        ) {
-            return None;
-        }
-        if self
-            .core
-            .router
-            .subscribe(&id, &format!("{parent}/#"), QoS::AtLeastOnce)
-            .is_none()
-        {
-            self.core.registry.remove(&id);
-            return None;
-        }
-        tokio::spawn(pump_devices(receiver, queue.clone()));
+        let queue = Arc::new(Queue::new(
+            parent.to_owned(),
+            0,
+            Some(SessionSide::default()),
+        ));
+        let task = SessionTask::start(
+            &self.core,
+            parent,
+            self.session_config,
+            self.inbox_capacity,
+            queue.clone(),
+        )?;
+        tokio::spawn(task.run());
         queues.insert(parent.to_owned(), queue.clone());
         Some(queue)
     }
@@ -207,7 +294,7 @@ impl Queues {
         if let Some(queue) = queues.get(&name) {
             return Some(queue.clone());
         }
-        let queue = Arc::new(Queue::new(name.clone(), self.limit));
+        let queue = Arc::new(Queue::new(name.clone(), self.status_limit, None));
         tokio::spawn(pump_status(
             self.core.status.subscribe(),
             group.to_owned(),
@@ -219,18 +306,312 @@ impl Queues {
     }
 }
 
-/// Moves device messages from the queue's registry link into the queue. Messages the broker
-/// itself published (cloud producers, the HTTP and embedding APIs) are not for the cloud
-/// consumers: they have no origin.
-async fn pump_devices(
-    receiver: inbox::Receiver<crate::core::registry::Delivery>,
+/// The session configuration of a parent topic's queue: `[amqp]`'s bounds and window, the
+/// rest (message age) as `[session]` has it, paced by the window only.
+fn session_config(settings: &AmqpSettings, base: SessionConfig) -> SessionConfig {
+    SessionConfig {
+        inflight_window: settings.inflight_window.max(1),
+        max_queued_messages: settings.max_queued_messages,
+        max_queued_bytes: settings.max_queued_bytes,
+        pacing: mqgate_session::Pacing::Window,
+        full_policy: mqgate_session::FullPolicy::DropOldest,
+        ..base
+    }
+}
+
+/// Drives the persistent session of one parent topic's queue, as a connection task drives
+/// a client's: deliveries from its registry link go into the session; what the session
+/// sends (in flight under a packet id) is saved, then handed to the consumers; consumers'
+/// acknowledgements are the session's PUBACKs.
+struct SessionTask {
+    core: Arc<Core>,
+    client: Arc<str>,
+    channel: ChannelId,
+    session: Box<Session>,
+    inbox: inbox::Receiver<Delivery>,
+    saved: Saved,
+    reading: Option<PageRead>,
     queue: Arc<Queue>,
-) {
-    while let Some(delivery) = receiver.recv().await {
-        if delivery.message.origin.is_empty() {
-            continue;
+    /// The CONNECT the session is brought online with once a consumer attached.
+    connect: Connect,
+    online: bool,
+}
+
+impl SessionTask {
+    /// Puts the queue's link in the registry and takes its session (the stored one, or a
+    /// new one subscribed to `{parent}/#`). `None` when the id is held (it cannot be: the
+    /// queues map is locked) or the subscription is refused.
+    fn start(
+        core: &Arc<Core>,
+        parent: &str,
+        config: SessionConfig,
+        inbox_capacity: usize,
+        queue: Arc<Queue>,
+    ) -> Option<SessionTask> {
+        // A client id MQTT clients cannot take.
+        let id = format!("{AMQP_LINK_PREFIX}{parent}");
+        let client_id = ByteStr::try_from(id.as_str()).ok()?;
+        let client: Arc<str> = Arc::from(id);
+        let filter = format!("{parent}/#");
+        let (sender, inbox) = inbox::channel(inbox_capacity.max(1));
+        let channel = core.status.channels.next();
+        let link = OnlineLink {
+            channel,
+            inbox: sender,
+            kickable: false,
+            persistent: true,
+            card: None,
+        };
+        let stored = match core
+            .registry
+            .attach(&client, link, TakeoverPolicy::RefuseNew)
+        {
+            Attach::Fresh => None,
+            Attach::Resumed(session) => Some(session),
+            Attach::Wait(_) | Attach::Refused => return None,
+        };
+        let mut session =
+            stored.unwrap_or_else(|| Box::new(Session::new(client_id.clone(), config)));
+        session.set_config(config);
+        let connect = Connect {
+            clean_session: false,
+            client_id,
+            ..Connect::default()
+        };
+        let subscribed = session
+            .subscriptions()
+            .iter()
+            .any(|s| s.filter.as_str() == filter);
+        let now = monotonic_ms();
+        let ready = session.connect(&connect, now).is_ok()
+            && (subscribed
+                || core
+                    .router
+                    .subscribe(&client, &filter, QoS::AtLeastOnce)
+                    .is_some());
+        if !ready {
+            tracing::error!(%client, "AMQP queue session not started");
+            core.router.unsubscribe(&client, &filter);
+            core.registry.remove(&client);
+            return None;
         }
-        queue.push(Arc::new(device_message(&delivery.message)));
+        if !subscribed {
+            let filter = ByteStr::try_from(filter).ok()?;
+            let first = PacketId::MIN;
+            session.subscribed(first, [(filter, Some(QoS::AtLeastOnce))]);
+        }
+        if let Some(window) = core.queue_window {
+            // Its queue stays in the store; the task reads it back a page at a time.
+            session.keep_queue_in_store(window);
+        }
+        // Persistent (and subscribed) now; offline until a consumer attaches. No will.
+        let _ = session.connection_lost(now);
+        tracing::info!(queue = %parent, resumed = subscribed, queued = session.queued_len(), "AMQP queue open");
+        Some(SessionTask {
+            core: core.clone(),
+            client,
+            channel,
+            session,
+            inbox,
+            saved: Saved::default(),
+            reading: None,
+            queue,
+            connect,
+            online: false,
+        })
+    }
+
+    async fn run(mut self) {
+        let mut shutdown = self.core.shutdown.clone();
+        while !self.core.is_shutting_down() {
+            self.go_online();
+            self.process();
+            // What the session sent is durable (out of the stored queue, in flight) before
+            // a consumer gets it.
+            let ticket = self.saved.submit(&self.session, &self.core.persist);
+            if let Err(error) = persist::committed(&self.core.persist, ticket).await {
+                tracing::warn!(client = %self.client, %error, "AMQP queue state not saved");
+            }
+            self.hand_on();
+            self.session.release_idle_memory();
+            self.inbox
+                .set_timer(self.session.poll_timeout(), &self.core.registry.timers);
+            self.start_read();
+            let queue = self.queue.clone();
+            let settled = async {
+                match &queue.session {
+                    Some(side) => side.task.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                signal = self.inbox.signal(monotonic_ms) => match signal {
+                    Signal::Kick(_) => break,
+                    Signal::Timer => self.session.handle_timeout(monotonic_ms()),
+                },
+                () = settled => {}
+                page = next_page(&mut self.reading), if self.reading.is_some() => {
+                    self.reading = None;
+                    match page {
+                        Some(page) => self.session.refill(page, monotonic_ms()),
+                        None => self.session.queue_read_failed(),
+                    }
+                }
+                delivery = self.inbox.recv() => match delivery {
+                    Some(delivery) => {
+                        self.take(delivery);
+                        self.take_more();
+                    }
+                    None => break,
+                },
+            }
+        }
+        self.finish().await;
+    }
+
+    /// Brings the session online once a consumer attached: what was in flight is sent again
+    /// (redelivered), then what is queued, as the window allows.
+    fn go_online(&mut self) {
+        let consumed = self
+            .queue
+            .session
+            .as_ref()
+            .is_some_and(|side| side.consumed.load(Ordering::Relaxed));
+        if consumed && !self.online {
+            self.online = self.session.connect(&self.connect, monotonic_ms()).is_ok();
+        }
+    }
+
+    /// Acknowledges in the session what consumers settled, and counts what it dropped.
+    fn process(&mut self) {
+        let settled = match &self.queue.session {
+            Some(side) => std::mem::take(&mut *side.settled.lock()),
+            None => Vec::new(),
+        };
+        let now = monotonic_ms();
+        for token in settled {
+            // An id settled twice (a consumer's duplicate ack) is not in flight any more.
+            let _ = self.session.handle_packet(Packet::PubAck(token), now);
+        }
+        self.drain_events();
+    }
+
+    fn drain_events(&mut self) {
+        let mut drops = Drops::default();
+        while let Some(event) = self.session.poll_event() {
+            if let Event::Dropped { reason, .. } | Event::DroppedUnread { reason } = event {
+                drops.add(reason);
+            }
+        }
+        if drops.total > 0 {
+            self.queue.dropped.fetch_add(drops.total, Ordering::Relaxed);
+            deliver::count_drops(&self.core.metrics, &self.client, drops);
+        }
+    }
+
+    /// Hands what the session sent to the consumers. Messages the broker itself published
+    /// (cloud producers, the HTTP and embedding APIs) are not for the cloud consumers: they
+    /// have no origin, and are acknowledged at once.
+    fn hand_on(&mut self) {
+        loop {
+            let mut entries = Vec::new();
+            let mut skipped = Vec::new();
+            while let Some(packet) = self.session.poll_transmit() {
+                let Packet::Publish(publish) = packet else {
+                    continue;
+                };
+                let Some(token) = publish.packet_id else {
+                    continue;
+                };
+                match self.session.inflight_message(token) {
+                    Some(message) if !message.origin.is_empty() => entries.push(Entry {
+                        message: Arc::new(device_message(message)),
+                        redelivered: publish.dup,
+                        token: Some(token),
+                    }),
+                    _ => skipped.push(token),
+                }
+            }
+            self.queue.extend(entries);
+            if skipped.is_empty() {
+                break;
+            }
+            let now = monotonic_ms();
+            for token in skipped {
+                let _ = self.session.handle_packet(Packet::PubAck(token), now);
+            }
+            self.drain_events();
+        }
+        if let Some(side) = &self.queue.session {
+            side.stored
+                .store(self.session.queued_len(), Ordering::Relaxed);
+        }
+    }
+
+    fn take(&mut self, delivery: Delivery) {
+        let outcome =
+            self.session
+                .handle_delivery(delivery.message, delivery.granted, monotonic_ms());
+        if matches!(
+            outcome,
+            DeliveryOutcome::Dropped(_) | DeliveryOutcome::Refused
+        ) {
+            self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            deliver::count_outcome(&self.core.metrics, &self.client, outcome);
+        }
+    }
+
+    /// Takes up to [`INBOX_BATCH`] more deliveries without waiting.
+    fn take_more(&mut self) {
+        let mut taken = 0;
+        while taken < INBOX_BATCH {
+            let mut batch = SmallVec::<[Delivery; 32]>::new();
+            let n = self.inbox.try_recv_many(&mut batch, |_| true);
+            if n == 0 {
+                return;
+            }
+            taken += n;
+            for delivery in batch {
+                self.take(delivery);
+            }
+        }
+    }
+
+    /// Starts reading the page of the stored queue the session asks for, if it asks and no
+    /// read is under way.
+    fn start_read(&mut self) {
+        if self.reading.is_some() {
+            return;
+        }
+        if let Some(read) = self.session.poll_queue_read() {
+            self.reading = Some(self.core.read_queue_page(self.client.clone(), read));
+        }
+    }
+
+    /// The broker stops: the session's state is saved, and it goes back to the registry,
+    /// offline, with whatever its inbox still held. What consumers hold unacknowledged is
+    /// in flight in the stored session, so it is delivered again (redelivered) after a
+    /// restart.
+    async fn finish(mut self) {
+        let limit = self.core.waits.backpressure;
+        // No will: the queue has none.
+        let _ = self.session.connection_lost(monotonic_ms());
+        self.reading = None;
+        let persist = &self.core.persist;
+        let _ = tokio::time::timeout(limit, self.saved.sync(&self.session, persist)).await;
+        let mut inbox = self.inbox;
+        let mut dropped = Drops::default();
+        self.core
+            .registry
+            .detach(&self.client, self.channel, self.session, |session| {
+                inbox.close();
+                let waiting = std::iter::from_fn(|| inbox.try_recv().ok());
+                deliver::replay(session, waiting);
+                dropped = crate::core::registry::drain_drops(session);
+            });
+        deliver::count_drops(&self.core.metrics, &self.client, dropped);
     }
 }
 
