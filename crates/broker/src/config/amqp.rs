@@ -15,7 +15,7 @@ use serde::Deserialize;
 /// )?;
 /// assert_eq!(config.amqp.queues, ["orders"]);
 /// assert_eq!(config.amqp.max_queued_messages, 5000);
-/// assert_eq!(config.amqp.inflight_window, 1000);
+/// assert_eq!(config.amqp.inflight_window, 256);
 /// # Ok::<(), mqgate_broker::BrokerError>(())
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -35,7 +35,9 @@ pub struct AmqpSettings {
     /// [`max_queued_messages`](Self::max_queued_messages). 1 GiB by default.
     pub max_queued_bytes: usize,
     /// Most deliveries of one queue unacknowledged at once over all its consumers (each
-    /// consumer is further bounded by its `basic.qos` prefetch). 1000 by default, at least 1.
+    /// consumer is further bounded by its `basic.qos` prefetch). 256 by default, at least 1.
+    /// Each save of the queue's state (after every batch of deliveries or acknowledgements)
+    /// writes its in-flight list, so a wider window costs more per save.
     pub inflight_window: u16,
 }
 
@@ -45,7 +47,7 @@ impl Default for AmqpSettings {
             queues: Vec::new(),
             max_queued_messages: 1_000_000,
             max_queued_bytes: 1 << 30,
-            inflight_window: 1000,
+            inflight_window: 256,
         }
     }
 }
