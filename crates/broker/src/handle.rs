@@ -293,7 +293,6 @@ fn amqp_ctx(
             core.clone(),
             &config.amqp,
             session,
-            config.session.max_queued_messages,
             config.limits.inbox_capacity,
         )),
         config: amqp,

@@ -642,6 +642,19 @@ async fn consume_at(broker: &BrokerProcess, n: usize) -> Vec<String> {
         .await
 }
 
+/// The binary on a new redb store in `dir`, with a pika consumer (`consume` with `args`)
+/// that is consuming; the configuration to restart it with.
+async fn holding(dir: &std::path::Path, args: &[&str]) -> (String, BrokerProcess, Pika) {
+    let config = durable_process_config(&dir.join("data"), "");
+    let broker = BrokerProcess::start(dir, &config, &["tcp", "amqp"]);
+    let port = broker.addrs["amqp"].port();
+    let mut consume = vec!["consume"];
+    consume.extend_from_slice(args);
+    let mut holder = Pika::spawn_at(port, None, (AK, SECRET), &consume);
+    holder.until("consuming").await;
+    (config, broker, holder)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_queue_keeps_device_messages_across_a_sigkill() {
     if skipped() {
@@ -688,16 +701,7 @@ async fn a_queue_made_by_a_consume_and_its_unacked_deliveries_survive_a_restart(
     // Deliveries held unacknowledged when the broker dies come again, marked redelivered,
     // in order, none lost.
     let dir = tempfile::tempdir().unwrap();
-    let config = durable_process_config(&dir.path().join("data"), "");
-    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
-    let port = broker.addrs["amqp"].port();
-    let mut holder = Pika::spawn_at(
-        port,
-        None,
-        (AK, SECRET),
-        &["consume", "parent", "3", "hold"],
-    );
-    holder.until("consuming").await;
+    let (config, broker, mut holder) = holding(dir.path(), &["parent", "3", "hold"]).await;
     publish_devices_at(broker.addr, "u", 10).await;
     holder.until("received 3").await;
     broker.kill();
@@ -797,6 +801,47 @@ async fn status_notices_of_one_group_arrive_in_order() {
         assert_eq!(event["channelId"], events[0]["channelId"]);
     }
     broker.shutdown().await;
+}
+
+/// The event types of the status notices in pika's `msg` lines, and their redelivered flags.
+fn notices(lines: &[String]) -> (Vec<serde_json::Value>, Vec<String>) {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .map(|l| {
+            let f = fields(l);
+            let event: serde_json::Value = serde_json::from_str(&f[5]).unwrap();
+            (event["eventType"].clone(), f[0].clone())
+        })
+        .unzip()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_notices_held_unacked_survive_a_sigkill() {
+    if skipped() {
+        return;
+    }
+    // A group's status queue is stored like a parent topic's: notices a consumer held
+    // unacknowledged when the broker died come again after the restart, in order.
+    let dir = tempfile::tempdir().unwrap();
+    let status = ["STATUS", "3", "hold", "GID_a"];
+    let (config, broker, mut holder) = holding(dir.path(), &status).await;
+    let options = rumqttc::MqttOptions::new("GID_a@@@dev7", "127.0.0.1", broker.addr.port());
+    Client::with_options(options).await.disconnect().await;
+    holder.until("received 3").await;
+    broker.kill();
+    holder.kill().await;
+
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    let port = broker.addrs["amqp"].port();
+    let status = ["consume", "STATUS", "3", "ack", "GID_a"];
+    let lines = Pika::spawn_at(port, None, (AK, SECRET), &status)
+        .rest()
+        .await;
+    let (kinds, flags) = notices(&lines);
+    assert_eq!(kinds, ["connect", "disconnect", "tcpclean"], "{lines:?}");
+    assert_eq!(flags, ["true", "true", "true"], "{lines:?}");
+    broker.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,9 @@
 //! (only then does the message leave the store). Its bounds are `[amqp]`'s; past them the
 //! oldest is dropped, counted and logged.
 //!
-//! A group's queue is filled from the status hub and lives in memory: what waits in it is
-//! lost when the broker stops.
+//! A group's status queue is a session of the same kind, `$amqp/STATUS/{group}`, subscribed
+//! to nothing: a feed delivers each status event of the group to it by name (as a P2P
+//! message is delivered), stored before the next.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,11 +32,12 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 use tokio::sync::{broadcast, Notify};
 
-use crate::clock::monotonic_ms;
+use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::config::AmqpSettings;
 use crate::core::inbox::{self, Signal};
 use crate::core::persist::{self, Saved};
 use crate::core::registry::{Attach, Delivery, Drops, OnlineLink, AMQP_LINK_PREFIX};
+use crate::core::router::RouteScratch;
 use crate::core::{deliver, next_page, Core, PageRead};
 use crate::TakeoverPolicy;
 
@@ -52,12 +54,12 @@ pub(crate) struct Entry {
     pub(crate) message: Arc<AmqpMessage>,
     /// It was delivered before and not acknowledged.
     pub(crate) redelivered: bool,
-    /// A parent topic's queue: the packet id the message is in flight under in the queue's
-    /// session, which the consumer's acknowledgement settles. `None` in a status queue.
-    pub(crate) token: Option<PacketId>,
+    /// The packet id the message is in flight under in the queue's session, which the
+    /// consumer's acknowledgement settles.
+    pub(crate) token: PacketId,
 }
 
-/// The side of a parent topic's queue its session's task reads.
+/// The side of a queue its session's task reads.
 #[derive(Debug, Default)]
 struct SessionSide {
     /// Packet ids consumers settled (acknowledged, or rejected without requeue), for the
@@ -81,43 +83,22 @@ pub(crate) struct Queue {
     ready: Mutex<VecDeque<Entry>>,
     /// Connections with a consumer on this queue, woken when an entry arrives.
     waiters: Mutex<Vec<Arc<Notify>>>,
-    /// A status queue's bound (a parent topic's queue is bounded by its session).
-    limit: usize,
-    /// Entries dropped because the queue was full (or, for a parent topic's queue, too old).
+    /// Entries dropped: the queue was full, they were too old, or (a status notice) the
+    /// store did not take them.
     pub(crate) dropped: AtomicU64,
-    /// A parent topic's queue: the session's side; `None` for a status queue.
-    session: Option<SessionSide>,
+    /// What its session's task reads.
+    session: SessionSide,
 }
 
 impl Queue {
-    fn new(name: String, limit: usize, session: Option<SessionSide>) -> Self {
+    fn new(name: String) -> Self {
         Queue {
             name,
             ready: Mutex::new(VecDeque::new()),
             waiters: Mutex::new(Vec::new()),
-            limit: limit.max(1),
             dropped: AtomicU64::new(0),
-            session,
+            session: SessionSide::default(),
         }
-    }
-
-    /// Appends a new status notice; a full status queue drops its oldest (counted and
-    /// logged).
-    fn push(&self, message: Arc<AmqpMessage>) {
-        {
-            let mut ready = self.ready.lock();
-            if ready.len() >= self.limit {
-                ready.pop_front();
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(queue = %self.name, dropped = n, "AMQP queue full: oldest entry dropped");
-            }
-            ready.push_back(Entry {
-                message,
-                redelivered: false,
-                token: None,
-            });
-        }
-        self.wake();
     }
 
     /// Appends entries the session sent (already in flight there, so already within its
@@ -151,28 +132,20 @@ impl Queue {
     /// a parent topic's queue acknowledges it in its session, which removes it from the
     /// store.
     pub(crate) fn settle(&self, entry: &Entry) {
-        if let (Some(side), Some(token)) = (&self.session, entry.token) {
-            side.settled.lock().push(token);
-            side.task.notify_one();
-        }
+        self.session.settled.lock().push(entry.token);
+        self.session.task.notify_one();
     }
 
-    /// A consumer attached: a parent topic's queue starts handing out what it holds.
+    /// A consumer attached: the queue starts handing out what it holds.
     pub(crate) fn consumer_attached(&self) {
-        if let Some(side) = &self.session {
-            if !side.consumed.swap(true, Ordering::Relaxed) {
-                side.task.notify_one();
-            }
+        if !self.session.consumed.swap(true, Ordering::Relaxed) {
+            self.session.task.notify_one();
         }
     }
 
-    /// Entries waiting: handed to no consumer yet, here and (for a parent topic's queue) in
-    /// the session.
+    /// Entries waiting: handed to no consumer yet, here and in the session.
     pub(crate) fn depth(&self) -> usize {
-        let stored = self
-            .session
-            .as_ref()
-            .map_or(0, |side| side.stored.load(Ordering::Relaxed));
+        let stored = self.session.stored.load(Ordering::Relaxed);
         self.ready.lock().len() + stored
     }
 
@@ -201,27 +174,23 @@ impl Queue {
 pub(crate) struct Queues {
     core: Arc<Core>,
     queues: Mutex<HashMap<String, Arc<Queue>>>,
-    /// A status queue's bound.
-    status_limit: usize,
     inbox_capacity: usize,
-    /// The sessions of parent topics' queues: `[amqp]`'s bounds and window.
+    /// The queues' sessions: `[amqp]`'s bounds and window.
     session_config: SessionConfig,
 }
 
 impl Queues {
-    /// The endpoint's queues, with a status queue's bound and a parent topic queue's
-    /// settings; none is made yet (see [`open`](Self::open)).
+    /// The endpoint's queues, with their settings; none is made yet (see
+    /// [`open`](Self::open)).
     pub(crate) fn new(
         core: Arc<Core>,
         settings: &AmqpSettings,
         base: SessionConfig,
-        status_limit: usize,
         inbox_capacity: usize,
     ) -> Self {
         Queues {
             core,
             queues: Mutex::new(HashMap::new()),
-            status_limit,
             inbox_capacity,
             session_config: session_config(settings, base),
         }
@@ -238,9 +207,16 @@ impl Queues {
         let restored = restored
             .iter()
             .filter_map(|view| view.client_id.strip_prefix(AMQP_LINK_PREFIX));
-        for parent in configured.iter().map(String::as_str).chain(restored) {
-            if self.parent(parent).is_none() {
-                tracing::warn!(queue = %parent, "AMQP queue not made: not a valid parent topic");
+        for name in configured.iter().map(String::as_str).chain(restored) {
+            let made = match name
+                .strip_prefix(STATUS_QUEUE)
+                .and_then(|g| g.strip_prefix('/'))
+            {
+                Some(group) => self.status(group),
+                None => self.parent(name),
+            };
+            if made.is_none() {
+                tracing::warn!(queue = %name, "AMQP queue not made: not a valid parent topic or group");
             }
         }
     }
@@ -267,26 +243,14 @@ impl Queues {
         if let Some(queue) = queues.get(parent) {
             return Some(queue.clone());
         }
-        let queue = Arc::new(Queue::new(
-            parent.to_owned(),
-            0,
-            Some(SessionSide::default()),
-        ));
-        let task = SessionTask::start(
-            &self.core,
-            parent,
-            self.session_config,
-            self.inbox_capacity,
-            queue.clone(),
-        )?;
-        tokio::spawn(task.run());
-        queues.insert(parent.to_owned(), queue.clone());
+        let (queue, _) = self.start(&mut queues, parent.to_owned(), Kind::Devices)?;
         Some(queue)
     }
 
-    /// The queue of status notices of `group`, made (and fed) on first use.
+    /// The queue of status notices of `group`, made (its session resumed or made, its task
+    /// and its feed started) on first use.
     pub(crate) fn status(&self, group: &str) -> Option<Arc<Queue>> {
-        if !group.starts_with("GID_") {
+        if !group.starts_with("GID_") || group.contains(['/', '+', '#']) {
             return None;
         }
         let name = format!("{STATUS_QUEUE}/{group}");
@@ -294,15 +258,33 @@ impl Queues {
         if let Some(queue) = queues.get(&name) {
             return Some(queue.clone());
         }
-        let queue = Arc::new(Queue::new(name.clone(), self.status_limit, None));
+        let (queue, target) = self.start(&mut queues, name, Kind::Status)?;
         tokio::spawn(pump_status(
+            self.core.clone(),
             self.core.status.subscribe(),
             group.to_owned(),
+            target,
             queue.clone(),
-            self.core.shutdown.clone(),
         ));
-        queues.insert(name, queue.clone());
         Some(queue)
+    }
+
+    /// Makes the queue `name`, starts its session's task and keeps it in `queues`; the
+    /// queue and its session's client id.
+    fn start(
+        &self,
+        queues: &mut HashMap<String, Arc<Queue>>,
+        name: String,
+        kind: Kind,
+    ) -> Option<(Arc<Queue>, Arc<str>)> {
+        let queue = Arc::new(Queue::new(name.clone()));
+        let config = self.session_config;
+        let task =
+            SessionTask::start(&self.core, kind, config, self.inbox_capacity, queue.clone())?;
+        let client = task.client.clone();
+        tokio::spawn(task.run());
+        queues.insert(name, queue.clone());
+        Some((queue, client))
     }
 }
 
@@ -319,8 +301,8 @@ fn session_config(settings: &AmqpSettings, base: SessionConfig) -> SessionConfig
     }
 }
 
-/// Drives the persistent session of one parent topic's queue, as a connection task drives
-/// a client's: deliveries from its registry link go into the session; what the session
+/// Drives the persistent session of one queue, as a connection task drives
+/// a client's: deliveries to its registry link go into the session; what the session
 /// sends (in flight under a packet id) is saved, then handed to the consumers; consumers'
 /// acknowledgements are the session's PUBACKs.
 struct SessionTask {
@@ -335,6 +317,16 @@ struct SessionTask {
     /// The CONNECT the session is brought online with once a consumer attached.
     connect: Connect,
     online: bool,
+    kind: Kind,
+}
+
+/// What a queue's session holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Device messages under a parent topic.
+    Devices,
+    /// A group's status notices.
+    Status,
 }
 
 impl SessionTask {
@@ -343,16 +335,20 @@ impl SessionTask {
     /// queues map is locked) or the subscription is refused.
     fn start(
         core: &Arc<Core>,
-        parent: &str,
+        kind: Kind,
         config: SessionConfig,
         inbox_capacity: usize,
         queue: Arc<Queue>,
     ) -> Option<SessionTask> {
         // A client id MQTT clients cannot take.
-        let id = format!("{AMQP_LINK_PREFIX}{parent}");
+        let id = format!("{AMQP_LINK_PREFIX}{}", queue.name);
         let client_id = ByteStr::try_from(id.as_str()).ok()?;
         let client: Arc<str> = Arc::from(id);
-        let filter = format!("{parent}/#");
+        // A status queue subscribes to nothing: its notices are delivered to it by name.
+        let filter = match kind {
+            Kind::Devices => format!("{}/#", queue.name),
+            Kind::Status => String::new(),
+        };
         let (sender, inbox) = inbox::channel(inbox_capacity.max(1));
         let channel = core.status.channels.next();
         let link = OnlineLink {
@@ -378,10 +374,11 @@ impl SessionTask {
             client_id,
             ..Connect::default()
         };
-        let subscribed = session
-            .subscriptions()
-            .iter()
-            .any(|s| s.filter.as_str() == filter);
+        let subscribed = filter.is_empty()
+            || session
+                .subscriptions()
+                .iter()
+                .any(|s| s.filter.as_str() == filter);
         let now = monotonic_ms();
         let ready = session.connect(&connect, now).is_ok()
             && (subscribed
@@ -391,7 +388,9 @@ impl SessionTask {
                     .is_some());
         if !ready {
             tracing::error!(%client, "AMQP queue session not started");
-            core.router.unsubscribe(&client, &filter);
+            if !filter.is_empty() {
+                core.router.unsubscribe(&client, &filter);
+            }
             core.registry.remove(&client);
             return None;
         }
@@ -406,7 +405,7 @@ impl SessionTask {
         }
         // Persistent (and subscribed) now; offline until a consumer attaches. No will.
         let _ = session.connection_lost(now);
-        tracing::info!(queue = %parent, resumed = subscribed, queued = session.queued_len(), "AMQP queue open");
+        tracing::info!(queue = %queue.name, queued = session.queued_len(), "AMQP queue open");
         Some(SessionTask {
             core: core.clone(),
             client,
@@ -418,6 +417,7 @@ impl SessionTask {
             queue,
             connect,
             online: false,
+            kind,
         })
     }
 
@@ -438,12 +438,7 @@ impl SessionTask {
                 .set_timer(self.session.poll_timeout(), &self.core.registry.timers);
             self.start_read();
             let queue = self.queue.clone();
-            let settled = async {
-                match &queue.session {
-                    Some(side) => side.task.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let settled = queue.session.task.notified();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -474,11 +469,7 @@ impl SessionTask {
     /// Brings the session online once a consumer attached: what was in flight is sent again
     /// (redelivered), then what is queued, as the window allows.
     fn go_online(&mut self) {
-        let consumed = self
-            .queue
-            .session
-            .as_ref()
-            .is_some_and(|side| side.consumed.load(Ordering::Relaxed));
+        let consumed = self.queue.session.consumed.load(Ordering::Relaxed);
         if consumed && !self.online {
             self.online = self.session.connect(&self.connect, monotonic_ms()).is_ok();
         }
@@ -486,10 +477,7 @@ impl SessionTask {
 
     /// Acknowledges in the session what consumers settled, and counts what it dropped.
     fn process(&mut self) {
-        let settled = match &self.queue.session {
-            Some(side) => std::mem::take(&mut *side.settled.lock()),
-            None => Vec::new(),
-        };
+        let settled = std::mem::take(&mut *self.queue.session.settled.lock());
         let now = monotonic_ms();
         for token in settled {
             // An id settled twice (a consumer's duplicate ack) is not in flight any more.
@@ -525,14 +513,21 @@ impl SessionTask {
                 let Some(token) = publish.packet_id else {
                     continue;
                 };
-                match self.session.inflight_message(token) {
-                    Some(message) if !message.origin.is_empty() => entries.push(Entry {
-                        message: Arc::new(device_message(message)),
-                        redelivered: publish.dup,
-                        token: Some(token),
-                    }),
-                    _ => skipped.push(token),
-                }
+                let message = match (self.session.inflight_message(token), self.kind) {
+                    (Some(message), Kind::Devices) if !message.origin.is_empty() => {
+                        device_message(message)
+                    }
+                    (Some(message), Kind::Status) => status_message(message.payload.clone()),
+                    _ => {
+                        skipped.push(token);
+                        continue;
+                    }
+                };
+                entries.push(Entry {
+                    message: Arc::new(message),
+                    redelivered: publish.dup,
+                    token,
+                });
             }
             self.queue.extend(entries);
             if skipped.is_empty() {
@@ -544,10 +539,8 @@ impl SessionTask {
             }
             self.drain_events();
         }
-        if let Some(side) = &self.queue.session {
-            side.stored
-                .store(self.session.queued_len(), Ordering::Relaxed);
-        }
+        let stored = &self.queue.session.stored;
+        stored.store(self.session.queued_len(), Ordering::Relaxed);
     }
 
     fn take(&mut self, delivery: Delivery) {
@@ -615,13 +608,20 @@ impl SessionTask {
     }
 }
 
-/// Moves the status events of `group` into its queue, in order.
+/// Delivers the status events of `group` to its queue's session, in order, each stored
+/// before the next (as a P2P message to the session, so nothing else receives it). A
+/// notice the store refused, or that waited too long for the session, is counted and
+/// logged as dropped.
 async fn pump_status(
+    core: Arc<Core>,
     mut events: broadcast::Receiver<mqgate_status::StatusEvent>,
     group: String,
+    target: Arc<str>,
     queue: Arc<Queue>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut shutdown = core.shutdown.clone();
+    let topic = ByteStr::from_static(STATUS_QUEUE);
+    let mut scratch = RouteScratch::default();
     loop {
         let event = tokio::select! {
             _ = shutdown.changed() => return,
@@ -629,12 +629,23 @@ async fn pump_status(
         };
         match event {
             Ok(event) if event.group_id() == Some(group.as_str()) => {
-                queue.push(Arc::new(AmqpMessage {
-                    exchange: STATUS_QUEUE.to_owned(),
-                    routing_key: STATUS_QUEUE.to_owned(),
-                    properties: BasicProperties::default(),
-                    body: Bytes::from(event.to_json()),
-                }));
+                // Not `Core::message`: a notice is no message the trace should show.
+                let origin = ByteStr::try_from(event.client_id.as_str()).unwrap_or_default();
+                let payload = Bytes::from(event.to_json());
+                let message = Message::new(
+                    core.router.next_id(),
+                    topic.clone(),
+                    payload,
+                    QoS::AtLeastOnce,
+                    unix_time_ms(),
+                )
+                .with_origin(origin);
+                core.router
+                    .deliver_p2p(&target, &Arc::new(message), monotonic_ms(), &mut scratch);
+                if core.settle(&mut scratch).await.is_err() {
+                    let n = queue.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(queue = %queue.name, dropped = n, "status notice not kept: the store or the queue did not take it in time");
+                }
             }
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -643,6 +654,17 @@ async fn pump_status(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// The AMQP form of a status notice: exchange and routing key `STATUS`, the event's JSON
+/// as the body.
+fn status_message(body: Bytes) -> AmqpMessage {
+    AmqpMessage {
+        exchange: STATUS_QUEUE.to_owned(),
+        routing_key: STATUS_QUEUE.to_owned(),
+        properties: BasicProperties::default(),
+        body,
     }
 }
 
