@@ -231,7 +231,7 @@ impl Broker {
                 settings: config.http.clone(),
                 auth: config.auth.clone(),
                 https: http.tls.is_some(),
-                amqp_queues,
+                amqp_queues: amqp_queues.clone(),
             });
             let mut app = crate::http::routes(ctx.clone());
             if let Some(console) = crate::console::start(&ctx) {
@@ -249,6 +249,7 @@ impl Broker {
                 connections,
                 max_connections,
                 consumers: AtomicU64::new(0),
+                amqp_queues,
             }),
         })
     }
@@ -396,6 +397,8 @@ struct HandleInner {
     connections: Arc<Semaphore>,
     max_connections: usize,
     consumers: AtomicU64,
+    /// The cloud SDK endpoint's queues, when it is served.
+    amqp_queues: Option<Arc<Queues>>,
 }
 
 /// A running broker. Cheap to clone; every clone controls the same broker.
@@ -527,6 +530,19 @@ impl BrokerHandle {
     /// did not ask for it, so its will is published. `false` when it is not online.
     pub fn disconnect(&self, client_id: &str) -> bool {
         self.inner.core.registry.kick(client_id, None, Kick::Closed)
+    }
+
+    /// Removes the cloud SDK endpoint's queue `name` (a parent topic, or `STATUS/{group}`
+    /// for a group's status queue) with every message it held, from memory and from the
+    /// store: it is not brought back at the next start (unless `[amqp] queues` names it). A
+    /// consumer still attached keeps what it was handed and gets nothing more; the next
+    /// consume on the name makes a new, empty queue. `false` when the endpoint is not
+    /// served or no such queue exists.
+    pub async fn remove_amqp_queue(&self, name: &str) -> bool {
+        match &self.inner.amqp_queues {
+            Some(queues) => queues.remove(name).await,
+            None => false,
+        }
     }
 
     /// The RocketMQ bridge's state (for `/healthz`); `None` when no bridge is configured.

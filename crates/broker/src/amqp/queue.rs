@@ -30,7 +30,7 @@ use mqgate_session::{DeliveryOutcome, Event, Message, Session, SessionConfig};
 use mqgate_status::ChannelId;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, oneshot, Notify};
 
 use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::config::AmqpSettings;
@@ -73,6 +73,8 @@ struct SessionSide {
     /// out (up to its in-flight window). Until then it is offline and everything waits in
     /// its stored queue, so a restart finds nothing handed out (nothing redelivered).
     consumed: AtomicBool,
+    /// The queue is being removed: the task ends, deleting its session, then answers here.
+    removed: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// A queue shared by the consumers of the instance.
@@ -219,6 +221,21 @@ impl Queues {
                 tracing::warn!(queue = %name, "AMQP queue not made: not a valid parent topic or group");
             }
         }
+    }
+
+    /// Removes the queue `name` (a parent topic, or `STATUS/{group}`): its session leaves
+    /// the registry, the subscription trie and the store, with every message it held. A
+    /// consumer still attached keeps what it was handed, and gets nothing more; a later
+    /// consume on the name makes a new, empty queue. `false` when no such queue exists (or
+    /// its task had already ended).
+    pub(crate) async fn remove(&self, name: &str) -> bool {
+        let Some(queue) = self.queues.lock().remove(name) else {
+            return false;
+        };
+        let (done, removed) = oneshot::channel();
+        *queue.session.removed.lock() = Some(done);
+        queue.session.task.notify_one();
+        removed.await.is_ok()
     }
 
     /// Every queue with its depth and drop count, by name: for `/metrics`.
@@ -424,6 +441,12 @@ impl SessionTask {
     async fn run(mut self) {
         let mut shutdown = self.core.shutdown.clone();
         while !self.core.is_shutting_down() {
+            let removed = self.queue.session.removed.lock().take();
+            if let Some(done) = removed {
+                self.delete().await;
+                let _ = done.send(());
+                return;
+            }
             self.go_online();
             self.process();
             // What the session sent is durable (out of the stored queue, in flight) before
@@ -581,6 +604,25 @@ impl SessionTask {
         if let Some(read) = self.session.poll_queue_read() {
             self.reading = Some(self.core.read_queue_page(self.client.clone(), read));
         }
+    }
+
+    /// The queue is removed: its session leaves the trie, the registry and the store (its
+    /// record and every message it held); what its inbox held is dropped.
+    async fn delete(mut self) {
+        let subscriptions = self.session.subscriptions().to_vec();
+        self.core
+            .router
+            .unsubscribe_all(&self.client, &subscriptions);
+        self.inbox.close();
+        self.core.registry.remove(&self.client);
+        let mut ops = vec![mqgate_store::Op::RemoveSession(
+            self.session.client_id().clone(),
+        )];
+        let ticket = self.core.persist.submit(&mut ops);
+        if let Err(error) = persist::committed(&self.core.persist, ticket).await {
+            tracing::warn!(client = %self.client, %error, "removed AMQP queue not deleted from the store");
+        }
+        tracing::info!(queue = %self.queue.name, "AMQP queue removed");
     }
 
     /// The broker stops: the session's state is saved, and it goes back to the registry,
