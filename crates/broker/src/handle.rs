@@ -551,7 +551,8 @@ impl BrokerHandle {
     }
 
     /// Stops accepting, closes every connection (persistent sessions stay in memory and in
-    /// the store), waits for the connection tasks to end (at most 5 s), then for the store
+    /// the store), waits for the connection tasks and the cloud SDK queues' tasks to end (at
+    /// most 5 s each), then for the store
     /// writes they made (at most 5 s more); then gives the RocketMQ bridge at most 5 s to
     /// send what it buffered, and stops it.
     pub async fn shutdown(&self) {
@@ -561,6 +562,15 @@ impl BrokerHandle {
         let wait = self.inner.connections.acquire_many(all);
         if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
             tracing::warn!("connections still open after the shutdown grace period");
+        }
+        // The cloud SDK endpoint's queues save their last state (acknowledgements included).
+        if let Some(queues) = &self.inner.amqp_queues {
+            if tokio::time::timeout(SHUTDOWN_GRACE, queues.stopped())
+                .await
+                .is_err()
+            {
+                tracing::warn!("AMQP queues still saving after the shutdown grace period");
+            }
         }
         // What the closing connections saved is on disk before this returns.
         self.inner.core.persist.flush(SHUTDOWN_GRACE).await;

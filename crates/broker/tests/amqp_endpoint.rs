@@ -777,18 +777,21 @@ async fn a_queue_keeps_everything_up_to_its_bound_and_counts_the_overflow() {
     broker.shutdown().await;
 }
 
+/// [`config`] on a redb store in `dir`, for an in-process restart.
+fn durable_config(dir: &std::path::Path) -> BrokerConfig {
+    let mut config = config();
+    config.storage = mqgate_broker::StorageKind::Redb;
+    config.data_dir = dir.to_path_buf();
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_queue_is_gone_with_what_it_held_also_after_a_restart() {
     if skipped() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let durable = || {
-        let mut config = config();
-        config.storage = mqgate_broker::StorageKind::Redb;
-        config.data_dir = dir.path().to_path_buf();
-        config
-    };
+    let durable = || durable_config(dir.path());
     let broker = auth_support::start_retrying(durable).await;
     let first = run(&broker, (AK, SECRET), &["consume", "parent", "0", "ack"]).await;
     assert!(first.contains(&"consuming".to_owned()), "{first:?}");
@@ -808,6 +811,30 @@ async fn a_removed_queue_is_gone_with_what_it_held_also_after_a_restart() {
     publish_devices(&broker, "new", 1).await;
     let lines = consumer.rest().await;
     assert_eq!(bodies(&lines), ["new0"], "{lines:?}");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_graceful_restart_acknowledged_messages_do_not_come_again() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let durable = || durable_config(dir.path());
+    let broker = auth_support::start_retrying(durable).await;
+    let mut consumer = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "20", "ack"]);
+    consumer.until("consuming").await;
+    publish_devices(&broker, "g", 20).await;
+    assert_eq!(bodies(&consumer.rest().await).len(), 20);
+    publish_devices(&broker, "h", 2).await;
+    broker.shutdown().await;
+    drop(broker);
+
+    // The queue is back (made by the consume before), with the two not yet consumed only
+    // (marked redelivered: the queue had handed them out, to no consumer, when it stopped).
+    let broker = auth_support::start_retrying(durable).await;
+    let lines = run(&broker, (AK, SECRET), &["consume", "parent", "3", "ack"]).await;
+    assert_eq!(bodies(&lines), ["h0", "h1"], "{lines:?}");
     broker.shutdown().await;
 }
 

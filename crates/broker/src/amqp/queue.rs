@@ -179,6 +179,8 @@ pub(crate) struct Queues {
     inbox_capacity: usize,
     /// The queues' sessions: `[amqp]`'s bounds and window.
     session_config: SessionConfig,
+    /// The queues' session tasks, for shutdown to wait for their last save.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Queues {
@@ -195,6 +197,7 @@ impl Queues {
             queues: Mutex::new(HashMap::new()),
             inbox_capacity,
             session_config: session_config(settings, base),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -236,6 +239,16 @@ impl Queues {
         *queue.session.removed.lock() = Some(done);
         queue.session.task.notify_one();
         removed.await.is_ok()
+    }
+
+    /// Resolves once every queue's task has ended (the broker shuts down: each saves its
+    /// session's last state, the consumers' last acknowledgements included, and hands it
+    /// back to the registry).
+    pub(crate) async fn stopped(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 
     /// Every queue with its depth and drop count, by name: for `/metrics`.
@@ -299,7 +312,7 @@ impl Queues {
         let task =
             SessionTask::start(&self.core, kind, config, self.inbox_capacity, queue.clone())?;
         let client = task.client.clone();
-        tokio::spawn(task.run());
+        self.tasks.lock().push(tokio::spawn(task.run()));
         queues.insert(name, queue.clone());
         Some((queue, client))
     }
