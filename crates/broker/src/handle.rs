@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqgate_codec::QoS;
-use mqgate_session::{Message, MessageId};
+use mqgate_session::{Message, MessageId, QueueBounds, SessionConfig};
 use mqgate_status::StatusEvent;
 use tokio::sync::{broadcast, watch, Semaphore};
 
@@ -20,7 +20,7 @@ use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::connection::{ConnCtx, Outflow};
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::OfflineQueues;
-use crate::core::registry::{Attach, Delivery, OnlineLink};
+use crate::core::registry::{Attach, Delivery, OnlineLink, AMQP_LINK_PREFIX};
 use crate::core::trace::Tracer;
 use crate::core::Core;
 use crate::fd_limit::FdLimit;
@@ -188,6 +188,12 @@ impl Broker {
         let outflow = bridge.clone().map(|bridge| bridge as Arc<dyn Outflow>);
         let connections_ctx =
             Arc::new(ConnCtx::new(&config, core.clone(), access.clone(), outflow));
+        // The cloud SDK endpoint's queues that exist from start-up collect from before
+        // the first device can connect.
+        let amqp = amqp_ctx(&config, &core, &access, session_config);
+        if let Some(amqp) = &amqp {
+            amqp.queues.open(&config.amqp.queues);
+        }
         let bound = bind_all(&config.listeners)?;
         let http = crate::http::bind(&config).await?;
         let connections = Arc::new(Semaphore::new(max_connections));
@@ -203,7 +209,7 @@ impl Broker {
             ));
         }
         let mut amqp_queues = None;
-        if let Some(amqp) = amqp_ctx(&config, &core, &access) {
+        if let Some(amqp) = amqp {
             amqp_queues = Some(amqp.queues.clone());
             let amqp = Arc::new(amqp);
             for bound in bind_amqp(&config.listeners)? {
@@ -225,7 +231,7 @@ impl Broker {
                 settings: config.http.clone(),
                 auth: config.auth.clone(),
                 https: http.tls.is_some(),
-                amqp_queues,
+                amqp_queues: amqp_queues.clone(),
             });
             let mut app = crate::http::routes(ctx.clone());
             if let Some(console) = crate::console::start(&ctx) {
@@ -243,6 +249,7 @@ impl Broker {
                 connections,
                 max_connections,
                 consumers: AtomicU64::new(0),
+                amqp_queues,
             }),
         })
     }
@@ -264,7 +271,12 @@ impl Broker {
 }
 
 /// The cloud SDK endpoint's context, when `[auth]` has an AccessKey allowed on the API.
-fn amqp_ctx(config: &BrokerConfig, core: &Arc<Core>, access: &Arc<Access>) -> Option<AmqpCtx> {
+fn amqp_ctx(
+    config: &BrokerConfig,
+    core: &Arc<Core>,
+    access: &Arc<Access>,
+    session: SessionConfig,
+) -> Option<AmqpCtx> {
     let settings = config.auth.clone()?;
     let keys = access.core.clone()?;
     if !settings.access_keys.iter().any(|key| key.api) {
@@ -280,7 +292,8 @@ fn amqp_ctx(config: &BrokerConfig, core: &Arc<Core>, access: &Arc<Access>) -> Op
         settings,
         queues: Arc::new(Queues::new(
             core.clone(),
-            config.session.max_queued_messages,
+            &config.amqp,
+            session,
             config.limits.inbox_capacity,
         )),
         config: amqp,
@@ -328,7 +341,15 @@ fn max_connections(config: &BrokerConfig) -> usize {
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
-    let limits = StoreLimits::from(&config.session.session_config());
+    // The cloud SDK endpoint's queues are stored under their own, wider bounds.
+    let amqp = QueueBounds {
+        max_messages: u64::try_from(config.amqp.max_queued_messages).unwrap_or(u64::MAX),
+        max_bytes: u64::try_from(config.amqp.max_queued_bytes).unwrap_or(u64::MAX),
+    };
+    let limits = StoreLimits {
+        prefixed: Some((AMQP_LINK_PREFIX, amqp)),
+        ..StoreLimits::from(&config.session.session_config())
+    };
     match config.storage {
         StorageKind::Memory => Ok(Arc::new(MemoryStore::with_limits(limits))),
         StorageKind::Redb => {
@@ -376,6 +397,8 @@ struct HandleInner {
     connections: Arc<Semaphore>,
     max_connections: usize,
     consumers: AtomicU64,
+    /// The cloud SDK endpoint's queues, when it is served.
+    amqp_queues: Option<Arc<Queues>>,
 }
 
 /// A running broker. Cheap to clone; every clone controls the same broker.
@@ -509,13 +532,27 @@ impl BrokerHandle {
         self.inner.core.registry.kick(client_id, None, Kick::Closed)
     }
 
+    /// Removes the cloud SDK endpoint's queue `name` (a parent topic, or `STATUS/{group}`
+    /// for a group's status queue) with every message it held, from memory and from the
+    /// store: it is not brought back at the next start (unless `[amqp] queues` names it). A
+    /// consumer still attached keeps what it was handed and gets nothing more; the next
+    /// consume on the name makes a new, empty queue. `false` when the endpoint is not
+    /// served or no such queue exists.
+    pub async fn remove_amqp_queue(&self, name: &str) -> bool {
+        match &self.inner.amqp_queues {
+            Some(queues) => queues.remove(name).await,
+            None => false,
+        }
+    }
+
     /// The RocketMQ bridge's state (for `/healthz`); `None` when no bridge is configured.
     pub fn rocketmq_health(&self) -> Option<BridgeHealth> {
         self.inner.bridge.as_ref().map(|bridge| bridge.health())
     }
 
     /// Stops accepting, closes every connection (persistent sessions stay in memory and in
-    /// the store), waits for the connection tasks to end (at most 5 s), then for the store
+    /// the store), waits for the connection tasks and the cloud SDK queues' tasks to end (at
+    /// most 5 s each), then for the store
     /// writes they made (at most 5 s more); then gives the RocketMQ bridge at most 5 s to
     /// send what it buffered, and stops it.
     pub async fn shutdown(&self) {
@@ -525,6 +562,15 @@ impl BrokerHandle {
         let wait = self.inner.connections.acquire_many(all);
         if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
             tracing::warn!("connections still open after the shutdown grace period");
+        }
+        // The cloud SDK endpoint's queues save their last state (acknowledgements included).
+        if let Some(queues) = &self.inner.amqp_queues {
+            if tokio::time::timeout(SHUTDOWN_GRACE, queues.stopped())
+                .await
+                .is_err()
+            {
+                tracing::warn!("AMQP queues still saving after the shutdown grace period");
+            }
         }
         // What the closing connections saved is on disk before this returns.
         self.inner.core.persist.flush(SHUTDOWN_GRACE).await;

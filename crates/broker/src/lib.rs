@@ -82,8 +82,8 @@ pub use auth::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal};
 pub use bridge::RustRocketMqClient;
 pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClient};
 pub use config::{
-    AccessKeySettings, AckAfter, AuthSettings, BrokerConfig, ClientIdRuleSet, ConsumeFrom,
-    HttpSettings, Limits, ListenerConfig, RocketMqConfig, SessionLimits, StorageKind,
+    AccessKeySettings, AckAfter, AmqpSettings, AuthSettings, BrokerConfig, ClientIdRuleSet,
+    ConsumeFrom, HttpSettings, Limits, ListenerConfig, RocketMqConfig, SessionLimits, StorageKind,
     TakeoverPolicy, TlsFiles, TraceSettings,
 };
 pub use error::BrokerError;

@@ -368,17 +368,9 @@ async fn the_endpoint_over_tls_logs_in_sends_and_refuses_plain_amqp() {
     broker.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confirmed_sends_to_a_persistent_session_survive_a_sigkill() {
-    if skipped() {
-        return;
-    }
-    // The real binary on a redb store, SIGKILLed while a backend sends: every send confirmed
-    // before the kill reaches the offline persistent session after the restart, so a confirm
-    // comes only once the message is stored for it.
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = format!(
+/// The configuration of the real binary on a redb store in `data`, with `extra` appended.
+fn durable_process_config(data: &std::path::Path, extra: &str) -> String {
+    format!(
         r#"
         allow_anonymous = true
         storage = "redb"
@@ -395,9 +387,22 @@ async fn confirmed_sends_to_a_persistent_session_survive_a_sigkill() {
         [[auth.access_keys]]
         id = "{AK}"
         secret = "{SECRET}"
+        {extra}
         "#,
         data = data.display().to_string()
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_sends_to_a_persistent_session_survive_a_sigkill() {
+    if skipped() {
+        return;
+    }
+    // The real binary on a redb store, SIGKILLed while a backend sends: every send confirmed
+    // before the kill reaches the offline persistent session after the restart, so a confirm
+    // comes only once the message is stored for it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = durable_process_config(&dir.path().join("data"), "");
     let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
     let keeper = |addr: std::net::SocketAddr| {
         let mut options = rumqttc::MqttOptions::new("GID_a@@@keeper", "127.0.0.1", addr.port());
@@ -495,7 +500,16 @@ async fn a_send_is_traced_as_pub_mq_under_the_id_its_receiver_got() {
 /// Publishes `n` QoS 1 device messages `m0..` from `GID_a@@@dev1` to `parent/dev/x`, each
 /// acknowledged by the broker.
 async fn publish_devices(broker: &BrokerHandle, prefix: &str, n: usize) {
-    let mut device = Client::connect(broker, "GID_a@@@dev1", true).await;
+    publish_devices_at(support::tcp_addr(broker), prefix, n).await;
+}
+
+/// Publishes `n` QoS 1 messages `{prefix}0..` from `GID_a@@@dev1` to `parent/dev/x` on the
+/// broker process at `addr`, each acknowledged.
+async fn publish_devices_at(addr: std::net::SocketAddr, prefix: &str, n: usize) {
+    let mut options = rumqttc::MqttOptions::new("GID_a@@@dev1", "127.0.0.1", addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_inflight(100);
+    let mut device = Client::with_options(options).await;
     for i in 0..n {
         device
             .client
@@ -618,6 +632,212 @@ async fn messages_wait_in_the_queue_until_a_consumer_attaches() {
     broker.shutdown().await;
 }
 
+/// Consumes up to `n` messages of the queue `parent` on the broker process, acknowledging
+/// each; pika's lines.
+async fn consume_at(broker: &BrokerProcess, n: usize) -> Vec<String> {
+    let port = broker.addrs["amqp"].port();
+    let n = n.to_string();
+    Pika::spawn_at(port, None, (AK, SECRET), &["consume", "parent", &n, "ack"])
+        .rest()
+        .await
+}
+
+/// The binary on a new redb store in `dir`, with a pika consumer (`consume` with `args`)
+/// that is consuming; the configuration to restart it with.
+async fn holding(dir: &std::path::Path, args: &[&str]) -> (String, BrokerProcess, Pika) {
+    let config = durable_process_config(&dir.join("data"), "");
+    let broker = BrokerProcess::start(dir, &config, &["tcp", "amqp"]);
+    let port = broker.addrs["amqp"].port();
+    let mut consume = vec!["consume"];
+    consume.extend_from_slice(args);
+    let mut holder = Pika::spawn_at(port, None, (AK, SECRET), &consume);
+    holder.until("consuming").await;
+    (config, broker, holder)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_queue_keeps_device_messages_across_a_sigkill() {
+    if skipped() {
+        return;
+    }
+    // The queue exists from start-up (configuration), no consumer ever attached before the
+    // broker is SIGKILLed: every message a device got its PUBACK for is consumed after the
+    // restart, in order, none twice. A device's queue would hold only 100; the endpoint's
+    // queue has its own bound, in the store too.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[session]\nmax_queued_messages = 100\n[amqp]\nqueues = [\"parent\"]";
+    let config = durable_process_config(&dir.path().join("data"), extra);
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    publish_devices_at(broker.addr, "d", 300).await;
+    broker.kill();
+
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    let lines = consume_at(&broker, 300).await;
+    let expected: Vec<String> = (0..300).map(|i| format!("d{i}")).collect();
+    assert_eq!(bodies(&lines), expected, "{lines:?}");
+    for line in lines.iter().filter(|l| l.starts_with("msg ")) {
+        let f = fields(line);
+        assert_eq!(
+            (f[0].as_str(), f[2].as_str(), f[4].as_str()),
+            ("false", "parent", "GID_a@@@dev1"),
+            "{line}"
+        );
+    }
+    // Acknowledged: gone from the store, so the next restart brings back at most the few
+    // whose acknowledgement the broker had not saved yet when it was killed (right after the
+    // consumer's last ack), each marked redelivered, and then only what came since.
+    broker.kill();
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    publish_devices_at(broker.addr, "after", 1).await;
+    let lines = consume_at(&broker, 301).await;
+    let got = bodies(&lines);
+    assert_eq!(got.last().map(String::as_str), Some("after0"), "{lines:?}");
+    for line in lines.iter().filter(|l| l.starts_with("msg ")) {
+        let f = fields(line);
+        assert!(f[5] == "after0" || f[0] == "true", "{line}");
+    }
+    assert!(got.len() < 300, "acknowledged ones kept: {lines:?}");
+    broker.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_made_by_a_consume_and_its_unacked_deliveries_survive_a_restart() {
+    if skipped() {
+        return;
+    }
+    // No `[amqp] queues`: the first consume makes the queue, which the store brings back.
+    // Deliveries held unacknowledged when the broker dies come again, marked redelivered,
+    // in order, none lost.
+    let dir = tempfile::tempdir().unwrap();
+    let (config, broker, mut holder) = holding(dir.path(), &["parent", "3", "hold"]).await;
+    publish_devices_at(broker.addr, "u", 10).await;
+    holder.until("received 3").await;
+    broker.kill();
+    holder.kill().await;
+
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    let lines = consume_at(&broker, 10).await;
+    let expected: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+    assert_eq!(bodies(&lines), expected, "{lines:?}");
+    let flags: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .map(|l| fields(l)[0].clone())
+        .collect();
+    // The three the dead consumer held at least; the rest were handed out too (in flight
+    // in the queue's session, waiting for a consumer with room), so may be marked as well.
+    assert_eq!(flags[..3], ["true", "true", "true"], "{lines:?}");
+    broker.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_keeps_everything_up_to_its_bound_and_counts_the_overflow() {
+    if skipped() {
+        return;
+    }
+    // A window of 10 handed out and 50 waiting: 60 in all.
+    let mut config = config();
+    config.amqp.inflight_window = 10;
+    config.amqp.max_queued_messages = 50;
+    let broker = start_with(config).await;
+    let first = run(&broker, (AK, SECRET), &["consume", "parent", "0", "ack"]).await;
+    assert!(first.contains(&"consuming".to_owned()), "{first:?}");
+    // Published faster than anyone consumes (nobody does): up to the bound, nothing is lost.
+    publish_devices(&broker, "a", 60).await;
+    let lines = run(&broker, (AK, SECRET), &["consume", "parent", "60", "ack"]).await;
+    let expected: Vec<String> = (0..60).map(|i| format!("a{i}")).collect();
+    assert_eq!(bodies(&lines), expected, "{lines:?}");
+    assert_eq!(broker.metrics().queue_full_dropped, 0);
+
+    // 70 more: the 10 handed out stay, the oldest 10 of those waiting are dropped, counted.
+    publish_devices(&broker, "b", 70).await;
+    // The queue's task takes them from its inbox a moment after the PUBACKs: a bounded wait.
+    let addr = broker
+        .local_addr(ListenerKind::Http)
+        .expect("http listener");
+    let wanted = [
+        "mqgate_amqp_queue_dropped_total{queue=\"parent\"} 10\n",
+        "mqgate_amqp_queue_depth{queue=\"parent\"} 60\n",
+    ];
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = auth_support::http(addr, "GET", "/metrics", &[], b"")
+            .await
+            .body;
+        if wanted.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(broker.metrics().queue_full_dropped, 10);
+    let lines = run(&broker, (AK, SECRET), &["consume", "parent", "60", "ack"]).await;
+    let expected: Vec<String> = (0..10).chain(20..70).map(|i| format!("b{i}")).collect();
+    assert_eq!(bodies(&lines), expected, "{lines:?}");
+    broker.shutdown().await;
+}
+
+/// [`config`] on a redb store in `dir`, for an in-process restart.
+fn durable_config(dir: &std::path::Path) -> BrokerConfig {
+    let mut config = config();
+    config.storage = mqgate_broker::StorageKind::Redb;
+    config.data_dir = dir.to_path_buf();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_queue_is_gone_with_what_it_held_also_after_a_restart() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let durable = || durable_config(dir.path());
+    let broker = auth_support::start_retrying(durable).await;
+    let first = run(&broker, (AK, SECRET), &["consume", "parent", "0", "ack"]).await;
+    assert!(first.contains(&"consuming".to_owned()), "{first:?}");
+    publish_devices(&broker, "old", 3).await;
+    assert!(broker.remove_amqp_queue("parent").await);
+    assert!(!broker.remove_amqp_queue("parent").await);
+    assert!(!broker.remove_amqp_queue("never").await);
+    // No queue collects for the parent topic now.
+    publish_devices(&broker, "between", 2).await;
+    broker.shutdown().await;
+    drop(broker);
+
+    // Not brought back by the restart: the next consume makes a new, empty queue.
+    let broker = auth_support::start_retrying(durable).await;
+    let mut consumer = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "1", "ack"]);
+    consumer.until("consuming").await;
+    publish_devices(&broker, "new", 1).await;
+    let lines = consumer.rest().await;
+    assert_eq!(bodies(&lines), ["new0"], "{lines:?}");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_graceful_restart_acknowledged_messages_do_not_come_again() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let durable = || durable_config(dir.path());
+    let broker = auth_support::start_retrying(durable).await;
+    let mut consumer = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "20", "ack"]);
+    consumer.until("consuming").await;
+    publish_devices(&broker, "g", 20).await;
+    assert_eq!(bodies(&consumer.rest().await).len(), 20);
+    publish_devices(&broker, "h", 2).await;
+    broker.shutdown().await;
+    drop(broker);
+
+    // The queue is back (made by the consume before), with the two not yet consumed only
+    // (marked redelivered: the queue had handed them out, to no consumer, when it stopped).
+    let broker = auth_support::start_retrying(durable).await;
+    let lines = run(&broker, (AK, SECRET), &["consume", "parent", "3", "ack"]).await;
+    assert_eq!(bodies(&lines), ["h0", "h1"], "{lines:?}");
+    broker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_notices_of_one_group_arrive_in_order() {
     if skipped() {
@@ -650,6 +870,47 @@ async fn status_notices_of_one_group_arrive_in_order() {
         assert_eq!(event["channelId"], events[0]["channelId"]);
     }
     broker.shutdown().await;
+}
+
+/// The event types of the status notices in pika's `msg` lines, and their redelivered flags.
+fn notices(lines: &[String]) -> (Vec<serde_json::Value>, Vec<String>) {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("msg "))
+        .map(|l| {
+            let f = fields(l);
+            let event: serde_json::Value = serde_json::from_str(&f[5]).unwrap();
+            (event["eventType"].clone(), f[0].clone())
+        })
+        .unzip()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_notices_held_unacked_survive_a_sigkill() {
+    if skipped() {
+        return;
+    }
+    // A group's status queue is stored like a parent topic's: notices a consumer held
+    // unacknowledged when the broker died come again after the restart, in order.
+    let dir = tempfile::tempdir().unwrap();
+    let status = ["STATUS", "3", "hold", "GID_a"];
+    let (config, broker, mut holder) = holding(dir.path(), &status).await;
+    let options = rumqttc::MqttOptions::new("GID_a@@@dev7", "127.0.0.1", broker.addr.port());
+    Client::with_options(options).await.disconnect().await;
+    holder.until("received 3").await;
+    broker.kill();
+    holder.kill().await;
+
+    let broker = BrokerProcess::start(dir.path(), &config, &["tcp", "amqp"]);
+    let port = broker.addrs["amqp"].port();
+    let status = ["consume", "STATUS", "3", "ack", "GID_a"];
+    let lines = Pika::spawn_at(port, None, (AK, SECRET), &status)
+        .rest()
+        .await;
+    let (kinds, flags) = notices(&lines);
+    assert_eq!(kinds, ["connect", "disconnect", "tcpclean"], "{lines:?}");
+    assert_eq!(flags, ["true", "true", "true"], "{lines:?}");
+    broker.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,7 +76,7 @@ impl InFlightWindow {
         self.entries.len()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &InFlight> {
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &InFlight> {
         self.entries.iter()
     }
 

@@ -126,6 +126,42 @@ impl Session {
         self.inflight.len()
     }
 
+    /// The message sent under the outbound `packet_id`, while it is in flight and not yet
+    /// released: a driver that hands the session's PUBLISHes on by packet id (the broker's
+    /// cloud SDK queues) finds the message's id and origin here, which the PUBLISH does not
+    /// carry. Searched from the newest entry, the one a driver asks about right after
+    /// [`poll_transmit`](Self::poll_transmit) gave its PUBLISH.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use mqgate_codec::{ByteStr, Connect, Packet, QoS};
+    /// # use mqgate_session::{Message, MessageId, Session, SessionConfig};
+    /// let mut session = Session::new(ByteStr::from_static("q"), SessionConfig::default());
+    /// let _ = session.connect(&Connect::default(), 0)?;
+    /// let payload = bytes::Bytes::from_static(b"hi");
+    /// let topic = ByteStr::from_static("a/b");
+    /// let message = Message::new(MessageId(7), topic, payload, QoS::AtLeastOnce, 0)
+    ///     .with_origin(ByteStr::from_static("GID_a@@@1"));
+    /// let _ = session.handle_delivery(Arc::new(message), QoS::AtLeastOnce, 0);
+    /// assert!(matches!(session.poll_transmit(), Some(Packet::ConnAck(_))));
+    /// let Some(Packet::Publish(publish)) = session.poll_transmit() else {
+    ///     panic!("a PUBLISH");
+    /// };
+    /// let id = publish.packet_id.expect("QoS 1 has one");
+    /// let sent = session.inflight_message(id).expect("in flight");
+    /// assert_eq!((sent.id, sent.origin.as_str()), (MessageId(7), "GID_a@@@1"));
+    /// session.handle_packet(Packet::PubAck(id), 0)?;
+    /// assert!(session.inflight_message(id).is_none());
+    /// # Ok::<(), mqgate_session::SessionError>(())
+    /// ```
+    pub fn inflight_message(&self, packet_id: PacketId) -> Option<&std::sync::Arc<crate::Message>> {
+        self.inflight
+            .iter()
+            .rev()
+            .find(|e| e.packet_id == packet_id)
+            .and_then(|e| e.message.as_ref())
+    }
+
     /// A connection was accepted (the broker checked authentication first). Queues the
     /// CONNACK (return code 0) as the first packet of `poll_transmit`, then, for a resumed
     /// session, the unacknowledged PUBLISHes (DUP set) and owed PUBRELs in their original

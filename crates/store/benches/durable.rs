@@ -25,6 +25,7 @@ fn unlimited() -> StoreLimits {
         max_queued_messages: u64::MAX,
         max_queued_bytes: u64::MAX,
         message_ttl_ms: u64::MAX,
+        prefixed: None,
     }
 }
 

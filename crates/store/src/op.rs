@@ -97,6 +97,10 @@ pub struct StoreLimits {
     /// Messages older than this (by `published_at_ms`) are removed by
     /// [`Store::sweep_expired`](crate::Store::sweep_expired).
     pub message_ttl_ms: u64,
+    /// Other bounds for the queues of the client ids that start with a prefix (a broker's
+    /// own queues, which may hold far more than a device's); `None`: every queue has the
+    /// bounds above.
+    pub prefixed: Option<(&'static str, QueueBounds)>,
 }
 
 impl From<&SessionConfig> for StoreLimits {
@@ -105,6 +109,7 @@ impl From<&SessionConfig> for StoreLimits {
             max_queued_messages: config.max_queued_messages.try_into().unwrap_or(u64::MAX),
             max_queued_bytes: config.max_queued_bytes.try_into().unwrap_or(u64::MAX),
             message_ttl_ms: config.message_ttl_ms,
+            prefixed: None,
         }
     }
 }
@@ -115,6 +120,24 @@ impl StoreLimits {
         QueueBounds {
             max_messages: self.max_queued_messages,
             max_bytes: self.max_queued_bytes,
+        }
+    }
+
+    /// The bounds of `client`'s stored queue: [`prefixed`](Self::prefixed)'s when its id
+    /// starts with that prefix, [`queue_bounds`](Self::queue_bounds) otherwise.
+    ///
+    /// ```
+    /// use mqgate_session::QueueBounds;
+    /// use mqgate_store::StoreLimits;
+    /// let wide = QueueBounds { max_messages: 1_000_000, max_bytes: 1 << 30 };
+    /// let limits = StoreLimits { prefixed: Some(("$own/", wide)), ..StoreLimits::default() };
+    /// assert_eq!(limits.queue_bounds_of("$own/orders"), wide);
+    /// assert_eq!(limits.queue_bounds_of("GID_a@@@1"), limits.queue_bounds());
+    /// ```
+    pub fn queue_bounds_of(&self, client: &str) -> QueueBounds {
+        match self.prefixed {
+            Some((prefix, bounds)) if client.starts_with(prefix) => bounds,
+            _ => self.queue_bounds(),
         }
     }
 }

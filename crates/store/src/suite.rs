@@ -19,7 +19,7 @@ use crate::{
     restore_sessions, restore_sessions_in_store, MemoryStore, Op, QueueStats, RedbStore, Store,
     StoreError, StoreLimits,
 };
-use mqgate_session::QueueRead;
+use mqgate_session::{QueueBounds, QueueRead};
 
 /// A store, and the directory that must outlive it.
 pub(crate) struct Fixture {
@@ -173,6 +173,7 @@ fn no_limits() -> StoreLimits {
         max_queued_messages: u64::MAX,
         max_queued_bytes: u64::MAX,
         message_ttl_ms: u64::MAX,
+        prefixed: None,
     }
 }
 
@@ -268,6 +269,7 @@ fn limits_drop_the_oldest(make: Make) {
             max_queued_messages: max_messages,
             max_queued_bytes: max_bytes,
             message_ttl_ms: u64::MAX,
+            prefixed: None,
         });
         let ops: Vec<Op> = (0..count as u128)
             .map(|i| enqueue("c", &message(i, 0)))
@@ -284,6 +286,24 @@ fn limits_drop_the_oldest(make: Make) {
             left.len() as u64 * size
         );
     }
+}
+
+fn prefixed_queues_have_their_own_bounds(make: Make) {
+    let wide = QueueBounds {
+        max_messages: 6,
+        max_bytes: u64::MAX,
+    };
+    let store = make(StoreLimits {
+        max_queued_messages: 2,
+        prefixed: Some(("$own/", wide)),
+        ..no_limits()
+    });
+    let ops: Vec<Op> = (0..8u128)
+        .flat_map(|i| ["c", "$own/q"].map(|c| enqueue(c, &message(i, 0))))
+        .collect();
+    store.apply(&ops).unwrap();
+    assert_eq!(queued_ids(&*store, "c"), [6, 7]);
+    assert_eq!(queued_ids(&*store, "$own/q"), [2, 3, 4, 5, 6, 7]);
 }
 
 fn sweep_expires_in_bounded_batches(make: Make) {
@@ -613,6 +633,10 @@ macro_rules! suite {
             #[test]
             fn limits_drop_the_oldest() {
                 super::limits_drop_the_oldest($backend);
+            }
+            #[test]
+            fn prefixed_queues_have_their_own_bounds() {
+                super::prefixed_queues_have_their_own_bounds($backend);
             }
             #[test]
             fn sweep_expires_in_bounded_batches() {

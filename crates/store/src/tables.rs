@@ -264,7 +264,7 @@ fn enqueue(
     let meta = pending.meta(t, client)?;
     meta.len = meta.len.saturating_add(1);
     meta.bytes = meta.bytes.saturating_add(size);
-    let bounds = limits.queue_bounds();
+    let bounds = limits.queue_bounds_of(client.as_str());
     let over = !bounds.holds(meta.len, meta.bytes);
     let slot = Slot {
         message: message.id,

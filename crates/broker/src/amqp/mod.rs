@@ -2,7 +2,8 @@
 //! 0-9-1 clients) send to devices and consume device messages and status notices. One task
 //! per connection drives `mqgate_amqp::Connection` (bytes in, frames out, its timer); sends
 //! go through [`Core::publish_topic`] like the HTTP API's `SendMessage`; consumers take
-//! from the shared queues of [`queue`].
+//! from the shared queues of [`queue`] (a parent topic's queue is a persistent session in
+//! the store: a consumer's `basic.ack` removes the message from it).
 
 pub(crate) mod queue;
 
@@ -15,8 +16,7 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
 use hashbrown::HashMap;
 use mqgate_amqp::{
-    Config, ConfirmTag, Connection, Event, FieldValue, Message as AmqpMessage, ReplyCode,
-    SdkAuthenticator, SdkUser,
+    Config, ConfirmTag, Connection, Event, FieldValue, ReplyCode, SdkAuthenticator, SdkUser,
 };
 use mqgate_auth::AccessPolicy;
 use mqgate_codec::QoS;
@@ -30,7 +30,7 @@ use crate::config::AuthSettings;
 use crate::connection::Serve;
 use crate::core::Core;
 use crate::Metrics;
-use queue::{Queue, Queues, STATUS_QUEUE};
+use queue::{Entry, Queue, Queues, STATUS_QUEUE};
 
 /// Deliveries one consumer may hold unacknowledged when its client set no prefetch.
 pub(crate) const DEFAULT_PREFETCH: usize = 64;
@@ -101,7 +101,7 @@ struct Consumer {
 struct Unacked {
     queue: Arc<Queue>,
     consumer: String,
-    message: Arc<AmqpMessage>,
+    entry: Entry,
 }
 
 /// A connection's share of the open-connections and open-channels gauges, given back when
@@ -301,6 +301,7 @@ where
                     match found {
                         Some(q) => {
                             q.watch(&wake);
+                            q.consumer_attached();
                             conn.accept_consume(channel, &consumer_tag, now);
                             consumers.insert(
                                 (channel, consumer_tag),
@@ -333,6 +334,7 @@ where
                     for tag in delivery_tags {
                         if let Some(entry) = unacked.remove(&(channel, tag)) {
                             settle(&mut consumers, channel, &entry);
+                            entry.queue.settle(&entry.entry);
                             metrics.amqp_acked.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -346,8 +348,10 @@ where
                         if let Some(entry) = unacked.remove(&(channel, tag)) {
                             settle(&mut consumers, channel, &entry);
                             if requeue {
-                                entry.queue.requeue(entry.message);
+                                entry.queue.requeue(entry.entry);
                             } else {
+                                // Dropped: settled in the queue (out of the store), counted.
+                                entry.queue.settle(&entry.entry);
                                 metrics.amqp_nacked.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -364,7 +368,7 @@ where
                     gone.sort_unstable();
                     for key in gone.into_iter().rev() {
                         if let Some(entry) = unacked.remove(&key) {
-                            entry.queue.requeue(entry.message);
+                            entry.queue.requeue(entry.entry);
                         }
                     }
                 }
@@ -393,7 +397,7 @@ where
     let _ = stream.shutdown().await;
     // Whatever the connection still held goes back to its queues.
     for (_, entry) in unacked.drain() {
-        entry.queue.requeue(entry.message);
+        entry.queue.requeue(entry.entry);
     }
     for consumer in consumers.values() {
         consumer.queue.forget(&wake);
@@ -432,14 +436,17 @@ fn deliver<A: mqgate_amqp::Authenticator>(
                     if entry.redelivered {
                         metrics.amqp_redelivered.fetch_add(1, Ordering::Relaxed);
                     }
-                    if !consumer.no_ack {
+                    if consumer.no_ack {
+                        // Settled as it is sent: an auto-ack consumer never acknowledges.
+                        consumer.queue.settle(&entry);
+                    } else {
                         consumer.outstanding += 1;
                         unacked.insert(
                             (*channel, delivery_tag),
                             Unacked {
                                 queue: consumer.queue.clone(),
                                 consumer: tag.clone(),
-                                message: entry.message,
+                                entry,
                             },
                         );
                     }

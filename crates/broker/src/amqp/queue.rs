@@ -3,31 +3,49 @@
 //! delivery not acknowledged when its channel closes comes back to the head of its queue,
 //! marked redelivered.
 //!
-//! A parent topic's queue is filled by a pump: a backend link in the registry, subscribed
-//! to `{parent}/#`, whose inbox the pump moves into the queue. A group's queue is filled
-//! from the status hub. Queues live in memory: what waits in them is lost when the broker
-//! stops.
+//! A parent topic's queue is a persistent session of the broker's own, client id
+//! `$amqp/{parent}` ([`AMQP_LINK_PREFIX`]), subscribed to `{parent}/#` at QoS 1: the router
+//! stores and queues messages for it as for any persistent session, so what waits in it is
+//! in the store (read back a page at a time), survives a restart, and a device's QoS 1 or 2
+//! PUBLISH is acknowledged once the queue holds it. One task per queue drives the session
+//! ([`SessionTask`]) as a connection task drives a client's: what the session sends
+//! becomes entries for the consumers, and a consumer's `basic.ack` is the session's PUBACK
+//! (only then does the message leave the store). Its bounds are `[amqp]`'s; past them the
+//! oldest is dropped, counted and logged.
+//!
+//! A group's status queue is a session of the same kind, `$amqp/STATUS/{group}`, subscribed
+//! to nothing: a feed delivers each status event of the group to it by name (as a P2P
+//! message is delivered), stored before the next.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
 use mqgate_amqp::{BasicProperties, FieldTable, FieldValue, Message as AmqpMessage};
-use mqgate_codec::QoS;
+use mqgate_codec::{ByteStr, Connect, Packet, PacketId, QoS};
 use mqgate_rocketmq::split_topic;
-use mqgate_session::Message;
+use mqgate_session::{DeliveryOutcome, Event, Message, Session, SessionConfig};
+use mqgate_status::ChannelId;
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, Notify};
+use smallvec::SmallVec;
+use tokio::sync::{broadcast, oneshot, Notify};
 
-use crate::core::inbox;
-use crate::core::registry::{Attach, OnlineLink, AMQP_LINK_PREFIX};
-use crate::core::Core;
+use crate::clock::{monotonic_ms, unix_time_ms};
+use crate::config::AmqpSettings;
+use crate::core::inbox::{self, Signal};
+use crate::core::persist::{self, Saved};
+use crate::core::registry::{Attach, Delivery, Drops, OnlineLink, AMQP_LINK_PREFIX};
+use crate::core::router::RouteScratch;
+use crate::core::{deliver, next_page, Core, PageRead};
 use crate::TakeoverPolicy;
 
 /// The queue of group status notices.
 pub(crate) const STATUS_QUEUE: &str = "STATUS";
+
+/// Most inbox deliveries a queue's task takes in one go before it hands them on.
+const INBOX_BATCH: usize = 256;
 
 /// One entry waiting in a queue.
 #[derive(Debug, Clone)]
@@ -36,6 +54,27 @@ pub(crate) struct Entry {
     pub(crate) message: Arc<AmqpMessage>,
     /// It was delivered before and not acknowledged.
     pub(crate) redelivered: bool,
+    /// The packet id the message is in flight under in the queue's session, which the
+    /// consumer's acknowledgement settles.
+    pub(crate) token: PacketId,
+}
+
+/// The side of a queue its session's task reads.
+#[derive(Debug, Default)]
+struct SessionSide {
+    /// Packet ids consumers settled (acknowledged, or rejected without requeue), for the
+    /// task to acknowledge in the session.
+    settled: Mutex<Vec<PacketId>>,
+    /// Wakes the task.
+    task: Notify,
+    /// Messages waiting in the session (in memory and in the store), as the task last saw.
+    stored: AtomicUsize,
+    /// A consumer attached once: from then on the session is online and hands messages
+    /// out (up to its in-flight window). Until then it is offline and everything waits in
+    /// its stored queue, so a restart finds nothing handed out (nothing redelivered).
+    consumed: AtomicBool,
+    /// The queue is being removed: the task ends, deleting its session, then answers here.
+    removed: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// A queue shared by the consumers of the instance.
@@ -46,45 +85,38 @@ pub(crate) struct Queue {
     ready: Mutex<VecDeque<Entry>>,
     /// Connections with a consumer on this queue, woken when an entry arrives.
     waiters: Mutex<Vec<Arc<Notify>>>,
-    limit: usize,
-    /// Entries dropped because the queue was full.
+    /// Entries dropped: the queue was full, they were too old, or (a status notice) the
+    /// store did not take them.
     pub(crate) dropped: AtomicU64,
+    /// What its session's task reads.
+    session: SessionSide,
 }
 
 impl Queue {
-    fn new(name: String, limit: usize) -> Self {
+    fn new(name: String) -> Self {
         Queue {
             name,
             ready: Mutex::new(VecDeque::new()),
             waiters: Mutex::new(Vec::new()),
-            limit: limit.max(1),
             dropped: AtomicU64::new(0),
+            session: SessionSide::default(),
         }
     }
 
-    /// Appends a new entry; a full queue drops its oldest (counted and logged).
-    pub(crate) fn push(&self, message: Arc<AmqpMessage>) {
-        {
-            let mut ready = self.ready.lock();
-            if ready.len() >= self.limit {
-                ready.pop_front();
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(queue = %self.name, dropped = n, "AMQP queue full: oldest entry dropped");
-            }
-            ready.push_back(Entry {
-                message,
-                redelivered: false,
-            });
+    /// Appends entries the session sent (already in flight there, so already within its
+    /// bounds).
+    fn extend(&self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
         }
+        self.ready.lock().extend(entries);
         self.wake();
     }
 
     /// Puts an unacknowledged delivery back at the head, marked redelivered.
-    pub(crate) fn requeue(&self, message: Arc<AmqpMessage>) {
-        self.ready.lock().push_front(Entry {
-            message,
-            redelivered: true,
-        });
+    pub(crate) fn requeue(&self, mut entry: Entry) {
+        entry.redelivered = true;
+        self.ready.lock().push_front(entry);
         self.wake();
     }
 
@@ -98,9 +130,25 @@ impl Queue {
         self.ready.lock().pop_front()
     }
 
-    /// Entries waiting.
+    /// The consumer is done with `entry` (acknowledged it, or rejected it without requeue):
+    /// a parent topic's queue acknowledges it in its session, which removes it from the
+    /// store.
+    pub(crate) fn settle(&self, entry: &Entry) {
+        self.session.settled.lock().push(entry.token);
+        self.session.task.notify_one();
+    }
+
+    /// A consumer attached: the queue starts handing out what it holds.
+    pub(crate) fn consumer_attached(&self) {
+        if !self.session.consumed.swap(true, Ordering::Relaxed) {
+            self.session.task.notify_one();
+        }
+    }
+
+    /// Entries waiting: handed to no consumer yet, here and in the session.
     pub(crate) fn depth(&self) -> usize {
-        self.ready.lock().len()
+        let stored = self.session.stored.load(Ordering::Relaxed);
+        self.ready.lock().len() + stored
     }
 
     /// Wakes `waiter` whenever an entry arrives, until [`forget`](Self::forget).
@@ -123,22 +171,83 @@ impl Queue {
     }
 }
 
-/// Every queue of the endpoint, made on first use.
+/// Every queue of the endpoint.
 #[derive(Debug)]
 pub(crate) struct Queues {
     core: Arc<Core>,
     queues: Mutex<HashMap<String, Arc<Queue>>>,
-    limit: usize,
     inbox_capacity: usize,
+    /// The queues' sessions: `[amqp]`'s bounds and window.
+    session_config: SessionConfig,
+    /// The queues' session tasks, for shutdown to wait for their last save.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Queues {
-    pub(crate) fn new(core: Arc<Core>, limit: usize, inbox_capacity: usize) -> Self {
+    /// The endpoint's queues, with their settings; none is made yet (see
+    /// [`open`](Self::open)).
+    pub(crate) fn new(
+        core: Arc<Core>,
+        settings: &AmqpSettings,
+        base: SessionConfig,
+        inbox_capacity: usize,
+    ) -> Self {
         Queues {
             core,
             queues: Mutex::new(HashMap::new()),
-            limit,
             inbox_capacity,
+            session_config: session_config(settings, base),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Makes the queues that exist from start-up: those `[amqp] queues` names, and those
+    /// the store brought back (made by a consume before the restart). Call once the store is
+    /// restored and before devices can connect, so they collect from the start.
+    pub(crate) fn open(&self, configured: &[String]) {
+        let (restored, _) = self
+            .core
+            .registry
+            .clients(|id| id.starts_with(AMQP_LINK_PREFIX), usize::MAX);
+        let restored = restored
+            .iter()
+            .filter_map(|view| view.client_id.strip_prefix(AMQP_LINK_PREFIX));
+        for name in configured.iter().map(String::as_str).chain(restored) {
+            let made = match name
+                .strip_prefix(STATUS_QUEUE)
+                .and_then(|g| g.strip_prefix('/'))
+            {
+                Some(group) => self.status(group),
+                None => self.parent(name),
+            };
+            if made.is_none() {
+                tracing::warn!(queue = %name, "AMQP queue not made: not a valid parent topic or group");
+            }
+        }
+    }
+
+    /// Removes the queue `name` (a parent topic, or `STATUS/{group}`): its session leaves
+    /// the registry, the subscription trie and the store, with every message it held. A
+    /// consumer still attached keeps what it was handed, and gets nothing more; a later
+    /// consume on the name makes a new, empty queue. `false` when no such queue exists (or
+    /// its task had already ended).
+    pub(crate) async fn remove(&self, name: &str) -> bool {
+        let Some(queue) = self.queues.lock().remove(name) else {
+            return false;
+        };
+        let (done, removed) = oneshot::channel();
+        *queue.session.removed.lock() = Some(done);
+        queue.session.task.notify_one();
+        removed.await.is_ok()
+    }
+
+    /// Resolves once every queue's task has ended (the broker shuts down: each saves its
+    /// session's last state, the consumers' last acknowledgements included, and hands it
+    /// back to the registry).
+    pub(crate) async fn stopped(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -154,8 +263,8 @@ impl Queues {
         all
     }
 
-    /// The queue of device messages under `parent`, made (and its pump started) on first
-    /// use. `None` when `parent` is not a valid one-level topic.
+    /// The queue of device messages under `parent`, made (its session resumed or made, and
+    /// its task started) on first use. `None` when `parent` is not a valid one-level topic.
     pub(crate) fn parent(&self, parent: &str) -> Option<Arc<Queue>> {
         if parent.is_empty() || parent.contains(['/', '+', '#']) || parent.starts_with('$') {
             return None;
@@ -164,42 +273,14 @@ impl Queues {
         if let Some(queue) = queues.get(parent) {
             return Some(queue.clone());
         }
-        let queue = Arc::new(Queue::new(parent.to_owned(), self.limit));
-        // A client id MQTT clients cannot take.
-        let id: Arc<str> = Arc::from(format!("{AMQP_LINK_PREFIX}{parent}"));
-        let (sender, receiver) = inbox::channel(self.inbox_capacity.max(1));
-        let link = OnlineLink {
-            channel: self.core.status.channels.next(),
-            inbox: sender,
-            kickable: false,
-            persistent: false,
-            card: None,
-        };
-        if !matches!(
-            self.core
-                .registry
-                .attach(&id, link, TakeoverPolicy::RefuseNew),
-            Attach::Fresh
-        ) {
-            return None;
-        }
-        if self
-            .core
-            .router
-            .subscribe(&id, &format!("{parent}/#"), QoS::AtLeastOnce)
-            .is_none()
-        {
-            self.core.registry.remove(&id);
-            return None;
-        }
-        tokio::spawn(pump_devices(receiver, queue.clone()));
-        queues.insert(parent.to_owned(), queue.clone());
+        let (queue, _) = self.start(&mut queues, parent.to_owned(), Kind::Devices)?;
         Some(queue)
     }
 
-    /// The queue of status notices of `group`, made (and fed) on first use.
+    /// The queue of status notices of `group`, made (its session resumed or made, its task
+    /// and its feed started) on first use.
     pub(crate) fn status(&self, group: &str) -> Option<Arc<Queue>> {
-        if !group.starts_with("GID_") {
+        if !group.starts_with("GID_") || group.contains(['/', '+', '#']) {
             return None;
         }
         let name = format!("{STATUS_QUEUE}/{group}");
@@ -207,40 +288,395 @@ impl Queues {
         if let Some(queue) = queues.get(&name) {
             return Some(queue.clone());
         }
-        let queue = Arc::new(Queue::new(name.clone(), self.limit));
+        let (queue, target) = self.start(&mut queues, name, Kind::Status)?;
         tokio::spawn(pump_status(
+            self.core.clone(),
             self.core.status.subscribe(),
             group.to_owned(),
+            target,
             queue.clone(),
-            self.core.shutdown.clone(),
         ));
-        queues.insert(name, queue.clone());
         Some(queue)
     }
-}
 
-/// Moves device messages from the queue's registry link into the queue. Messages the broker
-/// itself published (cloud producers, the HTTP and embedding APIs) are not for the cloud
-/// consumers: they have no origin.
-async fn pump_devices(
-    receiver: inbox::Receiver<crate::core::registry::Delivery>,
-    queue: Arc<Queue>,
-) {
-    while let Some(delivery) = receiver.recv().await {
-        if delivery.message.origin.is_empty() {
-            continue;
-        }
-        queue.push(Arc::new(device_message(&delivery.message)));
+    /// Makes the queue `name`, starts its session's task and keeps it in `queues`; the
+    /// queue and its session's client id.
+    fn start(
+        &self,
+        queues: &mut HashMap<String, Arc<Queue>>,
+        name: String,
+        kind: Kind,
+    ) -> Option<(Arc<Queue>, Arc<str>)> {
+        let queue = Arc::new(Queue::new(name.clone()));
+        let config = self.session_config;
+        let task =
+            SessionTask::start(&self.core, kind, config, self.inbox_capacity, queue.clone())?;
+        let client = task.client.clone();
+        self.tasks.lock().push(tokio::spawn(task.run()));
+        queues.insert(name, queue.clone());
+        Some((queue, client))
     }
 }
 
-/// Moves the status events of `group` into its queue, in order.
+/// The session configuration of a parent topic's queue: `[amqp]`'s bounds and window, the
+/// rest (message age) as `[session]` has it, paced by the window only.
+fn session_config(settings: &AmqpSettings, base: SessionConfig) -> SessionConfig {
+    SessionConfig {
+        inflight_window: settings.inflight_window.max(1),
+        max_queued_messages: settings.max_queued_messages,
+        max_queued_bytes: settings.max_queued_bytes,
+        pacing: mqgate_session::Pacing::Window,
+        full_policy: mqgate_session::FullPolicy::DropOldest,
+        ..base
+    }
+}
+
+/// Drives the persistent session of one queue, as a connection task drives
+/// a client's: deliveries to its registry link go into the session; what the session
+/// sends (in flight under a packet id) is saved, then handed to the consumers; consumers'
+/// acknowledgements are the session's PUBACKs.
+struct SessionTask {
+    core: Arc<Core>,
+    client: Arc<str>,
+    channel: ChannelId,
+    session: Box<Session>,
+    inbox: inbox::Receiver<Delivery>,
+    saved: Saved,
+    reading: Option<PageRead>,
+    queue: Arc<Queue>,
+    /// The CONNECT the session is brought online with once a consumer attached.
+    connect: Connect,
+    online: bool,
+    kind: Kind,
+}
+
+/// What a queue's session holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Device messages under a parent topic.
+    Devices,
+    /// A group's status notices.
+    Status,
+}
+
+impl SessionTask {
+    /// Puts the queue's link in the registry and takes its session (the stored one, or a
+    /// new one subscribed to `{parent}/#`). `None` when the id is held (it cannot be: the
+    /// queues map is locked) or the subscription is refused.
+    fn start(
+        core: &Arc<Core>,
+        kind: Kind,
+        config: SessionConfig,
+        inbox_capacity: usize,
+        queue: Arc<Queue>,
+    ) -> Option<SessionTask> {
+        // A client id MQTT clients cannot take.
+        let id = format!("{AMQP_LINK_PREFIX}{}", queue.name);
+        let client_id = ByteStr::try_from(id.as_str()).ok()?;
+        let client: Arc<str> = Arc::from(id);
+        // A status queue subscribes to nothing: its notices are delivered to it by name.
+        let filter = match kind {
+            Kind::Devices => format!("{}/#", queue.name),
+            Kind::Status => String::new(),
+        };
+        let (sender, inbox) = inbox::channel(inbox_capacity.max(1));
+        let channel = core.status.channels.next();
+        let link = OnlineLink {
+            channel,
+            inbox: sender,
+            kickable: false,
+            persistent: true,
+            card: None,
+        };
+        let stored = match core
+            .registry
+            .attach(&client, link, TakeoverPolicy::RefuseNew)
+        {
+            Attach::Fresh => None,
+            Attach::Resumed(session) => Some(session),
+            Attach::Wait(_) | Attach::Refused => return None,
+        };
+        let mut session =
+            stored.unwrap_or_else(|| Box::new(Session::new(client_id.clone(), config)));
+        session.set_config(config);
+        let connect = Connect {
+            clean_session: false,
+            client_id,
+            ..Connect::default()
+        };
+        let subscribed = filter.is_empty()
+            || session
+                .subscriptions()
+                .iter()
+                .any(|s| s.filter.as_str() == filter);
+        let now = monotonic_ms();
+        let ready = session.connect(&connect, now).is_ok()
+            && (subscribed
+                || core
+                    .router
+                    .subscribe(&client, &filter, QoS::AtLeastOnce)
+                    .is_some());
+        if !ready {
+            tracing::error!(%client, "AMQP queue session not started");
+            if !filter.is_empty() {
+                core.router.unsubscribe(&client, &filter);
+            }
+            core.registry.remove(&client);
+            return None;
+        }
+        if !subscribed {
+            let filter = ByteStr::try_from(filter).ok()?;
+            let first = PacketId::MIN;
+            session.subscribed(first, [(filter, Some(QoS::AtLeastOnce))]);
+        }
+        if let Some(window) = core.queue_window {
+            // Its queue stays in the store; the task reads it back a page at a time.
+            session.keep_queue_in_store(window);
+        }
+        // Persistent (and subscribed) now; offline until a consumer attaches. No will.
+        let _ = session.connection_lost(now);
+        tracing::info!(queue = %queue.name, queued = session.queued_len(), "AMQP queue open");
+        Some(SessionTask {
+            core: core.clone(),
+            client,
+            channel,
+            session,
+            inbox,
+            saved: Saved::default(),
+            reading: None,
+            queue,
+            connect,
+            online: false,
+            kind,
+        })
+    }
+
+    async fn run(mut self) {
+        let mut shutdown = self.core.shutdown.clone();
+        while !self.core.is_shutting_down() {
+            let removed = self.queue.session.removed.lock().take();
+            if let Some(done) = removed {
+                self.delete().await;
+                let _ = done.send(());
+                return;
+            }
+            self.go_online();
+            self.process();
+            // What the session sent is durable (out of the stored queue, in flight) before
+            // a consumer gets it.
+            let ticket = self.saved.submit(&self.session, &self.core.persist);
+            if let Err(error) = persist::committed(&self.core.persist, ticket).await {
+                tracing::warn!(client = %self.client, %error, "AMQP queue state not saved");
+            }
+            self.hand_on();
+            self.session.release_idle_memory();
+            self.inbox
+                .set_timer(self.session.poll_timeout(), &self.core.registry.timers);
+            self.start_read();
+            let queue = self.queue.clone();
+            let settled = queue.session.task.notified();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                signal = self.inbox.signal(monotonic_ms) => match signal {
+                    Signal::Kick(_) => break,
+                    Signal::Timer => self.session.handle_timeout(monotonic_ms()),
+                },
+                () = settled => {}
+                page = next_page(&mut self.reading), if self.reading.is_some() => {
+                    self.reading = None;
+                    match page {
+                        Some(page) => self.session.refill(page, monotonic_ms()),
+                        None => self.session.queue_read_failed(),
+                    }
+                }
+                delivery = self.inbox.recv() => match delivery {
+                    Some(delivery) => {
+                        self.take(delivery);
+                        self.take_more();
+                    }
+                    None => break,
+                },
+            }
+        }
+        self.finish().await;
+    }
+
+    /// Brings the session online once a consumer attached: what was in flight is sent again
+    /// (redelivered), then what is queued, as the window allows.
+    fn go_online(&mut self) {
+        let consumed = self.queue.session.consumed.load(Ordering::Relaxed);
+        if consumed && !self.online {
+            self.online = self.session.connect(&self.connect, monotonic_ms()).is_ok();
+        }
+    }
+
+    /// Acknowledges in the session what consumers settled, and counts what it dropped.
+    fn process(&mut self) {
+        let settled = std::mem::take(&mut *self.queue.session.settled.lock());
+        let now = monotonic_ms();
+        for token in settled {
+            // An id settled twice (a consumer's duplicate ack) is not in flight any more.
+            let _ = self.session.handle_packet(Packet::PubAck(token), now);
+        }
+        self.drain_events();
+    }
+
+    fn drain_events(&mut self) {
+        let mut drops = Drops::default();
+        while let Some(event) = self.session.poll_event() {
+            if let Event::Dropped { reason, .. } | Event::DroppedUnread { reason } = event {
+                drops.add(reason);
+            }
+        }
+        if drops.total > 0 {
+            self.queue.dropped.fetch_add(drops.total, Ordering::Relaxed);
+            deliver::count_drops(&self.core.metrics, &self.client, drops);
+        }
+    }
+
+    /// Hands what the session sent to the consumers. Messages the broker itself published
+    /// (cloud producers, the HTTP and embedding APIs) are not for the cloud consumers: they
+    /// have no origin, and are acknowledged at once.
+    fn hand_on(&mut self) {
+        loop {
+            let mut entries = Vec::new();
+            let mut skipped = Vec::new();
+            while let Some(packet) = self.session.poll_transmit() {
+                let Packet::Publish(publish) = packet else {
+                    continue;
+                };
+                let Some(token) = publish.packet_id else {
+                    continue;
+                };
+                let message = match (self.session.inflight_message(token), self.kind) {
+                    (Some(message), Kind::Devices) if !message.origin.is_empty() => {
+                        device_message(message)
+                    }
+                    (Some(message), Kind::Status) => status_message(message.payload.clone()),
+                    _ => {
+                        skipped.push(token);
+                        continue;
+                    }
+                };
+                entries.push(Entry {
+                    message: Arc::new(message),
+                    redelivered: publish.dup,
+                    token,
+                });
+            }
+            self.queue.extend(entries);
+            if skipped.is_empty() {
+                break;
+            }
+            let now = monotonic_ms();
+            for token in skipped {
+                let _ = self.session.handle_packet(Packet::PubAck(token), now);
+            }
+            self.drain_events();
+        }
+        let stored = &self.queue.session.stored;
+        stored.store(self.session.queued_len(), Ordering::Relaxed);
+    }
+
+    fn take(&mut self, delivery: Delivery) {
+        let outcome =
+            self.session
+                .handle_delivery(delivery.message, delivery.granted, monotonic_ms());
+        if matches!(
+            outcome,
+            DeliveryOutcome::Dropped(_) | DeliveryOutcome::Refused
+        ) {
+            self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            deliver::count_outcome(&self.core.metrics, &self.client, outcome);
+        }
+    }
+
+    /// Takes up to [`INBOX_BATCH`] more deliveries without waiting.
+    fn take_more(&mut self) {
+        let mut taken = 0;
+        while taken < INBOX_BATCH {
+            let mut batch = SmallVec::<[Delivery; 32]>::new();
+            let n = self.inbox.try_recv_many(&mut batch, |_| true);
+            if n == 0 {
+                return;
+            }
+            taken += n;
+            for delivery in batch {
+                self.take(delivery);
+            }
+        }
+    }
+
+    /// Starts reading the page of the stored queue the session asks for, if it asks and no
+    /// read is under way.
+    fn start_read(&mut self) {
+        if self.reading.is_some() {
+            return;
+        }
+        if let Some(read) = self.session.poll_queue_read() {
+            self.reading = Some(self.core.read_queue_page(self.client.clone(), read));
+        }
+    }
+
+    /// The queue is removed: its session leaves the trie, the registry and the store (its
+    /// record and every message it held); what its inbox held is dropped.
+    async fn delete(mut self) {
+        let subscriptions = self.session.subscriptions().to_vec();
+        self.core
+            .router
+            .unsubscribe_all(&self.client, &subscriptions);
+        self.inbox.close();
+        self.core.registry.remove(&self.client);
+        let mut ops = vec![mqgate_store::Op::RemoveSession(
+            self.session.client_id().clone(),
+        )];
+        let ticket = self.core.persist.submit(&mut ops);
+        if let Err(error) = persist::committed(&self.core.persist, ticket).await {
+            tracing::warn!(client = %self.client, %error, "removed AMQP queue not deleted from the store");
+        }
+        tracing::info!(queue = %self.queue.name, "AMQP queue removed");
+    }
+
+    /// The broker stops: the session's state is saved, and it goes back to the registry,
+    /// offline, with whatever its inbox still held. What consumers hold unacknowledged is
+    /// in flight in the stored session, so it is delivered again (redelivered) after a
+    /// restart.
+    async fn finish(mut self) {
+        let limit = self.core.waits.backpressure;
+        // No will: the queue has none.
+        let _ = self.session.connection_lost(monotonic_ms());
+        self.reading = None;
+        let persist = &self.core.persist;
+        let _ = tokio::time::timeout(limit, self.saved.sync(&self.session, persist)).await;
+        let mut inbox = self.inbox;
+        let mut dropped = Drops::default();
+        self.core
+            .registry
+            .detach(&self.client, self.channel, self.session, |session| {
+                inbox.close();
+                let waiting = std::iter::from_fn(|| inbox.try_recv().ok());
+                deliver::replay(session, waiting);
+                dropped = crate::core::registry::drain_drops(session);
+            });
+        deliver::count_drops(&self.core.metrics, &self.client, dropped);
+    }
+}
+
+/// Delivers the status events of `group` to its queue's session, in order, each stored
+/// before the next (as a P2P message to the session, so nothing else receives it). A
+/// notice the store refused, or that waited too long for the session, is counted and
+/// logged as dropped.
 async fn pump_status(
+    core: Arc<Core>,
     mut events: broadcast::Receiver<mqgate_status::StatusEvent>,
     group: String,
+    target: Arc<str>,
     queue: Arc<Queue>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut shutdown = core.shutdown.clone();
+    let topic = ByteStr::from_static(STATUS_QUEUE);
+    let mut scratch = RouteScratch::default();
     loop {
         let event = tokio::select! {
             _ = shutdown.changed() => return,
@@ -248,12 +684,23 @@ async fn pump_status(
         };
         match event {
             Ok(event) if event.group_id() == Some(group.as_str()) => {
-                queue.push(Arc::new(AmqpMessage {
-                    exchange: STATUS_QUEUE.to_owned(),
-                    routing_key: STATUS_QUEUE.to_owned(),
-                    properties: BasicProperties::default(),
-                    body: Bytes::from(event.to_json()),
-                }));
+                // Not `Core::message`: a notice is no message the trace should show.
+                let origin = ByteStr::try_from(event.client_id.as_str()).unwrap_or_default();
+                let payload = Bytes::from(event.to_json());
+                let message = Message::new(
+                    core.router.next_id(),
+                    topic.clone(),
+                    payload,
+                    QoS::AtLeastOnce,
+                    unix_time_ms(),
+                )
+                .with_origin(origin);
+                core.router
+                    .deliver_p2p(&target, &Arc::new(message), monotonic_ms(), &mut scratch);
+                if core.settle(&mut scratch).await.is_err() {
+                    let n = queue.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(queue = %queue.name, dropped = n, "status notice not kept: the store or the queue did not take it in time");
+                }
             }
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -262,6 +709,17 @@ async fn pump_status(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// The AMQP form of a status notice: exchange and routing key `STATUS`, the event's JSON
+/// as the body.
+fn status_message(body: Bytes) -> AmqpMessage {
+    AmqpMessage {
+        exchange: STATUS_QUEUE.to_owned(),
+        routing_key: STATUS_QUEUE.to_owned(),
+        properties: BasicProperties::default(),
+        body,
     }
 }
 

@@ -10,10 +10,12 @@ use serde::Deserialize;
 
 use crate::BrokerError;
 
+mod amqp;
 mod auth;
 mod rocketmq;
 mod trace;
 
+pub use amqp::AmqpSettings;
 pub use auth::{AccessKeySettings, AuthSettings, HttpSettings};
 pub use rocketmq::{AckAfter, ConsumeFrom, RocketMqConfig};
 pub use trace::TraceSettings;
@@ -69,6 +71,9 @@ pub struct BrokerConfig {
     /// Message trace (the `[trace]` section, or `trace = false`); on by default, kept in
     /// `data_dir`'s `trace` directory (in memory with `storage = "memory"`).
     pub trace: TraceSettings,
+    /// The cloud SDK endpoint's queues (the `[amqp]` section): which exist from start-up,
+    /// and their bounds.
+    pub amqp: AmqpSettings,
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.
@@ -97,6 +102,7 @@ impl Default for BrokerConfig {
             http: HttpSettings::default(),
             rocketmq: None,
             trace: TraceSettings::default(),
+            amqp: AmqpSettings::default(),
         }
     }
 }

@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use mqgate_auth::Grants;
 use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
-use mqgate_session::{
-    DeliveryOutcome, Event, InboundToken, Message, QueueBounds, QueuePage, Session,
-};
+use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, QueueBounds, Session};
 use mqgate_status::ConnectionEvents;
 use mqgate_topic::TopicName;
 use mqgate_trace::{Action, Info};
@@ -33,7 +31,7 @@ use crate::core::inbox::{self, Signal};
 use crate::core::persist;
 use crate::core::registry::{drain_drops, ClientCard, Delivery, Drops};
 use crate::core::router::RouteScratch;
-use crate::core::Unsettled;
+use crate::core::{next_page, PageRead, Unsettled};
 use crate::transport::io::Io;
 
 /// Most inbox messages taken in one go before the task writes and looks at its socket again.
@@ -87,13 +85,6 @@ pub(crate) struct Online<S> {
     /// The page of the session's stored queue being read (see [`Online::start_read`]).
     pub(crate) reading: Option<PageRead>,
 }
-
-/// A page of a stored queue on its way from the store: `None` when it could not be read.
-pub(crate) type PageRead =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Option<QueuePage>> + Send>>;
-
-/// How long a connection waits before asking again for a page the store could not read.
-const PAGE_RETRY: Duration = Duration::from_secs(1);
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// Drives the connection until it ends, then hands the session back and reports.
@@ -183,10 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     /// Starts reading the page of the stored queue the session asks for, if it asks and no
-    /// read is under way. The read waits until everything submitted to the store so far has
-    /// committed (so the page holds every entry the session counted), then runs on the
-    /// blocking pool: the store is never read on a runtime thread, and a connection with a
-    /// deep backlog waits for its page without holding up any other.
+    /// read is under way (see [`Core::read_queue_page`](crate::core::Core::read_queue_page)).
     fn start_read(&mut self) {
         if self.reading.is_some() {
             return;
@@ -194,30 +182,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let Some(read) = self.session.poll_queue_read() else {
             return;
         };
-        let core = self.ctx.core.clone();
         let client = self.events.shared_client_id().clone();
-        let ticket = core.persist.submitted();
-        self.reading = Some(Box::pin(async move {
-            let _ = core.persist.wait(ticket).await;
-            let store = core.store.clone();
-            let reader = client.clone();
-            let read = tokio::task::spawn_blocking(move || store.read_page(&reader, &read));
-            match read.await {
-                Ok(Ok(page)) => {
-                    core.metrics
-                        .queue_pages_read
-                        .fetch_add(1, Ordering::Relaxed);
-                    Some(page)
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%client, %error, "queued messages not read from the store; retrying");
-                    core.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(PAGE_RETRY).await;
-                    None
-                }
-                Err(_) => None,
-            }
-        }));
+        self.reading = Some(self.ctx.core.read_queue_page(client, read));
     }
 
     /// Hands every whole packet in the read buffer to the session.
@@ -774,14 +740,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 /// than it waiting forever).
 fn fits(bounds: &QueueBounds, messages: usize, bytes: usize, size: usize) -> bool {
     messages == 0 || bounds.has_room(messages, bytes, size)
-}
-
-/// The page being read, once it is there (polled only while one is).
-async fn next_page(reading: &mut Option<PageRead>) -> Option<QueuePage> {
-    match reading {
-        Some(read) => read.await,
-        None => std::future::pending().await,
-    }
 }
 
 /// [`PendingAcks::next_commit`](persist::PendingAcks::next_commit), boxed when it is polled:

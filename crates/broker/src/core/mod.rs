@@ -14,11 +14,12 @@ pub(crate) mod router;
 pub(crate) mod status;
 pub(crate) mod trace;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use mqgate_codec::{ByteStr, QoS};
-use mqgate_session::{Message, MessageId, SessionConfig};
+use mqgate_session::{Message, MessageId, QueuePage, QueueRead, SessionConfig};
 use mqgate_store::{restore_sessions, restore_sessions_in_store, Store};
 use mqgate_topic::{ClientIdRules, TopicName};
 use mqgate_trace::{Action, Info};
@@ -33,6 +34,21 @@ use registry::Registry;
 use router::{RouteScratch, Router};
 use status::StatusHub;
 use trace::Tracer;
+
+/// A page of a stored queue on its way from the store: `None` when it could not be read.
+pub(crate) type PageRead =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<QueuePage>> + Send>>;
+
+/// How long a session's driver waits before asking again for a page the store could not read.
+const PAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The page being read, once it is there (polled only while one is).
+pub(crate) async fn next_page(reading: &mut Option<PageRead>) -> Option<QueuePage> {
+    match reading {
+        Some(read) => read.await,
+        None => std::future::pending().await,
+    }
+}
 
 /// The core parts of one broker, made once at start and shared by the connections, the
 /// services and the embedding API.
@@ -157,6 +173,38 @@ impl Core {
             "durable state restored"
         );
         Ok(())
+    }
+
+    /// Reads the page `read` of `client`'s stored queue (as its session's
+    /// `poll_queue_read` asked). The read waits until everything submitted to the store so
+    /// far has committed (so the page holds every entry the session counted), then runs on
+    /// the blocking pool: the store is never read on a runtime thread, and a session with a
+    /// deep backlog waits for its page without holding up any other. A failed read is
+    /// logged, counted and answered `None` after a pause, so the session asks again.
+    pub(crate) fn read_queue_page(self: &Arc<Self>, client: Arc<str>, read: QueueRead) -> PageRead {
+        let core = self.clone();
+        let ticket = core.persist.submitted();
+        Box::pin(async move {
+            let _ = core.persist.wait(ticket).await;
+            let store = core.store.clone();
+            let reader = client.clone();
+            let read = tokio::task::spawn_blocking(move || store.read_page(&reader, &read));
+            match read.await {
+                Ok(Ok(page)) => {
+                    core.metrics
+                        .queue_pages_read
+                        .fetch_add(1, Ordering::Relaxed);
+                    Some(page)
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%client, %error, "queued messages not read from the store; retrying");
+                    core.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(PAGE_RETRY).await;
+                    None
+                }
+                Err(_) => None,
+            }
+        })
     }
 
     /// Whether shutdown has started.

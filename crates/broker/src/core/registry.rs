@@ -21,9 +21,10 @@ use super::inbox::{self, Kick};
 
 use crate::config::TakeoverPolicy;
 
-/// The client ids of the cloud SDK endpoint's queue links in the registry start with this;
-/// MQTT clients may not take such an id (it is refused at CONNECT under either client id
-/// rule set).
+/// The client ids of the cloud SDK endpoint's queues (persistent sessions of the broker's
+/// own, in the registry and the store) start with this; MQTT clients may not take such an
+/// id (it is refused at CONNECT under either client id rule set). The store keeps their
+/// queues under the endpoint's own bounds (`[amqp]`).
 pub(crate) const AMQP_LINK_PREFIX: &str = "$amqp/";
 
 const SHARDS: usize = 16;
