@@ -48,6 +48,11 @@ impl Session {
         now: u64,
     ) -> DeliveryOutcome {
         let qos = message.qos.min(granted_qos);
+        if qos != QoS::AtMostOnce && !message.retain && self.queue.take_paged(message.id) {
+            // A store-backed queue read this message's entry before this delivery of it
+            // arrived: it is held, in flight or delivered already.
+            return DeliveryOutcome::Queued;
+        }
         if !self.is_online() {
             return match qos {
                 QoS::AtMostOnce => DeliveryOutcome::Dropped(DropReason::Offline),

@@ -19,6 +19,10 @@ use crate::{DeliveryOutcome, DropReason, Event, FullPolicy, Message, MessageId, 
 /// counters are kept as they are and the next page tells.
 const RECENT_MAX: usize = 4096;
 
+/// Fewest messages taken from pages that a store-backed queue remembers (see
+/// [`Spill::paged`]); it remembers four windows' worth when that is more.
+const PAGED_MIN: usize = 256;
+
 /// The part of a store-backed queue that is not in memory: counters, where to read next, and
 /// the read in progress.
 #[derive(Debug)]
@@ -45,6 +49,13 @@ pub(crate) struct Spill {
     recent_overflow: bool,
     /// The client is away: nothing is held in memory, every arrival stays in the store.
     parked: bool,
+    /// The last messages taken from pages, oldest first, and the lowest and highest of their
+    /// ids. A message's delivery can reach the session after a page already returned its
+    /// stored entry (the driver appends to the store before it hands the delivery over, and
+    /// a page read in between sees the entry): that late copy is the same message, not a
+    /// new one, and is dropped ([`Queue::take_paged`]).
+    paged: VecDeque<MessageId>,
+    paged_range: Option<(MessageId, MessageId)>,
 }
 
 impl Spill {
@@ -59,8 +70,49 @@ impl Spill {
             recent: Vec::new(),
             recent_overflow: false,
             parked: false,
+            paged: VecDeque::new(),
+            paged_range: None,
         }
     }
+
+    fn remember_paged(&mut self, id: MessageId) {
+        let cap = self.window.saturating_mul(4).max(PAGED_MIN);
+        if self.paged.len() >= cap {
+            self.paged.pop_front();
+            self.paged_range = None;
+        }
+        self.paged.push_back(id);
+        match &mut self.paged_range {
+            Some((low, high)) => {
+                *low = (*low).min(id);
+                *high = (*high).max(id);
+            }
+            None => self.paged_range = range_of(&self.paged),
+        }
+    }
+
+    /// Whether `id` was taken from a page (and forgets it: a message has one late copy).
+    fn take_paged(&mut self, id: MessageId) -> bool {
+        // Ids grow with time, so a new message is outside the range: no search.
+        let Some((low, high)) = self.paged_range else {
+            return false;
+        };
+        if id < low || id > high {
+            return false;
+        }
+        let Some(at) = self.paged.iter().position(|p| *p == id) else {
+            return false;
+        };
+        self.paged.remove(at);
+        self.paged_range = range_of(&self.paged);
+        true
+    }
+}
+
+fn range_of(ids: &VecDeque<MessageId>) -> Option<(MessageId, MessageId)> {
+    let low = ids.iter().min()?;
+    let high = ids.iter().max()?;
+    Some((*low, *high))
 }
 
 /// A message waiting to be sent, with the QoS it will be sent at.
@@ -189,6 +241,12 @@ impl OfflineQueue {
         })
     }
 
+    /// Whether `id` is a message this queue took from a page, delivered to it again (see
+    /// [`Spill::paged`]); it is forgotten then.
+    pub(crate) fn take_paged(&mut self, id: MessageId) -> bool {
+        self.spill.as_mut().is_some_and(|s| s.take_paged(id))
+    }
+
     /// The read asked for could not be made: it may be asked for again.
     pub(crate) fn read_failed(&mut self) {
         if let Some(spill) = &mut self.spill {
@@ -224,7 +282,10 @@ impl OfflineQueue {
                 spill.len -= 1;
                 spill.bytes = spill.bytes.saturating_sub(size);
             }
-            if let Some(at) = spill.recent.iter().position(|(r, _)| *r == id) {
+            if !spill.recent.iter().any(|(r, _)| *r == id) {
+                // Not an arrival seen during the read: its delivery may still be on its way.
+                spill.remember_paged(id);
+            } else if let Some(at) = spill.recent.iter().position(|(r, _)| *r == id) {
                 spill.recent.swap_remove(at);
             }
             self.bytes = self.bytes.saturating_add(size);

@@ -196,6 +196,28 @@ impl Run {
         self.check();
     }
 
+    /// Publishes a message whose delivery to the store-backed session is late: appended to
+    /// the store (and given to the reference session) now, handed over by [`arrive`].
+    fn publish_to_store_only(&mut self) -> Arc<Message> {
+        self.now += 1;
+        let m = message(self.published, QoS::AtLeastOnce, self.now);
+        self.published += 1;
+        let _ = self
+            .whole
+            .handle_delivery(m.clone(), QoS::AtLeastOnce, self.now);
+        self.store
+            .enqueue(m.clone(), self.config.max_queued_messages);
+        self.drive();
+        m
+    }
+
+    /// The late delivery of [`publish_to_store_only`] reaches the store-backed session.
+    fn arrive(&mut self, m: Arc<Message>) {
+        self.now += 1;
+        let _ = self.windowed.handle_delivery(m, QoS::AtLeastOnce, self.now);
+        self.drive();
+    }
+
     /// What the driver does after every input: moves entries now in flight out of the
     /// store, takes the drops, and notes a page read asked for.
     fn drive(&mut self) {
@@ -380,4 +402,47 @@ fn a_deep_backlog_is_held_a_window_at_a_time() {
     run.drain();
     assert_eq!(run.windowed_out.len(), 5_000);
     assert_eq!(run.windowed_out, run.whole_out);
+}
+
+/// A message's delivery can reach the session after a page read already returned its stored
+/// entry: the router appends to the store, then hands the delivery to the connection's
+/// inbox, and a page read by the connection meanwhile sees the entry. The late copy must not
+/// be sent as a second new message (at QoS 2 that would be a duplicate, [MQTT-4.3.3-2]).
+#[test]
+fn a_delivery_arriving_after_its_page_is_not_sent_twice() {
+    let config = SessionConfig {
+        inflight_window: 1,
+        max_queued_messages: 100,
+        ..SessionConfig::default()
+    };
+    // Reads answered when the test says (the reference session's queue differs meanwhile).
+    // One in flight, a window of 8 held, three more only in the store: a page will have
+    // room for more entries than the session counts.
+    let mut run = Run::new(config, 8, false);
+    for _ in 0..12 {
+        run.step(&Op::Publish);
+    }
+    // In transit: stored, given to the in-memory reference session, not yet to the
+    // store-backed one.
+    let late = run.publish_to_store_only();
+    // The client acknowledges one at a time: the window runs low and pages are read, the
+    // late message's entry among them.
+    for _ in 0..20 {
+        run.step(&Op::ClientAcks(1));
+        run.step(&Op::AnswerRead);
+    }
+    assert!(
+        run.windowed_out.iter().any(|(id, _)| *id == late.id.0),
+        "the page delivered the late message first: {:?}",
+        run.windowed_out
+    );
+    run.arrive(late.clone());
+    run.drain();
+    let new_sends = run
+        .windowed_out
+        .iter()
+        .filter(|(id, dup)| *id == late.id.0 && !dup)
+        .count();
+    assert_eq!(new_sends, 1, "{:?}", run.windowed_out);
+    assert_eq!(run.windowed.queued_len(), 0);
 }
