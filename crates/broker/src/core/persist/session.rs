@@ -78,11 +78,20 @@ impl Saved {
                 return;
             }
         }
+        // Both lists keep the order messages were first sent in, new ones last: one walk
+        // finds them (an entry out of that order is taken for new, and its `Dequeue` of an
+        // entry already gone changes nothing).
+        let old = self.record.as_deref().map_or(&[][..], |r| &r.inflight[..]);
+        let mut from = 0;
         for entry in &record.inflight {
-            let new = self
-                .record
-                .as_ref()
-                .is_none_or(|old| !old.inflight.iter().any(|o| o.message == entry.message));
+            let found = old[from..].iter().position(|o| o.message == entry.message);
+            let new = match found {
+                Some(at) => {
+                    from += at + 1;
+                    false
+                }
+                None => true,
+            };
             if new && entry.stage == InFlightStage::Published {
                 ops.push(Op::Dequeue {
                     client_id: record.client_id.clone(),
@@ -256,5 +265,63 @@ pub(crate) async fn committed(
         Some(ticket) if persist.done() >= ticket => persist.check(ticket),
         // Boxed: the wait's state would otherwise be part of every connection's future.
         Some(ticket) => Box::pin(persist.wait(ticket)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqgate_codec::{Connect, Packet};
+    use mqgate_session::{MessageId, SessionConfig};
+
+    fn dequeued(ops: &[Op]) -> Vec<u128> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Dequeue { message, .. } => Some(message.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_entries_newly_in_flight_leave_the_stored_queue() {
+        let mut session = Session::new(ByteStr::from_static("c"), SessionConfig::default());
+        let connect = Connect {
+            keep_alive: 60,
+            clean_session: false,
+            ..Connect::default()
+        };
+        let _ = session.connect(&connect, 0).unwrap();
+        let deliver = |session: &mut Session, id: u128| {
+            let message = Arc::new(Message::new(
+                MessageId(id),
+                ByteStr::from_static("t"),
+                bytes::Bytes::from_static(b"x"),
+                QoS::AtLeastOnce,
+                0,
+            ));
+            let _ = session.handle_delivery(message, QoS::AtLeastOnce, 0);
+        };
+        let mut saved = Saved::default();
+        for id in 1..=3 {
+            deliver(&mut session, id);
+        }
+        let mut ops = Vec::new();
+        saved.ops(&session, &mut ops);
+        assert_eq!(dequeued(&ops), [1, 2, 3]);
+        // The second is acknowledged, two more are sent: only those two are new.
+        while session.poll_transmit().is_some() {}
+        let second = session.record().inflight[1].packet_id;
+        session.handle_packet(Packet::PubAck(second), 0).unwrap();
+        for id in 4..=5 {
+            deliver(&mut session, id);
+        }
+        let mut ops = Vec::new();
+        saved.ops(&session, &mut ops);
+        assert_eq!(dequeued(&ops), [4, 5]);
+        // Nothing changed: nothing to save.
+        let mut ops = Vec::new();
+        saved.ops(&session, &mut ops);
+        assert!(ops.is_empty());
     }
 }
