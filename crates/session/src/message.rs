@@ -151,9 +151,13 @@ impl Message {
     }
 
     /// The MQTT 5 Message Expiry Interval a delivery at `now` carries: the whole seconds
-    /// left, rounded up (`None` for a message that does not expire).
+    /// left, rounded up, and never more than the interval the message was published with
+    /// (a `now` a little behind the clock that stamped the message must not lengthen it);
+    /// `None` for a message that does not expire.
     pub fn remaining_expiry_s(&self, now: u64) -> Option<u32> {
-        let left = self.expires_at_ms?.saturating_sub(now);
+        let at = self.expires_at_ms?;
+        let whole = at.saturating_sub(self.published_at_ms);
+        let left = at.saturating_sub(now).min(whole);
         Some(u32::try_from(left.div_ceil(1000)).unwrap_or(u32::MAX))
     }
 }

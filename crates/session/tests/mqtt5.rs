@@ -139,7 +139,8 @@ fn an_expired_queued_message_is_dropped_not_sent() {
     )));
 }
 
-/// The remaining expiry a delivery carries is the whole seconds left, rounded up.
+/// The remaining expiry a delivery carries is the whole seconds left, rounded up, at most
+/// the interval it was published with.
 #[test]
 fn remaining_expiry_rounds_up() {
     let mut m = Message::clone(&message(1, QoS::AtMostOnce, 0));
@@ -148,4 +149,8 @@ fn remaining_expiry_rounds_up() {
     assert_eq!(m.remaining_expiry_s(0), Some(10));
     assert_eq!(m.remaining_expiry_s(8_001), Some(2));
     assert_eq!(m.remaining_expiry_s(20_000), Some(0));
+    // A reading behind the clock that stamped the message does not lengthen the interval.
+    m.published_at_ms = 5_000;
+    m.expires_at_ms = Some(65_000);
+    assert_eq!(m.remaining_expiry_s(4_990), Some(60));
 }

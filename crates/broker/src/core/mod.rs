@@ -173,6 +173,20 @@ impl Core {
         payload: Bytes,
         qos: QoS,
     ) -> Arc<Message> {
+        self.message_with(origin, topic, payload, qos, Bytes::new(), None)
+    }
+
+    /// [`message`](Self::message) with an MQTT 5 PUBLISH's forwarded properties (their wire
+    /// encoding, kept as received) and its Message Expiry Interval in seconds.
+    pub(crate) fn message_with(
+        &self,
+        origin: &ByteStr,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        properties: Bytes,
+        expiry_s: Option<u32>,
+    ) -> Arc<Message> {
         let id = self.router.next_id();
         if let Some(trace) = &self.trace {
             // The moment the message enters the broker: from a device, or from the backend
@@ -184,7 +198,11 @@ impl Core {
                 trace.message(Action::PubMqtt, Info::PubFromMqttClient, origin, id);
             }
         }
-        Arc::new(Message::new(id, topic, payload, qos, unix_time_ms()).with_origin(origin.clone()))
+        let now = unix_time_ms();
+        let mut message = Message::new(id, topic, payload, qos, now).with_origin(origin.clone());
+        message.properties = properties;
+        message.expires_at_ms = expiry_s.map(|s| now.saturating_add(u64::from(s) * 1000));
+        Arc::new(message)
     }
 
     /// Publishes as the broker itself (the embedding API, the HTTP API's `SendMessage`):
