@@ -5,6 +5,7 @@
 //!
 //! Each test quotes the normative statement of the MQTT 5.0 standard it checks.
 
+mod auth_support;
 mod support;
 
 use std::num::NonZeroU32;
@@ -334,6 +335,67 @@ async fn a_refused_client_id_gets_reason_0x85() {
     let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
     assert_eq!(ack.reason, ReasonCode::ClientIdentifierNotValid);
     assert_eq!(raw.recv().await, None, "closed after the CONNACK");
+    broker.shutdown().await;
+}
+
+/// Authentication refusals carry MQTT 5 reason codes: 0x86 (Bad User Name or Password)
+/// and 0x87 (Not authorized) (3.2.2.2); the SUBACK of a filter the client may not
+/// subscribe to carries 0x87 where 3.1.1 gives 0x80 (3.9.3).
+#[tokio::test]
+async fn refusals_carry_mqtt5_reason_codes() {
+    use auth_support::{AK, INSTANCE, LIMITED_AK, LIMITED_SECRET, SECRET};
+    let (store, _registry) = auth_support::seeded_store();
+    let broker = auth_support::start(auth_support::config(""), Some(store)).await;
+    let login = |id: &str, ak: &str, password: String| v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::try_from(id).expect("id"),
+        username: Some(ByteStr::try_from(format!("Signature|{ak}|{INSTANCE}")).expect("name")),
+        password: Some(Bytes::from(password)),
+        ..v5::Connect::default()
+    };
+    let cases = [
+        (
+            login("GID_a@@@d1", AK, "d3Jvbmc=".into()),
+            ReasonCode::BadUserNameOrPassword,
+        ),
+        (
+            login(
+                "GID_nope@@@d1",
+                AK,
+                mqgate_auth::sign_client_id(SECRET, "GID_nope@@@d1"),
+            ),
+            ReasonCode::NotAuthorized,
+        ),
+    ];
+    for (connect, expected) in cases {
+        let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+        assert_eq!(ack.reason, expected);
+        assert!(ack.properties.is_empty());
+        assert_eq!(raw.recv().await, None, "closed after the CONNACK");
+    }
+    let id = "GID_a@@@limited";
+    let connect = login(
+        id,
+        LIMITED_AK,
+        mqgate_auth::sign_client_id(LIMITED_SECRET, id),
+    );
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    let reasons = raw
+        .subscribe(
+            1,
+            &[
+                ("shop/1/cmd", qos(QoS::AtLeastOnce)),
+                ("other/#", qos(QoS::AtLeastOnce)),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        reasons,
+        [ReasonCode::GrantedQoS1, ReasonCode::NotAuthorized]
+    );
     broker.shutdown().await;
 }
 
@@ -794,6 +856,35 @@ async fn a_topic_alias_beyond_the_maximum_gets_disconnect_0x94() {
     raw.send(Packet::Publish(p)).await;
     raw.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
     broker.shutdown().await;
+}
+
+/// Bytes that are not a packet: "Where a Malformed Packet or Protocol Error is detected ...
+/// the Server MAY send a DISCONNECT with reason code 0x81 (Malformed Packet)" (4.13.1)
+/// [MQTT-4.13.1-1] (here a PUBLISH with QoS 3).
+#[tokio::test]
+async fn a_malformed_packet_gets_disconnect_0x81() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "mangler", true, 0).await;
+    raw.stream
+        .write_all(&[0x36, 0x06, 0x00, 0x01, b't', 0x00, 0x01, 0x00])
+        .await
+        .expect("written");
+    raw.expect_disconnect(ReasonCode::MalformedPacket).await;
+    broker.shutdown().await;
+}
+
+/// The broker's own shutdown: DISCONNECT 0x8B (Server shutting down) before it closes.
+#[tokio::test]
+async fn shutdown_sends_disconnect_0x8b() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "stayer", true, 0).await;
+    raw.ping().await;
+    let stopping = tokio::spawn(async move { broker.shutdown().await });
+    raw.expect_disconnect(ReasonCode::ServerShuttingDown).await;
+    timeout(WAIT, stopping)
+        .await
+        .expect("shut down in time")
+        .expect("shutdown task");
 }
 
 /// A packet larger than the broker's Maximum Packet Size: "the Server uses a DISCONNECT
