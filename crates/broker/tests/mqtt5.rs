@@ -9,6 +9,7 @@ mod auth_support;
 mod support;
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +18,7 @@ use mqgate_codec::v5::{
     self, Packet, Publish, RetainHandling, Subscribe, Subscription, SubscriptionOptions,
 };
 use mqgate_codec::{ByteStr, Decoder, PacketId, Properties, Property, PropertyId, QoS, ReasonCode};
+use mqgate_store::{MemoryStore, Store};
 use rumqttc::v5::mqttbytes::v5::{Packet as RPacket, PublishProperties as RProps};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use support::*;
@@ -785,6 +787,86 @@ async fn session_expiry_0_ends_the_session_and_above_0_keeps_it() {
     assert!(present, "expiry 600: the session was kept");
     let got = raw.publish_in().await;
     assert_eq!(&got.payload[..], b"queued");
+    broker.shutdown().await;
+}
+
+/// "The Client and Server MUST store the Session State after the Network Connection is
+/// closed if the Session Expiry Interval is greater than 0" [MQTT-3.1.2-23], and no longer
+/// than that: once it has passed the session ends, its record leaves the store and a new
+/// connection with Clean Start 0 finds none (Session Present 0) [MQTT-3.2.2-2 of MQTT 5].
+#[tokio::test]
+async fn an_offline_session_ends_when_its_expiry_interval_has_passed() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    let (mut raw, _) = Raw5::connect(&broker, "brief", true, 1).await;
+    raw.subscribe(1, &[("brief/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    raw.send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    assert_eq!(raw.recv().await, None);
+    let stored = |id: &str| {
+        store
+            .load_sessions()
+            .expect("load")
+            .iter()
+            .any(|s| &*s.client_id == id)
+    };
+    // Gone within a few sweeps of the second it is kept (bounded: 50 x 100 ms).
+    let mut gone = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !stored("brief") {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the expired session left the store");
+    let (_raw, present) = Raw5::connect(&broker, "brief", false, 1).await;
+    assert!(!present, "the session ended");
+    broker.shutdown().await;
+}
+
+/// The record keeps the MQTT 5 fields: a session with a long Session Expiry Interval is
+/// restored after a restart, and resumed (Session Present 1) [MQTT-3.2.2-3] with its
+/// subscription's identifier.
+#[tokio::test]
+async fn an_expiring_session_survives_a_restart() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    let (mut raw, _) = Raw5::connect(&broker, "durable5", true, 600).await;
+    raw.subscribe(1, &[("d5/t", qos(QoS::AtLeastOnce))], Some(5))
+        .await;
+    raw.send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    assert_eq!(raw.recv().await, None);
+    broker.shutdown().await;
+    let record = store
+        .load_sessions()
+        .expect("load")
+        .into_iter()
+        .find(|s| &*s.client_id == "durable5")
+        .expect("stored");
+    assert_eq!(record.protocol, 5);
+    assert_eq!(record.expiry_interval_s, Some(600));
+    assert!(record.offline_since_ms.is_some());
+    assert_eq!(record.subscriptions[0].identifier, Some(5));
+
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    let (mut raw, present) = Raw5::connect(&broker, "durable5", false, 600).await;
+    assert!(present);
+    let mut publisher = Client::connect(&broker, "d5pub", true).await;
+    publisher
+        .client
+        .publish("d5/t", rumqttc::QoS::AtLeastOnce, false, "again")
+        .await
+        .expect("queued");
+    publisher.acked(1).await;
+    let got = raw.publish_in().await;
+    assert_eq!(&got.payload[..], b"again");
+    assert_eq!(
+        got.properties.subscription_identifiers,
+        [NonZeroU32::MIN.saturating_add(4)]
+    );
     broker.shutdown().await;
 }
 

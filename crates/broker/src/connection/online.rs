@@ -841,6 +841,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             let _ = core.persist.submit(&mut ops);
             self.saved = None;
         }
+        if self.session.expiry_interval_s().is_some() {
+            // MQTT 5: the Session Expiry Interval counts from now (stored with the record).
+            self.session.set_offline_since_ms(Some(monotonic_ms()));
+        }
         let will = self.session.connection_lost(monotonic_ms());
         let clean_session = !self.session.is_persistent();
         let origin = self.session.client_id().clone();

@@ -412,6 +412,29 @@ impl Registry {
         }
     }
 
+    /// Removes and returns the offline sessions whose MQTT 5 Session Expiry Interval has
+    /// passed at `now` (see [`Session::is_expired_at`]); a session online or being taken
+    /// over is never among them.
+    pub(crate) fn take_expired(&self, now: u64) -> Vec<Session> {
+        let mut expired = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            let ids: Vec<Arc<str>> = shard
+                .iter()
+                .filter(|(_, slot)| {
+                    matches!(slot, Slot::Offline(session) if session.is_expired_at(now))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ids {
+                if let Some(Slot::Offline(session)) = shard.remove(&id) {
+                    expired.push(*session);
+                }
+            }
+        }
+        expired
+    }
+
     /// Forgets `client_id` whatever its state (a backend consumer going away).
     pub(crate) fn remove(&self, client_id: &str) {
         self.shard(client_id).lock().remove(client_id);
