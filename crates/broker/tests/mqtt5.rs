@@ -150,6 +150,18 @@ impl Raw5 {
         }
     }
 
+    /// A QoS 0 PUBLISH with a Topic Alias (and `topic`, empty to use the alias).
+    async fn publish_aliased(&mut self, topic: &str, alias: u16, payload: &'static [u8]) {
+        let mut p = Publish::new(
+            QoS::AtMostOnce,
+            None,
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(payload),
+        );
+        p.properties.topic_alias = Some(alias.try_into().expect("non-zero"));
+        self.send(Packet::Publish(p)).await;
+    }
+
     async fn publish(&mut self, topic: &str, payload: &'static [u8], retain: bool) {
         let mut p = Publish::new(
             QoS::AtMostOnce,
@@ -313,6 +325,7 @@ async fn connack_announces_what_the_broker_supports_and_assigns_an_id() {
     assert_eq!(int(PropertyId::WildcardSubscriptionAvailable), Some(1));
     assert_eq!(int(PropertyId::SubscriptionIdentifierAvailable), Some(1));
     assert_eq!(int(PropertyId::SharedSubscriptionAvailable), Some(0));
+    assert_eq!(int(PropertyId::TopicAliasMaximum), Some(64));
     assert_eq!(int(PropertyId::MaximumPacketSize), Some(1024 * 1024));
     assert!(!p.contains(PropertyId::MaximumQoS), "QoS 2 is the default");
     let assigned = p
@@ -704,6 +717,91 @@ async fn retain_handling_decides_whether_retained_messages_are_sent() {
     broker.shutdown().await;
 }
 
+/// "If the value of Retain As Published subscription option is set to 0, the Server MUST
+/// set the RETAIN flag to 0 when forwarding an Application Message regardless of how the
+/// RETAIN flag was set in the received PUBLISH packet" [MQTT-3.3.1-12]; "If the value of
+/// Retain As Published subscription option is set to 1, the Server MUST set the RETAIN flag
+/// equal to the RETAIN flag in the received PUBLISH packet" [MQTT-3.3.1-13].
+#[tokio::test]
+async fn retain_as_published_keeps_the_retain_flag_for_that_subscription_only() {
+    let broker = start().await;
+    let (mut rap, _) = Raw5::connect(&broker, "rap", true, 0).await;
+    let keep = SubscriptionOptions {
+        retain_as_published: true,
+        ..qos(QoS::AtMostOnce)
+    };
+    rap.subscribe(1, &[("rap/t", keep)], None).await;
+    let (mut plain, _) = Raw5::connect(&broker, "plain", true, 0).await;
+    plain
+        .subscribe(1, &[("rap/t", qos(QoS::AtMostOnce))], None)
+        .await;
+    let (mut publisher, _) = Raw5::connect(&broker, "rapper", true, 0).await;
+    publisher.publish("rap/t", b"kept", true).await;
+    publisher.publish("rap/t", b"live", false).await;
+    let flags = |p: Publish| (p.payload, p.retain);
+    assert_eq!(
+        flags(rap.publish_in().await),
+        (Bytes::from_static(b"kept"), true)
+    );
+    assert_eq!(
+        flags(rap.publish_in().await),
+        (Bytes::from_static(b"live"), false)
+    );
+    assert_eq!(
+        flags(plain.publish_in().await),
+        (Bytes::from_static(b"kept"), false)
+    );
+    assert_eq!(
+        flags(plain.publish_in().await),
+        (Bytes::from_static(b"live"), false)
+    );
+    broker.shutdown().await;
+}
+
+/// "The Server MUST NOT send more than Receive Maximum QoS 1 and QoS 2 PUBLISH packets
+/// for which it has not received PUBACK, PUBCOMP, or PUBREC with a Reason Code of 128 or
+/// greater from the Client" [MQTT-3.3.4-9]: with Receive Maximum 2, two arrive, the third
+/// after an acknowledgement.
+#[tokio::test]
+async fn the_clients_receive_maximum_bounds_what_is_in_flight() {
+    let broker = start().await;
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static("narrow"),
+        properties: Properties::build([Property::TwoByteInt(PropertyId::ReceiveMaximum, 2)])
+            .expect("properties"),
+        ..v5::Connect::default()
+    };
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    raw.subscribe(1, &[("rm/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    let mut publisher = Client::connect(&broker, "rmpub", true).await;
+    for n in 0..3u8 {
+        publisher
+            .client
+            .publish("rm/t", rumqttc::QoS::AtLeastOnce, false, vec![n])
+            .await
+            .expect("queued");
+    }
+    publisher.acked(3).await;
+    let first = raw.publish_in().await;
+    let second = raw.publish_in().await;
+    assert_eq!(
+        (&first.payload[..], &second.payload[..]),
+        (&[0u8][..], &[1u8][..])
+    );
+    raw.expect_nothing(Duration::from_millis(300)).await;
+    raw.send(Packet::PubAck(v5::Ack::success(
+        first.packet_id.expect("QoS 1"),
+    )))
+    .await;
+    let third = raw.publish_in().await;
+    assert_eq!(&third.payload[..], &[2u8]);
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ DISCONNECT and the will
 
 /// "On receipt of DISCONNECT with a Reason Code of 0x00 (Success) the Server MUST discard
@@ -921,22 +1019,130 @@ async fn a_silent_client_gets_disconnect_0x8d() {
     broker.shutdown().await;
 }
 
-/// A Topic Alias when the CONNACK allowed none: "A Topic Alias value of 0 or greater than
-/// the Maximum Topic Alias is a Protocol Error ... the receiver uses DISCONNECT with Reason
-/// Code of 0x94 (Topic Alias invalid)" [MQTT-3.3.2-8 and 3.3.2.3.4].
+/// "A Topic Alias value of 0 or greater than the Maximum Topic Alias is a Protocol Error
+/// ... the receiver uses DISCONNECT with Reason Code of 0x94 (Topic Alias invalid)"
+/// [MQTT-3.3.2-8 and 3.3.2.3.4]; the broker announces 64.
 #[tokio::test]
 async fn a_topic_alias_beyond_the_maximum_gets_disconnect_0x94() {
     let broker = start().await;
     let (mut raw, _) = Raw5::connect(&broker, "aliaser", true, 0).await;
-    let mut p = Publish::new(
-        QoS::AtMostOnce,
-        None,
-        ByteStr::from_static("ta/t"),
-        Bytes::from_static(b"x"),
-    );
-    p.properties.topic_alias = Some(1.try_into().expect("non-zero"));
-    raw.send(Packet::Publish(p)).await;
+    raw.publish_aliased("ta/t", 65, b"x").await;
     raw.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
+    broker.shutdown().await;
+}
+
+/// "If the Topic Name has length zero and there is no Topic Alias mapping for the Topic
+/// Alias, it is a Protocol Error" (3.3.4): DISCONNECT 0x82.
+#[tokio::test]
+async fn an_alias_used_before_it_was_set_gets_disconnect_0x82() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "unset", true, 0).await;
+    raw.publish_aliased("", 3, b"x").await;
+    raw.expect_disconnect(ReasonCode::ProtocolError).await;
+    broker.shutdown().await;
+}
+
+/// "A sender can modify the Topic Alias mapping by sending another PUBLISH in the same
+/// Network Connection with the same Topic Alias value and a different non-zero length Topic
+/// Name" (3.3.2.3.4); a PUBLISH with a zero-length Topic Name and the alias uses the
+/// mapping: a 3.1.1 subscriber gets every message under its full topic name.
+#[tokio::test]
+async fn topic_aliases_from_the_client_name_the_topic() {
+    let broker = start().await;
+    let mut sub = Client::connect(&broker, "aliasee", true).await;
+    subscribe(&mut sub, "al/#", rumqttc::QoS::AtMostOnce).await;
+    let (mut raw, _) = Raw5::connect(&broker, "aliasing", true, 0).await;
+    raw.publish_aliased("al/one", 1, b"1").await;
+    raw.publish_aliased("", 1, b"2").await;
+    raw.publish_aliased("al/two", 1, b"3").await;
+    raw.publish_aliased("", 1, b"4").await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let p = sub.next().await;
+        got.push((p.topic.clone(), p.payload.to_vec()));
+    }
+    let want = [
+        ("al/one", b"1"),
+        ("al/one", b"2"),
+        ("al/two", b"3"),
+        ("al/two", b"4"),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(t, p)| (t.to_string(), p.to_vec()))
+        .collect();
+    assert_eq!(got, want);
+    broker.shutdown().await;
+}
+
+/// "The Client uses [Topic Alias Maximum] to limit the number of Topic Aliases that it is
+/// willing to hold"; "The Server MUST NOT send a Topic Alias in a PUBLISH packet to the
+/// Client greater than this value" [MQTT-3.1.2-26]. With 1: the first topic gets alias 1
+/// (sent with its name, then as the alias alone), a second topic goes out in full.
+#[tokio::test]
+async fn the_broker_sends_topic_aliases_up_to_the_clients_maximum() {
+    let broker = start().await;
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static("aliased"),
+        properties: Properties::build([Property::TwoByteInt(PropertyId::TopicAliasMaximum, 1)])
+            .expect("properties"),
+        ..v5::Connect::default()
+    };
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    raw.subscribe(1, &[("ob/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let publisher = Client::connect(&broker, "obpub", true).await;
+    for topic in ["ob/x", "ob/x", "ob/y", "ob/x"] {
+        publisher
+            .client
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, "p")
+            .await
+            .expect("queued");
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let p = raw.publish_in().await;
+        got.push((
+            p.topic.to_string(),
+            p.properties.topic_alias.map(|a| a.get()),
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            ("ob/x".to_string(), Some(1)),
+            (String::new(), Some(1)),
+            ("ob/y".to_string(), None),
+            (String::new(), Some(1)),
+        ]
+    );
+    // rumqttc's v5 client takes them (it stays connected and acknowledges nothing wrong);
+    // it hands out the packets as they came, the alias not resolved.
+    let addr = tcp_addr(&broker);
+    let mut options = MqttOptions::new("aliased-rumqttc", addr.ip().to_string(), addr.port());
+    options.set_topic_alias_max(Some(2));
+    let mut sub5 = Client5::with_options(options).await;
+    sub5.subscribe("ob/#", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
+        .await;
+    for topic in ["ob/x", "ob/x", "ob/y"] {
+        publisher
+            .client
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, "q")
+            .await
+            .expect("queued");
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let p = sub5.next().await;
+        let alias = p.properties.and_then(|props| props.topic_alias);
+        seen.push((String::from_utf8_lossy(&p.topic).into_owned(), alias));
+    }
+    let want = [("ob/x", Some(1)), ("", Some(1)), ("ob/y", Some(2))];
+    let want: Vec<_> = want.iter().map(|(t, a)| (t.to_string(), *a)).collect();
+    assert_eq!(seen, want);
     broker.shutdown().await;
 }
 

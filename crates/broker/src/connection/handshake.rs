@@ -60,10 +60,7 @@ where
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(AnyPacket::V3(Packet::Connect(connect))))) => Ok((connect, None)),
         Ok(Ok(Some(AnyPacket::V5(wire5::Packet::Connect(connect))))) => match v5::terms(&connect) {
-            Ok(terms) => Ok((
-                Box::new(terms.connect),
-                Some((terms.expiry_s, terms.client_max_packet)),
-            )),
+            Ok((as_v3, terms)) => Ok((Box::new(as_v3), Some(terms))),
             Err(code) => {
                 tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT 5 CONNECT refused");
                 refuse_v5(io, &ctx, code).await;
@@ -164,10 +161,6 @@ fn refusal_info(code: ConnectReturnCode) -> Info {
     }
 }
 
-/// What an MQTT 5 CONNECT adds to its 3.1.1 fields: the Session Expiry Interval and the
-/// client's Maximum Packet Size.
-type V5Terms = (u32, Option<u32>);
-
 /// Accepts `connect` (the 3.1.1 fields of an MQTT 5 CONNECT when `v5_terms` is given, Clean
 /// Start as `clean_session`) or says which CONNACK code refuses it, and why.
 async fn accept<S>(
@@ -175,7 +168,7 @@ async fn accept<S>(
     peer: SocketAddr,
     ctx: &Arc<ConnCtx>,
     connect: &Connect,
-    v5_terms: Option<V5Terms>,
+    v5_terms: Option<v5::ClientTerms>,
 ) -> Result<Online<S>, Refusal<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -184,7 +177,7 @@ where
     // session outlives the connection.
     let clean_start = connect.clean_session;
     let persistent = match v5_terms {
-        Some((expiry_s, _)) => expiry_s > 0,
+        Some(terms) => terms.expiry_s > 0,
         None => !connect.clean_session,
     };
     let Some(client_id) = client_id(ctx, connect, v5_terms.is_some()) else {
@@ -248,7 +241,13 @@ where
     }
     let mut session =
         stored.unwrap_or_else(|| Box::new(Session::new(client_id, ctx.session_config)));
-    session.set_config(ctx.session_config);
+    let mut config = ctx.session_config;
+    if let Some(receive_maximum) = v5_terms.and_then(|t| t.receive_maximum) {
+        // MQTT 5 flow control: no more QoS 1 and 2 PUBLISHes unacknowledged than the client
+        // takes (MQTT-3.3.4-7).
+        config.inflight_window = config.inflight_window.min(receive_maximum);
+    }
+    session.set_config(config);
     if clean_start {
         // The stored state is discarded by `connect`; its subscriptions leave the trie too.
         let old = session.subscriptions().to_vec();
@@ -261,7 +260,8 @@ where
         let _ = core.persist.submit(&mut ops);
     }
     let mut v5_state = None;
-    if let Some((expiry_s, client_max_packet)) = v5_terms {
+    if let Some(terms) = v5_terms {
+        let (expiry_s, client_max_packet) = (terms.expiry_s, terms.client_max_packet);
         session.set_protocol(wire5::PROTOCOL_LEVEL);
         session.set_expiry_interval_s(Some(expiry_s));
         let announce = v5::Announce {
@@ -284,6 +284,7 @@ where
             }),
             connect_expiry_s: expiry_s,
             client_max_packet,
+            outbound_alias_max: terms.topic_alias_max,
             ..V5State::default()
         }));
     } else {

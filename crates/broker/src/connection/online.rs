@@ -305,6 +305,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 // No Local on every subscription that matches (MQTT-3.8.3-3).
                 return;
             }
+            if delivery.published_retained
+                && !delivery.message.retain
+                && v5::retains_as_published(self.session.subscriptions(), &delivery.message.topic)
+            {
+                // Retain As Published: this receiver's own copy with RETAIN set
+                // (MQTT-3.3.1-13); every other receiver shares the message with it clear.
+                let copy = Message {
+                    retain: true,
+                    ..Message::clone(&delivery.message)
+                };
+                delivery.message = Arc::new(copy);
+            }
         }
         if let (true, Some(frame)) = (delivery.is_qos0(), delivery.frame.take()) {
             // QoS 0 to a connected client: the session would only pass it on, so the shared

@@ -7,14 +7,14 @@
 //! A 3.1.1 connection never reaches this module: its packets go to the session and back to
 //! the wire as they are.
 
-use std::collections::VecDeque;
-use std::num::NonZeroU32;
+use std::collections::{HashMap, VecDeque};
+use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 
 use mqgate_codec::v5::{self, RetainHandling, SubscriptionOptions};
 use mqgate_codec::{
-    Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol, Publish, QoS,
-    ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
+    ByteStr, Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol,
+    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
 };
 use mqgate_session::{Message, Session, Subscription};
 use mqgate_topic::TopicFilter;
@@ -38,7 +38,17 @@ pub(crate) struct V5State {
     pub(crate) suback_refusals: VecDeque<(PacketId, Vec<ReasonCode>)>,
     /// Largest packet the client accepts (CONNECT's Maximum Packet Size).
     pub(crate) client_max_packet: Option<u32>,
+    /// The topics of the aliases the client set, alias 1 first (at most
+    /// [`TOPIC_ALIAS_MAXIMUM`]).
+    pub(crate) inbound_aliases: Vec<Option<ByteStr>>,
+    /// How many aliases the client takes (its Topic Alias Maximum; 0: none).
+    pub(crate) outbound_alias_max: u16,
+    /// The aliases the broker set for topics it sent, first come first served.
+    pub(crate) outbound_aliases: HashMap<ByteStr, NonZeroU16>,
 }
+
+/// The Topic Alias Maximum the broker announces: how many aliases a client may set.
+pub(crate) const TOPIC_ALIAS_MAXIMUM: u16 = 64;
 
 /// The MQTT 5 part of a SUBSCRIBE: each filter's options and the identifier.
 #[derive(Debug)]
@@ -57,20 +67,23 @@ pub(crate) struct Announce {
     pub(crate) max_packet_size: u32,
 }
 
-/// The terms of an MQTT 5 CONNECT as the rest of the connection uses them: a 3.1.1
-/// CONNECT (its fields as the authenticator and the registry read them) and what MQTT 5 adds.
-pub(crate) struct Terms {
-    /// The CONNECT as 3.1.1 fields; `clean_session` is Clean Start.
-    pub(crate) connect: Connect,
+/// What an MQTT 5 CONNECT asks for beyond its 3.1.1 fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientTerms {
     /// Session Expiry Interval (0 when absent).
     pub(crate) expiry_s: u32,
     /// Largest packet the client accepts.
     pub(crate) client_max_packet: Option<u32>,
+    /// Most QoS 1 and 2 PUBLISHes the client takes unacknowledged (its Receive Maximum).
+    pub(crate) receive_maximum: Option<u16>,
+    /// How many topic aliases the client takes (its Topic Alias Maximum; 0 when absent).
+    pub(crate) topic_alias_max: u16,
 }
 
-/// Reads an MQTT 5 CONNECT; `Err` with the reason code of a CONNECT the broker refuses
-/// for what it asks (enhanced authentication, a will to an alias).
-pub(crate) fn terms(connect: &v5::Connect) -> Result<Terms, ReasonCode> {
+/// Reads an MQTT 5 CONNECT as a 3.1.1 CONNECT (its fields as the authenticator and the
+/// registry read them; `clean_session` is Clean Start) and what MQTT 5 adds; `Err` with the
+/// reason code of a CONNECT the broker refuses for what it asks (enhanced authentication).
+pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), ReasonCode> {
     if connect
         .properties
         .contains(PropertyId::AuthenticationMethod)
@@ -84,19 +97,26 @@ pub(crate) fn terms(connect: &v5::Connect) -> Result<Terms, ReasonCode> {
         qos: w.qos,
         retain: w.retain,
     });
-    Ok(Terms {
-        connect: Connect {
-            protocol: Protocol::V311,
-            clean_session: connect.clean_start,
-            keep_alive: connect.keep_alive,
-            client_id: connect.client_id.clone(),
-            will,
-            username: connect.username.clone(),
-            password: connect.password.clone(),
+    let as_v3 = Connect {
+        protocol: Protocol::V311,
+        clean_session: connect.clean_start,
+        keep_alive: connect.keep_alive,
+        client_id: connect.client_id.clone(),
+        will,
+        username: connect.username.clone(),
+        password: connect.password.clone(),
+    };
+    Ok((
+        as_v3,
+        ClientTerms {
+            expiry_s: int(PropertyId::SessionExpiryInterval).unwrap_or(0),
+            client_max_packet: int(PropertyId::MaximumPacketSize),
+            receive_maximum: int(PropertyId::ReceiveMaximum).and_then(|n| u16::try_from(n).ok()),
+            topic_alias_max: int(PropertyId::TopicAliasMaximum)
+                .and_then(|n| u16::try_from(n).ok())
+                .unwrap_or(0),
         },
-        expiry_s: int(PropertyId::SessionExpiryInterval).unwrap_or(0),
-        client_max_packet: int(PropertyId::MaximumPacketSize),
-    })
+    ))
 }
 
 /// The MQTT 5 reason code of a refused CONNECT, from the 3.1.1 return code the
@@ -126,6 +146,7 @@ pub(crate) fn connack_properties(
         Property::Byte(PropertyId::WildcardSubscriptionAvailable, 1),
         Property::Byte(PropertyId::SubscriptionIdentifierAvailable, 1),
         Property::Byte(PropertyId::SharedSubscriptionAvailable, 0),
+        Property::TwoByteInt(PropertyId::TopicAliasMaximum, TOPIC_ALIAS_MAXIMUM),
     ];
     if let Some(id) = assigned {
         props.push(Property::Utf8(PropertyId::AssignedClientIdentifier, id));
@@ -145,14 +166,11 @@ pub(crate) fn inbound(
 ) -> Result<(), CloseReason> {
     let as_v3 = match packet {
         v5::Packet::Publish(p) => {
-            if p.properties.topic_alias.is_some() {
-                // The CONNACK announced Topic Alias Maximum 0 (by leaving it out).
-                return Err(CloseReason::ProtocolV5(
-                    ReasonCode::TopicAliasInvalid,
-                    "topic alias sent, none allowed",
-                ));
-            }
-            let mut publish = Publish::new(p.qos, p.packet_id, p.topic, p.payload);
+            let topic = match p.properties.topic_alias {
+                None => p.topic,
+                Some(alias) => aliased_topic(state, alias, p.topic)?,
+            };
+            let mut publish = Publish::new(p.qos, p.packet_id, topic, p.payload);
             publish.dup = p.dup;
             publish.retain = p.retain;
             return session
@@ -230,6 +248,36 @@ pub(crate) fn inbound(
         .map_err(CloseReason::Protocol)
 }
 
+/// The topic of a PUBLISH with a Topic Alias: a topic name sets the alias, an empty one
+/// uses it (MQTT 5.0 3.3.2.3.4).
+fn aliased_topic(
+    state: &mut V5State,
+    alias: NonZeroU16,
+    topic: ByteStr,
+) -> Result<ByteStr, CloseReason> {
+    if alias.get() > TOPIC_ALIAS_MAXIMUM {
+        return Err(CloseReason::ProtocolV5(
+            ReasonCode::TopicAliasInvalid,
+            "topic alias above the maximum",
+        ));
+    }
+    let slot = usize::from(alias.get() - 1);
+    if state.inbound_aliases.len() <= slot {
+        state.inbound_aliases.resize(slot + 1, None);
+    }
+    if !topic.is_empty() {
+        // Owned: the alias outlives the packet it came in.
+        state.inbound_aliases[slot] = Some(topic.detached());
+        return Ok(topic);
+    }
+    state.inbound_aliases[slot]
+        .clone()
+        .ok_or(CloseReason::ProtocolV5(
+            ReasonCode::ProtocolError,
+            "topic alias used before it was set",
+        ))
+}
+
 /// The MQTT 5 form of a packet the session sends; `None` for one that is not written (a
 /// PUBLISH larger than the client accepts).
 pub(crate) fn outbound(
@@ -248,12 +296,15 @@ pub(crate) fn outbound(
         }
         Packet::Publish(p) => {
             let publish = publish(p, message.as_deref(), subscriptions, client_id, now);
-            let packet = v5::Packet::Publish(publish);
+            let mut packet = v5::Packet::Publish(publish);
             if let (Some(max), Ok(len)) = (state.client_max_packet, packet.encoded_len()) {
                 if len > usize::try_from(max).unwrap_or(usize::MAX) {
                     // MQTT-3.1.2-25: not sent; the session counts it as sent.
                     return None;
                 }
+            }
+            if let v5::Packet::Publish(publish) = &mut packet {
+                alias_outbound(state, publish);
             }
             packet
         }
@@ -296,6 +347,30 @@ pub(crate) fn outbound(
         | Packet::PingReq
         | Packet::Disconnect => return None,
     })
+}
+
+/// Gives `publish` the alias of its topic, as far as the client takes aliases: a topic
+/// already aliased goes out as the alias alone (an empty topic name), a new one sets the
+/// next free alias; once all are taken, other topics go out in full.
+fn alias_outbound(state: &mut V5State, publish: &mut v5::Publish) {
+    if state.outbound_alias_max == 0 {
+        return;
+    }
+    if let Some(&alias) = state.outbound_aliases.get(&*publish.topic) {
+        publish.properties.topic_alias = Some(alias);
+        publish.topic = ByteStr::from_static("");
+        return;
+    }
+    let next = u16::try_from(state.outbound_aliases.len() + 1).unwrap_or(u16::MAX);
+    if next > state.outbound_alias_max {
+        return;
+    }
+    if let Some(alias) = NonZeroU16::new(next) {
+        state
+            .outbound_aliases
+            .insert(publish.topic.detached(), alias);
+        publish.properties.topic_alias = Some(alias);
+    }
 }
 
 /// Removes and returns the entry of `id` (normally the first).
@@ -350,6 +425,14 @@ pub(crate) fn delivered_to_self(subscriptions: &[Subscription], topic: &str) -> 
     subscriptions
         .iter()
         .any(|s| !s.no_local && filter_matches(&s.filter, topic))
+}
+
+/// Whether a message published with RETAIN set keeps it for this client: a subscription
+/// with Retain As Published matches its topic (MQTT-3.3.1-12, -13).
+pub(crate) fn retains_as_published(subscriptions: &[Subscription], topic: &str) -> bool {
+    subscriptions
+        .iter()
+        .any(|s| s.retain_as_published && filter_matches(&s.filter, topic))
 }
 
 /// Whether the retained messages of a new subscription are sent, by its Retain Handling

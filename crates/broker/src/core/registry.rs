@@ -38,6 +38,10 @@ pub(crate) struct Delivery {
     /// delivery is not QoS 0, or when it is the message's only QoS 0 delivery (its receiver
     /// encodes it).
     pub(crate) frame: Option<Arc<Bytes>>,
+    /// The PUBLISH was sent with RETAIN set: an MQTT 5 subscription with Retain As
+    /// Published gets it with RETAIN set (the message itself has it clear, as every other
+    /// receiver sees it).
+    pub(crate) published_retained: bool,
 }
 
 impl Delivery {
