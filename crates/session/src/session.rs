@@ -61,11 +61,6 @@ impl Subscription {
             identifier: None,
         }
     }
-
-    /// Whether any MQTT 5 option or an identifier is set.
-    pub fn has_v5_options(&self) -> bool {
-        self.no_local || self.retain_as_published || self.identifier.is_some()
-    }
 }
 
 // serde's `skip_serializing_if` takes a reference.
