@@ -802,6 +802,47 @@ async fn the_clients_receive_maximum_bounds_what_is_in_flight() {
     broker.shutdown().await;
 }
 
+/// A PUBREC with a Reason Code of 0x80 or greater ends the QoS 2 flow: the sender
+/// treats the packet id as free and sends no PUBREL [MQTT-4.3.3-4, 4.3.3 of MQTT 5]. The
+/// broker sends the next message under the freed window slot, and no PUBREL for it.
+#[tokio::test]
+async fn a_refusing_pubrec_ends_the_flow_without_pubrel() {
+    let broker = start().await;
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static("refuser"),
+        properties: Properties::build([Property::TwoByteInt(PropertyId::ReceiveMaximum, 1)])
+            .expect("properties"),
+        ..v5::Connect::default()
+    };
+    let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
+    raw.subscribe(1, &[("rr/t", qos(QoS::ExactlyOnce))], None)
+        .await;
+    let mut publisher = Client::connect(&broker, "rrpub", true).await;
+    for n in 0..2u8 {
+        publisher
+            .client
+            .publish("rr/t", rumqttc::QoS::ExactlyOnce, false, vec![n])
+            .await
+            .expect("queued");
+    }
+    publisher.acked(2).await;
+    let first = raw.publish_in().await;
+    assert_eq!(&first.payload[..], &[0u8]);
+    raw.send(Packet::PubRec(v5::Ack {
+        packet_id: first.packet_id.expect("QoS 2"),
+        reason: ReasonCode::QuotaExceeded,
+        properties: Properties::new(),
+    }))
+    .await;
+    // The next packet is the second message, not a PUBREL.
+    let second = raw.publish_in().await;
+    assert_eq!(&second.payload[..], &[1u8]);
+    raw.ping().await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ DISCONNECT and the will
 
 /// "On receipt of DISCONNECT with a Reason Code of 0x00 (Success) the Server MUST discard

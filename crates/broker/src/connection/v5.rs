@@ -45,6 +45,9 @@ pub(crate) struct V5State {
     pub(crate) outbound_alias_max: u16,
     /// The aliases the broker set for topics it sent, first come first served.
     pub(crate) outbound_aliases: HashMap<ByteStr, NonZeroU16>,
+    /// Packet ids whose PUBREL the session queued after a PUBREC with an error reason: not
+    /// written (the client ended the flow).
+    pub(crate) unsent_pubrels: Vec<PacketId>,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -178,6 +181,16 @@ pub(crate) fn inbound(
                 .map_err(CloseReason::Protocol);
         }
         v5::Packet::PubAck(a) => Packet::PubAck(a.packet_id),
+        v5::Packet::PubRec(a) if a.reason.is_error() => {
+            // The client refused the message: the flow ends here, without PUBREL (MQTT 5.0
+            // 4.3.3). The session completes it as if PUBREL and PUBCOMP had passed, and the
+            // PUBREL it queues is not written.
+            session
+                .handle_packet(Packet::PubRec(a.packet_id), now)
+                .map_err(CloseReason::Protocol)?;
+            state.unsent_pubrels.push(a.packet_id);
+            Packet::PubComp(a.packet_id)
+        }
         v5::Packet::PubRec(a) => Packet::PubRec(a.packet_id),
         v5::Packet::PubRel(a) => Packet::PubRel(a.packet_id),
         v5::Packet::PubComp(a) => Packet::PubComp(a.packet_id),
@@ -310,7 +323,13 @@ pub(crate) fn outbound(
         }
         Packet::PubAck(id) => v5::Packet::PubAck(v5::Ack::success(id)),
         Packet::PubRec(id) => v5::Packet::PubRec(v5::Ack::success(id)),
-        Packet::PubRel(id) => v5::Packet::PubRel(v5::Ack::success(id)),
+        Packet::PubRel(id) => {
+            if let Some(at) = state.unsent_pubrels.iter().position(|p| *p == id) {
+                state.unsent_pubrels.swap_remove(at);
+                return None;
+            }
+            v5::Packet::PubRel(v5::Ack::success(id))
+        }
         Packet::PubComp(id) => v5::Packet::PubComp(v5::Ack::success(id)),
         Packet::SubAck(ack) => {
             let refusals = take_by_id(&mut state.suback_refusals, ack.packet_id);
