@@ -200,6 +200,17 @@ impl Raw5 {
     }
 }
 
+/// A clean-start CONNECT as `id` with keep-alive 30 and `properties`.
+fn with_properties<const N: usize>(id: &'static str, properties: [Property<'_>; N]) -> v5::Connect {
+    v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static(id),
+        properties: Properties::build(properties).expect("properties"),
+        ..v5::Connect::default()
+    }
+}
+
 fn pid(n: u16) -> PacketId {
     PacketId::new(n).expect("non-zero")
 }
@@ -765,14 +776,10 @@ async fn retain_as_published_keeps_the_retain_flag_for_that_subscription_only() 
 #[tokio::test]
 async fn the_clients_receive_maximum_bounds_what_is_in_flight() {
     let broker = start().await;
-    let connect = v5::Connect {
-        clean_start: true,
-        keep_alive: 30,
-        client_id: ByteStr::from_static("narrow"),
-        properties: Properties::build([Property::TwoByteInt(PropertyId::ReceiveMaximum, 2)])
-            .expect("properties"),
-        ..v5::Connect::default()
-    };
+    let connect = with_properties(
+        "narrow",
+        [Property::TwoByteInt(PropertyId::ReceiveMaximum, 2)],
+    );
     let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
     assert_eq!(ack.reason, ReasonCode::Success);
     raw.subscribe(1, &[("rm/t", qos(QoS::AtLeastOnce))], None)
@@ -808,14 +815,10 @@ async fn the_clients_receive_maximum_bounds_what_is_in_flight() {
 #[tokio::test]
 async fn a_refusing_pubrec_ends_the_flow_without_pubrel() {
     let broker = start().await;
-    let connect = v5::Connect {
-        clean_start: true,
-        keep_alive: 30,
-        client_id: ByteStr::from_static("refuser"),
-        properties: Properties::build([Property::TwoByteInt(PropertyId::ReceiveMaximum, 1)])
-            .expect("properties"),
-        ..v5::Connect::default()
-    };
+    let connect = with_properties(
+        "refuser",
+        [Property::TwoByteInt(PropertyId::ReceiveMaximum, 1)],
+    );
     let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
     raw.subscribe(1, &[("rr/t", qos(QoS::ExactlyOnce))], None)
         .await;
@@ -839,6 +842,38 @@ async fn a_refusing_pubrec_ends_the_flow_without_pubrel() {
     // The next packet is the second message, not a PUBREL.
     let second = raw.publish_in().await;
     assert_eq!(&second.payload[..], &[1u8]);
+    raw.ping().await;
+    broker.shutdown().await;
+}
+
+/// "Where a Packet is too large to send, the Server MUST discard it without sending it and
+/// then behave as if it had completed sending that Application Message" [MQTT-3.1.2-25]:
+/// with the client's Maximum Packet Size 64 and Receive Maximum 1, a QoS 1 message of 100
+/// bytes is not sent and the next one is.
+#[tokio::test]
+async fn a_publish_larger_than_the_client_accepts_is_skipped() {
+    let broker = start().await;
+    let connect = with_properties(
+        "small",
+        [
+            Property::FourByteInt(PropertyId::MaximumPacketSize, 64),
+            Property::TwoByteInt(PropertyId::ReceiveMaximum, 1),
+        ],
+    );
+    let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
+    raw.subscribe(1, &[("big/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    let mut publisher = Client::connect(&broker, "bigpub", true).await;
+    for payload in [vec![1u8; 100], vec![2u8; 4]] {
+        publisher
+            .client
+            .publish("big/t", rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queued");
+    }
+    publisher.acked(2).await;
+    let got = raw.publish_in().await;
+    assert_eq!(&got.payload[..], &[2u8; 4]);
     raw.ping().await;
     broker.shutdown().await;
 }
@@ -1123,14 +1158,10 @@ async fn topic_aliases_from_the_client_name_the_topic() {
 #[tokio::test]
 async fn the_broker_sends_topic_aliases_up_to_the_clients_maximum() {
     let broker = start().await;
-    let connect = v5::Connect {
-        clean_start: true,
-        keep_alive: 30,
-        client_id: ByteStr::from_static("aliased"),
-        properties: Properties::build([Property::TwoByteInt(PropertyId::TopicAliasMaximum, 1)])
-            .expect("properties"),
-        ..v5::Connect::default()
-    };
+    let connect = with_properties(
+        "aliased",
+        [Property::TwoByteInt(PropertyId::TopicAliasMaximum, 1)],
+    );
     let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
     assert_eq!(ack.reason, ReasonCode::Success);
     raw.subscribe(1, &[("ob/#", qos(QoS::AtMostOnce))], None)

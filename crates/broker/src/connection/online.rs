@@ -254,7 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         persist::committed(persist, ticket).await?;
         let limit = self.ctx.core.waits.backpressure;
         if self.v5.is_some() {
-            self.queue_v5();
+            self.queue_v5()?;
             self.io.send(limit).await?;
             return Ok(());
         }
@@ -265,19 +265,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         Ok(())
     }
 
-    /// Queues what the session has to send, written as MQTT 5.
-    fn queue_v5(&mut self) {
+    /// Queues what the session has to send, written as MQTT 5. A PUBLISH too large for the
+    /// client is completed in the session instead, which may release more (bounded: each
+    /// round completes at least one of the window's messages).
+    fn queue_v5(&mut self) -> Result<(), CloseReason> {
         let Some(state) = &mut self.v5 else {
-            return;
+            return Ok(());
         };
         let now = monotonic_ms();
-        let session = &mut self.session;
-        let packets: Vec<_> = std::iter::from_fn(|| session.poll_transmit_with_message()).collect();
-        let (subscriptions, client) = (session.subscriptions(), session.client_id());
-        self.io
-            .queue(packets.into_iter().filter_map(|(packet, message)| {
-                v5::outbound(state, subscriptions, client, packet, message, now)
-            }));
+        loop {
+            let session = &mut self.session;
+            let packets: Vec<_> =
+                std::iter::from_fn(|| session.poll_transmit_with_message()).collect();
+            let (subscriptions, client) = (session.subscriptions(), session.client_id());
+            self.io
+                .queue(packets.into_iter().filter_map(|(packet, message)| {
+                    v5::outbound(state, subscriptions, client, packet, message, now)
+                }));
+            if !v5::complete_unsent(state, &mut self.session, now)? {
+                return Ok(());
+            }
+        }
     }
 
     /// Whether the session can take another delivery without its queue overflowing.

@@ -48,6 +48,9 @@ pub(crate) struct V5State {
     /// Packet ids whose PUBREL the session queued after a PUBREC with an error reason: not
     /// written (the client ended the flow).
     pub(crate) unsent_pubrels: Vec<PacketId>,
+    /// QoS 1 and 2 PUBLISHes not written because they are larger than the client accepts:
+    /// the session completes them as if acknowledged.
+    pub(crate) unsent_publishes: Vec<(PacketId, QoS)>,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -312,7 +315,11 @@ pub(crate) fn outbound(
             let mut packet = v5::Packet::Publish(publish);
             if let (Some(max), Ok(len)) = (state.client_max_packet, packet.encoded_len()) {
                 if len > usize::try_from(max).unwrap_or(usize::MAX) {
-                    // MQTT-3.1.2-25: not sent; the session counts it as sent.
+                    // MQTT-3.1.2-25: discarded "as if it had completed sending": a QoS 1 or
+                    // 2 one is then completed in the session (see `complete_unsent`).
+                    if let (v5::Packet::Publish(p), Some(id)) = (&packet, packet_id_of(&packet)) {
+                        state.unsent_publishes.push((id, p.qos));
+                    }
                     return None;
                 }
             }
@@ -390,6 +397,42 @@ fn alias_outbound(state: &mut V5State, publish: &mut v5::Publish) {
             .insert(publish.topic.detached(), alias);
         publish.properties.topic_alias = Some(alias);
     }
+}
+
+/// The packet id of a PUBLISH at QoS 1 or 2.
+fn packet_id_of(packet: &v5::Packet) -> Option<PacketId> {
+    match packet {
+        v5::Packet::Publish(p) => p.packet_id,
+        _ => None,
+    }
+}
+
+/// Completes in the session the QoS 1 and 2 PUBLISHes [`outbound`] did not write (too large
+/// for the client), as if the client had acknowledged them, so they free their window slot;
+/// `true` if there were any (the session may have more to send).
+pub(crate) fn complete_unsent(
+    state: &mut V5State,
+    session: &mut Session,
+    now: u64,
+) -> Result<bool, CloseReason> {
+    if state.unsent_publishes.is_empty() {
+        return Ok(false);
+    }
+    for (id, qos) in std::mem::take(&mut state.unsent_publishes) {
+        let acks = match qos {
+            QoS::ExactlyOnce => {
+                state.unsent_pubrels.push(id);
+                [Some(Packet::PubRec(id)), Some(Packet::PubComp(id))]
+            }
+            _ => [Some(Packet::PubAck(id)), None],
+        };
+        for ack in acks.into_iter().flatten() {
+            session
+                .handle_packet(ack, now)
+                .map_err(CloseReason::Protocol)?;
+        }
+    }
+    Ok(true)
 }
 
 /// Removes and returns the entry of `id` (normally the first).
