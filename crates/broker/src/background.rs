@@ -6,7 +6,9 @@
 //! - [`token_watch`]: closes connections whose login token expired or was revoked, when
 //!   `auth.disconnect_on_token_invalid` asks for it;
 //! - [`trace_sweep`]: removes trace records older than the retention, and the oldest while
-//!   the trace log is over its size bound.
+//!   the trace log is over its size bound;
+//! - [`session_expiry`]: ends the offline MQTT 5 sessions whose Session Expiry Interval
+//!   passed.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::auth::Access;
 use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::registry::Registry;
 use crate::core::trace::Tracer;
+use crate::core::Core;
 use crate::Metrics;
 
 /// How often [`timers`] looks for due timers: how late a keep-alive expiry can be found.
@@ -108,6 +111,26 @@ pub(crate) async fn expiry_sweep(
         .unwrap_or(0);
         if swept > 0 {
             tracing::info!(messages = swept, "expired messages swept from the store");
+        }
+    }
+}
+
+/// How often [`session_expiry`] looks for expired sessions: the Session Expiry Interval
+/// counts in seconds.
+pub(crate) const SESSION_EXPIRY_TICK: Duration = Duration::from_secs(1);
+
+/// Every `every`, ends the offline MQTT 5 sessions whose Session Expiry Interval passed on
+/// the broker's monotonic clock (see [`Core::end_expired_sessions`]).
+pub(crate) async fn session_expiry(
+    core: Arc<Core>,
+    every: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = Ticker::new(shutdown, every);
+    while ticker.next().await {
+        let ended = core.end_expired_sessions(monotonic_ms());
+        if ended > 0 {
+            tracing::info!(sessions = ended, "expired sessions ended");
         }
     }
 }

@@ -163,6 +163,11 @@ impl Broker {
             shutdown.clone(),
         ));
         tokio::spawn(background::timers(core.registry.clone(), shutdown.clone()));
+        tokio::spawn(background::session_expiry(
+            core.clone(),
+            background::SESSION_EXPIRY_TICK,
+            shutdown.clone(),
+        ));
         if let Some(trace) = &core.trace {
             tokio::spawn(background::trace_sweep(
                 trace.clone(),

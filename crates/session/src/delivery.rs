@@ -61,8 +61,7 @@ impl Session {
             };
         }
         if qos == QoS::AtMostOnce {
-            self.transmits
-                .push_back(Packet::Publish(at_most_once(&message)));
+            self.transmit_publish(at_most_once(&message), &message);
             return DeliveryOutcome::Sent;
         }
         // Anything queued goes first, so messages keep their order (MQTT-4.6.0-5).
@@ -89,17 +88,15 @@ impl Session {
             self.queue.push_front(QueuedMessage { message, qos });
             return;
         };
-        let entry = InFlight {
+        let publish = InFlight::first_publish(packet_id, qos, &message);
+        self.transmit_publish(publish, &message);
+        self.inflight.push(InFlight {
             packet_id,
             message_id: message.id,
             message: Some(message),
             qos,
             stage: Stage::Published,
-        };
-        if let Some(publish) = entry.publish(false) {
-            self.transmits.push_back(Packet::Publish(publish));
-        }
-        self.inflight.push(entry);
+        });
     }
 
     /// Moves queued messages into the window as far as the window and the pacing allow.

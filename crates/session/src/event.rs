@@ -74,6 +74,10 @@ pub enum Event {
         publish: Publish,
         /// `Some` for QoS 1 and 2.
         token: Option<InboundToken>,
+        /// The PUBLISH's MQTT 5 properties, for a client connected with MQTT 5 (see
+        /// [`Session::handle_publish_v5`](crate::Session::handle_publish_v5)); `None` for
+        /// 3.1.1. Boxed: a 3.1.1 event carries one word for it.
+        v5: Option<Box<mqgate_codec::v5::PublishProperties>>,
     },
     /// The client asks to subscribe: validate and authorise each filter, then call
     /// [`Session::subscribed`](crate::Session::subscribed).

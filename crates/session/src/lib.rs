@@ -3,6 +3,8 @@
 //! Everything an MQTT 3.1.1 broker knows about one client, between and during its
 //! connections, as a state machine with no I/O and no clock: QoS 0, 1 and 2 both ways, packet
 //! ids, the in-flight window, the offline queue with its limits, the will and the keep-alive.
+//! An MQTT 5 client runs on the same state machine: see [`Session::handle_publish_v5`],
+//! [`Session::connect_with`] and [`Session::poll_transmit_with_message`].
 //!
 //! ## The contract
 //!
@@ -82,7 +84,7 @@ pub use error::{RestoreError, SessionError};
 pub use event::{ConnectOutcome, DeliveryOutcome, DropReason, Event, InboundToken};
 pub use message::{Message, MessageId};
 pub use persist::{InFlightRef, InFlightStage, PersistentSession, QueuedRef, SessionRecord};
-pub use session::{Session, Subscription};
+pub use session::{Session, Subscription, PROTOCOL_V311};
 
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]

@@ -142,10 +142,23 @@ impl Message {
         self.topic.len().saturating_add(self.payload.len())
     }
 
-    /// Whether the message is older than `ttl_ms` at `now`. A timestamp in the future (clock
-    /// skew between nodes) counts as age 0.
+    /// Whether the message is older than `ttl_ms` at `now`, or past its own MQTT 5 expiry
+    /// ([`expires_at_ms`](Self::expires_at_ms)). A timestamp in the future (clock skew
+    /// between nodes) counts as age 0.
     pub fn is_expired(&self, now: u64, ttl_ms: u64) -> bool {
         now.saturating_sub(self.published_at_ms) >= ttl_ms
+            || self.expires_at_ms.is_some_and(|at| now >= at)
+    }
+
+    /// The MQTT 5 Message Expiry Interval a delivery at `now` carries: the whole seconds
+    /// left, rounded up, and never more than the interval the message was published with
+    /// (a `now` a little behind the clock that stamped the message must not lengthen it);
+    /// `None` for a message that does not expire.
+    pub fn remaining_expiry_s(&self, now: u64) -> Option<u32> {
+        let at = self.expires_at_ms?;
+        let whole = at.saturating_sub(self.published_at_ms);
+        let left = at.saturating_sub(now).min(whole);
+        Some(u32::try_from(left.div_ceil(1000)).unwrap_or(u32::MAX))
     }
 }
 

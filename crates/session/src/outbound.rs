@@ -34,15 +34,21 @@ impl InFlight {
     /// The PUBLISH for this entry, `dup` set for a resend. `None` once released.
     pub(crate) fn publish(&self, dup: bool) -> Option<Publish> {
         let message = self.message.as_ref()?;
+        let mut publish = InFlight::first_publish(self.packet_id, self.qos, message);
+        publish.dup = dup;
+        Some(publish)
+    }
+
+    /// The first PUBLISH of `message` under `packet_id` (DUP clear).
+    pub(crate) fn first_publish(packet_id: PacketId, qos: QoS, message: &Message) -> Publish {
         let mut publish = Publish::new(
-            self.qos,
-            Some(self.packet_id),
+            qos,
+            Some(packet_id),
             message.topic.clone(),
             message.payload.clone(),
         );
-        publish.dup = dup;
         publish.retain = message.retain;
-        Some(publish)
+        publish
     }
 }
 

@@ -60,6 +60,31 @@ pub struct SessionRecord {
     pub awaiting_pubrel: Vec<PacketId>,
     /// The next outbound packet id to try.
     pub next_packet_id: u16,
+    /// The protocol level of the last CONNECT (4: MQTT 3.1.1, 5: MQTT 5): whether queued
+    /// messages are written with their MQTT 5 properties on resume.
+    #[serde(
+        default = "default_protocol",
+        skip_serializing_if = "is_default_protocol"
+    )]
+    pub protocol: u8,
+    /// MQTT 5 Session Expiry Interval in seconds: how long the session is kept once its
+    /// client is offline (`u32::MAX`: never ends). `None`: kept until a clean session
+    /// replaces it, as 3.1.1 does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_interval_s: Option<u32>,
+    /// When the client went offline (wall clock, ms since the epoch), for an expiring
+    /// session; `None` while online or for a session that does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_since_ms: Option<u64>,
+}
+
+fn default_protocol() -> u8 {
+    crate::session::PROTOCOL_V311
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` takes a reference
+fn is_default_protocol(level: &u8) -> bool {
+    *level == crate::session::PROTOCOL_V311
 }
 
 impl SessionRecord {
@@ -153,6 +178,9 @@ impl Session {
                 .collect(),
             awaiting_pubrel: self.inbound.stored_ids().collect(),
             next_packet_id: self.inflight.next_packet_id(),
+            protocol: self.protocol(),
+            expiry_interval_s: self.expiry_interval_s(),
+            offline_since_ms: self.offline_since_ms(),
         }
     }
 
@@ -194,6 +222,9 @@ impl Session {
         let mut session = Session::new(record.client_id, config);
         session.persistent = true;
         session.subscriptions = record.subscriptions;
+        session.set_protocol(record.protocol);
+        session.set_expiry_interval_s(record.expiry_interval_s);
+        session.set_offline_since_ms(record.offline_since_ms);
         for e in record.inflight {
             let id = e.packet_id.get();
             if session.inflight.contains(e.packet_id) {

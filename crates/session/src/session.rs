@@ -1,9 +1,12 @@
 //! [`Session`]: the state machine, its lifecycle and its drained outputs.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
+
+use std::sync::Arc;
 
 use mqgate_codec::{
-    ByteStr, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, QoS, SubAck,
+    ByteStr, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, Publish, QoS, SubAck,
     SubscribeReturnCode,
 };
 use serde::{Deserialize, Serialize};
@@ -12,9 +15,16 @@ use crate::inbound::{Inbound, InboundAction};
 use crate::outbound::InFlightWindow;
 use crate::queue::OfflineQueue;
 use crate::thin::{Events, Thin};
-use crate::{ConnectOutcome, DropReason, Event, InboundToken, Pacing, SessionConfig, SessionError};
+use crate::{
+    ConnectOutcome, DropReason, Event, InboundToken, Message, Pacing, SessionConfig, SessionError,
+};
 
-/// One accepted subscription: a filter and the maximum QoS granted for it.
+/// One accepted subscription: a filter, the maximum QoS granted for it and, for an MQTT 5
+/// client, its subscription options and identifier.
+///
+/// The MQTT 5 fields default to what a 3.1.1 subscription means (and are left out of the
+/// stored record while they have that value), so a record written before they existed reads
+/// back unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
     /// The topic filter, as the client sent it.
@@ -23,15 +33,71 @@ pub struct Subscription {
     /// The maximum QoS granted.
     #[serde(with = "crate::message::serde_qos")]
     pub qos: QoS,
+    /// MQTT 5 No Local: the client's own messages are not delivered on this subscription.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_local: bool,
+    /// MQTT 5 Retain As Published: forwarded messages keep the RETAIN flag they were
+    /// published with.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub retain_as_published: bool,
+    /// MQTT 5 Retain Handling: 0 send retained messages at subscribe, 1 only for a new
+    /// subscription, 2 never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retain_handling: u8,
+    /// MQTT 5 Subscription Identifier, written in every PUBLISH this subscription matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<u32>,
+}
+
+impl Subscription {
+    /// A subscription with the 3.1.1 meaning: no MQTT 5 options, no identifier.
+    pub fn new(filter: ByteStr, qos: QoS) -> Self {
+        Subscription {
+            filter,
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: 0,
+            identifier: None,
+        }
+    }
+}
+
+// serde's `skip_serializing_if` takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// The MQTT protocol level of a 3.1.1 CONNECT: what a session is until told otherwise.
+pub const PROTOCOL_V311: u8 = 4;
+
+/// What an MQTT 5 session holds besides the 3.1.1 state.
+#[derive(Debug, Default)]
+pub(crate) struct V5Part {
+    /// Session Expiry Interval (s); `None`: the 3.1.1 rules.
+    pub(crate) expiry_interval_s: Option<u32>,
+    /// Wall-clock time (ms) the client went offline, for an expiring session.
+    pub(crate) offline_since_ms: Option<u64>,
+    /// The message of every PUBLISH in `transmits`, in order, so the driver can write its
+    /// properties.
+    pub(crate) transmit_messages: VecDeque<Arc<Message>>,
 }
 
 /// State of the open connection, gone when it ends.
 #[derive(Debug)]
 pub(crate) struct Link {
-    /// 1.5 times the keep-alive, 0 for none.
-    keep_alive_ms: u64,
+    /// 1.5 times the keep-alive, 0 for none (at most 98 302 500 ms: a `u32`, so the
+    /// link packs beside `batch_left`).
+    keep_alive_ms: u32,
     /// When the client is declared gone unless a packet arrives first.
-    pub(crate) deadline: Option<u64>,
+    /// Never 0 (it is a time plus a keep-alive above 0): `NonZeroU64` keeps it one word.
+    pub(crate) deadline: Option<NonZeroU64>,
     /// Boxed: most clients set none, and an idle session should not carry its room.
     will: Option<Box<LastWill>>,
     /// This connection resumed a stored session.
@@ -55,6 +121,8 @@ pub struct Session {
     /// cleanSession = 0: state outlives connections.
     pub(crate) persistent: bool,
     pub(crate) subscriptions: Vec<Subscription>,
+    /// What an MQTT 5 session has besides; `None` for 3.1.1 (one word in every session).
+    pub(crate) v5: Option<Box<V5Part>>,
     pub(crate) queue: OfflineQueue,
     pub(crate) inflight: InFlightWindow,
     pub(crate) inbound: Inbound,
@@ -71,6 +139,7 @@ impl Session {
             config,
             persistent: false,
             subscriptions: Vec::new(),
+            v5: None,
             queue: OfflineQueue::default(),
             inflight: InFlightWindow::default(),
             inbound: Inbound::default(),
@@ -103,6 +172,68 @@ impl Session {
     /// Whether the state outlives connections (the last CONNECT had cleanSession = 0).
     pub fn is_persistent(&self) -> bool {
         self.persistent
+    }
+
+    /// The protocol level of the last CONNECT: 4 (MQTT 3.1.1, also for 3.1) or 5 (MQTT 5).
+    pub fn protocol(&self) -> u8 {
+        if self.v5.is_some() {
+            5
+        } else {
+            PROTOCOL_V311
+        }
+    }
+
+    /// Sets the protocol level the client connected with (call before
+    /// [`connect`](Self::connect)); a level other than 5 means 3.1.1.
+    pub fn set_protocol(&mut self, level: u8) {
+        match (level == 5, self.v5.is_some()) {
+            (true, false) => self.v5 = Some(Box::default()),
+            (false, true) => self.v5 = None,
+            _ => {}
+        }
+    }
+
+    /// The MQTT 5 Session Expiry Interval in seconds (`None`: the 3.1.1 rules).
+    pub fn expiry_interval_s(&self) -> Option<u32> {
+        self.v5.as_ref().and_then(|v5| v5.expiry_interval_s)
+    }
+
+    /// Sets the MQTT 5 Session Expiry Interval (from CONNECT or DISCONNECT); ignored by a
+    /// 3.1.1 session.
+    pub fn set_expiry_interval_s(&mut self, seconds: Option<u32>) {
+        if let Some(v5) = &mut self.v5 {
+            v5.expiry_interval_s = seconds;
+        }
+    }
+
+    /// When the client went offline (wall clock, ms), for a session that expires.
+    pub fn offline_since_ms(&self) -> Option<u64> {
+        self.v5.as_ref().and_then(|v5| v5.offline_since_ms)
+    }
+
+    /// Records when the client went offline (wall clock, ms; `None` when it comes back);
+    /// ignored by a 3.1.1 session.
+    pub fn set_offline_since_ms(&mut self, at: Option<u64>) {
+        if let Some(v5) = &mut self.v5 {
+            v5.offline_since_ms = at;
+        }
+    }
+
+    /// Whether an offline session has outlived its Session Expiry Interval at wall-clock
+    /// time `wall_now_ms` (never for a session without an interval, or with `u32::MAX`).
+    pub fn is_expired_at(&self, wall_now_ms: u64) -> bool {
+        match (self.expiry_interval_s(), self.offline_since_ms()) {
+            (Some(u32::MAX), _) | (None, _) | (_, None) => false,
+            (Some(s), Some(since)) => {
+                wall_now_ms.saturating_sub(since) >= u64::from(s).saturating_mul(1000)
+            }
+        }
+    }
+
+    /// Makes the state outlive connections, or not (an MQTT 5 DISCONNECT that sets the
+    /// Session Expiry Interval to 0 ends the session with the connection).
+    pub fn set_persistent(&mut self, persistent: bool) {
+        self.persistent = persistent;
     }
 
     /// Accepted subscriptions, in the order they were first made.
@@ -175,38 +306,63 @@ impl Session {
     /// [`SessionError::AlreadyConnected`] if a connection is open: end it with
     /// [`connection_lost`](Self::connection_lost) first.
     pub fn connect(&mut self, connect: &Connect, now: u64) -> Result<ConnectOutcome, SessionError> {
+        let clean = connect.clean_session;
+        self.connect_with(connect, clean, !clean, now)
+    }
+
+    /// [`connect`](Self::connect) with MQTT 5's two decisions apart: `clean_start` discards
+    /// a stored session (otherwise it is resumed, and the CONNACK says so), and `persistent`
+    /// keeps the state once the connection ends (a Session Expiry Interval above 0). For
+    /// 3.1.1 both come from cleanSession.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_with(
+        &mut self,
+        connect: &Connect,
+        clean_start: bool,
+        persistent: bool,
+        now: u64,
+    ) -> Result<ConnectOutcome, SessionError> {
         if self.link.is_some() {
             return Err(SessionError::AlreadyConnected);
         }
-        let session_present = !connect.clean_session && self.persistent;
+        let session_present = !clean_start && self.persistent;
         if !session_present {
             self.discard_state();
         }
-        self.persistent = !connect.clean_session;
+        self.persistent = persistent;
+        self.set_offline_since_ms(None);
         if !self.persistent {
             // A clean session's queue lives and dies with its connection: in memory.
             self.queue.keep_in_memory();
         }
         self.queue.unpark();
-        let keep_alive_ms = u64::from(connect.keep_alive).saturating_mul(1500);
+        let keep_alive_ms = u32::from(connect.keep_alive).saturating_mul(1500);
         let (batch_left, next_batch_at) = self.fresh_batch(now);
         self.link = Some(Link {
             keep_alive_ms,
-            deadline: (keep_alive_ms > 0).then(|| now.saturating_add(keep_alive_ms)),
+            deadline: NonZeroU64::new(now.saturating_add(keep_alive_ms.into()))
+                .filter(|_| keep_alive_ms > 0),
             will: connect.will.clone().map(Box::new),
             resumed: session_present,
             disconnected: false,
             batch_left,
             next_batch_at,
         });
-        self.transmits.clear();
+        self.clear_transmits();
         self.transmits.push_back(Packet::ConnAck(ConnAck {
             session_present,
             code: ConnectReturnCode::Accepted,
         }));
         for entry in self.inflight.iter() {
             self.transmits.push_back(match entry.publish(true) {
-                Some(publish) => Packet::Publish(publish),
+                Some(publish) => {
+                    if let (Some(v5), Some(message)) = (&mut self.v5, &entry.message) {
+                        v5.transmit_messages.push_back(message.clone());
+                    }
+                    Packet::Publish(publish)
+                }
                 None => Packet::PubRel(entry.packet_id),
             });
         }
@@ -230,7 +386,7 @@ impl Session {
         // queue kept in the store holds nothing in memory while the client is away.
         self.queue.park();
         self.inbound.connection_ended();
-        self.transmits.clear();
+        self.clear_transmits();
         if !self.persistent {
             self.discard_state();
         }
@@ -252,21 +408,11 @@ impl Session {
             return Err(SessionError::AfterDisconnect(packet.name()));
         }
         if link.keep_alive_ms > 0 {
-            link.deadline = Some(now.saturating_add(link.keep_alive_ms));
+            link.deadline = NonZeroU64::new(now.saturating_add(link.keep_alive_ms.into()));
         }
         let resumed = link.resumed;
         match packet {
-            Packet::Publish(publish) => {
-                let action = match (publish.qos, publish.packet_id) {
-                    (QoS::AtMostOnce, _) => InboundAction::Route(None),
-                    (qos, Some(id)) => self.inbound.on_publish(qos, id),
-                    (_, None) => return Err(SessionError::MissingPacketId),
-                };
-                if let InboundAction::Route(token) = action {
-                    self.events.push_back(Event::Publish { publish, token });
-                }
-                self.send_owed_acks();
-            }
+            Packet::Publish(publish) => self.on_publish(publish, None)?,
             Packet::PubAck(id) => self.on_puback(id, now)?,
             Packet::PubRec(id) => self.on_pubrec(id)?,
             Packet::PubComp(id) => self.on_pubcomp(id, now)?,
@@ -297,6 +443,45 @@ impl Session {
             | Packet::UnsubAck(_)
             | Packet::PingResp) => return Err(SessionError::UnexpectedPacket(other.name())),
         }
+        Ok(())
+    }
+
+    /// Handles a PUBLISH from a client connected with MQTT 5: as
+    /// [`handle_packet`](Self::handle_packet) does a 3.1.1 one (the driver converted the
+    /// packet's fields), with its properties passed on in [`Event::Publish`].
+    ///
+    /// # Errors
+    /// As [`handle_packet`](Self::handle_packet).
+    pub fn handle_publish_v5(
+        &mut self,
+        publish: Publish,
+        properties: mqgate_codec::v5::PublishProperties,
+        now: u64,
+    ) -> Result<(), SessionError> {
+        let link = self.link.as_mut().ok_or(SessionError::NotConnected)?;
+        if link.disconnected {
+            return Err(SessionError::AfterDisconnect("PUBLISH"));
+        }
+        if link.keep_alive_ms > 0 {
+            link.deadline = NonZeroU64::new(now.saturating_add(link.keep_alive_ms.into()));
+        }
+        self.on_publish(publish, Some(Box::new(properties)))
+    }
+
+    fn on_publish(
+        &mut self,
+        publish: Publish,
+        v5: Option<Box<mqgate_codec::v5::PublishProperties>>,
+    ) -> Result<(), SessionError> {
+        let action = match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) => InboundAction::Route(None),
+            (qos, Some(id)) => self.inbound.on_publish(qos, id),
+            (_, None) => return Err(SessionError::MissingPacketId),
+        };
+        if let InboundAction::Route(token) = action {
+            self.events.push_back(Event::Publish { publish, token, v5 });
+        }
+        self.send_owed_acks();
         Ok(())
     }
 
@@ -340,7 +525,7 @@ impl Session {
                 Some(qos) => {
                     match self.subscriptions.iter_mut().find(|s| s.filter == filter) {
                         Some(existing) => existing.qos = qos,
-                        None => self.subscriptions.push(Subscription { filter, qos }),
+                        None => self.subscriptions.push(Subscription::new(filter, qos)),
                     }
                     SubscribeReturnCode::Success(qos)
                 }
@@ -374,7 +559,7 @@ impl Session {
     /// harmless).
     pub fn handle_timeout(&mut self, now: u64) {
         if let Some(link) = self.link.as_mut() {
-            if link.deadline.is_some_and(|d| now >= d) {
+            if link.deadline.is_some_and(|d| now >= d.get()) {
                 link.deadline = None;
                 self.events.push_back(Event::KeepAliveExpired);
             }
@@ -398,7 +583,7 @@ impl Session {
             }
             _ => None,
         };
-        match (link.deadline, batch) {
+        match (link.deadline.map(NonZeroU64::get), batch) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -408,6 +593,42 @@ impl Session {
     /// write everything it yields in one go.
     pub fn poll_transmit(&mut self) -> Option<Packet> {
         self.transmits.pop_front()
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) for a client connected with MQTT 5: each
+    /// PUBLISH comes with the message it carries, so the driver can write the message's MQTT 5
+    /// properties and remaining expiry (`None` for every other packet, and for every packet of
+    /// a 3.1.1 session).
+    pub fn poll_transmit_with_message(&mut self) -> Option<(Packet, Option<Arc<Message>>)> {
+        let packet = self.transmits.pop_front()?;
+        let message = match packet {
+            Packet::Publish(_) => self
+                .v5
+                .as_mut()
+                .and_then(|v5| v5.transmit_messages.pop_front()),
+            _ => None,
+        };
+        Some((packet, message))
+    }
+
+    /// Queues a PUBLISH of `message` for the client.
+    pub(crate) fn transmit_publish(&mut self, publish: Publish, message: &Arc<Message>) {
+        if let Some(v5) = &mut self.v5 {
+            v5.transmit_messages.push_back(message.clone());
+        }
+        self.transmits.push_back(Packet::Publish(publish));
+    }
+
+    fn clear_transmits(&mut self) {
+        self.transmits.clear();
+        if let Some(v5) = &mut self.v5 {
+            v5.transmit_messages.clear();
+        }
+    }
+
+    /// The subscription to `filter`, to set its MQTT 5 options once it was granted.
+    pub fn subscription_mut(&mut self, filter: &str) -> Option<&mut Subscription> {
+        self.subscriptions.iter_mut().find(|s| &*s.filter == filter)
     }
 
     /// Gives back the memory of internal queues that are empty (packets to transmit, events,
@@ -423,6 +644,13 @@ impl Session {
     /// ```
     pub fn release_idle_memory(&mut self) {
         self.transmits.release_if_empty();
+        if let Some(v5) = self
+            .v5
+            .as_mut()
+            .filter(|v5| v5.transmit_messages.is_empty())
+        {
+            v5.transmit_messages = VecDeque::new();
+        }
         self.events.release_if_empty();
         self.inbound.release_idle_memory();
         self.inflight.release_idle_memory();

@@ -76,7 +76,7 @@ impl World {
         s.handle_packet(packet, 0)
             .expect("a conforming client is never refused");
         while let Some(event) = s.poll_event() {
-            if let Event::Publish { publish, token } = event {
+            if let Event::Publish { publish, token, .. } = event {
                 let content = id_of(&publish);
                 *self.routed.entry(content).or_default() += 1;
                 self.routing.push((token.expect("QoS > 0"), content));

@@ -88,10 +88,10 @@ fn pid(n: u16) -> PacketId {
 pub(crate) fn qos2_record(client: &str, sent: MessageId) -> SessionRecord {
     SessionRecord {
         client_id: ByteStr::try_from(client).unwrap(),
-        subscriptions: vec![Subscription {
-            filter: ByteStr::from_static("shop/+/price"),
-            qos: QoS::ExactlyOnce,
-        }],
+        subscriptions: vec![Subscription::new(
+            ByteStr::from_static("shop/+/price"),
+            QoS::ExactlyOnce,
+        )],
         queue: Vec::new(),
         inflight: vec![
             InFlightRef {
@@ -109,6 +109,9 @@ pub(crate) fn qos2_record(client: &str, sent: MessageId) -> SessionRecord {
         ],
         awaiting_pubrel: vec![pid(7), pid(9)],
         next_packet_id: 3,
+        protocol: 4,
+        expiry_interval_s: None,
+        offline_since_ms: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
-use mqgate_codec::{DecodeError, EncodeError};
+use mqgate_codec::{DecodeError, EncodeError, ReasonCode};
 use mqgate_session::SessionError;
 use mqgate_topic::TopicError;
 use mqgate_trace::{Action, Info};
@@ -20,6 +20,14 @@ pub(crate) enum CloseReason {
     /// The client sent DISCONNECT.
     #[error("client sent DISCONNECT")]
     Disconnect,
+    /// An MQTT 5 client sent DISCONNECT with reason 0x04 (Disconnect with Will Message):
+    /// an orderly end whose will is published all the same.
+    #[error("client sent DISCONNECT with will")]
+    DisconnectWithWill,
+    /// An MQTT 5 protocol error the connection itself found (the reason code it answers
+    /// with, and what was wrong).
+    #[error("MQTT 5 protocol error ({0:?}): {1}")]
+    ProtocolV5(ReasonCode, &'static str),
     /// The peer closed the stream without DISCONNECT.
     #[error("peer closed the connection")]
     PeerClosed,
@@ -126,16 +134,47 @@ impl CloseReason {
         !matches!(self, CloseReason::Shutdown)
     }
 
+    /// The reason code of the DISCONNECT the broker sends an MQTT 5 client before it closes
+    /// the connection this way; `None` when the client ended it (or the stream is gone).
+    pub(crate) fn disconnect_reason(&self) -> Option<ReasonCode> {
+        Some(match self {
+            CloseReason::Disconnect
+            | CloseReason::DisconnectWithWill
+            | CloseReason::PeerClosed
+            | CloseReason::Io(_)
+            | CloseReason::WriteTimeout
+            | CloseReason::NotConnect(_)
+            | CloseReason::ConnectTimeout => return None,
+            CloseReason::Malformed(error) => error.reason_code(),
+            CloseReason::Oversize(_) => ReasonCode::PacketTooLarge,
+            CloseReason::Protocol(_) => ReasonCode::ProtocolError,
+            CloseReason::ProtocolV5(code, _) => *code,
+            CloseReason::InvalidTopic(_) => ReasonCode::TopicNameInvalid,
+            CloseReason::InvalidFilter { .. } => ReasonCode::TopicFilterInvalid,
+            CloseReason::Encode(_) => ReasonCode::ImplementationSpecificError,
+            CloseReason::KeepAlive => ReasonCode::KeepAliveTimeout,
+            CloseReason::Takeover => ReasonCode::SessionTakenOver,
+            CloseReason::Backpressure => ReasonCode::ServerBusy,
+            CloseReason::ClosedByApi | CloseReason::Blacklisted => ReasonCode::AdministrativeAction,
+            CloseReason::TokenInvalid => ReasonCode::NotAuthorized,
+            CloseReason::Shutdown => ReasonCode::ServerShuttingDown,
+            CloseReason::Store(_) => ReasonCode::UnspecifiedError,
+        })
+    }
+
     /// The trace's action and reason for a connection that ended this way: `disconnect` when
     /// the client sent DISCONNECT, `close` otherwise.
     pub(crate) fn trace(&self) -> (Action, Info) {
         let info = match self {
-            CloseReason::Disconnect => return (Action::Disconnect, Info::DisconnectedByClient),
+            CloseReason::Disconnect | CloseReason::DisconnectWithWill => {
+                return (Action::Disconnect, Info::DisconnectedByClient)
+            }
             CloseReason::PeerClosed => Info::ClosedByClient,
             CloseReason::Io(_) | CloseReason::WriteTimeout => Info::SocketError,
             CloseReason::Malformed(_)
             | CloseReason::Oversize(_)
             | CloseReason::Protocol(_)
+            | CloseReason::ProtocolV5(..)
             | CloseReason::NotConnect(_)
             | CloseReason::InvalidTopic(_)
             | CloseReason::InvalidFilter { .. } => Info::InvalidParam,
@@ -154,7 +193,10 @@ impl CloseReason {
     /// Logs the reason at a level that fits it and bumps its counter.
     pub(crate) fn report(&self, client: &str, metrics: &Metrics) {
         let counter = match self {
-            CloseReason::Disconnect | CloseReason::PeerClosed | CloseReason::Shutdown => {
+            CloseReason::Disconnect
+            | CloseReason::DisconnectWithWill
+            | CloseReason::PeerClosed
+            | CloseReason::Shutdown => {
                 tracing::debug!(client, reason = %self, "connection closed");
                 return;
             }
@@ -167,7 +209,9 @@ impl CloseReason {
             }
             CloseReason::Malformed(_) => &metrics.malformed_packets,
             CloseReason::Oversize(_) => &metrics.oversize_packets,
-            CloseReason::Protocol(_) | CloseReason::NotConnect(_) => &metrics.protocol_errors,
+            CloseReason::Protocol(_) | CloseReason::ProtocolV5(..) | CloseReason::NotConnect(_) => {
+                &metrics.protocol_errors
+            }
             CloseReason::InvalidTopic(_) | CloseReason::InvalidFilter { .. } => {
                 &metrics.invalid_topics
             }

@@ -6,7 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::future::{Either, FutureExt};
-use mqgate_codec::{ByteStr, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
+use mqgate_codec::{
+    v5 as wire5, AnyPacket, ByteStr, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet,
+    ReasonCode,
+};
 use mqgate_session::Session;
 use mqgate_status::ConnectionEvents;
 use mqgate_trace::{Action, Info};
@@ -14,12 +17,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::close::CloseReason;
 use super::online::Online;
+use super::v5::{self, V5State};
 use super::ConnCtx;
 use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::deliver;
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::{Attach, ClientCard, OnlineLink};
-use crate::transport::io::{Io, StreamError};
+use crate::transport::io::{Io, Outbound, StreamError};
 
 /// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
 /// is logged and counted.
@@ -50,12 +54,21 @@ where
 {
     let limits = &ctx.limits;
     let mut io = Io::new(stream, limits.max_packet_size);
-    let read = tokio::time::timeout(limits.connect_timeout, io.read_packet()).await;
+    let read = tokio::time::timeout(limits.connect_timeout, io.read_first()).await;
     let first = match read {
         Err(_) => Err(CloseReason::ConnectTimeout),
         Ok(Ok(None)) => return None,
-        Ok(Ok(Some(Packet::Connect(connect)))) => Ok(connect),
-        Ok(Ok(Some(other))) => Err(CloseReason::NotConnect(other.name())),
+        Ok(Ok(Some(AnyPacket::V3(Packet::Connect(connect))))) => Ok((connect, None)),
+        Ok(Ok(Some(AnyPacket::V5(wire5::Packet::Connect(connect))))) => match v5::terms(&connect) {
+            Ok((as_v3, terms)) => Ok((Box::new(as_v3), Some(terms))),
+            Err(code) => {
+                tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT 5 CONNECT refused");
+                refuse_v5(io, &ctx, code).await;
+                return None;
+            }
+        },
+        Ok(Ok(Some(AnyPacket::V3(other)))) => Err(CloseReason::NotConnect(other.name())),
+        Ok(Ok(Some(AnyPacket::V5(other)))) => Err(CloseReason::NotConnect(other.name())),
         // A protocol level we do not speak is answered, not just closed (MQTT-3.1.2-2); any
         // other bad CONNECT (an unknown protocol name included) closes without a CONNACK.
         Ok(Err(StreamError::Decode(DecodeError::UnsupportedProtocolLevel(level)))) => {
@@ -69,14 +82,14 @@ where
         }
         Ok(Err(error)) => Err(CloseReason::from(error)),
     };
-    let connect = match first {
-        Ok(connect) => connect,
+    let (connect, v5_terms) = match first {
+        Ok(first) => first,
         Err(reason) => {
             reason.report(&peer.to_string(), &ctx.core.metrics);
             return None;
         }
     };
-    match accept(io, peer, &ctx, &connect).await {
+    match accept(io, peer, &ctx, &connect, v5_terms).await {
         Ok(online) => Some(online),
         Err((io, code, why)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
@@ -84,26 +97,53 @@ where
                 let channel = ctx.core.status.channels.next();
                 trace.device(Action::Connect, why, &connect.client_id.detached(), channel);
             }
-            refuse(io, &ctx, code).await;
+            if v5_terms.is_some() {
+                refuse_v5(io, &ctx, v5::refusal(code)).await;
+            } else {
+                refuse(io, &ctx, code).await;
+            }
             None
         }
     }
 }
 
-/// Answers a refused CONNECT with its CONNACK code (counted in `connects_refused`); the
-/// connection then closes.
-async fn refuse<S>(mut io: Io<S>, ctx: &ConnCtx, code: ConnectReturnCode)
+/// Answers a refused MQTT 5 CONNECT with a CONNACK of reason `code` (counted in
+/// `connects_refused`); the connection then closes.
+async fn refuse_v5<S>(io: Io<S>, ctx: &ConnCtx, code: ReasonCode)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let connack = wire5::Packet::ConnAck(wire5::ConnAck {
+        session_present: false,
+        reason: code,
+        properties: mqgate_codec::Properties::new(),
+    });
+    send_refusal(io, ctx, connack).await;
+}
+
+/// Answers a refused CONNECT with its CONNACK code (counted in `connects_refused`); the
+/// connection then closes.
+async fn refuse<S>(io: Io<S>, ctx: &ConnCtx, code: ConnectReturnCode)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        code,
+    });
+    send_refusal(io, ctx, connack).await;
+}
+
+/// Counts a refused CONNECT and writes its CONNACK.
+async fn send_refusal<S, P>(mut io: Io<S>, ctx: &ConnCtx, connack: P)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    P: Outbound,
 {
     ctx.core
         .metrics
         .connects_refused
         .fetch_add(1, Ordering::Relaxed);
-    let connack = Packet::ConnAck(ConnAck {
-        session_present: false,
-        code,
-    });
     let _ = io.write_all([connack], ctx.limits.connect_timeout).await;
 }
 
@@ -121,17 +161,26 @@ fn refusal_info(code: ConnectReturnCode) -> Info {
     }
 }
 
-/// Accepts `connect` or says which CONNACK code refuses it, and why.
+/// Accepts `connect` (the 3.1.1 fields of an MQTT 5 CONNECT when `v5_terms` is given, Clean
+/// Start as `clean_session`) or says which CONNACK code refuses it, and why.
 async fn accept<S>(
     io: Io<S>,
     peer: SocketAddr,
     ctx: &Arc<ConnCtx>,
     connect: &Connect,
+    v5_terms: Option<v5::ClientTerms>,
 ) -> Result<Online<S>, Refusal<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Some(client_id) = client_id(ctx, connect) else {
+    // MQTT 5: Clean Start only discards; the Session Expiry Interval says whether the
+    // session outlives the connection.
+    let clean_start = connect.clean_session;
+    let persistent = match v5_terms {
+        Some(terms) => terms.expiry_s > 0,
+        None => !connect.clean_session,
+    };
+    let Some(client_id) = client_id(ctx, connect, v5_terms.is_some()) else {
         return Err((
             io,
             ConnectReturnCode::IdentifierRejected,
@@ -157,7 +206,7 @@ where
         channel,
         inbox: inbox_tx,
         kickable: true,
-        persistent: !connect.clean_session,
+        persistent,
         card: Some(card.clone()),
     };
     let registry = &core.registry;
@@ -192,18 +241,57 @@ where
     }
     let mut session =
         stored.unwrap_or_else(|| Box::new(Session::new(client_id, ctx.session_config)));
-    session.set_config(ctx.session_config);
-    if connect.clean_session {
-        // The stored state is discarded by `connect`; its subscriptions leave the trie too,
-        // and a persistent session's record and queue leave the store.
+    let mut config = ctx.session_config;
+    if let Some(receive_maximum) = v5_terms.and_then(|t| t.receive_maximum) {
+        // MQTT 5 flow control: no more QoS 1 and 2 PUBLISHes unacknowledged than the client
+        // takes (MQTT-3.3.4-7).
+        config.inflight_window = config.inflight_window.min(receive_maximum);
+    }
+    session.set_config(config);
+    if clean_start {
+        // The stored state is discarded by `connect`; its subscriptions leave the trie too.
         let old = session.subscriptions().to_vec();
         core.router.unsubscribe_all(&client, &old);
-        if session.is_persistent() {
-            let mut ops = vec![mqgate_store::Op::RemoveSession(session.client_id().clone())];
-            let _ = core.persist.submit(&mut ops);
-        }
     }
-    if let Err(error) = session.connect(connect, monotonic_ms()) {
+    if (clean_start || !persistent) && session.is_persistent() {
+        // A persistent session's record and queue leave the store: discarded, or (MQTT 5,
+        // Session Expiry Interval 0) resumed for this connection only.
+        let mut ops = vec![mqgate_store::Op::RemoveSession(session.client_id().clone())];
+        let _ = core.persist.submit(&mut ops);
+    }
+    let mut v5_state = None;
+    if let Some(terms) = v5_terms {
+        let (expiry_s, client_max_packet) = (terms.expiry_s, terms.client_max_packet);
+        session.set_protocol(wire5::PROTOCOL_LEVEL);
+        session.set_expiry_interval_s(Some(expiry_s));
+        let announce = v5::Announce {
+            receive_maximum: ctx.session_config.inflight_window,
+            max_packet_size: u32::try_from(ctx.limits.max_packet_size).unwrap_or(u32::MAX),
+        };
+        let assigned = connect.client_id.is_empty().then_some(&*client);
+        let properties = match v5::connack_properties(announce, assigned) {
+            Ok(properties) => properties,
+            Err(error) => {
+                tracing::error!(%client, %error, "CONNACK properties not encodable");
+                mqgate_codec::Properties::new()
+            }
+        };
+        v5_state = Some(Box::new(V5State {
+            connack: Some(wire5::ConnAck {
+                session_present: false,
+                reason: ReasonCode::Success,
+                properties,
+            }),
+            connect_expiry_s: expiry_s,
+            client_max_packet,
+            outbound_alias_max: terms.topic_alias_max,
+            ..V5State::default()
+        }));
+    } else {
+        session.set_protocol(4);
+        session.set_expiry_interval_s(None);
+    }
+    if let Err(error) = session.connect_with(connect, clean_start, persistent, monotonic_ms()) {
         // Only possible if a session were handed over still connected: refuse, stay sane.
         tracing::error!(%client, %error, "session refused CONNECT");
         registry.detach(&client, channel, session, |_| {});
@@ -266,13 +354,17 @@ where
         acks: crate::core::persist::PendingAcks::default(),
         card,
         reading: None,
+        v5: v5_state,
     })
 }
 
 /// The client id to use: the one sent, or a generated one for an empty id with a clean
 /// session (MQTT-3.1.3-6); `None` when it must be refused (MQTT-3.1.3-8, our id rules, or an
 /// id the broker keeps for its own links, such as the cloud SDK endpoint's queues).
-fn client_id(ctx: &ConnCtx, connect: &Connect) -> Option<ByteStr> {
+///
+/// MQTT 5 gives an empty id an assigned one whatever Clean Start says (MQTT-3.1.3-6 of MQTT
+/// 5), and the CONNACK names it.
+fn client_id(ctx: &ConnCtx, connect: &Connect, v5: bool) -> Option<ByteStr> {
     if connect
         .client_id
         .starts_with(crate::core::registry::AMQP_LINK_PREFIX)
@@ -280,7 +372,7 @@ fn client_id(ctx: &ConnCtx, connect: &Connect) -> Option<ByteStr> {
         return None;
     }
     if connect.client_id.is_empty() {
-        if !connect.clean_session {
+        if !connect.clean_session && !v5 {
             return None;
         }
         let suffix = getrandom::u64().ok()?;

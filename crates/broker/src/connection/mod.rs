@@ -8,6 +8,7 @@
 pub(crate) mod close;
 pub(crate) mod handshake;
 pub(crate) mod online;
+pub(crate) mod v5;
 
 use std::future::Future;
 use std::net::SocketAddr;

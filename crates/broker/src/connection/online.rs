@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqgate_auth::Grants;
-use mqgate_codec::{ByteStr, PacketId, QoS, SubscribeFilter};
+use mqgate_codec::{ByteStr, PacketId, QoS, ReasonCode, SubscribeFilter};
 use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, QueueBounds, Session};
 use mqgate_status::ConnectionEvents;
 use mqgate_topic::TopicName;
@@ -24,6 +24,7 @@ use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::close::{check_filters, CloseReason};
+use super::v5::{self, V5State};
 use super::ConnCtx;
 use crate::clock::{monotonic_ms, unix_time_ms};
 use crate::core::deliver::{self, Blocked};
@@ -84,6 +85,8 @@ pub(crate) struct Online<S> {
     pub(crate) card: Arc<ClientCard>,
     /// The page of the session's stored queue being read (see [`Online::start_read`]).
     pub(crate) reading: Option<PageRead>,
+    /// What an MQTT 5 connection keeps beside its session; `None` for 3.1.1.
+    pub(crate) v5: Option<Box<V5State>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
@@ -189,6 +192,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// Hands every whole packet in the read buffer to the session.
     fn handle_received(&mut self) -> Result<(), CloseReason> {
         let now = monotonic_ms();
+        if let Some(state) = &mut self.v5 {
+            while let Some(packet) = self.io.decode_v5()? {
+                v5::inbound(state, &mut self.session, packet, now)?;
+            }
+            return Ok(());
+        }
         while let Some(packet) = self.io.decode()? {
             self.session
                 .handle_packet(packet, now)
@@ -210,11 +219,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         };
         persist::committed(persist, ticket).await?;
         let limit = self.ctx.core.waits.backpressure;
+        if self.v5.is_some() {
+            self.queue_v5()?;
+            self.io.send(limit).await?;
+            return Ok(());
+        }
         let session = &mut self.session;
         self.io
             .write_all(std::iter::from_fn(|| session.poll_transmit()), limit)
             .await?;
         Ok(())
+    }
+
+    /// Queues what the session has to send, written as MQTT 5. A PUBLISH too large for the
+    /// client is completed in the session instead, which may release more (bounded: each
+    /// round completes at least one of the window's messages).
+    fn queue_v5(&mut self) -> Result<(), CloseReason> {
+        let Some(state) = &mut self.v5 else {
+            return Ok(());
+        };
+        let now = monotonic_ms();
+        loop {
+            let session = &mut self.session;
+            let packets: Vec<_> =
+                std::iter::from_fn(|| session.poll_transmit_with_message()).collect();
+            let (subscriptions, client) = (session.subscriptions(), session.client_id());
+            self.io
+                .queue(packets.into_iter().filter_map(|(packet, message)| {
+                    v5::outbound(state, subscriptions, client, packet, message, now)
+                }));
+            if !v5::complete_unsent(state, &mut self.session, now)? {
+                return Ok(());
+            }
+        }
     }
 
     /// Whether the session can take another delivery without its queue overflowing.
@@ -233,6 +270,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     fn take(&mut self, mut delivery: Delivery) {
+        if self.v5.is_some() {
+            // The shared frame is 3.1.1: an MQTT 5 client's PUBLISH is written by `flush`.
+            delivery.frame = None;
+            if *delivery.message.origin == **self.session.client_id()
+                && !v5::delivered_to_self(self.session.subscriptions(), &delivery.message.topic)
+            {
+                // No Local on every subscription that matches (MQTT-3.8.3-3).
+                return;
+            }
+            if delivery.published_retained
+                && !delivery.message.retain
+                && v5::retains_as_published(self.session.subscriptions(), &delivery.message.topic)
+            {
+                // Retain As Published: this receiver's own copy with RETAIN set
+                // (MQTT-3.3.1-13); every other receiver shares the message with it clear.
+                let copy = Message {
+                    retain: true,
+                    ..Message::clone(&delivery.message)
+                };
+                delivery.message = Arc::new(copy);
+            }
+        }
         if let (true, Some(frame)) = (delivery.is_qos0(), delivery.frame.take()) {
             // QoS 0 to a connected client: the session would only pass it on, so the shared
             // frame goes out as it is, after whatever the session had queued before it.
@@ -371,7 +430,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     /// Handles one event as far as it can without waiting.
     fn on_event(&mut self, event: Event) -> Result<Next, CloseReason> {
         match event {
-            Event::Publish { publish, token } => {
+            Event::Publish { publish, token, v5 } => {
                 if let Err(error) = TopicName::validate(publish.topic()) {
                     return Err(CloseReason::InvalidTopic(error));
                 }
@@ -392,10 +451,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 let (retain, qos) = (publish.retain, publish.qos);
                 // One reference count for the topic; the payload keeps the frame's.
                 let (topic, payload) = publish.into_parts();
-                let message = self
-                    .ctx
-                    .core
-                    .message(self.session.client_id(), topic, payload, qos);
+                let origin = self.session.client_id();
+                let message = match v5 {
+                    None => self.ctx.core.message(origin, topic, payload, qos),
+                    Some(props) => self.ctx.core.message_with(
+                        origin,
+                        topic,
+                        payload,
+                        qos,
+                        props.forward,
+                        props.message_expiry_interval,
+                    ),
+                };
                 Ok(Next::Route {
                     message,
                     retain,
@@ -514,22 +581,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let router = &core.router;
         let mut granted = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
-        for entry in filters {
-            let qos = crate::auth::may_subscribe(
-                &self.ctx.access,
-                &core.metrics,
-                &self.grants,
-                &entry.filter,
-            )
-            .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
-            .flatten();
+        // MQTT 5: each filter's options, and why a refused one was refused.
+        let pending = self.v5.as_mut().and_then(|state| {
+            let at = state
+                .subscribes
+                .iter()
+                .position(|p| p.packet_id == packet_id)?;
+            state.subscribes.remove(at)
+        });
+        let mut refusals = Vec::new();
+        for (i, entry) in filters.into_iter().enumerate() {
+            let options = pending.as_ref().and_then(|p| p.options.get(i));
+            let shared = options.is_some() && entry.filter.starts_with(mqgate_topic::SHARE_PREFIX);
+            let allowed = !shared
+                && crate::auth::may_subscribe(
+                    &self.ctx.access,
+                    &core.metrics,
+                    &self.grants,
+                    &entry.filter,
+                );
+            refusals.push(if shared {
+                ReasonCode::SharedSubscriptionsNotSupported
+            } else if allowed {
+                ReasonCode::UnspecifiedError
+            } else {
+                ReasonCode::NotAuthorized
+            });
+            let existed = self
+                .session
+                .subscriptions()
+                .iter()
+                .any(|s| s.filter == entry.filter);
+            let qos = allowed
+                .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
+                .flatten();
             match qos {
-                Some(qos) => retained.extend(
-                    router
-                        .retained_for(&entry.filter)
-                        .into_iter()
-                        .map(|m| (m, qos)),
-                ),
+                Some(qos) if options.is_none_or(|o| v5::sends_retained(o, existed)) => retained
+                    .extend(
+                        router
+                            .retained_for(&entry.filter)
+                            .into_iter()
+                            .map(|m| (m, qos)),
+                    ),
+                Some(_) => {}
                 None => {
                     tracing::info!(client = %self.events.client_id(), filter = %entry.filter, "subscription refused");
                     core.metrics
@@ -539,7 +633,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             }
             granted.push((entry.filter, qos));
         }
+        if let Some(state) = &mut self.v5 {
+            state.suback_refusals.push_back((packet_id, refusals));
+        }
+        let made: Vec<_> = match &pending {
+            Some(_) => granted
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, qos))| qos.is_some())
+                .map(|(i, (filter, _))| (i, filter.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
         self.session.subscribed(packet_id, granted);
+        if let Some(pending) = pending {
+            for (i, filter) in made {
+                let (Some(opts), Some(sub)) = (
+                    pending.options.get(i),
+                    self.session.subscription_mut(&filter),
+                ) else {
+                    continue;
+                };
+                v5::set_options(sub, opts, pending.identifier);
+            }
+        }
         self.card.set_subscriptions(self.session.subscriptions());
         persist::enqueue_retained(&core.persist, &self.session, &retained).await?;
         for (message, qos) in retained {
@@ -558,6 +675,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.acks
             .release(&mut self.session, &self.ctx.core.persist)
             .await?;
+        if let Some(state) = &mut self.v5 {
+            let reasons = filters
+                .iter()
+                .map(|f| {
+                    if self.session.subscriptions().iter().any(|s| s.filter == *f) {
+                        ReasonCode::Success
+                    } else {
+                        ReasonCode::NoSubscriptionExisted
+                    }
+                })
+                .collect();
+            state.unsubscribes.push_back((packet_id, reasons));
+        }
         for filter in &filters {
             self.ctx
                 .core
@@ -688,6 +818,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.acks
             .settle(&mut self.session, &core.persist, limit)
             .await;
+        if self.saved.is_some() && !self.session.is_persistent() {
+            // MQTT 5: a DISCONNECT set the Session Expiry Interval to 0; the stored session
+            // ends with this connection.
+            let mut ops = vec![mqgate_store::Op::RemoveSession(
+                self.session.client_id().clone(),
+            )];
+            let _ = core.persist.submit(&mut ops);
+            self.saved = None;
+        }
+        if self.session.expiry_interval_s().is_some() {
+            // MQTT 5: the Session Expiry Interval counts from now (stored with the record).
+            self.session.set_offline_since_ms(Some(monotonic_ms()));
+        }
         let will = self.session.connection_lost(monotonic_ms());
         let clean_session = !self.session.is_persistent();
         let origin = self.session.client_id().clone();
@@ -728,6 +871,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 will,
             )
             .await;
+        }
+        if let (Some(_), Some(code)) = (&self.v5, reason.disconnect_reason()) {
+            // MQTT 5: the broker says why it closes (MQTT-4.13.2-1).
+            self.io.queue([mqgate_codec::v5::Packet::Disconnect(
+                mqgate_codec::v5::ReasonAndProperties {
+                    reason: code,
+                    properties: mqgate_codec::Properties::new(),
+                },
+            )]);
+            let _ = self.io.send(Duration::from_secs(1)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
     }

@@ -141,7 +141,13 @@ impl Core {
         let (mut restored, mut skipped) = (0usize, 0usize);
         for session in sessions {
             match session {
-                Ok(session) => {
+                Ok(mut session) => {
+                    if session.expiry_interval_s().is_some() && session.offline_since_ms().is_none()
+                    {
+                        // Stored while its client was online (the broker stopped without
+                        // closing it): its offline time starts now.
+                        session.set_offline_since_ms(Some(monotonic_ms()));
+                    }
                     let client: Arc<str> = Arc::from(session.client_id().as_str());
                     for subscription in session.subscriptions() {
                         if router
@@ -221,6 +227,45 @@ impl Core {
         payload: Bytes,
         qos: QoS,
     ) -> Arc<Message> {
+        self.message_with(origin, topic, payload, qos, Bytes::new(), None)
+    }
+
+    /// Ends every offline MQTT 5 session whose Session Expiry Interval has passed at `now`
+    /// (the broker's clock, as [`monotonic_ms`] reads it: offline times are stamped with it,
+    /// and it starts at the wall-clock time, so a stored stamp keeps its meaning across a
+    /// restart): its subscriptions leave the trie and its record and queue the store.
+    /// Returns how many ended.
+    pub(crate) fn end_expired_sessions(&self, now: u64) -> usize {
+        let expired = self.registry.take_expired(now);
+        let mut ops = Vec::with_capacity(expired.len());
+        for session in &expired {
+            let client: Arc<str> = Arc::from(session.client_id().as_str());
+            // A client that connected again since has a fresh session of its own (this one
+            // left the registry first): its subscriptions are not this one's to remove.
+            if !self.registry.is_online(&client) {
+                self.router
+                    .unsubscribe_all(&client, session.subscriptions());
+            }
+            ops.push(mqgate_store::Op::RemoveSession(session.client_id().clone()));
+            tracing::debug!(%client, "session expired");
+        }
+        if !ops.is_empty() {
+            let _ = self.persist.submit(&mut ops);
+        }
+        expired.len()
+    }
+
+    /// [`message`](Self::message) with an MQTT 5 PUBLISH's forwarded properties (their wire
+    /// encoding, kept as received) and its Message Expiry Interval in seconds.
+    pub(crate) fn message_with(
+        &self,
+        origin: &ByteStr,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        properties: Bytes,
+        expiry_s: Option<u32>,
+    ) -> Arc<Message> {
         let id = self.router.next_id();
         let now_ms = unix_time_ms();
         if let Some(trace) = &self.trace {
@@ -234,7 +279,10 @@ impl Core {
             };
             trace.message_at(action, info, origin, id, now_ms);
         }
-        Arc::new(Message::new(id, topic, payload, qos, now_ms).with_origin(origin.clone()))
+        let mut message = Message::new(id, topic, payload, qos, now_ms).with_origin(origin.clone());
+        message.properties = properties;
+        message.expires_at_ms = expiry_s.map(|s| now_ms.saturating_add(u64::from(s) * 1000));
+        Arc::new(message)
     }
 
     /// Publishes as the broker itself (the embedding API, the HTTP API's `SendMessage`):

@@ -39,6 +39,10 @@ pub(crate) struct Delivery {
     /// delivery is not QoS 0, or when it is the message's only QoS 0 delivery (its receiver
     /// encodes it).
     pub(crate) frame: Option<Arc<Bytes>>,
+    /// The PUBLISH was sent with RETAIN set: an MQTT 5 subscription with Retain As
+    /// Published gets it with RETAIN set (the message itself has it clear, as every other
+    /// receiver sees it).
+    pub(crate) published_retained: bool,
 }
 
 impl Delivery {
@@ -411,6 +415,29 @@ impl Registry {
             Some(slot) => slot.link().is_some_and(|link| link.persistent),
             None => false,
         }
+    }
+
+    /// Removes and returns the offline sessions whose MQTT 5 Session Expiry Interval has
+    /// passed at `now` (see [`Session::is_expired_at`]); a session online or being taken
+    /// over is never among them.
+    pub(crate) fn take_expired(&self, now: u64) -> Vec<Session> {
+        let mut expired = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            let ids: Vec<Arc<str>> = shard
+                .iter()
+                .filter(|(_, slot)| {
+                    matches!(slot, Slot::Offline(session) if session.is_expired_at(now))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ids {
+                if let Some(Slot::Offline(session)) = shard.remove(&id) {
+                    expired.push(*session);
+                }
+            }
+        }
+        expired
     }
 
     /// Forgets `client_id` whatever its state (a backend consumer going away).

@@ -166,7 +166,7 @@ impl Router {
                 self.durable_matched(message, scratch);
                 let owned = detach_durable(message, &mut scratch.ops[first..]);
                 self.submit(scratch);
-                self.deliver_matched(owned.as_ref().unwrap_or(message), now, scratch);
+                self.deliver_matched(owned.as_ref().unwrap_or(message), retain, now, scratch);
             }
             Err(error) => {
                 tracing::debug!(topic = %message.topic, %error, "P2P address with an invalid target");
@@ -193,7 +193,7 @@ impl Router {
         self.durable_matched(message, scratch);
         let owned = detach_durable(message, &mut scratch.ops[first..]);
         self.submit(scratch);
-        self.deliver_matched(owned.as_ref().unwrap_or(message), now, scratch);
+        self.deliver_matched(owned.as_ref().unwrap_or(message), false, now, scratch);
     }
 
     /// Delivers `message` to the one client `target` (a P2P message), whether or not it
@@ -216,6 +216,7 @@ impl Router {
             frame: (message.qos == QoS::AtMostOnce)
                 .then(|| qos0_frame(message))
                 .flatten(),
+            published_retained: false,
         };
         self.submit(scratch);
         if let Some(blocked) = deliver::offer(&self.registry, &self.metrics, target, delivery, now)
@@ -260,8 +261,14 @@ impl Router {
     }
 
     /// Delivers to every matched receiver, shard by shard: one registry lock per shard
-    /// touched, the receivers woken once it is let go.
-    fn deliver_matched(&self, message: &Arc<Message>, now: u64, scratch: &mut RouteScratch) {
+    /// touched, the receivers woken once it is let go. `retain`: the PUBLISH had RETAIN set.
+    fn deliver_matched(
+        &self,
+        message: &Arc<Message>,
+        retain: bool,
+        now: u64,
+        scratch: &mut RouteScratch,
+    ) {
         let mut targets = std::mem::take(&mut scratch.targets);
         targets.sort_unstable_by_key(|(shard, _, _)| *shard);
         // Encoded at the first QoS 0 receiver, then shared by all of them; a single QoS 0
@@ -288,6 +295,7 @@ impl Router {
                     message: message.clone(),
                     granted: *granted,
                     frame,
+                    published_retained: retain,
                 };
                 match guard.offer(client, delivery, now) {
                     Offer::Sent(waker) => {

@@ -17,7 +17,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use mqgate_codec::{DecodeError, Decoder, EncodeError, Packet};
+use mqgate_codec::{v5, AnyPacket, ConnectionDecoder, DecodeError, EncodeError, Packet};
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
@@ -51,6 +51,66 @@ pub(crate) enum StreamError {
     Encode(EncodeError),
 }
 
+/// A packet a connection writes: MQTT 3.1.1 or MQTT 5.
+pub(crate) trait Outbound {
+    /// The payload's length when this is a PUBLISH.
+    fn publish_payload_len(&self) -> Option<usize>;
+    /// A PUBLISH's wire form but its payload (called only for a PUBLISH).
+    fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError>;
+    /// A PUBLISH's payload (empty for any other packet).
+    fn into_payload(self) -> Bytes;
+    /// The whole wire form.
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError>;
+}
+
+impl Outbound for Packet {
+    fn publish_payload_len(&self) -> Option<usize> {
+        match self {
+            Packet::Publish(p) => Some(p.payload().len()),
+            _ => None,
+        }
+    }
+    fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            Packet::Publish(p) => p.encode_header(buf),
+            other => other.encode(buf),
+        }
+    }
+    fn into_payload(self) -> Bytes {
+        match self {
+            Packet::Publish(p) => p.into_payload(),
+            _ => Bytes::new(),
+        }
+    }
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        Packet::encode(self, buf)
+    }
+}
+
+impl Outbound for v5::Packet {
+    fn publish_payload_len(&self) -> Option<usize> {
+        match self {
+            v5::Packet::Publish(p) => Some(p.payload.len()),
+            _ => None,
+        }
+    }
+    fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            v5::Packet::Publish(p) => p.encode_header(buf),
+            other => other.encode(buf),
+        }
+    }
+    fn into_payload(self) -> Bytes {
+        match self {
+            v5::Packet::Publish(p) => p.payload,
+            _ => Bytes::new(),
+        }
+    }
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        v5::Packet::encode(self, buf)
+    }
+}
+
 /// A piece of output: bytes encoded for this connection, or a frame shared with other
 /// connections (a QoS 0 PUBLISH encoded once for every receiver).
 enum Chunk {
@@ -81,7 +141,8 @@ pub(crate) struct Io<S> {
     /// The size of the last flush: the next one reserves that much at once instead of growing
     /// the buffer step by step.
     tx_hint: usize,
-    decoder: Decoder,
+    /// The decoder: the first CONNECT decides between MQTT 3.1.1 and 5.
+    decoder: ConnectionDecoder,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
@@ -93,14 +154,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             out: Vec::new(),
             failed: None,
             tx_hint: 0,
-            decoder: Decoder::new(max_packet_size),
+            decoder: ConnectionDecoder::new(max_packet_size),
         }
     }
 
-    /// The next whole packet; `None` when the peer closed.
-    pub(crate) async fn read_packet(&mut self) -> Result<Option<Packet>, StreamError> {
+    /// The first packet of a connection, MQTT 3.1.1 or 5 by the protocol level of its
+    /// CONNECT; `None` when the peer closed.
+    pub(crate) async fn read_first(&mut self) -> Result<Option<AnyPacket>, StreamError> {
         loop {
-            if let Some(packet) = self.decode()? {
+            let packet = self
+                .decoder
+                .decode(&mut self.rx)
+                .map_err(StreamError::Decode)?;
+            if let Some(packet) = packet {
+                self.release_rx_if_empty();
                 return Ok(Some(packet));
             }
             if self.read_more().await? == 0 {
@@ -136,22 +203,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         .await
     }
 
-    /// The next whole packet in the receive buffer, if there is one.
+    /// The next whole MQTT 3.1.1 packet in the receive buffer, if there is one.
     pub(crate) fn decode(&mut self) -> Result<Option<Packet>, StreamError> {
         let packet = self
             .decoder
+            .decoder()
             .decode(&mut self.rx)
             .map_err(StreamError::Decode)?;
+        self.release_rx_if_empty();
+        Ok(packet)
+    }
+
+    /// The next whole MQTT 5 packet in the receive buffer, if there is one.
+    pub(crate) fn decode_v5(&mut self) -> Result<Option<v5::Packet>, StreamError> {
+        let packet = self
+            .decoder
+            .decoder()
+            .decode_v5(&mut self.rx)
+            .map_err(StreamError::Decode)?;
+        self.release_rx_if_empty();
+        Ok(packet)
+    }
+
+    fn release_rx_if_empty(&mut self) {
         if self.rx.is_empty() {
             // Spare room, or (capacity 0) a reference to the buffer the last packet was split
             // from, which would keep that packet's bytes alive: an idle connection holds none.
             self.rx = BytesMut::new();
         }
-        Ok(packet)
     }
 
-    /// Encodes `packets` after what is queued already.
-    pub(crate) fn queue(&mut self, packets: impl IntoIterator<Item = Packet>) {
+    /// Encodes `packets` (MQTT 3.1.1 or MQTT 5) after what is queued already.
+    pub(crate) fn queue<P: Outbound>(&mut self, packets: impl IntoIterator<Item = P>) {
         let mut packets = packets.into_iter().peekable();
         if packets.peek().is_none() {
             return;
@@ -161,22 +244,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
         let vectored = self.stream.is_write_vectored();
         for packet in packets {
-            match packet {
-                // A large payload is not copied: its header goes in the buffer, the payload
-                // itself (shared with every other receiver) into the vectored write.
-                Packet::Publish(publish) if vectored && publish.payload().len() >= OWN_CHUNK => {
-                    if let Err(error) = publish.encode_header(&mut self.tx) {
-                        self.failed.get_or_insert(error);
-                        continue;
-                    }
-                    self.out.push(Chunk::Own(self.tx.split().freeze()));
-                    self.out.push(Chunk::Own(publish.into_payload()));
+            // A large payload is not copied: its header goes in the buffer, the payload
+            // itself (shared with every other receiver) into the vectored write.
+            if vectored && packet.publish_payload_len().is_some_and(|n| n >= OWN_CHUNK) {
+                if let Err(error) = packet.encode_header(&mut self.tx) {
+                    self.failed.get_or_insert(error);
+                    continue;
                 }
-                packet => {
-                    if let Err(error) = packet.encode(&mut self.tx) {
-                        self.failed.get_or_insert(error);
-                    }
-                }
+                self.out.push(Chunk::Own(self.tx.split().freeze()));
+                self.out.push(Chunk::Own(packet.into_payload()));
+            } else if let Err(error) = packet.encode(&mut self.tx) {
+                self.failed.get_or_insert(error);
             }
         }
     }
@@ -200,12 +278,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
     /// Encodes `packets` after what is queued and writes everything in one go, within
     /// `limit`.
-    pub(crate) async fn write_all(
+    pub(crate) async fn write_all<P: Outbound>(
         &mut self,
-        packets: impl IntoIterator<Item = Packet>,
+        packets: impl IntoIterator<Item = P>,
         limit: Duration,
     ) -> Result<(), StreamError> {
         self.queue(packets);
+        self.send(limit).await
+    }
+
+    /// Writes everything queued in one go, within `limit`.
+    pub(crate) async fn send(&mut self, limit: Duration) -> Result<(), StreamError> {
         if let Some(error) = self.failed.take() {
             return Err(StreamError::Encode(error));
         }

@@ -74,6 +74,9 @@ impl Saved {
             if old.subscriptions == record.subscriptions
                 && old.inflight == record.inflight
                 && old.awaiting_pubrel == record.awaiting_pubrel
+                && old.expiry_interval_s == record.expiry_interval_s
+                && old.offline_since_ms == record.offline_since_ms
+                && old.protocol == record.protocol
             {
                 return;
             }

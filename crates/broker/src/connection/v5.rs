@@ -1,0 +1,520 @@
+//! MQTT 5 on a connection: the CONNECT read as the session's terms, every inbound packet
+//! handed to the session (which keeps the 3.1.1 state machine: packet ids, QoS flows,
+//! queue), and every packet the session sends written as MQTT 5, with reason codes, the
+//! message's forwarded properties, its remaining expiry and the subscription identifiers
+//! that match.
+//!
+//! A 3.1.1 connection never reaches this module: its packets go to the session and back to
+//! the wire as they are.
+
+use std::collections::{HashMap, VecDeque};
+use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Arc;
+
+use mqgate_codec::v5::{self, RetainHandling, SubscriptionOptions};
+use mqgate_codec::{
+    ByteStr, Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol,
+    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
+};
+use mqgate_session::{Message, Session, Subscription};
+use mqgate_topic::TopicFilter;
+
+use super::close::CloseReason;
+
+/// What an MQTT 5 connection keeps beside its session. Boxed in the connection: a 3.1.1
+/// connection carries one word for it.
+#[derive(Debug, Default)]
+pub(crate) struct V5State {
+    /// The CONNACK to write in place of the session's 3.1.1 one.
+    pub(crate) connack: Option<v5::ConnAck>,
+    /// The Session Expiry Interval the CONNECT gave (0 when absent): a DISCONNECT may
+    /// change it only when it was not 0 (MQTT-3.14.2-2).
+    pub(crate) connect_expiry_s: u32,
+    /// The options of each SUBSCRIBE not yet answered, by packet id, in order.
+    pub(crate) subscribes: VecDeque<PendingSubscribe>,
+    /// The reason codes of each UNSUBSCRIBE answered by the session, by packet id.
+    pub(crate) unsubscribes: VecDeque<(PacketId, Vec<ReasonCode>)>,
+    /// Refusal reasons of the SUBACK the session is about to send, by packet id.
+    pub(crate) suback_refusals: VecDeque<(PacketId, Vec<ReasonCode>)>,
+    /// Largest packet the client accepts (CONNECT's Maximum Packet Size).
+    pub(crate) client_max_packet: Option<u32>,
+    /// The topics of the aliases the client set, alias 1 first (at most
+    /// [`TOPIC_ALIAS_MAXIMUM`]).
+    pub(crate) inbound_aliases: Vec<Option<ByteStr>>,
+    /// How many aliases the client takes (its Topic Alias Maximum; 0: none).
+    pub(crate) outbound_alias_max: u16,
+    /// The aliases the broker set for topics it sent, first come first served.
+    pub(crate) outbound_aliases: HashMap<ByteStr, NonZeroU16>,
+    /// Packet ids whose PUBREL the session queued after a PUBREC with an error reason: not
+    /// written (the client ended the flow).
+    pub(crate) unsent_pubrels: Vec<PacketId>,
+    /// QoS 1 and 2 PUBLISHes not written because they are larger than the client accepts:
+    /// the session completes them as if acknowledged.
+    pub(crate) unsent_publishes: Vec<(PacketId, QoS)>,
+}
+
+/// The Topic Alias Maximum the broker announces: how many aliases a client may set.
+pub(crate) const TOPIC_ALIAS_MAXIMUM: u16 = 64;
+
+/// The MQTT 5 part of a SUBSCRIBE: each filter's options and the identifier.
+#[derive(Debug)]
+pub(crate) struct PendingSubscribe {
+    pub(crate) packet_id: PacketId,
+    pub(crate) options: Vec<SubscriptionOptions>,
+    pub(crate) identifier: Option<NonZeroU32>,
+}
+
+/// What the broker announces in every MQTT 5 CONNACK.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Announce {
+    /// Receive Maximum: the in-flight window of a session.
+    pub(crate) receive_maximum: u16,
+    /// Maximum Packet Size the broker accepts.
+    pub(crate) max_packet_size: u32,
+}
+
+/// What an MQTT 5 CONNECT asks for beyond its 3.1.1 fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientTerms {
+    /// Session Expiry Interval (0 when absent).
+    pub(crate) expiry_s: u32,
+    /// Largest packet the client accepts.
+    pub(crate) client_max_packet: Option<u32>,
+    /// Most QoS 1 and 2 PUBLISHes the client takes unacknowledged (its Receive Maximum).
+    pub(crate) receive_maximum: Option<u16>,
+    /// How many topic aliases the client takes (its Topic Alias Maximum; 0 when absent).
+    pub(crate) topic_alias_max: u16,
+}
+
+/// Reads an MQTT 5 CONNECT as a 3.1.1 CONNECT (its fields as the authenticator and the
+/// registry read them; `clean_session` is Clean Start) and what MQTT 5 adds; `Err` with the
+/// reason code of a CONNECT the broker refuses for what it asks (enhanced authentication).
+pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), ReasonCode> {
+    if connect
+        .properties
+        .contains(PropertyId::AuthenticationMethod)
+    {
+        return Err(ReasonCode::BadAuthenticationMethod);
+    }
+    let int = |id| connect.properties.get(id).and_then(|p| p.as_u32());
+    let will = connect.will.as_ref().map(|w| LastWill {
+        topic: w.topic.clone(),
+        payload: w.payload.clone(),
+        qos: w.qos,
+        retain: w.retain,
+    });
+    let as_v3 = Connect {
+        protocol: Protocol::V311,
+        clean_session: connect.clean_start,
+        keep_alive: connect.keep_alive,
+        client_id: connect.client_id.clone(),
+        will,
+        username: connect.username.clone(),
+        password: connect.password.clone(),
+    };
+    Ok((
+        as_v3,
+        ClientTerms {
+            expiry_s: int(PropertyId::SessionExpiryInterval).unwrap_or(0),
+            client_max_packet: int(PropertyId::MaximumPacketSize),
+            receive_maximum: int(PropertyId::ReceiveMaximum).and_then(|n| u16::try_from(n).ok()),
+            topic_alias_max: int(PropertyId::TopicAliasMaximum)
+                .and_then(|n| u16::try_from(n).ok())
+                .unwrap_or(0),
+        },
+    ))
+}
+
+/// The MQTT 5 reason code of a refused CONNECT, from the 3.1.1 return code the
+/// authenticator and the client id rules give.
+pub(crate) fn refusal(code: mqgate_codec::ConnectReturnCode) -> ReasonCode {
+    use mqgate_codec::ConnectReturnCode as C;
+    match code {
+        C::Accepted => ReasonCode::Success,
+        C::UnacceptableProtocolVersion => ReasonCode::UnsupportedProtocolVersion,
+        C::IdentifierRejected => ReasonCode::ClientIdentifierNotValid,
+        C::ServerUnavailable => ReasonCode::ServerUnavailable,
+        C::BadUsernameOrPassword => ReasonCode::BadUserNameOrPassword,
+        C::NotAuthorized => ReasonCode::NotAuthorized,
+    }
+}
+
+/// The properties of an accepting CONNACK: what the broker supports, and the client id it
+/// assigned when the client sent none.
+pub(crate) fn connack_properties(
+    announce: Announce,
+    assigned: Option<&str>,
+) -> Result<Properties, mqgate_codec::EncodeError> {
+    let mut props = vec![
+        Property::TwoByteInt(PropertyId::ReceiveMaximum, announce.receive_maximum.max(1)),
+        Property::Byte(PropertyId::RetainAvailable, 1),
+        Property::FourByteInt(PropertyId::MaximumPacketSize, announce.max_packet_size),
+        Property::Byte(PropertyId::WildcardSubscriptionAvailable, 1),
+        Property::Byte(PropertyId::SubscriptionIdentifierAvailable, 1),
+        Property::Byte(PropertyId::SharedSubscriptionAvailable, 0),
+        Property::TwoByteInt(PropertyId::TopicAliasMaximum, TOPIC_ALIAS_MAXIMUM),
+    ];
+    if let Some(id) = assigned {
+        props.push(Property::Utf8(PropertyId::AssignedClientIdentifier, id));
+    }
+    Properties::build(props)
+}
+
+/// Hands one MQTT 5 packet from the client to the session.
+///
+/// # Errors
+/// Why the connection must close: a protocol violation, or the client's DISCONNECT.
+pub(crate) fn inbound(
+    state: &mut V5State,
+    session: &mut Session,
+    packet: v5::Packet,
+    now: u64,
+) -> Result<(), CloseReason> {
+    let as_v3 = match packet {
+        v5::Packet::Publish(p) => {
+            let topic = match p.properties.topic_alias {
+                None => p.topic,
+                Some(alias) => aliased_topic(state, alias, p.topic)?,
+            };
+            let mut publish = Publish::new(p.qos, p.packet_id, topic, p.payload);
+            publish.dup = p.dup;
+            publish.retain = p.retain;
+            return session
+                .handle_publish_v5(publish, p.properties, now)
+                .map_err(CloseReason::Protocol);
+        }
+        v5::Packet::PubAck(a) => Packet::PubAck(a.packet_id),
+        v5::Packet::PubRec(a) if a.reason.is_error() => {
+            // The client refused the message: the flow ends here, without PUBREL (MQTT 5.0
+            // 4.3.3). The session completes it as if PUBREL and PUBCOMP had passed, and the
+            // PUBREL it queues is not written.
+            session
+                .handle_packet(Packet::PubRec(a.packet_id), now)
+                .map_err(CloseReason::Protocol)?;
+            state.unsent_pubrels.push(a.packet_id);
+            Packet::PubComp(a.packet_id)
+        }
+        v5::Packet::PubRec(a) => Packet::PubRec(a.packet_id),
+        v5::Packet::PubRel(a) => Packet::PubRel(a.packet_id),
+        v5::Packet::PubComp(a) => Packet::PubComp(a.packet_id),
+        v5::Packet::Subscribe(s) => {
+            let identifier = s.subscription_identifier();
+            let options = s.filters.iter().map(|f| f.options).collect();
+            state.subscribes.push_back(PendingSubscribe {
+                packet_id: s.packet_id,
+                options,
+                identifier,
+            });
+            let filters = s
+                .filters
+                .into_iter()
+                .map(|f| SubscribeFilter {
+                    filter: f.filter,
+                    qos: f.options.qos,
+                })
+                .collect();
+            Packet::Subscribe(Subscribe {
+                packet_id: s.packet_id,
+                filters,
+            })
+        }
+        v5::Packet::Unsubscribe(u) => Packet::Unsubscribe(Unsubscribe {
+            packet_id: u.packet_id,
+            filters: u.filters,
+        }),
+        v5::Packet::PingReq => Packet::PingReq,
+        v5::Packet::Disconnect(d) => {
+            if let Some(expiry) = d
+                .properties
+                .get(PropertyId::SessionExpiryInterval)
+                .and_then(|p| p.as_u32())
+            {
+                if state.connect_expiry_s == 0 && expiry != 0 {
+                    return Err(CloseReason::ProtocolV5(
+                        ReasonCode::ProtocolError,
+                        "DISCONNECT set a session expiry after CONNECT gave 0",
+                    ));
+                }
+                session.set_expiry_interval_s(Some(expiry));
+                if session.is_persistent() && expiry == 0 {
+                    session.set_persistent(false);
+                }
+            }
+            if d.reason == ReasonCode::DisconnectWithWillMessage {
+                // The session is not told: it keeps the will, which the end publishes.
+                return Err(CloseReason::DisconnectWithWill);
+            }
+            Packet::Disconnect
+        }
+        v5::Packet::Auth(_) => {
+            return Err(CloseReason::ProtocolV5(
+                ReasonCode::ProtocolError,
+                "AUTH without enhanced authentication",
+            ))
+        }
+        other => {
+            return Err(CloseReason::ProtocolV5(
+                ReasonCode::ProtocolError,
+                other.name(),
+            ))
+        }
+    };
+    session
+        .handle_packet(as_v3, now)
+        .map_err(CloseReason::Protocol)
+}
+
+/// The topic of a PUBLISH with a Topic Alias: a topic name sets the alias, an empty one
+/// uses it (MQTT 5.0 3.3.2.3.4).
+fn aliased_topic(
+    state: &mut V5State,
+    alias: NonZeroU16,
+    topic: ByteStr,
+) -> Result<ByteStr, CloseReason> {
+    if alias.get() > TOPIC_ALIAS_MAXIMUM {
+        return Err(CloseReason::ProtocolV5(
+            ReasonCode::TopicAliasInvalid,
+            "topic alias above the maximum",
+        ));
+    }
+    let slot = usize::from(alias.get() - 1);
+    if state.inbound_aliases.len() <= slot {
+        state.inbound_aliases.resize(slot + 1, None);
+    }
+    if !topic.is_empty() {
+        // Owned: the alias outlives the packet it came in.
+        state.inbound_aliases[slot] = Some(topic.detached());
+        return Ok(topic);
+    }
+    state.inbound_aliases[slot]
+        .clone()
+        .ok_or(CloseReason::ProtocolV5(
+            ReasonCode::ProtocolError,
+            "topic alias used before it was set",
+        ))
+}
+
+/// The MQTT 5 form of a packet the session sends; `None` for one that is not written (a
+/// PUBLISH larger than the client accepts).
+pub(crate) fn outbound(
+    state: &mut V5State,
+    subscriptions: &[Subscription],
+    client_id: &str,
+    packet: Packet,
+    message: Option<Arc<Message>>,
+    now: u64,
+) -> Option<v5::Packet> {
+    Some(match packet {
+        Packet::ConnAck(ack) => {
+            let mut connack = state.connack.take().unwrap_or_default();
+            connack.session_present = ack.session_present;
+            v5::Packet::ConnAck(connack)
+        }
+        Packet::Publish(p) => {
+            let publish = publish(p, message.as_deref(), subscriptions, client_id, now);
+            let mut packet = v5::Packet::Publish(publish);
+            if let (Some(max), Ok(len)) = (state.client_max_packet, packet.encoded_len()) {
+                if len > usize::try_from(max).unwrap_or(usize::MAX) {
+                    // MQTT-3.1.2-25: discarded "as if it had completed sending": a QoS 1 or
+                    // 2 one is then completed in the session (see `complete_unsent`).
+                    if let (v5::Packet::Publish(p), Some(id)) = (&packet, packet_id_of(&packet)) {
+                        state.unsent_publishes.push((id, p.qos));
+                    }
+                    return None;
+                }
+            }
+            if let v5::Packet::Publish(publish) = &mut packet {
+                alias_outbound(state, publish);
+            }
+            packet
+        }
+        Packet::PubAck(id) => v5::Packet::PubAck(v5::Ack::success(id)),
+        Packet::PubRec(id) => v5::Packet::PubRec(v5::Ack::success(id)),
+        Packet::PubRel(id) => {
+            if let Some(at) = state.unsent_pubrels.iter().position(|p| *p == id) {
+                state.unsent_pubrels.swap_remove(at);
+                return None;
+            }
+            v5::Packet::PubRel(v5::Ack::success(id))
+        }
+        Packet::PubComp(id) => v5::Packet::PubComp(v5::Ack::success(id)),
+        Packet::SubAck(ack) => {
+            let refusals = take_by_id(&mut state.suback_refusals, ack.packet_id);
+            let reasons = ack
+                .return_codes
+                .iter()
+                .enumerate()
+                .map(|(i, code)| match code {
+                    SubscribeReturnCode::Success(QoS::AtMostOnce) => ReasonCode::Success,
+                    SubscribeReturnCode::Success(QoS::AtLeastOnce) => ReasonCode::GrantedQoS1,
+                    SubscribeReturnCode::Success(QoS::ExactlyOnce) => ReasonCode::GrantedQoS2,
+                    SubscribeReturnCode::Failure => refusals
+                        .as_ref()
+                        .and_then(|r| r.get(i).copied())
+                        .unwrap_or(ReasonCode::NotAuthorized),
+                })
+                .collect();
+            v5::Packet::SubAck(v5::SubAck {
+                packet_id: ack.packet_id,
+                properties: Properties::new(),
+                reasons,
+            })
+        }
+        Packet::UnsubAck(id) => v5::Packet::UnsubAck(v5::UnsubAck {
+            packet_id: id,
+            properties: Properties::new(),
+            reasons: take_by_id(&mut state.unsubscribes, id).unwrap_or_default(),
+        }),
+        Packet::PingResp => v5::Packet::PingResp,
+        // The broker never sends the client's packets.
+        Packet::Connect(_)
+        | Packet::Subscribe(_)
+        | Packet::Unsubscribe(_)
+        | Packet::PingReq
+        | Packet::Disconnect => return None,
+    })
+}
+
+/// Gives `publish` the alias of its topic, as far as the client takes aliases: a topic
+/// already aliased goes out as the alias alone (an empty topic name), a new one sets the
+/// next free alias; once all are taken, other topics go out in full.
+fn alias_outbound(state: &mut V5State, publish: &mut v5::Publish) {
+    if state.outbound_alias_max == 0 {
+        return;
+    }
+    if let Some(&alias) = state.outbound_aliases.get(&*publish.topic) {
+        publish.properties.topic_alias = Some(alias);
+        publish.topic = ByteStr::from_static("");
+        return;
+    }
+    let next = u16::try_from(state.outbound_aliases.len() + 1).unwrap_or(u16::MAX);
+    if next > state.outbound_alias_max {
+        return;
+    }
+    if let Some(alias) = NonZeroU16::new(next) {
+        state
+            .outbound_aliases
+            .insert(publish.topic.detached(), alias);
+        publish.properties.topic_alias = Some(alias);
+    }
+}
+
+/// The packet id of a PUBLISH at QoS 1 or 2.
+fn packet_id_of(packet: &v5::Packet) -> Option<PacketId> {
+    match packet {
+        v5::Packet::Publish(p) => p.packet_id,
+        _ => None,
+    }
+}
+
+/// Completes in the session the QoS 1 and 2 PUBLISHes [`outbound`] did not write (too large
+/// for the client), as if the client had acknowledged them, so they free their window slot;
+/// `true` if there were any (the session may have more to send).
+pub(crate) fn complete_unsent(
+    state: &mut V5State,
+    session: &mut Session,
+    now: u64,
+) -> Result<bool, CloseReason> {
+    if state.unsent_publishes.is_empty() {
+        return Ok(false);
+    }
+    for (id, qos) in std::mem::take(&mut state.unsent_publishes) {
+        let acks = match qos {
+            QoS::ExactlyOnce => {
+                state.unsent_pubrels.push(id);
+                [Some(Packet::PubRec(id)), Some(Packet::PubComp(id))]
+            }
+            _ => [Some(Packet::PubAck(id)), None],
+        };
+        for ack in acks.into_iter().flatten() {
+            session
+                .handle_packet(ack, now)
+                .map_err(CloseReason::Protocol)?;
+        }
+    }
+    Ok(true)
+}
+
+/// Removes and returns the entry of `id` (normally the first).
+fn take_by_id<T>(queue: &mut VecDeque<(PacketId, T)>, id: PacketId) -> Option<T> {
+    let at = queue.iter().position(|(p, _)| *p == id)?;
+    queue.remove(at).map(|(_, v)| v)
+}
+
+/// The MQTT 5 PUBLISH of `message`: its forwarded properties as they were received, the
+/// whole seconds of its expiry left, and the identifiers of the client's subscriptions that
+/// match its topic, in the order they were made.
+fn publish(
+    p: Publish,
+    message: Option<&Message>,
+    subscriptions: &[Subscription],
+    client_id: &str,
+    now: u64,
+) -> v5::Publish {
+    let (dup, qos, retain, packet_id) = (p.dup, p.qos, p.retain, p.packet_id);
+    let (topic, payload) = p.into_parts();
+    let mut out = v5::Publish::new(qos, packet_id, topic, payload);
+    out.dup = dup;
+    out.retain = retain;
+    if let Some(message) = message {
+        out.properties.forward = message.properties.clone();
+        out.properties.message_expiry_interval = message.remaining_expiry_s(now);
+        let own = *message.origin == *client_id;
+        let ids = &mut out.properties.subscription_identifiers;
+        for sub in subscriptions {
+            let Some(id) = sub.identifier.and_then(NonZeroU32::new) else {
+                continue;
+            };
+            if (own && sub.no_local) || !filter_matches(&sub.filter, &message.topic) {
+                continue;
+            }
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `filter` (as a client sent it) matches `topic`.
+pub(crate) fn filter_matches(filter: &str, topic: &str) -> bool {
+    TopicFilter::parse(filter).is_ok_and(|f| f.matches(topic))
+}
+
+/// Whether a message published by this client itself is delivered to it: only when a
+/// subscription without No Local matches its topic (MQTT-3.8.3-3).
+pub(crate) fn delivered_to_self(subscriptions: &[Subscription], topic: &str) -> bool {
+    subscriptions
+        .iter()
+        .any(|s| !s.no_local && filter_matches(&s.filter, topic))
+}
+
+/// Whether a message published with RETAIN set keeps it for this client: a subscription
+/// with Retain As Published matches its topic (MQTT-3.3.1-12, -13).
+pub(crate) fn retains_as_published(subscriptions: &[Subscription], topic: &str) -> bool {
+    subscriptions
+        .iter()
+        .any(|s| s.retain_as_published && filter_matches(&s.filter, topic))
+}
+
+/// Whether the retained messages of a new subscription are sent, by its Retain Handling
+/// (`existed`: the client had a subscription to this filter already).
+pub(crate) fn sends_retained(options: &SubscriptionOptions, existed: bool) -> bool {
+    match options.retain_handling {
+        RetainHandling::SendAtSubscribe => true,
+        RetainHandling::SendAtNewSubscription => !existed,
+        RetainHandling::DoNotSend => false,
+    }
+}
+
+/// The options of a granted subscription, kept in the session.
+pub(crate) fn set_options(
+    sub: &mut Subscription,
+    options: &SubscriptionOptions,
+    identifier: Option<NonZeroU32>,
+) {
+    sub.no_local = options.no_local;
+    sub.retain_as_published = options.retain_as_published;
+    sub.retain_handling = options.retain_handling as u8;
+    sub.identifier = identifier.map(NonZeroU32::get);
+}

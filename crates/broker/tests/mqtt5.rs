@@ -1,0 +1,1305 @@
+//! MQTT 5 over real sockets: the CONNACK and what it announces, reason codes, forwarded
+//! properties and message expiry, subscription options and identifiers, session expiry, the
+//! will on DISCONNECT 0x04 and the DISCONNECTs the broker sends, with rumqttc's v5 client
+//! beside its 3.1.1 one and with our own codec where the exact bytes matter.
+//!
+//! Each test quotes the normative statement of the MQTT 5.0 standard it checks.
+
+mod auth_support;
+mod support;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
+use mqgate_codec::v5::{
+    self, Packet, Publish, RetainHandling, Subscribe, Subscription, SubscriptionOptions,
+};
+use mqgate_codec::{ByteStr, Decoder, PacketId, Properties, Property, PropertyId, QoS, ReasonCode};
+use mqgate_store::{MemoryStore, Store};
+use rumqttc::v5::mqttbytes::v5::{Packet as RPacket, PublishProperties as RProps};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+// ------------------------------------------------------------------ a raw MQTT 5 client
+
+/// An MQTT 5 client over TCP speaking through our codec, for exact checks.
+struct Raw5 {
+    stream: TcpStream,
+    rx: BytesMut,
+    decoder: Decoder,
+}
+
+impl Raw5 {
+    async fn open(broker: &BrokerHandle) -> Raw5 {
+        let stream = TcpStream::connect(tcp_addr(broker)).await.expect("connect");
+        Raw5 {
+            stream,
+            rx: BytesMut::new(),
+            decoder: Decoder::new(4 * 1024 * 1024),
+        }
+    }
+
+    /// Opens, sends `connect` and returns the CONNACK.
+    async fn connect_with(broker: &BrokerHandle, connect: v5::Connect) -> (Raw5, v5::ConnAck) {
+        let mut raw = Raw5::open(broker).await;
+        raw.send(Packet::Connect(Box::new(connect))).await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) => (raw, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Connects as `id` with Clean Start and the Session Expiry Interval `expiry` (none
+    /// when 0); expects success.
+    async fn connect(broker: &BrokerHandle, id: &str, clean: bool, expiry: u32) -> (Raw5, bool) {
+        let properties = if expiry == 0 {
+            Properties::new()
+        } else {
+            Properties::build([Property::FourByteInt(
+                PropertyId::SessionExpiryInterval,
+                expiry,
+            )])
+            .expect("properties")
+        };
+        let connect = v5::Connect {
+            clean_start: clean,
+            keep_alive: 30,
+            client_id: ByteStr::try_from(id).expect("id"),
+            properties,
+            ..v5::Connect::default()
+        };
+        let (raw, ack) = Raw5::connect_with(broker, connect).await;
+        assert_eq!(ack.reason, ReasonCode::Success);
+        (raw, ack.session_present)
+    }
+
+    async fn send(&mut self, packet: Packet) {
+        let mut buf = BytesMut::new();
+        packet.encode(&mut buf).expect("encodes");
+        let _ = self.stream.write_all(&buf).await;
+    }
+
+    /// The next packet; `None` when the broker closed the connection.
+    async fn recv(&mut self) -> Option<Packet> {
+        self.recv_within(WAIT)
+            .await
+            .expect("answer or close in time")
+    }
+
+    async fn recv_within(&mut self, limit: Duration) -> Result<Option<Packet>, ()> {
+        let read = async {
+            loop {
+                match self.decoder.decode_v5(&mut self.rx) {
+                    Ok(Some(p)) => return Some(p),
+                    Ok(None) => {}
+                    Err(e) => panic!("broker sent a bad packet: {e}"),
+                }
+                match self.stream.read_buf(&mut self.rx).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        };
+        timeout(limit, read).await.map_err(|_| ())
+    }
+
+    /// The next PUBLISH (skipping nothing: anything else fails the test).
+    async fn publish_in(&mut self) -> Publish {
+        match self.recv().await {
+            Some(Packet::Publish(p)) => p,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        id: u16,
+        filters: &[(&str, SubscriptionOptions)],
+        identifier: Option<u32>,
+    ) -> Vec<ReasonCode> {
+        let properties = match identifier {
+            Some(n) => Properties::build([Property::VarInt(PropertyId::SubscriptionIdentifier, n)])
+                .expect("properties"),
+            None => Properties::new(),
+        };
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id: pid(id),
+            properties,
+            filters: filters
+                .iter()
+                .map(|(f, options)| Subscription {
+                    filter: ByteStr::try_from(*f).expect("filter"),
+                    options: *options,
+                })
+                .collect(),
+        }))
+        .await;
+        match self.recv().await {
+            Some(Packet::SubAck(ack)) => {
+                assert_eq!(ack.packet_id, pid(id));
+                ack.reasons
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    /// A QoS 0 PUBLISH with a Topic Alias (and `topic`, empty to use the alias).
+    async fn publish_aliased(&mut self, topic: &str, alias: u16, payload: &'static [u8]) {
+        let mut p = Publish::new(
+            QoS::AtMostOnce,
+            None,
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(payload),
+        );
+        p.properties.topic_alias = Some(alias.try_into().expect("non-zero"));
+        self.send(Packet::Publish(p)).await;
+    }
+
+    async fn publish(&mut self, topic: &str, payload: &'static [u8], retain: bool) {
+        let mut p = Publish::new(
+            QoS::AtMostOnce,
+            None,
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(payload),
+        );
+        p.retain = retain;
+        self.send(Packet::Publish(p)).await;
+    }
+
+    /// Expects a DISCONNECT with `reason`, then the end of the connection.
+    async fn expect_disconnect(&mut self, reason: ReasonCode) {
+        match self.recv().await {
+            Some(Packet::Disconnect(d)) => assert_eq!(d.reason, reason),
+            other => panic!("expected DISCONNECT {reason:?}, got {other:?}"),
+        }
+        assert_eq!(self.recv().await, None, "closed after the DISCONNECT");
+    }
+
+    /// Asserts nothing arrives within `quiet`.
+    async fn expect_nothing(&mut self, quiet: Duration) {
+        if let Ok(p) = self.recv_within(quiet).await {
+            panic!("unexpected packet: {p:?}");
+        }
+    }
+
+    /// Sends PINGREQ and waits for PINGRESP, skipping nothing: everything the broker sent
+    /// before it must have been read.
+    async fn ping(&mut self) {
+        self.send(Packet::PingReq).await;
+        match self.recv().await {
+            Some(Packet::PingResp) => {}
+            other => panic!("expected PINGRESP, got {other:?}"),
+        }
+    }
+}
+
+/// A clean-start CONNECT as `id` with keep-alive 30 and `properties`.
+fn with_properties<const N: usize>(id: &'static str, properties: [Property<'_>; N]) -> v5::Connect {
+    v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static(id),
+        properties: Properties::build(properties).expect("properties"),
+        ..v5::Connect::default()
+    }
+}
+
+fn pid(n: u16) -> PacketId {
+    PacketId::new(n).expect("non-zero")
+}
+
+fn qos(q: QoS) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos: q,
+        ..SubscriptionOptions::default()
+    }
+}
+
+// ------------------------------------------------------------------ rumqttc's v5 client
+
+/// A rumqttc v5 client driven by a background task: incoming PUBLISHes and CONNACKs on
+/// channels.
+struct Client5 {
+    client: AsyncClient,
+    publishes: mpsc::UnboundedReceiver<rumqttc::v5::mqttbytes::v5::Publish>,
+    acks: mpsc::UnboundedReceiver<RPacket>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Client5 {
+    async fn connect(broker: &BrokerHandle, id: &str) -> Client5 {
+        let addr = tcp_addr(broker);
+        let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(30));
+        Client5::with_options(options).await
+    }
+
+    async fn with_options(options: MqttOptions) -> Client5 {
+        let (client, eventloop) = AsyncClient::new(options, 64);
+        let mut c = Client5::drive(client, eventloop);
+        match timeout(WAIT, c.acks.recv()).await.expect("CONNACK in time") {
+            Some(RPacket::ConnAck(ack)) => {
+                assert_eq!(
+                    ack.code,
+                    rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success
+                )
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        c
+    }
+
+    fn drive(client: AsyncClient, mut eventloop: EventLoop) -> Client5 {
+        let (ptx, publishes) = mpsc::unbounded_channel();
+        let (atx, acks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(RPacket::Publish(p))) => {
+                        let _ = ptx.send(p);
+                    }
+                    Ok(Event::Incoming(
+                        p @ (RPacket::ConnAck(_) | RPacket::SubAck(_) | RPacket::Disconnect(_)),
+                    )) => {
+                        let _ = atx.send(p);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        Client5 {
+            client,
+            publishes,
+            acks,
+            task,
+        }
+    }
+
+    async fn subscribe(&mut self, filter: &str, qos: rumqttc::v5::mqttbytes::QoS) {
+        self.client.subscribe(filter, qos).await.expect("queued");
+        match timeout(WAIT, self.acks.recv())
+            .await
+            .expect("SUBACK in time")
+        {
+            Some(RPacket::SubAck(_)) => {}
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    async fn next(&mut self) -> rumqttc::v5::mqttbytes::v5::Publish {
+        timeout(WAIT, self.publishes.recv())
+            .await
+            .expect("a PUBLISH in time")
+            .expect("client running")
+    }
+}
+
+impl Drop for Client5 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ------------------------------------------------------------------ CONNECT and CONNACK
+
+/// "If the Client connects using a zero length Client Identifier, the Server MUST respond
+/// with a CONNACK containing an Assigned Client Identifier" [MQTT-3.2.2-16]; the CONNACK
+/// announces Receive Maximum, Maximum Packet Size, Retain / Wildcard / Subscription
+/// Identifier / Shared Subscription Available (3.2.2.3).
+#[tokio::test]
+async fn connack_announces_what_the_broker_supports_and_assigns_an_id() {
+    let broker = start().await;
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        ..v5::Connect::default()
+    };
+    let (_raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    assert!(!ack.session_present);
+    let p = &ack.properties;
+    let int = |id| p.get(id).and_then(|p| p.as_u32());
+    assert_eq!(
+        int(PropertyId::ReceiveMaximum),
+        Some(100),
+        "the in-flight window"
+    );
+    assert_eq!(int(PropertyId::RetainAvailable), Some(1));
+    assert_eq!(int(PropertyId::WildcardSubscriptionAvailable), Some(1));
+    assert_eq!(int(PropertyId::SubscriptionIdentifierAvailable), Some(1));
+    assert_eq!(int(PropertyId::SharedSubscriptionAvailable), Some(0));
+    assert_eq!(int(PropertyId::TopicAliasMaximum), Some(64));
+    assert_eq!(int(PropertyId::MaximumPacketSize), Some(1024 * 1024));
+    assert!(!p.contains(PropertyId::MaximumQoS), "QoS 2 is the default");
+    let assigned = p
+        .get(PropertyId::AssignedClientIdentifier)
+        .and_then(|p| p.as_str())
+        .expect("an assigned client id");
+    assert!(!assigned.is_empty());
+    broker.shutdown().await;
+}
+
+/// "If the Server does not allow the Client Identifier it MUST respond to the CONNECT
+/// packet with a CONNACK using Reason Code 0x85 (Client Identifier not valid)"
+/// [MQTT-3.1.3-8 of MQTT 5]; "the Server ... MUST close the Network Connection" [MQTT-3.2.2-7].
+#[tokio::test]
+async fn a_refused_client_id_gets_reason_0x85() {
+    let broker = start().await;
+    let connect = v5::Connect {
+        clean_start: true,
+        client_id: ByteStr::from_static("$amqp/queue"),
+        ..v5::Connect::default()
+    };
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::ClientIdentifierNotValid);
+    assert_eq!(raw.recv().await, None, "closed after the CONNACK");
+    broker.shutdown().await;
+}
+
+/// Authentication refusals carry MQTT 5 reason codes: 0x86 (Bad User Name or Password)
+/// and 0x87 (Not authorized) (3.2.2.2); the SUBACK of a filter the client may not
+/// subscribe to carries 0x87 where 3.1.1 gives 0x80 (3.9.3).
+#[tokio::test]
+async fn refusals_carry_mqtt5_reason_codes() {
+    use auth_support::{AK, INSTANCE, LIMITED_AK, LIMITED_SECRET, SECRET};
+    let (store, _registry) = auth_support::seeded_store();
+    let broker = auth_support::start(auth_support::config(""), Some(store)).await;
+    let login = |id: &str, ak: &str, password: String| v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::try_from(id).expect("id"),
+        username: Some(ByteStr::try_from(format!("Signature|{ak}|{INSTANCE}")).expect("name")),
+        password: Some(Bytes::from(password)),
+        ..v5::Connect::default()
+    };
+    let cases = [
+        (
+            login("GID_a@@@d1", AK, "d3Jvbmc=".into()),
+            ReasonCode::BadUserNameOrPassword,
+        ),
+        (
+            login(
+                "GID_nope@@@d1",
+                AK,
+                mqgate_auth::sign_client_id(SECRET, "GID_nope@@@d1"),
+            ),
+            ReasonCode::NotAuthorized,
+        ),
+    ];
+    for (connect, expected) in cases {
+        let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+        assert_eq!(ack.reason, expected);
+        assert!(ack.properties.is_empty());
+        assert_eq!(raw.recv().await, None, "closed after the CONNACK");
+    }
+    let id = "GID_a@@@limited";
+    let connect = login(
+        id,
+        LIMITED_AK,
+        mqgate_auth::sign_client_id(LIMITED_SECRET, id),
+    );
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    let reasons = raw
+        .subscribe(
+            1,
+            &[
+                ("shop/1/cmd", qos(QoS::AtLeastOnce)),
+                ("other/#", qos(QoS::AtLeastOnce)),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        reasons,
+        [ReasonCode::GrantedQoS1, ReasonCode::NotAuthorized]
+    );
+    broker.shutdown().await;
+}
+
+/// A 3.1.1 client still gets a 3.1.1 CONNACK: "The Server MUST respond to the CONNECT Packet
+/// with a CONNACK return code 0x01 (unacceptable protocol level) ... if the Protocol Level
+/// is not supported" [MQTT-3.1.2-2 of 3.1.1], for a level that is neither 4 nor 5.
+#[tokio::test]
+async fn an_unknown_protocol_level_is_still_refused_with_connack_1() {
+    let broker = start().await;
+    let mut raw = Raw::open(&broker).await;
+    // CONNECT "MQTT" level 6, clean session, keep-alive 30, client id "c".
+    raw.send_bytes(&[
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 6, 0x02, 0, 30, 0, 1, b'c',
+    ])
+    .await;
+    match raw.recv().await {
+        Some(mqgate_codec::Packet::ConnAck(ack)) => assert_eq!(
+            ack.code,
+            mqgate_codec::ConnectReturnCode::UnacceptableProtocolVersion
+        ),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ properties and expiry
+
+/// "The Server MUST send all User Properties unaltered in a PUBLISH packet when forwarding
+/// the Application Message to a Client" [MQTT-3.3.2-17], "maintaining the order"
+/// [MQTT-3.3.2-18]; the Server MUST send the Content Type, Response Topic, Correlation Data
+/// and Payload Format Indicator unaltered [MQTT-3.3.2-20, -15, -16, -4]; "The PUBLISH packet
+/// sent to a Client by the Server MUST contain a Message Expiry Interval set to the received
+/// value minus the time that the message has been waiting in the Server" [MQTT-3.3.2-6].
+/// A 3.1.1 subscriber of the same message gets the payload, without properties.
+#[tokio::test]
+async fn forwarded_properties_reach_a_v5_subscriber_and_a_v311_one_gets_the_payload() {
+    let broker = start().await;
+    let mut sub5 = Client5::connect(&broker, "sub5").await;
+    sub5.subscribe("props/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await;
+    let mut sub3 = Client::connect(&broker, "sub3", true).await;
+    subscribe(&mut sub3, "props/#", rumqttc::QoS::AtLeastOnce).await;
+    let publisher = Client5::connect(&broker, "pub5").await;
+    let props = RProps {
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(60),
+        response_topic: Some("reply/here".into()),
+        correlation_data: Some(Bytes::from_static(b"\x01\x02")),
+        user_properties: vec![("b".into(), "2".into()), ("a".into(), "1".into())],
+        content_type: Some("text/plain".into()),
+        ..RProps::default()
+    };
+    publisher
+        .client
+        .publish_with_properties(
+            "props/x",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            "hello",
+            props,
+        )
+        .await
+        .expect("queued");
+    let got = sub5.next().await;
+    assert_eq!(&got.payload[..], b"hello");
+    let p = got.properties.expect("properties forwarded");
+    assert_eq!(p.payload_format_indicator, Some(1));
+    assert_eq!(p.response_topic.as_deref(), Some("reply/here"));
+    assert_eq!(p.correlation_data.as_deref(), Some(&b"\x01\x02"[..]));
+    assert_eq!(p.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(
+        p.user_properties,
+        vec![
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "1".to_string())
+        ]
+    );
+    let left = p.message_expiry_interval.expect("expiry forwarded");
+    assert!((55..=60).contains(&left), "{left} s left of 60");
+    let old = sub3.next().await;
+    assert_eq!(&old.payload[..], b"hello");
+    broker.shutdown().await;
+}
+
+/// A 3.1.1 message carries no properties to an MQTT 5 subscriber: the PUBLISH's property
+/// length is 0 (exact bytes through our codec).
+#[tokio::test]
+async fn a_v311_message_reaches_a_v5_subscriber_without_properties() {
+    let broker = start().await;
+    let (mut sub, _) = Raw5::connect(&broker, "raw5", true, 0).await;
+    let reasons = sub
+        .subscribe(1, &[("plain/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    assert_eq!(reasons, [ReasonCode::GrantedQoS1]);
+    let publisher = Client::connect(&broker, "pub3", true).await;
+    publisher
+        .client
+        .publish("plain/t", rumqttc::QoS::AtMostOnce, false, "x")
+        .await
+        .expect("queued");
+    let got = sub.publish_in().await;
+    assert_eq!(&got.payload[..], b"x");
+    assert_eq!(got.properties, v5::PublishProperties::default());
+    let _ = publisher.client.disconnect().await;
+    broker.shutdown().await;
+}
+
+/// "If the Message Expiry Interval has passed and the Server has not managed to start
+/// onward delivery to a matching subscriber, then it MUST delete the copy of the message
+/// for that subscriber" [MQTT-3.3.2-5]. A message without expiry queued beside it arrives.
+#[tokio::test]
+async fn an_expired_queued_message_is_not_delivered() {
+    let broker = start().await;
+    let (mut sub, _) = Raw5::connect(&broker, "sleeper", true, 3600).await;
+    sub.subscribe(1, &[("exp/#", qos(QoS::AtLeastOnce))], None)
+        .await;
+    sub.send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    assert_eq!(sub.recv().await, None);
+    let (mut publisher, _) = Raw5::connect(&broker, "expirer", true, 0).await;
+    for (topic, expiry) in [("exp/short", Some(1)), ("exp/none", None)] {
+        let mut p = Publish::new(
+            QoS::AtLeastOnce,
+            Some(pid(1)),
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(b"m"),
+        );
+        p.properties.message_expiry_interval = expiry;
+        publisher.send(Packet::Publish(p)).await;
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, pid(1)),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut sub, present) = Raw5::connect(&broker, "sleeper", false, 3600).await;
+    assert!(present);
+    let got = sub.publish_in().await;
+    assert_eq!(&*got.topic, "exp/none");
+    if let Some(id) = got.packet_id {
+        sub.send(Packet::PubAck(v5::Ack::success(id))).await;
+    }
+    sub.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ subscriptions
+
+/// "It is a Protocol Error to set the No Local bit to 1 on a Shared Subscription"; the
+/// broker announces Shared Subscription Available = 0 and answers such a filter with 0x9E
+/// (Shared Subscriptions not supported), and grants the others with their QoS as reason
+/// code (3.9.3).
+#[tokio::test]
+async fn suback_carries_a_reason_code_per_filter() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "subber", true, 0).await;
+    let reasons = raw
+        .subscribe(
+            1,
+            &[
+                ("a/0", qos(QoS::AtMostOnce)),
+                ("$share/g/a/1", qos(QoS::AtLeastOnce)),
+                ("a/2", qos(QoS::ExactlyOnce)),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        reasons,
+        [
+            ReasonCode::Success,
+            ReasonCode::SharedSubscriptionsNotSupported,
+            ReasonCode::GrantedQoS2
+        ]
+    );
+    // UNSUBACK: 0x00 for a subscription that existed, 0x11 for one that did not (3.11.3).
+    raw.send(Packet::Unsubscribe(v5::Unsubscribe {
+        packet_id: pid(2),
+        properties: Properties::new(),
+        filters: vec![ByteStr::from_static("a/0"), ByteStr::from_static("nope")],
+    }))
+    .await;
+    match raw.recv().await {
+        Some(Packet::UnsubAck(ack)) => assert_eq!(
+            ack.reasons,
+            [ReasonCode::Success, ReasonCode::NoSubscriptionExisted]
+        ),
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+    broker.shutdown().await;
+}
+
+/// "Bit 2 of the Subscription Options represents the No Local option. If the value is 1,
+/// Application Messages MUST NOT be forwarded to a connection with a ClientID equal to the
+/// ClientID of the publishing connection" [MQTT-3.8.3-3]. Another client's message on the
+/// same subscription arrives.
+#[tokio::test]
+async fn no_local_keeps_a_clients_own_messages_from_it() {
+    let broker = start().await;
+    let (mut me, _) = Raw5::connect(&broker, "me", true, 0).await;
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..qos(QoS::AtMostOnce)
+    };
+    me.subscribe(1, &[("nl/t", options)], None).await;
+    me.publish("nl/t", b"mine", false).await;
+    me.ping().await;
+    let other = Client::connect(&broker, "other", true).await;
+    other
+        .client
+        .publish("nl/t", rumqttc::QoS::AtMostOnce, false, "theirs")
+        .await
+        .expect("queued");
+    let got = me.publish_in().await;
+    assert_eq!(
+        &got.payload[..],
+        b"theirs",
+        "its own message was not forwarded to it"
+    );
+    let _ = other.client.disconnect().await;
+    broker.shutdown().await;
+}
+
+/// "If the Client specified a Subscription Identifier for any of the overlapping
+/// subscriptions the Server MUST send those Subscription Identifiers in the message which
+/// is published as the result of the subscriptions" [MQTT-3.3.4-3]; a subscription made
+/// without one adds none.
+#[tokio::test]
+async fn subscription_identifiers_come_back_in_the_publish() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "ids", true, 0).await;
+    raw.subscribe(1, &[("sid/+", qos(QoS::AtMostOnce))], Some(7))
+        .await;
+    raw.subscribe(2, &[("sid/b", qos(QoS::AtMostOnce))], Some(300))
+        .await;
+    raw.subscribe(3, &[("sid/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let publisher = Client::connect(&broker, "idpub", true).await;
+    for topic in ["sid/b", "sid/c", "sid/c/d"] {
+        publisher
+            .client
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, "x")
+            .await
+            .expect("queued");
+    }
+    let ids = |p: &Publish| {
+        p.properties
+            .subscription_identifiers
+            .iter()
+            .map(|n: &NonZeroU32| n.get())
+            .collect::<Vec<_>>()
+    };
+    let b = raw.publish_in().await;
+    assert_eq!(ids(&b), [7, 300]);
+    let c = raw.publish_in().await;
+    assert_eq!(ids(&c), [7]);
+    let cd = raw.publish_in().await;
+    assert!(ids(&cd).is_empty());
+    let _ = publisher.client.disconnect().await;
+    broker.shutdown().await;
+}
+
+/// Retain Handling: "0 = Send retained messages at the time of the subscribe, 1 = Send
+/// retained messages at subscribe only if the subscription does not currently exist,
+/// 2 = Do not send retained messages at the time of the subscribe" (3.8.3.1)
+/// [MQTT-3.3.1-9, -10, -11].
+#[tokio::test]
+async fn retain_handling_decides_whether_retained_messages_are_sent() {
+    let broker = start().await;
+    let (mut publisher, _) = Raw5::connect(&broker, "keeper", true, 0).await;
+    publisher.publish("rh/t", b"kept", true).await;
+    publisher.ping().await;
+    let (mut raw, _) = Raw5::connect(&broker, "rh", true, 0).await;
+    let with = |h| SubscriptionOptions {
+        retain_handling: h,
+        ..qos(QoS::AtMostOnce)
+    };
+    raw.subscribe(1, &[("rh/t", with(RetainHandling::DoNotSend))], None)
+        .await;
+    raw.ping().await;
+    // 1: the subscription exists already, so nothing is sent.
+    raw.subscribe(
+        2,
+        &[("rh/t", with(RetainHandling::SendAtNewSubscription))],
+        None,
+    )
+    .await;
+    raw.ping().await;
+    // 0: sent at every subscribe.
+    raw.subscribe(3, &[("rh/t", with(RetainHandling::SendAtSubscribe))], None)
+        .await;
+    let got = raw.publish_in().await;
+    assert_eq!(&got.payload[..], b"kept");
+    assert!(got.retain);
+    // 1 on a new subscription: sent.
+    raw.subscribe(
+        4,
+        &[("rh/+", with(RetainHandling::SendAtNewSubscription))],
+        None,
+    )
+    .await;
+    let got = raw.publish_in().await;
+    assert_eq!(&got.payload[..], b"kept");
+    broker.shutdown().await;
+}
+
+/// "If the value of Retain As Published subscription option is set to 0, the Server MUST
+/// set the RETAIN flag to 0 when forwarding an Application Message regardless of how the
+/// RETAIN flag was set in the received PUBLISH packet" [MQTT-3.3.1-12]; "If the value of
+/// Retain As Published subscription option is set to 1, the Server MUST set the RETAIN flag
+/// equal to the RETAIN flag in the received PUBLISH packet" [MQTT-3.3.1-13].
+#[tokio::test]
+async fn retain_as_published_keeps_the_retain_flag_for_that_subscription_only() {
+    let broker = start().await;
+    let (mut rap, _) = Raw5::connect(&broker, "rap", true, 0).await;
+    let keep = SubscriptionOptions {
+        retain_as_published: true,
+        ..qos(QoS::AtMostOnce)
+    };
+    rap.subscribe(1, &[("rap/t", keep)], None).await;
+    let (mut plain, _) = Raw5::connect(&broker, "plain", true, 0).await;
+    plain
+        .subscribe(1, &[("rap/t", qos(QoS::AtMostOnce))], None)
+        .await;
+    let (mut publisher, _) = Raw5::connect(&broker, "rapper", true, 0).await;
+    publisher.publish("rap/t", b"kept", true).await;
+    publisher.publish("rap/t", b"live", false).await;
+    let flags = |p: Publish| (p.payload, p.retain);
+    assert_eq!(
+        flags(rap.publish_in().await),
+        (Bytes::from_static(b"kept"), true)
+    );
+    assert_eq!(
+        flags(rap.publish_in().await),
+        (Bytes::from_static(b"live"), false)
+    );
+    assert_eq!(
+        flags(plain.publish_in().await),
+        (Bytes::from_static(b"kept"), false)
+    );
+    assert_eq!(
+        flags(plain.publish_in().await),
+        (Bytes::from_static(b"live"), false)
+    );
+    broker.shutdown().await;
+}
+
+/// "The Server MUST NOT send more than Receive Maximum QoS 1 and QoS 2 PUBLISH packets
+/// for which it has not received PUBACK, PUBCOMP, or PUBREC with a Reason Code of 128 or
+/// greater from the Client" [MQTT-3.3.4-9]: with Receive Maximum 2, two arrive, the third
+/// after an acknowledgement.
+#[tokio::test]
+async fn the_clients_receive_maximum_bounds_what_is_in_flight() {
+    let broker = start().await;
+    let connect = with_properties(
+        "narrow",
+        [Property::TwoByteInt(PropertyId::ReceiveMaximum, 2)],
+    );
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    raw.subscribe(1, &[("rm/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    let mut publisher = Client::connect(&broker, "rmpub", true).await;
+    for n in 0..3u8 {
+        publisher
+            .client
+            .publish("rm/t", rumqttc::QoS::AtLeastOnce, false, vec![n])
+            .await
+            .expect("queued");
+    }
+    publisher.acked(3).await;
+    let first = raw.publish_in().await;
+    let second = raw.publish_in().await;
+    assert_eq!(
+        (&first.payload[..], &second.payload[..]),
+        (&[0u8][..], &[1u8][..])
+    );
+    raw.expect_nothing(Duration::from_millis(300)).await;
+    raw.send(Packet::PubAck(v5::Ack::success(
+        first.packet_id.expect("QoS 1"),
+    )))
+    .await;
+    let third = raw.publish_in().await;
+    assert_eq!(&third.payload[..], &[2u8]);
+    broker.shutdown().await;
+}
+
+/// A PUBREC with a Reason Code of 0x80 or greater ends the QoS 2 flow: the sender
+/// treats the packet id as free and sends no PUBREL [MQTT-4.3.3-4, 4.3.3 of MQTT 5]. The
+/// broker sends the next message under the freed window slot, and no PUBREL for it.
+#[tokio::test]
+async fn a_refusing_pubrec_ends_the_flow_without_pubrel() {
+    let broker = start().await;
+    let connect = with_properties(
+        "refuser",
+        [Property::TwoByteInt(PropertyId::ReceiveMaximum, 1)],
+    );
+    let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
+    raw.subscribe(1, &[("rr/t", qos(QoS::ExactlyOnce))], None)
+        .await;
+    let mut publisher = Client::connect(&broker, "rrpub", true).await;
+    for n in 0..2u8 {
+        publisher
+            .client
+            .publish("rr/t", rumqttc::QoS::ExactlyOnce, false, vec![n])
+            .await
+            .expect("queued");
+    }
+    publisher.acked(2).await;
+    let first = raw.publish_in().await;
+    assert_eq!(&first.payload[..], &[0u8]);
+    raw.send(Packet::PubRec(v5::Ack {
+        packet_id: first.packet_id.expect("QoS 2"),
+        reason: ReasonCode::QuotaExceeded,
+        properties: Properties::new(),
+    }))
+    .await;
+    // The next packet is the second message, not a PUBREL.
+    let second = raw.publish_in().await;
+    assert_eq!(&second.payload[..], &[1u8]);
+    raw.ping().await;
+    broker.shutdown().await;
+}
+
+/// "Where a Packet is too large to send, the Server MUST discard it without sending it and
+/// then behave as if it had completed sending that Application Message" [MQTT-3.1.2-25]:
+/// with the client's Maximum Packet Size 64 and Receive Maximum 1, a QoS 1 message of 100
+/// bytes is not sent and the next one is.
+#[tokio::test]
+async fn a_publish_larger_than_the_client_accepts_is_skipped() {
+    let broker = start().await;
+    let connect = with_properties(
+        "small",
+        [
+            Property::FourByteInt(PropertyId::MaximumPacketSize, 64),
+            Property::TwoByteInt(PropertyId::ReceiveMaximum, 1),
+        ],
+    );
+    let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
+    raw.subscribe(1, &[("big/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    let mut publisher = Client::connect(&broker, "bigpub", true).await;
+    for payload in [vec![1u8; 100], vec![2u8; 4]] {
+        publisher
+            .client
+            .publish("big/t", rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queued");
+    }
+    publisher.acked(2).await;
+    let got = raw.publish_in().await;
+    assert_eq!(&got.payload[..], &[2u8; 4]);
+    raw.ping().await;
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ DISCONNECT and the will
+
+/// "On receipt of DISCONNECT with a Reason Code of 0x00 (Success) the Server MUST discard
+/// any Will Message associated with the current Connection without publishing it"
+/// [MQTT-3.14.4-3]; with 0x04 (Disconnect with Will Message) "the Client wishes to
+/// disconnect but requires that the Server also publishes its Will Message" (3.14.2.1).
+#[tokio::test]
+async fn disconnect_with_0x04_publishes_the_will_and_0x00_does_not() {
+    let broker = start().await;
+    let mut watcher = Client::connect(&broker, "watcher", true).await;
+    subscribe(&mut watcher, "will/#", rumqttc::QoS::AtLeastOnce).await;
+    for (id, reason, published) in [
+        ("normal", ReasonCode::Success, false),
+        ("with-will", ReasonCode::DisconnectWithWillMessage, true),
+    ] {
+        let connect = v5::Connect {
+            clean_start: true,
+            keep_alive: 30,
+            client_id: ByteStr::try_from(id).expect("id"),
+            will: Some(v5::Will {
+                topic: ByteStr::try_from(format!("will/{id}")).expect("topic"),
+                payload: Bytes::from_static(b"gone"),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                properties: Properties::new(),
+            }),
+            ..v5::Connect::default()
+        };
+        let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+        assert_eq!(ack.reason, ReasonCode::Success);
+        raw.send(Packet::Disconnect(v5::ReasonAndProperties {
+            reason,
+            properties: Properties::new(),
+        }))
+        .await;
+        assert_eq!(raw.recv().await, None, "closed after DISCONNECT");
+        if published {
+            let got = watcher.next().await;
+            assert_eq!(got.topic, format!("will/{id}"));
+        } else {
+            watcher.expect_nothing(Duration::from_millis(300)).await;
+        }
+    }
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ session expiry
+
+/// "If the Session Expiry Interval is absent the value 0 is used. If it is set to 0, or is
+/// absent, the Session ends when the Network Connection is closed" (3.1.2.11.2); with an
+/// interval above 0 and Clean Start 0 the session is resumed: "If the Server accepts a
+/// connection with Clean Start set to 0 and the Server has Session State for the ClientID,
+/// it MUST set Session Present in the CONNACK packet to 1" [MQTT-3.2.2-3].
+#[tokio::test]
+async fn session_expiry_0_ends_the_session_and_above_0_keeps_it() {
+    let broker = start().await;
+    let (mut raw, present) = Raw5::connect(&broker, "short", false, 0).await;
+    assert!(!present);
+    raw.subscribe(1, &[("se/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    raw.send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    assert_eq!(raw.recv().await, None);
+    let (_raw, present) = Raw5::connect(&broker, "short", false, 0).await;
+    assert!(!present, "expiry 0: the session ended with the connection");
+
+    let (mut raw, _) = Raw5::connect(&broker, "long", false, 600).await;
+    raw.subscribe(1, &[("se/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    raw.send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    assert_eq!(raw.recv().await, None);
+    let mut publisher = Client::connect(&broker, "sepub", true).await;
+    publisher
+        .client
+        .publish("se/t", rumqttc::QoS::AtLeastOnce, false, "queued")
+        .await
+        .expect("queued");
+    publisher.acked(1).await;
+    let (mut raw, present) = Raw5::connect(&broker, "long", false, 600).await;
+    assert!(present, "expiry 600: the session was kept");
+    let got = raw.publish_in().await;
+    assert_eq!(&got.payload[..], b"queued");
+    broker.shutdown().await;
+}
+
+/// "The Client and Server MUST store the Session State after the Network Connection is
+/// closed if the Session Expiry Interval is greater than 0" [MQTT-3.1.2-23], and no longer
+/// than that: once it has passed the session ends, its record leaves the store and a new
+/// connection with Clean Start 0 finds none (Session Present 0) [MQTT-3.2.2-2 of MQTT 5].
+#[tokio::test]
+async fn an_offline_session_ends_when_its_expiry_interval_has_passed() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    let (mut raw, _) = Raw5::connect(&broker, "brief", true, 1).await;
+    raw.subscribe(1, &[("brief/t", qos(QoS::AtLeastOnce))], None)
+        .await;
+    raw.send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    assert_eq!(raw.recv().await, None);
+    let stored = |id: &str| {
+        store
+            .load_sessions()
+            .expect("load")
+            .iter()
+            .any(|s| &*s.client_id == id)
+    };
+    // Gone within a few sweeps of the second it is kept (bounded: 50 x 100 ms).
+    let mut gone = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !stored("brief") {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the expired session left the store");
+    let (_raw, present) = Raw5::connect(&broker, "brief", false, 1).await;
+    assert!(!present, "the session ended");
+    broker.shutdown().await;
+}
+
+/// The record keeps the MQTT 5 fields: a session with a long Session Expiry Interval is
+/// restored after a restart, and resumed (Session Present 1) [MQTT-3.2.2-3] with its
+/// subscription's identifier.
+#[tokio::test]
+async fn an_expiring_session_survives_a_restart() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    let (mut raw, _) = Raw5::connect(&broker, "durable5", true, 600).await;
+    raw.subscribe(1, &[("d5/t", qos(QoS::AtLeastOnce))], Some(5))
+        .await;
+    raw.send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    assert_eq!(raw.recv().await, None);
+    broker.shutdown().await;
+    let record = store
+        .load_sessions()
+        .expect("load")
+        .into_iter()
+        .find(|s| &*s.client_id == "durable5")
+        .expect("stored");
+    assert_eq!(record.protocol, 5);
+    assert_eq!(record.expiry_interval_s, Some(600));
+    assert!(record.offline_since_ms.is_some());
+    assert_eq!(record.subscriptions[0].identifier, Some(5));
+
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    let (mut raw, present) = Raw5::connect(&broker, "durable5", false, 600).await;
+    assert!(present);
+    let mut publisher = Client::connect(&broker, "d5pub", true).await;
+    publisher
+        .client
+        .publish("d5/t", rumqttc::QoS::AtLeastOnce, false, "again")
+        .await
+        .expect("queued");
+    publisher.acked(1).await;
+    let got = raw.publish_in().await;
+    assert_eq!(&got.payload[..], b"again");
+    assert_eq!(
+        got.properties.subscription_identifiers,
+        [NonZeroU32::MIN.saturating_add(4)]
+    );
+    broker.shutdown().await;
+}
+
+/// "If the Session Expiry Interval in the CONNECT packet was zero, then it is a Protocol
+/// Error to set a non-zero Session Expiry Interval in the DISCONNECT packet sent by the
+/// Client" [MQTT-3.14.2-2]: the broker answers with DISCONNECT 0x82 (Protocol Error).
+#[tokio::test]
+async fn disconnect_raising_a_zero_session_expiry_is_a_protocol_error() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "raiser", true, 0).await;
+    raw.send(Packet::Disconnect(v5::ReasonAndProperties {
+        reason: ReasonCode::Success,
+        properties: Properties::build([Property::FourByteInt(
+            PropertyId::SessionExpiryInterval,
+            60,
+        )])
+        .expect("properties"),
+    }))
+    .await;
+    raw.expect_disconnect(ReasonCode::ProtocolError).await;
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ DISCONNECTs the broker sends
+
+/// "The Server MAY send a DISCONNECT packet before closing the connection" with the reason
+/// why (3.14.2.1): 0x8E Session taken over when another connection uses the same Client
+/// Identifier [MQTT-3.1.4-3].
+#[tokio::test]
+async fn a_taken_over_connection_gets_disconnect_0x8e() {
+    let broker = start().await;
+    let (mut first, _) = Raw5::connect(&broker, "twin", true, 0).await;
+    let (_second, _) = Raw5::connect(&broker, "twin", true, 0).await;
+    first.expect_disconnect(ReasonCode::SessionTakenOver).await;
+    broker.shutdown().await;
+}
+
+/// "If the Keep Alive value is non-zero and the Server does not receive an MQTT Control
+/// Packet from the Client within one and a half times the Keep Alive time period, it MUST
+/// close the Network Connection" [MQTT-3.1.2-22], with DISCONNECT 0x8D (Keep Alive timeout).
+#[tokio::test]
+async fn a_silent_client_gets_disconnect_0x8d() {
+    let broker = start().await;
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 1,
+        client_id: ByteStr::from_static("silent"),
+        ..v5::Connect::default()
+    };
+    let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
+    raw.expect_disconnect(ReasonCode::KeepAliveTimeout).await;
+    broker.shutdown().await;
+}
+
+/// "A Topic Alias value of 0 or greater than the Maximum Topic Alias is a Protocol Error
+/// ... the receiver uses DISCONNECT with Reason Code of 0x94 (Topic Alias invalid)"
+/// [MQTT-3.3.2-8 and 3.3.2.3.4]; the broker announces 64.
+#[tokio::test]
+async fn a_topic_alias_beyond_the_maximum_gets_disconnect_0x94() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "aliaser", true, 0).await;
+    raw.publish_aliased("ta/t", 65, b"x").await;
+    raw.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
+    broker.shutdown().await;
+}
+
+/// "If the Topic Name has length zero and there is no Topic Alias mapping for the Topic
+/// Alias, it is a Protocol Error" (3.3.4): DISCONNECT 0x82.
+#[tokio::test]
+async fn an_alias_used_before_it_was_set_gets_disconnect_0x82() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "unset", true, 0).await;
+    raw.publish_aliased("", 3, b"x").await;
+    raw.expect_disconnect(ReasonCode::ProtocolError).await;
+    broker.shutdown().await;
+}
+
+/// "A sender can modify the Topic Alias mapping by sending another PUBLISH in the same
+/// Network Connection with the same Topic Alias value and a different non-zero length Topic
+/// Name" (3.3.2.3.4); a PUBLISH with a zero-length Topic Name and the alias uses the
+/// mapping: a 3.1.1 subscriber gets every message under its full topic name.
+#[tokio::test]
+async fn topic_aliases_from_the_client_name_the_topic() {
+    let broker = start().await;
+    let mut sub = Client::connect(&broker, "aliasee", true).await;
+    subscribe(&mut sub, "al/#", rumqttc::QoS::AtMostOnce).await;
+    let (mut raw, _) = Raw5::connect(&broker, "aliasing", true, 0).await;
+    raw.publish_aliased("al/one", 1, b"1").await;
+    raw.publish_aliased("", 1, b"2").await;
+    raw.publish_aliased("al/two", 1, b"3").await;
+    raw.publish_aliased("", 1, b"4").await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let p = sub.next().await;
+        got.push((p.topic.clone(), p.payload.to_vec()));
+    }
+    let want = [
+        ("al/one", b"1"),
+        ("al/one", b"2"),
+        ("al/two", b"3"),
+        ("al/two", b"4"),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(t, p)| (t.to_string(), p.to_vec()))
+        .collect();
+    assert_eq!(got, want);
+    broker.shutdown().await;
+}
+
+/// "The Client uses [Topic Alias Maximum] to limit the number of Topic Aliases that it is
+/// willing to hold"; "The Server MUST NOT send a Topic Alias in a PUBLISH packet to the
+/// Client greater than this value" [MQTT-3.1.2-26]. With 1: the first topic gets alias 1
+/// (sent with its name, then as the alias alone), a second topic goes out in full.
+#[tokio::test]
+async fn the_broker_sends_topic_aliases_up_to_the_clients_maximum() {
+    let broker = start().await;
+    let connect = with_properties(
+        "aliased",
+        [Property::TwoByteInt(PropertyId::TopicAliasMaximum, 1)],
+    );
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    raw.subscribe(1, &[("ob/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let publisher = Client::connect(&broker, "obpub", true).await;
+    for topic in ["ob/x", "ob/x", "ob/y", "ob/x"] {
+        publisher
+            .client
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, "p")
+            .await
+            .expect("queued");
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let p = raw.publish_in().await;
+        got.push((
+            p.topic.to_string(),
+            p.properties.topic_alias.map(|a| a.get()),
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            ("ob/x".to_string(), Some(1)),
+            (String::new(), Some(1)),
+            ("ob/y".to_string(), None),
+            (String::new(), Some(1)),
+        ]
+    );
+    // rumqttc's v5 client takes them (it stays connected and acknowledges nothing wrong);
+    // it hands out the packets as they came, the alias not resolved.
+    let addr = tcp_addr(&broker);
+    let mut options = MqttOptions::new("aliased-rumqttc", addr.ip().to_string(), addr.port());
+    options.set_topic_alias_max(Some(2));
+    let mut sub5 = Client5::with_options(options).await;
+    sub5.subscribe("ob/#", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
+        .await;
+    for topic in ["ob/x", "ob/x", "ob/y"] {
+        publisher
+            .client
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, "q")
+            .await
+            .expect("queued");
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let p = sub5.next().await;
+        let alias = p.properties.and_then(|props| props.topic_alias);
+        seen.push((String::from_utf8_lossy(&p.topic).into_owned(), alias));
+    }
+    let want = [("ob/x", Some(1)), ("", Some(1)), ("ob/y", Some(2))];
+    let want: Vec<_> = want.iter().map(|(t, a)| (t.to_string(), *a)).collect();
+    assert_eq!(seen, want);
+    broker.shutdown().await;
+}
+
+/// Bytes that are not a packet: "Where a Malformed Packet or Protocol Error is detected ...
+/// the Server MAY send a DISCONNECT with reason code 0x81 (Malformed Packet)" (4.13.1)
+/// [MQTT-4.13.1-1] (here a PUBLISH with QoS 3).
+#[tokio::test]
+async fn a_malformed_packet_gets_disconnect_0x81() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "mangler", true, 0).await;
+    raw.stream
+        .write_all(&[0x36, 0x06, 0x00, 0x01, b't', 0x00, 0x01, 0x00])
+        .await
+        .expect("written");
+    raw.expect_disconnect(ReasonCode::MalformedPacket).await;
+    broker.shutdown().await;
+}
+
+/// The broker's own shutdown: DISCONNECT 0x8B (Server shutting down) before it closes.
+#[tokio::test]
+async fn shutdown_sends_disconnect_0x8b() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "stayer", true, 0).await;
+    raw.ping().await;
+    let stopping = tokio::spawn(async move { broker.shutdown().await });
+    raw.expect_disconnect(ReasonCode::ServerShuttingDown).await;
+    timeout(WAIT, stopping)
+        .await
+        .expect("shut down in time")
+        .expect("shutdown task");
+}
+
+/// A packet larger than the broker's Maximum Packet Size: "the Server uses a DISCONNECT
+/// packet with Reason Code 0x95 (Packet too large)" [MQTT-3.1.2-24 and 4.13].
+#[tokio::test]
+async fn an_oversize_packet_gets_disconnect_0x95() {
+    let mut config = BrokerConfig::ephemeral();
+    config.limits.max_packet_size = 1024;
+    let broker = start_with(config).await;
+    let (mut raw, _) = Raw5::connect(&broker, "big", true, 0).await;
+    let p = Publish::new(
+        QoS::AtMostOnce,
+        None,
+        ByteStr::from_static("big/t"),
+        Bytes::from(vec![0u8; 2048]),
+    );
+    raw.send(Packet::Publish(p)).await;
+    raw.expect_disconnect(ReasonCode::PacketTooLarge).await;
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ every listener
+
+/// MQTT 5 over WebSocket: the listeners share the connection code, so a v5 client on the
+/// WebSocket listener publishes to a v5 client on TCP with its properties.
+#[tokio::test]
+async fn mqtt5_works_over_websocket() {
+    let mut config = BrokerConfig::ephemeral();
+    config.listeners.ws = Some("127.0.0.1:0".parse().expect("addr"));
+    let broker = start_with(config).await;
+    let mut sub = Client5::connect(&broker, "tcp5").await;
+    sub.subscribe("ws/#", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
+        .await;
+    let ws = broker.local_addr(ListenerKind::Ws).expect("ws listener");
+    let mut options = MqttOptions::new("ws5", format!("ws://{ws}/mqtt"), ws.port());
+    options.set_transport(rumqttc::Transport::Ws);
+    let publisher = Client5::with_options(options).await;
+    let props = RProps {
+        user_properties: vec![("via".into(), "ws".into())],
+        ..RProps::default()
+    };
+    publisher
+        .client
+        .publish_with_properties(
+            "ws/t",
+            rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+            false,
+            "over ws",
+            props,
+        )
+        .await
+        .expect("queued");
+    let got = sub.next().await;
+    assert_eq!(&got.payload[..], b"over ws");
+    let user = got.properties.expect("properties").user_properties;
+    assert_eq!(user, vec![("via".to_string(), "ws".to_string())]);
+    broker.shutdown().await;
+}
