@@ -15,12 +15,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use mqgate_broker::{Broker, BrokerConfig};
 
-/// The binary's allocator. A message is allocated by its publisher's connection and freed by
-/// its receivers' on other threads; glibc's malloc takes an arena lock for such frees once
-/// its per-thread cache is full, which showed as lock waits in profiles of fan-in.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The mqgate MQTT 3.1.1 broker.
 #[derive(Debug, Parser)]
 #[command(name = "mqgate", version, about)]
