@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mqgate_broker::{Broker, BrokerConfig};
 
-/// The mqgate MQTT 3.1.1 broker.
+/// The mqgate MQTT broker (3.1.1 and 5).
 #[derive(Debug, Parser)]
 #[command(name = "mqgate", version, about)]
 struct Args {
