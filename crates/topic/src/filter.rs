@@ -139,19 +139,7 @@ impl TopicFilter {
     /// `topic` is assumed to be a valid topic name; wildcard characters in it
     /// are compared as plain text.
     pub fn matches(&self, topic: &str) -> bool {
-        if topic.starts_with('$') && self.text.starts_with(['+', '#']) {
-            return false;
-        }
-        let mut topic_levels = topic.split('/');
-        for level in self.levels() {
-            match (level, topic_levels.next()) {
-                (Level::MultiWildcard, _) => return true,
-                (Level::SingleWildcard, Some(_)) => {}
-                (Level::Normal(want) | Level::System(want), Some(got)) if want == got => {}
-                _ => return false,
-            }
-        }
-        topic_levels.next().is_none()
+        filter_matches(&self.text, topic)
     }
 
     /// True iff every topic that `other` can match is also matched by `self`.
@@ -216,3 +204,27 @@ impl std::str::FromStr for TopicFilter {
 #[cfg(test)]
 #[path = "filter_tests.rs"]
 mod tests;
+
+/// Whether the filter text `filter`, already validated (as [`TopicFilter::parse`] does, or as
+/// a session keeps the filters it accepted), matches the topic name `topic`: what
+/// [`TopicFilter::matches`] does, without making an owned filter first.
+///
+/// ```
+/// assert!(mqgate_topic::filter_matches("dev/+/cmd", "dev/7/cmd"));
+/// assert!(!mqgate_topic::filter_matches("#", "$SYS/uptime"));
+/// ```
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut topic_levels = topic.split('/');
+    for level in Levels::new(filter) {
+        match (level, topic_levels.next()) {
+            (Level::MultiWildcard, _) => return true,
+            (Level::SingleWildcard, Some(_)) => {}
+            (Level::Normal(want) | Level::System(want), Some(got)) if want == got => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}

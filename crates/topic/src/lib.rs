@@ -77,7 +77,7 @@ pub use client_id::{
     DEFAULT_MAX_GROUP_ID_LEN, GROUP_PREFIX, GROUP_SEPARATOR,
 };
 pub use error::TopicError;
-pub use filter::{Level, Levels, TopicFilter};
+pub use filter::{filter_matches, Level, Levels, TopicFilter};
 pub use name::{TopicName, MAX_TOPIC_LEN};
 pub use p2p::{format_p2p, p2p_subtopic, parse_p2p_subtopic, P2pAddress, P2pError, P2P_LEVEL};
 pub use retained::RetainedIndex;

@@ -17,7 +17,6 @@ use mqgate_codec::{
     Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
 };
 use mqgate_session::{Message, Session, Subscription};
-use mqgate_topic::TopicFilter;
 
 use super::close::CloseReason;
 
@@ -476,9 +475,10 @@ fn publish(
     out
 }
 
-/// Whether `filter` (as a client sent it) matches `topic`.
+/// Whether `filter` (one the session accepted, so valid) matches `topic`; no owned filter is
+/// made per delivery.
 pub(crate) fn filter_matches(filter: &str, topic: &str) -> bool {
-    TopicFilter::parse(filter).is_ok_and(|f| f.matches(topic))
+    mqgate_topic::filter_matches(filter, topic)
 }
 
 /// Whether a message published by this client itself is delivered to it: only when a
