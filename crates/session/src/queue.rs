@@ -282,11 +282,12 @@ impl OfflineQueue {
                 spill.len -= 1;
                 spill.bytes = spill.bytes.saturating_sub(size);
             }
-            if !spill.recent.iter().any(|(r, _)| *r == id) {
+            match spill.recent.iter().position(|(r, _)| *r == id) {
+                Some(at) => {
+                    spill.recent.swap_remove(at);
+                }
                 // Not an arrival seen during the read: its delivery may still be on its way.
-                spill.remember_paged(id);
-            } else if let Some(at) = spill.recent.iter().position(|(r, _)| *r == id) {
-                spill.recent.swap_remove(at);
+                None => spill.remember_paged(id),
             }
             self.bytes = self.bytes.saturating_add(size);
             self.entries.push_back(QueuedMessage {
