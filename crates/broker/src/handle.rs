@@ -137,6 +137,7 @@ impl Broker {
             shutdown.clone(),
         )
         .map_err(BrokerError::Io)?;
+        core.paging = crate::core::paging::Paging::new(config.session.backlog_memory_bytes);
         let memory = config.storage == StorageKind::Memory;
         core.trace = Tracer::start(
             &config.trace,
@@ -358,13 +359,19 @@ fn open_store(config: &BrokerConfig) -> Result<Arc<dyn Store>, BrokerError> {
     match config.storage {
         StorageKind::Memory => Ok(Arc::new(MemoryStore::with_limits(limits))),
         StorageKind::Redb => {
-            let store = RedbStore::open(&config.data_dir, limits).map_err(|e| {
+            let options = config.store.redb_options();
+            let store = RedbStore::open_with(&config.data_dir, limits, options).map_err(|e| {
                 BrokerError::Store(format!(
                     "{}: {e}",
                     config.data_dir.join(DEFAULT_FILE_NAME).display()
                 ))
             })?;
-            tracing::info!(path = %store.path().display(), "store opened");
+            tracing::info!(
+                path = %store.path().display(),
+                cache_bytes = options.cache_bytes,
+                quick_repair = options.quick_repair,
+                "store opened"
+            );
             if let Some(c) = store.compaction() {
                 tracing::info!(before = c.before, after = c.after, "store file compacted");
             }

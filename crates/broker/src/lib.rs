@@ -84,7 +84,7 @@ pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClien
 pub use config::{
     AccessKeySettings, AckAfter, AmqpSettings, AuthSettings, BrokerConfig, ClientIdRuleSet,
     ConsumeFrom, HttpSettings, Limits, ListenerConfig, RocketMqConfig, SessionLimits, StorageKind,
-    TakeoverPolicy, TlsFiles, TraceSettings,
+    StoreSettings, TakeoverPolicy, TlsFiles, TraceSettings,
 };
 pub use error::BrokerError;
 pub use fd_limit::raise_open_file_limit;

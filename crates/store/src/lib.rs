@@ -100,7 +100,9 @@ mod suite;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats, StoredSession};
-pub use redb_store::{Compaction, RedbStore, DEFAULT_FILE_NAME, FORMAT_VERSION};
+pub use redb_store::{
+    Compaction, RedbOptions, RedbStore, DEFAULT_CACHE_BYTES, DEFAULT_FILE_NAME, FORMAT_VERSION,
+};
 pub use registry::DurableRegistry;
 
 /// Durable broker state. See the [crate documentation](crate) for the contract.

@@ -51,10 +51,46 @@ pub struct RedbStore {
     db: Database,
     path: PathBuf,
     limits: StoreLimits,
+    options: RedbOptions,
     /// Each client's entries of the queue log. Writers hold it exclusively for the whole
     /// transaction, readers shared, so a reader never sees the index of an uncommitted write.
     index: RwLock<QueueIndex>,
     compaction: Option<Compaction>,
+}
+
+/// How [`RedbStore::open_with`] runs the redb file: its page cache and its crash recovery.
+///
+/// ```
+/// use mqgate_store::{RedbOptions, RedbStore, StoreLimits};
+/// let dir = tempfile::tempdir().unwrap();
+/// let options = RedbOptions { cache_bytes: 16 << 20, ..RedbOptions::default() };
+/// let store = RedbStore::open_with(dir.path(), StoreLimits::default(), options)?;
+/// assert_eq!(store.options().cache_bytes, 16 << 20);
+/// # Ok::<(), mqgate_store::StoreError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedbOptions {
+    /// Memory redb keeps as its page cache, in bytes (default [`DEFAULT_CACHE_BYTES`]).
+    /// Pages read or written go through it, so it is the store's share of the process's
+    /// memory however large the file grows; what it does not hold the kernel's page cache
+    /// usually does.
+    pub cache_bytes: usize,
+    /// Every commit also writes redb's allocator state and commits in two phases, so
+    /// opening the file after a crash takes a moment instead of a walk of the whole file
+    /// (which reads every page: about as long as reading the file). On by default.
+    pub quick_repair: bool,
+}
+
+/// [`RedbOptions::cache_bytes`]' default: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            quick_repair: true,
+        }
+    }
 }
 
 /// What [`RedbStore::open`] did when it found the file mostly free space and compacted it.
@@ -87,9 +123,21 @@ impl RedbStore {
     /// As [`open_file`](Self::open_file); also [`StoreError::Open`] if the directory cannot
     /// be created.
     pub fn open(data_dir: impl AsRef<Path>, limits: StoreLimits) -> Result<Self> {
+        Self::open_with(data_dir, limits, RedbOptions::default())
+    }
+
+    /// [`open`](Self::open) with the given [`RedbOptions`].
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(
+        data_dir: impl AsRef<Path>,
+        limits: StoreLimits,
+        options: RedbOptions,
+    ) -> Result<Self> {
         let dir = data_dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e))?;
-        Self::open_file(dir.join(DEFAULT_FILE_NAME), limits)
+        Self::open_file_with(dir.join(DEFAULT_FILE_NAME), limits, options)
     }
 
     /// Opens (or creates) the store file at `path`. A missing or empty file becomes a new
@@ -104,12 +152,28 @@ impl RedbStore {
     /// [`StoreError::NewerFormat`] if a newer mqgate wrote it, [`StoreError::OlderFormat`]
     /// if an older one did.
     pub fn open_file(path: impl Into<PathBuf>, limits: StoreLimits) -> Result<Self> {
+        Self::open_file_with(path, limits, RedbOptions::default())
+    }
+
+    /// [`open_file`](Self::open_file) with the given [`RedbOptions`].
+    ///
+    /// # Errors
+    /// As [`open_file`](Self::open_file).
+    pub fn open_file_with(
+        path: impl Into<PathBuf>,
+        limits: StoreLimits,
+        options: RedbOptions,
+    ) -> Result<Self> {
         let path = path.into();
-        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .map_err(|e| open_error(&path, e))?;
         let mut store = RedbStore {
             db,
             path,
             limits,
+            options,
             index: RwLock::default(),
             compaction: None,
         };
@@ -122,6 +186,11 @@ impl RedbStore {
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The options this store was opened with.
+    pub fn options(&self) -> RedbOptions {
+        self.options
     }
 
     /// The compaction [`open`](Self::open) did, if the file was mostly free space.
@@ -221,7 +290,8 @@ impl RedbStore {
     fn write<T>(&self, f: impl FnOnce(&mut dyn Tables) -> Result<T>) -> Result<T> {
         let mut index = self.index.write();
         let mut index_txn = IndexTxn::new(&mut index);
-        let txn = self.db.begin_write().map_err(io)?;
+        let mut txn = self.db.begin_write().map_err(io)?;
+        txn.set_quick_repair(self.options.quick_repair);
         let out = f(&mut open_write_tables(&txn, &mut index_txn)?)?;
         if let Some(next) = index_txn.next_seq_to_store() {
             let mut meta = txn.open_table(META).map_err(io)?;

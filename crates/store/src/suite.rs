@@ -499,6 +499,65 @@ fn expired_bodies_in_flight_stay_until_released(make: Make) {
     assert_eq!(store.get_message(sent.id).unwrap(), None);
 }
 
+/// Saves of a sliding in-flight window: entries that stay keep their bodies, entries that
+/// leave (acknowledged, or sent again under another packet id) drop their refs, new ones
+/// store theirs; the last save frees everything.
+fn saves_move_the_inflight_window(make: Make) {
+    let store = make(no_limits());
+    let client = "GID_a@@@1";
+    let bodies: Vec<_> = (1..=5).map(|id| message(id, 0)).collect();
+    let entry = |packet: u16, body: &Arc<Message>| InFlightRef {
+        packet_id: pid(packet),
+        message: body.id,
+        qos: QoS::AtLeastOnce,
+        stage: InFlightStage::Published,
+    };
+    let save = |inflight: Vec<InFlightRef>| {
+        let messages = inflight
+            .iter()
+            .filter_map(|e| bodies.iter().find(|b| b.id == e.message).cloned())
+            .collect();
+        Op::SaveSession {
+            record: SessionRecord {
+                inflight,
+                ..qos2_record(client, MessageId(0))
+            },
+            messages,
+        }
+    };
+    let stored = |store: &dyn Store| -> Vec<u128> {
+        (1..=5)
+            .filter(|&id| store.get_message(MessageId(id)).unwrap().is_some())
+            .collect()
+    };
+    let (a, b, c, d) = (&bodies[0], &bodies[1], &bodies[2], &bodies[3]);
+    store
+        .apply(&[save(vec![entry(1, a), entry(2, b), entry(3, c)])])
+        .unwrap();
+    assert_eq!(stored(&*store), [1, 2, 3]);
+    // b acknowledged, a sent again under packet id 4, d new.
+    store
+        .apply(&[save(vec![entry(4, a), entry(3, c), entry(5, d)])])
+        .unwrap();
+    assert_eq!(stored(&*store), [1, 3, 4]);
+    // A save that changes nothing in flight keeps every body.
+    store
+        .apply(&[save(vec![entry(4, a), entry(3, c), entry(5, d)])])
+        .unwrap();
+    assert_eq!(stored(&*store), [1, 3, 4]);
+    // c now awaits its PUBCOMP only: its body is no longer needed.
+    let mut released = entry(3, c);
+    released.stage = InFlightStage::Released;
+    store
+        .apply(&[save(vec![entry(4, a), released, entry(5, d)])])
+        .unwrap();
+    assert_eq!(stored(&*store), [1, 4]);
+    store.apply(&[save(vec![])]).unwrap();
+    assert!(stored(&*store).is_empty());
+    let restored = restore_sessions(&*store, SessionConfig::default(), 0).unwrap();
+    assert!(restored[0].as_ref().unwrap().record().inflight.is_empty());
+}
+
 fn retained_messages_set_replace_clear(make: Make) {
     let store = make(StoreLimits::default());
     let topic = |t: &'static str, id| {
@@ -660,6 +719,10 @@ macro_rules! suite {
             #[test]
             fn expired_bodies_in_flight_stay_until_released() {
                 super::expired_bodies_in_flight_stay_until_released($backend);
+            }
+            #[test]
+            fn saves_move_the_inflight_window() {
+                super::saves_move_the_inflight_window($backend);
             }
             #[test]
             fn retained_messages_set_replace_clear() {

@@ -194,16 +194,18 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 }
             }
             Op::SaveSession { record, messages } => {
-                release_inflight(t, &record.client_id, &mut pending)?;
+                let added = update_inflight_refs(t, record, &mut pending)?;
                 for message in messages {
-                    store_body(t, message)?;
-                    pending.touched.insert(message.id);
-                }
-                for entry in &record.inflight {
-                    if entry.stage == InFlightStage::Published {
-                        let holder = INFLIGHT_HOLDER | u64::from(entry.packet_id.get());
-                        t.add_ref(entry.message, &record.client_id, holder)?;
+                    // `added` is sorted: by message id first.
+                    if added
+                        .binary_search_by(|(id, _)| id.cmp(&message.id))
+                        .is_ok()
+                    {
+                        store_body(t, message)?;
                     }
+                }
+                for &(id, holder) in &added {
+                    t.add_ref(id, &record.client_id, holder)?;
                 }
                 let stored = SessionRecord {
                     queue: Vec::new(),
@@ -332,6 +334,39 @@ fn remove_slot(t: &mut dyn Tables, client: &str, seq: u64, pending: &mut Pending
 }
 
 /// Drops the in-flight refs of the client's saved record, if any.
+/// The in-flight refs a session's stored record holds: (message, holder) of each entry
+/// still waiting for its PUBACK or PUBREC (only those need their body).
+fn inflight_refs(record: &SessionRecord) -> impl Iterator<Item = (MessageId, u64)> + '_ {
+    record
+        .inflight
+        .iter()
+        .filter(|e| e.stage == InFlightStage::Published)
+        .map(|e| (e.message, INFLIGHT_HOLDER | u64::from(e.packet_id.get())))
+}
+
+/// Brings the in-flight refs from the stored record's to `record`'s: removes those that
+/// left (their bodies are checked at the end of the transaction) and returns those that
+/// are new, for the caller to add once their bodies are stored. An entry in flight in both
+/// keeps its ref untouched, so a save costs the changes, not the whole window.
+fn update_inflight_refs(
+    t: &mut dyn Tables,
+    record: &SessionRecord,
+    pending: &mut Pending,
+) -> Result<Vec<(MessageId, u64)>> {
+    let old: BTreeSet<(MessageId, u64)> = match t.blob(BlobKind::Session, &record.client_id)? {
+        Some(json) => {
+            inflight_refs(&from_json::<SessionRecord>(BlobKind::Session, &json)?).collect()
+        }
+        None => BTreeSet::new(),
+    };
+    let new: BTreeSet<(MessageId, u64)> = inflight_refs(record).collect();
+    for &(id, holder) in old.difference(&new) {
+        t.remove_ref(id, &record.client_id, holder)?;
+        pending.touched.insert(id);
+    }
+    Ok(new.difference(&old).copied().collect())
+}
+
 fn release_inflight(t: &mut dyn Tables, client: &str, pending: &mut Pending) -> Result<()> {
     let Some(json) = t.blob(BlobKind::Session, client)? else {
         return Ok(());

@@ -13,11 +13,13 @@ use crate::BrokerError;
 mod amqp;
 mod auth;
 mod rocketmq;
+mod store;
 mod trace;
 
 pub use amqp::AmqpSettings;
 pub use auth::{AccessKeySettings, AuthSettings, HttpSettings};
 pub use rocketmq::{AckAfter, ConsumeFrom, RocketMqConfig};
+pub use store::StoreSettings;
 pub use trace::TraceSettings;
 
 /// Everything a broker needs to start. Every field has a default (see [`Default`]), so a
@@ -61,6 +63,8 @@ pub struct BrokerConfig {
     /// Which store keeps persistent sessions, offline queues, retained messages and the
     /// API's registries: the embedded redb file in `data_dir` (the default) or memory only.
     pub storage: StorageKind,
+    /// How the redb store runs (the `[store]` section): its page cache and crash recovery.
+    pub store: StoreSettings,
     /// Instance id, AccessKeys, groups and token options (the `[auth]` section); without
     /// it only anonymous access or an embedder's authenticator lets clients in.
     pub auth: Option<AuthSettings>,
@@ -98,6 +102,7 @@ impl Default for BrokerConfig {
             takeover: TakeoverPolicy::default(),
             data_dir: PathBuf::from("./data"),
             storage: StorageKind::default(),
+            store: StoreSettings::default(),
             auth: None,
             http: HttpSettings::default(),
             rocketmq: None,
@@ -347,6 +352,12 @@ pub struct SessionLimits {
     /// in batches of 30, 5 s apart (never more than the in-flight window allows). Off: as
     /// fast as the in-flight window allows.
     pub offline_pacing: bool,
+    /// Bytes of queued messages read back from the store that all the sessions draining a
+    /// backlog hold together (in their windows and in flight), when queues are kept on disk.
+    /// Each of the sessions that still have more in the store gets an equal share, in
+    /// messages of the average size read so far, and at least one message. 64 MiB by
+    /// default.
+    pub backlog_memory_bytes: usize,
 }
 
 impl Default for SessionLimits {
@@ -359,9 +370,13 @@ impl Default for SessionLimits {
             message_ttl_ms: base.message_ttl_ms,
             queue_window: DEFAULT_QUEUE_WINDOW,
             offline_pacing: false,
+            backlog_memory_bytes: DEFAULT_BACKLOG_MEMORY_BYTES,
         }
     }
 }
+
+/// The default of [`SessionLimits::backlog_memory_bytes`]: 64 MiB.
+pub(crate) const DEFAULT_BACKLOG_MEMORY_BYTES: usize = 64 << 20;
 
 /// The default of [`SessionLimits::queue_window`]: a page is read while half the window is
 /// still there to send.
