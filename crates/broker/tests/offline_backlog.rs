@@ -205,3 +205,57 @@ async fn a_full_offline_queue_drops_the_oldest_and_counts_it_by_reason() {
         stop(broker).await;
     }
 }
+
+/// Sessions draining backlogs at once share one memory budget
+/// (`[session] backlog_memory_bytes`): each reads its queue in pages no larger than its
+/// share (here two or four messages of about 210 bytes, instead of half the window), as its
+/// client's acknowledgements free room, and gets every message in order all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_draining_at_once_share_the_backlog_memory_budget() {
+    const DEPTH: usize = 120;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(dir.path());
+    config.session.backlog_memory_bytes = 900;
+    let broker = Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect("broker starts");
+    for n in 0..2 {
+        let mut sub = Client::connect(&broker, &format!("capped-{n}"), false).await;
+        subscribe(&mut sub, "capped/#", QoS::AtLeastOnce).await;
+        sub.disconnect().await;
+    }
+    let mut publisher = Client::connect(&broker, "capped-pub", true).await;
+    for n in 0..DEPTH {
+        // 200 digits: a number `expect_in_order` reads, and a message of about 210 bytes.
+        let payload = format!("{n:0200}");
+        publisher
+            .client
+            .publish(format!("capped/{n}"), QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queued");
+    }
+    publisher.acked(DEPTH).await;
+    let pages_before = broker.metrics().queue_pages_read;
+
+    let mut first = Client::connect(&broker, "capped-0", false).await;
+    let mut second = Client::connect(&broker, "capped-1", false).await;
+    tokio::join!(
+        expect_in_order(&mut first, 0, DEPTH),
+        expect_in_order(&mut second, 0, DEPTH)
+    );
+    let pages = broker.metrics().queue_pages_read - pages_before;
+    // At most four messages a page (two sessions share 900 bytes: 2 each; one alone: 4);
+    // without the budget a page refills half the window of 16.
+    assert!(
+        pages >= (2 * DEPTH / 4) as u64,
+        "{pages} pages for {} messages",
+        2 * DEPTH
+    );
+    first.disconnect().await;
+    second.disconnect().await;
+    publisher.disconnect().await;
+    stop(broker).await;
+}

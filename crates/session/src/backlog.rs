@@ -89,12 +89,29 @@ impl Session {
     /// ([`queue_read_failed`](Self::queue_read_failed)) or the connection was lost (a page
     /// read for a lost connection is ignored).
     pub fn poll_queue_read(&mut self) -> Option<QueueRead> {
+        self.poll_queue_read_within(usize::MAX)
+    }
+
+    /// [`poll_queue_read`](Self::poll_queue_read), holding at most `max_held` messages
+    /// (queued in memory and in flight together) once the page is in: no read while the
+    /// session holds that many, and a page no larger than the rest. How a driver bounds the
+    /// memory of many sessions draining backlogs at once: the next read is asked for as
+    /// acknowledgements free room. At least one message may always be held.
+    ///
+    /// ```
+    /// use mqgate_codec::ByteStr;
+    /// use mqgate_session::{Session, SessionConfig};
+    /// let mut session = Session::new(ByteStr::from_static("GID_a@@@1"), SessionConfig::default());
+    /// // A session that keeps nothing in a store never asks for a read.
+    /// assert!(session.poll_queue_read_within(8).is_none());
+    /// ```
+    pub fn poll_queue_read_within(&mut self, max_held: usize) -> Option<QueueRead> {
         if !self.is_online() {
             return None;
         }
         let inflight = self.inflight.iter().filter(|e| e.message.is_some());
         let skip = inflight.map(|e| e.message_id);
-        self.queue.next_read(skip)
+        self.queue.next_read(skip, max_held.max(1))
     }
 
     /// The read of [`poll_queue_read`](Self::poll_queue_read) failed: it will be asked for

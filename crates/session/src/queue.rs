@@ -219,10 +219,26 @@ impl OfflineQueue {
 
     /// The read to ask the store for, if the window runs low and the store holds more;
     /// `skip` lists the messages the session holds elsewhere (in flight).
-    pub(crate) fn next_read(&mut self, skip: impl Iterator<Item = MessageId>) -> Option<QueueRead> {
+    /// `max_held` bounds what the session holds once the page is in (held here and in
+    /// flight): no read while it holds that many, and a page no larger than the rest.
+    pub(crate) fn next_read(
+        &mut self,
+        skip: impl Iterator<Item = MessageId>,
+        max_held: usize,
+    ) -> Option<QueueRead> {
         let held = self.entries.len();
         let spill = self.spill.as_mut()?;
         if spill.reading || spill.len == 0 || held > spill.window / 2 {
+            return None;
+        }
+        let skip: Vec<MessageId> = self
+            .entries
+            .iter()
+            .map(|q| q.message.id)
+            .chain(skip)
+            .collect();
+        let room = max_held.saturating_sub(skip.len());
+        if room == 0 {
             return None;
         }
         spill.reading = true;
@@ -230,13 +246,8 @@ impl OfflineQueue {
         spill.recent_overflow = false;
         Some(QueueRead {
             after_seq: spill.cursor,
-            skip: self
-                .entries
-                .iter()
-                .map(|q| q.message.id)
-                .chain(skip)
-                .collect(),
-            max: spill.window - held,
+            skip,
+            max: (spill.window - held).min(room),
             epoch: spill.epoch,
         })
     }

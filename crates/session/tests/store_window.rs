@@ -106,6 +106,9 @@ struct Run {
     windowed_drops: usize,
     /// Deliveries the store-backed session refused (its publisher is told, nothing is lost).
     refused: usize,
+    /// The driver's bound on what the store-backed session holds (queued and in flight)
+    /// when it reads a page: `usize::MAX` for none.
+    max_held: usize,
 }
 
 impl Run {
@@ -129,6 +132,7 @@ impl Run {
             whole_drops: 0,
             windowed_drops: 0,
             refused: 0,
+            max_held: usize::MAX,
         }
     }
 
@@ -230,7 +234,7 @@ impl Run {
         for id in self.windowed.record().inflight.iter().map(|e| e.message) {
             self.store.dequeue(id);
         }
-        while let Some(read) = self.windowed.poll_queue_read() {
+        while let Some(read) = self.windowed.poll_queue_read_within(self.max_held) {
             assert!(self.store.pending.is_none(), "one read at a time");
             assert!(read.max <= self.window);
             if !self.prompt {
@@ -268,6 +272,14 @@ impl Run {
         assert!(held <= self.window, "{held} held, window {}", self.window);
         if !self.windowed.is_online() {
             assert_eq!(held, 0, "an offline session holds nothing queued");
+        }
+        if self.max_held != usize::MAX {
+            let holding = held + self.windowed.inflight_len();
+            assert!(
+                holding <= self.max_held,
+                "{holding} held, at most {}",
+                self.max_held
+            );
         }
         if !self.prompt {
             return;
@@ -402,6 +414,31 @@ fn a_deep_backlog_is_held_a_window_at_a_time() {
     run.drain();
     assert_eq!(run.windowed_out.len(), 5_000);
     assert_eq!(run.windowed_out, run.whole_out);
+}
+
+/// A driver bounding what a draining session holds (many sessions drain at once and share
+/// a memory budget) gets the backlog in order all the same, a little at a time: the cap
+/// counts messages held in memory and in flight together, and the next read is asked for as
+/// acknowledgements free room.
+#[test]
+fn a_capped_session_drains_its_backlog_in_order_within_the_cap() {
+    let config = SessionConfig {
+        inflight_window: 10,
+        max_queued_messages: 10_000,
+        ..SessionConfig::default()
+    };
+    let mut run = Run::new(config, 16, false);
+    run.max_held = 3;
+    run.step(&Op::ConnectionLost);
+    for _ in 0..2_000 {
+        run.step(&Op::Publish);
+    }
+    run.step(&Op::Reconnect);
+    let read = run.store.pending.clone().expect("a read asked for");
+    assert_eq!(read.max, 3, "the page is no larger than the cap");
+    run.drain();
+    let ids: Vec<u128> = run.windowed_out.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (0..2_000).collect::<Vec<u128>>());
 }
 
 /// A message's delivery can reach the session after a page read already returned its stored

@@ -343,6 +343,8 @@ struct SessionTask {
     inbox: inbox::Receiver<Delivery>,
     saved: Saved,
     reading: Option<PageRead>,
+    /// Held while the stored queue has more than was read (see [`crate::core::paging`]).
+    draining: Option<crate::core::paging::Draining>,
     queue: Arc<Queue>,
     /// The CONNECT the session is brought online with once a consumer attached.
     connect: Connect,
@@ -444,6 +446,7 @@ impl SessionTask {
             inbox,
             saved: Saved::default(),
             reading: None,
+            draining: None,
             queue,
             connect,
             online: false,
@@ -486,7 +489,10 @@ impl SessionTask {
                 page = next_page(&mut self.reading), if self.reading.is_some() => {
                     self.reading = None;
                     match page {
-                        Some(page) => self.session.refill(page, monotonic_ms()),
+                        Some(page) => {
+                            self.core.paging.paged(&page);
+                            self.session.refill(page, monotonic_ms());
+                        }
                         None => self.session.queue_read_failed(),
                     }
                 }
@@ -614,7 +620,16 @@ impl SessionTask {
         if self.reading.is_some() {
             return;
         }
-        if let Some(read) = self.session.poll_queue_read() {
+        if !self.session.is_queue_in_store() {
+            return;
+        }
+        // Messages left in the store: this queue shares the backlog memory budget.
+        if self.session.queued_len() <= self.session.queued_in_memory().0 {
+            self.draining = None;
+            return;
+        }
+        let max_held = self.core.paging.claim(&mut self.draining);
+        if let Some(read) = self.session.poll_queue_read_within(max_held) {
             self.reading = Some(self.core.read_queue_page(self.client.clone(), read));
         }
     }

@@ -354,6 +354,7 @@ where
         acks: crate::core::persist::PendingAcks::default(),
         card,
         reading: None,
+        draining: None,
         v5: v5_state,
     })
 }

@@ -85,6 +85,9 @@ pub(crate) struct Online<S> {
     pub(crate) card: Arc<ClientCard>,
     /// The page of the session's stored queue being read (see [`Online::start_read`]).
     pub(crate) reading: Option<PageRead>,
+    /// Held while the stored queue has more than was read: this session shares the
+    /// backlog memory budget (see [`crate::core::paging`]).
+    pub(crate) draining: Option<crate::core::paging::Draining>,
     /// What an MQTT 5 connection keeps beside its session; `None` for 3.1.1.
     pub(crate) v5: Option<Box<V5State>>,
 }
@@ -140,6 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     self.reading = None;
                     match page {
                         Some(page) => {
+                            self.ctx.core.paging.paged(&page);
                             if let Some(trace) = &self.ctx.core.trace {
                                 // Read back from the offline queue on disk: pushed now.
                                 for entry in &page.entries {
@@ -182,7 +186,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if self.reading.is_some() {
             return;
         }
-        let Some(read) = self.session.poll_queue_read() else {
+        if !self.session.is_queue_in_store() {
+            return;
+        }
+        // Messages left in the store: this session shares the backlog memory budget.
+        if self.session.queued_len() <= self.session.queued_in_memory().0 {
+            self.draining = None;
+            return;
+        }
+        let max_held = self.ctx.core.paging.claim(&mut self.draining);
+        let Some(read) = self.session.poll_queue_read_within(max_held) else {
             return;
         };
         let client = self.events.shared_client_id().clone();

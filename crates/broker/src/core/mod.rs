@@ -8,6 +8,7 @@
 
 pub(crate) mod deliver;
 pub(crate) mod inbox;
+pub(crate) mod paging;
 pub(crate) mod persist;
 pub(crate) mod registry;
 pub(crate) mod router;
@@ -62,6 +63,8 @@ pub(crate) struct Core {
     /// Queued messages a persistent session holds in memory, the rest staying in the store;
     /// `None`: queues are held whole in memory (an ephemeral broker).
     pub(crate) queue_window: Option<usize>,
+    /// The memory budget the sessions draining stored backlogs share.
+    pub(crate) paging: Arc<paging::Paging>,
     /// How long a publisher with nothing else to serve waits for full receivers.
     pub(crate) waits: Waits,
     /// Becomes `true` once shutdown starts.
@@ -117,6 +120,7 @@ impl Core {
             metrics,
             store,
             queue_window: queue_window.map(|w| w.max(1)),
+            paging: paging::Paging::new(crate::config::DEFAULT_BACKLOG_MEMORY_BYTES),
             waits: Waits::from(limits),
             shutdown,
             trace: None,
