@@ -335,7 +335,7 @@ async fn connack_announces_what_the_broker_supports_and_assigns_an_id() {
     assert_eq!(int(PropertyId::RetainAvailable), Some(1));
     assert_eq!(int(PropertyId::WildcardSubscriptionAvailable), Some(1));
     assert_eq!(int(PropertyId::SubscriptionIdentifierAvailable), Some(1));
-    assert_eq!(int(PropertyId::SharedSubscriptionAvailable), Some(0));
+    assert_eq!(int(PropertyId::SharedSubscriptionAvailable), Some(1));
     assert_eq!(int(PropertyId::TopicAliasMaximum), Some(64));
     assert_eq!(int(PropertyId::MaximumPacketSize), Some(1024 * 1024));
     assert!(!p.contains(PropertyId::MaximumQoS), "QoS 2 is the default");
@@ -593,7 +593,7 @@ async fn suback_carries_a_reason_code_per_filter() {
         reasons,
         [
             ReasonCode::Success,
-            ReasonCode::SharedSubscriptionsNotSupported,
+            ReasonCode::GrantedQoS1,
             ReasonCode::GrantedQoS2
         ]
     );
@@ -875,6 +875,121 @@ async fn a_publish_larger_than_the_client_accepts_is_skipped() {
     let got = raw.publish_in().await;
     assert_eq!(&got.payload[..], &[2u8; 4]);
     raw.ping().await;
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ shared subscriptions
+
+/// Reads PUBLISHes from `raw` until nothing more comes for a while (at most `max`).
+async fn drain_publishes(raw: &mut Raw5, max: usize) -> Vec<Publish> {
+    let mut got = Vec::new();
+    while got.len() < max {
+        match raw.recv_within(Duration::from_millis(500)).await {
+            Ok(Some(Packet::Publish(p))) => got.push(p),
+            Ok(other) => panic!("expected PUBLISH, got {other:?}"),
+            Err(()) => break,
+        }
+    }
+    got
+}
+
+/// Shared subscriptions (MQTT 5.0 4.8.2): "each message matching the Shared Subscription is
+/// sent to only one of the Sessions that are subscribed", while the CONNACK announces
+/// "Shared Subscription Available" (3.2.2.3.15) and the SUBACK grants the QoS asked for
+/// [MQTT-3.8.4-7].
+#[tokio::test]
+async fn a_shared_subscription_gives_each_message_to_one_member() {
+    let broker = start().await;
+    let mut members = Vec::new();
+    for id in ["member-a", "member-b"] {
+        let (mut raw, _) = Raw5::connect(&broker, id, true, 0).await;
+        let reasons = raw
+            .subscribe(
+                1,
+                &[("$share/workers/jobs/+", qos(QoS::AtLeastOnce))],
+                Some(5),
+            )
+            .await;
+        assert_eq!(reasons, [ReasonCode::GrantedQoS1]);
+        members.push(raw);
+    }
+    let publisher = Client5::connect(&broker, "job-source").await;
+    for n in 0..10u8 {
+        publisher
+            .client
+            .publish(
+                "jobs/x",
+                rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+                false,
+                vec![n],
+            )
+            .await
+            .expect("queued");
+    }
+    let mut all = Vec::new();
+    for member in &mut members {
+        let got = drain_publishes(member, 20).await;
+        assert!(!got.is_empty(), "every member gets a share");
+        for p in got {
+            // The shared subscription's identifier comes with each (MQTT-3.3.4-3).
+            assert_eq!(
+                p.properties.subscription_identifiers,
+                [NonZeroU32::MIN.saturating_add(4)]
+            );
+            all.push(p.payload.to_vec());
+        }
+    }
+    all.sort();
+    let sent: Vec<Vec<u8>> = (0..10u8).map(|n| vec![n]).collect();
+    assert_eq!(all, sent, "each message once, to one member");
+    publisher.task.abort();
+    broker.shutdown().await;
+}
+
+/// "It is a Protocol Error to set the No Local bit to 1 on a Shared Subscription"
+/// [MQTT-3.8.3-4]: the broker closes with DISCONNECT 0x82 (4.13).
+#[tokio::test]
+async fn no_local_on_a_shared_subscription_is_a_protocol_error() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "nl-share", true, 0).await;
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..qos(QoS::AtMostOnce)
+    };
+    raw.send(Packet::Subscribe(Subscribe {
+        packet_id: pid(1),
+        properties: Properties::new(),
+        filters: vec![Subscription {
+            filter: ByteStr::from_static("$share/g/nl/t"),
+            options,
+        }],
+    }))
+    .await;
+    raw.expect_disconnect(ReasonCode::ProtocolError).await;
+    broker.shutdown().await;
+}
+
+/// Retained messages are not sent when a Shared Subscription is made (MQTT 5.0 4.8.2, and
+/// 3.3.1.3: retained messages are sent "when the subscription is established" only for
+/// non-shared ones); a plain subscription to the same topic does get it [MQTT-3.3.1-9].
+#[tokio::test]
+async fn retained_messages_are_not_sent_on_a_shared_subscription() {
+    let broker = start().await;
+    let (mut publisher, _) = Raw5::connect(&broker, "ret-pub", true, 0).await;
+    publisher.publish("shr/r", b"kept", true).await;
+    publisher.ping().await;
+    let (mut member, _) = Raw5::connect(&broker, "ret-member", true, 0).await;
+    let reasons = member
+        .subscribe(1, &[("$share/g/shr/r", qos(QoS::AtMostOnce))], None)
+        .await;
+    assert_eq!(reasons, [ReasonCode::Success]);
+    member.expect_nothing(Duration::from_millis(300)).await;
+    member
+        .subscribe(2, &[("shr/r", qos(QoS::AtMostOnce))], None)
+        .await;
+    let got = member.publish_in().await;
+    assert!(got.retain);
+    assert_eq!(&got.payload[..], b"kept");
     broker.shutdown().await;
 }
 

@@ -592,17 +592,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let mut refusals = Vec::new();
         for (i, entry) in filters.into_iter().enumerate() {
             let options = pending.as_ref().and_then(|p| p.options.get(i));
-            let shared = options.is_some() && entry.filter.starts_with(mqgate_topic::SHARE_PREFIX);
-            let allowed = !shared
-                && crate::auth::may_subscribe(
-                    &self.ctx.access,
-                    &core.metrics,
-                    &self.grants,
-                    &entry.filter,
-                );
-            refusals.push(if shared {
-                ReasonCode::SharedSubscriptionsNotSupported
-            } else if allowed {
+            // MQTT 5: no retained messages on a shared subscription (4.8.2).
+            let shared = options.is_some() && v5::is_shared(&entry.filter);
+            let allowed = crate::auth::may_subscribe(
+                &self.ctx.access,
+                &core.metrics,
+                &self.grants,
+                &entry.filter,
+            );
+            refusals.push(if allowed {
                 ReasonCode::UnspecifiedError
             } else {
                 ReasonCode::NotAuthorized
@@ -616,13 +614,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
                 .flatten();
             match qos {
-                Some(qos) if options.is_none_or(|o| v5::sends_retained(o, existed)) => retained
-                    .extend(
+                Some(qos) if !shared && options.is_none_or(|o| v5::sends_retained(o, existed)) => {
+                    retained.extend(
                         router
                             .retained_for(&entry.filter)
                             .into_iter()
                             .map(|m| (m, qos)),
-                    ),
+                    )
+                }
                 Some(_) => {}
                 None => {
                     tracing::info!(client = %self.events.client_id(), filter = %entry.filter, "subscription refused");

@@ -150,7 +150,7 @@ pub(crate) fn connack_properties(
         Property::FourByteInt(PropertyId::MaximumPacketSize, announce.max_packet_size),
         Property::Byte(PropertyId::WildcardSubscriptionAvailable, 1),
         Property::Byte(PropertyId::SubscriptionIdentifierAvailable, 1),
-        Property::Byte(PropertyId::SharedSubscriptionAvailable, 0),
+        Property::Byte(PropertyId::SharedSubscriptionAvailable, 1),
         Property::TwoByteInt(PropertyId::TopicAliasMaximum, TOPIC_ALIAS_MAXIMUM),
     ];
     if let Some(id) = assigned {
@@ -197,6 +197,16 @@ pub(crate) fn inbound(
         v5::Packet::PubRel(a) => Packet::PubRel(a.packet_id),
         v5::Packet::PubComp(a) => Packet::PubComp(a.packet_id),
         v5::Packet::Subscribe(s) => {
+            if s.filters
+                .iter()
+                .any(|f| f.options.no_local && is_shared(&f.filter))
+            {
+                // MQTT-3.8.3-4: a protocol error.
+                return Err(CloseReason::ProtocolV5(
+                    ReasonCode::ProtocolError,
+                    "No Local on a shared subscription",
+                ));
+            }
             let identifier = s.subscription_identifier();
             let options = s.filters.iter().map(|f| f.options).collect();
             state.subscribes.push_back(PendingSubscribe {
@@ -475,10 +485,24 @@ fn publish(
     out
 }
 
-/// Whether `filter` (one the session accepted, so valid) matches `topic`; no owned filter is
-/// made per delivery.
+/// Whether `filter` (one the session accepted, so valid; a shared one by the filter after
+/// its `$share/{group}/`) matches `topic`; no owned filter is made per delivery.
 pub(crate) fn filter_matches(filter: &str, topic: &str) -> bool {
-    mqgate_topic::filter_matches(filter, topic)
+    mqgate_topic::filter_matches(topic_filter(filter), topic)
+}
+
+/// Whether `filter` is a shared subscription's (`$share/{group}/{filter}`).
+pub(crate) fn is_shared(filter: &str) -> bool {
+    filter.starts_with(mqgate_topic::SHARE_PREFIX)
+}
+
+/// The topic filter of a subscription: `filter` itself, or the part after
+/// `$share/{group}/` of a shared one.
+fn topic_filter(filter: &str) -> &str {
+    match filter.strip_prefix(mqgate_topic::SHARE_PREFIX) {
+        Some(rest) => rest.split_once('/').map_or(rest, |(_, filter)| filter),
+        None => filter,
+    }
 }
 
 /// Whether a message published by this client itself is delivered to it: only when a
