@@ -1039,6 +1039,133 @@ async fn disconnect_with_0x04_publishes_the_will_and_0x00_does_not() {
     broker.shutdown().await;
 }
 
+/// "The Server MUST send ... unaltered" the will's Payload Format Indicator, Content Type,
+/// Response Topic, Correlation Data and User Properties as a PUBLISH's [MQTT-3.3.2-4, -20,
+/// -15, -16, -17], and its Message Expiry Interval is "the lifetime of the Will Message ...
+/// when the Server publishes" it (3.1.3.2.4): rumqttc's v5 will, its client gone abruptly.
+#[tokio::test]
+async fn a_will_carries_its_properties_and_expiry() {
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
+    let broker = start().await;
+    let mut watcher = Client5::connect(&broker, "will-watcher").await;
+    watcher
+        .subscribe("wprops/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await;
+    let addr = tcp_addr(&broker);
+    let mut options = MqttOptions::new("will-props", addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let properties = LastWillProperties {
+        delay_interval: None,
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(100),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("wprops/reply".into()),
+        correlation_data: Some(Bytes::from_static(b"\x07")),
+        user_properties: vec![("z".into(), "1".into()), ("y".into(), "2".into())],
+    };
+    options.set_last_will(LastWill::new(
+        "wprops/gone",
+        "bye",
+        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        false,
+        Some(properties),
+    ));
+    let leaving = Client5::with_options(options).await;
+    drop(leaving); // the socket closes without DISCONNECT
+    let got = watcher.next().await;
+    assert_eq!(&got.payload[..], b"bye");
+    let p = got.properties.expect("will properties forwarded");
+    assert_eq!(p.payload_format_indicator, Some(1));
+    assert_eq!(p.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(p.response_topic.as_deref(), Some("wprops/reply"));
+    assert_eq!(p.correlation_data.as_deref(), Some(&b"\x07"[..]));
+    assert_eq!(
+        p.user_properties,
+        vec![
+            ("z".to_string(), "1".to_string()),
+            ("y".to_string(), "2".to_string())
+        ]
+    );
+    let left = p.message_expiry_interval.expect("expiry forwarded");
+    assert!((95..=100).contains(&left), "{left} s left of 100");
+    broker.shutdown().await;
+}
+
+/// A CONNECT as `id` with a will on `will/{id}` (QoS 1) delayed `delay` seconds, Clean Start
+/// `clean` and the Session Expiry Interval `expiry`.
+fn delayed_will(id: &'static str, clean: bool, expiry: u32, delay: u32) -> v5::Connect {
+    let mut connect = with_properties(
+        id,
+        [Property::FourByteInt(
+            PropertyId::SessionExpiryInterval,
+            expiry,
+        )],
+    );
+    connect.clean_start = clean;
+    connect.will = Some(v5::Will {
+        topic: ByteStr::try_from(format!("will/{id}")).expect("topic"),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Properties::build([Property::FourByteInt(
+            PropertyId::WillDelayInterval,
+            delay,
+        )])
+        .expect("properties"),
+    });
+    connect
+}
+
+/// "The Server delays publishing the Client's Will Message until the Will Delay Interval has
+/// passed or the Session ends, whichever happens first. If a new Network Connection to this
+/// Session is made before the Will Delay Interval has passed, the Server MUST NOT send the
+/// Will Message" [MQTT-3.1.3-9]: a will of 1 s waits that long, and one whose session
+/// resumes within it is never sent.
+#[tokio::test]
+async fn a_delayed_will_waits_and_is_not_sent_if_the_session_resumes() {
+    let broker = start().await;
+    let mut watcher = Client::connect(&broker, "delay-watcher", true).await;
+    subscribe(&mut watcher, "will/#", rumqttc::QoS::AtLeastOnce).await;
+    // Resumed within the delay: never sent.
+    let (raw, ack) = Raw5::connect_with(&broker, delayed_will("wd-back", true, 60, 1)).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    drop(raw);
+    let (mut back, ack) = Raw5::connect_with(&broker, delayed_will("wd-back", false, 60, 1)).await;
+    assert!(ack.session_present);
+    watcher.expect_nothing(Duration::from_millis(1_800)).await;
+    back.ping().await;
+    // Not resumed: sent once the delay passed, not before.
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wd-late", true, 60, 1)).await;
+    drop(raw);
+    watcher.expect_nothing(Duration::from_millis(500)).await;
+    let got = watcher.next().await;
+    assert_eq!(got.topic, "will/wd-late");
+    broker.shutdown().await;
+}
+
+/// The will is published when its session ends before the Will Delay Interval passed
+/// [MQTT-3.1.2-8]: a Session Expiry Interval of 1 s ends it after 1 s (not at once, not after
+/// the 60 s delay), and a reconnection with Clean Start 1 ends it at once (3.1.2.4).
+#[tokio::test]
+async fn a_delayed_will_is_sent_when_its_session_ends_first() {
+    let broker = start().await;
+    let mut watcher = Client::connect(&broker, "end-watcher", true).await;
+    subscribe(&mut watcher, "will/#", rumqttc::QoS::AtLeastOnce).await;
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wd-expires", true, 1, 60)).await;
+    drop(raw);
+    watcher.expect_nothing(Duration::from_millis(500)).await;
+    let got = watcher.next().await;
+    assert_eq!(got.topic, "will/wd-expires");
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wd-clean", true, 60, 60)).await;
+    drop(raw);
+    watcher.expect_nothing(Duration::from_millis(300)).await;
+    let (mut again, _) = Raw5::connect_with(&broker, delayed_will("wd-clean", true, 60, 60)).await;
+    let got = watcher.next().await;
+    assert_eq!(got.topic, "will/wd-clean");
+    again.ping().await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ session expiry
 
 /// "If the Session Expiry Interval is absent the value 0 is used. If it is set to 0, or is

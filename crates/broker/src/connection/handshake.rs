@@ -89,6 +89,7 @@ where
             return None;
         }
     };
+    let is_v5 = v5_terms.is_some();
     match accept(io, peer, &ctx, &connect, v5_terms).await {
         Ok(online) => Some(online),
         Err((io, code, why)) => {
@@ -97,7 +98,7 @@ where
                 let channel = ctx.core.status.channels.next();
                 trace.device(Action::Connect, why, &connect.client_id.detached(), channel);
             }
-            if v5_terms.is_some() {
+            if is_v5 {
                 refuse_v5(io, &ctx, v5::refusal(code)).await;
             } else {
                 refuse(io, &ctx, code).await;
@@ -176,7 +177,7 @@ where
     // MQTT 5: Clean Start only discards; the Session Expiry Interval says whether the
     // session outlives the connection.
     let clean_start = connect.clean_session;
-    let persistent = match v5_terms {
+    let persistent = match &v5_terms {
         Some(terms) => terms.expiry_s > 0,
         None => !connect.clean_session,
     };
@@ -229,6 +230,9 @@ where
         }
     };
     let resumed = stored.is_some();
+    // MQTT 5: a will waiting for its delay is not sent once the session resumes
+    // (MQTT-3.1.3-9); a Clean Start ends that session, which publishes it now.
+    core.wills.connected(&client, clean_start || !resumed);
     // Shutdown kicks every connection in the registry after it raised the flag: one that
     // attached too late for that sees the flag here, and kicks itself.
     if core.is_shutting_down() {
@@ -242,7 +246,7 @@ where
     let mut session =
         stored.unwrap_or_else(|| Box::new(Session::new(client_id, ctx.session_config)));
     let mut config = ctx.session_config;
-    if let Some(receive_maximum) = v5_terms.and_then(|t| t.receive_maximum) {
+    if let Some(receive_maximum) = v5_terms.as_ref().and_then(|t| t.receive_maximum) {
         // MQTT 5 flow control: no more QoS 1 and 2 PUBLISHes unacknowledged than the client
         // takes (MQTT-3.3.4-7).
         config.inflight_window = config.inflight_window.min(receive_maximum);
@@ -285,6 +289,7 @@ where
             connect_expiry_s: expiry_s,
             client_max_packet,
             outbound_alias_max: terms.topic_alias_max,
+            will: terms.will,
             ..V5State::default()
         }));
     } else {

@@ -32,6 +32,7 @@ use crate::core::inbox::{self, Signal};
 use crate::core::persist;
 use crate::core::registry::{drain_drops, ClientCard, Delivery, Drops};
 use crate::core::router::RouteScratch;
+use crate::core::wills::WillTicket;
 use crate::core::{next_page, PageRead, Unsettled};
 use crate::transport::io::Io;
 
@@ -830,9 +831,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             // MQTT 5: the Session Expiry Interval counts from now (stored with the record).
             self.session.set_offline_since_ms(Some(monotonic_ms()));
         }
-        let will = self.session.connection_lost(monotonic_ms());
+        let will = self
+            .session
+            .connection_lost(monotonic_ms())
+            .filter(|_| reason.publishes_will());
         let clean_session = !self.session.is_persistent();
         let origin = self.session.client_id().clone();
+        let terms = self
+            .v5
+            .as_mut()
+            .map(|state| std::mem::take(&mut state.will))
+            .unwrap_or_default();
+        // MQTT 5: a will with a delay waits for it, or for the end of its session if that is
+        // sooner (MQTT-3.1.2-8); it is registered before the session is handed over, so a
+        // connection that takes the session over finds it.
+        let delay_s = match (self.session.expiry_interval_s(), will.is_some()) {
+            (Some(expiry_s), true) if !clean_session => terms.delay_s.min(expiry_s),
+            _ => 0,
+        };
+        let ticket = (delay_s > 0).then(|| core.wills.wait(self.events.shared_client_id()));
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
             let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;
@@ -861,15 +878,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         );
         deliver::count_drops(&core.metrics, self.events.client_id(), dropped);
         core.status.emit(self.events.finish(unix_time_ms()));
-        if let (Some(will), true) = (will, reason.publishes_will()) {
-            publish_will(
-                &ctx,
-                self.events.shared_client_id(),
-                &origin,
-                clean_session,
+        if let Some(will) = will {
+            let will = Will {
                 will,
-            )
-            .await;
+                terms,
+                origin,
+                clean_session,
+            };
+            let client = self.events.shared_client_id().clone();
+            match ticket {
+                Some(ticket) => {
+                    let delay = Duration::from_secs(u64::from(delay_s));
+                    tokio::spawn(publish_will_later(ctx.clone(), client, ticket, delay, will));
+                }
+                None => publish_will(&ctx, &client, will).await,
+            }
         }
         if let (Some(_), Some(code)) = (&self.v5, reason.disconnect_reason()) {
             // MQTT 5: the broker says why it closes (MQTT-4.13.2-1).
@@ -904,21 +927,65 @@ async fn next_commit(
     Box::pin(acks.next_commit(persist)).await
 }
 
-/// Publishes a will like any other message, waiting (bounded) for full receivers; an outflow
-/// rule covering its topic sends a copy to RocketMQ too (nobody waits for its acknowledgement).
-async fn publish_will(
-    ctx: &ConnCtx,
-    client: &Arc<str>,
-    origin: &ByteStr,
-    clean_session: bool,
+/// A will to publish: its 3.1.1 fields, what MQTT 5 adds, who left it.
+struct Will {
     will: mqgate_codec::LastWill,
+    terms: v5::WillTerms,
+    /// The client id of the session that left it.
+    origin: ByteStr,
+    clean_session: bool,
+}
+
+/// Publishes `will` once its delay passed, unless a connection resumes its session first
+/// (then never) or ends it (then at once); a will still waiting at shutdown is dropped.
+async fn publish_will_later(
+    ctx: Arc<ConnCtx>,
+    client: Arc<str>,
+    ticket: WillTicket,
+    delay: Duration,
+    will: Will,
 ) {
+    let WillTicket { id, mut decision } = ticket;
+    let mut shutdown = ctx.core.shutdown.clone();
+    let decided = tokio::select! {
+        () = tokio::time::sleep(delay) => None,
+        decided = &mut decision => Some(decided.unwrap_or(false)),
+        _ = shutdown.wait_for(|down| *down) => Some(false),
+    };
+    let publish = match decided {
+        Some(publish) => publish,
+        // Due: the will is this task's unless a connection took it meanwhile, whose
+        // decision then comes.
+        None => ctx.core.wills.take_due(&client, id) || decision.await.unwrap_or(false),
+    };
+    if publish {
+        publish_will(&ctx, &client, will).await;
+    }
+}
+
+/// Publishes a will like any other message (with the properties and expiry of an MQTT 5
+/// one), waiting (bounded) for full receivers; an outflow rule covering its topic sends a
+/// copy to RocketMQ too (nobody waits for its acknowledgement).
+async fn publish_will(ctx: &ConnCtx, client: &Arc<str>, will: Will) {
+    let Will {
+        will,
+        terms,
+        origin,
+        clean_session,
+    } = will;
     if TopicName::validate(&will.topic).is_err() {
         return;
     }
     let core = &ctx.core;
     core.metrics.wills_published.fetch_add(1, Ordering::Relaxed);
-    let message = core.message(origin, will.topic, will.payload, will.qos);
+    let message = core.message_with(
+        &origin,
+        will.topic,
+        will.payload,
+        will.qos,
+        terms.forward,
+        terms.expiry_s,
+    );
     if let Some(outflow) = &ctx.outflow {
         // Without a publisher to acknowledge, the completion (if any) is not awaited; a full
         // buffer is waited for at most the backpressure timeout.

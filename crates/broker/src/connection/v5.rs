@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use mqgate_codec::v5::{self, RetainHandling, SubscriptionOptions};
 use mqgate_codec::{
     ByteStr, Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol,
@@ -50,6 +51,8 @@ pub(crate) struct V5State {
     /// QoS 1 and 2 PUBLISHes not written because they are larger than the client accepts:
     /// the session completes them as if acknowledged.
     pub(crate) unsent_publishes: Vec<(PacketId, QoS)>,
+    /// What the will carries beyond its 3.1.1 fields.
+    pub(crate) will: WillTerms,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -73,7 +76,7 @@ pub(crate) struct Announce {
 }
 
 /// What an MQTT 5 CONNECT asks for beyond its 3.1.1 fields.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClientTerms {
     /// Session Expiry Interval (0 when absent).
     pub(crate) expiry_s: u32,
@@ -83,6 +86,20 @@ pub(crate) struct ClientTerms {
     pub(crate) receive_maximum: Option<u16>,
     /// How many topic aliases the client takes (its Topic Alias Maximum; 0 when absent).
     pub(crate) topic_alias_max: u16,
+    /// What the will carries beyond its 3.1.1 fields (all empty without a will).
+    pub(crate) will: WillTerms,
+}
+
+/// What an MQTT 5 will carries beyond its 3.1.1 fields (3.1.3.2).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WillTerms {
+    /// Payload Format Indicator, Content Type, Response Topic, Correlation Data and User
+    /// Properties, in their wire encoding: forwarded with the will message as a PUBLISH's.
+    pub(crate) forward: Bytes,
+    /// The will message's Message Expiry Interval.
+    pub(crate) expiry_s: Option<u32>,
+    /// Will Delay Interval: how long after the connection ends the will waits (0: none).
+    pub(crate) delay_s: u32,
 }
 
 /// Reads an MQTT 5 CONNECT as a 3.1.1 CONNECT (its fields as the authenticator and the
@@ -102,6 +119,18 @@ pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), Rea
         qos: w.qos,
         retain: w.retain,
     });
+    let will_terms = connect
+        .will
+        .as_ref()
+        .map(|w| {
+            let int = |id| w.properties.get(id).and_then(|p| p.as_u32());
+            WillTerms {
+                forward: w.properties.forwardable(),
+                expiry_s: int(PropertyId::MessageExpiryInterval),
+                delay_s: int(PropertyId::WillDelayInterval).unwrap_or(0),
+            }
+        })
+        .unwrap_or_default();
     let as_v3 = Connect {
         protocol: Protocol::V311,
         clean_session: connect.clean_start,
@@ -120,6 +149,7 @@ pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), Rea
             topic_alias_max: int(PropertyId::TopicAliasMaximum)
                 .and_then(|n| u16::try_from(n).ok())
                 .unwrap_or(0),
+            will: will_terms,
         },
     ))
 }
