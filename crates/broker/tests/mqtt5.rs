@@ -878,6 +878,102 @@ async fn a_publish_larger_than_the_client_accepts_is_skipped() {
     broker.shutdown().await;
 }
 
+// ------------------------------------------------------------------ acknowledgement reasons
+
+impl Raw5 {
+    /// Publishes `payload` to `topic` at `qos` (1 or 2) with packet id `id`; returns the
+    /// PUBACK or PUBREC.
+    async fn publish_acked(&mut self, id: u16, qos: QoS, topic: &str) -> v5::Ack {
+        let p = Publish::new(
+            qos,
+            Some(pid(id)),
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(b"x"),
+        );
+        self.send(Packet::Publish(p)).await;
+        match (qos, self.recv().await) {
+            (QoS::AtLeastOnce, Some(Packet::PubAck(ack)))
+            | (QoS::ExactlyOnce, Some(Packet::PubRec(ack))) => {
+                assert_eq!(ack.packet_id, pid(id));
+                ack
+            }
+            (_, other) => panic!("expected the acknowledgement of {qos:?}, got {other:?}"),
+        }
+    }
+
+    /// Sends PUBREL `id` and expects PUBCOMP 0x00.
+    async fn release(&mut self, id: u16) {
+        self.send(Packet::PubRel(v5::Ack::success(pid(id)))).await;
+        match self.recv().await {
+            Some(Packet::PubComp(ack)) => {
+                assert_eq!(ack.packet_id, pid(id));
+                assert_eq!(ack.reason, ReasonCode::Success);
+            }
+            other => panic!("expected PUBCOMP, got {other:?}"),
+        }
+    }
+}
+
+/// PUBACK and PUBREC reason 0x10 (No matching subscribers): "The message is accepted but
+/// there are no subscribers" (3.4.2.1, 3.5.2.1; "The Client or Server sending the PUBACK
+/// packet MUST use one of the PUBACK Reason Codes" [MQTT-3.4.2-1]). Once someone subscribes,
+/// 0x00; 0x10 is no error, so the QoS 2 flow goes on to PUBCOMP.
+#[tokio::test]
+async fn an_acknowledgement_says_when_nobody_subscribed() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "lonely", true, 0).await;
+    let ack = raw.publish_acked(1, QoS::AtLeastOnce, "empty/room").await;
+    assert_eq!(ack.reason, ReasonCode::NoMatchingSubscribers);
+    let ack = raw.publish_acked(2, QoS::ExactlyOnce, "empty/room").await;
+    assert_eq!(ack.reason, ReasonCode::NoMatchingSubscribers);
+    raw.release(2).await;
+    let (mut listener, _) = Raw5::connect(&broker, "listener", true, 0).await;
+    listener
+        .subscribe(1, &[("empty/+", qos(QoS::AtMostOnce))], None)
+        .await;
+    let ack = raw.publish_acked(3, QoS::AtLeastOnce, "empty/room").await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    assert_eq!(&listener.publish_in().await.payload[..], b"x");
+    broker.shutdown().await;
+}
+
+/// A PUBLISH to a topic the client may not publish to is acknowledged with 0x87 (Not
+/// authorized) and not delivered (3.4.2.1, 3.5.2.1, [MQTT-3.4.2-1]); a QoS 2 one ends with
+/// its PUBREC (4.3.3: a PUBREC of 0x80 or above ends the flow), so its packet id is free for
+/// the next PUBLISH, which is delivered.
+#[tokio::test]
+async fn an_unauthorized_publish_is_acknowledged_with_0x87() {
+    use auth_support::{INSTANCE, LIMITED_AK, LIMITED_SECRET};
+    let (store, _registry) = auth_support::seeded_store();
+    let broker = auth_support::start(auth_support::config(""), Some(store)).await;
+    let id = "GID_a@@@limited";
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static(id),
+        username: Some(
+            ByteStr::try_from(format!("Signature|{LIMITED_AK}|{INSTANCE}")).expect("name"),
+        ),
+        password: Some(Bytes::from(mqgate_auth::sign_client_id(LIMITED_SECRET, id))),
+        ..v5::Connect::default()
+    };
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    raw.subscribe(1, &[("shop/1/cmd", qos(QoS::AtMostOnce))], None)
+        .await;
+    let ack = raw.publish_acked(1, QoS::AtLeastOnce, "other/t").await;
+    assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+    let ack = raw.publish_acked(2, QoS::ExactlyOnce, "other/t").await;
+    assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+    // The same id again: a new message, routed (not taken for a resend of the refused one).
+    let ack = raw.publish_acked(2, QoS::ExactlyOnce, "shop/1/cmd").await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    let got = raw.publish_in().await;
+    assert_eq!(got.topic, "shop/1/cmd");
+    raw.release(2).await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ shared subscriptions
 
 /// Reads PUBLISHes from `raw` until nothing more comes for a while (at most `max`).

@@ -407,6 +407,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         Box::pin(self.route_bridged(message, retain, token)).await?;
                     } else {
                         self.route(&message, retain);
+                        if !self.scratch().matched {
+                            // No outflow either: nobody receives it (PUBACK 0x10 for MQTT 5).
+                            self.note_ack_reason(token, ReasonCode::NoMatchingSubscribers);
+                        }
                         let waited = self.wait_blocked().await;
                         let ticket = self.routed(token, waited)?;
                         self.acks.push(token, ticket, &mut self.session);
@@ -438,7 +442,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 if !crate::auth::may_publish(&self.ctx.core.metrics, &self.grants, publish.topic())
                 {
                     // Acknowledged all the same, or the client would resend it forever;
-                    // in order, after the acknowledgements still waiting for a commit.
+                    // in order, after the acknowledgements still waiting for a commit. An
+                    // MQTT 5 client is told why (PUBACK or PUBREC 0x87).
+                    self.note_ack_reason(token, ReasonCode::NotAuthorized);
                     self.acks.push(token, None, &mut self.session);
                     return Ok(Next::Done);
                 }
@@ -493,6 +499,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 deliver::count_drops(&self.ctx.core.metrics, self.events.client_id(), drops);
                 Ok(Next::Done)
             }
+        }
+    }
+
+    /// Notes the reason code of the acknowledgement of an MQTT 5 client's QoS 1 or 2 PUBLISH
+    /// (`token`), for when it is written.
+    fn note_ack_reason(&mut self, token: Option<InboundToken>, reason: ReasonCode) {
+        if let (Some(state), Some(token)) = (&mut self.v5, token) {
+            state.ack_reasons.push((token.packet_id(), reason));
         }
     }
 

@@ -53,6 +53,14 @@ pub(crate) struct V5State {
     pub(crate) unsent_publishes: Vec<(PacketId, QoS)>,
     /// What the will carries beyond its 3.1.1 fields.
     pub(crate) will: WillTerms,
+    /// The reason codes of PUBACKs and PUBRECs that are not 0x00 (not authorized, no
+    /// matching subscribers), by packet id, until they are written.
+    pub(crate) ack_reasons: Vec<(PacketId, ReasonCode)>,
+    /// QoS 2 PUBLISHes refused with their PUBREC (a reason of 0x80 or above): the flow ends
+    /// there (4.3.3), so the session completes them as if the client had sent PUBREL.
+    pub(crate) refused_pubrecs: Vec<PacketId>,
+    /// Packet ids whose PUBCOMP the session queued for such a completion: not written.
+    pub(crate) unsent_pubcomps: Vec<PacketId>,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -367,8 +375,14 @@ pub(crate) fn outbound(
             }
             packet
         }
-        Packet::PubAck(id) => v5::Packet::PubAck(v5::Ack::success(id)),
-        Packet::PubRec(id) => v5::Packet::PubRec(v5::Ack::success(id)),
+        Packet::PubAck(id) => v5::Packet::PubAck(ack(state, id)),
+        Packet::PubRec(id) => {
+            let ack = ack(state, id);
+            if ack.reason.is_error() {
+                state.refused_pubrecs.push(id);
+            }
+            v5::Packet::PubRec(ack)
+        }
         Packet::PubRel(id) => {
             if let Some(at) = state.unsent_pubrels.iter().position(|p| *p == id) {
                 state.unsent_pubrels.swap_remove(at);
@@ -376,7 +390,13 @@ pub(crate) fn outbound(
             }
             v5::Packet::PubRel(v5::Ack::success(id))
         }
-        Packet::PubComp(id) => v5::Packet::PubComp(v5::Ack::success(id)),
+        Packet::PubComp(id) => {
+            if let Some(at) = state.unsent_pubcomps.iter().position(|p| *p == id) {
+                state.unsent_pubcomps.swap_remove(at);
+                return None;
+            }
+            v5::Packet::PubComp(v5::Ack::success(id))
+        }
         Packet::SubAck(ack) => {
             let refusals = take_by_id(&mut state.suback_refusals, ack.packet_id);
             let reasons = ack
@@ -414,6 +434,15 @@ pub(crate) fn outbound(
     })
 }
 
+/// The PUBACK or PUBREC of the client's PUBLISH `id`: 0x00, or the reason noted for it.
+fn ack(state: &mut V5State, id: PacketId) -> v5::Ack {
+    let mut ack = v5::Ack::success(id);
+    if let Some(at) = state.ack_reasons.iter().position(|(p, _)| *p == id) {
+        ack.reason = state.ack_reasons.swap_remove(at).1;
+    }
+    ack
+}
+
 /// Gives `publish` the alias of its topic, as far as the client takes aliases: a topic
 /// already aliased goes out as the alias alone (an empty topic name), a new one sets the
 /// next free alias; once all are taken, other topics go out in full.
@@ -447,15 +476,24 @@ fn packet_id_of(packet: &v5::Packet) -> Option<PacketId> {
 }
 
 /// Completes in the session the QoS 1 and 2 PUBLISHes [`outbound`] did not write (too large
-/// for the client), as if the client had acknowledged them, so they free their window slot;
+/// for the client), as if the client had acknowledged them, so they free their window slot,
+/// and the client's QoS 2 PUBLISHes refused with their PUBREC, as if it had released them;
 /// `true` if there were any (the session may have more to send).
 pub(crate) fn complete_unsent(
     state: &mut V5State,
     session: &mut Session,
     now: u64,
 ) -> Result<bool, CloseReason> {
-    if state.unsent_publishes.is_empty() {
+    if state.unsent_publishes.is_empty() && state.refused_pubrecs.is_empty() {
         return Ok(false);
+    }
+    for id in std::mem::take(&mut state.refused_pubrecs) {
+        // The PUBREL the client will not send: the session releases the id, and its PUBCOMP
+        // is not written.
+        state.unsent_pubcomps.push(id);
+        session
+            .handle_packet(Packet::PubRel(id), now)
+            .map_err(CloseReason::Protocol)?;
     }
     for (id, qos) in std::mem::take(&mut state.unsent_publishes) {
         let acks = match qos {

@@ -38,6 +38,9 @@ pub(crate) struct RouteScratch {
     pub(crate) ticket: Option<Ticket>,
     /// Receivers this publisher gave up waiting for at QoS 0.
     pub(crate) stalls: Stalls,
+    /// Whether the last routed message had a receiver: a P2P target, or a subscription
+    /// that matched (an MQTT 5 publisher hears of none, PUBACK 0x10).
+    pub(crate) matched: bool,
     /// Receivers to wake: after each registry shard's lock is let go, or, when the caller
     /// defers wakes ([`RouteScratch::deferring`]), once it is done routing.
     wakers: Vec<Waker>,
@@ -153,6 +156,7 @@ impl Router {
         self.begin_route(scratch);
         match P2pAddress::parse_with(&message.topic, &self.client_id_rules) {
             Ok(Some(address)) => {
+                scratch.matched = true;
                 // P2P: no trie lookup, no retained message whatever the flag says, and the
                 // target id is borrowed from the topic (no allocation unless it must wait).
                 self.deliver_p2p(address.target_client_id, message, now, scratch);
@@ -162,6 +166,7 @@ impl Router {
                     self.set_retained(message, &mut scratch.ops);
                 }
                 self.match_subscribers(&message.topic, publisher, scratch);
+                scratch.matched = !scratch.targets.is_empty();
                 let first = scratch.ops.len();
                 self.durable_matched(message, scratch);
                 let owned = detach_durable(message, &mut scratch.ops[first..]);
@@ -231,6 +236,7 @@ impl Router {
             .fetch_add(1, Ordering::Relaxed);
         scratch.targets.clear();
         scratch.ticket = None;
+        scratch.matched = false;
     }
 
     fn match_subscribers(&self, topic: &str, publisher: Option<&str>, scratch: &mut RouteScratch) {
