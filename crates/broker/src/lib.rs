@@ -83,8 +83,8 @@ pub use bridge::RustRocketMqClient;
 pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClient};
 pub use config::{
     AccessKeySettings, AckAfter, AmqpSettings, AuthSettings, BrokerConfig, ClientIdRuleSet,
-    ConsumeFrom, HttpSettings, Limits, ListenerConfig, RocketMqConfig, SessionLimits, StorageKind,
-    TakeoverPolicy, TlsFiles, TraceSettings,
+    ConsumeFrom, HttpSettings, Limits, ListenerConfig, Mqtt5Settings, RocketMqConfig,
+    SessionLimits, StorageKind, TakeoverPolicy, TlsFiles, TraceSettings,
 };
 pub use error::BrokerError;
 pub use fd_limit::raise_open_file_limit;

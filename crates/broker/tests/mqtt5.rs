@@ -880,6 +880,36 @@ async fn a_publish_larger_than_the_client_accepts_is_skipped() {
 
 // ------------------------------------------------------------------ acknowledgement reasons
 
+/// A broker with `[auth]` and a client of its limited AccessKey (publish `shop/#`,
+/// subscribe `shop/+/cmd`) connected with `properties`.
+async fn limited_client(properties: Properties) -> (BrokerHandle, Raw5) {
+    use auth_support::{INSTANCE, LIMITED_AK, LIMITED_SECRET};
+    let (store, _registry) = auth_support::seeded_store();
+    let broker = auth_support::start(auth_support::config(""), Some(store)).await;
+    let id = "GID_a@@@limited";
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static(id),
+        username: Some(
+            ByteStr::try_from(format!("Signature|{LIMITED_AK}|{INSTANCE}")).expect("name"),
+        ),
+        password: Some(Bytes::from(mqgate_auth::sign_client_id(LIMITED_SECRET, id))),
+        properties,
+        ..v5::Connect::default()
+    };
+    let (raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    (broker, raw)
+}
+
+/// The Reason String among `properties`.
+fn reason_string(properties: &Properties) -> Option<&str> {
+    properties
+        .get(PropertyId::ReasonString)
+        .and_then(|p| p.as_str())
+}
+
 impl Raw5 {
     /// Publishes `payload` to `topic` at `qos` (1 or 2) with packet id `id`; returns the
     /// PUBACK or PUBREC.
@@ -943,26 +973,15 @@ async fn an_acknowledgement_says_when_nobody_subscribed() {
 /// the next PUBLISH, which is delivered.
 #[tokio::test]
 async fn an_unauthorized_publish_is_acknowledged_with_0x87() {
-    use auth_support::{INSTANCE, LIMITED_AK, LIMITED_SECRET};
-    let (store, _registry) = auth_support::seeded_store();
-    let broker = auth_support::start(auth_support::config(""), Some(store)).await;
-    let id = "GID_a@@@limited";
-    let connect = v5::Connect {
-        clean_start: true,
-        keep_alive: 30,
-        client_id: ByteStr::from_static(id),
-        username: Some(
-            ByteStr::try_from(format!("Signature|{LIMITED_AK}|{INSTANCE}")).expect("name"),
-        ),
-        password: Some(Bytes::from(mqgate_auth::sign_client_id(LIMITED_SECRET, id))),
-        ..v5::Connect::default()
-    };
-    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
-    assert_eq!(ack.reason, ReasonCode::Success);
+    let (broker, mut raw) = limited_client(Properties::new()).await;
     raw.subscribe(1, &[("shop/1/cmd", qos(QoS::AtMostOnce))], None)
         .await;
     let ack = raw.publish_acked(1, QoS::AtLeastOnce, "other/t").await;
     assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+    assert_eq!(
+        reason_string(&ack.properties),
+        Some("not authorized to publish to this topic")
+    );
     let ack = raw.publish_acked(2, QoS::ExactlyOnce, "other/t").await;
     assert_eq!(ack.reason, ReasonCode::NotAuthorized);
     // The same id again: a new message, routed (not taken for a resend of the refused one).
@@ -971,6 +990,139 @@ async fn an_unauthorized_publish_is_acknowledged_with_0x87() {
     let got = raw.publish_in().await;
     assert_eq!(got.topic, "shop/1/cmd");
     raw.release(2).await;
+    broker.shutdown().await;
+}
+
+/// "If the value of Request Problem Information is 0, the Server MAY return a Reason String
+/// or User Properties on a CONNACK or DISCONNECT packet, but MUST NOT send a Reason String or
+/// User Properties on any packet other than PUBLISH, CONNACK, or DISCONNECT" [MQTT-3.1.2-29]:
+/// its refusals carry their reason codes without words; a client that did not set it gets
+/// them with a Reason String (3.4.2.2.2, 3.9.2.1.1).
+#[tokio::test]
+async fn request_problem_information_0_keeps_reason_strings_off_acknowledgements() {
+    for (asked, words) in [(None, true), (Some(0), false)] {
+        let properties = match asked {
+            Some(n) => {
+                Properties::build([Property::Byte(PropertyId::RequestProblemInformation, n)])
+                    .expect("properties")
+            }
+            None => Properties::new(),
+        };
+        let (broker, mut raw) = limited_client(properties).await;
+        let ack = raw.publish_acked(1, QoS::AtLeastOnce, "other/t").await;
+        assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+        assert_eq!(reason_string(&ack.properties).is_some(), words, "PUBACK");
+        raw.send(Packet::Subscribe(Subscribe {
+            packet_id: pid(2),
+            properties: Properties::new(),
+            filters: vec![Subscription {
+                filter: ByteStr::from_static("other/#"),
+                options: qos(QoS::AtMostOnce),
+            }],
+        }))
+        .await;
+        match raw.recv().await {
+            Some(Packet::SubAck(ack)) => {
+                assert_eq!(ack.reasons, [ReasonCode::NotAuthorized]);
+                assert_eq!(reason_string(&ack.properties).is_some(), words, "SUBACK");
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+        broker.shutdown().await;
+    }
+}
+
+/// "The Server MAY ... send a Reason String" in its DISCONNECT (3.14.2.2.3): the broker says
+/// in words why it closes, whatever Request Problem Information says [MQTT-3.1.2-29 allows
+/// it on DISCONNECT].
+#[tokio::test]
+async fn the_brokers_disconnect_says_why_in_a_reason_string() {
+    let broker = start().await;
+    let connect = with_properties(
+        "wordy",
+        [Property::Byte(PropertyId::RequestProblemInformation, 0)],
+    );
+    let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
+    raw.publish_aliased("", 3, b"x").await;
+    match raw.recv().await {
+        Some(Packet::Disconnect(d)) => {
+            assert_eq!(d.reason, ReasonCode::ProtocolError);
+            assert_eq!(
+                reason_string(&d.properties),
+                Some("topic alias used before it was set")
+            );
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    broker.shutdown().await;
+}
+
+/// Server Keep Alive: "If the Server sends a Server Keep Alive on the CONNACK packet, the
+/// Client MUST use this value instead of the Keep Alive value the Client sent on CONNECT"
+/// [MQTT-3.2.2-21], and the broker holds the client to it (a silent client is closed after
+/// 1.5 times it with DISCONNECT 0x8D, 3.1.2.10); a client asking
+/// for no more than `[mqtt5] max_keep_alive` keeps its own: "If the Server does not send the
+/// Server Keep Alive, the Server MUST use the Keep Alive value set by the Client on CONNECT"
+/// [MQTT-3.2.2-22].
+#[tokio::test]
+async fn server_keep_alive_bounds_the_clients_keep_alive() {
+    let mut config = BrokerConfig::ephemeral();
+    config.mqtt5.max_keep_alive = 1;
+    let broker = start_with(config).await;
+    let keep_alive = |raw: &v5::ConnAck| {
+        raw.properties
+            .get(PropertyId::ServerKeepAlive)
+            .and_then(|p| p.as_u32())
+    };
+    for (id, asked) in [("ka-none", 0), ("ka-long", 600)] {
+        let connect = v5::Connect {
+            clean_start: true,
+            keep_alive: asked,
+            client_id: ByteStr::from_static(id),
+            ..v5::Connect::default()
+        };
+        let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+        assert_eq!(keep_alive(&ack), Some(1), "{id}");
+        raw.expect_disconnect(ReasonCode::KeepAliveTimeout).await;
+    }
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 1,
+        client_id: ByteStr::from_static("ka-short"),
+        ..v5::Connect::default()
+    };
+    let (_raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(keep_alive(&ack), None, "its own keep-alive stands");
+    broker.shutdown().await;
+}
+
+/// Response Information: "If the Request Response Information is 0, the Server MUST NOT
+/// return Response Information" [MQTT-3.1.2-28]; asked with 1, the CONNACK carries the
+/// configured prefix and the client id (3.2.2.3.15).
+#[tokio::test]
+async fn response_information_is_given_only_when_asked_for() {
+    let mut config = BrokerConfig::ephemeral();
+    config.mqtt5.response_information = Some("reply/".to_owned());
+    let broker = start_with(config).await;
+    let info = |ack: &v5::ConnAck| {
+        ack.properties
+            .get(PropertyId::ResponseInformation)
+            .and_then(|p| p.as_str().map(str::to_owned))
+    };
+    let asking = with_properties(
+        "asker",
+        [Property::Byte(PropertyId::RequestResponseInformation, 1)],
+    );
+    let (_a, ack) = Raw5::connect_with(&broker, asking).await;
+    assert_eq!(info(&ack).as_deref(), Some("reply/asker"));
+    let not_asking = with_properties(
+        "quiet",
+        [Property::Byte(PropertyId::RequestResponseInformation, 0)],
+    );
+    let (_b, ack) = Raw5::connect_with(&broker, not_asking).await;
+    assert_eq!(info(&ack), None);
+    let (_c, ack) = Raw5::connect_with(&broker, with_properties("plain", [])).await;
+    assert_eq!(info(&ack), None, "absent counts as 0");
     broker.shutdown().await;
 }
 

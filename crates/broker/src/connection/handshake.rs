@@ -59,14 +59,16 @@ where
         Err(_) => Err(CloseReason::ConnectTimeout),
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(AnyPacket::V3(Packet::Connect(connect))))) => Ok((connect, None)),
-        Ok(Ok(Some(AnyPacket::V5(wire5::Packet::Connect(connect))))) => match v5::terms(&connect) {
-            Ok((as_v3, terms)) => Ok((Box::new(as_v3), Some(terms))),
-            Err(code) => {
-                tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT 5 CONNECT refused");
-                refuse_v5(io, &ctx, code).await;
-                return None;
+        Ok(Ok(Some(AnyPacket::V5(wire5::Packet::Connect(connect))))) => {
+            match v5::terms(&connect, &ctx.mqtt5) {
+                Ok((as_v3, terms)) => Ok((Box::new(as_v3), Some(terms))),
+                Err(code) => {
+                    tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT 5 CONNECT refused");
+                    refuse_v5(io, &ctx, code).await;
+                    return None;
+                }
             }
-        },
+        }
         Ok(Ok(Some(AnyPacket::V3(other)))) => Err(CloseReason::NotConnect(other.name())),
         Ok(Ok(Some(AnyPacket::V5(other)))) => Err(CloseReason::NotConnect(other.name())),
         // A protocol level we do not speak is answered, not just closed (MQTT-3.1.2-2); any
@@ -268,12 +270,22 @@ where
         let (expiry_s, client_max_packet) = (terms.expiry_s, terms.client_max_packet);
         session.set_protocol(wire5::PROTOCOL_LEVEL);
         session.set_expiry_interval_s(Some(expiry_s));
+        // Response Information: the configured prefix and the client id (3.2.2.3.15), only
+        // when asked for (MQTT-3.1.2-28).
+        let response_information = ctx
+            .mqtt5
+            .response_information
+            .as_ref()
+            .filter(|_| terms.wants_response_information)
+            .map(|prefix| format!("{prefix}{client}"));
         let announce = v5::Announce {
             receive_maximum: ctx.session_config.inflight_window,
             max_packet_size: u32::try_from(ctx.limits.max_packet_size).unwrap_or(u32::MAX),
+            assigned: connect.client_id.is_empty().then_some(&*client),
+            server_keep_alive: terms.server_keep_alive,
+            response_information: response_information.as_deref(),
         };
-        let assigned = connect.client_id.is_empty().then_some(&*client);
-        let properties = match v5::connack_properties(announce, assigned) {
+        let properties = match v5::connack_properties(announce) {
             Ok(properties) => properties,
             Err(error) => {
                 tracing::error!(%client, %error, "CONNACK properties not encodable");
@@ -290,6 +302,7 @@ where
             client_max_packet,
             outbound_alias_max: terms.topic_alias_max,
             will: terms.will,
+            problem_information: terms.problem_information,
             ..V5State::default()
         }));
     } else {

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 
 use crate::auth::Access;
-use crate::config::{BrokerConfig, Limits, TakeoverPolicy};
+use crate::config::{BrokerConfig, Limits, Mqtt5Settings, TakeoverPolicy};
 use crate::core::Core;
 use crate::Metrics;
 
@@ -68,6 +68,8 @@ pub(crate) struct ConnCtx {
     pub(crate) session_config: SessionConfig,
     pub(crate) client_id_rules: ClientIdRules,
     pub(crate) takeover: TakeoverPolicy,
+    /// What MQTT 5 clients are told in the CONNACK.
+    pub(crate) mqtt5: Mqtt5Settings,
 }
 
 impl std::fmt::Debug for ConnCtx {
@@ -94,6 +96,7 @@ impl ConnCtx {
             session_config: config.session.session_config(),
             client_id_rules: config.client_id_rules(),
             takeover: config.takeover,
+            mqtt5: config.mqtt5.clone(),
         }
     }
 }

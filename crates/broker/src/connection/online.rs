@@ -908,14 +908,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 None => publish_will(&ctx, &client, will).await,
             }
         }
-        if let (Some(_), Some(code)) = (&self.v5, reason.disconnect_reason()) {
-            // MQTT 5: the broker says why it closes (MQTT-4.13.2-1).
-            self.io.queue([mqgate_codec::v5::Packet::Disconnect(
-                mqgate_codec::v5::ReasonAndProperties {
-                    reason: code,
-                    properties: mqgate_codec::Properties::new(),
-                },
-            )]);
+        if let (Some(state), Some(code)) = (&self.v5, reason.disconnect_reason()) {
+            // MQTT 5: the broker says why it closes (MQTT-4.13.2-1), and in words.
+            let text = reason.reason_string();
+            self.io.queue([v5::disconnect(state, code, &text)]);
             let _ = self.io.send(Duration::from_secs(1)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;

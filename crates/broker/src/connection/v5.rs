@@ -20,6 +20,7 @@ use mqgate_codec::{
 use mqgate_session::{Message, Session, Subscription};
 
 use super::close::CloseReason;
+use crate::config::Mqtt5Settings;
 
 /// What an MQTT 5 connection keeps beside its session. Boxed in the connection: a 3.1.1
 /// connection carries one word for it.
@@ -61,6 +62,9 @@ pub(crate) struct V5State {
     pub(crate) refused_pubrecs: Vec<PacketId>,
     /// Packet ids whose PUBCOMP the session queued for such a completion: not written.
     pub(crate) unsent_pubcomps: Vec<PacketId>,
+    /// Whether Reason Strings may go on packets other than PUBLISH, CONNACK and DISCONNECT
+    /// (the client's Request Problem Information, MQTT-3.1.2-29).
+    pub(crate) problem_information: bool,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -74,13 +78,19 @@ pub(crate) struct PendingSubscribe {
     pub(crate) identifier: Option<NonZeroU32>,
 }
 
-/// What the broker announces in every MQTT 5 CONNACK.
+/// What the broker announces in an MQTT 5 CONNACK.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Announce {
+pub(crate) struct Announce<'a> {
     /// Receive Maximum: the in-flight window of a session.
     pub(crate) receive_maximum: u16,
     /// Maximum Packet Size the broker accepts.
     pub(crate) max_packet_size: u32,
+    /// The client id the broker assigned, when the client sent none.
+    pub(crate) assigned: Option<&'a str>,
+    /// Server Keep Alive, when the broker overrides the client's.
+    pub(crate) server_keep_alive: Option<u16>,
+    /// Response Information, when the client asked and the broker gives some.
+    pub(crate) response_information: Option<&'a str>,
 }
 
 /// What an MQTT 5 CONNECT asks for beyond its 3.1.1 fields.
@@ -96,6 +106,13 @@ pub(crate) struct ClientTerms {
     pub(crate) topic_alias_max: u16,
     /// What the will carries beyond its 3.1.1 fields (all empty without a will).
     pub(crate) will: WillTerms,
+    /// The keep-alive the broker imposes (Server Keep Alive), when it is not the client's.
+    pub(crate) server_keep_alive: Option<u16>,
+    /// Whether the client asked for Response Information.
+    pub(crate) wants_response_information: bool,
+    /// Whether the client takes Reason Strings and User Properties on packets other than
+    /// PUBLISH, CONNACK and DISCONNECT (its Request Problem Information, 1 when absent).
+    pub(crate) problem_information: bool,
 }
 
 /// What an MQTT 5 will carries beyond its 3.1.1 fields (3.1.3.2).
@@ -111,9 +128,13 @@ pub(crate) struct WillTerms {
 }
 
 /// Reads an MQTT 5 CONNECT as a 3.1.1 CONNECT (its fields as the authenticator and the
-/// registry read them; `clean_session` is Clean Start) and what MQTT 5 adds; `Err` with the
-/// reason code of a CONNECT the broker refuses for what it asks (enhanced authentication).
-pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), ReasonCode> {
+/// registry read them; `clean_session` is Clean Start; the keep-alive as `settings` bound
+/// it) and what MQTT 5 adds; `Err` with the reason code of a CONNECT the broker refuses for
+/// what it asks (enhanced authentication).
+pub(crate) fn terms(
+    connect: &v5::Connect,
+    settings: &Mqtt5Settings,
+) -> Result<(Connect, ClientTerms), ReasonCode> {
     if connect
         .properties
         .contains(PropertyId::AuthenticationMethod)
@@ -139,10 +160,15 @@ pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), Rea
             }
         })
         .unwrap_or_default();
+    // Server Keep Alive (3.2.2.3.14): a client asking for longer than the maximum, or for
+    // none, is given the maximum.
+    let max = settings.max_keep_alive;
+    let server_keep_alive =
+        (max > 0 && (connect.keep_alive == 0 || connect.keep_alive > max)).then_some(max);
     let as_v3 = Connect {
         protocol: Protocol::V311,
         clean_session: connect.clean_start,
-        keep_alive: connect.keep_alive,
+        keep_alive: server_keep_alive.unwrap_or(connect.keep_alive),
         client_id: connect.client_id.clone(),
         will,
         username: connect.username.clone(),
@@ -158,6 +184,9 @@ pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), Rea
                 .and_then(|n| u16::try_from(n).ok())
                 .unwrap_or(0),
             will: will_terms,
+            server_keep_alive,
+            wants_response_information: int(PropertyId::RequestResponseInformation) == Some(1),
+            problem_information: int(PropertyId::RequestProblemInformation) != Some(0),
         },
     ))
 }
@@ -176,11 +205,11 @@ pub(crate) fn refusal(code: mqgate_codec::ConnectReturnCode) -> ReasonCode {
     }
 }
 
-/// The properties of an accepting CONNACK: what the broker supports, and the client id it
-/// assigned when the client sent none.
+/// The properties of an accepting CONNACK: what the broker supports, the client id it
+/// assigned when the client sent none, the keep-alive it imposes and the Response
+/// Information asked for.
 pub(crate) fn connack_properties(
-    announce: Announce,
-    assigned: Option<&str>,
+    announce: Announce<'_>,
 ) -> Result<Properties, mqgate_codec::EncodeError> {
     let mut props = vec![
         Property::TwoByteInt(PropertyId::ReceiveMaximum, announce.receive_maximum.max(1)),
@@ -191,8 +220,17 @@ pub(crate) fn connack_properties(
         Property::Byte(PropertyId::SharedSubscriptionAvailable, 1),
         Property::TwoByteInt(PropertyId::TopicAliasMaximum, TOPIC_ALIAS_MAXIMUM),
     ];
-    if let Some(id) = assigned {
+    if let Some(id) = announce.assigned {
         props.push(Property::Utf8(PropertyId::AssignedClientIdentifier, id));
+    }
+    if let Some(keep_alive) = announce.server_keep_alive {
+        props.push(Property::TwoByteInt(
+            PropertyId::ServerKeepAlive,
+            keep_alive,
+        ));
+    }
+    if let Some(info) = announce.response_information {
+        props.push(Property::Utf8(PropertyId::ResponseInformation, info));
     }
     Properties::build(props)
 }
@@ -399,7 +437,7 @@ pub(crate) fn outbound(
         }
         Packet::SubAck(ack) => {
             let refusals = take_by_id(&mut state.suback_refusals, ack.packet_id);
-            let reasons = ack
+            let reasons: Vec<ReasonCode> = ack
                 .return_codes
                 .iter()
                 .enumerate()
@@ -413,9 +451,14 @@ pub(crate) fn outbound(
                         .unwrap_or(ReasonCode::NotAuthorized),
                 })
                 .collect();
+            let properties = if reasons.iter().any(|r| r.is_error()) {
+                problem(state, "a topic filter was refused")
+            } else {
+                Properties::new()
+            };
             v5::Packet::SubAck(v5::SubAck {
                 packet_id: ack.packet_id,
-                properties: Properties::new(),
+                properties,
                 reasons,
             })
         }
@@ -434,13 +477,52 @@ pub(crate) fn outbound(
     })
 }
 
-/// The PUBACK or PUBREC of the client's PUBLISH `id`: 0x00, or the reason noted for it.
+/// The PUBACK or PUBREC of the client's PUBLISH `id`: 0x00, or the reason noted for it
+/// (with a Reason String when it is an error the client takes one for).
 fn ack(state: &mut V5State, id: PacketId) -> v5::Ack {
     let mut ack = v5::Ack::success(id);
     if let Some(at) = state.ack_reasons.iter().position(|(p, _)| *p == id) {
         ack.reason = state.ack_reasons.swap_remove(at).1;
+        if ack.reason == ReasonCode::NotAuthorized {
+            ack.properties = problem(state, "not authorized to publish to this topic");
+        }
     }
     ack
+}
+
+/// A Reason String for a packet other than PUBLISH, CONNACK and DISCONNECT: none when the
+/// client asked for no problem information (MQTT-3.1.2-29).
+fn problem(state: &V5State, text: &str) -> Properties {
+    if state.problem_information {
+        reason_string(text)
+    } else {
+        Properties::new()
+    }
+}
+
+/// Properties holding `text` as the Reason String.
+fn reason_string(text: &str) -> Properties {
+    Properties::build([Property::Utf8(PropertyId::ReasonString, text)]).unwrap_or_default()
+}
+
+/// The DISCONNECT the broker sends before it closes the connection: `reason`, with `text`
+/// as its Reason String unless that would make it larger than the client accepts
+/// (MQTT-3.14.2-3).
+pub(crate) fn disconnect(state: &V5State, reason: ReasonCode, text: &str) -> v5::Packet {
+    let mut disconnect = v5::ReasonAndProperties {
+        reason,
+        properties: reason_string(text),
+    };
+    let len = v5::Packet::Disconnect(disconnect.clone()).encoded_len();
+    let fits = match (state.client_max_packet, len) {
+        (Some(max), Ok(len)) => len <= usize::try_from(max).unwrap_or(usize::MAX),
+        (None, Ok(_)) => true,
+        (_, Err(_)) => false,
+    };
+    if !fits {
+        disconnect.properties = Properties::new();
+    }
+    v5::Packet::Disconnect(disconnect)
 }
 
 /// Gives `publish` the alias of its topic, as far as the client takes aliases: a topic
