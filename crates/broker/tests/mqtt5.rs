@@ -1126,6 +1126,88 @@ async fn response_information_is_given_only_when_asked_for() {
     broker.shutdown().await;
 }
 
+// ------------------------------------------------------------------ retained expiry, No Local offline
+
+/// A retained message's own Message Expiry Interval holds at subscribe too: "If the
+/// Message Expiry Interval has passed and the Server has not managed to start onward
+/// delivery to a matching subscriber, then it MUST delete the copy of the message for that
+/// subscriber" [MQTT-3.3.2-5], and one still alive carries "the received value minus the
+/// time that the message has been waiting in the Server" [MQTT-3.3.2-6] (3.3.2.3.3: a
+/// retained message is no longer sent once its interval passed).
+#[tokio::test]
+async fn an_expired_retained_message_is_not_sent_at_subscribe() {
+    let broker = start().await;
+    let (mut publisher, _) = Raw5::connect(&broker, "ret-exp-pub", true, 0).await;
+    for (topic, expiry) in [("rexp/gone", 1), ("rexp/kept", 100)] {
+        let mut p = Publish::new(
+            QoS::AtMostOnce,
+            None,
+            ByteStr::from_static(topic),
+            Bytes::from_static(b"r"),
+        );
+        p.retain = true;
+        p.properties.message_expiry_interval = Some(expiry);
+        publisher.send(Packet::Publish(p)).await;
+    }
+    publisher.ping().await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let (mut late, _) = Raw5::connect(&broker, "ret-exp-sub", true, 0).await;
+    late.subscribe(1, &[("rexp/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let got = late.publish_in().await;
+    assert_eq!(got.topic, "rexp/kept");
+    let left = got.properties.message_expiry_interval.expect("expiry");
+    assert!((95..100).contains(&left), "{left} s left of 100");
+    late.expect_nothing(Duration::from_millis(300)).await;
+    // A 3.1.1 subscriber does not get the expired one either.
+    let mut old = Client::connect(&broker, "ret-exp-v3", true).await;
+    subscribe(&mut old, "rexp/gone", rumqttc::QoS::AtMostOnce).await;
+    old.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
+/// No Local holds for a session that is offline too: "Application Messages MUST NOT be
+/// forwarded to a connection with a ClientID equal to the ClientID of the publishing
+/// connection" [MQTT-3.8.3-3]; the client's own will, published while its session waits
+/// offline, is not queued for it (another subscriber gets it).
+#[tokio::test]
+async fn no_local_keeps_a_clients_own_will_out_of_its_offline_session() {
+    let broker = start().await;
+    let mut watcher = Client::connect(&broker, "nl-watcher", true).await;
+    subscribe(&mut watcher, "nlw/#", rumqttc::QoS::AtLeastOnce).await;
+    let mut connect = with_properties(
+        "nl-self",
+        [Property::FourByteInt(
+            PropertyId::SessionExpiryInterval,
+            300,
+        )],
+    );
+    connect.will = Some(v5::Will {
+        topic: ByteStr::from_static("nlw/gone"),
+        payload: Bytes::from_static(b"bye"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Properties::new(),
+    });
+    let (mut me, _) = Raw5::connect_with(&broker, connect).await;
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..qos(QoS::AtLeastOnce)
+    };
+    me.subscribe(1, &[("nlw/#", options)], None).await;
+    me.send(Packet::Disconnect(v5::ReasonAndProperties {
+        reason: ReasonCode::DisconnectWithWillMessage,
+        properties: Properties::new(),
+    }))
+    .await;
+    assert_eq!(me.recv().await, None, "closed after DISCONNECT");
+    assert_eq!(watcher.next().await.topic, "nlw/gone", "the will went out");
+    let (mut back, present) = Raw5::connect(&broker, "nl-self", false, 300).await;
+    assert!(present);
+    back.expect_nothing(Duration::from_millis(500)).await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ shared subscriptions
 
 /// Reads PUBLISHes from `raw` until nothing more comes for a while (at most `max`).

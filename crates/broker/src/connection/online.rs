@@ -525,7 +525,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// Routes `message` to its receivers; those whose inbox is full are left in the scratch.
     fn route(&mut self, message: &Arc<Message>, retain: bool) {
+        let subscriptions = self.session.subscriptions();
+        let skip_self = self.v5.is_some()
+            && subscriptions.iter().any(|s| s.no_local)
+            && !v5::delivered_to_self(subscriptions, &message.topic);
         let scratch = self.scratch.get_or_insert_with(new_scratch);
+        // No Local: not even queued for this session (MQTT-3.8.3-3).
+        scratch.skip_publisher = skip_self;
         let now = monotonic_ms();
         self.ctx.core.router.route(
             message,
@@ -632,7 +638,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 Some(qos) if !shared && options.is_none_or(|o| v5::sends_retained(o, existed)) => {
                     retained.extend(
                         router
-                            .retained_for(&entry.filter)
+                            .retained_for(&entry.filter, now)
                             .into_iter()
                             .map(|m| (m, qos)),
                     )
@@ -864,6 +870,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             _ => 0,
         };
         let ticket = (delay_s > 0).then(|| core.wills.wait(self.events.shared_client_id()));
+        let own = self.session.subscriptions();
+        let skip_origin = will.as_ref().is_some_and(|w| {
+            own.iter().any(|s| s.no_local) && !v5::delivered_to_self(own, &w.topic)
+        });
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
             let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;
@@ -898,6 +908,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 terms,
                 origin,
                 clean_session,
+                skip_origin,
             };
             let client = self.events.shared_client_id().clone();
             match ticket {
@@ -944,6 +955,9 @@ struct Will {
     /// The client id of the session that left it.
     origin: ByteStr,
     clean_session: bool,
+    /// The session that left it does not get it: all its subscriptions that match the
+    /// topic have No Local (MQTT-3.8.3-3).
+    skip_origin: bool,
 }
 
 /// Publishes `will` once its delay passed, unless a connection resumes its session first
@@ -982,6 +996,7 @@ async fn publish_will(ctx: &ConnCtx, client: &Arc<str>, will: Will) {
         terms,
         origin,
         clean_session,
+        skip_origin,
     } = will;
     if TopicName::validate(&will.topic).is_err() {
         return;
@@ -1007,7 +1022,7 @@ async fn publish_will(ctx: &ConnCtx, client: &Arc<str>, will: Will) {
     }
     // Bounded twice the backpressure timeout: once for full receivers, once for a stalled
     // store.
-    let published = core.publish(&message, will.retain, Some(client));
+    let published = core.publish(&message, will.retain, Some(client), skip_origin);
     let limit = ctx.core.waits.backpressure.saturating_mul(2);
     match tokio::time::timeout(limit, published).await {
         Ok(Ok(())) => {}

@@ -351,7 +351,9 @@ impl Core {
 
     /// Routes `message` (setting the retained message of its topic with `retain`) for a
     /// publisher with nothing else to serve meanwhile (the embedding API, a will), and waits
-    /// until it is safe: see [`settle`](Self::settle).
+    /// until it is safe: see [`settle`](Self::settle). With `skip_publisher`, the publisher's
+    /// own session does not get it (MQTT 5 No Local on every subscription of its that
+    /// matches).
     ///
     /// # Errors
     /// As [`settle`](Self::settle).
@@ -360,8 +362,10 @@ impl Core {
         message: &Arc<Message>,
         retain: bool,
         publisher: Option<&str>,
+        skip_publisher: bool,
     ) -> Result<(), Unsettled> {
         let mut scratch = RouteScratch::default();
+        scratch.skip_publisher = skip_publisher;
         self.router
             .route(message, retain, publisher, monotonic_ms(), &mut scratch);
         self.settle(&mut scratch).await
