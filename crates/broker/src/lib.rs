@@ -77,7 +77,10 @@ mod metrics;
 pub mod fuzzing;
 
 pub use crate::core::registry::OfflineQueues;
-pub use auth::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal};
+pub use auth::{
+    AllowAnonymous, AuthExchange, AuthStep, Authenticated, Authenticator, DenyAll, EnhancedAuth,
+    Refusal,
+};
 #[cfg(feature = "rocketmq")]
 pub use bridge::RustRocketMqClient;
 pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClient};

@@ -1208,6 +1208,193 @@ async fn no_local_keeps_a_clients_own_will_out_of_its_offline_session() {
     broker.shutdown().await;
 }
 
+// ------------------------------------------------------------------ enhanced authentication
+
+/// A challenge method for the tests: the CONNECT (or re-authenticating AUTH) must carry
+/// `hello`, the broker challenges with `nonce`, the answer must be `nonce+secret`; success
+/// says `welcome`.
+struct Challenge;
+
+struct ChallengeExchange {
+    challenged: bool,
+}
+
+impl mqgate_broker::EnhancedAuth for Challenge {
+    fn method(&self) -> &str {
+        "challenge"
+    }
+
+    fn start(&self, _client_id: &str) -> Box<dyn mqgate_broker::AuthExchange> {
+        Box::new(ChallengeExchange { challenged: false })
+    }
+}
+
+impl mqgate_broker::AuthExchange for ChallengeExchange {
+    fn step(&mut self, data: Option<&[u8]>) -> mqgate_broker::AuthStep {
+        use mqgate_broker::AuthStep;
+        match (self.challenged, data) {
+            (false, Some(b"hello")) => {
+                self.challenged = true;
+                AuthStep::Continue(Some(Bytes::from_static(b"nonce")))
+            }
+            (true, Some(b"nonce+secret")) => {
+                AuthStep::Success(Some(Bytes::from_static(b"welcome")))
+            }
+            _ => AuthStep::Failure,
+        }
+    }
+}
+
+async fn start_with_challenge() -> BrokerHandle {
+    mqgate_broker::Broker::builder()
+        .config(BrokerConfig::ephemeral())
+        .enhanced_auth(Challenge)
+        .build()
+        .start()
+        .await
+        .expect("broker starts")
+}
+
+/// Authentication Method `method` and Authentication Data `data`.
+fn auth_properties(method: &'static str, data: &'static [u8]) -> Properties {
+    Properties::build([
+        Property::Utf8(PropertyId::AuthenticationMethod, method),
+        Property::Binary(PropertyId::AuthenticationData, data),
+    ])
+    .expect("properties")
+}
+
+fn auth_data(properties: &Properties) -> Option<Vec<u8>> {
+    match properties.get(PropertyId::AuthenticationData) {
+        Some(Property::Binary(_, data)) => Some(data.to_vec()),
+        _ => None,
+    }
+}
+
+impl Raw5 {
+    /// Sends AUTH `reason` with `data` under the method `challenge`.
+    async fn auth(&mut self, reason: ReasonCode, data: &'static [u8]) {
+        self.send(Packet::Auth(v5::ReasonAndProperties {
+            reason,
+            properties: auth_properties("challenge", data),
+        }))
+        .await;
+    }
+
+    /// Expects an AUTH of `reason` under the method `challenge` carrying `data`.
+    async fn expect_auth(&mut self, reason: ReasonCode, data: &[u8]) {
+        match self.recv().await {
+            Some(Packet::Auth(a)) => {
+                assert_eq!(a.reason, reason);
+                assert_eq!(
+                    a.properties
+                        .get(PropertyId::AuthenticationMethod)
+                        .and_then(|p| p.as_str()),
+                    Some("challenge"),
+                    "the same method throughout (MQTT-4.12.0-5)"
+                );
+                assert_eq!(auth_data(&a.properties).as_deref(), Some(data));
+            }
+            other => panic!("expected AUTH {reason:?}, got {other:?}"),
+        }
+    }
+}
+
+/// Enhanced authentication: "If the Server requires additional information to complete the
+/// authentication, it can send an AUTH packet to the Client. This packet MUST contain a
+/// Reason Code of 0x18 (Continue authentication)" [MQTT-4.12.0-2]; the client answers with
+/// AUTH 0x18 [MQTT-4.12.0-3] under the same method [MQTT-4.12.0-5], and the CONNACK of a
+/// success carries the method and its data (4.12). A wrong answer: "The Server can reject
+/// the authentication at any point in this process. It MAY send a CONNACK with a Reason
+/// Code of 0x80 or above ... and MUST close the Network Connection" [MQTT-4.12.0-4]; a
+/// method the broker does not have: CONNACK 0x8C and close [MQTT-4.12.0-1].
+#[tokio::test]
+async fn enhanced_authentication_exchanges_auth_packets_before_the_connack() {
+    let broker = start_with_challenge().await;
+    for (answer, accepted) in [(&b"nonce+secret"[..], true), (&b"wrong"[..], false)] {
+        let mut raw = Raw5::open(&broker).await;
+        let mut connect = with_properties("enhanced", []);
+        connect.properties = auth_properties("challenge", b"hello");
+        raw.send(Packet::Connect(Box::new(connect))).await;
+        raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+            .await;
+        raw.send(Packet::Auth(v5::ReasonAndProperties {
+            reason: ReasonCode::ContinueAuthentication,
+            properties: Properties::build([
+                Property::Utf8(PropertyId::AuthenticationMethod, "challenge"),
+                Property::Binary(PropertyId::AuthenticationData, answer),
+            ])
+            .expect("properties"),
+        }))
+        .await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) if accepted => {
+                assert_eq!(ack.reason, ReasonCode::Success);
+                assert_eq!(
+                    ack.properties
+                        .get(PropertyId::AuthenticationMethod)
+                        .and_then(|p| p.as_str()),
+                    Some("challenge")
+                );
+                assert_eq!(auth_data(&ack.properties).as_deref(), Some(&b"welcome"[..]));
+                raw.ping().await;
+            }
+            Some(Packet::ConnAck(ack)) => {
+                assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+                assert_eq!(raw.recv().await, None, "closed after the refusal");
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+    let mut unknown = with_properties("unknown-method", []);
+    unknown.properties = auth_properties("kerberos", b"x");
+    let (mut raw, ack) = Raw5::connect_with(&broker, unknown).await;
+    assert_eq!(ack.reason, ReasonCode::BadAuthenticationMethod);
+    assert_eq!(raw.recv().await, None, "closed after the refusal");
+    broker.shutdown().await;
+}
+
+/// Re-authentication: "If the Client supplied an Authentication Method in the CONNECT packet
+/// it can initiate a re-authentication at any time after receiving a CONNACK. It does this by
+/// sending an AUTH packet with a Reason Code of 0x19 (Re-authentication). The Client MUST
+/// set the Authentication Method to the same value" [MQTT-4.12.1-1]; the exchange ends with
+/// AUTH 0x00, and the connection goes on. "If the re-authentication fails, the Client or
+/// Server SHOULD send DISCONNECT with an appropriate Reason Code" [MQTT-4.12.1-2]: 0x87.
+/// A client that connected without a method and sends AUTH breaks the protocol
+/// [MQTT-4.12.0-6]: DISCONNECT 0x82.
+#[tokio::test]
+async fn re_authentication_runs_the_exchange_again_while_connected() {
+    let broker = start_with_challenge().await;
+    let mut connect = with_properties("reauth", []);
+    connect.properties = auth_properties("challenge", b"hello");
+    let mut raw = Raw5::open(&broker).await;
+    raw.send(Packet::Connect(Box::new(connect))).await;
+    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+        .await;
+    raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+        .await;
+    match raw.recv().await {
+        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, ReasonCode::Success),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
+    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+        .await;
+    raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+        .await;
+    raw.expect_auth(ReasonCode::Success, b"welcome").await;
+    raw.ping().await;
+    raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
+    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+        .await;
+    raw.auth(ReasonCode::ContinueAuthentication, b"guess").await;
+    raw.expect_disconnect(ReasonCode::NotAuthorized).await;
+    let (mut plain, _) = Raw5::connect(&broker, "no-method", true, 0).await;
+    plain.auth(ReasonCode::ReAuthenticate, b"hello").await;
+    plain.expect_disconnect(ReasonCode::ProtocolError).await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ shared subscriptions
 
 /// Reads PUBLISHes from `raw` until nothing more comes for a while (at most `max`).

@@ -16,6 +16,7 @@ use mqgate_trace::{Action, Info};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::close::CloseReason;
+use super::enhanced::{self, Authenticated5};
 use super::online::Online;
 use super::v5::{self, V5State};
 use super::ConnCtx;
@@ -60,14 +61,8 @@ where
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(AnyPacket::V3(Packet::Connect(connect))))) => Ok((connect, None)),
         Ok(Ok(Some(AnyPacket::V5(wire5::Packet::Connect(connect))))) => {
-            match v5::terms(&connect, &ctx.mqtt5) {
-                Ok((as_v3, terms)) => Ok((Box::new(as_v3), Some(terms))),
-                Err(code) => {
-                    tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT 5 CONNECT refused");
-                    refuse_v5(io, &ctx, code).await;
-                    return None;
-                }
-            }
+            let (as_v3, terms) = v5::terms(&connect, &ctx.mqtt5);
+            Ok((Box::new(as_v3), Some(terms)))
         }
         Ok(Ok(Some(AnyPacket::V3(other)))) => Err(CloseReason::NotConnect(other.name())),
         Ok(Ok(Some(AnyPacket::V5(other)))) => Err(CloseReason::NotConnect(other.name())),
@@ -84,7 +79,7 @@ where
         }
         Ok(Err(error)) => Err(CloseReason::from(error)),
     };
-    let (connect, v5_terms) = match first {
+    let (connect, mut v5_terms) = match first {
         Ok(first) => first,
         Err(reason) => {
             reason.report(&peer.to_string(), &ctx.core.metrics);
@@ -92,7 +87,34 @@ where
         }
     };
     let is_v5 = v5_terms.is_some();
-    match accept(io, peer, &ctx, &connect, v5_terms).await {
+    let mut enhanced = None;
+    if let Some((method, data)) = v5_terms.as_mut().and_then(|t| t.authentication.take()) {
+        // MQTT 5 enhanced authentication: its AUTH exchange comes before the CONNACK, within
+        // the connect timeout.
+        let client = connect.client_id.as_str();
+        let exchange = enhanced::connect_exchange(
+            &mut io,
+            &ctx.enhanced,
+            client,
+            method,
+            data,
+            limits.connect_timeout,
+        );
+        match tokio::time::timeout(limits.connect_timeout, exchange).await {
+            Ok(Ok(done)) => enhanced = Some(done),
+            Ok(Err(Some(code))) => {
+                tracing::info!(%peer, %client, ?code, "MQTT 5 enhanced authentication refused");
+                refuse_v5(io, &ctx, code).await;
+                return None;
+            }
+            Ok(Err(None)) => return None,
+            Err(_) => {
+                CloseReason::ConnectTimeout.report(&peer.to_string(), &ctx.core.metrics);
+                return None;
+            }
+        }
+    }
+    match accept(io, peer, &ctx, &connect, v5_terms, enhanced).await {
         Ok(online) => Some(online),
         Err((io, code, why)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
@@ -172,6 +194,7 @@ async fn accept<S>(
     ctx: &Arc<ConnCtx>,
     connect: &Connect,
     v5_terms: Option<v5::ClientTerms>,
+    enhanced: Option<Authenticated5>,
 ) -> Result<Online<S>, Refusal<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -284,6 +307,9 @@ where
             assigned: connect.client_id.is_empty().then_some(&*client),
             server_keep_alive: terms.server_keep_alive,
             response_information: response_information.as_deref(),
+            authentication: enhanced
+                .as_ref()
+                .map(|e| (e.enhanced.name.as_str(), e.data.as_deref())),
         };
         let properties = match v5::connack_properties(announce) {
             Ok(properties) => properties,
@@ -303,6 +329,7 @@ where
             outbound_alias_max: terms.topic_alias_max,
             will: terms.will,
             problem_information: terms.problem_information,
+            enhanced: enhanced.map(|e| e.enhanced),
             ..V5State::default()
         }));
     } else {

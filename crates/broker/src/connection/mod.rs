@@ -6,6 +6,7 @@
 //! [`ConnCtx`] holds exactly that, shared by every connection of one broker.
 
 pub(crate) mod close;
+pub(crate) mod enhanced;
 pub(crate) mod handshake;
 pub(crate) mod online;
 pub(crate) mod v5;
@@ -21,7 +22,7 @@ use mqgate_topic::ClientIdRules;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 
-use crate::auth::Access;
+use crate::auth::{Access, EnhancedMethods};
 use crate::config::{BrokerConfig, Limits, Mqtt5Settings, TakeoverPolicy};
 use crate::core::Core;
 use crate::Metrics;
@@ -70,6 +71,8 @@ pub(crate) struct ConnCtx {
     pub(crate) takeover: TakeoverPolicy,
     /// What MQTT 5 clients are told in the CONNACK.
     pub(crate) mqtt5: Mqtt5Settings,
+    /// The MQTT 5 enhanced authentication methods an embedder registered.
+    pub(crate) enhanced: EnhancedMethods,
 }
 
 impl std::fmt::Debug for ConnCtx {
@@ -97,6 +100,7 @@ impl ConnCtx {
             client_id_rules: config.client_id_rules(),
             takeover: config.takeover,
             mqtt5: config.mqtt5.clone(),
+            enhanced: EnhancedMethods::default(),
         }
     }
 }

@@ -240,6 +240,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             return Ok(());
         };
         let now = monotonic_ms();
+        // A re-authentication's AUTH answers the client's AUTH, before anything queued after.
+        self.io.queue(std::mem::take(&mut state.auth_replies));
         loop {
             let session = &mut self.session;
             let packets: Vec<_> =

@@ -20,6 +20,7 @@ use mqgate_codec::{
 use mqgate_session::{Message, Session, Subscription};
 
 use super::close::CloseReason;
+use super::enhanced::{self, Enhanced};
 use crate::config::Mqtt5Settings;
 
 /// What an MQTT 5 connection keeps beside its session. Boxed in the connection: a 3.1.1
@@ -65,6 +66,10 @@ pub(crate) struct V5State {
     /// Whether Reason Strings may go on packets other than PUBLISH, CONNACK and DISCONNECT
     /// (the client's Request Problem Information, MQTT-3.1.2-29).
     pub(crate) problem_information: bool,
+    /// The enhanced authentication method the client connected with, if any.
+    pub(crate) enhanced: Option<Enhanced>,
+    /// AUTH packets to send (the steps of a re-authentication), before anything else.
+    pub(crate) auth_replies: Vec<v5::Packet>,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -91,6 +96,9 @@ pub(crate) struct Announce<'a> {
     pub(crate) server_keep_alive: Option<u16>,
     /// Response Information, when the client asked and the broker gives some.
     pub(crate) response_information: Option<&'a str>,
+    /// The Authentication Method the client was authenticated with, and the Authentication
+    /// Data the method's success gave.
+    pub(crate) authentication: Option<(&'a str, Option<&'a [u8]>)>,
 }
 
 /// What an MQTT 5 CONNECT asks for beyond its 3.1.1 fields.
@@ -113,6 +121,8 @@ pub(crate) struct ClientTerms {
     /// Whether the client takes Reason Strings and User Properties on packets other than
     /// PUBLISH, CONNACK and DISCONNECT (its Request Problem Information, 1 when absent).
     pub(crate) problem_information: bool,
+    /// The Authentication Method and Data of an enhanced authentication.
+    pub(crate) authentication: Option<(String, Option<Bytes>)>,
 }
 
 /// What an MQTT 5 will carries beyond its 3.1.1 fields (3.1.3.2).
@@ -129,18 +139,8 @@ pub(crate) struct WillTerms {
 
 /// Reads an MQTT 5 CONNECT as a 3.1.1 CONNECT (its fields as the authenticator and the
 /// registry read them; `clean_session` is Clean Start; the keep-alive as `settings` bound
-/// it) and what MQTT 5 adds; `Err` with the reason code of a CONNECT the broker refuses for
-/// what it asks (enhanced authentication).
-pub(crate) fn terms(
-    connect: &v5::Connect,
-    settings: &Mqtt5Settings,
-) -> Result<(Connect, ClientTerms), ReasonCode> {
-    if connect
-        .properties
-        .contains(PropertyId::AuthenticationMethod)
-    {
-        return Err(ReasonCode::BadAuthenticationMethod);
-    }
+/// it) and what MQTT 5 adds.
+pub(crate) fn terms(connect: &v5::Connect, settings: &Mqtt5Settings) -> (Connect, ClientTerms) {
     let int = |id| connect.properties.get(id).and_then(|p| p.as_u32());
     let will = connect.will.as_ref().map(|w| LastWill {
         topic: w.topic.clone(),
@@ -174,7 +174,9 @@ pub(crate) fn terms(
         username: connect.username.clone(),
         password: connect.password.clone(),
     };
-    Ok((
+    let authentication = enhanced::method_of(&connect.properties)
+        .map(|method| (method.to_owned(), enhanced::data_of(&connect.properties)));
+    (
         as_v3,
         ClientTerms {
             expiry_s: int(PropertyId::SessionExpiryInterval).unwrap_or(0),
@@ -187,8 +189,9 @@ pub(crate) fn terms(
             server_keep_alive,
             wants_response_information: int(PropertyId::RequestResponseInformation) == Some(1),
             problem_information: int(PropertyId::RequestProblemInformation) != Some(0),
+            authentication,
         },
-    ))
+    )
 }
 
 /// The MQTT 5 reason code of a refused CONNECT, from the 3.1.1 return code the
@@ -231,6 +234,12 @@ pub(crate) fn connack_properties(
     }
     if let Some(info) = announce.response_information {
         props.push(Property::Utf8(PropertyId::ResponseInformation, info));
+    }
+    if let Some((method, data)) = announce.authentication {
+        props.push(Property::Utf8(PropertyId::AuthenticationMethod, method));
+        if let Some(data) = data {
+            props.push(Property::Binary(PropertyId::AuthenticationData, data));
+        }
     }
     Properties::build(props)
 }
@@ -331,11 +340,10 @@ pub(crate) fn inbound(
             }
             Packet::Disconnect
         }
-        v5::Packet::Auth(_) => {
-            return Err(CloseReason::ProtocolV5(
-                ReasonCode::ProtocolError,
-                "AUTH without enhanced authentication",
-            ))
+        v5::Packet::Auth(a) => {
+            let reply = enhanced::reauthenticate(state.enhanced.as_mut(), session.client_id(), &a)?;
+            state.auth_replies.push(reply);
+            return Ok(());
         }
         other => {
             return Err(CloseReason::ProtocolV5(
