@@ -570,10 +570,9 @@ async fn an_expired_queued_message_is_not_delivered() {
 
 // ------------------------------------------------------------------ subscriptions
 
-/// "It is a Protocol Error to set the No Local bit to 1 on a Shared Subscription"; the
-/// broker announces Shared Subscription Available = 0 and answers such a filter with 0x9E
-/// (Shared Subscriptions not supported), and grants the others with their QoS as reason
-/// code (3.9.3).
+/// "The SUBACK packet sent by the Server to the Client MUST contain a Reason Code for each
+/// Topic Filter/Subscription Option pair" [MQTT-3.8.4-6], the granted QoS for each here, a
+/// shared subscription's too (3.9.3).
 #[tokio::test]
 async fn suback_carries_a_reason_code_per_filter() {
     let broker = start().await;
@@ -1460,6 +1459,47 @@ async fn a_shared_subscription_gives_each_message_to_one_member() {
     let sent: Vec<Vec<u8>> = (0..10u8).map(|n| vec![n]).collect();
     assert_eq!(all, sent, "each message once, to one member");
     publisher.task.abort();
+    broker.shutdown().await;
+}
+
+/// An MQTT 5 member and a 3.1.1 member of the same `$share/{ShareName}/{filter}` form one
+/// group (the broker's shared groups are the same for both protocol versions): "each message
+/// matching the Shared Subscription is sent to only one of the Sessions" (4.8.2).
+#[tokio::test]
+async fn mqtt5_and_v311_members_share_one_group() {
+    let broker = start().await;
+    let (mut v5_member, _) = Raw5::connect(&broker, "mixed-v5", true, 0).await;
+    v5_member
+        .subscribe(1, &[("$share/mixed/mx/t", qos(QoS::AtMostOnce))], None)
+        .await;
+    let mut v3_member = Client::connect(&broker, "mixed-v3", true).await;
+    subscribe(
+        &mut v3_member,
+        "$share/mixed/mx/t",
+        rumqttc::QoS::AtMostOnce,
+    )
+    .await;
+    let (mut publisher, _) = Raw5::connect(&broker, "mixed-pub", true, 0).await;
+    const PAYLOADS: [&[u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
+    for payload in PAYLOADS {
+        publisher.publish("mx/t", payload, false).await;
+    }
+    publisher.ping().await;
+    let mut all: Vec<Vec<u8>> = drain_publishes(&mut v5_member, 10)
+        .await
+        .into_iter()
+        .map(|p| p.payload.to_vec())
+        .collect();
+    let v5_share = all.len();
+    while let Ok(Some(p)) = timeout(Duration::from_millis(500), v3_member.publishes.recv()).await {
+        all.push(p.payload.to_vec());
+    }
+    assert!(
+        v5_share > 0 && all.len() > v5_share,
+        "both members get a share"
+    );
+    all.sort();
+    assert_eq!(all, PAYLOADS.map(<[u8]>::to_vec), "each message once");
     broker.shutdown().await;
 }
 
