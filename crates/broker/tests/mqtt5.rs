@@ -1394,6 +1394,40 @@ async fn re_authentication_runs_the_exchange_again_while_connected() {
     broker.shutdown().await;
 }
 
+/// An AUTH counts for the keep-alive like any other control packet: the broker closes a
+/// client only if it sends nothing "within one and a half times the Keep Alive time period"
+/// (3.1.2.10). A client with a keep-alive of 1 s that sends only AUTH packets, 400 ms apart,
+/// for longer than 1.5 s stays connected.
+#[tokio::test]
+async fn auth_packets_keep_the_connection_alive() {
+    let broker = start_with_challenge().await;
+    let mut connect = with_properties("reauth-alive", []);
+    connect.keep_alive = 1;
+    connect.properties = auth_properties("challenge", b"hello");
+    let mut raw = Raw5::open(&broker).await;
+    raw.send(Packet::Connect(Box::new(connect))).await;
+    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+        .await;
+    raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+        .await;
+    match raw.recv().await {
+        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, ReasonCode::Success),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
+        raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+            .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+            .await;
+        raw.expect_auth(ReasonCode::Success, b"welcome").await;
+    }
+    raw.ping().await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ shared subscriptions
 
 /// Reads PUBLISHes from `raw` until nothing more comes for a while (at most `max`).

@@ -341,6 +341,8 @@ pub(crate) fn inbound(
             Packet::Disconnect
         }
         v5::Packet::Auth(a) => {
+            // A sign of life like any other packet, though the session never sees it.
+            session.client_activity(now);
             let reply = enhanced::reauthenticate(state.enhanced.as_mut(), session.client_id(), &a)?;
             state.auth_replies.push(reply);
             return Ok(());
