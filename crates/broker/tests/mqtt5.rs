@@ -1280,6 +1280,25 @@ impl Raw5 {
         .await;
     }
 
+    /// Connects as `id` with keep-alive `keep_alive` through the `challenge` method,
+    /// answering its challenge right; expects success.
+    async fn connect_challenged(broker: &BrokerHandle, id: &'static str, keep_alive: u16) -> Raw5 {
+        let mut connect = with_properties(id, []);
+        connect.keep_alive = keep_alive;
+        connect.properties = auth_properties("challenge", b"hello");
+        let mut raw = Raw5::open(broker).await;
+        raw.send(Packet::Connect(Box::new(connect))).await;
+        raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+            .await;
+        raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+            .await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, ReasonCode::Success),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        raw
+    }
+
     /// Expects an AUTH of `reason` under the method `challenge` carrying `data`.
     async fn expect_auth(&mut self, reason: ReasonCode, data: &[u8]) {
         match self.recv().await {
@@ -1364,18 +1383,7 @@ async fn enhanced_authentication_exchanges_auth_packets_before_the_connack() {
 #[tokio::test]
 async fn re_authentication_runs_the_exchange_again_while_connected() {
     let broker = start_with_challenge().await;
-    let mut connect = with_properties("reauth", []);
-    connect.properties = auth_properties("challenge", b"hello");
-    let mut raw = Raw5::open(&broker).await;
-    raw.send(Packet::Connect(Box::new(connect))).await;
-    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
-        .await;
-    raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
-        .await;
-    match raw.recv().await {
-        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, ReasonCode::Success),
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
+    let mut raw = Raw5::connect_challenged(&broker, "reauth", 30).await;
     raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
     raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
         .await;
@@ -1401,19 +1409,7 @@ async fn re_authentication_runs_the_exchange_again_while_connected() {
 #[tokio::test]
 async fn auth_packets_keep_the_connection_alive() {
     let broker = start_with_challenge().await;
-    let mut connect = with_properties("reauth-alive", []);
-    connect.keep_alive = 1;
-    connect.properties = auth_properties("challenge", b"hello");
-    let mut raw = Raw5::open(&broker).await;
-    raw.send(Packet::Connect(Box::new(connect))).await;
-    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
-        .await;
-    raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
-        .await;
-    match raw.recv().await {
-        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, ReasonCode::Success),
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
+    let mut raw = Raw5::connect_challenged(&broker, "reauth-alive", 1).await;
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(400)).await;
         raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
