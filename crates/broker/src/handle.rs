@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch, Semaphore};
 
 use crate::amqp::queue::Queues;
 use crate::amqp::AmqpCtx;
-use crate::auth::{Access, Authenticator};
+use crate::auth::{Access, Authenticator, EnhancedAuth, EnhancedMethods};
 use crate::background;
 use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
 use crate::connection::{ConnCtx, Outflow};
@@ -38,6 +38,7 @@ pub struct Broker {
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
     rocketmq: Option<Arc<dyn RocketMqClient>>,
+    enhanced: EnhancedMethods,
 }
 
 impl std::fmt::Debug for Broker {
@@ -55,6 +56,7 @@ pub struct BrokerBuilder {
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
     rocketmq: Option<Arc<dyn RocketMqClient>>,
+    enhanced: EnhancedMethods,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -92,6 +94,14 @@ impl BrokerBuilder {
         self
     }
 
+    /// Serves MQTT 5 enhanced authentication with `method` for the clients whose CONNECT
+    /// names it (on top of the broker's authentication: see [`EnhancedAuth`]). Several
+    /// methods may be registered; one with the same name replaces the earlier one.
+    pub fn enhanced_auth(mut self, method: impl EnhancedAuth) -> Self {
+        self.enhanced.add(Arc::new(method));
+        self
+    }
+
     /// The broker, ready to [`start`](Broker::start).
     pub fn build(self) -> Broker {
         Broker {
@@ -99,6 +109,7 @@ impl BrokerBuilder {
             auth: self.auth,
             store: self.store,
             rocketmq: self.rocketmq,
+            enhanced: self.enhanced,
         }
     }
 }
@@ -192,8 +203,9 @@ impl Broker {
             bridge.attach(&core).await?;
         }
         let outflow = bridge.clone().map(|bridge| bridge as Arc<dyn Outflow>);
-        let connections_ctx =
-            Arc::new(ConnCtx::new(&config, core.clone(), access.clone(), outflow));
+        let mut connections_ctx = ConnCtx::new(&config, core.clone(), access.clone(), outflow);
+        connections_ctx.enhanced = self.enhanced;
+        let connections_ctx = Arc::new(connections_ctx);
         // The cloud SDK endpoint's queues that exist from start-up collect from before
         // the first device can connect.
         let amqp = amqp_ctx(&config, &core, &access, session_config);

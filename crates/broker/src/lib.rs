@@ -77,14 +77,17 @@ mod metrics;
 pub mod fuzzing;
 
 pub use crate::core::registry::OfflineQueues;
-pub use auth::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal};
+pub use auth::{
+    AllowAnonymous, AuthExchange, AuthStep, Authenticated, Authenticator, DenyAll, EnhancedAuth,
+    Refusal,
+};
 #[cfg(feature = "rocketmq")]
 pub use bridge::RustRocketMqClient;
 pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClient};
 pub use config::{
     AccessKeySettings, AckAfter, AmqpSettings, AuthSettings, BrokerConfig, ClientIdRuleSet,
-    ConsumeFrom, HttpSettings, Limits, ListenerConfig, RocketMqConfig, SessionLimits, StorageKind,
-    StoreSettings, TakeoverPolicy, TlsFiles, TraceSettings,
+    ConsumeFrom, HttpSettings, Limits, ListenerConfig, Mqtt5Settings, RocketMqConfig,
+    SessionLimits, StorageKind, StoreSettings, TakeoverPolicy, TlsFiles, TraceSettings,
 };
 pub use error::BrokerError;
 pub use fd_limit::raise_open_file_limit;

@@ -223,6 +223,34 @@ async fn mosquitto_clients_speak_mqtt5() {
     broker.shutdown().await;
 }
 
+/// MQTT 5 with Python paho-mqtt (`tests/interop/paho_mqtt5.py`), against a broker with
+/// `[mqtt5] max_keep_alive = 60` and `response_information = "reply/"`: the CONNACK's
+/// Shared Subscription Available, Server Keep Alive [MQTT-3.2.2-21] and Response Information
+/// [MQTT-3.1.2-28]; PUBACK 0x10 for a message nobody receives (3.4.2.1); a shared
+/// subscription giving each message to one member (4.8.2); No Local [MQTT-3.8.3-3]; a will
+/// with its properties, published after its Will Delay Interval [MQTT-3.1.3-9].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_mqtt5_scenarios() {
+    if !available("python3", &["-c", "import paho.mqtt"]) {
+        skipped("python3 paho-mqtt not installed");
+        return;
+    }
+    let mut config = BrokerConfig::ephemeral();
+    config.mqtt5.max_keep_alive = 60;
+    config.mqtt5.response_information = Some("reply/".to_owned());
+    let broker = start_with(config).await;
+    let port = broker.local_addr(ListenerKind::Tcp).unwrap().port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/paho_mqtt5.py");
+    let out = run("python3", vec![script.to_owned(), port.to_string()]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("mqtt5 scenarios passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    broker.shutdown().await;
+}
+
 /// Locally a missing client is a visible skip; under `MQGATE_REQUIRE_INTEROP=1` (set by
 /// `scripts/test.sh`, which installs the clients) it is a failure, so CI cannot pass silently.
 fn skipped(why: &str) {

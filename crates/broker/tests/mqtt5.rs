@@ -335,7 +335,7 @@ async fn connack_announces_what_the_broker_supports_and_assigns_an_id() {
     assert_eq!(int(PropertyId::RetainAvailable), Some(1));
     assert_eq!(int(PropertyId::WildcardSubscriptionAvailable), Some(1));
     assert_eq!(int(PropertyId::SubscriptionIdentifierAvailable), Some(1));
-    assert_eq!(int(PropertyId::SharedSubscriptionAvailable), Some(0));
+    assert_eq!(int(PropertyId::SharedSubscriptionAvailable), Some(1));
     assert_eq!(int(PropertyId::TopicAliasMaximum), Some(64));
     assert_eq!(int(PropertyId::MaximumPacketSize), Some(1024 * 1024));
     assert!(!p.contains(PropertyId::MaximumQoS), "QoS 2 is the default");
@@ -570,10 +570,9 @@ async fn an_expired_queued_message_is_not_delivered() {
 
 // ------------------------------------------------------------------ subscriptions
 
-/// "It is a Protocol Error to set the No Local bit to 1 on a Shared Subscription"; the
-/// broker announces Shared Subscription Available = 0 and answers such a filter with 0x9E
-/// (Shared Subscriptions not supported), and grants the others with their QoS as reason
-/// code (3.9.3).
+/// "The SUBACK packet sent by the Server to the Client MUST contain a Reason Code for each
+/// Topic Filter/Subscription Option pair" [MQTT-3.8.4-6], the granted QoS for each here, a
+/// shared subscription's too (3.9.3).
 #[tokio::test]
 async fn suback_carries_a_reason_code_per_filter() {
     let broker = start().await;
@@ -593,7 +592,7 @@ async fn suback_carries_a_reason_code_per_filter() {
         reasons,
         [
             ReasonCode::Success,
-            ReasonCode::SharedSubscriptionsNotSupported,
+            ReasonCode::GrantedQoS1,
             ReasonCode::GrantedQoS2
         ]
     );
@@ -878,6 +877,709 @@ async fn a_publish_larger_than_the_client_accepts_is_skipped() {
     broker.shutdown().await;
 }
 
+// ------------------------------------------------------------------ acknowledgement reasons
+
+/// A broker with `[auth]` and a client of its limited AccessKey (publish `shop/#`,
+/// subscribe `shop/+/cmd`) connected with `properties`.
+async fn limited_client(properties: Properties) -> (BrokerHandle, Raw5) {
+    use auth_support::{INSTANCE, LIMITED_AK, LIMITED_SECRET};
+    let (store, _registry) = auth_support::seeded_store();
+    let broker = auth_support::start(auth_support::config(""), Some(store)).await;
+    let id = "GID_a@@@limited";
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static(id),
+        username: Some(
+            ByteStr::try_from(format!("Signature|{LIMITED_AK}|{INSTANCE}")).expect("name"),
+        ),
+        password: Some(Bytes::from(mqgate_auth::sign_client_id(LIMITED_SECRET, id))),
+        properties,
+        ..v5::Connect::default()
+    };
+    let (raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    (broker, raw)
+}
+
+/// The Reason String among `properties`.
+fn reason_string(properties: &Properties) -> Option<&str> {
+    properties
+        .get(PropertyId::ReasonString)
+        .and_then(|p| p.as_str())
+}
+
+impl Raw5 {
+    /// Publishes `payload` to `topic` at `qos` (1 or 2) with packet id `id`; returns the
+    /// PUBACK or PUBREC.
+    async fn publish_acked(&mut self, id: u16, qos: QoS, topic: &str) -> v5::Ack {
+        let p = Publish::new(
+            qos,
+            Some(pid(id)),
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(b"x"),
+        );
+        self.send(Packet::Publish(p)).await;
+        match (qos, self.recv().await) {
+            (QoS::AtLeastOnce, Some(Packet::PubAck(ack)))
+            | (QoS::ExactlyOnce, Some(Packet::PubRec(ack))) => {
+                assert_eq!(ack.packet_id, pid(id));
+                ack
+            }
+            (_, other) => panic!("expected the acknowledgement of {qos:?}, got {other:?}"),
+        }
+    }
+
+    /// Sends PUBREL `id` and expects PUBCOMP 0x00.
+    async fn release(&mut self, id: u16) {
+        self.send(Packet::PubRel(v5::Ack::success(pid(id)))).await;
+        match self.recv().await {
+            Some(Packet::PubComp(ack)) => {
+                assert_eq!(ack.packet_id, pid(id));
+                assert_eq!(ack.reason, ReasonCode::Success);
+            }
+            other => panic!("expected PUBCOMP, got {other:?}"),
+        }
+    }
+}
+
+/// PUBACK and PUBREC reason 0x10 (No matching subscribers): "The message is accepted but
+/// there are no subscribers" (3.4.2.1, 3.5.2.1; "The Client or Server sending the PUBACK
+/// packet MUST use one of the PUBACK Reason Codes" [MQTT-3.4.2-1]). Once someone subscribes,
+/// 0x00; 0x10 is no error, so the QoS 2 flow goes on to PUBCOMP.
+#[tokio::test]
+async fn an_acknowledgement_says_when_nobody_subscribed() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "lonely", true, 0).await;
+    let ack = raw.publish_acked(1, QoS::AtLeastOnce, "empty/room").await;
+    assert_eq!(ack.reason, ReasonCode::NoMatchingSubscribers);
+    let ack = raw.publish_acked(2, QoS::ExactlyOnce, "empty/room").await;
+    assert_eq!(ack.reason, ReasonCode::NoMatchingSubscribers);
+    raw.release(2).await;
+    let (mut listener, _) = Raw5::connect(&broker, "listener", true, 0).await;
+    listener
+        .subscribe(1, &[("empty/+", qos(QoS::AtMostOnce))], None)
+        .await;
+    let ack = raw.publish_acked(3, QoS::AtLeastOnce, "empty/room").await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    assert_eq!(&listener.publish_in().await.payload[..], b"x");
+    broker.shutdown().await;
+}
+
+/// A PUBLISH to a topic the client may not publish to is acknowledged with 0x87 (Not
+/// authorized) and not delivered (3.4.2.1, 3.5.2.1, [MQTT-3.4.2-1]); a QoS 2 one ends with
+/// its PUBREC (4.3.3: a PUBREC of 0x80 or above ends the flow), so its packet id is free for
+/// the next PUBLISH, which is delivered.
+#[tokio::test]
+async fn an_unauthorized_publish_is_acknowledged_with_0x87() {
+    let (broker, mut raw) = limited_client(Properties::new()).await;
+    raw.subscribe(1, &[("shop/1/cmd", qos(QoS::AtMostOnce))], None)
+        .await;
+    let ack = raw.publish_acked(1, QoS::AtLeastOnce, "other/t").await;
+    assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+    assert_eq!(
+        reason_string(&ack.properties),
+        Some("not authorized to publish to this topic")
+    );
+    let ack = raw.publish_acked(2, QoS::ExactlyOnce, "other/t").await;
+    assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+    // The same id again: a new message, routed (not taken for a resend of the refused one).
+    let ack = raw.publish_acked(2, QoS::ExactlyOnce, "shop/1/cmd").await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    let got = raw.publish_in().await;
+    assert_eq!(got.topic, "shop/1/cmd");
+    raw.release(2).await;
+    broker.shutdown().await;
+}
+
+/// "If the value of Request Problem Information is 0, the Server MAY return a Reason String
+/// or User Properties on a CONNACK or DISCONNECT packet, but MUST NOT send a Reason String or
+/// User Properties on any packet other than PUBLISH, CONNACK, or DISCONNECT" [MQTT-3.1.2-29]:
+/// its refusals carry their reason codes without words; a client that did not set it gets
+/// them with a Reason String (3.4.2.2.2, 3.9.2.1.1).
+#[tokio::test]
+async fn request_problem_information_0_keeps_reason_strings_off_acknowledgements() {
+    for (asked, words) in [(None, true), (Some(0), false)] {
+        let properties = match asked {
+            Some(n) => {
+                Properties::build([Property::Byte(PropertyId::RequestProblemInformation, n)])
+                    .expect("properties")
+            }
+            None => Properties::new(),
+        };
+        let (broker, mut raw) = limited_client(properties).await;
+        let ack = raw.publish_acked(1, QoS::AtLeastOnce, "other/t").await;
+        assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+        assert_eq!(reason_string(&ack.properties).is_some(), words, "PUBACK");
+        raw.send(Packet::Subscribe(Subscribe {
+            packet_id: pid(2),
+            properties: Properties::new(),
+            filters: vec![Subscription {
+                filter: ByteStr::from_static("other/#"),
+                options: qos(QoS::AtMostOnce),
+            }],
+        }))
+        .await;
+        match raw.recv().await {
+            Some(Packet::SubAck(ack)) => {
+                assert_eq!(ack.reasons, [ReasonCode::NotAuthorized]);
+                assert_eq!(reason_string(&ack.properties).is_some(), words, "SUBACK");
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+        broker.shutdown().await;
+    }
+}
+
+/// "The Server MAY ... send a Reason String" in its DISCONNECT (3.14.2.2.3): the broker says
+/// in words why it closes, whatever Request Problem Information says [MQTT-3.1.2-29 allows
+/// it on DISCONNECT].
+#[tokio::test]
+async fn the_brokers_disconnect_says_why_in_a_reason_string() {
+    let broker = start().await;
+    let connect = with_properties(
+        "wordy",
+        [Property::Byte(PropertyId::RequestProblemInformation, 0)],
+    );
+    let (mut raw, _) = Raw5::connect_with(&broker, connect).await;
+    raw.publish_aliased("", 3, b"x").await;
+    match raw.recv().await {
+        Some(Packet::Disconnect(d)) => {
+            assert_eq!(d.reason, ReasonCode::ProtocolError);
+            assert_eq!(
+                reason_string(&d.properties),
+                Some("topic alias used before it was set")
+            );
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    broker.shutdown().await;
+}
+
+/// Server Keep Alive: "If the Server sends a Server Keep Alive on the CONNACK packet, the
+/// Client MUST use this value instead of the Keep Alive value the Client sent on CONNECT"
+/// [MQTT-3.2.2-21], and the broker holds the client to it (a silent client is closed after
+/// 1.5 times it with DISCONNECT 0x8D, 3.1.2.10); a client asking
+/// for no more than `[mqtt5] max_keep_alive` keeps its own: "If the Server does not send the
+/// Server Keep Alive, the Server MUST use the Keep Alive value set by the Client on CONNECT"
+/// [MQTT-3.2.2-22].
+#[tokio::test]
+async fn server_keep_alive_bounds_the_clients_keep_alive() {
+    let mut config = BrokerConfig::ephemeral();
+    config.mqtt5.max_keep_alive = 1;
+    let broker = start_with(config).await;
+    let keep_alive = |raw: &v5::ConnAck| {
+        raw.properties
+            .get(PropertyId::ServerKeepAlive)
+            .and_then(|p| p.as_u32())
+    };
+    for (id, asked) in [("ka-none", 0), ("ka-long", 600)] {
+        let connect = v5::Connect {
+            clean_start: true,
+            keep_alive: asked,
+            client_id: ByteStr::from_static(id),
+            ..v5::Connect::default()
+        };
+        let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+        assert_eq!(keep_alive(&ack), Some(1), "{id}");
+        raw.expect_disconnect(ReasonCode::KeepAliveTimeout).await;
+    }
+    let connect = v5::Connect {
+        clean_start: true,
+        keep_alive: 1,
+        client_id: ByteStr::from_static("ka-short"),
+        ..v5::Connect::default()
+    };
+    let (_raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(keep_alive(&ack), None, "its own keep-alive stands");
+    broker.shutdown().await;
+}
+
+/// Response Information: "If the Request Response Information is 0, the Server MUST NOT
+/// return Response Information" [MQTT-3.1.2-28]; asked with 1, the CONNACK carries the
+/// configured prefix and the client id (3.2.2.3.15).
+#[tokio::test]
+async fn response_information_is_given_only_when_asked_for() {
+    let mut config = BrokerConfig::ephemeral();
+    config.mqtt5.response_information = Some("reply/".to_owned());
+    let broker = start_with(config).await;
+    let info = |ack: &v5::ConnAck| {
+        ack.properties
+            .get(PropertyId::ResponseInformation)
+            .and_then(|p| p.as_str().map(str::to_owned))
+    };
+    let asking = with_properties(
+        "asker",
+        [Property::Byte(PropertyId::RequestResponseInformation, 1)],
+    );
+    let (_a, ack) = Raw5::connect_with(&broker, asking).await;
+    assert_eq!(info(&ack).as_deref(), Some("reply/asker"));
+    let not_asking = with_properties(
+        "quiet",
+        [Property::Byte(PropertyId::RequestResponseInformation, 0)],
+    );
+    let (_b, ack) = Raw5::connect_with(&broker, not_asking).await;
+    assert_eq!(info(&ack), None);
+    let (_c, ack) = Raw5::connect_with(&broker, with_properties("plain", [])).await;
+    assert_eq!(info(&ack), None, "absent counts as 0");
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ retained expiry, No Local offline
+
+/// A retained message's own Message Expiry Interval holds at subscribe too: "If the
+/// Message Expiry Interval has passed and the Server has not managed to start onward
+/// delivery to a matching subscriber, then it MUST delete the copy of the message for that
+/// subscriber" [MQTT-3.3.2-5], and one still alive carries "the received value minus the
+/// time that the message has been waiting in the Server" [MQTT-3.3.2-6] (3.3.2.3.3: a
+/// retained message is no longer sent once its interval passed).
+#[tokio::test]
+async fn an_expired_retained_message_is_not_sent_at_subscribe() {
+    let broker = start().await;
+    let (mut publisher, _) = Raw5::connect(&broker, "ret-exp-pub", true, 0).await;
+    for (topic, expiry) in [("rexp/gone", 1), ("rexp/kept", 100)] {
+        let mut p = Publish::new(
+            QoS::AtMostOnce,
+            None,
+            ByteStr::from_static(topic),
+            Bytes::from_static(b"r"),
+        );
+        p.retain = true;
+        p.properties.message_expiry_interval = Some(expiry);
+        publisher.send(Packet::Publish(p)).await;
+    }
+    publisher.ping().await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let (mut late, _) = Raw5::connect(&broker, "ret-exp-sub", true, 0).await;
+    late.subscribe(1, &[("rexp/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let got = late.publish_in().await;
+    assert_eq!(got.topic, "rexp/kept");
+    let left = got.properties.message_expiry_interval.expect("expiry");
+    assert!((95..100).contains(&left), "{left} s left of 100");
+    late.expect_nothing(Duration::from_millis(300)).await;
+    // A 3.1.1 subscriber does not get the expired one either.
+    let mut old = Client::connect(&broker, "ret-exp-v3", true).await;
+    subscribe(&mut old, "rexp/gone", rumqttc::QoS::AtMostOnce).await;
+    old.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
+/// No Local holds for a session that is offline too: "Application Messages MUST NOT be
+/// forwarded to a connection with a ClientID equal to the ClientID of the publishing
+/// connection" [MQTT-3.8.3-3]; the client's own will, published while its session waits
+/// offline, is not queued for it (another subscriber gets it).
+#[tokio::test]
+async fn no_local_keeps_a_clients_own_will_out_of_its_offline_session() {
+    let broker = start().await;
+    let mut watcher = Client::connect(&broker, "nl-watcher", true).await;
+    subscribe(&mut watcher, "nlw/#", rumqttc::QoS::AtLeastOnce).await;
+    let mut connect = with_properties(
+        "nl-self",
+        [Property::FourByteInt(
+            PropertyId::SessionExpiryInterval,
+            300,
+        )],
+    );
+    connect.will = Some(v5::Will {
+        topic: ByteStr::from_static("nlw/gone"),
+        payload: Bytes::from_static(b"bye"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Properties::new(),
+    });
+    let (mut me, _) = Raw5::connect_with(&broker, connect).await;
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..qos(QoS::AtLeastOnce)
+    };
+    me.subscribe(1, &[("nlw/#", options)], None).await;
+    me.send(Packet::Disconnect(v5::ReasonAndProperties {
+        reason: ReasonCode::DisconnectWithWillMessage,
+        properties: Properties::new(),
+    }))
+    .await;
+    assert_eq!(me.recv().await, None, "closed after DISCONNECT");
+    assert_eq!(watcher.next().await.topic, "nlw/gone", "the will went out");
+    let (mut back, present) = Raw5::connect(&broker, "nl-self", false, 300).await;
+    assert!(present);
+    back.expect_nothing(Duration::from_millis(500)).await;
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ enhanced authentication
+
+/// A challenge method for the tests: the CONNECT (or re-authenticating AUTH) must carry
+/// `hello`, the broker challenges with `nonce`, the answer must be `nonce+secret`; success
+/// says `welcome`.
+struct Challenge;
+
+struct ChallengeExchange {
+    challenged: bool,
+}
+
+impl mqgate_broker::EnhancedAuth for Challenge {
+    fn method(&self) -> &str {
+        "challenge"
+    }
+
+    fn start(&self, _client_id: &str) -> Box<dyn mqgate_broker::AuthExchange> {
+        Box::new(ChallengeExchange { challenged: false })
+    }
+}
+
+impl mqgate_broker::AuthExchange for ChallengeExchange {
+    fn step(&mut self, data: Option<&[u8]>) -> mqgate_broker::AuthStep {
+        use mqgate_broker::AuthStep;
+        match (self.challenged, data) {
+            (false, Some(b"hello")) => {
+                self.challenged = true;
+                AuthStep::Continue(Some(Bytes::from_static(b"nonce")))
+            }
+            (true, Some(b"nonce+secret")) => {
+                AuthStep::Success(Some(Bytes::from_static(b"welcome")))
+            }
+            _ => AuthStep::Failure,
+        }
+    }
+}
+
+async fn start_with_challenge() -> BrokerHandle {
+    mqgate_broker::Broker::builder()
+        .config(BrokerConfig::ephemeral())
+        .enhanced_auth(Challenge)
+        .build()
+        .start()
+        .await
+        .expect("broker starts")
+}
+
+/// Authentication Method `method` and Authentication Data `data`.
+fn auth_properties(method: &'static str, data: &'static [u8]) -> Properties {
+    Properties::build([
+        Property::Utf8(PropertyId::AuthenticationMethod, method),
+        Property::Binary(PropertyId::AuthenticationData, data),
+    ])
+    .expect("properties")
+}
+
+fn auth_data(properties: &Properties) -> Option<Vec<u8>> {
+    match properties.get(PropertyId::AuthenticationData) {
+        Some(Property::Binary(_, data)) => Some(data.to_vec()),
+        _ => None,
+    }
+}
+
+impl Raw5 {
+    /// Sends AUTH `reason` with `data` under the method `challenge`.
+    async fn auth(&mut self, reason: ReasonCode, data: &'static [u8]) {
+        self.send(Packet::Auth(v5::ReasonAndProperties {
+            reason,
+            properties: auth_properties("challenge", data),
+        }))
+        .await;
+    }
+
+    /// Connects as `id` with keep-alive `keep_alive` through the `challenge` method,
+    /// answering its challenge right; expects success.
+    async fn connect_challenged(broker: &BrokerHandle, id: &'static str, keep_alive: u16) -> Raw5 {
+        let mut connect = with_properties(id, []);
+        connect.keep_alive = keep_alive;
+        connect.properties = auth_properties("challenge", b"hello");
+        let mut raw = Raw5::open(broker).await;
+        raw.send(Packet::Connect(Box::new(connect))).await;
+        raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+            .await;
+        raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+            .await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, ReasonCode::Success),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        raw
+    }
+
+    /// Expects an AUTH of `reason` under the method `challenge` carrying `data`.
+    async fn expect_auth(&mut self, reason: ReasonCode, data: &[u8]) {
+        match self.recv().await {
+            Some(Packet::Auth(a)) => {
+                assert_eq!(a.reason, reason);
+                assert_eq!(
+                    a.properties
+                        .get(PropertyId::AuthenticationMethod)
+                        .and_then(|p| p.as_str()),
+                    Some("challenge"),
+                    "the same method throughout (MQTT-4.12.0-5)"
+                );
+                assert_eq!(auth_data(&a.properties).as_deref(), Some(data));
+            }
+            other => panic!("expected AUTH {reason:?}, got {other:?}"),
+        }
+    }
+}
+
+/// Enhanced authentication: "If the Server requires additional information to complete the
+/// authentication, it can send an AUTH packet to the Client. This packet MUST contain a
+/// Reason Code of 0x18 (Continue authentication)" [MQTT-4.12.0-2]; the client answers with
+/// AUTH 0x18 [MQTT-4.12.0-3] under the same method [MQTT-4.12.0-5], and the CONNACK of a
+/// success carries the method and its data (4.12). A wrong answer: "The Server can reject
+/// the authentication at any point in this process. It MAY send a CONNACK with a Reason
+/// Code of 0x80 or above ... and MUST close the Network Connection" [MQTT-4.12.0-4]; a
+/// method the broker does not have: CONNACK 0x8C and close [MQTT-4.12.0-1].
+#[tokio::test]
+async fn enhanced_authentication_exchanges_auth_packets_before_the_connack() {
+    let broker = start_with_challenge().await;
+    for (answer, accepted) in [(&b"nonce+secret"[..], true), (&b"wrong"[..], false)] {
+        let mut raw = Raw5::open(&broker).await;
+        let mut connect = with_properties("enhanced", []);
+        connect.properties = auth_properties("challenge", b"hello");
+        raw.send(Packet::Connect(Box::new(connect))).await;
+        raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+            .await;
+        raw.send(Packet::Auth(v5::ReasonAndProperties {
+            reason: ReasonCode::ContinueAuthentication,
+            properties: Properties::build([
+                Property::Utf8(PropertyId::AuthenticationMethod, "challenge"),
+                Property::Binary(PropertyId::AuthenticationData, answer),
+            ])
+            .expect("properties"),
+        }))
+        .await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) if accepted => {
+                assert_eq!(ack.reason, ReasonCode::Success);
+                assert_eq!(
+                    ack.properties
+                        .get(PropertyId::AuthenticationMethod)
+                        .and_then(|p| p.as_str()),
+                    Some("challenge")
+                );
+                assert_eq!(auth_data(&ack.properties).as_deref(), Some(&b"welcome"[..]));
+                raw.ping().await;
+            }
+            Some(Packet::ConnAck(ack)) => {
+                assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+                assert_eq!(raw.recv().await, None, "closed after the refusal");
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+    let mut unknown = with_properties("unknown-method", []);
+    unknown.properties = auth_properties("kerberos", b"x");
+    let (mut raw, ack) = Raw5::connect_with(&broker, unknown).await;
+    assert_eq!(ack.reason, ReasonCode::BadAuthenticationMethod);
+    assert_eq!(raw.recv().await, None, "closed after the refusal");
+    broker.shutdown().await;
+}
+
+/// Re-authentication: "If the Client supplied an Authentication Method in the CONNECT packet
+/// it can initiate a re-authentication at any time after receiving a CONNACK. It does this by
+/// sending an AUTH packet with a Reason Code of 0x19 (Re-authentication). The Client MUST
+/// set the Authentication Method to the same value" [MQTT-4.12.1-1]; the exchange ends with
+/// AUTH 0x00, and the connection goes on. "If the re-authentication fails, the Client or
+/// Server SHOULD send DISCONNECT with an appropriate Reason Code" [MQTT-4.12.1-2]: 0x87.
+/// A client that connected without a method and sends AUTH breaks the protocol
+/// [MQTT-4.12.0-6]: DISCONNECT 0x82.
+#[tokio::test]
+async fn re_authentication_runs_the_exchange_again_while_connected() {
+    let broker = start_with_challenge().await;
+    let mut raw = Raw5::connect_challenged(&broker, "reauth", 30).await;
+    raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
+    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+        .await;
+    raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+        .await;
+    raw.expect_auth(ReasonCode::Success, b"welcome").await;
+    raw.ping().await;
+    raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
+    raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+        .await;
+    raw.auth(ReasonCode::ContinueAuthentication, b"guess").await;
+    raw.expect_disconnect(ReasonCode::NotAuthorized).await;
+    let (mut plain, _) = Raw5::connect(&broker, "no-method", true, 0).await;
+    plain.auth(ReasonCode::ReAuthenticate, b"hello").await;
+    plain.expect_disconnect(ReasonCode::ProtocolError).await;
+    broker.shutdown().await;
+}
+
+/// An AUTH counts for the keep-alive like any other control packet: the broker closes a
+/// client only if it sends nothing "within one and a half times the Keep Alive time period"
+/// (3.1.2.10). A client with a keep-alive of 1 s that sends only AUTH packets, 400 ms apart,
+/// for longer than 1.5 s stays connected.
+#[tokio::test]
+async fn auth_packets_keep_the_connection_alive() {
+    let broker = start_with_challenge().await;
+    let mut raw = Raw5::connect_challenged(&broker, "reauth-alive", 1).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        raw.auth(ReasonCode::ReAuthenticate, b"hello").await;
+        raw.expect_auth(ReasonCode::ContinueAuthentication, b"nonce")
+            .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        raw.auth(ReasonCode::ContinueAuthentication, b"nonce+secret")
+            .await;
+        raw.expect_auth(ReasonCode::Success, b"welcome").await;
+    }
+    raw.ping().await;
+    broker.shutdown().await;
+}
+
+// ------------------------------------------------------------------ shared subscriptions
+
+/// Reads PUBLISHes from `raw` until nothing more comes for a while (at most `max`).
+async fn drain_publishes(raw: &mut Raw5, max: usize) -> Vec<Publish> {
+    let mut got = Vec::new();
+    while got.len() < max {
+        match raw.recv_within(Duration::from_millis(500)).await {
+            Ok(Some(Packet::Publish(p))) => got.push(p),
+            Ok(other) => panic!("expected PUBLISH, got {other:?}"),
+            Err(()) => break,
+        }
+    }
+    got
+}
+
+/// Shared subscriptions (MQTT 5.0 4.8.2): "each message matching the Shared Subscription is
+/// sent to only one of the Sessions that are subscribed", while the CONNACK announces
+/// "Shared Subscription Available" (3.2.2.3.15) and the SUBACK grants the QoS asked for
+/// [MQTT-3.8.4-7].
+#[tokio::test]
+async fn a_shared_subscription_gives_each_message_to_one_member() {
+    let broker = start().await;
+    let mut members = Vec::new();
+    for id in ["member-a", "member-b"] {
+        let (mut raw, _) = Raw5::connect(&broker, id, true, 0).await;
+        let reasons = raw
+            .subscribe(
+                1,
+                &[("$share/workers/jobs/+", qos(QoS::AtLeastOnce))],
+                Some(5),
+            )
+            .await;
+        assert_eq!(reasons, [ReasonCode::GrantedQoS1]);
+        members.push(raw);
+    }
+    let publisher = Client5::connect(&broker, "job-source").await;
+    for n in 0..10u8 {
+        publisher
+            .client
+            .publish(
+                "jobs/x",
+                rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+                false,
+                vec![n],
+            )
+            .await
+            .expect("queued");
+    }
+    let mut all = Vec::new();
+    for member in &mut members {
+        let got = drain_publishes(member, 20).await;
+        assert!(!got.is_empty(), "every member gets a share");
+        for p in got {
+            // The shared subscription's identifier comes with each (MQTT-3.3.4-3).
+            assert_eq!(
+                p.properties.subscription_identifiers,
+                [NonZeroU32::MIN.saturating_add(4)]
+            );
+            all.push(p.payload.to_vec());
+        }
+    }
+    all.sort();
+    let sent: Vec<Vec<u8>> = (0..10u8).map(|n| vec![n]).collect();
+    assert_eq!(all, sent, "each message once, to one member");
+    publisher.task.abort();
+    broker.shutdown().await;
+}
+
+/// An MQTT 5 member and a 3.1.1 member of the same `$share/{ShareName}/{filter}` form one
+/// group (the broker's shared groups are the same for both protocol versions): "each message
+/// matching the Shared Subscription is sent to only one of the Sessions" (4.8.2).
+#[tokio::test]
+async fn mqtt5_and_v311_members_share_one_group() {
+    let broker = start().await;
+    let (mut v5_member, _) = Raw5::connect(&broker, "mixed-v5", true, 0).await;
+    v5_member
+        .subscribe(1, &[("$share/mixed/mx/t", qos(QoS::AtMostOnce))], None)
+        .await;
+    let mut v3_member = Client::connect(&broker, "mixed-v3", true).await;
+    subscribe(
+        &mut v3_member,
+        "$share/mixed/mx/t",
+        rumqttc::QoS::AtMostOnce,
+    )
+    .await;
+    let (mut publisher, _) = Raw5::connect(&broker, "mixed-pub", true, 0).await;
+    const PAYLOADS: [&[u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
+    for payload in PAYLOADS {
+        publisher.publish("mx/t", payload, false).await;
+    }
+    publisher.ping().await;
+    let mut all: Vec<Vec<u8>> = drain_publishes(&mut v5_member, 10)
+        .await
+        .into_iter()
+        .map(|p| p.payload.to_vec())
+        .collect();
+    let v5_share = all.len();
+    while let Ok(Some(p)) = timeout(Duration::from_millis(500), v3_member.publishes.recv()).await {
+        all.push(p.payload.to_vec());
+    }
+    assert!(
+        v5_share > 0 && all.len() > v5_share,
+        "both members get a share"
+    );
+    all.sort();
+    assert_eq!(all, PAYLOADS.map(<[u8]>::to_vec), "each message once");
+    broker.shutdown().await;
+}
+
+/// "It is a Protocol Error to set the No Local bit to 1 on a Shared Subscription"
+/// [MQTT-3.8.3-4]: the broker closes with DISCONNECT 0x82 (4.13).
+#[tokio::test]
+async fn no_local_on_a_shared_subscription_is_a_protocol_error() {
+    let broker = start().await;
+    let (mut raw, _) = Raw5::connect(&broker, "nl-share", true, 0).await;
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..qos(QoS::AtMostOnce)
+    };
+    raw.send(Packet::Subscribe(Subscribe {
+        packet_id: pid(1),
+        properties: Properties::new(),
+        filters: vec![Subscription {
+            filter: ByteStr::from_static("$share/g/nl/t"),
+            options,
+        }],
+    }))
+    .await;
+    raw.expect_disconnect(ReasonCode::ProtocolError).await;
+    broker.shutdown().await;
+}
+
+/// Retained messages are not sent when a Shared Subscription is made (MQTT 5.0 4.8.2, and
+/// 3.3.1.3: retained messages are sent "when the subscription is established" only for
+/// non-shared ones); a plain subscription to the same topic does get it [MQTT-3.3.1-9].
+#[tokio::test]
+async fn retained_messages_are_not_sent_on_a_shared_subscription() {
+    let broker = start().await;
+    let (mut publisher, _) = Raw5::connect(&broker, "ret-pub", true, 0).await;
+    publisher.publish("shr/r", b"kept", true).await;
+    publisher.ping().await;
+    let (mut member, _) = Raw5::connect(&broker, "ret-member", true, 0).await;
+    let reasons = member
+        .subscribe(1, &[("$share/g/shr/r", qos(QoS::AtMostOnce))], None)
+        .await;
+    assert_eq!(reasons, [ReasonCode::Success]);
+    member.expect_nothing(Duration::from_millis(300)).await;
+    member
+        .subscribe(2, &[("shr/r", qos(QoS::AtMostOnce))], None)
+        .await;
+    let got = member.publish_in().await;
+    assert!(got.retain);
+    assert_eq!(&got.payload[..], b"kept");
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ DISCONNECT and the will
 
 /// "On receipt of DISCONNECT with a Reason Code of 0x00 (Success) the Server MUST discard
@@ -921,6 +1623,133 @@ async fn disconnect_with_0x04_publishes_the_will_and_0x00_does_not() {
             watcher.expect_nothing(Duration::from_millis(300)).await;
         }
     }
+    broker.shutdown().await;
+}
+
+/// "The Server MUST send ... unaltered" the will's Payload Format Indicator, Content Type,
+/// Response Topic, Correlation Data and User Properties as a PUBLISH's [MQTT-3.3.2-4, -20,
+/// -15, -16, -17], and its Message Expiry Interval is "the lifetime of the Will Message ...
+/// when the Server publishes" it (3.1.3.2.4): rumqttc's v5 will, its client gone abruptly.
+#[tokio::test]
+async fn a_will_carries_its_properties_and_expiry() {
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
+    let broker = start().await;
+    let mut watcher = Client5::connect(&broker, "will-watcher").await;
+    watcher
+        .subscribe("wprops/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await;
+    let addr = tcp_addr(&broker);
+    let mut options = MqttOptions::new("will-props", addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let properties = LastWillProperties {
+        delay_interval: None,
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(100),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("wprops/reply".into()),
+        correlation_data: Some(Bytes::from_static(b"\x07")),
+        user_properties: vec![("z".into(), "1".into()), ("y".into(), "2".into())],
+    };
+    options.set_last_will(LastWill::new(
+        "wprops/gone",
+        "bye",
+        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        false,
+        Some(properties),
+    ));
+    let leaving = Client5::with_options(options).await;
+    drop(leaving); // the socket closes without DISCONNECT
+    let got = watcher.next().await;
+    assert_eq!(&got.payload[..], b"bye");
+    let p = got.properties.expect("will properties forwarded");
+    assert_eq!(p.payload_format_indicator, Some(1));
+    assert_eq!(p.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(p.response_topic.as_deref(), Some("wprops/reply"));
+    assert_eq!(p.correlation_data.as_deref(), Some(&b"\x07"[..]));
+    assert_eq!(
+        p.user_properties,
+        vec![
+            ("z".to_string(), "1".to_string()),
+            ("y".to_string(), "2".to_string())
+        ]
+    );
+    let left = p.message_expiry_interval.expect("expiry forwarded");
+    assert!((95..=100).contains(&left), "{left} s left of 100");
+    broker.shutdown().await;
+}
+
+/// A CONNECT as `id` with a will on `will/{id}` (QoS 1) delayed `delay` seconds, Clean Start
+/// `clean` and the Session Expiry Interval `expiry`.
+fn delayed_will(id: &'static str, clean: bool, expiry: u32, delay: u32) -> v5::Connect {
+    let mut connect = with_properties(
+        id,
+        [Property::FourByteInt(
+            PropertyId::SessionExpiryInterval,
+            expiry,
+        )],
+    );
+    connect.clean_start = clean;
+    connect.will = Some(v5::Will {
+        topic: ByteStr::try_from(format!("will/{id}")).expect("topic"),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Properties::build([Property::FourByteInt(
+            PropertyId::WillDelayInterval,
+            delay,
+        )])
+        .expect("properties"),
+    });
+    connect
+}
+
+/// "The Server delays publishing the Client's Will Message until the Will Delay Interval has
+/// passed or the Session ends, whichever happens first. If a new Network Connection to this
+/// Session is made before the Will Delay Interval has passed, the Server MUST NOT send the
+/// Will Message" [MQTT-3.1.3-9]: a will of 1 s waits that long, and one whose session
+/// resumes within it is never sent.
+#[tokio::test]
+async fn a_delayed_will_waits_and_is_not_sent_if_the_session_resumes() {
+    let broker = start().await;
+    let mut watcher = Client::connect(&broker, "delay-watcher", true).await;
+    subscribe(&mut watcher, "will/#", rumqttc::QoS::AtLeastOnce).await;
+    // Resumed within the delay: never sent.
+    let (raw, ack) = Raw5::connect_with(&broker, delayed_will("wd-back", true, 60, 1)).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    drop(raw);
+    let (mut back, ack) = Raw5::connect_with(&broker, delayed_will("wd-back", false, 60, 1)).await;
+    assert!(ack.session_present);
+    watcher.expect_nothing(Duration::from_millis(1_800)).await;
+    back.ping().await;
+    // Not resumed: sent once the delay passed, not before.
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wd-late", true, 60, 1)).await;
+    drop(raw);
+    watcher.expect_nothing(Duration::from_millis(500)).await;
+    let got = watcher.next().await;
+    assert_eq!(got.topic, "will/wd-late");
+    broker.shutdown().await;
+}
+
+/// The will is published when its session ends before the Will Delay Interval passed
+/// [MQTT-3.1.2-8]: a Session Expiry Interval of 1 s ends it after 1 s (not at once, not after
+/// the 60 s delay), and a reconnection with Clean Start 1 ends it at once (3.1.2.4).
+#[tokio::test]
+async fn a_delayed_will_is_sent_when_its_session_ends_first() {
+    let broker = start().await;
+    let mut watcher = Client::connect(&broker, "end-watcher", true).await;
+    subscribe(&mut watcher, "will/#", rumqttc::QoS::AtLeastOnce).await;
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wd-expires", true, 1, 60)).await;
+    drop(raw);
+    watcher.expect_nothing(Duration::from_millis(500)).await;
+    let got = watcher.next().await;
+    assert_eq!(got.topic, "will/wd-expires");
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wd-clean", true, 60, 60)).await;
+    drop(raw);
+    watcher.expect_nothing(Duration::from_millis(300)).await;
+    let (mut again, _) = Raw5::connect_with(&broker, delayed_will("wd-clean", true, 60, 60)).await;
+    let got = watcher.next().await;
+    assert_eq!(got.topic, "will/wd-clean");
+    again.ping().await;
     broker.shutdown().await;
 }
 

@@ -554,6 +554,17 @@ impl Session {
         }
     }
 
+    /// The client sent a packet its driver handles without the session (an MQTT 5 AUTH): the
+    /// keep-alive deadline moves as for any packet the session handles, since any control
+    /// packet counts as the client's sign of life.
+    pub fn client_activity(&mut self, now: u64) {
+        if let Some(link) = self.link.as_mut() {
+            if link.keep_alive_ms > 0 && !link.disconnected {
+                link.deadline = NonZeroU64::new(now.saturating_add(link.keep_alive_ms.into()));
+            }
+        }
+    }
+
     /// Time passed: checks the keep-alive and releases the next batch when one is due. Call
     /// it when the instant of [`poll_timeout`](Self::poll_timeout) is reached (earlier is
     /// harmless).

@@ -29,6 +29,26 @@ fn keep_alive_expires_at_one_and_a_half_times_and_activity_resets_it() {
 }
 
 #[test]
+fn activity_the_driver_reports_moves_the_keep_alive_deadline() {
+    let mut s = session(SessionConfig::default());
+    let _ = s
+        .connect(&connect_packet(false, 10), 1_000)
+        .expect("offline");
+    s.client_activity(12_000);
+    assert_eq!(s.poll_timeout(), Some(27_000));
+    assert_eq!(
+        transmits(&mut s).last(),
+        Some(&Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: mqgate_codec::ConnectReturnCode::Accepted,
+        })),
+        "nothing sent for it"
+    );
+    s.handle_timeout(26_999);
+    assert_eq!(events(&mut s), []);
+}
+
+#[test]
 fn keep_alive_zero_means_no_deadline() {
     let mut s = session(SessionConfig::default());
     let _ = s.connect(&connect_packet(false, 0), 0).expect("offline");

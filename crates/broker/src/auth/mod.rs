@@ -4,10 +4,12 @@
 //! signature, token and device-credential modes over the AccessKeys of `[auth]` and the
 //! durable registry), [`AllowAnonymous`], [`DenyAll`], or an embedder's. It answers with the
 //! connection's [`Grants`], which then decide every PUBLISH and SUBSCRIBE (the rules:
-//! `docs/authentication.md` in the repository).
+//! `docs/authentication.md` in the repository). MQTT 5 clients may also go through an
+//! [`EnhancedAuth`] method an embedder registered, on top of it.
 
 mod access;
 mod configured;
+mod enhanced;
 mod watch;
 
 use std::borrow::Cow;
@@ -16,7 +18,10 @@ use std::net::SocketAddr;
 use mqgate_auth::{AccessPolicy, AuthMethod, Grants};
 use mqgate_codec::{Connect, ConnectReturnCode};
 
+pub use enhanced::{AuthExchange, AuthStep, EnhancedAuth};
 pub use mqgate_auth::Authenticated;
+
+pub(crate) use enhanced::EnhancedMethods;
 
 pub(crate) use access::{admit, may_publish, may_subscribe};
 pub(crate) use configured::{Access, CoreAuth};

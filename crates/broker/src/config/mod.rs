@@ -78,6 +78,32 @@ pub struct BrokerConfig {
     /// The cloud SDK endpoint's queues (the `[amqp]` section): which exist from start-up,
     /// and their bounds.
     pub amqp: AmqpSettings,
+    /// What the broker tells MQTT 5 clients in its CONNACK (the `[mqtt5]` section).
+    pub mqtt5: Mqtt5Settings,
+}
+
+/// What the broker tells MQTT 5 clients in its CONNACK (the `[mqtt5]` section).
+///
+/// ```
+/// use mqgate_broker::BrokerConfig;
+/// let config = BrokerConfig::from_toml_str(
+///     "[mqtt5]\nmax_keep_alive = 120\nresponse_information = \"reply/\"",
+/// )?;
+/// assert_eq!(config.mqtt5.max_keep_alive, 120);
+/// assert_eq!(config.mqtt5.response_information.as_deref(), Some("reply/"));
+/// # Ok::<(), mqgate_broker::BrokerError>(())
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mqtt5Settings {
+    /// The longest keep-alive, in seconds, an MQTT 5 client may use; 0 (the default): no
+    /// maximum. A client asking for more, or for none (0), gets this one in the CONNACK's
+    /// Server Keep Alive, and the broker holds it to it.
+    pub max_keep_alive: u16,
+    /// The prefix of the Response Information the CONNACK carries for a client that asks for
+    /// it (Request Response Information 1): the prefix followed by the client id, a basis for
+    /// the client's response topics. Unset (the default): none is given.
+    pub response_information: Option<String>,
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.
@@ -108,6 +134,7 @@ impl Default for BrokerConfig {
             rocketmq: None,
             trace: TraceSettings::default(),
             amqp: AmqpSettings::default(),
+            mqtt5: Mqtt5Settings::default(),
         }
     }
 }

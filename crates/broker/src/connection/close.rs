@@ -162,6 +162,14 @@ impl CloseReason {
         })
     }
 
+    /// What the Reason String of the broker's DISCONNECT says.
+    pub(crate) fn reason_string(&self) -> String {
+        match self {
+            CloseReason::ProtocolV5(_, what) => (*what).to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     /// The trace's action and reason for a connection that ended this way: `disconnect` when
     /// the client sent DISCONNECT, `close` otherwise.
     pub(crate) fn trace(&self) -> (Action, Info) {

@@ -16,6 +16,7 @@ use mqgate_trace::{Action, Info};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::close::CloseReason;
+use super::enhanced::{self, Authenticated5};
 use super::online::Online;
 use super::v5::{self, V5State};
 use super::ConnCtx;
@@ -59,14 +60,10 @@ where
         Err(_) => Err(CloseReason::ConnectTimeout),
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(AnyPacket::V3(Packet::Connect(connect))))) => Ok((connect, None)),
-        Ok(Ok(Some(AnyPacket::V5(wire5::Packet::Connect(connect))))) => match v5::terms(&connect) {
-            Ok((as_v3, terms)) => Ok((Box::new(as_v3), Some(terms))),
-            Err(code) => {
-                tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT 5 CONNECT refused");
-                refuse_v5(io, &ctx, code).await;
-                return None;
-            }
-        },
+        Ok(Ok(Some(AnyPacket::V5(wire5::Packet::Connect(connect))))) => {
+            let (as_v3, terms) = v5::terms(&connect, &ctx.mqtt5);
+            Ok((Box::new(as_v3), Some(terms)))
+        }
         Ok(Ok(Some(AnyPacket::V3(other)))) => Err(CloseReason::NotConnect(other.name())),
         Ok(Ok(Some(AnyPacket::V5(other)))) => Err(CloseReason::NotConnect(other.name())),
         // A protocol level we do not speak is answered, not just closed (MQTT-3.1.2-2); any
@@ -82,14 +79,42 @@ where
         }
         Ok(Err(error)) => Err(CloseReason::from(error)),
     };
-    let (connect, v5_terms) = match first {
+    let (connect, mut v5_terms) = match first {
         Ok(first) => first,
         Err(reason) => {
             reason.report(&peer.to_string(), &ctx.core.metrics);
             return None;
         }
     };
-    match accept(io, peer, &ctx, &connect, v5_terms).await {
+    let is_v5 = v5_terms.is_some();
+    let mut enhanced = None;
+    if let Some((method, data)) = v5_terms.as_mut().and_then(|t| t.authentication.take()) {
+        // MQTT 5 enhanced authentication: its AUTH exchange comes before the CONNACK, within
+        // the connect timeout.
+        let client = connect.client_id.as_str();
+        let exchange = enhanced::connect_exchange(
+            &mut io,
+            &ctx.enhanced,
+            client,
+            method,
+            data,
+            limits.connect_timeout,
+        );
+        match tokio::time::timeout(limits.connect_timeout, exchange).await {
+            Ok(Ok(done)) => enhanced = Some(done),
+            Ok(Err(Some(code))) => {
+                tracing::info!(%peer, %client, ?code, "MQTT 5 enhanced authentication refused");
+                refuse_v5(io, &ctx, code).await;
+                return None;
+            }
+            Ok(Err(None)) => return None,
+            Err(_) => {
+                CloseReason::ConnectTimeout.report(&peer.to_string(), &ctx.core.metrics);
+                return None;
+            }
+        }
+    }
+    match accept(io, peer, &ctx, &connect, v5_terms, enhanced).await {
         Ok(online) => Some(online),
         Err((io, code, why)) => {
             tracing::info!(%peer, client = %connect.client_id, ?code, "CONNECT refused");
@@ -97,7 +122,7 @@ where
                 let channel = ctx.core.status.channels.next();
                 trace.device(Action::Connect, why, &connect.client_id.detached(), channel);
             }
-            if v5_terms.is_some() {
+            if is_v5 {
                 refuse_v5(io, &ctx, v5::refusal(code)).await;
             } else {
                 refuse(io, &ctx, code).await;
@@ -169,6 +194,7 @@ async fn accept<S>(
     ctx: &Arc<ConnCtx>,
     connect: &Connect,
     v5_terms: Option<v5::ClientTerms>,
+    enhanced: Option<Authenticated5>,
 ) -> Result<Online<S>, Refusal<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -176,7 +202,7 @@ where
     // MQTT 5: Clean Start only discards; the Session Expiry Interval says whether the
     // session outlives the connection.
     let clean_start = connect.clean_session;
-    let persistent = match v5_terms {
+    let persistent = match &v5_terms {
         Some(terms) => terms.expiry_s > 0,
         None => !connect.clean_session,
     };
@@ -229,6 +255,9 @@ where
         }
     };
     let resumed = stored.is_some();
+    // MQTT 5: a will waiting for its delay is not sent once the session resumes
+    // (MQTT-3.1.3-9); a Clean Start ends that session, which publishes it now.
+    core.wills.connected(&client, clean_start || !resumed);
     // Shutdown kicks every connection in the registry after it raised the flag: one that
     // attached too late for that sees the flag here, and kicks itself.
     if core.is_shutting_down() {
@@ -242,7 +271,7 @@ where
     let mut session =
         stored.unwrap_or_else(|| Box::new(Session::new(client_id, ctx.session_config)));
     let mut config = ctx.session_config;
-    if let Some(receive_maximum) = v5_terms.and_then(|t| t.receive_maximum) {
+    if let Some(receive_maximum) = v5_terms.as_ref().and_then(|t| t.receive_maximum) {
         // MQTT 5 flow control: no more QoS 1 and 2 PUBLISHes unacknowledged than the client
         // takes (MQTT-3.3.4-7).
         config.inflight_window = config.inflight_window.min(receive_maximum);
@@ -264,12 +293,25 @@ where
         let (expiry_s, client_max_packet) = (terms.expiry_s, terms.client_max_packet);
         session.set_protocol(wire5::PROTOCOL_LEVEL);
         session.set_expiry_interval_s(Some(expiry_s));
+        // Response Information: the configured prefix and the client id (3.2.2.3.15), only
+        // when asked for (MQTT-3.1.2-28).
+        let response_information = ctx
+            .mqtt5
+            .response_information
+            .as_ref()
+            .filter(|_| terms.wants_response_information)
+            .map(|prefix| format!("{prefix}{client}"));
         let announce = v5::Announce {
             receive_maximum: ctx.session_config.inflight_window,
             max_packet_size: u32::try_from(ctx.limits.max_packet_size).unwrap_or(u32::MAX),
+            assigned: connect.client_id.is_empty().then_some(&*client),
+            server_keep_alive: terms.server_keep_alive,
+            response_information: response_information.as_deref(),
+            authentication: enhanced
+                .as_ref()
+                .map(|e| (e.enhanced.name.as_str(), e.data.as_deref())),
         };
-        let assigned = connect.client_id.is_empty().then_some(&*client);
-        let properties = match v5::connack_properties(announce, assigned) {
+        let properties = match v5::connack_properties(announce) {
             Ok(properties) => properties,
             Err(error) => {
                 tracing::error!(%client, %error, "CONNACK properties not encodable");
@@ -285,6 +327,9 @@ where
             connect_expiry_s: expiry_s,
             client_max_packet,
             outbound_alias_max: terms.topic_alias_max,
+            will: terms.will,
+            problem_information: terms.problem_information,
+            enhanced: enhanced.map(|e| e.enhanced),
             ..V5State::default()
         }));
     } else {

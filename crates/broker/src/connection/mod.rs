@@ -6,6 +6,7 @@
 //! [`ConnCtx`] holds exactly that, shared by every connection of one broker.
 
 pub(crate) mod close;
+pub(crate) mod enhanced;
 pub(crate) mod handshake;
 pub(crate) mod online;
 pub(crate) mod v5;
@@ -21,8 +22,8 @@ use mqgate_topic::ClientIdRules;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 
-use crate::auth::Access;
-use crate::config::{BrokerConfig, Limits, TakeoverPolicy};
+use crate::auth::{Access, EnhancedMethods};
+use crate::config::{BrokerConfig, Limits, Mqtt5Settings, TakeoverPolicy};
 use crate::core::Core;
 use crate::Metrics;
 
@@ -68,6 +69,10 @@ pub(crate) struct ConnCtx {
     pub(crate) session_config: SessionConfig,
     pub(crate) client_id_rules: ClientIdRules,
     pub(crate) takeover: TakeoverPolicy,
+    /// What MQTT 5 clients are told in the CONNACK.
+    pub(crate) mqtt5: Mqtt5Settings,
+    /// The MQTT 5 enhanced authentication methods an embedder registered.
+    pub(crate) enhanced: EnhancedMethods,
 }
 
 impl std::fmt::Debug for ConnCtx {
@@ -94,6 +99,8 @@ impl ConnCtx {
             session_config: config.session.session_config(),
             client_id_rules: config.client_id_rules(),
             takeover: config.takeover,
+            mqtt5: config.mqtt5.clone(),
+            enhanced: EnhancedMethods::default(),
         }
     }
 }

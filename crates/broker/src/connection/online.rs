@@ -32,6 +32,7 @@ use crate::core::inbox::{self, Signal};
 use crate::core::persist;
 use crate::core::registry::{drain_drops, ClientCard, Delivery, Drops};
 use crate::core::router::RouteScratch;
+use crate::core::wills::WillTicket;
 use crate::core::{next_page, PageRead, Unsettled};
 use crate::transport::io::Io;
 
@@ -252,6 +253,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             return Ok(());
         };
         let now = monotonic_ms();
+        // A re-authentication's AUTH answers the client's AUTH, before anything queued after.
+        self.io.queue(std::mem::take(&mut state.auth_replies));
         loop {
             let session = &mut self.session;
             let packets: Vec<_> =
@@ -419,6 +422,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         Box::pin(self.route_bridged(message, retain, token)).await?;
                     } else {
                         self.route(&message, retain);
+                        if !self.scratch().matched {
+                            // No outflow either: nobody receives it (PUBACK 0x10 for MQTT 5).
+                            self.note_ack_reason(token, ReasonCode::NoMatchingSubscribers);
+                        }
                         let waited = self.wait_blocked().await;
                         let ticket = self.routed(token, waited)?;
                         self.acks.push(token, ticket, &mut self.session);
@@ -450,7 +457,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 if !crate::auth::may_publish(&self.ctx.core.metrics, &self.grants, publish.topic())
                 {
                     // Acknowledged all the same, or the client would resend it forever;
-                    // in order, after the acknowledgements still waiting for a commit.
+                    // in order, after the acknowledgements still waiting for a commit. An
+                    // MQTT 5 client is told why (PUBACK or PUBREC 0x87).
+                    self.note_ack_reason(token, ReasonCode::NotAuthorized);
                     self.acks.push(token, None, &mut self.session);
                     return Ok(Next::Done);
                 }
@@ -508,6 +517,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         }
     }
 
+    /// Notes the reason code of the acknowledgement of an MQTT 5 client's QoS 1 or 2 PUBLISH
+    /// (`token`), for when it is written.
+    fn note_ack_reason(&mut self, token: Option<InboundToken>, reason: ReasonCode) {
+        if let (Some(state), Some(token)) = (&mut self.v5, token) {
+            state.ack_reasons.push((token.packet_id(), reason));
+        }
+    }
+
     /// This connection's routing scratch space, made at its first PUBLISH.
     fn scratch(&mut self) -> &mut RouteScratch {
         self.scratch.get_or_insert_with(new_scratch)
@@ -523,7 +540,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// Routes `message` to its receivers; those whose inbox is full are left in the scratch.
     fn route(&mut self, message: &Arc<Message>, retain: bool) {
+        let subscriptions = self.session.subscriptions();
+        let skip_self = self.v5.is_some()
+            && subscriptions.iter().any(|s| s.no_local)
+            && !v5::delivered_to_self(subscriptions, &message.topic);
         let scratch = self.scratch.get_or_insert_with(new_scratch);
+        // No Local: not even queued for this session (MQTT-3.8.3-3).
+        scratch.skip_publisher = skip_self;
         let now = monotonic_ms();
         self.ctx.core.router.route(
             message,
@@ -605,17 +628,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let mut refusals = Vec::new();
         for (i, entry) in filters.into_iter().enumerate() {
             let options = pending.as_ref().and_then(|p| p.options.get(i));
-            let shared = options.is_some() && entry.filter.starts_with(mqgate_topic::SHARE_PREFIX);
-            let allowed = !shared
-                && crate::auth::may_subscribe(
-                    &self.ctx.access,
-                    &core.metrics,
-                    &self.grants,
-                    &entry.filter,
-                );
-            refusals.push(if shared {
-                ReasonCode::SharedSubscriptionsNotSupported
-            } else if allowed {
+            // MQTT 5: no retained messages on a shared subscription (4.8.2).
+            let shared = options.is_some() && v5::is_shared(&entry.filter);
+            let allowed = crate::auth::may_subscribe(
+                &self.ctx.access,
+                &core.metrics,
+                &self.grants,
+                &entry.filter,
+            );
+            refusals.push(if allowed {
                 ReasonCode::UnspecifiedError
             } else {
                 ReasonCode::NotAuthorized
@@ -629,13 +650,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 .then(|| router.subscribe(self.events.shared_client_id(), &entry.filter, entry.qos))
                 .flatten();
             match qos {
-                Some(qos) if options.is_none_or(|o| v5::sends_retained(o, existed)) => retained
-                    .extend(
+                Some(qos) if !shared && options.is_none_or(|o| v5::sends_retained(o, existed)) => {
+                    retained.extend(
                         router
-                            .retained_for(&entry.filter)
+                            .retained_for(&entry.filter, now)
                             .into_iter()
                             .map(|m| (m, qos)),
-                    ),
+                    )
+                }
                 Some(_) => {}
                 None => {
                     tracing::info!(client = %self.events.client_id(), filter = %entry.filter, "subscription refused");
@@ -844,9 +866,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             // MQTT 5: the Session Expiry Interval counts from now (stored with the record).
             self.session.set_offline_since_ms(Some(monotonic_ms()));
         }
-        let will = self.session.connection_lost(monotonic_ms());
+        let will = self
+            .session
+            .connection_lost(monotonic_ms())
+            .filter(|_| reason.publishes_will());
         let clean_session = !self.session.is_persistent();
         let origin = self.session.client_id().clone();
+        let terms = self
+            .v5
+            .as_mut()
+            .map(|state| std::mem::take(&mut state.will))
+            .unwrap_or_default();
+        // MQTT 5: a will with a delay waits for it, or for the end of its session if that is
+        // sooner (MQTT-3.1.2-8); it is registered before the session is handed over, so a
+        // connection that takes the session over finds it.
+        let delay_s = match (self.session.expiry_interval_s(), will.is_some()) {
+            (Some(expiry_s), true) if !clean_session => terms.delay_s.min(expiry_s),
+            _ => 0,
+        };
+        let ticket = (delay_s > 0).then(|| core.wills.wait(self.events.shared_client_id()));
+        let own = self.session.subscriptions();
+        let skip_origin = will.as_ref().is_some_and(|w| {
+            own.iter().any(|s| s.no_local) && !v5::delivered_to_self(own, &w.topic)
+        });
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
             let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;
@@ -875,24 +917,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         );
         deliver::count_drops(&core.metrics, self.events.client_id(), dropped);
         core.status.emit(self.events.finish(unix_time_ms()));
-        if let (Some(will), true) = (will, reason.publishes_will()) {
-            publish_will(
-                &ctx,
-                self.events.shared_client_id(),
-                &origin,
-                clean_session,
+        if let Some(will) = will {
+            let will = Will {
                 will,
-            )
-            .await;
+                terms,
+                origin,
+                clean_session,
+                skip_origin,
+            };
+            let client = self.events.shared_client_id().clone();
+            match ticket {
+                Some(ticket) => {
+                    let delay = Duration::from_secs(u64::from(delay_s));
+                    tokio::spawn(publish_will_later(ctx.clone(), client, ticket, delay, will));
+                }
+                None => publish_will(&ctx, &client, will).await,
+            }
         }
-        if let (Some(_), Some(code)) = (&self.v5, reason.disconnect_reason()) {
-            // MQTT 5: the broker says why it closes (MQTT-4.13.2-1).
-            self.io.queue([mqgate_codec::v5::Packet::Disconnect(
-                mqgate_codec::v5::ReasonAndProperties {
-                    reason: code,
-                    properties: mqgate_codec::Properties::new(),
-                },
-            )]);
+        if let (Some(state), Some(code)) = (&self.v5, reason.disconnect_reason()) {
+            // MQTT 5: the broker says why it closes (MQTT-4.13.2-1), and in words.
+            let text = reason.reason_string();
+            self.io.queue([v5::disconnect(state, code, &text)]);
             let _ = self.io.send(Duration::from_secs(1)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;
@@ -918,21 +963,69 @@ async fn next_commit(
     Box::pin(acks.next_commit(persist)).await
 }
 
-/// Publishes a will like any other message, waiting (bounded) for full receivers; an outflow
-/// rule covering its topic sends a copy to RocketMQ too (nobody waits for its acknowledgement).
-async fn publish_will(
-    ctx: &ConnCtx,
-    client: &Arc<str>,
-    origin: &ByteStr,
-    clean_session: bool,
+/// A will to publish: its 3.1.1 fields, what MQTT 5 adds, who left it.
+struct Will {
     will: mqgate_codec::LastWill,
+    terms: v5::WillTerms,
+    /// The client id of the session that left it.
+    origin: ByteStr,
+    clean_session: bool,
+    /// The session that left it does not get it: all its subscriptions that match the
+    /// topic have No Local (MQTT-3.8.3-3).
+    skip_origin: bool,
+}
+
+/// Publishes `will` once its delay passed, unless a connection resumes its session first
+/// (then never) or ends it (then at once); a will still waiting at shutdown is dropped.
+async fn publish_will_later(
+    ctx: Arc<ConnCtx>,
+    client: Arc<str>,
+    ticket: WillTicket,
+    delay: Duration,
+    will: Will,
 ) {
+    let WillTicket { id, mut decision } = ticket;
+    let mut shutdown = ctx.core.shutdown.clone();
+    let decided = tokio::select! {
+        () = tokio::time::sleep(delay) => None,
+        decided = &mut decision => Some(decided.unwrap_or(false)),
+        _ = shutdown.wait_for(|down| *down) => Some(false),
+    };
+    let publish = match decided {
+        Some(publish) => publish,
+        // Due: the will is this task's unless a connection took it meanwhile, whose
+        // decision then comes.
+        None => ctx.core.wills.take_due(&client, id) || decision.await.unwrap_or(false),
+    };
+    if publish {
+        publish_will(&ctx, &client, will).await;
+    }
+}
+
+/// Publishes a will like any other message (with the properties and expiry of an MQTT 5
+/// one), waiting (bounded) for full receivers; an outflow rule covering its topic sends a
+/// copy to RocketMQ too (nobody waits for its acknowledgement).
+async fn publish_will(ctx: &ConnCtx, client: &Arc<str>, will: Will) {
+    let Will {
+        will,
+        terms,
+        origin,
+        clean_session,
+        skip_origin,
+    } = will;
     if TopicName::validate(&will.topic).is_err() {
         return;
     }
     let core = &ctx.core;
     core.metrics.wills_published.fetch_add(1, Ordering::Relaxed);
-    let message = core.message(origin, will.topic, will.payload, will.qos);
+    let message = core.message_with(
+        &origin,
+        will.topic,
+        will.payload,
+        will.qos,
+        terms.forward,
+        terms.expiry_s,
+    );
     if let Some(outflow) = &ctx.outflow {
         // Without a publisher to acknowledge, the completion (if any) is not awaited; a full
         // buffer is waited for at most the backpressure timeout.
@@ -944,7 +1037,7 @@ async fn publish_will(
     }
     // Bounded twice the backpressure timeout: once for full receivers, once for a stalled
     // store.
-    let published = core.publish(&message, will.retain, Some(client));
+    let published = core.publish(&message, will.retain, Some(client), skip_origin);
     let limit = ctx.core.waits.backpressure.saturating_mul(2);
     match tokio::time::timeout(limit, published).await {
         Ok(Ok(())) => {}

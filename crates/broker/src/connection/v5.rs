@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use mqgate_codec::v5::{self, RetainHandling, SubscriptionOptions};
 use mqgate_codec::{
     ByteStr, Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol,
@@ -19,6 +20,8 @@ use mqgate_codec::{
 use mqgate_session::{Message, Session, Subscription};
 
 use super::close::CloseReason;
+use super::enhanced::{self, Enhanced};
+use crate::config::Mqtt5Settings;
 
 /// What an MQTT 5 connection keeps beside its session. Boxed in the connection: a 3.1.1
 /// connection carries one word for it.
@@ -50,6 +53,23 @@ pub(crate) struct V5State {
     /// QoS 1 and 2 PUBLISHes not written because they are larger than the client accepts:
     /// the session completes them as if acknowledged.
     pub(crate) unsent_publishes: Vec<(PacketId, QoS)>,
+    /// What the will carries beyond its 3.1.1 fields.
+    pub(crate) will: WillTerms,
+    /// The reason codes of PUBACKs and PUBRECs that are not 0x00 (not authorized, no
+    /// matching subscribers), by packet id, until they are written.
+    pub(crate) ack_reasons: Vec<(PacketId, ReasonCode)>,
+    /// QoS 2 PUBLISHes refused with their PUBREC (a reason of 0x80 or above): the flow ends
+    /// there (4.3.3), so the session completes them as if the client had sent PUBREL.
+    pub(crate) refused_pubrecs: Vec<PacketId>,
+    /// Packet ids whose PUBCOMP the session queued for such a completion: not written.
+    pub(crate) unsent_pubcomps: Vec<PacketId>,
+    /// Whether Reason Strings may go on packets other than PUBLISH, CONNACK and DISCONNECT
+    /// (the client's Request Problem Information, MQTT-3.1.2-29).
+    pub(crate) problem_information: bool,
+    /// The enhanced authentication method the client connected with, if any.
+    pub(crate) enhanced: Option<Enhanced>,
+    /// AUTH packets to send (the steps of a re-authentication), before anything else.
+    pub(crate) auth_replies: Vec<v5::Packet>,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -63,17 +83,26 @@ pub(crate) struct PendingSubscribe {
     pub(crate) identifier: Option<NonZeroU32>,
 }
 
-/// What the broker announces in every MQTT 5 CONNACK.
+/// What the broker announces in an MQTT 5 CONNACK.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Announce {
+pub(crate) struct Announce<'a> {
     /// Receive Maximum: the in-flight window of a session.
     pub(crate) receive_maximum: u16,
     /// Maximum Packet Size the broker accepts.
     pub(crate) max_packet_size: u32,
+    /// The client id the broker assigned, when the client sent none.
+    pub(crate) assigned: Option<&'a str>,
+    /// Server Keep Alive, when the broker overrides the client's.
+    pub(crate) server_keep_alive: Option<u16>,
+    /// Response Information, when the client asked and the broker gives some.
+    pub(crate) response_information: Option<&'a str>,
+    /// The Authentication Method the client was authenticated with, and the Authentication
+    /// Data the method's success gave.
+    pub(crate) authentication: Option<(&'a str, Option<&'a [u8]>)>,
 }
 
 /// What an MQTT 5 CONNECT asks for beyond its 3.1.1 fields.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClientTerms {
     /// Session Expiry Interval (0 when absent).
     pub(crate) expiry_s: u32,
@@ -83,18 +112,35 @@ pub(crate) struct ClientTerms {
     pub(crate) receive_maximum: Option<u16>,
     /// How many topic aliases the client takes (its Topic Alias Maximum; 0 when absent).
     pub(crate) topic_alias_max: u16,
+    /// What the will carries beyond its 3.1.1 fields (all empty without a will).
+    pub(crate) will: WillTerms,
+    /// The keep-alive the broker imposes (Server Keep Alive), when it is not the client's.
+    pub(crate) server_keep_alive: Option<u16>,
+    /// Whether the client asked for Response Information.
+    pub(crate) wants_response_information: bool,
+    /// Whether the client takes Reason Strings and User Properties on packets other than
+    /// PUBLISH, CONNACK and DISCONNECT (its Request Problem Information, 1 when absent).
+    pub(crate) problem_information: bool,
+    /// The Authentication Method and Data of an enhanced authentication.
+    pub(crate) authentication: Option<(String, Option<Bytes>)>,
+}
+
+/// What an MQTT 5 will carries beyond its 3.1.1 fields (3.1.3.2).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WillTerms {
+    /// Payload Format Indicator, Content Type, Response Topic, Correlation Data and User
+    /// Properties, in their wire encoding: forwarded with the will message as a PUBLISH's.
+    pub(crate) forward: Bytes,
+    /// The will message's Message Expiry Interval.
+    pub(crate) expiry_s: Option<u32>,
+    /// Will Delay Interval: how long after the connection ends the will waits (0: none).
+    pub(crate) delay_s: u32,
 }
 
 /// Reads an MQTT 5 CONNECT as a 3.1.1 CONNECT (its fields as the authenticator and the
-/// registry read them; `clean_session` is Clean Start) and what MQTT 5 adds; `Err` with the
-/// reason code of a CONNECT the broker refuses for what it asks (enhanced authentication).
-pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), ReasonCode> {
-    if connect
-        .properties
-        .contains(PropertyId::AuthenticationMethod)
-    {
-        return Err(ReasonCode::BadAuthenticationMethod);
-    }
+/// registry read them; `clean_session` is Clean Start; the keep-alive as `settings` bound
+/// it) and what MQTT 5 adds.
+pub(crate) fn terms(connect: &v5::Connect, settings: &Mqtt5Settings) -> (Connect, ClientTerms) {
     let int = |id| connect.properties.get(id).and_then(|p| p.as_u32());
     let will = connect.will.as_ref().map(|w| LastWill {
         topic: w.topic.clone(),
@@ -102,16 +148,35 @@ pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), Rea
         qos: w.qos,
         retain: w.retain,
     });
+    let will_terms = connect
+        .will
+        .as_ref()
+        .map(|w| {
+            let int = |id| w.properties.get(id).and_then(|p| p.as_u32());
+            WillTerms {
+                forward: w.properties.forwardable(),
+                expiry_s: int(PropertyId::MessageExpiryInterval),
+                delay_s: int(PropertyId::WillDelayInterval).unwrap_or(0),
+            }
+        })
+        .unwrap_or_default();
+    // Server Keep Alive (3.2.2.3.14): a client asking for longer than the maximum, or for
+    // none, is given the maximum.
+    let max = settings.max_keep_alive;
+    let server_keep_alive =
+        (max > 0 && (connect.keep_alive == 0 || connect.keep_alive > max)).then_some(max);
     let as_v3 = Connect {
         protocol: Protocol::V311,
         clean_session: connect.clean_start,
-        keep_alive: connect.keep_alive,
+        keep_alive: server_keep_alive.unwrap_or(connect.keep_alive),
         client_id: connect.client_id.clone(),
         will,
         username: connect.username.clone(),
         password: connect.password.clone(),
     };
-    Ok((
+    let authentication = enhanced::method_of(&connect.properties)
+        .map(|method| (method.to_owned(), enhanced::data_of(&connect.properties)));
+    (
         as_v3,
         ClientTerms {
             expiry_s: int(PropertyId::SessionExpiryInterval).unwrap_or(0),
@@ -120,8 +185,13 @@ pub(crate) fn terms(connect: &v5::Connect) -> Result<(Connect, ClientTerms), Rea
             topic_alias_max: int(PropertyId::TopicAliasMaximum)
                 .and_then(|n| u16::try_from(n).ok())
                 .unwrap_or(0),
+            will: will_terms,
+            server_keep_alive,
+            wants_response_information: int(PropertyId::RequestResponseInformation) == Some(1),
+            problem_information: int(PropertyId::RequestProblemInformation) != Some(0),
+            authentication,
         },
-    ))
+    )
 }
 
 /// The MQTT 5 reason code of a refused CONNECT, from the 3.1.1 return code the
@@ -138,11 +208,11 @@ pub(crate) fn refusal(code: mqgate_codec::ConnectReturnCode) -> ReasonCode {
     }
 }
 
-/// The properties of an accepting CONNACK: what the broker supports, and the client id it
-/// assigned when the client sent none.
+/// The properties of an accepting CONNACK: what the broker supports, the client id it
+/// assigned when the client sent none, the keep-alive it imposes and the Response
+/// Information asked for.
 pub(crate) fn connack_properties(
-    announce: Announce,
-    assigned: Option<&str>,
+    announce: Announce<'_>,
 ) -> Result<Properties, mqgate_codec::EncodeError> {
     let mut props = vec![
         Property::TwoByteInt(PropertyId::ReceiveMaximum, announce.receive_maximum.max(1)),
@@ -150,11 +220,26 @@ pub(crate) fn connack_properties(
         Property::FourByteInt(PropertyId::MaximumPacketSize, announce.max_packet_size),
         Property::Byte(PropertyId::WildcardSubscriptionAvailable, 1),
         Property::Byte(PropertyId::SubscriptionIdentifierAvailable, 1),
-        Property::Byte(PropertyId::SharedSubscriptionAvailable, 0),
+        Property::Byte(PropertyId::SharedSubscriptionAvailable, 1),
         Property::TwoByteInt(PropertyId::TopicAliasMaximum, TOPIC_ALIAS_MAXIMUM),
     ];
-    if let Some(id) = assigned {
+    if let Some(id) = announce.assigned {
         props.push(Property::Utf8(PropertyId::AssignedClientIdentifier, id));
+    }
+    if let Some(keep_alive) = announce.server_keep_alive {
+        props.push(Property::TwoByteInt(
+            PropertyId::ServerKeepAlive,
+            keep_alive,
+        ));
+    }
+    if let Some(info) = announce.response_information {
+        props.push(Property::Utf8(PropertyId::ResponseInformation, info));
+    }
+    if let Some((method, data)) = announce.authentication {
+        props.push(Property::Utf8(PropertyId::AuthenticationMethod, method));
+        if let Some(data) = data {
+            props.push(Property::Binary(PropertyId::AuthenticationData, data));
+        }
     }
     Properties::build(props)
 }
@@ -197,6 +282,16 @@ pub(crate) fn inbound(
         v5::Packet::PubRel(a) => Packet::PubRel(a.packet_id),
         v5::Packet::PubComp(a) => Packet::PubComp(a.packet_id),
         v5::Packet::Subscribe(s) => {
+            if s.filters
+                .iter()
+                .any(|f| f.options.no_local && is_shared(&f.filter))
+            {
+                // MQTT-3.8.3-4: a protocol error.
+                return Err(CloseReason::ProtocolV5(
+                    ReasonCode::ProtocolError,
+                    "No Local on a shared subscription",
+                ));
+            }
             let identifier = s.subscription_identifier();
             let options = s.filters.iter().map(|f| f.options).collect();
             state.subscribes.push_back(PendingSubscribe {
@@ -245,11 +340,12 @@ pub(crate) fn inbound(
             }
             Packet::Disconnect
         }
-        v5::Packet::Auth(_) => {
-            return Err(CloseReason::ProtocolV5(
-                ReasonCode::ProtocolError,
-                "AUTH without enhanced authentication",
-            ))
+        v5::Packet::Auth(a) => {
+            // A sign of life like any other packet, though the session never sees it.
+            session.client_activity(now);
+            let reply = enhanced::reauthenticate(state.enhanced.as_mut(), session.client_id(), &a)?;
+            state.auth_replies.push(reply);
+            return Ok(());
         }
         other => {
             return Err(CloseReason::ProtocolV5(
@@ -327,8 +423,14 @@ pub(crate) fn outbound(
             }
             packet
         }
-        Packet::PubAck(id) => v5::Packet::PubAck(v5::Ack::success(id)),
-        Packet::PubRec(id) => v5::Packet::PubRec(v5::Ack::success(id)),
+        Packet::PubAck(id) => v5::Packet::PubAck(ack(state, id)),
+        Packet::PubRec(id) => {
+            let ack = ack(state, id);
+            if ack.reason.is_error() {
+                state.refused_pubrecs.push(id);
+            }
+            v5::Packet::PubRec(ack)
+        }
         Packet::PubRel(id) => {
             if let Some(at) = state.unsent_pubrels.iter().position(|p| *p == id) {
                 state.unsent_pubrels.swap_remove(at);
@@ -336,10 +438,16 @@ pub(crate) fn outbound(
             }
             v5::Packet::PubRel(v5::Ack::success(id))
         }
-        Packet::PubComp(id) => v5::Packet::PubComp(v5::Ack::success(id)),
+        Packet::PubComp(id) => {
+            if let Some(at) = state.unsent_pubcomps.iter().position(|p| *p == id) {
+                state.unsent_pubcomps.swap_remove(at);
+                return None;
+            }
+            v5::Packet::PubComp(v5::Ack::success(id))
+        }
         Packet::SubAck(ack) => {
             let refusals = take_by_id(&mut state.suback_refusals, ack.packet_id);
-            let reasons = ack
+            let reasons: Vec<ReasonCode> = ack
                 .return_codes
                 .iter()
                 .enumerate()
@@ -353,9 +461,14 @@ pub(crate) fn outbound(
                         .unwrap_or(ReasonCode::NotAuthorized),
                 })
                 .collect();
+            let properties = if reasons.iter().any(|r| r.is_error()) {
+                problem(state, "a topic filter was refused")
+            } else {
+                Properties::new()
+            };
             v5::Packet::SubAck(v5::SubAck {
                 packet_id: ack.packet_id,
-                properties: Properties::new(),
+                properties,
                 reasons,
             })
         }
@@ -372,6 +485,54 @@ pub(crate) fn outbound(
         | Packet::PingReq
         | Packet::Disconnect => return None,
     })
+}
+
+/// The PUBACK or PUBREC of the client's PUBLISH `id`: 0x00, or the reason noted for it
+/// (with a Reason String when it is an error the client takes one for).
+fn ack(state: &mut V5State, id: PacketId) -> v5::Ack {
+    let mut ack = v5::Ack::success(id);
+    if let Some(at) = state.ack_reasons.iter().position(|(p, _)| *p == id) {
+        ack.reason = state.ack_reasons.swap_remove(at).1;
+        if ack.reason == ReasonCode::NotAuthorized {
+            ack.properties = problem(state, "not authorized to publish to this topic");
+        }
+    }
+    ack
+}
+
+/// A Reason String for a packet other than PUBLISH, CONNACK and DISCONNECT: none when the
+/// client asked for no problem information (MQTT-3.1.2-29).
+fn problem(state: &V5State, text: &str) -> Properties {
+    if state.problem_information {
+        reason_string(text)
+    } else {
+        Properties::new()
+    }
+}
+
+/// Properties holding `text` as the Reason String.
+fn reason_string(text: &str) -> Properties {
+    Properties::build([Property::Utf8(PropertyId::ReasonString, text)]).unwrap_or_default()
+}
+
+/// The DISCONNECT the broker sends before it closes the connection: `reason`, with `text`
+/// as its Reason String unless that would make it larger than the client accepts
+/// (MQTT-3.14.2-3).
+pub(crate) fn disconnect(state: &V5State, reason: ReasonCode, text: &str) -> v5::Packet {
+    let mut disconnect = v5::ReasonAndProperties {
+        reason,
+        properties: reason_string(text),
+    };
+    let len = v5::Packet::Disconnect(disconnect.clone()).encoded_len();
+    let fits = match (state.client_max_packet, len) {
+        (Some(max), Ok(len)) => len <= usize::try_from(max).unwrap_or(usize::MAX),
+        (None, Ok(_)) => true,
+        (_, Err(_)) => false,
+    };
+    if !fits {
+        disconnect.properties = Properties::new();
+    }
+    v5::Packet::Disconnect(disconnect)
 }
 
 /// Gives `publish` the alias of its topic, as far as the client takes aliases: a topic
@@ -407,15 +568,24 @@ fn packet_id_of(packet: &v5::Packet) -> Option<PacketId> {
 }
 
 /// Completes in the session the QoS 1 and 2 PUBLISHes [`outbound`] did not write (too large
-/// for the client), as if the client had acknowledged them, so they free their window slot;
+/// for the client), as if the client had acknowledged them, so they free their window slot,
+/// and the client's QoS 2 PUBLISHes refused with their PUBREC, as if it had released them;
 /// `true` if there were any (the session may have more to send).
 pub(crate) fn complete_unsent(
     state: &mut V5State,
     session: &mut Session,
     now: u64,
 ) -> Result<bool, CloseReason> {
-    if state.unsent_publishes.is_empty() {
+    if state.unsent_publishes.is_empty() && state.refused_pubrecs.is_empty() {
         return Ok(false);
+    }
+    for id in std::mem::take(&mut state.refused_pubrecs) {
+        // The PUBREL the client will not send: the session releases the id, and its PUBCOMP
+        // is not written.
+        state.unsent_pubcomps.push(id);
+        session
+            .handle_packet(Packet::PubRel(id), now)
+            .map_err(CloseReason::Protocol)?;
     }
     for (id, qos) in std::mem::take(&mut state.unsent_publishes) {
         let acks = match qos {
@@ -475,10 +645,24 @@ fn publish(
     out
 }
 
-/// Whether `filter` (one the session accepted, so valid) matches `topic`; no owned filter is
-/// made per delivery.
+/// Whether `filter` (one the session accepted, so valid; a shared one by the filter after
+/// its `$share/{group}/`) matches `topic`; no owned filter is made per delivery.
 pub(crate) fn filter_matches(filter: &str, topic: &str) -> bool {
-    mqgate_topic::filter_matches(filter, topic)
+    mqgate_topic::filter_matches(topic_filter(filter), topic)
+}
+
+/// Whether `filter` is a shared subscription's (`$share/{group}/{filter}`).
+pub(crate) fn is_shared(filter: &str) -> bool {
+    filter.starts_with(mqgate_topic::SHARE_PREFIX)
+}
+
+/// The topic filter of a subscription: `filter` itself, or the part after
+/// `$share/{group}/` of a shared one.
+fn topic_filter(filter: &str) -> &str {
+    match filter.strip_prefix(mqgate_topic::SHARE_PREFIX) {
+        Some(rest) => rest.split_once('/').map_or(rest, |(_, filter)| filter),
+        None => filter,
+    }
 }
 
 /// Whether a message published by this client itself is delivered to it: only when a

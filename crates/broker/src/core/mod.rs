@@ -1,7 +1,8 @@
 //! The core: who gets a message ([`router`]), where each client's messages go right now
 //! ([`registry`]), the queue in front of each connection ([`inbox`]), handing a message to
 //! one receiver and waiting for a full one ([`deliver`]), durable state ([`persist`]),
-//! status events ([`status`]) and message trace ([`trace`]).
+//! status events ([`status`]), message trace ([`trace`]) and MQTT 5 wills waiting for their
+//! delay ([`wills`]).
 //!
 //! Nothing here knows connections, listeners or services: each part gets the few others it
 //! uses when it is made, and [`Core`] holds one of each for the layers above.
@@ -14,6 +15,7 @@ pub(crate) mod registry;
 pub(crate) mod router;
 pub(crate) mod status;
 pub(crate) mod trace;
+pub(crate) mod wills;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub(crate) struct Core {
     /// The message trace recorder; `None` when trace is off (then nothing is recorded and
     /// the paths that would record only test this).
     pub(crate) trace: Option<Arc<Tracer>>,
+    /// MQTT 5 wills waiting for their Will Delay Interval.
+    pub(crate) wills: wills::PendingWills,
 }
 
 impl std::fmt::Debug for Core {
@@ -124,6 +128,7 @@ impl Core {
             waits: Waits::from(limits),
             shutdown,
             trace: None,
+            wills: wills::PendingWills::default(),
         })
     }
 
@@ -350,7 +355,9 @@ impl Core {
 
     /// Routes `message` (setting the retained message of its topic with `retain`) for a
     /// publisher with nothing else to serve meanwhile (the embedding API, a will), and waits
-    /// until it is safe: see [`settle`](Self::settle).
+    /// until it is safe: see [`settle`](Self::settle). With `skip_publisher`, the publisher's
+    /// own session does not get it (MQTT 5 No Local on every subscription of its that
+    /// matches).
     ///
     /// # Errors
     /// As [`settle`](Self::settle).
@@ -359,8 +366,10 @@ impl Core {
         message: &Arc<Message>,
         retain: bool,
         publisher: Option<&str>,
+        skip_publisher: bool,
     ) -> Result<(), Unsettled> {
         let mut scratch = RouteScratch::default();
+        scratch.skip_publisher = skip_publisher;
         self.router
             .route(message, retain, publisher, monotonic_ms(), &mut scratch);
         self.settle(&mut scratch).await

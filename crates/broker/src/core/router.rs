@@ -38,6 +38,13 @@ pub(crate) struct RouteScratch {
     pub(crate) ticket: Option<Ticket>,
     /// Receivers this publisher gave up waiting for at QoS 0.
     pub(crate) stalls: Stalls,
+    /// Whether the last routed message had a receiver: a P2P target, or a subscription
+    /// that matched (an MQTT 5 publisher hears of none, PUBACK 0x10).
+    pub(crate) matched: bool,
+    /// Set by the caller for the next route only: the publisher's own session is not among
+    /// the receivers (MQTT 5 No Local on all its subscriptions that match the topic), online
+    /// or offline, so no store write queues it there either.
+    pub(crate) skip_publisher: bool,
     /// Receivers to wake: after each registry shard's lock is let go, or, when the caller
     /// defers wakes ([`RouteScratch::deferring`]), once it is done routing.
     wakers: Vec<Waker>,
@@ -151,8 +158,10 @@ impl Router {
         scratch: &mut RouteScratch,
     ) {
         self.begin_route(scratch);
+        let skip = std::mem::take(&mut scratch.skip_publisher);
         match P2pAddress::parse_with(&message.topic, &self.client_id_rules) {
             Ok(Some(address)) => {
+                scratch.matched = true;
                 // P2P: no trie lookup, no retained message whatever the flag says, and the
                 // target id is borrowed from the topic (no allocation unless it must wait).
                 self.deliver_p2p(address.target_client_id, message, now, scratch);
@@ -162,6 +171,12 @@ impl Router {
                     self.set_retained(message, &mut scratch.ops);
                 }
                 self.match_subscribers(&message.topic, publisher, scratch);
+                if let (true, Some(publisher)) = (skip, publisher) {
+                    scratch
+                        .targets
+                        .retain(|(_, client, _)| **client != *publisher);
+                }
+                scratch.matched = !scratch.targets.is_empty();
                 let first = scratch.ops.len();
                 self.durable_matched(message, scratch);
                 let owned = detach_durable(message, &mut scratch.ops[first..]);
@@ -231,6 +246,7 @@ impl Router {
             .fetch_add(1, Ordering::Relaxed);
         scratch.targets.clear();
         scratch.ticket = None;
+        scratch.matched = false;
     }
 
     fn match_subscribers(&self, topic: &str, publisher: Option<&str>, scratch: &mut RouteScratch) {
@@ -396,15 +412,46 @@ impl Router {
         }
     }
 
-    /// The retained messages a new subscription to `filter` receives (RETAIN set).
-    pub(crate) fn retained_for(&self, filter: &str) -> Vec<Arc<Message>> {
+    /// The retained messages a new subscription to `filter` receives at `now` (RETAIN set).
+    /// One whose own Message Expiry Interval has passed is not among them: it is no longer
+    /// retained, and leaves the index and the store.
+    pub(crate) fn retained_for(&self, filter: &str, now: u64) -> Vec<Arc<Message>> {
         let mut found = Vec::new();
+        let mut expired = Vec::new();
         if let Ok(parsed) = SubscriptionFilter::parse(filter) {
             self.retained
                 .read()
-                .matching(parsed.filter(), |_, message| found.push(message.clone()));
+                .matching(parsed.filter(), |_, message| {
+                    if message.expires_at_ms.is_some_and(|at| now >= at) {
+                        expired.push(message.clone());
+                    } else {
+                        found.push(message.clone());
+                    }
+                });
+        }
+        if !expired.is_empty() {
+            self.clear_expired(&expired);
         }
         found
+    }
+
+    /// Removes retained messages that expired (each only if it is still its topic's).
+    fn clear_expired(&self, expired: &[Arc<Message>]) {
+        let mut ops = Vec::new();
+        let mut retained = self.retained.write();
+        for message in expired {
+            if retained
+                .get(&message.topic)
+                .is_some_and(|kept| Arc::ptr_eq(kept, message))
+            {
+                retained.remove(&message.topic);
+                ops.push(Op::ClearRetained(message.topic.clone()));
+            }
+        }
+        // Submitted under the index's lock: a newer retained message of the topic, set once
+        // it is let go, reaches the store after this removal.
+        let _ = self.persist.submit(&mut ops);
+        drop(retained);
     }
 
     fn set_retained(&self, message: &Message, ops: &mut Vec<Op>) {
