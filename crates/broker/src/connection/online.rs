@@ -191,8 +191,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             return;
         }
         // Messages left in the store: this session shares the backlog memory budget.
-        if self.session.queued_len() <= self.session.queued_in_memory().0 {
-            self.draining = None;
+        let held = self.session.queued_in_memory().0;
+        if self.session.queued_len() <= held {
+            // Its claim stays while it still holds what it read.
+            if held == 0 && self.session.inflight_len() == 0 {
+                self.draining = None;
+            }
             return;
         }
         let max_held = self.ctx.core.paging.claim(&mut self.draining);

@@ -8,8 +8,9 @@
 //! once the page is in (queued in memory and in flight together, in messages of the average
 //! size read so far): an equal share of the budget, no more than the others' claims leave
 //! free, and always at least one message, so every session moves. Its claim is renewed at
-//! each read and given back once nothing of its queue is left in the store or its
-//! connection ends. A session reads its next page as its client's acknowledgements free
+//! each read and given back once nothing of its queue is left in the store and it holds
+//! none of what it read (nothing queued in memory, nothing in flight), or its connection
+//! ends. A session reads its next page as its client's acknowledgements free
 //! room, so all sessions drain at once, at the pace of their acknowledgements, within the
 //! budget (and one message per session beyond it, at worst).
 
@@ -106,8 +107,8 @@ impl Paging {
 }
 
 /// A session's place among those sharing the budget, with its claim; both are given back
-/// when it is dropped (nothing of the session's queue is left in the store, or its
-/// connection ended).
+/// when it is dropped (nothing of the session's queue is left in the store or in its
+/// memory, or its connection ended).
 #[derive(Debug)]
 pub(crate) struct Draining {
     paging: Arc<Paging>,
