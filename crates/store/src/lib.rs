@@ -101,7 +101,8 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats, StoredSession};
 pub use redb_store::{
-    Compaction, RedbOptions, RedbStore, DEFAULT_CACHE_BYTES, DEFAULT_FILE_NAME, FORMAT_VERSION,
+    Compaction, RedbOptions, RedbStore, DEFAULT_CACHE_BYTES, DEFAULT_COMPACT_CHECK_MAX_BYTES,
+    DEFAULT_FILE_NAME, FORMAT_VERSION,
 };
 pub use registry::DurableRegistry;
 

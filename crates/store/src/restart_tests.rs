@@ -10,8 +10,8 @@ use redb::{Database, TableDefinition};
 
 use crate::suite::{enqueue, message, qos2_record, registry_ops};
 use crate::{
-    restore_sessions, Op, RedbStore, Store, StoreError, StoreLimits, DEFAULT_FILE_NAME,
-    FORMAT_VERSION,
+    restore_sessions, Op, RedbOptions, RedbStore, Store, StoreError, StoreLimits,
+    DEFAULT_FILE_NAME, FORMAT_VERSION,
 };
 
 /// Writes to the file behind the store's back, as another program or a damaged disk would.
@@ -363,6 +363,40 @@ fn a_mostly_free_file_is_compacted_on_open() {
     drop(store);
     let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
     assert_eq!(store.compaction(), None, "once is enough");
+}
+
+/// The check for free space reads the whole file: a file larger than the configured bound
+/// is opened without it, free space and all.
+#[test]
+fn a_file_over_the_check_bound_is_opened_without_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    let big = |id: u128| {
+        let mut m = mqgate_session::Message::clone(&message(id, 0));
+        m.payload = bytes::Bytes::from(vec![b'x'; 4096]);
+        Arc::new(m)
+    };
+    let ops: Vec<Op> = (0..1000u128).map(|i| enqueue("gone", &big(i))).collect();
+    store.apply(&ops).unwrap();
+    store
+        .apply(&[Op::RemoveSession(ByteStr::from_static("gone"))])
+        .unwrap();
+    let full = std::fs::metadata(store.path()).unwrap().len();
+    drop(store);
+    assert!(full > 2 << 20, "the fill grew the file: {full}");
+
+    let options = RedbOptions {
+        compact_check_max_bytes: 1 << 20,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open_with(dir.path(), StoreLimits::default(), options).unwrap();
+    assert_eq!(store.compaction(), None, "over the bound: not checked");
+    drop(store);
+    let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
+    assert!(
+        store.compaction().is_some(),
+        "under the default bound: compacted"
+    );
 }
 
 /// Start-up does not read queued bodies: with every queued body of a client damaged on disk,

@@ -22,6 +22,10 @@ pub struct StoreSettings {
     /// crash opens the file at once instead of walking every page of it (which takes about
     /// as long as reading the whole file). On by default; off saves a little per commit.
     pub quick_repair: bool,
+    /// Store files up to this size (1 GiB by default) are checked at start for being mostly
+    /// free space and compacted if so; the check reads the whole file, so larger ones start
+    /// without it.
+    pub compact_check_max_bytes: u64,
 }
 
 impl Default for StoreSettings {
@@ -30,6 +34,7 @@ impl Default for StoreSettings {
         StoreSettings {
             cache_bytes: redb.cache_bytes,
             quick_repair: redb.quick_repair,
+            compact_check_max_bytes: redb.compact_check_max_bytes,
         }
     }
 }
@@ -40,6 +45,7 @@ impl StoreSettings {
         mqgate_store::RedbOptions {
             cache_bytes: self.cache_bytes,
             quick_repair: self.quick_repair,
+            compact_check_max_bytes: self.compact_check_max_bytes,
         }
     }
 }
