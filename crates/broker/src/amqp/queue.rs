@@ -620,20 +620,8 @@ impl SessionTask {
         if self.reading.is_some() {
             return;
         }
-        if !self.session.is_queue_in_store() {
-            return;
-        }
-        // Messages left in the store: this queue shares the backlog memory budget.
-        let held = self.session.queued_in_memory().0;
-        if self.session.queued_len() <= held {
-            // Its claim stays while it still holds what it read.
-            if held == 0 && self.session.inflight_len() == 0 {
-                self.draining = None;
-            }
-            return;
-        }
-        let max_held = self.core.paging.claim(&mut self.draining);
-        if let Some(read) = self.session.poll_queue_read_within(max_held) {
+        let paging = &self.core.paging;
+        if let Some(read) = paging.poll_read(&mut self.session, &mut self.draining) {
             self.reading = Some(self.core.read_queue_page(self.client.clone(), read));
         }
     }

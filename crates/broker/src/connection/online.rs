@@ -187,20 +187,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if self.reading.is_some() {
             return;
         }
-        if !self.session.is_queue_in_store() {
-            return;
-        }
-        // Messages left in the store: this session shares the backlog memory budget.
-        let held = self.session.queued_in_memory().0;
-        if self.session.queued_len() <= held {
-            // Its claim stays while it still holds what it read.
-            if held == 0 && self.session.inflight_len() == 0 {
-                self.draining = None;
-            }
-            return;
-        }
-        let max_held = self.ctx.core.paging.claim(&mut self.draining);
-        let Some(read) = self.session.poll_queue_read_within(max_held) else {
+        let paging = &self.ctx.core.paging;
+        let Some(read) = paging.poll_read(&mut self.session, &mut self.draining) else {
             return;
         };
         let client = self.events.shared_client_id().clone();
@@ -544,10 +532,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// Routes `message` to its receivers; those whose inbox is full are left in the scratch.
     fn route(&mut self, message: &Arc<Message>, retain: bool) {
-        let subscriptions = self.session.subscriptions();
-        let skip_self = self.v5.is_some()
-            && subscriptions.iter().any(|s| s.no_local)
-            && !v5::delivered_to_self(subscriptions, &message.topic);
+        let skip_self =
+            self.v5.is_some() && v5::not_for_self(self.session.subscriptions(), &message.topic);
         let scratch = self.scratch.get_or_insert_with(new_scratch);
         // No Local: not even queued for this session (MQTT-3.8.3-3).
         scratch.skip_publisher = skip_self;
@@ -889,10 +875,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             _ => 0,
         };
         let ticket = (delay_s > 0).then(|| core.wills.wait(self.events.shared_client_id()));
-        let own = self.session.subscriptions();
-        let skip_origin = will.as_ref().is_some_and(|w| {
-            own.iter().any(|s| s.no_local) && !v5::delivered_to_self(own, &w.topic)
-        });
+        let skip_origin = will
+            .as_ref()
+            .is_some_and(|w| v5::not_for_self(self.session.subscriptions(), &w.topic));
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
             let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;

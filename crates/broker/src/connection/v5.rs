@@ -673,6 +673,13 @@ pub(crate) fn delivered_to_self(subscriptions: &[Subscription], topic: &str) -> 
         .any(|s| !s.no_local && filter_matches(&s.filter, topic))
 }
 
+/// Whether this client's own message on `topic` is kept from it altogether (not routed to
+/// its session, online or offline): it has a No Local subscription and none without No
+/// Local matches. A cheap `false` for the clients that never set No Local.
+pub(crate) fn not_for_self(subscriptions: &[Subscription], topic: &str) -> bool {
+    subscriptions.iter().any(|s| s.no_local) && !delivered_to_self(subscriptions, topic)
+}
+
 /// Whether a message published with RETAIN set keeps it for this client: a subscription
 /// with Retain As Published matches its topic (MQTT-3.3.1-12, -13).
 pub(crate) fn retains_as_published(subscriptions: &[Subscription], topic: &str) -> bool {

@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use mqgate_session::QueuePage;
+use mqgate_session::{QueuePage, QueueRead, Session};
 
 /// The size assumed for a queued message before any page was read.
 const FIRST_GUESS_BYTES: u64 = 1024;
@@ -85,6 +85,29 @@ impl Paging {
         }
         mark.claim = claim;
         claim
+    }
+
+    /// The page read `session` asks for, within its claim: a session with messages left in
+    /// the store joins the sessions sharing the budget (`mark`) and claims its share; one
+    /// with none left keeps its claim until it holds nothing it read (nothing queued in
+    /// memory, nothing in flight), then gives it back.
+    pub(crate) fn poll_read(
+        self: &Arc<Self>,
+        session: &mut Session,
+        mark: &mut Option<Draining>,
+    ) -> Option<QueueRead> {
+        if !session.is_queue_in_store() {
+            return None;
+        }
+        let held = session.queued_in_memory().0;
+        if session.queued_len() <= held {
+            if held == 0 && session.inflight_len() == 0 {
+                *mark = None;
+            }
+            return None;
+        }
+        let max_held = self.claim(mark);
+        session.poll_queue_read_within(max_held)
     }
 
     /// Takes note of a page read: the average message size follows what pages return.
