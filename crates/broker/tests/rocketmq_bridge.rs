@@ -665,3 +665,170 @@ async fn a_bad_rule_fails_start_naming_it() {
         "{text}"
     );
 }
+
+/// A rumqttc MQTT 5 client's event loop, polled until `want` returns something (bounded).
+async fn poll5<T>(
+    eventloop: &mut rumqttc::v5::EventLoop,
+    mut want: impl FnMut(rumqttc::v5::mqttbytes::v5::Packet) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, eventloop.poll()).await {
+            Ok(Ok(rumqttc::v5::Event::Incoming(packet))) => {
+                if let Some(found) = want(packet) {
+                    return found;
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => panic!("MQTT 5 client failed: {error}"),
+            Err(_) => panic!("nothing in time"),
+        }
+    }
+}
+
+/// The user properties of a v5 PUBLISH, as owned pairs.
+fn user_pairs(publish: &rumqttc::v5::mqttbytes::v5::Publish) -> Vec<(String, String)> {
+    publish
+        .properties
+        .as_ref()
+        .map(|p| p.user_properties.clone())
+        .unwrap_or_default()
+}
+
+/// MQTT 5 User Properties become RocketMQ properties and come back: all of them in
+/// `mqttUserProperties` (order and repeated names kept), each also as a plain property
+/// unless its name clashes (the mapping's own `clientId`, RocketMQ's `KEYS`, a repeat); a
+/// RocketMQ producer's own properties reach MQTT 5 subscribers as User Properties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_user_properties_cross_rocketmq_both_ways() {
+    use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+    use rumqttc::v5::mqttbytes::QoS as QoS5;
+
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("mqtt5_user_properties_cross_rocketmq_both_ways").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let side = ClientSide::new();
+    let producer = side.producer(&ns).await;
+    send(&producer, "Telemetry", &[], b"warm-up").await;
+    send(&producer, "Downlink", &[], b"warm-up").await;
+    let mut consumer = side.consumer(&ns, "Telemetry", "GID_test_telemetry").await;
+
+    let mut config = bridge_config(&ns, "userprops");
+    config.outflow = vec![OutflowRule {
+        mqtt_parent_topic: "telemetry".into(),
+        rocketmq_topic: Some("Telemetry".into()),
+    }];
+    config.inflow = vec![InflowRule {
+        rocketmq_topic: "Downlink".into(),
+        mqtt_parent_topic: Some("down".into()),
+    }];
+    let broker = broker_with(config).await;
+    let addr = tcp_addr(&broker);
+    let options = rumqttc::v5::MqttOptions::new("GID_dev@@@v5", addr.ip().to_string(), addr.port());
+    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 16);
+    poll5(&mut eventloop, |p| {
+        matches!(p, Packet::ConnAck(_)).then_some(())
+    })
+    .await;
+    client
+        .subscribe("down/#", QoS5::AtLeastOnce)
+        .await
+        .expect("queued");
+    poll5(&mut eventloop, |p| {
+        matches!(p, Packet::SubAck(_)).then_some(())
+    })
+    .await;
+
+    let sent: Vec<(String, String)> = [
+        ("unit", "C"),
+        ("clientId", "GID_dev@@@forged"),
+        ("KEYS", "k1"),
+        ("unit", "F"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let properties = PublishProperties {
+        user_properties: sent.clone(),
+        ..PublishProperties::default()
+    };
+    client
+        .publish_with_properties("telemetry/t1", QoS5::AtLeastOnce, false, "21.5", properties)
+        .await
+        .expect("queued");
+    poll5(&mut eventloop, |p| {
+        matches!(p, Packet::PubAck(_)).then_some(())
+    })
+    .await;
+
+    let deadline = Instant::now() + CROSSING;
+    let seen = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the report did not reach RocketMQ"
+        );
+        match consumer.next(Duration::from_secs(1)).await {
+            Some(m) if m.body == b"21.5" => break m,
+            _ => {}
+        }
+    };
+    assert_eq!(seen.property("unit"), Some("C"), "the first value stands");
+    assert_eq!(
+        seen.property("clientId"),
+        Some("GID_dev@@@v5"),
+        "not forged"
+    );
+    assert_ne!(
+        seen.keys.as_deref(),
+        Some("k1"),
+        "RocketMQ's KEYS stays its own"
+    );
+    let list = seen.property("mqttUserProperties").expect("the list");
+    let listed: Vec<(String, String)> = serde_json::from_str(list).expect("JSON pairs");
+    assert_eq!(listed, sent);
+
+    // What RocketMQ received goes back in: the list gives the devices exactly what was sent.
+    let mut back: Vec<(&str, &str)> = seen
+        .properties
+        .iter()
+        .filter(|(k, _)| ["mqttUserProperties", "unit"].contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    back.push(("mqttSecondTopic", "/roundtrip"));
+    send(&producer, "Downlink", &back, b"again").await;
+    let again = poll5(&mut eventloop, |p| match p {
+        Packet::Publish(p) if p.payload.as_ref() == b"again" => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again.topic.as_ref(), b"down/roundtrip");
+    assert_eq!(user_pairs(&again), sent);
+
+    // A RocketMQ producer's own properties, without the list: User Properties by name.
+    send(
+        &producer,
+        "Downlink",
+        &[
+            ("mqttSecondTopic", "/native"),
+            ("zone", "eu"),
+            ("batch", "7"),
+        ],
+        b"native",
+    )
+    .await;
+    let native = poll5(&mut eventloop, |p| match p {
+        Packet::Publish(p) if p.payload.as_ref() == b"native" => Some(p),
+        _ => None,
+    })
+    .await;
+    let expected = [("batch", "7"), ("zone", "eu")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    assert_eq!(user_pairs(&native), expected);
+
+    drop(client);
+    broker.shutdown().await;
+    consumer.stop().await;
+}

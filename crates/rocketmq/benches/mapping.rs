@@ -21,6 +21,7 @@ fn mapping(c: &mut Criterion) {
         payload: Bytes::from(vec![0u8; 256]),
         sender_client_id: Some("GID_sensors@@@device-000042".into()),
         sender_clean_session: Some(false),
+        user_properties: Vec::new(),
     };
     let mut p2p = RocketMessage {
         topic: "chat".into(),

@@ -83,6 +83,7 @@ mod tests {
             payload: Bytes::from_static(b"x"),
             sender_client_id: None,
             sender_clean_session: Some(false),
+            user_properties: Vec::new(),
         };
         let sent = rules.outflow(&publish("sensors/a")).ok().flatten();
         assert_eq!(sent.as_ref().map(|m| m.topic.as_str()), Some("reports"));

@@ -59,4 +59,10 @@ pub enum MappingError {
         /// The camel-case key's value.
         camel_value: String,
     },
+    /// `mqttUserProperties` is not a JSON array of `[name, value]` string pairs.
+    #[error("mqttUserProperties is not a JSON array of [name, value] pairs: {reason}")]
+    InvalidUserProperties {
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -27,6 +27,7 @@
 //!     topic: ByteStr::from_static("A/B/C"), qos: QoS::AtMostOnce, retain: false,
 //!     payload: Bytes::from_static(b"42"),
 //!     sender_client_id: Some("GID_x@@@y".into()), sender_clean_session: Some(true),
+//!     user_properties: Vec::new(),
 //! };
 //! let rocket = mqtt_to_rocketmq(&publish, "A", PropertyStyle::Lowercase)?;
 //! assert_eq!(rocket.properties["mqttSecondTopic"], "/B/C");

@@ -34,6 +34,18 @@ pub fn split_topic(topic: &str) -> (&str, &str) {
 /// flag, the two last in the spelling `style` chooses. The body is the
 /// payload itself, not a copy.
 ///
+/// MQTT 5 User Properties: all of them, in order and with repeated names, go
+/// into `mqttUserProperties` (a JSON array of `[name, value]` pairs), which
+/// [`rocketmq_to_mqtt`] reads back exactly. Each one is also set as a plain
+/// RocketMQ property of its own name, for RocketMQ consumers and SQL filters,
+/// unless that name clashes: it is one of the mapping's own names
+/// ([`property::MAPPING`]: a device cannot pass for another `clientId`), an
+/// earlier user property had it (the first value stands), or the name or
+/// value holds U+0001 or U+0002 (RocketMQ's property separators). The client
+/// adapter also leaves out plain copies whose names RocketMQ reserves for
+/// itself (`KEYS`, `TAGS`, `UNIQ_KEY`, ...). None of these is lost: they are
+/// all in `mqttUserProperties`.
+///
 /// ```
 /// use bytes::Bytes;
 /// use mqgate_rocketmq::{mqtt_to_rocketmq, MqttMessage, PropertyStyle};
@@ -44,12 +56,15 @@ pub fn split_topic(topic: &str) -> (&str, &str) {
 ///     topic: ByteStr::from_static("sensors/room1/temp"), qos: QoS::AtLeastOnce, retain: false,
 ///     payload: Bytes::from_static(b"21.5"),
 ///     sender_client_id: Some("GID_dev@@@t-1".into()), sender_clean_session: Some(true),
+///     user_properties: vec![("unit".into(), "C".into()), ("clientId".into(), "forged".into())],
 /// };
 /// let message = mqtt_to_rocketmq(&publish, "sensors", PropertyStyle::Lowercase)?;
 /// assert_eq!(message.topic, "sensors");
 /// assert_eq!(message.properties["mqttSecondTopic"], "/room1/temp");
 /// assert_eq!(message.properties["qoslevel"], "1");
 /// assert_eq!(message.properties["clientId"], "GID_dev@@@t-1");
+/// assert_eq!(message.properties["unit"], "C");
+/// assert_eq!(message.properties["mqttUserProperties"], r#"[["unit","C"],["clientId","forged"]]"#);
 /// assert_eq!(message.body.as_ptr(), publish.payload.as_ptr());
 /// # Ok::<(), mqgate_rocketmq::MappingError>(())
 /// ```
@@ -82,6 +97,7 @@ pub fn mqtt_to_rocketmq(
     if let Some(sender) = &message.sender_client_id {
         properties.insert(property::CLIENT_ID.to_owned(), sender.clone());
     }
+    put_user_properties(&message.user_properties, &mut properties);
     Ok(RocketMessage {
         topic: rocketmq_topic.to_owned(),
         tags: None,
@@ -101,6 +117,11 @@ pub fn mqtt_to_rocketmq(
 /// `mqttRealTopic`, when set, is the topic the receiving client sees. The
 /// `clientId` property is ignored: it names an MQTT sender, and a RocketMQ
 /// producer is not one.
+///
+/// User Properties for MQTT 5 receivers: those of `mqttUserProperties` when it
+/// is set (what [`mqtt_to_rocketmq`] wrote, in order); otherwise every property
+/// that is not one of the mapping's own ([`property::MAPPING`]), by name, so
+/// what a RocketMQ producer attaches reaches the devices.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -160,6 +181,7 @@ pub fn rocketmq_to_mqtt(
         }
     };
     let payload = message.body.clone();
+    let user_properties = user_properties(properties)?;
     Ok(match p2p {
         Some(target_client_id) => {
             let flag = either_spelling(
@@ -173,6 +195,7 @@ pub fn rocketmq_to_mqtt(
                 qos,
                 clean_session: flag.map_or(Ok(true), parse_clean_session)?,
                 payload,
+                user_properties,
             }
         }
         None => Delivery::Publish {
@@ -180,8 +203,47 @@ pub fn rocketmq_to_mqtt(
             topic,
             qos,
             payload,
+            user_properties,
         },
     })
+}
+
+/// Writes `mqttUserProperties` and the plain copies that do not clash (see
+/// [`mqtt_to_rocketmq`]).
+fn put_user_properties(user: &[(String, String)], properties: &mut BTreeMap<String, String>) {
+    if user.is_empty() {
+        return;
+    }
+    let separator = |text: &str| text.contains(['\u{1}', '\u{2}']);
+    for (name, value) in user {
+        if property::MAPPING.contains(&name.as_str())
+            || properties.contains_key(name)
+            || separator(name)
+            || separator(value)
+        {
+            continue;
+        }
+        properties.insert(name.clone(), value.clone());
+    }
+    // Serializing a slice of string pairs cannot fail.
+    let list = serde_json::to_string(user).unwrap_or_default();
+    properties.insert(property::MQTT_USER_PROPERTIES.to_owned(), list);
+}
+
+/// The User Properties a RocketMQ message carries for MQTT (see [`rocketmq_to_mqtt`]).
+fn user_properties(
+    properties: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, MappingError> {
+    match properties.get(property::MQTT_USER_PROPERTIES) {
+        Some(list) => serde_json::from_str(list).map_err(|e| MappingError::InvalidUserProperties {
+            reason: e.to_string(),
+        }),
+        None => Ok(properties
+            .iter()
+            .filter(|(name, _)| !property::MAPPING.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()),
+    }
 }
 
 /// Maps a status event to the RocketMQ message for `rocketmq_topic` (the one

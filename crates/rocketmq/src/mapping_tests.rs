@@ -5,7 +5,7 @@ use mqgate_codec::{ByteStr, QoS};
 use mqgate_topic::{P2pError, TopicError};
 
 use crate::{
-    mqtt_to_rocketmq, rocketmq_to_mqtt, split_topic, Delivery, MappingError, MqttMessage,
+    mqtt_to_rocketmq, property, rocketmq_to_mqtt, split_topic, Delivery, MappingError, MqttMessage,
     PropertyStyle, RocketMessage,
 };
 
@@ -29,6 +29,7 @@ fn publish(topic: &str, qos: u8) -> MqttMessage {
         payload: Bytes::from(vec![1, 2, 3]),
         sender_client_id: None,
         sender_clean_session: None,
+        user_properties: Vec::new(),
     }
 }
 
@@ -538,5 +539,84 @@ fn split_topic_table() {
     ];
     for (topic, parts) in table {
         assert_eq!(split_topic(topic), parts, "{topic}");
+    }
+}
+
+fn with_user_properties(user: &[(&str, &str)]) -> MqttMessage {
+    let mut message = publish("sensors/a", 1);
+    message.sender_client_id = Some("GID_dev@@@real".into());
+    message.user_properties = user
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    message
+}
+
+#[test]
+fn user_properties_go_plain_unless_their_name_clashes() {
+    let message = with_user_properties(&[
+        ("unit", "C"),
+        ("clientId", "GID_dev@@@forged"),
+        ("unit", "F"),
+        ("qoslevel", "2"),
+        ("bad\u{1}name", "x"),
+        ("ok", "bad\u{2}value"),
+    ]);
+    let rocket = mqtt_to_rocketmq(&message, "sensors", PropertyStyle::Lowercase).unwrap();
+    let plain = &rocket.properties;
+    // The first of a repeated name stands; the mapping's own names keep their meaning.
+    assert_eq!(plain["unit"], "C");
+    assert_eq!(plain["clientId"], "GID_dev@@@real");
+    assert_eq!(plain["qoslevel"], "1");
+    assert!(!plain.contains_key("bad\u{1}name"));
+    assert!(!plain.contains_key("ok"));
+    // Nothing is lost: the list has them all, in order.
+    let back = rocketmq_to_mqtt(&rocket, "sensors").unwrap();
+    assert_eq!(back.user_properties(), &message.user_properties[..]);
+}
+
+#[test]
+fn a_message_without_user_properties_gets_no_list() {
+    let rocket = mqtt_to_rocketmq(
+        &publish("sensors/a", 0),
+        "sensors",
+        PropertyStyle::CamelCase,
+    )
+    .unwrap();
+    assert!(!rocket
+        .properties
+        .contains_key(property::MQTT_USER_PROPERTIES));
+    let back = rocketmq_to_mqtt(&rocket, "sensors").unwrap();
+    assert!(back.user_properties().is_empty());
+}
+
+#[test]
+fn a_rocketmq_producers_own_properties_become_user_properties_by_name() {
+    let message = rocket(
+        "sensors",
+        &[
+            ("mqttSecondTopic", "/a"),
+            ("zone", "eu"),
+            ("qosLevel", "1"),
+            ("clientId", "GID_x@@@y"),
+            ("batch", "7"),
+        ],
+    );
+    let back = rocketmq_to_mqtt(&message, "sensors").unwrap();
+    let expected = [("batch", "7"), ("zone", "eu")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    assert_eq!(back.user_properties(), &expected[..]);
+}
+
+#[test]
+fn a_malformed_user_property_list_is_an_error() {
+    for list in ["not json", r#"[["a"]]"#, r#"{"a":"b"}"#, r#"[["a",1]]"#] {
+        let message = rocket("sensors", &[("mqttUserProperties", list)]);
+        assert!(
+            matches!(
+                rocketmq_to_mqtt(&message, "sensors"),
+                Err(MappingError::InvalidUserProperties { .. })
+            ),
+            "{list}"
+        );
     }
 }

@@ -22,6 +22,23 @@ pub mod property {
     pub const CLEAN_SESSION_FLAG_CAMEL: &str = "cleanSessionFlag";
     /// The MQTT client that sent the message. Read-only from RocketMQ.
     pub const CLIENT_ID: &str = "clientId";
+    /// Every MQTT 5 User Property of the message, in order, duplicates included: a JSON
+    /// array of `[name, value]` pairs. Set only when the message has user properties.
+    pub const MQTT_USER_PROPERTIES: &str = "mqttUserProperties";
+
+    /// The names the mapping itself writes or reads: a user property of one of these names
+    /// travels in [`MQTT_USER_PROPERTIES`] only, never as a plain property, so it can never
+    /// stand for the mapping's own value (a device cannot claim another `clientId`).
+    pub const MAPPING: [&str; 8] = [
+        MQTT_SECOND_TOPIC,
+        MQTT_REAL_TOPIC,
+        QOS_LEVEL,
+        QOS_LEVEL_CAMEL,
+        CLEAN_SESSION_FLAG,
+        CLEAN_SESSION_FLAG_CAMEL,
+        CLIENT_ID,
+        MQTT_USER_PROPERTIES,
+    ];
 }
 
 /// Which spelling of `qoslevel` and `cleansessionflag` the bridge writes.
@@ -93,6 +110,8 @@ pub struct MqttMessage {
     pub sender_client_id: Option<String>,
     /// The sender's cleanSession flag, if known.
     pub sender_clean_session: Option<bool>,
+    /// MQTT 5 User Properties (name, value), in order; empty for a 3.1.1 message.
+    pub user_properties: Vec<(String, String)>,
 }
 
 /// What a RocketMQ message becomes on the MQTT side.
@@ -109,6 +128,9 @@ pub enum Delivery {
         qos: QoS,
         /// The payload, the RocketMQ body itself.
         payload: Bytes,
+        /// MQTT 5 User Properties for the receivers (see
+        /// [`rocketmq_to_mqtt`](crate::rocketmq_to_mqtt)); a 3.1.1 receiver gets none.
+        user_properties: Vec<(String, String)>,
     },
     /// A P2P message for exactly one client, delivered without subscription.
     P2p {
@@ -124,6 +146,8 @@ pub enum Delivery {
         clean_session: bool,
         /// The payload, the RocketMQ body itself.
         payload: Bytes,
+        /// MQTT 5 User Properties for the receiver, as for [`Delivery::Publish`].
+        user_properties: Vec<(String, String)>,
     },
 }
 
@@ -141,6 +165,19 @@ impl Delivery {
     pub const fn qos(&self) -> QoS {
         match self {
             Self::Publish { qos, .. } | Self::P2p { qos, .. } => *qos,
+        }
+    }
+
+    /// The MQTT 5 User Properties, whichever kind of delivery this is.
+    #[must_use]
+    pub fn user_properties(&self) -> &[(String, String)] {
+        match self {
+            Self::Publish {
+                user_properties, ..
+            }
+            | Self::P2p {
+                user_properties, ..
+            } => user_properties,
         }
     }
 }

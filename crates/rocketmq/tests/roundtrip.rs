@@ -49,17 +49,42 @@ fn mqtt_message() -> impl Strategy<Value = MqttMessage> {
         prop::collection::vec(any::<u8>(), 0..64),
         prop::option::of(CLIENT_ID),
         prop::option::of(any::<bool>()),
+        prop::collection::vec((user_property_name(), any::<String>()), 0..4),
     )
         .prop_map(
-            |(topic, qos, retain, payload, sender_client_id, sender_clean_session)| MqttMessage {
+            |(
                 topic,
                 qos,
                 retain,
-                payload: Bytes::from(payload),
+                payload,
                 sender_client_id,
                 sender_clean_session,
+                user_properties,
+            )| {
+                MqttMessage {
+                    topic,
+                    qos,
+                    retain,
+                    payload: Bytes::from(payload),
+                    sender_client_id,
+                    sender_clean_session,
+                    user_properties,
+                }
             },
         )
+}
+
+/// User property names, often ones that clash: the mapping's own, RocketMQ's, repeated.
+fn user_property_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("clientId".to_owned()),
+        Just("qoslevel".to_owned()),
+        Just("mqttUserProperties".to_owned()),
+        Just("KEYS".to_owned()),
+        Just("unit".to_owned()),
+        Just("sep\u{1}arated".to_owned()),
+        any::<String>(),
+    ]
 }
 
 proptest! {
@@ -79,13 +104,15 @@ proptest! {
             _ => None,
         };
         match (back, target) {
-            (Ok(Delivery::Publish { topic, topic_seen_by_client, qos, payload }), None) => {
+            (Ok(Delivery::Publish { topic, topic_seen_by_client, qos, payload, user_properties }), None) => {
+                prop_assert_eq!(&user_properties, &message.user_properties);
                 prop_assert_eq!(&topic, &message.topic);
                 prop_assert_eq!(&topic_seen_by_client, &message.topic);
                 prop_assert_eq!(qos, message.qos);
                 prop_assert_eq!(payload.as_ptr(), message.payload.as_ptr());
             }
-            (Ok(Delivery::P2p { target_client_id, topic_seen_by_client, qos, clean_session, payload }), Some(target)) => {
+            (Ok(Delivery::P2p { target_client_id, topic_seen_by_client, qos, clean_session, payload, user_properties }), Some(target)) => {
+                prop_assert_eq!(&user_properties, &message.user_properties);
                 prop_assert_eq!(target_client_id, target);
                 prop_assert_eq!(&topic_seen_by_client, &message.topic);
                 prop_assert_eq!(qos, message.qos);

@@ -4,7 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use mqgate_codec::ByteStr;
+use bytes::Bytes;
+use mqgate_codec::{ByteStr, Property};
 use mqgate_rocketmq::{Delivery, RocketMessage};
 use tokio::sync::mpsc;
 
@@ -48,6 +49,14 @@ async fn deliver(
     };
     let now = monotonic_ms();
     let qos = delivery.qos();
+    let properties = match user_properties(delivery.user_properties()) {
+        Ok(properties) => properties,
+        Err(error) => {
+            tracing::warn!(topic = %message.topic, %error, "RocketMQ message's user properties not valid for MQTT 5; skipped");
+            metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+    };
     let (match_topic, seen, p2p) = match delivery {
         Delivery::Publish {
             topic,
@@ -65,7 +74,14 @@ async fn deliver(
             Some((target_client_id, clean_session)),
         ),
     };
-    let routed = core.message(&ByteStr::from_static(""), seen, message.body.clone(), qos);
+    let routed = core.message_with(
+        &ByteStr::from_static(""),
+        seen,
+        message.body.clone(),
+        qos,
+        properties,
+        None,
+    );
     match p2p {
         None => core
             .router
@@ -94,4 +110,16 @@ async fn deliver(
             false
         }
     }
+}
+
+/// The wire encoding of `user` as MQTT 5 User Properties (empty for none).
+fn user_properties(user: &[(String, String)]) -> Result<Bytes, mqgate_codec::EncodeError> {
+    if user.is_empty() {
+        return Ok(Bytes::new());
+    }
+    let properties = mqgate_codec::Properties::build(
+        user.iter()
+            .map(|(name, value)| Property::UserProperty(name, value)),
+    )?;
+    Ok(properties.as_bytes().clone())
 }

@@ -178,6 +178,7 @@ impl Bridge {
             payload: message.payload.clone(),
             sender_client_id: (!message.origin.is_empty()).then(|| message.origin.to_string()),
             sender_clean_session: Some(clean_session),
+            user_properties: user_properties(message),
         };
         let rocket = match self.rules.outflow(&mqtt) {
             Ok(Some(rocket)) => rocket,
@@ -272,4 +273,19 @@ async fn default_client(_: &RocketMqConfig) -> Result<Arc<dyn RocketMqClient>, B
         "[rocketmq] is configured but this build has no RocketMQ client (cargo feature `rocketmq`)"
             .to_owned(),
     ))
+}
+
+/// The MQTT 5 User Properties of a message (none for a 3.1.1 one).
+fn user_properties(message: &Message) -> Vec<(String, String)> {
+    if message.properties.is_empty() {
+        return Vec::new();
+    }
+    // The forwarded properties were checked when the PUBLISH was decoded.
+    match mqgate_codec::Properties::from_wire(message.properties.clone(), None) {
+        Ok(properties) => properties
+            .user_properties()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }

@@ -113,7 +113,13 @@ impl RustRocketMqClient {
         if !message.keys.is_empty() {
             builder = builder.keys(message.keys.clone());
         }
-        for (key, value) in &message.properties {
+        // The mapping's plain copies of User Properties may bear a name RocketMQ keeps for
+        // itself; those stay in `mqttUserProperties` only.
+        for (key, value) in message
+            .properties
+            .iter()
+            .filter(|(key, _)| !STRING_HASH_SET.contains(key.as_str()))
+        {
             builder = builder
                 .raw_property(key.as_str(), value.as_str())
                 .map_err(|e| failure("property", e))?;
