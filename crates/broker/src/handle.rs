@@ -206,6 +206,12 @@ impl Broker {
         let mut connections_ctx = ConnCtx::new(&config, core.clone(), access.clone(), outflow);
         connections_ctx.enhanced = self.enhanced;
         let connections_ctx = Arc::new(connections_ctx);
+        // Wills that waited for their delay when the broker stopped wait again (or go now).
+        let wills = crate::connection::online::restore_wills(&connections_ctx)
+            .map_err(|e| BrokerError::Store(e.to_string()))?;
+        if wills > 0 {
+            tracing::info!(wills, "delayed wills restored");
+        }
         // The cloud SDK endpoint's queues that exist from start-up collect from before
         // the first device can connect.
         let amqp = amqp_ctx(&config, &core, &access, session_config);

@@ -1753,6 +1753,58 @@ async fn a_delayed_will_is_sent_when_its_session_ends_first() {
     broker.shutdown().await;
 }
 
+/// Polls the store's waiting wills until `done` holds for them (bounded).
+async fn wills_until(store: &Arc<dyn Store>, done: impl Fn(&[mqgate_store::StoredWill]) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let wills = store.load_wills().expect("load wills");
+        if done(&wills) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "wills stayed {wills:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A will waiting for its Will Delay Interval outlives a restart of the broker: it is still
+/// published when due [MQTT-3.1.2-8], and still never sent if its session resumes first
+/// [MQTT-3.1.3-9]; either way it then leaves the store.
+#[tokio::test]
+async fn a_delayed_will_survives_a_restart() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    // A persistent watcher: a will published before it is back waits in its session.
+    let mut watcher = Client::connect(&broker, "restart-watcher", false).await;
+    subscribe(&mut watcher, "will/#", rumqttc::QoS::AtLeastOnce).await;
+    watcher.disconnect().await;
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wr-due", true, 60, 2)).await;
+    drop(raw);
+    let (raw, _) = Raw5::connect_with(&broker, delayed_will("wr-back", true, 60, 60)).await;
+    drop(raw);
+    wills_until(&store, |w| w.len() == 2).await;
+    broker.shutdown().await;
+    assert_eq!(
+        store.load_wills().expect("load").len(),
+        2,
+        "kept at shutdown"
+    );
+
+    let broker = start_with_store(BrokerConfig::ephemeral(), store.clone()).await;
+    let mut watcher = Client::connect(&broker, "restart-watcher", false).await;
+    let (mut back, ack) = Raw5::connect_with(&broker, delayed_will("wr-back", false, 60, 60)).await;
+    assert!(ack.session_present);
+    let got = watcher.next().await;
+    assert_eq!(got.topic, "will/wr-due", "the due will, and only it");
+    assert_eq!(&got.payload[..], b"gone");
+    watcher.expect_nothing(Duration::from_millis(500)).await;
+    wills_until(&store, <[_]>::is_empty).await;
+    back.ping().await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ session expiry
 
 /// "If the Session Expiry Interval is absent the value 0 is used. If it is set to 0, or is

@@ -99,7 +99,7 @@ mod suite;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats, StoredSession};
+pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats, StoredSession, StoredWill};
 pub use redb_store::{
     Compaction, RedbOptions, RedbStore, DEFAULT_CACHE_BYTES, DEFAULT_COMPACT_CHECK_MAX_BYTES,
     DEFAULT_FILE_NAME, FORMAT_VERSION,
@@ -215,6 +215,12 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// I/O or corruption errors from the backend.
     fn load_connect_blacklist(&self) -> Result<Vec<ConnectBlack>, StoreError>;
+
+    /// Every MQTT 5 will waiting for its delay, in no particular order.
+    ///
+    /// # Errors
+    /// I/O or corruption errors from the backend.
+    fn load_wills(&self) -> Result<Vec<StoredWill>, StoreError>;
 
     /// Counts of what the store holds.
     ///

@@ -6,7 +6,7 @@ use mqgate_auth::{
     ConnectBlack, CustomIdentity, CustomPermission, DeviceCredential, GroupRecord, TokenRecord,
 };
 use mqgate_codec::{ByteStr, QoS};
-use mqgate_session::{Message, QueueBounds, SessionConfig, SessionRecord};
+use mqgate_session::{Message, MessageId, QueueBounds, SessionConfig, SessionRecord};
 
 /// One mutation. A slice of them goes to [`Store::apply`](crate::Store::apply) and commits
 /// as one transaction: all or nothing.
@@ -84,6 +84,65 @@ pub enum Op {
     PutConnectBlack(ConnectBlack),
     /// Takes a client id off the connect blacklist.
     RemoveConnectBlack(String),
+    /// Stores the MQTT 5 will of a client that waits for its Will Delay Interval, replacing
+    /// the client's earlier one.
+    PutWill(StoredWill),
+    /// Forgets the waiting will of `client_id` if it is still the one with `id` (a newer one
+    /// of the same client stays): it was published, or its session resumed.
+    RemoveWill {
+        /// The client that left it.
+        client_id: String,
+        /// [`StoredWill::id`] of the will to forget.
+        id: MessageId,
+    },
+}
+
+/// An MQTT 5 will waiting for its Will Delay Interval, stored so that a restart publishes it
+/// when it is due (or at once, when it fell due while the broker was down) instead of
+/// losing it.
+///
+/// ```
+/// use mqgate_session::MessageId;
+/// use mqgate_store::{MemoryStore, Op, Store, StoreLimits, StoredWill};
+/// let store = MemoryStore::with_limits(StoreLimits::default());
+/// let will = StoredWill {
+///     client_id: "GID_a@@@1".into(), id: MessageId(7), topic: "dev/gone".into(),
+///     payload: bytes::Bytes::from_static(b"offline"), qos: 1, retain: false,
+///     properties: bytes::Bytes::new(), expiry_s: None, due_at_ms: 1_000, not_for_origin: false,
+/// };
+/// store.apply(&[Op::PutWill(will.clone())])?;
+/// assert_eq!(store.load_wills()?, [will]);
+/// // Another will's id leaves it in place; its own removes it.
+/// store.apply(&[Op::RemoveWill { client_id: "GID_a@@@1".into(), id: MessageId(8) }])?;
+/// assert_eq!(store.load_wills()?.len(), 1);
+/// store.apply(&[Op::RemoveWill { client_id: "GID_a@@@1".into(), id: MessageId(7) }])?;
+/// assert!(store.load_wills()?.is_empty());
+/// # Ok::<(), mqgate_store::StoreError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredWill {
+    /// The client that left it (one waiting will per client).
+    pub client_id: String,
+    /// This will's identity, so a late removal cannot take a newer will of the client.
+    pub id: MessageId,
+    /// The will topic.
+    pub topic: String,
+    /// The will payload.
+    pub payload: bytes::Bytes,
+    /// The will QoS (0, 1 or 2).
+    pub qos: u8,
+    /// The will's RETAIN flag.
+    pub retain: bool,
+    /// Its MQTT 5 properties forwarded with the message, in their wire encoding.
+    pub properties: bytes::Bytes,
+    /// Its Message Expiry Interval in seconds, counted from when it is published.
+    pub expiry_s: Option<u32>,
+    /// When it is due (wall clock, ms since the epoch).
+    pub due_at_ms: u64,
+    /// The session that left it does not get it (every subscription of its that matches
+    /// the topic has MQTT 5's No Local).
+    #[serde(default)]
+    pub not_for_origin: bool,
 }
 
 /// Queue limits a store applies on every append and in its expiry sweep; by default those

@@ -8,7 +8,7 @@ use mqgate_session::MessageId;
 use mqgate_session::SessionConfig;
 use redb::{Database, TableDefinition};
 
-use crate::suite::{enqueue, message, qos2_record, registry_ops};
+use crate::suite::{enqueue, message, qos2_record, registry_ops, will};
 use crate::{
     restore_sessions, Op, RedbOptions, RedbStore, Store, StoreError, StoreLimits,
     DEFAULT_FILE_NAME, FORMAT_VERSION,
@@ -37,12 +37,14 @@ fn everything_survives_a_reopen_and_qos2_state_restores() {
             },
             enqueue("GID_a@@@1", &queued),
             Op::SetRetained(Arc::clone(&retained)),
+            Op::PutWill(will("GID_a@@@1", 13, 8)),
         ];
         ops.extend(registry_ops());
         store.apply(&ops).unwrap();
     }
     let store = RedbStore::open(dir.path(), StoreLimits::default()).unwrap();
     assert_eq!(store.load_retained().unwrap(), [retained]);
+    assert_eq!(store.load_wills().unwrap(), [will("GID_a@@@1", 13, 8)]);
     assert_eq!(store.load_groups().unwrap().len(), 1);
     assert_eq!(store.load_tokens().unwrap().len(), 1);
     assert_eq!(store.load_device_credentials().unwrap().len(), 1);

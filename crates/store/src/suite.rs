@@ -617,6 +617,55 @@ fn registries_put_remove_load(make: Make) {
     );
 }
 
+/// A waiting will of `client`, due at `due_at_ms`.
+pub(crate) fn will(client: &str, id: u128, due_at_ms: u64) -> crate::StoredWill {
+    crate::StoredWill {
+        client_id: client.into(),
+        id: MessageId(id),
+        topic: "dev/status".into(),
+        payload: Bytes::from_static(b"\x00gone\xff"),
+        qos: 2,
+        retain: true,
+        // A User Property ("k", "v") in its wire encoding.
+        properties: Bytes::from_static(&[0x26, 0, 1, b'k', 0, 1, b'v']),
+        expiry_s: Some(60),
+        due_at_ms,
+        not_for_origin: true,
+    }
+}
+
+fn delayed_wills_replace_and_remove_by_id(make: Make) {
+    let store = make(StoreLimits::default());
+    store
+        .apply(&[Op::PutWill(will("a", 1, 10)), Op::PutWill(will("b", 2, 20))])
+        .unwrap();
+    // A newer will of `a` replaces the first; the first one's late removal leaves it.
+    store.apply(&[Op::PutWill(will("a", 3, 30))]).unwrap();
+    store
+        .apply(&[Op::RemoveWill {
+            client_id: "a".into(),
+            id: MessageId(1),
+        }])
+        .unwrap();
+    let mut wills = store.load_wills().unwrap();
+    wills.sort_by(|x, y| x.client_id.cmp(&y.client_id));
+    assert_eq!(wills, [will("a", 3, 30), will("b", 2, 20)]);
+    store
+        .apply(&[
+            Op::RemoveWill {
+                client_id: "a".into(),
+                id: MessageId(3),
+            },
+            Op::RemoveWill {
+                client_id: "nobody".into(),
+                id: MessageId(3),
+            },
+        ])
+        .unwrap();
+    assert_eq!(store.load_wills().unwrap(), [will("b", 2, 20)]);
+    assert_eq!(store.stats().unwrap().sessions, 0, "wills are not sessions");
+}
+
 /// Random enqueues (often fanned out) and acks against a plain model of the queues.
 fn matches_a_model(make: Make, cases: u32) {
     let clients = ["a", "b", "c"];
@@ -731,6 +780,10 @@ macro_rules! suite {
             #[test]
             fn registries_put_remove_load() {
                 super::registries_put_remove_load($backend);
+            }
+            #[test]
+            fn delayed_wills_replace_and_remove_by_id() {
+                super::delayed_wills_replace_and_remove_by_id($backend);
             }
             #[test]
             fn matches_a_model() {

@@ -63,6 +63,7 @@ pub(crate) enum BlobKind {
     CustomIdentity = 4,
     CustomPermission = 5,
     ConnectBlack = 6,
+    Will = 7,
 }
 
 impl BlobKind {
@@ -75,6 +76,7 @@ impl BlobKind {
             BlobKind::CustomIdentity => "custom identities",
             BlobKind::CustomPermission => "custom permissions",
             BlobKind::ConnectBlack => "connect blacklist",
+            BlobKind::Will => "delayed wills",
         }
     }
 }
@@ -245,6 +247,15 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 t.put_blob(BlobKind::ConnectBlack, &b.client_id, to_json(b)?)?
             }
             Op::RemoveConnectBlack(id) => t.remove_blob(BlobKind::ConnectBlack, id)?,
+            Op::PutWill(will) => t.put_blob(BlobKind::Will, &will.client_id, to_json(will)?)?,
+            Op::RemoveWill { client_id, id } => {
+                if let Some(json) = t.blob(BlobKind::Will, client_id)? {
+                    let stored: crate::StoredWill = from_json(BlobKind::Will, &json)?;
+                    if stored.id == *id {
+                        t.remove_blob(BlobKind::Will, client_id)?;
+                    }
+                }
+            }
         }
     }
     pending.finish(t)
@@ -622,6 +633,9 @@ macro_rules! impl_store {
                 &self,
             ) -> std::result::Result<Vec<mqgate_auth::ConnectBlack>, $crate::StoreError> {
                 self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::ConnectBlack))
+            }
+            fn load_wills(&self) -> std::result::Result<Vec<$crate::StoredWill>, $crate::StoreError> {
+                self.read(|t| $crate::tables::load_records(t, $crate::tables::BlobKind::Will))
             }
             fn stats(&self) -> std::result::Result<$crate::StoreStats, $crate::StoreError> {
                 self.read(|t| t.stats())

@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use mqgate_auth::Grants;
 use mqgate_codec::{ByteStr, PacketId, QoS, ReasonCode, SubscribeFilter};
-use mqgate_session::{DeliveryOutcome, Event, InboundToken, Message, QueueBounds, Session};
+use mqgate_session::{
+    DeliveryOutcome, Event, InboundToken, Message, MessageId, QueueBounds, Session,
+};
 use mqgate_status::ConnectionEvents;
+use mqgate_store::{Op, StoredWill};
 use mqgate_topic::TopicName;
 use mqgate_trace::{Action, Info};
 use smallvec::SmallVec;
@@ -878,6 +881,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         let skip_origin = will
             .as_ref()
             .is_some_and(|w| v5::not_for_self(self.session.subscriptions(), &w.topic));
+        // A will that waits is stored too, so a restart meanwhile publishes it when due.
+        let stored_will = match (&ticket, &will) {
+            (Some(_), Some(w)) => {
+                let due_at_ms = unix_time_ms().saturating_add(u64::from(delay_s) * 1000);
+                let stored = StoredWill {
+                    client_id: origin.to_string(),
+                    id: core.router.next_id(),
+                    topic: w.topic.to_string(),
+                    payload: w.payload.clone(),
+                    qos: w.qos as u8,
+                    retain: w.retain,
+                    properties: terms.forward.clone(),
+                    expiry_s: terms.expiry_s,
+                    due_at_ms,
+                    not_for_origin: skip_origin,
+                };
+                let id = stored.id;
+                let put = core.persist.submit(&mut vec![Op::PutWill(stored)]);
+                let _ = tokio::time::timeout(limit, persist::committed(&core.persist, put)).await;
+                Some(id)
+            }
+            _ => None,
+        };
         // Acknowledgements that came in last are saved (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
             let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;
@@ -918,7 +944,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             match ticket {
                 Some(ticket) => {
                     let delay = Duration::from_secs(u64::from(delay_s));
-                    tokio::spawn(publish_will_later(ctx.clone(), client, ticket, delay, will));
+                    tokio::spawn(publish_will_later(
+                        ctx.clone(),
+                        client,
+                        ticket,
+                        delay,
+                        will,
+                        stored_will,
+                    ));
                 }
                 None => publish_will(&ctx, &client, will).await,
             }
@@ -965,20 +998,23 @@ struct Will {
 }
 
 /// Publishes `will` once its delay passed, unless a connection resumes its session first
-/// (then never) or ends it (then at once); a will still waiting at shutdown is dropped.
+/// (then never) or ends it (then at once). `stored` is the id it has in the store, where
+/// it is forgotten once decided; a will still waiting at shutdown stays there, for the next
+/// start to publish when due.
 async fn publish_will_later(
     ctx: Arc<ConnCtx>,
     client: Arc<str>,
     ticket: WillTicket,
     delay: Duration,
     will: Will,
+    stored: Option<MessageId>,
 ) {
     let WillTicket { id, mut decision } = ticket;
     let mut shutdown = ctx.core.shutdown.clone();
     let decided = tokio::select! {
         () = tokio::time::sleep(delay) => None,
         decided = &mut decision => Some(decided.unwrap_or(false)),
-        _ = shutdown.wait_for(|down| *down) => Some(false),
+        _ = shutdown.wait_for(|down| *down) => return,
     };
     let publish = match decided {
         Some(publish) => publish,
@@ -989,6 +1025,70 @@ async fn publish_will_later(
     if publish {
         publish_will(&ctx, &client, will).await;
     }
+    if let Some(id) = stored {
+        let mut ops = vec![Op::RemoveWill {
+            client_id: client.to_string(),
+            id,
+        }];
+        let _ = ctx.core.persist.submit(&mut ops);
+    }
+}
+
+/// Arms again the delayed wills a previous run stored (call once at start, after the
+/// sessions are restored): each waits for what is left of its delay, and one that fell due
+/// while the broker was down is published at once. A resuming session cancels it, as
+/// before the restart. Returns how many there were.
+///
+/// # Errors
+/// The store could not be read.
+pub(crate) fn restore_wills(ctx: &Arc<ConnCtx>) -> Result<usize, mqgate_store::StoreError> {
+    let core = &ctx.core;
+    let stored = core.store.load_wills()?;
+    let now = unix_time_ms();
+    let count = stored.len();
+    for stored in stored {
+        let (Ok(topic), Ok(origin), Some(qos)) = (
+            ByteStr::try_from(stored.topic),
+            ByteStr::try_from(stored.client_id.as_str()),
+            QoS::from_u8(stored.qos),
+        ) else {
+            tracing::warn!(client = %stored.client_id, "stored will not valid; dropped");
+            let mut ops = vec![Op::RemoveWill {
+                client_id: stored.client_id,
+                id: stored.id,
+            }];
+            let _ = core.persist.submit(&mut ops);
+            continue;
+        };
+        let client: Arc<str> = Arc::from(origin.as_str());
+        let will = Will {
+            will: mqgate_codec::LastWill {
+                topic,
+                payload: stored.payload,
+                qos,
+                retain: stored.retain,
+            },
+            terms: v5::WillTerms {
+                forward: stored.properties,
+                expiry_s: stored.expiry_s,
+                delay_s: 0,
+            },
+            origin,
+            clean_session: false,
+            skip_origin: stored.not_for_origin,
+        };
+        let delay = Duration::from_millis(stored.due_at_ms.saturating_sub(now));
+        let ticket = core.wills.wait(&client);
+        tokio::spawn(publish_will_later(
+            ctx.clone(),
+            client,
+            ticket,
+            delay,
+            will,
+            Some(stored.id),
+        ));
+    }
+    Ok(count)
 }
 
 /// Publishes a will like any other message (with the properties and expiry of an MQTT 5
