@@ -1026,12 +1026,15 @@ async fn publish_will_later(
         publish_will(&ctx, &client, will).await;
     }
     if let Some(id) = stored {
-        let mut ops = vec![Op::RemoveWill {
-            client_id: client.to_string(),
-            id,
-        }];
-        let _ = ctx.core.persist.submit(&mut ops);
+        forget_will(&ctx.core, client.to_string(), id);
     }
+}
+
+/// Removes the stored will `id` of `client_id` (not a newer one of that client).
+fn forget_will(core: &crate::core::Core, client_id: String, id: MessageId) {
+    let _ = core
+        .persist
+        .submit(&mut vec![Op::RemoveWill { client_id, id }]);
 }
 
 /// Arms again the delayed wills a previous run stored (call once at start, after the
@@ -1053,11 +1056,7 @@ pub(crate) fn restore_wills(ctx: &Arc<ConnCtx>) -> Result<usize, mqgate_store::S
             QoS::from_u8(stored.qos),
         ) else {
             tracing::warn!(client = %stored.client_id, "stored will not valid; dropped");
-            let mut ops = vec![Op::RemoveWill {
-                client_id: stored.client_id,
-                id: stored.id,
-            }];
-            let _ = core.persist.submit(&mut ops);
+            forget_will(core, stored.client_id, stored.id);
             continue;
         };
         let client: Arc<str> = Arc::from(origin.as_str());
