@@ -350,6 +350,10 @@ async fn connack_announces_what_the_broker_supports_and_assigns_an_id() {
 /// "If the Server does not allow the Client Identifier it MUST respond to the CONNECT
 /// packet with a CONNACK using Reason Code 0x85 (Client Identifier not valid)"
 /// [MQTT-3.1.3-8 of MQTT 5]; "the Server ... MUST close the Network Connection" [MQTT-3.2.2-7].
+/// The CONNACK says why in a Reason String, unless that would make it larger than the
+/// client's Maximum Packet Size: "The Server MUST NOT send this property if it would
+/// increase the size of the CONNACK packet beyond the Maximum Packet Size specified by the
+/// Client" [MQTT-3.2.2-19].
 #[tokio::test]
 async fn a_refused_client_id_gets_reason_0x85() {
     let broker = start().await;
@@ -358,8 +362,24 @@ async fn a_refused_client_id_gets_reason_0x85() {
         client_id: ByteStr::from_static("$amqp/queue"),
         ..v5::Connect::default()
     };
-    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect.clone()).await;
     assert_eq!(ack.reason, ReasonCode::ClientIdentifierNotValid);
+    assert_eq!(
+        reason_string(&ack.properties),
+        Some("client identifier not valid for this broker")
+    );
+    assert_eq!(raw.recv().await, None, "closed after the CONNACK");
+    let small = v5::Connect {
+        properties: Properties::build([Property::FourByteInt(PropertyId::MaximumPacketSize, 16)])
+            .expect("properties"),
+        ..connect
+    };
+    let (mut raw, ack) = Raw5::connect_with(&broker, small).await;
+    assert_eq!(ack.reason, ReasonCode::ClientIdentifierNotValid);
+    assert!(
+        ack.properties.is_empty(),
+        "no Reason String beyond 16 bytes"
+    );
     assert_eq!(raw.recv().await, None, "closed after the CONNACK");
     broker.shutdown().await;
 }
@@ -384,6 +404,7 @@ async fn refusals_carry_mqtt5_reason_codes() {
         (
             login("GID_a@@@d1", AK, "d3Jvbmc=".into()),
             ReasonCode::BadUserNameOrPassword,
+            "bad user name or password",
         ),
         (
             login(
@@ -392,12 +413,13 @@ async fn refusals_carry_mqtt5_reason_codes() {
                 mqgate_auth::sign_client_id(SECRET, "GID_nope@@@d1"),
             ),
             ReasonCode::NotAuthorized,
+            "not authorized to connect",
         ),
     ];
-    for (connect, expected) in cases {
+    for (connect, expected, why) in cases {
         let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
         assert_eq!(ack.reason, expected);
-        assert!(ack.properties.is_empty());
+        assert_eq!(reason_string(&ack.properties), Some(why));
         assert_eq!(raw.recv().await, None, "closed after the CONNACK");
     }
     let id = "GID_a@@@limited";

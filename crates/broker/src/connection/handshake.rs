@@ -87,6 +87,7 @@ where
         }
     };
     let is_v5 = v5_terms.is_some();
+    let client_max_packet = v5_terms.as_ref().and_then(|t| t.client_max_packet);
     let mut enhanced = None;
     if let Some((method, data)) = v5_terms.as_mut().and_then(|t| t.authentication.take()) {
         // MQTT 5 enhanced authentication: its AUTH exchange comes before the CONNACK, within
@@ -104,7 +105,9 @@ where
             Ok(Ok(done)) => enhanced = Some(done),
             Ok(Err(Some(code))) => {
                 tracing::info!(%peer, %client, ?code, "MQTT 5 enhanced authentication refused");
-                refuse_v5(io, &ctx, code).await;
+                let refusal =
+                    v5::refused_connack(client_max_packet, code, "enhanced authentication failed");
+                send_refusal(io, &ctx, refusal).await;
                 return None;
             }
             Ok(Err(None)) => return None,
@@ -123,27 +126,15 @@ where
                 trace.device(Action::Connect, why, &connect.client_id.detached(), channel);
             }
             if is_v5 {
-                refuse_v5(io, &ctx, v5::refusal(code)).await;
+                let text = refusal_text(code, why);
+                let refusal = v5::refused_connack(client_max_packet, v5::refusal(code), text);
+                send_refusal(io, &ctx, refusal).await;
             } else {
                 refuse(io, &ctx, code).await;
             }
             None
         }
     }
-}
-
-/// Answers a refused MQTT 5 CONNECT with a CONNACK of reason `code` (counted in
-/// `connects_refused`); the connection then closes.
-async fn refuse_v5<S>(io: Io<S>, ctx: &ConnCtx, code: ReasonCode)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let connack = wire5::Packet::ConnAck(wire5::ConnAck {
-        session_present: false,
-        reason: code,
-        properties: mqgate_codec::Properties::new(),
-    });
-    send_refusal(io, ctx, connack).await;
 }
 
 /// Answers a refused CONNECT with its CONNACK code (counted in `connects_refused`); the
@@ -174,6 +165,21 @@ where
 
 /// A refused CONNECT: the stream, the CONNACK code, and why, as the trace shows it.
 type Refusal<S> = (Io<S>, ConnectReturnCode, Info);
+
+/// Why a CONNECT was refused, in words: an MQTT 5 CONNACK's Reason String.
+fn refusal_text(code: ConnectReturnCode, why: Info) -> &'static str {
+    match (code, why) {
+        (ConnectReturnCode::IdentifierRejected, Info::ClientIdConflict) => {
+            "client identifier in use: another connection holds it and takeover is refused"
+        }
+        (ConnectReturnCode::IdentifierRejected, _) => "client identifier not valid for this broker",
+        (ConnectReturnCode::BadUsernameOrPassword, _) => "bad user name or password",
+        (ConnectReturnCode::NotAuthorized, _) => "not authorized to connect",
+        (ConnectReturnCode::ServerUnavailable, _) => "server unavailable",
+        (ConnectReturnCode::UnacceptableProtocolVersion, _) => "protocol version not supported",
+        (ConnectReturnCode::Accepted, _) => "",
+    }
+}
 
 /// Why the authenticator's refusal `code` refused, as the trace shows it.
 fn refusal_info(code: ConnectReturnCode) -> Info {

@@ -519,20 +519,45 @@ fn reason_string(text: &str) -> Properties {
 /// as its Reason String unless that would make it larger than the client accepts
 /// (MQTT-3.14.2-3).
 pub(crate) fn disconnect(state: &V5State, reason: ReasonCode, text: &str) -> v5::Packet {
-    let mut disconnect = v5::ReasonAndProperties {
-        reason,
-        properties: reason_string(text),
-    };
-    let len = v5::Packet::Disconnect(disconnect.clone()).encoded_len();
-    let fits = match (state.client_max_packet, len) {
+    with_reason_string(state.client_max_packet, text, |properties| {
+        v5::Packet::Disconnect(v5::ReasonAndProperties { reason, properties })
+    })
+}
+
+/// The CONNACK that refuses a CONNECT with `reason`, and `text` as its Reason String unless
+/// that would make it larger than the client accepts (MQTT-3.1.2-25).
+pub(crate) fn refused_connack(
+    client_max_packet: Option<u32>,
+    reason: ReasonCode,
+    text: &str,
+) -> v5::Packet {
+    with_reason_string(client_max_packet, text, |properties| {
+        v5::Packet::ConnAck(v5::ConnAck {
+            session_present: false,
+            reason,
+            properties,
+        })
+    })
+}
+
+/// `packet(reason string)`, or `packet(none)` when the Reason String would make it larger
+/// than `client_max_packet`.
+fn with_reason_string(
+    client_max_packet: Option<u32>,
+    text: &str,
+    packet: impl Fn(Properties) -> v5::Packet,
+) -> v5::Packet {
+    let with = packet(reason_string(text));
+    let fits = match (client_max_packet, with.encoded_len()) {
         (Some(max), Ok(len)) => len <= usize::try_from(max).unwrap_or(usize::MAX),
         (None, Ok(_)) => true,
         (_, Err(_)) => false,
     };
-    if !fits {
-        disconnect.properties = Properties::new();
+    if fits {
+        with
+    } else {
+        packet(Properties::new())
     }
-    v5::Packet::Disconnect(disconnect)
 }
 
 /// Gives `publish` the alias of its topic, as far as the client takes aliases: a topic
