@@ -157,6 +157,7 @@ impl Broker {
             core.metrics.clone(),
         )?
         .map(Arc::new);
+        *core.redirect.get_mut() = config.mqtt5.redirect.clone().map(Arc::new);
         let core = Arc::new(core);
         let bridge = match config.rocketmq.clone() {
             Some(rocketmq) => {
@@ -554,6 +555,28 @@ impl BrokerHandle {
     /// The counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.inner.core.metrics.snapshot()
+    }
+
+    /// Server redirection: with `Some`, every new CONNECT is refused with the redirect
+    /// (MQTT 5 clients get CONNACK 0x9C or 0x9D and the Server Reference, 3.1.1 clients
+    /// CONNACK 3), and with `disconnect_connected` every client online now is closed (MQTT 5
+    /// clients get DISCONNECT 0x9C or 0x9D with the Server Reference; no will is
+    /// published: the client is moving, not gone). Persistent sessions stay, offline. `None`
+    /// serves clients again. The `[mqtt5] redirect` setting is the same from the start.
+    ///
+    /// ```no_run
+    /// # async fn drain(broker: mqgate_broker::BrokerHandle) {
+    /// use mqgate_broker::Redirect;
+    /// let to = Redirect { server_reference: "mqtt-2.example.com:1883".into(), permanent: false };
+    /// broker.redirect(Some(to), true);
+    /// # }
+    /// ```
+    pub fn redirect(&self, redirect: Option<crate::config::Redirect>, disconnect_connected: bool) {
+        let core = &self.inner.core;
+        *core.redirect.write() = redirect.map(Arc::new);
+        if disconnect_connected && core.redirect.read().is_some() {
+            core.registry.kick_all(Kick::Redirect);
+        }
     }
 
     /// Closes `client_id`'s connection, as the HTTP API's `CloseConnection` does. The client

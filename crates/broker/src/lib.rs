@@ -86,7 +86,7 @@ pub use bridge::RustRocketMqClient;
 pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClient};
 pub use config::{
     AccessKeySettings, AckAfter, AmqpSettings, AuthSettings, BrokerConfig, ClientIdRuleSet,
-    ConsumeFrom, HttpSettings, Limits, ListenerConfig, Mqtt5Settings, RocketMqConfig,
+    ConsumeFrom, HttpSettings, Limits, ListenerConfig, Mqtt5Settings, Redirect, RocketMqConfig,
     SessionLimits, StorageKind, StoreSettings, TakeoverPolicy, TlsFiles, TraceSettings,
 };
 pub use error::BrokerError;

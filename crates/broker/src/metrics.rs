@@ -44,6 +44,9 @@ counters! {
     /// CONNECTs refused with a non-zero CONNACK (protocol level, credentials, client id,
     /// takeover policy).
     connects_refused,
+    /// CONNECTs refused because the broker sends clients to another server (server
+    /// redirection). Also counted in `connects_refused`.
+    connects_redirected,
     /// CONNECTs refused with CONNACK 1 for a protocol level other than 4 (`MQTT`) or 3
     /// (`MQIsdp`), such as an MQTT 5 client's. Also counted in `connects_refused`.
     protocol_level_refused,

@@ -2206,3 +2206,81 @@ async fn mqtt5_works_over_websocket() {
     assert_eq!(user, vec![("via".to_string(), "ws".to_string())]);
     broker.shutdown().await;
 }
+
+// ------------------------------------------------------------------ server redirection
+
+fn server_reference(properties: &Properties) -> Option<&str> {
+    properties
+        .get(PropertyId::ServerReference)
+        .and_then(|p| p.as_str())
+}
+
+/// Server redirection (4.11): "The Server uses a Reason Code of 0x9C (Use another server) or
+/// 0x9D (Server moved) ... and MAY include a Server Reference" in the CONNACK or DISCONNECT.
+/// Configured from the start, every MQTT 5 CONNECT gets CONNACK 0x9C with the Server
+/// Reference, and a 3.1.1 client, which has no such code, CONNACK 3 (server unavailable).
+#[tokio::test]
+async fn a_configured_redirect_refuses_connects_with_the_server_reference() {
+    let mut config = BrokerConfig::ephemeral();
+    config.mqtt5.redirect = Some(mqgate_broker::Redirect {
+        server_reference: "mqtt-2.example.com:1883".into(),
+        permanent: false,
+    });
+    let broker = start_with(config).await;
+    let connect = v5::Connect {
+        clean_start: true,
+        client_id: ByteStr::from_static("sent-away"),
+        ..v5::Connect::default()
+    };
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason, ReasonCode::UseAnotherServer);
+    assert_eq!(
+        server_reference(&ack.properties),
+        Some("mqtt-2.example.com:1883")
+    );
+    assert_eq!(raw.recv().await, None, "closed after the CONNACK");
+    let addr = tcp_addr(&broker);
+    let options = rumqttc::MqttOptions::new("sent-away-311", addr.ip().to_string(), addr.port());
+    assert_eq!(
+        auth_support::connack_code(options).await,
+        rumqttc::ConnectReturnCode::ServiceUnavailable
+    );
+    let metrics = broker.metrics();
+    assert_eq!(metrics.connects_redirected, 2);
+    assert_eq!(metrics.sessions_started, 0);
+    broker.shutdown().await;
+}
+
+/// Redirecting at run time (an operator draining the node): the clients online get
+/// DISCONNECT 0x9D (Server moved) with the Server Reference and their wills are not
+/// published (they move, they are not gone); new CONNECTs get CONNACK 0x9D until the
+/// redirect is lifted, after which clients are served again.
+#[tokio::test]
+async fn redirecting_at_run_time_sends_connected_clients_away() {
+    let broker = start().await;
+    let (mut online, _) = Raw5::connect_with(&broker, delayed_will("moving", true, 0, 0)).await;
+    let moved = mqgate_broker::Redirect {
+        server_reference: "mqtt-3.example.com:8883".into(),
+        permanent: true,
+    };
+    broker.redirect(Some(moved), true);
+    match online.recv().await {
+        Some(Packet::Disconnect(d)) => {
+            assert_eq!(d.reason, ReasonCode::ServerMoved);
+            assert_eq!(
+                server_reference(&d.properties),
+                Some("mqtt-3.example.com:8883")
+            );
+        }
+        other => panic!("expected DISCONNECT 0x9D, got {other:?}"),
+    }
+    assert_eq!(online.recv().await, None, "closed after the DISCONNECT");
+    let (_, ack) = Raw5::connect_with(&broker, delayed_will("moving", true, 0, 0)).await;
+    assert_eq!(ack.reason, ReasonCode::ServerMoved);
+    broker.redirect(None, false);
+    let (mut back, ack) = Raw5::connect_with(&broker, delayed_will("moving", true, 0, 0)).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    back.ping().await;
+    assert_eq!(broker.metrics().wills_published, 0, "no will on a redirect");
+    broker.shutdown().await;
+}

@@ -104,6 +104,47 @@ pub struct Mqtt5Settings {
     /// it (Request Response Information 1): the prefix followed by the client id, a basis for
     /// the client's response topics. Unset (the default): none is given.
     pub response_information: Option<String>,
+    /// Sends clients to another server instead of serving them, from the start (see
+    /// [`Redirect`]); unset (the default): none. At run time:
+    /// [`BrokerHandle::redirect`](crate::BrokerHandle::redirect).
+    pub redirect: Option<Redirect>,
+}
+
+/// Server redirection: MQTT 5 clients are refused with CONNACK 0x9C (Use another server) or,
+/// when `permanent`, 0x9D (Server moved), with `server_reference` as the Server Reference
+/// property; 3.1.1 clients, which have no such code, get CONNACK 3 (server unavailable).
+///
+/// ```
+/// use mqgate_broker::BrokerConfig;
+/// let config = BrokerConfig::from_toml_str(
+///     "[mqtt5.redirect]\nserver_reference = \"mqtt-2.example.com:1883\"\npermanent = true",
+/// )?;
+/// let redirect = config.mqtt5.redirect.expect("set");
+/// assert_eq!(redirect.server_reference, "mqtt-2.example.com:1883");
+/// assert!(redirect.permanent);
+/// # Ok::<(), mqgate_broker::BrokerError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    /// Where the client should connect instead: the standard leaves its form to the
+    /// deployment; `host:port`, or several separated by spaces, is what clients expect.
+    pub server_reference: String,
+    /// `true`: the server moved for good (0x9D), the client should not come back; `false`
+    /// (the default): use the other server for now (0x9C).
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+impl Redirect {
+    /// The reason code MQTT 5 clients get.
+    pub(crate) fn reason(&self) -> mqgate_codec::ReasonCode {
+        if self.permanent {
+            mqgate_codec::ReasonCode::ServerMoved
+        } else {
+            mqgate_codec::ReasonCode::UseAnotherServer
+        }
+    }
 }
 
 /// Which [`Store`](mqgate_store::Store) the broker opens at start.

@@ -84,6 +84,9 @@ pub(crate) enum CloseReason {
     /// The broker is shutting down.
     #[error("broker shutting down")]
     Shutdown,
+    /// The broker sends its clients to another server.
+    #[error("use another server")]
+    Redirect,
     /// The store refused a write this connection waited for (no acknowledgement was sent).
     #[error("store write failed: {0}")]
     Store(String),
@@ -125,13 +128,14 @@ impl CloseReason {
             Kick::Blacklisted => CloseReason::Blacklisted,
             Kick::Shutdown => CloseReason::Shutdown,
             Kick::Takeover => CloseReason::Takeover,
+            Kick::Redirect => CloseReason::Redirect,
         }
     }
 
     /// Whether the session's will goes out (the broker's own shutdown is no client's fault,
-    /// and nobody would receive the will anyway).
+    /// and nobody would receive the will anyway; a redirected client is moving, not gone).
     pub(crate) fn publishes_will(&self) -> bool {
-        !matches!(self, CloseReason::Shutdown)
+        !matches!(self, CloseReason::Shutdown | CloseReason::Redirect)
     }
 
     /// The reason code of the DISCONNECT the broker sends an MQTT 5 client before it closes
@@ -158,6 +162,8 @@ impl CloseReason {
             CloseReason::ClosedByApi | CloseReason::Blacklisted => ReasonCode::AdministrativeAction,
             CloseReason::TokenInvalid => ReasonCode::NotAuthorized,
             CloseReason::Shutdown => ReasonCode::ServerShuttingDown,
+            // 0x9D instead when the redirect is permanent: see `Online::finish`.
+            CloseReason::Redirect => ReasonCode::UseAnotherServer,
             CloseReason::Store(_) => ReasonCode::UnspecifiedError,
         })
     }
@@ -193,6 +199,7 @@ impl CloseReason {
             | CloseReason::Backpressure
             | CloseReason::ClosedByApi
             | CloseReason::Shutdown
+            | CloseReason::Redirect
             | CloseReason::Store(_) => Info::ClosedByServer,
         };
         (Action::Close, info)
@@ -206,6 +213,10 @@ impl CloseReason {
             | CloseReason::PeerClosed
             | CloseReason::Shutdown => {
                 tracing::debug!(client, reason = %self, "connection closed");
+                return;
+            }
+            CloseReason::Redirect => {
+                tracing::info!(client, reason = %self, "connection closed");
                 return;
             }
             CloseReason::Io(_)

@@ -88,6 +88,20 @@ where
     };
     let is_v5 = v5_terms.is_some();
     let client_max_packet = v5_terms.as_ref().and_then(|t| t.client_max_packet);
+    let redirect = ctx.core.redirect.read().clone();
+    if let Some(redirect) = redirect {
+        // Server redirection: nobody is served here; MQTT 5 clients learn where to go.
+        tracing::debug!(%peer, client = %connect.client_id, to = %redirect.server_reference, "CONNECT redirected");
+        let metrics = &ctx.core.metrics;
+        metrics.connects_redirected.fetch_add(1, Ordering::Relaxed);
+        if is_v5 {
+            let connack = v5::redirect(client_max_packet, &redirect, true);
+            send_refusal(io, &ctx, connack).await;
+        } else {
+            refuse(io, &ctx, ConnectReturnCode::ServerUnavailable).await;
+        }
+        return None;
+    }
     let mut enhanced = None;
     if let Some((method, data)) = v5_terms.as_mut().and_then(|t| t.authentication.take()) {
         // MQTT 5 enhanced authentication: its AUTH exchange comes before the CONNACK, within

@@ -956,10 +956,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 None => publish_will(&ctx, &client, will).await,
             }
         }
-        if let (Some(state), Some(code)) = (&self.v5, reason.disconnect_reason()) {
+        let redirect = match reason {
+            CloseReason::Redirect => core.redirect.read().clone(),
+            _ => None,
+        };
+        let goodbye = match (&self.v5, redirect, reason.disconnect_reason()) {
+            // MQTT 5 server redirection: 0x9C or 0x9D, and where to go (4.11).
+            (Some(state), Some(redirect), _) => {
+                Some(v5::redirect(state.client_max_packet, &redirect, false))
+            }
             // MQTT 5: the broker says why it closes (MQTT-4.13.2-1), and in words.
-            let text = reason.reason_string();
-            self.io.queue([v5::disconnect(state, code, &text)]);
+            (Some(state), None, Some(code)) => {
+                Some(v5::disconnect(state, code, &reason.reason_string()))
+            }
+            _ => None,
+        };
+        if let Some(goodbye) = goodbye {
+            self.io.queue([goodbye]);
             let _ = self.io.send(Duration::from_secs(1)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.stream.shutdown()).await;

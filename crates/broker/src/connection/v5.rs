@@ -21,7 +21,7 @@ use mqgate_session::{Message, Session, Subscription};
 
 use super::close::CloseReason;
 use super::enhanced::{self, Enhanced};
-use crate::config::Mqtt5Settings;
+use crate::config::{Mqtt5Settings, Redirect};
 
 /// What an MQTT 5 connection keeps beside its session. Boxed in the connection: a 3.1.1
 /// connection carries one word for it.
@@ -524,6 +524,45 @@ pub(crate) fn disconnect(state: &V5State, reason: ReasonCode, text: &str) -> v5:
     })
 }
 
+/// The properties that send a client elsewhere: Server Reference, and a Reason String
+/// saying so.
+fn redirect_properties(redirect: &Redirect) -> Properties {
+    let text = if redirect.permanent {
+        "server moved: connect to the Server Reference"
+    } else {
+        "use another server: connect to the Server Reference"
+    };
+    Properties::build([
+        Property::Utf8(PropertyId::ServerReference, &redirect.server_reference),
+        Property::Utf8(PropertyId::ReasonString, text),
+    ])
+    .unwrap_or_default()
+}
+
+/// The DISCONNECT (`connack: false`) or refusing CONNACK that sends a client to
+/// `redirect`'s server: reason 0x9C or 0x9D and the Server Reference (3.2.2.3.16,
+/// 3.14.2.2.5). The properties are left out when they would make the packet larger than
+/// the client accepts: the reason code still tells it to go.
+pub(crate) fn redirect(
+    client_max_packet: Option<u32>,
+    redirect: &Redirect,
+    connack: bool,
+) -> v5::Packet {
+    let reason = redirect.reason();
+    let packet = |properties| {
+        if connack {
+            v5::Packet::ConnAck(v5::ConnAck {
+                session_present: false,
+                reason,
+                properties,
+            })
+        } else {
+            v5::Packet::Disconnect(v5::ReasonAndProperties { reason, properties })
+        }
+    };
+    within(client_max_packet, redirect_properties(redirect), packet)
+}
+
 /// The CONNACK that refuses a CONNECT with `reason`, and `text` as its Reason String unless
 /// that would make it larger than the client accepts (MQTT-3.1.2-25).
 pub(crate) fn refused_connack(
@@ -547,7 +586,17 @@ fn with_reason_string(
     text: &str,
     packet: impl Fn(Properties) -> v5::Packet,
 ) -> v5::Packet {
-    let with = packet(reason_string(text));
+    within(client_max_packet, reason_string(text), packet)
+}
+
+/// `packet(properties)`, or `packet(none)` when they would make it larger than
+/// `client_max_packet` (the properties a broker adds to say why are the ones it leaves out).
+fn within(
+    client_max_packet: Option<u32>,
+    properties: Properties,
+    packet: impl Fn(Properties) -> v5::Packet,
+) -> v5::Packet {
+    let with = packet(properties);
     let fits = match (client_max_packet, with.encoded_len()) {
         (Some(max), Ok(len)) => len <= usize::try_from(max).unwrap_or(usize::MAX),
         (None, Ok(_)) => true,

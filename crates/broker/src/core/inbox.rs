@@ -39,6 +39,8 @@ pub(crate) enum Kick {
     Blacklisted,
     /// The broker shuts down.
     Shutdown,
+    /// The broker sends its clients to another server (server redirection).
+    Redirect,
 }
 
 /// Slots an empty queue keeps once it was used (larger ones are released when it empties).

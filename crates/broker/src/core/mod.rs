@@ -86,6 +86,8 @@ pub(crate) struct Core {
     pub(crate) trace: Option<Arc<Tracer>>,
     /// MQTT 5 wills waiting for their Will Delay Interval.
     pub(crate) wills: wills::PendingWills,
+    /// Where clients are sent instead of being served, when set.
+    pub(crate) redirect: parking_lot::RwLock<Option<Arc<crate::config::Redirect>>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -140,6 +142,7 @@ impl Core {
             shutdown,
             trace: None,
             wills: wills::PendingWills::default(),
+            redirect: parking_lot::RwLock::new(None),
         })
     }
 
