@@ -109,7 +109,7 @@ struct World {
 }
 
 impl World {
-    fn client_reads(&mut self, s: &mut Session) {
+    fn client_reads(&mut self) {
         while let Some((written_at, packet, paired)) = self.wire.pop_front() {
             match packet {
                 Packet::Publish(p) => {
@@ -210,7 +210,7 @@ impl World {
                     self.accepted.insert(id, qos.min(granted));
                 }
             }
-            Op::ClientReads if s.is_online() => self.client_reads(s),
+            Op::ClientReads if s.is_online() => self.client_reads(),
             Op::ClientAcks(n) if s.is_online() => self.client_acks(s, n),
             Op::ConnectionLost => {
                 let _ = s.connection_lost(self.now);
