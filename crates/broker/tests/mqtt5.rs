@@ -2284,3 +2284,109 @@ async fn redirecting_at_run_time_sends_connected_clients_away() {
     assert_eq!(broker.metrics().wills_published, 0, "no will on a redirect");
     broker.shutdown().await;
 }
+
+// ------------------------------------------------------------------ what 3.1.1 has
+
+/// What 3.1.1 clients have, MQTT 5 clients have too: the three login modes (Signature,
+/// Token, DeviceCredential), P2P messages (`{parent}/p2p/{clientId}`, no subscription
+/// needed) from a client and from the embedding API, and the status events of their
+/// connects and disconnects.
+#[tokio::test]
+async fn mqtt5_clients_log_in_every_way_get_p2p_messages_and_status_events() {
+    use auth_support::{AK, INSTANCE, SECRET};
+    use mqgate_auth::Registry as _;
+    use mqgate_status::EventType;
+    let (store, registry) = auth_support::seeded_store();
+    let expires = auth_support::now_ms() + 3_600_000;
+    auth_support::put_token(&registry, "tok5", &["shop/#"], "R,W", expires);
+    registry
+        .put_device_credential(mqgate_auth::DeviceCredential {
+            client_id: "GID_a@@@dev5".into(),
+            instance_id: INSTANCE.into(),
+            device_access_key_id: "DEVAK5".into(),
+            device_access_key_secret: "DEVSECRET5".into(),
+            create_time_ms: 0,
+            update_time_ms: 0,
+        })
+        .expect("stored");
+    let broker = auth_support::start(auth_support::config(""), Some(store)).await;
+    let mut status = broker.status_events();
+    let login = |id: &'static str, username: String, password: String| v5::Connect {
+        clean_start: true,
+        keep_alive: 30,
+        client_id: ByteStr::from_static(id),
+        username: Some(ByteStr::try_from(username).expect("name")),
+        password: Some(Bytes::from(password)),
+        ..v5::Connect::default()
+    };
+    let logins = [
+        login(
+            "GID_a@@@sig5",
+            format!("Signature|{AK}|{INSTANCE}"),
+            mqgate_auth::sign_client_id(SECRET, "GID_a@@@sig5"),
+        ),
+        login(
+            "GID_a@@@tok5",
+            format!("Token|{AK}|{INSTANCE}"),
+            "RW|tok5".into(),
+        ),
+        login(
+            "GID_a@@@dev5",
+            format!("DeviceCredential|DEVAK5|{INSTANCE}"),
+            mqgate_auth::sign_client_id("DEVSECRET5", "GID_a@@@dev5"),
+        ),
+    ];
+    let mut clients = Vec::new();
+    for connect in logins {
+        let id = connect.client_id.to_string();
+        let (raw, ack) = Raw5::connect_with(&broker, connect).await;
+        assert_eq!(ack.reason, ReasonCode::Success, "{id}");
+        clients.push(raw);
+    }
+    let (Some(mut device), Some(mut token), Some(mut signed)) =
+        (clients.pop(), clients.pop(), clients.pop())
+    else {
+        panic!("three clients");
+    };
+    // P2P from an MQTT 5 client to another, and from the embedding API.
+    signed
+        .publish("shop/p2p/GID_a@@@tok5", b"to tok5", false)
+        .await;
+    let got = token.publish_in().await;
+    assert_eq!(
+        (&*got.topic, &got.payload[..]),
+        ("shop/p2p/GID_a@@@tok5", &b"to tok5"[..])
+    );
+    broker
+        .publish("shop/p2p/GID_a@@@dev5", "to dev5", QoS::AtLeastOnce, false)
+        .await
+        .expect("published");
+    let got = device.publish_in().await;
+    assert_eq!(&got.payload[..], b"to dev5");
+    assert!(
+        got.properties.forward.is_empty(),
+        "no MQTT 5 properties from the API"
+    );
+    signed.expect_nothing(Duration::from_millis(200)).await;
+    // A status event for each connect, then for the disconnect.
+    device
+        .send(Packet::Disconnect(v5::ReasonAndProperties::default()))
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let event = timeout(WAIT, status.recv())
+            .await
+            .expect("status event in time")
+            .expect("status stream open");
+        seen.push((event.client_id, event.event_type));
+    }
+    let connects: Vec<&str> = seen
+        .iter()
+        .filter(|(_, t)| *t == EventType::Connect)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(connects, ["GID_a@@@sig5", "GID_a@@@tok5", "GID_a@@@dev5"]);
+    assert!(seen.contains(&("GID_a@@@dev5".to_owned(), EventType::Disconnect)));
+    token.ping().await;
+    broker.shutdown().await;
+}
