@@ -702,7 +702,7 @@ fn user_pairs(publish: &rumqttc::v5::mqttbytes::v5::Publish) -> Vec<(String, Str
 /// RocketMQ producer's own properties reach MQTT 5 subscribers as User Properties.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt5_user_properties_cross_rocketmq_both_ways() {
-    use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+    use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PublishProperties};
     use rumqttc::v5::mqttbytes::QoS as QoS5;
 
     let _serial = SERVERS.lock().await;
@@ -760,10 +760,21 @@ async fn mqtt5_user_properties_cross_rocketmq_both_ways() {
         .publish_with_properties("telemetry/t1", QoS5::AtLeastOnce, false, "21.5", properties)
         .await
         .expect("queued");
-    poll5(&mut eventloop, |p| {
-        matches!(p, Packet::PubAck(_)).then_some(())
-    })
-    .await;
+    // No MQTT subscriber, but an outflow rule: someone receives it (PUBACK 0x00); no rule
+    // and no subscriber: 0x10 (No matching subscribers).
+    let reason = |p| match p {
+        Packet::PubAck(ack) => Some(ack.reason),
+        _ => None,
+    };
+    assert_eq!(poll5(&mut eventloop, reason).await, PubAckReason::Success);
+    client
+        .publish("unbridged/t1", QoS5::AtLeastOnce, false, "lost")
+        .await
+        .expect("queued");
+    assert_eq!(
+        poll5(&mut eventloop, reason).await,
+        PubAckReason::NoMatchingSubscribers
+    );
 
     let deadline = Instant::now() + CROSSING;
     let seen = loop {

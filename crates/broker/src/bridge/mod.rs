@@ -257,6 +257,11 @@ impl Outflow for Bridge {
     fn outflow<'a>(&'a self, message: &'a Message, clean_session: bool) -> OutflowFuture<'a> {
         Box::pin(self.send_copy(message, clean_session))
     }
+
+    fn covers(&self, topic: &str) -> bool {
+        let (parent, _) = mqgate_rocketmq::split_topic(topic);
+        self.rules.outflow_for(parent).is_some()
+    }
 }
 
 #[cfg(feature = "rocketmq")]

@@ -41,6 +41,9 @@ pub(crate) trait Outflow: Send + Sync + 'static {
     /// full. When the publisher's acknowledgement must wait for the copy to be accepted,
     /// returns the completion to await first.
     fn outflow<'a>(&'a self, message: &'a Message, clean_session: bool) -> OutflowFuture<'a>;
+
+    /// Whether a message on `topic` goes out this way (an outflow rule covers it).
+    fn covers(&self, topic: &str) -> bool;
 }
 
 /// What serves the streams a listener accepts.

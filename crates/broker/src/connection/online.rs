@@ -577,14 +577,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         retain: bool,
         token: Option<InboundToken>,
     ) -> Result<(), CloseReason> {
-        let bridged = match &self.ctx.outflow {
+        let (bridged, covered) = match &self.ctx.outflow {
             Some(outflow) => {
                 let clean = !self.session.is_persistent();
-                outflow.outflow(&message, clean).await
+                let covered = outflow.covers(&message.topic);
+                (outflow.outflow(&message, clean).await, covered)
             }
-            None => None,
+            None => (None, false),
         };
         self.route(&message, retain);
+        if !self.scratch().matched && !covered {
+            // No subscriber and no outflow rule: nobody receives it (PUBACK 0x10 for MQTT 5).
+            self.note_ack_reason(token, ReasonCode::NoMatchingSubscribers);
+        }
         self.wake_routed();
         let waited = self.wait_blocked().await;
         let ticket = self.routed(token, waited)?;
