@@ -350,6 +350,10 @@ struct SessionTask {
     connect: Connect,
     online: bool,
     kind: Kind,
+    /// What the session sent, waiting for the commit that saved it (in flight, out of the
+    /// stored queue) before the consumers get it: the task goes on acknowledging and
+    /// saving meanwhile, so a queue is not held to one store commit at a time.
+    unsaved: VecDeque<(persist::Ticket, Vec<Entry>)>,
 }
 
 /// What a queue's session holds.
@@ -451,6 +455,7 @@ impl SessionTask {
             connect,
             online: false,
             kind,
+            unsaved: VecDeque::new(),
         })
     }
 
@@ -466,21 +471,26 @@ impl SessionTask {
             self.go_online();
             self.process();
             // What the session sent is durable (out of the stored queue, in flight) before
-            // a consumer gets it.
+            // a consumer gets it: it waits in `unsaved` for its commit.
             let ticket = self.saved.submit(&self.session, &self.core.persist);
-            if let Err(error) = persist::committed(&self.core.persist, ticket).await {
-                tracing::warn!(client = %self.client, %error, "AMQP queue state not saved");
-            }
-            self.hand_on();
+            self.hand_on(ticket);
             self.session.release_idle_memory();
             self.inbox
                 .set_timer(self.session.poll_timeout(), &self.core.registry.timers);
             self.start_read();
             let queue = self.queue.clone();
             let settled = queue.session.task.notified();
+            let unsaved = self.unsaved.front().map(|(ticket, _)| *ticket);
+            let core = self.core.clone();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                saved = persist::committed(&core.persist, unsaved), if unsaved.is_some() => {
+                    if let Err(error) = saved {
+                        tracing::warn!(client = %self.client, %error, "AMQP queue state not saved");
+                    }
+                    self.release_saved(unsaved);
+                }
                 signal = self.inbox.signal(monotonic_ms) => match signal {
                     Signal::Kick(_) => break,
                     Signal::Timer => self.session.handle_timeout(monotonic_ms()),
@@ -541,10 +551,26 @@ impl SessionTask {
         }
     }
 
-    /// Hands what the session sent to the consumers. Messages the broker itself published
-    /// (cloud producers, the HTTP and embedding APIs) are not for the cloud consumers: they
-    /// have no origin, and are acknowledged at once.
-    fn hand_on(&mut self) {
+    /// Hands to the consumers what waited for commits up to `through` (or the failed
+    /// commit `through`: the state is in memory all the same, as before the failure).
+    fn release_saved(&mut self, through: Option<persist::Ticket>) {
+        let done = self.core.persist.done().max(through.unwrap_or(0));
+        while self
+            .unsaved
+            .front()
+            .is_some_and(|(ticket, _)| *ticket <= done)
+        {
+            if let Some((_, entries)) = self.unsaved.pop_front() {
+                self.queue.extend(entries);
+            }
+        }
+    }
+
+    /// Takes what the session sent for the consumers, who get it once `ticket` (the save
+    /// that covers it) committed: at once if it has, or after what waits before it.
+    /// Messages the broker itself published (cloud producers, the HTTP and embedding APIs)
+    /// are not for the cloud consumers: they have no origin, and are acknowledged at once.
+    fn hand_on(&mut self, ticket: Option<persist::Ticket>) {
         loop {
             let mut entries = Vec::new();
             let mut skipped = Vec::new();
@@ -571,7 +597,7 @@ impl SessionTask {
                     token,
                 });
             }
-            self.queue.extend(entries);
+            self.hand_on_after(ticket, entries);
             if skipped.is_empty() {
                 break;
             }
@@ -583,6 +609,27 @@ impl SessionTask {
         }
         let stored = &self.queue.session.stored;
         stored.store(self.session.queued_len(), Ordering::Relaxed);
+    }
+
+    /// Hands `entries` on now if nothing waits for a commit (and `ticket` is done), or
+    /// queues them behind what waits.
+    fn hand_on_after(&mut self, ticket: Option<persist::Ticket>, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let waiting = self.unsaved.back().map(|(t, _)| *t);
+        let ticket = match (ticket, waiting) {
+            (Some(t), _) if t > self.core.persist.done() => t.max(waiting.unwrap_or(0)),
+            (_, Some(w)) => w,
+            _ => {
+                self.queue.extend(entries);
+                return;
+            }
+        };
+        match self.unsaved.back_mut() {
+            Some((t, waiting)) if *t == ticket => waiting.extend(entries),
+            _ => self.unsaved.push_back((ticket, entries)),
+        }
     }
 
     fn take(&mut self, delivery: Delivery) {
