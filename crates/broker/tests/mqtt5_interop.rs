@@ -829,7 +829,8 @@ async fn subscribe_options() {
 /// subscription created or modified as the result of this SUBSCRIBE packet. If there is a
 /// Subscription Identifier, it is stored with the subscription. If this property is not
 /// specified, then the absence of a Subscription Identifier is stored with the subscription"
-/// (3.8.2.1.2); the PUBLISH carries those of the matching subscriptions [MQTT-3.3.4-3].
+/// (3.8.2.1.2); the PUBLISH carries those of the matching subscriptions [MQTT-3.3.4-3], a
+/// retained message sent at subscribe that of the new subscription.
 #[tokio::test]
 async fn subscription_identifiers_follow_the_latest_subscribe() {
     let broker = start().await;
@@ -847,6 +848,25 @@ async fn subscription_identifiers_follow_the_latest_subscribe() {
     subscribe_with(&mut sub, vec![Filter::new("sid/a", Q0)], None).await;
     publish(&publisher, "sid/a", Q0, "2").await;
     assert_eq!(ids_of(&sub.next().await), [5]);
+    // A retained message sent because of a subscription carries that one's identifier.
+    publish_props(
+        &publisher,
+        "sid/kept",
+        Q1,
+        true,
+        "r",
+        PublishProperties::default(),
+    )
+    .await;
+    assert_eq!(ids_of(&sub.next().await), [5], "the live copy");
+    subscribe_with(&mut sub, vec![Filter::new("sid/kept", Q1)], Some(11)).await;
+    let kept = sub.next().await;
+    assert!(kept.retain);
+    assert_eq!(ids_of(&kept), [11], "the subscription that sent it");
+    subscribe_with(&mut sub, vec![Filter::new("sid/#", Q0)], None).await;
+    let kept = sub.next().await;
+    assert_eq!(topic_of(&kept), "sid/kept");
+    assert!(ids_of(&kept).is_empty(), "that SUBSCRIBE had none");
     broker.shutdown().await;
 }
 
