@@ -235,7 +235,8 @@ async fn retained() {
 /// Server on receipt of a DISCONNECT packet with Reason Code 0x00 (Normal disconnection)"
 /// [MQTT-3.1.2-8]; "On receipt of DISCONNECT with a Reason Code of 0x00 (Success) the Server
 /// MUST discard any Will Message associated with the current Connection without publishing
-/// it" [MQTT-3.14.4-3].
+/// it" [MQTT-3.14.4-3]; "If Will Retain is set to 1, the Server MUST publish the Will Message
+/// as a retained message" [MQTT-3.1.2-15].
 #[tokio::test]
 async fn will_on_abnormal_disconnect_only() {
     let broker = start().await;
@@ -255,6 +256,16 @@ async fn will_on_abnormal_disconnect_only() {
     // Anything the watcher gets next must be this marker, not the discarded will.
     publish(&watcher, "will/marker", Q1, "marker").await;
     assert_eq!(topic_of(&watcher.next().await), "will/marker");
+    // A will with Will Retain 1 is published as a retained message (3.1.2.7).
+    let mut options = Client5::options(&broker, "will-kept");
+    options.set_last_will(LastWill::new("will/kept", "kept", Q1, true, None));
+    drop(Client5::with_options(options).await);
+    assert_eq!(topic_of(&watcher.next().await), "will/kept");
+    let mut late = Client5::connect(&broker, "will-late").await;
+    late.subscribe("will/#", Q1).await;
+    let kept = late.next().await;
+    assert_eq!((topic_of(&kept), kept.retain), ("will/kept".into(), true));
+    late.expect_nothing(QUIET).await;
     broker.shutdown().await;
 }
 
@@ -932,7 +943,7 @@ async fn request_response() {
 /// non-zero length Topic Name" (3.3.2.3.4), and one with a zero length Topic Name uses the
 /// mapping; receivers get the topic name (the broker never forwards the client's aliases).
 /// "A Topic Alias value of 0 or greater than the Maximum Topic Alias is a Protocol Error"
-/// [MQTT-3.3.2-8]: DISCONNECT 0x94. The broker's Topic Alias Maximum is 64.
+/// (3.3.2.3.4): DISCONNECT 0x94 (Topic Alias invalid). The broker's Topic Alias Maximum is 64.
 #[tokio::test]
 async fn client_topic_aliases() {
     let broker = start().await;
@@ -970,8 +981,9 @@ async fn client_topic_aliases() {
 /// Server topic aliases: "The Server MUST NOT send a Topic Alias in a PUBLISH packet to the
 /// Client greater than this value" [MQTT-3.1.2-26] (the client's Topic Alias Maximum), and
 /// "Topic Alias mappings exist only within a Network Connection and last only for the
-/// lifetime of that Network Connection" [MQTT-3.3.2-7]: a new connection gets the topic name
-/// again. (rumqttc hands out the PUBLISH as it came: an alias alone has an empty topic.)
+/// lifetime of that Network Connection. A receiver MUST NOT carry forward any Topic Alias
+/// mappings from one Network Connection to another" [MQTT-3.3.2-7]: so a new connection gets
+/// the topic name again. (rumqttc hands out the PUBLISH as it came: an alias alone has an empty topic.)
 #[tokio::test]
 async fn server_topic_aliases() {
     let broker = start().await;
