@@ -6,13 +6,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth_support;
+mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use auth_support::*;
 use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
+use support::tls::{rustls_client, test_pki, TestPki};
 
 /// `[auth]` with the full key, a limited key and a key barred from the API; HTTP on port 0;
 /// `http_extra` added to `[http]`.
@@ -418,50 +419,11 @@ async fn no_console_without_auth_or_when_switched_off() {
     broker.shutdown().await;
 }
 
-/// A certificate for 127.0.0.1 from a test CA, in a temporary directory.
-struct Pki {
-    ca_der: Vec<u8>,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("a CA");
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&leaf_key, &ca)
-        .expect("a leaf");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, leaf.pem()).expect("writes");
-    std::fs::write(&key, leaf_key.serialize_pem()).expect("writes");
-    Pki {
-        ca_der: ca.der().to_vec(),
-        cert,
-        key,
-        _dir: dir,
-    }
-}
-
 /// One HTTPS request, read to the end: the status line and header block.
-async fn https_head(addr: SocketAddr, pki: &Pki, request: &str) -> String {
+async fn https_head(addr: SocketAddr, pki: &TestPki, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_rustls::rustls::{pki_types::ServerName, ClientConfig, RootCertStore};
-    let mut roots = RootCertStore::empty();
-    roots.add(pki.ca_der.clone().into()).expect("the CA");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    use tokio_rustls::rustls::pki_types::ServerName;
+    let connector = tokio_rustls::TlsConnector::from(rustls_client(pki));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");
@@ -492,12 +454,9 @@ async fn https_head(addr: SocketAddr, pki: &Pki, request: &str) -> String {
 
 #[tokio::test]
 async fn over_https_the_cookie_is_secure_and_the_api_still_answers() {
-    let pki = pki();
+    let pki = test_pki();
     let mut config = config("tls = true");
-    config.listeners.tls = Some(mqgate_broker::TlsFiles {
-        cert_pem: pki.cert.clone(),
-        key_pem: pki.key.clone(),
-    });
+    config.listeners.tls = Some(pki.files.clone());
     config.listeners.tls_addr = Some("127.0.0.1:0".parse().unwrap());
     config.listeners.wss_addr = None;
     let broker = start(config, None).await;

@@ -6,68 +6,15 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind, TlsFiles};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+use mqgate_broker::{BrokerConfig, BrokerHandle, ListenerKind};
+use rumqttc::{MqttOptions, QoS, Transport};
+use support::tls::{client_tls, test_pki, TestPki};
 use support::{start_with, subscribe, Client};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-struct TestPki {
-    ca_der: Vec<u8>,
-    files: TlsFiles,
-    _dir: TempDir,
-}
-
-/// A directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn test_pki(name: &str) -> TestPki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("mqgate-tls-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let files = TlsFiles {
-        cert_pem: dir.join("cert.pem"),
-        key_pem: dir.join("key.pem"),
-    };
-    std::fs::write(&files.cert_pem, leaf.pem()).unwrap();
-    std::fs::write(&files.key_pem, leaf_key.serialize_pem()).unwrap();
-    TestPki {
-        ca_der: ca.der().to_vec(),
-        files,
-        _dir: TempDir(dir),
-    }
-}
-
-fn client_tls(pki: &TestPki) -> TlsConfiguration {
-    let mut roots = RootCertStore::empty();
-    roots.add(pki.ca_der.clone().into()).unwrap();
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConfiguration::Rustls(Arc::new(config))
-}
-
-async fn all_listeners(name: &str) -> (BrokerHandle, TestPki) {
-    let pki = test_pki(name);
+async fn all_listeners() -> (BrokerHandle, TestPki) {
+    let pki = test_pki();
     let any = Some("127.0.0.1:0".parse().unwrap());
     let mut config = BrokerConfig::ephemeral();
     config.listeners.ws = any;
@@ -95,7 +42,7 @@ async fn round_trip(broker: &BrokerHandle, mut options: MqttOptions, topic: &str
 
 #[tokio::test]
 async fn websocket_tls_and_wss_round_trips() {
-    let (broker, pki) = all_listeners("all").await;
+    let (broker, pki) = all_listeners().await;
     let ws = broker.local_addr(ListenerKind::Ws).unwrap();
     let mut options = MqttOptions::new("ws-client", format!("ws://{ws}/mqtt"), ws.port());
     options.set_transport(Transport::Ws);
@@ -122,7 +69,7 @@ async fn websocket_tls_and_wss_round_trips() {
 #[tokio::test]
 async fn websocket_on_the_wrong_path_is_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (broker, _pki) = all_listeners("path").await;
+    let (broker, _pki) = all_listeners().await;
     let ws = broker.local_addr(ListenerKind::Ws).unwrap();
     let mut stream = tokio::net::TcpStream::connect(ws).await.unwrap();
     let request = format!(
@@ -143,7 +90,7 @@ async fn websocket_on_the_wrong_path_is_refused() {
 
 #[tokio::test]
 async fn tls_listener_refuses_plain_mqtt() {
-    let (broker, _pki) = all_listeners("plain").await;
+    let (broker, _pki) = all_listeners().await;
     let tls = broker.local_addr(ListenerKind::Tls).unwrap();
     let mut stream = tokio::net::TcpStream::connect(tls).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

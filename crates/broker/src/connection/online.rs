@@ -669,6 +669,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         if let Some(state) = &mut self.v5 {
             state.suback_refusals.push_back((packet_id, refusals));
         }
+        // MQTT 5: the identifier the retained messages sent for this SUBSCRIBE carry.
+        let replay_identifier = pending.as_ref().map(|p| p.identifier);
         let made: Vec<_> = match &pending {
             Some(_) => granted
                 .iter()
@@ -693,6 +695,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.card.set_subscriptions(self.session.subscriptions());
         persist::enqueue_retained(&core.persist, &self.session, &retained).await?;
         for (message, qos) in retained {
+            if let (Some(state), Some(identifier)) = (&mut self.v5, replay_identifier) {
+                state.retained_replays.push_back((message.id, identifier));
+            }
             self.traced(&message);
             let outcome = self.session.handle_delivery(message, qos, now);
             self.count(outcome);

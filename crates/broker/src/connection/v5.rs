@@ -17,7 +17,7 @@ use mqgate_codec::{
     ByteStr, Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol,
     Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
 };
-use mqgate_session::{Message, Session, Subscription};
+use mqgate_session::{Message, MessageId, Session, Subscription};
 
 use super::close::CloseReason;
 use super::enhanced::{self, Enhanced};
@@ -70,6 +70,11 @@ pub(crate) struct V5State {
     pub(crate) enhanced: Option<Enhanced>,
     /// AUTH packets to send (the steps of a re-authentication), before anything else.
     pub(crate) auth_replies: Vec<v5::Packet>,
+    /// The retained messages sent because of a SUBSCRIBE, with that SUBSCRIBE's Subscription
+    /// Identifier, in the order they were queued, until they are written: such a PUBLISH
+    /// carries that identifier only, not those of the client's other matching subscriptions
+    /// (it is published as the result of that subscription alone, MQTT-3.3.4-3).
+    pub(crate) retained_replays: VecDeque<(MessageId, Option<NonZeroU32>)>,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -406,7 +411,11 @@ pub(crate) fn outbound(
             v5::Packet::ConnAck(connack)
         }
         Packet::Publish(p) => {
-            let publish = publish(p, message.as_deref(), subscriptions, client_id, now);
+            let replay = message
+                .as_deref()
+                .filter(|m| m.retain)
+                .and_then(|m| take_by_id(&mut state.retained_replays, m.id));
+            let publish = publish(p, message.as_deref(), subscriptions, replay, client_id, now);
             let mut packet = v5::Packet::Publish(publish);
             if let (Some(max), Ok(len)) = (state.client_max_packet, packet.encoded_len()) {
                 if len > usize::try_from(max).unwrap_or(usize::MAX) {
@@ -679,18 +688,20 @@ pub(crate) fn complete_unsent(
 }
 
 /// Removes and returns the entry of `id` (normally the first).
-fn take_by_id<T>(queue: &mut VecDeque<(PacketId, T)>, id: PacketId) -> Option<T> {
+fn take_by_id<K: PartialEq, T>(queue: &mut VecDeque<(K, T)>, id: K) -> Option<T> {
     let at = queue.iter().position(|(p, _)| *p == id)?;
     queue.remove(at).map(|(_, v)| v)
 }
 
 /// The MQTT 5 PUBLISH of `message`: its forwarded properties as they were received, the
 /// whole seconds of its expiry left, and the identifiers of the client's subscriptions that
-/// match its topic, in the order they were made.
+/// match its topic, in the order they were made; for a retained message sent because of a
+/// SUBSCRIBE (`replay`), that SUBSCRIBE's identifier only.
 fn publish(
     p: Publish,
     message: Option<&Message>,
     subscriptions: &[Subscription],
+    replay: Option<Option<NonZeroU32>>,
     client_id: &str,
     now: u64,
 ) -> v5::Publish {
@@ -702,8 +713,12 @@ fn publish(
     if let Some(message) = message {
         out.properties.forward = message.properties.clone();
         out.properties.message_expiry_interval = message.remaining_expiry_s(now);
-        let own = *message.origin == *client_id;
         let ids = &mut out.properties.subscription_identifiers;
+        if let Some(identifier) = replay {
+            ids.extend(identifier);
+            return out;
+        }
+        let own = *message.origin == *client_id;
         for sub in subscriptions {
             let Some(id) = sub.identifier.and_then(NonZeroU32::new) else {
                 continue;

@@ -2,7 +2,9 @@
 //! arrive on a channel, and a raw MQTT client built on our codec.
 #![allow(dead_code)]
 
+pub mod mqtt5;
 pub mod process;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,6 +23,22 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 pub async fn start() -> BrokerHandle {
     start_with(BrokerConfig::ephemeral()).await
+}
+
+/// A broker on [`BrokerConfig::ephemeral`] as `change` adjusts it.
+pub async fn start_configured(change: impl FnOnce(&mut BrokerConfig)) -> BrokerHandle {
+    let mut config = BrokerConfig::ephemeral();
+    change(&mut config);
+    start_with(config).await
+}
+
+/// The next item on `rx` within [`WAIT`]; `what` names it when it does not come.
+pub async fn recv_in_time<T>(rx: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
+    match timeout(WAIT, rx.recv()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => panic!("{what}: the client stopped"),
+        Err(_) => panic!("{what}: not in time"),
+    }
 }
 
 pub async fn start_with(config: BrokerConfig) -> BrokerHandle {
@@ -126,20 +144,14 @@ impl Client {
 
     /// The next incoming PUBLISH, within [`WAIT`].
     pub async fn next(&mut self) -> Publish {
-        timeout(WAIT, self.publishes.recv())
-            .await
-            .expect("a PUBLISH in time")
-            .expect("client still running")
+        recv_in_time(&mut self.publishes, "a PUBLISH").await
     }
 
     /// Waits until `n` more QoS 1 or 2 PUBLISHes of this client were acknowledged (PUBACK or
     /// PUBCOMP received), each within [`WAIT`].
     pub async fn acked(&mut self, n: usize) {
         for _ in 0..n {
-            timeout(WAIT, self.acks.recv())
-                .await
-                .expect("acknowledged in time")
-                .expect("client still running");
+            recv_in_time(&mut self.acks, "an acknowledgement").await;
         }
     }
 
@@ -306,9 +318,20 @@ impl Raw {
 
     /// `Err(())` on timeout.
     pub async fn recv_within(&mut self, limit: Duration) -> Result<Option<Packet>, ()> {
+        self.recv_with(limit, |decoder, rx| decoder.decode(rx).ok().flatten())
+            .await
+    }
+
+    /// Reads until `decode` takes a packet out of what was read: `Ok(None)` when the peer
+    /// closed first, `Err(())` when `limit` passed.
+    pub async fn recv_with<P>(
+        &mut self,
+        limit: Duration,
+        mut decode: impl FnMut(&mut Decoder, &mut BytesMut) -> Option<P>,
+    ) -> Result<Option<P>, ()> {
         let read = async {
             loop {
-                if let Ok(Some(p)) = self.decoder.decode(&mut self.rx) {
+                if let Some(p) = decode(&mut self.decoder, &mut self.rx) {
                     return Some(p);
                 }
                 match self.stream.read_buf(&mut self.rx).await {
