@@ -207,7 +207,7 @@ impl Hello {
         }
     }
 
-    /// Appends the CONNECT of `hello` for `client_id` (keep-alive [`KEEP_ALIVE_S`]). MQTT 5
+    /// Appends this CONNECT for `client_id` (keep-alive [`KEEP_ALIVE_S`]). MQTT 5
     /// adds Session Expiry Interval, Receive Maximum (when given), Maximum Packet Size (what
     /// the generator's decoder accepts) and Topic Alias Maximum 0: the broker must not
     /// replace topics with aliases.
@@ -216,10 +216,9 @@ impl Hello {
         client_id: ByteStr,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let hello = self;
-        match hello.version {
+        match self.version {
             MqttVersion::V311 => Packet::Connect(Box::new(mqgate_codec::Connect {
-                clean_session: hello.clean,
+                clean_session: self.clean,
                 keep_alive: KEEP_ALIVE_S,
                 client_id,
                 ..mqgate_codec::Connect::default()
@@ -227,18 +226,18 @@ impl Hello {
             .encode(out),
             MqttVersion::V5 => {
                 use mqgate_codec::Property;
-                let expiry = if hello.clean { 0 } else { u32::MAX };
+                let expiry = if self.clean { 0 } else { u32::MAX };
                 let max_packet = u32::try_from(crate::wire::MAX_PACKET).unwrap_or(u32::MAX);
                 let mut props = vec![
                     Property::FourByteInt(PropertyId::SessionExpiryInterval, expiry),
                     Property::FourByteInt(PropertyId::MaximumPacketSize, max_packet),
                     Property::TwoByteInt(PropertyId::TopicAliasMaximum, 0),
                 ];
-                if let Some(n) = hello.receive_maximum {
+                if let Some(n) = self.receive_maximum {
                     props.push(Property::TwoByteInt(PropertyId::ReceiveMaximum, n.max(1)));
                 }
                 v5::Packet::Connect(Box::new(v5::Connect {
-                    clean_start: hello.clean,
+                    clean_start: self.clean,
                     keep_alive: KEEP_ALIVE_S,
                     properties: mqgate_codec::Properties::build(props)?,
                     client_id,
