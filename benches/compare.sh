@@ -4,6 +4,7 @@
 #   benches/compare.sh [--quick] [--reps N] [--out DIR] [--only REGEX] [--tuned] [--trace-off]
 #   benches/compare.sh --durable [--quick] [--reps N] [--out DIR]
 #   benches/compare.sh --amqp [--quick] [--reps N] [--out DIR] [--only REGEX]
+#   benches/compare.sh --v5 [--quick] [--reps N] [--out DIR] [--only REGEX] [--tuned]
 #
 # --only runs just the scenarios whose arguments match REGEX (grep -E), e.g. 'fan-in'.
 #
@@ -42,6 +43,20 @@
 # with its data and logs under the output directory; mqgate runs
 # benches/peers/mqgate-amqp.toml. Each run gets a freshly started broker.
 #
+# --v5 runs the fan-in and fan-out scenarios of the default run (QoS 0 and 1 as they are
+# there) twice against each broker, with `--mqtt 3.1.1` and with `--mqtt 5` (MQTT 5 clients:
+# CONNECT at level 5, Receive Maximum = the generator's in-flight window for QoS 1
+# publishers, Session Expiry 0, Topic Alias Maximum 0, v5 SUBSCRIBE and PUBLISH; the QoS 1
+# window shrinks to the Receive Maximum the broker announces), so the summary shows the
+# mqgate/best-peer ratio of each protocol side by side (MQTT 5 scenarios end in " mqtt5").
+# --only matches the arguments including --mqtt, e.g. --only 'fan-in.*--mqtt 5'. The peers
+# are the default run's: Mosquitto, whose default listener speaks MQTT 5 as shipped, and
+# rumqttd, which serves MQTT 5 on a listener of its own (v5.1 in benches/peers/rumqttd.toml;
+# checked to deliver every message of these scenarios over MQTT 5). The QoS 1 windows follow
+# the brokers' Receive Maximum: mqgate announces 100, Mosquitto 20, rumqttd no lower limit,
+# against the generator's 256 in the 3.1.1 runs; the report's broker_receive_maximum says so.
+# RUMQTTD=PATH runs that rumqttd binary instead of the cached release build.
+#
 # PROFILE=dev builds and runs debug binaries: only to check the script itself, its numbers
 # are not results.
 set -euo pipefail
@@ -56,21 +71,27 @@ DURABLE=0
 AMQP=0
 TUNED=0
 TRACE_OFF=0
+V5=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; REPS=1 ;;
     --durable) DURABLE=1 ;;
     --amqp) AMQP=1 ;;
+    --v5) V5=1 ;;
     --reps) REPS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
     --tuned) TUNED=1 ;;
     --trace-off) TRACE_OFF=1 ;;
-    -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,61p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
+if [ $V5 -eq 1 ] && [ $((DURABLE + AMQP)) -gt 0 ]; then
+  echo "--v5 runs fan-in and fan-out: it does not combine with --durable or --amqp" >&2
+  exit 2
+fi
 OUT=${OUT:-target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -80,6 +101,7 @@ PEERS="$ROOT/.cache/peers"
 MQGATE_PORT=18831    # also in benches/peers/mqgate.toml
 MOSQUITTO_PORT=18832 # also in benches/peers/mosquitto.conf
 RUMQTTD_PORT=18833   # also in benches/peers/rumqttd.toml
+RUMQTTD_V5_PORT=18847 # rumqttd's MQTT 5 listener, also in benches/peers/rumqttd.toml
 MQGATE_DURABLE_PORT=18835 # also in benches/peers/mqgate-durable.toml
 MOSQUITTO_DURABLE_PORT=18837 # also in benches/peers/mosquitto-durable.conf
 MQGATE_TUNED_PORT=18838 # also in benches/peers/mqgate-tuned.toml
@@ -105,7 +127,7 @@ if [ $AMQP -eq 0 ] && ! command -v mosquitto >/dev/null 2>&1; then
 fi
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
-RUMQTTD="$PEERS/bin/rumqttd"
+RUMQTTD="${RUMQTTD:-$PEERS/bin/rumqttd}"
 if [ $DURABLE -eq 0 ] && [ $AMQP -eq 0 ] && [ ! -x "$RUMQTTD" ]; then
   say "installing rumqttd 0.20.0 into $PEERS (cargo install, cached)"
   if ! cargo install rumqttd --version 0.20.0 --no-default-features --locked --root "$PEERS" \
@@ -193,12 +215,17 @@ start_broker() {
   local port; port=$(port_of "$1")
   # A durable broker restores its store before it listens: give it up to a minute.
   local tries=100; [[ "$1" == *-durable ]] && tries=1200
-  for _ in $(seq "$tries"); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then return 0; fi
-    sleep 0.05
+  # rumqttd opens its MQTT 5 listener beside the 3.1.1 one: --v5 waits for both.
+  local ports=("$port"); [[ "$1" == rumqttd && $V5 -eq 1 ]] && ports+=("$RUMQTTD_V5_PORT")
+  for port in "${ports[@]}"; do
+    local open=0
+    for _ in $(seq "$tries"); do
+      if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then open=1; break; fi
+      sleep 0.05
+    done
+    [ $open -eq 1 ] || { say "$1 did not open port $port (see $log)"; return 1; }
   done
-  say "$1 did not open port $port (see $log)"
-  return 1
+  return 0
 }
 
 machine() {
@@ -211,7 +238,7 @@ machine() {
   else
     echo "brokers: mqgate $(git rev-parse --short HEAD), $("$MOSQUITTO" -h 2>/dev/null | head -1), rumqttd $([ -x "$RUMQTTD" ] && echo 0.20.0 || echo absent)"
   fi
-  echo "mode: $([ $QUICK -eq 1 ] && echo quick || echo full)$([ $DURABLE -eq 1 ] && echo ', durable')$([ $AMQP -eq 1 ] && echo ', amqp'), $REPS repetition(s), profile $PROFILE"
+  echo "mode: $([ $QUICK -eq 1 ] && echo quick || echo full)$([ $DURABLE -eq 1 ] && echo ', durable')$([ $AMQP -eq 1 ] && echo ', amqp')$([ $V5 -eq 1 ] && echo ', v5 (fan-in and fan-out over MQTT 3.1.1 and 5)'), $REPS repetition(s), profile $PROFILE"
 }
 
 # ---- durable -----------------------------------------------------------------------------
@@ -423,6 +450,18 @@ SCENARIOS=(
   "--scenario connections --clients $CONNS --handshakes 512"
 )
 
+# --v5: the fan-in and fan-out scenarios above, each over 3.1.1 and over MQTT 5.
+if [ $V5 -eq 1 ]; then
+  V5_SCENARIOS=()
+  for scenario in "${SCENARIOS[@]}"; do
+    case "$scenario" in
+      *fan-in*|*fan-out*)
+        V5_SCENARIOS+=("$scenario --mqtt 3.1.1" "$scenario --mqtt 5") ;;
+    esac
+  done
+  SCENARIOS=("${V5_SCENARIOS[@]}")
+fi
+
 machine | tee "$OUT/machine.txt" >&2
 
 for rep in $(seq "$REPS"); do
@@ -437,7 +476,9 @@ for rep in $(seq "$REPS"); do
       # rumqttd sleeps 1 ms after each accept, so its 10 k-client setups need the longer bound.
       secs=$SECS
       [[ "$scenario" == *clients\ 10000* || "$scenario" == *clients\ $TOPICS* ]] && secs=$SECS_SETUP
-      "$BENCH" run --target 127.0.0.1:"$(port_of "$broker")" --label "$broker" \
+      port=$(port_of "$broker")
+      [[ "$broker" == rumqttd && "$scenario" == *"--mqtt 5"* ]] && port=$RUMQTTD_V5_PORT
+      "$BENCH" run --target 127.0.0.1:"$port" --label "$broker" \
         --broker-pid "$BROKER_PID" --seconds "$secs" $scenario >>"$RESULTS" 2>>"$OUT/runs.log" \
         || say "run failed (see $OUT/runs.log)"
       tail -n 1 "$OUT/runs.log" | cut -c1-200 >&2

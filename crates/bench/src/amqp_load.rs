@@ -19,6 +19,7 @@ use crate::amqp::{
     Incoming,
 };
 use crate::clock::RunClock;
+use crate::protocol::{Hello, MqttVersion};
 use crate::sampler::BrokerWatch;
 use crate::traffic::usage;
 use crate::wire::{self, stamp_payload};
@@ -453,7 +454,10 @@ async fn feed_mqtt(
         .mqtt_target
         .ok_or(BenchError::InvalidPlan("an MQTT feed needs --mqtt-target"))?;
     let mut stream = wire::open_tcp(target, None).await?;
-    let mut rx = wire::handshake(&mut stream, &format!("GID_bench@@@feed{p}")).await?;
+    let hello = Hello::clean(MqttVersion::V311);
+    let mut rx = wire::handshake(&mut stream, &format!("GID_bench@@@feed{p}"), &hello)
+        .await?
+        .rx;
     let topic = ByteStr::try_from(AMQP_FEED_TOPIC).map_err(|_| BenchError::InvalidPlan("topic"))?;
     let window = config.window.min(65_535) as u64;
     let (mut sent, mut acked) = (0u64, 0u64);

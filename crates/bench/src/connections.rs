@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use crate::clock::RunClock;
 use crate::ledger::quantile;
 use crate::plan::{subscriber_id, RunConfig};
+use crate::protocol::Hello;
 use crate::report::RunReport;
 use crate::sampler::BrokerWatch;
 use crate::{source_address, wire, BenchError};
@@ -33,6 +34,7 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
     let before = watch.now();
     let target = config.target;
     let salt = crate::source_salt();
+    let version = config.mqtt;
     // Each lane opens every `lanes`-th client in turn: a bounded number of handshakes in
     // flight (`config.handshakes`), the lanes spread over TASKS tasks.
     let lanes = config.handshakes.clamp(1, total.max(1));
@@ -47,7 +49,8 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
                         // From the TCP connect to the CONNACK: what a device waits for.
                         let started = Instant::now();
                         let mut stream = wire::open_tcp(target, source).await?;
-                        wire::handshake(&mut stream, &subscriber_id(index)).await?;
+                        wire::handshake(&mut stream, &subscriber_id(index), &Hello::clean(version))
+                            .await?;
                         took_ns
                             .push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
                         held.push(stream);
@@ -89,8 +92,12 @@ pub async fn run_connections(config: &RunConfig) -> Result<RunReport, BenchError
         .zip(after)
         .map(|(b, a)| (a.rss_kb as f64 - b.rss_kb as f64) * 1024.0 / total.max(1) as f64);
     Ok(RunReport {
-        scenario: format!("connections {total}, {lanes} handshakes at once"),
+        scenario: format!(
+            "connections {total}, {lanes} handshakes at once{}",
+            version.scenario_suffix()
+        ),
         broker: config.label.clone(),
+        mqtt: version,
         duration_s: connect_s,
         broker_cpu_s: usage.map(|u| u.cpu_s),
         broker_rss_peak_kb: usage.map(|u| u.peak_rss_kb),

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::clock::RunClock;
 use crate::ledger::Ledger;
 use crate::plan::{publisher_id, Plan, RunConfig};
+use crate::protocol::{Hello, MqttVersion};
 use crate::report::RunReport;
 use crate::sampler::BrokerWatch;
 use crate::traffic::{join_error, publish, read_all, usage};
@@ -31,11 +32,23 @@ use crate::{source_address, source_salt, wire, BenchError};
 /// deliveries for seconds (a large commit), which is slow, not lost.
 const DURABLE_DRAIN_IDLE: Duration = Duration::from_secs(10);
 
+/// The persistent sessions' CONNECT (cleanSession = 0).
+const PERSISTENT: Hello = Hello {
+    version: MqttVersion::V311,
+    clean: false,
+    receive_maximum: None,
+};
+
 /// Sessions set up at once.
 const SETUP_CONCURRENCY: usize = 64;
 
 /// The plan, the run's clock and deadline, and an empty ledger (one receiver a message).
 fn start(config: &RunConfig) -> Result<(Arc<Plan>, RunClock, Instant, Arc<Ledger>), BenchError> {
+    if config.mqtt != MqttVersion::V311 {
+        return Err(BenchError::InvalidPlan(
+            "the durable scenario runs on MQTT 3.1.1",
+        ));
+    }
     let plan = Arc::new(Plan::new(config)?);
     let clock = RunClock::start_now();
     let deadline = clock.deadline(config.seconds);
@@ -67,8 +80,15 @@ pub async fn run_durable_fill(
             async move {
                 let _permit = gate.acquire().await;
                 let mut stream = wire::open_tcp(target, source_address(target, i, salt)).await?;
-                let mut rx = wire::handshake_with(&mut stream, id, false).await?;
-                wire::subscribe(&mut stream, &mut rx, filters, QoS::AtLeastOnce).await?;
+                let mut rx = wire::handshake(&mut stream, id, &PERSISTENT).await?.rx;
+                wire::subscribe(
+                    &mut stream,
+                    &mut rx,
+                    filters,
+                    QoS::AtLeastOnce,
+                    MqttVersion::V311,
+                )
+                .await?;
                 wire::disconnect(stream).await;
                 Ok::<(), BenchError>(())
             }
@@ -87,10 +107,14 @@ pub async fn run_durable_fill(
     for p in 0..config.publisher_count() {
         let source = source_address(config.target, plan.subscribers.len() + p, salt);
         let mut stream = wire::open_tcp(config.target, source).await?;
-        let rx = wire::handshake(&mut stream, &publisher_id(p)).await?;
+        let hello = Hello::clean(MqttVersion::V311);
+        let connected = wire::handshake(&mut stream, &publisher_id(p), &hello).await?;
         let (plan, ledger, config) = (plan.clone(), ledger.clone(), config.clone());
         runs.push(tokio::spawn(async move {
-            publish(stream, rx, p, &plan, &ledger, &config, clock, deadline).await
+            publish(
+                stream, connected, p, &plan, &ledger, &config, clock, deadline,
+            )
+            .await
         }));
     }
     for run in runs {
@@ -159,11 +183,11 @@ pub async fn run_durable_drain(
             for (index, id) in ids {
                 let mut stream =
                     wire::open_tcp(target, source_address(target, index, salt)).await?;
-                let rx = wire::handshake_with(&mut stream, &id, false).await?;
+                let rx = wire::handshake(&mut stream, &id, &PERSISTENT).await?.rx;
                 conns.push((index, stream, rx));
                 connected.fetch_add(1, Ordering::Relaxed);
             }
-            read_all(conns, &ledger, clock, stop, false).await;
+            read_all(conns, &ledger, clock, stop, false, MqttVersion::V311).await;
             Ok::<(), BenchError>(())
         }));
     }

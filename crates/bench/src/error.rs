@@ -22,6 +22,9 @@ pub enum BenchError {
     /// The broker refused a CONNECT, answered something else, or closed the connection.
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// The broker ended an MQTT 5 connection with DISCONNECT (its reason code).
+    #[error("the broker sent DISCONNECT {0}")]
+    Disconnected(String),
     /// The AMQP broker sent bytes `mqgate-amqp` refuses.
     #[error("malformed AMQP frame from the broker: {0}")]
     AmqpDecode(#[from] mqgate_amqp::DecodeError),

@@ -66,6 +66,8 @@ pub struct Ledger {
     pub received: AtomicU64,
     /// Deliveries whose stamp names no message of this run, or the wrong receiver.
     pub foreign: AtomicU64,
+    /// MQTT 5 PUBACKs with an error reason code: messages the broker refused.
+    pub refused: AtomicU64,
     /// Nanoseconds since the run's start at which the last delivery arrived.
     pub last_delivery_ns: AtomicU64,
 }
@@ -81,6 +83,7 @@ impl Ledger {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             foreign: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             last_delivery_ns: AtomicU64::new(0),
         }
     }

@@ -1,6 +1,6 @@
 //! # mqgate-bench
 //!
-//! A load generator for any MQTT 3.1.1 broker, built on tokio and `mqgate-codec`, and the
+//! A load generator for any MQTT 3.1.1 or 5 broker, built on tokio and `mqgate-codec`, and the
 //! instrument behind `benches/compare.sh` (mqgate side by side with Mosquitto and rumqttd,
 //! and its cloud SDK endpoint beside RabbitMQ: the AMQP 0-9-1 scenarios [`run_amqp`], with a
 //! client of its own on `mqgate-amqp`'s frame codec, [`AmqpConn`]).
@@ -15,6 +15,9 @@
 //! - It tries hard not to be the bottleneck: several connections per task, many PUBLISHes
 //!   per write, and it reports its own CPU seconds next to the broker's so a reader can
 //!   check.
+//! - It speaks MQTT 3.1.1, or MQTT 5 when [`RunConfig::mqtt`] is [`MqttVersion::V5`], on one
+//!   code path ([`MqttVersion`] picks the codec's packet types, [`FromBroker`] is what was read),
+//!   and every report says which ([`RunReport::mqtt`]).
 //! - Counting is exact: every payload carries its sequence number and send time, and a
 //!   bitmap per expected delivery tells lost from duplicated; a second bitmap of PUBACKs
 //!   tells whether the broker lost a message it had acknowledged.
@@ -54,6 +57,7 @@ mod error;
 mod ledger;
 mod plan;
 mod procstat;
+mod protocol;
 mod report;
 mod safety;
 mod sampler;
@@ -80,11 +84,12 @@ pub use plan::{
 pub use procstat::{
     parse_proc_texts, parse_stat_cpu_seconds, parse_status_kb, sample_process, ProcessSample,
 };
+pub use protocol::{code_name, AckKind, FromBroker, Hello, MqttVersion, KEEP_ALIVE_S};
 pub use report::{parse_reports, summarize, RunReport};
 pub use safety::{check_target, source_address, source_salt, CONNECTIONS_PER_SOURCE};
 pub use sampler::{BrokerUsage, BrokerWatch};
 pub use traffic::run_traffic;
-pub use wire::{read_stamp, stamp_payload, STAMP_LEN};
+pub use wire::{handshake, read_stamp, stamp_payload, subscribe, Connected, STAMP_LEN};
 
 /// Feeds bytes from outside (a `/proc` file, a results file) to every parser the generator
 /// has; the fuzz target `bench_parsers` and a proptest call it. It must never panic.

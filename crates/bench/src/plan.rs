@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::MqttVersion;
 use crate::BenchError;
 
 /// The load shapes the generator runs (described in the crate documentation).
@@ -76,6 +77,9 @@ pub struct RunConfig {
     pub connections_per_task: usize,
     /// Connections scenario: handshakes in progress at once (0 counts as 1).
     pub handshakes: usize,
+    /// Protocol of every connection (traffic and connections scenarios; durable runs on
+    /// 3.1.1).
+    pub mqtt: MqttVersion,
 }
 
 impl RunConfig {
@@ -96,6 +100,7 @@ impl RunConfig {
             inflight: 256,
             connections_per_task: 64,
             handshakes: 128,
+            mqtt: MqttVersion::V311,
         }
     }
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::MqttVersion;
 use crate::BenchError;
 
 /// What one run measured. Fields that do not apply to a scenario are `None`.
@@ -14,10 +15,21 @@ pub struct RunReport {
     pub scenario: String,
     /// Broker label.
     pub broker: String,
+    /// Protocol the generator spoke (`"3.1.1"` or `"5"`; results files from before it was
+    /// recorded read as 3.1.1). MQTT 5 scenarios also end their name with ` mqtt5`.
+    #[serde(default)]
+    pub mqtt: MqttVersion,
     /// PUBLISHes written.
     pub sent: u64,
     /// PUBACKs received (QoS 1).
     pub acked: u64,
+    /// MQTT 5 PUBACKs with an error reason code (0x80 or more): messages the broker refused.
+    #[serde(default)]
+    pub refused: u64,
+    /// The Receive Maximum the broker announced in its MQTT 5 CONNACK (the lowest over the
+    /// publishers) when it is below the generator's `--inflight`: the QoS 1 window it allowed.
+    #[serde(default)]
+    pub broker_receive_maximum: Option<u16>,
     /// Deliveries received, duplicates included.
     pub received: u64,
     /// Expected deliveries of sent messages that never arrived.
@@ -144,6 +156,9 @@ fn median(values: &mut [f64]) -> f64 {
 /// means `ours` is better, whichever direction the metric runs). Brokers labelled
 /// `...-tuned` ran with settings changed from their shipped defaults: they stand in the
 /// table beside the others, but are never the peer `ours` is compared with.
+///
+/// When the results hold MQTT 5 runs (scenarios ending in ` mqtt5`) and 3.1.1 runs of the
+/// same scenarios, a second table puts the two ratios side by side.
 pub fn summarize(reports: &[RunReport], ours: &str) -> String {
     // (scenario, metric) -> broker -> (values, higher_is_better, lost, acked_lost, runs)
     type Cell = (Vec<f64>, bool, u64, u64);
@@ -163,6 +178,7 @@ pub fn summarize(reports: &[RunReport], ours: &str) -> String {
     let mut out = String::from(
         "| scenario | metric | broker | median | runs | lost (sum) | acked lost (sum) | ours / best peer |\n|---|---|---|---:|---:|---:|---:|---:|\n",
     );
+    let mut ratios: BTreeMap<(String, &'static str), f64> = BTreeMap::new();
     for ((scenario, metric), brokers) in &mut table {
         let medians: Vec<(String, f64, bool)> = brokers
             .iter_mut()
@@ -178,6 +194,7 @@ pub fn summarize(reports: &[RunReport], ours: &str) -> String {
             let ratio = match (broker == ours, best_peer) {
                 (true, Some((peer, _))) if peer > 0.0 && *m > 0.0 => {
                     let r = if *higher { m / peer } else { peer / m };
+                    ratios.insert((scenario.clone(), metric), r);
                     format!("{r:.2}x")
                 }
                 _ => String::new(),
@@ -190,6 +207,33 @@ pub fn summarize(reports: &[RunReport], ours: &str) -> String {
                 cell.3
             );
         }
+    }
+    out.push_str(&protocol_table(&ratios));
+    out
+}
+
+/// The MQTT 5 ratios beside the 3.1.1 ratios of the same scenarios and metrics (empty when
+/// there is no such pair).
+fn protocol_table(ratios: &BTreeMap<(String, &'static str), f64>) -> String {
+    let suffix = MqttVersion::V5.scenario_suffix();
+    let mut out = String::new();
+    for ((scenario, metric), v5) in ratios {
+        let Some(base) = scenario.strip_suffix(suffix) else {
+            continue;
+        };
+        let Some(v311) = ratios.get(&(base.to_owned(), *metric)) else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str(
+                "\n| scenario | metric | ours / best peer, 3.1.1 | ours / best peer, MQTT 5 | MQTT 5 ratio at least the 3.1.1 one |\n|---|---|---:|---:|---|\n",
+            );
+        }
+        let verdict = if v5 >= v311 { "yes" } else { "no" };
+        let _ = writeln!(
+            out,
+            "| {base} | {metric} | {v311:.2}x | {v5:.2}x | {verdict} |"
+        );
     }
     out
 }
@@ -259,6 +303,48 @@ mod tests {
             text.contains("| mosquitto-tuned | 600.0 | 1 | 0 | 0 |  |"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn mqtt5_ratios_stand_beside_the_311_ones() {
+        let v5 = |broker: &str, rate: f64| RunReport {
+            scenario: "fan-in qos0 64B mqtt5".into(),
+            mqtt: MqttVersion::V5,
+            ..run(broker, rate, 0)
+        };
+        let reports = vec![
+            run("mqgate", 300.0, 0),
+            run("mosquitto", 100.0, 0),
+            v5("mqgate", 200.0),
+            v5("mosquitto", 100.0),
+        ];
+        let text = summarize(&reports, "mqgate");
+        assert!(
+            text.contains(
+                "| fan-in qos0 64B mqtt5 | deliveries/s | mqgate | 200.0 | 1 | 0 | 0 | 2.00x |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| fan-in qos0 64B | deliveries/s | 3.00x | 2.00x | no |"),
+            "{text}"
+        );
+        // Without MQTT 5 runs there is no second table.
+        assert!(!summarize(&reports[..2], "mqgate").contains("MQTT 5"));
+    }
+
+    #[test]
+    fn reports_without_a_protocol_read_as_311() {
+        let line = r#"{"scenario":"fan-in qos0 64B","broker":"m","sent":1,"acked":0,"received":1,"lost":0,"duplicated":0,"acked_lost":0,"deliveries_per_s":1.0,"duration_s":1.0,"timed_out":false,"connections":2}"#;
+        let parsed = parse_reports(line).unwrap();
+        assert_eq!(parsed[0].mqtt, MqttVersion::V311);
+        let v5 = RunReport {
+            mqtt: MqttVersion::V5,
+            ..parsed[0].clone()
+        };
+        let text = serde_json::to_string(&v5).unwrap();
+        assert!(text.contains(r#""mqtt":"5""#), "{text}");
+        assert_eq!(parse_reports(&text).unwrap(), vec![v5]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::future::join_all;
-use mqgate_codec::{ByteStr, Packet, Publish, QoS};
+use mqgate_codec::{ByteStr, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -20,9 +20,10 @@ use tokio::sync::{watch, Notify, Semaphore};
 use crate::clock::RunClock;
 use crate::ledger::{quantile, Ledger};
 use crate::plan::{publisher_id, Plan, RunConfig};
+use crate::protocol::{AckKind, FromBroker, Hello, MqttVersion};
 use crate::report::RunReport;
 use crate::sampler::BrokerWatch;
-use crate::wire::{self, read_stamp, stamp_payload, DECODER};
+use crate::wire::{self, stamp_payload, Connected};
 use crate::{source_address, BenchError};
 
 /// PUBLISHes encoded into one buffer before a write.
@@ -63,17 +64,22 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
             config.target,
         );
         let latency = config.scenario == crate::Scenario::Latency;
+        let version = config.mqtt;
         groups.push(tokio::spawn(async move {
             let mut conns = Vec::with_capacity(chunk.len());
+            // Subscribers have no window of their own: no Receive Maximum (65 535), as 3.1.1
+            // has no such limit.
+            let hello = Hello::clean(version);
             for (index, id, filters) in chunk {
                 let mut stream =
                     wire::open_tcp(target, source_address(target, index, salt)).await?;
-                let mut rx = wire::handshake(&mut stream, &id).await?;
-                wire::subscribe(&mut stream, &mut rx, &filters, qos).await?;
+                let mut rx = wire::handshake(&mut stream, &id, &hello).await?.rx;
+                wire::subscribe(&mut stream, &mut rx, &filters, qos, version).await?;
                 conns.push((index, stream, rx));
             }
             let _ = ready.send(()).await;
-            Ok::<Vec<u64>, BenchError>(read_all(conns, &ledger, clock, stop, latency).await)
+            let samples = read_all(conns, &ledger, clock, stop, latency, version).await;
+            Ok::<Vec<u64>, BenchError>(samples)
         }));
     }
     drop(ready_tx);
@@ -95,17 +101,29 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
     let started_ns = clock.now_ns();
     let publishers = config.publisher_count();
     let mut pub_conns = Vec::with_capacity(publishers);
+    let hello = Hello {
+        receive_maximum: (config.qos >= 1).then(|| window_of(config.inflight)),
+        ..Hello::clean(config.mqtt)
+    };
+    let mut broker_receive_maximum = None;
     for p in 0..publishers {
         let source = source_address(config.target, plan.subscribers.len() + p, salt);
         let mut stream = wire::open_tcp(config.target, source).await?;
-        let rx = wire::handshake(&mut stream, &publisher_id(p)).await?;
-        pub_conns.push((p, stream, rx));
+        let connected = wire::handshake(&mut stream, &publisher_id(p), &hello).await?;
+        if config.qos >= 1 && usize::from(connected.receive_maximum) < config.inflight {
+            broker_receive_maximum = broker_receive_maximum
+                .min(Some(connected.receive_maximum))
+                .or(Some(connected.receive_maximum));
+        }
+        pub_conns.push((p, stream, connected));
     }
     let publish_task = {
         let (plan, ledger, config) = (plan.clone(), ledger.clone(), config.clone());
         tokio::spawn(async move {
-            let runs = pub_conns.into_iter().map(|(p, stream, rx)| {
-                publish(stream, rx, p, &plan, &ledger, &config, clock, deadline)
+            let runs = pub_conns.into_iter().map(|(p, stream, connected)| {
+                publish(
+                    stream, connected, p, &plan, &ledger, &config, clock, deadline,
+                )
             });
             for result in join_all(runs).await {
                 result?;
@@ -163,8 +181,11 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
     Ok(RunReport {
         scenario: scenario_label(config, qos_label),
         broker: config.label.clone(),
+        mqtt: config.mqtt,
         sent,
         acked: ledger.acked.count(),
+        refused: ledger.refused.load(Ordering::Relaxed),
+        broker_receive_maximum,
         received,
         lost: ledger.expected().saturating_sub(unique),
         duplicated: ledger.duplicated(),
@@ -181,18 +202,24 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
 }
 
 /// The scenario's name in reports: the latency scenario names its rate, so runs at different
-/// rates are never summarized together.
+/// rates are never summarized together, and MQTT 5 runs end in ` mqtt5`.
 fn scenario_label(config: &RunConfig, qos: u8) -> String {
+    let suffix = config.mqtt.scenario_suffix();
     if config.scenario == crate::Scenario::Latency {
         format!(
-            "{} {}/s qos{qos} {}B",
+            "{} {}/s qos{qos} {}B{suffix}",
             config.scenario,
             config.rate.max(1),
             config.payload
         )
     } else {
-        format!("{} qos{qos} {}B", config.scenario, config.payload)
+        format!("{} qos{qos} {}B{suffix}", config.scenario, config.payload)
     }
+}
+
+/// The generator's QoS 1 window as an MQTT 5 Receive Maximum (1 ..= 65 535).
+fn window_of(inflight: usize) -> u16 {
+    u16::try_from(inflight.max(1)).unwrap_or(u16::MAX)
 }
 
 /// A report holding only the broker's and the generator's resource use over a run that
@@ -241,6 +268,7 @@ pub(crate) async fn read_all(
     clock: RunClock,
     stop: watch::Receiver<bool>,
     latency: bool,
+    version: MqttVersion,
 ) -> Vec<u64> {
     let loops = conns.into_iter().map(|(index, stream, rx)| {
         read_deliveries(
@@ -251,13 +279,16 @@ pub(crate) async fn read_all(
             clock,
             stop.clone(),
             latency,
+            version,
         )
     });
     join_all(loops).await.into_iter().flatten().collect()
 }
 
 /// Reads one subscriber connection until told to stop, recording every delivery and
-/// acknowledging QoS 1 ones; returns delay samples (ns) when `latency` is set.
+/// acknowledging QoS 1 (PUBACK) and QoS 2 (PUBREC, then PUBCOMP for the PUBREL) ones;
+/// returns delay samples (ns) when `latency` is set. The broker's DISCONNECT ends it.
+#[allow(clippy::too_many_arguments)]
 async fn read_deliveries(
     mut stream: TcpStream,
     mut rx: BytesMut,
@@ -266,22 +297,41 @@ async fn read_deliveries(
     clock: RunClock,
     mut stop: watch::Receiver<bool>,
     latency: bool,
+    version: MqttVersion,
 ) -> Vec<u64> {
     let mut samples = Vec::new();
     let mut acks = BytesMut::new();
     rx.reserve(16 * 1024);
     loop {
-        while let Ok(Some(packet)) = DECODER.decode(&mut rx) {
-            let Packet::Publish(p) = packet else { continue };
-            let now = clock.now_ns();
-            if let Some((sequence, sent_ns)) = read_stamp(p.payload()) {
-                ledger.record_delivery(sequence, receiver, now);
-                if latency {
-                    samples.push(now.saturating_sub(sent_ns));
+        while let Ok(Some(packet)) = version.decode(&mut rx) {
+            let reply = match packet {
+                FromBroker::Publish {
+                    stamp,
+                    qos,
+                    packet_id,
+                } => {
+                    if let Some((sequence, sent_ns)) = stamp {
+                        let now = clock.now_ns();
+                        ledger.record_delivery(sequence, receiver, now);
+                        if latency {
+                            samples.push(now.saturating_sub(sent_ns));
+                        }
+                    }
+                    let kind = match qos {
+                        QoS::ExactlyOnce => AckKind::PubRec,
+                        _ => AckKind::PubAck,
+                    };
+                    packet_id.map(|id| (kind, id))
                 }
-            }
-            if let Some(id) = p.packet_id {
-                let _ = Packet::PubAck(id).encode(&mut acks);
+                FromBroker::PubRel(id) => Some((AckKind::PubComp, id)),
+                FromBroker::Disconnect(_) => {
+                    wire::disconnect(stream).await;
+                    return samples;
+                }
+                _ => None,
+            };
+            if let Some((kind, id)) = reply {
+                let _ = version.encode_ack(kind, id, &mut acks);
             }
         }
         if !acks.is_empty() {
@@ -303,11 +353,13 @@ async fn read_deliveries(
     samples
 }
 
-/// Publishes publisher `p`'s share of the messages (`p`, `p + P`, `p + 2P`, ...).
+/// Publishes publisher `p`'s share of the messages (`p`, `p + P`, `p + 2P`, ...), at QoS 1
+/// with at most `--inflight` unacknowledged, or fewer if the broker's MQTT 5 Receive Maximum
+/// says so.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn publish(
     stream: TcpStream,
-    _rx: BytesMut,
+    connected: Connected,
     p: usize,
     plan: &Plan,
     ledger: &Ledger,
@@ -319,7 +371,10 @@ pub(crate) async fn publish(
     let sequences = (p as u64..config.messages).step_by(step as usize);
     let qos1 = config.qos >= 1;
     let window = Semaphore::new(if qos1 {
-        config.inflight.max(1)
+        config
+            .inflight
+            .max(1)
+            .min(usize::from(connected.receive_maximum.max(1)))
     } else {
         Semaphore::MAX_PERMITS
     });
@@ -337,9 +392,18 @@ pub(crate) async fn publish(
         done.notify_one();
         result
     };
-    let reader = read_acks(
-        read, ledger, &window, &in_flight, &my_sent, &finished, &done, deadline, qos1,
-    );
+    let acks = AckReader {
+        ledger,
+        window: &window,
+        in_flight: &in_flight,
+        my_sent: &my_sent,
+        finished: &finished,
+        done: &done,
+        deadline,
+        qos1,
+        version: config.mqtt,
+    };
+    let reader = acks.run(read, connected.rx);
     let (write, read) = tokio::join!(writer, reader);
     let mut write = write?;
     read?;
@@ -412,7 +476,7 @@ async fn write_publishes(
                 slot.store(sequence + 1, Ordering::Relaxed);
             }
             n += 1;
-            let publish = Publish::new(
+            config.mqtt.encode_publish(
                 if qos1 {
                     QoS::AtLeastOnce
                 } else {
@@ -421,8 +485,8 @@ async fn write_publishes(
                 packet_id,
                 topic,
                 stamp_payload(sequence, clock.now_ns(), config.payload),
-            );
-            Packet::Publish(publish).encode(&mut out)?;
+                &mut out,
+            )?;
         }
         write.write_all(&out).await?;
         out.clear();
@@ -434,44 +498,68 @@ async fn write_publishes(
     Ok(write)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn read_acks(
-    mut read: OwnedReadHalf,
-    ledger: &Ledger,
-    window: &Semaphore,
-    in_flight: &[AtomicU64],
-    my_sent: &AtomicU64,
-    finished: &AtomicBool,
-    done: &Notify,
+/// The publisher's reading side: acknowledgements free the window and mark messages acked.
+struct AckReader<'a> {
+    ledger: &'a Ledger,
+    window: &'a Semaphore,
+    in_flight: &'a [AtomicU64],
+    my_sent: &'a AtomicU64,
+    finished: &'a AtomicBool,
+    done: &'a Notify,
     deadline: tokio::time::Instant,
     qos1: bool,
-) -> Result<(), BenchError> {
-    let mut rx = BytesMut::with_capacity(16 * 1024);
-    let mut acked: u64 = 0;
-    loop {
-        let mut freed = 0;
-        while let Some(packet) = DECODER.decode(&mut rx)? {
-            if let Packet::PubAck(id) = packet {
-                let slot = in_flight.get(usize::from(id.get()));
-                if let Some(sequence) = slot
-                    .map(|s| s.swap(0, Ordering::Relaxed))
-                    .filter(|&s| s > 0)
-                {
-                    ledger.acked.set(sequence - 1);
-                    acked += 1;
-                    freed += 1;
+    version: MqttVersion,
+}
+
+impl AckReader<'_> {
+    /// Reads until every message written is acknowledged (QoS 1), the writer is done (QoS 0),
+    /// or the grace after the deadline ran out. `rx` holds what came after the CONNACK.
+    async fn run(self, mut read: OwnedReadHalf, mut rx: BytesMut) -> Result<(), BenchError> {
+        rx.reserve(16 * 1024);
+        let mut acked: u64 = 0;
+        loop {
+            let mut freed = 0;
+            while let Some(packet) = self.version.decode(&mut rx)? {
+                match packet {
+                    FromBroker::PubAck {
+                        packet_id,
+                        accepted,
+                    } => {
+                        let slot = self.in_flight.get(usize::from(packet_id.get()));
+                        if let Some(sequence) = slot
+                            .map(|s| s.swap(0, Ordering::Relaxed))
+                            .filter(|&s| s > 0)
+                        {
+                            if accepted {
+                                self.ledger.acked.set(sequence - 1);
+                            } else {
+                                self.ledger.refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                            acked += 1;
+                            freed += 1;
+                        }
+                    }
+                    FromBroker::Disconnect(code) => {
+                        return Err(BenchError::Disconnected(format!(
+                            "{} to a publisher",
+                            crate::protocol::code_name(self.version, code)
+                        )))
+                    }
+                    _ => {}
                 }
             }
-        }
-        window.add_permits(freed);
-        if finished.load(Ordering::Acquire) && (!qos1 || acked >= my_sent.load(Ordering::Relaxed)) {
-            return Ok(());
-        }
-        tokio::select! {
-            read = read.read_buf(&mut rx) => if read? == 0 { return Ok(()) },
-            _ = done.notified() => {},
-            // The last acknowledgements get the same grace as the last deliveries.
-            _ = tokio::time::sleep_until(deadline + DRAIN_IDLE) => return Ok(()),
+            self.window.add_permits(freed);
+            if self.finished.load(Ordering::Acquire)
+                && (!self.qos1 || acked >= self.my_sent.load(Ordering::Relaxed))
+            {
+                return Ok(());
+            }
+            tokio::select! {
+                read = read.read_buf(&mut rx) => if read? == 0 { return Ok(()) },
+                _ = self.done.notified() => {},
+                // The last acknowledgements get the same grace as the last deliveries.
+                _ = tokio::time::sleep_until(self.deadline + DRAIN_IDLE) => return Ok(()),
+            }
         }
     }
 }

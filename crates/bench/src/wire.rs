@@ -1,15 +1,15 @@
 //! The MQTT client side of the generator, on `mqgate-codec`: connect, subscribe, and the
-//! payload stamp that carries a message's sequence number and send time.
+//! payload stamp that carries a message's sequence number and send time. MQTT 3.1.1 or 5,
+//! as [`Hello`] says ([`crate::protocol`] holds what differs).
 
 use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use mqgate_codec::{
-    ByteStr, Connect, ConnectReturnCode, Decoder, Packet, PacketId, QoS, Subscribe, SubscribeFilter,
-};
+use mqgate_codec::{ByteStr, Decoder, PacketId, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::protocol::{code_name, FromBroker, Hello, MqttVersion};
 use crate::BenchError;
 
 /// Largest packet the generator accepts from a broker (1 KiB payloads plus headers fit with
@@ -62,68 +62,81 @@ pub async fn open_tcp(
     Ok(stream)
 }
 
-/// Sends CONNECT (clean session, keep-alive 120 s) and waits for an accepting CONNACK.
-///
-/// Returns whatever bytes arrived after the CONNACK, which belong to the caller.
-pub async fn handshake(stream: &mut TcpStream, client_id: &str) -> Result<BytesMut, BenchError> {
-    handshake_with(stream, client_id, true).await
+/// A connection after an accepting CONNACK.
+#[derive(Debug)]
+pub struct Connected {
+    /// Bytes that arrived after the CONNACK: they belong to the caller.
+    pub rx: BytesMut,
+    /// QoS 1 and 2 PUBLISHes the broker lets this client have unacknowledged at once: its
+    /// MQTT 5 Receive Maximum, 65 535 when absent or on 3.1.1 (which has no such limit).
+    pub receive_maximum: u16,
 }
 
-/// [`handshake`] with the cleanSession flag given (`false`: a persistent session).
-pub async fn handshake_with(
+/// Sends the CONNECT of `hello` (keep-alive 120 s) and waits for an accepting CONNACK.
+pub async fn handshake(
     stream: &mut TcpStream,
     client_id: &str,
-    clean_session: bool,
-) -> Result<BytesMut, BenchError> {
-    let connect = Connect {
-        clean_session,
-        keep_alive: 120,
-        client_id: ByteStr::try_from(client_id)
-            .map_err(|_| BenchError::Handshake(format!("bad client id {client_id:?}")))?,
-        ..Connect::default()
-    };
+    hello: &Hello,
+) -> Result<Connected, BenchError> {
+    let id = ByteStr::try_from(client_id)
+        .map_err(|_| BenchError::Handshake(format!("bad client id {client_id:?}")))?;
     let mut out = BytesMut::new();
-    Packet::Connect(Box::new(connect)).encode(&mut out)?;
+    hello.encode_connect(id, &mut out)?;
     stream.write_all(&out).await?;
     let mut rx = BytesMut::with_capacity(256);
-    match read_packet(stream, &mut rx).await? {
-        Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Accepted => Ok(rx),
-        Packet::ConnAck(ack) => Err(BenchError::Handshake(format!(
-            "CONNACK {:?} for {client_id}",
-            ack.code
+    match read_packet(stream, &mut rx, hello.version).await? {
+        FromBroker::ConnAck {
+            accepted: true,
+            receive_maximum,
+            ..
+        } => Ok(Connected {
+            rx,
+            receive_maximum: receive_maximum.unwrap_or(u16::MAX),
+        }),
+        FromBroker::ConnAck { code, .. } => Err(BenchError::Handshake(format!(
+            "CONNACK {} for {client_id}",
+            code_name(hello.version, code)
         ))),
         other => Err(BenchError::Handshake(format!(
-            "{} instead of CONNACK",
-            other.name()
+            "{other:?} instead of CONNACK"
         ))),
     }
 }
 
-/// Subscribes to `filters` in SUBSCRIBEs of at most 100 filters and waits for every SUBACK.
+/// Subscribes to `filters` in SUBSCRIBEs of at most 100 filters and waits for every SUBACK;
+/// a refused filter is an error (its messages would all count as lost).
 pub async fn subscribe(
     stream: &mut TcpStream,
     rx: &mut BytesMut,
     filters: &[String],
     qos: QoS,
+    version: MqttVersion,
 ) -> Result<(), BenchError> {
     for (chunk_index, chunk) in filters.chunks(100).enumerate() {
         let packet_id = packet_id_for(chunk_index as u64);
         let filters = chunk
             .iter()
             .map(|f| {
-                Ok(SubscribeFilter {
-                    filter: ByteStr::try_from(f.as_str())
-                        .map_err(|_| BenchError::InvalidPlan("filter is not an MQTT string"))?,
-                    qos,
-                })
+                ByteStr::try_from(f.as_str())
+                    .map_err(|_| BenchError::InvalidPlan("filter is not an MQTT string"))
             })
             .collect::<Result<Vec<_>, BenchError>>()?;
         let mut out = BytesMut::new();
-        Packet::Subscribe(Subscribe { packet_id, filters }).encode(&mut out)?;
+        version.encode_subscribe(packet_id, filters, qos, &mut out)?;
         stream.write_all(&out).await?;
         loop {
-            match read_packet(stream, rx).await? {
-                Packet::SubAck(ack) if ack.packet_id == packet_id => break,
+            match read_packet(stream, rx, version).await? {
+                FromBroker::SubAck {
+                    packet_id: id,
+                    refused,
+                } if id == packet_id => {
+                    if refused {
+                        return Err(BenchError::Handshake(format!(
+                            "SUBACK refused a filter of {chunk:?}"
+                        )));
+                    }
+                    break;
+                }
                 // Retained messages or stray traffic before the SUBACK are not ours to count.
                 _ => continue,
             }
@@ -133,9 +146,13 @@ pub async fn subscribe(
 }
 
 /// Reads until one whole packet is decoded.
-pub async fn read_packet(stream: &mut TcpStream, rx: &mut BytesMut) -> Result<Packet, BenchError> {
+pub async fn read_packet(
+    stream: &mut TcpStream,
+    rx: &mut BytesMut,
+    version: MqttVersion,
+) -> Result<FromBroker, BenchError> {
     loop {
-        if let Some(packet) = DECODER.decode(rx)? {
+        if let Some(packet) = version.decode(rx)? {
             return Ok(packet);
         }
         if stream.read_buf(rx).await? == 0 {
