@@ -47,6 +47,12 @@ pub(crate) const STATUS_QUEUE: &str = "STATUS";
 /// Most inbox deliveries a queue's task takes in one go before it hands them on.
 const INBOX_BATCH: usize = 256;
 
+/// Most messages a queue has handed to consumers before the commit that records them in
+/// flight is done; past it, what the session sends waits for commits. After a restart the
+/// first this many messages handed out carry the redelivered flag: the ones handed out just
+/// before a crash are among them.
+const UNSAVED_HANDOUTS: usize = 4096;
+
 /// One entry waiting in a queue.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -333,8 +339,13 @@ fn session_config(settings: &AmqpSettings, base: SessionConfig) -> SessionConfig
 
 /// Drives the persistent session of one queue, as a connection task drives
 /// a client's: deliveries to its registry link go into the session; what the session
-/// sends (in flight under a packet id) is saved, then handed to the consumers; consumers'
-/// acknowledgements are the session's PUBACKs.
+/// sends (in flight under a packet id) is handed to the consumers while its save commits;
+/// consumers' acknowledgements are the session's PUBACKs.
+///
+/// At least once, as the queue's QoS 1 promises: a message stays in the store until the
+/// commit after its acknowledgement. A crash before the commit that moved a message in
+/// flight, or before the one after its acknowledgement, delivers it again after the
+/// restart (in the first case without the redelivered flag: the store still had it queued).
 struct SessionTask {
     core: Arc<Core>,
     client: Arc<str>,
@@ -350,10 +361,19 @@ struct SessionTask {
     connect: Connect,
     online: bool,
     kind: Kind,
-    /// What the session sent, waiting for the commit that saved it (in flight, out of the
-    /// stored queue) before the consumers get it: the task goes on acknowledging and
-    /// saving meanwhile, so a queue is not held to one store commit at a time.
-    unsaved: VecDeque<(persist::Ticket, Vec<Entry>)>,
+    /// What the session sent that waits, in order: `(stored, saved, entries)`, for the
+    /// commit `stored` (the messages' own enqueues: a delivery from the inbox may not be
+    /// durable yet) and then for `saved` (its save) or room in [`UNSAVED_HANDOUTS`].
+    unsaved: VecDeque<(persist::Ticket, persist::Ticket, Vec<Entry>)>,
+    /// The commit of each message without a publisher to send it again (a status notice)
+    /// taken from the inbox before its enqueue committed (by message id): a consumer gets
+    /// it only once that is done.
+    not_stored: HashMap<u128, persist::Ticket>,
+    /// Handed out before the commit of their save: (that save, how many), and the sum.
+    uncommitted: VecDeque<(persist::Ticket, usize)>,
+    uncommitted_total: usize,
+    /// Messages still to hand out with the redelivered flag after a restart.
+    flag_redelivered: usize,
 }
 
 /// What a queue's session holds.
@@ -439,6 +459,16 @@ impl SessionTask {
             // Its queue stays in the store; the task reads it back a page at a time.
             session.keep_queue_in_store(window);
         }
+        // Restored with messages, by a session that handed out messages before (it used
+        // packet ids): the first ones it hands out now may have been handed out then. (A
+        // session whose ids wrapped to exactly 1 again is taken for one that never did.)
+        let record = session.record_without_queue();
+        let handed_out = !record.inflight.is_empty() || record.next_packet_id != 1;
+        let flag_redelivered = if handed_out && session.queued_len() > 0 {
+            UNSAVED_HANDOUTS
+        } else {
+            0
+        };
         // Persistent (and subscribed) now; offline until a consumer attaches. No will.
         let _ = session.connection_lost(now);
         tracing::info!(queue = %queue.name, queued = session.queued_len(), "AMQP queue open");
@@ -456,6 +486,10 @@ impl SessionTask {
             online: false,
             kind,
             unsaved: VecDeque::new(),
+            not_stored: HashMap::new(),
+            uncommitted: VecDeque::new(),
+            uncommitted_total: 0,
+            flag_redelivered,
         })
     }
 
@@ -470,8 +504,10 @@ impl SessionTask {
             }
             self.go_online();
             self.process();
-            // What the session sent is durable (out of the stored queue, in flight) before
-            // a consumer gets it: it waits in `unsaved` for its commit.
+            // What the session sent goes to the consumers before the commit that saves it
+            // (out of the stored queue, in flight) is done, up to [`UNSAVED_HANDOUTS`]: the
+            // queue is QoS 1, so a crash before that commit only delivers it again (see
+            // `Self`). Waiting for every commit held a queue to one commit at a time.
             let ticket = self.saved.submit(&self.session, &self.core.persist);
             self.hand_on(ticket);
             self.session.release_idle_memory();
@@ -480,16 +516,28 @@ impl SessionTask {
             self.start_read();
             let queue = self.queue.clone();
             let settled = queue.session.task.notified();
-            let unsaved = self.unsaved.front().map(|(ticket, _)| *ticket);
+            let waiting = [
+                self.uncommitted.front().map(|(ticket, _)| *ticket),
+                self.unsaved.front().map(|(stored, saved, _)| {
+                    if *stored > self.core.persist.done() {
+                        *stored
+                    } else {
+                        *saved
+                    }
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let core = self.core.clone();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                saved = persist::committed(&core.persist, unsaved), if unsaved.is_some() => {
+                saved = persist::committed(&core.persist, waiting), if waiting.is_some() => {
                     if let Err(error) = saved {
                         tracing::warn!(client = %self.client, %error, "AMQP queue state not saved");
                     }
-                    self.release_saved(unsaved);
+                    self.release_saved(waiting);
                 }
                 signal = self.inbox.signal(monotonic_ms) => match signal {
                     Signal::Kick(_) => break,
@@ -551,29 +599,16 @@ impl SessionTask {
         }
     }
 
-    /// Hands to the consumers what waited for commits up to `through` (or the failed
-    /// commit `through`: the state is in memory all the same, as before the failure).
-    fn release_saved(&mut self, through: Option<persist::Ticket>) {
-        let done = self.core.persist.done().max(through.unwrap_or(0));
-        while self
-            .unsaved
-            .front()
-            .is_some_and(|(ticket, _)| *ticket <= done)
-        {
-            if let Some((_, entries)) = self.unsaved.pop_front() {
-                self.queue.extend(entries);
-            }
-        }
-    }
-
-    /// Takes what the session sent for the consumers, who get it once `ticket` (the save
-    /// that covers it) committed: at once if it has, or after what waits before it.
-    /// Messages the broker itself published (cloud producers, the HTTP and embedding APIs)
-    /// are not for the cloud consumers: they have no origin, and are acknowledged at once.
-    fn hand_on(&mut self, ticket: Option<persist::Ticket>) {
+    /// Takes what the session sent for the consumers (saved by `ticket`, not necessarily
+    /// committed yet). Messages the broker itself published (cloud producers, the HTTP and
+    /// embedding APIs) are not for the cloud consumers: they have no origin, and are
+    /// acknowledged at once.
+    fn hand_on(&mut self, mut ticket: Option<persist::Ticket>) {
         loop {
             let mut entries = Vec::new();
             let mut skipped = Vec::new();
+            // The latest commit of these messages' own enqueues.
+            let mut stored = 0;
             while let Some(packet) = self.session.poll_transmit() {
                 let Packet::Publish(publish) = packet else {
                     continue;
@@ -581,6 +616,7 @@ impl SessionTask {
                 let Some(token) = publish.packet_id else {
                     continue;
                 };
+                let message_id = self.session.inflight_message(token).map_or(0, |m| m.id.0);
                 let message = match (self.session.inflight_message(token), self.kind) {
                     (Some(message), Kind::Devices) if !message.origin.is_empty() => {
                         device_message(message)
@@ -591,13 +627,18 @@ impl SessionTask {
                         continue;
                     }
                 };
+                if let Some(ticket) = self.not_stored.remove(&message_id) {
+                    stored = stored.max(ticket);
+                }
+                let flagged = !publish.dup && self.flag_redelivered > 0;
+                self.flag_redelivered -= usize::from(flagged);
                 entries.push(Entry {
                     message: Arc::new(message),
-                    redelivered: publish.dup,
+                    redelivered: publish.dup || flagged,
                     token,
                 });
             }
-            self.hand_on_after(ticket, entries);
+            self.hand_on_after(stored, ticket, entries);
             if skipped.is_empty() {
                 break;
             }
@@ -606,33 +647,91 @@ impl SessionTask {
                 let _ = self.session.handle_packet(Packet::PubAck(token), now);
             }
             self.drain_events();
+            // What those acknowledgements let the session send is saved by a save of its own.
+            ticket = self.saved.submit(&self.session, &self.core.persist);
         }
         let stored = &self.queue.session.stored;
         stored.store(self.session.queued_len(), Ordering::Relaxed);
     }
 
-    /// Hands `entries` on now if nothing waits for a commit (and `ticket` is done), or
-    /// queues them behind what waits.
-    fn hand_on_after(&mut self, ticket: Option<persist::Ticket>, entries: Vec<Entry>) {
+    /// Hands `entries` (saved by `ticket`) to the consumers now if the messages' enqueues
+    /// committed and either their save committed or the uncommitted hand-outs stay within
+    /// [`UNSAVED_HANDOUTS`]; otherwise they wait, in order, behind what already waits.
+    fn hand_on_after(
+        &mut self,
+        stored: persist::Ticket,
+        ticket: Option<persist::Ticket>,
+        entries: Vec<Entry>,
+    ) {
         if entries.is_empty() {
             return;
         }
-        let waiting = self.unsaved.back().map(|(t, _)| *t);
-        let ticket = match (ticket, waiting) {
-            (Some(t), _) if t > self.core.persist.done() => t.max(waiting.unwrap_or(0)),
-            (_, Some(w)) => w,
-            _ => {
-                self.queue.extend(entries);
-                return;
-            }
-        };
+        let saved = ticket.unwrap_or(0);
+        // In order: a later batch waits at least for what an earlier one waits for.
+        let stored = stored.max(self.unsaved.back().map_or(0, |(s, _, _)| *s));
         match self.unsaved.back_mut() {
-            Some((t, waiting)) if *t == ticket => waiting.extend(entries),
-            _ => self.unsaved.push_back((ticket, entries)),
+            Some((last_stored, last, waiting)) if *last_stored == stored && *last == saved => {
+                waiting.extend(entries);
+            }
+            _ => self.unsaved.push_back((stored, saved, entries)),
+        }
+        self.release_saved(None);
+    }
+
+    /// Hands out `entries` before `ticket`, their save, committed.
+    fn hand_out_uncommitted(&mut self, ticket: persist::Ticket, entries: Vec<Entry>) {
+        self.uncommitted_total += entries.len();
+        match self.uncommitted.back_mut() {
+            Some((t, n)) if *t == ticket => *n += entries.len(),
+            _ => self.uncommitted.push_back((ticket, entries.len())),
+        }
+        self.queue.extend(entries);
+    }
+
+    /// Commits up to `through` are done (or `through` failed: the state is in memory all
+    /// the same, as the store's other writers assume): what they cover leaves the count of
+    /// uncommitted hand-outs, and what waited goes out as far as its enqueues committed
+    /// and the count allows.
+    fn release_saved(&mut self, through: Option<persist::Ticket>) {
+        let done = self.core.persist.done().max(through.unwrap_or(0));
+        // Messages dropped before they were handed out leave no entry behind.
+        if self.not_stored.len() > UNSAVED_HANDOUTS {
+            self.not_stored.retain(|_, ticket| *ticket > done);
+        }
+        while let Some(&(ticket, n)) = self.uncommitted.front() {
+            if ticket > done {
+                break;
+            }
+            self.uncommitted.pop_front();
+            self.uncommitted_total -= n;
+        }
+        while let Some((stored, saved, entries)) = self.unsaved.front() {
+            let committed = *saved <= done;
+            if *stored > done
+                || (!committed && self.uncommitted_total + entries.len() > UNSAVED_HANDOUTS)
+            {
+                break;
+            }
+            let Some((_, saved, entries)) = self.unsaved.pop_front() else {
+                break;
+            };
+            if committed {
+                self.queue.extend(entries);
+            } else {
+                self.hand_out_uncommitted(saved, entries);
+            }
         }
     }
 
     fn take(&mut self, delivery: Delivery) {
+        // A device's message that is not stored yet needs no wait: its publisher has no
+        // acknowledgement until it is, and sends it again if the broker dies first. A
+        // status notice has no publisher to send it again: a consumer gets it once stored.
+        let resent_by_publisher = self.kind == Kind::Devices && !delivery.message.origin.is_empty();
+        if !resent_by_publisher && delivery.stored > self.core.persist.done() {
+            self.not_stored
+                .insert(delivery.message.id.0, delivery.stored);
+        }
         let outcome =
             self.session
                 .handle_delivery(delivery.message, delivery.granted, monotonic_ms());

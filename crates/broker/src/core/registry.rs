@@ -43,6 +43,9 @@ pub(crate) struct Delivery {
     /// Published gets it with RETAIN set (the message itself has it clear, as every other
     /// receiver sees it).
     pub(crate) published_retained: bool,
+    /// The commit of the message's store writes (its enqueues for persistent receivers),
+    /// 0 for none: a receiver that hands it on before its own save commits waits for this.
+    pub(crate) stored: crate::core::persist::Ticket,
 }
 
 impl Delivery {

@@ -225,15 +225,17 @@ impl Router {
         self.durable(target, message, QoS::ExactlyOnce, scratch);
         let owned = detach_durable(message, &mut scratch.ops[first..]);
         let message = owned.as_ref().unwrap_or(message);
-        let delivery = Delivery {
+        let mut delivery = Delivery {
             message: message.clone(),
             granted: QoS::ExactlyOnce,
             frame: (message.qos == QoS::AtMostOnce)
                 .then(|| qos0_frame(message))
                 .flatten(),
             published_retained: false,
+            stored: 0,
         };
         self.submit(scratch);
+        delivery.stored = scratch.ticket.unwrap_or(0);
         if let Some(blocked) = deliver::offer(&self.registry, &self.metrics, target, delivery, now)
         {
             scratch.keep_blocked(blocked, now, &self.metrics);
@@ -312,6 +314,7 @@ impl Router {
                     granted: *granted,
                     frame,
                     published_retained: retain,
+                    stored: scratch.ticket.unwrap_or(0),
                 };
                 match guard.offer(client, delivery, now) {
                     Offer::Sent(waker) => {
