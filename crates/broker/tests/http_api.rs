@@ -559,3 +559,52 @@ async fn idle_connections_give_their_place_up() {
     assert_eq!(health.status, 200);
     broker.shutdown().await;
 }
+
+/// The cloud SDK endpoint's queues through the API: `ListAmqpQueues` shows the configured
+/// queues and what waits in them, `DeleteAmqpQueue` removes one with what it held (`Success`
+/// false for a queue that does not exist).
+#[tokio::test]
+async fn amqp_queues_are_listed_and_removed_through_the_api() {
+    let instance = ("InstanceId", INSTANCE);
+
+    let mut with = config();
+    with.listeners.amqp = Some("127.0.0.1:0".parse().unwrap());
+    with.amqp.queues = vec!["orders".into(), "STATUS/GID_a".into()];
+    let broker = start(with, None).await;
+    broker
+        .publish("orders/o-1", "waits", mqgate_codec::QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    let list = || async {
+        let response = api_get(&broker, AK, SECRET, "ListAmqpQueues", &[instance]).await;
+        assert_eq!(response.status, 200, "{response:?}");
+        response.json()["Queues"].clone()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // By name: "STATUS/GID_a" sorts before "orders".
+        let queues = list().await;
+        let orders = &queues[1];
+        if orders["Name"] == "orders" && orders["Depth"] == 1 {
+            assert_eq!(queues[0]["Name"], "STATUS/GID_a", "{queues}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{queues}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delete = |name: &'static str| {
+        let broker = broker.clone();
+        async move {
+            let params = [instance, ("Name", name)];
+            let response = api_post(&broker, AK, SECRET, "DeleteAmqpQueue", &params).await;
+            assert_eq!(response.status, 200, "{response:?}");
+            response.json()["Success"].clone()
+        }
+    };
+    assert_eq!(delete("orders").await, true);
+    let queues = list().await;
+    assert_eq!(queues.as_array().map(Vec::len), Some(1), "{queues}");
+    assert_eq!(queues[0]["Name"], "STATUS/GID_a");
+    assert_eq!(delete("orders").await, false, "gone already");
+    broker.shutdown().await;
+}

@@ -11,6 +11,7 @@
 //! Handlers never hold a lock across an `.await`; `SendMessage` publishes through the
 //! router exactly like [`BrokerHandle::publish`](crate::BrokerHandle::publish).
 
+mod amqp_queues;
 mod custom_auth;
 mod devices;
 mod error;
@@ -212,6 +213,14 @@ pub(crate) async fn perform(ctx: &Ctx, params: Params) -> Result<Answer, ApiErro
     let instance = params.required("InstanceId")?;
     if instance != auth.config().instance_id {
         return Err(ApiError::invalid("InstanceId", "no such instance"));
+    }
+    match action.as_str() {
+        "ListAmqpQueues" => return amqp_queues::list(ctx),
+        "DeleteAmqpQueue" => {
+            let name = params.required("Name")?;
+            return amqp_queues::delete(ctx, name, params.access_key_id()).await;
+        }
+        _ => {}
     }
     if action == "SendMessage" {
         let api = Api {
