@@ -573,8 +573,9 @@ impl BrokerHandle {
     /// ```
     pub fn redirect(&self, redirect: Option<crate::config::Redirect>, disconnect_connected: bool) {
         let core = &self.inner.core;
+        let kick = disconnect_connected && redirect.is_some();
         *core.redirect.write() = redirect.map(Arc::new);
-        if disconnect_connected && core.redirect.read().is_some() {
+        if kick {
             core.registry.kick_all(Kick::Redirect);
         }
     }

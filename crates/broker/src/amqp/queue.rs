@@ -616,12 +616,14 @@ impl SessionTask {
                 let Some(token) = publish.packet_id else {
                     continue;
                 };
-                let message_id = self.session.inflight_message(token).map_or(0, |m| m.id.0);
-                let message = match (self.session.inflight_message(token), self.kind) {
+                let (message, message_id) = match (self.session.inflight_message(token), self.kind)
+                {
                     (Some(message), Kind::Devices) if !message.origin.is_empty() => {
-                        device_message(message)
+                        (device_message(message), message.id.0)
                     }
-                    (Some(message), Kind::Status) => status_message(message.payload.clone()),
+                    (Some(message), Kind::Status) => {
+                        (status_message(message.payload.clone()), message.id.0)
+                    }
                     _ => {
                         skipped.push(token);
                         continue;
@@ -725,10 +727,10 @@ impl SessionTask {
 
     fn take(&mut self, delivery: Delivery) {
         // A device's message that is not stored yet needs no wait: its publisher has no
-        // acknowledgement until it is, and sends it again if the broker dies first. A
-        // status notice has no publisher to send it again: a consumer gets it once stored.
-        let resent_by_publisher = self.kind == Kind::Devices && !delivery.message.origin.is_empty();
-        if !resent_by_publisher && delivery.stored > self.core.persist.done() {
+        // acknowledgement until it is, and sends it again if the broker dies first (one
+        // without a publisher never reaches the consumers of a device queue). A status
+        // notice has no publisher to send it again: a consumer gets it once stored.
+        if self.kind == Kind::Status && delivery.stored > self.core.persist.done() {
             self.not_stored
                 .insert(delivery.message.id.0, delivery.stored);
         }
