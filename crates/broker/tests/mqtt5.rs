@@ -422,6 +422,110 @@ async fn subscription_identifiers_come_back_in_the_publish() {
     broker.shutdown().await;
 }
 
+/// A QoS 0 message for many receivers is encoded once per protocol and shared, yet each
+/// receiver gets what the standard makes its own: "the Server MUST send those Subscription
+/// Identifiers in the message" [MQTT-3.3.4-5] (only to the receiver that gave one), topic
+/// aliases only up to "the Topic Alias Maximum value sent by the Client in the CONNECT"
+/// [MQTT-3.3.2-9], nothing larger than its Maximum Packet Size [MQTT-3.1.2-24], the
+/// remaining expiry [MQTT-3.3.2-6], and a 3.1.1 receiver a 3.1.1 PUBLISH.
+#[tokio::test]
+async fn a_shared_qos0_frame_keeps_what_is_each_receivers_own() {
+    let broker = start().await;
+    let (mut with_id, _) = Raw5::connect(&broker, "fan-id", true, 0).await;
+    with_id
+        .subscribe(1, &[("fan/#", qos(QoS::AtMostOnce))], Some(7))
+        .await;
+    let (mut plain, _) = Raw5::connect(&broker, "fan-plain", true, 0).await;
+    plain
+        .subscribe(1, &[("fan/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let small = with_properties(
+        "fan-small",
+        [Property::FourByteInt(PropertyId::MaximumPacketSize, 64)],
+    );
+    let (mut small, _) = Raw5::connect_with(&broker, small).await;
+    small
+        .subscribe(1, &[("fan/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let aliased = with_properties(
+        "fan-alias",
+        [Property::TwoByteInt(PropertyId::TopicAliasMaximum, 4)],
+    );
+    let (mut aliased, _) = Raw5::connect_with(&broker, aliased).await;
+    aliased
+        .subscribe(1, &[("fan/#", qos(QoS::AtMostOnce))], None)
+        .await;
+    let mut old = Client::connect(&broker, "fan-311", true).await;
+    subscribe(&mut old, "fan/#", rumqttc::QoS::AtMostOnce).await;
+
+    let publisher = Client5::connect(&broker, "fan-pub").await;
+    let user = vec![("k".to_string(), "v".to_string())];
+    for (payload, expiry) in [
+        (vec![1u8; 4], None),
+        (vec![2u8; 100], None),
+        (vec![3u8; 4], Some(60)),
+    ] {
+        let props = RProps {
+            user_properties: user.clone(),
+            message_expiry_interval: expiry,
+            ..RProps::default()
+        };
+        publisher
+            .client
+            .publish_with_properties(
+                "fan/t",
+                rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+                false,
+                payload,
+                props,
+            )
+            .await
+            .expect("queued");
+    }
+    let user_of = |p: &Publish| {
+        p.properties
+            .forwarded()
+            .user_properties()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let ids = |p: &Publish| {
+        p.properties
+            .subscription_identifiers
+            .iter()
+            .map(|n| n.get())
+            .collect::<Vec<_>>()
+    };
+    for (n, first) in [1u8, 2, 3].into_iter().enumerate() {
+        let expiry = (first == 3).then_some(60);
+        let got = with_id.publish_in().await;
+        assert_eq!((got.payload[0], ids(&got)), (first, vec![7]), "message {n}");
+        assert_eq!(user_of(&got), user);
+        let got = plain.publish_in().await;
+        assert_eq!((got.payload[0], ids(&got)), (first, vec![]), "message {n}");
+        assert_eq!(user_of(&got), user);
+        assert!(got.properties.topic_alias.is_none());
+        let left = got.properties.message_expiry_interval;
+        assert!(
+            left.is_some() == expiry.is_some() && left <= expiry,
+            "{left:?}"
+        );
+        let got = aliased.publish_in().await;
+        assert_eq!(got.payload[0], first);
+        assert_eq!(got.properties.topic_alias.map(|a| a.get()), Some(1));
+        assert_eq!(&*got.topic, if n == 0 { "fan/t" } else { "" });
+        if first != 2 {
+            // The 100-byte one is larger than this client accepts: skipped for it alone.
+            let got = small.publish_in().await;
+            assert_eq!(got.payload[0], first);
+        }
+        let got = old.next().await;
+        assert_eq!(got.payload[0], first);
+    }
+    small.ping().await;
+    broker.shutdown().await;
+}
+
 /// Retain Handling: "0 = Send retained messages at the time of the subscribe, 1 = Send
 /// retained messages at subscribe only if the subscription does not currently exist,
 /// 2 = Do not send retained messages at the time of the subscribe" (3.8.3.1)

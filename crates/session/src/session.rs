@@ -606,6 +606,11 @@ impl Session {
         self.transmits.pop_front()
     }
 
+    /// Whether a packet waits for [`poll_transmit`](Self::poll_transmit).
+    pub fn has_transmit(&self) -> bool {
+        !self.transmits.is_empty()
+    }
+
     /// [`poll_transmit`](Self::poll_transmit) for a client connected with MQTT 5: each
     /// PUBLISH comes with the message it carries, so the driver can write the message's MQTT 5
     /// properties and remaining expiry (`None` for every other packet, and for every packet of

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use mqgate_auth::Grants;
 use mqgate_codec::{ByteStr, PacketId, QoS, ReasonCode, SubscribeFilter};
 use mqgate_session::{
@@ -281,9 +282,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     }
 
     fn take(&mut self, mut delivery: Delivery) {
-        if self.v5.is_some() {
-            // The shared frame is 3.1.1: an MQTT 5 client's PUBLISH is written by `flush`.
-            delivery.frame = None;
+        if let Some(state) = &self.v5 {
+            if delivery.frame.is_some() && !v5::shares_frames(state, self.session.subscriptions()) {
+                // This client's PUBLISH carries something of its own: `flush` writes it.
+                delivery.frame = None;
+            }
             if *delivery.message.origin == **self.session.client_id()
                 && !v5::delivered_to_self(self.session.subscriptions(), &delivery.message.topic)
             {
@@ -301,9 +304,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     ..Message::clone(&delivery.message)
                 };
                 delivery.message = Arc::new(copy);
+                delivery.frame = None;
             }
         }
-        if let (true, Some(frame)) = (delivery.is_qos0(), delivery.frame.take()) {
+        if let Some(frame) = self.shared_frame(&mut delivery) {
             // QoS 0 to a connected client: the session would only pass it on, so the shared
             // frame goes out as it is, after whatever the session had queued before it.
             self.traced(&delivery.message);
@@ -323,6 +327,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.session
                 .handle_delivery(delivery.message, delivery.granted, monotonic_ms());
         self.count(outcome);
+    }
+
+    /// The shared frame that `delivery` goes out as, if it has one this client can take as
+    /// it is: QoS 0, encodable, and for an MQTT 5 client with nothing queued before it (the
+    /// session's packets need `flush`'s MQTT 5 writing) and within its Maximum Packet Size.
+    fn shared_frame(&mut self, delivery: &mut Delivery) -> Option<Bytes> {
+        let frames = delivery.frame.take().filter(|_| delivery.is_qos0())?;
+        let Some(state) = &self.v5 else {
+            return frames.v3(&delivery.message);
+        };
+        if self.session.has_transmit() {
+            return None;
+        }
+        if delivery.message.expires_at_ms.is_some() {
+            return None;
+        }
+        let max = state
+            .client_max_packet
+            .map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
+        frames
+            .v5(&delivery.message)
+            .filter(|frame| frame.len() <= max)
     }
 
     /// Takes up to [`INBOX_BATCH`] more deliveries, a few dozen per inbox lock. A batch takes

@@ -734,6 +734,13 @@ fn publish(
     out
 }
 
+/// Whether this client's QoS 0 PUBLISHes can be frames shared with other receivers: it
+/// takes no topic alias from the broker and none of its subscriptions has an identifier, so
+/// nothing in its PUBLISH is its own.
+pub(crate) fn shares_frames(state: &V5State, subscriptions: &[Subscription]) -> bool {
+    state.outbound_alias_max == 0 && subscriptions.iter().all(|s| s.identifier.is_none())
+}
+
 /// Whether `filter` (one the session accepted, so valid; a shared one by the filter after
 /// its `$share/{group}/`) matches `topic`; no owned filter is made per delivery.
 pub(crate) fn filter_matches(filter: &str, topic: &str) -> bool {

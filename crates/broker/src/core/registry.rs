@@ -6,12 +6,12 @@
 //! across an `.await`: a lookup clones the inbox sender and lets the lock go.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
-use mqgate_codec::QoS;
+use mqgate_codec::{v5, EncodeError, Packet, Publish, QoS};
 use mqgate_session::{DeliveryOutcome, DropReason, Event, Message, Session, Subscription};
 use mqgate_status::ChannelId;
 use parking_lot::{Mutex, MutexGuard};
@@ -34,11 +34,10 @@ const SHARDS: usize = 16;
 pub(crate) struct Delivery {
     pub(crate) message: Arc<Message>,
     pub(crate) granted: QoS,
-    /// The PUBLISH as a QoS 0 receiver gets it (no packet id, DUP and RETAIN clear), encoded
-    /// once by the router and shared by every such receiver that is online; `None` when the
-    /// delivery is not QoS 0, or when it is the message's only QoS 0 delivery (its receiver
-    /// encodes it).
-    pub(crate) frame: Option<Arc<Bytes>>,
+    /// The PUBLISH as a QoS 0 receiver gets it, encoded once per protocol by the first such
+    /// receiver that is online and shared by the others; `None` when the delivery is not
+    /// QoS 0, or when it is the message's only QoS 0 delivery (its receiver encodes it).
+    pub(crate) frame: Option<Arc<SharedFrames>>,
     /// The PUBLISH was sent with RETAIN set: an MQTT 5 subscription with Retain As
     /// Published gets it with RETAIN set (the message itself has it clear, as every other
     /// receiver sees it).
@@ -53,6 +52,62 @@ impl Delivery {
     pub(crate) fn is_qos0(&self) -> bool {
         self.message.qos.min(self.granted) == QoS::AtMostOnce
     }
+}
+
+/// One message's QoS 0 PUBLISH (no packet id, DUP and RETAIN clear), as MQTT 3.1.1 and as
+/// MQTT 5 with the message's own properties: identical for every receiver of that protocol
+/// that gets it at QoS 0 with nothing of its own added (an MQTT 5 receiver: no subscription
+/// identifier, topic alias or remaining expiry). Each is encoded by the first receiver that
+/// asks for it, on that receiver's task, and shared by the rest.
+#[derive(Debug, Default)]
+pub(crate) struct SharedFrames {
+    v3: OnceLock<Option<Bytes>>,
+    v5: OnceLock<Option<Bytes>>,
+}
+
+impl SharedFrames {
+    /// The MQTT 3.1.1 frame of `message`; `None` if it cannot be encoded (the receiver's
+    /// session then encodes it, and fails, on its own).
+    pub(crate) fn v3(&self, message: &Message) -> Option<Bytes> {
+        self.v3
+            .get_or_init(|| {
+                let publish = Packet::Publish(Publish::at_most_once(
+                    message.topic.clone(),
+                    message.payload.clone(),
+                ));
+                encoded(|buf| publish.encode(buf), publish.encoded_len().ok()?)
+            })
+            .clone()
+    }
+
+    /// The MQTT 5 frame of `message`, with its forwarded properties as they were received
+    /// and no expiry (a message with an expiry is written per receiver, with the seconds it
+    /// has left); `None` if it cannot be encoded.
+    pub(crate) fn v5(&self, message: &Message) -> Option<Bytes> {
+        self.v5
+            .get_or_init(|| {
+                let mut publish = v5::Publish::new(
+                    QoS::AtMostOnce,
+                    None,
+                    message.topic.clone(),
+                    message.payload.clone(),
+                );
+                publish.properties.forward = message.properties.clone();
+                let packet = v5::Packet::Publish(publish);
+                encoded(|buf| packet.encode(buf), packet.encoded_len().ok()?)
+            })
+            .clone()
+    }
+}
+
+/// What `encode` writes into a buffer of `len` bytes, frozen.
+fn encoded(
+    encode: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    len: usize,
+) -> Option<Bytes> {
+    let mut buf = BytesMut::with_capacity(len);
+    encode(&mut buf).ok()?;
+    Some(buf.freeze())
 }
 
 /// The session handed from a closing connection to its successor.

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 
-use bytes::{Bytes, BytesMut};
-use mqgate_codec::{Packet, Publish, QoS};
+use mqgate_codec::QoS;
 use mqgate_session::{Message, MessageId, Subscription};
 use mqgate_store::Op;
 use mqgate_topic::{
@@ -21,7 +20,7 @@ use parking_lot::RwLock;
 
 use super::deliver::{self, Blocked, Stalls};
 use super::persist::{enqueue_op, Persist, Ticket};
-use super::registry::{Delivery, Offer, Registry};
+use super::registry::{Delivery, Offer, Registry, SharedFrames};
 use crate::Metrics;
 
 /// Per-task scratch space, reused so that routing allocates nothing in the steady state.
@@ -228,9 +227,8 @@ impl Router {
         let mut delivery = Delivery {
             message: message.clone(),
             granted: QoS::ExactlyOnce,
-            frame: (message.qos == QoS::AtMostOnce)
-                .then(|| qos0_frame(message))
-                .flatten(),
+            // One receiver: it encodes the message itself.
+            frame: None,
             published_retained: false,
             stored: 0,
         };
@@ -294,7 +292,7 @@ impl Router {
         // copied for one reader: 1 KiB frames are past the allocator's per-thread cache).
         let qos0 = |granted: QoS| message.qos.min(granted) == QoS::AtMostOnce;
         let shared = targets.iter().filter(|(_, _, g)| qos0(*g)).nth(1).is_some();
-        let mut frame = None;
+        let mut frame: Option<Arc<SharedFrames>> = None;
         let mut delivered = 0;
         let mut closed = Vec::new();
         let mut rest = &targets[..];
@@ -304,11 +302,8 @@ impl Router {
             rest = next;
             let mut guard = self.registry.lock_shard(shard);
             for (_, client, granted) in this {
-                let frame = if shared && qos0(*granted) {
-                    frame.get_or_insert_with(|| qos0_frame(message)).clone()
-                } else {
-                    None
-                };
+                let frame = (shared && qos0(*granted))
+                    .then(|| frame.get_or_insert_with(Arc::default).clone());
                 let delivery = Delivery {
                     message: message.clone(),
                     granted: *granted,
@@ -484,19 +479,6 @@ impl Router {
             tracing::warn!(%topic, "stored retained message not restored: topic too deep");
         }
     }
-}
-
-/// `message` encoded as a QoS 0 PUBLISH (no packet id, DUP and RETAIN clear): identical for
-/// every receiver that gets it at QoS 0. `None` if it cannot be encoded (the receivers'
-/// sessions then encode it, and fail, each for itself).
-fn qos0_frame(message: &Message) -> Option<Arc<Bytes>> {
-    let publish = Packet::Publish(Publish::at_most_once(
-        message.topic.clone(),
-        message.payload.clone(),
-    ));
-    let mut buf = BytesMut::with_capacity(publish.encoded_len().ok()?);
-    publish.encode(&mut buf).ok()?;
-    Some(Arc::new(buf.freeze()))
 }
 
 /// When `ops` (the store writes one route just made) queue `message` for persistent

@@ -12,7 +12,6 @@ use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -115,7 +114,7 @@ impl Outbound for v5::Packet {
 /// connections (a QoS 0 PUBLISH encoded once for every receiver).
 enum Chunk {
     Own(Bytes),
-    Shared(Arc<Bytes>),
+    Shared(Bytes),
 }
 
 impl Deref for Chunk {
@@ -262,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Queues a frame shared with other connections, after what is queued already. A small
     /// one is copied (cheaper than another slice for the kernel to walk); a large one goes
     /// into the vectored write as it is.
-    pub(crate) fn queue_shared(&mut self, frame: Arc<Bytes>) {
+    pub(crate) fn queue_shared(&mut self, frame: Bytes) {
         if frame.len() < OWN_CHUNK || !self.stream.is_write_vectored() {
             if self.tx.capacity() == 0 {
                 self.tx.reserve(self.tx_hint);
