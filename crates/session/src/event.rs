@@ -76,7 +76,8 @@ pub enum Event {
         token: Option<InboundToken>,
         /// The PUBLISH's MQTT 5 properties, for a client connected with MQTT 5 (see
         /// [`Session::handle_publish_v5`](crate::Session::handle_publish_v5)); `None` for
-        /// 3.1.1. Boxed: a 3.1.1 event carries one word for it.
+        /// 3.1.1, and for an MQTT 5 PUBLISH without any (the common case: nothing is
+        /// allocated for it). Boxed: an event without them carries one word for them.
         v5: Option<Box<mqgate_codec::v5::PublishProperties>>,
     },
     /// The client asks to subscribe: validate and authorise each filter, then call

@@ -465,7 +465,8 @@ impl Session {
         if link.keep_alive_ms > 0 {
             link.deadline = NonZeroU64::new(now.saturating_add(link.keep_alive_ms.into()));
         }
-        self.on_publish(publish, Some(Box::new(properties)))
+        let none = properties == mqgate_codec::v5::PublishProperties::default();
+        self.on_publish(publish, (!none).then(|| Box::new(properties)))
     }
 
     fn on_publish(

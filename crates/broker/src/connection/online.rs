@@ -253,13 +253,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.io.queue(std::mem::take(&mut state.auth_replies));
         loop {
             let session = &mut self.session;
-            let packets: Vec<_> =
-                std::iter::from_fn(|| session.poll_transmit_with_message()).collect();
+            // The packets go through a buffer kept from one flush to the next (the session
+            // is borrowed to take them, then to read its subscriptions while writing them).
+            let mut packets = std::mem::take(&mut state.outgoing);
+            packets.extend(std::iter::from_fn(|| session.poll_transmit_with_message()));
             let (subscriptions, client) = (session.subscriptions(), session.client_id());
             self.io
-                .queue(packets.into_iter().filter_map(|(packet, message)| {
+                .queue(packets.drain(..).filter_map(|(packet, message)| {
                     v5::outbound(state, subscriptions, client, packet, message, now)
                 }));
+            state.outgoing = packets;
             if !v5::complete_unsent(state, &mut self.session, now)? {
                 return Ok(());
             }

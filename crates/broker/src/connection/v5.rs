@@ -75,6 +75,8 @@ pub(crate) struct V5State {
     /// carries that identifier only, not those of the client's other matching subscriptions
     /// (it is published as the result of that subscription alone, MQTT-3.3.4-3).
     pub(crate) retained_replays: VecDeque<(MessageId, Option<NonZeroU32>)>,
+    /// The session's packets on their way out, between two writes (kept for its capacity).
+    pub(crate) outgoing: Vec<(Packet, Option<Arc<Message>>)>,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
