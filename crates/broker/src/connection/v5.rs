@@ -75,6 +75,13 @@ pub(crate) struct V5State {
     /// carries that identifier only, not those of the client's other matching subscriptions
     /// (it is published as the result of that subscription alone, MQTT-3.3.4-3).
     pub(crate) retained_replays: VecDeque<(MessageId, Option<NonZeroU32>)>,
+    /// The Receive Maximum the CONNACK announced: most QoS 1 and 2 PUBLISHes the client may
+    /// have unacknowledged at once.
+    pub(crate) receive_maximum: u16,
+    /// The client's QoS 1 and 2 PUBLISHes of this connection not yet completed: from the
+    /// PUBLISH until the broker writes its PUBACK, its PUBCOMP, or a PUBREC with an error
+    /// reason (the client's send quota, MQTT 5.0 4.9, as the broker sees it).
+    pub(crate) receiving: u16,
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -261,6 +268,20 @@ pub(crate) fn inbound(
 ) -> Result<(), CloseReason> {
     let as_v3 = match packet {
         v5::Packet::Publish(p) => {
+            // A QoS 2 PUBLISH marked DUP may repeat one already counted (its PUBCOMP answers
+            // both): only a first send counts, so a repeat never leaves the count too high.
+            let counted = p.qos == QoS::AtLeastOnce || (p.qos == QoS::ExactlyOnce && !p.dup);
+            if counted {
+                state.receiving = state.receiving.saturating_add(1);
+                if state.receiving > state.receive_maximum {
+                    // MQTT-3.3.4-7 and 3.3.4: the client sent more unacknowledged QoS 1
+                    // and 2 PUBLISHes than the Receive Maximum the broker announced.
+                    return Err(CloseReason::ProtocolV5(
+                        ReasonCode::ReceiveMaximumExceeded,
+                        "more unacknowledged QoS 1 and 2 PUBLISHes than the Receive Maximum",
+                    ));
+                }
+            }
             let topic = match p.properties.topic_alias {
                 None => p.topic,
                 Some(alias) => aliased_topic(state, alias, p.topic)?,
@@ -432,10 +453,15 @@ pub(crate) fn outbound(
             }
             packet
         }
-        Packet::PubAck(id) => v5::Packet::PubAck(ack(state, id)),
+        Packet::PubAck(id) => {
+            state.receiving = state.receiving.saturating_sub(1);
+            v5::Packet::PubAck(ack(state, id))
+        }
         Packet::PubRec(id) => {
             let ack = ack(state, id);
             if ack.reason.is_error() {
+                // The flow ends here: no PUBREL, no PUBCOMP.
+                state.receiving = state.receiving.saturating_sub(1);
                 state.refused_pubrecs.push(id);
             }
             v5::Packet::PubRec(ack)
@@ -452,6 +478,9 @@ pub(crate) fn outbound(
                 state.unsent_pubcomps.swap_remove(at);
                 return None;
             }
+            // (Also for a PUBREL of an earlier connection's PUBLISH, which this one did not
+            // count: the count stays at 0 then, as the client's quota stays at its maximum.)
+            state.receiving = state.receiving.saturating_sub(1);
             v5::Packet::PubComp(v5::Ack::success(id))
         }
         Packet::SubAck(ack) => {
