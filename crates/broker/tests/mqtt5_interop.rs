@@ -1189,6 +1189,41 @@ async fn shared_subscriptions() {
     broker.shutdown().await;
 }
 
+/// "If the Client specified a Subscription Identifier for any of the overlapping
+/// subscriptions the Server MUST send those Subscription Identifiers in the message which is
+/// published as the result of the subscriptions [MQTT-3.3.4-3]. If the Server sends a single
+/// copy of the message it MUST include in the PUBLISH packet the Subscription Identifiers for
+/// all matching subscriptions which have a Subscription Identifiers, their order is not
+/// significant [MQTT-3.3.4-4]. If the Server sends multiple PUBLISH packets it MUST send, in
+/// each of them, the Subscription Identifier of the matching subscription if it has a
+/// Subscription Identifier [MQTT-3.3.4-5]." A client alone in a share group and also
+/// subscribed plainly (twice, overlapping) gets two copies of each message: the shared copy
+/// with the shared subscription's identifier only, the plain copy with the identifiers of the
+/// plain subscriptions only.
+#[tokio::test]
+async fn a_shared_copy_and_a_plain_copy_carry_their_own_subscription_identifiers() {
+    let broker = start().await;
+    let subs = [
+        ("$share/g/shid/#", Q1, Some(7)),
+        ("shid/+", Q1, Some(3)),
+        ("shid/a", Q1, Some(4)),
+    ];
+    let mut sub = subscriber(&broker, "shid-sub", &subs).await;
+    let mut publisher = Client5::connect(&broker, "shid-pub").await;
+    for qos in [Q0, Q1] {
+        publish(&publisher, "shid/a", qos, "m").await;
+        let mut got = vec![ids_of(&sub.next().await), ids_of(&sub.next().await)];
+        got.sort();
+        assert_eq!(got, [vec![3, 4], vec![7]], "at {qos:?}");
+    }
+    // Only the shared subscription matches: its identifier.
+    publish(&publisher, "shid/b/c", Q1, "n").await;
+    assert_eq!(ids_of(&sub.next().await), [7]);
+    publisher.acked(2).await;
+    sub.expect_nothing(QUIET).await;
+    broker.shutdown().await;
+}
+
 /// Mixed 3.1.1 and 5: a 3.1.1 client and an MQTT 5 one exchange messages both ways on one
 /// broker. The 3.1.1 subscriber gets the v5 message without its properties and at the QoS
 /// of its subscription [MQTT-3.8.4-8]; the v5 subscriber gets the 3.1.1 message with no
