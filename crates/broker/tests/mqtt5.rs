@@ -307,6 +307,56 @@ async fn an_expired_queued_message_is_not_delivered() {
     broker.shutdown().await;
 }
 
+/// [MQTT-3.3.2-5] with a Message Expiry Interval of 0 and a receiver online whose window is
+/// full: the message waits in its queue, where its expiry has already passed, so it is
+/// deleted; the messages beside it without an expiry arrive, in order.
+#[tokio::test]
+async fn an_expiry_0_message_behind_a_full_window_is_not_delivered() {
+    let broker = start().await;
+    let connect = with_properties(
+        "full",
+        [Property::TwoByteInt(PropertyId::ReceiveMaximum, 1)],
+    );
+    let (mut sub, _) = Raw5::connect_with(&broker, connect).await;
+    sub.subscribe(1, &[("exp0/#", qos(QoS::AtLeastOnce))], None)
+        .await;
+    let (mut publisher, _) = Raw5::connect(&broker, "exp0-pub", true, 0).await;
+    for (n, (topic, expiry)) in [("exp0/a", None), ("exp0/b", Some(0)), ("exp0/c", None)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = u16::try_from(n + 1).expect("small");
+        let mut p = Publish::new(
+            QoS::AtLeastOnce,
+            Some(pid(id)),
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(b"m"),
+        );
+        p.properties.message_expiry_interval = expiry;
+        publisher.send(Packet::Publish(p)).await;
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, pid(id)),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    // The first fills the window of 1; the other two wait.
+    let first = sub.publish_in().await;
+    assert_eq!(&*first.topic, "exp0/a");
+    sub.expect_nothing(Duration::from_millis(200)).await;
+    sub.send(Packet::PubAck(v5::Ack::success(
+        first.packet_id.expect("QoS 1"),
+    )))
+    .await;
+    let next = sub.publish_in().await;
+    assert_eq!(&*next.topic, "exp0/c", "the expiry 0 one was deleted");
+    sub.send(Packet::PubAck(v5::Ack::success(
+        next.packet_id.expect("QoS 1"),
+    )))
+    .await;
+    sub.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ subscriptions
 
 /// "The SUBACK packet sent by the Server to the Client MUST contain a Reason Code for each

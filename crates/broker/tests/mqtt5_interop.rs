@@ -745,6 +745,40 @@ async fn message_expiry_counts_down_while_queued() {
     broker.shutdown().await;
 }
 
+/// Message Expiry Interval 0: "If the Message Expiry Interval has passed and the Server has
+/// not managed to start onward delivery to a matching subscriber, then it MUST delete the
+/// copy of the message for that subscriber" [MQTT-3.3.2-5]. An interval of 0 has passed the
+/// moment the message is published: a subscriber online then gets it (onward delivery
+/// starts at publish, with the interval 0), an offline persistent session's copy is deleted
+/// (it gets the message published beside it without an expiry only).
+#[tokio::test]
+async fn message_expiry_0_reaches_who_is_online_and_no_queue() {
+    let broker = start().await;
+    let mut away = Client5::with_options(session(&broker, "me0-away", true, 60)).await;
+    away.subscribe("me0/#", Q1).await;
+    away.disconnect().await;
+    let mut online = Client5::connect(&broker, "me0-online").await;
+    online.subscribe("me0/#", Q1).await;
+    let mut publisher = Client5::connect(&broker, "me0-pub").await;
+    let now_only = PublishProperties {
+        message_expiry_interval: Some(0),
+        ..PublishProperties::default()
+    };
+    publish_props(&publisher, "me0/now", Q1, false, "now", now_only).await;
+    let lasting = PublishProperties::default();
+    publish_props(&publisher, "me0/kept", Q1, false, "kept", lasting).await;
+    publisher.acked(2).await;
+    let got = online.next().await;
+    assert_eq!(&got.payload[..], b"now");
+    assert_eq!(props_of(&got).message_expiry_interval, Some(0));
+    assert_eq!(&online.next().await.payload[..], b"kept");
+    let mut back = Client5::with_options(session(&broker, "me0-away", false, 60)).await;
+    let got = back.next().await;
+    assert_eq!(&got.payload[..], b"kept", "the expiry 0 copy was not kept");
+    back.expect_nothing(QUIET).await;
+    broker.shutdown().await;
+}
+
 /// Subscribe options. No Local: "If the value is 1, Application Messages MUST NOT be
 /// forwarded to a connection with a ClientID equal to the ClientID of the publishing
 /// connection" [MQTT-3.8.3-3]. Retain As Published: "If the value of Retain As Published

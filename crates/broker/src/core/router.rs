@@ -433,7 +433,8 @@ impl Router {
             self.retained
                 .read()
                 .matching(parsed.filter(), |_, message| {
-                    if message.expires_at_ms.is_some_and(|at| now >= at) {
+                    // (No age limit: a retained message keeps only its own expiry.)
+                    if message.is_expired(now, u64::MAX) {
                         expired.push(message.clone());
                     } else {
                         found.push(message.clone());
