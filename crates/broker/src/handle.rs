@@ -217,7 +217,7 @@ impl Broker {
         // the first device can connect.
         let amqp = amqp_ctx(&config, &core, &access, session_config);
         if let Some(amqp) = &amqp {
-            amqp.queues.open(&config.amqp.queues);
+            amqp.queues.open(&config.amqp.queues).await;
         }
         let bound = bind_all(&config.listeners)?;
         let http = crate::http::bind(&config).await?;

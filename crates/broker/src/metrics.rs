@@ -78,7 +78,8 @@ counters! {
     messages_delivered,
     /// QoS 0 messages dropped because a receiver's inbox was full.
     qos0_dropped,
-    /// Messages a session did not keep (offline QoS 0, clean session, queue limit, age).
+    /// Messages a session did not keep (offline QoS 0, clean session, queue limit, age, a
+    /// cloud SDK queue removed with what it held).
     session_dropped,
     /// Queued messages dropped because their session's queue was full (`max_queued_messages`
     /// or `max_queued_bytes`: the oldest go first). Also counted in `session_dropped`.

@@ -506,6 +506,12 @@ async fn publish_devices(broker: &BrokerHandle, prefix: &str, n: usize) {
 /// Publishes `n` QoS 1 messages `{prefix}0..` from `GID_a@@@dev1` to `parent/dev/x` on the
 /// broker process at `addr`, each acknowledged.
 async fn publish_devices_at(addr: std::net::SocketAddr, prefix: &str, n: usize) {
+    publish_devices_to(addr, "parent/dev/x", prefix, n).await;
+}
+
+/// Publishes `n` QoS 1 messages `{prefix}0..` from `GID_a@@@dev1` to `topic` on the broker
+/// at `addr`, each acknowledged.
+async fn publish_devices_to(addr: std::net::SocketAddr, topic: &str, prefix: &str, n: usize) {
     let mut options = rumqttc::MqttOptions::new("GID_a@@@dev1", "127.0.0.1", addr.port());
     options.set_keep_alive(Duration::from_secs(30));
     options.set_inflight(100);
@@ -513,12 +519,7 @@ async fn publish_devices_at(addr: std::net::SocketAddr, prefix: &str, n: usize) 
     for i in 0..n {
         device
             .client
-            .publish(
-                "parent/dev/x",
-                QoS::AtLeastOnce,
-                false,
-                format!("{prefix}{i}"),
-            )
+            .publish(topic, QoS::AtLeastOnce, false, format!("{prefix}{i}"))
             .await
             .unwrap();
     }
@@ -752,24 +753,11 @@ async fn a_queue_keeps_everything_up_to_its_bound_and_counts_the_overflow() {
     // 70 more: the 10 handed out stay, the oldest 10 of those waiting are dropped, counted.
     publish_devices(&broker, "b", 70).await;
     // The queue's task takes them from its inbox a moment after the PUBACKs: a bounded wait.
-    let addr = broker
-        .local_addr(ListenerKind::Http)
-        .expect("http listener");
     let wanted = [
         "mqgate_amqp_queue_dropped_total{queue=\"parent\"} 10\n",
         "mqgate_amqp_queue_depth{queue=\"parent\"} 60\n",
     ];
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let metrics = auth_support::http(addr, "GET", "/metrics", &[], b"")
-            .await
-            .body;
-        if wanted.iter().all(|line| metrics.contains(line)) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    metrics_with(&broker, &wanted).await;
     assert_eq!(broker.metrics().queue_full_dropped, 10);
     let lines = run(&broker, (AK, SECRET), &["consume", "parent", "60", "ack"]).await;
     let expected: Vec<String> = (0..10).chain(20..70).map(|i| format!("b{i}")).collect();
@@ -806,11 +794,93 @@ async fn a_removed_queue_is_gone_with_what_it_held_also_after_a_restart() {
 
     // Not brought back by the restart: the next consume makes a new, empty queue.
     let broker = auth_support::start_retrying(durable).await;
-    let mut consumer = Pika::spawn(&broker, (AK, SECRET), &["consume", "parent", "1", "ack"]);
+    a_consume_makes_a_new_empty_queue(&broker).await;
+    broker.shutdown().await;
+}
+
+/// A consume on `parent` (a queue that does not exist) gets only what is published after it.
+async fn a_consume_makes_a_new_empty_queue(broker: &BrokerHandle) {
+    let mut consumer = Pika::spawn(broker, (AK, SECRET), &["consume", "parent", "1", "ack"]);
     consumer.until("consuming").await;
-    publish_devices(&broker, "new", 1).await;
+    publish_devices(broker, "new", 1).await;
     let lines = consumer.rest().await;
     assert_eq!(bodies(&lines), ["new0"], "{lines:?}");
+}
+
+/// Waits (bounded) until the broker's `/metrics` has every line of `wanted`; the text.
+async fn metrics_with(broker: &BrokerHandle, wanted: &[&str]) -> String {
+    let addr = broker
+        .local_addr(ListenerKind::Http)
+        .expect("http listener");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = auth_support::http(addr, "GET", "/metrics", &[], b"")
+            .await
+            .body;
+        if wanted.iter().all(|line| metrics.contains(line)) {
+            return metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_taken_out_of_the_configuration_is_removed_at_the_next_start() {
+    if skipped() {
+        return;
+    }
+    // A queue `[amqp] queues` declared lasts until the configuration no longer names it: the
+    // next start removes it with what it held (dropped and counted). A queue a consume made
+    // is not the configuration's to remove: it stays.
+    let dir = tempfile::tempdir().unwrap();
+    let with_queues = |queues: &[&str]| {
+        let mut config = durable_config(dir.path());
+        config.amqp.queues = queues.iter().map(|q| (*q).to_owned()).collect();
+        config
+    };
+    let broker = auth_support::start_retrying(|| with_queues(&["parent"])).await;
+    let made = run(&broker, (AK, SECRET), &["consume", "made", "0", "ack"]).await;
+    assert!(made.contains(&"consuming".to_owned()), "{made:?}");
+    publish_devices(&broker, "d", 3).await;
+    publish_devices_to(support::tcp_addr(&broker), "made/dev/x", "m", 2).await;
+    metrics_with(
+        &broker,
+        &[
+            "mqgate_amqp_queue_depth{queue=\"parent\"} 3\n",
+            "mqgate_amqp_queue_depth{queue=\"made\"} 2\n",
+        ],
+    )
+    .await;
+    broker.shutdown().await;
+    drop(broker);
+
+    // Still declared: the restart keeps it, with what waits in it.
+    let broker = auth_support::start_retrying(|| with_queues(&["parent"])).await;
+    metrics_with(&broker, &["mqgate_amqp_queue_depth{queue=\"parent\"} 3\n"]).await;
+    broker.shutdown().await;
+    drop(broker);
+
+    // Taken out of the list: gone at start, its three messages counted as dropped.
+    let broker = auth_support::start_retrying(|| with_queues(&[])).await;
+    // (What "made" holds was handed out to its consumer-less session before: in flight
+    // there, not waiting, so its depth is 0 until a consumer attaches.)
+    let metrics = metrics_with(&broker, &["mqgate_amqp_queue_depth{queue=\"made\"}"]).await;
+    assert!(!metrics.contains("queue=\"parent\""), "{metrics}");
+    assert_eq!(broker.metrics().session_dropped, 3);
+    // The consume-made queue kept its messages; a consume on the removed one makes a new,
+    // empty queue.
+    let lines = run(&broker, (AK, SECRET), &["consume", "made", "2", "ack"]).await;
+    assert_eq!(bodies(&lines), ["m0", "m1"], "{lines:?}");
+    a_consume_makes_a_new_empty_queue(&broker).await;
+    broker.shutdown().await;
+    drop(broker);
+
+    // Made by that consume now, not declared: a start without it in the list keeps it.
+    let broker = auth_support::start_retrying(|| with_queues(&[])).await;
+    publish_devices(&broker, "kept", 1).await;
+    let lines = run(&broker, (AK, SECRET), &["consume", "parent", "1", "ack"]).await;
+    assert_eq!(bodies(&lines), ["kept0"], "{lines:?}");
     broker.shutdown().await;
 }
 

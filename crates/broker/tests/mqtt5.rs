@@ -307,6 +307,56 @@ async fn an_expired_queued_message_is_not_delivered() {
     broker.shutdown().await;
 }
 
+/// [MQTT-3.3.2-5] with a Message Expiry Interval of 0 and a receiver online whose window is
+/// full: the message waits in its queue, where its expiry has already passed, so it is
+/// deleted; the messages beside it without an expiry arrive, in order.
+#[tokio::test]
+async fn an_expiry_0_message_behind_a_full_window_is_not_delivered() {
+    let broker = start().await;
+    let connect = with_properties(
+        "full",
+        [Property::TwoByteInt(PropertyId::ReceiveMaximum, 1)],
+    );
+    let (mut sub, _) = Raw5::connect_with(&broker, connect).await;
+    sub.subscribe(1, &[("exp0/#", qos(QoS::AtLeastOnce))], None)
+        .await;
+    let (mut publisher, _) = Raw5::connect(&broker, "exp0-pub", true, 0).await;
+    for (n, (topic, expiry)) in [("exp0/a", None), ("exp0/b", Some(0)), ("exp0/c", None)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = u16::try_from(n + 1).expect("small");
+        let mut p = Publish::new(
+            QoS::AtLeastOnce,
+            Some(pid(id)),
+            ByteStr::try_from(topic).expect("topic"),
+            Bytes::from_static(b"m"),
+        );
+        p.properties.message_expiry_interval = expiry;
+        publisher.send(Packet::Publish(p)).await;
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, pid(id)),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    // The first fills the window of 1; the other two wait.
+    let first = sub.publish_in().await;
+    assert_eq!(&*first.topic, "exp0/a");
+    sub.expect_nothing(Duration::from_millis(200)).await;
+    sub.send(Packet::PubAck(v5::Ack::success(
+        first.packet_id.expect("QoS 1"),
+    )))
+    .await;
+    let next = sub.publish_in().await;
+    assert_eq!(&*next.topic, "exp0/c", "the expiry 0 one was deleted");
+    sub.send(Packet::PubAck(v5::Ack::success(
+        next.packet_id.expect("QoS 1"),
+    )))
+    .await;
+    sub.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
 // ------------------------------------------------------------------ subscriptions
 
 /// "The SUBACK packet sent by the Server to the Client MUST contain a Reason Code for each
@@ -648,6 +698,84 @@ async fn the_clients_receive_maximum_bounds_what_is_in_flight() {
     .await;
     let third = raw.publish_in().await;
     assert_eq!(&third.payload[..], &[2u8]);
+    broker.shutdown().await;
+}
+
+/// A QoS 1 or 2 PUBLISH from `raw` to `topic` under packet id `id`.
+async fn publish_qos(raw: &mut Raw5, q: QoS, id: u16, topic: &'static str) {
+    let publish = Publish::new(
+        q,
+        Some(pid(id)),
+        ByteStr::from_static(topic),
+        Bytes::from_static(b"m"),
+    );
+    raw.send(Packet::Publish(publish)).await;
+}
+
+/// "The Client MUST NOT send more than Receive Maximum QoS 1 and QoS 2 PUBLISH packets for
+/// which it has not received PUBACK, PUBCOMP, or PUBREC with a Reason Code of 128 or greater
+/// from the Server [MQTT-3.3.4-7]. If it receives more than Receive Maximum QoS 1 and QoS 2
+/// PUBLISH packets where it has not sent a PUBACK or PUBCOMP in response, the Server uses a
+/// DISCONNECT packet with Reason Code 0x93 (Receive Maximum exceeded)" (3.3.4): with the
+/// broker's Receive Maximum 3, three QoS 2 PUBLISHes wait for PUBREL; QoS 0 does not count,
+/// a PUBCOMP frees one, and one more QoS 1 PUBLISH past the three is refused so.
+#[tokio::test]
+async fn a_client_past_the_brokers_receive_maximum_is_disconnected_with_0x93() {
+    let broker = start_configured(|c| c.session.inflight_window = 3).await;
+    let connect = with_properties("eager", []);
+    let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
+    let announced = ack.properties.get(PropertyId::ReceiveMaximum);
+    assert_eq!(announced.and_then(|p| p.as_u32()), Some(3));
+    for id in 1..=3 {
+        publish_qos(&mut raw, QoS::ExactlyOnce, id, "rmx/t").await;
+        match raw.recv().await {
+            Some(Packet::PubRec(rec)) => assert_eq!(rec.packet_id, pid(id)),
+            other => panic!("expected PUBREC, got {other:?}"),
+        }
+    }
+    // Three outstanding (no PUBREL yet): QoS 0 is not flow controlled.
+    raw.publish("rmx/t", b"q0", false).await;
+    raw.ping().await;
+    // PUBREL, PUBCOMP: one slot free again, taken by a fourth QoS 2 PUBLISH.
+    raw.send(Packet::PubRel(v5::Ack::success(pid(1)))).await;
+    assert!(matches!(raw.recv().await, Some(Packet::PubComp(c)) if c.packet_id == pid(1)));
+    publish_qos(&mut raw, QoS::ExactlyOnce, 4, "rmx/t").await;
+    assert!(matches!(raw.recv().await, Some(Packet::PubRec(r)) if r.packet_id == pid(4)));
+    // Ids 2, 3 and 4 wait for PUBREL: a QoS 1 PUBLISH is one too many.
+    publish_qos(&mut raw, QoS::AtLeastOnce, 5, "rmx/t").await;
+    raw.expect_disconnect(ReasonCode::ReceiveMaximumExceeded)
+        .await;
+
+    // A QoS 1 stream within the window, acknowledged as it goes, never counts past it.
+    let (mut steady, _) = Raw5::connect(&broker, "steady", true, 0).await;
+    for id in 1..=10 {
+        publish_qos(&mut steady, QoS::AtLeastOnce, id, "rmx/t").await;
+        assert!(matches!(steady.recv().await, Some(Packet::PubAck(a)) if a.packet_id == pid(id)));
+    }
+    broker.shutdown().await;
+}
+
+/// MQTT 3.1.1 has no Receive Maximum: a client with more QoS 2 PUBLISHes waiting for
+/// PUBREL than the broker's window stays connected.
+#[tokio::test]
+async fn a_311_client_past_the_window_is_not_disconnected() {
+    let broker = start_configured(|c| c.session.inflight_window = 3).await;
+    let mut raw = Raw::connect(&broker, "eager311", 30).await;
+    for id in 1..=5u16 {
+        let publish = mqgate_codec::Publish::new(
+            QoS::ExactlyOnce,
+            Some(pid(id)),
+            ByteStr::from_static("rmx/t"),
+            Bytes::from_static(b"m"),
+        );
+        raw.send(mqgate_codec::Packet::Publish(publish)).await;
+        match raw.recv().await {
+            Some(mqgate_codec::Packet::PubRec(rec)) => assert_eq!(rec, pid(id)),
+            other => panic!("expected PUBREC, got {other:?}"),
+        }
+    }
+    raw.send(mqgate_codec::Packet::PingReq).await;
+    assert_eq!(raw.recv().await, Some(mqgate_codec::Packet::PingResp));
     broker.shutdown().await;
 }
 

@@ -745,6 +745,40 @@ async fn message_expiry_counts_down_while_queued() {
     broker.shutdown().await;
 }
 
+/// Message Expiry Interval 0: "If the Message Expiry Interval has passed and the Server has
+/// not managed to start onward delivery to a matching subscriber, then it MUST delete the
+/// copy of the message for that subscriber" [MQTT-3.3.2-5]. An interval of 0 has passed the
+/// moment the message is published: a subscriber online then gets it (onward delivery
+/// starts at publish, with the interval 0), an offline persistent session's copy is deleted
+/// (it gets the message published beside it without an expiry only).
+#[tokio::test]
+async fn message_expiry_0_reaches_who_is_online_and_no_queue() {
+    let broker = start().await;
+    let mut away = Client5::with_options(session(&broker, "me0-away", true, 60)).await;
+    away.subscribe("me0/#", Q1).await;
+    away.disconnect().await;
+    let mut online = Client5::connect(&broker, "me0-online").await;
+    online.subscribe("me0/#", Q1).await;
+    let mut publisher = Client5::connect(&broker, "me0-pub").await;
+    let now_only = PublishProperties {
+        message_expiry_interval: Some(0),
+        ..PublishProperties::default()
+    };
+    publish_props(&publisher, "me0/now", Q1, false, "now", now_only).await;
+    let lasting = PublishProperties::default();
+    publish_props(&publisher, "me0/kept", Q1, false, "kept", lasting).await;
+    publisher.acked(2).await;
+    let got = online.next().await;
+    assert_eq!(&got.payload[..], b"now");
+    assert_eq!(props_of(&got).message_expiry_interval, Some(0));
+    assert_eq!(&online.next().await.payload[..], b"kept");
+    let mut back = Client5::with_options(session(&broker, "me0-away", false, 60)).await;
+    let got = back.next().await;
+    assert_eq!(&got.payload[..], b"kept", "the expiry 0 copy was not kept");
+    back.expect_nothing(QUIET).await;
+    broker.shutdown().await;
+}
+
 /// Subscribe options. No Local: "If the value is 1, Application Messages MUST NOT be
 /// forwarded to a connection with a ClientID equal to the ClientID of the publishing
 /// connection" [MQTT-3.8.3-3]. Retain As Published: "If the value of Retain As Published
@@ -1186,6 +1220,41 @@ async fn shared_subscriptions() {
     shared.sort();
     assert_eq!(shared, all, "each message once, to one member");
     assert_eq!(all.len(), 10);
+    broker.shutdown().await;
+}
+
+/// "If the Client specified a Subscription Identifier for any of the overlapping
+/// subscriptions the Server MUST send those Subscription Identifiers in the message which is
+/// published as the result of the subscriptions [MQTT-3.3.4-3]. If the Server sends a single
+/// copy of the message it MUST include in the PUBLISH packet the Subscription Identifiers for
+/// all matching subscriptions which have a Subscription Identifiers, their order is not
+/// significant [MQTT-3.3.4-4]. If the Server sends multiple PUBLISH packets it MUST send, in
+/// each of them, the Subscription Identifier of the matching subscription if it has a
+/// Subscription Identifier [MQTT-3.3.4-5]." A client alone in a share group and also
+/// subscribed plainly (twice, overlapping) gets two copies of each message: the shared copy
+/// with the shared subscription's identifier only, the plain copy with the identifiers of the
+/// plain subscriptions only.
+#[tokio::test]
+async fn a_shared_copy_and_a_plain_copy_carry_their_own_subscription_identifiers() {
+    let broker = start().await;
+    let subs = [
+        ("$share/g/shid/#", Q1, Some(7)),
+        ("shid/+", Q1, Some(3)),
+        ("shid/a", Q1, Some(4)),
+    ];
+    let mut sub = subscriber(&broker, "shid-sub", &subs).await;
+    let mut publisher = Client5::connect(&broker, "shid-pub").await;
+    for qos in [Q0, Q1] {
+        publish(&publisher, "shid/a", qos, "m").await;
+        let mut got = vec![ids_of(&sub.next().await), ids_of(&sub.next().await)];
+        got.sort();
+        assert_eq!(got, [vec![3, 4], vec![7]], "at {qos:?}");
+    }
+    // Only the shared subscription matches: its identifier.
+    publish(&publisher, "shid/b/c", Q1, "n").await;
+    assert_eq!(ids_of(&sub.next().await), [7]);
+    publisher.acked(2).await;
+    sub.expect_nothing(QUIET).await;
     broker.shutdown().await;
 }
 

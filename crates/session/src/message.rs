@@ -144,10 +144,14 @@ impl Message {
 
     /// Whether the message is older than `ttl_ms` at `now`, or past its own MQTT 5 expiry
     /// ([`expires_at_ms`](Self::expires_at_ms)). A timestamp in the future (clock skew
-    /// between nodes) counts as age 0.
+    /// between nodes) counts as age 0. A message whose expiry is its publish instant (a
+    /// Message Expiry Interval of 0) is always expired here, whatever `now` says: it reaches
+    /// the receivers it is sent to at once, never one that finds it in a queue.
     pub fn is_expired(&self, now: u64, ttl_ms: u64) -> bool {
         now.saturating_sub(self.published_at_ms) >= ttl_ms
-            || self.expires_at_ms.is_some_and(|at| now >= at)
+            || self
+                .expires_at_ms
+                .is_some_and(|at| now >= at || at <= self.published_at_ms)
     }
 
     /// The MQTT 5 Message Expiry Interval a delivery at `now` carries: the whole seconds

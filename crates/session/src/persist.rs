@@ -76,6 +76,11 @@ pub struct SessionRecord {
     /// session; `None` while online or for a session that does not expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_since_ms: Option<u64>,
+    /// The broker's configuration declared the session (as `[amqp] queues` declares a cloud
+    /// SDK endpoint queue's) rather than a client or a first use making it: a start whose
+    /// configuration no longer declares it removes it. Absent (older records): `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub configured: bool,
 }
 
 fn default_protocol() -> u8 {
@@ -181,6 +186,7 @@ impl Session {
             protocol: self.protocol(),
             expiry_interval_s: self.expiry_interval_s(),
             offline_since_ms: self.offline_since_ms(),
+            configured: self.configured,
         }
     }
 
@@ -225,6 +231,7 @@ impl Session {
         session.set_protocol(record.protocol);
         session.set_expiry_interval_s(record.expiry_interval_s);
         session.set_offline_since_ms(record.offline_since_ms);
+        session.configured = record.configured;
         for e in record.inflight {
             let id = e.packet_id.get();
             if session.inflight.contains(e.packet_id) {

@@ -120,6 +120,8 @@ pub struct Session {
     pub(crate) config: SessionConfig,
     /// cleanSession = 0: state outlives connections.
     pub(crate) persistent: bool,
+    /// Declared by the broker's configuration (see [`SessionRecord::configured`](crate::SessionRecord::configured)).
+    pub(crate) configured: bool,
     pub(crate) subscriptions: Vec<Subscription>,
     /// What an MQTT 5 session has besides; `None` for 3.1.1 (one word in every session).
     pub(crate) v5: Option<Box<V5Part>>,
@@ -138,6 +140,7 @@ impl Session {
             client_id,
             config,
             persistent: false,
+            configured: false,
             subscriptions: Vec::new(),
             v5: None,
             queue: OfflineQueue::default(),
@@ -172,6 +175,17 @@ impl Session {
     /// Whether the state outlives connections (the last CONNECT had cleanSession = 0).
     pub fn is_persistent(&self) -> bool {
         self.persistent
+    }
+
+    /// Whether the broker's configuration declared the session (see
+    /// [`SessionRecord::configured`](crate::SessionRecord::configured)); saved and restored with it.
+    pub fn is_configured(&self) -> bool {
+        self.configured
+    }
+
+    /// Marks the session as declared by the broker's configuration, or not.
+    pub fn set_configured(&mut self, configured: bool) {
+        self.configured = configured;
     }
 
     /// The protocol level of the last CONNECT: 4 (MQTT 3.1.1, also for 3.1) or 5 (MQTT 5).

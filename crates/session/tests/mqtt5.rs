@@ -154,3 +154,22 @@ fn remaining_expiry_rounds_up() {
     m.expires_at_ms = Some(65_000);
     assert_eq!(m.remaining_expiry_s(4_990), Some(60));
 }
+
+/// A message with a Message Expiry Interval of 0 (its expiry at its own publish instant) is
+/// expired for every queue, also read by a clock a little behind the one that stamped it.
+#[test]
+fn an_expiry_at_the_publish_instant_is_expired_whatever_the_clock_says() {
+    let mut message = Message::new(
+        mqgate_session::MessageId(1),
+        ByteStr::from_static("t"),
+        Bytes::from_static(b"m"),
+        QoS::AtLeastOnce,
+        1_000,
+    );
+    message.expires_at_ms = Some(1_000);
+    assert!(message.is_expired(1_000, u64::MAX));
+    assert!(message.is_expired(999, u64::MAX), "a clock 1 ms behind");
+    message.expires_at_ms = Some(2_000);
+    assert!(!message.is_expired(999, u64::MAX));
+    assert!(message.is_expired(2_000, u64::MAX));
+}

@@ -98,3 +98,26 @@ fn a_record_with_default_fields_is_written_as_before() {
     let written = serde_json::to_string(&old_record()).expect("serialises");
     assert_eq!(written, OLD_RECORD);
 }
+
+/// A session declared by the broker's configuration says so in its record, through a
+/// restore; an older record (no such field) is one made by a client.
+#[test]
+fn the_configured_flag_survives_a_restore_and_defaults_to_false() {
+    let record: SessionRecord = serde_json::from_str(OLD_RECORD).expect("an old record reads");
+    assert!(!record.configured);
+    let mut record = old_record();
+    record.queue.clear();
+    record.inflight.clear();
+    record.configured = true;
+    let json = serde_json::to_string(&record).expect("serialises");
+    assert!(json.contains(r#""configured":true"#), "{json}");
+    let session = mqgate_session::Session::restore_with(
+        serde_json::from_str(&json).expect("reads back"),
+        |_| None,
+        mqgate_session::SessionConfig::default(),
+        0,
+    )
+    .expect("restores");
+    assert!(session.is_configured());
+    assert_eq!(session.record(), record);
+}

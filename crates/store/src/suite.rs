@@ -112,6 +112,7 @@ pub(crate) fn qos2_record(client: &str, sent: MessageId) -> SessionRecord {
         protocol: 4,
         expiry_interval_s: None,
         offline_since_ms: None,
+        configured: false,
     }
 }
 

@@ -79,8 +79,14 @@ struct SessionSide {
     /// out (up to its in-flight window). Until then it is offline and everything waits in
     /// its stored queue, so a restart finds nothing handed out (nothing redelivered).
     consumed: AtomicBool,
-    /// The queue is being removed: the task ends, deleting its session, then answers here.
-    removed: Mutex<Option<oneshot::Sender<()>>>,
+    /// The queue is being removed: the task ends, deleting its session, then answers here
+    /// with how many messages went with it.
+    removed: Mutex<Option<oneshot::Sender<usize>>>,
+    /// `[amqp] queues` declared it (at this start or an earlier one): saved with its
+    /// session, so a start whose configuration no longer names it removes it.
+    configured: AtomicBool,
+    /// The queue was removed: its status feed (if any) ends.
+    deleted: AtomicBool,
 }
 
 /// A queue shared by the consumers of the instance.
@@ -207,28 +213,52 @@ impl Queues {
         }
     }
 
-    /// Makes the queues that exist from start-up: those `[amqp] queues` names, and those
-    /// the store brought back (made by a consume before the restart). Call once the store is
-    /// restored and before devices can connect, so they collect from the start.
-    pub(crate) fn open(&self, configured: &[String]) {
+    /// Makes the queues that exist from start-up: those `[amqp] queues` names (marked as
+    /// declared by configuration, in their stored sessions too), and those the store brought
+    /// back (made by a consume, or declared, before the restart). A queue the store brought
+    /// back that an earlier configuration declared and this one no longer names is removed
+    /// as [`remove`](Self::remove) removes it. Call once the store is restored and before
+    /// devices can connect, so they collect from the start.
+    pub(crate) async fn open(&self, configured: &[String]) {
         let (restored, _) = self
             .core
             .registry
             .clients(|id| id.starts_with(AMQP_LINK_PREFIX), usize::MAX);
-        let restored = restored
+        let restored: Vec<String> = restored
             .iter()
-            .filter_map(|view| view.client_id.strip_prefix(AMQP_LINK_PREFIX));
-        for name in configured.iter().map(String::as_str).chain(restored) {
-            let made = match name
-                .strip_prefix(STATUS_QUEUE)
-                .and_then(|g| g.strip_prefix('/'))
-            {
-                Some(group) => self.status(group),
-                None => self.parent(name),
-            };
-            if made.is_none() {
+            .filter_map(|view| view.client_id.strip_prefix(AMQP_LINK_PREFIX))
+            .filter(|name| !configured.iter().any(|c| c == name))
+            .map(str::to_owned)
+            .collect();
+        for name in configured {
+            if self.make(name, true).is_none() {
                 tracing::warn!(queue = %name, "AMQP queue not made: not a valid parent topic or group");
             }
+        }
+        for name in &restored {
+            match self.make(name, false) {
+                Some(queue) if queue.session.configured.load(Ordering::Relaxed) => {
+                    // Declared by an earlier configuration, not by this one.
+                    let dropped = self.remove_counted(name).await;
+                    tracing::info!(queue = %name, dropped = dropped.unwrap_or(0), "AMQP queue removed: no longer in [amqp] queues");
+                }
+                Some(_) => {}
+                None => {
+                    tracing::warn!(queue = %name, "AMQP queue not made: not a valid parent topic or group");
+                }
+            }
+        }
+    }
+
+    /// The queue `name` (a parent topic, or `STATUS/{group}`), made on first use; with
+    /// `configured`, marked as declared by configuration.
+    fn make(&self, name: &str, configured: bool) -> Option<Arc<Queue>> {
+        match name
+            .strip_prefix(STATUS_QUEUE)
+            .and_then(|g| g.strip_prefix('/'))
+        {
+            Some(group) => self.status_declared(group, configured),
+            None => self.parent_declared(name, configured),
         }
     }
 
@@ -238,13 +268,17 @@ impl Queues {
     /// consume on the name makes a new, empty queue. `false` when no such queue exists (or
     /// its task had already ended).
     pub(crate) async fn remove(&self, name: &str) -> bool {
-        let Some(queue) = self.queues.lock().remove(name) else {
-            return false;
-        };
+        self.remove_counted(name).await.is_some()
+    }
+
+    /// [`remove`](Self::remove), with how many messages went with the queue (waiting in it
+    /// or handed out and not acknowledged); `None` when no such queue exists.
+    async fn remove_counted(&self, name: &str) -> Option<usize> {
+        let queue = self.queues.lock().remove(name)?;
         let (done, removed) = oneshot::channel();
         *queue.session.removed.lock() = Some(done);
         queue.session.task.notify_one();
-        removed.await.is_ok()
+        removed.await.ok()
     }
 
     /// Resolves once every queue's task has ended (the broker shuts down: each saves its
@@ -272,6 +306,12 @@ impl Queues {
     /// The queue of device messages under `parent`, made (its session resumed or made, and
     /// its task started) on first use. `None` when `parent` is not a valid one-level topic.
     pub(crate) fn parent(&self, parent: &str) -> Option<Arc<Queue>> {
+        self.parent_declared(parent, false)
+    }
+
+    /// [`parent`](Self::parent); with `configured`, the queue is marked as declared by
+    /// configuration.
+    fn parent_declared(&self, parent: &str, configured: bool) -> Option<Arc<Queue>> {
         if parent.is_empty() || parent.contains(['/', '+', '#']) || parent.starts_with('$') {
             return None;
         }
@@ -279,13 +319,19 @@ impl Queues {
         if let Some(queue) = queues.get(parent) {
             return Some(queue.clone());
         }
-        let (queue, _) = self.start(&mut queues, parent.to_owned(), Kind::Devices)?;
+        let (queue, _) = self.start(&mut queues, parent.to_owned(), Kind::Devices, configured)?;
         Some(queue)
     }
 
     /// The queue of status notices of `group`, made (its session resumed or made, its task
     /// and its feed started) on first use.
     pub(crate) fn status(&self, group: &str) -> Option<Arc<Queue>> {
+        self.status_declared(group, false)
+    }
+
+    /// [`status`](Self::status); with `configured`, the queue is marked as declared by
+    /// configuration.
+    fn status_declared(&self, group: &str, configured: bool) -> Option<Arc<Queue>> {
         if !group.starts_with("GID_") || group.contains(['/', '+', '#']) {
             return None;
         }
@@ -294,7 +340,7 @@ impl Queues {
         if let Some(queue) = queues.get(&name) {
             return Some(queue.clone());
         }
-        let (queue, target) = self.start(&mut queues, name, Kind::Status)?;
+        let (queue, target) = self.start(&mut queues, name, Kind::Status, configured)?;
         tokio::spawn(pump_status(
             self.core.clone(),
             self.core.status.subscribe(),
@@ -305,15 +351,20 @@ impl Queues {
         Some(queue)
     }
 
-    /// Makes the queue `name`, starts its session's task and keeps it in `queues`; the
-    /// queue and its session's client id.
+    /// Makes the queue `name` (with `configured`, declared by configuration), starts its
+    /// session's task and keeps it in `queues`; the queue and its session's client id.
     fn start(
         &self,
         queues: &mut HashMap<String, Arc<Queue>>,
         name: String,
         kind: Kind,
+        configured: bool,
     ) -> Option<(Arc<Queue>, Arc<str>)> {
         let queue = Arc::new(Queue::new(name.clone()));
+        queue
+            .session
+            .configured
+            .store(configured, Ordering::Relaxed);
         let config = self.session_config;
         let task =
             SessionTask::start(&self.core, kind, config, self.inbox_capacity, queue.clone())?;
@@ -425,6 +476,12 @@ impl SessionTask {
         let mut session =
             stored.unwrap_or_else(|| Box::new(Session::new(client_id.clone(), config)));
         session.set_config(config);
+        // Declared by configuration now, or by an earlier one (the stored session says so).
+        let configured = &queue.session.configured;
+        if configured.load(Ordering::Relaxed) {
+            session.set_configured(true);
+        }
+        configured.store(session.is_configured(), Ordering::Relaxed);
         let connect = Connect {
             clean_session: false,
             client_id,
@@ -498,8 +555,8 @@ impl SessionTask {
         while !self.core.is_shutting_down() {
             let removed = self.queue.session.removed.lock().take();
             if let Some(done) = removed {
-                self.delete().await;
-                let _ = done.send(());
+                let dropped = self.delete().await;
+                let _ = done.send(dropped);
                 return;
             }
             self.go_online();
@@ -775,8 +832,11 @@ impl SessionTask {
     }
 
     /// The queue is removed: its session leaves the trie, the registry and the store (its
-    /// record and every message it held); what its inbox held is dropped.
-    async fn delete(mut self) {
+    /// record and every message it held); what its inbox held is dropped. How many messages
+    /// went (waiting, or handed out and not acknowledged), counted as dropped.
+    async fn delete(mut self) -> usize {
+        self.take_more();
+        let dropped = self.session.queued_len() + self.session.inflight_len();
         let subscriptions = self.session.subscriptions().to_vec();
         self.core
             .router
@@ -790,7 +850,15 @@ impl SessionTask {
         if let Err(error) = persist::committed(&self.core.persist, ticket).await {
             tracing::warn!(client = %self.client, %error, "removed AMQP queue not deleted from the store");
         }
-        tracing::info!(queue = %self.queue.name, "AMQP queue removed");
+        self.queue.session.deleted.store(true, Ordering::Relaxed);
+        let drops = Drops {
+            total: u64::try_from(dropped).unwrap_or(u64::MAX),
+            ..Drops::default()
+        };
+        deliver::count_drops(&self.core.metrics, &self.client, drops);
+        self.queue.dropped.fetch_add(drops.total, Ordering::Relaxed);
+        tracing::info!(queue = %self.queue.name, dropped, "AMQP queue removed");
+        dropped
     }
 
     /// The broker stops: the session's state is saved, and it goes back to the registry,
@@ -837,6 +905,9 @@ async fn pump_status(
             _ = shutdown.changed() => return,
             event = events.recv() => event,
         };
+        if queue.session.deleted.load(Ordering::Relaxed) {
+            return;
+        }
         match event {
             Ok(event) if event.group_id() == Some(group.as_str()) => {
                 // Not `Core::message`: a notice is no message the trace should show.

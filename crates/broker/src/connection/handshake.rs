@@ -293,7 +293,7 @@ where
     let mut config = ctx.session_config;
     if let Some(receive_maximum) = v5_terms.as_ref().and_then(|t| t.receive_maximum) {
         // MQTT 5 flow control: no more QoS 1 and 2 PUBLISHes unacknowledged than the client
-        // takes (MQTT-3.3.4-7).
+        // takes (MQTT-3.3.4-9).
         config.inflight_window = config.inflight_window.min(receive_maximum);
     }
     session.set_config(config);
@@ -350,6 +350,7 @@ where
             will: terms.will,
             problem_information: terms.problem_information,
             enhanced: enhanced.map(|e| e.enhanced),
+            receive_maximum: ctx.session_config.inflight_window.max(1),
             ..V5State::default()
         }));
     } else {

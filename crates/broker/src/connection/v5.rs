@@ -77,6 +77,30 @@ pub(crate) struct V5State {
     pub(crate) retained_replays: VecDeque<(MessageId, Option<NonZeroU32>)>,
     /// The session's packets on their way out, between two writes (kept for its capacity).
     pub(crate) outgoing: Vec<(Packet, Option<Arc<Message>>)>,
+    /// The messages handed to the session as a shared subscription's delivery, in order,
+    /// until a PUBLISH of theirs is written: that PUBLISH carries the shared subscriptions'
+    /// identifiers, another copy of the message (from the plain subscriptions) the plain
+    /// ones' (MQTT-3.3.4-5). At most [`SHARED_COPIES`]; one dropped before it was written
+    /// leaves an entry that the oldest-first bound removes.
+    pub(crate) shared_copies: VecDeque<MessageId>,
+    /// The Receive Maximum the CONNACK announced: most QoS 1 and 2 PUBLISHes the client may
+    /// have unacknowledged at once.
+    pub(crate) receive_maximum: u16,
+    /// The client's QoS 1 and 2 PUBLISHes of this connection not yet completed: from the
+    /// PUBLISH until the broker writes its PUBACK, its PUBCOMP, or a PUBREC with an error
+    /// reason (the client's send quota, MQTT 5.0 4.9, as the broker sees it).
+    pub(crate) receiving: u16,
+}
+
+/// Most entries [`V5State::shared_copies`] keeps.
+const SHARED_COPIES: usize = 1024;
+
+/// The session was handed message `id` as a shared subscription's delivery.
+pub(crate) fn shared_copy(state: &mut V5State, id: MessageId) {
+    if state.shared_copies.len() >= SHARED_COPIES {
+        state.shared_copies.pop_front();
+    }
+    state.shared_copies.push_back(id);
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -263,6 +287,20 @@ pub(crate) fn inbound(
 ) -> Result<(), CloseReason> {
     let as_v3 = match packet {
         v5::Packet::Publish(p) => {
+            // A QoS 2 PUBLISH marked DUP may repeat one already counted (its PUBCOMP answers
+            // both): only a first send counts, so a repeat never leaves the count too high.
+            let counted = p.qos == QoS::AtLeastOnce || (p.qos == QoS::ExactlyOnce && !p.dup);
+            if counted {
+                state.receiving = state.receiving.saturating_add(1);
+                if state.receiving > state.receive_maximum {
+                    // MQTT-3.3.4-7 and 3.3.4: the client sent more unacknowledged QoS 1
+                    // and 2 PUBLISHes than the Receive Maximum the broker announced.
+                    return Err(CloseReason::ProtocolV5(
+                        ReasonCode::ReceiveMaximumExceeded,
+                        "more unacknowledged QoS 1 and 2 PUBLISHes than the Receive Maximum",
+                    ));
+                }
+            }
             let topic = match p.properties.topic_alias {
                 None => p.topic,
                 Some(alias) => aliased_topic(state, alias, p.topic)?,
@@ -417,7 +455,16 @@ pub(crate) fn outbound(
                 .as_deref()
                 .filter(|m| m.retain)
                 .and_then(|m| take_by_id(&mut state.retained_replays, m.id));
-            let publish = publish(p, message.as_deref(), subscriptions, replay, client_id, now);
+            let shared = message.as_deref().is_some_and(|m| {
+                let at = state.shared_copies.iter().position(|id| *id == m.id);
+                at.and_then(|at| state.shared_copies.remove(at)).is_some()
+            });
+            let copy = CopyOf {
+                replay,
+                shared,
+                client_id,
+            };
+            let publish = publish(p, message.as_deref(), subscriptions, copy, now);
             let mut packet = v5::Packet::Publish(publish);
             if let (Some(max), Ok(len)) = (state.client_max_packet, packet.encoded_len()) {
                 if len > usize::try_from(max).unwrap_or(usize::MAX) {
@@ -434,10 +481,15 @@ pub(crate) fn outbound(
             }
             packet
         }
-        Packet::PubAck(id) => v5::Packet::PubAck(ack(state, id)),
+        Packet::PubAck(id) => {
+            state.receiving = state.receiving.saturating_sub(1);
+            v5::Packet::PubAck(ack(state, id))
+        }
         Packet::PubRec(id) => {
             let ack = ack(state, id);
             if ack.reason.is_error() {
+                // The flow ends here: no PUBREL, no PUBCOMP.
+                state.receiving = state.receiving.saturating_sub(1);
                 state.refused_pubrecs.push(id);
             }
             v5::Packet::PubRec(ack)
@@ -454,6 +506,9 @@ pub(crate) fn outbound(
                 state.unsent_pubcomps.swap_remove(at);
                 return None;
             }
+            // (Also for a PUBREL of an earlier connection's PUBLISH, which this one did not
+            // count: the count stays at 0 then, as the client's quota stays at its maximum.)
+            state.receiving = state.receiving.saturating_sub(1);
             v5::Packet::PubComp(v5::Ack::success(id))
         }
         Packet::SubAck(ack) => {
@@ -695,16 +750,29 @@ fn take_by_id<K: PartialEq, T>(queue: &mut VecDeque<(K, T)>, id: K) -> Option<T>
     queue.remove(at).map(|(_, v)| v)
 }
 
+/// Which of a message's copies to the client a PUBLISH is.
+#[derive(Debug, Clone, Copy)]
+struct CopyOf<'a> {
+    /// A retained message sent because of a SUBSCRIBE, with that SUBSCRIBE's identifier.
+    replay: Option<Option<NonZeroU32>>,
+    /// The copy a shared subscription delivered.
+    shared: bool,
+    /// The receiver (No Local applies to its own messages).
+    client_id: &'a str,
+}
+
 /// The MQTT 5 PUBLISH of `message`: its forwarded properties as they were received, the
 /// whole seconds of its expiry left, and the identifiers of the client's subscriptions that
-/// match its topic, in the order they were made; for a retained message sent because of a
-/// SUBSCRIBE (`replay`), that SUBSCRIBE's identifier only.
+/// match its topic and the copy results from, in the order they were made: for a retained
+/// message sent because of a SUBSCRIBE (`replay`), that SUBSCRIBE's identifier only; for a
+/// shared subscription's copy, the shared subscriptions'; for any other copy, the plain
+/// subscriptions' (or, when none matches, it is a shared one's whose mark was lost: queued
+/// while the client was offline, or sent again on a new connection, the shared ones').
 fn publish(
     p: Publish,
     message: Option<&Message>,
     subscriptions: &[Subscription],
-    replay: Option<Option<NonZeroU32>>,
-    client_id: &str,
+    copy: CopyOf<'_>,
     now: u64,
 ) -> v5::Publish {
     let (dup, qos, retain, packet_id) = (p.dup, p.qos, p.retain, p.packet_id);
@@ -716,18 +784,23 @@ fn publish(
         out.properties.forward = message.properties.clone();
         out.properties.message_expiry_interval = message.remaining_expiry_s(now);
         let ids = &mut out.properties.subscription_identifiers;
-        if let Some(identifier) = replay {
+        if let Some(identifier) = copy.replay {
             ids.extend(identifier);
             return out;
         }
-        let own = *message.origin == *client_id;
-        for sub in subscriptions {
-            let Some(id) = sub.identifier.and_then(NonZeroU32::new) else {
-                continue;
-            };
-            if (own && sub.no_local) || !filter_matches(&sub.filter, &message.topic) {
-                continue;
-            }
+        let own = *message.origin == *copy.client_id;
+        let matching =
+            |s: &&Subscription| !(own && s.no_local) && filter_matches(&s.filter, &message.topic);
+        let shared = copy.shared
+            || !subscriptions
+                .iter()
+                .filter(|s| !is_shared(&s.filter))
+                .any(|s| matching(&s));
+        let from = subscriptions
+            .iter()
+            .filter(|s| is_shared(&s.filter) == shared)
+            .filter(matching);
+        for id in from.filter_map(|s| s.identifier.and_then(NonZeroU32::new)) {
             if !ids.contains(&id) {
                 ids.push(id);
             }

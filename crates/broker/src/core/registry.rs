@@ -42,6 +42,10 @@ pub(crate) struct Delivery {
     /// Published gets it with RETAIN set (the message itself has it clear, as every other
     /// receiver sees it).
     pub(crate) published_retained: bool,
+    /// The delivery results from a shared subscription (the receiver was its group's pick),
+    /// not from the receiver's plain ones: an MQTT 5 PUBLISH of it carries the shared
+    /// subscriptions' Subscription Identifiers only (MQTT-3.3.4-5).
+    pub(crate) shared: bool,
     /// The commit of the message's store writes (its enqueues for persistent receivers),
     /// 0 for none: a receiver that hands it on before its own save commits waits for this.
     pub(crate) stored: crate::core::persist::Ticket,

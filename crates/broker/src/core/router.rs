@@ -27,8 +27,9 @@ use crate::Metrics;
 #[derive(Debug, Default)]
 pub(crate) struct RouteScratch {
     matches: Matches<Arc<str>, QoS>,
-    /// The receivers of the message being routed, with their registry shard.
-    targets: Vec<(usize, Arc<str>, QoS)>,
+    /// The receivers of the message being routed, with their registry shard and whether the
+    /// delivery is a shared subscription's.
+    targets: Vec<(usize, Arc<str>, QoS, bool)>,
     pub(crate) blocked: Vec<Blocked>,
     /// Store writes of the next route (a caller may add its own first; they commit with the
     /// route's in one transaction).
@@ -173,7 +174,7 @@ impl Router {
                 if let (true, Some(publisher)) = (skip, publisher) {
                     scratch
                         .targets
-                        .retain(|(_, client, _)| **client != *publisher);
+                        .retain(|(_, client, _, _)| **client != *publisher);
                 }
                 scratch.matched = !scratch.targets.is_empty();
                 let first = scratch.ops.len();
@@ -230,6 +231,7 @@ impl Router {
             // One receiver: it encodes the message itself.
             frame: None,
             published_retained: false,
+            shared: false,
             stored: 0,
         };
         self.submit(scratch);
@@ -257,18 +259,19 @@ impl Router {
             &mut scratch.matches,
         );
         let registry = &self.registry;
-        scratch.targets.extend(
-            scratch
-                .matches
-                .iter()
-                .map(|(client, qos)| (registry.shard_index(client), client.clone(), *qos)),
-        );
+        let plain = scratch.matches.plain().map(|m| (m, false));
+        let shared = scratch.matches.shared().iter().map(|(c, q)| ((c, q), true));
+        scratch
+            .targets
+            .extend(plain.chain(shared).map(|((client, qos), shared)| {
+                (registry.shard_index(client), client.clone(), *qos, shared)
+            }));
     }
 
     /// Queues the store writes for the matched receivers that are persistent sessions.
     fn durable_matched(&self, message: &Arc<Message>, scratch: &mut RouteScratch) {
         if message.qos != QoS::AtMostOnce {
-            for (_, client, granted) in &scratch.targets {
+            for (_, client, granted, _) in &scratch.targets {
                 if let Some(op) = self.durable_op(client, message, *granted) {
                     scratch.ops.push(op);
                 }
@@ -286,22 +289,26 @@ impl Router {
         scratch: &mut RouteScratch,
     ) {
         let mut targets = std::mem::take(&mut scratch.targets);
-        targets.sort_unstable_by_key(|(shard, _, _)| *shard);
+        targets.sort_unstable_by_key(|(shard, _, _, _)| *shard);
         // Encoded at the first QoS 0 receiver, then shared by all of them; a single QoS 0
         // receiver encodes it into its own send buffer instead (no frame allocated and
         // copied for one reader: 1 KiB frames are past the allocator's per-thread cache).
         let qos0 = |granted: QoS| message.qos.min(granted) == QoS::AtMostOnce;
-        let shared = targets.iter().filter(|(_, _, g)| qos0(*g)).nth(1).is_some();
+        let shared = targets
+            .iter()
+            .filter(|(_, _, g, _)| qos0(*g))
+            .nth(1)
+            .is_some();
         let mut frame: Option<Arc<SharedFrames>> = None;
         let mut delivered = 0;
         let mut closed = Vec::new();
         let mut rest = &targets[..];
-        while let Some(&(shard, _, _)) = rest.first() {
-            let run = rest.iter().take_while(|(s, _, _)| *s == shard).count();
+        while let Some(&(shard, _, _, _)) = rest.first() {
+            let run = rest.iter().take_while(|(s, _, _, _)| *s == shard).count();
             let (this, next) = rest.split_at(run);
             rest = next;
             let mut guard = self.registry.lock_shard(shard);
-            for (_, client, granted) in this {
+            for (_, client, granted, by_share) in this {
                 let frame = (shared && qos0(*granted))
                     .then(|| frame.get_or_insert_with(Arc::default).clone());
                 let delivery = Delivery {
@@ -309,6 +316,7 @@ impl Router {
                     granted: *granted,
                     frame,
                     published_retained: retain,
+                    shared: *by_share,
                     stored: scratch.ticket.unwrap_or(0),
                 };
                 match guard.offer(client, delivery, now) {
@@ -420,7 +428,8 @@ impl Router {
             self.retained
                 .read()
                 .matching(parsed.filter(), |_, message| {
-                    if message.expires_at_ms.is_some_and(|at| now >= at) {
+                    // (No age limit: a retained message keeps only its own expiry.)
+                    if message.is_expired(now, u64::MAX) {
                         expired.push(message.clone());
                     } else {
                         found.push(message.clone());

@@ -77,6 +77,7 @@ impl Saved {
                 && old.expiry_interval_s == record.expiry_interval_s
                 && old.offline_since_ms == record.offline_since_ms
                 && old.protocol == record.protocol
+                && old.configured == record.configured
             {
                 return;
             }
