@@ -356,6 +356,9 @@ if [ $AMQP -eq 1 ]; then
   }
   start_mqgate_amqp() {
     port_free $MQGATE_AMQP_PORT && port_free $MQGATE_AMQP_MQTT_PORT || return 1
+    # A fresh store for every run, as RabbitMQ gets a fresh node directory: no queue or
+    # compaction left from an earlier scenario.
+    rm -rf "$OUT/mqgate-amqp-data"
     "$MQGATE" --config benches/peers/mqgate-amqp.toml --data-dir "$OUT/mqgate-amqp-data" \
       >>"$OUT/mqgate.log" 2>&1 &
     BROKER_PID=$!

@@ -765,6 +765,45 @@ async fn a_queue_keeps_everything_up_to_its_bound_and_counts_the_overflow() {
     broker.shutdown().await;
 }
 
+/// What cloud producers send (here through this endpoint, to a topic under the queue's
+/// parent topic) is not for the cloud consumers, and takes no place in their queue, also
+/// while it waits in the store for a consumer after a restart: a full bound of device
+/// messages published after it is all kept, nothing dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_through_the_endpoint_take_no_place_in_a_queue() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let durable = || {
+        let mut config = durable_config(dir.path());
+        config.amqp.inflight_window = 10;
+        config.amqp.max_queued_messages = 50;
+        config
+    };
+    let broker = auth_support::start_retrying(durable).await;
+    let first = run(&broker, (AK, SECRET), &["consume", "parent", "0", "ack"]).await;
+    assert!(first.contains(&"consuming".to_owned()), "{first:?}");
+    broker.shutdown().await;
+    drop(broker);
+    let broker = auth_support::start_retrying(durable).await;
+    let bodies_sent: Vec<String> = (0..70).map(|i| format!("s{i}")).collect();
+    let mut args = vec!["send", "parent/x"];
+    args.extend(bodies_sent.iter().map(String::as_str));
+    let lines = run(&broker, (AK, SECRET), &args).await;
+    assert_eq!(lines.len(), 71, "{lines:?}");
+    assert!(
+        lines[1..].iter().all(|l| l.starts_with("ack ")),
+        "{lines:?}"
+    );
+    publish_devices(&broker, "d", 50).await;
+    let lines = run(&broker, (AK, SECRET), &["consume", "parent", "50", "ack"]).await;
+    let expected: Vec<String> = (0..50).map(|i| format!("d{i}")).collect();
+    assert_eq!(bodies(&lines), expected, "{lines:?}");
+    assert_eq!(broker.metrics().queue_full_dropped, 0);
+    broker.shutdown().await;
+}
+
 /// [`config`] on a redb store in `dir`, for an in-process restart.
 fn durable_config(dir: &std::path::Path) -> BrokerConfig {
     let mut config = config();

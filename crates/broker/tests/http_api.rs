@@ -571,8 +571,11 @@ async fn amqp_queues_are_listed_and_removed_through_the_api() {
     with.listeners.amqp = Some("127.0.0.1:0".parse().unwrap());
     with.amqp.queues = vec!["orders".into(), "STATUS/GID_a".into()];
     let broker = start(with, None).await;
-    broker
-        .publish("orders/o-1", "waits", mqgate_codec::QoS::AtLeastOnce, false)
+    // A device's message waits in the queue (what the broker itself publishes is not for
+    // cloud consumers, and takes no place there).
+    let device = support_client(&broker, &format!("{GROUP}@@@dev")).await;
+    device
+        .publish("orders/o-1", rumqttc::QoS::AtLeastOnce, false, "waits")
         .await
         .unwrap();
     let list = || async {

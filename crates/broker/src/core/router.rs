@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 
 use super::deliver::{self, Blocked, Stalls};
 use super::persist::{enqueue_op, Persist, Ticket};
-use super::registry::{Delivery, Offer, Registry, SharedFrames};
+use super::registry::{Delivery, Offer, Registry, SharedFrames, AMQP_LINK_PREFIX};
 use crate::Metrics;
 
 /// Per-task scratch space, reused so that routing allocates nothing in the steady state.
@@ -171,6 +171,7 @@ impl Router {
                     self.set_retained(message, &mut scratch.ops);
                 }
                 self.match_subscribers(&message.topic, publisher, scratch);
+                not_for_cloud_queues(message, scratch);
                 if let (true, Some(publisher)) = (skip, publisher) {
                     scratch
                         .targets
@@ -204,6 +205,7 @@ impl Router {
     ) {
         self.begin_route(scratch);
         self.match_subscribers(match_topic, None, scratch);
+        not_for_cloud_queues(message, scratch);
         let first = scratch.ops.len();
         self.durable_matched(message, scratch);
         let owned = detach_durable(message, &mut scratch.ops[first..]);
@@ -487,6 +489,18 @@ impl Router {
         if self.retained.write().set(&topic, message).is_err() {
             tracing::warn!(%topic, "stored retained message not restored: topic too deep");
         }
+    }
+}
+
+/// Takes the cloud SDK endpoint's queues out of `scratch`'s targets when `message` is one the
+/// broker itself published (no origin: a cloud producer, the HTTP or embedding API, a
+/// RocketMQ producer): those queues hold device messages only, so such a message takes no
+/// place in them, in memory or in the store.
+fn not_for_cloud_queues(message: &Message, scratch: &mut RouteScratch) {
+    if message.origin.is_empty() {
+        scratch
+            .targets
+            .retain(|(_, client, _, _)| !client.starts_with(AMQP_LINK_PREFIX));
     }
 }
 
