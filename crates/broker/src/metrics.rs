@@ -155,6 +155,9 @@ counters! {
     amqp_connections_open,
     /// Cloud SDK endpoint: channels open now over all connections (a gauge, not a counter).
     amqp_channels_open,
+    /// Cloud SDK endpoint: consumers attached now over all connections (a gauge, not a
+    /// counter).
+    amqp_consumers_open,
     /// Message trace: records written to the trace log.
     trace_written,
     /// Message trace: records dropped because the trace writer's buffer was full (a
@@ -170,4 +173,5 @@ pub(crate) const GAUGES: &[&str] = &[
     "rocketmq_buffered",
     "amqp_connections_open",
     "amqp_channels_open",
+    "amqp_consumers_open",
 ];

@@ -591,7 +591,14 @@ async fn unacked_deliveries_of_a_killed_consumer_go_to_another_redelivered() {
     other.until("consuming").await;
     // Two consumers, each on a connection with one channel: the gauges say so.
     let m = broker.metrics();
-    assert_eq!((m.amqp_connections_open, m.amqp_channels_open), (2, 2));
+    let open = |m: &mqgate_broker::MetricsSnapshot| {
+        (
+            m.amqp_connections_open,
+            m.amqp_channels_open,
+            m.amqp_consumers_open,
+        )
+    };
+    assert_eq!(open(&m), (2, 2, 2));
     holder.kill().await;
     let lines = other.rest().await;
     let msgs: Vec<_> = lines.iter().filter(|l| l.starts_with("msg ")).collect();
@@ -604,14 +611,13 @@ async fn unacked_deliveries_of_a_killed_consumer_go_to_another_redelivered() {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let m = broker.metrics();
-        if (m.amqp_connections_open, m.amqp_channels_open) == (0, 0) {
+        if open(&m) == (0, 0, 0) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "gauges still at {} connections, {} channels",
-            m.amqp_connections_open,
-            m.amqp_channels_open
+            "gauges still at {:?} connections, channels, consumers",
+            open(&m)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -512,3 +512,77 @@ async fn http_tls_without_a_certificate_is_a_start_error() {
         .expect_err("no certificate to serve HTTPS with");
     assert!(error.to_string().contains("listeners.tls"), "{error}");
 }
+
+/// The newest sample of the overview, waiting (bounded) for one that `done` accepts.
+async fn overview_until(
+    addr: SocketAddr,
+    cookie: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let response = http(
+            addr,
+            "GET",
+            "/console/api/overview",
+            &[("cookie", cookie)],
+            b"",
+        )
+        .await;
+        assert_eq!(response.status, 200, "{response:?}");
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+        let latest = body["history"]
+            .as_array()
+            .and_then(|h| h.last())
+            .cloned()
+            .unwrap_or_default();
+        if done(&latest) {
+            return latest;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The overview shows the cloud SDK endpoint: the connections, channels and consumers open,
+/// and each queue with what waits in it (here a device's message in a configured queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_the_cloud_sdk_endpoint_when_it_is_served() {
+    let mut with = config("");
+    with.listeners.amqp = Some("127.0.0.1:0".parse().unwrap());
+    with.amqp.queues = vec!["orders".into()];
+    let broker = start(with, None).await;
+    let addr = http_addr(&broker);
+    let (cookie, _) = session(addr).await;
+    let options = signed(&broker, &format!("{GROUP}@@@dev"), AK, SECRET);
+    let (device, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    let events = tokio::spawn(async move {
+        for _ in 0..100 {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    });
+    device
+        .publish("orders/o-1", rumqttc::QoS::AtLeastOnce, false, "waits")
+        .await
+        .unwrap();
+    let acked = tokio::time::timeout(WAIT, events).await;
+    assert!(matches!(acked, Ok(Ok(true))), "{acked:?}");
+    let queues = serde_json::json!([{ "name": "orders", "depth": 1 }]);
+    let sample = overview_until(addr, &cookie, |s| s["cloud"]["queues"] == queues).await;
+    let cloud = &sample["cloud"];
+    assert_eq!(
+        (
+            &cloud["connections"],
+            &cloud["channels"],
+            &cloud["consumers"]
+        ),
+        (&0.into(), &0.into(), &0.into()),
+        "{sample}"
+    );
+    broker.shutdown().await;
+}

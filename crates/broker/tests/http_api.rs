@@ -385,6 +385,7 @@ async fn metrics_and_health_answer_in_plain_text() {
         "# HELP mqgate_publish_denied_total PUBLISHes dropped because",
         "# TYPE mqgate_rocketmq_buffered gauge",
         "# TYPE mqgate_amqp_channels_open gauge",
+        "# TYPE mqgate_amqp_consumers_open gauge",
         "mqgate_amqp_connections_open 0",
     ] {
         assert!(

@@ -104,11 +104,12 @@ struct Unacked {
     entry: Entry,
 }
 
-/// A connection's share of the open-connections and open-channels gauges, given back when
-/// it is dropped, however the connection ends.
+/// A connection's share of the open-connections, open-channels and consumers gauges, given
+/// back when it is dropped, however the connection ends.
 struct Open<'a> {
     metrics: &'a Metrics,
     channels: u64,
+    consumers: u64,
 }
 
 impl<'a> Open<'a> {
@@ -119,25 +120,39 @@ impl<'a> Open<'a> {
         Open {
             metrics,
             channels: 0,
+            consumers: 0,
         }
     }
 
-    /// The connection has `now` channels open.
-    fn channels(&mut self, now: usize) {
-        let now = u64::try_from(now).unwrap_or(u64::MAX);
-        let gauge = &self.metrics.amqp_channels_open;
-        if now > self.channels {
-            gauge.fetch_add(now - self.channels, Ordering::Relaxed);
-        } else {
-            gauge.fetch_sub(self.channels - now, Ordering::Relaxed);
-        }
-        self.channels = now;
+    /// The connection has `channels` channels open, with `consumers` consumers on them.
+    fn set(&mut self, channels: usize, consumers: usize) {
+        move_gauge(
+            &self.metrics.amqp_channels_open,
+            &mut self.channels,
+            channels,
+        );
+        move_gauge(
+            &self.metrics.amqp_consumers_open,
+            &mut self.consumers,
+            consumers,
+        );
     }
+}
+
+/// Moves `gauge` by the change from `mine` (this connection's share) to `now`.
+fn move_gauge(gauge: &std::sync::atomic::AtomicU64, mine: &mut u64, now: usize) {
+    let now = u64::try_from(now).unwrap_or(u64::MAX);
+    if now > *mine {
+        gauge.fetch_add(now - *mine, Ordering::Relaxed);
+    } else {
+        gauge.fetch_sub(*mine - now, Ordering::Relaxed);
+    }
+    *mine = now;
 }
 
 impl Drop for Open<'_> {
     fn drop(&mut self) {
-        self.channels(0);
+        self.set(0, 0);
         self.metrics
             .amqp_connections_open
             .fetch_sub(1, Ordering::Relaxed);
@@ -379,7 +394,7 @@ where
                 _ => {}
             }
         }
-        open.channels(conn.open_channels());
+        open.set(conn.open_channels(), consumers.len());
         if !closed {
             deliver(&mut conn, &mut consumers, &mut unacked, metrics);
         }

@@ -44,6 +44,17 @@ pub(crate) struct Sample {
     pub(crate) store: Option<[u64; 4]>,
     /// The RocketMQ bridge, when configured: healthy, messages buffered, last error.
     pub(crate) bridge: Option<(bool, u64, Option<String>)>,
+    /// The cloud SDK endpoint, when the broker has it (an AccessKey allowed on the API).
+    pub(crate) cloud: Option<Cloud>,
+}
+
+/// The cloud SDK endpoint in a [`Sample`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cloud {
+    /// Connections, channels and consumers open.
+    open: [u64; 3],
+    /// Each queue (by name) with the messages waiting in it.
+    queues: Vec<(String, u64)>,
 }
 
 impl Sample {
@@ -63,6 +74,11 @@ impl Sample {
             })),
             "bridge": self.bridge.as_ref().map(|(healthy, buffered, error)| json!({
                 "healthy": healthy, "buffered": buffered, "error": error,
+            })),
+            "cloud": self.cloud.as_ref().map(|Cloud { open: [connections, channels, consumers], queues }| json!({
+                "connections": connections, "channels": channels, "consumers": consumers,
+                "queues": queues.iter().map(|(name, depth)| json!({ "name": name, "depth": depth }))
+                    .collect::<Vec<_>>(),
             })),
         })
     }
@@ -158,6 +174,19 @@ fn take(
         bridge: ctx.bridge.as_ref().map(|bridge| {
             let health = bridge.health();
             (health.is_healthy(), health.buffered, health.last_error)
+        }),
+        cloud: ctx.amqp_queues.as_ref().map(|queues| {
+            let open = [
+                metrics.amqp_connections_open,
+                metrics.amqp_channels_open,
+                metrics.amqp_consumers_open,
+            ];
+            let depths = queues.depths().into_iter();
+            let depths = depths.map(|(name, depth, _)| (name, depth as u64));
+            Cloud {
+                open,
+                queues: depths.collect(),
+            }
         }),
     }
 }

@@ -86,6 +86,10 @@ function showSample(s) {
     ? (s.bridge.healthy ? "healthy" : "down: " + (s.bridge.error || "consumers not running"))
       + " · " + number(s.bridge.buffered) + " buffered"
     : "not configured";
+  $("m-cloud").textContent = s.cloud
+    ? number(s.cloud.consumers) + " consumers on " + number(s.cloud.connections)
+      + " connections · " + s.cloud.queues.map((q) => q.name + " " + number(q.depth)).join(", ")
+    : "off";
 }
 
 function drawCharts() {
