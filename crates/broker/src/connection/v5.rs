@@ -788,6 +788,10 @@ fn publish(
             ids.extend(identifier);
             return out;
         }
+        if subscriptions.iter().all(|s| s.identifier.is_none()) {
+            // Nothing to add, and no topic to match for it (the common case).
+            return out;
+        }
         let own = *message.origin == *copy.client_id;
         let matching =
             |s: &&Subscription| !(own && s.no_local) && filter_matches(&s.filter, &message.topic);
