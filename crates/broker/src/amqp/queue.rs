@@ -658,8 +658,9 @@ impl SessionTask {
 
     /// Takes what the session sent for the consumers (saved by `ticket`, not necessarily
     /// committed yet). Messages the broker itself published (cloud producers, the HTTP and
-    /// embedding APIs) are not for the cloud consumers: they have no origin, and are
-    /// acknowledged at once.
+    /// embedding APIs) are not for the cloud consumers: the router keeps them out of the
+    /// queue, and one that still reaches it (a retained one sent at the queue's subscribe, or
+    /// one a store kept from an older version) has no origin and is acknowledged at once.
     fn hand_on(&mut self, mut ticket: Option<persist::Ticket>) {
         loop {
             let mut entries = Vec::new();

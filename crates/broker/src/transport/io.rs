@@ -10,7 +10,6 @@
 use std::future::poll_fn;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
-use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -110,31 +109,16 @@ impl Outbound for v5::Packet {
     }
 }
 
-/// A piece of output: bytes encoded for this connection, or a frame shared with other
-/// connections (a QoS 0 PUBLISH encoded once for every receiver).
-enum Chunk {
-    Own(Bytes),
-    Shared(Bytes),
-}
-
-impl Deref for Chunk {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Chunk::Own(b) => b,
-            Chunk::Shared(b) => b,
-        }
-    }
-}
-
 /// A byte stream with its buffers and the packet decoder.
 pub(crate) struct Io<S> {
     pub(crate) stream: S,
     rx: BytesMut,
     tx: BytesMut,
-    /// Output queued before what is in `tx`, when a shared frame was queued: written with one
-    /// vectored write, so a shared frame is never copied into this connection's buffer.
-    out: Vec<Chunk>,
+    /// Output queued before what is in `tx`, when a shared frame or a large payload was
+    /// queued: pieces of this connection's buffer and frames shared with other connections
+    /// (a QoS 0 PUBLISH encoded once for every receiver), written with one vectored write, so
+    /// a shared frame is never copied into this connection's buffer.
+    out: Vec<Bytes>,
     /// The first encoding failure since the last write; the next write reports it.
     failed: Option<EncodeError>,
     /// The size of the last flush: the next one reserves that much at once instead of growing
@@ -250,8 +234,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                     self.failed.get_or_insert(error);
                     continue;
                 }
-                self.out.push(Chunk::Own(self.tx.split().freeze()));
-                self.out.push(Chunk::Own(packet.into_payload()));
+                self.out.push(self.tx.split().freeze());
+                self.out.push(packet.into_payload());
             } else if let Err(error) = packet.encode(&mut self.tx) {
                 self.failed.get_or_insert(error);
             }
@@ -270,9 +254,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             return;
         }
         if !self.tx.is_empty() {
-            self.out.push(Chunk::Own(self.tx.split().freeze()));
+            self.out.push(self.tx.split().freeze());
         }
-        self.out.push(Chunk::Shared(frame));
+        self.out.push(frame);
     }
 
     /// Encodes `packets` after what is queued and writes everything in one go, within
@@ -296,7 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
         let written = self.tx.len() + self.out.iter().map(|c| c.len()).sum::<usize>();
         if !self.out.is_empty() && !self.tx.is_empty() {
-            self.out.push(Chunk::Own(self.tx.split().freeze()));
+            self.out.push(self.tx.split().freeze());
         }
         // Almost always the socket takes everything at once: that attempt needs no timer.
         // Only a write that has to wait gets one, boxed, so an idle connection's future does
@@ -356,11 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             let len = chunk.len();
             if n < len {
                 // Partly written: keep the rest as a view of the same bytes.
-                let rest = match chunk {
-                    Chunk::Own(bytes) => bytes.slice(n..),
-                    Chunk::Shared(bytes) => bytes.slice(n..),
-                };
-                *chunk = Chunk::Own(rest);
+                *chunk = chunk.slice(n..);
                 break;
             }
             n -= len;
