@@ -14,7 +14,7 @@ mod auth_support;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use auth_support::*;
@@ -168,29 +168,60 @@ fn free_port() -> u16 {
     listener.local_addr().expect("an address").port()
 }
 
+/// Starts the WebDriver server on a free port and waits until it listens. A server that exits
+/// before it listens (its port taken in the meantime by another test's socket) is started
+/// again on another port; the wait for one that runs is as long as a browser's start, since a
+/// cold driver binary on a busy machine (the other browser starting beside it) can take a
+/// while. A failure reports what the server printed.
 async fn start_driver(engine: Engine, binary: &Path, profile: &Path) -> Driver {
-    let port = free_port();
-    let child = Command::new(binary)
-        .args(engine.driver_args(port, profile))
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the WebDriver server starts");
-    let driver = Driver { child, port };
-    let deadline = Instant::now() + BOUND;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{} did not listen in time",
-            binary.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let log_path = profile.join(format!("{}-driver.log", engine.name()));
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let port = free_port();
+        let log = std::fs::File::create(&log_path).expect("a driver log file");
+        let child = Command::new(binary)
+            .args(engine.driver_args(port, profile))
+            .process_group(0)
+            .stdout(log.try_clone().expect("a second handle on the driver log"))
+            .stderr(log)
+            .spawn()
+            .expect("the WebDriver server starts");
+        let mut driver = Driver { child, port };
+        let deadline = Instant::now() + BROWSER_START;
+        let exited = loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return driver;
+            }
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let printed = std::fs::read_to_string(&log_path).unwrap_or_default();
+        match exited {
+            Some(status) if attempts < 3 => {
+                eprintln!(
+                    "{} exited ({status}) before it listened on {port}; starting it again: {printed}",
+                    binary.display()
+                );
+            }
+            Some(status) => panic!(
+                "{} exited ({status}) before it listened, {attempts} times; it printed: {printed}",
+                binary.display()
+            ),
+            None => panic!(
+                "{} did not listen on {port} within {BROWSER_START:?}; it printed: {printed}",
+                binary.display()
+            ),
+        }
     }
-    driver
 }
 
 async fn browser(engine: Engine, driver: &Driver, browser: &Path, profile: &Path) -> Client {
