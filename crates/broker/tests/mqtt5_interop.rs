@@ -1258,6 +1258,72 @@ async fn a_shared_copy_and_a_plain_copy_carry_their_own_subscription_identifiers
     broker.shutdown().await;
 }
 
+/// The copies of [MQTT-3.3.4-5] keep their identifiers when they cannot go out at once. A
+/// persistent client subscribed both ways accepts one message at a time (Receive Maximum 1),
+/// so of the three copies two wait in its queue; it leaves without acknowledging; the broker
+/// restarts from its store; the client comes back and gets them one by one, the first resent
+/// (DUP 1) from its in-flight state; it leaves again with the shared copy unacknowledged and
+/// gets that resent on the next connection. Every time the shared copy carries the shared
+/// subscription's identifier and the plain copy the plain subscription's.
+#[tokio::test]
+async fn copies_keep_their_identifiers_through_the_queue_a_restart_and_a_resend() {
+    let dir = tempfile::tempdir().expect("a data directory");
+    let broker = support::start_on_disk(dir.path()).await;
+    let one_at_a_time = |broker: &BrokerHandle, clean: bool| {
+        let mut options = session(broker, "shq-sub", clean, 600);
+        options.set_receive_maximum(Some(1));
+        options.set_manual_acks(true);
+        options
+    };
+    let copy = |p: &RPublish| {
+        (
+            String::from_utf8_lossy(&p.payload).into_owned(),
+            ids_of(p),
+            p.dup,
+        )
+    };
+    let both = |ids: Vec<usize>, dup: bool| ("both".to_owned(), ids, dup);
+    let mut sub = Client5::with_options(one_at_a_time(&broker, true)).await;
+    for (filter, identifier) in [("$share/g/shq/#", 7), ("shq/+", 3)] {
+        subscribe_with(&mut sub, vec![Filter::new(filter, Q1)], Some(identifier)).await;
+    }
+    let mut publisher = Client5::connect(&broker, "shq-pub").await;
+    publish(&publisher, "shq/a", Q1, "both").await;
+    publish(&publisher, "shq/b/c", Q1, "shared only").await;
+    publisher.acked(2).await;
+    // The plain copy is routed first; the other two wait behind it.
+    assert_eq!(copy(&sub.next().await), both(vec![3], false));
+    sub.expect_nothing(QUIET).await;
+    drop(sub); // no PUBACK, no DISCONNECT
+    drop(publisher);
+    broker.shutdown().await;
+    drop(broker); // its handle holds the store open
+
+    let broker = support::start_on_disk(dir.path()).await;
+    let mut back = Client5::with_options(one_at_a_time(&broker, false)).await;
+    assert!(back.connack.session_present);
+    let resent = back.next().await;
+    assert_eq!(copy(&resent), both(vec![3], true), "resent from flight");
+    back.client.ack(&resent).await.expect("PUBACK queued");
+    assert_eq!(
+        copy(&back.next().await),
+        both(vec![7], false),
+        "from the stored queue"
+    );
+    back.expect_nothing(QUIET).await;
+    drop(back);
+
+    let mut again = Client5::with_options(one_at_a_time(&broker, false)).await;
+    let resent = again.next().await;
+    assert_eq!(copy(&resent), both(vec![7], true), "the shared copy resent");
+    again.client.ack(&resent).await.expect("PUBACK queued");
+    let last = again.next().await;
+    assert_eq!(copy(&last), ("shared only".to_owned(), vec![7], false));
+    again.client.ack(&last).await.expect("PUBACK queued");
+    again.expect_nothing(QUIET).await;
+    broker.shutdown().await;
+}
+
 /// Mixed 3.1.1 and 5: a 3.1.1 client and an MQTT 5 one exchange messages both ways on one
 /// broker. The 3.1.1 subscriber gets the v5 message without its properties and at the QoS
 /// of its subscription [MQTT-3.8.4-8]; the v5 subscriber gets the 3.1.1 message with no

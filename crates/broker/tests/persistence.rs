@@ -19,23 +19,9 @@ fn durable_config(dir: &Path) -> BrokerConfig {
     }
 }
 
-/// Starts a broker on `dir`. The previous broker's store closes when its last task lets go
-/// of it, which may be a moment after `shutdown` returned: a bounded number of retries.
+/// Starts a broker on `dir` (see [`support::start_on_disk`]).
 async fn start_on(dir: &Path) -> BrokerHandle {
-    let mut last = None;
-    for _ in 0..50 {
-        match Broker::builder()
-            .config(durable_config(dir))
-            .build()
-            .start()
-            .await
-        {
-            Ok(handle) => return handle,
-            Err(error) => last = Some(error),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("broker did not start on {}: {last:?}", dir.display());
+    support::start_on_disk(dir).await
 }
 
 /// A broker on `dir` with a persistent client subscribed to `filter` at QoS 2.

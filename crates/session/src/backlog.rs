@@ -28,7 +28,9 @@ pub struct QueueRead {
     /// Read the entries after this store sequence number; `None`: from the queue's start.
     pub after_seq: Option<u64>,
     /// Messages the session holds already (in its window or in flight): leave them out.
-    pub skip: Vec<MessageId>,
+    /// Each as (message, shared mark): a shared subscription's copy and a plain copy of one
+    /// message are two entries (see [`PageEntry::shared`]).
+    pub skip: Vec<(MessageId, bool)>,
     /// Most entries to return.
     pub max: usize,
     /// Hand it back in [`QueuePage::epoch`]: a page read before the queue was emptied (the
@@ -45,6 +47,9 @@ pub struct PageEntry {
     pub message: Arc<Message>,
     /// The QoS it will be delivered at.
     pub qos: QoS,
+    /// A shared subscription picked the session for this copy (see
+    /// [`Session::handle_shared_delivery`]).
+    pub shared: bool,
 }
 
 /// The answer to a [`QueueRead`].
@@ -110,7 +115,7 @@ impl Session {
             return None;
         }
         let inflight = self.inflight.iter().filter(|e| e.message.is_some());
-        let skip = inflight.map(|e| e.message_id);
+        let skip = inflight.map(|e| (e.message_id, e.shared));
         self.queue.next_read(skip, max_held.max(1))
     }
 
@@ -125,10 +130,10 @@ impl Session {
     /// pacing allow. Entries the session holds already are left out.
     pub fn refill(&mut self, page: QueuePage, now: u64) {
         let inflight = &self.inflight;
-        let taken = self.queue.refill(page, |id| {
+        let taken = self.queue.refill(page, |id, shared| {
             inflight
                 .iter()
-                .any(|e| e.message_id == id && e.message.is_some())
+                .any(|e| e.message_id == id && e.shared == shared && e.message.is_some())
         });
         if taken {
             self.queue

@@ -47,6 +47,52 @@ impl Session {
         granted_qos: QoS,
         now: u64,
     ) -> DeliveryOutcome {
+        self.deliver(message, granted_qos, false, now)
+    }
+
+    /// [`handle_delivery`](Self::handle_delivery) for the copy of a message that a shared
+    /// subscription (`$share/{group}/{filter}`) picked this session for. The session keeps
+    /// the mark with the copy, queued, in flight, in its record and across a reconnect, and
+    /// hands it out with the PUBLISH
+    /// ([`poll_transmit_with_message`](Self::poll_transmit_with_message)): an MQTT 5 PUBLISH
+    /// of a shared copy carries the shared subscriptions' identifiers, a plain copy of the
+    /// same message the plain subscriptions' (MQTT-3.3.4-5).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use mqgate_codec::{ByteStr, Connect, Packet, QoS};
+    /// # use mqgate_session::{Message, MessageId, Session, SessionConfig};
+    /// let mut session = Session::new(ByteStr::from_static("GID_a@@@1"), SessionConfig::default());
+    /// session.set_protocol(5);
+    /// let _ = session.connect(&Connect { keep_alive: 60, ..Connect::default() }, 0)?;
+    /// let message = Arc::new(Message::new(
+    ///     MessageId(1), ByteStr::from_static("a/b"), bytes::Bytes::new(), QoS::AtLeastOnce, 0,
+    /// ));
+    /// session.handle_shared_delivery(message.clone(), QoS::AtLeastOnce, 5);
+    /// session.handle_delivery(message, QoS::AtLeastOnce, 5);
+    /// let _connack = session.poll_transmit_with_message();
+    /// let marks: Vec<bool> = std::iter::from_fn(|| session.poll_transmit_with_message())
+    ///     .filter_map(|(_, copy)| copy.map(|c| c.shared))
+    ///     .collect();
+    /// assert_eq!(marks, [true, false]);
+    /// # Ok::<(), mqgate_session::SessionError>(())
+    /// ```
+    pub fn handle_shared_delivery(
+        &mut self,
+        message: Arc<Message>,
+        granted_qos: QoS,
+        now: u64,
+    ) -> DeliveryOutcome {
+        self.deliver(message, granted_qos, true, now)
+    }
+
+    fn deliver(
+        &mut self,
+        message: Arc<Message>,
+        granted_qos: QoS,
+        shared: bool,
+        now: u64,
+    ) -> DeliveryOutcome {
         let qos = message.qos.min(granted_qos);
         if qos != QoS::AtMostOnce && !message.retain && self.queue.take_paged(message.id) {
             // A store-backed queue read this message's entry before this delivery of it
@@ -57,45 +103,58 @@ impl Session {
             return match qos {
                 QoS::AtMostOnce => DeliveryOutcome::Dropped(DropReason::Offline),
                 _ if !self.persistent => DeliveryOutcome::Dropped(DropReason::CleanSession),
-                _ => self.enqueue(message, qos, now),
+                _ => self.enqueue(
+                    QueuedMessage {
+                        message,
+                        qos,
+                        shared,
+                    },
+                    now,
+                ),
             };
         }
         if qos == QoS::AtMostOnce {
-            self.transmit_publish(at_most_once(&message), &message);
+            self.transmit_publish(at_most_once(&message), &message, shared);
             return DeliveryOutcome::Sent;
         }
+        let entry = QueuedMessage {
+            message,
+            qos,
+            shared,
+        };
         // Anything queued goes first, so messages keep their order (MQTT-4.6.0-5).
         if self.queue.is_empty() && self.inflight.len() < self.config.window() {
-            self.send(message, qos);
+            self.send(entry);
             return DeliveryOutcome::Sent;
         }
-        self.enqueue(message, qos, now)
+        self.enqueue(entry, now)
     }
 
-    fn enqueue(&mut self, message: Arc<Message>, qos: QoS, now: u64) -> DeliveryOutcome {
-        self.queue.push(
-            QueuedMessage { message, qos },
-            &self.config,
-            now,
-            &mut self.events,
-        )
+    fn enqueue(&mut self, entry: QueuedMessage, now: u64) -> DeliveryOutcome {
+        self.queue.push(entry, &self.config, now, &mut self.events)
     }
 
     /// Sends a QoS 1 or 2 message under a fresh packet id.
-    fn send(&mut self, message: Arc<Message>, qos: QoS) {
+    fn send(&mut self, entry: QueuedMessage) {
         let Some(packet_id) = self.inflight.allocate() else {
             // Unreachable with a window of at most 65 535; keep the message rather than lose it.
-            self.queue.push_front(QueuedMessage { message, qos });
+            self.queue.push_front(entry);
             return;
         };
+        let QueuedMessage {
+            message,
+            qos,
+            shared,
+        } = entry;
         let publish = InFlight::first_publish(packet_id, qos, &message);
-        self.transmit_publish(publish, &message);
+        self.transmit_publish(publish, &message, shared);
         self.inflight.push(InFlight {
             packet_id,
             message_id: message.id,
             message: Some(message),
             qos,
             stage: Stage::Published,
+            shared,
         });
     }
 
@@ -117,7 +176,7 @@ impl Session {
             if let Some(link) = self.link.as_mut() {
                 link.batch_left = link.batch_left.saturating_sub(1);
             }
-            self.send(next.message, next.qos);
+            self.send(next);
         }
     }
 

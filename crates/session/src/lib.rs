@@ -84,7 +84,7 @@ pub use error::{RestoreError, SessionError};
 pub use event::{ConnectOutcome, DeliveryOutcome, DropReason, Event, InboundToken};
 pub use message::{Message, MessageId};
 pub use persist::{InFlightRef, InFlightStage, PersistentSession, QueuedRef, SessionRecord};
-pub use session::{Session, Subscription, PROTOCOL_V311};
+pub use session::{OutgoingMessage, Session, Subscription, PROTOCOL_V311};
 
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]

@@ -28,6 +28,8 @@ pub(crate) struct InFlight {
     pub(crate) message: Option<Arc<Message>>,
     pub(crate) qos: QoS,
     pub(crate) stage: Stage,
+    /// A shared subscription's copy (see [`Session::handle_shared_delivery`](crate::Session::handle_shared_delivery)).
+    pub(crate) shared: bool,
 }
 
 impl InFlight {
@@ -149,6 +151,7 @@ mod tests {
             message: None,
             qos: QoS::AtLeastOnce,
             stage: Stage::Published,
+            shared: false,
         }
     }
 

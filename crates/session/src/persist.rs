@@ -18,6 +18,16 @@ pub struct QueuedRef {
     /// The QoS it will be sent at.
     #[serde(with = "crate::message::serde_qos")]
     pub qos: QoS,
+    /// A shared subscription picked the session for this copy
+    /// ([`Session::handle_shared_delivery`]). Absent from records written before it was
+    /// kept (read as `false`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared: bool,
+}
+
+/// For `skip_serializing_if`: a `false` mark is left out of the record.
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Where a stored in-flight message is in its flow.
@@ -41,6 +51,9 @@ pub struct InFlightRef {
     pub qos: QoS,
     /// Its stage.
     pub stage: InFlightStage,
+    /// A shared subscription's copy, as in [`QueuedRef::shared`].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared: bool,
 }
 
 /// A session's persistent state with messages by id, so a store can keep a message delivered
@@ -156,6 +169,7 @@ impl Session {
             .map(|q| QueuedRef {
                 message: q.message.id,
                 qos: q.qos,
+                shared: q.shared,
             })
             .collect();
         record
@@ -179,6 +193,7 @@ impl Session {
                         Stage::Published => InFlightStage::Published,
                         Stage::Released => InFlightStage::Released,
                     },
+                    shared: e.shared,
                 })
                 .collect(),
             awaiting_pubrel: self.inbound.stored_ids().collect(),
@@ -253,6 +268,7 @@ impl Session {
                 message,
                 qos: e.qos,
                 stage,
+                shared: e.shared,
             });
         }
         session.inflight.set_next_packet_id(record.next_packet_id);
@@ -262,6 +278,7 @@ impl Session {
             let entry = QueuedMessage {
                 message,
                 qos: q.qos,
+                shared: q.shared,
             };
             // A refused or dropped entry is reported as a drop: the limits may have shrunk.
             let outcome = session

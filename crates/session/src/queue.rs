@@ -120,6 +120,9 @@ fn range_of(ids: &VecDeque<MessageId>) -> Option<(MessageId, MessageId)> {
 pub(crate) struct QueuedMessage {
     pub(crate) message: Arc<Message>,
     pub(crate) qos: QoS,
+    /// A shared subscription picked this session for this copy (see
+    /// [`Session::handle_shared_delivery`](crate::Session::handle_shared_delivery)).
+    pub(crate) shared: bool,
 }
 
 /// FIFO of [`QueuedMessage`]s with message, byte and age limits.
@@ -223,7 +226,7 @@ impl OfflineQueue {
     /// flight): no read while it holds that many, and a page no larger than the rest.
     pub(crate) fn next_read(
         &mut self,
-        skip: impl Iterator<Item = MessageId>,
+        skip: impl Iterator<Item = (MessageId, bool)>,
         max_held: usize,
     ) -> Option<QueueRead> {
         let held = self.entries.len();
@@ -231,10 +234,10 @@ impl OfflineQueue {
         if spill.reading || spill.len == 0 || held > spill.window / 2 {
             return None;
         }
-        let skip: Vec<MessageId> = self
+        let skip: Vec<(MessageId, bool)> = self
             .entries
             .iter()
-            .map(|q| q.message.id)
+            .map(|q| (q.message.id, q.shared))
             .chain(skip)
             .collect();
         let room = max_held.saturating_sub(skip.len());
@@ -266,12 +269,13 @@ impl OfflineQueue {
     }
 
     /// Takes a page read from the store: its entries join the window in order, but those the
-    /// session holds already (`held_elsewhere`: in flight) or in memory. A page from before
-    /// the queue was emptied is ignored. Returns whether it was taken.
+    /// session holds already (`held_elsewhere`: in flight) or in memory, by message and
+    /// copy (a shared subscription's copy and a plain one are two entries). A page from
+    /// before the queue was emptied is ignored. Returns whether it was taken.
     pub(crate) fn refill(
         &mut self,
         page: QueuePage,
-        held_elsewhere: impl Fn(MessageId) -> bool,
+        held_elsewhere: impl Fn(MessageId, bool) -> bool,
     ) -> bool {
         let Some(spill) = self.spill.as_mut() else {
             return false;
@@ -282,8 +286,9 @@ impl OfflineQueue {
         spill.reading = false;
         for entry in page.entries {
             spill.cursor = Some(spill.cursor.map_or(entry.seq, |c| c.max(entry.seq)));
-            let id = entry.message.id;
-            if held_elsewhere(id) || self.entries.iter().any(|q| q.message.id == id) {
+            let (id, shared) = (entry.message.id, entry.shared);
+            let held = |q: &QueuedMessage| q.message.id == id && q.shared == shared;
+            if held_elsewhere(id, shared) || self.entries.iter().any(held) {
                 continue;
             }
             let size = entry.message.size();
@@ -304,6 +309,7 @@ impl OfflineQueue {
             self.entries.push_back(QueuedMessage {
                 message: entry.message,
                 qos: entry.qos,
+                shared,
             });
         }
         if !page.more && !spill.recent_overflow {
@@ -506,6 +512,7 @@ mod tests {
                 published_at_ms,
             )),
             qos: QoS::AtLeastOnce,
+            shared: false,
         }
     }
 

@@ -86,7 +86,18 @@ pub(crate) struct V5Part {
     pub(crate) offline_since_ms: Option<u64>,
     /// The message of every PUBLISH in `transmits`, in order, so the driver can write its
     /// properties.
-    pub(crate) transmit_messages: VecDeque<Arc<Message>>,
+    pub(crate) transmit_messages: VecDeque<OutgoingMessage>,
+}
+
+/// The message an outgoing PUBLISH carries, and which of the session's copies of it the
+/// PUBLISH is (see [`Session::poll_transmit_with_message`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// The message.
+    pub message: Arc<Message>,
+    /// The copy a shared subscription picked the session for
+    /// ([`Session::handle_shared_delivery`]), not one of its plain subscriptions'.
+    pub shared: bool,
 }
 
 /// State of the open connection, gone when it ends.
@@ -373,7 +384,10 @@ impl Session {
             self.transmits.push_back(match entry.publish(true) {
                 Some(publish) => {
                     if let (Some(v5), Some(message)) = (&mut self.v5, &entry.message) {
-                        v5.transmit_messages.push_back(message.clone());
+                        v5.transmit_messages.push_back(OutgoingMessage {
+                            message: message.clone(),
+                            shared: entry.shared,
+                        });
                     }
                     Packet::Publish(publish)
                 }
@@ -627,10 +641,10 @@ impl Session {
     }
 
     /// [`poll_transmit`](Self::poll_transmit) for a client connected with MQTT 5: each
-    /// PUBLISH comes with the message it carries, so the driver can write the message's MQTT 5
-    /// properties and remaining expiry (`None` for every other packet, and for every packet of
-    /// a 3.1.1 session).
-    pub fn poll_transmit_with_message(&mut self) -> Option<(Packet, Option<Arc<Message>>)> {
+    /// PUBLISH comes with the message it carries and which copy of it that is, so the driver
+    /// can write the message's MQTT 5 properties, remaining expiry and subscription
+    /// identifiers (`None` for every other packet, and for every packet of a 3.1.1 session).
+    pub fn poll_transmit_with_message(&mut self) -> Option<(Packet, Option<OutgoingMessage>)> {
         let packet = self.transmits.pop_front()?;
         let message = match packet {
             Packet::Publish(_) => self
@@ -642,10 +656,18 @@ impl Session {
         Some((packet, message))
     }
 
-    /// Queues a PUBLISH of `message` for the client.
-    pub(crate) fn transmit_publish(&mut self, publish: Publish, message: &Arc<Message>) {
+    /// Queues a PUBLISH of `message` for the client; `shared`: a shared subscription's copy.
+    pub(crate) fn transmit_publish(
+        &mut self,
+        publish: Publish,
+        message: &Arc<Message>,
+        shared: bool,
+    ) {
         if let Some(v5) = &mut self.v5 {
-            v5.transmit_messages.push_back(message.clone());
+            v5.transmit_messages.push_back(OutgoingMessage {
+                message: message.clone(),
+                shared,
+            });
         }
         self.transmits.push_back(Packet::Publish(publish));
     }

@@ -33,6 +33,8 @@ enum Op {
         qos: QoS,
         granted: QoS,
         expires_in: Option<u64>,
+        /// Delivered as a shared subscription's copy.
+        shared: bool,
     },
     ClientReads,
     ClientAcks(usize),
@@ -56,8 +58,8 @@ fn op() -> impl Strategy<Value = Op> {
         // From 1 ms: an expiry at the publish instant itself (an interval of 0) reaches the
         // receivers online at that instant, and this model checks only that nothing is
         // first sent once its expiry passed.
-        6 => (qos(), qos(), prop::option::weighted(0.3, 1u64..4_000))
-            .prop_map(|(qos, granted, expires_in)| Op::Publish { qos, granted, expires_in }),
+        6 => (qos(), qos(), prop::option::weighted(0.3, 1u64..4_000), prop::bool::weighted(0.3))
+            .prop_map(|(qos, granted, expires_in, shared)| Op::Publish { qos, granted, expires_in, shared }),
         4 => Just(Op::ClientReads),
         4 => (0usize..6).prop_map(Op::ClientAcks),
         1 => Just(Op::ConnectionLost),
@@ -99,7 +101,9 @@ struct World {
     /// Packet ids of QoS 2 flows the client refused on this connection.
     refused: HashSet<u16>,
     /// What the session wrote and the client has not read yet, with when it was written.
-    wire: VecDeque<(u64, Packet, Option<std::sync::Arc<mqgate_session::Message>>)>,
+    wire: VecDeque<(u64, Packet, Option<mqgate_session::OutgoingMessage>)>,
+    /// Ids of the messages delivered as a shared subscription's copy.
+    shared: HashSet<u128>,
     published: u128,
     /// Message id -> QoS it was accepted at (Sent or Queued).
     accepted: HashMap<u128, QoS>,
@@ -119,8 +123,13 @@ impl World {
                     let id = id_of(&p);
                     assert!(id < self.published, "delivered {id}, never published");
                     if self.v5 {
-                        let paired = paired.map(|m| m.id.0);
-                        assert_eq!(paired, Some(id), "MQTT 5 PUBLISH paired with its message");
+                        let paired = paired.map(|m| (m.message.id.0, m.shared));
+                        let copy = (id, self.shared.contains(&id));
+                        assert_eq!(
+                            paired,
+                            Some(copy),
+                            "MQTT 5 PUBLISH paired with its message and copy"
+                        );
                     }
                     if let Some(&at) = self.expires.get(&id).filter(|_| !p.dup) {
                         assert!(
@@ -199,6 +208,7 @@ impl World {
                 qos,
                 granted,
                 expires_in,
+                shared,
             } => {
                 let id = self.published;
                 self.published += 1;
@@ -208,7 +218,12 @@ impl World {
                     std::sync::Arc::make_mut(&mut m).expires_at_ms = Some(at);
                     self.expires.insert(id, at);
                 }
-                let outcome = s.handle_delivery(m, granted, self.now);
+                let outcome = if shared {
+                    self.shared.insert(id);
+                    s.handle_shared_delivery(m, granted, self.now)
+                } else {
+                    s.handle_delivery(m, granted, self.now)
+                };
                 if matches!(outcome, DeliveryOutcome::Sent | DeliveryOutcome::Queued) {
                     self.accepted.insert(id, qos.min(granted));
                 }

@@ -40,7 +40,12 @@ fn publishes_come_with_their_messages_for_mqtt5_only() {
     assert!(matches!(out[0], (Packet::ConnAck(_), None)));
     let ids: Vec<_> = out[1..]
         .iter()
-        .map(|(p, m)| (matches!(p, Packet::Publish(_)), m.as_ref().map(|m| m.id)))
+        .map(|(p, m)| {
+            (
+                matches!(p, Packet::Publish(_)),
+                m.as_ref().map(|m| m.message.id),
+            )
+        })
         .collect();
     assert_eq!(ids, [(true, Some(m0.id)), (true, Some(m1.id))]);
     // Resumed: the unacknowledged QoS 1 PUBLISH is resent with its message.
@@ -50,7 +55,7 @@ fn publishes_come_with_their_messages_for_mqtt5_only() {
         .expect("offline");
     let out: Vec<_> = std::iter::from_fn(|| s.poll_transmit_with_message()).collect();
     assert_eq!(out.len(), 2);
-    assert_eq!(out[1].1.as_ref().map(|m| m.id), Some(m1.id));
+    assert_eq!(out[1].1.as_ref().map(|m| m.message.id), Some(m1.id));
 
     let mut old = session(SessionConfig::default());
     connect(&mut old, true, 0);

@@ -131,6 +131,7 @@ fn inconsistent_records_are_refused() {
         message: MessageId(2),
         qos,
         stage,
+        shared: false,
     };
     let cases = [
         (

@@ -18,12 +18,14 @@ fn old_record() -> SessionRecord {
     record.queue = vec![mqgate_session::QueuedRef {
         message: MessageId(5),
         qos: QoS::AtLeastOnce,
+        shared: false,
     }];
     record.inflight = vec![InFlightRef {
         packet_id: pid(3),
         message: MessageId(6),
         qos: QoS::ExactlyOnce,
         stage: InFlightStage::Published,
+        shared: false,
     }];
     record.awaiting_pubrel = vec![pid(7)];
     record.next_packet_id = 4;

@@ -70,7 +70,7 @@ impl Store {
 
     fn read(&self, read: &QueueRead) -> QueuePage {
         let mut after = self.entries.iter().filter(|(seq, m)| {
-            read.after_seq.is_none_or(|a| *seq > a) && !read.skip.contains(&m.id)
+            read.after_seq.is_none_or(|a| *seq > a) && !read.skip.contains(&(m.id, false))
         });
         let entries: Vec<PageEntry> = after
             .by_ref()
@@ -79,6 +79,7 @@ impl Store {
                 seq: *seq,
                 message: m.clone(),
                 qos: QoS::AtLeastOnce,
+                shared: false,
             })
             .collect();
         QueuePage {

@@ -51,6 +51,7 @@ fn batch(clients: &[ByteStr], next_id: &mut u128, count: usize) -> Vec<Op> {
                     1_700_000_000_000,
                 )),
                 qos: QoS::AtLeastOnce,
+                shared: false,
             }
         })
         .collect()

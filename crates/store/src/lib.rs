@@ -52,6 +52,7 @@
 //!         client_id: ByteStr::try_from(client).unwrap(),
 //!         message: Arc::clone(&message),
 //!         qos: QoS::AtLeastOnce,
+//!         shared: false,
 //!     })
 //!     .collect();
 //! store.apply(&ops)?; // now the PUBACK may go out

@@ -22,6 +22,10 @@ pub enum Op {
         message: Arc<Message>,
         /// The QoS it will be delivered at.
         qos: QoS,
+        /// A shared subscription picked the client for this copy (see
+        /// [`Session::handle_shared_delivery`](mqgate_session::Session::handle_shared_delivery));
+        /// kept with the entry, so a plain and a shared copy of one message are two entries.
+        shared: bool,
     },
     /// Removes every entry of the client's queue up to and including sequence number
     /// `through_seq` (from [`QueuedEntry::seq`]): they were delivered or moved in flight.
@@ -31,14 +35,16 @@ pub enum Op {
         /// The last sequence number removed.
         through_seq: u64,
     },
-    /// Removes the entry of `message` from a client's queue, wherever it is in the queue (the
-    /// session moved it in flight, or a client acknowledged out of order). No entry, no
-    /// change: the op is idempotent.
+    /// Removes the oldest entry of `message` with the mark `shared` from a client's queue,
+    /// wherever it is in the queue (the session moved it in flight, or a client acknowledged
+    /// out of order). No such entry, no change: the op is idempotent.
     Dequeue {
         /// The queue's client id.
         client_id: ByteStr,
         /// The message whose entry goes.
         message: mqgate_session::MessageId,
+        /// Which copy: a shared subscription's, or a plain one.
+        shared: bool,
     },
     /// Saves a persistent session: subscriptions, in-flight and awaiting-PUBREL state,
     /// packet id counter. `record.queue` is NOT stored: the offline queue is the store's own
@@ -216,6 +222,8 @@ pub struct QueuedEntry {
     pub message: Arc<Message>,
     /// The QoS it will be delivered at.
     pub qos: QoS,
+    /// A shared subscription's copy (see [`Op::Enqueue`]).
+    pub shared: bool,
 }
 
 /// Size of one offline queue.

@@ -27,11 +27,15 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const MESSAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("messages");
 const REFS: TableDefinition<(u128, &str, u64), ()> = TableDefinition::new("refs");
 const EXPIRY: TableDefinition<(u64, u128), ()> = TableDefinition::new("expiry");
-/// seq -> (client id, message id, QoS, size): every queue's entries, in append order.
+/// seq -> (client id, message id, QoS with [`SHARED_COPY`], size): every queue's entries, in
+/// append order.
 const QUEUE_LOG: TableDefinition<u64, (&str, u128, u8, u64)> = TableDefinition::new("queue_log");
 const BLOBS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("blobs");
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 const VERSION_KEY: &str = "format_version";
+/// Set in a queue log entry's QoS byte for a shared subscription's copy (entries written
+/// before the mark was kept have it clear: plain copies).
+const SHARED_COPY: u8 = 0x80;
 /// The next queue sequence number, so none is reused even after every queue emptied.
 const NEXT_SEQ_KEY: &str = "next_seq";
 
@@ -415,9 +419,10 @@ fn slot_from(
     }
     Ok(Slot {
         message: MessageId(message),
-        qos: QoS::from_u8(qos)
+        qos: QoS::from_u8(qos & !SHARED_COPY)
             .ok_or_else(|| StoreError::corrupt("queue_log", "QoS is not 0, 1 or 2"))?,
         size,
+        shared: qos & SHARED_COPY != 0,
     })
 }
 
@@ -567,7 +572,8 @@ impl Tables for WriteTables<'_, '_> {
         Ok(self.index.alloc_seq())
     }
     fn push_slot(&mut self, client: &str, seq: u64, slot: Slot) -> Result<()> {
-        let value = (client, slot.message.0, slot.qos as u8, slot.size);
+        let qos = slot.qos as u8 | if slot.shared { SHARED_COPY } else { 0 };
+        let value = (client, slot.message.0, qos, slot.size);
         self.log.insert(seq, value).map_err(io)?;
         self.index.push(client, seq);
         Ok(())

@@ -285,6 +285,7 @@ fn queues_at_depth_survive_a_reopen_and_keep_working() {
         Op::Dequeue {
             client_id: ByteStr::try_from(clients[1].as_str()).unwrap(),
             message: MessageId(ids1[4]),
+            shared: false,
         },
     ];
     let fresh: Vec<_> = (0..40).map(|i| message(5_000_000 + i, 100)).collect();

@@ -64,6 +64,7 @@ pub(crate) fn enqueue(client: &str, message: &Arc<Message>) -> Op {
         client_id: ByteStr::try_from(client).unwrap(),
         message: Arc::clone(message),
         qos: QoS::AtLeastOnce,
+        shared: false,
     }
 }
 
@@ -99,12 +100,14 @@ pub(crate) fn qos2_record(client: &str, sent: MessageId) -> SessionRecord {
                 message: sent,
                 qos: QoS::ExactlyOnce,
                 stage: InFlightStage::Published,
+                shared: false,
             },
             InFlightRef {
                 packet_id: pid(2),
                 message: MessageId(999),
                 qos: QoS::ExactlyOnce,
                 stage: InFlightStage::Released,
+                shared: false,
             },
         ],
         awaiting_pubrel: vec![pid(7), pid(9)],
@@ -242,6 +245,7 @@ fn dequeue_removes_one_entry_anywhere(make: Make) {
     let dequeue = |client: &'static str, id| Op::Dequeue {
         client_id: ByteStr::from_static(client),
         message: MessageId(id),
+        shared: false,
     };
     // The middle entry, then one that is not there (idempotent), then the shared body's.
     store
@@ -257,6 +261,53 @@ fn dequeue_removes_one_entry_anywhere(make: Make) {
         "last ref gone"
     );
     assert_eq!(store.queue_stats("a").unwrap().messages, 1);
+}
+
+/// A plain and a shared subscription's copy of one message are two entries that keep their
+/// mark through every read; a `Dequeue` takes the copy it names, and a page skips a held
+/// message by message and mark.
+fn copies_keep_their_mark(make: Make) {
+    let store = make(no_limits());
+    let body = message(1, 0);
+    let copy = |shared| Op::Enqueue {
+        client_id: ByteStr::from_static("a"),
+        message: Arc::clone(&body),
+        qos: QoS::AtLeastOnce,
+        shared,
+    };
+    store
+        .apply(&[copy(false), copy(true), enqueue("a", &message(2, 0))])
+        .unwrap();
+    let marks = |store: &dyn Store| -> Vec<(u128, bool)> {
+        let entries = store.read_queue("a", 0, usize::MAX).unwrap();
+        entries.iter().map(|e| (e.message.id.0, e.shared)).collect()
+    };
+    assert_eq!(marks(&*store), [(1, false), (1, true), (2, false)]);
+    let record = store.load_sessions().unwrap();
+    assert!(record.is_empty(), "no session saved, only a queue");
+    let read = QueueRead {
+        after_seq: None,
+        skip: vec![(MessageId(1), false)],
+        max: 10,
+        epoch: 0,
+    };
+    let page = store.read_page("a", &read).unwrap();
+    let paged: Vec<(u128, bool)> = page
+        .entries
+        .iter()
+        .map(|e| (e.message.id.0, e.shared))
+        .collect();
+    assert_eq!(paged, [(1, true), (2, false)], "only the held copy skipped");
+    let dequeue_shared = Op::Dequeue {
+        client_id: ByteStr::from_static("a"),
+        message: MessageId(1),
+        shared: true,
+    };
+    store.apply(std::slice::from_ref(&dequeue_shared)).unwrap();
+    let left = [(1, false), (2, false)];
+    assert_eq!(marks(&*store), left, "the shared copy went");
+    store.apply(&[dequeue_shared]).unwrap();
+    assert_eq!(marks(&*store), left, "no shared copy left: no change");
 }
 
 fn limits_drop_the_oldest(make: Make) {
@@ -423,7 +474,7 @@ fn session_heads_and_pages(make: Make) {
     let read = |after_seq, skip: &[u128], max| {
         let read = QueueRead {
             after_seq,
-            skip: skip.iter().map(|&id| MessageId(id)).collect(),
+            skip: skip.iter().map(|&id| (MessageId(id), false)).collect(),
             max,
             epoch: 7,
         };
@@ -512,6 +563,7 @@ fn saves_move_the_inflight_window(make: Make) {
         message: body.id,
         qos: QoS::AtLeastOnce,
         stage: InFlightStage::Published,
+        shared: false,
     };
     let save = |inflight: Vec<InFlightRef>| {
         let messages = inflight
@@ -741,6 +793,10 @@ macro_rules! suite {
             #[test]
             fn dequeue_removes_one_entry_anywhere() {
                 super::dequeue_removes_one_entry_anywhere($backend);
+            }
+            #[test]
+            fn copies_keep_their_mark() {
+                super::copies_keep_their_mark($backend);
             }
             #[test]
             fn limits_drop_the_oldest() {

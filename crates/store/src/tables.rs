@@ -44,6 +44,8 @@ pub(crate) struct Slot {
     pub(crate) message: MessageId,
     pub(crate) qos: QoS,
     pub(crate) size: u64,
+    /// A shared subscription's copy.
+    pub(crate) shared: bool,
 }
 
 /// Per-queue counters, so limits are checked without scanning the queue.
@@ -183,15 +185,35 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 client_id,
                 message,
                 qos,
-            } => enqueue(t, client_id, message, *qos, limits, &mut pending)?,
+                shared,
+            } => {
+                let copy = (*qos, *shared);
+                enqueue(t, client_id, message, copy, limits, &mut pending)?
+            }
             Op::Ack {
                 client_id,
                 through_seq,
             } => remove_slots(t, client_id, *through_seq, &mut pending)?,
-            Op::Dequeue { client_id, message } => {
-                for (client, seq) in t.queue_refs(*message)? {
-                    if client == client_id.as_str() {
+            Op::Dequeue {
+                client_id,
+                message,
+                shared,
+            } => {
+                let mut seqs: Vec<u64> = t
+                    .queue_refs(*message)?
+                    .into_iter()
+                    .filter(|(client, _)| client == client_id.as_str())
+                    .map(|(_, seq)| seq)
+                    .collect();
+                seqs.sort_unstable();
+                for seq in seqs {
+                    let copy = t.slots(client_id, seq, 1)?;
+                    if copy
+                        .first()
+                        .is_some_and(|(s, slot)| *s == seq && slot.shared == *shared)
+                    {
                         remove_slot(t, client_id, seq, &mut pending)?;
+                        break;
                     }
                 }
             }
@@ -265,7 +287,7 @@ fn enqueue(
     t: &mut dyn Tables,
     client: &ByteStr,
     message: &Arc<Message>,
-    qos: QoS,
+    (qos, shared): (QoS, bool),
     limits: &StoreLimits,
     pending: &mut Pending,
 ) -> Result<()> {
@@ -283,6 +305,7 @@ fn enqueue(
         message: message.id,
         qos,
         size,
+        shared,
     };
     t.push_slot(client, seq, slot)?;
     t.add_ref(message.id, client, seq)?;
@@ -425,6 +448,7 @@ pub(crate) fn load_sessions(t: &dyn ReadTables) -> Result<Vec<SessionRecord>> {
             .map(|(_, slot)| QueuedRef {
                 message: slot.message,
                 qos: slot.qos,
+                shared: slot.shared,
             })
             .collect();
         sessions.push(record);
@@ -482,7 +506,7 @@ pub(crate) fn read_page(t: &dyn ReadTables, client: &str, read: &QueueRead) -> R
             return Ok(page);
         };
         for (seq, slot) in batch {
-            if read.skip.contains(&slot.message) {
+            if read.skip.contains(&(slot.message, slot.shared)) {
                 continue;
             }
             if page.entries.len() >= read.max {
@@ -499,6 +523,7 @@ pub(crate) fn read_page(t: &dyn ReadTables, client: &str, read: &QueueRead) -> R
                 seq,
                 message,
                 qos: slot.qos,
+                shared: slot.shared,
             });
         }
         from = last.saturating_add(1);
@@ -528,6 +553,7 @@ pub(crate) fn read_queue(
             seq,
             message,
             qos: slot.qos,
+            shared: slot.shared,
         });
     }
     Ok(entries)

@@ -792,9 +792,7 @@ impl SessionTask {
             self.not_stored
                 .insert(delivery.message.id.0, delivery.stored);
         }
-        let outcome =
-            self.session
-                .handle_delivery(delivery.message, delivery.granted, monotonic_ms());
+        let outcome = delivery.hand_to(&mut self.session, monotonic_ms());
         if matches!(
             outcome,
             DeliveryOutcome::Dropped(_) | DeliveryOutcome::Refused

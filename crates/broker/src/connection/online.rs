@@ -326,12 +326,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             return;
         }
         self.traced(&delivery.message);
-        if let (true, Some(state)) = (delivery.shared, &mut self.v5) {
-            v5::shared_copy(state, delivery.message.id);
-        }
-        let outcome =
-            self.session
-                .handle_delivery(delivery.message, delivery.granted, monotonic_ms());
+        let outcome = delivery.hand_to(&mut self.session, monotonic_ms());
         self.count(outcome);
     }
 

@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::{NonZeroU16, NonZeroU32};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use mqgate_codec::v5::{self, RetainHandling, SubscriptionOptions};
@@ -17,7 +16,7 @@ use mqgate_codec::{
     ByteStr, Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol,
     Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
 };
-use mqgate_session::{Message, MessageId, Session, Subscription};
+use mqgate_session::{Message, MessageId, OutgoingMessage, Session, Subscription};
 
 use super::close::CloseReason;
 use super::enhanced::{self, Enhanced};
@@ -76,13 +75,7 @@ pub(crate) struct V5State {
     /// (it is published as the result of that subscription alone, MQTT-3.3.4-3).
     pub(crate) retained_replays: VecDeque<(MessageId, Option<NonZeroU32>)>,
     /// The session's packets on their way out, between two writes (kept for its capacity).
-    pub(crate) outgoing: Vec<(Packet, Option<Arc<Message>>)>,
-    /// The messages handed to the session as a shared subscription's delivery, in order,
-    /// until a PUBLISH of theirs is written: that PUBLISH carries the shared subscriptions'
-    /// identifiers, another copy of the message (from the plain subscriptions) the plain
-    /// ones' (MQTT-3.3.4-5). At most [`SHARED_COPIES`]; one dropped before it was written
-    /// leaves an entry that the oldest-first bound removes.
-    pub(crate) shared_copies: VecDeque<MessageId>,
+    pub(crate) outgoing: Vec<(Packet, Option<OutgoingMessage>)>,
     /// The Receive Maximum the CONNACK announced: most QoS 1 and 2 PUBLISHes the client may
     /// have unacknowledged at once.
     pub(crate) receive_maximum: u16,
@@ -90,17 +83,6 @@ pub(crate) struct V5State {
     /// PUBLISH until the broker writes its PUBACK, its PUBCOMP, or a PUBREC with an error
     /// reason (the client's send quota, MQTT 5.0 4.9, as the broker sees it).
     pub(crate) receiving: u16,
-}
-
-/// Most entries [`V5State::shared_copies`] keeps.
-const SHARED_COPIES: usize = 1024;
-
-/// The session was handed message `id` as a shared subscription's delivery.
-pub(crate) fn shared_copy(state: &mut V5State, id: MessageId) {
-    if state.shared_copies.len() >= SHARED_COPIES {
-        state.shared_copies.pop_front();
-    }
-    state.shared_copies.push_back(id);
 }
 
 /// The Topic Alias Maximum the broker announces: how many aliases a client may set.
@@ -441,7 +423,7 @@ pub(crate) fn outbound(
     subscriptions: &[Subscription],
     client_id: &str,
     packet: Packet,
-    message: Option<Arc<Message>>,
+    message: Option<OutgoingMessage>,
     now: u64,
 ) -> Option<v5::Packet> {
     Some(match packet {
@@ -451,14 +433,12 @@ pub(crate) fn outbound(
             v5::Packet::ConnAck(connack)
         }
         Packet::Publish(p) => {
+            let shared = message.as_ref().is_some_and(|m| m.shared);
+            let message = message.map(|m| m.message);
             let replay = message
                 .as_deref()
                 .filter(|m| m.retain)
                 .and_then(|m| take_by_id(&mut state.retained_replays, m.id));
-            let shared = message.as_deref().is_some_and(|m| {
-                let at = state.shared_copies.iter().position(|id| *id == m.id);
-                at.and_then(|at| state.shared_copies.remove(at)).is_some()
-            });
             let copy = CopyOf {
                 replay,
                 shared,

@@ -204,7 +204,7 @@ fn log_queue_bound(client: &str, what: &'static str, count: u64) {
 pub(crate) fn replay(session: &mut Session, deliveries: impl IntoIterator<Item = Delivery>) {
     let now = monotonic_ms();
     for delivery in deliveries {
-        let _ = session.handle_delivery(delivery.message, delivery.granted, now);
+        let _ = delivery.hand_to(session, now);
     }
 }
 

@@ -164,6 +164,7 @@ mod tests {
                     0,
                 )),
                 qos: QoS::AtLeastOnce,
+                shared: false,
             })
             .collect();
         QueuePage {

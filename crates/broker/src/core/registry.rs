@@ -56,6 +56,15 @@ impl Delivery {
     pub(crate) fn is_qos0(&self) -> bool {
         self.message.qos.min(self.granted) == QoS::AtMostOnce
     }
+
+    /// Hands it to its session as the copy it is: a shared subscription's or a plain one.
+    pub(crate) fn hand_to(self, session: &mut Session, now: u64) -> DeliveryOutcome {
+        if self.shared {
+            session.handle_shared_delivery(self.message, self.granted, now)
+        } else {
+            session.handle_delivery(self.message, self.granted, now)
+        }
+    }
 }
 
 /// One message's QoS 0 PUBLISH (no packet id, DUP and RETAIN clear), as MQTT 3.1.1 and as
@@ -299,7 +308,7 @@ impl ShardGuard<'_> {
                 Err(inbox::TrySendError::Closed(back)) => Offer::Closed(back),
             },
             Some(Slot::Offline(session)) => {
-                let outcome = session.handle_delivery(delivery.message, delivery.granted, now);
+                let outcome = delivery.hand_to(session, now);
                 Offer::Done(outcome, drain_drops(session))
             }
             Some(Slot::Handover(handover)) => {

@@ -273,8 +273,8 @@ impl Router {
     /// Queues the store writes for the matched receivers that are persistent sessions.
     fn durable_matched(&self, message: &Arc<Message>, scratch: &mut RouteScratch) {
         if message.qos != QoS::AtMostOnce {
-            for (_, client, granted, _) in &scratch.targets {
-                if let Some(op) = self.durable_op(client, message, *granted) {
+            for (_, client, granted, shared) in &scratch.targets {
+                if let Some(op) = self.durable_op(client, message, *granted, *shared) {
                     scratch.ops.push(op);
                 }
             }
@@ -357,9 +357,15 @@ impl Router {
         scratch.targets = targets;
     }
 
-    fn durable_op(&self, client: &str, message: &Arc<Message>, granted: QoS) -> Option<Op> {
+    fn durable_op(
+        &self,
+        client: &str,
+        message: &Arc<Message>,
+        granted: QoS,
+        shared: bool,
+    ) -> Option<Op> {
         if self.registry.is_persistent(client) {
-            enqueue_op(client, message, granted)
+            enqueue_op(client, message, granted, shared)
         } else {
             None
         }
@@ -373,7 +379,7 @@ impl Router {
         scratch: &mut RouteScratch,
     ) {
         if message.qos != QoS::AtMostOnce {
-            if let Some(op) = self.durable_op(client, message, granted) {
+            if let Some(op) = self.durable_op(client, message, granted, false) {
                 scratch.ops.push(op);
             }
         }
@@ -554,8 +560,8 @@ mod tests {
         let message = sliced();
         let mut ops = vec![
             Op::RemoveSession(ByteStr::from_static("other")),
-            enqueue_op("a", &message, QoS::AtLeastOnce).expect("durable"),
-            enqueue_op("b", &message, QoS::ExactlyOnce).expect("durable"),
+            enqueue_op("a", &message, QoS::AtLeastOnce, false).expect("durable"),
+            enqueue_op("b", &message, QoS::ExactlyOnce, true).expect("durable"),
         ];
         let owned = detach_durable(&message, &mut ops).expect("copied");
         assert_eq!(*owned, *message, "the same message");

@@ -50,6 +50,26 @@ pub async fn start_with(config: BrokerConfig) -> BrokerHandle {
         .expect("broker starts")
 }
 
+/// Starts a broker with a redb store in `dir` (`storage = "redb"`), otherwise as
+/// [`BrokerConfig::ephemeral`]. The previous broker's store closes when its last task lets
+/// go of it, which may be a moment after `shutdown` returned: a bounded number of retries.
+pub async fn start_on_disk(dir: &std::path::Path) -> BrokerHandle {
+    let config = || BrokerConfig {
+        storage: mqgate_broker::StorageKind::Redb,
+        data_dir: dir.to_path_buf(),
+        ..BrokerConfig::ephemeral()
+    };
+    let mut last = None;
+    for _ in 0..50 {
+        match Broker::builder().config(config()).build().start().await {
+            Ok(handle) => return handle,
+            Err(error) => last = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("broker did not start on {}: {last:?}", dir.display());
+}
+
 /// A broker on `store` instead of the one `config` names, so a test can look into it.
 pub async fn start_with_store(
     config: BrokerConfig,

@@ -12,8 +12,13 @@ use mqgate_store::Op;
 use super::{Persist, StoreFailed, Ticket};
 
 /// The `Enqueue` of one routed message for one receiver, if it must be durable: a QoS 1 or 2
-/// delivery to a persistent session.
-pub(crate) fn enqueue_op(client: &str, message: &Arc<Message>, granted: QoS) -> Option<Op> {
+/// delivery to a persistent session. `shared`: the copy a shared subscription picked it for.
+pub(crate) fn enqueue_op(
+    client: &str,
+    message: &Arc<Message>,
+    granted: QoS,
+    shared: bool,
+) -> Option<Op> {
     let qos = message.qos.min(granted);
     if qos == QoS::AtMostOnce {
         return None;
@@ -23,6 +28,7 @@ pub(crate) fn enqueue_op(client: &str, message: &Arc<Message>, granted: QoS) -> 
         client_id,
         message: message.clone(),
         qos,
+        shared,
     })
 }
 
@@ -43,7 +49,7 @@ pub(crate) async fn enqueue_retained(
     let client = session.client_id();
     let mut ops: Vec<Op> = retained
         .iter()
-        .filter_map(|(message, granted)| enqueue_op(client, message, *granted))
+        .filter_map(|(message, granted)| enqueue_op(client, message, *granted, false))
         .collect();
     committed(persist, persist.submit(&mut ops)).await
 }
@@ -100,6 +106,7 @@ impl Saved {
                 ops.push(Op::Dequeue {
                     client_id: record.client_id.clone(),
                     message: entry.message,
+                    shared: entry.shared,
                 });
             }
         }
