@@ -191,6 +191,72 @@ async fn a_shared_group_gives_each_message_to_exactly_one_member() {
     broker.shutdown().await;
 }
 
+/// A group never drops a message for want of a connected member: while its persistent
+/// members are all offline, each message waits in one member's session (in turn) and
+/// arrives when that member is back, once; while one is online it gets them all.
+#[tokio::test]
+async fn a_shared_group_with_every_member_offline_keeps_the_messages_for_them() {
+    let broker = start().await;
+    let ids = ["GID_b@@@worker-1", "GID_b@@@worker-2"];
+    for id in ids {
+        let mut m = Client::connect(&broker, id, false).await;
+        subscribe(&mut m, "$share/billing/jobs/+", QoS::AtLeastOnce).await;
+        m.disconnect().await;
+    }
+    let publisher = Client::connect(&broker, "GID_b@@@shop", true).await;
+    let publish = |i: usize| {
+        let client = publisher.client.clone();
+        async move {
+            let topic = format!("jobs/{i}");
+            client
+                .publish(topic, QoS::AtLeastOnce, false, "x")
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..10 {
+        publish(i).await;
+    }
+    // Routed once the PUBACKs are in: a watcher sees them all.
+    let mut watcher = Client::connect(&broker, "GID_b@@@watcher", true).await;
+    subscribe(&mut watcher, "jobs/#", QoS::AtLeastOnce).await;
+    publish(10).await;
+    assert_eq!(watcher.next().await.topic, "jobs/10");
+    let mut got = Vec::new();
+    let mut members = Vec::new();
+    for id in ids {
+        let mut m = Client::connect(&broker, id, false).await;
+        while let Ok(Some(p)) =
+            tokio::time::timeout(Duration::from_millis(300), m.publishes.recv()).await
+        {
+            got.push(p.topic);
+        }
+        members.push(m);
+    }
+    got.sort_by_key(|t| t.trim_start_matches("jobs/").parse::<usize>().unwrap());
+    let expected: Vec<String> = (0..10).chain([10]).map(|i| format!("jobs/{i}")).collect();
+    assert_eq!(got, expected, "every message once, to one of the members");
+
+    // One member online, the other away: the online one takes them all.
+    let away = members.pop().unwrap();
+    away.disconnect().await;
+    for i in 11..17 {
+        publish(i).await;
+    }
+    let online = &mut members[0];
+    let mut topics = Vec::new();
+    for _ in 11..17 {
+        topics.push(online.next().await.topic);
+    }
+    assert_eq!(
+        topics,
+        (11..17).map(|i| format!("jobs/{i}")).collect::<Vec<_>>()
+    );
+    let mut away = Client::connect(&broker, ids[1], false).await;
+    away.expect_nothing(Duration::from_millis(300)).await;
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn p2p_reaches_an_unsubscribed_client_and_cannot_be_subscribed_to() {
     let broker = start().await;

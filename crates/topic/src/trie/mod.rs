@@ -258,7 +258,8 @@ impl<K: Eq + Hash + Clone, V: Ord + Clone> SubscriptionTrie<K, V> {
 
     /// Like [`match_topic`](Self::match_topic), with the publisher's identity
     /// (for [`SharePolicy::StickyByPublisher`]) and a predicate telling which
-    /// shared-group members can take a message now (connected, window open).
+    /// shared-group members can take a message now (connected, window open):
+    /// a group picks among those, or among all its members when none can.
     pub fn match_topic_with(
         &self,
         topic: &str,

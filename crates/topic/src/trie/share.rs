@@ -5,9 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How a shared group picks the member that receives a message.
 ///
-/// Every policy skips members the caller marks unavailable, and is
-/// deterministic for a given sequence of calls (the random one under its seed),
-/// so tests can predict it.
+/// Every policy prefers the members the caller marks available (connected, say)
+/// and skips the others; when no member is available it picks among all of them
+/// as if all were, so a group never loses a message for want of a member that can
+/// take it now (a broker queues it in that member's persistent session). Each is
+/// deterministic for a given sequence of calls (the random one under its seed), so
+/// tests can predict it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SharePolicy {
     /// Members take turns in subscription order.
@@ -62,7 +65,8 @@ impl<K: Eq + Hash, V> SharedGroup<K, V> {
         Some(self.members.remove(index).1)
     }
 
-    /// The member that receives the next message, if any is available.
+    /// The member that receives the next message: an available one if any is, otherwise
+    /// the one the policy points at; `None` only for a group without members.
     pub(crate) fn select(
         &self,
         policy: SharePolicy,
@@ -73,11 +77,13 @@ impl<K: Eq + Hash, V> SharedGroup<K, V> {
         let start = match (policy, publisher) {
             (SharePolicy::StickyByPublisher, Some(publisher)) => {
                 let seed = fnv1a(publisher.as_bytes());
-                return self
-                    .members
-                    .iter()
-                    .filter(|(k, _)| available(k))
-                    .max_by_key(|(k, _)| rendezvous_score(seed, k));
+                let best = |only_available: bool| {
+                    self.members
+                        .iter()
+                        .filter(|(k, _)| !only_available || available(k))
+                        .max_by_key(|(k, _)| rendezvous_score(seed, k))
+                };
+                return best(true).or_else(|| best(false));
             }
             (SharePolicy::Random { .. }, _) => {
                 splitmix64(self.state.fetch_add(GOLDEN_GAMMA, Ordering::Relaxed)) % count
@@ -89,7 +95,10 @@ impl<K: Eq + Hash, V> SharedGroup<K, V> {
         let (tail, head) = self
             .members
             .split_at_checked(usize::try_from(start).ok()?)?;
-        head.iter().chain(tail).find(|(k, _)| available(k))
+        head.iter()
+            .chain(tail)
+            .find(|(k, _)| available(k))
+            .or_else(|| head.first())
     }
 }
 
@@ -159,7 +168,8 @@ mod tests {
         let g = group(policy, 3);
         assert_eq!(picks(&g, policy, None, 6, |_| true), [0, 1, 2, 0, 1, 2]);
         assert_eq!(picks(&g, policy, None, 3, |&m| m != 1), [0, 2, 2]);
-        assert_eq!(picks(&g, policy, None, 3, |_| false), Vec::<u32>::new());
+        // None available: the turns go on over all of them, no message is left out.
+        assert_eq!(picks(&g, policy, None, 3, |_| false), [0, 1, 2]);
         assert!(group(policy, 0).select(policy, None, &|_| true).is_none());
     }
 
@@ -181,6 +191,11 @@ mod tests {
         assert!(picks(&group(policy, 4), policy, None, 50, |&m| m != 2)
             .iter()
             .all(|&m| m != 2));
+        assert_eq!(
+            picks(&group(policy, 4), policy, None, 50, |_| false).len(),
+            50,
+            "none available: every message still has a member"
+        );
     }
 
     #[test]
@@ -197,6 +212,11 @@ mod tests {
             let other = (first + 1) % 5;
             assert_eq!(
                 picks(&g, policy, Some(&format!("pub-{p}")), 1, |&m| m != other),
+                [first]
+            );
+            // Nobody available: still its own member.
+            assert_eq!(
+                picks(&g, policy, Some(&format!("pub-{p}")), 1, |_| false),
                 [first]
             );
         }
