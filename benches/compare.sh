@@ -53,8 +53,9 @@
 # are the default run's: Mosquitto, whose default listener speaks MQTT 5 as shipped, and
 # rumqttd, which serves MQTT 5 on a listener of its own (v5.1 in benches/peers/rumqttd.toml;
 # checked to deliver every message of these scenarios over MQTT 5). The QoS 1 windows follow
-# the brokers' Receive Maximum: mqgate announces 100, Mosquitto 20, rumqttd no lower limit,
-# against the generator's 256 in the 3.1.1 runs; the report's broker_receive_maximum says so.
+# the brokers' Receive Maximum: mqgate announces 1024 (it announced 100, its in-flight window,
+# before 2026-12-07), Mosquitto 20, rumqttd no lower limit, so the generator's 256 hold
+# against mqgate and rumqttd as in the 3.1.1 runs; the report's broker_receive_maximum says so.
 # RUMQTTD=PATH runs that rumqttd binary instead of the cached release build.
 #
 # PROFILE=dev builds and runs debug binaries: only to check the script itself, its numbers

@@ -46,8 +46,8 @@ async fn connack_announces_what_the_broker_supports_and_assigns_an_id() {
     let int = |id| p.get(id).and_then(|p| p.as_u32());
     assert_eq!(
         int(PropertyId::ReceiveMaximum),
-        Some(100),
-        "the in-flight window"
+        Some(1024),
+        "[mqtt5] receive_maximum, not the in-flight window (100)"
     );
     assert_eq!(int(PropertyId::RetainAvailable), Some(1));
     assert_eq!(int(PropertyId::WildcardSubscriptionAvailable), Some(1));
@@ -717,11 +717,15 @@ async fn publish_qos(raw: &mut Raw5, q: QoS, id: u16, topic: &'static str) {
 /// from the Server [MQTT-3.3.4-7]. If it receives more than Receive Maximum QoS 1 and QoS 2
 /// PUBLISH packets where it has not sent a PUBACK or PUBCOMP in response, the Server uses a
 /// DISCONNECT packet with Reason Code 0x93 (Receive Maximum exceeded)" (3.3.4): with the
-/// broker's Receive Maximum 3, three QoS 2 PUBLISHes wait for PUBREL; QoS 0 does not count,
-/// a PUBCOMP frees one, and one more QoS 1 PUBLISH past the three is refused so.
+/// broker's Receive Maximum 3 (`[mqtt5] receive_maximum`), three QoS 2 PUBLISHes wait for
+/// PUBREL; QoS 0 does not count, a PUBCOMP frees one, and one more QoS 1 PUBLISH past the
+/// three is refused so.
 #[tokio::test]
 async fn a_client_past_the_brokers_receive_maximum_is_disconnected_with_0x93() {
-    let broker = start_configured(|c| c.session.inflight_window = 3).await;
+    let broker = start_configured(|c| {
+        c.mqtt5.receive_maximum = std::num::NonZeroU16::new(3).expect("not 0");
+    })
+    .await;
     let connect = with_properties("eager", []);
     let (mut raw, ack) = Raw5::connect_with(&broker, connect).await;
     let announced = ack.properties.get(PropertyId::ReceiveMaximum);
@@ -756,10 +760,13 @@ async fn a_client_past_the_brokers_receive_maximum_is_disconnected_with_0x93() {
 }
 
 /// MQTT 3.1.1 has no Receive Maximum: a client with more QoS 2 PUBLISHes waiting for
-/// PUBREL than the broker's window stays connected.
+/// PUBREL than the broker's MQTT 5 Receive Maximum stays connected.
 #[tokio::test]
 async fn a_311_client_past_the_window_is_not_disconnected() {
-    let broker = start_configured(|c| c.session.inflight_window = 3).await;
+    let broker = start_configured(|c| {
+        c.mqtt5.receive_maximum = std::num::NonZeroU16::new(3).expect("not 0");
+    })
+    .await;
     let mut raw = Raw::connect(&broker, "eager311", 30).await;
     for id in 1..=5u16 {
         let publish = mqgate_codec::Publish::new(

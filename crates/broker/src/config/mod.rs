@@ -91,11 +91,20 @@ pub struct BrokerConfig {
 /// )?;
 /// assert_eq!(config.mqtt5.max_keep_alive, 120);
 /// assert_eq!(config.mqtt5.response_information.as_deref(), Some("reply/"));
+/// assert_eq!(config.mqtt5.receive_maximum.get(), 1024);
+/// // A Receive Maximum of 0 is a protocol error: refused when the file is read.
+/// assert!(BrokerConfig::from_toml_str("[mqtt5]\nreceive_maximum = 0").is_err());
 /// # Ok::<(), mqgate_broker::BrokerError>(())
 /// ```
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mqtt5Settings {
+    /// The Receive Maximum the CONNACK announces (1024 by default, 1 to 65 535): how many
+    /// QoS 1 and 2 PUBLISHes an MQTT 5 client may have unacknowledged towards the broker at
+    /// once; one more gets DISCONNECT 0x93. It bounds what a client sends, not what the
+    /// broker sends it (that is `[session] inflight_window`, capped by the client's own
+    /// Receive Maximum). 3.1.1 has no such bound: its clients are held back only by TCP.
+    pub receive_maximum: std::num::NonZeroU16,
     /// The longest keep-alive, in seconds, an MQTT 5 client may use; 0 (the default): no
     /// maximum. A client asking for more, or for none (0), gets this one in the CONNACK's
     /// Server Keep Alive, and the broker holds it to it.
@@ -108,6 +117,17 @@ pub struct Mqtt5Settings {
     /// [`Redirect`]); unset (the default): none. At run time:
     /// [`BrokerHandle::redirect`](crate::BrokerHandle::redirect).
     pub redirect: Option<Redirect>,
+}
+
+impl Default for Mqtt5Settings {
+    fn default() -> Self {
+        Mqtt5Settings {
+            receive_maximum: std::num::NonZeroU16::MIN.saturating_add(1023),
+            max_keep_alive: 0,
+            response_information: None,
+            redirect: None,
+        }
+    }
 }
 
 /// Server redirection: MQTT 5 clients are refused with CONNACK 0x9C (Use another server) or,

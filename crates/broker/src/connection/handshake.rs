@@ -322,7 +322,7 @@ where
             .filter(|_| terms.wants_response_information)
             .map(|prefix| format!("{prefix}{client}"));
         let announce = v5::Announce {
-            receive_maximum: ctx.session_config.inflight_window,
+            receive_maximum: ctx.mqtt5.receive_maximum.get(),
             max_packet_size: u32::try_from(ctx.limits.max_packet_size).unwrap_or(u32::MAX),
             assigned: connect.client_id.is_empty().then_some(&*client),
             server_keep_alive: terms.server_keep_alive,
@@ -350,7 +350,7 @@ where
             will: terms.will,
             problem_information: terms.problem_information,
             enhanced: enhanced.map(|e| e.enhanced),
-            receive_maximum: ctx.session_config.inflight_window.max(1),
+            receive_maximum: ctx.mqtt5.receive_maximum.get(),
             ..V5State::default()
         }));
     } else {
