@@ -12,12 +12,14 @@ use crate::BrokerError;
 
 mod amqp;
 mod auth;
+mod cluster;
 mod rocketmq;
 mod store;
 mod trace;
 
 pub use amqp::AmqpSettings;
 pub use auth::{AccessKeySettings, AuthSettings, HttpSettings};
+pub use cluster::ClusterConfig;
 pub use rocketmq::{AckAfter, ConsumeFrom, RocketMqConfig};
 pub use store::StoreSettings;
 pub use trace::TraceSettings;
@@ -72,6 +74,9 @@ pub struct BrokerConfig {
     pub http: HttpSettings,
     /// The RocketMQ bridge; absent (the default) means no bridge.
     pub rocketmq: Option<RocketMqConfig>,
+    /// This node's place in a cluster of nodes over RocketMQ (the `[cluster]` section);
+    /// absent (the default) means a single node.
+    pub cluster: Option<ClusterConfig>,
     /// Message trace (the `[trace]` section, or `trace = false`); on by default, kept in
     /// `data_dir`'s `trace` directory (in memory with `storage = "memory"`).
     pub trace: TraceSettings,
@@ -173,6 +178,7 @@ impl Default for BrokerConfig {
             auth: None,
             http: HttpSettings::default(),
             rocketmq: None,
+            cluster: None,
             trace: TraceSettings::default(),
             amqp: AmqpSettings::default(),
             mqtt5: Mqtt5Settings::default(),

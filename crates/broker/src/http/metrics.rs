@@ -87,7 +87,8 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
     response
 }
 
-/// 200 `ok` while serving and the store answers; 503 otherwise.
+/// 200 `ok` while serving and the store answers (with `[cluster]`, a line more: this node,
+/// RocketMQ up, the peers alive); 503 otherwise (RocketMQ down for the bridge or the cluster).
 pub(super) async fn healthz(State(ctx): State<Ctx>) -> Response {
     if ctx.core.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
@@ -105,8 +106,33 @@ pub(super) async fn healthz(State(ctx): State<Ctx>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
         }
     }
+    let mut ok = String::from("ok\n");
+    if let Some(cluster) = ctx.cluster.as_ref().map(|cluster| cluster.health()) {
+        let peers: Vec<&str> = cluster.peers().map(|peer| peer.node_id.as_str()).collect();
+        let peers = if peers.is_empty() {
+            "none".to_owned()
+        } else {
+            peers.join(" ")
+        };
+        if !cluster.is_healthy() {
+            let error = cluster
+                .last_error
+                .as_deref()
+                .unwrap_or("consumers not running");
+            let body = format!(
+                "cluster node {} of {}: rocketmq down: {error} ({} buffered, {}/2 consumers); \
+                 peers alive: {peers}\n",
+                cluster.node_id, cluster.instance, cluster.buffered, cluster.consumers
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+        }
+        ok.push_str(&format!(
+            "cluster node {} of {}: rocketmq up; peers alive: {peers}\n",
+            cluster.node_id, cluster.instance
+        ));
+    }
     match ctx.core.store.stats() {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(_) => (StatusCode::OK, ok).into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check: store unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()

@@ -1,0 +1,466 @@
+//! The cluster's first slice against a real RocketMQ (`docs/cluster.md`): two or three
+//! brokers in this process, each a node of one instance on ephemeral ports, rumqttc clients
+//! on each, the Rust RocketMQ name server and broker as the only thing they share. See
+//! `rocketmq/mod.rs` for where the servers run (a loopback-only network namespace; elsewhere
+//! these tests say they skip).
+
+mod auth_support;
+mod rocketmq;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use mqgate_broker::{Broker, BrokerConfig, BrokerHandle, ClusterConfig, StorageKind};
+use rocketmq::{healthz, RocketMq, SERVERS};
+use rumqttc::{Publish, QoS};
+use support::{subscribe, Client};
+
+/// The longest wait for a message to cross RocketMQ (a new consumer's first delivery takes
+/// about 1.5 s).
+const CROSSING: Duration = Duration::from_secs(30);
+const INSTANCE: &str = "itest";
+
+/// `[cluster]` for node `id`: fast heartbeats, so peers come and go within a test.
+fn cluster(ns: &str, id: &str) -> ClusterConfig {
+    let mut cluster = ClusterConfig::new(INSTANCE, ns, id);
+    cluster.heartbeat_ms = Duration::from_millis(200);
+    cluster.dead_after_ms = Duration::from_millis(2000);
+    cluster
+}
+
+/// A node: MQTT on an ephemeral port, HTTP on another, memory storage unless `change`
+/// says otherwise.
+async fn node(ns: &str, id: &str, change: impl FnOnce(&mut BrokerConfig)) -> BrokerHandle {
+    try_node(ns, id, change).await.expect("node starts")
+}
+
+async fn try_node(
+    ns: &str,
+    id: &str,
+    change: impl FnOnce(&mut BrokerConfig),
+) -> Result<BrokerHandle, mqgate_broker::BrokerError> {
+    let mut config = BrokerConfig::ephemeral();
+    config.listeners.amqp = None;
+    config.listeners.amqps_addr = None;
+    config.http.enabled = true;
+    config.http.listen = "127.0.0.1:0".parse().expect("address");
+    config.cluster = Some(cluster(ns, id));
+    change(&mut config);
+    Broker::builder().config(config).build().start().await
+}
+
+/// The next PUBLISH within [`CROSSING`].
+async fn crossed(client: &mut Client, what: &str) -> Publish {
+    match tokio::time::timeout(CROSSING, client.publishes.recv()).await {
+        Ok(Some(publish)) => publish,
+        Ok(None) => panic!("{what}: client stopped"),
+        Err(_) => panic!("{what}: nothing crossed within {CROSSING:?}"),
+    }
+}
+
+/// Waits until `broker` sees exactly the peers `expected` alive.
+async fn until_peers(broker: &BrokerHandle, expected: &[&str], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let health = broker.cluster().expect("cluster configured");
+        let peers: Vec<&str> = health.peers().map(|n| n.node_id.as_str()).collect();
+        if peers == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "peers of {}: {peers:?}, expected {expected:?}",
+            health.node_id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The payloads of the next `total` PUBLISHes, as text.
+async fn receive(client: &mut Client, total: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < total {
+        let publish = crossed(client, "a message from another node").await;
+        got.push(String::from_utf8(publish.payload.to_vec()).expect("text payload"));
+    }
+    got
+}
+
+/// Waits until `n` acknowledgements of `client`'s QoS 1 publishes arrived.
+async fn acked_all(client: &mut Client, n: usize) {
+    for i in 0..n {
+        match tokio::time::timeout(CROSSING, client.acks.recv()).await {
+            Ok(Some(_)) => {}
+            _ => panic!("acknowledgement {i} of {n} did not come within {CROSSING:?}"),
+        }
+    }
+}
+
+/// Messages published on node A reach subscribers on node B, exact and wildcard, at QoS 0
+/// and 1: each publisher's messages once and in order; A's own subscribers get each once
+/// (A's route messages are not routed at A again); QoS 1 is acknowledged once RocketMQ
+/// stored it; the embedding API's publishes cross too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_nodes_once_and_in_order() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("messages_cross_nodes_once_and_in_order").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut exact = Client::connect(&b, "exact", true).await;
+    subscribe(&mut exact, "room/1/temp", QoS::AtLeastOnce).await;
+    let mut wild = Client::connect(&b, "wild", true).await;
+    subscribe(&mut wild, "room/+/temp", QoS::AtLeastOnce).await;
+    let mut local = Client::connect(&a, "local", true).await;
+    subscribe(&mut local, "room/#", QoS::AtLeastOnce).await;
+
+    const N: usize = 40;
+    let mut p1 = Client::connect(&a, "p1", true).await;
+    let mut p2 = Client::connect(&a, "p2", true).await;
+    for i in 0..N {
+        for (publisher, name) in [(&p1, "p1"), (&p2, "p2")] {
+            let qos = if i % 4 == 3 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            let topic = if name == "p1" {
+                "room/1/temp"
+            } else {
+                "room/2/temp"
+            };
+            publisher
+                .client
+                .publish(topic, qos, false, format!("{name}-{i:03}"))
+                .await
+                .unwrap();
+        }
+    }
+    let qos1 = (0..N).filter(|i| i % 4 != 3).count();
+    acked_all(&mut p1, qos1).await;
+    acked_all(&mut p2, qos1).await;
+    assert!(
+        a.metrics().cluster_sent >= 2 * N as u64,
+        "{:?}",
+        a.metrics()
+    );
+    // The embedding API's publish crosses too.
+    a.publish(
+        "room/1/temp",
+        "api-000",
+        mqgate_codec::QoS::AtLeastOnce,
+        false,
+    )
+    .await
+    .unwrap();
+
+    // B's exact subscriber: p1's messages and the API's; the wildcard one: both publishers'.
+    let at_exact = receive(&mut exact, N + 1).await;
+    let at_wild = receive(&mut wild, 2 * N + 1).await;
+    let at_local = receive(&mut local, 2 * N + 1).await;
+    for (name, got) in [
+        ("exact", &at_exact),
+        ("wild", &at_wild),
+        ("local", &at_local),
+    ] {
+        let unique: BTreeSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "{name} got a duplicate: {got:?}");
+        for publisher in ["p1", "p2"] {
+            let own: Vec<&String> = got.iter().filter(|m| m.starts_with(publisher)).collect();
+            let mut sorted = own.clone();
+            sorted.sort();
+            assert_eq!(own, sorted, "{name}: {publisher}'s messages out of order");
+        }
+    }
+    assert!(
+        at_exact.iter().all(|m| !m.starts_with("p2")),
+        "{at_exact:?}"
+    );
+    assert!(at_exact.contains(&"api-000".to_owned()));
+    // Nothing more comes: no second copy (RocketMQ may deliver again only after a failure).
+    for client in [&mut exact, &mut wild, &mut local] {
+        client.expect_nothing(Duration::from_secs(2)).await;
+    }
+    let received = b.metrics().cluster_received;
+    assert_eq!(received, 2 * N as u64 + 1, "{:?}", b.metrics());
+    assert_eq!(
+        a.metrics().cluster_received,
+        0,
+        "A routed nothing back to itself"
+    );
+
+    for client in [exact, wild, local, p1, p2] {
+        client.disconnect().await;
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A retained message set on node A is what a SUBSCRIBE on node B gets, and a clear on A
+/// clears it on B; a P2P message published on A reaches its target connected to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_and_p2p_cross_nodes() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("retained_and_p2p_cross_nodes").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    // A watcher on B says when B has the retained change.
+    let mut watcher = Client::connect(&b, "watcher", true).await;
+    subscribe(&mut watcher, "news/#", QoS::AtLeastOnce).await;
+    let mut target = Client::connect(&b, "device-7", true).await;
+
+    let publisher = Client::connect(&a, "publisher", true).await;
+    publisher
+        .client
+        .publish("news/today", QoS::AtLeastOnce, true, "sunny")
+        .await
+        .unwrap();
+    let live = crossed(&mut watcher, "the retained message, live").await;
+    assert_eq!(&live.payload[..], b"sunny");
+    let mut late = Client::connect(&b, "late", true).await;
+    subscribe(&mut late, "news/+", QoS::AtLeastOnce).await;
+    let replayed = late.next().await;
+    assert_eq!(
+        (&replayed.payload[..], replayed.retain),
+        (&b"sunny"[..], true)
+    );
+
+    publisher
+        .client
+        .publish("news/today", QoS::AtLeastOnce, true, "")
+        .await
+        .unwrap();
+    let cleared = crossed(&mut watcher, "the clear").await;
+    assert!(cleared.payload.is_empty());
+    let mut later = Client::connect(&b, "later", true).await;
+    subscribe(&mut later, "news/+", QoS::AtLeastOnce).await;
+    later.expect_nothing(Duration::from_millis(500)).await;
+
+    publisher
+        .client
+        .publish("cmd/p2p/device-7", QoS::AtLeastOnce, false, "open")
+        .await
+        .unwrap();
+    let p2p = crossed(&mut target, "the P2P message").await;
+    assert_eq!(
+        (p2p.topic.as_str(), &p2p.payload[..]),
+        ("cmd/p2p/device-7", &b"open"[..])
+    );
+    target.expect_nothing(Duration::from_secs(1)).await;
+    watcher.expect_nothing(Duration::from_millis(200)).await;
+
+    for client in [watcher, target, publisher, late, later] {
+        client.disconnect().await;
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Every node sees the others' heartbeats: in `BrokerHandle::cluster`, `/healthz` and the
+/// API's `ListClusterNodes`; a node that stops is gone from its peers' view within
+/// `dead_after_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
+    use auth_support::{api_config, api_get, AK, INSTANCE as API_INSTANCE, SECRET};
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("heartbeats_show_the_nodes_and_a_stopped_node_leaves").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let with_api = |config: &mut BrokerConfig| {
+        let cluster = config.cluster.take();
+        *config = api_config("storage = \"memory\"", "", "");
+        config.cluster = cluster;
+    };
+    let a = node(&ns, "a", with_api).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let c = node(&ns, "c", |_| {}).await;
+    let dead_after = Duration::from_millis(2000);
+    until_peers(&a, &["b", "c"], CROSSING).await;
+    until_peers(&b, &["a", "c"], CROSSING).await;
+
+    let (status, body) = healthz(&a).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("cluster node a of itest: rocketmq up; peers alive: b c"),
+        "{body}"
+    );
+    let answer = api_get(
+        &a,
+        AK,
+        SECRET,
+        "ListClusterNodes",
+        &[("InstanceId", API_INSTANCE)],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let json = answer.json();
+    assert_eq!(json["Instance"], INSTANCE);
+    assert_eq!(json["NodeId"], "a");
+    let nodes: Vec<(String, bool)> = json["Nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["NodeId"].as_str().unwrap().to_owned(),
+                n["Self"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [("a".into(), true), ("b".into(), false), ("c".into(), false)]
+    );
+    let b_address = b.local_addr(mqgate_broker::ListenerKind::Tcp).unwrap();
+    let b_seen = a
+        .cluster()
+        .unwrap()
+        .nodes
+        .into_iter()
+        .find(|n| n.node_id == "b");
+    assert_eq!(b_seen.unwrap().address, b_address.to_string());
+
+    c.shutdown().await;
+    let stopped = Instant::now();
+    until_peers(&a, &["b"], dead_after).await;
+    until_peers(&b, &["a"], dead_after.saturating_sub(stopped.elapsed())).await;
+    let (_, body) = healthz(&a).await;
+    assert!(body.contains("peers alive: b\n"), "{body}");
+
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A node that starts for the first time does not replay what the instance routed before
+/// it; a node restarted with its data directory catches up on what was routed while it was
+/// down (its persistent session's queue gets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_skips_history_and_a_restarted_node_catches_up() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("a_new_node_skips_history_and_a_restarted_node_catches_up").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let data = tempfile::tempdir().unwrap();
+    let durable = |config: &mut BrokerConfig| {
+        config.storage = StorageKind::Redb;
+        config.data_dir = data.path().to_owned();
+    };
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", durable).await;
+    let mut sub = Client::connect(&b, "sub", false).await;
+    subscribe(&mut sub, "t/#", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(&a, "publisher", true).await;
+    publisher
+        .client
+        .publish("t/x", QoS::AtLeastOnce, false, "before")
+        .await
+        .unwrap();
+    assert_eq!(
+        &crossed(&mut sub, "while B runs").await.payload[..],
+        b"before"
+    );
+    sub.disconnect().await;
+    b.shutdown().await;
+    drop(b);
+
+    let mut publisher = publisher;
+    for i in 0..5 {
+        publisher
+            .client
+            .publish("t/x", QoS::AtLeastOnce, false, format!("missed-{i}"))
+            .await
+            .unwrap();
+    }
+    acked_all(&mut publisher, 6).await;
+
+    // The stopped node's store closes when its last task lets go of it, a moment after
+    // `shutdown` returned: a bounded number of tries.
+    let mut restarted = None;
+    for _ in 0..50 {
+        match try_node(&ns, "b", durable).await {
+            Ok(node) => {
+                restarted = Some(node);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let b = restarted.expect("node b restarts on its data directory");
+    let mut sub = Client::connect(&b, "sub", false).await;
+    assert!(sub.session_present);
+    let mut missed = Vec::new();
+    while missed.len() < 5 {
+        let publish = crossed(&mut sub, "what B missed").await;
+        missed.push(String::from_utf8(publish.payload.to_vec()).unwrap());
+    }
+    assert_eq!(
+        missed,
+        (0..5).map(|i| format!("missed-{i}")).collect::<Vec<_>>()
+    );
+    sub.expect_nothing(Duration::from_secs(1)).await;
+
+    // A new node reads the route topic from its start (a new consumer group on a young
+    // topic starts at offset 0) and skips all of it: nothing of it reaches its subscribers.
+    let c = node(&ns, "c", |_| {}).await;
+    let mut fresh = Client::connect(&c, "fresh", true).await;
+    subscribe(&mut fresh, "t/#", QoS::AtLeastOnce).await;
+    let deadline = Instant::now() + CROSSING;
+    while c.metrics().cluster_skipped_old < 6 {
+        assert!(Instant::now() < deadline, "{:?}", c.metrics());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    publisher
+        .client
+        .publish("t/x", QoS::AtLeastOnce, false, "after")
+        .await
+        .unwrap();
+    assert_eq!(
+        &crossed(&mut fresh, "a message after C started")
+            .await
+            .payload[..],
+        b"after"
+    );
+    assert_eq!(
+        &crossed(&mut sub, "the same at B").await.payload[..],
+        b"after"
+    );
+    fresh.expect_nothing(Duration::from_secs(1)).await;
+
+    for client in [sub, fresh, publisher] {
+        client.disconnect().await;
+    }
+    c.shutdown().await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A node whose name server does not answer does not start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_name_server_fails_the_start_clearly() {
+    // Port 1 on loopback: nothing listens there, here or in the test namespace.
+    let mut config = BrokerConfig::ephemeral();
+    config.cluster = Some(cluster("127.0.0.1:1", "lonely"));
+    let error = Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect_err("no name server, no node");
+    let text = error.to_string();
+    assert!(
+        text.contains("cluster error: no RocketMQ name server reachable (127.0.0.1:1:"),
+        "{text}"
+    );
+}
