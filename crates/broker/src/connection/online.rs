@@ -1175,7 +1175,7 @@ async fn publish_will(ctx: &ConnCtx, client: &Arc<str>, will: Will) {
         let limit = ctx.core.waits.backpressure;
         let sent = outflow.outflow(&message, will.retain, clean_session);
         if tokio::time::timeout(limit, sent).await.is_err() {
-            tracing::warn!(%client, "will not sent to RocketMQ: the bridge's buffer stayed full");
+            tracing::warn!(%client, "will not sent to RocketMQ (bridge or cluster): its buffer stayed full");
         }
     }
     // Bounded twice the backpressure timeout: once for full receivers, once for a stalled
