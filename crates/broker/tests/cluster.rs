@@ -87,6 +87,16 @@ async fn receive(client: &mut Client, total: usize) -> Vec<String> {
     got
 }
 
+/// The next message of a backend consumer within [`CROSSING`].
+async fn next_message(
+    backend: &mut mqgate_broker::Consumer,
+) -> std::sync::Arc<mqgate_session::Message> {
+    tokio::time::timeout(CROSSING, backend.recv())
+        .await
+        .expect("crossed in time")
+        .expect("broker running")
+}
+
 /// Waits until `n` acknowledgements of `client`'s QoS 1 publishes arrived.
 async fn acked_all(client: &mut Client, n: usize) {
     for i in 0..n {
@@ -199,8 +209,93 @@ async fn messages_cross_nodes_once_and_in_order() {
     a.shutdown().await;
 }
 
+/// What crosses is the message record whole: the same id (the embedding API's answer on A is
+/// the id B's receivers get), QoS, payload, publisher, expiry and MQTT 5 properties (user
+/// properties in order, content type, response topic, correlation data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_record_crosses_whole() {
+    use rumqttc::v5::mqttbytes::v5::PublishProperties;
+    use rumqttc::v5::mqttbytes::QoS as QoS5;
+    use support::mqtt5::Client5;
+
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("the_message_record_crosses_whole").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut backend = b
+        .subscribe("rec/#", mqgate_codec::QoS::ExactlyOnce)
+        .unwrap();
+    let mut sub5 = Client5::connect(&b, "sub5").await;
+    sub5.subscribe("rec/#", QoS5::AtLeastOnce).await;
+
+    let id = a
+        .publish(
+            "rec/api",
+            "from the API",
+            mqgate_codec::QoS::AtLeastOnce,
+            false,
+        )
+        .await
+        .unwrap();
+    let api = next_message(&mut backend).await;
+    assert_eq!((api.id, &api.payload[..]), (id, &b"from the API"[..]));
+    assert!(
+        api.origin.is_empty(),
+        "the broker's own publish has no origin"
+    );
+    assert_eq!(sub5.next().await.payload, "from the API");
+
+    let mut pub5 = Client5::connect(&a, "pub5").await;
+    let user = vec![
+        ("unit".to_owned(), "C".to_owned()),
+        ("unit".to_owned(), "F".to_owned()),
+    ];
+    let properties = PublishProperties {
+        user_properties: user.clone(),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("rec/reply".into()),
+        correlation_data: Some(bytes::Bytes::from_static(b"\x01\x02")),
+        message_expiry_interval: Some(600),
+        ..PublishProperties::default()
+    };
+    pub5.client
+        .publish_with_properties("rec/v5", QoS5::AtLeastOnce, false, "21.5", properties)
+        .await
+        .unwrap();
+    pub5.acked(1).await;
+    let record = next_message(&mut backend).await;
+    assert_eq!(record.topic.as_str(), "rec/v5");
+    assert_eq!(&record.payload[..], b"21.5");
+    assert_eq!(record.qos, mqgate_codec::QoS::AtLeastOnce);
+    assert_eq!(record.origin.as_str(), "pub5");
+    let expires = record.expires_at_ms.expect("an expiry");
+    assert!(expires > record.published_at_ms + 590_000, "{record:?}");
+    let got = tokio::time::timeout(CROSSING, sub5.publishes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload, "21.5");
+    let props = got.properties.expect("properties");
+    assert_eq!(props.user_properties, user);
+    assert_eq!(props.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(props.response_topic.as_deref(), Some("rec/reply"));
+    assert_eq!(props.correlation_data.as_deref(), Some(&b"\x01\x02"[..]));
+    let left = props.message_expiry_interval.expect("remaining expiry");
+    assert!((590..=600).contains(&left), "{left}");
+
+    pub5.disconnect().await;
+    sub5.disconnect().await;
+    drop(backend);
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
 /// A retained message set on node A is what a SUBSCRIBE on node B gets, and a clear on A
-/// clears it on B; a P2P message published on A reaches its target connected to B.
+/// clears it on B; the will of a client of A reaches B; a P2P message published on A reaches
+/// its target connected to B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retained_and_p2p_cross_nodes() {
     let _serial = SERVERS.lock().await;
@@ -242,6 +337,22 @@ async fn retained_and_p2p_cross_nodes() {
     subscribe(&mut later, "news/+", QoS::AtLeastOnce).await;
     later.expect_nothing(Duration::from_millis(500)).await;
 
+    // A will of a client of A that drops reaches B's subscribers too.
+    let addr = support::tcp_addr(&a);
+    let mut options = rumqttc::MqttOptions::new("mortal", addr.ip().to_string(), addr.port());
+    options.set_last_will(rumqttc::LastWill::new(
+        "news/will",
+        "mortal gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    Client::with_options(options).await.kill();
+    let will = crossed(&mut watcher, "the will").await;
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("news/will", &b"mortal gone"[..])
+    );
+
     publisher
         .client
         .publish("cmd/p2p/device-7", QoS::AtLeastOnce, false, "open")
@@ -264,7 +375,7 @@ async fn retained_and_p2p_cross_nodes() {
 
 /// Every node sees the others' heartbeats: in `BrokerHandle::cluster`, `/healthz` and the
 /// API's `ListClusterNodes`; a node that stops is gone from its peers' view within
-/// `dead_after_ms`.
+/// `dead_after_ms`; two nodes with one node id notice each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
     use auth_support::{api_config, api_get, AK, INSTANCE as API_INSTANCE, SECRET};
@@ -336,6 +447,21 @@ async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
     let (_, body) = healthz(&a).await;
     assert!(body.contains("peers alive: b\n"), "{body}");
 
+    // A second node under an id in use: they share its consumer groups, so RocketMQ gives
+    // the queue of the id's heartbeats to one of them, which hears another run of its id
+    // sending while it runs, and counts it (and logs an error).
+    let twin = node(&ns, "b", |_| {}).await;
+    let deadline = Instant::now() + CROSSING;
+    while twin.metrics().cluster_failed + b.metrics().cluster_failed == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the duplicate node id went unnoticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.metrics().cluster_failed, 0, "{:?}", a.metrics());
+
+    twin.shutdown().await;
     b.shutdown().await;
     a.shutdown().await;
 }
@@ -410,6 +536,8 @@ async fn a_new_node_skips_history_and_a_restarted_node_catches_up() {
         (0..5).map(|i| format!("missed-{i}")).collect::<Vec<_>>()
     );
     sub.expect_nothing(Duration::from_secs(1)).await;
+    // What its earlier run sent (heartbeats, its leave) is no other node with its id.
+    assert_eq!(b.metrics().cluster_failed, 0, "{:?}", b.metrics());
 
     // A new node reads the route topic from its start (a new consumer group on a young
     // topic starts at offset 0) and skips all of it: nothing of it reaches its subscribers.

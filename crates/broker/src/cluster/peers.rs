@@ -63,8 +63,8 @@ pub(super) enum Heard {
 }
 
 impl Peers {
-    /// Takes in one heartbeat (`tag` says which kind) received at `now` by a node with id
-    /// `own_id` started at `own_started`.
+    /// Takes in one heartbeat (`leave`: the sender's last word) received at `now` by the
+    /// node `own` (its id and when it started).
     pub(super) fn heard(
         &self,
         beat: Heartbeat,
@@ -74,7 +74,10 @@ impl Peers {
         own: (&str, u64),
     ) -> Heard {
         if beat.node_id == own.0 {
-            return if beat.started_ms == own.1 {
+            // This node's own, or an earlier run of it (sent before this one started: a
+            // restarted node reads what its last run sent and did not see); anything else
+            // under this id comes from another node.
+            return if beat.started_ms == own.1 || beat.sent_ms < own.1 {
                 Heard::Ignored
             } else {
                 Heard::Impostor
@@ -150,6 +153,11 @@ mod tests {
         assert_eq!(
             peers.heard(beat("b", 1, 100), false, 100, 50, own),
             Heard::Alive
+        );
+        // An earlier run of this node, read back after a restart.
+        assert_eq!(
+            peers.heard(beat("a", 1, 4), true, 100, 50, own),
+            Heard::Ignored
         );
         // A heartbeat from the topic's history is too old to count.
         assert_eq!(
