@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use mqgate_broker::{Broker, BrokerConfig, BrokerHandle, ClusterConfig, StorageKind};
-use rocketmq::{healthz, RocketMq, SERVERS};
+use rocketmq::{healthz, http_get, RocketMq, SERVERS};
 use rumqttc::{Publish, QoS};
 use support::{subscribe, Client};
 
@@ -404,6 +404,15 @@ async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
         body.contains("cluster node a of itest: rocketmq up; peers alive: b c"),
         "{body}"
     );
+    let (status, text) = http_get(&a, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "mqgate_cluster_node{instance=\"itest\",node=\"a\"} 1\n",
+        "mqgate_cluster_peers_alive 2\n",
+        "mqgate_cluster_rocketmq_up 1\n",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
     let answer = api_get(
         &a,
         AK,

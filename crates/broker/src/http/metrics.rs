@@ -10,7 +10,8 @@ use super::Ctx;
 
 /// Every counter of [`Metrics`](crate::Metrics) as `mqgate_{name}_total` and each of its
 /// [gauges](crate::metrics::GAUGES) as `mqgate_{name}`, plus gauges of the clients online
-/// and of what the store holds.
+/// and of what the store holds, and with `[cluster]` the node's instance and id, its peers
+/// alive and whether RocketMQ is up.
 pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
     let mut text = String::with_capacity(4096);
     let snapshot = ctx.core.metrics.snapshot();
@@ -55,6 +56,29 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
             "store_retained",
             "Retained messages in the store.",
             stats.retained,
+        );
+    }
+    if let Some(cluster) = ctx.cluster.as_ref().map(|cluster| cluster.health()) {
+        gauge(
+            "cluster_peers_alive",
+            "Other nodes of the cluster heard from within dead_after_ms.",
+            cluster.peers().count() as u64,
+        );
+        gauge(
+            "cluster_rocketmq_up",
+            "1 while RocketMQ takes this node's route messages and heartbeats, else 0.",
+            u64::from(cluster.rocketmq_up),
+        );
+        // Label values: instance and node ids are letters, digits, '-' and '_' only.
+        let _ = writeln!(
+            text,
+            "# HELP mqgate_cluster_node This node of the cluster: its instance and node id."
+        );
+        let _ = writeln!(text, "# TYPE mqgate_cluster_node gauge");
+        let _ = writeln!(
+            text,
+            "mqgate_cluster_node{{instance=\"{}\",node=\"{}\"}} 1",
+            cluster.instance, cluster.node_id
         );
     }
     if let Some(queues) = &ctx.amqp_queues {

@@ -449,15 +449,18 @@ pub async fn send(
 
 /// `GET /healthz`: the status code and the body.
 pub async fn healthz(broker: &BrokerHandle) -> (u16, String) {
+    http_get(broker, "/healthz").await
+}
+
+/// `GET {path}` on the broker's HTTP listener: the status code and the body.
+pub async fn http_get(broker: &BrokerHandle, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = broker
         .local_addr(ListenerKind::Http)
         .expect("HTTP listener");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mqgate\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: mqgate\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("request");
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
         .await
