@@ -652,6 +652,72 @@ async fn a_qos1_publish_is_acknowledged_once_rocketmq_stored_it() {
     a.shutdown().await;
 }
 
+/// A node with the RocketMQ bridge too: a PUBLISH under an outflow rule goes both to
+/// RocketMQ's topic and to the other node, and is acknowledged once both took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_and_the_cluster_together() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("the_bridge_and_the_cluster_together").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let side = rocketmq::ClientSide::new();
+    let producer = side.producer(&ns).await;
+    rocketmq::send(&producer, "SensorReports", &[], b"warm-up").await;
+    let mut consumer = side
+        .consumer(&ns, "SensorReports", "GID_test_reports")
+        .await;
+    let a = node(&ns, "a", |config| {
+        config.rocketmq = Some(mqgate_broker::RocketMqConfig {
+            name_server: ns.clone(),
+            producer_group: "GID_bridge_producer".into(),
+            consumer_group: "GID_bridge".into(),
+            outflow: vec![mqgate_rocketmq::OutflowRule {
+                mqtt_parent_topic: "sensors".into(),
+                rocketmq_topic: Some("SensorReports".into()),
+            }],
+            ..mqgate_broker::RocketMqConfig::default()
+        });
+    })
+    .await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut sub = Client::connect(&b, "sub", true).await;
+    subscribe(&mut sub, "sensors/#", QoS::AtLeastOnce).await;
+
+    let mut device = Client::connect(&a, "device", true).await;
+    device
+        .client
+        .publish("sensors/t1", QoS::AtLeastOnce, false, "both ways")
+        .await
+        .unwrap();
+    acked_all(&mut device, 1).await;
+    let crossed_to_b = crossed(&mut sub, "the message at node B").await;
+    assert_eq!(&crossed_to_b.payload[..], b"both ways");
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = consumer
+            .next(left)
+            .await
+            .expect("the copy in RocketMQ in time");
+        if message.body == b"both ways" {
+            assert_eq!(message.property("mqttSecondTopic"), Some("/t1"));
+            break;
+        }
+    }
+    let metrics = a.metrics();
+    assert!(
+        metrics.rocketmq_produced >= 1 && metrics.cluster_sent >= 1,
+        "{metrics:?}"
+    );
+
+    sub.disconnect().await;
+    device.disconnect().await;
+    b.shutdown().await;
+    a.shutdown().await;
+    consumer.stop().await;
+}
+
 /// A node whose name server does not answer does not start, and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_name_server_fails_the_start_clearly() {
