@@ -475,6 +475,42 @@ async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
     a.shutdown().await;
 }
 
+/// A node SIGKILLed (the `mqgate` binary as a child process, no last word) is gone from its
+/// peers' view once it has been silent for `dead_after_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_is_gone_after_dead_after() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("a_killed_node_is_gone_after_dead_after").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "allow_anonymous = true\nstorage = \"memory\"\n\n[listeners]\ntcp = \"127.0.0.1:0\"\n\
+         ws = \"127.0.0.1:0\"\n\n[http]\nenabled = false\n\n[cluster]\ninstance = \"{INSTANCE}\"\n\
+         name_server = \"{ns}\"\nnode_id = \"doomed\"\nheartbeat_ms = 200\ndead_after_ms = 2000\n"
+    );
+    let doomed = support::process::BrokerProcess::start(dir.path(), &config, &["tcp"]);
+    until_peers(&a, &["doomed"], CROSSING).await;
+    let address = doomed.addr.to_string();
+    let seen = a.cluster().unwrap().nodes;
+    assert!(
+        seen.iter()
+            .any(|n| n.node_id == "doomed" && n.address == address),
+        "{seen:?}"
+    );
+
+    doomed.kill();
+    // Its last heartbeat came at most heartbeat_ms before the kill; the view is polled.
+    until_peers(&a, &[], Duration::from_millis(2000 + 200 + 500)).await;
+    let (status, body) = healthz(&a).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("peers alive: none"), "{body}");
+
+    a.shutdown().await;
+}
+
 /// A node that starts for the first time does not replay what the instance routed before
 /// it; a node restarted with its data directory catches up on what was routed while it was
 /// down (its persistent session's queue gets it).
