@@ -13,7 +13,7 @@
 mod peers;
 mod route;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -502,7 +502,9 @@ async fn reachable(config: &ClusterConfig) -> Result<(), BrokerError> {
     let limit = config.start_timeout_ms.min(Duration::from_secs(5));
     let mut errors = Vec::new();
     for address in config.name_server.split(';').map(str::trim) {
-        let resolved = address.to_socket_addrs().map(|mut all| all.next());
+        let resolved = tokio::net::lookup_host(address)
+            .await
+            .map(|mut all| all.next());
         let outcome = match resolved {
             Ok(Some(addr)) => {
                 match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
