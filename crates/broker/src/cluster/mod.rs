@@ -172,6 +172,9 @@ impl Cluster {
             tasks: Mutex::new(tasks),
         });
         if let Err(error) = cluster.first_heartbeat().await {
+            for task in cluster.tasks.lock().drain(..) {
+                task.abort();
+            }
             cluster.stop_client().await;
             return Err(error);
         }
