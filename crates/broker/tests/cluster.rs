@@ -754,6 +754,36 @@ async fn the_bridge_and_the_cluster_together() {
     consumer.stop().await;
 }
 
+/// A node whose name server answers but whose RocketMQ broker is gone does not start: its
+/// first heartbeat is not taken within `start_timeout_ms`, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_rocketmq_broker_fails_the_start_in_time() {
+    let _serial = SERVERS.lock().await;
+    let Some(mut rocketmq) =
+        RocketMq::start("a_node_without_a_rocketmq_broker_fails_the_start_in_time").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    rocketmq.stop_broker().await;
+    let started = Instant::now();
+    let error = try_node(&ns, "orphan", |config| {
+        if let Some(cluster) = &mut config.cluster {
+            cluster.start_timeout_ms = Duration::from_secs(3);
+            cluster.send_timeout_ms = Duration::from_secs(1);
+        }
+    })
+    .await
+    .expect_err("no RocketMQ broker, no node");
+    let text = error.to_string();
+    assert!(
+        text.contains("did not take this node's first heartbeat within 3000 ms"),
+        "{text}"
+    );
+    // Bounded by the timeout and one more send attempt.
+    assert!(started.elapsed() < CROSSING, "{:?}", started.elapsed());
+}
+
 /// A node whose name server does not answer does not start, and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_name_server_fails_the_start_clearly() {
