@@ -512,8 +512,9 @@ async fn a_killed_node_is_gone_after_dead_after() {
 }
 
 /// A node that starts for the first time does not replay what the instance routed before
-/// it; a node restarted with its data directory catches up on what was routed while it was
-/// down (its persistent session's queue gets it).
+/// it (its group is moved to the end; on a client that cannot move it, it reads the history
+/// and skips it); a node restarted with its data directory catches up on what was routed
+/// while it was down (its persistent session's queue gets it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_node_skips_history_and_a_restarted_node_catches_up() {
     let _serial = SERVERS.lock().await;
@@ -584,16 +585,12 @@ async fn a_new_node_skips_history_and_a_restarted_node_catches_up() {
     // What its earlier run sent (heartbeats, its leave) is no other node with its id.
     assert_eq!(b.metrics().cluster_failed, 0, "{:?}", b.metrics());
 
-    // A new node reads the route topic from its start (a new consumer group on a young
-    // topic starts at offset 0) and skips all of it: nothing of it reaches its subscribers.
+    // A new node: its route group is moved to the end of the topic before its consumer
+    // starts (a new consumer group on a young topic would start at offset 0), so nothing of
+    // the history reaches its subscribers, nor is even read.
     let c = node(&ns, "c", |_| {}).await;
     let mut fresh = Client::connect(&c, "fresh", true).await;
     subscribe(&mut fresh, "t/#", QoS::AtLeastOnce).await;
-    let deadline = Instant::now() + CROSSING;
-    while c.metrics().cluster_skipped_old < 6 {
-        assert!(Instant::now() < deadline, "{:?}", c.metrics());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     publisher
         .client
         .publish("t/x", QoS::AtLeastOnce, false, "after")
@@ -610,13 +607,82 @@ async fn a_new_node_skips_history_and_a_restarted_node_catches_up() {
         b"after"
     );
     fresh.expect_nothing(Duration::from_secs(1)).await;
+    assert_eq!(c.metrics().cluster_skipped_old, 0, "{:?}", c.metrics());
 
-    for client in [sub, fresh, publisher] {
+    // A new node on a client that cannot move its group: it reads the history, and skips
+    // every message of it (older than the node).
+    let settings = mqgate_broker::ClientSettings {
+        name_server: ns.clone(),
+        producer_group: "mqgate_itest_producer_d".into(),
+        consume_from: mqgate_broker::ConsumeFrom::Last,
+        send_timeout: Duration::from_secs(3),
+    };
+    let client = mqgate_broker::RustRocketMqClient::start_with(&settings)
+        .await
+        .unwrap();
+    let mut config = BrokerConfig::ephemeral();
+    config.listeners.amqp = None;
+    config.listeners.amqps_addr = None;
+    config.cluster = Some(cluster(&ns, "d"));
+    let d = Broker::builder()
+        .config(config)
+        .cluster_client(std::sync::Arc::new(NoSeek(client)))
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let mut newest = Client::connect(&d, "newest", true).await;
+    subscribe(&mut newest, "t/#", QoS::AtLeastOnce).await;
+    let deadline = Instant::now() + CROSSING;
+    while d.metrics().cluster_skipped_old < 7 {
+        assert!(Instant::now() < deadline, "{:?}", d.metrics());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    newest.expect_nothing(Duration::from_secs(1)).await;
+
+    for client in [sub, fresh, publisher, newest] {
         client.disconnect().await;
     }
+    d.shutdown().await;
     c.shutdown().await;
     b.shutdown().await;
     a.shutdown().await;
+}
+
+/// The built-in client without [`RocketMqClient::start_at_end`] (the trait's default: it
+/// does not move a group).
+struct NoSeek(mqgate_broker::RustRocketMqClient);
+
+impl mqgate_broker::RocketMqClient for NoSeek {
+    fn send<'a>(
+        &'a self,
+        message: &'a mqgate_rocketmq::RocketMessage,
+        order_key: Option<&'a str>,
+    ) -> mqgate_broker::BoxFuture<'a, Result<(), mqgate_broker::ClientFailure>> {
+        self.0.send(message, order_key)
+    }
+
+    fn consume(
+        &self,
+        topic: String,
+        group: String,
+        sink: tokio::sync::mpsc::Sender<mqgate_broker::Consumed>,
+    ) -> mqgate_broker::BoxFuture<'_, Result<(), mqgate_broker::ClientFailure>> {
+        self.0.consume(topic, group, sink)
+    }
+
+    fn consume_ordered(
+        &self,
+        topic: String,
+        group: String,
+        sink: tokio::sync::mpsc::Sender<mqgate_broker::Consumed>,
+    ) -> mqgate_broker::BoxFuture<'_, Result<(), mqgate_broker::ClientFailure>> {
+        self.0.consume_ordered(topic, group, sink)
+    }
+
+    fn shutdown(&self) -> mqgate_broker::BoxFuture<'_, ()> {
+        self.0.shutdown()
+    }
 }
 
 /// A QoS 1 publish is acknowledged only once RocketMQ stored its route message: while the

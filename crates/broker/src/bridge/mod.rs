@@ -98,6 +98,19 @@ pub trait RocketMqClient: Send + Sync + 'static {
         })
     }
 
+    /// Moves consumer group `group`'s offsets on `topic` to the end of each of its queues,
+    /// before the group's first consumer starts (RocketMQ starts a new group on a young topic
+    /// at offset 0, so it would read the topic's history). The default does nothing: a caller
+    /// must still skip what it does not want (the cluster does).
+    fn start_at_end(
+        &self,
+        topic: String,
+        group: String,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>> {
+        let _ = (topic, group);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Stops every producer and consumer.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }

@@ -15,9 +15,9 @@ use mqgate_rocketmq::RocketMessage;
 use parking_lot::Mutex;
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
-    ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultMQProducer,
-    DefaultMQPushConsumer, MQPushConsumer, MessageListenerConcurrently, MessageListenerOrderly,
-    SendStatus, TelemetryHandle,
+    ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus,
+    DefaultLitePullConsumer, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
+    MessageListenerConcurrently, MessageListenerOrderly, SendStatus, TelemetryHandle,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -195,6 +195,51 @@ impl RustRocketMqClient {
         Ok(())
     }
 
+    /// A lite pull consumer in `group`, assigned every queue of `topic`, commits the end of
+    /// each to the broker (creating the group there if it is new), and stops.
+    async fn seek_to_end(&self, topic: &str, group: &str) -> Result<(), ClientFailure> {
+        let consumer = DefaultLitePullConsumer::builder(self.runtime.clone())
+            .consumer_group(group)
+            .name_server_addr(self.name_server.as_str())
+            .auto_commit(false)
+            // It only commits: its pulls (which start once queues are assigned) are short and
+            // small, so its shutdown does not wait out a long poll.
+            .pull_batch_size(1)
+            .pull_threshold_for_queue(1)
+            .broker_suspend_max_time_millis(100)
+            .consumer_timeout_millis_when_suspend(500)
+            .consumer_pull_timeout_millis(500)
+            .build()
+            .map_err(|e| failure("offset seeker", e))?;
+        consumer
+            .start()
+            .await
+            .map_err(|e| failure("offset seeker start", e))?;
+        let seeked = async {
+            let queues = consumer
+                .fetch_message_queues(topic)
+                .await
+                .map_err(|e| failure("queues of the topic", e))?;
+            consumer
+                .assign(queues.clone())
+                .await
+                .map_err(|e| failure("assign", e))?;
+            let mut ends = std::collections::HashMap::new();
+            for queue in queues {
+                let end = consumer
+                    .max_offset(&queue)
+                    .await
+                    .map_err(|e| failure("end of a queue", e))?;
+                ends.insert(queue, end);
+            }
+            consumer.commit_sync_with_map(ends, true).await;
+            Ok(())
+        }
+        .await;
+        consumer.shutdown().await;
+        seeked
+    }
+
     async fn stop(&self) {
         for mut consumer in self.consumers.lock().await.drain(..) {
             consumer.shutdown().await;
@@ -236,6 +281,14 @@ impl RocketMqClient for RustRocketMqClient {
         sink: mpsc::Sender<Consumed>,
     ) -> BoxFuture<'_, Result<(), ClientFailure>> {
         Box::pin(self.start_consumer(topic, group, sink, true))
+    }
+
+    fn start_at_end(
+        &self,
+        topic: String,
+        group: String,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>> {
+        Box::pin(async move { self.seek_to_end(&topic, &group).await })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

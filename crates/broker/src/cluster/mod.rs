@@ -92,6 +92,9 @@ pub(crate) struct Cluster {
     started_ms: u64,
     /// Route messages published before this are skipped: when this node first joined.
     horizon_ms: u64,
+    /// This node joins for the first time (or keeps nothing across restarts): its route
+    /// group starts at the end of the topic, not at what RocketMQ gives a new group.
+    fresh: bool,
     /// The MQTT address heartbeats announce, once the listeners are bound.
     address: Mutex<String>,
     /// When RocketMQ last took this node's heartbeat.
@@ -138,9 +141,9 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, BrokerError> {
         config.check()?;
         let started_ms = unix_time_ms();
-        let horizon_ms = match data_dir {
+        let (horizon_ms, fresh) = match data_dir {
             Some(dir) => joined(dir, &config, started_ms)?,
-            None => started_ms,
+            None => (started_ms, true),
         };
         let client = match client {
             Some(client) => client,
@@ -164,6 +167,7 @@ impl Cluster {
             peers: Peers::default(),
             started_ms,
             horizon_ms,
+            fresh,
             address: Mutex::new(String::new()),
             last_beat_ms: 0.into(),
             consumers: 0.into(),
@@ -237,6 +241,12 @@ impl Cluster {
     pub(crate) async fn attach(self: &Arc<Self>, core: &Arc<Core>) -> Result<(), BrokerError> {
         let client = &self.sender.client;
         let (topic, group) = (self.config.route_topic(), self.config.route_group());
+        if self.fresh {
+            self.start_at_end(&topic, &group).await;
+        }
+        // Heartbeats are never caught up on.
+        self.start_at_end(&self.config.nodes_topic(), &self.config.nodes_group())
+            .await;
         let (sink, consumed) = mpsc::channel(64);
         client
             .consume_ordered(topic.clone(), group.clone(), sink)
@@ -255,6 +265,26 @@ impl Cluster {
         let beats = tokio::spawn(self.clone().heartbeats());
         self.tasks.lock().extend([route, nodes, beats]);
         Ok(())
+    }
+
+    /// Moves `group`'s offsets on `topic` to its end before its consumer starts. When that
+    /// fails the consumer reads what came before, and skips it (older than this node).
+    async fn start_at_end(&self, topic: &str, group: &str) {
+        let seek = self
+            .sender
+            .client
+            .start_at_end(topic.to_owned(), group.to_owned());
+        match tokio::time::timeout(self.config.start_timeout_ms, seek).await {
+            Ok(Ok(())) => {
+                tracing::debug!(%topic, %group, "cluster: consumer group starts at the end")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%topic, %group, %error, "cluster: consumer group not moved to the end; what came before is read and skipped")
+            }
+            Err(_) => {
+                tracing::warn!(%topic, %group, "cluster: consumer group not moved to the end in time; what came before is read and skipped")
+            }
+        }
     }
 
     /// Announces `address` (the MQTT listener) in the heartbeats from now on.
@@ -453,12 +483,13 @@ impl Share for Cluster {
 }
 
 /// When this node first joined its instance, as `dir`'s [`JOINED_FILE`] remembers (written
-/// now, as `now`, on the first start). A node that restarts with its data keeps its first
-/// time, so it catches up on what it missed; a new node starts from now.
+/// now, as `now`, on the first start), and whether that is now. A node that restarts with
+/// its data keeps its first time, so it catches up on what it missed; a new node starts
+/// from now.
 ///
 /// # Errors
 /// The file belongs to another node or instance, or cannot be read or written.
-fn joined(dir: &Path, config: &ClusterConfig, now: u64) -> Result<u64, BrokerError> {
+fn joined(dir: &Path, config: &ClusterConfig, now: u64) -> Result<(u64, bool), BrokerError> {
     let path: PathBuf = dir.join(JOINED_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -476,7 +507,7 @@ fn joined(dir: &Path, config: &ClusterConfig, now: u64) -> Result<u64, BrokerErr
                     config.instance
                 )));
             }
-            Ok(joined.joined_ms)
+            Ok((joined.joined_ms, false))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let joined = Joined {
@@ -493,7 +524,7 @@ fn joined(dir: &Path, config: &ClusterConfig, now: u64) -> Result<u64, BrokerErr
                 std::fs::rename(&temporary, &path)
             };
             write().map_err(|e| BrokerError::Store(format!("{}: {e}", path.display())))?;
-            Ok(now)
+            Ok((now, true))
         }
         Err(error) => Err(BrokerError::Store(format!("{}: {error}", path.display()))),
     }
@@ -548,12 +579,9 @@ mod tests {
     fn the_first_join_is_remembered_and_the_directory_is_the_nodes_own() {
         let dir = tempfile::tempdir().unwrap();
         let config = ClusterConfig::new("i1", "127.0.0.1:9876", "n1");
-        assert_eq!(joined(dir.path(), &config, 100).unwrap(), 100);
-        assert_eq!(
-            joined(dir.path(), &config, 200).unwrap(),
-            100,
-            "a restart keeps it"
-        );
+        assert_eq!(joined(dir.path(), &config, 100).unwrap(), (100, true));
+        let again = joined(dir.path(), &config, 200).unwrap();
+        assert_eq!(again, (100, false), "a restart keeps it");
         let other = ClusterConfig::new("i1", "127.0.0.1:9876", "n2");
         let error = joined(dir.path(), &other, 300).unwrap_err().to_string();
         assert!(error.contains("belongs to node \"n1\""), "{error}");
