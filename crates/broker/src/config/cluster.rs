@@ -210,16 +210,7 @@ mod tests {
 
     #[test]
     fn the_example_files_commented_section_is_valid() {
-        let example = include_str!("../../mqgate.example.toml");
-        let start = example.find("# [cluster]").expect("a [cluster] section");
-        let end = example[start..]
-            .find("\n\n")
-            .map_or(example.len(), |n| start + n);
-        let section: String = example[start..end]
-            .lines()
-            .map(|line| line.strip_prefix("# ").unwrap_or(line))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let section = crate::config::example_section("cluster");
         let config = BrokerConfig::from_toml_str(&section).unwrap();
         let cluster = config.cluster.unwrap();
         cluster.check().unwrap();

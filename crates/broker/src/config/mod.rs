@@ -485,6 +485,25 @@ pub(crate) mod millis {
     }
 }
 
+/// The commented-out section of the example file that starts at the line `# [{name}]`, up
+/// to the next blank line, uncommented: a configuration to parse.
+#[cfg(test)]
+pub(crate) fn example_section(name: &str) -> String {
+    let example = include_str!("../../mqgate.example.toml");
+    let marker = format!("# [{name}]");
+    let start = example
+        .find(&marker)
+        .expect("the section in the example file");
+    let end = example[start..]
+        .find("\n\n")
+        .map_or(example.len(), |n| start + n);
+    example[start..end]
+        .lines()
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
