@@ -1,6 +1,7 @@
-//! A real RocketMQ for the bridge tests: the Rust name server and broker as child processes
-//! (killed on drop), each test in its own temporary folder, and a RocketMQ producer and
-//! consumer written directly on `rocketmq-client-rust` (not through the bridge's adapter).
+//! A real RocketMQ for the bridge and cluster tests: the Rust name server and broker as
+//! child processes (killed on drop), each test in its own temporary folder, and a RocketMQ
+//! producer and consumer written directly on `rocketmq-client-rust` (not through the
+//! bridge's adapter).
 //!
 //! The servers must run in a network namespace with only loopback (outside one they reach for
 //! the host's external address): `scripts/test.sh` creates one and runs this test binary in
@@ -114,7 +115,7 @@ impl RocketMq {
         let required = std::env::var("MQGATE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
         if !loopback_only() {
             eprintln!(
-                "SKIPPED {test}: the RocketMQ bridge tests run inside a loopback-only network \
+                "SKIPPED {test}: the tests against a real RocketMQ run inside a loopback-only network \
                  namespace (scripts/test.sh runs them with `ip netns exec`); this process \
                  sees other interfaces"
             );
