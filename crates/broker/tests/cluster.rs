@@ -374,11 +374,12 @@ async fn retained_and_p2p_cross_nodes() {
 }
 
 /// Every node sees the others' heartbeats: in `BrokerHandle::cluster`, `/healthz` and the
-/// API's `ListClusterNodes`; a node that stops is gone from its peers' view within
-/// `dead_after_ms`; two nodes with one node id notice each other.
+/// API's `ListClusterNodes`; the API's `SendMessage` on one node reaches another's
+/// subscribers; a node that stops is gone from its peers' view within `dead_after_ms`; two
+/// nodes with one node id notice each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
-    use auth_support::{api_config, api_get, AK, INSTANCE as API_INSTANCE, SECRET};
+    use auth_support::{api_config, api_get, api_post, AK, INSTANCE as API_INSTANCE, SECRET};
     let _serial = SERVERS.lock().await;
     let Some(rocketmq) =
         RocketMq::start("heartbeats_show_the_nodes_and_a_stopped_node_leaves").await
@@ -440,6 +441,26 @@ async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
         nodes,
         [("a".into(), true), ("b".into(), false), ("c".into(), false)]
     );
+    // The API's SendMessage on A reaches a subscriber on B.
+    let mut listener = Client::connect(&b, "listener", true).await;
+    subscribe(&mut listener, "api/#", QoS::AtLeastOnce).await;
+    let sent = api_post(
+        &a,
+        AK,
+        SECRET,
+        "SendMessage",
+        &[
+            ("InstanceId", API_INSTANCE),
+            ("MqttTopic", "api/notice"),
+            ("Payload", "from SendMessage"),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{sent:?}");
+    let notice = crossed(&mut listener, "SendMessage's message").await;
+    assert_eq!(&notice.payload[..], b"from SendMessage");
+    listener.disconnect().await;
+
     let b_address = b.local_addr(mqgate_broker::ListenerKind::Tcp).unwrap();
     let b_seen = a
         .cluster()
