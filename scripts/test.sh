@@ -36,7 +36,7 @@ fi
 if ! python3 -c "import alibabacloud_onsmqtt20200420" >/dev/null 2>&1; then
   python3 -m pip install --quiet "alibabacloud-onsmqtt20200420==1.7.1"
 fi
-# The RocketMQ bridge's tests need a real RocketMQ: the Rust implementation of its name server
+# The RocketMQ bridge's and the cluster's tests need a real RocketMQ: the Rust implementation of its name server
 # and broker (crates.io `rocketmq-namesrv` and `rocketmq-broker` 1.0.0, which speak the same
 # protocol as the Java servers), built once (about 5.5 minutes) and cached.
 rocketmq_root="${MQGATE_ROCKETMQ_ROOT:-$HOME/.cache/mqgate/rocketmq}"
@@ -79,10 +79,11 @@ echo "== cargo test (workspace: unit, integration and doc tests)"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 
-# In the workspace run above the bridge tests said they skip (not in the namespace); here they
+# In the workspace run above the bridge and cluster tests said they skip (not in the namespace); here they
 # run in it, against the servers, and fail if anything is missing. Built above: no network.
-echo "== RocketMQ bridge tests (inside network namespace $netns)"
+echo "== RocketMQ bridge and cluster tests (inside network namespace $netns)"
 ip netns exec "$netns" cargo test --offline --locked -p mqgate-broker --test rocketmq_bridge 2>&1 | tee -a "$log"
+ip netns exec "$netns" cargo test --offline --locked -p mqgate-broker --test cluster 2>&1 | tee -a "$log"
 
 if [ "${MQGATE_FUZZ_SECONDS:-10}" != "0" ]; then
   echo "== fuzz smoke run"

@@ -21,6 +21,11 @@ pub enum BrokerError {
     /// could not subscribe (the text says which).
     #[error("RocketMQ bridge error: {0}")]
     RocketMq(String),
+    /// The cluster (`[cluster]`) could not start: no name server reachable, the RocketMQ
+    /// client did not start, RocketMQ did not take the node's first heartbeat, or a consumer
+    /// could not subscribe (the text says which).
+    #[error("cluster error: {0}")]
+    Cluster(String),
     /// The TLS certificate or key could not be loaded.
     #[error("TLS setup error: {0}")]
     Tls(String),

@@ -17,7 +17,8 @@ use crate::amqp::AmqpCtx;
 use crate::auth::{Access, Authenticator, EnhancedAuth, EnhancedMethods};
 use crate::background;
 use crate::bridge::{Bridge, BridgeHealth, RocketMqClient};
-use crate::connection::{ConnCtx, Outflow};
+use crate::cluster::{Cluster, ClusterHealth};
+use crate::connection::{ConnCtx, Outflow, Outflows};
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::OfflineQueues;
 use crate::core::registry::{Attach, Delivery, OnlineLink, AMQP_LINK_PREFIX};
@@ -38,6 +39,7 @@ pub struct Broker {
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
     rocketmq: Option<Arc<dyn RocketMqClient>>,
+    cluster: Option<Arc<dyn RocketMqClient>>,
     enhanced: EnhancedMethods,
 }
 
@@ -56,6 +58,7 @@ pub struct BrokerBuilder {
     auth: Option<Box<dyn Authenticator>>,
     store: Option<Arc<dyn Store>>,
     rocketmq: Option<Arc<dyn RocketMqClient>>,
+    cluster: Option<Arc<dyn RocketMqClient>>,
     enhanced: EnhancedMethods,
 }
 
@@ -94,6 +97,14 @@ impl BrokerBuilder {
         self
     }
 
+    /// Joins the cluster through `client` instead of the built-in one (cargo feature
+    /// `rocketmq`); the `[cluster]` configuration still gives the names and bounds. The
+    /// client must consume in order ([`RocketMqClient::consume_ordered`]).
+    pub fn cluster_client(mut self, client: Arc<dyn RocketMqClient>) -> Self {
+        self.cluster = Some(client);
+        self
+    }
+
     /// Serves MQTT 5 enhanced authentication with `method` for the clients whose CONNECT
     /// names it (on top of the broker's authentication: see [`EnhancedAuth`]). Several
     /// methods may be registered; one with the same name replaces the earlier one.
@@ -109,6 +120,7 @@ impl BrokerBuilder {
             auth: self.auth,
             store: self.store,
             rocketmq: self.rocketmq,
+            cluster: self.cluster,
             enhanced: self.enhanced,
         }
     }
@@ -158,6 +170,23 @@ impl Broker {
         )?
         .map(Arc::new);
         *core.redirect.get_mut() = config.mqtt5.redirect.clone().map(Arc::new);
+        let cluster = match config.cluster.clone() {
+            Some(settings) => {
+                let data_dir = (config.storage == StorageKind::Redb).then_some(&*config.data_dir);
+                let cluster = Cluster::start(
+                    settings,
+                    self.cluster,
+                    core.metrics.clone(),
+                    core.registry.clone(),
+                    config.client_id_rules(),
+                    data_dir,
+                )
+                .await?;
+                core.cluster = Some(cluster.clone());
+                Some(cluster)
+            }
+            None => None,
+        };
         let core = Arc::new(core);
         let bridge = match config.rocketmq.clone() {
             Some(rocketmq) => {
@@ -203,7 +232,15 @@ impl Broker {
         if let Some(bridge) = &bridge {
             bridge.attach(&core).await?;
         }
-        let outflow = bridge.clone().map(|bridge| bridge as Arc<dyn Outflow>);
+        if let Some(cluster) = &cluster {
+            cluster.attach(&core).await?;
+        }
+        let outflow: Option<Arc<dyn Outflow>> = match (bridge.clone(), cluster.clone()) {
+            (Some(bridge), Some(cluster)) => Some(Arc::new(Outflows(bridge, cluster))),
+            (Some(bridge), None) => Some(bridge),
+            (None, Some(cluster)) => Some(cluster),
+            (None, None) => None,
+        };
         let mut connections_ctx = ConnCtx::new(&config, core.clone(), access.clone(), outflow);
         connections_ctx.enhanced = self.enhanced;
         let connections_ctx = Arc::new(connections_ctx);
@@ -233,6 +270,10 @@ impl Broker {
                 connections.clone(),
             ));
         }
+        let tcp = addrs.iter().find(|(kind, _)| *kind == ListenerKind::Tcp);
+        if let (Some(cluster), Some((_, addr))) = (&cluster, tcp) {
+            cluster.set_address(*addr);
+        }
         let mut amqp_queues = None;
         if let Some(amqp) = amqp {
             amqp_queues = Some(amqp.queues.clone());
@@ -253,6 +294,7 @@ impl Broker {
                 core: core.clone(),
                 access,
                 bridge: bridge.clone(),
+                cluster: cluster.clone(),
                 settings: config.http.clone(),
                 auth: config.auth.clone(),
                 https: http.tls.is_some(),
@@ -268,6 +310,7 @@ impl Broker {
             inner: Arc::new(HandleInner {
                 core,
                 bridge,
+                cluster,
                 inbox_capacity: config.limits.inbox_capacity,
                 addrs,
                 shutdown: shutdown_tx,
@@ -421,6 +464,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, BrokerErro
 struct HandleInner {
     core: Arc<Core>,
     bridge: Option<Arc<Bridge>>,
+    cluster: Option<Arc<Cluster>>,
     /// Capacity of a backend consumer's inbox.
     inbox_capacity: usize,
     addrs: Vec<(ListenerKind, SocketAddr)>,
@@ -604,11 +648,18 @@ impl BrokerHandle {
         self.inner.bridge.as_ref().map(|bridge| bridge.health())
     }
 
+    /// This node's view of the cluster (for `/healthz` and `ListClusterNodes`): RocketMQ's
+    /// state and the nodes alive; `None` without `[cluster]`.
+    pub fn cluster(&self) -> Option<ClusterHealth> {
+        self.inner.cluster.as_ref().map(|cluster| cluster.health())
+    }
+
     /// Stops accepting, closes every connection (persistent sessions stay in memory and in
     /// the store), waits for the connection tasks and the cloud SDK queues' tasks to end (at
     /// most 5 s each), then for the store
     /// writes they made (at most 5 s more); then gives the RocketMQ bridge at most 5 s to
-    /// send what it buffered, and stops it.
+    /// send what it buffered, and stops it; then the cluster likewise (its route messages),
+    /// telling the other nodes it leaves.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         self.inner.core.registry.kick_all(Kick::Shutdown);
@@ -634,6 +685,9 @@ impl BrokerHandle {
         }
         if let Some(bridge) = &self.inner.bridge {
             bridge.shutdown(SHUTDOWN_GRACE).await;
+        }
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.shutdown().await;
         }
     }
 }

@@ -15,6 +15,7 @@
 //!  CONNECT ─▶ Authenticator ─▶ grants ─▶ every PUBLISH / SUBSCRIBE checked
 //!  HTTP API (axum) ─▶ signature (mqgate-auth) ─▶ registries, live registry, router
 //!  RocketMQ bridge (`[rocketmq]`): outflow PUBLISH ─▶ RocketMQ; RocketMQ consumer ─▶ Router
+//!  cluster (`[cluster]`): PUBLISH ─▶ route topic ─▶ every other node's Router; heartbeats
 //!  message trace (`[trace]`): CONNECT answered, close, message in, pushed, pushed offline
 //!     ─▶ bounded buffer (never waited for) ─▶ writer thread ─▶ trace log ◀─ QueryMqttTrace*
 //! ```
@@ -56,6 +57,7 @@ mod handle;
 mod amqp;
 mod background;
 mod bridge;
+mod cluster;
 mod console;
 mod http;
 
@@ -81,13 +83,15 @@ pub use auth::{
     AllowAnonymous, AuthExchange, AuthStep, Authenticated, Authenticator, DenyAll, EnhancedAuth,
     Refusal,
 };
-#[cfg(feature = "rocketmq")]
-pub use bridge::RustRocketMqClient;
 pub use bridge::{BoxFuture, BridgeHealth, ClientFailure, Consumed, RocketMqClient};
+#[cfg(feature = "rocketmq")]
+pub use bridge::{ClientSettings, RustRocketMqClient};
+pub use cluster::{ClusterHealth, ClusterNode};
 pub use config::{
     AccessKeySettings, AckAfter, AmqpSettings, AuthSettings, BrokerConfig, ClientIdRuleSet,
-    ConsumeFrom, HttpSettings, Limits, ListenerConfig, Mqtt5Settings, Redirect, RocketMqConfig,
-    SessionLimits, StorageKind, StoreSettings, TakeoverPolicy, TlsFiles, TraceSettings,
+    ClusterConfig, ConsumeFrom, HttpSettings, Limits, ListenerConfig, Mqtt5Settings, Redirect,
+    RocketMqConfig, SessionLimits, StorageKind, StoreSettings, TakeoverPolicy, TlsFiles,
+    TraceSettings,
 };
 pub use error::BrokerError;
 pub use fd_limit::raise_open_file_limit;

@@ -135,6 +135,22 @@ counters! {
     rocketmq_retried,
     /// RocketMQ bridge: messages waiting for RocketMQ now (a gauge, not a counter).
     rocketmq_buffered,
+    /// Cluster: route messages (application messages for the other nodes) and heartbeats
+    /// RocketMQ accepted.
+    cluster_sent,
+    /// Cluster: route messages of other nodes this node consumed and routed to its own
+    /// receivers.
+    cluster_received,
+    /// Cluster: messages given up (unreadable route or heartbeat messages, route messages
+    /// unsent at shutdown, heartbeats RocketMQ did not take).
+    cluster_failed,
+    /// Cluster: route sends attempted again after a failure.
+    cluster_retried,
+    /// Cluster: route messages waiting for RocketMQ now (a gauge, not a counter).
+    cluster_buffered,
+    /// Cluster: route messages skipped because they are older than this node's first start
+    /// (a new node does not replay the instance's history).
+    cluster_skipped_old,
     /// Cloud SDK endpoint: AMQP connections served.
     amqp_connections,
     /// Cloud SDK endpoint: messages published by backends.
@@ -171,6 +187,7 @@ counters! {
 /// exposes them as `mqgate_{name}` of type gauge instead of `mqgate_{name}_total`.
 pub(crate) const GAUGES: &[&str] = &[
     "rocketmq_buffered",
+    "cluster_buffered",
     "amqp_connections_open",
     "amqp_channels_open",
     "amqp_consumers_open",

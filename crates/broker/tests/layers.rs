@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "amqp::queue",
             "background",
             "bridge",
+            "cluster",
             "console",
             "http",
         ],

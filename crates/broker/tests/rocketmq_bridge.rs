@@ -8,12 +8,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mqgate_broker::{
-    AckAfter, BrokerConfig, BrokerHandle, ConsumeFrom, ListenerKind, RocketMqConfig,
-};
+use mqgate_broker::{AckAfter, BrokerConfig, BrokerHandle, ConsumeFrom, RocketMqConfig};
 use mqgate_rocketmq::{InflowRule, OutflowRule, StatusRule};
 use mqgate_status::{EventType, Reconciler, ReconcilerConfig, StatusEvent};
-use rocketmq::{send, ClientSide, RocketMq, SERVERS};
+use rocketmq::{healthz, send, ClientSide, RocketMq, SERVERS};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use support::{start_with, subscribe, tcp_addr, Client};
 use tokio::sync::mpsc;
@@ -44,35 +42,6 @@ async fn broker_with(rocketmq: RocketMqConfig) -> BrokerHandle {
     config.http.enabled = true;
     config.http.listen = "127.0.0.1:0".parse().expect("address");
     start_with(config).await
-}
-
-/// `GET /healthz`: the status code and the body.
-async fn healthz(broker: &BrokerHandle) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = broker
-        .local_addr(ListenerKind::Http)
-        .expect("HTTP listener");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mqgate\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request");
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
-        .await
-        .expect("answer in time")
-        .expect("answer");
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

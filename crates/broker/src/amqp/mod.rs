@@ -269,13 +269,20 @@ where
                     let core = ctx.core.clone();
                     settling.push_back(Box::pin(async move {
                         let ok = match routed {
-                            Ok((_, mut scratch)) => match core.settle_topic(&mut scratch).await {
-                                Ok(()) => true,
-                                Err(error) => {
-                                    tracing::info!(%peer, %topic, %error, "AMQP publish refused");
-                                    false
+                            Ok((message, mut scratch)) => {
+                                let shared = core.share(&message, false).await;
+                                let settled = match core.settle_topic(&mut scratch).await {
+                                    Ok(()) => Core::shared(shared).await,
+                                    Err(error) => Err(error),
+                                };
+                                match settled {
+                                    Ok(()) => true,
+                                    Err(error) => {
+                                        tracing::info!(%peer, %topic, %error, "AMQP publish refused");
+                                        false
+                                    }
                                 }
-                            },
+                            }
                             Err(()) => false,
                         };
                         (confirm, ok)

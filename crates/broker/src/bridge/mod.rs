@@ -15,6 +15,7 @@ mod inflow;
 mod outflow;
 #[cfg(feature = "rocketmq")]
 mod rocketmq_client;
+pub(crate) mod send;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,10 +25,10 @@ use std::sync::Arc;
 use mqgate_rocketmq::{MqttMessage, RocketMessage, RuleSet};
 use mqgate_session::Message;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::config::{AckAfter, RocketMqConfig};
+use crate::config::{AckAfter, ConsumeFrom, RocketMqConfig};
 pub use health::BridgeHealth;
 #[cfg(feature = "rocketmq")]
 pub use rocketmq_client::RustRocketMqClient;
@@ -35,8 +36,7 @@ pub use rocketmq_client::RustRocketMqClient;
 use crate::connection::{Completion, Outflow, OutflowFuture};
 use crate::core::Core;
 use crate::{BrokerError, Metrics};
-use health::HealthState;
-use outflow::Outgoing;
+use send::{Counters, Outgoing, RetryBounds, Sender};
 
 /// A boxed future, as the [`RocketMqClient`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -79,19 +79,97 @@ pub trait RocketMqClient: Send + Sync + 'static {
         sink: mpsc::Sender<Consumed>,
     ) -> BoxFuture<'_, Result<(), ClientFailure>>;
 
+    /// Like [`consume`](Self::consume), but in order: the messages of one queue of the
+    /// topic reach `sink` one at a time, each after the previous one's
+    /// [`Consumed::done`] answer (the cluster's route topic needs it: one publisher's
+    /// messages share a queue). A client that cannot keep that order answers an error
+    /// (the default), so a cluster never runs on one that reorders silently.
+    fn consume_ordered(
+        &self,
+        topic: String,
+        group: String,
+        sink: mpsc::Sender<Consumed>,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>> {
+        let _ = (sink, group);
+        Box::pin(async move {
+            Err(ClientFailure(format!(
+                "this RocketMQ client cannot consume {topic} in order"
+            )))
+        })
+    }
+
+    /// Moves consumer group `group`'s offsets on `topic` to the end of each of its queues,
+    /// before the group's first consumer starts (RocketMQ starts a new group on a young topic
+    /// at offset 0, so it would read the topic's history). The default does nothing: a caller
+    /// must still skip what it does not want (the cluster does).
+    fn start_at_end(
+        &self,
+        topic: String,
+        group: String,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>> {
+        let _ = (topic, group);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Stops every producer and consumer.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// What the built-in client (`RustRocketMqClient::start_with`, cargo feature `rocketmq`) needs: where RocketMQ is and how to produce and
+/// consume there (the bridge's `[rocketmq]` section gives one, so does the cluster's
+/// `[cluster]` section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// The name server, `host:port` (several separated by `;`).
+    pub name_server: String,
+    /// The producer group.
+    pub producer_group: String,
+    /// Where a consumer group RocketMQ has never seen starts reading (on a young topic,
+    /// RocketMQ 1.0.0 starts a new group at offset 0 whatever this says).
+    pub consume_from: ConsumeFrom,
+    /// How long one send may take.
+    pub send_timeout: std::time::Duration,
+}
+
+impl From<&RocketMqConfig> for ClientSettings {
+    fn from(config: &RocketMqConfig) -> Self {
+        ClientSettings {
+            name_server: config.name_server.clone(),
+            producer_group: config.producer_group.clone(),
+            consume_from: config.consume_from,
+            send_timeout: config.send_timeout_ms,
+        }
+    }
+}
+
+/// The built-in client (cargo feature `rocketmq`), started with `settings`.
+///
+/// # Errors
+/// The client did not start, or this build has none.
+pub(crate) async fn built_in_client(
+    settings: &ClientSettings,
+) -> Result<Arc<dyn RocketMqClient>, ClientFailure> {
+    #[cfg(feature = "rocketmq")]
+    {
+        let client = RustRocketMqClient::start_with(settings).await?;
+        Ok(Arc::new(client))
+    }
+    #[cfg(not(feature = "rocketmq"))]
+    {
+        let _ = settings;
+        Err(ClientFailure(
+            "this build has no RocketMQ client (cargo feature `rocketmq`)".to_owned(),
+        ))
+    }
 }
 
 /// The running bridge.
 pub(crate) struct Bridge {
     config: RocketMqConfig,
     rules: RuleSet,
-    client: Arc<dyn RocketMqClient>,
     queue: mpsc::Sender<Outgoing>,
-    health: Arc<HealthState>,
-    metrics: Arc<Metrics>,
-    stopping: watch::Sender<bool>,
+    /// The client, its health and counters, and the stop signal of its retries.
+    sender: Arc<Sender>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -115,17 +193,21 @@ impl Bridge {
         let rules = config.rules()?;
         let client = match client {
             Some(client) => client,
-            None => default_client(&config).await?,
+            None => built_in_client(&ClientSettings::from(&config))
+                .await
+                .map_err(|e| BrokerError::RocketMq(format!("client start failed: {e}")))?,
         };
         let (queue, receiver) = mpsc::channel(config.buffer);
-        let (stopping, _) = watch::channel(false);
+        let bounds = RetryBounds {
+            send_timeout: config.send_timeout_ms,
+            min: config.retry_min_ms,
+            max: config.retry_max_ms,
+        };
+        let sender = Arc::new(Sender::new(client, metrics, Counters::Bridge, bounds));
         let bridge = Arc::new(Bridge {
             rules,
-            client,
             queue,
-            health: Arc::new(HealthState::new()),
-            metrics,
-            stopping,
+            sender,
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -146,14 +228,15 @@ impl Bridge {
         for topic in self.rules.inflow_topics() {
             let group = self.config.inflow_group(topic);
             let (sink, consumed) = mpsc::channel(64);
-            self.client
+            self.sender
+                .client
                 .consume(topic.to_owned(), group.clone(), sink)
                 .await
                 .map_err(|e| {
                     BrokerError::RocketMq(format!("consumer of {topic:?} ({group}): {e}"))
                 })?;
             tracing::info!(%topic, %group, "RocketMQ inflow consumer started");
-            self.health.consumer_started();
+            self.sender.health.consumer_started();
             let task = tokio::spawn(inflow::run(core.clone(), self.clone(), consumed));
             self.tasks.lock().push(task);
         }
@@ -185,7 +268,8 @@ impl Bridge {
             Ok(None) => return None,
             Err(error) => {
                 tracing::warn!(topic = %message.topic, %error, "outflow message not mappable to RocketMQ");
-                self.metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
+                let metrics = &self.sender.metrics;
+                metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
         };
@@ -209,23 +293,25 @@ impl Bridge {
     async fn enqueue(&self, outgoing: Outgoing) {
         match self.queue.reserve().await {
             Ok(slot) => {
-                self.metrics
-                    .rocketmq_buffered
-                    .fetch_add(1, Ordering::Relaxed);
+                self.sender.buffered();
                 slot.send(outgoing);
             }
             // The dispatcher stopped (shutdown): the message is not sent; a waiting publisher
             // sees its completion fail and does not acknowledge.
             Err(_) => {
-                self.metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
+                let metrics = &self.sender.metrics;
+                metrics.rocketmq_failed.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
     /// The bridge's state now.
     pub(crate) fn health(&self) -> BridgeHealth {
-        self.health.snapshot(
-            self.metrics.rocketmq_buffered.load(Ordering::Relaxed),
+        self.sender.health.snapshot(
+            self.sender
+                .metrics
+                .rocketmq_buffered
+                .load(Ordering::Relaxed),
             self.rules.inflow_topics().count(),
         )
     }
@@ -233,28 +319,23 @@ impl Bridge {
     /// Stops the bridge: waits (at most `grace`) for buffered messages to reach RocketMQ,
     /// then stops the tasks and the client.
     pub(crate) async fn shutdown(&self, grace: std::time::Duration) {
-        let flushed = async {
-            while self.metrics.rocketmq_buffered.load(Ordering::Relaxed) > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        };
-        if tokio::time::timeout(grace, flushed).await.is_err() {
-            tracing::warn!(
-                buffered = self.metrics.rocketmq_buffered.load(Ordering::Relaxed),
-                "RocketMQ bridge stopped with messages still buffered"
-            );
-        }
-        let _ = self.stopping.send(true);
+        self.sender.flush(grace, "RocketMQ bridge").await;
+        let _ = self.sender.stopping.send(true);
         for task in self.tasks.lock().drain(..) {
             task.abort();
         }
-        self.client.shutdown().await;
+        self.sender.client.shutdown().await;
         tracing::info!("RocketMQ bridge stopped");
     }
 }
 
 impl Outflow for Bridge {
-    fn outflow<'a>(&'a self, message: &'a Message, clean_session: bool) -> OutflowFuture<'a> {
+    fn outflow<'a>(
+        &'a self,
+        message: &'a Message,
+        _retain: bool,
+        clean_session: bool,
+    ) -> OutflowFuture<'a> {
         Box::pin(self.send_copy(message, clean_session))
     }
 
@@ -262,22 +343,6 @@ impl Outflow for Bridge {
         let (parent, _) = mqgate_rocketmq::split_topic(topic);
         self.rules.outflow_for(parent).is_some()
     }
-}
-
-#[cfg(feature = "rocketmq")]
-async fn default_client(config: &RocketMqConfig) -> Result<Arc<dyn RocketMqClient>, BrokerError> {
-    let client = RustRocketMqClient::start(config)
-        .await
-        .map_err(|e| BrokerError::RocketMq(format!("client start failed: {e}")))?;
-    Ok(Arc::new(client))
-}
-
-#[cfg(not(feature = "rocketmq"))]
-async fn default_client(_: &RocketMqConfig) -> Result<Arc<dyn RocketMqClient>, BrokerError> {
-    Err(BrokerError::RocketMq(
-        "[rocketmq] is configured but this build has no RocketMQ client (cargo feature `rocketmq`)"
-            .to_owned(),
-    ))
 }
 
 /// The MQTT 5 User Properties of a message (none for a 3.1.1 one).

@@ -15,8 +15,9 @@ use mqgate_rocketmq::RocketMessage;
 use parking_lot::Mutex;
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
-    ConsumeConcurrentlyStatus, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
-    MessageListenerConcurrently, SendStatus, TelemetryHandle,
+    ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus,
+    DefaultLitePullConsumer, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
+    MessageListenerConcurrently, MessageListenerOrderly, SendStatus, TelemetryHandle,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -26,7 +27,7 @@ use rocketmq_model::common::message::STRING_HASH_SET;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BoxFuture, ClientFailure, Consumed, RocketMqClient};
+use super::{BoxFuture, ClientFailure, ClientSettings, Consumed, RocketMqClient};
 use crate::config::{ConsumeFrom, RocketMqConfig};
 
 /// The RocketMQ property holding a message's keys, separated by spaces.
@@ -38,7 +39,7 @@ fn failure(context: &str, error: impl std::fmt::Display) -> ClientFailure {
     ClientFailure(format!("{context}: {error}"))
 }
 
-/// The `rocketmq-client-rust` client: one producer, one push consumer per inflow rule.
+/// The `rocketmq-client-rust` client: one producer, one push consumer per consumed topic.
 pub struct RustRocketMqClient {
     owner: Mutex<Option<RuntimeOwner>>,
     runtime: Arc<ClientRuntime>,
@@ -63,6 +64,14 @@ impl RustRocketMqClient {
     /// # Errors
     /// The runtime could not be built or the producer did not start.
     pub async fn start(config: &RocketMqConfig) -> Result<Self, ClientFailure> {
+        Self::start_with(&ClientSettings::from(config)).await
+    }
+
+    /// Builds the client's runtime and starts the producer of `settings.producer_group`.
+    ///
+    /// # Errors
+    /// The runtime could not be built or the producer did not start.
+    pub async fn start_with(config: &ClientSettings) -> Result<Self, ClientFailure> {
         let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
         let mut runtime_config = RuntimeConfig::for_parallelism("mqgate-rocketmq", parallelism);
         let lane = &mut runtime_config.blocking_lane_policies.metadata_io;
@@ -73,12 +82,12 @@ impl RustRocketMqClient {
             .build()
             .map_err(|e| failure("runtime", e))?;
         let runtime = ClientRuntime::try_new(
-            owner.root_context().component("mqgate-bridge"),
+            owner.root_context().component("mqgate-rocketmq"),
             ClientRuntimeConfig::default(),
             TelemetryHandle::noop(),
         )
         .map_err(|e| failure("client runtime", e))?;
-        let send_timeout_ms = u64::try_from(config.send_timeout_ms.as_millis()).unwrap_or(3000);
+        let send_timeout_ms = u64::try_from(config.send_timeout.as_millis()).unwrap_or(3000);
         let mut producer = DefaultMQProducer::builder(runtime.clone())
             .producer_group(config.producer_group.as_str())
             .name_server_addr(config.name_server.as_str())
@@ -158,6 +167,7 @@ impl RustRocketMqClient {
         topic: String,
         group: String,
         sink: mpsc::Sender<Consumed>,
+        ordered: bool,
     ) -> Result<(), ClientFailure> {
         let from = match self.consume_from {
             ConsumeFrom::Last => ConsumeFromWhere::ConsumeFromLastOffset,
@@ -172,13 +182,62 @@ impl RustRocketMqClient {
             .subscribe(topic.as_str(), "*")
             .await
             .map_err(|e| failure("subscribe", e))?;
-        consumer.register_message_listener_concurrently(Forward { topic, sink });
+        if ordered {
+            consumer.register_message_listener_orderly(Forward { topic, sink });
+        } else {
+            consumer.register_message_listener_concurrently(Forward { topic, sink });
+        }
         consumer
             .start()
             .await
             .map_err(|e| failure("consumer start", e))?;
         self.consumers.lock().await.push(consumer);
         Ok(())
+    }
+
+    /// A lite pull consumer in `group`, assigned every queue of `topic`, commits the end of
+    /// each to the broker (creating the group there if it is new), and stops.
+    async fn seek_to_end(&self, topic: &str, group: &str) -> Result<(), ClientFailure> {
+        let consumer = DefaultLitePullConsumer::builder(self.runtime.clone())
+            .consumer_group(group)
+            .name_server_addr(self.name_server.as_str())
+            .auto_commit(false)
+            // It only commits: its pulls (which start once queues are assigned) are short and
+            // small, so its shutdown does not wait out a long poll.
+            .pull_batch_size(1)
+            .pull_threshold_for_queue(1)
+            .broker_suspend_max_time_millis(100)
+            .consumer_timeout_millis_when_suspend(500)
+            .consumer_pull_timeout_millis(500)
+            .build()
+            .map_err(|e| failure("offset seeker", e))?;
+        consumer
+            .start()
+            .await
+            .map_err(|e| failure("offset seeker start", e))?;
+        let seeked = async {
+            let queues = consumer
+                .fetch_message_queues(topic)
+                .await
+                .map_err(|e| failure("queues of the topic", e))?;
+            consumer
+                .assign(queues.clone())
+                .await
+                .map_err(|e| failure("assign", e))?;
+            let mut ends = std::collections::HashMap::new();
+            for queue in queues {
+                let end = consumer
+                    .max_offset(&queue)
+                    .await
+                    .map_err(|e| failure("end of a queue", e))?;
+                ends.insert(queue, end);
+            }
+            consumer.commit_sync_with_map(ends, true).await;
+            Ok(())
+        }
+        .await;
+        consumer.shutdown().await;
+        seeked
     }
 
     async fn stop(&self) {
@@ -212,7 +271,24 @@ impl RocketMqClient for RustRocketMqClient {
         group: String,
         sink: mpsc::Sender<Consumed>,
     ) -> BoxFuture<'_, Result<(), ClientFailure>> {
-        Box::pin(self.start_consumer(topic, group, sink))
+        Box::pin(self.start_consumer(topic, group, sink, false))
+    }
+
+    fn consume_ordered(
+        &self,
+        topic: String,
+        group: String,
+        sink: mpsc::Sender<Consumed>,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>> {
+        Box::pin(self.start_consumer(topic, group, sink, true))
+    }
+
+    fn start_at_end(
+        &self,
+        topic: String,
+        group: String,
+    ) -> BoxFuture<'_, Result<(), ClientFailure>> {
+        Box::pin(async move { self.seek_to_end(&topic, &group).await })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
@@ -227,23 +303,47 @@ struct Forward {
     sink: mpsc::Sender<Consumed>,
 }
 
+impl Forward {
+    /// Hands the messages over one at a time; `false` as soon as one is not done (it and
+    /// the rest come again).
+    fn forward(&self, messages: &[&MessageExt]) -> bool {
+        messages.iter().all(|message| {
+            let (done, answer) = oneshot::channel();
+            let consumed = Consumed {
+                message: to_rocket_message(&self.topic, message),
+                done,
+            };
+            self.sink.blocking_send(consumed).is_ok() && answer.blocking_recv() == Ok(true)
+        })
+    }
+}
+
 impl MessageListenerConcurrently for Forward {
     fn consume_message(
         &self,
         messages: &[&MessageExt],
         _context: &ConsumeConcurrentlyContext,
     ) -> ClientResult<ConsumeConcurrentlyStatus> {
-        for message in messages {
-            let (done, answer) = oneshot::channel();
-            let consumed = Consumed {
-                message: to_rocket_message(&self.topic, message),
-                done,
-            };
-            if self.sink.blocking_send(consumed).is_err() || answer.blocking_recv() != Ok(true) {
-                return Ok(ConsumeConcurrentlyStatus::ReconsumeLater);
-            }
-        }
-        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+        Ok(if self.forward(messages) {
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        } else {
+            ConsumeConcurrentlyStatus::ReconsumeLater
+        })
+    }
+}
+
+/// In order: the client hands one queue's messages to one listener call at a time.
+impl MessageListenerOrderly for Forward {
+    fn consume_message(
+        &self,
+        messages: &[&MessageExt],
+        _context: &mut ConsumeOrderlyContext,
+    ) -> ClientResult<ConsumeOrderlyStatus> {
+        Ok(if self.forward(messages) {
+            ConsumeOrderlyStatus::Success
+        } else {
+            ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
+        })
     }
 }
 

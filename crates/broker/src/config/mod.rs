@@ -12,12 +12,14 @@ use crate::BrokerError;
 
 mod amqp;
 mod auth;
+mod cluster;
 mod rocketmq;
 mod store;
 mod trace;
 
 pub use amqp::AmqpSettings;
 pub use auth::{AccessKeySettings, AuthSettings, HttpSettings};
+pub use cluster::ClusterConfig;
 pub use rocketmq::{AckAfter, ConsumeFrom, RocketMqConfig};
 pub use store::StoreSettings;
 pub use trace::TraceSettings;
@@ -72,6 +74,9 @@ pub struct BrokerConfig {
     pub http: HttpSettings,
     /// The RocketMQ bridge; absent (the default) means no bridge.
     pub rocketmq: Option<RocketMqConfig>,
+    /// This node's place in a cluster of nodes over RocketMQ (the `[cluster]` section);
+    /// absent (the default) means a single node.
+    pub cluster: Option<ClusterConfig>,
     /// Message trace (the `[trace]` section, or `trace = false`); on by default, kept in
     /// `data_dir`'s `trace` directory (in memory with `storage = "memory"`).
     pub trace: TraceSettings,
@@ -193,6 +198,7 @@ impl Default for BrokerConfig {
             auth: None,
             http: HttpSettings::default(),
             rocketmq: None,
+            cluster: None,
             trace: TraceSettings::default(),
             amqp: AmqpSettings::default(),
             mqtt5: Mqtt5Settings::default(),
@@ -497,6 +503,25 @@ pub(crate) mod millis {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
+}
+
+/// The commented-out section of the example file that starts at the line `# [{name}]`, up
+/// to the next blank line, uncommented: a configuration to parse.
+#[cfg(test)]
+pub(crate) fn example_section(name: &str) -> String {
+    let example = include_str!("../../mqgate.example.toml");
+    let marker = format!("# [{name}]");
+    let start = example
+        .find(&marker)
+        .expect("the section in the example file");
+    let end = example[start..]
+        .find("\n\n")
+        .map_or(example.len(), |n| start + n);
+    example[start..end]
+        .lines()
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -178,13 +178,7 @@ mod tests {
 
     #[test]
     fn the_example_files_commented_section_is_valid() {
-        let example = include_str!("../../mqgate.example.toml");
-        let start = example.find("# [rocketmq]").expect("a [rocketmq] section");
-        let section: String = example[start..]
-            .lines()
-            .map(|line| line.strip_prefix("# ").unwrap_or(line))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let section = crate::config::example_section("rocketmq");
         let config = BrokerConfig::from_toml_str(&section).unwrap();
         let rocketmq = config.rocketmq.unwrap();
         rocketmq.check().unwrap();

@@ -35,15 +35,56 @@ pub(crate) type Completion = oneshot::Receiver<()>;
 pub(crate) type OutflowFuture<'a> = Pin<Box<dyn Future<Output = Option<Completion>> + Send + 'a>>;
 
 /// Where a client's PUBLISH is copied besides the broker's own subscribers (the RocketMQ
-/// bridge's outflow rules).
+/// bridge's outflow rules, the cluster's route topic, or both: [`Outflows`]).
 pub(crate) trait Outflow: Send + Sync + 'static {
-    /// Hands over the copy of `message` published by its origin, waiting while the outflow is
-    /// full. When the publisher's acknowledgement must wait for the copy to be accepted,
-    /// returns the completion to await first.
-    fn outflow<'a>(&'a self, message: &'a Message, clean_session: bool) -> OutflowFuture<'a>;
+    /// Hands over the copy of `message` published by its origin (with the PUBLISH's RETAIN
+    /// flag `retain`), waiting while the outflow is full. When the publisher's
+    /// acknowledgement must wait for the copy to be accepted, returns the completion to
+    /// await first.
+    fn outflow<'a>(
+        &'a self,
+        message: &'a Message,
+        retain: bool,
+        clean_session: bool,
+    ) -> OutflowFuture<'a>;
 
     /// Whether a message on `topic` goes out this way (an outflow rule covers it).
     fn covers(&self, topic: &str) -> bool;
+}
+
+/// Two outflows at once (the RocketMQ bridge and the cluster): each gets the copy, in turn;
+/// the acknowledgement waits for both where either needs it.
+pub(crate) struct Outflows(pub(crate) Arc<dyn Outflow>, pub(crate) Arc<dyn Outflow>);
+
+impl Outflow for Outflows {
+    fn outflow<'a>(
+        &'a self,
+        message: &'a Message,
+        retain: bool,
+        clean_session: bool,
+    ) -> OutflowFuture<'a> {
+        Box::pin(async move {
+            let first = self.0.outflow(message, retain, clean_session).await;
+            let second = self.1.outflow(message, retain, clean_session).await;
+            match (first, second) {
+                (None, None) => None,
+                (Some(one), None) | (None, Some(one)) => Some(one),
+                (Some(first), Some(second)) => {
+                    let (done, both) = oneshot::channel();
+                    tokio::spawn(async move {
+                        if first.await.is_ok() && second.await.is_ok() {
+                            let _ = done.send(());
+                        }
+                    });
+                    Some(both)
+                }
+            }
+        })
+    }
+
+    fn covers(&self, topic: &str) -> bool {
+        self.0.covers(topic) || self.1.covers(topic)
+    }
 }
 
 /// What serves the streams a listener accepts.

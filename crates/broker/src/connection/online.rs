@@ -608,7 +608,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             Some(outflow) => {
                 let clean = !self.session.is_persistent();
                 let covered = outflow.covers(&message.topic);
-                (outflow.outflow(&message, clean).await, covered)
+                (outflow.outflow(&message, retain, clean).await, covered)
             }
             None => (None, false),
         };
@@ -1168,9 +1168,9 @@ async fn publish_will(ctx: &ConnCtx, client: &Arc<str>, will: Will) {
         // Without a publisher to acknowledge, the completion (if any) is not awaited; a full
         // buffer is waited for at most the backpressure timeout.
         let limit = ctx.core.waits.backpressure;
-        let sent = outflow.outflow(&message, clean_session);
+        let sent = outflow.outflow(&message, will.retain, clean_session);
         if tokio::time::timeout(limit, sent).await.is_err() {
-            tracing::warn!(%client, "will not sent to RocketMQ: the bridge's buffer stayed full");
+            tracing::warn!(%client, "will not sent to RocketMQ (bridge or cluster): its buffer stayed full");
         }
     }
     // Bounded twice the backpressure timeout: once for full receivers, once for a stalled

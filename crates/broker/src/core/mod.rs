@@ -61,6 +61,20 @@ pub(crate) async fn next_page(reading: &mut Option<PageRead>) -> Option<QueuePag
     }
 }
 
+/// A boxed future of the [`Share`] seam: the completion to await before the message counts
+/// as shared, if it must be waited for.
+pub(crate) type ShareFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<tokio::sync::oneshot::Receiver<()>>> + Send + 'a>,
+>;
+
+/// Where a message that entered this broker goes besides its own receivers: the other nodes
+/// of a cluster (implemented above the core, by the cluster service).
+pub(crate) trait Share: Send + Sync + 'static {
+    /// Hands `message` over (with the publish's RETAIN flag), waiting while the way out is
+    /// full; a QoS 1 or 2 message's completion resolves once it is safely out.
+    fn share<'a>(&'a self, message: &'a Message, retain: bool) -> ShareFuture<'a>;
+}
+
 /// The core parts of one broker, made once at start and shared by the connections, the
 /// services and the embedding API.
 pub(crate) struct Core {
@@ -88,6 +102,9 @@ pub(crate) struct Core {
     pub(crate) wills: wills::PendingWills,
     /// Where clients are sent instead of being served, when set.
     pub(crate) redirect: parking_lot::RwLock<Option<Arc<crate::config::Redirect>>>,
+    /// The other nodes of the cluster, for what the broker publishes itself (the APIs);
+    /// `None` for a single node.
+    pub(crate) cluster: Option<Arc<dyn Share>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -143,6 +160,7 @@ impl Core {
             trace: None,
             wills: wills::PendingWills::default(),
             redirect: parking_lot::RwLock::new(None),
+            cluster: None,
         })
     }
 
@@ -325,8 +343,39 @@ impl Core {
         qos: QoS,
         retain: bool,
     ) -> Result<MessageId, BrokerError> {
-        let (id, mut scratch) = self.route_topic(topic, payload, qos, retain)?;
-        self.settle_topic(&mut scratch).await.map(|()| id)
+        let (message, mut scratch) = self.route_topic(topic, payload, qos, retain)?;
+        let shared = self.share(&message, retain).await;
+        self.settle_topic(&mut scratch).await?;
+        Self::shared(shared).await?;
+        Ok(message.id)
+    }
+
+    /// Hands `message`, which entered this broker, to the other nodes of the cluster (none
+    /// without one): the completion to await with [`shared`](Self::shared) before it counts
+    /// as accepted.
+    pub(crate) async fn share(
+        &self,
+        message: &Message,
+        retain: bool,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        match &self.cluster {
+            Some(cluster) => cluster.share(message, retain).await,
+            None => None,
+        }
+    }
+
+    /// Waits for what [`share`](Self::share) answered.
+    ///
+    /// # Errors
+    /// [`BrokerError::Shutdown`] when the message never reached the other nodes (the
+    /// cluster stopped first).
+    pub(crate) async fn shared(
+        completion: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> Result<(), BrokerError> {
+        match completion {
+            Some(done) => done.await.map_err(|_| BrokerError::Shutdown),
+            None => Ok(()),
+        }
     }
 
     /// The first half of [`publish_topic`](Self::publish_topic): checks the topic and routes
@@ -342,7 +391,7 @@ impl Core {
         payload: Bytes,
         qos: QoS,
         retain: bool,
-    ) -> Result<(MessageId, RouteScratch), BrokerError> {
+    ) -> Result<(Arc<Message>, RouteScratch), BrokerError> {
         if self.is_shutting_down() {
             return Err(BrokerError::Shutdown);
         }
@@ -353,7 +402,7 @@ impl Core {
         let mut scratch = RouteScratch::default();
         self.router
             .route(&message, retain, None, monotonic_ms(), &mut scratch);
-        Ok((message.id, scratch))
+        Ok((message, scratch))
     }
 
     /// The second half of [`publish_topic`](Self::publish_topic): waits until the message

@@ -10,7 +10,8 @@ use super::Ctx;
 
 /// Every counter of [`Metrics`](crate::Metrics) as `mqgate_{name}_total` and each of its
 /// [gauges](crate::metrics::GAUGES) as `mqgate_{name}`, plus gauges of the clients online
-/// and of what the store holds.
+/// and of what the store holds, and with `[cluster]` the node's instance and id, its peers
+/// alive and whether RocketMQ is up.
 pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
     let mut text = String::with_capacity(4096);
     let snapshot = ctx.core.metrics.snapshot();
@@ -57,6 +58,29 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
             stats.retained,
         );
     }
+    if let Some(cluster) = ctx.cluster.as_ref().map(|cluster| cluster.health()) {
+        gauge(
+            "cluster_peers_alive",
+            "Other nodes of the cluster heard from within dead_after_ms.",
+            cluster.peers().count() as u64,
+        );
+        gauge(
+            "cluster_rocketmq_up",
+            "1 while RocketMQ takes this node's route messages and heartbeats, else 0.",
+            u64::from(cluster.rocketmq_up),
+        );
+        // Label values: instance and node ids are letters, digits, '-' and '_' only.
+        let _ = writeln!(
+            text,
+            "# HELP mqgate_cluster_node This node of the cluster: its instance and node id."
+        );
+        let _ = writeln!(text, "# TYPE mqgate_cluster_node gauge");
+        let _ = writeln!(
+            text,
+            "mqgate_cluster_node{{instance=\"{}\",node=\"{}\"}} 1",
+            cluster.instance, cluster.node_id
+        );
+    }
     if let Some(queues) = &ctx.amqp_queues {
         let depths = queues.depths();
         let _ = writeln!(
@@ -87,7 +111,8 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
     response
 }
 
-/// 200 `ok` while serving and the store answers; 503 otherwise.
+/// 200 `ok` while serving and the store answers (with `[cluster]`, a line more: this node,
+/// RocketMQ up, the peers alive); 503 otherwise (RocketMQ down for the bridge or the cluster).
 pub(super) async fn healthz(State(ctx): State<Ctx>) -> Response {
     if ctx.core.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
@@ -105,8 +130,33 @@ pub(super) async fn healthz(State(ctx): State<Ctx>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
         }
     }
+    let mut ok = String::from("ok\n");
+    if let Some(cluster) = ctx.cluster.as_ref().map(|cluster| cluster.health()) {
+        let peers: Vec<&str> = cluster.peers().map(|peer| peer.node_id.as_str()).collect();
+        let peers = if peers.is_empty() {
+            "none".to_owned()
+        } else {
+            peers.join(" ")
+        };
+        if !cluster.is_healthy() {
+            let error = cluster
+                .last_error
+                .as_deref()
+                .unwrap_or("consumers not running");
+            let body = format!(
+                "cluster node {} of {}: rocketmq down: {error} ({} buffered, {}/2 consumers); \
+                 peers alive: {peers}\n",
+                cluster.node_id, cluster.instance, cluster.buffered, cluster.consumers
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+        }
+        ok.push_str(&format!(
+            "cluster node {} of {}: rocketmq up; peers alive: {peers}\n",
+            cluster.node_id, cluster.instance
+        ));
+    }
     match ctx.core.store.stats() {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(_) => (StatusCode::OK, ok).into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check: store unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()

@@ -5,13 +5,15 @@
 //!  POST|GET /  ─▶ read body (bounded) ─▶ signature (ACS3-HMAC-SHA256 or RPC HMAC-SHA1,
 //!                 mqgate-auth) ─▶ Action / Version / InstanceId ─▶ one action
 //!                 ─▶ 200 {…, "RequestId"}  or  4xx/5xx {"Code", "Message", "RequestId"}
-//!  GET /metrics ─▶ Prometheus text        GET /healthz ─▶ "ok" (503 while shutting down)
+//!  GET /metrics ─▶ Prometheus text        GET /healthz ─▶ "ok" (503 while shutting down),
+//!                                         with `[cluster]` also RocketMQ's state and the peers
 //! ```
 //!
 //! Handlers never hold a lock across an `.await`; `SendMessage` publishes through the
 //! router exactly like [`BrokerHandle::publish`](crate::BrokerHandle::publish).
 
 mod amqp_queues;
+mod cluster;
 mod custom_auth;
 mod devices;
 mod error;
@@ -39,6 +41,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{Access, CoreAuth};
 use crate::bridge::Bridge;
+use crate::cluster::Cluster;
 use crate::config::{AuthSettings, HttpSettings};
 use crate::core::Core;
 use crate::{BrokerConfig, BrokerError};
@@ -93,6 +96,8 @@ pub(crate) struct HttpCtx {
     pub(crate) core: Arc<Core>,
     pub(crate) access: Arc<Access>,
     pub(crate) bridge: Option<Arc<Bridge>>,
+    /// This node's part of the cluster, with `[cluster]`.
+    pub(crate) cluster: Option<Arc<Cluster>>,
     pub(crate) settings: HttpSettings,
     pub(crate) auth: Option<AuthSettings>,
     /// The listener serves HTTPS.
@@ -216,6 +221,7 @@ pub(crate) async fn perform(ctx: &Ctx, params: Params) -> Result<Answer, ApiErro
     }
     match action.as_str() {
         "ListAmqpQueues" => return amqp_queues::list(ctx),
+        "ListClusterNodes" => return cluster::list(ctx),
         "DeleteAmqpQueue" => {
             let name = params.required("Name")?;
             return amqp_queues::delete(ctx, name, params.access_key_id()).await;

@@ -1,6 +1,7 @@
-//! A real RocketMQ for the bridge tests: the Rust name server and broker as child processes
-//! (killed on drop), each test in its own temporary folder, and a RocketMQ producer and
-//! consumer written directly on `rocketmq-client-rust` (not through the bridge's adapter).
+//! A real RocketMQ for the bridge and cluster tests: the Rust name server and broker as
+//! child processes (killed on drop), each test in its own temporary folder, and a RocketMQ
+//! producer and consumer written directly on `rocketmq-client-rust` (not through the
+//! bridge's adapter).
 //!
 //! The servers must run in a network namespace with only loopback (outside one they reach for
 //! the host's external address): `scripts/test.sh` creates one and runs this test binary in
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cheetah_string::CheetahString;
+use mqgate_broker::{BrokerHandle, ListenerKind};
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
     ConsumeConcurrentlyStatus, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
@@ -113,7 +115,7 @@ impl RocketMq {
         let required = std::env::var("MQGATE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
         if !loopback_only() {
             eprintln!(
-                "SKIPPED {test}: the RocketMQ bridge tests run inside a loopback-only network \
+                "SKIPPED {test}: the tests against a real RocketMQ run inside a loopback-only network \
                  namespace (scripts/test.sh runs them with `ip netns exec`); this process \
                  sees other interfaces"
             );
@@ -444,4 +446,36 @@ pub async fn send(
             }
         }
     }
+}
+
+/// `GET /healthz`: the status code and the body.
+pub async fn healthz(broker: &BrokerHandle) -> (u16, String) {
+    http_get(broker, "/healthz").await
+}
+
+/// `GET {path}` on the broker's HTTP listener: the status code and the body.
+pub async fn http_get(broker: &BrokerHandle, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = broker
+        .local_addr(ListenerKind::Http)
+        .expect("HTTP listener");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: mqgate\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("answer in time")
+        .expect("answer");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
 }

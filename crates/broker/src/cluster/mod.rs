@@ -1,0 +1,589 @@
+//! The cluster (`[cluster]`, `docs/cluster.md`): several nodes serve one instance, sharing
+//! nothing but RocketMQ. This is its first slice: heartbeats and the alive peers, and the
+//! route topic that carries every application message entering a node to the others.
+//!
+//! ```text
+//!  PUBLISH / API publish ─▶ local receivers, and ─▶ lane (by publisher id) ─▶ send, retry
+//!                            (QoS 1/2: acknowledged once RocketMQ stored it)   mqgate_I_route
+//!  mqgate_I_route ─▶ ordered consumer (group mqgate_I_node_{id}) ─▶ not our own, not older
+//!                            than this node ─▶ router (retained set/clear too) ─▶ commit
+//!  every heartbeat_ms ─▶ mqgate_I_nodes ─▶ every node's consumer ─▶ the alive peers
+//! ```
+
+mod peers;
+mod route;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mqgate_codec::QoS;
+use mqgate_rocketmq::RocketMessage;
+use mqgate_session::Message;
+use mqgate_topic::{ClientIdRules, P2pAddress};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::bridge::send::{Counters, Lanes, Outgoing, RetryBounds, Sender};
+use crate::bridge::{built_in_client, ClientSettings, Consumed, RocketMqClient};
+use crate::clock::unix_time_ms;
+use crate::config::ClusterConfig;
+use crate::connection::{Completion, Outflow, OutflowFuture};
+use crate::core::registry::Registry;
+use crate::core::{Core, Share, ShareFuture};
+use crate::{BrokerError, Metrics};
+pub use peers::ClusterNode;
+use peers::{Heard, Heartbeat, Peers, HEARTBEAT, LEAVE};
+
+/// Route lanes: one publisher's messages always take the same lane, and a lane sends one at
+/// a time, so they reach the route topic (one queue per publisher) in the order published.
+const ROUTE_LANES: usize = 8;
+/// The first pause after a failed route send, and the longest.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long a stopping node waits for its route messages to reach RocketMQ.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The file in `data_dir` that remembers when this node first joined its instance.
+pub(crate) const JOINED_FILE: &str = "cluster-node.json";
+
+/// This node's view of the cluster, from [`BrokerHandle::cluster`](crate::BrokerHandle::cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// The instance.
+    pub instance: String,
+    /// This node's id.
+    pub node_id: String,
+    /// Whether RocketMQ takes this node's messages: `false` from a failed send (route
+    /// message or heartbeat) until the next one that succeeds.
+    pub rocketmq_up: bool,
+    /// The error that took it down, while down.
+    pub last_error: Option<String>,
+    /// Consumers running (the route and the nodes topic: 2 once started).
+    pub consumers: usize,
+    /// Route messages waiting for RocketMQ.
+    pub buffered: u64,
+    /// Every node alive now, this one included, by node id.
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl ClusterHealth {
+    /// Healthy: RocketMQ takes what this node sends and both consumers run.
+    pub fn is_healthy(&self) -> bool {
+        self.rocketmq_up && self.consumers == 2
+    }
+
+    /// The alive nodes other than this one.
+    pub fn peers(&self) -> impl Iterator<Item = &ClusterNode> {
+        self.nodes.iter().filter(|node| !node.this_node)
+    }
+}
+
+/// The running cluster part of one node.
+pub(crate) struct Cluster {
+    config: ClusterConfig,
+    sender: Arc<Sender>,
+    lanes: Lanes,
+    peers: Peers,
+    /// When this node started (ms since the epoch): its heartbeats carry it.
+    started_ms: u64,
+    /// Route messages published before this are skipped: when this node first joined.
+    horizon_ms: u64,
+    /// This node joins for the first time (or keeps nothing across restarts): its route
+    /// group starts at the end of the topic, not at what RocketMQ gives a new group.
+    fresh: bool,
+    /// The MQTT address heartbeats announce, once the listeners are bound.
+    address: Mutex<String>,
+    /// When RocketMQ last took this node's heartbeat.
+    last_beat_ms: std::sync::atomic::AtomicU64,
+    consumers: std::sync::atomic::AtomicUsize,
+    registry: Arc<Registry>,
+    client_id_rules: ClientIdRules,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `data_dir`'s [`JOINED_FILE`] holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Joined {
+    instance: String,
+    node_id: String,
+    joined_ms: u64,
+}
+
+impl Cluster {
+    /// Checks the configuration, connects to RocketMQ (the built-in client unless `client`
+    /// is given) and waits until RocketMQ took this node's first heartbeat. `data_dir`:
+    /// where the node keeps durable state (`None` with memory storage), where it remembers
+    /// when it first joined.
+    ///
+    /// # Errors
+    /// [`BrokerError::Config`] for a bad `[cluster]` or a data directory of another node;
+    /// [`BrokerError::Cluster`] when the name server is not reachable, the client does not
+    /// start, or RocketMQ does not take the first heartbeat within `start_timeout_ms`.
+    pub(crate) async fn start(
+        config: ClusterConfig,
+        client: Option<Arc<dyn RocketMqClient>>,
+        metrics: Arc<Metrics>,
+        registry: Arc<Registry>,
+        client_id_rules: ClientIdRules,
+        data_dir: Option<&Path>,
+    ) -> Result<Arc<Cluster>, BrokerError> {
+        config.check()?;
+        let started_ms = unix_time_ms();
+        let (horizon_ms, fresh) = match data_dir {
+            Some(dir) => joined(dir, &config, started_ms)?,
+            None => (started_ms, true),
+        };
+        let client = match client {
+            Some(client) => client,
+            None => {
+                reachable(&config).await?;
+                default_client(&config).await?
+            }
+        };
+        let bounds = RetryBounds {
+            send_timeout: config.send_timeout_ms,
+            min: RETRY_MIN,
+            max: RETRY_MAX,
+        };
+        let sender = Arc::new(Sender::new(client, metrics, Counters::Cluster, bounds));
+        let capacity = (config.buffer / ROUTE_LANES).max(1);
+        let (lanes, tasks) = Lanes::start(sender.clone(), ROUTE_LANES, capacity);
+        let cluster = Arc::new(Cluster {
+            config,
+            sender,
+            lanes,
+            peers: Peers::default(),
+            started_ms,
+            horizon_ms,
+            fresh,
+            address: Mutex::new(String::new()),
+            last_beat_ms: 0.into(),
+            consumers: 0.into(),
+            registry,
+            client_id_rules,
+            tasks: Mutex::new(tasks),
+        });
+        if let Err(error) = cluster.first_heartbeat().await {
+            for task in cluster.tasks.lock().drain(..) {
+                task.abort();
+            }
+            cluster.stop_client().await;
+            return Err(error);
+        }
+        tracing::info!(
+            instance = %cluster.config.instance,
+            node = %cluster.config.node_id,
+            name_server = %cluster.config.name_server,
+            "cluster: joined",
+        );
+        Ok(cluster)
+    }
+
+    /// Sends a join message on the route topic and a heartbeat until RocketMQ took both, at
+    /// most `start_timeout_ms` (the first send to a topic RocketMQ has not seen yet fails
+    /// until its route exists): both topics exist before the first publish needs them.
+    async fn first_heartbeat(&self) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + self.config.start_timeout_ms;
+        let mut pause = RETRY_MIN;
+        let join = route::join(&self.config.route_topic(), &self.config.node_id);
+        let mut joined = Err(String::new());
+        loop {
+            if joined.is_err() {
+                let sent = tokio::time::timeout(
+                    self.config.send_timeout_ms,
+                    self.sender.client.send(&join, Some(&self.config.node_id)),
+                )
+                .await;
+                joined = match sent {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(error.0),
+                    Err(_) => Err("send timed out".to_owned()),
+                };
+            }
+            let error = match (self.beat(HEARTBEAT).await, &joined) {
+                (Ok(()), Ok(())) => return Ok(()),
+                (Ok(()), Err(error)) => format!(
+                    "the route topic {} took no message: {error}",
+                    self.config.route_topic()
+                ),
+                (Err(error), _) => error,
+            };
+            if Instant::now() + pause >= deadline {
+                return Err(BrokerError::Cluster(format!(
+                    "RocketMQ (name server {}) did not take this node's first heartbeat within \
+                     {} ms: {error}",
+                    self.config.name_server,
+                    self.config.start_timeout_ms.as_millis()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Starts the consumers (route and nodes topics) and the heartbeats, once the core
+    /// restored its state.
+    ///
+    /// # Errors
+    /// [`BrokerError::Cluster`] when a consumer does not start.
+    pub(crate) async fn attach(self: &Arc<Self>, core: &Arc<Core>) -> Result<(), BrokerError> {
+        let client = &self.sender.client;
+        let (topic, group) = (self.config.route_topic(), self.config.route_group());
+        if self.fresh {
+            self.start_at_end(&topic, &group).await;
+        }
+        // Heartbeats are never caught up on.
+        self.start_at_end(&self.config.nodes_topic(), &self.config.nodes_group())
+            .await;
+        let (sink, consumed) = mpsc::channel(64);
+        client
+            .consume_ordered(topic.clone(), group.clone(), sink)
+            .await
+            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
+        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let route = tokio::spawn(route::run(core.clone(), self.clone(), consumed));
+        let (topic, group) = (self.config.nodes_topic(), self.config.nodes_group());
+        let (sink, consumed) = mpsc::channel(64);
+        client
+            .consume(topic.clone(), group.clone(), sink)
+            .await
+            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
+        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let nodes = tokio::spawn(self.clone().hear(consumed));
+        let beats = tokio::spawn(self.clone().heartbeats());
+        self.tasks.lock().extend([route, nodes, beats]);
+        Ok(())
+    }
+
+    /// Moves `group`'s offsets on `topic` to its end before its consumer starts. When that
+    /// fails the consumer reads what came before, and skips it (older than this node).
+    async fn start_at_end(&self, topic: &str, group: &str) {
+        let seek = self
+            .sender
+            .client
+            .start_at_end(topic.to_owned(), group.to_owned());
+        match tokio::time::timeout(self.config.start_timeout_ms, seek).await {
+            Ok(Ok(())) => {
+                tracing::debug!(%topic, %group, "cluster: consumer group starts at the end")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%topic, %group, %error, "cluster: consumer group not moved to the end; what came before is read and skipped")
+            }
+            Err(_) => {
+                tracing::warn!(%topic, %group, "cluster: consumer group not moved to the end in time; what came before is read and skipped")
+            }
+        }
+    }
+
+    /// Announces `address` (the MQTT listener) in the heartbeats from now on.
+    pub(crate) fn set_address(&self, address: SocketAddr) {
+        *self.address.lock() = address.to_string();
+    }
+
+    /// One heartbeat (or, with [`LEAVE`], the last word), sent once.
+    async fn beat(&self, tag: &str) -> Result<(), String> {
+        let beat = Heartbeat {
+            node_id: self.config.node_id.clone(),
+            started_ms: self.started_ms,
+            sent_ms: unix_time_ms(),
+            address: self.address.lock().clone(),
+        };
+        let body = serde_json::to_vec(&beat).map_err(|e| e.to_string())?;
+        let message = RocketMessage {
+            topic: self.config.nodes_topic(),
+            tags: Some(tag.to_owned()),
+            keys: vec![self.config.node_id.clone()],
+            properties: Default::default(),
+            body: body.into(),
+        };
+        let metrics = &self.sender.metrics;
+        let sent = tokio::time::timeout(
+            self.config.send_timeout_ms,
+            self.sender
+                .client
+                .send(&message, Some(&self.config.node_id)),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {
+                self.sender.health.sent();
+                self.last_beat_ms.store(beat.sent_ms, Ordering::Relaxed);
+                metrics.cluster_sent.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error.0),
+            Err(_) => Err(format!(
+                "heartbeat send timed out after {} ms",
+                self.config.send_timeout_ms.as_millis()
+            )),
+        }
+    }
+
+    /// A heartbeat every `heartbeat_ms`, until stopped.
+    async fn heartbeats(self: Arc<Self>) {
+        let mut every = tokio::time::interval(self.config.heartbeat_ms);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(error) = self.beat(HEARTBEAT).await {
+                self.sender.health.failed(&error);
+                let metrics = &self.sender.metrics;
+                metrics.cluster_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "cluster: heartbeat not sent");
+            }
+        }
+    }
+
+    /// Takes in the heartbeats of every node.
+    async fn hear(self: Arc<Self>, mut consumed: mpsc::Receiver<Consumed>) {
+        let dead_after = u64::try_from(self.config.dead_after_ms.as_millis()).unwrap_or(u64::MAX);
+        let own = (self.config.node_id.as_str(), self.started_ms);
+        while let Some(Consumed { message, done }) = consumed.recv().await {
+            let leave = message.tags.as_deref() == Some(LEAVE);
+            match serde_json::from_slice::<Heartbeat>(&message.body) {
+                Ok(beat) => {
+                    let node = beat.node_id.clone();
+                    match self
+                        .peers
+                        .heard(beat, leave, unix_time_ms(), dead_after, own)
+                    {
+                        Heard::Left => tracing::info!(%node, "cluster: node left"),
+                        Heard::Impostor => {
+                            tracing::error!(%node, "cluster: another node runs with this node's node_id; node ids must be unique");
+                            let metrics = &self.sender.metrics;
+                            metrics.cluster_failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Heard::Alive | Heard::Ignored => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cluster: heartbeat not readable; skipped");
+                    let metrics = &self.sender.metrics;
+                    metrics.cluster_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = done.send(true);
+        }
+    }
+
+    /// Hands `message` (which entered this node) to the other nodes: once, on the lane of its
+    /// publisher. With QoS 1 or 2, the completion resolves once RocketMQ stored it. A P2P
+    /// message to a client online here has nothing to do elsewhere.
+    async fn send_route(&self, message: &Message, retain: bool) -> Option<Completion> {
+        if let Ok(Some(address)) = P2pAddress::parse_with(&message.topic, &self.client_id_rules) {
+            if self.registry.is_online(address.target_client_id) {
+                return None;
+            }
+        }
+        let key = if message.origin.is_empty() {
+            // The broker's own publishes (APIs): in order per node.
+            format!("$node/{}", self.config.node_id)
+        } else {
+            message.origin.to_string()
+        };
+        let routed = route::encode(
+            &self.config.route_topic(),
+            &self.config.node_id,
+            message,
+            retain,
+        );
+        let (done, completion) = if message.qos == QoS::AtMostOnce {
+            (None, None)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        };
+        let outgoing = Outgoing {
+            message: routed,
+            order_key: Some(key.clone()),
+            done,
+        };
+        self.lanes.send(&key, outgoing).await;
+        completion
+    }
+
+    /// This node's view now.
+    pub(crate) fn health(&self) -> ClusterHealth {
+        let now = unix_time_ms();
+        let dead_after = u64::try_from(self.config.dead_after_ms.as_millis()).unwrap_or(u64::MAX);
+        let mut nodes = self.peers.alive(now, dead_after);
+        nodes.push(ClusterNode {
+            node_id: self.config.node_id.clone(),
+            started_ms: self.started_ms,
+            last_heartbeat_ms: self.last_beat_ms.load(Ordering::Relaxed),
+            address: self.address.lock().clone(),
+            this_node: true,
+        });
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let state = self.sender.health.snapshot(0, 0);
+        ClusterHealth {
+            instance: self.config.instance.clone(),
+            node_id: self.config.node_id.clone(),
+            rocketmq_up: state.up,
+            last_error: state.last_error,
+            consumers: self.consumers.load(Ordering::Relaxed),
+            buffered: self.sender.metrics.cluster_buffered.load(Ordering::Relaxed),
+            nodes,
+        }
+    }
+
+    /// Stops: waits (bounded) for the route messages still buffered, tells the others this
+    /// node leaves, then stops the tasks and the client.
+    pub(crate) async fn shutdown(&self) {
+        self.sender.flush(STOP_GRACE, "cluster").await;
+        if let Err(error) = self.beat(LEAVE).await {
+            tracing::warn!(%error, "cluster: the other nodes were not told this node leaves; they see it silent");
+        }
+        let _ = self.sender.stopping.send(true);
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+        self.stop_client().await;
+        tracing::info!(node = %self.config.node_id, "cluster: left");
+    }
+
+    async fn stop_client(&self) {
+        let _ = self.sender.stopping.send(true);
+        self.sender.client.shutdown().await;
+    }
+}
+
+impl Outflow for Cluster {
+    fn outflow<'a>(
+        &'a self,
+        message: &'a Message,
+        retain: bool,
+        _clean_session: bool,
+    ) -> OutflowFuture<'a> {
+        Box::pin(self.send_route(message, retain))
+    }
+
+    /// Any topic may have subscribers on another node.
+    fn covers(&self, _topic: &str) -> bool {
+        true
+    }
+}
+
+impl Share for Cluster {
+    fn share<'a>(&'a self, message: &'a Message, retain: bool) -> ShareFuture<'a> {
+        Box::pin(self.send_route(message, retain))
+    }
+}
+
+/// When this node first joined its instance, as `dir`'s [`JOINED_FILE`] remembers (written
+/// now, as `now`, on the first start), and whether that is now. A node that restarts with
+/// its data keeps its first time, so it catches up on what it missed; a new node starts
+/// from now.
+///
+/// # Errors
+/// The file belongs to another node or instance, or cannot be read or written.
+fn joined(dir: &Path, config: &ClusterConfig, now: u64) -> Result<(u64, bool), BrokerError> {
+    let path: PathBuf = dir.join(JOINED_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let joined: Joined = serde_json::from_slice(&bytes).map_err(|e| {
+                BrokerError::Store(format!("{}: not readable: {e}", path.display()))
+            })?;
+            if joined.instance != config.instance || joined.node_id != config.node_id {
+                return Err(BrokerError::Config(format!(
+                    "[cluster] {} belongs to node {:?} of instance {:?}, not to node {:?} of \
+                     instance {:?}: a node's data directory is its own",
+                    path.display(),
+                    joined.node_id,
+                    joined.instance,
+                    config.node_id,
+                    config.instance
+                )));
+            }
+            Ok((joined.joined_ms, false))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let joined = Joined {
+                instance: config.instance.clone(),
+                node_id: config.node_id.clone(),
+                joined_ms: now,
+            };
+            let write = || -> std::io::Result<()> {
+                std::fs::create_dir_all(dir)?;
+                let text = serde_json::to_vec_pretty(&joined).map_err(std::io::Error::other)?;
+                let temporary = dir.join(format!("{JOINED_FILE}.new"));
+                std::fs::write(&temporary, text)?;
+                std::fs::File::open(&temporary)?.sync_all()?;
+                std::fs::rename(&temporary, &path)
+            };
+            write().map_err(|e| BrokerError::Store(format!("{}: {e}", path.display())))?;
+            Ok((now, true))
+        }
+        Err(error) => Err(BrokerError::Store(format!("{}: {error}", path.display()))),
+    }
+}
+
+/// Whether one of the name servers accepts a connection, so a wrong address fails start-up
+/// at once with what is wrong.
+async fn reachable(config: &ClusterConfig) -> Result<(), BrokerError> {
+    let limit = config.start_timeout_ms.min(Duration::from_secs(5));
+    let mut errors = Vec::new();
+    for address in config.name_server.split(';').map(str::trim) {
+        let resolved = tokio::net::lookup_host(address)
+            .await
+            .map(|mut all| all.next());
+        let outcome = match resolved {
+            Ok(Some(addr)) => {
+                match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => format!("no answer within {} ms", limit.as_millis()),
+                }
+            }
+            Ok(None) => "resolves to no address".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        errors.push(format!("{address}: {outcome}"));
+    }
+    Err(BrokerError::Cluster(format!(
+        "no RocketMQ name server reachable ({})",
+        errors.join("; ")
+    )))
+}
+
+/// The built-in client, for this node's groups.
+async fn default_client(config: &ClusterConfig) -> Result<Arc<dyn RocketMqClient>, BrokerError> {
+    let settings = ClientSettings {
+        name_server: config.name_server.clone(),
+        producer_group: config.producer_group(),
+        consume_from: crate::ConsumeFrom::Last,
+        send_timeout: config.send_timeout_ms,
+    };
+    built_in_client(&settings)
+        .await
+        .map_err(|e| BrokerError::Cluster(format!("RocketMQ client start failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_join_is_remembered_and_the_directory_is_the_nodes_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClusterConfig::new("i1", "127.0.0.1:9876", "n1");
+        assert_eq!(joined(dir.path(), &config, 100).unwrap(), (100, true));
+        let again = joined(dir.path(), &config, 200).unwrap();
+        assert_eq!(again, (100, false), "a restart keeps it");
+        let other = ClusterConfig::new("i1", "127.0.0.1:9876", "n2");
+        let error = joined(dir.path(), &other, 300).unwrap_err().to_string();
+        assert!(error.contains("belongs to node \"n1\""), "{error}");
+    }
+}

@@ -1,0 +1,891 @@
+//! The cluster's first slice against a real RocketMQ (`docs/cluster.md`): two or three
+//! brokers in this process, each a node of one instance on ephemeral ports, rumqttc clients
+//! on each, the Rust RocketMQ name server and broker as the only thing they share. See
+//! `rocketmq/mod.rs` for where the servers run (a loopback-only network namespace; elsewhere
+//! these tests say they skip).
+
+mod auth_support;
+mod rocketmq;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use mqgate_broker::{Broker, BrokerConfig, BrokerHandle, ClusterConfig, StorageKind};
+use rocketmq::{healthz, http_get, RocketMq, SERVERS};
+use rumqttc::{Publish, QoS};
+use support::{subscribe, Client};
+
+/// The longest wait for a message to cross RocketMQ (a new consumer's first delivery takes
+/// about 1.5 s).
+const CROSSING: Duration = Duration::from_secs(30);
+const INSTANCE: &str = "itest";
+
+/// `[cluster]` for node `id`: fast heartbeats, so peers come and go within a test.
+fn cluster(ns: &str, id: &str) -> ClusterConfig {
+    let mut cluster = ClusterConfig::new(INSTANCE, ns, id);
+    cluster.heartbeat_ms = Duration::from_millis(200);
+    cluster.dead_after_ms = Duration::from_millis(2000);
+    cluster
+}
+
+/// A node: MQTT on an ephemeral port, HTTP on another, memory storage unless `change`
+/// says otherwise.
+async fn node(ns: &str, id: &str, change: impl FnOnce(&mut BrokerConfig)) -> BrokerHandle {
+    try_node(ns, id, change).await.expect("node starts")
+}
+
+async fn try_node(
+    ns: &str,
+    id: &str,
+    change: impl FnOnce(&mut BrokerConfig),
+) -> Result<BrokerHandle, mqgate_broker::BrokerError> {
+    let mut config = BrokerConfig::ephemeral();
+    config.listeners.amqp = None;
+    config.listeners.amqps_addr = None;
+    config.http.enabled = true;
+    config.http.listen = "127.0.0.1:0".parse().expect("address");
+    config.cluster = Some(cluster(ns, id));
+    change(&mut config);
+    Broker::builder().config(config).build().start().await
+}
+
+/// The next PUBLISH within [`CROSSING`].
+async fn crossed(client: &mut Client, what: &str) -> Publish {
+    match tokio::time::timeout(CROSSING, client.publishes.recv()).await {
+        Ok(Some(publish)) => publish,
+        Ok(None) => panic!("{what}: client stopped"),
+        Err(_) => panic!("{what}: nothing crossed within {CROSSING:?}"),
+    }
+}
+
+/// Waits until `broker` sees exactly the peers `expected` alive.
+async fn until_peers(broker: &BrokerHandle, expected: &[&str], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let health = broker.cluster().expect("cluster configured");
+        let peers: Vec<&str> = health.peers().map(|n| n.node_id.as_str()).collect();
+        if peers == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "peers of {}: {peers:?}, expected {expected:?}",
+            health.node_id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The payloads of the next `total` PUBLISHes, as text.
+async fn receive(client: &mut Client, total: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < total {
+        let publish = crossed(client, "a message from another node").await;
+        got.push(String::from_utf8(publish.payload.to_vec()).expect("text payload"));
+    }
+    got
+}
+
+/// The next message of a backend consumer within [`CROSSING`].
+async fn next_message(
+    backend: &mut mqgate_broker::Consumer,
+) -> std::sync::Arc<mqgate_session::Message> {
+    tokio::time::timeout(CROSSING, backend.recv())
+        .await
+        .expect("crossed in time")
+        .expect("broker running")
+}
+
+/// Waits until `n` acknowledgements of `client`'s QoS 1 publishes arrived.
+async fn acked_all(client: &mut Client, n: usize) {
+    for i in 0..n {
+        match tokio::time::timeout(CROSSING, client.acks.recv()).await {
+            Ok(Some(_)) => {}
+            _ => panic!("acknowledgement {i} of {n} did not come within {CROSSING:?}"),
+        }
+    }
+}
+
+/// Messages published on node A reach subscribers on node B, exact and wildcard, at QoS 0
+/// and 1: each publisher's messages once and in order; A's own subscribers get each once
+/// (A's route messages are not routed at A again); QoS 1 is acknowledged once RocketMQ
+/// stored it; the embedding API's publishes cross too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_nodes_once_and_in_order() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("messages_cross_nodes_once_and_in_order").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut exact = Client::connect(&b, "exact", true).await;
+    subscribe(&mut exact, "room/1/temp", QoS::AtLeastOnce).await;
+    let mut wild = Client::connect(&b, "wild", true).await;
+    subscribe(&mut wild, "room/+/temp", QoS::AtLeastOnce).await;
+    let mut local = Client::connect(&a, "local", true).await;
+    subscribe(&mut local, "room/#", QoS::AtLeastOnce).await;
+
+    const N: usize = 40;
+    let mut p1 = Client::connect(&a, "p1", true).await;
+    let mut p2 = Client::connect(&a, "p2", true).await;
+    for i in 0..N {
+        for (publisher, name) in [(&p1, "p1"), (&p2, "p2")] {
+            let qos = if i % 4 == 3 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            let topic = if name == "p1" {
+                "room/1/temp"
+            } else {
+                "room/2/temp"
+            };
+            publisher
+                .client
+                .publish(topic, qos, false, format!("{name}-{i:03}"))
+                .await
+                .unwrap();
+        }
+    }
+    let qos1 = (0..N).filter(|i| i % 4 != 3).count();
+    acked_all(&mut p1, qos1).await;
+    acked_all(&mut p2, qos1).await;
+    assert!(
+        a.metrics().cluster_sent >= 2 * N as u64,
+        "{:?}",
+        a.metrics()
+    );
+    // The embedding API's publish crosses too.
+    a.publish(
+        "room/1/temp",
+        "api-000",
+        mqgate_codec::QoS::AtLeastOnce,
+        false,
+    )
+    .await
+    .unwrap();
+
+    // B's exact subscriber: p1's messages and the API's; the wildcard one: both publishers'.
+    let at_exact = receive(&mut exact, N + 1).await;
+    let at_wild = receive(&mut wild, 2 * N + 1).await;
+    let at_local = receive(&mut local, 2 * N + 1).await;
+    for (name, got) in [
+        ("exact", &at_exact),
+        ("wild", &at_wild),
+        ("local", &at_local),
+    ] {
+        let unique: BTreeSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "{name} got a duplicate: {got:?}");
+        for publisher in ["p1", "p2"] {
+            let own: Vec<&String> = got.iter().filter(|m| m.starts_with(publisher)).collect();
+            let mut sorted = own.clone();
+            sorted.sort();
+            assert_eq!(own, sorted, "{name}: {publisher}'s messages out of order");
+        }
+    }
+    assert!(
+        at_exact.iter().all(|m| !m.starts_with("p2")),
+        "{at_exact:?}"
+    );
+    assert!(at_exact.contains(&"api-000".to_owned()));
+    // Nothing more comes: no second copy (RocketMQ may deliver again only after a failure).
+    for client in [&mut exact, &mut wild, &mut local] {
+        client.expect_nothing(Duration::from_secs(2)).await;
+    }
+    let received = b.metrics().cluster_received;
+    assert_eq!(received, 2 * N as u64 + 1, "{:?}", b.metrics());
+    assert_eq!(
+        a.metrics().cluster_received,
+        0,
+        "A routed nothing back to itself"
+    );
+
+    for client in [exact, wild, local, p1, p2] {
+        client.disconnect().await;
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// What crosses is the message record whole: the same id (the embedding API's answer on A is
+/// the id B's receivers get), QoS, payload, publisher, expiry and MQTT 5 properties (user
+/// properties in order, content type, response topic, correlation data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_record_crosses_whole() {
+    use rumqttc::v5::mqttbytes::v5::PublishProperties;
+    use rumqttc::v5::mqttbytes::QoS as QoS5;
+    use support::mqtt5::Client5;
+
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("the_message_record_crosses_whole").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut backend = b
+        .subscribe("rec/#", mqgate_codec::QoS::ExactlyOnce)
+        .unwrap();
+    let mut sub5 = Client5::connect(&b, "sub5").await;
+    sub5.subscribe("rec/#", QoS5::AtLeastOnce).await;
+
+    let id = a
+        .publish(
+            "rec/api",
+            "from the API",
+            mqgate_codec::QoS::AtLeastOnce,
+            false,
+        )
+        .await
+        .unwrap();
+    let api = next_message(&mut backend).await;
+    assert_eq!((api.id, &api.payload[..]), (id, &b"from the API"[..]));
+    assert!(
+        api.origin.is_empty(),
+        "the broker's own publish has no origin"
+    );
+    assert_eq!(sub5.next().await.payload, "from the API");
+
+    let mut pub5 = Client5::connect(&a, "pub5").await;
+    let user = vec![
+        ("unit".to_owned(), "C".to_owned()),
+        ("unit".to_owned(), "F".to_owned()),
+    ];
+    let properties = PublishProperties {
+        user_properties: user.clone(),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("rec/reply".into()),
+        correlation_data: Some(bytes::Bytes::from_static(b"\x01\x02")),
+        message_expiry_interval: Some(600),
+        ..PublishProperties::default()
+    };
+    pub5.client
+        .publish_with_properties("rec/v5", QoS5::AtLeastOnce, false, "21.5", properties)
+        .await
+        .unwrap();
+    pub5.acked(1).await;
+    let record = next_message(&mut backend).await;
+    assert_eq!(record.topic.as_str(), "rec/v5");
+    assert_eq!(&record.payload[..], b"21.5");
+    assert_eq!(record.qos, mqgate_codec::QoS::AtLeastOnce);
+    assert_eq!(record.origin.as_str(), "pub5");
+    let expires = record.expires_at_ms.expect("an expiry");
+    assert!(expires > record.published_at_ms + 590_000, "{record:?}");
+    let got = tokio::time::timeout(CROSSING, sub5.publishes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload, "21.5");
+    let props = got.properties.expect("properties");
+    assert_eq!(props.user_properties, user);
+    assert_eq!(props.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(props.response_topic.as_deref(), Some("rec/reply"));
+    assert_eq!(props.correlation_data.as_deref(), Some(&b"\x01\x02"[..]));
+    let left = props.message_expiry_interval.expect("remaining expiry");
+    assert!((590..=600).contains(&left), "{left}");
+
+    pub5.disconnect().await;
+    sub5.disconnect().await;
+    drop(backend);
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A retained message set on node A is what a SUBSCRIBE on node B gets, and a clear on A
+/// clears it on B; the will of a client of A reaches B; a P2P message published on A reaches
+/// its target connected to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_and_p2p_cross_nodes() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("retained_and_p2p_cross_nodes").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    // A watcher on B says when B has the retained change.
+    let mut watcher = Client::connect(&b, "watcher", true).await;
+    subscribe(&mut watcher, "news/#", QoS::AtLeastOnce).await;
+    let mut target = Client::connect(&b, "device-7", true).await;
+
+    let publisher = Client::connect(&a, "publisher", true).await;
+    publisher
+        .client
+        .publish("news/today", QoS::AtLeastOnce, true, "sunny")
+        .await
+        .unwrap();
+    let live = crossed(&mut watcher, "the retained message, live").await;
+    assert_eq!(&live.payload[..], b"sunny");
+    let mut late = Client::connect(&b, "late", true).await;
+    subscribe(&mut late, "news/+", QoS::AtLeastOnce).await;
+    let replayed = late.next().await;
+    assert_eq!(
+        (&replayed.payload[..], replayed.retain),
+        (&b"sunny"[..], true)
+    );
+
+    publisher
+        .client
+        .publish("news/today", QoS::AtLeastOnce, true, "")
+        .await
+        .unwrap();
+    let cleared = crossed(&mut watcher, "the clear").await;
+    assert!(cleared.payload.is_empty());
+    let mut later = Client::connect(&b, "later", true).await;
+    subscribe(&mut later, "news/+", QoS::AtLeastOnce).await;
+    later.expect_nothing(Duration::from_millis(500)).await;
+
+    // A will of a client of A that drops reaches B's subscribers too.
+    let addr = support::tcp_addr(&a);
+    let mut options = rumqttc::MqttOptions::new("mortal", addr.ip().to_string(), addr.port());
+    options.set_last_will(rumqttc::LastWill::new(
+        "news/will",
+        "mortal gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    Client::with_options(options).await.kill();
+    let will = crossed(&mut watcher, "the will").await;
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("news/will", &b"mortal gone"[..])
+    );
+
+    publisher
+        .client
+        .publish("cmd/p2p/device-7", QoS::AtLeastOnce, false, "open")
+        .await
+        .unwrap();
+    let p2p = crossed(&mut target, "the P2P message").await;
+    assert_eq!(
+        (p2p.topic.as_str(), &p2p.payload[..]),
+        ("cmd/p2p/device-7", &b"open"[..])
+    );
+    target.expect_nothing(Duration::from_secs(1)).await;
+    watcher.expect_nothing(Duration::from_millis(200)).await;
+
+    for client in [watcher, target, publisher, late, later] {
+        client.disconnect().await;
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Every node sees the others' heartbeats: in `BrokerHandle::cluster`, `/healthz` and the
+/// API's `ListClusterNodes`; the API's `SendMessage` on one node reaches another's
+/// subscribers; a node that stops is gone from its peers' view within `dead_after_ms`; two
+/// nodes with one node id notice each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
+    use auth_support::{api_config, api_get, api_post, AK, INSTANCE as API_INSTANCE, SECRET};
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("heartbeats_show_the_nodes_and_a_stopped_node_leaves").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let with_api = |config: &mut BrokerConfig| {
+        let cluster = config.cluster.take();
+        *config = api_config("storage = \"memory\"", "", "");
+        config.cluster = cluster;
+    };
+    let a = node(&ns, "a", with_api).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let c = node(&ns, "c", |_| {}).await;
+    let dead_after = Duration::from_millis(2000);
+    until_peers(&a, &["b", "c"], CROSSING).await;
+    until_peers(&b, &["a", "c"], CROSSING).await;
+
+    let (status, body) = healthz(&a).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("cluster node a of itest: rocketmq up; peers alive: b c"),
+        "{body}"
+    );
+    let (status, text) = http_get(&a, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "mqgate_cluster_node{instance=\"itest\",node=\"a\"} 1\n",
+        "mqgate_cluster_peers_alive 2\n",
+        "mqgate_cluster_rocketmq_up 1\n",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+    let answer = api_get(
+        &a,
+        AK,
+        SECRET,
+        "ListClusterNodes",
+        &[("InstanceId", API_INSTANCE)],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let json = answer.json();
+    assert_eq!(json["Instance"], INSTANCE);
+    assert_eq!(json["NodeId"], "a");
+    let nodes: Vec<(String, bool)> = json["Nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["NodeId"].as_str().unwrap().to_owned(),
+                n["Self"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [("a".into(), true), ("b".into(), false), ("c".into(), false)]
+    );
+    // The API's SendMessage on A reaches a subscriber on B.
+    let mut listener = Client::connect(&b, "listener", true).await;
+    subscribe(&mut listener, "api/#", QoS::AtLeastOnce).await;
+    let sent = api_post(
+        &a,
+        AK,
+        SECRET,
+        "SendMessage",
+        &[
+            ("InstanceId", API_INSTANCE),
+            ("MqttTopic", "api/notice"),
+            ("Payload", "from SendMessage"),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{sent:?}");
+    let notice = crossed(&mut listener, "SendMessage's message").await;
+    assert_eq!(&notice.payload[..], b"from SendMessage");
+    listener.disconnect().await;
+
+    let b_address = b.local_addr(mqgate_broker::ListenerKind::Tcp).unwrap();
+    let b_seen = a
+        .cluster()
+        .unwrap()
+        .nodes
+        .into_iter()
+        .find(|n| n.node_id == "b");
+    assert_eq!(b_seen.unwrap().address, b_address.to_string());
+
+    c.shutdown().await;
+    let stopped = Instant::now();
+    until_peers(&a, &["b"], dead_after).await;
+    until_peers(&b, &["a"], dead_after.saturating_sub(stopped.elapsed())).await;
+    let (_, body) = healthz(&a).await;
+    assert!(body.contains("peers alive: b\n"), "{body}");
+
+    // A second node under an id in use: they share its consumer groups, so RocketMQ gives
+    // the queue of the id's heartbeats to one of them, which hears another run of its id
+    // sending while it runs, and counts it (and logs an error).
+    let twin = node(&ns, "b", |_| {}).await;
+    let deadline = Instant::now() + CROSSING;
+    while twin.metrics().cluster_failed + b.metrics().cluster_failed == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the duplicate node id went unnoticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.metrics().cluster_failed, 0, "{:?}", a.metrics());
+
+    twin.shutdown().await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A node SIGKILLed (the `mqgate` binary as a child process, no last word) is gone from its
+/// peers' view once it has been silent for `dead_after_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_is_gone_after_dead_after() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("a_killed_node_is_gone_after_dead_after").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "allow_anonymous = true\nstorage = \"memory\"\n\n[listeners]\ntcp = \"127.0.0.1:0\"\n\
+         ws = \"127.0.0.1:0\"\n\n[http]\nenabled = false\n\n[cluster]\ninstance = \"{INSTANCE}\"\n\
+         name_server = \"{ns}\"\nnode_id = \"doomed\"\nheartbeat_ms = 200\ndead_after_ms = 2000\n"
+    );
+    let doomed = support::process::BrokerProcess::start(dir.path(), &config, &["tcp"]);
+    until_peers(&a, &["doomed"], CROSSING).await;
+    let address = doomed.addr.to_string();
+    let seen = a.cluster().unwrap().nodes;
+    assert!(
+        seen.iter()
+            .any(|n| n.node_id == "doomed" && n.address == address),
+        "{seen:?}"
+    );
+
+    doomed.kill();
+    // Its last heartbeat came at most heartbeat_ms before the kill; the view is polled.
+    until_peers(&a, &[], Duration::from_millis(2000 + 200 + 500)).await;
+    let (status, body) = healthz(&a).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("peers alive: none"), "{body}");
+
+    a.shutdown().await;
+}
+
+/// A node that starts for the first time does not replay what the instance routed before
+/// it (its group is moved to the end; on a client that cannot move it, it reads the history
+/// and skips it); a node restarted with its data directory catches up on what was routed
+/// while it was down (its persistent session's queue gets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_skips_history_and_a_restarted_node_catches_up() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("a_new_node_skips_history_and_a_restarted_node_catches_up").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let data = tempfile::tempdir().unwrap();
+    let durable = |config: &mut BrokerConfig| {
+        config.storage = StorageKind::Redb;
+        config.data_dir = data.path().to_owned();
+    };
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", durable).await;
+    let mut sub = Client::connect(&b, "sub", false).await;
+    subscribe(&mut sub, "t/#", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(&a, "publisher", true).await;
+    publisher
+        .client
+        .publish("t/x", QoS::AtLeastOnce, false, "before")
+        .await
+        .unwrap();
+    assert_eq!(
+        &crossed(&mut sub, "while B runs").await.payload[..],
+        b"before"
+    );
+    sub.disconnect().await;
+    b.shutdown().await;
+    drop(b);
+
+    let mut publisher = publisher;
+    for i in 0..5 {
+        publisher
+            .client
+            .publish("t/x", QoS::AtLeastOnce, false, format!("missed-{i}"))
+            .await
+            .unwrap();
+    }
+    acked_all(&mut publisher, 6).await;
+
+    // The stopped node's store closes when its last task lets go of it, a moment after
+    // `shutdown` returned: a bounded number of tries.
+    let mut restarted = None;
+    for _ in 0..50 {
+        match try_node(&ns, "b", durable).await {
+            Ok(node) => {
+                restarted = Some(node);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let b = restarted.expect("node b restarts on its data directory");
+    let mut sub = Client::connect(&b, "sub", false).await;
+    assert!(sub.session_present);
+    let mut missed = Vec::new();
+    while missed.len() < 5 {
+        let publish = crossed(&mut sub, "what B missed").await;
+        missed.push(String::from_utf8(publish.payload.to_vec()).unwrap());
+    }
+    assert_eq!(
+        missed,
+        (0..5).map(|i| format!("missed-{i}")).collect::<Vec<_>>()
+    );
+    sub.expect_nothing(Duration::from_secs(1)).await;
+    // What its earlier run sent (heartbeats, its leave) is no other node with its id.
+    assert_eq!(b.metrics().cluster_failed, 0, "{:?}", b.metrics());
+
+    // A new node: its route group is moved to the end of the topic before its consumer
+    // starts (a new consumer group on a young topic would start at offset 0), so nothing of
+    // the history reaches its subscribers, nor is even read.
+    let c = node(&ns, "c", |_| {}).await;
+    let mut fresh = Client::connect(&c, "fresh", true).await;
+    subscribe(&mut fresh, "t/#", QoS::AtLeastOnce).await;
+    publisher
+        .client
+        .publish("t/x", QoS::AtLeastOnce, false, "after")
+        .await
+        .unwrap();
+    assert_eq!(
+        &crossed(&mut fresh, "a message after C started")
+            .await
+            .payload[..],
+        b"after"
+    );
+    assert_eq!(
+        &crossed(&mut sub, "the same at B").await.payload[..],
+        b"after"
+    );
+    fresh.expect_nothing(Duration::from_secs(1)).await;
+    assert_eq!(c.metrics().cluster_skipped_old, 0, "{:?}", c.metrics());
+
+    // A new node on a client that cannot move its group: it reads the history, and skips
+    // every message of it (older than the node).
+    let settings = mqgate_broker::ClientSettings {
+        name_server: ns.clone(),
+        producer_group: "mqgate_itest_producer_d".into(),
+        consume_from: mqgate_broker::ConsumeFrom::Last,
+        send_timeout: Duration::from_secs(3),
+    };
+    let client = mqgate_broker::RustRocketMqClient::start_with(&settings)
+        .await
+        .unwrap();
+    let mut config = BrokerConfig::ephemeral();
+    config.listeners.amqp = None;
+    config.listeners.amqps_addr = None;
+    config.cluster = Some(cluster(&ns, "d"));
+    let d = Broker::builder()
+        .config(config)
+        .cluster_client(std::sync::Arc::new(NoSeek(client)))
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let mut newest = Client::connect(&d, "newest", true).await;
+    subscribe(&mut newest, "t/#", QoS::AtLeastOnce).await;
+    let deadline = Instant::now() + CROSSING;
+    while d.metrics().cluster_skipped_old < 7 {
+        assert!(Instant::now() < deadline, "{:?}", d.metrics());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    newest.expect_nothing(Duration::from_secs(1)).await;
+
+    for client in [sub, fresh, publisher, newest] {
+        client.disconnect().await;
+    }
+    d.shutdown().await;
+    c.shutdown().await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// The built-in client without [`RocketMqClient::start_at_end`] (the trait's default: it
+/// does not move a group).
+struct NoSeek(mqgate_broker::RustRocketMqClient);
+
+impl mqgate_broker::RocketMqClient for NoSeek {
+    fn send<'a>(
+        &'a self,
+        message: &'a mqgate_rocketmq::RocketMessage,
+        order_key: Option<&'a str>,
+    ) -> mqgate_broker::BoxFuture<'a, Result<(), mqgate_broker::ClientFailure>> {
+        self.0.send(message, order_key)
+    }
+
+    fn consume(
+        &self,
+        topic: String,
+        group: String,
+        sink: tokio::sync::mpsc::Sender<mqgate_broker::Consumed>,
+    ) -> mqgate_broker::BoxFuture<'_, Result<(), mqgate_broker::ClientFailure>> {
+        self.0.consume(topic, group, sink)
+    }
+
+    fn consume_ordered(
+        &self,
+        topic: String,
+        group: String,
+        sink: tokio::sync::mpsc::Sender<mqgate_broker::Consumed>,
+    ) -> mqgate_broker::BoxFuture<'_, Result<(), mqgate_broker::ClientFailure>> {
+        self.0.consume_ordered(topic, group, sink)
+    }
+
+    fn shutdown(&self) -> mqgate_broker::BoxFuture<'_, ()> {
+        self.0.shutdown()
+    }
+}
+
+/// A QoS 1 publish is acknowledged only once RocketMQ stored its route message: while the
+/// RocketMQ broker is down the publisher waits (and `/healthz` says RocketMQ is down); once
+/// it is back, the acknowledgement comes and the message reaches the other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos1_publish_is_acknowledged_once_rocketmq_stored_it() {
+    let _serial = SERVERS.lock().await;
+    let Some(mut rocketmq) =
+        RocketMq::start("a_qos1_publish_is_acknowledged_once_rocketmq_stored_it").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut sub = Client::connect(&b, "sub", true).await;
+    subscribe(&mut sub, "f/#", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(&a, "publisher", true).await;
+    publisher
+        .client
+        .publish("f/1", QoS::AtLeastOnce, false, "warm")
+        .await
+        .unwrap();
+    acked_all(&mut publisher, 1).await;
+    assert_eq!(
+        &crossed(&mut sub, "the first message").await.payload[..],
+        b"warm"
+    );
+
+    rocketmq.stop_broker().await;
+    publisher
+        .client
+        .publish("f/1", QoS::AtLeastOnce, false, "during")
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_secs(3), publisher.acks.recv()).await;
+    assert!(early.is_err(), "acknowledged while RocketMQ was down");
+    let deadline = Instant::now() + CROSSING;
+    while a.cluster().unwrap().rocketmq_up {
+        assert!(Instant::now() < deadline, "RocketMQ never reported down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = healthz(&a).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("rocketmq down"), "{body}");
+
+    rocketmq.start_broker().await;
+    // The client may need its next route refresh (every 30 s) to use the restarted broker.
+    let recovery = Duration::from_secs(90);
+    match tokio::time::timeout(recovery, publisher.acks.recv()).await {
+        Ok(Some(_)) => {}
+        _ => panic!("not acknowledged within {recovery:?} of RocketMQ's return"),
+    }
+    let deadline = Instant::now() + recovery;
+    loop {
+        // RocketMQ delivers at least once: "warm" may come again after its restart.
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, sub.publishes.recv()).await {
+            Ok(Some(publish)) if &publish.payload[..] == b"during" => break,
+            Ok(Some(publish)) => assert_eq!(&publish.payload[..], b"warm"),
+            _ => panic!("the message published during the outage never reached node B"),
+        }
+    }
+
+    sub.disconnect().await;
+    publisher.disconnect().await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A node with the RocketMQ bridge too: a PUBLISH under an outflow rule goes both to
+/// RocketMQ's topic and to the other node, and is acknowledged once both took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_and_the_cluster_together() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("the_bridge_and_the_cluster_together").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let side = rocketmq::ClientSide::new();
+    let producer = side.producer(&ns).await;
+    rocketmq::send(&producer, "SensorReports", &[], b"warm-up").await;
+    let mut consumer = side
+        .consumer(&ns, "SensorReports", "GID_test_reports")
+        .await;
+    let a = node(&ns, "a", |config| {
+        config.rocketmq = Some(mqgate_broker::RocketMqConfig {
+            name_server: ns.clone(),
+            producer_group: "GID_bridge_producer".into(),
+            consumer_group: "GID_bridge".into(),
+            outflow: vec![mqgate_rocketmq::OutflowRule {
+                mqtt_parent_topic: "sensors".into(),
+                rocketmq_topic: Some("SensorReports".into()),
+            }],
+            ..mqgate_broker::RocketMqConfig::default()
+        });
+    })
+    .await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut sub = Client::connect(&b, "sub", true).await;
+    subscribe(&mut sub, "sensors/#", QoS::AtLeastOnce).await;
+
+    let mut device = Client::connect(&a, "device", true).await;
+    device
+        .client
+        .publish("sensors/t1", QoS::AtLeastOnce, false, "both ways")
+        .await
+        .unwrap();
+    acked_all(&mut device, 1).await;
+    let crossed_to_b = crossed(&mut sub, "the message at node B").await;
+    assert_eq!(&crossed_to_b.payload[..], b"both ways");
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = consumer
+            .next(left)
+            .await
+            .expect("the copy in RocketMQ in time");
+        if message.body == b"both ways" {
+            assert_eq!(message.property("mqttSecondTopic"), Some("/t1"));
+            break;
+        }
+    }
+    let metrics = a.metrics();
+    assert!(
+        metrics.rocketmq_produced >= 1 && metrics.cluster_sent >= 1,
+        "{metrics:?}"
+    );
+
+    sub.disconnect().await;
+    device.disconnect().await;
+    b.shutdown().await;
+    a.shutdown().await;
+    consumer.stop().await;
+}
+
+/// A node whose name server answers but whose RocketMQ broker is gone does not start: its
+/// first heartbeat is not taken within `start_timeout_ms`, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_rocketmq_broker_fails_the_start_in_time() {
+    let _serial = SERVERS.lock().await;
+    let Some(mut rocketmq) =
+        RocketMq::start("a_node_without_a_rocketmq_broker_fails_the_start_in_time").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    rocketmq.stop_broker().await;
+    let started = Instant::now();
+    let error = try_node(&ns, "orphan", |config| {
+        if let Some(cluster) = &mut config.cluster {
+            cluster.start_timeout_ms = Duration::from_secs(3);
+            cluster.send_timeout_ms = Duration::from_secs(1);
+        }
+    })
+    .await
+    .expect_err("no RocketMQ broker, no node");
+    let text = error.to_string();
+    assert!(
+        text.contains("did not take this node's first heartbeat within 3000 ms"),
+        "{text}"
+    );
+    // Bounded by the timeout and one more send attempt.
+    assert!(started.elapsed() < CROSSING, "{:?}", started.elapsed());
+}
+
+/// A node whose name server does not answer does not start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_name_server_fails_the_start_clearly() {
+    // Port 1 on loopback: nothing listens there, here or in the test namespace.
+    let mut config = BrokerConfig::ephemeral();
+    config.cluster = Some(cluster("127.0.0.1:1", "lonely"));
+    let error = Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect_err("no name server, no node");
+    let text = error.to_string();
+    assert!(
+        text.contains("cluster error: no RocketMQ name server reachable (127.0.0.1:1:"),
+        "{text}"
+    );
+}
