@@ -571,6 +571,48 @@ async fn default_client(config: &ClusterConfig) -> Result<Arc<dyn RocketMqClient
         .map_err(|e| BrokerError::Cluster(format!("RocketMQ client start failed: {e}")))
 }
 
+/// Reads a message as this node's consumers read what other nodes send (a route message,
+/// then a heartbeat into a fresh view of the peers), for the fuzz target: whatever the tag,
+/// properties and body, nothing panics, and a route message read once reads the same again
+/// when sent on.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_consumed(
+    tags: Option<String>,
+    properties: Vec<(String, String)>,
+    body: Vec<u8>,
+) {
+    let message = RocketMessage {
+        topic: "mqgate_fuzz_route".to_owned(),
+        tags,
+        keys: Vec::new(),
+        properties: properties.into_iter().collect(),
+        body: bytes::Bytes::from(body),
+    };
+    if let Ok(route::Incoming::Route {
+        message: read,
+        retain,
+    }) = route::decode(&message, "fuzz")
+    {
+        let again = route::encode("mqgate_fuzz_route", "other", &read, retain);
+        match route::decode(&again, "fuzz") {
+            Ok(route::Incoming::Route { message, retain: r }) => {
+                assert_eq!(
+                    (message.id, r),
+                    (read.id, retain),
+                    "a route message reads back"
+                )
+            }
+            other => panic!("a route message sent on reads as {other:?}"),
+        }
+    }
+    if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&message.body) {
+        let peers = Peers::default();
+        let leave = message.tags.as_deref() == Some(LEAVE);
+        let _ = peers.heard(beat, leave, 1_000, 10_000, ("fuzz", 1));
+        let _ = peers.alive(2_000, 10_000);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
