@@ -441,9 +441,39 @@ async fn heartbeats_show_the_nodes_and_a_stopped_node_leaves() {
         nodes,
         [("a".into(), true), ("b".into(), false), ("c".into(), false)]
     );
+    let clients: Vec<u64> = json["Nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["OnlineClients"].as_u64().unwrap())
+        .collect();
+    assert_eq!(clients, [0, 0, 0], "nobody connected yet");
     // The API's SendMessage on A reaches a subscriber on B.
     let mut listener = Client::connect(&b, "listener", true).await;
     subscribe(&mut listener, "api/#", QoS::AtLeastOnce).await;
+    // B's next heartbeat tells A of its client.
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let health = a.cluster().unwrap();
+        let b_clients = health.peers().find(|n| n.node_id == "b").map(|n| n.clients);
+        if b_clients == Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A sees B with {b_clients:?} clients"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        b.cluster()
+            .unwrap()
+            .nodes
+            .iter()
+            .find(|n| n.this_node)
+            .map(|n| n.clients),
+        Some(1)
+    );
     let sent = api_post(
         &a,
         AK,

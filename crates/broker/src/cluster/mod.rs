@@ -292,6 +292,11 @@ impl Cluster {
         *self.address.lock() = address.to_string();
     }
 
+    /// This node's clients online now.
+    fn online_clients(&self) -> u64 {
+        u64::try_from(self.registry.online_count()).unwrap_or(u64::MAX)
+    }
+
     /// One heartbeat (or, with [`LEAVE`], the last word), sent once.
     async fn beat(&self, tag: &str) -> Result<(), String> {
         let beat = Heartbeat {
@@ -299,6 +304,7 @@ impl Cluster {
             started_ms: self.started_ms,
             sent_ms: unix_time_ms(),
             address: self.address.lock().clone(),
+            clients: self.online_clients(),
         };
         let body = serde_json::to_vec(&beat).map_err(|e| e.to_string())?;
         let message = RocketMessage {
@@ -424,6 +430,7 @@ impl Cluster {
             started_ms: self.started_ms,
             last_heartbeat_ms: self.last_beat_ms.load(Ordering::Relaxed),
             address: self.address.lock().clone(),
+            clients: self.online_clients(),
             this_node: true,
         });
         nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));

@@ -24,6 +24,9 @@ pub(super) struct Heartbeat {
     /// Where its MQTT clients connect (its first TCP listener), empty if it has none.
     #[serde(default)]
     pub(super) address: String,
+    /// Its clients online when it sent this heartbeat (0 from a node that does not say).
+    #[serde(default)]
+    pub(super) clients: u64,
 }
 
 /// A node of the cluster as this node sees it, from
@@ -39,6 +42,8 @@ pub struct ClusterNode {
     pub last_heartbeat_ms: u64,
     /// Where its MQTT clients connect, as it says; empty if it has no TCP listener.
     pub address: String,
+    /// Its clients online: as of its last heartbeat for a peer, now for this node.
+    pub clients: u64,
     /// Whether this is the node answering.
     pub this_node: bool,
 }
@@ -111,6 +116,7 @@ impl Peers {
                 started_ms: beat.started_ms,
                 last_heartbeat_ms: now,
                 address: beat.address,
+                clients: beat.clients,
                 this_node: false,
             },
         );
@@ -135,6 +141,7 @@ mod tests {
             started_ms: started,
             sent_ms: sent,
             address: String::new(),
+            clients: 0,
         }
     }
 

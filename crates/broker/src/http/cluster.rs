@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 use super::{Answer, ApiError, HttpCtx};
 
 /// `Instance`, `NodeId` (the node answering), `RocketMqUp`, and `Nodes`: each alive node's
-/// `NodeId`, `Self`, `StartedAt` and `LastHeartbeat` (ms since the epoch) and `Address`
-/// (its MQTT listener), by node id. 404 `Cluster.NotConfigured` without `[cluster]`.
+/// `NodeId`, `Self`, `StartedAt` and `LastHeartbeat` (ms since the epoch), `Address` (its
+/// MQTT listener) and `OnlineClients` (as of its last heartbeat; now for the node answering),
+/// by node id. 404 `Cluster.NotConfigured` without `[cluster]`.
 pub(super) fn list(ctx: &HttpCtx) -> Result<Answer, ApiError> {
     let cluster = ctx.cluster.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -28,6 +29,7 @@ pub(super) fn list(ctx: &HttpCtx) -> Result<Answer, ApiError> {
                 "StartedAt": node.started_ms,
                 "LastHeartbeat": node.last_heartbeat_ms,
                 "Address": node.address,
+                "OnlineClients": node.clients,
             })
         })
         .collect();
