@@ -88,7 +88,8 @@ pub(crate) trait ReadTables {
     fn message(&self, id: MessageId) -> Result<Option<Arc<Message>>>;
     fn has_message(&self, id: MessageId) -> Result<bool>;
     fn has_refs(&self, id: MessageId) -> Result<bool>;
-    /// (client id, seq) of the queue entries referring to `id`.
+    /// (client id, seq) of the queue entries referring to `id`, in key order: by client
+    /// id, and one client's by ascending seq (oldest entry first).
     fn queue_refs(&self, id: MessageId) -> Result<Vec<(String, u64)>>;
     /// Expiry entries published at or before `cutoff`, oldest first, at most `max`.
     fn due(&self, cutoff: u64, max: usize) -> Result<Vec<(u64, MessageId)>>;
@@ -198,25 +199,7 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 client_id,
                 message,
                 shared,
-            } => {
-                let mut seqs: Vec<u64> = t
-                    .queue_refs(*message)?
-                    .into_iter()
-                    .filter(|(client, _)| client == client_id.as_str())
-                    .map(|(_, seq)| seq)
-                    .collect();
-                seqs.sort_unstable();
-                for seq in seqs {
-                    let copy = t.slots(client_id, seq, 1)?;
-                    if copy
-                        .first()
-                        .is_some_and(|(s, slot)| *s == seq && slot.shared == *shared)
-                    {
-                        remove_slot(t, client_id, seq, &mut pending)?;
-                        break;
-                    }
-                }
-            }
+            } => dequeue(t, client_id, *message, *shared, &mut pending)?,
             Op::SaveSession { record, messages } => {
                 let added = update_inflight_refs(t, record, &mut pending)?;
                 for message in messages {
@@ -321,6 +304,31 @@ fn enqueue(
                 break;
             };
             remove_slot(t, client, oldest, pending)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the oldest entry of `message` in `client`'s queue that is the copy `shared` says
+/// (a plain and a shared copy of one message are two entries); none such, no change.
+fn dequeue(
+    t: &mut dyn Tables,
+    client: &str,
+    message: MessageId,
+    shared: bool,
+    pending: &mut Pending,
+) -> Result<()> {
+    // Key order: this client's entries come oldest first.
+    for (owner, seq) in t.queue_refs(message)? {
+        if owner != client {
+            continue;
+        }
+        let at_seq = t.slots(client, seq, 1)?;
+        if at_seq
+            .first()
+            .is_some_and(|(s, slot)| *s == seq && slot.shared == shared)
+        {
+            return remove_slot(t, client, seq, pending);
         }
     }
     Ok(())
