@@ -89,6 +89,21 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, StoreError> {
     }
 }
 
+/// The publication time of a stored message, of either layout, without decoding the rest.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the bytes are not a message this version or an older one
+/// wrote.
+pub(crate) fn published_at_ms(bytes: &[u8]) -> Result<u64, StoreError> {
+    match bytes.split_first() {
+        Some((&(MESSAGE_LAYOUT | MESSAGE_LAYOUT_1), header)) => {
+            Ok(common(header)?.0.published_at_ms)
+        }
+        Some(_) => Err(bad("unknown message layout")),
+        None => Err(bad("empty")),
+    }
+}
+
 fn bad(reason: &str) -> StoreError {
     StoreError::corrupt("messages", reason)
 }
@@ -275,6 +290,25 @@ mod tests {
                 prop_assert!(cut >= encoded.len() - message.payload.len());
             }
         }
+    }
+
+    #[test]
+    fn the_publication_time_reads_alone_from_either_layout() {
+        let message = Message::new(
+            MessageId(9),
+            ByteStr::from_static("t"),
+            Bytes::from_static(b"payload"),
+            QoS::AtLeastOnce,
+            1_234,
+        );
+        assert_eq!(published_at_ms(&encode_message(&message)).unwrap(), 1_234);
+        assert_eq!(published_at_ms(&layout_1(&message)).unwrap(), 1_234);
+        assert!(published_at_ms(&[]).is_err());
+        assert!(published_at_ms(&[9; 40]).is_err());
+        assert!(
+            published_at_ms(&[MESSAGE_LAYOUT, 0, 0]).is_err(),
+            "too short"
+        );
     }
 
     #[test]

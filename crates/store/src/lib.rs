@@ -81,6 +81,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod garbage;
 mod memory;
 mod op;
 mod queue_index;
@@ -103,7 +104,7 @@ pub use memory::MemoryStore;
 pub use op::{Op, QueueStats, QueuedEntry, StoreLimits, StoreStats, StoredSession, StoredWill};
 pub use redb_store::{
     Compaction, RedbOptions, RedbStore, DEFAULT_CACHE_BYTES, DEFAULT_COMPACT_CHECK_MAX_BYTES,
-    DEFAULT_FILE_NAME, FORMAT_VERSION,
+    DEFAULT_DEFERRED_DELETES, DEFAULT_FILE_NAME, FORMAT_VERSION,
 };
 pub use registry::DurableRegistry;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use mqgate_session::{Message, MessageId};
 use parking_lot::RwLock;
 
+use crate::garbage::Garbage;
 use crate::tables::{impl_store, BlobKind, QueueMeta, ReadTables, Slot, Tables, INFLIGHT_HOLDER};
 use crate::{StoreError, StoreLimits, StoreStats};
 
@@ -47,7 +48,12 @@ impl MemoryStore {
     /// Ops are validated before anything is written and the memory tables never fail, so
     /// a batch cannot stop half-way.
     fn write<T>(&self, f: impl FnOnce(&mut dyn Tables) -> Result<T>) -> Result<T> {
-        f(&mut *self.tables.write())
+        let mut tables = self.tables.write();
+        let out = f(&mut *tables);
+        // Bodies are deleted with their last reference here (the default policy), so the
+        // set is empty between transactions whatever happened.
+        tables.garbage.commit();
+        out
     }
 }
 
@@ -63,6 +69,7 @@ struct MemoryTables {
     blobs: BTreeMap<(BlobKind, String), Vec<u8>>,
     retained: BTreeMap<String, Arc<Message>>,
     next_seq: u64,
+    garbage: Garbage,
 }
 
 impl MemoryTables {
@@ -129,11 +136,14 @@ impl ReadTables for MemoryTables {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let sessions = self.blobs.keys().filter(|(k, _)| *k == BlobKind::Session);
         Ok(StoreStats {
-            messages: count(self.messages.len()),
+            messages: count(self.messages.len().saturating_sub(self.garbage.len())),
             queued: count(self.queues.len()),
             sessions: count(sessions.count()),
             retained: count(self.retained.len()),
         })
+    }
+    fn is_garbage(&self, id: MessageId) -> bool {
+        self.garbage.contains(id)
     }
 }
 
@@ -196,5 +206,8 @@ impl Tables for MemoryTables {
     fn clear_retained(&mut self, topic: &str) -> Result<()> {
         self.retained.remove(topic);
         Ok(())
+    }
+    fn garbage(&mut self) -> &mut Garbage {
+        &mut self.garbage
     }
 }

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
+use crate::garbage::{Garbage, GarbagePolicy};
 use crate::tables::QueueMeta;
 
 /// One client's queue: its sequence numbers, ascending, and its counters.
@@ -21,14 +22,31 @@ struct ClientQueue {
     meta: QueueMeta,
 }
 
-/// Per-client view of the queue log, and the next sequence number to hand out.
-#[derive(Debug, Default)]
+/// Per-client view of the queue log, the next sequence number to hand out, and the bodies
+/// waiting for deletion (deferred: see [`Garbage`]).
+#[derive(Debug)]
 pub(crate) struct QueueIndex {
     queues: HashMap<Box<str>, ClientQueue>,
     next_seq: u64,
+    pub(crate) garbage: Garbage,
+}
+
+impl Default for QueueIndex {
+    fn default() -> Self {
+        QueueIndex::new(GarbagePolicy::IMMEDIATE)
+    }
 }
 
 impl QueueIndex {
+    /// An empty index whose bodies are deleted by `policy`.
+    pub(crate) fn new(policy: GarbagePolicy) -> Self {
+        QueueIndex {
+            queues: HashMap::new(),
+            next_seq: 0,
+            garbage: Garbage::new(policy),
+        }
+    }
+
     /// Adds one log entry while rebuilding: entries come in log order (ascending `seq`).
     pub(crate) fn load(&mut self, client: &str, seq: u64, size: u64) {
         let queue = self.queues.entry_ref(client).or_default();
@@ -157,8 +175,14 @@ impl<'a> IndexTxn<'a> {
         self.undo.push(Undo::Meta(client.into(), old));
     }
 
+    /// The bodies waiting for deletion, changed with this transaction.
+    pub(crate) fn garbage(&mut self) -> &mut Garbage {
+        &mut self.index.garbage
+    }
+
     /// Keeps the changes: the transaction committed.
     pub(crate) fn commit(mut self) {
+        self.index.garbage.commit();
         self.committed = true;
     }
 
@@ -169,6 +193,7 @@ impl<'a> IndexTxn<'a> {
     }
 
     fn undo_all(&mut self) {
+        self.index.garbage.rollback();
         let queues = &mut self.index.queues;
         while let Some(undo) = self.undo.pop() {
             match undo {

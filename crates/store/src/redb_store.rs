@@ -9,7 +9,8 @@ use mqgate_session::{Message, MessageId};
 use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use crate::codec::{decode_message, encode_message};
+use crate::codec::{decode_message, encode_message, published_at_ms};
+use crate::garbage::GarbagePolicy;
 use crate::queue_index::{IndexTxn, QueueIndex};
 use crate::tables::{impl_store, BlobKind, QueueMeta, ReadTables, Slot, Tables, INFLIGHT_HOLDER};
 use crate::{StoreError, StoreLimits, StoreStats};
@@ -88,10 +89,21 @@ pub struct RedbOptions {
     /// the file (redb counts its pages by walking its trees): on a 17 GB file it took most
     /// of a 20 s start. Larger files are opened without it.
     pub compact_check_max_bytes: u64,
+    /// Bodies no queue or session refers to any more that wait before any is deleted
+    /// (default [`DEFAULT_DEFERRED_DELETES`]). Past that, the oldest are deleted a chunk at
+    /// a time (at most 4 096 per commit), and a chunk more with every expiry sweep, so that
+    /// a draining backlog empties whole pages of the file instead of rewriting one page per
+    /// message; the rest are deleted when the store closes. 0 deletes each body in the
+    /// commit that drops its last reference. After a crash, the bodies that were waiting
+    /// stay in the file until the expiry sweep removes them at the end of their retention;
+    /// nothing reads them.
+    pub deferred_deletes: usize,
 }
 
 /// [`RedbOptions::cache_bytes`]' default: 64 MiB.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+/// [`RedbOptions::deferred_deletes`]' default: 32 768 bodies (32 MiB of 1 KiB messages).
+pub const DEFAULT_DEFERRED_DELETES: usize = 32_768;
 /// [`RedbOptions::compact_check_max_bytes`]' default: 1 GiB.
 pub const DEFAULT_COMPACT_CHECK_MAX_BYTES: u64 = 1 << 30;
 
@@ -101,6 +113,7 @@ impl Default for RedbOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             quick_repair: true,
             compact_check_max_bytes: DEFAULT_COMPACT_CHECK_MAX_BYTES,
+            deferred_deletes: DEFAULT_DEFERRED_DELETES,
         }
     }
 }
@@ -197,6 +210,18 @@ impl RedbStore {
         Ok(store)
     }
 
+    /// The ids of every body in the file, those waiting for deletion included.
+    #[cfg(test)]
+    pub(crate) fn raw_message_ids(&self) -> Vec<u128> {
+        let txn = self.db.begin_read().unwrap();
+        let table = txn.open_table(MESSAGES).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value())
+            .collect()
+    }
+
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
@@ -258,7 +283,7 @@ impl RedbStore {
     fn rebuild_index(&self) -> Result<()> {
         let open = |e: &dyn Display| open_error(&self.path, e);
         let txn = self.db.begin_read().map_err(|e| open(&e))?;
-        let mut index = QueueIndex::default();
+        let mut index = QueueIndex::new(GarbagePolicy::keeping(self.options.deferred_deletes));
         let stored_next = txn.open_table(META).map_err(|e| open(&e))?;
         if let Some(next) = stored_next.get(NEXT_SEQ_KEY).map_err(|e| open(&e))? {
             index.reserve_below(next.value());
@@ -330,6 +355,17 @@ fn file_len(path: &Path) -> Result<u64> {
 }
 
 impl_store!(RedbStore);
+
+impl Drop for RedbStore {
+    /// Deletes the bodies still waiting for deletion, so a store that closes leaves none
+    /// behind (one that crashes leaves them to the expiry sweep).
+    fn drop(&mut self) {
+        if self.index.read().garbage.len() > 0 {
+            // Nothing to report to: a failure leaves them to the expiry sweep too.
+            let _ = self.write(crate::tables::delete_all_garbage);
+        }
+    }
+}
 
 /// Read and write transactions open their tables with the same calls on different types.
 macro_rules! open_tables {
@@ -525,12 +561,16 @@ where
             .blobs
             .range((session, "")..(session + 1, ""))
             .map_err(io)?;
+        let garbage = u64::try_from(self.index.view().garbage.len()).unwrap_or(u64::MAX);
         Ok(StoreStats {
-            messages: self.messages.len().map_err(io)?,
+            messages: self.messages.len().map_err(io)?.saturating_sub(garbage),
             queued: self.log.len().map_err(io)?,
             sessions: u64::try_from(sessions.count()).unwrap_or(u64::MAX),
             retained: self.retained.len().map_err(io)?,
         })
+    }
+    fn is_garbage(&self, id: MessageId) -> bool {
+        self.index.view().garbage.contains(id)
     }
 }
 
@@ -546,7 +586,8 @@ impl Tables for WriteTables<'_, '_> {
         let Some(old) = self.messages.remove(id.0).map_err(io)? else {
             return Ok(None);
         };
-        Ok(Some(decode_message(old.value())?.published_at_ms))
+        // Only the timestamp: the payload is not copied out of a page about to be freed.
+        Ok(Some(published_at_ms(old.value())?))
     }
     fn add_ref(&mut self, id: MessageId, client: &str, holder: u64) -> Result<()> {
         self.refs.insert((id.0, client, holder), ()).map_err(io)?;
@@ -610,5 +651,8 @@ impl Tables for WriteTables<'_, '_> {
     fn clear_retained(&mut self, topic: &str) -> Result<()> {
         self.retained.remove(topic).map_err(io)?;
         Ok(())
+    }
+    fn garbage(&mut self) -> &mut crate::garbage::Garbage {
+        self.index.garbage()
     }
 }

@@ -442,3 +442,64 @@ fn session_heads_load_without_reading_queued_bodies() {
         "the damage is found when read"
     );
 }
+
+#[test]
+fn unreferenced_bodies_go_oldest_first_past_the_bound_and_all_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        deferred_deletes: 4,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open_with(dir.path(), StoreLimits::default(), options).unwrap();
+    let ops: Vec<Op> = (0..10u64)
+        .map(|i| enqueue("c", &message(u128::from(i), i)))
+        .collect();
+    store.apply(&ops).unwrap();
+    let ack = |through_seq| Op::Ack {
+        client_id: ByteStr::from_static("c"),
+        through_seq,
+    };
+    for seq in 0..=3 {
+        store.apply(&[ack(seq)]).unwrap();
+    }
+    assert_eq!(store.raw_message_ids().len(), 10, "four wait, as allowed");
+    assert_eq!(
+        store.stats().unwrap().messages,
+        6,
+        "waiting bodies are not counted"
+    );
+    assert_eq!(store.get_message(MessageId(0)).unwrap(), None, "nor read");
+    store.apply(&[ack(4)]).unwrap();
+    assert_eq!(
+        store.raw_message_ids(),
+        [4, 5, 6, 7, 8, 9],
+        "past the bound, the oldest four went"
+    );
+    for seq in 5..=9 {
+        store.apply(&[ack(seq)]).unwrap();
+    }
+    assert_eq!(store.raw_message_ids(), [8, 9]);
+    assert_eq!(store.stats().unwrap().messages, 0);
+
+    // A body that waits and is enqueued again (the same message routed once more) is kept.
+    store.apply(&[enqueue("d", &message(9, 9))]).unwrap();
+    assert_eq!(store.stats().unwrap().messages, 1);
+    store.sweep_expired(0, 10).unwrap();
+    assert_eq!(
+        store.raw_message_ids(),
+        [9],
+        "the sweep deleted what waited"
+    );
+    assert_eq!(
+        store.read_queue("d", 0, 10).unwrap()[0].message.id,
+        MessageId(9)
+    );
+
+    store
+        .apply(&[Op::RemoveSession(ByteStr::from_static("d"))])
+        .unwrap();
+    assert_eq!(store.raw_message_ids(), [9], "waits");
+    drop(store);
+    let store = RedbStore::open_with(dir.path(), StoreLimits::default(), options).unwrap();
+    assert!(store.raw_message_ids().is_empty(), "closing deleted it");
+}

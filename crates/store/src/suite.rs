@@ -49,6 +49,20 @@ pub(crate) fn redb(limits: StoreLimits) -> Fixture {
     }
 }
 
+/// A redb store that keeps only two unreferenced bodies before deleting the oldest, two
+/// at a time: every rule of the suite holds while deletions lag behind.
+pub(crate) fn redb_late_deletes(limits: StoreLimits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let options = crate::RedbOptions {
+        deferred_deletes: 2,
+        ..crate::RedbOptions::default()
+    };
+    Fixture {
+        store: Box::new(RedbStore::open_with(dir.path(), limits, options).unwrap()),
+        _dir: Some(dir),
+    }
+}
+
 pub(crate) fn message(id: u128, published_at_ms: u64) -> Arc<Message> {
     Arc::new(Message::new(
         MessageId(id),
@@ -853,3 +867,4 @@ macro_rules! suite {
 suite!(memory, 256);
 // Every apply is an fsync here: fewer cases keep the suite quick.
 suite!(redb, 24);
+suite!(redb_late_deletes, 24);

@@ -28,6 +28,7 @@ use mqgate_session::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::garbage::Garbage;
 use crate::{Op, QueueStats, QueuedEntry, StoreError, StoreLimits, StoreStats, StoredSession};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -99,7 +100,10 @@ pub(crate) trait ReadTables {
     fn blob(&self, kind: BlobKind, key: &str) -> Result<Option<Vec<u8>>>;
     fn blobs(&self, kind: BlobKind) -> Result<Vec<Vec<u8>>>;
     fn retained(&self) -> Result<Vec<Arc<Message>>>;
+    /// Counts bodies waiting for deletion as gone.
     fn stats(&self) -> Result<StoreStats>;
+    /// Whether `id`'s body is unreferenced and waits for deletion.
+    fn is_garbage(&self, id: MessageId) -> bool;
 }
 
 /// Writes, inside one transaction.
@@ -120,6 +124,8 @@ pub(crate) trait Tables: ReadTables {
     fn remove_blob(&mut self, kind: BlobKind, key: &str) -> Result<()>;
     fn set_retained(&mut self, message: &Arc<Message>) -> Result<()>;
     fn clear_retained(&mut self, topic: &str) -> Result<()>;
+    /// The unreferenced bodies, changed with this transaction.
+    fn garbage(&mut self) -> &mut Garbage;
 }
 
 /// Checks what can be checked before writing anything, so that a failed batch leaves no
@@ -164,16 +170,38 @@ impl Pending {
         for (client, meta) in self.metas {
             t.set_meta(&client, meta)?;
         }
-        // Deletes the bodies no queue or session refers to any more.
+        // The bodies no queue or session refers to any more are garbage, deleted by the
+        // garbage's policy: now, or later with their neighbours.
         for id in self.touched {
             if !t.has_refs(id)? {
-                if let Some(at) = t.remove_message(id)? {
-                    t.remove_expiry(at, id)?;
-                }
+                t.garbage().add(id);
             }
         }
-        Ok(())
+        delete_garbage(t, false)
     }
+}
+
+/// Deletes the bodies the garbage's policy says are due (a chunk whatever waits, if
+/// `force`), lowest id first, with their expiry entries.
+fn delete_garbage(t: &mut dyn Tables, force: bool) -> Result<()> {
+    for id in t.garbage().take_due(force) {
+        // The set never holds a referenced body; checked all the same, as deleting one
+        // would lose a message.
+        if !t.has_refs(id)? {
+            if let Some(at) = t.remove_message(id)? {
+                t.remove_expiry(at, id)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every body waiting for deletion.
+pub(crate) fn delete_all_garbage(t: &mut dyn Tables) -> Result<()> {
+    while t.garbage().len() > 0 {
+        delete_garbage(t, true)?;
+    }
+    Ok(())
 }
 
 /// Applies a batch of ops; the caller commits.
@@ -334,9 +362,12 @@ fn dequeue(
     Ok(())
 }
 
-/// Stores a body unless it is already there (a fan-out stores it once).
+/// Stores a body unless it is already there (a fan-out stores it once); the caller adds a
+/// reference to it, so a body waiting for deletion is kept.
 fn store_body(t: &mut dyn Tables, message: &Arc<Message>) -> Result<()> {
-    if !t.has_message(message.id)? {
+    if t.has_message(message.id)? {
+        t.garbage().revive(message.id);
+    } else {
         t.insert_message(message)?;
         t.add_expiry(message.published_at_ms, message.id)?;
     }
@@ -430,6 +461,8 @@ pub(crate) fn sweep(
     limits: &StoreLimits,
     max: usize,
 ) -> Result<usize> {
+    // However little waits: a broker that went idle gets its space back a chunk per sweep.
+    delete_garbage(t, true)?;
     let Some(cutoff) = now_ms.checked_sub(limits.message_ttl_ms) else {
         return Ok(0);
     };
@@ -624,7 +657,7 @@ macro_rules! impl_store {
                 &self,
                 id: mqgate_session::MessageId,
             ) -> std::result::Result<Option<std::sync::Arc<mqgate_session::Message>>, $crate::StoreError> {
-                self.read(|t| t.message(id))
+                self.read(|t| if t.is_garbage(id) { Ok(None) } else { t.message(id) })
             }
             fn read_queue(
                 &self,

@@ -26,6 +26,11 @@ pub struct StoreSettings {
     /// free space and compacted if so; the check reads the whole file, so larger ones start
     /// without it.
     pub compact_check_max_bytes: u64,
+    /// Message bodies no queue refers to any more that wait before any is deleted (32 768
+    /// by default); past that the oldest are deleted a chunk at a time, so a draining
+    /// backlog frees whole pages of the file instead of rewriting one per message. 0
+    /// deletes each body with its last reference.
+    pub deferred_deletes: usize,
 }
 
 impl Default for StoreSettings {
@@ -35,6 +40,7 @@ impl Default for StoreSettings {
             cache_bytes: redb.cache_bytes,
             quick_repair: redb.quick_repair,
             compact_check_max_bytes: redb.compact_check_max_bytes,
+            deferred_deletes: redb.deferred_deletes,
         }
     }
 }
@@ -46,6 +52,7 @@ impl StoreSettings {
             cache_bytes: self.cache_bytes,
             quick_repair: self.quick_repair,
             compact_check_max_bytes: self.compact_check_max_bytes,
+            deferred_deletes: self.deferred_deletes,
         }
     }
 }
