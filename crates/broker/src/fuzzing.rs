@@ -103,9 +103,10 @@ async fn run(input: &[u8], ctx: Arc<ConnCtx>) -> Vec<u8> {
     answer
 }
 
-/// A message from a cluster's RocketMQ topics (a route message or a heartbeat), with any
-/// tag, properties and body, read as a node reads what the others send: it must never
-/// panic, and a route message must read back the same once sent on.
+/// A message from a cluster's RocketMQ topics (a route message, a presence message or a
+/// heartbeat), with any tag, properties and body, read as a node reads what the others
+/// send: it must never panic, and a route or presence message must read back the same once
+/// sent on.
 pub fn cluster_message(tags: Option<String>, properties: Vec<(String, String)>, body: Vec<u8>) {
     crate::cluster::fuzz_consumed(tags, properties, body);
 }

@@ -179,10 +179,12 @@ impl Broker {
                     core.metrics.clone(),
                     core.registry.clone(),
                     config.client_id_rules(),
+                    config.takeover,
                     data_dir,
                 )
                 .await?;
                 core.cluster = Some(cluster.clone());
+                core.status.presence = Some(cluster.clone());
                 Some(cluster)
             }
             None => None,

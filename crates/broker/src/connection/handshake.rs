@@ -25,6 +25,7 @@ use crate::core::deliver;
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::{Attach, ClientCard, OnlineLink};
 use crate::transport::io::{Io, Outbound, StreamError};
+use crate::TakeoverPolicy;
 
 /// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
 /// is logged and counted.
@@ -238,6 +239,20 @@ where
         Err(code) => return Err((io, code, refusal_info(code))),
     };
     let core = &ctx.core;
+    if ctx.takeover == TakeoverPolicy::RefuseNew {
+        // In a cluster: online on another live node, as far as this node knows (its view
+        // lags the other node by one presence message; the order of the two connects in
+        // the client's presence queue settles a race).
+        let elsewhere = core.status.presence.as_ref();
+        if let Some(node) = elsewhere.and_then(|p| p.held_elsewhere(client_id.as_str())) {
+            tracing::info!(%peer, client = %client_id, %node, "CONNECT refused: the client is online on another node of the cluster and takeover is refused");
+            return Err((
+                io,
+                ConnectReturnCode::IdentifierRejected,
+                Info::ClientIdConflict,
+            ));
+        }
+    }
     let channel = core.status.channels.next();
     let client: Arc<str> = Arc::from(client_id.as_str());
     admitted.grants.share_client_id(&client);
