@@ -926,12 +926,22 @@ async fn raw_connect_at(
     addr: std::net::SocketAddr,
     id: &str,
 ) -> (support::Raw, mqgate_codec::ConnectReturnCode) {
+    raw_connect_with_will(addr, id, None).await
+}
+
+/// [`raw_connect_at`] with a will.
+async fn raw_connect_with_will(
+    addr: std::net::SocketAddr,
+    id: &str,
+    will: Option<mqgate_codec::LastWill>,
+) -> (support::Raw, mqgate_codec::ConnectReturnCode) {
     use mqgate_codec::{Connect, Packet};
     let mut raw = support::Raw::open_at(addr).await.expect("TCP connect");
     raw.send(Packet::Connect(Box::new(Connect {
         client_id: id.try_into().expect("id"),
         keep_alive: 60,
         clean_session: true,
+        will,
         ..Connect::default()
     })))
     .await;
@@ -1154,10 +1164,12 @@ async fn a_joining_node_learns_who_is_online() {
     b.shutdown().await;
 }
 
-/// A node SIGKILLed with a client connected: once it has been silent for `dead_after_ms`,
-/// the lowest live node sends one tcpclean for its client (with the client's channel id),
+/// A node SIGKILLed with clients connected: once it has been silent for `dead_after_ms`,
+/// the lowest live node sends one tcpclean for each client (with the client's channel id),
 /// which a status listener on each live node gets once, within the bound docs/cluster.md
-/// states (dead_after_ms + heartbeat_ms + 2 s + a RocketMQ round trip).
+/// states (dead_after_ms + heartbeat_ms + 2 s + a RocketMQ round trip), and publishes the
+/// will of the client that left one (carried in its connect), which a subscriber on another
+/// node gets once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_clients_get_one_tcpclean_within_the_bound() {
     let _serial = SERVERS.lock().await;
@@ -1167,8 +1179,8 @@ async fn a_killed_nodes_clients_get_one_tcpclean_within_the_bound() {
         return;
     };
     let ns = rocketmq.name_server_addr();
-    let a = node(&ns, "a", |_| {}).await;
-    let b = node(&ns, "b", with_api).await;
+    let a = node(&ns, "a", with_api).await;
+    let b = node(&ns, "b", |_| {}).await;
     let mut at_a = a.status_events();
     let mut at_b = b.status_events();
     let dir = tempfile::tempdir().unwrap();
@@ -1180,7 +1192,19 @@ async fn a_killed_nodes_clients_get_one_tcpclean_within_the_bound() {
     let doomed = support::process::BrokerProcess::start(dir.path(), &config, &["tcp"]);
     until_peers(&a, &["b", "doomed"], CROSSING).await;
     let _orphan = raw_online(doomed.addr, "orphan").await;
-    until_online(&b, "orphan", true).await;
+    let will = |payload: &'static [u8]| mqgate_codec::LastWill {
+        topic: "gone/heir".try_into().expect("topic"),
+        payload: bytes::Bytes::from_static(payload),
+        qos: mqgate_codec::QoS::AtLeastOnce,
+        retain: false,
+    };
+    let (_heir, code) =
+        raw_connect_with_will(doomed.addr, "heir", Some(will(b"heir's will"))).await;
+    assert_eq!(code, mqgate_codec::ConnectReturnCode::Accepted);
+    let mut watcher = Client::connect(&b, "watcher", true).await;
+    subscribe(&mut watcher, "gone/#", QoS::AtLeastOnce).await;
+    until_online(&a, "orphan", true).await;
+    until_online(&a, "heir", true).await;
 
     doomed.kill();
     let killed = Instant::now();
@@ -1202,7 +1226,17 @@ async fn a_killed_nodes_clients_get_one_tcpclean_within_the_bound() {
     // delivery and the second `events_of` waits for a copy.
     let bound = Duration::from_millis(2000 + 200 + 2000) + Duration::from_secs(8);
     assert!(cleaned_after < bound, "{cleaned_after:?}");
-    until_online(&b, "orphan", false).await;
+    until_online(&a, "orphan", false).await;
+    until_online(&a, "heir", false).await;
+    let will = crossed(&mut watcher, "the will of a dead node's client").await;
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("gone/heir", &b"heir's will"[..])
+    );
+    watcher.expect_nothing(Duration::from_secs(2)).await;
+    assert_eq!(a.metrics().wills_published, 1, "{:?}", a.metrics());
+    assert_eq!(b.metrics().wills_published, 0, "{:?}", b.metrics());
+    watcher.disconnect().await;
 
     b.shutdown().await;
     a.shutdown().await;

@@ -45,11 +45,11 @@ use crate::connection::{Completion, Outflow, OutflowFuture};
 use crate::core::inbox::Kick;
 use crate::core::registry::Registry;
 use crate::core::status::Presence;
-use crate::core::{Core, Share, ShareFuture};
+use crate::core::{Core, Share, ShareFuture, Unsettled};
 use crate::{BrokerError, Metrics, TakeoverPolicy};
 pub use peers::ClusterNode;
 use peers::{Heard, Heartbeat, Peers, HEARTBEAT, LEAVE};
-use presence::{Entry, Incoming, NodeRun, View};
+use presence::{CarriedWill, Entry, Incoming, NodeRun, View};
 
 /// Route lanes: one publisher's messages always take the same lane, and a lane sends one at
 /// a time, so they reach the route topic (one queue per publisher) in the order published.
@@ -127,8 +127,9 @@ pub(crate) struct Cluster {
     presence_lanes: Lanes,
     /// Which client is on which node, from the presence topic.
     view: Mutex<View>,
-    /// The connect event of every client connected here now (what a joining node is told).
-    local: Mutex<HashMap<String, StatusEvent>>,
+    /// The connect event (and will) of every client connected here now (what a joining node
+    /// is told).
+    local: Mutex<HashMap<String, Connected>>,
     /// Node runs the view still has clients of that are not alive, and since when.
     gone: Mutex<HashMap<NodeRun, u64>>,
     /// What a connect of a client online on another node does (the `takeover` setting).
@@ -142,6 +143,9 @@ impl std::fmt::Debug for Cluster {
             .finish_non_exhaustive()
     }
 }
+
+/// A client connected to this node: its connect event and its will.
+type Connected = (StatusEvent, Option<Arc<CarriedWill>>);
 
 /// What `data_dir`'s [`JOINED_FILE`] holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -403,7 +407,7 @@ impl Cluster {
     fn presence(self: &Arc<Self>, core: &Core, incoming: Incoming) {
         let now = unix_time_ms();
         match incoming {
-            Incoming::Event { from, event } => {
+            Incoming::Event { from, event, will } => {
                 // Another node's event, for this node's listeners; this node gave its own to
                 // them when it emitted it. Nothing older than this node (a history read
                 // when its group could not be moved to the end), with dead_after_ms of room
@@ -414,8 +418,15 @@ impl Cluster {
                     core.status.deliver(event.clone());
                 }
                 match event.event_type {
-                    EventType::Connect => self.connected(core, from, &event, now),
-                    EventType::Disconnect => {}
+                    EventType::Connect => {
+                        let will = will.map(Arc::new);
+                        self.connected(core, from, &event, will, now);
+                    }
+                    EventType::Disconnect => {
+                        // A DISCONNECT: the client's will is not published.
+                        let mut view = self.view.lock();
+                        view.disconnected(&event.client_id, event.channel_id);
+                    }
                     EventType::Tcpclean => {
                         self.view
                             .lock()
@@ -423,21 +434,22 @@ impl Cluster {
                     }
                 }
             }
-            Incoming::Present { from, event } => {
-                let entry = Entry::new(from, &event, now);
+            Incoming::Present { from, event, will } => {
+                let entry = Entry::new(from, &event, will.map(Arc::new), now);
                 self.view.lock().present(&event.client_id, entry);
             }
             Incoming::Hello { from } => {
                 if !self.is_this(&from) {
                     tracing::debug!(node = %from.id, "cluster: a node joined; telling it this node's clients");
-                    let events: Vec<StatusEvent> = self.local.lock().values().cloned().collect();
+                    let events: Vec<_> = self.local.lock().values().cloned().collect();
                     let topic = self.config.presence_topic();
                     let run = self.run();
                     let cluster = self.clone();
                     tokio::spawn(async move {
-                        for event in events {
+                        for (event, will) in events {
+                            let will = will.as_deref();
                             let outgoing = Outgoing {
-                                message: presence::event_message(&topic, &run, &event, true),
+                                message: presence::event_message(&topic, &run, &event, true, will),
                                 order_key: Some(event.client_id.clone()),
                                 done: None,
                             };
@@ -469,7 +481,14 @@ impl Cluster {
     /// view follows it, and when the client was online on another live connection, the
     /// `takeover` policy closes one of the two (this node closes its own only): with
     /// kick-old the earlier in the queue, with refuse-new the later.
-    fn connected(&self, core: &Core, from: NodeRun, event: &StatusEvent, now: u64) {
+    fn connected(
+        &self,
+        core: &Core,
+        from: NodeRun,
+        event: &StatusEvent,
+        will: Option<Arc<CarriedWill>>,
+        now: u64,
+    ) {
         let client = event.client_id.as_str();
         let mut view = self.view.lock();
         if view.was_closed(event.channel_id) {
@@ -480,7 +499,7 @@ impl Cluster {
             .filter(|previous| previous.channel != event.channel_id)
             .cloned();
         let new_is_here = self.is_this(&from);
-        let entry = Entry::new(from, event, now);
+        let entry = Entry::new(from, event, will, now);
         let Some(previous) = previous.filter(|previous| self.is_alive(&previous.node)) else {
             view.set(client, entry);
             return;
@@ -520,16 +539,54 @@ impl Cluster {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            for mut event in self.gone_clients(unix_time_ms()) {
+            for (mut event, will) in self.gone_clients(unix_time_ms()) {
                 event.seq = event.seq.max(core.status.sequence.next());
                 tracing::info!(client = %event.client_id, "cluster: the client's node is gone; tcpclean sent for it");
+                let client = event.client_id.clone();
                 core.status.emit(Some(event));
+                if let Some(will) = will {
+                    self.publish_will(&core, &client, &will).await;
+                }
             }
         }
     }
 
-    /// The tcpclean events this node sends at `now` for the clients of nodes gone.
-    fn gone_clients(&self, now: u64) -> Vec<StatusEvent> {
+    /// Publishes the will of `client`, whose node is gone: here and to the other nodes, as
+    /// its node would have (at once: an MQTT 5 Will Delay Interval is not waited for).
+    async fn publish_will(&self, core: &Core, client: &str, will: &CarriedWill) {
+        if mqgate_topic::TopicName::validate(&will.message.topic).is_err() {
+            tracing::warn!(%client, "will of a gone node's client not valid; not published");
+            return;
+        }
+        let now = unix_time_ms();
+        let mut message = will.message.clone();
+        message.id = core.router.next_id();
+        // Its expiry counts from now, as it would have from the connection's end.
+        message.expires_at_ms = message
+            .expires_at_ms
+            .map(|at| now.saturating_add(at.saturating_sub(message.published_at_ms)));
+        message.published_at_ms = now;
+        let message = Arc::new(message);
+        core.metrics.wills_published.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%client, topic = %message.topic, "cluster: will of a gone node's client published");
+        // Nobody waits for RocketMQ's acknowledgement; the route send is retried.
+        let _ = self.send_route(&message, will.retain).await;
+        let published = core.publish(&message, will.retain, Some(client), false);
+        let limit = core.waits.backpressure.saturating_mul(2);
+        match tokio::time::timeout(limit, published).await {
+            Ok(Ok(())) => {}
+            Ok(Err(Unsettled::Full)) | Err(_) => {
+                tracing::warn!(%client, "will not delivered to every receiver here in time");
+            }
+            Ok(Err(Unsettled::Store(error))) => {
+                tracing::warn!(%client, %error, "will not stored for its persistent receivers");
+            }
+        }
+    }
+
+    /// The tcpclean events this node sends at `now` for the clients of nodes gone, with the
+    /// clients' wills.
+    fn gone_clients(&self, now: u64) -> Vec<(StatusEvent, Option<Arc<CarriedWill>>)> {
         let dead_after = self.dead_after();
         let alive: HashSet<NodeRun> = self
             .peers
@@ -563,14 +620,16 @@ impl Cluster {
                 continue;
             }
             entry.cleaning_ms = Some(now);
-            clean.push(StatusEvent {
+            let event = StatusEvent {
                 client_id: client.clone(),
                 time: now.max(entry.time),
                 event_type: EventType::Tcpclean,
                 channel_id: entry.channel,
                 client_ip: entry.client_ip.clone(),
                 seq: entry.seq.saturating_add(1),
-            });
+            };
+            // Published once: a tcpclean sent again does not publish it again.
+            clean.push((event, entry.will.take()));
         }
         gone.retain(|node, _| still_gone.contains(node));
         clean
@@ -840,26 +899,37 @@ impl Outflow for Cluster {
 }
 
 impl Presence for Cluster {
-    fn emitted(&self, event: &StatusEvent) {
+    fn emitted(&self, event: &StatusEvent, will: Option<(&Message, bool)>) {
+        let will = will.map(|(message, retain)| {
+            Arc::new(CarriedWill {
+                message: message.clone(),
+                retain,
+            })
+        });
         {
             let mut local = self.local.lock();
             match event.event_type {
                 EventType::Connect => {
-                    local.insert(event.client_id.clone(), event.clone());
+                    local.insert(event.client_id.clone(), (event.clone(), will.clone()));
                 }
                 EventType::Disconnect => {}
                 EventType::Tcpclean => {
                     if local
                         .get(&event.client_id)
-                        .is_some_and(|connect| connect.channel_id == event.channel_id)
+                        .is_some_and(|(connect, _)| connect.channel_id == event.channel_id)
                     {
                         local.remove(&event.client_id);
                     }
                 }
             }
         }
-        let message =
-            presence::event_message(&self.config.presence_topic(), &self.run(), event, false);
+        let message = presence::event_message(
+            &self.config.presence_topic(),
+            &self.run(),
+            event,
+            false,
+            will.as_deref(),
+        );
         self.send_presence(&event.client_id, message);
     }
 
@@ -1003,27 +1073,47 @@ pub(crate) fn fuzz_consumed(
     // once sent on.
     let mut view = View::default();
     match presence::decode(&message) {
-        Ok(Incoming::Event { from, event }) => {
-            let again = presence::event_message("mqgate_fuzz_presence", &from, &event, false);
+        Ok(Incoming::Event { from, event, will }) => {
+            let again = presence::event_message(
+                "mqgate_fuzz_presence",
+                &from,
+                &event,
+                false,
+                will.as_ref(),
+            );
+            let key = |will: &Option<CarriedWill>| will.as_ref().map(|w| (w.message.id, w.retain));
             match presence::decode(&again) {
-                Ok(Incoming::Event { from: f, event: e }) => {
-                    assert_eq!((f, e), (from.clone(), event.clone()), "an event reads back")
-                }
+                Ok(Incoming::Event {
+                    from: f,
+                    event: e,
+                    will: w,
+                }) => assert_eq!(
+                    (f, e, key(&w)),
+                    (from.clone(), event.clone(), key(&will)),
+                    "an event reads back"
+                ),
                 other => panic!("a presence event sent on reads as {other:?}"),
             }
+            let will = will.map(Arc::new);
             match event.event_type {
-                EventType::Connect => view.set(&event.client_id, Entry::new(from, &event, 1)),
+                EventType::Connect => {
+                    view.set(&event.client_id, Entry::new(from, &event, will, 1));
+                }
                 EventType::Disconnect => {}
                 EventType::Tcpclean => view.closed(&event.client_id, event.channel_id, 1),
             }
         }
-        Ok(Incoming::Present { from, event }) => {
-            let again = presence::event_message("mqgate_fuzz_presence", &from, &event, true);
+        Ok(Incoming::Present { from, event, will }) => {
+            let again =
+                presence::event_message("mqgate_fuzz_presence", &from, &event, true, will.as_ref());
             assert!(
                 matches!(presence::decode(&again), Ok(Incoming::Present { event: e, .. }) if e == event),
                 "a present reads back"
             );
-            view.present(&event.client_id, Entry::new(from, &event, 1));
+            view.present(
+                &event.client_id,
+                Entry::new(from, &event, will.map(Arc::new), 1),
+            );
         }
         Ok(Incoming::Close {
             from,

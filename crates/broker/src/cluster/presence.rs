@@ -7,9 +7,11 @@
 //! it. See `docs/cluster.md` (presence, dead nodes, takeover).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use mqgate_rocketmq::RocketMessage;
+use mqgate_session::Message;
 use mqgate_status::{ChannelId, EventType, StatusEvent};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,11 @@ use super::route::NODE;
 
 /// The user property carrying when the sending node started (which run of the node sent it).
 pub(super) const STARTED: &str = "mqgateStarted";
+/// The user property of a connect that carries its client's will: the length of the event's
+/// JSON, which the will's message record (layout 2 of `docs/records.md`) follows in the body.
+pub(super) const WILL: &str = "mqgateWill";
+/// The user property saying the carried will is retained (`1`).
+pub(super) const WILL_RETAIN: &str = "mqgateWillRetain";
 /// The tag of a connect event sent again for a node that joined (it updates the view only).
 pub(super) const PRESENT: &str = "present";
 /// The tag of the message a node sends once its presence consumer runs: the others answer
@@ -37,13 +44,32 @@ pub(super) struct NodeRun {
     pub(super) started_ms: u64,
 }
 
+/// A client's will, carried in its connect so that a survivor can publish it when the
+/// client's node dies.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct CarriedWill {
+    /// The will as a message (no id yet: 0; its expiry counted from `published_at_ms`).
+    pub(super) message: Message,
+    /// Whether it is retained.
+    pub(super) retain: bool,
+}
+
 /// A consumed presence message.
 #[derive(Debug)]
 pub(super) enum Incoming {
-    /// A status event, as the node it happened on (or a survivor of it) emitted it.
-    Event { from: NodeRun, event: StatusEvent },
-    /// A client `from` holds now (its connect event), for the view only.
-    Present { from: NodeRun, event: StatusEvent },
+    /// A status event, as the node it happened on (or a survivor of it) emitted it; a
+    /// connect with its client's will, if it left one.
+    Event {
+        from: NodeRun,
+        event: StatusEvent,
+        will: Option<CarriedWill>,
+    },
+    /// A client `from` holds now (its connect event and will), for the view only.
+    Present {
+        from: NodeRun,
+        event: StatusEvent,
+        will: Option<CarriedWill>,
+    },
     /// `from` joined: answer with what this node holds.
     Hello { from: NodeRun },
     /// A node starts (its consumer does not run yet): nothing to do.
@@ -77,20 +103,37 @@ fn message(topic: &str, from: &NodeRun, tag: &str, key: &str, body: Bytes) -> Ro
     }
 }
 
-/// The presence message of `event` (tagged with its type, or [`PRESENT`] when `present`).
+/// The presence message of `event` (tagged with its type, or [`PRESENT`] when `present`),
+/// with the client's will after the event in the body when it carries one.
 pub(super) fn event_message(
     topic: &str,
     from: &NodeRun,
     event: &StatusEvent,
     present: bool,
+    will: Option<&CarriedWill>,
 ) -> RocketMessage {
     let tag = if present {
         PRESENT
     } else {
         event.event_type.as_str()
     };
-    let body = Bytes::from(event.to_json().into_bytes());
-    message(topic, from, tag, &event.client_id, body)
+    let mut body = event.to_json().into_bytes();
+    let json_len = body.len();
+    if let Some(will) = will {
+        body.extend_from_slice(&mqgate_store::codec::encode_message(&will.message));
+    }
+    let mut message = message(topic, from, tag, &event.client_id, Bytes::from(body));
+    if let Some(will) = will {
+        message
+            .properties
+            .insert(WILL.to_owned(), json_len.to_string());
+        if will.retain {
+            message
+                .properties
+                .insert(WILL_RETAIN.to_owned(), "1".to_owned());
+        }
+    }
+    message
 }
 
 /// The message a node sends once its presence consumer runs.
@@ -142,8 +185,34 @@ pub(super) fn decode(message: &RocketMessage) -> Result<Incoming, String> {
         id: id.clone(),
         started_ms,
     };
-    let event =
-        || StatusEvent::from_json(&message.body).map_err(|error| format!("status event: {error}"));
+    // The event's JSON, and the will's record after it when the message carries one.
+    let (json, will) = match message.properties.get(WILL) {
+        None => (&message.body[..], None),
+        Some(len) => {
+            let len = len
+                .parse::<usize>()
+                .ok()
+                .filter(|len| *len <= message.body.len())
+                .ok_or_else(|| format!("{WILL} {len:?} is not a length within the body"))?;
+            let (json, record) = message.body.split_at(len);
+            let will = mqgate_store::codec::decode_message(record)
+                .map_err(|error| format!("will: {error}"))?;
+            let retain = message.properties.get(WILL_RETAIN).map(String::as_str) == Some("1");
+            let will = CarriedWill {
+                message: will,
+                retain,
+            };
+            (json, Some(will))
+        }
+    };
+    let event = || {
+        let event =
+            StatusEvent::from_json(json).map_err(|error| format!("status event: {error}"))?;
+        if will.is_some() && event.event_type != EventType::Connect {
+            return Err(format!("a will on a {} event", event.event_type));
+        }
+        Ok(event)
+    };
     match message.tags.as_deref() {
         Some(HELLO) => Ok(Incoming::Hello { from }),
         Some(JOIN) => Ok(Incoming::Join),
@@ -152,7 +221,7 @@ pub(super) fn decode(message: &RocketMessage) -> Result<Incoming, String> {
             if event.event_type != EventType::Connect {
                 return Err(format!("{PRESENT} of a {} event", event.event_type));
             }
-            Ok(Incoming::Present { from, event })
+            Ok(Incoming::Present { from, event, will })
         }
         Some(CLOSE) => {
             let body: CloseBody = serde_json::from_slice(&message.body)
@@ -172,14 +241,14 @@ pub(super) fn decode(message: &RocketMessage) -> Result<Incoming, String> {
             if event.event_type.as_str() != tag {
                 return Err(format!("tag {tag:?} on a {} event", event.event_type));
             }
-            Ok(Incoming::Event { from, event })
+            Ok(Incoming::Event { from, event, will })
         }
         None => Err("no tag".to_owned()),
     }
 }
 
 /// Where the view says a client is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Entry {
     /// The node (run) it is connected to.
     pub(super) node: NodeRun,
@@ -193,12 +262,20 @@ pub(super) struct Entry {
     pub(super) seen_ms: u64,
     /// When this node sent a tcpclean for it (its node gone), if it did.
     pub(super) cleaning_ms: Option<u64>,
+    /// Its will, until it sent a DISCONNECT.
+    pub(super) will: Option<Arc<CarriedWill>>,
 }
 
 impl Entry {
-    /// The entry a connect event of `node` makes, taken in at `now`.
-    pub(super) fn new(node: NodeRun, event: &StatusEvent, now: u64) -> Entry {
+    /// The entry a connect event of `node` makes (with the client's will), taken in at `now`.
+    pub(super) fn new(
+        node: NodeRun,
+        event: &StatusEvent,
+        will: Option<Arc<CarriedWill>>,
+        now: u64,
+    ) -> Entry {
         Entry {
+            will,
             node,
             channel: event.channel_id,
             time: event.time,
@@ -232,6 +309,17 @@ impl View {
     /// `client_id` is at `entry` now.
     pub(super) fn set(&mut self, client_id: &str, entry: Entry) {
         self.clients.insert(client_id.to_owned(), entry);
+    }
+
+    /// `client_id` sent a DISCONNECT on `channel`: its will is gone.
+    pub(super) fn disconnected(&mut self, client_id: &str, channel: ChannelId) {
+        if let Some(entry) = self
+            .clients
+            .get_mut(client_id)
+            .filter(|entry| entry.channel == channel)
+        {
+            entry.will = None;
+        }
     }
 
     /// `channel` of `client_id` closed at `now`: the client leaves the view if that is the
@@ -297,13 +385,15 @@ mod tests {
     fn every_message_reads_back_and_bad_ones_say_why() {
         let topic = "mqgate_i_presence";
         let a = run("a");
-        let connect = event(EventType::Tcpclean, 3, 100);
-        match decode(&event_message(topic, &a, &connect, false)) {
-            Ok(Incoming::Event { from, event }) => assert_eq!((from, event), (a.clone(), connect)),
+        let tcpclean = event(EventType::Tcpclean, 3, 100);
+        match decode(&event_message(topic, &a, &tcpclean, false, None)) {
+            Ok(Incoming::Event { from, event, will }) => {
+                assert_eq!((from, event, will), (a.clone(), tcpclean.clone(), None))
+            }
             other => panic!("{other:?}"),
         }
         let connect = event(EventType::Connect, 3, 100);
-        let present = event_message(topic, &a, &connect, true);
+        let present = event_message(topic, &a, &connect, true, None);
         assert_eq!(present.keys, ["GID_a@@@1"]);
         assert!(matches!(decode(&present), Ok(Incoming::Present { .. })));
         assert!(matches!(
@@ -324,11 +414,39 @@ mod tests {
             other => panic!("{other:?}"),
         }
 
-        let mut bad = event_message(topic, &a, &connect, false);
+        // A connect with its client's will: the will's record follows the event.
+        let will = CarriedWill {
+            message: Message::new(
+                mqgate_session::MessageId(0),
+                mqgate_codec::ByteStr::from_static("gone/a"),
+                Bytes::from_static(b"\x00bye"),
+                mqgate_codec::QoS::AtLeastOnce,
+                100,
+            ),
+            retain: true,
+        };
+        let carried = event_message(topic, &a, &connect, false, Some(&will));
+        let retained = carried.properties.get(WILL_RETAIN).map(String::as_str);
+        assert_eq!(retained, Some("1"));
+        match decode(&carried) {
+            Ok(Incoming::Event {
+                event, will: back, ..
+            }) => assert_eq!((event, back), (connect.clone(), Some(will.clone()))),
+            other => panic!("{other:?}"),
+        }
+        let mut bad = carried.clone();
+        bad.properties.insert(WILL.into(), "100000".into());
+        assert!(decode(&bad).unwrap_err().contains("not a length"));
+        bad.properties.insert(WILL.into(), "3".into());
+        assert!(decode(&bad).unwrap_err().contains("will"));
+        let bad = event_message(topic, &a, &tcpclean, false, Some(&will));
+        assert!(decode(&bad).unwrap_err().contains("a will on a tcpclean"));
+
+        let mut bad = event_message(topic, &a, &connect, false, None);
         bad.tags = Some("tcpclean".into());
         assert!(decode(&bad).unwrap_err().contains("tag"));
         bad.tags = Some(PRESENT.into());
-        bad.body = event_message(topic, &a, &event(EventType::Disconnect, 1, 1), false).body;
+        bad.body = event_message(topic, &a, &event(EventType::Disconnect, 1, 1), false, None).body;
         assert!(decode(&bad)
             .unwrap_err()
             .contains("present of a disconnect"));
@@ -351,11 +469,11 @@ mod tests {
         let client = "GID_a@@@1";
         view.set(
             client,
-            Entry::new(run("a"), &event(EventType::Connect, 1, 100), 5),
+            Entry::new(run("a"), &event(EventType::Connect, 1, 100), None, 5),
         );
         view.set(
             client,
-            Entry::new(run("b"), &event(EventType::Connect, 2, 200), 6),
+            Entry::new(run("b"), &event(EventType::Connect, 2, 200), None, 6),
         );
         // The old channel's tcpclean does not take the new connection away.
         view.closed(client, ChannelId::from_bytes([1; 16]), 7);
@@ -363,18 +481,35 @@ mod tests {
         // A present of a closed channel, or older than what the view has, is not taken in.
         view.present(
             client,
-            Entry::new(run("a"), &event(EventType::Connect, 1, 300), 8),
+            Entry::new(run("a"), &event(EventType::Connect, 1, 300), None, 8),
         );
         view.present(
             client,
-            Entry::new(run("c"), &event(EventType::Connect, 3, 150), 8),
+            Entry::new(run("c"), &event(EventType::Connect, 3, 150), None, 8),
         );
         assert_eq!(view.get(client).map(|e| e.node.id.as_str()), Some("b"));
+        // A DISCONNECT takes the will away; one of another channel does not.
+        let will = Arc::new(CarriedWill {
+            message: Message::new(
+                mqgate_session::MessageId(0),
+                mqgate_codec::ByteStr::from_static("gone/a"),
+                Bytes::from_static(b"bye"),
+                mqgate_codec::QoS::AtMostOnce,
+                100,
+            ),
+            retain: false,
+        });
+        let connect = event(EventType::Connect, 2, 200);
+        view.set(client, Entry::new(run("b"), &connect, Some(will), 6));
+        view.disconnected(client, ChannelId::from_bytes([1; 16]));
+        assert!(view.get(client).is_some_and(|e| e.will.is_some()));
+        view.disconnected(client, ChannelId::from_bytes([2; 16]));
+        assert!(view.get(client).is_some_and(|e| e.will.is_none()));
         view.closed(client, ChannelId::from_bytes([2; 16]), 9);
         assert!(view.get(client).is_none());
         view.present(
             client,
-            Entry::new(run("c"), &event(EventType::Connect, 3, 150), 10),
+            Entry::new(run("c"), &event(EventType::Connect, 3, 150), None, 10),
         );
         assert_eq!(view.get(client).map(|e| e.node.id.as_str()), Some("c"));
         assert_eq!(view.clients.len(), 1);

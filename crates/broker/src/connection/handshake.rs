@@ -416,7 +416,32 @@ where
         core.status.sequence.clone(),
         unix_time_ms(),
     );
-    core.status.emit(Some(connected));
+    // In a cluster the connect carries the will, so the node that cleans up after this one
+    // (should it die) publishes it. Its id is given when it is published.
+    let will = connect
+        .will
+        .as_ref()
+        .filter(|_| core.status.carries_wills())
+        .map(|will| {
+            let now = unix_time_ms();
+            let mut message = mqgate_session::Message::new(
+                mqgate_session::MessageId(0),
+                will.topic.clone(),
+                will.payload.clone(),
+                will.qos,
+                now,
+            )
+            .with_origin(session.client_id().clone());
+            if let Some(terms) = v5_state.as_ref().map(|state| &state.will) {
+                message.properties = terms.forward.clone();
+                message.expires_at_ms = terms
+                    .expiry_s
+                    .map(|s| now.saturating_add(u64::from(s) * 1000));
+            }
+            (message, will.retain)
+        });
+    core.status
+        .emit_with_will(connected, will.as_ref().map(|(m, r)| (m, *r)));
     core.metrics
         .sessions_started
         .fetch_add(1, Ordering::Relaxed);

@@ -4,14 +4,17 @@
 
 use std::sync::Arc;
 
+use mqgate_session::Message;
 use mqgate_status::{ChannelIdSource, SequenceSource, StatusEvent};
 use tokio::sync::broadcast;
 
 /// The cluster's side of the status events (`docs/cluster.md`, presence): where this node's
 /// events go to the other nodes, and what the cluster knows of clients on other nodes.
 pub(crate) trait Presence: Send + Sync + std::fmt::Debug {
-    /// An event this node emitted, for the other nodes. Never blocks.
-    fn emitted(&self, event: &StatusEvent);
+    /// An event this node emitted, for the other nodes; a connect with the client's will
+    /// (and whether it is retained), so another node can publish it if this one dies. Never
+    /// blocks.
+    fn emitted(&self, event: &StatusEvent, will: Option<(&Message, bool)>);
     /// The node that holds `client_id` now, when the cluster's view says a live node other
     /// than this one does.
     fn held_elsewhere(&self, client_id: &str) -> Option<String>;
@@ -53,9 +56,22 @@ impl StatusHub {
     /// cluster, to the other nodes.
     pub(crate) fn emit(&self, event: Option<StatusEvent>) {
         let Some(event) = event else { return };
+        self.emit_with_will(event, None);
+    }
+
+    /// Whether a connect should carry its client's will ([`emit_with_will`]): in a cluster.
+    ///
+    /// [`emit_with_will`]: Self::emit_with_will
+    pub(crate) fn carries_wills(&self) -> bool {
+        self.presence.is_some()
+    }
+
+    /// [`emit`](Self::emit) for a connect whose client left a will (and whether it is
+    /// retained): in a cluster the other nodes keep it, to publish it if this node dies.
+    pub(crate) fn emit_with_will(&self, event: StatusEvent, will: Option<(&Message, bool)>) {
         tracing::info!(target: "mqgate::status", event = %event.to_json());
         if let Some(presence) = &self.presence {
-            presence.emitted(&event);
+            presence.emitted(&event, will);
         }
         // No listener is not an error: events are fire-and-forget.
         if self.own.receiver_count() > 0 {
