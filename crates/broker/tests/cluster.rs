@@ -1307,3 +1307,73 @@ async fn refuse_new_refuses_a_client_online_on_another_node() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+/// Two nodes with the same RocketMQ status rule: each status event of a client reaches the
+/// rule's RocketMQ topic once (from the node the client is on), not once per node, while a
+/// status listener on the other node still gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_rule_on_every_node_sends_each_event_to_rocketmq_once() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("a_status_rule_on_every_node_sends_each_event_to_rocketmq_once").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let side = rocketmq::ClientSide::new();
+    let producer = side.producer(&ns).await;
+    rocketmq::send(&producer, "ClusterStatus", &[], b"warm-up").await;
+    let mut consumer = side
+        .consumer(&ns, "ClusterStatus", "GID_test_cluster_status")
+        .await;
+    let with_rule = |id: &'static str| {
+        let ns = ns.clone();
+        move |config: &mut BrokerConfig| {
+            config.rocketmq = Some(mqgate_broker::RocketMqConfig {
+                name_server: ns,
+                producer_group: format!("GID_status_producer_{id}"),
+                consumer_group: format!("GID_status_{id}"),
+                status: vec![mqgate_rocketmq::StatusRule {
+                    group_id: "GID_dev".into(),
+                    rocketmq_topic: "ClusterStatus".into(),
+                }],
+                ..mqgate_broker::RocketMqConfig::default()
+            });
+        }
+    };
+    let a = node(&ns, "a", with_rule("a")).await;
+    let b = node(&ns, "b", with_rule("b")).await;
+    let mut at_a = a.status_events();
+    let device = Client::connect(&b, "GID_dev@@@d1", true).await;
+    device.disconnect().await;
+    let tcpclean = |events: &[mqgate_status::StatusEvent]| {
+        events
+            .iter()
+            .any(|e| e.event_type == mqgate_status::EventType::Tcpclean)
+    };
+    let seen_at_a = events_of(&mut at_a, "GID_dev@@@d1", tcpclean).await;
+    assert_eq!(kinds(&seen_at_a), ["connect", "disconnect", "tcpclean"]);
+
+    let mut in_rocketmq = Vec::new();
+    let deadline = Instant::now() + CROSSING;
+    while in_rocketmq.len() < 3 && Instant::now() < deadline {
+        if let Some(message) = consumer.next(Duration::from_secs(1)).await {
+            if message.body != b"warm-up" {
+                in_rocketmq.push(message.tags.unwrap_or_default());
+            }
+        }
+    }
+    // A second node forwarding them would send three more.
+    while let Some(message) = consumer.next(Duration::from_secs(3)).await {
+        if message.body != b"warm-up" {
+            in_rocketmq.push(message.tags.unwrap_or_default());
+        }
+    }
+    // Their order is the consumer's (this one is not orderly).
+    in_rocketmq.sort();
+    assert_eq!(in_rocketmq, ["connect", "disconnect", "tcpclean"]);
+
+    b.shutdown().await;
+    a.shutdown().await;
+    consumer.stop().await;
+}
