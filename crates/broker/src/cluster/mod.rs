@@ -602,6 +602,11 @@ impl Cluster {
         let mut gone = self.gone.lock();
         let mut view = self.view.lock();
         view.prune(now);
+        if view.nodes().all(|node| alive.contains(node)) {
+            // The usual case: no client of a gone node, nothing to walk.
+            gone.clear();
+            return Vec::new();
+        }
         let mut still_gone = HashSet::new();
         let mut clean = Vec::new();
         for (client, entry) in view.entries_mut() {

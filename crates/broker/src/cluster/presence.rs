@@ -291,6 +291,9 @@ impl Entry {
 #[derive(Debug, Default)]
 pub(super) struct View {
     clients: HashMap<String, Entry>,
+    /// How many clients each node run has in `clients` (so the dead-node check looks at the
+    /// clients only when some node run in the view is not alive).
+    per_node: HashMap<NodeRun, usize>,
     /// Channels whose tcpclean came, and when.
     closed: HashMap<ChannelId, u64>,
 }
@@ -308,7 +311,25 @@ impl View {
 
     /// `client_id` is at `entry` now.
     pub(super) fn set(&mut self, client_id: &str, entry: Entry) {
-        self.clients.insert(client_id.to_owned(), entry);
+        *self.per_node.entry(entry.node.clone()).or_default() += 1;
+        if let Some(old) = self.clients.insert(client_id.to_owned(), entry) {
+            self.forget(&old.node);
+        }
+    }
+
+    /// One client fewer at `node`.
+    fn forget(&mut self, node: &NodeRun) {
+        if let Some(count) = self.per_node.get_mut(node) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_node.remove(node);
+            }
+        }
+    }
+
+    /// The node runs that have clients in the view.
+    pub(super) fn nodes(&self) -> impl Iterator<Item = &NodeRun> {
+        self.per_node.keys()
     }
 
     /// `client_id` sent a DISCONNECT on `channel`: its will is gone.
@@ -330,7 +351,9 @@ impl View {
             .get(client_id)
             .is_some_and(|entry| entry.channel == channel)
         {
-            self.clients.remove(client_id);
+            if let Some(entry) = self.clients.remove(client_id) {
+                self.forget(&entry.node);
+            }
         }
         self.closed.insert(channel, now);
     }
@@ -513,6 +536,8 @@ mod tests {
         );
         assert_eq!(view.get(client).map(|e| e.node.id.as_str()), Some("c"));
         assert_eq!(view.clients.len(), 1);
+        let nodes: Vec<&str> = view.nodes().map(|n| n.id.as_str()).collect();
+        assert_eq!(nodes, ["c"], "a and b have no client left in the view");
         view.prune(7 + CLOSED_KEEP_MS);
         assert!(!view.was_closed(ChannelId::from_bytes([1; 16])));
         assert!(view.was_closed(ChannelId::from_bytes([2; 16])));
