@@ -1377,3 +1377,40 @@ async fn a_status_rule_on_every_node_sends_each_event_to_rocketmq_once() {
     a.shutdown().await;
     consumer.stop().await;
 }
+
+/// A node that stops cleanly closes its clients and sends their tcpcleans before it says it
+/// leaves: a status listener on another node gets each client's tcpclean once (the lowest
+/// node, seeing the node gone, does not send a second one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_nodes_clients_get_their_tcpclean_once() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("a_stopping_nodes_clients_get_their_tcpclean_once").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut at_a = a.status_events();
+    let _leaver = raw_online(support::tcp_addr(&b), "leaver").await;
+    events_of(&mut at_a, "leaver", |events| !events.is_empty()).await;
+    b.shutdown().await;
+    let tcpclean = |events: &[mqgate_status::StatusEvent]| {
+        events
+            .iter()
+            .any(|e| e.event_type == mqgate_status::EventType::Tcpclean)
+    };
+    let seen = events_of(&mut at_a, "leaver", tcpclean).await;
+    assert_eq!(kinds(&seen), ["tcpclean"]);
+    // Past the time A would have sent one itself (dead_after_ms, then 2 s), nothing more.
+    let quiet = Instant::now() + Duration::from_millis(2000 + 2000 + 1000);
+    loop {
+        let left = quiet.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, at_a.recv()).await {
+            Ok(Ok(event)) => assert_ne!(event.client_id, "leaver", "a second event: {event:?}"),
+            Ok(Err(error)) => panic!("status listener: {error}"),
+            Err(_) => break,
+        }
+    }
+    a.shutdown().await;
+}
