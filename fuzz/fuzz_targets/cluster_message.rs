@@ -1,5 +1,6 @@
-//! Messages from a cluster's RocketMQ topics (route messages, heartbeats): whatever another
-//! node, or anything else writing to those topics, sends, reading it must never panic.
+//! Messages from a cluster's RocketMQ topics (route messages, presence messages, heartbeats):
+//! whatever another node, or anything else writing to those topics, sends, reading it must
+//! never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

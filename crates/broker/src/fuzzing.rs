@@ -103,9 +103,10 @@ async fn run(input: &[u8], ctx: Arc<ConnCtx>) -> Vec<u8> {
     answer
 }
 
-/// A message from a cluster's RocketMQ topics (a route message or a heartbeat), with any
-/// tag, properties and body, read as a node reads what the others send: it must never
-/// panic, and a route message must read back the same once sent on.
+/// A message from a cluster's RocketMQ topics (a route message, a presence message or a
+/// heartbeat), with any tag, properties and body, read as a node reads what the others
+/// send: it must never panic, and a route or presence message must read back the same once
+/// sent on.
 pub fn cluster_message(tags: Option<String>, properties: Vec<(String, String)>, body: Vec<u8>) {
     crate::cluster::fuzz_consumed(tags, properties, body);
 }
@@ -157,6 +158,50 @@ mod tests {
         #[test]
         fn arbitrary_bytes_as_a_first_packet_never_panic(input in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = drive_connection(&input);
+        }
+
+        /// Presence-shaped messages (a known tag, the sender's properties, a status event's
+        /// JSON, perhaps followed by a will's message record with its length property near
+        /// the JSON's, perhaps with bytes after, perhaps cut short): read as a node reads
+        /// them, they never panic, and what reads back reads the same again.
+        #[test]
+        fn presence_shaped_messages_never_panic(
+            tag in prop::sample::select(vec!["connect", "disconnect", "tcpclean", "present", "hello", "join", "close", "other"]),
+            kind in prop::sample::select(vec!["connect", "disconnect", "tcpclean"]),
+            will in proptest::option::of((proptest::collection::vec(any::<u8>(), 0..20), -2i64..=2)),
+            retain in any::<bool>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..8),
+            cut in proptest::option::of(0usize..300),
+        ) {
+            let json = format!(
+                r#"{{"clientId":"GID_a@@@1","time":5,"eventType":"{kind}","channelId":"{}","clientIp":"127.0.0.1:1","seq":2}}"#,
+                "ab".repeat(16)
+            );
+            let mut body = json.into_bytes();
+            let mut properties = vec![
+                ("mqgateNode".to_owned(), "n1".to_owned()),
+                ("mqgateStarted".to_owned(), "7".to_owned()),
+            ];
+            if let Some((payload, shift)) = will {
+                let at = i64::try_from(body.len()).unwrap_or(0) + shift;
+                properties.push(("mqgateWill".to_owned(), at.to_string()));
+                let message = mqgate_session::Message::new(
+                    mqgate_session::MessageId(0),
+                    mqgate_codec::ByteStr::from_static("gone/a"),
+                    bytes::Bytes::from(payload),
+                    mqgate_codec::QoS::AtLeastOnce,
+                    5,
+                );
+                body.extend(mqgate_store::codec::encode_message(&message));
+            }
+            if retain {
+                properties.push(("mqgateWillRetain".to_owned(), "1".to_owned()));
+            }
+            body.extend(tail);
+            if let Some(cut) = cut {
+                body.truncate(cut.max(1));
+            }
+            cluster_message(Some(tag.to_owned()), properties, body);
         }
     }
 }

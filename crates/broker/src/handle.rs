@@ -179,10 +179,12 @@ impl Broker {
                     core.metrics.clone(),
                     core.registry.clone(),
                     config.client_id_rules(),
+                    config.takeover,
                     data_dir,
                 )
                 .await?;
                 core.cluster = Some(cluster.clone());
+                core.status.presence = Some(cluster.clone());
                 Some(cluster)
             }
             None => None,
@@ -563,12 +565,15 @@ impl BrokerHandle {
         })
     }
 
-    /// Status events (connect / disconnect / tcpclean) emitted from now on.
+    /// Status events (connect / disconnect / tcpclean) emitted from now on: this node's and,
+    /// in a cluster, every other node's (each once, as the presence topic brings them).
     pub fn status_events(&self) -> broadcast::Receiver<StatusEvent> {
         self.inner.core.status.subscribe()
     }
 
-    /// Whether `client_id` has a connection open right now (the live registry, not events).
+    /// Whether `client_id` has a connection open right now (the live registry, not events):
+    /// at this node; in a cluster the HTTP API's session queries also answer for the
+    /// others.
     pub fn is_online(&self, client_id: &str) -> bool {
         self.inner.core.registry.is_online(client_id)
     }

@@ -135,18 +135,20 @@ counters! {
     rocketmq_retried,
     /// RocketMQ bridge: messages waiting for RocketMQ now (a gauge, not a counter).
     rocketmq_buffered,
-    /// Cluster: route messages (application messages for the other nodes) and heartbeats
-    /// RocketMQ accepted.
+    /// Cluster: route messages (application messages for the other nodes), presence
+    /// messages and heartbeats RocketMQ accepted.
     cluster_sent,
     /// Cluster: route messages of other nodes this node consumed and routed to its own
     /// receivers.
     cluster_received,
-    /// Cluster: messages given up (unreadable route or heartbeat messages, route messages
-    /// unsent at shutdown, heartbeats RocketMQ did not take).
+    /// Cluster: messages given up (unreadable route, presence or heartbeat messages, route
+    /// and presence messages unsent at shutdown, presence messages lost to a full lane,
+    /// heartbeats RocketMQ did not take).
     cluster_failed,
-    /// Cluster: route sends attempted again after a failure.
+    /// Cluster: route and presence sends attempted again after a failure.
     cluster_retried,
-    /// Cluster: route messages waiting for RocketMQ now (a gauge, not a counter).
+    /// Cluster: route and presence messages waiting for RocketMQ now (a gauge, not a
+    /// counter).
     cluster_buffered,
     /// Cluster: route messages skipped because they are older than this node's first start
     /// (a new node does not replay the instance's history).

@@ -919,3 +919,498 @@ async fn an_unreachable_name_server_fails_the_start_clearly() {
         "{text}"
     );
 }
+
+/// A raw MQTT client connected (clean session) to any broker's TCP address, with the
+/// CONNACK code it got; `None` when the broker refused the TCP connection.
+async fn raw_connect_at(
+    addr: std::net::SocketAddr,
+    id: &str,
+) -> (support::Raw, mqgate_codec::ConnectReturnCode) {
+    raw_connect_with_will(addr, id, None).await
+}
+
+/// [`raw_connect_at`] with a will.
+async fn raw_connect_with_will(
+    addr: std::net::SocketAddr,
+    id: &str,
+    will: Option<mqgate_codec::LastWill>,
+) -> (support::Raw, mqgate_codec::ConnectReturnCode) {
+    use mqgate_codec::{Connect, Packet};
+    let mut raw = support::Raw::open_at(addr).await.expect("TCP connect");
+    raw.send(Packet::Connect(Box::new(Connect {
+        client_id: id.try_into().expect("id"),
+        keep_alive: 60,
+        clean_session: true,
+        will,
+        ..Connect::default()
+    })))
+    .await;
+    match raw.recv().await {
+        Some(Packet::ConnAck(ack)) => (raw, ack.code),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+/// A raw client connected and accepted.
+async fn raw_online(addr: std::net::SocketAddr, id: &str) -> support::Raw {
+    let (raw, code) = raw_connect_at(addr, id).await;
+    assert_eq!(code, mqgate_codec::ConnectReturnCode::Accepted, "{id}");
+    raw
+}
+
+/// Whether a raw client's connection is still served: a PINGREQ is answered.
+async fn still_served(raw: &mut support::Raw) -> bool {
+    raw.send(mqgate_codec::Packet::PingReq).await;
+    matches!(
+        raw.recv_within(Duration::from_secs(5)).await,
+        Ok(Some(mqgate_codec::Packet::PingResp))
+    )
+}
+
+/// Waits (bounded) until the broker closes a raw client's connection.
+async fn closed_within(raw: &mut support::Raw, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match raw.recv_within(left).await {
+            Ok(None) => return,
+            Ok(Some(_)) => continue,
+            Err(()) => panic!("{what}: still open after {within:?}"),
+        }
+    }
+}
+
+/// The status events of `client` a listener gets until `until` says it has them all
+/// (within [`CROSSING`]), then for one more second (to see a second copy).
+async fn events_of(
+    listener: &mut tokio::sync::broadcast::Receiver<mqgate_status::StatusEvent>,
+    client: &str,
+    until: impl Fn(&[mqgate_status::StatusEvent]) -> bool,
+) -> Vec<mqgate_status::StatusEvent> {
+    let mut got = Vec::new();
+    let mut deadline = Instant::now() + CROSSING;
+    let mut settled = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, listener.recv()).await {
+            Ok(Ok(event)) if event.client_id == client => got.push(event),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => panic!("status listener: {error}"),
+            Err(_) if settled => return got,
+            Err(_) => panic!("{client}: only {got:?} within {CROSSING:?}"),
+        }
+        if !settled && until(&got) {
+            settled = true;
+            deadline = Instant::now() + Duration::from_secs(1);
+        }
+    }
+}
+
+/// The kinds of `events`, in order.
+fn kinds(events: &[mqgate_status::StatusEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+/// Polls the API's `QuerySessionByClientId` on `broker` until it answers `online`.
+async fn until_online(broker: &BrokerHandle, client: &str, online: bool) {
+    use auth_support::{api_get, AK, INSTANCE as API_INSTANCE, SECRET};
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let answer = api_get(
+            broker,
+            AK,
+            SECRET,
+            "QuerySessionByClientId",
+            &[("InstanceId", API_INSTANCE), ("ClientId", client)],
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        if answer.json()["OnlineStatus"] == online {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{client} not online={online} within {CROSSING:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Node A with the HTTP API (no MQTT clients of its own), for the cluster-wide answers.
+fn with_api(config: &mut BrokerConfig) {
+    let cluster = config.cluster.take();
+    *config = auth_support::api_config("storage = \"memory\"", "", "");
+    config.cluster = cluster;
+}
+
+/// Presence: a client connected to node B is online in the API of node A
+/// (QuerySessionByClientId, BatchQuerySessionByClientIds), and offline there once it left;
+/// each of its status events reaches a status listener on each node once, with the channel
+/// id it had at B; the API's CloseConnection on A closes a client connected to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_cluster_wide_and_each_event_reaches_each_listener_once() {
+    use auth_support::{api_get, api_post, AK, INSTANCE as API_INSTANCE, SECRET};
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("presence_is_cluster_wide_and_each_event_reaches_each_listener_once").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", with_api).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut at_a = a.status_events();
+    let mut at_b = b.status_events();
+
+    let visitor = Client::connect(&b, "visitor", true).await;
+    until_online(&a, "visitor", true).await;
+    let batch = api_get(
+        &a,
+        AK,
+        SECRET,
+        "BatchQuerySessionByClientIds",
+        &[
+            ("InstanceId", API_INSTANCE),
+            ("ClientIdList.1", "visitor"),
+            ("ClientIdList.2", "nobody"),
+        ],
+    )
+    .await;
+    assert_eq!(batch.status, 200, "{batch:?}");
+    let list: Vec<(String, bool)> = batch.json()["OnlineStatusList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["ClientId"].as_str().unwrap().to_owned(),
+                e["OnlineStatus"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        list,
+        [("visitor".to_owned(), true), ("nobody".to_owned(), false)]
+    );
+    visitor.disconnect().await;
+    until_online(&a, "visitor", false).await;
+
+    let complete = |events: &[mqgate_status::StatusEvent]| {
+        events
+            .iter()
+            .any(|e| e.event_type == mqgate_status::EventType::Tcpclean)
+    };
+    let seen_at_a = events_of(&mut at_a, "visitor", complete).await;
+    let seen_at_b = events_of(&mut at_b, "visitor", complete).await;
+    assert_eq!(kinds(&seen_at_b), ["connect", "disconnect", "tcpclean"]);
+    assert_eq!(seen_at_a, seen_at_b, "the same events, once each");
+    let channels: BTreeSet<_> = seen_at_a.iter().map(|e| e.channel_id).collect();
+    assert_eq!(channels.len(), 1, "one connection: {seen_at_a:?}");
+
+    // CloseConnection on A closes the client where it is, on B.
+    let mut held = raw_online(support::tcp_addr(&b), "held").await;
+    until_online(&a, "held", true).await;
+    let closed = api_post(
+        &a,
+        AK,
+        SECRET,
+        "CloseConnection",
+        &[("InstanceId", API_INSTANCE), ("ClientId", "held")],
+    )
+    .await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    let json = closed.json();
+    assert_eq!(json["Success"], true, "{json}");
+    assert_eq!(json["Message"], "connection closed by node b", "{json}");
+    closed_within(
+        &mut held,
+        CROSSING,
+        "the client closed by another node's API",
+    )
+    .await;
+    until_online(&a, "held", false).await;
+    let gone = api_post(
+        &a,
+        AK,
+        SECRET,
+        "CloseConnection",
+        &[("InstanceId", API_INSTANCE), ("ClientId", "held")],
+    )
+    .await;
+    assert_eq!(gone.json()["Success"], false, "{gone:?}");
+    assert_eq!(a.metrics().cluster_failed, 0, "{:?}", a.metrics());
+    assert_eq!(b.metrics().cluster_failed, 0, "{:?}", b.metrics());
+
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A node joining learns who is online on the others (their answers to its hello), so its
+/// API answers for clients that connected before it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_learns_who_is_online() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("a_joining_node_learns_who_is_online").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let b = node(&ns, "b", |_| {}).await;
+    let early = Client::connect(&b, "early", true).await;
+    let a = node(&ns, "a", with_api).await;
+    until_online(&a, "early", true).await;
+    early.disconnect().await;
+    until_online(&a, "early", false).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A node SIGKILLed with clients connected: once it has been silent for `dead_after_ms`,
+/// the lowest live node sends one tcpclean for each client (with the client's channel id),
+/// which a status listener on each live node gets once, within the bound docs/cluster.md
+/// states (dead_after_ms + heartbeat_ms + 2 s + a RocketMQ round trip), and publishes the
+/// will of the client that left one (carried in its connect), which a subscriber on another
+/// node gets once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_clients_get_one_tcpclean_within_the_bound() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("a_killed_nodes_clients_get_one_tcpclean_within_the_bound").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", with_api).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut at_a = a.status_events();
+    let mut at_b = b.status_events();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "allow_anonymous = true\nstorage = \"memory\"\n\n[listeners]\ntcp = \"127.0.0.1:0\"\n\
+         ws = \"127.0.0.1:0\"\n\n[http]\nenabled = false\n\n[cluster]\ninstance = \"{INSTANCE}\"\n\
+         name_server = \"{ns}\"\nnode_id = \"doomed\"\nheartbeat_ms = 200\ndead_after_ms = 2000\n"
+    );
+    let doomed = support::process::BrokerProcess::start(dir.path(), &config, &["tcp"]);
+    until_peers(&a, &["b", "doomed"], CROSSING).await;
+    let _orphan = raw_online(doomed.addr, "orphan").await;
+    let will = |payload: &'static [u8]| mqgate_codec::LastWill {
+        topic: "gone/heir".try_into().expect("topic"),
+        payload: bytes::Bytes::from_static(payload),
+        qos: mqgate_codec::QoS::AtLeastOnce,
+        retain: false,
+    };
+    let (_heir, code) =
+        raw_connect_with_will(doomed.addr, "heir", Some(will(b"heir's will"))).await;
+    assert_eq!(code, mqgate_codec::ConnectReturnCode::Accepted);
+    let mut watcher = Client::connect(&b, "watcher", true).await;
+    subscribe(&mut watcher, "gone/#", QoS::AtLeastOnce).await;
+    until_online(&a, "orphan", true).await;
+    until_online(&a, "heir", true).await;
+
+    doomed.kill();
+    let killed = Instant::now();
+    let tcpclean = |events: &[mqgate_status::StatusEvent]| {
+        events
+            .iter()
+            .any(|e| e.event_type == mqgate_status::EventType::Tcpclean)
+    };
+    let seen_at_a = events_of(&mut at_a, "orphan", tcpclean).await;
+    let cleaned_after = killed.elapsed();
+    let seen_at_b = events_of(&mut at_b, "orphan", tcpclean).await;
+    assert_eq!(kinds(&seen_at_a), ["connect", "tcpclean"], "{seen_at_a:?}");
+    assert_eq!(seen_at_a, seen_at_b);
+    assert_eq!(
+        seen_at_a[0].channel_id, seen_at_a[1].channel_id,
+        "the tcpclean closes the connection the connect opened"
+    );
+    // The bound (dead_after_ms + heartbeat_ms + 2 s), with room for a slow RocketMQ
+    // delivery and the second `events_of` waits for a copy.
+    let bound = Duration::from_millis(2000 + 200 + 2000) + Duration::from_secs(8);
+    assert!(cleaned_after < bound, "{cleaned_after:?}");
+    until_online(&a, "orphan", false).await;
+    until_online(&a, "heir", false).await;
+    let will = crossed(&mut watcher, "the will of a dead node's client").await;
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("gone/heir", &b"heir's will"[..])
+    );
+    watcher.expect_nothing(Duration::from_secs(2)).await;
+    assert_eq!(a.metrics().wills_published, 1, "{:?}", a.metrics());
+    assert_eq!(b.metrics().wills_published, 0, "{:?}", b.metrics());
+    watcher.disconnect().await;
+
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Takeover across nodes (the default, kick-old): a client connected to node A that connects
+/// again to node B loses its connection at A; the new one at B stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connecting_to_another_node_closes_its_old_connection() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("a_client_connecting_to_another_node_closes_its_old_connection").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut at_b = b.status_events();
+    let mut old = raw_online(support::tcp_addr(&a), "mover").await;
+    // B knows it is at A (its connect crossed).
+    events_of(&mut at_b, "mover", |events| !events.is_empty()).await;
+    let mut new = raw_online(support::tcp_addr(&b), "mover").await;
+    closed_within(&mut old, CROSSING, "the old connection at A").await;
+    assert!(still_served(&mut new).await, "the new connection at B");
+    assert_eq!(a.metrics().takeovers, 1, "{:?}", a.metrics());
+    assert_eq!(b.metrics().takeovers, 0, "{:?}", b.metrics());
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// With `takeover = "refuse_new"`, a client online on node A is refused at node B
+/// (CONNACK: identifier rejected) and keeps its connection at A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuse_new_refuses_a_client_online_on_another_node() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("refuse_new_refuses_a_client_online_on_another_node").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let refuse =
+        |config: &mut BrokerConfig| config.takeover = mqgate_broker::TakeoverPolicy::RefuseNew;
+    let a = node(&ns, "a", refuse).await;
+    let b = node(&ns, "b", refuse).await;
+    let mut at_b = b.status_events();
+    let mut first = raw_online(support::tcp_addr(&a), "stayer").await;
+    events_of(&mut at_b, "stayer", |events| !events.is_empty()).await;
+    let (_refused, code) = raw_connect_at(support::tcp_addr(&b), "stayer").await;
+    assert_eq!(code, mqgate_codec::ConnectReturnCode::IdentifierRejected);
+    assert!(still_served(&mut first).await, "the first connection at A");
+    // Once it left A, B takes it.
+    drop(first);
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let (mut raw, code) = raw_connect_at(support::tcp_addr(&b), "stayer").await;
+        if code == mqgate_codec::ConnectReturnCode::Accepted {
+            assert!(still_served(&mut raw).await);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B still refuses after A's tcpclean"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Two nodes with the same RocketMQ status rule: each status event of a client reaches the
+/// rule's RocketMQ topic once (from the node the client is on), not once per node, while a
+/// status listener on the other node still gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_rule_on_every_node_sends_each_event_to_rocketmq_once() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) =
+        RocketMq::start("a_status_rule_on_every_node_sends_each_event_to_rocketmq_once").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let side = rocketmq::ClientSide::new();
+    let producer = side.producer(&ns).await;
+    rocketmq::send(&producer, "ClusterStatus", &[], b"warm-up").await;
+    let mut consumer = side
+        .consumer(&ns, "ClusterStatus", "GID_test_cluster_status")
+        .await;
+    let with_rule = |id: &'static str| {
+        let ns = ns.clone();
+        move |config: &mut BrokerConfig| {
+            config.rocketmq = Some(mqgate_broker::RocketMqConfig {
+                name_server: ns,
+                producer_group: format!("GID_status_producer_{id}"),
+                consumer_group: format!("GID_status_{id}"),
+                status: vec![mqgate_rocketmq::StatusRule {
+                    group_id: "GID_dev".into(),
+                    rocketmq_topic: "ClusterStatus".into(),
+                }],
+                ..mqgate_broker::RocketMqConfig::default()
+            });
+        }
+    };
+    let a = node(&ns, "a", with_rule("a")).await;
+    let b = node(&ns, "b", with_rule("b")).await;
+    let mut at_a = a.status_events();
+    let device = Client::connect(&b, "GID_dev@@@d1", true).await;
+    device.disconnect().await;
+    let tcpclean = |events: &[mqgate_status::StatusEvent]| {
+        events
+            .iter()
+            .any(|e| e.event_type == mqgate_status::EventType::Tcpclean)
+    };
+    let seen_at_a = events_of(&mut at_a, "GID_dev@@@d1", tcpclean).await;
+    assert_eq!(kinds(&seen_at_a), ["connect", "disconnect", "tcpclean"]);
+
+    let mut in_rocketmq = Vec::new();
+    let deadline = Instant::now() + CROSSING;
+    while in_rocketmq.len() < 3 && Instant::now() < deadline {
+        if let Some(message) = consumer.next(Duration::from_secs(1)).await {
+            if message.body != b"warm-up" {
+                in_rocketmq.push(message.tags.unwrap_or_default());
+            }
+        }
+    }
+    // A second node forwarding them would send three more.
+    while let Some(message) = consumer.next(Duration::from_secs(3)).await {
+        if message.body != b"warm-up" {
+            in_rocketmq.push(message.tags.unwrap_or_default());
+        }
+    }
+    // Their order is the consumer's (this one is not orderly).
+    in_rocketmq.sort();
+    assert_eq!(in_rocketmq, ["connect", "disconnect", "tcpclean"]);
+
+    b.shutdown().await;
+    a.shutdown().await;
+    consumer.stop().await;
+}
+
+/// A node that stops cleanly closes its clients and sends their tcpcleans before it says it
+/// leaves: a status listener on another node gets each client's tcpclean once (the lowest
+/// node, seeing the node gone, does not send a second one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_nodes_clients_get_their_tcpclean_once() {
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("a_stopping_nodes_clients_get_their_tcpclean_once").await
+    else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let mut at_a = a.status_events();
+    let _leaver = raw_online(support::tcp_addr(&b), "leaver").await;
+    events_of(&mut at_a, "leaver", |events| !events.is_empty()).await;
+    b.shutdown().await;
+    let tcpclean = |events: &[mqgate_status::StatusEvent]| {
+        events
+            .iter()
+            .any(|e| e.event_type == mqgate_status::EventType::Tcpclean)
+    };
+    let seen = events_of(&mut at_a, "leaver", tcpclean).await;
+    assert_eq!(kinds(&seen), ["tcpclean"]);
+    // Past the time A would have sent one itself (dead_after_ms, then 2 s), nothing more.
+    let quiet = Instant::now() + Duration::from_millis(2000 + 2000 + 1000);
+    loop {
+        let left = quiet.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, at_a.recv()).await {
+            Ok(Ok(event)) => assert_ne!(event.client_id, "leaver", "a second event: {event:?}"),
+            Ok(Err(error)) => panic!("status listener: {error}"),
+            Err(_) => break,
+        }
+    }
+    a.shutdown().await;
+}

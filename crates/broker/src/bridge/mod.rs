@@ -218,11 +218,12 @@ impl Bridge {
     }
 
     /// Starts the inflow consumers and the status forwarder, which need the router and the
-    /// status hub.
+    /// status hub. The forwarder takes this node's own status events only: in a cluster each
+    /// node sends its own, so RocketMQ's status topics get every event once.
     pub(crate) async fn attach(self: &Arc<Self>, core: &Arc<Core>) -> Result<(), BrokerError> {
         let status = tokio::spawn(outflow::forward_status(
             self.clone(),
-            core.status.subscribe(),
+            core.status.subscribe_own(),
         ));
         self.tasks.lock().push(status);
         for topic in self.rules.inflow_topics() {

@@ -212,10 +212,7 @@ impl Lanes {
     /// `false` when the lanes stopped: the message is not sent (counted as failed; a waiting
     /// publisher sees its completion fail).
     pub(crate) async fn send(&self, key: &str, outgoing: Outgoing) -> bool {
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        let index = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
-        let reserved = match self.lanes.get(index) {
+        let reserved = match self.lane(key) {
             Some(lane) => lane.reserve().await.ok(),
             None => None,
         };
@@ -231,5 +228,30 @@ impl Lanes {
                 false
             }
         }
+    }
+
+    /// Like [`send`](Self::send), but never waits: `false` when the lane of `key` is full
+    /// or the lanes stopped (the message is not sent, and counted as failed).
+    pub(crate) fn try_send(&self, key: &str, outgoing: Outgoing) -> bool {
+        match self.lane(key).map(|lane| lane.try_reserve()) {
+            Some(Ok(slot)) => {
+                self.sender.buffered();
+                slot.send(outgoing);
+                true
+            }
+            _ => {
+                let failed = self.sender.counters.failed(&self.sender.metrics);
+                failed.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// The lane of `key`.
+    fn lane(&self, key: &str) -> Option<&mpsc::Sender<Outgoing>> {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        let index = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
+        self.lanes.get(index)
     }
 }

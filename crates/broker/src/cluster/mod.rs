@@ -1,6 +1,8 @@
 //! The cluster (`[cluster]`, `docs/cluster.md`): several nodes serve one instance, sharing
-//! nothing but RocketMQ. This is its first slice: heartbeats and the alive peers, and the
-//! route topic that carries every application message entering a node to the others.
+//! nothing but RocketMQ. Built: heartbeats and the alive peers, the route topic that carries
+//! every application message entering a node to the others, and presence (every node's
+//! status events to every node, the view of which client is on which node, the tcpclean of a
+//! dead node's clients, takeover and CloseConnection across nodes).
 //!
 //! ```text
 //!  PUBLISH / API publish ─▶ local receivers, and ─▶ lane (by publisher id) ─▶ send, retry
@@ -8,11 +10,17 @@
 //!  mqgate_I_route ─▶ ordered consumer (group mqgate_I_node_{id}) ─▶ not our own, not older
 //!                            than this node ─▶ router (retained set/clear too) ─▶ commit
 //!  every heartbeat_ms ─▶ mqgate_I_nodes ─▶ every node's consumer ─▶ the alive peers
+//!  status event ─▶ local listeners, and ─▶ lane (by client id) ─▶ mqgate_I_presence ─▶
+//!        ordered consumer (every node) ─▶ the view; the other nodes' events ─▶ listeners;
+//!        a newer connect elsewhere ─▶ takeover; a close request ─▶ the node holding it
+//!  every heartbeat_ms: clients of nodes gone ─▶ tcpclean (by the lowest live node id)
 //! ```
 
 mod peers;
+mod presence;
 mod route;
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -22,6 +30,7 @@ use std::time::{Duration, Instant};
 use mqgate_codec::QoS;
 use mqgate_rocketmq::RocketMessage;
 use mqgate_session::Message;
+use mqgate_status::{EventType, StatusEvent};
 use mqgate_topic::{ClientIdRules, P2pAddress};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -33,11 +42,14 @@ use crate::bridge::{built_in_client, ClientSettings, Consumed, RocketMqClient};
 use crate::clock::unix_time_ms;
 use crate::config::ClusterConfig;
 use crate::connection::{Completion, Outflow, OutflowFuture};
+use crate::core::inbox::Kick;
 use crate::core::registry::Registry;
-use crate::core::{Core, Share, ShareFuture};
-use crate::{BrokerError, Metrics};
+use crate::core::status::Presence;
+use crate::core::{Core, Share, ShareFuture, Unsettled};
+use crate::{BrokerError, Metrics, TakeoverPolicy};
 pub use peers::ClusterNode;
 use peers::{Heard, Heartbeat, Peers, HEARTBEAT, LEAVE};
+use presence::{CarriedWill, Entry, Incoming, NodeRun, View};
 
 /// Route lanes: one publisher's messages always take the same lane, and a lane sends one at
 /// a time, so they reach the route topic (one queue per publisher) in the order published.
@@ -45,8 +57,16 @@ const ROUTE_LANES: usize = 8;
 /// The first pause after a failed route send, and the longest.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Presence lanes: one client's events always take the same lane.
+const PRESENCE_LANES: usize = 8;
 /// How long a stopping node waits for its route messages to reach RocketMQ.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long after a node is found gone the lowest live node waits before it sends the
+/// tcpclean of its clients: the tcpcleans a stopping node sent before its last word come
+/// first, so a node that stopped cleanly gets none sent twice.
+const CLEAN_GRACE_MS: u64 = 2_000;
+/// The consumers a running node has: route, nodes and presence.
+const CONSUMERS: usize = 3;
 /// The file in `data_dir` that remembers when this node first joined its instance.
 pub(crate) const JOINED_FILE: &str = "cluster-node.json";
 
@@ -62,7 +82,7 @@ pub struct ClusterHealth {
     pub rocketmq_up: bool,
     /// The error that took it down, while down.
     pub last_error: Option<String>,
-    /// Consumers running (the route and the nodes topic: 2 once started).
+    /// Consumers running (the route, nodes and presence topics: 3 once started).
     pub consumers: usize,
     /// Route messages waiting for RocketMQ.
     pub buffered: u64,
@@ -73,7 +93,7 @@ pub struct ClusterHealth {
 impl ClusterHealth {
     /// Healthy: RocketMQ takes what this node sends and both consumers run.
     pub fn is_healthy(&self) -> bool {
-        self.rocketmq_up && self.consumers == 2
+        self.rocketmq_up && self.consumers == CONSUMERS
     }
 
     /// The alive nodes other than this one.
@@ -103,6 +123,17 @@ pub(crate) struct Cluster {
     registry: Arc<Registry>,
     client_id_rules: ClientIdRules,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The presence messages' lanes (one client's in order).
+    presence_lanes: Lanes,
+    /// Which client is on which node, from the presence topic.
+    view: Mutex<View>,
+    /// The connect event (and will) of every client connected here now (what a joining node
+    /// is told).
+    local: Mutex<HashMap<String, Connected>>,
+    /// Node runs the view still has clients of that are not alive, and since when.
+    gone: Mutex<HashMap<NodeRun, u64>>,
+    /// What a connect of a client online on another node does (the `takeover` setting).
+    takeover: TakeoverPolicy,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -112,6 +143,9 @@ impl std::fmt::Debug for Cluster {
             .finish_non_exhaustive()
     }
 }
+
+/// A client connected to this node: its connect event and its will.
+type Connected = (StatusEvent, Option<Arc<CarriedWill>>);
 
 /// What `data_dir`'s [`JOINED_FILE`] holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -137,6 +171,7 @@ impl Cluster {
         metrics: Arc<Metrics>,
         registry: Arc<Registry>,
         client_id_rules: ClientIdRules,
+        takeover: TakeoverPolicy,
         data_dir: Option<&Path>,
     ) -> Result<Arc<Cluster>, BrokerError> {
         config.check()?;
@@ -159,7 +194,10 @@ impl Cluster {
         };
         let sender = Arc::new(Sender::new(client, metrics, Counters::Cluster, bounds));
         let capacity = (config.buffer / ROUTE_LANES).max(1);
-        let (lanes, tasks) = Lanes::start(sender.clone(), ROUTE_LANES, capacity);
+        let (lanes, mut tasks) = Lanes::start(sender.clone(), ROUTE_LANES, capacity);
+        let capacity = (config.buffer / PRESENCE_LANES).max(1);
+        let (presence_lanes, more) = Lanes::start(sender.clone(), PRESENCE_LANES, capacity);
+        tasks.extend(more);
         let cluster = Arc::new(Cluster {
             config,
             sender,
@@ -174,6 +212,11 @@ impl Cluster {
             registry,
             client_id_rules,
             tasks: Mutex::new(tasks),
+            presence_lanes,
+            view: Mutex::new(View::default()),
+            local: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashMap::new()),
+            takeover,
         });
         if let Err(error) = cluster.first_heartbeat().await {
             for task in cluster.tasks.lock().drain(..) {
@@ -191,34 +234,48 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Sends a join message on the route topic and a heartbeat until RocketMQ took both, at
-    /// most `start_timeout_ms` (the first send to a topic RocketMQ has not seen yet fails
-    /// until its route exists): both topics exist before the first publish needs them.
+    /// Sends a join message on the route and presence topics and a heartbeat until RocketMQ
+    /// took all three, at most `start_timeout_ms` (the first send to a topic RocketMQ has not
+    /// seen yet fails until its route exists): every topic exists before a consumer of it
+    /// starts (a consumer that starts before its topic sees its queues only at its next
+    /// route refresh) and before the first publish needs it.
     async fn first_heartbeat(&self) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.config.start_timeout_ms;
         let mut pause = RETRY_MIN;
-        let join = route::join(&self.config.route_topic(), &self.config.node_id);
-        let mut joined = Err(String::new());
+        let joins = [
+            route::join(&self.config.route_topic(), &self.config.node_id),
+            presence::join_message(&self.config.presence_topic(), &self.run()),
+        ];
+        let mut joined = [false, false];
         loop {
-            if joined.is_err() {
+            let mut error = None;
+            for (join, done) in joins.iter().zip(joined.iter_mut()) {
+                if *done {
+                    continue;
+                }
                 let sent = tokio::time::timeout(
                     self.config.send_timeout_ms,
-                    self.sender.client.send(&join, Some(&self.config.node_id)),
+                    self.sender.client.send(join, Some(&self.config.node_id)),
                 )
                 .await;
-                joined = match sent {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => Err(error.0),
-                    Err(_) => Err("send timed out".to_owned()),
+                let failed = match sent {
+                    Ok(Ok(())) => None,
+                    Ok(Err(failure)) => Some(failure.0),
+                    Err(_) => Some("send timed out".to_owned()),
                 };
+                match failed {
+                    None => *done = true,
+                    Some(failure) => {
+                        error = Some(format!(
+                            "the topic {} took no message: {failure}",
+                            join.topic
+                        ));
+                    }
+                }
             }
-            let error = match (self.beat(HEARTBEAT).await, &joined) {
-                (Ok(()), Ok(())) => return Ok(()),
-                (Ok(()), Err(error)) => format!(
-                    "the route topic {} took no message: {error}",
-                    self.config.route_topic()
-                ),
-                (Err(error), _) => error,
+            let error = match (self.beat(HEARTBEAT).await, error) {
+                (Ok(()), None) => return Ok(()),
+                (Ok(()), Some(error)) | (Err(error), _) => error,
             };
             if Instant::now() + pause >= deadline {
                 return Err(BrokerError::Cluster(format!(
@@ -264,7 +321,370 @@ impl Cluster {
         let nodes = tokio::spawn(self.clone().hear(consumed));
         let beats = tokio::spawn(self.clone().heartbeats());
         self.tasks.lock().extend([route, nodes, beats]);
+        // Presence is never caught up on: a joining node learns who is online from the
+        // others' answers to its hello.
+        let (topic, group) = (self.config.presence_topic(), self.config.presence_group());
+        self.start_at_end(&topic, &group).await;
+        let (sink, consumed) = mpsc::channel(64);
+        client
+            .consume_ordered(topic.clone(), group.clone(), sink)
+            .await
+            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
+        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let presence = tokio::spawn(self.clone().take_presence(core.clone(), consumed));
+        let sweep = tokio::spawn(self.clone().sweep_gone(core.clone()));
+        self.tasks.lock().extend([presence, sweep]);
+        let hello = presence::hello_message(&topic, &self.run());
+        self.send_presence(&self.config.node_id, hello);
         Ok(())
+    }
+
+    /// This run of this node.
+    fn run(&self) -> NodeRun {
+        NodeRun {
+            id: self.config.node_id.clone(),
+            started_ms: self.started_ms,
+        }
+    }
+
+    /// `dead_after_ms` in ms.
+    fn dead_after(&self) -> u64 {
+        u64::try_from(self.config.dead_after_ms.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether `node` is this run of this node.
+    fn is_this(&self, node: &NodeRun) -> bool {
+        node.id == self.config.node_id && node.started_ms == self.started_ms
+    }
+
+    /// Whether `node` is alive now: this run of this node, or a peer run heard from within
+    /// `dead_after_ms`.
+    fn is_alive(&self, node: &NodeRun) -> bool {
+        self.is_this(node)
+            || (node.id != self.config.node_id
+                && self.peers.is_alive(
+                    &node.id,
+                    node.started_ms,
+                    unix_time_ms(),
+                    self.dead_after(),
+                ))
+    }
+
+    /// Hands a presence message to its lane without waiting; a full lane loses it (logged
+    /// and counted in `cluster_failed`).
+    fn send_presence(&self, key: &str, message: RocketMessage) {
+        let outgoing = Outgoing {
+            message,
+            order_key: Some(key.to_owned()),
+            done: None,
+        };
+        if !self.presence_lanes.try_send(key, outgoing) {
+            tracing::warn!(%key, "cluster: presence message not sent (its lane is full or stopped)");
+        }
+    }
+
+    /// Takes in the presence topic until it stops: one message at a time, in the order of
+    /// its queue (one client's messages in the order sent).
+    async fn take_presence(
+        self: Arc<Self>,
+        core: Arc<Core>,
+        mut consumed: mpsc::Receiver<Consumed>,
+    ) {
+        while let Some(Consumed { message, done }) = consumed.recv().await {
+            match presence::decode(&message) {
+                Ok(incoming) => self.presence(&core, incoming),
+                Err(error) => {
+                    tracing::warn!(%error, "cluster: presence message not readable; skipped");
+                    let metrics = &self.sender.metrics;
+                    metrics.cluster_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = done.send(true);
+        }
+    }
+
+    /// Acts on one presence message.
+    fn presence(self: &Arc<Self>, core: &Core, incoming: Incoming) {
+        let now = unix_time_ms();
+        match incoming {
+            Incoming::Event { from, event, will } => {
+                // Another node's event, for this node's listeners; this node gave its own to
+                // them when it emitted it. Nothing older than this node (a history read
+                // when its group could not be moved to the end), with dead_after_ms of room
+                // for the nodes' clocks.
+                if !self.is_this(&from)
+                    && event.time.saturating_add(self.dead_after()) >= self.started_ms
+                {
+                    core.status.deliver(event.clone());
+                }
+                match event.event_type {
+                    EventType::Connect => {
+                        let will = will.map(Arc::new);
+                        self.connected(core, from, &event, will, now);
+                    }
+                    EventType::Disconnect => {
+                        // A DISCONNECT: the client's will is not published.
+                        let mut view = self.view.lock();
+                        view.disconnected(&event.client_id, event.channel_id);
+                    }
+                    EventType::Tcpclean => {
+                        self.view
+                            .lock()
+                            .closed(&event.client_id, event.channel_id, now);
+                    }
+                }
+            }
+            Incoming::Present { from, event, will } => {
+                let entry = Entry::new(from, &event, will.map(Arc::new), now);
+                self.view.lock().present(&event.client_id, entry);
+            }
+            Incoming::Hello { from } => {
+                if !self.is_this(&from) {
+                    tracing::debug!(node = %from.id, "cluster: a node joined; telling it this node's clients");
+                    let events: Vec<_> = self.local.lock().values().cloned().collect();
+                    let topic = self.config.presence_topic();
+                    let run = self.run();
+                    let cluster = self.clone();
+                    tokio::spawn(async move {
+                        for (event, will) in events {
+                            let will = will.as_deref();
+                            let outgoing = Outgoing {
+                                message: presence::event_message(&topic, &run, &event, true, will),
+                                order_key: Some(event.client_id.clone()),
+                                done: None,
+                            };
+                            if !cluster
+                                .presence_lanes
+                                .send(&event.client_id, outgoing)
+                                .await
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+            Incoming::Join => {}
+            Incoming::Close {
+                from,
+                client_id,
+                channel,
+            } => {
+                if core.registry.kick(&client_id, Some(channel), Kick::Closed) {
+                    tracing::info!(client = %client_id, by = %from.id, "cluster: connection closed at another node's request (CloseConnection)");
+                }
+            }
+        }
+    }
+
+    /// A connect of `event.client_id` on `from`, in the order of the client's queue: the
+    /// view follows it, and when the client was online on another live connection, the
+    /// `takeover` policy closes one of the two (this node closes its own only): with
+    /// kick-old the earlier in the queue, with refuse-new the later.
+    fn connected(
+        &self,
+        core: &Core,
+        from: NodeRun,
+        event: &StatusEvent,
+        will: Option<Arc<CarriedWill>>,
+        now: u64,
+    ) {
+        let client = event.client_id.as_str();
+        let mut view = self.view.lock();
+        if view.was_closed(event.channel_id) {
+            return;
+        }
+        let previous = view
+            .get(client)
+            .filter(|previous| previous.channel != event.channel_id)
+            .cloned();
+        let new_is_here = self.is_this(&from);
+        let entry = Entry::new(from, event, will, now);
+        let Some(previous) = previous.filter(|previous| self.is_alive(&previous.node)) else {
+            view.set(client, entry);
+            return;
+        };
+        match self.takeover {
+            TakeoverPolicy::KickOld => {
+                let to = entry.node.id.clone();
+                view.set(client, entry);
+                drop(view);
+                if self.is_this(&previous.node)
+                    && core
+                        .registry
+                        .kick(client, Some(previous.channel), Kick::Takeover)
+                {
+                    tracing::info!(%client, node = %to, "cluster takeover: the client connected to another node; its connection here is closed");
+                }
+            }
+            TakeoverPolicy::RefuseNew => {
+                drop(view);
+                if new_is_here
+                    && core
+                        .registry
+                        .kick(client, Some(event.channel_id), Kick::Takeover)
+                {
+                    tracing::info!(%client, node = %previous.node.id, "cluster takeover refused: the client was online on another node first; its new connection here is closed");
+                }
+            }
+        }
+    }
+
+    /// Every `heartbeat_ms`: the lowest live node sends a tcpclean for each client of a node
+    /// gone (silent for `dead_after_ms`, left, or an earlier run of a restarted node) once
+    /// the node has been gone for [`CLEAN_GRACE_MS`] and the view has had the client for
+    /// `dead_after_ms`; again after `dead_after_ms` if the view still has it.
+    async fn sweep_gone(self: Arc<Self>, core: Arc<Core>) {
+        let mut every = tokio::time::interval(self.config.heartbeat_ms);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            for (mut event, will) in self.gone_clients(unix_time_ms()) {
+                event.seq = event.seq.max(core.status.sequence.next());
+                tracing::info!(client = %event.client_id, "cluster: the client's node is gone; tcpclean sent for it");
+                let client = event.client_id.clone();
+                core.status.emit(Some(event));
+                if let Some(will) = will {
+                    self.publish_will(&core, &client, &will).await;
+                }
+            }
+        }
+    }
+
+    /// Publishes the will of `client`, whose node is gone: here and to the other nodes, as
+    /// its node would have (at once: an MQTT 5 Will Delay Interval is not waited for).
+    async fn publish_will(&self, core: &Core, client: &str, will: &CarriedWill) {
+        if mqgate_topic::TopicName::validate(&will.message.topic).is_err() {
+            tracing::warn!(%client, "will of a gone node's client not valid; not published");
+            return;
+        }
+        let now = unix_time_ms();
+        let mut message = will.message.clone();
+        message.id = core.router.next_id();
+        // Its expiry counts from now, as it would have from the connection's end.
+        message.expires_at_ms = message
+            .expires_at_ms
+            .map(|at| now.saturating_add(at.saturating_sub(message.published_at_ms)));
+        message.published_at_ms = now;
+        let message = Arc::new(message);
+        core.metrics.wills_published.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%client, topic = %message.topic, "cluster: will of a gone node's client published");
+        // Nobody waits for RocketMQ's acknowledgement; the route send is retried.
+        let _ = self.send_route(&message, will.retain).await;
+        let published = core.publish(&message, will.retain, Some(client), false);
+        let limit = core.waits.backpressure.saturating_mul(2);
+        match tokio::time::timeout(limit, published).await {
+            Ok(Ok(())) => {}
+            Ok(Err(Unsettled::Full)) | Err(_) => {
+                tracing::warn!(%client, "will not delivered to every receiver here in time");
+            }
+            Ok(Err(Unsettled::Store(error))) => {
+                tracing::warn!(%client, %error, "will not stored for its persistent receivers");
+            }
+        }
+    }
+
+    /// The tcpclean events this node sends at `now` for the clients of nodes gone, with the
+    /// clients' wills.
+    fn gone_clients(&self, now: u64) -> Vec<(StatusEvent, Option<Arc<CarriedWill>>)> {
+        let dead_after = self.dead_after();
+        let alive: HashSet<NodeRun> = self
+            .peers
+            .alive(now, dead_after)
+            .into_iter()
+            .map(|node| NodeRun {
+                id: node.node_id,
+                started_ms: node.started_ms,
+            })
+            .chain([self.run()])
+            .collect();
+        let lowest = alive.iter().map(|node| node.id.as_str()).min() == Some(&self.config.node_id);
+        let mut gone = self.gone.lock();
+        let mut view = self.view.lock();
+        view.prune(now);
+        if view.nodes().all(|node| alive.contains(node)) {
+            // The usual case: no client of a gone node, nothing to walk.
+            gone.clear();
+            return Vec::new();
+        }
+        let mut still_gone = HashSet::new();
+        let mut clean = Vec::new();
+        for (client, entry) in view.entries_mut() {
+            if alive.contains(&entry.node) {
+                continue;
+            }
+            let since = *gone.entry(entry.node.clone()).or_insert(now);
+            still_gone.insert(entry.node.clone());
+            if !lowest
+                || now.saturating_sub(since) < CLEAN_GRACE_MS
+                || now.saturating_sub(entry.seen_ms) < dead_after
+                || entry
+                    .cleaning_ms
+                    .is_some_and(|at| now.saturating_sub(at) < dead_after)
+            {
+                continue;
+            }
+            entry.cleaning_ms = Some(now);
+            let event = StatusEvent {
+                client_id: client.clone(),
+                time: now.max(entry.time),
+                event_type: EventType::Tcpclean,
+                channel_id: entry.channel,
+                client_ip: entry.client_ip.clone(),
+                seq: entry.seq.saturating_add(1),
+            };
+            // Published once: a tcpclean sent again does not publish it again.
+            clean.push((event, entry.will.take()));
+        }
+        gone.retain(|node, _| still_gone.contains(node));
+        clean
+    }
+
+    /// The node other than this one that the view says holds `client_id` (alive or not yet
+    /// cleaned), if one does.
+    pub(crate) fn held_by_other(&self, client_id: &str) -> Option<String> {
+        let view = self.view.lock();
+        let entry = view.get(client_id)?;
+        (!self.is_this(&entry.node)).then(|| entry.node.id.clone())
+    }
+
+    /// Asks the node that the view says holds `client_id` to close its connection. `Ok(None)`
+    /// when no other node holds it; `Ok(Some(node))` once RocketMQ took the request.
+    ///
+    /// # Errors
+    /// RocketMQ did not take the request within `send_timeout_ms` (it is still retried), or
+    /// the node stops.
+    pub(crate) async fn close_elsewhere(&self, client_id: &str) -> Result<Option<String>, String> {
+        let (node, channel) = {
+            let view = self.view.lock();
+            match view.get(client_id) {
+                Some(entry) if !self.is_this(&entry.node) => (entry.node.id.clone(), entry.channel),
+                _ => return Ok(None),
+            }
+        };
+        let message = presence::close_message(
+            &self.config.presence_topic(),
+            &self.run(),
+            client_id,
+            channel,
+        );
+        let (done, taken) = oneshot::channel();
+        let outgoing = Outgoing {
+            message,
+            order_key: Some(client_id.to_owned()),
+            done: Some(done),
+        };
+        if !self.presence_lanes.send(client_id, outgoing).await {
+            return Err("the node is stopping".to_owned());
+        }
+        match tokio::time::timeout(self.config.send_timeout_ms, taken).await {
+            Ok(Ok(())) => Ok(Some(node)),
+            Ok(Err(_)) => Err("the node is stopping".to_owned()),
+            Err(_) => Err(format!(
+                "RocketMQ did not take the close request within {} ms",
+                self.config.send_timeout_ms.as_millis()
+            )),
+        }
     }
 
     /// Moves `group`'s offsets on `topic` to its end before its consumer starts. When that
@@ -483,6 +903,48 @@ impl Outflow for Cluster {
     }
 }
 
+impl Presence for Cluster {
+    fn emitted(&self, event: &StatusEvent, will: Option<(&Message, bool)>) {
+        let will = will.map(|(message, retain)| {
+            Arc::new(CarriedWill {
+                message: message.clone(),
+                retain,
+            })
+        });
+        {
+            let mut local = self.local.lock();
+            match event.event_type {
+                EventType::Connect => {
+                    local.insert(event.client_id.clone(), (event.clone(), will.clone()));
+                }
+                EventType::Disconnect => {}
+                EventType::Tcpclean => {
+                    if local
+                        .get(&event.client_id)
+                        .is_some_and(|(connect, _)| connect.channel_id == event.channel_id)
+                    {
+                        local.remove(&event.client_id);
+                    }
+                }
+            }
+        }
+        let message = presence::event_message(
+            &self.config.presence_topic(),
+            &self.run(),
+            event,
+            false,
+            will.as_deref(),
+        );
+        self.send_presence(&event.client_id, message);
+    }
+
+    fn held_elsewhere(&self, client_id: &str) -> Option<String> {
+        let view = self.view.lock();
+        let entry = view.get(client_id)?;
+        (!self.is_this(&entry.node) && self.is_alive(&entry.node)).then(|| entry.node.id.clone())
+    }
+}
+
 impl Share for Cluster {
     fn share<'a>(&'a self, message: &'a Message, retain: bool) -> ShareFuture<'a> {
         Box::pin(self.send_route(message, retain))
@@ -579,9 +1041,9 @@ async fn default_client(config: &ClusterConfig) -> Result<Arc<dyn RocketMqClient
 }
 
 /// Reads a message as this node's consumers read what other nodes send (a route message,
-/// then a heartbeat into a fresh view of the peers), for the fuzz target: whatever the tag,
-/// properties and body, nothing panics, and a route message read once reads the same again
-/// when sent on.
+/// a presence message into a fresh view of the clients, then a heartbeat into a fresh view
+/// of the peers), for the fuzz target: whatever the tag, properties and body, nothing panics,
+/// and a route or presence message read once reads the same again when sent on.
 #[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_consumed(
     tags: Option<String>,
@@ -612,6 +1074,66 @@ pub(crate) fn fuzz_consumed(
             other => panic!("a route message sent on reads as {other:?}"),
         }
     }
+    // A presence message: what it reads as, taken into a fresh view, reads back the same
+    // once sent on.
+    let mut view = View::default();
+    match presence::decode(&message) {
+        Ok(Incoming::Event { from, event, will }) => {
+            let again = presence::event_message(
+                "mqgate_fuzz_presence",
+                &from,
+                &event,
+                false,
+                will.as_ref(),
+            );
+            let key = |will: &Option<CarriedWill>| will.as_ref().map(|w| (w.message.id, w.retain));
+            match presence::decode(&again) {
+                Ok(Incoming::Event {
+                    from: f,
+                    event: e,
+                    will: w,
+                }) => assert_eq!(
+                    (f, e, key(&w)),
+                    (from.clone(), event.clone(), key(&will)),
+                    "an event reads back"
+                ),
+                other => panic!("a presence event sent on reads as {other:?}"),
+            }
+            let will = will.map(Arc::new);
+            match event.event_type {
+                EventType::Connect => {
+                    view.set(&event.client_id, Entry::new(from, &event, will, 1));
+                }
+                EventType::Disconnect => {}
+                EventType::Tcpclean => view.closed(&event.client_id, event.channel_id, 1),
+            }
+        }
+        Ok(Incoming::Present { from, event, will }) => {
+            let again =
+                presence::event_message("mqgate_fuzz_presence", &from, &event, true, will.as_ref());
+            assert!(
+                matches!(presence::decode(&again), Ok(Incoming::Present { event: e, .. }) if e == event),
+                "a present reads back"
+            );
+            view.present(
+                &event.client_id,
+                Entry::new(from, &event, will.map(Arc::new), 1),
+            );
+        }
+        Ok(Incoming::Close {
+            from,
+            client_id,
+            channel,
+        }) => {
+            let again = presence::close_message("mqgate_fuzz_presence", &from, &client_id, channel);
+            assert!(
+                matches!(presence::decode(&again), Ok(Incoming::Close { client_id: c, channel: ch, .. }) if c == client_id && ch == channel),
+                "a close request reads back"
+            );
+        }
+        Ok(Incoming::Hello { .. } | Incoming::Join) | Err(_) => {}
+    }
+    view.prune(u64::MAX);
     if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&message.body) {
         let peers = Peers::default();
         let leave = message.tags.as_deref() == Some(LEAVE);

@@ -123,6 +123,20 @@ impl Peers {
         Heard::Alive
     }
 
+    /// Whether the run of `node_id` that started at `started_ms` is alive at `now`.
+    pub(super) fn is_alive(
+        &self,
+        node_id: &str,
+        started_ms: u64,
+        now: u64,
+        dead_after_ms: u64,
+    ) -> bool {
+        self.seen.lock().get(node_id).is_some_and(|peer| {
+            peer.started_ms == started_ms
+                && now.saturating_sub(peer.last_heartbeat_ms) < dead_after_ms
+        })
+    }
+
     /// The peers alive at `now`, by node id; the silent ones are forgotten.
     pub(super) fn alive(&self, now: u64, dead_after_ms: u64) -> Vec<ClusterNode> {
         let mut seen = self.seen.lock();
@@ -173,6 +187,9 @@ mod tests {
         );
         let names = |v: Vec<ClusterNode>| v.into_iter().map(|n| n.node_id).collect::<Vec<_>>();
         assert_eq!(names(peers.alive(149, 50)), ["b"]);
+        assert!(peers.is_alive("b", 1, 149, 50));
+        assert!(!peers.is_alive("b", 2, 149, 50), "another run of b");
+        assert!(!peers.is_alive("b", 1, 150, 50));
         assert!(peers.alive(150, 50).is_empty(), "silent for dead_after");
         assert_eq!(
             peers.heard(beat("b", 1, 200), false, 200, 50, own),

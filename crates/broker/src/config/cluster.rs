@@ -102,6 +102,12 @@ impl ClusterConfig {
         format!("mqgate_{}_nodes", self.instance)
     }
 
+    /// The topic of the clients' presence (connect, disconnect, tcpclean, and the requests
+    /// that act on a client wherever it is connected).
+    pub fn presence_topic(&self) -> String {
+        format!("mqgate_{}_presence", self.instance)
+    }
+
     /// This node's consumer group on the route topic (its offsets there are where a
     /// restarted node resumes).
     pub fn route_group(&self) -> String {
@@ -111,6 +117,11 @@ impl ClusterConfig {
     /// This node's consumer group on the nodes topic.
     pub fn nodes_group(&self) -> String {
         format!("mqgate_{}_node_{}_nodes", self.instance, self.node_id)
+    }
+
+    /// This node's consumer group on the presence topic.
+    pub fn presence_group(&self) -> String {
+        format!("mqgate_{}_node_{}_presence", self.instance, self.node_id)
     }
 
     /// This node's producer group.
@@ -205,6 +216,8 @@ mod tests {
         assert_eq!(cluster.nodes_topic(), "mqgate_i1_nodes");
         assert_eq!(cluster.route_group(), "mqgate_i1_node_n1");
         assert_eq!(cluster.nodes_group(), "mqgate_i1_node_n1_nodes");
+        assert_eq!(cluster.presence_topic(), "mqgate_i1_presence");
+        assert_eq!(cluster.presence_group(), "mqgate_i1_node_n1_presence");
         assert!(BrokerConfig::default().cluster.is_none());
     }
 

@@ -25,6 +25,7 @@ use crate::core::deliver;
 use crate::core::inbox::{self, Kick};
 use crate::core::registry::{Attach, ClientCard, OnlineLink};
 use crate::transport::io::{Io, Outbound, StreamError};
+use crate::TakeoverPolicy;
 
 /// Serves one accepted stream until it closes. Never panics on peer data; every way it ends
 /// is logged and counted.
@@ -238,6 +239,20 @@ where
         Err(code) => return Err((io, code, refusal_info(code))),
     };
     let core = &ctx.core;
+    if ctx.takeover == TakeoverPolicy::RefuseNew {
+        // In a cluster: online on another live node, as far as this node knows (its view
+        // lags the other node by one presence message; the order of the two connects in
+        // the client's presence queue settles a race).
+        let elsewhere = core.status.presence.as_ref();
+        if let Some(node) = elsewhere.and_then(|p| p.held_elsewhere(client_id.as_str())) {
+            tracing::info!(%peer, client = %client_id, %node, "CONNECT refused: the client is online on another node of the cluster and takeover is refused");
+            return Err((
+                io,
+                ConnectReturnCode::IdentifierRejected,
+                Info::ClientIdConflict,
+            ));
+        }
+    }
     let channel = core.status.channels.next();
     let client: Arc<str> = Arc::from(client_id.as_str());
     admitted.grants.share_client_id(&client);
@@ -401,7 +416,32 @@ where
         core.status.sequence.clone(),
         unix_time_ms(),
     );
-    core.status.emit(Some(connected));
+    // In a cluster the connect carries the will, so the node that cleans up after this one
+    // (should it die) publishes it. Its id is given when it is published.
+    let will = connect
+        .will
+        .as_ref()
+        .filter(|_| core.status.carries_wills())
+        .map(|will| {
+            let now = unix_time_ms();
+            let mut message = mqgate_session::Message::new(
+                mqgate_session::MessageId(0),
+                will.topic.clone(),
+                will.payload.clone(),
+                will.qos,
+                now,
+            )
+            .with_origin(session.client_id().clone());
+            if let Some(terms) = v5_state.as_ref().map(|state| &state.will) {
+                message.properties = terms.forward.clone();
+                message.expires_at_ms = terms
+                    .expiry_s
+                    .map(|s| now.saturating_add(u64::from(s) * 1000));
+            }
+            (message, will.retain)
+        });
+    core.status
+        .emit_with_will(connected, will.as_ref().map(|(m, r)| (m, *r)));
     core.metrics
         .sessions_started
         .fetch_add(1, Ordering::Relaxed);

@@ -144,7 +144,7 @@ pub(super) async fn healthz(State(ctx): State<Ctx>) -> Response {
                 .as_deref()
                 .unwrap_or("consumers not running");
             let body = format!(
-                "cluster node {} of {}: rocketmq down: {error} ({} buffered, {}/2 consumers); \
+                "cluster node {} of {}: rocketmq down: {error} ({} buffered, {}/3 consumers); \
                  peers alive: {peers}\n",
                 cluster.node_id, cluster.instance, cluster.buffered, cluster.consumers
             );

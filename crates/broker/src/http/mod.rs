@@ -228,13 +228,17 @@ pub(crate) async fn perform(ctx: &Ctx, params: Params) -> Result<Answer, ApiErro
         }
         _ => {}
     }
-    if action == "SendMessage" {
+    if action == "SendMessage" || action == "CloseConnection" {
         let api = Api {
             ctx,
             core: &auth,
             params: &params,
         };
-        return messages::send(&api).await;
+        return if action == "SendMessage" {
+            messages::send(&api).await
+        } else {
+            sessions::close(&api).await
+        };
     }
     // The other actions read or write the registries, whose writes commit to the store
     // (an fsync with redb), or read the trace log's files: off the runtime's workers.
@@ -262,7 +266,6 @@ fn dispatch(api: &Api<'_>, action: &str) -> Result<Answer, ApiError> {
     match action {
         "QuerySessionByClientId" => sessions::query(api),
         "BatchQuerySessionByClientIds" => sessions::batch_query(api),
-        "CloseConnection" => sessions::close(api),
         "ApplyToken" => tokens::apply(api),
         "QueryToken" => tokens::query(api),
         "RevokeToken" => tokens::revoke(api),
