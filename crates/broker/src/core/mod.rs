@@ -11,6 +11,7 @@ pub(crate) mod deliver;
 pub(crate) mod inbox;
 pub(crate) mod paging;
 pub(crate) mod persist;
+pub(crate) mod readers;
 pub(crate) mod registry;
 pub(crate) mod router;
 pub(crate) mod status;
@@ -42,13 +43,10 @@ use trace::Tracer;
 pub(crate) type PageRead =
     std::pin::Pin<Box<dyn std::future::Future<Output = Option<QueuePage>> + Send>>;
 
-/// Most page reads running at once. Each takes a thread of the blocking pool while it
-/// runs; ten thousand sessions reconnecting to backlogs at once grew the pool to its 512
-/// threads. With 10 000 sessions draining 50 messages of 1 KiB each, the broker peaked at
-/// 380 MB RSS with no bound, 274 MB with 64 readers and 243 MB with 16, delivering 9.2 k,
-/// 6.0 k and 4.6 k messages/s (single runs): the store's writer is the limit of the drain,
-/// and the memory bound comes first.
-const PAGE_READERS: usize = 16;
+/// The threads that read pages of stored queues (see [`readers`]). Reads of a queue on disk
+/// mostly come from the kernel's page cache; the store's single writer, not the reads, is
+/// what limits a drain, and every reader thread is one more allocator arena.
+const PAGE_READERS: usize = 4;
 
 /// How long a session's driver waits before asking again for a page the store could not read.
 const PAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -89,8 +87,8 @@ pub(crate) struct Core {
     pub(crate) queue_window: Option<usize>,
     /// The memory budget the sessions draining stored backlogs share.
     pub(crate) paging: Arc<paging::Paging>,
-    /// Page reads running at once on the blocking pool (see [`PAGE_READERS`]).
-    page_readers: Arc<tokio::sync::Semaphore>,
+    /// The threads reading pages of stored queues (see [`PAGE_READERS`]).
+    page_readers: readers::Readers,
     /// How long a publisher with nothing else to serve waits for full receivers.
     pub(crate) waits: Waits,
     /// Becomes `true` once shutdown starts.
@@ -154,7 +152,7 @@ impl Core {
             store,
             queue_window: queue_window.map(|w| w.max(1)),
             paging: paging::Paging::new(crate::config::DEFAULT_BACKLOG_MEMORY_BYTES),
-            page_readers: Arc::new(tokio::sync::Semaphore::new(PAGE_READERS)),
+            page_readers: readers::Readers::new(PAGE_READERS),
             waits: Waits::from(limits),
             shutdown,
             trace: None,
@@ -225,34 +223,35 @@ impl Core {
     /// Reads the page `read` of `client`'s stored queue (as its session's
     /// `poll_queue_read` asked). The read waits until everything submitted to the store so
     /// far has committed (so the page holds every entry the session counted), then runs on
-    /// the blocking pool, [`PAGE_READERS`] at once: the store is never read on a runtime
-    /// thread, and a session with a
-    /// deep backlog waits for its page without holding up any other. A failed read is
-    /// logged, counted and answered `None` after a pause, so the session asks again.
+    /// one of the [`PAGE_READERS`] reader threads: the store is never read on a runtime
+    /// thread, and a session with a deep backlog waits for its page without holding up any
+    /// other. A failed read is logged, counted and answered `None` after a pause, so the
+    /// session asks again.
     pub(crate) fn read_queue_page(self: &Arc<Self>, client: Arc<str>, read: QueueRead) -> PageRead {
         let core = self.clone();
         let ticket = core.persist.submitted();
         Box::pin(async move {
             let _ = core.persist.wait(ticket).await;
-            // Closed never: the semaphore lives as long as the core.
-            let _permit = core.page_readers.clone().acquire_owned().await.ok();
             let store = core.store.clone();
             let reader = client.clone();
-            let read = tokio::task::spawn_blocking(move || store.read_page(&reader, &read));
-            match read.await {
-                Ok(Ok(page)) => {
+            let read = core
+                .page_readers
+                .run(move || store.read_page(&reader, &read))
+                .await;
+            match read {
+                Some(Ok(page)) => {
                     core.metrics
                         .queue_pages_read
                         .fetch_add(1, Ordering::Relaxed);
                     Some(page)
                 }
-                Ok(Err(error)) => {
+                Some(Err(error)) => {
                     tracing::warn!(%client, %error, "queued messages not read from the store; retrying");
                     core.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(PAGE_RETRY).await;
                     None
                 }
-                Err(_) => None,
+                None => None,
             }
         })
     }
