@@ -18,6 +18,7 @@
 
 mod peers;
 mod presence;
+mod records;
 mod route;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::auth::Access;
 use crate::bridge::send::{Counters, Lanes, Outgoing, RetryBounds, Sender};
 use crate::bridge::{built_in_client, ClientSettings, Consumed, RocketMqClient};
 use crate::clock::unix_time_ms;
@@ -65,8 +67,10 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// tcpclean of its clients: the tcpcleans a stopping node sent before its last word come
 /// first, so a node that stopped cleanly gets none sent twice.
 const CLEAN_GRACE_MS: u64 = 2_000;
-/// The consumers a running node has: route, nodes and presence.
-const CONSUMERS: usize = 3;
+/// Registry lanes: one record's changes always take the same lane.
+const REGISTRY_LANES: usize = 4;
+/// The consumers a running node has: route, nodes, presence and registry.
+const CONSUMERS: usize = 4;
 /// The file in `data_dir` that remembers when this node first joined its instance.
 pub(crate) const JOINED_FILE: &str = "cluster-node.json";
 
@@ -82,7 +86,7 @@ pub struct ClusterHealth {
     pub rocketmq_up: bool,
     /// The error that took it down, while down.
     pub last_error: Option<String>,
-    /// Consumers running (the route, nodes and presence topics: 3 once started).
+    /// Consumers running (the route, nodes, presence and registry topics: 4 once started).
     pub consumers: usize,
     /// Route messages waiting for RocketMQ.
     pub buffered: u64,
@@ -134,6 +138,10 @@ pub(crate) struct Cluster {
     gone: Mutex<HashMap<NodeRun, u64>>,
     /// What a connect of a client online on another node does (the `takeover` setting).
     takeover: TakeoverPolicy,
+    /// The registry messages' lanes (one record's changes in order).
+    registry_lanes: Lanes,
+    /// The registries (with `[auth]`) and the token watch, which other nodes' changes go to.
+    access: Option<Arc<Access>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -165,6 +173,9 @@ impl Cluster {
     /// [`BrokerError::Config`] for a bad `[cluster]` or a data directory of another node;
     /// [`BrokerError::Cluster`] when the name server is not reachable, the client does not
     /// start, or RocketMQ does not take the first heartbeat within `start_timeout_ms`.
+    // Each is a part of the broker the cluster works with; a struct of them would only be
+    // taken apart here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start(
         config: ClusterConfig,
         client: Option<Arc<dyn RocketMqClient>>,
@@ -173,6 +184,7 @@ impl Cluster {
         client_id_rules: ClientIdRules,
         takeover: TakeoverPolicy,
         data_dir: Option<&Path>,
+        access: Option<Arc<Access>>,
     ) -> Result<Arc<Cluster>, BrokerError> {
         config.check()?;
         let started_ms = unix_time_ms();
@@ -198,6 +210,9 @@ impl Cluster {
         let capacity = (config.buffer / PRESENCE_LANES).max(1);
         let (presence_lanes, more) = Lanes::start(sender.clone(), PRESENCE_LANES, capacity);
         tasks.extend(more);
+        let capacity = (config.buffer / REGISTRY_LANES).max(1);
+        let (registry_lanes, more) = Lanes::start(sender.clone(), REGISTRY_LANES, capacity);
+        tasks.extend(more);
         let cluster = Arc::new(Cluster {
             config,
             sender,
@@ -217,6 +232,8 @@ impl Cluster {
             local: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashMap::new()),
             takeover,
+            registry_lanes,
+            access,
         });
         if let Err(error) = cluster.first_heartbeat().await {
             for task in cluster.tasks.lock().drain(..) {
@@ -245,8 +262,9 @@ impl Cluster {
         let joins = [
             route::join(&self.config.route_topic(), &self.config.node_id),
             presence::join_message(&self.config.presence_topic(), &self.run()),
+            records::join_message(&self.config.registry_topic(), &self.config.node_id),
         ];
-        let mut joined = [false, false];
+        let mut joined = [false; 3];
         loop {
             let mut error = None;
             for (join, done) in joins.iter().zip(joined.iter_mut()) {
@@ -336,6 +354,34 @@ impl Cluster {
         self.tasks.lock().extend([presence, sweep]);
         let hello = presence::hello_message(&topic, &self.run());
         self.send_presence(&self.config.node_id, hello);
+        // Registries: a restarted node catches up on the changes it missed; a new one starts
+        // at the end. Both ask the others for what they hold (registries and retained
+        // messages) once the consumer runs.
+        let (topic, group) = (self.config.registry_topic(), self.config.registry_group());
+        if self.fresh {
+            self.start_at_end(&topic, &group).await;
+        }
+        let (sink, consumed) = mpsc::channel(64);
+        client
+            .consume_ordered(topic.clone(), group.clone(), sink)
+            .await
+            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
+        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let registry = tokio::spawn(self.clone().take_registry(core.clone(), consumed));
+        self.tasks.lock().push(registry);
+        if let Some(auth) = self.access.as_ref().and_then(|access| access.core.as_ref()) {
+            let feed = Arc::new(records::Feed(Arc::downgrade(self)));
+            auth.registry().set_feed(&self.config.node_id, feed);
+        }
+        let node = &self.config.node_id;
+        let outgoing = Outgoing {
+            message: records::hello_message(&topic, node, unix_time_ms()),
+            order_key: Some(node.clone()),
+            done: None,
+        };
+        if !self.registry_lanes.try_send(node, outgoing) {
+            tracing::warn!("cluster: the request for the other nodes' registries was not sent");
+        }
         Ok(())
     }
 
