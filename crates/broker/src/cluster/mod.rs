@@ -1087,9 +1087,10 @@ async fn default_client(config: &ClusterConfig) -> Result<Arc<dyn RocketMqClient
 }
 
 /// Reads a message as this node's consumers read what other nodes send (a route message,
-/// a presence message into a fresh view of the clients, then a heartbeat into a fresh view
-/// of the peers), for the fuzz target: whatever the tag, properties and body, nothing panics,
-/// and a route or presence message read once reads the same again when sent on.
+/// a presence message into a fresh view of the clients, a registry message into a fresh
+/// registry, then a heartbeat into a fresh view of the peers), for the fuzz target: whatever
+/// the tag, properties and body, nothing panics, and a route, presence or registry message
+/// read once reads the same again when sent on.
 #[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_consumed(
     tags: Option<String>,
@@ -1180,6 +1181,52 @@ pub(crate) fn fuzz_consumed(
         Ok(Incoming::Hello { .. } | Incoming::Join) | Err(_) => {}
     }
     view.prune(u64::MAX);
+    // A registry message: a change reads back the same once sent on, and applies (or not)
+    // to a fresh registry without panicking; a snapshot's retained message reads back.
+    match records::decode(&message, "fuzz") {
+        Ok(records::Incoming::Change { change, snapshot }) => {
+            let again = records::change_message(
+                "mqgate_fuzz_registry",
+                "other",
+                &change,
+                snapshot.as_ref(),
+            )
+            .expect("a change read encodes");
+            match records::decode(&again, "fuzz") {
+                Ok(records::Incoming::Change {
+                    change: c,
+                    snapshot: s,
+                }) => assert_eq!((c, s), (change.clone(), snapshot), "a change reads back"),
+                other => panic!("a registry change sent on reads as {other:?}"),
+            }
+            let store: Arc<dyn mqgate_store::Store> = Arc::new(mqgate_store::MemoryStore::new());
+            if let Ok(inner) = mqgate_store::DurableRegistry::load(store.clone()) {
+                if let Ok(registry) = crate::auth::replicated::Replicated::new(inner, store) {
+                    let _ = registry.apply_remote(&change, 1);
+                    let _ = registry.snapshot();
+                }
+            }
+        }
+        Ok(records::Incoming::Retained {
+            message: read,
+            snapshot,
+        }) => {
+            let again =
+                records::retained_message("mqgate_fuzz_registry", "other", &read, &snapshot);
+            assert!(
+                matches!(records::decode(&again, "fuzz"), Ok(records::Incoming::Retained { message: m, snapshot: s }) if m.id == read.id && s == snapshot),
+                "a retained message reads back"
+            );
+        }
+        Ok(records::Incoming::Hello { from, sent_ms }) => {
+            let again = records::hello_message("mqgate_fuzz_registry", &from, sent_ms);
+            assert!(
+                matches!(records::decode(&again, "fuzz"), Ok(records::Incoming::Hello { sent_ms: t, .. }) if t == sent_ms),
+                "a hello reads back"
+            );
+        }
+        Ok(records::Incoming::Own) | Err(_) => {}
+    }
     if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&message.body) {
         let peers = Peers::default();
         let leave = message.tags.as_deref() == Some(LEAVE);
