@@ -1485,10 +1485,11 @@ fn device_login(
 /// The registries are cluster-wide: a group and a token created on A let a client log in on
 /// B; a device credential registered on A works on B; the token revoked on B is refused on
 /// A within one RocketMQ delivery, and A closes the live connection that logged in with it
-/// (`disconnect_on_token_invalid`); a client id blacklisted on B is refused on A and its
-/// connection there closed; a custom identity added on A logs in on B. A third node
-/// started after all this gets every change: the group, the credential, the identity and
-/// the blacklist work there, the revoked token does not.
+/// (`disconnect_on_token_invalid`); a device credential removed on B is refused on A; a
+/// client id blacklisted on B is refused on A and its connection there closed; a custom
+/// identity added on A logs in on B. A third node started after all this gets every change:
+/// the group, the credential, the identity and the blacklist work there, the revoked token
+/// and the removed credential do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registries_are_cluster_wide_and_a_later_node_gets_them() {
     use rumqttc::ConnectReturnCode as Code;
@@ -1538,6 +1539,32 @@ async fn registries_are_cluster_wide_and_a_later_node_gets_them() {
         || device_login(&b, "GID_reg@@@dev", &credential),
         Code::Success,
         "the device credential made on A, at B",
+    )
+    .await;
+    // Another, removed on B once A has it: refused on A.
+    let removed = api_ok(
+        &a,
+        "RegisterDeviceCredential",
+        &[("ClientId", "GID_reg@@@dev2")],
+    )
+    .await["DeviceCredential"]
+        .clone();
+    until_connack(
+        || device_login(&b, "GID_reg@@@dev2", &removed),
+        Code::Success,
+        "the second device credential, at B",
+    )
+    .await;
+    api_ok(
+        &b,
+        "UnRegisterDeviceCredential",
+        &[("ClientId", "GID_reg@@@dev2")],
+    )
+    .await;
+    until_connack(
+        || device_login(&a, "GID_reg@@@dev2", &removed),
+        Code::BadUserNamePassword,
+        "the device credential removed on B, at A",
     )
     .await;
 
@@ -1623,6 +1650,11 @@ async fn registries_are_cluster_wide_and_a_later_node_gets_them() {
         auth_support::connack_code(token_login(&c, "GID_reg@@@t3", &token)).await,
         Code::NotAuthorized,
         "the revoked token at C"
+    );
+    assert_eq!(
+        auth_support::connack_code(device_login(&c, "GID_reg@@@dev2", &removed)).await,
+        Code::BadUserNamePassword,
+        "the removed device credential at C"
     );
     let groups = api_ok(&c, "ListGroupId", &[]).await;
     assert_eq!(groups["Data"][0]["GroupId"], "GID_reg", "{groups}");
