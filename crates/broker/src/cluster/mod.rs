@@ -69,6 +69,9 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const CLEAN_GRACE_MS: u64 = 2_000;
 /// Registry lanes: one record's changes always take the same lane.
 const REGISTRY_LANES: usize = 4;
+/// Snapshot lanes: what a joining node is sent, apart from the changes, so a large snapshot
+/// never fills the lanes a change must find room in.
+const SNAPSHOT_LANES: usize = 2;
 /// The consumers a running node has: route, nodes, presence and registry.
 const CONSUMERS: usize = 4;
 /// The file in `data_dir` that remembers when this node first joined its instance.
@@ -138,8 +141,10 @@ pub(crate) struct Cluster {
     gone: Mutex<HashMap<NodeRun, u64>>,
     /// What a connect of a client online on another node does (the `takeover` setting).
     takeover: TakeoverPolicy,
-    /// The registry messages' lanes (one record's changes in order).
+    /// The registry changes' lanes (one record's changes in order).
     registry_lanes: Lanes,
+    /// The lanes of the snapshots sent to joining nodes, and of this node's hello.
+    snapshot_lanes: Lanes,
     /// The registries (with `[auth]`) and the token watch, which other nodes' changes go to.
     access: Option<Arc<Access>>,
 }
@@ -213,6 +218,9 @@ impl Cluster {
         let capacity = (config.buffer / REGISTRY_LANES).max(1);
         let (registry_lanes, more) = Lanes::start(sender.clone(), REGISTRY_LANES, capacity);
         tasks.extend(more);
+        let capacity = (config.buffer / SNAPSHOT_LANES).max(1);
+        let (snapshot_lanes, more) = Lanes::start(sender.clone(), SNAPSHOT_LANES, capacity);
+        tasks.extend(more);
         let cluster = Arc::new(Cluster {
             config,
             sender,
@@ -233,6 +241,7 @@ impl Cluster {
             gone: Mutex::new(HashMap::new()),
             takeover,
             registry_lanes,
+            snapshot_lanes,
             access,
         });
         if let Err(error) = cluster.first_heartbeat().await {
@@ -379,7 +388,7 @@ impl Cluster {
             order_key: Some(node.clone()),
             done: None,
         };
-        if !self.registry_lanes.try_send(node, outgoing) {
+        if !self.snapshot_lanes.try_send(node, outgoing) {
             tracing::warn!("cluster: the request for the other nodes' registries was not sent");
         }
         Ok(())

@@ -360,7 +360,7 @@ impl Cluster {
                 order_key: Some(key.clone()),
                 done: None,
             };
-            if !self.registry_lanes.send(&key, outgoing).await {
+            if !self.snapshot_lanes.send(&key, outgoing).await {
                 return;
             }
             changes += 1;
@@ -372,7 +372,7 @@ impl Cluster {
                 order_key: Some(key.clone()),
                 done: None,
             };
-            if !self.registry_lanes.send(&key, outgoing).await {
+            if !self.snapshot_lanes.send(&key, outgoing).await {
                 return;
             }
             messages += 1;
