@@ -1748,3 +1748,84 @@ async fn a_later_node_gets_the_retained_messages_set_before_it() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+/// A node restarted with its data catches up on the registry changes made while it was
+/// down, removals included (a snapshot holds no removed record): a group created before it
+/// stopped and deleted meanwhile is gone there, a device credential registered meanwhile
+/// works there. Then it is stamped like any other: a credential it removes is refused on A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_on_registry_changes() {
+    use rumqttc::ConnectReturnCode as Code;
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("a_restarted_node_catches_up_on_registries").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let data = tempfile::tempdir().unwrap();
+    let durable = |config: &mut BrokerConfig| {
+        with_registry(config);
+        config.storage = StorageKind::Redb;
+        config.data_dir = data.path().to_owned();
+    };
+    let a = node(&ns, "a", with_registry).await;
+    let b = node(&ns, "b", durable).await;
+    until_peers(&a, &["b"], CROSSING).await;
+    api_ok(&a, "CreateGroupId", &[("GroupId", "GID_old")]).await;
+    api_ok(&a, "CreateGroupId", &[("GroupId", "GID_new")]).await;
+    let signed = |broker: &BrokerHandle, client: &str| {
+        auth_support::signed(broker, client, auth_support::AK, auth_support::SECRET)
+    };
+    until_connack(|| signed(&b, "GID_old@@@1"), Code::Success, "GID_old at B").await;
+    until_connack(|| signed(&b, "GID_new@@@1"), Code::Success, "GID_new at B").await;
+    b.shutdown().await;
+    drop(b);
+
+    api_ok(&a, "DeleteGroupId", &[("GroupId", "GID_old")]).await;
+    let credential = api_ok(
+        &a,
+        "RegisterDeviceCredential",
+        &[("ClientId", "GID_new@@@dev")],
+    )
+    .await["DeviceCredential"]
+        .clone();
+
+    // The stopped node's store closes a moment after `shutdown` returned: bounded tries.
+    let mut restarted = None;
+    for _ in 0..50 {
+        match try_node(&ns, "b", durable).await {
+            Ok(node) => {
+                restarted = Some(node);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let b = restarted.expect("B restarts on its data");
+    until_connack(
+        || device_login(&b, "GID_new@@@dev", &credential),
+        Code::Success,
+        "the credential registered while B was down, at B",
+    )
+    .await;
+    until_connack(
+        || signed(&b, "GID_old@@@2"),
+        Code::NotAuthorized,
+        "the group deleted while B was down, at B",
+    )
+    .await;
+    api_ok(
+        &b,
+        "UnRegisterDeviceCredential",
+        &[("ClientId", "GID_new@@@dev")],
+    )
+    .await;
+    until_connack(
+        || device_login(&a, "GID_new@@@dev", &credential),
+        Code::BadUserNamePassword,
+        "the credential removed on the restarted B, at A",
+    )
+    .await;
+
+    b.shutdown().await;
+    a.shutdown().await;
+}
