@@ -11,6 +11,7 @@
 //! change wins over them, and a snapshot's unstamped copy does not replace them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mqgate_auth::{
@@ -133,6 +134,9 @@ pub(crate) struct Replicated {
     /// The stamp of every record (zero for those loaded at start) and tombstone. Held from
     /// a change's check to its write, so a change and its stamp go together.
     known: Mutex<HashMap<String, Known>>,
+    /// When the tombstones were last pruned (at most once a second: a snapshot of many
+    /// records is applied one record at a time).
+    pruned_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Replicated {
@@ -155,6 +159,7 @@ impl Replicated {
             node: RwLock::new(String::new()),
             feed: RwLock::new(None),
             known: Mutex::new(HashMap::new()),
+            pruned_ms: AtomicU64::new(0),
         };
         let records = replicated.records()?;
         let mut known = replicated.known.lock();
@@ -243,7 +248,7 @@ impl Replicated {
     pub(crate) fn apply_remote(&self, change: &Change, now: u64) -> Result<bool, RegistryError> {
         let key = change.record.key();
         let mut known = self.known.lock();
-        prune(&mut known, now);
+        self.prune(&mut known, now);
         if known
             .get(&key)
             .is_some_and(|known| known.stamp >= change.stamp)
@@ -279,6 +284,17 @@ impl Replicated {
         Ok(true)
     }
 
+    /// Forgets the tombstones older than [`TOMBSTONE_MS`], at most once a second.
+    fn prune(&self, known: &mut HashMap<String, Known>, now: u64) {
+        let last = self.pruned_ms.load(Ordering::Relaxed);
+        if now.abs_diff(last) < 1_000 {
+            return;
+        }
+        self.pruned_ms.store(now, Ordering::Relaxed);
+        known
+            .retain(|_, known| !known.removed || now.saturating_sub(known.noted_ms) < TOMBSTONE_MS);
+    }
+
     /// Runs `write` (a change of this node) with the stamps held; once it succeeded, stamps
     /// the change later than anything known for the record and hands it to the feed.
     fn local<T>(
@@ -292,7 +308,7 @@ impl Replicated {
             return Ok(out);
         };
         let now = crate::clock::unix_time_ms();
-        prune(&mut known, now);
+        self.prune(&mut known, now);
         let key = record.key();
         let after = known.get(&key).map_or(0, |known| known.stamp.ms);
         let stamp = Stamp {
@@ -318,11 +334,6 @@ impl Replicated {
         }
         Ok(out)
     }
-}
-
-/// Forgets the tombstones older than [`TOMBSTONE_MS`].
-fn prune(known: &mut HashMap<String, Known>, now: u64) {
-    known.retain(|_, known| !known.removed || now.saturating_sub(known.noted_ms) < TOMBSTONE_MS);
 }
 
 impl Registry for Replicated {

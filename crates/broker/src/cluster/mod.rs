@@ -2,7 +2,9 @@
 //! nothing but RocketMQ. Built: heartbeats and the alive peers, the route topic that carries
 //! every application message entering a node to the others, and presence (every node's
 //! status events to every node, the view of which client is on which node, the tcpclean of a
-//! dead node's clients, takeover and CloseConnection across nodes).
+//! dead node's clients, takeover and CloseConnection across nodes), and the registries
+//! (every node's changes to groups, tokens, device credentials and custom-auth records to
+//! every node; a joining node's snapshot of the others' records and retained messages).
 //!
 //! ```text
 //!  PUBLISH / API publish ─▶ local receivers, and ─▶ lane (by publisher id) ─▶ send, retry
@@ -14,6 +16,10 @@
 //!        ordered consumer (every node) ─▶ the view; the other nodes' events ─▶ listeners;
 //!        a newer connect elsewhere ─▶ takeover; a close request ─▶ the node holding it
 //!  every heartbeat_ms: clients of nodes gone ─▶ tcpclean (by the lowest live node id)
+//!  registry change (API) ─▶ stored here, stamped ─▶ lane (by record) ─▶ mqgate_I_registry
+//!        ─▶ ordered consumer (every node) ─▶ applied when its stamp is newer
+//!  start ─▶ hello on mqgate_I_registry ─▶ every other node ─▶ its records and retained
+//!        messages, for this node only ─▶ taken in by the same rule
 //! ```
 
 mod peers;
@@ -260,10 +266,10 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Sends a join message on the route and presence topics and a heartbeat until RocketMQ
-    /// took all three, at most `start_timeout_ms` (the first send to a topic RocketMQ has not
-    /// seen yet fails until its route exists): every topic exists before a consumer of it
-    /// starts (a consumer that starts before its topic sees its queues only at its next
+    /// Sends a join message on the route, presence and registry topics and a heartbeat until
+    /// RocketMQ took all four, at most `start_timeout_ms` (the first send to a topic RocketMQ
+    /// has not seen yet fails until its route exists): every topic exists before a consumer
+    /// of it starts (a consumer that starts before its topic sees its queues only at its next
     /// route refresh) and before the first publish needs it.
     async fn first_heartbeat(&self) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.config.start_timeout_ms;
@@ -317,8 +323,9 @@ impl Cluster {
         }
     }
 
-    /// Starts the consumers (route and nodes topics) and the heartbeats, once the core
-    /// restored its state.
+    /// Starts the consumers (route, nodes, presence and registry topics), the heartbeats and
+    /// the registry's feed, and asks the others for their snapshots, once the core restored
+    /// its state.
     ///
     /// # Errors
     /// [`BrokerError::Cluster`] when a consumer does not start.
