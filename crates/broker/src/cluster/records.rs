@@ -451,6 +451,21 @@ mod tests {
             }) => assert_eq!((back, s), (message, snapshot)),
             other => panic!("{other:?}"),
         }
+        // The body as docs/cluster.md writes it down.
+        let mut written = sent.clone();
+        written.tags = Some(CHANGE.to_owned());
+        written.body = Bytes::from_static(
+            br#"{"stamp":{"ms":7,"node":"n1"},"removed":false,"record":{"kind":"black","record":{"client_id":"GID_a@@@1","create_time_ms":1}}}"#,
+        );
+        match decode(&written, "n3") {
+            Ok(Incoming::Change { change, .. }) => {
+                assert_eq!(
+                    (change.stamp.ms, change.record.key()),
+                    (7, "black/GID_a@@@1".to_owned())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let hello = hello_message("t", "n3", 42);
         assert!(matches!(
             decode(&hello, "n1"),
