@@ -1,4 +1,4 @@
-//! Messages from a cluster's RocketMQ topics (route messages, presence messages, heartbeats):
+//! Messages from a cluster's RocketMQ topics (route, presence and registry messages, heartbeats):
 //! whatever another node, or anything else writing to those topics, sends, reading it must
 //! never panic.
 #![no_main]

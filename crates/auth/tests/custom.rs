@@ -375,3 +375,35 @@ fn rules_come_back_from_the_registry() {
     assert!(grants.may_publish("a"));
     assert_eq!(code(&second, OTHER, "u", b"s3cret"), 5);
 }
+
+/// A change of the registry's custom records made outside the authenticator (another
+/// cluster node's) counts once made through `reload_custom_rules_after`, not before; and a
+/// change made through the authenticator afterwards keeps it.
+#[test]
+fn a_change_made_elsewhere_counts_after_a_reload() {
+    let auth = authenticator();
+    auth.registry()
+        .put_connect_black(ConnectBlack {
+            client_id: OTHER.into(),
+            create_time_ms: NOW,
+        })
+        .unwrap();
+    assert!(
+        !auth.is_connect_blacklisted(OTHER),
+        "the rules are the authenticator's snapshot"
+    );
+    let stored = auth
+        .reload_custom_rules_after(|registry| {
+            registry.put_connect_black(ConnectBlack {
+                client_id: ME.into(),
+                create_time_ms: NOW,
+            })
+        })
+        .unwrap();
+    assert!(stored.is_ok());
+    assert!(auth.is_connect_blacklisted(ME) && auth.is_connect_blacklisted(OTHER));
+    auth.delete_connect_black(OTHER).unwrap();
+    assert!(auth.is_connect_blacklisted(ME) && !auth.is_connect_blacklisted(OTHER));
+    let refused = auth.authenticate(ME, None, None, NOW).unwrap_err();
+    assert_eq!(refused.code, ConnackCode::NotAuthorized);
+}

@@ -103,8 +103,8 @@ async fn run(input: &[u8], ctx: Arc<ConnCtx>) -> Vec<u8> {
     answer
 }
 
-/// A message from a cluster's RocketMQ topics (a route message, a presence message or a
-/// heartbeat), with any tag, properties and body, read as a node reads what the others
+/// A message from a cluster's RocketMQ topics (a route message, a presence message, a
+/// registry message or a heartbeat), with any tag, properties and body, read as a node reads what the others
 /// send: it must never panic, and a route or presence message must read back the same once
 /// sent on.
 pub fn cluster_message(tags: Option<String>, properties: Vec<(String, String)>, body: Vec<u8>) {
@@ -196,6 +196,56 @@ mod tests {
             }
             if retain {
                 properties.push(("mqgateWillRetain".to_owned(), "1".to_owned()));
+            }
+            body.extend(tail);
+            if let Some(cut) = cut {
+                body.truncate(cut.max(1));
+            }
+            cluster_message(Some(tag.to_owned()), properties, body);
+        }
+
+        /// Registry-shaped messages (a known tag, the sender's properties with or without a
+        /// snapshot's, a change's JSON of each record kind or a message record, perhaps with
+        /// bytes after, perhaps cut short): read as a node reads them, they never panic, and
+        /// what reads back reads the same again.
+        #[test]
+        fn registry_shaped_messages_never_panic(
+            tag in prop::sample::select(vec!["change", "retained", "hello", "join", "other"]),
+            kind in prop::sample::select(vec!["group", "token", "device", "identity", "permission", "black", "other"]),
+            snapshot in proptest::option::of((any::<bool>(), "[0-9a-z]{0,3}")),
+            removed in any::<bool>(),
+            stamp in any::<u64>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..8),
+            cut in proptest::option::of(0usize..300),
+        ) {
+            let record = match kind {
+                "group" => r#"{"group_id":"GID_a","create_time_ms":1,"update_time_ms":1,"independent_naming":true,"tags":{}}"#.to_owned(),
+                "token" => r#"{"token":"t","access_key_id":"ak","instance_id":"i","resources":["a/#"],"actions":"R","create_time_ms":1,"expire_time_ms":2,"revoked":true}"#.to_owned(),
+                "black" => r#"{"client_id":"GID_a@@@1","create_time_ms":1}"#.to_owned(),
+                _ => r#"{"client_id":"GID_a@@@1"}"#.to_owned(),
+            };
+            let mut body = if tag == "retained" {
+                let message = mqgate_session::Message::new(
+                    mqgate_session::MessageId(3),
+                    mqgate_codec::ByteStr::from_static("kept/a"),
+                    bytes::Bytes::from_static(b"x"),
+                    mqgate_codec::QoS::AtLeastOnce,
+                    5,
+                );
+                mqgate_store::codec::encode_message(&message).to_vec()
+            } else if tag == "hello" {
+                format!(r#"{{"sent_ms":{stamp}}}"#).into_bytes()
+            } else {
+                format!(
+                    r#"{{"stamp":{{"ms":{stamp},"node":"n1"}},"removed":{removed},"record":{{"kind":"{kind}","record":{record}}}}}"#
+                )
+                .into_bytes()
+            };
+            let mut properties = vec![("mqgateNode".to_owned(), "n1".to_owned())];
+            if let Some((for_fuzz, sent)) = snapshot {
+                let to = if for_fuzz { "fuzz" } else { "n9" };
+                properties.push(("mqgateFor".to_owned(), to.to_owned()));
+                properties.push(("mqgateSent".to_owned(), sent));
             }
             body.extend(tail);
             if let Some(cut) = cut {

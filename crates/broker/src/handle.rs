@@ -181,6 +181,7 @@ impl Broker {
                     config.client_id_rules(),
                     config.takeover,
                     data_dir,
+                    Some(access.clone()),
                 )
                 .await?;
                 core.cluster = Some(cluster.clone());

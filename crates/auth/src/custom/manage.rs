@@ -391,6 +391,29 @@ impl<R: Registry> Authenticator<R> {
         Ok(self.custom.snapshot())
     }
 
+    /// Runs `write`, a change of the registry's custom records made outside this
+    /// authenticator (another cluster node's, say), with this authenticator's own changes of
+    /// them excluded, then makes what the registry holds the current rules.
+    ///
+    /// # Errors
+    /// The registry's, when its records cannot be read back (the rules are then read again
+    /// at the next CONNECT or change).
+    pub fn reload_custom_rules_after<T>(
+        &self,
+        write: impl FnOnce(&R) -> T,
+    ) -> Result<T, RegistryError> {
+        self.custom.write(|live| {
+            let out = write(&self.registry);
+            let rules = CustomRules::new(
+                self.registry.custom_identities()?,
+                self.registry.custom_permissions()?,
+                self.registry.connect_blacklist()?,
+            );
+            live.replace(rules);
+            Ok(out)
+        })
+    }
+
     /// Whether `client_id` is on the connect blacklist now (false when the rules cannot be
     /// read: the CONNECT check itself reports that).
     pub fn is_connect_blacklisted(&self, client_id: &str) -> bool {

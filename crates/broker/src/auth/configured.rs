@@ -9,12 +9,13 @@ use mqgate_codec::{Connect, ConnectReturnCode};
 use mqgate_store::{DurableRegistry, Store};
 use mqgate_topic::{SubscriptionFilter, TopicFilter};
 
+use super::replicated::Replicated;
 use super::{AllowAnonymous, Authenticated, Authenticator, DenyAll, Refusal, TokenWatch};
 use crate::clock::unix_time_ms;
 use crate::{BrokerConfig, BrokerError};
 
 /// mqgate-auth's authenticator over the registry kept in the broker's store.
-pub(crate) type CoreAuth = mqgate_auth::Authenticator<Arc<DurableRegistry>>;
+pub(crate) type CoreAuth = mqgate_auth::Authenticator<Arc<Replicated>>;
 
 /// Everything about who may do what, shared by the connection tasks and the HTTP API.
 pub(crate) struct Access {
@@ -76,7 +77,8 @@ impl Access {
             Some(settings) => {
                 let registry = DurableRegistry::load(store.clone())
                     .map_err(|e| BrokerError::Store(format!("registry: {e}")))?;
-                let registry = Arc::new(registry);
+                let registry =
+                    Arc::new(Replicated::new(registry, store.clone()).map_err(store_error)?);
                 let now = unix_time_ms();
                 for group in &settings.groups {
                     if !group.starts_with("GID_") {

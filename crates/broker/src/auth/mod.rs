@@ -10,6 +10,7 @@
 mod access;
 mod configured;
 mod enhanced;
+pub(crate) mod replicated;
 mod watch;
 
 use std::borrow::Cow;

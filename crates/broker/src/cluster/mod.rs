@@ -2,7 +2,9 @@
 //! nothing but RocketMQ. Built: heartbeats and the alive peers, the route topic that carries
 //! every application message entering a node to the others, and presence (every node's
 //! status events to every node, the view of which client is on which node, the tcpclean of a
-//! dead node's clients, takeover and CloseConnection across nodes).
+//! dead node's clients, takeover and CloseConnection across nodes), and the registries
+//! (every node's changes to groups, tokens, device credentials and custom-auth records to
+//! every node; a joining node's snapshot of the others' records and retained messages).
 //!
 //! ```text
 //!  PUBLISH / API publish ─▶ local receivers, and ─▶ lane (by publisher id) ─▶ send, retry
@@ -14,10 +16,15 @@
 //!        ordered consumer (every node) ─▶ the view; the other nodes' events ─▶ listeners;
 //!        a newer connect elsewhere ─▶ takeover; a close request ─▶ the node holding it
 //!  every heartbeat_ms: clients of nodes gone ─▶ tcpclean (by the lowest live node id)
+//!  registry change (API) ─▶ stored here, stamped ─▶ lane (by record) ─▶ mqgate_I_registry
+//!        ─▶ ordered consumer (every node) ─▶ applied when its stamp is newer
+//!  start ─▶ hello on mqgate_I_registry ─▶ every other node ─▶ its records and retained
+//!        messages, for this node only ─▶ taken in by the same rule
 //! ```
 
 mod peers;
 mod presence;
+mod records;
 mod route;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::auth::Access;
 use crate::bridge::send::{Counters, Lanes, Outgoing, RetryBounds, Sender};
 use crate::bridge::{built_in_client, ClientSettings, Consumed, RocketMqClient};
 use crate::clock::unix_time_ms;
@@ -65,8 +73,13 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// tcpclean of its clients: the tcpcleans a stopping node sent before its last word come
 /// first, so a node that stopped cleanly gets none sent twice.
 const CLEAN_GRACE_MS: u64 = 2_000;
-/// The consumers a running node has: route, nodes and presence.
-const CONSUMERS: usize = 3;
+/// Registry lanes: one record's changes always take the same lane.
+const REGISTRY_LANES: usize = 4;
+/// Snapshot lanes: what a joining node is sent, apart from the changes, so a large snapshot
+/// never fills the lanes a change must find room in.
+const SNAPSHOT_LANES: usize = 2;
+/// The consumers a running node has: route, nodes, presence and registry.
+const CONSUMERS: usize = 4;
 /// The file in `data_dir` that remembers when this node first joined its instance.
 pub(crate) const JOINED_FILE: &str = "cluster-node.json";
 
@@ -82,7 +95,7 @@ pub struct ClusterHealth {
     pub rocketmq_up: bool,
     /// The error that took it down, while down.
     pub last_error: Option<String>,
-    /// Consumers running (the route, nodes and presence topics: 3 once started).
+    /// Consumers running (the route, nodes, presence and registry topics: 4 once started).
     pub consumers: usize,
     /// Route messages waiting for RocketMQ.
     pub buffered: u64,
@@ -134,6 +147,12 @@ pub(crate) struct Cluster {
     gone: Mutex<HashMap<NodeRun, u64>>,
     /// What a connect of a client online on another node does (the `takeover` setting).
     takeover: TakeoverPolicy,
+    /// The registry changes' lanes (one record's changes in order).
+    registry_lanes: Lanes,
+    /// The lanes of the snapshots sent to joining nodes, and of this node's hello.
+    snapshot_lanes: Lanes,
+    /// The registries (with `[auth]`) and the token watch, which other nodes' changes go to.
+    access: Option<Arc<Access>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -165,6 +184,9 @@ impl Cluster {
     /// [`BrokerError::Config`] for a bad `[cluster]` or a data directory of another node;
     /// [`BrokerError::Cluster`] when the name server is not reachable, the client does not
     /// start, or RocketMQ does not take the first heartbeat within `start_timeout_ms`.
+    // Each is a part of the broker the cluster works with; a struct of them would only be
+    // taken apart here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start(
         config: ClusterConfig,
         client: Option<Arc<dyn RocketMqClient>>,
@@ -173,6 +195,7 @@ impl Cluster {
         client_id_rules: ClientIdRules,
         takeover: TakeoverPolicy,
         data_dir: Option<&Path>,
+        access: Option<Arc<Access>>,
     ) -> Result<Arc<Cluster>, BrokerError> {
         config.check()?;
         let started_ms = unix_time_ms();
@@ -198,6 +221,12 @@ impl Cluster {
         let capacity = (config.buffer / PRESENCE_LANES).max(1);
         let (presence_lanes, more) = Lanes::start(sender.clone(), PRESENCE_LANES, capacity);
         tasks.extend(more);
+        let capacity = (config.buffer / REGISTRY_LANES).max(1);
+        let (registry_lanes, more) = Lanes::start(sender.clone(), REGISTRY_LANES, capacity);
+        tasks.extend(more);
+        let capacity = (config.buffer / SNAPSHOT_LANES).max(1);
+        let (snapshot_lanes, more) = Lanes::start(sender.clone(), SNAPSHOT_LANES, capacity);
+        tasks.extend(more);
         let cluster = Arc::new(Cluster {
             config,
             sender,
@@ -217,6 +246,9 @@ impl Cluster {
             local: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashMap::new()),
             takeover,
+            registry_lanes,
+            snapshot_lanes,
+            access,
         });
         if let Err(error) = cluster.first_heartbeat().await {
             for task in cluster.tasks.lock().drain(..) {
@@ -234,10 +266,10 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Sends a join message on the route and presence topics and a heartbeat until RocketMQ
-    /// took all three, at most `start_timeout_ms` (the first send to a topic RocketMQ has not
-    /// seen yet fails until its route exists): every topic exists before a consumer of it
-    /// starts (a consumer that starts before its topic sees its queues only at its next
+    /// Sends a join message on the route, presence and registry topics and a heartbeat until
+    /// RocketMQ took all four, at most `start_timeout_ms` (the first send to a topic RocketMQ
+    /// has not seen yet fails until its route exists): every topic exists before a consumer
+    /// of it starts (a consumer that starts before its topic sees its queues only at its next
     /// route refresh) and before the first publish needs it.
     async fn first_heartbeat(&self) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.config.start_timeout_ms;
@@ -245,8 +277,9 @@ impl Cluster {
         let joins = [
             route::join(&self.config.route_topic(), &self.config.node_id),
             presence::join_message(&self.config.presence_topic(), &self.run()),
+            records::join_message(&self.config.registry_topic(), &self.config.node_id),
         ];
-        let mut joined = [false, false];
+        let mut joined = [false; 3];
         loop {
             let mut error = None;
             for (join, done) in joins.iter().zip(joined.iter_mut()) {
@@ -290,8 +323,9 @@ impl Cluster {
         }
     }
 
-    /// Starts the consumers (route and nodes topics) and the heartbeats, once the core
-    /// restored its state.
+    /// Starts the consumers (route, nodes, presence and registry topics), the heartbeats and
+    /// the registry's feed, and asks the others for their snapshots, once the core restored
+    /// its state.
     ///
     /// # Errors
     /// [`BrokerError::Cluster`] when a consumer does not start.
@@ -336,6 +370,34 @@ impl Cluster {
         self.tasks.lock().extend([presence, sweep]);
         let hello = presence::hello_message(&topic, &self.run());
         self.send_presence(&self.config.node_id, hello);
+        // Registries: a restarted node catches up on the changes it missed; a new one starts
+        // at the end. Both ask the others for what they hold (registries and retained
+        // messages) once the consumer runs.
+        let (topic, group) = (self.config.registry_topic(), self.config.registry_group());
+        if self.fresh {
+            self.start_at_end(&topic, &group).await;
+        }
+        let (sink, consumed) = mpsc::channel(64);
+        client
+            .consume_ordered(topic.clone(), group.clone(), sink)
+            .await
+            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
+        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let registry = tokio::spawn(self.clone().take_registry(core.clone(), consumed));
+        self.tasks.lock().push(registry);
+        if let Some(auth) = self.access.as_ref().and_then(|access| access.core.as_ref()) {
+            let feed = Arc::new(records::Feed(Arc::downgrade(self)));
+            auth.registry().set_feed(&self.config.node_id, feed);
+        }
+        let node = &self.config.node_id;
+        let outgoing = Outgoing {
+            message: records::hello_message(&topic, node, unix_time_ms()),
+            order_key: Some(node.clone()),
+            done: None,
+        };
+        if !self.snapshot_lanes.try_send(node, outgoing) {
+            tracing::warn!("cluster: the request for the other nodes' registries was not sent");
+        }
         Ok(())
     }
 
@@ -1041,9 +1103,10 @@ async fn default_client(config: &ClusterConfig) -> Result<Arc<dyn RocketMqClient
 }
 
 /// Reads a message as this node's consumers read what other nodes send (a route message,
-/// a presence message into a fresh view of the clients, then a heartbeat into a fresh view
-/// of the peers), for the fuzz target: whatever the tag, properties and body, nothing panics,
-/// and a route or presence message read once reads the same again when sent on.
+/// a presence message into a fresh view of the clients, a registry message into a fresh
+/// registry, then a heartbeat into a fresh view of the peers), for the fuzz target: whatever
+/// the tag, properties and body, nothing panics, and a route, presence or registry message
+/// read once reads the same again when sent on.
 #[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_consumed(
     tags: Option<String>,
@@ -1134,6 +1197,52 @@ pub(crate) fn fuzz_consumed(
         Ok(Incoming::Hello { .. } | Incoming::Join) | Err(_) => {}
     }
     view.prune(u64::MAX);
+    // A registry message: a change reads back the same once sent on, and applies (or not)
+    // to a fresh registry without panicking; a snapshot's retained message reads back.
+    match records::decode(&message, "fuzz") {
+        Ok(records::Incoming::Change { change, snapshot }) => {
+            let again = records::change_message(
+                "mqgate_fuzz_registry",
+                "other",
+                &change,
+                snapshot.as_ref(),
+            )
+            .expect("a change read encodes");
+            match records::decode(&again, "fuzz") {
+                Ok(records::Incoming::Change {
+                    change: c,
+                    snapshot: s,
+                }) => assert_eq!((c, s), (change.clone(), snapshot), "a change reads back"),
+                other => panic!("a registry change sent on reads as {other:?}"),
+            }
+            let store: Arc<dyn mqgate_store::Store> = Arc::new(mqgate_store::MemoryStore::new());
+            if let Ok(inner) = mqgate_store::DurableRegistry::load(store.clone()) {
+                if let Ok(registry) = crate::auth::replicated::Replicated::new(inner, store) {
+                    let _ = registry.apply_remote(&change, 1);
+                    let _ = registry.snapshot();
+                }
+            }
+        }
+        Ok(records::Incoming::Retained {
+            message: read,
+            snapshot,
+        }) => {
+            let again =
+                records::retained_message("mqgate_fuzz_registry", "other", &read, &snapshot);
+            assert!(
+                matches!(records::decode(&again, "fuzz"), Ok(records::Incoming::Retained { message: m, snapshot: s }) if m.id == read.id && s == snapshot),
+                "a retained message reads back"
+            );
+        }
+        Ok(records::Incoming::Hello { from, sent_ms }) => {
+            let again = records::hello_message("mqgate_fuzz_registry", &from, sent_ms);
+            assert!(
+                matches!(records::decode(&again, "fuzz"), Ok(records::Incoming::Hello { sent_ms: t, .. }) if t == sent_ms),
+                "a hello reads back"
+            );
+        }
+        Ok(records::Incoming::Own) | Err(_) => {}
+    }
     if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&message.body) {
         let peers = Peers::default();
         let leave = message.tags.as_deref() == Some(LEAVE);

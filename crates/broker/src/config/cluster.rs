@@ -119,6 +119,17 @@ impl ClusterConfig {
         format!("mqgate_{}_node_{}_nodes", self.instance, self.node_id)
     }
 
+    /// The topic of the registries' changes, and of the snapshots (registries and retained
+    /// messages) a joining node is sent.
+    pub fn registry_topic(&self) -> String {
+        format!("mqgate_{}_registry", self.instance)
+    }
+
+    /// This node's consumer group on the registry topic.
+    pub fn registry_group(&self) -> String {
+        format!("mqgate_{}_node_{}_registry", self.instance, self.node_id)
+    }
+
     /// This node's consumer group on the presence topic.
     pub fn presence_group(&self) -> String {
         format!("mqgate_{}_node_{}_presence", self.instance, self.node_id)

@@ -489,6 +489,48 @@ impl Router {
         }
     }
 
+    /// Every retained message not expired at `now`, except those of topics that begin with
+    /// `$` (no filter matches them all): what a joining cluster node is sent.
+    pub(crate) fn retained_all(&self, now: u64) -> Vec<Arc<Message>> {
+        let mut found = Vec::new();
+        if let Ok(filter) = mqgate_topic::TopicFilter::parse("#") {
+            self.retained.read().matching(&filter, |_, message| {
+                if !message.is_expired(now, u64::MAX) {
+                    found.push(message.clone());
+                }
+            });
+        }
+        found
+    }
+
+    /// Takes in a retained message another node had (a snapshot for a joining node): it
+    /// becomes its topic's retained message, in the index and the store, unless the topic
+    /// has one published at the same time or later. `true` when taken.
+    pub(crate) fn adopt_retained(&self, message: &Message) -> bool {
+        if message.payload.is_empty() {
+            return false;
+        }
+        let mut retained = self.retained.write();
+        if retained
+            .get(&message.topic)
+            .is_some_and(|kept| kept.published_at_ms >= message.published_at_ms)
+        {
+            return false;
+        }
+        let kept = Arc::new(Message {
+            retain: true,
+            ..message.detached()
+        });
+        if retained.set(&message.topic, kept.clone()).is_err() {
+            return false;
+        }
+        let mut ops = vec![Op::SetRetained(kept)];
+        // Submitted under the index's lock, as a retained change routed here.
+        let _ = self.persist.submit(&mut ops);
+        drop(retained);
+        true
+    }
+
     /// Puts back a retained message read from the store at start-up.
     pub(crate) fn restore_retained(&self, message: Arc<Message>) {
         let topic = message.topic.clone();
