@@ -662,10 +662,10 @@ impl BrokerHandle {
 
     /// Stops accepting, closes every connection (persistent sessions stay in memory and in
     /// the store), waits for the connection tasks and the cloud SDK queues' tasks to end (at
-    /// most 5 s each), then for the store
-    /// writes they made (at most 5 s more); then gives the RocketMQ bridge at most 5 s to
-    /// send what it buffered, and stops it; then the cluster likewise (its route messages),
-    /// telling the other nodes it leaves.
+    /// most 5 s each), then for the store writes they made (at most 5 s more), and deletes
+    /// the bodies of delivered messages that waited for deletion; then gives the RocketMQ
+    /// bridge at most 5 s to send what it buffered, and stops it; then the cluster likewise
+    /// (its route messages), telling the other nodes it leaves.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         self.inner.core.registry.kick_all(Kick::Shutdown);
@@ -685,6 +685,12 @@ impl BrokerHandle {
         }
         // What the closing connections saved is on disk before this returns.
         self.inner.core.persist.flush(SHUTDOWN_GRACE).await;
+        // And the bodies of delivered messages that waited for deletion are gone from it.
+        let store = self.inner.core.store.clone();
+        let deleted = tokio::task::spawn_blocking(move || store.delete_unreferenced()).await;
+        if let Ok(Err(error)) = deleted {
+            tracing::warn!(%error, "delivered messages not deleted from the store at shutdown");
+        }
         // So are the trace records of the connections' ends.
         if let Some(trace) = self.inner.core.trace.clone() {
             let _ = tokio::task::spawn_blocking(move || trace.flush()).await;

@@ -526,3 +526,59 @@ async fn an_online_subscriber_gets_acknowledged_messages_across_sigkills_qos2_on
         got.arrivals.len()
     );
 }
+
+/// A broker stopped gently deletes what it delivered: the bodies of acknowledged messages
+/// wait in memory to be deleted with their neighbours (`[store] deferred_deletes`), and the
+/// shutdown deletes those still waiting, so none is left in the file for the expiry sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stopped_with_sigterm_leaves_no_delivered_message_in_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, mut sub) = start_with_subscriber(dir.path(), "tidy-sub", "tidy/#").await;
+    let mut publisher = connect(broker.addr, "tidy-pub", true)
+        .await
+        .expect("publisher connects");
+    const MESSAGES: u16 = 5;
+    for n in 1..=MESSAGES {
+        publisher
+            .send(Packet::Publish(Publish::new(
+                QoS::AtLeastOnce,
+                PacketId::new(n),
+                ByteStr::from_static("tidy/a"),
+                Bytes::from(format!("message {n}")),
+            )))
+            .await;
+        assert!(matches!(
+            expect_packet(&mut publisher, "PUBACK").await,
+            Packet::PubAck(id) if id.get() == n
+        ));
+    }
+    for _ in 0..MESSAGES {
+        match expect_packet(&mut sub, "PUBLISH").await {
+            Packet::Publish(publish) => {
+                let id = publish.packet_id.expect("QoS 1 has a packet id");
+                sub.send(Packet::PubAck(id)).await;
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    // A PINGRESP comes after the broker took every PUBACK before the PINGREQ.
+    sub.send(Packet::PingReq).await;
+    assert!(matches!(
+        expect_packet(&mut sub, "PINGRESP").await,
+        Packet::PingResp
+    ));
+    assert!(
+        broker.terminate(Duration::from_secs(20)),
+        "mqgate exits after SIGTERM"
+    );
+
+    let store = mqgate_store::RedbStore::open(dir.path().join("data"), Default::default())
+        .expect("the store opens");
+    let stats = mqgate_store::Store::stats(&store).expect("stats");
+    assert_eq!(stats.sessions, 1, "the persistent session stays");
+    assert_eq!(
+        (stats.queued, stats.messages),
+        (0, 0),
+        "no queued entry and no body of a delivered message left in the file"
+    );
+}

@@ -130,6 +130,17 @@ pub trait Store: Send + Sync {
     /// I/O or corruption errors from the backend.
     fn sweep_expired(&self, now_ms: u64, max: usize) -> Result<usize, StoreError>;
 
+    /// Deletes every message body that waits for deletion (nothing refers to it any more:
+    /// see [`RedbOptions::deferred_deletes`]), so a store that stops leaves none behind. A
+    /// broker calls it as it shuts down; a store that deletes bodies with their last
+    /// reference has nothing to do (the default).
+    ///
+    /// # Errors
+    /// I/O or corruption errors from the backend.
+    fn delete_unreferenced(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Every saved session, with `queue` filled from the client's offline queue, oldest first.
     ///
     /// # Errors

@@ -362,7 +362,7 @@ impl Drop for RedbStore {
     fn drop(&mut self) {
         if self.index.read().garbage.len() > 0 {
             // Nothing to report to: a failure leaves them to the expiry sweep too.
-            let _ = self.write(crate::tables::delete_all_garbage);
+            let _ = crate::Store::delete_unreferenced(self);
         }
     }
 }

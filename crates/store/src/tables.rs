@@ -640,6 +640,9 @@ macro_rules! impl_store {
                 let limits = self.limits;
                 self.write(|t| $crate::tables::sweep(t, now_ms, &limits, max))
             }
+            fn delete_unreferenced(&self) -> std::result::Result<(), $crate::StoreError> {
+                self.write($crate::tables::delete_all_garbage)
+            }
             fn load_sessions(&self) -> std::result::Result<Vec<mqgate_session::SessionRecord>, $crate::StoreError> {
                 self.read($crate::tables::load_sessions)
             }

@@ -62,6 +62,28 @@ impl BrokerProcess {
         process
     }
 
+    /// SIGTERMs the process (a graceful shutdown) and waits at most `within` for it to
+    /// exit; whether it did (if not, it is SIGKILLed when dropped).
+    #[allow(dead_code)] // not every test binary that includes this module stops one gently
+    pub fn terminate(mut self, within: Duration) -> bool {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !sent {
+            return false;
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// SIGKILLs the process and reaps it.
     pub fn kill(mut self) {
         let _ = self.child.kill();
