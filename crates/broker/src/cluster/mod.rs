@@ -323,6 +323,32 @@ impl Cluster {
         }
     }
 
+    /// Starts a consumer of `topic` in `group` (`ordered`: one queue's messages one at a
+    /// time) and counts it; its messages come out of the receiver.
+    ///
+    /// # Errors
+    /// [`BrokerError::Cluster`] when it does not start.
+    async fn consume(
+        &self,
+        topic: &str,
+        group: &str,
+        ordered: bool,
+    ) -> Result<mpsc::Receiver<Consumed>, BrokerError> {
+        let (sink, consumed) = mpsc::channel(64);
+        let client = &self.sender.client;
+        let (topic, group) = (topic.to_owned(), group.to_owned());
+        let started = if ordered {
+            client
+                .consume_ordered(topic.clone(), group.clone(), sink)
+                .await
+        } else {
+            client.consume(topic.clone(), group.clone(), sink).await
+        };
+        started.map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
+        self.consumers.fetch_add(1, Ordering::Relaxed);
+        Ok(consumed)
+    }
+
     /// Starts the consumers (route, nodes, presence and registry topics), the heartbeats and
     /// the registry's feed, and asks the others for their snapshots, once the core restored
     /// its state.
@@ -330,7 +356,6 @@ impl Cluster {
     /// # Errors
     /// [`BrokerError::Cluster`] when a consumer does not start.
     pub(crate) async fn attach(self: &Arc<Self>, core: &Arc<Core>) -> Result<(), BrokerError> {
-        let client = &self.sender.client;
         let (topic, group) = (self.config.route_topic(), self.config.route_group());
         if self.fresh {
             self.start_at_end(&topic, &group).await;
@@ -338,20 +363,10 @@ impl Cluster {
         // Heartbeats are never caught up on.
         self.start_at_end(&self.config.nodes_topic(), &self.config.nodes_group())
             .await;
-        let (sink, consumed) = mpsc::channel(64);
-        client
-            .consume_ordered(topic.clone(), group.clone(), sink)
-            .await
-            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
-        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let consumed = self.consume(&topic, &group, true).await?;
         let route = tokio::spawn(route::run(core.clone(), self.clone(), consumed));
         let (topic, group) = (self.config.nodes_topic(), self.config.nodes_group());
-        let (sink, consumed) = mpsc::channel(64);
-        client
-            .consume(topic.clone(), group.clone(), sink)
-            .await
-            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
-        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let consumed = self.consume(&topic, &group, false).await?;
         let nodes = tokio::spawn(self.clone().hear(consumed));
         let beats = tokio::spawn(self.clone().heartbeats());
         self.tasks.lock().extend([route, nodes, beats]);
@@ -359,12 +374,7 @@ impl Cluster {
         // others' answers to its hello.
         let (topic, group) = (self.config.presence_topic(), self.config.presence_group());
         self.start_at_end(&topic, &group).await;
-        let (sink, consumed) = mpsc::channel(64);
-        client
-            .consume_ordered(topic.clone(), group.clone(), sink)
-            .await
-            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
-        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let consumed = self.consume(&topic, &group, true).await?;
         let presence = tokio::spawn(self.clone().take_presence(core.clone(), consumed));
         let sweep = tokio::spawn(self.clone().sweep_gone(core.clone()));
         self.tasks.lock().extend([presence, sweep]);
@@ -377,12 +387,7 @@ impl Cluster {
         if self.fresh {
             self.start_at_end(&topic, &group).await;
         }
-        let (sink, consumed) = mpsc::channel(64);
-        client
-            .consume_ordered(topic.clone(), group.clone(), sink)
-            .await
-            .map_err(|e| BrokerError::Cluster(format!("consumer of {topic} ({group}): {e}")))?;
-        self.consumers.fetch_add(1, Ordering::Relaxed);
+        let consumed = self.consume(&topic, &group, true).await?;
         let registry = tokio::spawn(self.clone().take_registry(core.clone(), consumed));
         self.tasks.lock().push(registry);
         if let Some(auth) = self.access.as_ref().and_then(|access| access.core.as_ref()) {

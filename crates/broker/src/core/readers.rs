@@ -20,7 +20,7 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug)]
 pub(crate) struct Readers {
     threads: usize,
-    queue: OnceLock<Mutex<mpsc::Sender<Job>>>,
+    queue: OnceLock<mpsc::Sender<Job>>,
 }
 
 impl Readers {
@@ -43,12 +43,8 @@ impl Readers {
             // The asking side may have gone away meanwhile: nothing to tell then.
             let _ = tx.send(read());
         });
-        let queue = self.queue.get_or_init(|| Mutex::new(self.start()));
-        let sent = queue
-            .lock()
-            .map(|sender| sender.send(job).is_ok())
-            .unwrap_or(false);
-        if !sent {
+        let queue = self.queue.get_or_init(|| self.start());
+        if queue.send(job).is_err() {
             return None;
         }
         rx.await.ok()
