@@ -515,7 +515,7 @@ mod tests {
                 .forwardable(),
             message_expiry_interval: Some(30),
             topic_alias: Some(1.try_into().unwrap()),
-            subscription_identifiers: vec![7.try_into().unwrap()],
+            subscription_identifiers: vec![7.try_into().unwrap()].into(),
         };
         let mut rx = BytesMut::new();
         v5::Packet::Publish(p).encode(&mut rx).unwrap();

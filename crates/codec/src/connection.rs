@@ -40,6 +40,7 @@ impl Decoder {
     ///     other => panic!("{other:?}"),
     /// }
     /// ```
+    #[inline]
     pub fn decode_v5(&self, buf: &mut BytesMut) -> Result<Option<v5::Packet>, DecodeError> {
         let Some(header) = read_fixed_header(buf)? else {
             return Ok(None);
@@ -55,9 +56,7 @@ impl Decoder {
             buf.reserve(frame_len - buf.len());
             return Ok(None);
         }
-        let mut frame = buf.split_to(frame_len).freeze();
-        let body = frame.split_off(header.header_len);
-        v5::decode_body(header.byte1, body).map(Some)
+        v5::decode_frame(header.byte1, header.header_len, frame_len, buf).map(Some)
     }
 }
 

@@ -816,7 +816,7 @@ fn forwardable(raw: &Bytes) -> Bytes {
 ///     forward,
 ///     message_expiry_interval: Some(30),
 ///     topic_alias: None,
-///     subscription_identifiers: vec![7.try_into().unwrap()],
+///     subscription_identifiers: vec![7.try_into().unwrap()].into(),
 /// };
 /// assert_eq!(props.forwarded().user_properties().collect::<Vec<_>>(), [("k", "v")]);
 /// # Ok::<(), mqgate_codec::EncodeError>(())
@@ -835,10 +835,126 @@ pub struct PublishProperties {
     /// Topic Alias.
     pub topic_alias: Option<NonZeroU16>,
     /// Subscription Identifiers (server to client only), in order.
-    pub subscription_identifiers: Vec<NonZeroU32>,
+    pub subscription_identifiers: SubscriptionIdentifiers,
+}
+
+/// The Subscription Identifiers of a PUBLISH, in order: a list that takes one word in the
+/// packet and allocates only when it is not empty. Most PUBLISHes carry none, and a
+/// PUBLISH value small enough is moved between the decoder, the broker and the encoder
+/// without a call to `memcpy`.
+///
+/// ```
+/// use core::num::NonZeroU32;
+/// use mqgate_codec::v5::SubscriptionIdentifiers;
+/// let mut ids = SubscriptionIdentifiers::default();
+/// assert!(ids.is_empty());
+/// ids.push(NonZeroU32::new(7).unwrap());
+/// assert_eq!(ids, vec![NonZeroU32::new(7).unwrap()]);
+/// assert_eq!(ids.iter().map(|id| id.get()).collect::<Vec<_>>(), [7]);
+/// ```
+#[derive(Debug, Clone, Default)]
+// One word, where a `Vec` or a boxed slice takes three or two: the extra allocation is made
+// only for a PUBLISH that has identifiers.
+#[allow(clippy::box_collection)]
+pub struct SubscriptionIdentifiers(Option<Box<Vec<NonZeroU32>>>);
+
+impl SubscriptionIdentifiers {
+    /// Appends an identifier.
+    pub fn push(&mut self, id: NonZeroU32) {
+        self.0.get_or_insert_with(Box::default).push(id);
+    }
+
+    /// The identifiers as a slice.
+    pub fn as_slice(&self) -> &[NonZeroU32] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl core::ops::Deref for SubscriptionIdentifiers {
+    type Target = [NonZeroU32];
+    fn deref(&self) -> &[NonZeroU32] {
+        self.as_slice()
+    }
+}
+
+impl From<Vec<NonZeroU32>> for SubscriptionIdentifiers {
+    fn from(ids: Vec<NonZeroU32>) -> Self {
+        SubscriptionIdentifiers((!ids.is_empty()).then(|| Box::new(ids)))
+    }
+}
+
+impl From<SubscriptionIdentifiers> for Vec<NonZeroU32> {
+    fn from(ids: SubscriptionIdentifiers) -> Self {
+        ids.0.map_or_else(Vec::new, |ids| *ids)
+    }
+}
+
+impl FromIterator<NonZeroU32> for SubscriptionIdentifiers {
+    fn from_iter<I: IntoIterator<Item = NonZeroU32>>(iter: I) -> Self {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl Extend<NonZeroU32> for SubscriptionIdentifiers {
+    fn extend<I: IntoIterator<Item = NonZeroU32>>(&mut self, iter: I) {
+        for id in iter {
+            self.push(id);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a SubscriptionIdentifiers {
+    type Item = &'a NonZeroU32;
+    type IntoIter = core::slice::Iter<'a, NonZeroU32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq for SubscriptionIdentifiers {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_empty() && other.is_empty() || self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for SubscriptionIdentifiers {}
+
+impl core::hash::Hash for SubscriptionIdentifiers {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq<Vec<NonZeroU32>> for SubscriptionIdentifiers {
+    fn eq(&self, other: &Vec<NonZeroU32>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<const N: usize> PartialEq<[NonZeroU32; N]> for SubscriptionIdentifiers {
+    fn eq(&self, other: &[NonZeroU32; N]) -> bool {
+        self.as_slice() == other.as_slice()
+    }
 }
 
 impl PublishProperties {
+    /// Whether there is no property at all (the PUBLISH of most clients): cheaper than a
+    /// comparison with the default value.
+    ///
+    /// ```
+    /// use mqgate_codec::v5::PublishProperties;
+    /// let mut props = PublishProperties::default();
+    /// assert!(props.is_empty());
+    /// props.message_expiry_interval = Some(0);
+    /// assert!(!props.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.forward.is_empty()
+            && self.message_expiry_interval.is_none()
+            && self.topic_alias.is_none()
+            && self.subscription_identifiers.is_empty()
+    }
+
     /// The forwardable block as [`Properties`], to read (a reference count, not a copy).
     pub fn forwarded(&self) -> Properties {
         let present = scan(&self.forward, None).map_or(0, |s| s.present);

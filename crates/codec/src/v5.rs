@@ -19,7 +19,7 @@
 //! publish.properties = PublishProperties {
 //!     forward,
 //!     message_expiry_interval: Some(25),
-//!     subscription_identifiers: vec![3.try_into().unwrap()],
+//!     subscription_identifiers: vec![3.try_into().unwrap()].into(),
 //!     ..PublishProperties::default()
 //! };
 //! let mut wire = BytesMut::new();
@@ -37,8 +37,8 @@ use crate::decode::{
     take_u8, ConnectFlags, MAX_REMAINING_LENGTH,
 };
 use crate::encode::{connect_tail, fields_len, put_fields, put_str, str_len};
-pub use crate::properties::PublishProperties;
 use crate::properties::{block_len, put_var_int, read_var_int, var_int_len};
+pub use crate::properties::{PublishProperties, SubscriptionIdentifiers};
 use crate::reason::reason_for;
 use crate::{
     ByteStr, DecodeError, EncodeError, PacketId, Properties, PropertyContext, PropertyId, QoS,
@@ -529,6 +529,101 @@ fn decode_reason_and_properties(
     Ok(ReasonAndProperties { reason, properties })
 }
 
+/// Decodes the complete frame at the front of `buf` (`frame_len` bytes, of which
+/// `header_len` are the fixed header) and removes it from `buf`: the general path of
+/// [`decode_body`], with two shortcuts for the bulk of the traffic. A PUBLISH is decoded
+/// straight into the result; an ack, a ping, a DISCONNECT or an AUTH without properties
+/// holds no bytes of the buffer, so it is parsed in place and skipped, without the
+/// reference counting of a split and its drop.
+#[inline]
+pub(crate) fn decode_frame(
+    byte1: u8,
+    header_len: usize,
+    frame_len: usize,
+    buf: &mut BytesMut,
+) -> Result<Packet, DecodeError> {
+    if byte1 >> 4 == 3 {
+        let mut frame = buf.split_to(frame_len).freeze();
+        frame.advance(header_len);
+        return decode_publish(byte1 & 0x0f, frame).map(Packet::Publish);
+    }
+    let body = buf
+        .get(header_len..frame_len)
+        .ok_or(DecodeError::UnexpectedEnd)?;
+    if let Some(packet) = decode_in_place(byte1, body) {
+        buf.advance(frame_len);
+        return packet;
+    }
+    let mut frame = buf.split_to(frame_len).freeze();
+    frame.advance(header_len);
+    decode_body(byte1, frame)
+}
+
+/// The packets [`decode_frame`] parses from a borrowed body: those whose body has no
+/// property bytes (at most an empty property block), with exactly the result
+/// [`decode_body`] gives them; `None` for every other packet.
+fn decode_in_place(byte1: u8, body: &[u8]) -> Option<Result<Packet, DecodeError>> {
+    let packet_type = byte1 >> 4;
+    // The body, less an empty property block after the fields in front of it.
+    let without_empty_block = |fields: usize| match body.len() {
+        n if n <= fields => Some(body),
+        n if n == fields + 1 && body[fields] == 0 => Some(&body[..fields]),
+        _ => None,
+    };
+    Some(match packet_type {
+        4..=7 => {
+            let fields = without_empty_block(3).filter(|f| f.len() >= 2)?;
+            let flags = if packet_type == 6 { 0b0010 } else { 0 };
+            expect_flags(byte1, flags).and_then(|()| {
+                let packet_id = PacketId::new(u16::from_be_bytes([fields[0], fields[1]]))
+                    .ok_or(DecodeError::ZeroPacketId)?;
+                let reason = match fields.get(2) {
+                    Some(&code) => reason_for(packet_type, code)?,
+                    None => ReasonCode::Success,
+                };
+                let ack = Ack {
+                    packet_id,
+                    reason,
+                    properties: Properties::new(),
+                };
+                Ok(match packet_type {
+                    4 => Packet::PubAck(ack),
+                    5 => Packet::PubRec(ack),
+                    6 => Packet::PubRel(ack),
+                    _ => Packet::PubComp(ack),
+                })
+            })
+        }
+        12 | 13 if body.is_empty() => expect_flags(byte1, 0).map(|()| {
+            if packet_type == 12 {
+                Packet::PingReq
+            } else {
+                Packet::PingResp
+            }
+        }),
+        14 | 15 => {
+            let fields = without_empty_block(1)?;
+            expect_flags(byte1, 0).and_then(|()| {
+                let reason = match fields.first() {
+                    Some(&code) => reason_for(packet_type, code)?,
+                    None => ReasonCode::Success,
+                };
+                let value = ReasonAndProperties {
+                    reason,
+                    properties: Properties::new(),
+                };
+                Ok(if packet_type == 14 {
+                    Packet::Disconnect(value)
+                } else {
+                    Packet::Auth(value)
+                })
+            })
+        }
+        _ => return None,
+    })
+}
+
+#[inline]
 fn decode_publish(flags: u8, mut body: Bytes) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
     let topic_raw = take_bytes(&mut body)?;

@@ -218,7 +218,7 @@ fn publish_from_a_client_and_to_a_subscriber() {
             forward,
             message_expiry_interval: Some(60),
             topic_alias: NonZeroU16::new(3),
-            subscription_identifiers: vec![],
+            subscription_identifiers: vec![].into(),
         },
         ..ours::Publish::new(
             QoS::AtLeastOnce,

@@ -493,7 +493,7 @@ impl Session {
         if link.keep_alive_ms > 0 {
             link.deadline = NonZeroU64::new(now.saturating_add(link.keep_alive_ms.into()));
         }
-        let none = properties == mqgate_codec::v5::PublishProperties::default();
+        let none = properties.is_empty();
         self.on_publish(publish, (!none).then(|| Box::new(properties)))
     }
 

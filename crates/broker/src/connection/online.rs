@@ -252,17 +252,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // A re-authentication's AUTH answers the client's AUTH, before anything queued after.
         self.io.queue(std::mem::take(&mut state.auth_replies));
         loop {
-            let session = &mut self.session;
-            // The packets go through a buffer kept from one flush to the next (the session
-            // is borrowed to take them, then to read its subscriptions while writing them).
-            let mut packets = std::mem::take(&mut state.outgoing);
-            packets.extend(std::iter::from_fn(|| session.poll_transmit_with_message()));
-            let (subscriptions, client) = (session.subscriptions(), session.client_id());
-            self.io
-                .queue(packets.drain(..).filter_map(|(packet, message)| {
+            // Each packet is written as it is taken, without a buffer in between.
+            while let Some((packet, message)) = self.session.poll_transmit_with_message() {
+                let (subscriptions, client) =
+                    (self.session.subscriptions(), self.session.client_id());
+                if let Some(packet) =
                     v5::outbound(state, subscriptions, client, packet, message, now)
-                }));
-            state.outgoing = packets;
+                {
+                    self.io.queue_one(packet);
+                }
+            }
             if !v5::complete_unsent(state, &mut self.session, now)? {
                 return Ok(());
             }

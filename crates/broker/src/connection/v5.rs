@@ -74,8 +74,6 @@ pub(crate) struct V5State {
     /// carries that identifier only, not those of the client's other matching subscriptions
     /// (it is published as the result of that subscription alone, MQTT-3.3.4-3).
     pub(crate) retained_replays: VecDeque<(MessageId, Option<NonZeroU32>)>,
-    /// The session's packets on their way out, between two writes (kept for its capacity).
-    pub(crate) outgoing: Vec<(Packet, Option<OutgoingMessage>)>,
     /// The Receive Maximum the CONNACK announced: most QoS 1 and 2 PUBLISHes the client may
     /// have unacknowledged at once.
     pub(crate) receive_maximum: u16,
@@ -261,39 +259,67 @@ pub(crate) fn connack_properties(
 ///
 /// # Errors
 /// Why the connection must close: a protocol violation, or the client's DISCONNECT.
+#[inline]
 pub(crate) fn inbound(
     state: &mut V5State,
     session: &mut Session,
     packet: v5::Packet,
     now: u64,
 ) -> Result<(), CloseReason> {
-    let as_v3 = match packet {
-        v5::Packet::Publish(p) => {
-            // A QoS 2 PUBLISH marked DUP may repeat one already counted (its PUBCOMP answers
-            // both): only a first send counts, so a repeat never leaves the count too high.
-            let counted = p.qos == QoS::AtLeastOnce || (p.qos == QoS::ExactlyOnce && !p.dup);
-            if counted {
-                state.receiving = state.receiving.saturating_add(1);
-                if state.receiving > state.receive_maximum {
-                    // MQTT-3.3.4-7 and 3.3.4: the client sent more unacknowledged QoS 1
-                    // and 2 PUBLISHes than the Receive Maximum the broker announced.
-                    return Err(CloseReason::ProtocolV5(
-                        ReasonCode::ReceiveMaximumExceeded,
-                        "more unacknowledged QoS 1 and 2 PUBLISHes than the Receive Maximum",
-                    ));
-                }
-            }
-            let topic = match p.properties.topic_alias {
-                None => p.topic,
-                Some(alias) => aliased_topic(state, alias, p.topic)?,
-            };
-            let mut publish = Publish::new(p.qos, p.packet_id, topic, p.payload);
-            publish.dup = p.dup;
-            publish.retain = p.retain;
-            return session
-                .handle_publish_v5(publish, p.properties, now)
-                .map_err(CloseReason::Protocol);
+    // The bulk of the traffic, PUBLISH and PUBACK, is handled where the packet was decoded
+    // (this is inlined there), without moving the packet value into another frame first.
+    match packet {
+        v5::Packet::Publish(p) => inbound_publish(state, session, p, now),
+        v5::Packet::PubAck(a) => session
+            .handle_packet(Packet::PubAck(a.packet_id), now)
+            .map_err(CloseReason::Protocol),
+        other => inbound_other(state, session, other, now),
+    }
+}
+
+#[inline]
+fn inbound_publish(
+    state: &mut V5State,
+    session: &mut Session,
+    p: v5::Publish,
+    now: u64,
+) -> Result<(), CloseReason> {
+    // A QoS 2 PUBLISH marked DUP may repeat one already counted (its PUBCOMP answers both):
+    // only a first send counts, so a repeat never leaves the count too high.
+    let counted = p.qos == QoS::AtLeastOnce || (p.qos == QoS::ExactlyOnce && !p.dup);
+    if counted {
+        state.receiving = state.receiving.saturating_add(1);
+        if state.receiving > state.receive_maximum {
+            // MQTT-3.3.4-7 and 3.3.4: the client sent more unacknowledged QoS 1 and 2
+            // PUBLISHes than the Receive Maximum the broker announced.
+            return Err(CloseReason::ProtocolV5(
+                ReasonCode::ReceiveMaximumExceeded,
+                "more unacknowledged QoS 1 and 2 PUBLISHes than the Receive Maximum",
+            ));
         }
+    }
+    let topic = match p.properties.topic_alias {
+        None => p.topic,
+        Some(alias) => aliased_topic(state, alias, p.topic)?,
+    };
+    let mut publish = Publish::new(p.qos, p.packet_id, topic, p.payload);
+    publish.dup = p.dup;
+    publish.retain = p.retain;
+    session
+        .handle_publish_v5(publish, p.properties, now)
+        .map_err(CloseReason::Protocol)
+}
+
+/// [`inbound`] for every packet but PUBLISH and PUBACK.
+#[inline(never)]
+fn inbound_other(
+    state: &mut V5State,
+    session: &mut Session,
+    packet: v5::Packet,
+    now: u64,
+) -> Result<(), CloseReason> {
+    let as_v3 = match packet {
+        v5::Packet::Publish(p) => return inbound_publish(state, session, p, now),
         v5::Packet::PubAck(a) => Packet::PubAck(a.packet_id),
         v5::Packet::PubRec(a) if a.reason.is_error() => {
             // The client refused the message: the flow ends here, without PUBREL (MQTT 5.0

@@ -198,6 +198,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     /// The next whole MQTT 5 packet in the receive buffer, if there is one.
+    #[inline]
     pub(crate) fn decode_v5(&mut self) -> Result<Option<v5::Packet>, StreamError> {
         let packet = self
             .decoder
@@ -218,27 +219,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
     /// Encodes `packets` (MQTT 3.1.1 or MQTT 5) after what is queued already.
     pub(crate) fn queue<P: Outbound>(&mut self, packets: impl IntoIterator<Item = P>) {
-        let mut packets = packets.into_iter().peekable();
-        if packets.peek().is_none() {
-            return;
+        for packet in packets {
+            self.queue_one(packet);
         }
+    }
+
+    /// Encodes one packet after what is queued already. Inlined, so that a large packet
+    /// value (an MQTT 5 PUBLISH) is encoded where its caller built it, not moved first.
+    #[inline]
+    pub(crate) fn queue_one<P: Outbound>(&mut self, packet: P) {
         if self.tx.capacity() == 0 {
             self.tx.reserve(self.tx_hint);
         }
-        let vectored = self.stream.is_write_vectored();
-        for packet in packets {
-            // A large payload is not copied: its header goes in the buffer, the payload
-            // itself (shared with every other receiver) into the vectored write.
-            if vectored && packet.publish_payload_len().is_some_and(|n| n >= OWN_CHUNK) {
-                if let Err(error) = packet.encode_header(&mut self.tx) {
-                    self.failed.get_or_insert(error);
-                    continue;
-                }
-                self.out.push(self.tx.split().freeze());
-                self.out.push(packet.into_payload());
-            } else if let Err(error) = packet.encode(&mut self.tx) {
+        // A large payload is not copied: its header goes in the buffer, the payload itself
+        // (shared with every other receiver) into the vectored write.
+        if packet.publish_payload_len().is_some_and(|n| n >= OWN_CHUNK)
+            && self.stream.is_write_vectored()
+        {
+            if let Err(error) = packet.encode_header(&mut self.tx) {
                 self.failed.get_or_insert(error);
+                return;
             }
+            self.out.push(self.tx.split().freeze());
+            self.out.push(packet.into_payload());
+        } else if let Err(error) = packet.encode(&mut self.tx) {
+            self.failed.get_or_insert(error);
         }
     }
 
