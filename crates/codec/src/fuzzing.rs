@@ -77,6 +77,7 @@ fn decode_stream_with<P>(
 /// (acks, DISCONNECT and AUTH take their shortest form, so the first encoding may be shorter
 /// than the input); every property block reads back to the properties it holds.
 pub fn decode_stream_invariants_v5(data: &[u8]) {
+    first_frame_decodes_as_its_body(data);
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
     let whole = decode_stream_v5(data, data.len());
     assert_eq!(
@@ -137,5 +138,31 @@ fn property_blocks(p: &v5::Packet) -> Vec<&Properties> {
         P::UnsubAck(u) => vec![&u.properties],
         P::Disconnect(d) | P::Auth(d) => vec![&d.properties],
         P::Publish(_) | P::PingReq | P::PingResp => vec![],
+    }
+}
+
+/// The decoder's shortcuts (a PUBLISH decoded straight, an ack, ping, DISCONNECT or AUTH
+/// without properties parsed in place) give for the first complete frame of `data` what
+/// the general path, [`v5::decode_body`], gives its body: the same packet or the same error.
+fn first_frame_decodes_as_its_body(data: &[u8]) {
+    let Ok(Some(header)) = crate::read_fixed_header(data) else {
+        return;
+    };
+    let Some(frame) = data.get(..header.frame_len()) else {
+        return;
+    };
+    let body = bytes::Bytes::copy_from_slice(&frame[header.header_len..]);
+    let general = v5::decode_body(header.byte1, body);
+    let mut buf = BytesMut::from(frame);
+    match Decoder::new(usize::MAX).decode_v5(&mut buf) {
+        Ok(got) => {
+            assert_eq!(
+                Ok(got.expect("a complete frame")),
+                general,
+                "shortcut and general path"
+            );
+            assert!(buf.is_empty(), "the frame consumed");
+        }
+        Err(error) => assert_eq!(Err(error), general, "shortcut and general path"),
     }
 }
