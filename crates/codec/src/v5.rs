@@ -565,19 +565,20 @@ pub(crate) fn decode_frame(
 fn decode_in_place(byte1: u8, body: &[u8]) -> Option<Result<Packet, DecodeError>> {
     let packet_type = byte1 >> 4;
     // The body, less an empty property block after the fields in front of it.
-    let without_empty_block = |fields: usize| match body.len() {
-        n if n <= fields => Some(body),
-        n if n == fields + 1 && body[fields] == 0 => Some(&body[..fields]),
-        _ => None,
+    let without_empty_block = |fields: usize| match body.split_at_checked(fields) {
+        None => Some(body),
+        Some((front, [])) | Some((front, [0])) => Some(front),
+        Some(_) => None,
     };
     Some(match packet_type {
         4..=7 => {
-            let fields = without_empty_block(3).filter(|f| f.len() >= 2)?;
+            let fields = without_empty_block(3)?;
+            let (&id, rest) = fields.split_first_chunk::<2>()?;
             let flags = if packet_type == 6 { 0b0010 } else { 0 };
             expect_flags(byte1, flags).and_then(|()| {
-                let packet_id = PacketId::new(u16::from_be_bytes([fields[0], fields[1]]))
-                    .ok_or(DecodeError::ZeroPacketId)?;
-                let reason = match fields.get(2) {
+                let packet_id =
+                    PacketId::new(u16::from_be_bytes(id)).ok_or(DecodeError::ZeroPacketId)?;
+                let reason = match rest.first() {
                     Some(&code) => reason_for(packet_type, code)?,
                     None => ReasonCode::Success,
                 };
