@@ -45,30 +45,90 @@ impl Publish {
     /// assert_eq!(head, whole);
     /// ```
     pub fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.header_to::<false>(buf)
+    }
+
+    /// [`Publish::encode_header`] of the MQTT 5 form that [`Publish::encode_v5`] writes.
+    ///
+    /// # Errors
+    /// As [`Publish::encode_v5`].
+    pub fn encode_header_v5(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.header_to::<true>(buf)
+    }
+
+    /// Writes this PUBLISH in its MQTT 5 form with no properties (a property length of 0
+    /// after the packet id): what [`v5::Packet::encode`](crate::v5::Packet::encode) writes for
+    /// the same PUBLISH without properties, without building that packet first. A broker
+    /// forwarding a message that carries nothing of its own to an MQTT 5 client writes it
+    /// this way.
+    ///
+    /// # Errors
+    /// A packet id that does not fit the QoS, an empty topic (MQTT 5 needs a Topic Alias
+    /// then), a topic over 65 535 bytes, or a packet over the largest remaining length.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use mqgate_codec::{v5, ByteStr, Publish, QoS};
+    /// let p = Publish::new(QoS::AtLeastOnce, 7.try_into().ok(), ByteStr::from_static("a/b"), Bytes::from_static(b"hi"));
+    /// let mut direct = BytesMut::new();
+    /// p.encode_v5(&mut direct)?;
+    /// assert_eq!(p.encoded_len_v5()?, direct.len());
+    /// let mut built = BytesMut::new();
+    /// v5::Packet::Publish(v5::Publish::new(QoS::AtLeastOnce, 7.try_into().ok(), ByteStr::from_static("a/b"), Bytes::from_static(b"hi"))).encode(&mut built)?;
+    /// assert_eq!(direct, built);
+    /// # Ok::<(), mqgate_codec::EncodeError>(())
+    /// ```
+    #[inline]
+    pub fn encode_v5(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.encode_as::<true>(buf)
+    }
+
+    /// The exact number of bytes [`Publish::encode_v5`] writes.
+    ///
+    /// # Errors
+    /// As [`Publish::encode_v5`].
+    #[inline]
+    pub fn encoded_len_v5(&self) -> Result<usize, EncodeError> {
         let (topic, payload) = self.wire_parts();
-        let remaining = self.remaining_len(topic, payload)?;
+        let remaining = self.remaining_len::<true>(topic, payload)?;
+        Ok(1 + var_len_size(remaining) + remaining)
+    }
+
+    fn header_to<const V5: bool>(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        let (topic, payload) = self.wire_parts();
+        let remaining = self.remaining_len::<V5>(topic, payload)?;
         buf.reserve(1 + var_len_size(remaining) + remaining - payload.len());
-        self.put_header(buf, topic, remaining);
+        self.put_header::<V5>(buf, topic, remaining);
         Ok(())
     }
 
     /// The whole PUBLISH (the hot path of every delivery): the exact length reserved once,
     /// the header written with fixed-size stores, topic and payload copied once each.
-    fn encode_to(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    /// `V5`: the MQTT 5 form, with an empty property block.
+    #[inline]
+    fn encode_as<const V5: bool>(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let (topic, payload) = self.wire_parts();
-        let remaining = self.remaining_len(topic, payload)?;
+        let remaining = self.remaining_len::<V5>(topic, payload)?;
         buf.reserve(1 + var_len_size(remaining) + remaining);
-        self.put_header(buf, topic, remaining);
+        self.put_header::<V5>(buf, topic, remaining);
         buf.extend_from_slice(payload);
         Ok(())
     }
 
     /// The remaining length, checked against the packet id rule and the largest length
-    /// the fixed header can express.
-    fn remaining_len(&self, topic: &[u8], payload: &[u8]) -> Result<usize, EncodeError> {
+    /// the fixed header can express (and, for MQTT 5, against an empty topic).
+    #[inline]
+    fn remaining_len<const V5: bool>(
+        &self,
+        topic: &[u8],
+        payload: &[u8],
+    ) -> Result<usize, EncodeError> {
         self.check()?;
+        if V5 && topic.is_empty() {
+            return Err(EncodeError::EmptyTopicWithoutAlias);
+        }
         let id_len = if self.packet_id.is_some() { 2 } else { 0 };
-        let remaining = str_len(topic.len())? + id_len + payload.len();
+        let remaining = str_len(topic.len())? + id_len + usize::from(V5) + payload.len();
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::PacketTooLarge(remaining));
         }
@@ -76,7 +136,8 @@ impl Publish {
     }
 
     /// Callers have checked `remaining` and the topic's length (`remaining_len`).
-    fn put_header(&self, buf: &mut BytesMut, topic: &[u8], remaining: usize) {
+    #[inline]
+    fn put_header<const V5: bool>(&self, buf: &mut BytesMut, topic: &[u8], remaining: usize) {
         let flags = (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain);
         match u8::try_from(remaining) {
             // A packet under 130 bytes: the first byte, the one-byte length and the topic's
@@ -94,6 +155,10 @@ impl Publish {
         buf.put_slice(topic);
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
+        }
+        if V5 {
+            // The property length: no properties.
+            buf.put_u8(0);
         }
     }
 }
@@ -170,7 +235,7 @@ impl Packet {
             Packet::ConnAck(_) => 2,
             Packet::Publish(p) => {
                 let (topic, payload) = p.wire_parts();
-                p.remaining_len(topic, payload)?
+                p.remaining_len::<false>(topic, payload)?
             }
             Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => 2,
             Packet::UnsubAck(_) => 2,
@@ -223,7 +288,7 @@ impl Packet {
         // The frequent packets first, each a few fixed-size stores: a PUBACK is one 4-byte
         // store, not a length computation and a `memcpy` of 4 bytes.
         match self {
-            Packet::Publish(p) => return p.encode_to(buf),
+            Packet::Publish(p) => return p.encode_as::<false>(buf),
             Packet::PubAck(id) => put_ack(buf, 0x40, *id),
             Packet::PubRec(id) => put_ack(buf, 0x50, *id),
             Packet::PubRel(id) => put_ack(buf, 0x62, *id),

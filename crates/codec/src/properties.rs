@@ -1036,6 +1036,7 @@ impl PublishProperties {
     }
 
     /// The length of the property block without its length in front.
+    #[inline]
     pub(crate) fn raw_len(&self) -> usize {
         let mut len = self.forward.len();
         if self.message_expiry_interval.is_some() {
@@ -1051,6 +1052,7 @@ impl PublishProperties {
     }
 
     /// Checks the values the type system does not (Subscription Identifier range).
+    #[inline]
     pub(crate) fn check(&self) -> Result<(), EncodeError> {
         if self
             .subscription_identifiers

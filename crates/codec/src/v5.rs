@@ -728,6 +728,7 @@ fn check_list<T>(list: &[T]) -> Result<(), EncodeError> {
 
 impl Publish {
     /// Checks the packet id against the QoS, the topic, and the properties' values.
+    #[inline]
     fn check(&self) -> Result<(), EncodeError> {
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, None) | (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => {}
@@ -737,6 +738,54 @@ impl Publish {
             return Err(EncodeError::EmptyTopicWithoutAlias);
         }
         self.properties.check()
+    }
+
+    /// The exact number of bytes [`Publish::encode`] writes.
+    ///
+    /// # Errors
+    /// As [`Publish::encode`].
+    #[inline]
+    pub fn encoded_len(&self) -> Result<usize, EncodeError> {
+        self.check()?;
+        let remaining = self.remaining_len(self.properties.raw_len())?;
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge(remaining));
+        }
+        Ok(1 + var_int_len(remaining) + remaining)
+    }
+
+    /// Appends the PUBLISH's wire form to `buf`, reserving the exact length once: what
+    /// [`Packet::encode`] writes for it.
+    ///
+    /// # Errors
+    /// A packet id that does not fit the QoS, an empty topic without a Topic Alias, a
+    /// Subscription Identifier out of range, or a packet over the largest remaining length.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use mqgate_codec::v5::{Packet, Publish};
+    /// use mqgate_codec::{ByteStr, QoS};
+    /// let publish = Publish::new(QoS::AtMostOnce, None, ByteStr::from_static("a"), Bytes::from_static(b"x"));
+    /// let (mut alone, mut general) = (BytesMut::new(), BytesMut::new());
+    /// publish.encode(&mut alone)?;
+    /// assert_eq!(publish.encoded_len()?, alone.len());
+    /// Packet::Publish(publish).encode(&mut general)?;
+    /// assert_eq!(alone, general);
+    /// assert_eq!(&alone[..], &[0x30, 5, 0, 1, b'a', 0, b'x']);
+    /// # Ok::<(), mqgate_codec::EncodeError>(())
+    /// ```
+    #[inline]
+    pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.check()?;
+        let props_len = self.properties.raw_len();
+        let remaining = self.remaining_len(props_len)?;
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge(remaining));
+        }
+        buf.reserve(1 + var_int_len(remaining) + remaining);
+        self.put_header(buf, remaining, props_len);
+        buf.put_slice(&self.payload);
+        Ok(())
     }
 
     /// Writes everything but the payload, for a vectored write of a large payload
@@ -894,7 +943,17 @@ impl Packet {
     }
 
     /// The exact number of bytes [`Packet::encode`] writes.
+    #[inline]
     pub fn encoded_len(&self) -> Result<usize, EncodeError> {
+        match self {
+            Packet::Publish(p) => p.encoded_len(),
+            other => other.encoded_len_other(),
+        }
+    }
+
+    /// [`Packet::encoded_len`] of a packet other than PUBLISH.
+    #[inline(never)]
+    fn encoded_len_other(&self) -> Result<usize, EncodeError> {
         self.check()?;
         let remaining = self.remaining_len()?;
         if remaining > MAX_REMAINING_LENGTH {
@@ -918,18 +977,24 @@ impl Packet {
     /// Packet::PubAck(ack).encode(&mut buf).unwrap();
     /// assert_eq!(&buf[..], &[0x40, 2, 0, 7, 0x40, 3, 0, 7, 0x10]);
     /// ```
+    #[inline]
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            // The bulk of the traffic: checked and written without the general match.
+            Packet::Publish(p) => p.encode(buf),
+            other => other.encode_other(buf),
+        }
+    }
+
+    /// [`Packet::encode`] of a packet other than PUBLISH.
+    #[inline(never)]
+    fn encode_other(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.check()?;
         let remaining = self.remaining_len()?;
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::PacketTooLarge(remaining));
         }
         buf.reserve(1 + var_int_len(remaining) + remaining);
-        if let Packet::Publish(p) = self {
-            p.put_header(buf, remaining, p.properties.raw_len());
-            buf.put_slice(&p.payload);
-            return Ok(());
-        }
         let byte1 = match self {
             Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => {
                 (self.packet_type() << 4) | 0b0010

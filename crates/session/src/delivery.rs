@@ -56,15 +56,21 @@ impl Session {
     /// hands it out with the PUBLISH
     /// ([`poll_transmit_with_message`](Self::poll_transmit_with_message)): an MQTT 5 PUBLISH
     /// of a shared copy carries the shared subscriptions' identifiers, a plain copy of the
-    /// same message the plain subscriptions' (MQTT-3.3.4-5).
+    /// same message the plain subscriptions' (MQTT-3.3.4-5). (The mark comes with the
+    /// message when the PUBLISH needs it: here, a subscription has an identifier.)
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use mqgate_codec::{ByteStr, Connect, Packet, QoS};
+    /// # use mqgate_codec::{ByteStr, Connect, Packet, PacketId, QoS};
     /// # use mqgate_session::{Message, MessageId, Session, SessionConfig};
     /// let mut session = Session::new(ByteStr::from_static("GID_a@@@1"), SessionConfig::default());
     /// session.set_protocol(5);
     /// let _ = session.connect(&Connect { keep_alive: 60, ..Connect::default() }, 0)?;
+    /// let filter = ByteStr::from_static("a/b");
+    /// session.subscribed(PacketId::MIN, [(filter, Some(QoS::AtLeastOnce))]);
+    /// if let Some(subscription) = session.subscription_mut("a/b") {
+    ///     subscription.identifier = Some(1);
+    /// }
     /// let message = Arc::new(Message::new(
     ///     MessageId(1), ByteStr::from_static("a/b"), bytes::Bytes::new(), QoS::AtLeastOnce, 0,
     /// ));

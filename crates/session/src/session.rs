@@ -85,8 +85,9 @@ pub(crate) struct V5Part {
     /// Wall-clock time (ms) the client went offline, for an expiring session.
     pub(crate) offline_since_ms: Option<u64>,
     /// The message of every PUBLISH in `transmits`, in order, so the driver can write its
-    /// properties.
-    pub(crate) transmit_messages: VecDeque<OutgoingMessage>,
+    /// properties; `None` for one whose MQTT 5 form needs nothing from it (see
+    /// [`Session::poll_transmit_with_message`]).
+    pub(crate) transmit_messages: VecDeque<Option<OutgoingMessage>>,
 }
 
 /// The message an outgoing PUBLISH carries, and which of the session's copies of it the
@@ -98,6 +99,20 @@ pub struct OutgoingMessage {
     /// The copy a shared subscription picked the session for
     /// ([`Session::handle_shared_delivery`]), not one of its plain subscriptions'.
     pub shared: bool,
+}
+
+/// The message an MQTT 5 PUBLISH of it needs beside the packet, if any (see
+/// [`Session::poll_transmit_with_message`]).
+fn outgoing_message(
+    subscriptions: &[Subscription],
+    message: &Arc<Message>,
+    shared: bool,
+) -> Option<OutgoingMessage> {
+    let own = !message.properties.is_empty() || message.expires_at_ms.is_some() || message.retain;
+    (own || subscriptions.iter().any(|s| s.identifier.is_some())).then(|| OutgoingMessage {
+        message: message.clone(),
+        shared,
+    })
 }
 
 /// State of the open connection, gone when it ends.
@@ -383,11 +398,13 @@ impl Session {
         for entry in self.inflight.iter() {
             self.transmits.push_back(match entry.publish(true) {
                 Some(publish) => {
-                    if let (Some(v5), Some(message)) = (&mut self.v5, &entry.message) {
-                        v5.transmit_messages.push_back(OutgoingMessage {
-                            message: message.clone(),
-                            shared: entry.shared,
+                    if self.v5.is_some() {
+                        let outgoing = entry.message.as_ref().and_then(|message| {
+                            outgoing_message(&self.subscriptions, message, entry.shared)
                         });
+                        if let Some(v5) = &mut self.v5 {
+                            v5.transmit_messages.push_back(outgoing);
+                        }
                     }
                     Packet::Publish(publish)
                 }
@@ -640,17 +657,24 @@ impl Session {
         !self.transmits.is_empty()
     }
 
-    /// [`poll_transmit`](Self::poll_transmit) for a client connected with MQTT 5: each
+    /// [`poll_transmit`](Self::poll_transmit) for a client connected with MQTT 5: a
     /// PUBLISH comes with the message it carries and which copy of it that is, so the driver
     /// can write the message's MQTT 5 properties, remaining expiry and subscription
-    /// identifiers (`None` for every other packet, and for every packet of a 3.1.1 session).
+    /// identifiers.
+    ///
+    /// `None` for every other packet, for every packet of a 3.1.1 session, and for a PUBLISH
+    /// whose MQTT 5 form needs nothing from its message: one without properties, expiry or
+    /// RETAIN, to a session none of whose subscriptions (when the PUBLISH was queued) has an
+    /// identifier. That PUBLISH goes out as it is, and the message's shared reference count
+    /// is not touched once more per delivery.
     pub fn poll_transmit_with_message(&mut self) -> Option<(Packet, Option<OutgoingMessage>)> {
         let packet = self.transmits.pop_front()?;
         let message = match packet {
             Packet::Publish(_) => self
                 .v5
                 .as_mut()
-                .and_then(|v5| v5.transmit_messages.pop_front()),
+                .and_then(|v5| v5.transmit_messages.pop_front())
+                .flatten(),
             _ => None,
         };
         Some((packet, message))
@@ -663,11 +687,11 @@ impl Session {
         message: &Arc<Message>,
         shared: bool,
     ) {
-        if let Some(v5) = &mut self.v5 {
-            v5.transmit_messages.push_back(OutgoingMessage {
-                message: message.clone(),
-                shared,
-            });
+        if self.v5.is_some() {
+            let outgoing = outgoing_message(&self.subscriptions, message, shared);
+            if let Some(v5) = &mut self.v5 {
+                v5.transmit_messages.push_back(outgoing);
+            }
         }
         self.transmits.push_back(Packet::Publish(publish));
     }

@@ -17,8 +17,9 @@ fn v5_session() -> mqgate_session::Session {
     s
 }
 
-/// Each PUBLISH of an MQTT 5 session comes with the message it carries (QoS 0 sent at once,
-/// QoS 1 into the window, and resent on resume); a 3.1.1 session pairs none.
+/// Each PUBLISH of an MQTT 5 session whose form needs its message comes with it (QoS 0 sent
+/// at once, QoS 1 into the window, and resent on resume); one that needs nothing from it
+/// comes alone until a subscription has an identifier; a 3.1.1 session pairs none.
 #[test]
 fn publishes_come_with_their_messages_for_mqtt5_only() {
     let mut s = v5_session();
@@ -26,16 +27,24 @@ fn publishes_come_with_their_messages_for_mqtt5_only() {
     let _ = s
         .connect_with(&connect_packet(false, 0), false, true, 0)
         .expect("offline");
-    let m0 = message(1, QoS::AtMostOnce, 0);
-    let m1 = message(2, QoS::AtLeastOnce, 0);
-    assert_eq!(
-        s.handle_delivery(m0.clone(), QoS::AtLeastOnce, 1),
-        DeliveryOutcome::Sent
+    let mut m0 = message(1, QoS::AtMostOnce, 0);
+    Arc::make_mut(&mut m0).properties = Bytes::from_static(b"\x01\x01");
+    let mut m1 = message(2, QoS::AtLeastOnce, 0);
+    Arc::make_mut(&mut m1).expires_at_ms = Some(60_000);
+    let plain = message(3, QoS::AtMostOnce, 0);
+    for m in [&m0, &m1, &plain] {
+        assert_eq!(
+            s.handle_delivery(m.clone(), QoS::AtLeastOnce, 1),
+            DeliveryOutcome::Sent
+        );
+    }
+    s.subscribed(
+        mqgate_codec::PacketId::new(1).expect("not 0"),
+        [(ByteStr::from_static("shop/+"), Some(QoS::AtMostOnce))],
     );
-    assert_eq!(
-        s.handle_delivery(m1.clone(), QoS::AtLeastOnce, 1),
-        DeliveryOutcome::Sent
-    );
+    let _ = s.handle_delivery(plain.clone(), QoS::AtMostOnce, 1);
+    s.subscription_mut("shop/+").expect("granted").identifier = Some(7);
+    let _ = s.handle_delivery(plain.clone(), QoS::AtMostOnce, 1);
     let out: Vec<_> = std::iter::from_fn(|| s.poll_transmit_with_message()).collect();
     assert!(matches!(out[0], (Packet::ConnAck(_), None)));
     let ids: Vec<_> = out[1..]
@@ -47,7 +56,17 @@ fn publishes_come_with_their_messages_for_mqtt5_only() {
             )
         })
         .collect();
-    assert_eq!(ids, [(true, Some(m0.id)), (true, Some(m1.id))]);
+    assert_eq!(
+        ids,
+        [
+            (true, Some(m0.id)),
+            (true, Some(m1.id)),
+            (true, None),
+            (false, None),
+            (true, None),
+            (true, Some(plain.id)),
+        ]
+    );
     // Resumed: the unacknowledged QoS 1 PUBLISH is resent with its message.
     let _ = s.connection_lost(2);
     let _ = s

@@ -10,17 +10,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::num::{NonZeroU16, NonZeroU32};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mqgate_codec::v5::{self, RetainHandling, SubscriptionOptions};
 use mqgate_codec::{
-    ByteStr, Connect, LastWill, Packet, PacketId, Properties, Property, PropertyId, Protocol,
-    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode, Unsubscribe,
+    ByteStr, Connect, EncodeError, LastWill, Packet, PacketId, Properties, Property, PropertyId,
+    Protocol, Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscribeReturnCode,
+    Unsubscribe,
 };
 use mqgate_session::{Message, MessageId, OutgoingMessage, Session, Subscription};
 
 use super::close::CloseReason;
 use super::enhanced::{self, Enhanced};
 use crate::config::{Mqtt5Settings, Redirect};
+use crate::transport::io::Outbound;
 
 /// What an MQTT 5 connection keeps beside its session. Boxed in the connection: a 3.1.1
 /// connection carries one word for it.
@@ -442,6 +444,52 @@ fn aliased_topic(
         ))
 }
 
+/// What [`outbound`] writes for a packet the session sends.
+#[derive(Debug)]
+pub(crate) enum Wire {
+    /// A packet whose MQTT 5 form is the same bytes as its 3.1.1 form: an acknowledgement
+    /// with reason 0 and no properties (the short form, MQTT 5 3.4.2.1), PINGRESP.
+    Same(Packet),
+    /// A PUBLISH whose MQTT 5 form carries no property, written from the session's packet
+    /// without building a [`v5::Packet`] first (the bulk of the traffic).
+    Publish(Publish),
+    /// Any other packet, in its MQTT 5 form.
+    V5(v5::Packet),
+}
+
+impl Outbound for Wire {
+    #[inline]
+    fn publish_payload_len(&self) -> Option<usize> {
+        match self {
+            Wire::Same(_) => None,
+            Wire::Publish(p) => Some(p.payload().len()),
+            Wire::V5(p) => p.publish_payload_len(),
+        }
+    }
+    fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            Wire::Same(p) => p.encode(buf),
+            Wire::Publish(p) => p.encode_header_v5(buf),
+            Wire::V5(p) => Outbound::encode_header(p, buf),
+        }
+    }
+    fn into_payload(self) -> Bytes {
+        match self {
+            Wire::Same(_) => Bytes::new(),
+            Wire::Publish(p) => p.into_payload(),
+            Wire::V5(p) => p.into_payload(),
+        }
+    }
+    #[inline]
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            Wire::Same(p) => p.encode(buf),
+            Wire::Publish(p) => p.encode_v5(buf),
+            Wire::V5(p) => p.encode(buf),
+        }
+    }
+}
+
 /// The MQTT 5 form of a packet the session sends; `None` for one that is not written (a
 /// PUBLISH larger than the client accepts).
 pub(crate) fn outbound(
@@ -451,47 +499,27 @@ pub(crate) fn outbound(
     packet: Packet,
     message: Option<OutgoingMessage>,
     now: u64,
-) -> Option<v5::Packet> {
-    Some(match packet {
+) -> Option<Wire> {
+    if let Packet::Publish(p) = packet {
+        return outbound_publish(state, subscriptions, client_id, p, message, now);
+    }
+    Some(Wire::V5(match packet {
         Packet::ConnAck(ack) => {
             let mut connack = state.connack.take().unwrap_or_default();
             connack.session_present = ack.session_present;
             v5::Packet::ConnAck(connack)
         }
-        Packet::Publish(p) => {
-            let shared = message.as_ref().is_some_and(|m| m.shared);
-            let message = message.map(|m| m.message);
-            let replay = message
-                .as_deref()
-                .filter(|m| m.retain)
-                .and_then(|m| take_by_id(&mut state.retained_replays, m.id));
-            let copy = CopyOf {
-                replay,
-                shared,
-                client_id,
-            };
-            let publish = publish(p, message.as_deref(), subscriptions, copy, now);
-            let mut packet = v5::Packet::Publish(publish);
-            if let (Some(max), Ok(len)) = (state.client_max_packet, packet.encoded_len()) {
-                if len > usize::try_from(max).unwrap_or(usize::MAX) {
-                    // MQTT-3.1.2-25: discarded "as if it had completed sending": a QoS 1 or
-                    // 2 one is then completed in the session (see `complete_unsent`).
-                    if let (v5::Packet::Publish(p), Some(id)) = (&packet, packet_id_of(&packet)) {
-                        state.unsent_publishes.push((id, p.qos));
-                    }
-                    return None;
-                }
-            }
-            if let v5::Packet::Publish(publish) = &mut packet {
-                alias_outbound(state, publish);
-            }
-            packet
-        }
         Packet::PubAck(id) => {
             state.receiving = state.receiving.saturating_sub(1);
+            if state.ack_reasons.is_empty() {
+                return Some(Wire::Same(packet));
+            }
             v5::Packet::PubAck(ack(state, id))
         }
         Packet::PubRec(id) => {
+            if state.ack_reasons.is_empty() {
+                return Some(Wire::Same(packet));
+            }
             let ack = ack(state, id);
             if ack.reason.is_error() {
                 // The flow ends here: no PUBREL, no PUBCOMP.
@@ -505,7 +533,7 @@ pub(crate) fn outbound(
                 state.unsent_pubrels.swap_remove(at);
                 return None;
             }
-            v5::Packet::PubRel(v5::Ack::success(id))
+            return Some(Wire::Same(packet));
         }
         Packet::PubComp(id) => {
             if let Some(at) = state.unsent_pubcomps.iter().position(|p| *p == id) {
@@ -515,7 +543,7 @@ pub(crate) fn outbound(
             // (Also for a PUBREL of an earlier connection's PUBLISH, which this one did not
             // count: the count stays at 0 then, as the client's quota stays at its maximum.)
             state.receiving = state.receiving.saturating_sub(1);
-            v5::Packet::PubComp(v5::Ack::success(id))
+            return Some(Wire::Same(packet));
         }
         Packet::SubAck(ack) => {
             let refusals = take_by_id(&mut state.suback_refusals, ack.packet_id);
@@ -549,14 +577,66 @@ pub(crate) fn outbound(
             properties: Properties::new(),
             reasons: take_by_id(&mut state.unsubscribes, id).unwrap_or_default(),
         }),
-        Packet::PingResp => v5::Packet::PingResp,
-        // The broker never sends the client's packets.
-        Packet::Connect(_)
+        Packet::PingResp => return Some(Wire::Same(packet)),
+        // The broker never sends the client's packets (and PUBLISH was handled above).
+        Packet::Publish(_)
+        | Packet::Connect(_)
         | Packet::Subscribe(_)
         | Packet::Unsubscribe(_)
         | Packet::PingReq
         | Packet::Disconnect => return None,
-    })
+    }))
+}
+
+/// [`outbound`] for a PUBLISH.
+#[inline]
+fn outbound_publish(
+    state: &mut V5State,
+    subscriptions: &[Subscription],
+    client_id: &str,
+    p: Publish,
+    message: Option<OutgoingMessage>,
+    now: u64,
+) -> Option<Wire> {
+    if message.is_none() && state.outbound_alias_max == 0 {
+        // Nothing of its own and no alias to set: written as it is, with no properties.
+        if let (Some(max), Ok(len)) = (state.client_max_packet, p.encoded_len_v5()) {
+            if len > usize::try_from(max).unwrap_or(usize::MAX) {
+                unsent(state, p.packet_id, p.qos);
+                return None;
+            }
+        }
+        return Some(Wire::Publish(p));
+    }
+    let shared = message.as_ref().is_some_and(|m| m.shared);
+    let message = message.map(|m| m.message);
+    let replay = message
+        .as_deref()
+        .filter(|m| m.retain)
+        .and_then(|m| take_by_id(&mut state.retained_replays, m.id));
+    let copy = CopyOf {
+        replay,
+        shared,
+        client_id,
+    };
+    let mut publish = publish(p, message.as_deref(), subscriptions, copy, now);
+    if let (Some(max), Ok(len)) = (state.client_max_packet, publish.encoded_len()) {
+        if len > usize::try_from(max).unwrap_or(usize::MAX) {
+            unsent(state, publish.packet_id, publish.qos);
+            return None;
+        }
+    }
+    alias_outbound(state, &mut publish);
+    Some(Wire::V5(v5::Packet::Publish(publish)))
+}
+
+/// A PUBLISH too large for the client: MQTT-3.1.2-25 has it discarded "as if it had
+/// completed sending", so a QoS 1 or 2 one is then completed in the session (see
+/// [`complete_unsent`]).
+fn unsent(state: &mut V5State, packet_id: Option<PacketId>, qos: QoS) {
+    if let Some(id) = packet_id {
+        state.unsent_publishes.push((id, qos));
+    }
 }
 
 /// The PUBACK or PUBREC of the client's PUBLISH `id`: 0x00, or the reason noted for it
@@ -702,14 +782,6 @@ fn alias_outbound(state: &mut V5State, publish: &mut v5::Publish) {
             .outbound_aliases
             .insert(publish.topic.detached(), alias);
         publish.properties.topic_alias = Some(alias);
-    }
-}
-
-/// The packet id of a PUBLISH at QoS 1 or 2.
-fn packet_id_of(packet: &v5::Packet) -> Option<PacketId> {
-    match packet {
-        v5::Packet::Publish(p) => p.packet_id,
-        _ => None,
     }
 }
 
@@ -889,4 +961,20 @@ pub(crate) fn set_options(
     sub.retain_as_published = options.retain_as_published;
     sub.retain_handling = options.retain_handling as u8;
     sub.identifier = identifier.map(NonZeroU32::get);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packet value of more than 128 bytes is moved by a call to `memcpy` (one per packet
+    /// written); the wire forms stay within, as `v5::Packet` does.
+    #[test]
+    fn a_wire_value_stays_within_128_bytes() {
+        assert!(
+            std::mem::size_of::<Option<Wire>>() <= 128,
+            "{} bytes",
+            std::mem::size_of::<Option<Wire>>()
+        );
+    }
 }
