@@ -654,6 +654,7 @@ impl Properties {
     }
 
     /// Whether the block is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
@@ -865,6 +866,7 @@ impl SubscriptionIdentifiers {
     }
 
     /// The identifiers as a slice.
+    #[inline]
     pub fn as_slice(&self) -> &[NonZeroU32] {
         self.0.as_deref().map_or(&[], Vec::as_slice)
     }
@@ -872,6 +874,7 @@ impl SubscriptionIdentifiers {
 
 impl core::ops::Deref for SubscriptionIdentifiers {
     type Target = [NonZeroU32];
+    #[inline]
     fn deref(&self) -> &[NonZeroU32] {
         self.as_slice()
     }
@@ -906,6 +909,7 @@ impl Extend<NonZeroU32> for SubscriptionIdentifiers {
 impl<'a> IntoIterator for &'a SubscriptionIdentifiers {
     type Item = &'a NonZeroU32;
     type IntoIter = core::slice::Iter<'a, NonZeroU32>;
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         self.as_slice().iter()
     }
@@ -948,6 +952,7 @@ impl PublishProperties {
     /// props.message_expiry_interval = Some(0);
     /// assert!(!props.is_empty());
     /// ```
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.forward.is_empty()
             && self.message_expiry_interval.is_none()

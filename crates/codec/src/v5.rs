@@ -144,6 +144,12 @@ pub struct Ack {
 }
 
 impl Ack {
+    /// Reason 0 and no properties: written in the two-byte short form.
+    #[inline]
+    fn is_short(&self) -> bool {
+        self.reason == ReasonCode::Success && self.properties.is_empty()
+    }
+
     /// A successful ack without properties (the two-byte short form).
     pub fn success(packet_id: PacketId) -> Self {
         Ack {
@@ -637,7 +643,13 @@ fn decode_publish(flags: u8, mut body: Bytes) -> Result<Publish, DecodeError> {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(take_packet_id(&mut body)?),
     };
-    let properties = PublishProperties::decode(take_property_block(&mut body)?)?;
+    let properties = if body.first() == Some(&0) {
+        // No properties (most PUBLISHes): nothing to split off and read.
+        body.advance(1);
+        PublishProperties::default()
+    } else {
+        PublishProperties::decode(take_property_block(&mut body)?)?
+    };
     if topic.is_empty() && properties.topic_alias.is_none() {
         return Err(DecodeError::EmptyTopicWithoutAlias);
     }
@@ -807,6 +819,7 @@ impl Publish {
         Ok(str_len(self.topic.len())? + id_len + block_len(props_len) + self.payload.len())
     }
 
+    #[inline]
     fn put_header(&self, buf: &mut BytesMut, remaining: usize, props_len: usize) {
         let flags = (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain);
         buf.put_u8(0x30 | flags);
@@ -815,7 +828,12 @@ impl Publish {
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
         }
-        self.properties.put(buf, props_len);
+        if props_len == 0 {
+            // The property length of a PUBLISH without properties.
+            buf.put_u8(0);
+        } else {
+            self.properties.put(buf, props_len);
+        }
     }
 }
 
@@ -979,11 +997,22 @@ impl Packet {
     /// ```
     #[inline]
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        match self {
-            // The bulk of the traffic: checked and written without the general match.
-            Packet::Publish(p) => p.encode(buf),
-            other => other.encode_other(buf),
+        // The bulk of the traffic, checked and written without the general match: PUBLISH,
+        // and the acks in their short form (reason 0, no properties: 4 bytes, as in 3.1.1).
+        let byte1 = match self {
+            Packet::Publish(p) => return p.encode(buf),
+            Packet::PubAck(a) if a.is_short() => 0x40,
+            Packet::PubRec(a) if a.is_short() => 0x50,
+            Packet::PubRel(a) if a.is_short() => 0x62,
+            Packet::PubComp(a) if a.is_short() => 0x70,
+            other => return other.encode_other(buf),
+        };
+        if let Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) = self
+        {
+            let [hi, lo] = a.packet_id.get().to_be_bytes();
+            buf.put_u32(u32::from_be_bytes([byte1, 2, hi, lo]));
         }
+        Ok(())
     }
 
     /// [`Packet::encode`] of a packet other than PUBLISH.

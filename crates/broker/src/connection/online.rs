@@ -256,11 +256,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             while let Some((packet, message)) = self.session.poll_transmit_with_message() {
                 let (subscriptions, client) =
                     (self.session.subscriptions(), self.session.client_id());
-                if let Some(packet) =
-                    v5::outbound(state, subscriptions, client, packet, message, now)
-                {
-                    self.io.queue_one(packet);
-                }
+                v5::outbound(
+                    state,
+                    subscriptions,
+                    client,
+                    packet,
+                    message,
+                    now,
+                    &mut self.io,
+                );
             }
             if !v5::complete_unsent(state, &mut self.session, now)? {
                 return Ok(());

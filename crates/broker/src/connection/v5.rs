@@ -18,11 +18,12 @@ use mqgate_codec::{
     Unsubscribe,
 };
 use mqgate_session::{Message, MessageId, OutgoingMessage, Session, Subscription};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::close::CloseReason;
 use super::enhanced::{self, Enhanced};
 use crate::config::{Mqtt5Settings, Redirect};
-use crate::transport::io::Outbound;
+use crate::transport::io::{Io, Outbound};
 
 /// What an MQTT 5 connection keeps beside its session. Boxed in the connection: a 3.1.1
 /// connection carries one word for it.
@@ -444,65 +445,109 @@ fn aliased_topic(
         ))
 }
 
-/// What [`outbound`] writes for a packet the session sends.
+/// A PUBLISH whose MQTT 5 form carries no property, written from the session's packet
+/// without building a [`v5::Packet`] first (the bulk of the traffic). A newtype, so the
+/// packet moves in without its fields being laid out anew.
+#[derive(Debug)]
+pub(crate) struct PlainPublish(Publish);
+
+impl Outbound for PlainPublish {
+    #[inline]
+    fn publish_payload_len(&self) -> Option<usize> {
+        Some(self.0.payload().len())
+    }
+    fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.0.encode_header_v5(buf)
+    }
+    fn into_payload(self) -> Bytes {
+        self.0.into_payload()
+    }
+    #[inline]
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.0.encode_v5(buf)
+    }
+}
+
+/// What [`outbound`] writes for a packet the session sends, besides a [`PlainPublish`].
 #[derive(Debug)]
 pub(crate) enum Wire {
     /// A packet whose MQTT 5 form is the same bytes as its 3.1.1 form: an acknowledgement
     /// with reason 0 and no properties (the short form, MQTT 5 3.4.2.1), PINGRESP.
     Same(Packet),
-    /// A PUBLISH whose MQTT 5 form carries no property, written from the session's packet
-    /// without building a [`v5::Packet`] first (the bulk of the traffic).
-    Publish(Publish),
     /// Any other packet, in its MQTT 5 form.
     V5(v5::Packet),
 }
 
 impl Outbound for Wire {
-    #[inline]
     fn publish_payload_len(&self) -> Option<usize> {
         match self {
             Wire::Same(_) => None,
-            Wire::Publish(p) => Some(p.payload().len()),
             Wire::V5(p) => p.publish_payload_len(),
         }
     }
     fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Wire::Same(p) => p.encode(buf),
-            Wire::Publish(p) => p.encode_header_v5(buf),
             Wire::V5(p) => Outbound::encode_header(p, buf),
         }
     }
     fn into_payload(self) -> Bytes {
         match self {
             Wire::Same(_) => Bytes::new(),
-            Wire::Publish(p) => p.into_payload(),
             Wire::V5(p) => p.into_payload(),
         }
     }
-    #[inline]
     fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Wire::Same(p) => p.encode(buf),
-            Wire::Publish(p) => p.encode_v5(buf),
             Wire::V5(p) => p.encode(buf),
         }
     }
 }
 
-/// The MQTT 5 form of a packet the session sends; `None` for one that is not written (a
-/// PUBLISH larger than the client accepts).
-pub(crate) fn outbound(
+/// Queues the MQTT 5 form of a packet the session sends on `io`; nothing for one that is
+/// not written (a PUBLISH larger than the client accepts).
+#[inline]
+pub(crate) fn outbound<S: AsyncRead + AsyncWrite + Unpin>(
     state: &mut V5State,
     subscriptions: &[Subscription],
     client_id: &str,
     packet: Packet,
     message: Option<OutgoingMessage>,
     now: u64,
-) -> Option<Wire> {
-    if let Packet::Publish(p) = packet {
-        return outbound_publish(state, subscriptions, client_id, p, message, now);
+    io: &mut Io<S>,
+) {
+    let wire = match packet {
+        Packet::Publish(p) if message.is_none() && state.outbound_alias_max == 0 => {
+            // Nothing of its own and no alias to set (the bulk of the traffic, inlined in
+            // the caller): written as it is, with no properties.
+            if let (Some(max), Ok(len)) = (state.client_max_packet, p.encoded_len_v5()) {
+                if len > usize::try_from(max).unwrap_or(usize::MAX) {
+                    unsent(state, p.packet_id, p.qos);
+                    return;
+                }
+            }
+            io.queue_one(PlainPublish(p));
+            return;
+        }
+        // The PUBACK of a QoS 1 PUBLISH from the client, with nothing to say: the short
+        // form, the same bytes as in 3.1.1.
+        Packet::PubAck(_) if state.ack_reasons.is_empty() => {
+            state.receiving = state.receiving.saturating_sub(1);
+            io.queue_one(packet);
+            return;
+        }
+        Packet::Publish(p) => outbound_publish(state, subscriptions, client_id, p, message, now),
+        other => outbound_other(state, other),
+    };
+    if let Some(wire) = wire {
+        io.queue_one(wire);
     }
+}
+
+/// [`outbound`] for every packet but PUBLISH.
+#[inline(never)]
+fn outbound_other(state: &mut V5State, packet: Packet) -> Option<Wire> {
     Some(Wire::V5(match packet {
         Packet::ConnAck(ack) => {
             let mut connack = state.connack.take().unwrap_or_default();
@@ -588,8 +633,9 @@ pub(crate) fn outbound(
     }))
 }
 
-/// [`outbound`] for a PUBLISH.
-#[inline]
+/// [`outbound`] for a PUBLISH that carries properties of its message, or takes a topic
+/// alias.
+#[inline(never)]
 fn outbound_publish(
     state: &mut V5State,
     subscriptions: &[Subscription],
@@ -598,16 +644,6 @@ fn outbound_publish(
     message: Option<OutgoingMessage>,
     now: u64,
 ) -> Option<Wire> {
-    if message.is_none() && state.outbound_alias_max == 0 {
-        // Nothing of its own and no alias to set: written as it is, with no properties.
-        if let (Some(max), Ok(len)) = (state.client_max_packet, p.encoded_len_v5()) {
-            if len > usize::try_from(max).unwrap_or(usize::MAX) {
-                unsent(state, p.packet_id, p.qos);
-                return None;
-            }
-        }
-        return Some(Wire::Publish(p));
-    }
     let shared = message.as_ref().is_some_and(|m| m.shared);
     let message = message.map(|m| m.message);
     let replay = message
@@ -961,20 +997,4 @@ pub(crate) fn set_options(
     sub.retain_as_published = options.retain_as_published;
     sub.retain_handling = options.retain_handling as u8;
     sub.identifier = identifier.map(NonZeroU32::get);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A packet value of more than 128 bytes is moved by a call to `memcpy` (one per packet
-    /// written); the wire forms stay within, as `v5::Packet` does.
-    #[test]
-    fn a_wire_value_stays_within_128_bytes() {
-        assert!(
-            std::mem::size_of::<Option<Wire>>() <= 128,
-            "{} bytes",
-            std::mem::size_of::<Option<Wire>>()
-        );
-    }
 }
