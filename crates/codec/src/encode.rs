@@ -361,7 +361,7 @@ impl Packet {
 
 /// A two-byte-body packet (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) in one 4-byte store.
 #[inline(always)]
-fn put_ack(buf: &mut BytesMut, byte1: u8, id: PacketId) {
+pub(crate) fn put_ack(buf: &mut BytesMut, byte1: u8, id: PacketId) {
     let [hi, lo] = id.get().to_be_bytes();
     buf.put_u32(u32::from_be_bytes([byte1, 2, hi, lo]));
 }

@@ -36,7 +36,7 @@ use crate::decode::{
     expect_flags, take_bytes, take_filters, take_packet_id, take_str, take_topic_name, take_u16,
     take_u8, ConnectFlags, MAX_REMAINING_LENGTH,
 };
-use crate::encode::{connect_tail, fields_len, put_fields, put_str, str_len};
+use crate::encode::{connect_tail, fields_len, put_ack, put_fields, put_str, str_len};
 use crate::properties::{block_len, put_var_int, read_var_int, var_int_len};
 pub use crate::properties::{PublishProperties, SubscriptionIdentifiers};
 use crate::reason::reason_for;
@@ -758,11 +758,7 @@ impl Publish {
     /// As [`Publish::encode`].
     #[inline]
     pub fn encoded_len(&self) -> Result<usize, EncodeError> {
-        self.check()?;
-        let remaining = self.remaining_len(self.properties.raw_len())?;
-        if remaining > MAX_REMAINING_LENGTH {
-            return Err(EncodeError::PacketTooLarge(remaining));
-        }
+        let (_, remaining) = self.lengths()?;
         Ok(1 + var_int_len(remaining) + remaining)
     }
 
@@ -788,12 +784,7 @@ impl Publish {
     /// ```
     #[inline]
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        self.check()?;
-        let props_len = self.properties.raw_len();
-        let remaining = self.remaining_len(props_len)?;
-        if remaining > MAX_REMAINING_LENGTH {
-            return Err(EncodeError::PacketTooLarge(remaining));
-        }
+        let (props_len, remaining) = self.lengths()?;
         buf.reserve(1 + var_int_len(remaining) + remaining);
         self.put_header(buf, remaining, props_len);
         buf.put_slice(&self.payload);
@@ -803,12 +794,23 @@ impl Publish {
     /// Writes everything but the payload, for a vectored write of a large payload
     /// (as [`crate::Publish::encode_header`] does on the 3.1.1 path).
     pub fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        self.check()?;
-        let props_len = self.properties.raw_len();
-        let remaining = self.remaining_len(props_len)?;
+        let (props_len, remaining) = self.lengths()?;
         buf.reserve(1 + var_int_len(remaining) + remaining - self.payload.len());
         self.put_header(buf, remaining, props_len);
         Ok(())
+    }
+
+    /// The property block's length and the remaining length, the packet checked and the
+    /// remaining length within what the fixed header can express.
+    #[inline]
+    fn lengths(&self) -> Result<(usize, usize), EncodeError> {
+        self.check()?;
+        let props_len = self.properties.raw_len();
+        let remaining = self.remaining_len(props_len)?;
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge(remaining));
+        }
+        Ok((props_len, remaining))
     }
 
     fn remaining_len(&self, props_len: usize) -> Result<usize, EncodeError> {
@@ -999,20 +1001,27 @@ impl Packet {
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         // The bulk of the traffic, checked and written without the general match: PUBLISH,
         // and the acks in their short form (reason 0, no properties: 4 bytes, as in 3.1.1).
-        let byte1 = match self {
-            Packet::Publish(p) => return p.encode(buf),
-            Packet::PubAck(a) if a.is_short() => 0x40,
-            Packet::PubRec(a) if a.is_short() => 0x50,
-            Packet::PubRel(a) if a.is_short() => 0x62,
-            Packet::PubComp(a) if a.is_short() => 0x70,
-            other => return other.encode_other(buf),
-        };
-        if let Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) = self
-        {
-            let [hi, lo] = a.packet_id.get().to_be_bytes();
-            buf.put_u32(u32::from_be_bytes([byte1, 2, hi, lo]));
+        match self {
+            Packet::Publish(p) => p.encode(buf),
+            Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a)
+                if a.is_short() =>
+            {
+                put_ack(buf, self.first_byte(), a.packet_id);
+                Ok(())
+            }
+            other => other.encode_other(buf),
         }
-        Ok(())
+    }
+
+    /// The fixed header's first byte: the packet type and the flags the standard fixes.
+    #[inline]
+    fn first_byte(&self) -> u8 {
+        match self {
+            Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => {
+                (self.packet_type() << 4) | 0b0010
+            }
+            _ => self.packet_type() << 4,
+        }
     }
 
     /// [`Packet::encode`] of a packet other than PUBLISH.
@@ -1024,13 +1033,7 @@ impl Packet {
             return Err(EncodeError::PacketTooLarge(remaining));
         }
         buf.reserve(1 + var_int_len(remaining) + remaining);
-        let byte1 = match self {
-            Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => {
-                (self.packet_type() << 4) | 0b0010
-            }
-            _ => self.packet_type() << 4,
-        };
-        buf.put_u8(byte1);
+        buf.put_u8(self.first_byte());
         put_var_int(buf, remaining);
         match self {
             Packet::Connect(c) => c.put_body(buf),

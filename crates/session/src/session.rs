@@ -398,13 +398,11 @@ impl Session {
         for entry in self.inflight.iter() {
             self.transmits.push_back(match entry.publish(true) {
                 Some(publish) => {
-                    if self.v5.is_some() {
+                    if let Some(v5) = &mut self.v5 {
                         let outgoing = entry.message.as_ref().and_then(|message| {
                             outgoing_message(&self.subscriptions, message, entry.shared)
                         });
-                        if let Some(v5) = &mut self.v5 {
-                            v5.transmit_messages.push_back(outgoing);
-                        }
+                        v5.transmit_messages.push_back(outgoing);
                     }
                     Packet::Publish(publish)
                 }
@@ -687,11 +685,9 @@ impl Session {
         message: &Arc<Message>,
         shared: bool,
     ) {
-        if self.v5.is_some() {
+        if let Some(v5) = &mut self.v5 {
             let outgoing = outgoing_message(&self.subscriptions, message, shared);
-            if let Some(v5) = &mut self.v5 {
-                v5.transmit_messages.push_back(outgoing);
-            }
+            v5.transmit_messages.push_back(outgoing);
         }
         self.transmits.push_back(Packet::Publish(publish));
     }

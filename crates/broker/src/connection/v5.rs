@@ -521,11 +521,9 @@ pub(crate) fn outbound<S: AsyncRead + AsyncWrite + Unpin>(
         Packet::Publish(p) if message.is_none() && state.outbound_alias_max == 0 => {
             // Nothing of its own and no alias to set (the bulk of the traffic, inlined in
             // the caller): written as it is, with no properties.
-            if let (Some(max), Ok(len)) = (state.client_max_packet, p.encoded_len_v5()) {
-                if len > usize::try_from(max).unwrap_or(usize::MAX) {
-                    unsent(state, p.packet_id, p.qos);
-                    return;
-                }
+            if too_large(state, p.encoded_len_v5()) {
+                unsent(state, p.packet_id, p.qos);
+                return;
             }
             io.queue_one(PlainPublish(p));
             return;
@@ -554,11 +552,9 @@ fn outbound_other(state: &mut V5State, packet: Packet) -> Option<Wire> {
             connack.session_present = ack.session_present;
             v5::Packet::ConnAck(connack)
         }
+        // (One with nothing to say was written by `outbound` in its short form.)
         Packet::PubAck(id) => {
             state.receiving = state.receiving.saturating_sub(1);
-            if state.ack_reasons.is_empty() {
-                return Some(Wire::Same(packet));
-            }
             v5::Packet::PubAck(ack(state, id))
         }
         Packet::PubRec(id) => {
@@ -656,14 +652,22 @@ fn outbound_publish(
         client_id,
     };
     let mut publish = publish(p, message.as_deref(), subscriptions, copy, now);
-    if let (Some(max), Ok(len)) = (state.client_max_packet, publish.encoded_len()) {
-        if len > usize::try_from(max).unwrap_or(usize::MAX) {
-            unsent(state, publish.packet_id, publish.qos);
-            return None;
-        }
+    if too_large(state, publish.encoded_len()) {
+        unsent(state, publish.packet_id, publish.qos);
+        return None;
     }
     alias_outbound(state, &mut publish);
     Some(Wire::V5(v5::Packet::Publish(publish)))
+}
+
+/// Whether a PUBLISH of `len` bytes is more than the client's Maximum Packet Size (one that
+/// cannot be encoded is left to the writer, which reports it).
+#[inline]
+fn too_large(state: &V5State, len: Result<usize, EncodeError>) -> bool {
+    match (state.client_max_packet, len) {
+        (Some(max), Ok(len)) => len > usize::try_from(max).unwrap_or(usize::MAX),
+        _ => false,
+    }
 }
 
 /// A PUBLISH too large for the client: MQTT-3.1.2-25 has it discarded "as if it had
