@@ -544,13 +544,21 @@ async fn a_killed_node_is_gone_after_dead_after() {
     );
     let doomed = support::process::BrokerProcess::start(dir.path(), &config, &["tcp"]);
     until_peers(&a, &["doomed"], CROSSING).await;
+    // A node beats from the start of its cluster part, before its listeners are bound: its
+    // first heartbeats carry no address, the next one (heartbeat_ms later) its listener's.
     let address = doomed.addr.to_string();
-    let seen = a.cluster().unwrap().nodes;
-    assert!(
-        seen.iter()
-            .any(|n| n.node_id == "doomed" && n.address == address),
-        "{seen:?}"
-    );
+    let deadline = Instant::now() + CROSSING;
+    loop {
+        let seen = a.cluster().unwrap().nodes;
+        if seen
+            .iter()
+            .any(|n| n.node_id == "doomed" && n.address == address)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     doomed.kill();
     // Its last heartbeat came at most heartbeat_ms before the kill; the view is polled.
