@@ -2312,6 +2312,13 @@ async fn mqtt5_clients_log_in_every_way_get_p2p_messages_and_status_events() {
         (&*got.topic, &got.payload[..]),
         ("shop/p2p/GID_a@@@tok5", &b"to tok5"[..])
     );
+    // A P2P message to oneself arrives too: No Local is about subscriptions, and a P2P
+    // message matches none (this client has no subscription at all).
+    token
+        .publish("shop/p2p/GID_a@@@tok5", b"to myself", false)
+        .await;
+    let got = token.publish_in().await;
+    assert_eq!(&got.payload[..], b"to myself");
     broker
         .publish("shop/p2p/GID_a@@@dev5", "to dev5", QoS::AtLeastOnce, false)
         .await

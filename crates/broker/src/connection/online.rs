@@ -293,10 +293,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 // This client's PUBLISH carries something of its own: `flush` writes it.
                 delivery.frame = None;
             }
-            if *delivery.message.origin == **self.session.client_id()
+            if !delivery.direct
+                && *delivery.message.origin == **self.session.client_id()
                 && !v5::delivered_to_self(self.session.subscriptions(), &delivery.message.topic)
             {
-                // No Local on every subscription that matches (MQTT-3.8.3-3).
+                // No Local on every subscription that matches (MQTT-3.8.3-3). A P2P
+                // message matched none: it reaches its target whoever sent it.
                 return;
             }
             if delivery.published_retained

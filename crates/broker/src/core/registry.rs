@@ -46,6 +46,9 @@ pub(crate) struct Delivery {
     /// not from the receiver's plain ones: an MQTT 5 PUBLISH of it carries the shared
     /// subscriptions' Subscription Identifiers only (MQTT-3.3.4-5).
     pub(crate) shared: bool,
+    /// A P2P message: addressed to the receiver by its topic, not matched by a subscription,
+    /// so No Local does not apply to it (a client may send P2P messages to itself).
+    pub(crate) direct: bool,
     /// The commit of the message's store writes (its enqueues for persistent receivers),
     /// 0 for none: a receiver that hands it on before its own save commits waits for this.
     pub(crate) stored: crate::core::persist::Ticket,

@@ -234,6 +234,7 @@ impl Router {
             frame: None,
             published_retained: false,
             shared: false,
+            direct: true,
             stored: 0,
         };
         self.submit(scratch);
@@ -319,6 +320,7 @@ impl Router {
                     frame,
                     published_retained: retain,
                     shared: *by_share,
+                    direct: false,
                     stored: scratch.ticket.unwrap_or(0),
                 };
                 match guard.offer(client, delivery, now) {
