@@ -417,6 +417,70 @@ async fn qos2_flight_state_of_an_online_subscriber_survives_sigkill() {
     broker.kill();
 }
 
+/// A QoS 1 message sent from a persistent session's queue stays in the stored queue until
+/// the client acknowledges it (sending it writes nothing): one in flight when the broker is
+/// SIGKILLed comes again after the restart, in order, and one acknowledged before does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos1_messages_in_flight_at_sigkill_come_again_in_order_acknowledged_ones_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, mut sub) = start_with_subscriber(dir.path(), "q1-sub", "q1/#").await;
+    let mut publisher = connect(broker.addr, "q1-pub", true)
+        .await
+        .expect("publisher");
+    let mut published = 0u16;
+    let mut publish = async |publisher: &mut Raw, text: &'static str| {
+        published += 1;
+        publisher
+            .send(Packet::Publish(Publish::new(
+                QoS::AtLeastOnce,
+                PacketId::new(published),
+                ByteStr::from_static("q1/a"),
+                Bytes::from_static(text.as_bytes()),
+            )))
+            .await;
+        assert!(matches!(
+            expect_packet(publisher, "PUBACK").await,
+            Packet::PubAck(_)
+        ));
+    };
+    let receive = async |sub: &mut Raw| match expect_packet(sub, "PUBLISH").await {
+        Packet::Publish(p) => (p.packet_id.expect("QoS 1"), p.shared_payload()),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    // The session is saved once at connect: these are sent after that first save.
+    for text in ["one", "two", "three"] {
+        publish(&mut publisher, text).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(receive(&mut sub).await);
+    }
+    assert_eq!(got[0].1, &b"one"[..]);
+    // "one" is acknowledged. Its removal from the queue is submitted before the PINGRESP
+    // and commits before "four", whose PUBACK the publisher waits for (commits are ordered).
+    sub.send(Packet::PubAck(got[0].0)).await;
+    sub.send(Packet::PingReq).await;
+    assert_eq!(expect_packet(&mut sub, "PINGRESP").await, Packet::PingResp);
+    publish(&mut publisher, "four").await;
+    assert_eq!(receive(&mut sub).await.1, &b"four"[..]);
+    broker.kill();
+
+    let (broker, mut sub) = restart_and_reconnect(dir.path(), "q1-sub").await;
+    let mut again = Vec::new();
+    for _ in 0..3 {
+        let (id, payload) = receive(&mut sub).await;
+        sub.send(Packet::PubAck(id)).await;
+        again.push(payload);
+    }
+    assert_eq!(again, [&b"two"[..], b"three", b"four"]);
+    assert_eq!(
+        sub.recv_within(Duration::from_millis(300)).await,
+        Err(()),
+        "the acknowledged message does not come again"
+    );
+    broker.kill();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_publishers_qos2_id_awaiting_pubrel_survives_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");

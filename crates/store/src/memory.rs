@@ -66,6 +66,7 @@ struct MemoryTables {
     expiry: BTreeSet<(u64, MessageId)>,
     queues: BTreeMap<(String, u64), Slot>,
     meta: BTreeMap<String, QueueMeta>,
+    in_flight: BTreeMap<String, QueueMeta>,
     blobs: BTreeMap<(BlobKind, String), Vec<u8>>,
     retained: BTreeMap<String, Arc<Message>>,
     next_seq: u64,
@@ -105,6 +106,9 @@ impl ReadTables for MemoryTables {
             .take(max)
             .copied()
             .collect())
+    }
+    fn in_flight(&self, client: &str) -> QueueMeta {
+        self.in_flight.get(client).copied().unwrap_or_default()
     }
     fn meta(&self, client: &str) -> Result<QueueMeta> {
         Ok(self.meta.get(client).copied().unwrap_or_default())
@@ -177,6 +181,13 @@ impl Tables for MemoryTables {
             None => self.meta.remove(client),
         };
         Ok(())
+    }
+    fn set_in_flight(&mut self, client: &str, held: QueueMeta) {
+        if held == QueueMeta::default() {
+            self.in_flight.remove(client);
+        } else {
+            self.in_flight.insert(client.to_owned(), held);
+        }
     }
     fn alloc_seq(&mut self) -> Result<u64> {
         let seq = self.next_seq;

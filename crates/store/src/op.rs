@@ -46,6 +46,20 @@ pub enum Op {
         /// Which copy: a shared subscription's, or a plain one.
         shared: bool,
     },
+    /// How much of a client's queue is in flight: QoS 1 messages its session sent from the
+    /// queue that stay in it until they are acknowledged (and leave it with a
+    /// [`Dequeue`](Op::Dequeue)). They are the queue's oldest entries; they do not count
+    /// against its [`StoreLimits`], and trimming a full queue skips them. Replaces the
+    /// figures sent before. Kept in memory only: after a restart nothing is in flight, and
+    /// those messages are queued again.
+    InFlight {
+        /// The queue's client id.
+        client_id: ByteStr,
+        /// Entries in flight.
+        messages: u64,
+        /// Their bytes (topic + payload).
+        bytes: u64,
+    },
     /// Saves a persistent session: subscriptions, in-flight and awaiting-PUBREL state,
     /// packet id counter. `record.queue` is NOT stored: the offline queue is the store's own
     /// (kept by `Enqueue` and `Ack`), and [`Store::load_sessions`](crate::Store::load_sessions)

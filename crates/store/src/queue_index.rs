@@ -27,6 +27,9 @@ struct ClientQueue {
 #[derive(Debug)]
 pub(crate) struct QueueIndex {
     queues: HashMap<Box<str>, ClientQueue>,
+    /// What of each queue is in flight (see `Op::InFlight`): not undone with a failed
+    /// transaction, not rebuilt at open (nothing is in flight then).
+    in_flight: HashMap<Box<str>, QueueMeta>,
     next_seq: u64,
     pub(crate) garbage: Garbage,
 }
@@ -42,6 +45,7 @@ impl QueueIndex {
     pub(crate) fn new(policy: GarbagePolicy) -> Self {
         QueueIndex {
             queues: HashMap::new(),
+            in_flight: HashMap::new(),
             next_seq: 0,
             garbage: Garbage::new(policy),
         }
@@ -70,6 +74,11 @@ impl QueueIndex {
     /// The counters of a client's queue (zero for none).
     pub(crate) fn meta(&self, client: &str) -> QueueMeta {
         self.queues.get(client).map(|q| q.meta).unwrap_or_default()
+    }
+
+    /// What of a client's queue is in flight (zero for none).
+    pub(crate) fn in_flight(&self, client: &str) -> QueueMeta {
+        self.in_flight.get(client).copied().unwrap_or_default()
     }
 
     /// Up to `max` of a client's sequence numbers `>= from`, ascending.
@@ -173,6 +182,16 @@ impl<'a> IndexTxn<'a> {
             }
         }
         self.undo.push(Undo::Meta(client.into(), old));
+    }
+
+    /// Sets what of a client's queue is in flight (zero forgets it); kept even if the
+    /// transaction fails.
+    pub(crate) fn set_in_flight(&mut self, client: &str, held: QueueMeta) {
+        if held == QueueMeta::default() {
+            self.index.in_flight.remove(client);
+        } else {
+            *self.index.in_flight.entry_ref(client).or_default() = held;
+        }
     }
 
     /// The bodies waiting for deletion, changed with this transaction.

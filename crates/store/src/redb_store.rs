@@ -518,6 +518,9 @@ where
     fn meta(&self, client: &str) -> Result<QueueMeta> {
         Ok(self.index.view().meta(client))
     }
+    fn in_flight(&self, client: &str) -> QueueMeta {
+        self.index.view().in_flight(client)
+    }
     fn slots(&self, client: &str, from: u64, max: usize) -> Result<Vec<(u64, Slot)>> {
         let seqs = self.index.view().seqs(client, from, max);
         let mut out = Vec::with_capacity(seqs.len());
@@ -608,6 +611,9 @@ impl Tables for WriteTables<'_, '_> {
     fn set_meta(&mut self, client: &str, meta: Option<QueueMeta>) -> Result<()> {
         self.index.set_meta(client, meta);
         Ok(())
+    }
+    fn set_in_flight(&mut self, client: &str, held: QueueMeta) {
+        self.index.set_in_flight(client, held);
     }
     fn alloc_seq(&mut self) -> Result<u64> {
         Ok(self.index.alloc_seq())

@@ -357,6 +357,50 @@ fn limits_drop_the_oldest(make: Make) {
     }
 }
 
+/// The QoS 1 messages a session has in flight from its queue stay there until acknowledged:
+/// they do not count against the queue's bounds, and trimming skips them.
+fn entries_in_flight_neither_count_nor_go(make: Make) {
+    let size = message(0, 0).size() as u64;
+    let store = make(StoreLimits {
+        max_queued_messages: 3,
+        ..no_limits()
+    });
+    let in_flight = |messages: u64| Op::InFlight {
+        client_id: ByteStr::from_static("c"),
+        messages,
+        bytes: messages * size,
+    };
+    store
+        .apply(&[enqueue("c", &message(1, 0)), enqueue("c", &message(2, 0))])
+        .unwrap();
+    store.apply(&[in_flight(2)]).unwrap();
+    let ops: Vec<Op> = (3..=5u128).map(|i| enqueue("c", &message(i, 0))).collect();
+    store.apply(&ops).unwrap();
+    assert_eq!(
+        queued_ids(&*store, "c"),
+        [1, 2, 3, 4, 5],
+        "two in flight, three queued"
+    );
+    store.apply(&[enqueue("c", &message(6, 0))]).unwrap();
+    assert_eq!(
+        queued_ids(&*store, "c"),
+        [1, 2, 4, 5, 6],
+        "the oldest queued entry goes, not one in flight"
+    );
+    // Acknowledged: nothing is in flight any more, and the bounds hold for every entry.
+    store
+        .apply(&[in_flight(0), enqueue("c", &message(7, 0))])
+        .unwrap();
+    assert_eq!(queued_ids(&*store, "c"), [5, 6, 7]);
+    // A removed session forgets what it had in flight.
+    store
+        .apply(&[in_flight(3), Op::RemoveSession(ByteStr::from_static("c"))])
+        .unwrap();
+    let ops: Vec<Op> = (8..=12u128).map(|i| enqueue("c", &message(i, 0))).collect();
+    store.apply(&ops).unwrap();
+    assert_eq!(queued_ids(&*store, "c"), [10, 11, 12]);
+}
+
 fn prefixed_queues_have_their_own_bounds(make: Make) {
     let wide = QueueBounds {
         max_messages: 6,
@@ -815,6 +859,10 @@ macro_rules! suite {
             #[test]
             fn limits_drop_the_oldest() {
                 super::limits_drop_the_oldest($backend);
+            }
+            #[test]
+            fn entries_in_flight_neither_count_nor_go() {
+                super::entries_in_flight_neither_count_nor_go($backend);
             }
             #[test]
             fn prefixed_queues_have_their_own_bounds() {

@@ -95,6 +95,8 @@ pub(crate) trait ReadTables {
     /// Expiry entries published at or before `cutoff`, oldest first, at most `max`.
     fn due(&self, cutoff: u64, max: usize) -> Result<Vec<(u64, MessageId)>>;
     fn meta(&self, client: &str) -> Result<QueueMeta>;
+    /// What of a client's queue is in flight (see [`Op::InFlight`]); zero for none.
+    fn in_flight(&self, client: &str) -> QueueMeta;
     /// Entries with seq >= `from`, in order, at most `max`.
     fn slots(&self, client: &str, from: u64, max: usize) -> Result<Vec<(u64, Slot)>>;
     fn blob(&self, kind: BlobKind, key: &str) -> Result<Option<Vec<u8>>>;
@@ -116,6 +118,10 @@ pub(crate) trait Tables: ReadTables {
     fn add_expiry(&mut self, at: u64, id: MessageId) -> Result<()>;
     fn remove_expiry(&mut self, at: u64, id: MessageId) -> Result<()>;
     fn set_meta(&mut self, client: &str, meta: Option<QueueMeta>) -> Result<()>;
+    /// Sets what of a client's queue is in flight (zero forgets it). In memory only, and
+    /// not undone with a failed transaction: it tells how the session stands, whatever the
+    /// store does.
+    fn set_in_flight(&mut self, client: &str, held: QueueMeta);
     /// The next queue sequence number, store-wide: larger than every one handed out before.
     fn alloc_seq(&mut self) -> Result<u64>;
     fn push_slot(&mut self, client: &str, seq: u64, slot: Slot) -> Result<()>;
@@ -228,6 +234,17 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 message,
                 shared,
             } => dequeue(t, client_id, *message, *shared, &mut pending)?,
+            Op::InFlight {
+                client_id,
+                messages,
+                bytes,
+            } => t.set_in_flight(
+                client_id,
+                QueueMeta {
+                    len: *messages,
+                    bytes: *bytes,
+                },
+            ),
             Op::SaveSession { record, messages } => {
                 let added = update_inflight_refs(t, record, &mut pending)?;
                 for message in messages {
@@ -249,6 +266,7 @@ pub(crate) fn apply(t: &mut dyn Tables, ops: &[Op], limits: &StoreLimits) -> Res
                 t.put_blob(BlobKind::Session, &record.client_id, to_json(&stored)?)?;
             }
             Op::RemoveSession(client_id) => {
+                t.set_in_flight(client_id, QueueMeta::default());
                 release_inflight(t, client_id, &mut pending)?;
                 t.remove_blob(BlobKind::Session, client_id)?;
                 remove_slots(t, client_id, u64::MAX, &mut pending)?;
@@ -311,7 +329,15 @@ fn enqueue(
     meta.len = meta.len.saturating_add(1);
     meta.bytes = meta.bytes.saturating_add(size);
     let bounds = limits.queue_bounds_of(client.as_str());
-    let over = !bounds.holds(meta.len, meta.bytes);
+    // The entries in flight are the oldest; they neither count nor go.
+    let held = t.in_flight(client);
+    let queued = |meta: &QueueMeta| {
+        bounds.holds(
+            meta.len.saturating_sub(held.len),
+            meta.bytes.saturating_sub(held.bytes),
+        )
+    };
+    let over = !queued(meta);
     let slot = Slot {
         message: message.id,
         qos,
@@ -323,12 +349,17 @@ fn enqueue(
     if over {
         // Drop-oldest, like the session's default policy: the newest message is the one the
         // publisher was just told is safe.
+        let skip = usize::try_from(held.len).unwrap_or(usize::MAX);
         loop {
             let meta = pending.meta(t, client)?;
-            if bounds.holds(meta.len, meta.bytes) {
+            if queued(meta) {
                 break;
             }
-            let Some((oldest, _)) = t.slots(client, 0, 1)?.into_iter().next() else {
+            let oldest = t
+                .slots(client, 0, skip.saturating_add(1))?
+                .into_iter()
+                .nth(skip);
+            let Some((oldest, _)) = oldest else {
                 break;
             };
             remove_slot(t, client, oldest, pending)?;

@@ -330,6 +330,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             self.held = Some(Box::new(delivery));
             return;
         }
+        if let Some(saved) = &mut self.saved {
+            saved.delivered(delivery.stored);
+        }
         self.traced(&delivery.message);
         let outcome = delivery.hand_to(&mut self.session, monotonic_ms());
         self.count(outcome);

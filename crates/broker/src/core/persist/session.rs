@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqgate_codec::{ByteStr, QoS};
-use mqgate_session::{InFlightStage, InboundToken, Message, Session, SessionRecord};
+use mqgate_session::{
+    InFlightRef, InFlightStage, InboundToken, Message, MessageId, Session, SessionRecord,
+};
 use mqgate_store::Op;
 
 use super::{Persist, StoreFailed, Ticket};
@@ -62,31 +64,59 @@ pub(crate) async fn enqueue_retained(
 /// `Online::process_events`), so a stored id never stands for a message that was not kept.
 /// That state lives in the session, not here, so it moves with the session when the client
 /// reconnects: the new connection's first save cannot drop an id still being routed.
+///
+/// **QoS 1 messages in flight stay in the stored queue.** A QoS 1 message the session sends
+/// after this connection's first save is neither taken out of the stored queue nor written
+/// into the stored record: it leaves the queue (a `Dequeue`, which nobody waits for) once it
+/// is no longer in flight, acknowledged or dropped. Sending it needs no write at all, and its
+/// acknowledgement one small one. After a crash it is still queued and is delivered again,
+/// as QoS 1 allows (at least once). What does need a durable record before the client hears
+/// of it still gets one: QoS 2 messages in flight (their packet ids and stages: exactly
+/// once), the entries the first save found in flight (they were taken out of the queue
+/// before, or were carried over from an earlier connection), subscriptions and the rest.
 #[derive(Debug, Default)]
 pub(crate) struct Saved {
     record: Option<Box<SessionRecord>>,
+    /// The QoS 1 messages in flight that are still in the stored queue (by message and
+    /// copy), in the order they were sent.
+    in_queue: Vec<(MessageId, bool)>,
+    /// The latest commit of the enqueues of the deliveries the session took since the last
+    /// [`submit`](Self::submit) (0: none): a message reaches the client only once it is
+    /// stored, even when sending it writes nothing.
+    stored: Ticket,
+    /// What the store was last told is in flight (`None`: nothing yet, by this connection).
+    reported: Option<(u64, u64)>,
 }
 
 impl Saved {
     /// Pushes the ops that save `session` if its persistent state changed since the last
-    /// save. Entries newly in flight leave the stored queue in the same transaction, so a
-    /// restore never has a message both queued and in flight.
-    pub(crate) fn ops(&mut self, session: &Session, ops: &mut Vec<Op>) {
+    /// save. Entries newly in flight that the record keeps leave the stored queue in the same
+    /// transaction, so a restore never has a message both queued and in flight. Returns
+    /// whether the client must wait for these ops' commit before it hears of the change
+    /// (`false` when they only take acknowledged QoS 1 messages out of the queue).
+    pub(crate) fn ops(&mut self, session: &Session, ops: &mut Vec<Op>) -> bool {
         if !session.is_persistent() {
-            return;
+            return false;
         }
-        let record = session.record_without_queue();
-        if let Some(old) = &self.record {
-            if old.subscriptions == record.subscriptions
-                && old.inflight == record.inflight
-                && old.awaiting_pubrel == record.awaiting_pubrel
-                && old.expiry_interval_s == record.expiry_interval_s
-                && old.offline_since_ms == record.offline_since_ms
-                && old.protocol == record.protocol
-                && old.configured == record.configured
-            {
-                return;
+        let mut record = session.record_without_queue();
+        let unchanged = match &self.record {
+            Some(old) => {
+                leave_queue(&mut self.in_queue, &record, ops);
+                let inflight = std::mem::take(&mut record.inflight);
+                record.inflight = kept_in_record(&mut self.in_queue, old, inflight);
+                old.subscriptions == record.subscriptions
+                    && old.inflight == record.inflight
+                    && old.awaiting_pubrel == record.awaiting_pubrel
+                    && old.expiry_interval_s == record.expiry_interval_s
+                    && old.offline_since_ms == record.offline_since_ms
+                    && old.protocol == record.protocol
+                    && old.configured == record.configured
             }
+            None => false,
+        };
+        self.report_in_flight(session, &record.client_id, ops);
+        if unchanged {
+            return false;
         }
         // Both lists keep the order messages were first sent in, new ones last: one walk
         // finds them (an entry out of that order is taken for new, and its `Dequeue` of an
@@ -115,10 +145,47 @@ impl Saved {
             messages: session.inflight_messages().cloned().collect(),
         });
         self.record = Some(Box::new(record));
+        true
     }
 
-    /// Saves `session` if it changed and waits for the commit: call before writing to the
-    /// client.
+    /// Tells the store how much of the queue is in flight when that changed (and at the
+    /// first save, which takes every entry in flight out of the queue): the queue-backed
+    /// entries are the last ones of the window, each with its message.
+    fn report_in_flight(&mut self, session: &Session, client_id: &ByteStr, ops: &mut Vec<Op>) {
+        let messages = self.in_queue.len();
+        let bytes: usize = match messages {
+            0 => 0,
+            n => {
+                let all = session.inflight_messages().count();
+                session
+                    .inflight_messages()
+                    .skip(all.saturating_sub(n))
+                    .map(|m| m.size())
+                    .sum()
+            }
+        };
+        let now = (
+            u64::try_from(messages).unwrap_or(u64::MAX),
+            u64::try_from(bytes).unwrap_or(u64::MAX),
+        );
+        if self.reported != Some(now) {
+            self.reported = Some(now);
+            ops.push(Op::InFlight {
+                client_id: client_id.clone(),
+                messages: now.0,
+                bytes: now.1,
+            });
+        }
+    }
+
+    /// The session took a delivery whose enqueues are the commit `stored`.
+    pub(crate) fn delivered(&mut self, stored: Ticket) {
+        self.stored = self.stored.max(stored);
+    }
+
+    /// Saves `session` if it changed and waits for the commit of everything that submits,
+    /// `Dequeue`s of acknowledged messages included: call before writing to the client, or
+    /// when the connection ends (a later connection reads the queue again from its head).
     ///
     /// # Errors
     /// The store refused the write.
@@ -127,20 +194,82 @@ impl Saved {
         session: &Session,
         persist: &Persist,
     ) -> Result<(), StoreFailed> {
-        let ticket = self.submit(session, persist);
+        let mut ops = Vec::new();
+        self.ops(session, &mut ops);
+        let ticket = persist.submit(&mut ops);
         committed(persist, ticket).await
     }
 
     /// Submits the ops that save `session` if it changed; the ticket is the commit to wait
-    /// for (see [`committed`]) before the client hears of the change.
+    /// for (see [`committed`]) before the client hears of the change, `None` when there is
+    /// none to wait for.
     pub(crate) fn submit(&mut self, session: &Session, persist: &Persist) -> Option<Ticket> {
         if !session.is_persistent() {
             return None;
         }
         let mut ops = Vec::new();
-        self.ops(session, &mut ops);
-        persist.submit(&mut ops)
+        let wait = self.ops(session, &mut ops);
+        let ticket = persist.submit(&mut ops).filter(|_| wait);
+        // Commits are ordered: a new ticket covers the deliveries' enqueues too.
+        let stored = std::mem::take(&mut self.stored);
+        ticket.or((stored > 0).then_some(stored))
     }
+}
+
+/// Takes the QoS 1 messages that left the window out of the stored queue (`in_queue`: see
+/// [`Saved`]). Both lists
+/// keep the order of sending, so one walk finds those still in flight.
+fn leave_queue(in_queue: &mut Vec<(MessageId, bool)>, record: &SessionRecord, ops: &mut Vec<Op>) {
+    let mut from = 0;
+    in_queue.retain(|&(message, shared)| {
+        let found = record.inflight[from..]
+            .iter()
+            .position(|e| e.message == message && e.shared == shared);
+        match found {
+            Some(at) => {
+                from += at + 1;
+                true
+            }
+            None => {
+                ops.push(Op::Dequeue {
+                    client_id: record.client_id.clone(),
+                    message,
+                    shared,
+                });
+                false
+            }
+        }
+    });
+}
+
+/// The in-flight entries the stored record keeps, and the QoS 1 entries that stay in the
+/// queue instead (`in_queue`, rebuilt). The record keeps the entries it has already (`old`),
+/// the QoS 2 ones and every entry sent before one of those: after a restart the record's
+/// entries are sent again first, then the queue, so the queue's entries must be the last
+/// ones sent (a QoS 1 message sent before a QoS 2 one would otherwise come after it). An
+/// entry that moves from the queue to the record is taken out of the queue by the save.
+fn kept_in_record(
+    in_queue: &mut Vec<(MessageId, bool)>,
+    old: &SessionRecord,
+    mut inflight: Vec<InFlightRef>,
+) -> Vec<InFlightRef> {
+    let (mut from, mut kept) = (0, 0);
+    for (at, entry) in inflight.iter().enumerate() {
+        let key = (entry.message, entry.shared);
+        let found = old.inflight[from..]
+            .iter()
+            .position(|o| (o.message, o.shared) == key);
+        if let Some(found) = found {
+            from += found + 1;
+            kept = at + 1;
+        } else if entry.qos == QoS::ExactlyOnce {
+            kept = at + 1;
+        }
+    }
+    in_queue.clear();
+    in_queue.extend(inflight[kept..].iter().map(|e| (e.message, e.shared)));
+    inflight.truncate(kept);
+    inflight
 }
 
 /// Inbound QoS 1 and 2 messages routed but not yet acknowledged because their store writes
@@ -294,8 +423,17 @@ mod tests {
             .collect()
     }
 
+    fn saved_inflight(ops: &[Op]) -> Option<Vec<u128>> {
+        ops.iter().find_map(|op| match op {
+            Op::SaveSession { record, .. } => {
+                Some(record.inflight.iter().map(|e| e.message.0).collect())
+            }
+            _ => None,
+        })
+    }
+
     #[test]
-    fn only_entries_newly_in_flight_leave_the_stored_queue() {
+    fn qos1_messages_sent_after_the_first_save_stay_queued_until_acknowledged() {
         let mut session = Session::new(ByteStr::from_static("c"), SessionConfig::default());
         let connect = Connect {
             keep_alive: 60,
@@ -303,36 +441,81 @@ mod tests {
             ..Connect::default()
         };
         let _ = session.connect(&connect, 0).unwrap();
-        let deliver = |session: &mut Session, id: u128| {
+        let deliver = |session: &mut Session, id: u128, qos: QoS| {
             let message = Arc::new(Message::new(
                 MessageId(id),
                 ByteStr::from_static("t"),
                 bytes::Bytes::from_static(b"x"),
-                QoS::AtLeastOnce,
+                qos,
                 0,
             ));
-            let _ = session.handle_delivery(message, QoS::AtLeastOnce, 0);
+            let _ = session.handle_delivery(message, qos, 0);
+            while session.poll_transmit().is_some() {}
+        };
+        let ack = |session: &mut Session, id: u128| {
+            let entry = session.record().inflight.into_iter();
+            let packet_id = entry
+                .filter(|e| e.message.0 == id)
+                .map(|e| e.packet_id)
+                .next()
+                .expect("in flight");
+            session.handle_packet(Packet::PubAck(packet_id), 0).unwrap();
         };
         let mut saved = Saved::default();
+        // (dequeued, the saved record's in flight, wait, in flight from the queue as told)
+        let save = |saved: &mut Saved, session: &Session| {
+            let mut ops = Vec::new();
+            let wait = saved.ops(session, &mut ops);
+            let told = ops.iter().find_map(|op| match op {
+                Op::InFlight { messages, .. } => Some(*messages),
+                _ => None,
+            });
+            (dequeued(&ops), saved_inflight(&ops), wait, told)
+        };
         for id in 1..=3 {
-            deliver(&mut session, id);
+            deliver(&mut session, id, QoS::AtLeastOnce);
         }
-        let mut ops = Vec::new();
-        saved.ops(&session, &mut ops);
-        assert_eq!(dequeued(&ops), [1, 2, 3]);
-        // The second is acknowledged, two more are sent: only those two are new.
-        while session.poll_transmit().is_some() {}
-        let second = session.record().inflight[1].packet_id;
-        session.handle_packet(Packet::PubAck(second), 0).unwrap();
+        // The first save records everything in flight, taken out of the queue.
+        assert_eq!(
+            save(&mut saved, &session),
+            (vec![1, 2, 3], Some(vec![1, 2, 3]), true, Some(0))
+        );
+        // The second is acknowledged, two more are sent: they stay in the queue, and the
+        // record only loses the acknowledged one.
+        ack(&mut session, 2);
         for id in 4..=5 {
-            deliver(&mut session, id);
+            deliver(&mut session, id, QoS::AtLeastOnce);
         }
-        let mut ops = Vec::new();
-        saved.ops(&session, &mut ops);
-        assert_eq!(dequeued(&ops), [4, 5]);
-        // Nothing changed: nothing to save.
-        let mut ops = Vec::new();
-        saved.ops(&session, &mut ops);
-        assert!(ops.is_empty());
+        assert_eq!(
+            save(&mut saved, &session),
+            (vec![], Some(vec![1, 3]), true, Some(2))
+        );
+        // An acknowledged QoS 1 message from the queue: one Dequeue, no record, no wait.
+        ack(&mut session, 4);
+        assert_eq!(save(&mut saved, &session), (vec![4], None, false, Some(1)));
+        assert_eq!(save(&mut saved, &session), (vec![], None, false, None));
+        // QoS 2 is recorded (with its packet id) before the client gets it, and so is every
+        // message sent before it (after a restart the record's messages go first).
+        deliver(&mut session, 6, QoS::ExactlyOnce);
+        assert_eq!(
+            save(&mut saved, &session),
+            (vec![5, 6], Some(vec![1, 3, 5, 6]), true, Some(0))
+        );
+        deliver(&mut session, 7, QoS::AtLeastOnce);
+        ack(&mut session, 5);
+        ack(&mut session, 1);
+        assert_eq!(
+            save(&mut saved, &session),
+            (vec![], Some(vec![3, 6]), true, Some(1))
+        );
+        ack(&mut session, 7);
+        assert_eq!(save(&mut saved, &session), (vec![7], None, false, Some(0)));
+        // A new connection's first save records the QoS 1 entries carried over.
+        deliver(&mut session, 8, QoS::AtLeastOnce);
+        let mut next = Saved::default();
+        assert_eq!(
+            save(&mut next, &session),
+            (vec![3, 6, 8], Some(vec![3, 6, 8]), true, Some(0))
+        );
     }
 }
