@@ -122,6 +122,10 @@ counters! {
     /// Transactions the store writer committed (each carries the writes of every connection
     /// that was waiting: group commit).
     store_commits,
+    /// Of those, the ones committed without waiting for the disk: they only removed
+    /// acknowledged QoS 1 messages from queues, and a durable commit follows within a
+    /// second.
+    store_lazy_commits,
     /// Store writes that failed (their acknowledgements were not sent) and failed sweeps.
     store_errors,
     /// RocketMQ bridge: outflow and status messages RocketMQ accepted.

@@ -121,6 +121,27 @@ pub trait Store: Send + Sync {
     /// corruption errors from the backend.
     fn apply(&self, ops: &[Op]) -> Result<(), StoreError>;
 
+    /// [`apply`](Self::apply), except that the backend may commit without waiting for the
+    /// disk: the transaction is visible at once, but a crash before a later
+    /// [`apply`](Self::apply) commits (which makes it durable too) may undo it. For writes
+    /// whose loss only repeats work, such as the removal of acknowledged QoS 1 messages from
+    /// a queue. By default it is [`apply`](Self::apply).
+    ///
+    /// ```
+    /// use mqgate_store::{MemoryStore, Op, Store};
+    /// use mqgate_codec::ByteStr;
+    /// let store = MemoryStore::new();
+    /// let in_flight = Op::InFlight { client_id: ByteStr::from_static("c"), messages: 0, bytes: 0 };
+    /// store.apply_lazily(&[in_flight])?;
+    /// # Ok::<(), mqgate_store::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply).
+    fn apply_lazily(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.apply(ops)
+    }
+
     /// Removes the queue entries of messages older than the store's TTL at `now_ms`,
     /// handling at most `max` messages in one transaction so that a large backlog never
     /// stalls other writers. Returns how many messages it handled: call again while that

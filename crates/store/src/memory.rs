@@ -55,6 +55,11 @@ impl MemoryStore {
         tables.garbage.commit();
         out
     }
+
+    /// Nothing here waits for a disk: [`write`](Self::write).
+    fn write_lazily<T>(&self, f: impl FnOnce(&mut dyn Tables) -> Result<T>) -> Result<T> {
+        self.write(f)
+    }
 }
 
 impl_store!(MemoryStore);

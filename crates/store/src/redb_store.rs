@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mqgate_codec::QoS;
 use mqgate_session::{Message, MessageId};
 use parking_lot::RwLock;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use crate::codec::{decode_message, encode_message, published_at_ms};
 use crate::garbage::GarbagePolicy;
@@ -332,10 +332,25 @@ impl RedbStore {
     /// One transaction: committed (durably) if `f` succeeds, rolled back, index included,
     /// if anything fails.
     fn write<T>(&self, f: impl FnOnce(&mut dyn Tables) -> Result<T>) -> Result<T> {
+        self.write_with(Durability::Immediate, f)
+    }
+
+    /// [`write`](Self::write) committed without an fsync: durable with the next
+    /// [`write`](Self::write), undone by a crash before it.
+    fn write_lazily<T>(&self, f: impl FnOnce(&mut dyn Tables) -> Result<T>) -> Result<T> {
+        self.write_with(Durability::None, f)
+    }
+
+    fn write_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut dyn Tables) -> Result<T>,
+    ) -> Result<T> {
         let mut index = self.index.write();
         let mut index_txn = IndexTxn::new(&mut index);
         let mut txn = self.db.begin_write().map_err(io)?;
         txn.set_quick_repair(self.options.quick_repair);
+        txn.set_durability(durability).map_err(io)?;
         let out = f(&mut open_write_tables(&txn, &mut index_txn)?)?;
         if let Some(next) = index_txn.next_seq_to_store() {
             let mut meta = txn.open_table(META).map_err(io)?;

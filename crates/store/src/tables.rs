@@ -658,14 +658,19 @@ fn from_json<T: DeserializeOwned>(kind: BlobKind, json: &[u8]) -> Result<T> {
     serde_json::from_slice(json).map_err(|e| StoreError::corrupt(kind.table(), e))
 }
 
-/// Implements [`Store`](crate::Store) for a backend with `limits`, `read` and `write`
-/// (a transaction that commits when the closure returns `Ok`).
+/// Implements [`Store`](crate::Store) for a backend with `limits`, `read`, `write` (a
+/// transaction that commits when the closure returns `Ok`) and `write_lazily` (the same,
+/// committed without waiting for the disk where the backend can).
 macro_rules! impl_store {
     ($backend:ty) => {
         impl $crate::Store for $backend {
             fn apply(&self, ops: &[$crate::Op]) -> std::result::Result<(), $crate::StoreError> {
                 let limits = self.limits;
                 self.write(|t| $crate::tables::apply(t, ops, &limits))
+            }
+            fn apply_lazily(&self, ops: &[$crate::Op]) -> std::result::Result<(), $crate::StoreError> {
+                let limits = self.limits;
+                self.write_lazily(|t| $crate::tables::apply(t, ops, &limits))
             }
             fn sweep_expired(&self, now_ms: u64, max: usize) -> std::result::Result<usize, $crate::StoreError> {
                 let limits = self.limits;

@@ -535,7 +535,8 @@ impl SessionTask {
             channel,
             session,
             inbox,
-            saved: Saved::default(),
+            // A consumer's `redelivered` flag needs every hand-out in the record.
+            saved: Saved::recording_every_message(),
             reading: None,
             draining: None,
             queue,

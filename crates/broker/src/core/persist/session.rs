@@ -86,9 +86,22 @@ pub(crate) struct Saved {
     stored: Ticket,
     /// What the store was last told is in flight (`None`: nothing yet, by this connection).
     reported: Option<(u64, u64)>,
+    /// Every message in flight is recorded, QoS 1 too (see
+    /// [`recording_every_message`](Self::recording_every_message)).
+    record_all: bool,
 }
 
 impl Saved {
+    /// A `Saved` that records every message in flight before the client hears of it, QoS 1
+    /// too, as a record-backed window: for a session whose resends must be told apart after
+    /// a restart (a cloud SDK queue marks them `redelivered`).
+    pub(crate) fn recording_every_message() -> Self {
+        Saved {
+            record_all: true,
+            ..Saved::default()
+        }
+    }
+
     /// Pushes the ops that save `session` if its persistent state changed since the last
     /// save. Entries newly in flight that the record keeps leave the stored queue in the same
     /// transaction, so a restore never has a message both queued and in flight. Returns
@@ -101,9 +114,11 @@ impl Saved {
         let mut record = session.record_without_queue();
         let unchanged = match &self.record {
             Some(old) => {
-                leave_queue(&mut self.in_queue, &record, ops);
-                let inflight = std::mem::take(&mut record.inflight);
-                record.inflight = kept_in_record(&mut self.in_queue, old, inflight);
+                if !self.record_all {
+                    leave_queue(&mut self.in_queue, &record, ops);
+                    let inflight = std::mem::take(&mut record.inflight);
+                    record.inflight = kept_in_record(&mut self.in_queue, old, inflight);
+                }
                 old.subscriptions == record.subscriptions
                     && old.inflight == record.inflight
                     && old.awaiting_pubrel == record.awaiting_pubrel
@@ -516,6 +531,14 @@ mod tests {
         assert_eq!(
             save(&mut next, &session),
             (vec![3, 6, 8], Some(vec![3, 6, 8]), true, Some(0))
+        );
+        // A cloud SDK queue's session records every message in flight, QoS 1 too.
+        let mut every = Saved::recording_every_message();
+        let _ = save(&mut every, &session);
+        deliver(&mut session, 9, QoS::AtLeastOnce);
+        assert_eq!(
+            save(&mut every, &session),
+            (vec![9], Some(vec![3, 6, 8, 9]), true, None)
         );
     }
 }
