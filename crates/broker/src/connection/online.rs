@@ -949,9 +949,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             }
             _ => None,
         };
-        // Acknowledgements that came in last are saved (a failure was logged and counted).
+        // Acknowledgements that came in last are saved, and what is still in flight is
+        // recorded (a failure was logged and counted).
         if let Some(saved) = &mut self.saved {
-            let _ = tokio::time::timeout(limit, saved.sync(&self.session, &core.persist)).await;
+            let _ = tokio::time::timeout(limit, saved.close(&self.session, &core.persist)).await;
         }
         core.router
             .unsubscribe_all(self.events.shared_client_id(), &subscriptions);

@@ -114,8 +114,11 @@ impl Saved {
         let mut record = session.record_without_queue();
         let unchanged = match &self.record {
             Some(old) => {
-                if !self.record_all {
-                    leave_queue(&mut self.in_queue, &record, ops);
+                leave_queue(&mut self.in_queue, &record, ops);
+                if self.record_all {
+                    // Every entry still in flight is recorded (and leaves the queue below).
+                    self.in_queue.clear();
+                } else {
                     let inflight = std::mem::take(&mut record.inflight);
                     record.inflight = kept_in_record(&mut self.in_queue, old, inflight);
                 }
@@ -213,6 +216,21 @@ impl Saved {
         self.ops(session, &mut ops);
         let ticket = persist.submit(&mut ops);
         committed(persist, ticket).await
+    }
+
+    /// The connection ends: records every message still in flight (taking them out of the
+    /// queue), so the queue of an offline session is what it has not sent yet, and a
+    /// restart resends them with DUP and their packet ids; then waits for the commit.
+    ///
+    /// # Errors
+    /// The store refused the write.
+    pub(crate) async fn close(
+        &mut self,
+        session: &Session,
+        persist: &Persist,
+    ) -> Result<(), StoreFailed> {
+        self.record_all = true;
+        self.sync(session, persist).await
     }
 
     /// Submits the ops that save `session` if it changed; the ticket is the commit to wait
@@ -532,13 +550,23 @@ mod tests {
             save(&mut next, &session),
             (vec![3, 6, 8], Some(vec![3, 6, 8]), true, Some(0))
         );
+        // The end of a connection records what is still in flight from the queue.
+        deliver(&mut session, 9, QoS::AtLeastOnce);
+        deliver(&mut session, 10, QoS::AtLeastOnce);
+        assert_eq!(save(&mut next, &session), (vec![], None, false, Some(2)));
+        ack(&mut session, 9);
+        next.record_all = true;
+        assert_eq!(
+            save(&mut next, &session),
+            (vec![9, 10], Some(vec![3, 6, 8, 10]), true, Some(0))
+        );
         // A cloud SDK queue's session records every message in flight, QoS 1 too.
         let mut every = Saved::recording_every_message();
         let _ = save(&mut every, &session);
-        deliver(&mut session, 9, QoS::AtLeastOnce);
+        deliver(&mut session, 11, QoS::AtLeastOnce);
         assert_eq!(
             save(&mut every, &session),
-            (vec![9], Some(vec![3, 6, 8, 9]), true, None)
+            (vec![11], Some(vec![3, 6, 8, 10, 11]), true, None)
         );
     }
 }
