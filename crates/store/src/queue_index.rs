@@ -18,8 +18,139 @@ use crate::tables::QueueMeta;
 /// One client's queue: its sequence numbers, ascending, and its counters.
 #[derive(Debug, Default)]
 struct ClientQueue {
-    seqs: VecDeque<u64>,
+    seqs: Seqs,
     meta: QueueMeta,
+}
+
+/// A client's sequence numbers, ascending: 4 bytes each while they lie within 2^32 of a
+/// base (every queue but one that keeps an entry while four billion others pass), 8 bytes
+/// otherwise. A million queued messages cost 4 MB of index instead of 8.
+#[derive(Debug, Clone)]
+enum Seqs {
+    Narrow { base: u64, offsets: VecDeque<u32> },
+    Wide(VecDeque<u64>),
+}
+
+impl Default for Seqs {
+    fn default() -> Self {
+        Seqs::Narrow {
+            base: 0,
+            offsets: VecDeque::new(),
+        }
+    }
+}
+
+impl Seqs {
+    fn len(&self) -> usize {
+        match self {
+            Seqs::Narrow { offsets, .. } => offsets.len(),
+            Seqs::Wide(seqs) => seqs.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The position of the first sequence number `>= from`.
+    fn partition_point(&self, from: u64) -> usize {
+        match self {
+            Seqs::Narrow { base, offsets } => match from.checked_sub(*base) {
+                None => 0,
+                Some(offset) => match u32::try_from(offset) {
+                    Ok(offset) => offsets.partition_point(|&o| o < offset),
+                    Err(_) => offsets.len(),
+                },
+            },
+            Seqs::Wide(seqs) => seqs.partition_point(|&s| s < from),
+        }
+    }
+
+    /// Where `seq` is, if it is here.
+    fn position(&self, seq: u64) -> Option<usize> {
+        let at = self.partition_point(seq);
+        (self.get(at) == Some(seq)).then_some(at)
+    }
+
+    fn get(&self, at: usize) -> Option<u64> {
+        match self {
+            Seqs::Narrow { base, offsets } => offsets.get(at).map(|&o| base + u64::from(o)),
+            Seqs::Wide(seqs) => seqs.get(at).copied(),
+        }
+    }
+
+    /// Up to `max` sequence numbers from position `start` on.
+    fn starting_at(&self, start: usize, max: usize) -> Vec<u64> {
+        match self {
+            Seqs::Narrow { base, offsets } => offsets
+                .range(start.min(offsets.len())..)
+                .take(max)
+                .map(|&o| base + u64::from(o))
+                .collect(),
+            Seqs::Wide(seqs) => seqs
+                .range(start.min(seqs.len())..)
+                .take(max)
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Inserts `seq` at position `at` (which keeps the order); an empty queue takes it as
+    /// its base, one whose base is too far from it widens.
+    fn insert(&mut self, at: usize, seq: u64) {
+        if let Seqs::Narrow { base, offsets } = self {
+            if offsets.is_empty() {
+                *base = seq;
+            }
+            let narrow = seq.checked_sub(*base).and_then(|o| u32::try_from(o).ok());
+            if let Some(offset) = narrow {
+                offsets.insert(at.min(offsets.len()), offset);
+                return;
+            }
+            let wide = offsets.iter().map(|&o| *base + u64::from(o)).collect();
+            *self = Seqs::Wide(wide);
+        }
+        if let Seqs::Wide(seqs) = self {
+            seqs.insert(at.min(seqs.len()), seq);
+        }
+    }
+
+    /// Appends `seq`, larger than every one here.
+    fn push_back(&mut self, seq: u64) {
+        self.insert(self.len(), seq);
+    }
+
+    fn pop_back(&mut self) {
+        match self {
+            Seqs::Narrow { offsets, .. } => {
+                offsets.pop_back();
+            }
+            Seqs::Wide(seqs) => {
+                seqs.pop_back();
+            }
+        }
+    }
+
+    fn remove(&mut self, at: usize) {
+        match self {
+            Seqs::Narrow { offsets, .. } => {
+                offsets.remove(at);
+            }
+            Seqs::Wide(seqs) => {
+                seqs.remove(at);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<u64> {
+        self.starting_at(0, usize::MAX)
+    }
+
+    #[cfg(test)]
+    fn is_wide(&self) -> bool {
+        matches!(self, Seqs::Wide(_))
+    }
 }
 
 /// Per-client view of the queue log, the next sequence number to hand out, and the bodies
@@ -86,8 +217,8 @@ impl QueueIndex {
         let Some(queue) = self.queues.get(client) else {
             return Vec::new();
         };
-        let start = queue.seqs.partition_point(|&s| s < from);
-        queue.seqs.range(start..).take(max).copied().collect()
+        let start = queue.seqs.partition_point(from);
+        queue.seqs.starting_at(start, max)
     }
 
     /// Clients with a queue entry or counters.
@@ -159,7 +290,7 @@ impl<'a> IndexTxn<'a> {
         let Some(queue) = self.index.queues.get_mut(client) else {
             return false;
         };
-        let Ok(at) = queue.seqs.binary_search(&seq) else {
+        let Some(at) = queue.seqs.position(seq) else {
             return false;
         };
         queue.seqs.remove(at);
@@ -223,7 +354,7 @@ impl<'a> IndexTxn<'a> {
                 }
                 Undo::Taken(client, at, seq) => {
                     let queue = queues.entry(client).or_default();
-                    queue.seqs.insert(at.min(queue.seqs.len()), seq);
+                    queue.seqs.insert(at, seq);
                 }
                 Undo::Meta(client, old) => match old {
                     Some(meta) => queues.entry(client).or_default().meta = meta,
@@ -257,7 +388,7 @@ mod tests {
         let mut out: Vec<_> = index
             .queues
             .iter()
-            .map(|(c, q)| (c.to_string(), Vec::from(q.seqs.clone()), q.meta))
+            .map(|(c, q)| (c.to_string(), q.seqs.to_vec(), q.meta))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -287,6 +418,58 @@ mod tests {
         assert_eq!(snapshot(&index), before);
         assert_eq!(index.next_seq(), 5);
         assert_eq!(index.clients(), 2);
+    }
+
+    /// The narrow form and the wide one hold the same numbers in the same order, through
+    /// every operation, whatever the distances between them.
+    #[test]
+    fn narrow_and_wide_sequence_numbers_agree() {
+        use proptest::prelude::*;
+        let far = u64::from(u32::MAX);
+        let gaps = prop_oneof![1u64..4, Just(far), Just(far + 1), 1u64..(far * 3)];
+        let ops = proptest::collection::vec((gaps, 0usize..4, any::<usize>()), 1..60);
+        let widened = std::cell::Cell::new(false);
+        proptest!(|(ops in ops)| {
+            let mut seqs = Seqs::default();
+            let mut model: VecDeque<u64> = VecDeque::new();
+            let mut next = 7u64;
+            for (gap, op, pick) in ops {
+                match op {
+                    // Append, remove somewhere and maybe put back, or take the last.
+                    0 | 1 => {
+                        next = next.saturating_add(gap);
+                        seqs.push_back(next);
+                        model.push_back(next);
+                    }
+                    2 if !model.is_empty() => {
+                        let at = pick % model.len();
+                        let seq = model[at];
+                        prop_assert_eq!(seqs.position(seq), Some(at));
+                        seqs.remove(at);
+                        model.remove(at);
+                        prop_assert_eq!(seqs.position(seq), None);
+                        if pick % 2 == 0 {
+                            seqs.insert(at, seq);
+                            model.insert(at, seq);
+                        }
+                    }
+                    _ => {
+                        seqs.pop_back();
+                        model.pop_back();
+                    }
+                }
+                widened.set(widened.get() || seqs.is_wide());
+                prop_assert_eq!(seqs.to_vec(), Vec::from(model.clone()));
+                let from = model.get(pick % model.len().max(1)).copied().unwrap_or(0);
+                for probe in [from, from.saturating_add(1), from.saturating_add(far * 2)] {
+                    prop_assert_eq!(
+                        seqs.partition_point(probe),
+                        model.partition_point(|&s| s < probe)
+                    );
+                }
+            }
+        });
+        assert!(widened.get(), "the cases reach the wide form");
     }
 
     #[test]
