@@ -4,9 +4,9 @@
 //! The log is keyed by a store-wide sequence number, so a commit appending to a thousand
 //! queues writes one hot B-tree leaf instead of one leaf per queue. What the log cannot
 //! answer cheaply, "the entries of client `c` from seq `s` on", is this index: per client its
-//! sequence numbers in order (4 bytes an entry: see `Seqs`) and its counters. A write transaction changes
-//! it through an [`IndexTxn`], which remembers how to undo every change, so a transaction
-//! that fails leaves the index exactly as it was.
+//! sequence numbers in order (4 bytes an entry: see `Seqs`) and its counters. A write
+//! transaction changes it through an [`IndexTxn`], which remembers how to undo every change,
+//! so a transaction that fails leaves the index exactly as it was.
 
 use std::collections::VecDeque;
 
