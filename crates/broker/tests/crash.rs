@@ -332,6 +332,21 @@ async fn restart_and_reconnect(dir: &Path, id: &str) -> (BrokerProcess, Raw) {
     (broker, raw)
 }
 
+/// Publishes `payload` to `topic` at QoS 1 with packet id `id` and waits for its PUBACK.
+async fn publish_qos1(raw: &mut Raw, id: u16, topic: &'static str, payload: Bytes) {
+    raw.send(Packet::Publish(Publish::new(
+        QoS::AtLeastOnce,
+        PacketId::new(id),
+        ByteStr::from_static(topic),
+        payload,
+    )))
+    .await;
+    assert!(matches!(
+        expect_packet(raw, "PUBACK").await,
+        Packet::PubAck(acked) if acked.get() == id
+    ));
+}
+
 /// The next packet within 10 s; panics on silence or a closed connection.
 async fn expect_packet(raw: &mut Raw, what: &str) -> Packet {
     match raw.recv_within(Duration::from_secs(10)).await {
@@ -427,29 +442,19 @@ async fn qos1_messages_in_flight_at_sigkill_come_again_in_order_acknowledged_one
     let mut publisher = connect(broker.addr, "q1-pub", true)
         .await
         .expect("publisher");
-    let mut published = 0u16;
-    let mut publish = async |publisher: &mut Raw, text: &'static str| {
-        published += 1;
-        publisher
-            .send(Packet::Publish(Publish::new(
-                QoS::AtLeastOnce,
-                PacketId::new(published),
-                ByteStr::from_static("q1/a"),
-                Bytes::from_static(text.as_bytes()),
-            )))
-            .await;
-        assert!(matches!(
-            expect_packet(publisher, "PUBACK").await,
-            Packet::PubAck(_)
-        ));
-    };
     let receive = async |sub: &mut Raw| match expect_packet(sub, "PUBLISH").await {
         Packet::Publish(p) => (p.packet_id.expect("QoS 1"), p.shared_payload()),
         other => panic!("expected PUBLISH, got {other:?}"),
     };
     // The session is saved once at connect: these are sent after that first save.
-    for text in ["one", "two", "three"] {
-        publish(&mut publisher, text).await;
+    for (id, text) in [(1, "one"), (2, "two"), (3, "three")] {
+        publish_qos1(
+            &mut publisher,
+            id,
+            "q1/a",
+            Bytes::from_static(text.as_bytes()),
+        )
+        .await;
     }
     let mut got = Vec::new();
     for _ in 0..3 {
@@ -461,7 +466,7 @@ async fn qos1_messages_in_flight_at_sigkill_come_again_in_order_acknowledged_one
     sub.send(Packet::PubAck(got[0].0)).await;
     sub.send(Packet::PingReq).await;
     assert_eq!(expect_packet(&mut sub, "PINGRESP").await, Packet::PingResp);
-    publish(&mut publisher, "four").await;
+    publish_qos1(&mut publisher, 4, "q1/a", Bytes::from_static(b"four")).await;
     assert_eq!(receive(&mut sub).await.1, &b"four"[..]);
     broker.kill();
 
@@ -603,18 +608,13 @@ async fn a_broker_stopped_with_sigterm_leaves_no_delivered_message_in_its_file()
         .expect("publisher connects");
     const MESSAGES: u16 = 5;
     for n in 1..=MESSAGES {
-        publisher
-            .send(Packet::Publish(Publish::new(
-                QoS::AtLeastOnce,
-                PacketId::new(n),
-                ByteStr::from_static("tidy/a"),
-                Bytes::from(format!("message {n}")),
-            )))
-            .await;
-        assert!(matches!(
-            expect_packet(&mut publisher, "PUBACK").await,
-            Packet::PubAck(id) if id.get() == n
-        ));
+        publish_qos1(
+            &mut publisher,
+            n,
+            "tidy/a",
+            Bytes::from(format!("message {n}")),
+        )
+        .await;
     }
     for _ in 0..MESSAGES {
         match expect_packet(&mut sub, "PUBLISH").await {

@@ -127,6 +127,14 @@ impl ReadTables for MemoryTables {
             .map(|((_, seq), slot)| (*seq, *slot))
             .collect())
     }
+    fn seq_at(&self, client: &str, at: usize) -> Result<Option<u64>> {
+        Ok(self
+            .queues
+            .range((client.to_owned(), 0)..)
+            .take_while(|((c, _), _)| c == client)
+            .nth(at)
+            .map(|((_, seq), _)| *seq))
+    }
     fn blob(&self, kind: BlobKind, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.blobs.get(&(kind, key.to_owned())).cloned())
     }

@@ -221,6 +221,11 @@ impl QueueIndex {
         queue.seqs.starting_at(start, max)
     }
 
+    /// A client's sequence number at position `at` (0: the oldest).
+    pub(crate) fn seq_at(&self, client: &str, at: usize) -> Option<u64> {
+        self.queues.get(client)?.seqs.get(at)
+    }
+
     /// Clients with a queue entry or counters.
     #[cfg(test)]
     pub(crate) fn clients(&self) -> usize {

@@ -550,6 +550,9 @@ where
         }
         Ok(out)
     }
+    fn seq_at(&self, client: &str, at: usize) -> Result<Option<u64>> {
+        Ok(self.index.view().seq_at(client, at))
+    }
     fn blob(&self, kind: BlobKind, key: &str) -> Result<Option<Vec<u8>>> {
         let value = self.blobs.get((kind as u8, key)).map_err(io)?;
         Ok(value.map(|v| v.value().to_vec()))

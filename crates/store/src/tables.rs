@@ -99,6 +99,8 @@ pub(crate) trait ReadTables {
     fn in_flight(&self, client: &str) -> QueueMeta;
     /// Entries with seq >= `from`, in order, at most `max`.
     fn slots(&self, client: &str, from: u64, max: usize) -> Result<Vec<(u64, Slot)>>;
+    /// The sequence number of a client's queue entry at position `at` (0: the oldest).
+    fn seq_at(&self, client: &str, at: usize) -> Result<Option<u64>>;
     fn blob(&self, kind: BlobKind, key: &str) -> Result<Option<Vec<u8>>>;
     fn blobs(&self, kind: BlobKind) -> Result<Vec<Vec<u8>>>;
     fn retained(&self) -> Result<Vec<Arc<Message>>>;
@@ -355,11 +357,7 @@ fn enqueue(
             if queued(meta) {
                 break;
             }
-            let oldest = t
-                .slots(client, 0, skip.saturating_add(1))?
-                .into_iter()
-                .nth(skip);
-            let Some((oldest, _)) = oldest else {
+            let Some(oldest) = t.seq_at(client, skip)? else {
                 break;
             };
             remove_slot(t, client, oldest, pending)?;
