@@ -16,6 +16,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use mqgate_broker::{Broker, BrokerConfig};
 
+mod batched_log;
+
 /// The mqgate MQTT broker (3.1.1 and 5).
 /// jemalloc instead of glibc's allocator: message bodies are allocated by the threads that
 /// read them (connections, page readers) and freed by others, and glibc's per-thread arenas
@@ -52,15 +54,16 @@ struct Args {
 
 fn main() -> ExitCode {
     // Log lines (a status event per connect and disconnect, at the default level) are written
-    // by a thread of their own: a runtime worker formats a line and hands it over, it never
-    // waits for stdout (a slow pipe, a terminal, journald). If that thread falls 128 000 lines
-    // behind, further lines are dropped rather than slowing the broker. That thread writes
-    // every line waiting for it with one system call, through a buffer it flushes each time
-    // nothing more waits (stdout alone would make a call per line: a burst of connects
-    // spent about 5 % of the broker's CPU in them). The guard flushes what is buffered when
+    // in batches by a thread of their own (`batched_log`): a runtime worker appends a line to
+    // a buffer and goes on; it never waits for stdout. The guard writes what is buffered when
     // `main` returns.
-    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking(stdout);
+    let (writer, _flush_on_exit) = match batched_log::batched(std::io::stdout()) {
+        Ok(log) => log,
+        Err(error) => {
+            eprintln!("mqgate: cannot start the log thread: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
