@@ -45,6 +45,14 @@ const INBOX_BATCH: usize = 256;
 /// Most inbox messages taken under one lock of the inbox.
 const TAKE_BATCH: usize = 32;
 
+/// At most this many packets in one read count as light load: publishers that send one
+/// message at a time, or a few, as devices do. A saturated connection's reads bring dozens.
+/// Measured with one QoS 1 publisher at 1 000 msg/s, yielding to the receivers after such a
+/// read cut the delivery's p50 by about 10-20 us, at the price of waking the idle worker
+/// (broker CPU 0.25 -> 0.35 s per 10 000 messages); fan-in and fan-out at full rate did not
+/// change beyond noise.
+const LIGHT_READ: usize = 8;
+
 /// A connection's routing scratch space: its routes' wakes wait for the end of the batch.
 fn new_scratch() -> Box<RouteScratch> {
     Box::new(RouteScratch::deferring())
@@ -115,11 +123,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         // Packets that came in the same read as CONNECT are already buffered; they are
         // handled once the CONNACK is out.
         let mut buffered = true;
+        let mut light = false;
         loop {
             let processed = self.process_events().await;
-            self.wake_routed();
+            let woke = self.wake_routed();
             if let Err(reason) = processed {
                 return reason;
+            }
+            // Receivers first: after a light read that woke receivers of what it routed, this
+            // task lets them run before it writes its own acknowledgements. A woken receiver
+            // waits in this worker's next slot, and the acknowledgement's write (a loopback
+            // send is several microseconds) would otherwise come before every delivery; the
+            // yield also lets an idle worker take this task, so both writes go at once. Under
+            // load reads are large and nothing changes (see `LIGHT_READ`).
+            if std::mem::take(&mut light) && woke && self.session.has_transmit() {
+                tokio::task::yield_now().await;
             }
             self.release_held();
             if let Err(reason) = self.flush().await {
@@ -168,11 +186,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                 }
                 read = self.io.read_more(), if self.acks.has_room() => match read {
                     Ok(0) => return CloseReason::PeerClosed,
-                    Ok(_) => {
-                        if let Err(reason) = self.handle_received() {
-                            return reason;
-                        }
-                    }
+                    Ok(_) => match self.handle_received() {
+                        Ok(packets) => light = packets <= LIGHT_READ,
+                        Err(reason) => return reason,
+                    },
                     Err(error) => return error.into(),
                 },
                 delivery = self.inbox.recv(), if can_take => {
@@ -199,21 +216,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.reading = Some(self.ctx.core.read_queue_page(client, read));
     }
 
-    /// Hands every whole packet in the read buffer to the session.
-    fn handle_received(&mut self) -> Result<(), CloseReason> {
+    /// Hands every whole packet in the read buffer to the session; returns how many.
+    fn handle_received(&mut self) -> Result<usize, CloseReason> {
         let now = monotonic_ms();
+        let mut packets = 0;
         if let Some(state) = &mut self.v5 {
             while let Some(packet) = self.io.decode_v5()? {
                 v5::inbound(state, &mut self.session, packet, now)?;
+                packets += 1;
             }
-            return Ok(());
+            return Ok(packets);
         }
         while let Some(packet) = self.io.decode()? {
             self.session
                 .handle_packet(packet, now)
                 .map_err(CloseReason::Protocol)?;
+            packets += 1;
         }
-        Ok(())
+        Ok(packets)
     }
 
     async fn flush(&mut self) -> Result<(), CloseReason> {
@@ -562,9 +582,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
 
     /// Wakes the receivers of what this connection routed since it last did (see
     /// [`RouteScratch::deferring`]): before it waits for anything, and after each batch.
-    fn wake_routed(&mut self) {
-        if let Some(scratch) = &mut self.scratch {
-            scratch.wake();
+    fn wake_routed(&mut self) -> bool {
+        match &mut self.scratch {
+            Some(scratch) => scratch.wake(),
+            None => false,
         }
     }
 

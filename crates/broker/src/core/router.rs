@@ -65,8 +65,10 @@ impl RouteScratch {
     }
 
     /// Wakes the receivers routes left to wake.
-    pub(crate) fn wake(&mut self) {
+    pub(crate) fn wake(&mut self) -> bool {
+        let woke = !self.wakers.is_empty();
         self.wakers.drain(..).for_each(Waker::wake);
+        woke
     }
 
     /// Keeps a blocked delivery for waiting, or drops it (counted) when it is QoS 0 and its
