@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use mqgate_broker::{Broker, BrokerConfig, BrokerHandle, ClusterConfig, StorageKind};
+use mqgate_status::EventType;
 use rocketmq::{healthz, http_get, RocketMq, SERVERS};
 use rumqttc::{Publish, QoS};
 use support::{subscribe, Client};
@@ -1246,6 +1247,118 @@ async fn a_killed_nodes_clients_get_one_tcpclean_within_the_bound() {
     assert_eq!(b.metrics().wills_published, 0, "{:?}", b.metrics());
     watcher.disconnect().await;
 
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Waits (bounded) until `listener` gave an event of `kind` for each of `clients`.
+async fn until_each(
+    listener: &mut tokio::sync::broadcast::Receiver<mqgate_status::StatusEvent>,
+    clients: &[&str],
+    kind: EventType,
+) {
+    let mut left: BTreeSet<&str> = clients.iter().copied().collect();
+    let deadline = Instant::now() + CROSSING;
+    while !left.is_empty() {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(wait, listener.recv()).await {
+            Ok(Ok(event)) if event.event_type == kind => {
+                left.remove(event.client_id.as_str());
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => panic!("status listener: {error}"),
+            Err(_) => panic!("no {kind} of {left:?} within {CROSSING:?}"),
+        }
+    }
+}
+
+/// MQTT 5 options for `id` at `addr`: Clean Start 0, a Session Expiry Interval of 60 s,
+/// and a will on `gone/{id}` that waits `delay_s` once the connection is lost.
+fn delayed_will(addr: std::net::SocketAddr, id: &str, delay_s: u32) -> rumqttc::v5::MqttOptions {
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
+    let mut options = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_clean_start(false);
+    options.set_session_expiry_interval(Some(60));
+    let properties = LastWillProperties {
+        delay_interval: Some(delay_s),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    };
+    let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+    let will = LastWill::new(
+        format!("gone/{id}"),
+        id.to_owned(),
+        qos,
+        false,
+        Some(properties),
+    );
+    options.set_last_will(will);
+    options
+}
+
+/// MQTT 5 will delays across nodes. A dead node's client's will waits for its Will Delay
+/// Interval at the node that cleans up after it, and is not published if the client connects
+/// again (on any node) before it passed; a client whose connection to one node was lost and
+/// that connects to another node within the delay has its will dropped by the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn will_delays_hold_across_nodes() {
+    use support::mqtt5::Client5;
+    let _serial = SERVERS.lock().await;
+    let Some(rocketmq) = RocketMq::start("will_delays_hold_across_nodes").await else {
+        return;
+    };
+    let ns = rocketmq.name_server_addr();
+    let a = node(&ns, "a", |_| {}).await;
+    let b = node(&ns, "b", |_| {}).await;
+    let (a_addr, b_addr) = (support::tcp_addr(&a), support::tcp_addr(&b));
+    let mut at_a = a.status_events();
+    let mut at_b = b.status_events();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "allow_anonymous = true\nstorage = \"memory\"\n\n[listeners]\ntcp = \"127.0.0.1:0\"\n\
+         ws = \"127.0.0.1:0\"\n\n[http]\nenabled = false\n\n[cluster]\ninstance = \"{INSTANCE}\"\n\
+         name_server = \"{ns}\"\nnode_id = \"doomed\"\nheartbeat_ms = 200\ndead_after_ms = 2000\n"
+    );
+    let doomed = support::process::BrokerProcess::start(dir.path(), &config, &["tcp"]);
+    until_peers(&a, &["b", "doomed"], CROSSING).await;
+    let mut watcher = Client::connect(&a, "watcher", true).await;
+    subscribe(&mut watcher, "gone/#", QoS::AtLeastOnce).await;
+    let late = Client5::with_options(delayed_will(doomed.addr, "late", 3)).await;
+    let back = Client5::with_options(delayed_will(doomed.addr, "back", 8)).await;
+    let roamer = Client5::with_options(delayed_will(b_addr, "roamer", 3)).await;
+    let (connect, tcpclean) = (EventType::Connect, EventType::Tcpclean);
+    until_each(&mut at_a, &["late", "back", "roamer"], connect).await;
+
+    // The roamer's connection to B is lost (no DISCONNECT); it connects to A within its will's
+    // delay, and B, told so, drops the will.
+    drop(roamer);
+    until_each(&mut at_b, &["roamer"], tcpclean).await;
+    let roamer = Client5::with_options(delayed_will(a_addr, "roamer", 3)).await;
+
+    doomed.kill();
+    until_each(&mut at_a, &["late", "back"], tcpclean).await;
+    // The dead node's clients are cleaned up; one comes back within its delay.
+    let back_again = Client5::with_options(delayed_will(b_addr, "back", 8)).await;
+    watcher.expect_nothing(Duration::from_millis(1500)).await;
+    let will = crossed(&mut watcher, "the delayed will of a dead node's client").await;
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("gone/late", &b"late"[..])
+    );
+    // Past the roamer's and the returning client's delays: neither will comes.
+    watcher.expect_nothing(Duration::from_secs(7)).await;
+    assert_eq!(a.metrics().wills_published, 1, "{:?}", a.metrics());
+    assert_eq!(b.metrics().wills_published, 0, "{:?}", b.metrics());
+    back_again.disconnect().await;
+    roamer.disconnect().await;
+    drop(late);
+    drop(back);
+    watcher.disconnect().await;
     b.shutdown().await;
     a.shutdown().await;
 }

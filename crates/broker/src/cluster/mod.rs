@@ -53,6 +53,7 @@ use crate::connection::{Completion, Outflow, OutflowFuture};
 use crate::core::inbox::Kick;
 use crate::core::registry::Registry;
 use crate::core::status::Presence;
+use crate::core::wills::{WillSession, WillTicket};
 use crate::core::{Core, Share, ShareFuture, Unsettled};
 use crate::{BrokerError, Metrics, TakeoverPolicy};
 pub use peers::ClusterNode;
@@ -486,6 +487,13 @@ impl Cluster {
                 }
                 match event.event_type {
                     EventType::Connect => {
+                        // The client is back: a will its earlier connection left here waits
+                        // no longer (this node's own connects decided it already).
+                        if !self.is_this(&from)
+                            && core.wills.connected_elsewhere(&event.client_id, event.time)
+                        {
+                            tracing::info!(client = %event.client_id, node = %from.id, "cluster: the client connected on another node; its waiting will is dropped");
+                        }
                         let will = will.map(Arc::new);
                         self.connected(core, from, &event, will, now);
                     }
@@ -611,15 +619,51 @@ impl Cluster {
                 tracing::info!(client = %event.client_id, "cluster: the client's node is gone; tcpclean sent for it");
                 let client = event.client_id.clone();
                 core.status.emit(Some(event));
-                if let Some(will) = will {
-                    self.publish_will(&core, &client, &will).await;
+                match will {
+                    Some(will) if will.delay_s > 0 => {
+                        let client: Arc<str> = Arc::from(client);
+                        let ticket = core.wills.wait(&client, WillSession::Gone);
+                        let delay = Duration::from_secs(u64::from(will.delay_s));
+                        tracing::info!(%client, delay_s = will.delay_s, "cluster: the will of a gone node's client waits for its delay");
+                        let (cluster, core) = (self.clone(), core.clone());
+                        tokio::spawn(async move {
+                            cluster
+                                .publish_will_later(&core, &client, &will, ticket, delay)
+                                .await;
+                        });
+                    }
+                    Some(will) => self.publish_will(&core, &client, &will).await,
+                    None => {}
                 }
             }
         }
     }
 
+    /// Publishes the will of `client`, whose node is gone, once `delay` passed, unless the
+    /// client connects again first, on any node (see [`WillSession::Gone`]); a will still
+    /// waiting when this node stops is not published.
+    async fn publish_will_later(
+        &self,
+        core: &Core,
+        client: &Arc<str>,
+        will: &CarriedWill,
+        ticket: WillTicket,
+        delay: Duration,
+    ) {
+        let mut shutdown = core.shutdown.clone();
+        let wills = &core.wills;
+        let Some(publish) = ticket.decided(wills, client, delay, &mut shutdown).await else {
+            return;
+        };
+        if publish {
+            self.publish_will(core, client, will).await;
+        } else {
+            tracing::info!(%client, "cluster: the client came back before its will's delay passed; the will is dropped");
+        }
+    }
+
     /// Publishes the will of `client`, whose node is gone: here and to the other nodes, as
-    /// its node would have (at once: an MQTT 5 Will Delay Interval is not waited for).
+    /// its node would have.
     async fn publish_will(&self, core: &Core, client: &str, will: &CarriedWill) {
         if mqgate_topic::TopicName::validate(&will.message.topic).is_err() {
             tracing::warn!(%client, "will of a gone node's client not valid; not published");
@@ -971,13 +1015,8 @@ impl Outflow for Cluster {
 }
 
 impl Presence for Cluster {
-    fn emitted(&self, event: &StatusEvent, will: Option<(&Message, bool)>) {
-        let will = will.map(|(message, retain)| {
-            Arc::new(CarriedWill {
-                message: message.clone(),
-                retain,
-            })
-        });
+    fn emitted(&self, event: &StatusEvent, will: Option<CarriedWill>) {
+        let will = will.map(Arc::new);
         {
             let mut local = self.local.lock();
             match event.event_type {
@@ -1154,7 +1193,9 @@ pub(crate) fn fuzz_consumed(
                 false,
                 will.as_ref(),
             );
-            let key = |will: &Option<CarriedWill>| will.as_ref().map(|w| (w.message.id, w.retain));
+            let key = |will: &Option<CarriedWill>| {
+                will.as_ref().map(|w| (w.message.id, w.retain, w.delay_s))
+            };
             match presence::decode(&again) {
                 Ok(Incoming::Event {
                     from: f,

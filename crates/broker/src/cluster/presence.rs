@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mqgate_rocketmq::RocketMessage;
-use mqgate_session::Message;
 use mqgate_status::{ChannelId, EventType, StatusEvent};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +23,8 @@ pub(super) const STARTED: &str = "mqgateStarted";
 pub(super) const WILL: &str = "mqgateWill";
 /// The user property saying the carried will is retained (`1`).
 pub(super) const WILL_RETAIN: &str = "mqgateWillRetain";
+/// The user property giving the carried will's delay in seconds, when it has one (MQTT 5).
+pub(super) const WILL_DELAY: &str = "mqgateWillDelay";
 /// The tag of a connect event sent again for a node that joined (it updates the view only).
 pub(super) const PRESENT: &str = "present";
 /// The tag of the message a node sends once its presence consumer runs: the others answer
@@ -44,15 +45,7 @@ pub(super) struct NodeRun {
     pub(super) started_ms: u64,
 }
 
-/// A client's will, carried in its connect so that a survivor can publish it when the
-/// client's node dies.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct CarriedWill {
-    /// The will as a message (no id yet: 0; its expiry counted from `published_at_ms`).
-    pub(super) message: Message,
-    /// Whether it is retained.
-    pub(super) retain: bool,
-}
+pub(super) use crate::core::status::CarriedWill;
 
 /// A consumed presence message.
 #[derive(Debug)]
@@ -132,6 +125,11 @@ pub(super) fn event_message(
                 .properties
                 .insert(WILL_RETAIN.to_owned(), "1".to_owned());
         }
+        if will.delay_s > 0 {
+            message
+                .properties
+                .insert(WILL_DELAY.to_owned(), will.delay_s.to_string());
+        }
     }
     message
 }
@@ -198,9 +196,16 @@ pub(super) fn decode(message: &RocketMessage) -> Result<Incoming, String> {
             let will = mqgate_store::codec::decode_message(record)
                 .map_err(|error| format!("will: {error}"))?;
             let retain = message.properties.get(WILL_RETAIN).map(String::as_str) == Some("1");
+            let delay_s = match message.properties.get(WILL_DELAY) {
+                None => 0,
+                Some(delay) => delay
+                    .parse::<u32>()
+                    .map_err(|error| format!("{WILL_DELAY} {delay:?}: {error}"))?,
+            };
             let will = CarriedWill {
                 message: will,
                 retain,
+                delay_s,
             };
             (json, Some(will))
         }
@@ -385,6 +390,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mqgate_session::Message;
 
     fn run(id: &str) -> NodeRun {
         NodeRun {
@@ -447,10 +453,27 @@ mod tests {
                 100,
             ),
             retain: true,
+            delay_s: 30,
         };
         let carried = event_message(topic, &a, &connect, false, Some(&will));
         let retained = carried.properties.get(WILL_RETAIN).map(String::as_str);
         assert_eq!(retained, Some("1"));
+        let delay = carried.properties.get(WILL_DELAY).map(String::as_str);
+        assert_eq!(delay, Some("30"));
+        let undelayed = CarriedWill {
+            delay_s: 0,
+            ..will.clone()
+        };
+        let plain = event_message(topic, &a, &connect, false, Some(&undelayed));
+        assert_eq!(
+            plain.properties.get(WILL_DELAY),
+            None,
+            "no delay, no property"
+        );
+        assert!(matches!(
+            decode(&plain),
+            Ok(Incoming::Event { will: Some(back), .. }) if back == undelayed
+        ));
         match decode(&carried) {
             Ok(Incoming::Event {
                 event, will: back, ..
@@ -462,6 +485,9 @@ mod tests {
         assert!(decode(&bad).unwrap_err().contains("not a length"));
         bad.properties.insert(WILL.into(), "3".into());
         assert!(decode(&bad).unwrap_err().contains("will"));
+        let mut bad = carried.clone();
+        bad.properties.insert(WILL_DELAY.into(), "-1".into());
+        assert!(decode(&bad).unwrap_err().contains(WILL_DELAY));
         let bad = event_message(topic, &a, &tcpclean, false, Some(&will));
         assert!(decode(&bad).unwrap_err().contains("a will on a tcpclean"));
 
@@ -521,6 +547,7 @@ mod tests {
                 100,
             ),
             retain: false,
+            delay_s: 0,
         });
         let connect = event(EventType::Connect, 2, 200);
         view.set(client, Entry::new(run("b"), &connect, Some(will), 6));

@@ -417,7 +417,8 @@ where
         unix_time_ms(),
     );
     // In a cluster the connect carries the will, so the node that cleans up after this one
-    // (should it die) publishes it. Its id is given when it is published.
+    // (should it die) publishes it, after its delay as this node would (see
+    // `Online::finish`). Its id is given when it is published.
     let will = connect
         .will
         .as_ref()
@@ -432,16 +433,24 @@ where
                 now,
             )
             .with_origin(session.client_id().clone());
+            let mut delay_s = 0;
             if let Some(terms) = v5_state.as_ref().map(|state| &state.will) {
                 message.properties = terms.forward.clone();
                 message.expires_at_ms = terms
                     .expiry_s
                     .map(|s| now.saturating_add(u64::from(s) * 1000));
+                delay_s = match session.expiry_interval_s() {
+                    Some(expiry_s) if session.is_persistent() => terms.delay_s.min(expiry_s),
+                    _ => 0,
+                };
             }
-            (message, will.retain)
+            crate::core::status::CarriedWill {
+                message,
+                retain: will.retain,
+                delay_s,
+            }
         });
-    core.status
-        .emit_with_will(connected, will.as_ref().map(|(m, r)| (m, *r)));
+    core.status.emit_with_will(connected, will);
     core.metrics
         .sessions_started
         .fetch_add(1, Ordering::Relaxed);

@@ -36,7 +36,7 @@ use crate::core::inbox::{self, Signal};
 use crate::core::persist;
 use crate::core::registry::{drain_drops, ClientCard, Delivery, Drops};
 use crate::core::router::RouteScratch;
-use crate::core::wills::WillTicket;
+use crate::core::wills::{WillSession, WillTicket};
 use crate::core::{next_page, PageRead, Unsettled};
 use crate::transport::io::Io;
 
@@ -943,7 +943,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
             (Some(expiry_s), true) if !clean_session => terms.delay_s.min(expiry_s),
             _ => 0,
         };
-        let ticket = (delay_s > 0).then(|| core.wills.wait(self.events.shared_client_id()));
+        let ticket = (delay_s > 0).then(|| {
+            let session = WillSession::Here {
+                connected_at_ms: self.card.connected_at_ms,
+            };
+            core.wills.wait(self.events.shared_client_id(), session)
+        });
         let skip_origin = will
             .as_ref()
             .is_some_and(|w| v5::not_for_self(self.session.subscriptions(), &w.topic));
@@ -1089,18 +1094,10 @@ async fn publish_will_later(
     will: Will,
     stored: Option<MessageId>,
 ) {
-    let WillTicket { id, mut decision } = ticket;
     let mut shutdown = ctx.core.shutdown.clone();
-    let decided = tokio::select! {
-        () = tokio::time::sleep(delay) => None,
-        decided = &mut decision => Some(decided.unwrap_or(false)),
-        _ = shutdown.wait_for(|down| *down) => return,
-    };
-    let publish = match decided {
-        Some(publish) => publish,
-        // Due: the will is this task's unless a connection took it meanwhile, whose
-        // decision then comes.
-        None => ctx.core.wills.take_due(&client, id) || decision.await.unwrap_or(false),
+    let wills = &ctx.core.wills;
+    let Some(publish) = ticket.decided(wills, &client, delay, &mut shutdown).await else {
+        return;
     };
     if publish {
         publish_will(&ctx, &client, will).await;
@@ -1157,7 +1154,11 @@ pub(crate) fn restore_wills(ctx: &Arc<ConnCtx>) -> Result<usize, mqgate_store::S
             skip_origin: stored.not_for_origin,
         };
         let delay = Duration::from_millis(stored.due_at_ms.saturating_sub(now));
-        let ticket = core.wills.wait(&client);
+        // A connection elsewhere cancels it only if made after this start.
+        let session = WillSession::Here {
+            connected_at_ms: now,
+        };
+        let ticket = core.wills.wait(&client, session);
         tokio::spawn(publish_will_later(
             ctx.clone(),
             client,

@@ -11,13 +11,26 @@ use tokio::sync::broadcast;
 /// The cluster's side of the status events (`docs/cluster.md`, presence): where this node's
 /// events go to the other nodes, and what the cluster knows of clients on other nodes.
 pub(crate) trait Presence: Send + Sync + std::fmt::Debug {
-    /// An event this node emitted, for the other nodes; a connect with the client's will
-    /// (and whether it is retained), so another node can publish it if this one dies. Never
-    /// blocks.
-    fn emitted(&self, event: &StatusEvent, will: Option<(&Message, bool)>);
+    /// An event this node emitted, for the other nodes; a connect with the client's will, so
+    /// another node can publish it if this one dies. Never blocks.
+    fn emitted(&self, event: &StatusEvent, will: Option<CarriedWill>);
     /// The node that holds `client_id` now, when the cluster's view says a live node other
     /// than this one does.
     fn held_elsewhere(&self, client_id: &str) -> Option<String>;
+}
+
+/// A client's will, carried in its connect event so that another node can publish it when
+/// the client's node dies.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CarriedWill {
+    /// The will as a message (no id yet: 0; its expiry counted from `published_at_ms`).
+    pub(crate) message: Message,
+    /// Whether it is retained.
+    pub(crate) retain: bool,
+    /// How long it waits once the connection is lost, in seconds (MQTT 5: the Will Delay
+    /// Interval, at most the Session Expiry Interval; 0 for a session that ends with its
+    /// connection, and for MQTT 3.1.1).
+    pub(crate) delay_s: u32,
 }
 
 /// Where status events go. Emitting never blocks a connection: a listener that lags behind
@@ -66,9 +79,9 @@ impl StatusHub {
         self.presence.is_some()
     }
 
-    /// [`emit`](Self::emit) for a connect whose client left a will (and whether it is
-    /// retained): in a cluster the other nodes keep it, to publish it if this node dies.
-    pub(crate) fn emit_with_will(&self, event: StatusEvent, will: Option<(&Message, bool)>) {
+    /// [`emit`](Self::emit) for a connect whose client left a will: in a cluster the other
+    /// nodes keep it, to publish it if this node dies.
+    pub(crate) fn emit_with_will(&self, event: StatusEvent, will: Option<CarriedWill>) {
         tracing::info!(target: "mqgate::status", event = %event.to_json());
         if let Some(presence) = &self.presence {
             presence.emitted(&event, will);
