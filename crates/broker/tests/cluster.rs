@@ -128,7 +128,8 @@ async fn messages_cross_nodes_once_and_in_order() {
     let mut local = Client::connect(&a, "local", true).await;
     subscribe(&mut local, "room/#", QoS::AtLeastOnce).await;
 
-    const N: usize = 40;
+    // A burst: most of it waits while a send is under way, and goes in batches.
+    const N: usize = 200;
     let mut p1 = Client::connect(&a, "p1", true).await;
     let mut p2 = Client::connect(&a, "p2", true).await;
     for i in 0..N {

@@ -139,8 +139,47 @@ async fn outflow_reaches_a_rocketmq_consumer_exactly() {
             "unexpected message in RocketMQ: {late:?}"
         );
     }
+    // A burst from one publisher (most of it waits while a send is under way, and goes in
+    // batches) is stored in one queue, in the order it was published.
+    const BURST: usize = 300;
+    for i in 0..BURST {
+        let qos = if i % 2 == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        device
+            .client
+            .publish("sensors/burst", qos, false, format!("burst-{i:03}"))
+            .await
+            .expect("queued");
+    }
+    let mut burst = BTreeMap::new();
+    let deadline = Instant::now() + CROSSING;
+    while burst.len() < BURST && Instant::now() < deadline {
+        if let Some(message) = consumer.next(Duration::from_secs(1)).await {
+            if message.body.starts_with(b"burst-") {
+                burst.insert(message.body.clone(), message);
+            }
+        }
+    }
+    assert_eq!(
+        burst.len(),
+        BURST,
+        "every message of the burst reached RocketMQ"
+    );
+    let stored: Vec<(i32, i64)> = burst
+        .values()
+        .map(|m| (m.queue_id, m.queue_offset))
+        .collect();
+    assert!(
+        stored
+            .windows(2)
+            .all(|w| w[0].0 == w[1].0 && w[0].1 < w[1].1),
+        "one queue, in publish order: {stored:?}"
+    );
     let metrics = broker.metrics();
-    assert!(metrics.rocketmq_produced >= 3, "{metrics:?}");
+    assert!(metrics.rocketmq_produced >= 3 + BURST as u64, "{metrics:?}");
     assert_eq!(metrics.rocketmq_buffered, 0);
     assert!(broker
         .rocketmq_health()
@@ -571,7 +610,7 @@ async fn a_full_buffer_slows_publishers_until_rocketmq_is_back() {
     let side = ClientSide::new();
     let broker = sensors_bridge(&side, &ns, "buffer", |config| {
         config.ack_after = AckAfter::Broker;
-        config.buffer = 3;
+        config.buffer = 10;
         config.max_in_flight = 2;
         config.send_timeout_ms = Duration::from_millis(1000);
     })
@@ -580,8 +619,9 @@ async fn a_full_buffer_slows_publishers_until_rocketmq_is_back() {
 
     const COUNT: usize = 20;
     let (mut acked, publisher) = acknowledged_publisher(&broker, COUNT).await;
-    // ack_after = "broker": acknowledged as soon as the copy is buffered, until the buffer
-    // (3) and the sends in flight (2) are full; then the publisher waits.
+    // ack_after = "broker": acknowledged as soon as the copy is in its lane, until the lane
+    // holds its share of the buffer (10 over 2 lanes: 5, waiting or being sent: one
+    // publisher's copies all take one lane); then the publisher waits.
     let mut acknowledged = Vec::new();
     while acknowledged.len() < 5 {
         let n = tokio::time::timeout(CROSSING, acked.recv())

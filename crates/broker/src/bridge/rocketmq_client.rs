@@ -7,6 +7,7 @@
 //! and every inflow rule consumes in its own group in clustering mode (broadcast mode loses
 //! messages).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
     ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus,
     DefaultLitePullConsumer, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
-    MessageListenerConcurrently, MessageListenerOrderly, SendStatus, TelemetryHandle,
+    MessageListenerConcurrently, MessageListenerOrderly, SendResult, SendStatus, TelemetryHandle,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -32,12 +33,18 @@ use crate::config::{ConsumeFrom, RocketMqConfig};
 
 /// The RocketMQ property holding a message's keys, separated by spaces.
 const KEYS: &str = "KEYS";
+/// How long the queues of a topic are taken as known (the producer refreshes its routes
+/// from the name server every 30 s too).
+const QUEUES_TTL: Duration = Duration::from_secs(30);
 /// The RocketMQ property holding a message's tag.
 const TAGS: &str = "TAGS";
 
 fn failure(context: &str, error: impl std::fmt::Display) -> ClientFailure {
     ClientFailure(format!("{context}: {error}"))
 }
+
+/// A topic's queues, and when they were asked for.
+type KnownQueues = (std::time::Instant, Arc<[MessageQueue]>);
 
 /// The `rocketmq-client-rust` client: one producer, one push consumer per consumed topic.
 pub struct RustRocketMqClient {
@@ -48,6 +55,8 @@ pub struct RustRocketMqClient {
     name_server: String,
     consume_from: ConsumeFrom,
     send_timeout_ms: u64,
+    /// The queues of each topic a batch was sent to, and when they were asked for.
+    queues: Mutex<HashMap<String, KnownQueues>>,
 }
 
 impl std::fmt::Debug for RustRocketMqClient {
@@ -105,6 +114,7 @@ impl RustRocketMqClient {
             name_server: config.name_server.clone(),
             consume_from: config.consume_from,
             send_timeout_ms,
+            queues: Mutex::new(HashMap::new()),
         })
     }
 
@@ -113,27 +123,7 @@ impl RustRocketMqClient {
         message: &RocketMessage,
         order_key: Option<&str>,
     ) -> Result<(), ClientFailure> {
-        let mut builder = Message::builder()
-            .topic(message.topic.as_str())
-            .body(message.body.clone());
-        if let Some(tags) = &message.tags {
-            builder = builder.tags(tags.as_str());
-        }
-        if !message.keys.is_empty() {
-            builder = builder.keys(message.keys.clone());
-        }
-        // The mapping's plain copies of User Properties may bear a name RocketMQ keeps for
-        // itself; those stay in `mqttUserProperties` only.
-        for (key, value) in message
-            .properties
-            .iter()
-            .filter(|(key, _)| !STRING_HASH_SET.contains(key.as_str()))
-        {
-            builder = builder
-                .raw_property(key.as_str(), value.as_str())
-                .map_err(|e| failure("property", e))?;
-        }
-        let built = builder.build().map_err(|e| failure("message", e))?;
+        let built = build(message)?;
         let sent = match order_key {
             None => {
                 self.producer
@@ -141,25 +131,82 @@ impl RustRocketMqClient {
                     .await
             }
             Some(key) => {
-                let select = |queues: &[MessageQueue], _: &Message, hash: &u64| {
-                    let n = u64::try_from(queues.len()).ok().filter(|n| *n > 0)?;
-                    let index = usize::try_from(hash % n).ok()?;
-                    queues.get(index).cloned()
-                };
+                let select = |queues: &[MessageQueue], _: &Message, hash: &u64| pick(queues, *hash);
                 self.producer
                     .send_with_selector_timeout(built, select, hash_of(key), self.send_timeout_ms)
                     .await
             }
         };
         match sent {
-            Ok(Some(result)) if result.send_status == SendStatus::SendOk => Ok(()),
-            Ok(Some(result)) => Err(ClientFailure(format!(
-                "broker answered {:?}",
-                result.send_status
-            ))),
+            Ok(Some(result)) => stored(&result),
             Ok(None) => Err(ClientFailure("no send result".to_owned())),
             Err(e) => Err(failure("send", e)),
         }
+    }
+
+    /// Sends `messages` (one topic) as one batch: to the queue of `order_key`, the one the
+    /// selector of [`send_one`](Self::send_one) picks for it, so single and batched sends of
+    /// one key share a queue.
+    async fn send_many(
+        &self,
+        messages: &[RocketMessage],
+        order_key: Option<&str>,
+    ) -> Result<(), ClientFailure> {
+        let [first, rest @ ..] = messages else {
+            return Ok(());
+        };
+        if rest.is_empty() {
+            return self.send_one(first, order_key).await;
+        }
+        let built = messages.iter().map(build).collect::<Result<Vec<_>, _>>()?;
+        let timeout = self.send_timeout_ms;
+        let sent = match order_key {
+            None => self.producer.send_batch_with_timeout(built, timeout).await,
+            Some(key) => {
+                let queue = self.queue_of(&first.topic, key).await?;
+                let sent = self
+                    .producer
+                    .send_batch_to_queue_with_timeout(built, queue, timeout)
+                    .await;
+                if sent.is_err() {
+                    // The topic's queues may have changed: ask again next time.
+                    self.queues.lock().remove(&first.topic);
+                }
+                sent
+            }
+        };
+        match sent {
+            Ok(result) => stored(&result),
+            Err(e) => Err(failure("batch send", e)),
+        }
+    }
+
+    /// The queue of `topic` that messages with `key` go to (the topic's queues are asked of
+    /// the name server at most every [`QUEUES_TTL`], as the producer refreshes its routes).
+    async fn queue_of(&self, topic: &str, key: &str) -> Result<MessageQueue, ClientFailure> {
+        let cached = self
+            .queues
+            .lock()
+            .get(topic)
+            .filter(|(at, _)| at.elapsed() < QUEUES_TTL)
+            .map(|(_, queues)| queues.clone());
+        let queues = match cached {
+            Some(queues) => queues,
+            None => {
+                // The producer asks with `&mut self` but shares its state: a clone asks.
+                let mut producer = self.producer.clone();
+                let fetched: Arc<[MessageQueue]> = producer
+                    .fetch_publish_message_queues(topic)
+                    .await
+                    .map_err(|e| failure("queues of the topic", e))?
+                    .into();
+                let entry = (std::time::Instant::now(), fetched.clone());
+                self.queues.lock().insert(topic.to_owned(), entry);
+                fetched
+            }
+        };
+        pick(&queues, hash_of(key))
+            .ok_or_else(|| ClientFailure(format!("no queue of {topic} to send to")))
     }
 
     async fn start_consumer(
@@ -265,6 +312,14 @@ impl RocketMqClient for RustRocketMqClient {
         Box::pin(self.send_one(message, order_key))
     }
 
+    fn send_batch<'a>(
+        &'a self,
+        messages: &'a [RocketMessage],
+        order_key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ClientFailure>> {
+        Box::pin(self.send_many(messages, order_key))
+    }
+
     fn consume(
         &self,
         topic: String,
@@ -344,6 +399,50 @@ impl MessageListenerOrderly for Forward {
         } else {
             ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
         })
+    }
+}
+
+/// `message` as the RocketMQ client's message.
+fn build(message: &RocketMessage) -> Result<Message, ClientFailure> {
+    let mut builder = Message::builder()
+        .topic(message.topic.as_str())
+        .body(message.body.clone());
+    if let Some(tags) = &message.tags {
+        builder = builder.tags(tags.as_str());
+    }
+    if !message.keys.is_empty() {
+        builder = builder.keys(message.keys.clone());
+    }
+    // The mapping's plain copies of User Properties may bear a name RocketMQ keeps for
+    // itself; those stay in `mqttUserProperties` only.
+    for (key, value) in message
+        .properties
+        .iter()
+        .filter(|(key, _)| !STRING_HASH_SET.contains(key.as_str()))
+    {
+        builder = builder
+            .raw_property(key.as_str(), value.as_str())
+            .map_err(|e| failure("property", e))?;
+    }
+    builder.build().map_err(|e| failure("message", e))
+}
+
+/// The queue of `queues` a key hashing to `hash` goes to.
+fn pick(queues: &[MessageQueue], hash: u64) -> Option<MessageQueue> {
+    let n = u64::try_from(queues.len()).ok().filter(|n| *n > 0)?;
+    let index = usize::try_from(hash % n).ok()?;
+    queues.get(index).cloned()
+}
+
+/// `Ok` when RocketMQ stored what was sent.
+fn stored(result: &SendResult) -> Result<(), ClientFailure> {
+    if result.send_status == SendStatus::SendOk {
+        Ok(())
+    } else {
+        Err(ClientFailure(format!(
+            "broker answered {:?}",
+            result.send_status
+        )))
     }
 }
 

@@ -71,7 +71,8 @@ pub struct RocketMqConfig {
     pub consume_from: ConsumeFrom,
     /// Most outflow and status messages waiting for RocketMQ; past it publishers wait.
     pub buffer: usize,
-    /// Most sends to RocketMQ in flight at once.
+    /// Most outflow sends to RocketMQ under way at once: the outflow's lanes, each keeping
+    /// the copies of the publishers it serves in order (one send at a time per lane).
     pub max_in_flight: usize,
     /// First retry delay after a failed send, in milliseconds; doubles up to `retry_max_ms`.
     #[serde(with = "crate::config::millis")]

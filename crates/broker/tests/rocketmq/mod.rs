@@ -360,6 +360,9 @@ pub struct Seen {
     pub keys: Option<String>,
     pub properties: BTreeMap<String, String>,
     pub body: Vec<u8>,
+    /// Where RocketMQ stored it: the topic's queue and the offset in that queue.
+    pub queue_id: i32,
+    pub queue_offset: i64,
 }
 
 impl Seen {
@@ -388,6 +391,8 @@ impl MessageListenerConcurrently for Collect {
                 keys: properties.get("KEYS").cloned(),
                 body: message.body().map(|b| b.to_vec()).unwrap_or_default(),
                 properties,
+                queue_id: message.queue_id(),
+                queue_offset: message.queue_offset(),
             });
         }
         Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
