@@ -9,7 +9,7 @@ use mqgate_topic::TopicError;
 use mqgate_trace::{Action, Info};
 
 use crate::core::inbox::Kick;
-use crate::core::persist::StoreFailed;
+use crate::core::persist::{AckFailed, StoreFailed};
 use crate::transport::io::StreamError;
 use crate::Metrics;
 
@@ -115,6 +115,16 @@ impl From<StreamError> for CloseReason {
 impl From<StoreFailed> for CloseReason {
     fn from(error: StoreFailed) -> Self {
         CloseReason::Store(error.0)
+    }
+}
+
+impl From<AckFailed> for CloseReason {
+    fn from(error: AckFailed) -> Self {
+        match error {
+            AckFailed::Store(error) => error.into(),
+            // The RocketMQ sender stopped before it took the copy: the broker shuts down.
+            AckFailed::Outflow => CloseReason::Shutdown,
+        }
     }
 }
 

@@ -179,8 +179,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         None => self.session.queue_read_failed(),
                     }
                 }
-                committed = next_commit(&self.acks, &self.ctx.core.persist), if self.acks.is_waiting() => {
-                    if let Err(failed) = committed.and_then(|()| self.acks.take_committed(&mut self.session, &self.ctx.core.persist)) {
+                settled = next_settled(&mut self.acks, &self.ctx.core.persist), if self.acks.is_waiting() => {
+                    if let Err(failed) = settled.and_then(|()| self.acks.take_settled(&mut self.session, &self.ctx.core.persist)) {
                         return failed.into();
                     }
                 }
@@ -478,7 +478,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                         }
                         let waited = self.wait_blocked().await;
                         let ticket = self.routed(token, waited)?;
-                        self.acks.push(token, ticket, &mut self.session);
+                        self.acks.push(token, ticket, None, &mut self.session);
                     }
                 }
                 Next::Wait(event) => {
@@ -510,7 +510,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
                     // in order, after the acknowledgements still waiting for a commit. An
                     // MQTT 5 client is told why (PUBACK or PUBREC 0x87).
                     self.note_ack_reason(token, ReasonCode::NotAuthorized);
-                    self.acks.push(token, None, &mut self.session);
+                    self.acks.push(token, None, None, &mut self.session);
                     return Ok(Next::Done);
                 }
                 // A QoS 2 id awaiting PUBREL commits with the message it guards.
@@ -619,7 +619,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
     ) -> Result<Option<persist::Ticket>, CloseReason> {
         let ticket = self.scratch().ticket.take();
         if let Err(reason) = waited {
-            self.acks.push(token, ticket, &mut self.session);
+            self.acks.push(token, ticket, None, &mut self.session);
             return Err(reason);
         }
         Ok(ticket)
@@ -649,12 +649,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Online<S> {
         self.wake_routed();
         let waited = self.wait_blocked().await;
         let ticket = self.routed(token, waited)?;
-        if let Some(done) = bridged {
-            self.serve_until(done)
-                .await?
-                .map_err(|_| CloseReason::Shutdown)?;
-        }
-        self.acks.push(token, ticket, &mut self.session);
+        // The acknowledgement waits for RocketMQ's accept of the copy too, without holding up
+        // the next PUBLISHes: they go into the same RocketMQ batch.
+        self.acks.push(token, ticket, bridged, &mut self.session);
         Ok(())
     }
 
@@ -1060,14 +1057,14 @@ fn fits(bounds: &QueueBounds, messages: usize, bytes: usize, size: usize) -> boo
     messages == 0 || bounds.has_room(messages, bytes, size)
 }
 
-/// [`PendingAcks::next_commit`](persist::PendingAcks::next_commit), boxed when it is polled:
-/// this wrapper is built on every turn of the loop, but polled only while acknowledgements
-/// wait, so an idle connection's future does not carry the wait's state.
-async fn next_commit(
-    acks: &persist::PendingAcks,
+/// [`PendingAcks::next_settled`](persist::PendingAcks::next_settled), boxed when it is
+/// polled: this wrapper is built on every turn of the loop, but polled only while
+/// acknowledgements wait, so an idle connection's future does not carry the wait's state.
+async fn next_settled(
+    acks: &mut persist::PendingAcks,
     persist: &persist::Persist,
-) -> Result<(), persist::StoreFailed> {
-    Box::pin(acks.next_commit(persist)).await
+) -> Result<(), persist::AckFailed> {
+    Box::pin(acks.next_settled(persist)).await
 }
 
 /// A will to publish: its 3.1.1 fields, what MQTT 5 adds, who left it.

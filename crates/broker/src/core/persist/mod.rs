@@ -10,5 +10,5 @@
 mod session;
 mod writer;
 
-pub(crate) use session::{committed, enqueue_op, enqueue_retained, PendingAcks, Saved};
+pub(crate) use session::{committed, enqueue_op, enqueue_retained, AckFailed, PendingAcks, Saved};
 pub(crate) use writer::{Persist, StoreFailed, Ticket};

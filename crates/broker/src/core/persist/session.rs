@@ -10,6 +10,7 @@ use mqgate_session::{
     InFlightRef, InFlightStage, InboundToken, Message, MessageId, Session, SessionRecord,
 };
 use mqgate_store::Op;
+use tokio::sync::oneshot;
 
 use super::{Persist, StoreFailed, Ticket};
 
@@ -306,13 +307,39 @@ fn kept_in_record(
 }
 
 /// Inbound QoS 1 and 2 messages routed but not yet acknowledged because their store writes
-/// have not committed, in the order they were routed (tickets never decrease). The
-/// connection keeps reading and routing while commits are pending, so its next messages go
-/// into the next commit instead of waiting for this one; each commit then acknowledges
-/// everything it covered at once (commits are ordered: one covers all earlier tickets).
+/// have not committed, or RocketMQ has not yet taken their copy (an outflow to the bridge
+/// or the cluster that the acknowledgement waits for), in the order they were routed
+/// (tickets never decrease). The connection keeps reading and routing meanwhile, so its
+/// next messages go into the next commit and the next RocketMQ batch instead of waiting
+/// for this one; each commit then acknowledges everything it covered at once (commits are
+/// ordered: one covers all earlier tickets), in the order of the PUBLISHes.
 #[derive(Debug, Default)]
 pub(crate) struct PendingAcks {
-    waiting: VecDeque<(Ticket, InboundToken)>,
+    waiting: VecDeque<Waiting>,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    /// The commit it waits for, if any.
+    ticket: Option<Ticket>,
+    token: InboundToken,
+    /// Resolves once RocketMQ took its copy; `None` when it waits for none (or did).
+    sent: Option<oneshot::Receiver<()>>,
+}
+
+/// Why waiting acknowledgements cannot be given.
+#[derive(Debug)]
+pub(crate) enum AckFailed {
+    /// The store refused a write.
+    Store(StoreFailed),
+    /// A copy for RocketMQ will never be taken (the sender stopped).
+    Outflow,
+}
+
+impl From<StoreFailed> for AckFailed {
+    fn from(failed: StoreFailed) -> Self {
+        AckFailed::Store(failed)
+    }
 }
 
 /// Most acknowledgements a connection holds back before it stops reading its socket: a
@@ -320,25 +347,32 @@ pub(crate) struct PendingAcks {
 const MAX_PENDING_ACKS: usize = 4096;
 
 impl PendingAcks {
-    /// The message of `token` is routed; `ticket` is the commit it waits for, if any.
-    /// Without one it is acknowledged at once (the session still sends acknowledgements in
-    /// the order of the PUBLISHes).
+    /// The message of `token` is routed; `ticket` is the commit it waits for, if any, and
+    /// `sent` resolves once RocketMQ took its copy, when the acknowledgement waits for that.
+    /// Without either it is acknowledged at once (the session still sends acknowledgements
+    /// in the order of the PUBLISHes).
     pub(crate) fn push(
         &mut self,
         token: Option<InboundToken>,
         ticket: Option<Ticket>,
+        sent: Option<oneshot::Receiver<()>>,
         session: &mut Session,
     ) {
         let Some(token) = token else { return };
         // PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2): one that needs no
         // commit of its own still waits behind those that do.
-        match ticket.or_else(|| self.waiting.back().map(|(t, _)| *t)) {
-            None => session.inbound_done(token),
-            Some(ticket) => self.waiting.push_back((ticket, token)),
+        if ticket.is_none() && sent.is_none() && self.waiting.is_empty() {
+            session.inbound_done(token);
+            return;
         }
+        self.waiting.push_back(Waiting {
+            ticket,
+            token,
+            sent,
+        });
     }
 
-    /// Whether acknowledgements wait for a commit.
+    /// Whether acknowledgements wait for a commit or for RocketMQ.
     pub(crate) fn is_waiting(&self) -> bool {
         !self.waiting.is_empty()
     }
@@ -348,34 +382,52 @@ impl PendingAcks {
         self.waiting.len() < MAX_PENDING_ACKS
     }
 
-    /// Resolves when the oldest waiting message's commit is done (cancel-safe).
+    /// Resolves when the oldest waiting message's commit is done and RocketMQ took its copy
+    /// (cancel-safe).
     ///
     /// # Errors
-    /// The store refused it.
-    pub(crate) async fn next_commit(&self, persist: &Persist) -> Result<(), StoreFailed> {
-        let ticket = self.waiting.front().map(|(t, _)| *t);
-        committed(persist, ticket).await
+    /// The store refused the commit, or the copy will never be taken.
+    pub(crate) async fn next_settled(&mut self, persist: &Persist) -> Result<(), AckFailed> {
+        let Some(front) = self.waiting.front_mut() else {
+            return Ok(());
+        };
+        committed(persist, front.ticket).await?;
+        if let Some(sent) = &mut front.sent {
+            sent.await.map_err(|_| AckFailed::Outflow)?;
+            front.sent = None;
+        }
+        Ok(())
     }
 
-    /// Acknowledges every waiting message whose commit is done.
+    /// Acknowledges every waiting message whose commit is done and whose copy RocketMQ took.
     ///
     /// # Errors
-    /// The store refused one of those commits.
-    pub(crate) fn take_committed(
+    /// The store refused one of those commits, or one of those copies will never be taken.
+    pub(crate) fn take_settled(
         &mut self,
         session: &mut Session,
         persist: &Persist,
-    ) -> Result<(), StoreFailed> {
+    ) -> Result<(), AckFailed> {
         let done = persist.done();
         let mut checked = None;
-        while let Some(&(ticket, token)) = self.waiting.front() {
-            if ticket > done {
-                break;
+        while let Some(front) = self.waiting.front_mut() {
+            if let Some(ticket) = front.ticket {
+                if ticket > done {
+                    break;
+                }
+                if checked != Some(ticket) {
+                    persist.check(ticket)?;
+                    checked = Some(ticket);
+                }
             }
-            if checked != Some(ticket) {
-                persist.check(ticket)?;
-                checked = Some(ticket);
+            if let Some(sent) = &mut front.sent {
+                match sent.try_recv() {
+                    Ok(()) => {}
+                    Err(oneshot::error::TryRecvError::Empty) => break,
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(AckFailed::Outflow),
+                }
             }
+            let token = front.token;
             self.waiting.pop_front();
             session.inbound_done(token);
         }
@@ -383,43 +435,63 @@ impl PendingAcks {
     }
 
     /// The connection is over: waits (at most `limit`) for the commits the waiting messages
-    /// need, then tells the session about each. A committed message is done; one the store
-    /// refused has failed (a QoS 2 id is released, so the resent PUBLISH is routed again); one
-    /// still waiting at the limit counts as done, since any acknowledgement the client gets
-    /// later follows a later commit (commits are ordered), and its QoS 2 id must not stay
-    /// taken by a token that nobody holds any more.
+    /// need and for RocketMQ to take their copies, then tells the session about each. A
+    /// committed message is done; one the store refused has failed (a QoS 2 id is released,
+    /// so the resent PUBLISH is routed again); one still waiting at the limit counts as done,
+    /// since any acknowledgement the client gets later follows a later commit (commits are
+    /// ordered), and its QoS 2 id must not stay taken by a token that nobody holds any more.
     pub(crate) async fn settle(
         &mut self,
         session: &mut Session,
         persist: &Persist,
         limit: Duration,
     ) {
-        if let Some(&(last, _)) = self.waiting.back() {
-            let _ = tokio::time::timeout(limit, persist.wait(last)).await;
-        }
+        let last = self.waiting.iter().rev().find_map(|w| w.ticket);
+        let waiting = &mut self.waiting;
+        let _ = tokio::time::timeout(limit, async {
+            if let Some(last) = last {
+                let _ = persist.wait(last).await;
+            }
+            for entry in waiting.iter_mut() {
+                if let Some(sent) = entry.sent.take() {
+                    let _ = sent.await;
+                }
+            }
+        })
+        .await;
         let done = persist.done();
-        for (ticket, token) in self.waiting.drain(..) {
-            if ticket <= done && persist.check(ticket).is_err() {
-                session.inbound_failed(token);
+        for entry in self.waiting.drain(..) {
+            let refused = entry
+                .ticket
+                .is_some_and(|ticket| ticket <= done && persist.check(ticket).is_err());
+            if refused {
+                session.inbound_failed(entry.token);
             } else {
-                session.inbound_done(token);
+                session.inbound_done(entry.token);
             }
         }
     }
 
-    /// Waits for the commit every waiting message needs, then acknowledges them all.
+    /// Waits for the commit every waiting message needs and for RocketMQ to take every
+    /// copy, then acknowledges them all.
     ///
     /// # Errors
-    /// The store refused a write: nothing more is acknowledged.
+    /// The store refused a write, or a copy will never be taken: nothing more is
+    /// acknowledged.
     pub(crate) async fn release(
         &mut self,
         session: &mut Session,
         persist: &Persist,
-    ) -> Result<(), StoreFailed> {
-        let last = self.waiting.back().map(|(t, _)| *t);
+    ) -> Result<(), AckFailed> {
+        let last = self.waiting.iter().rev().find_map(|w| w.ticket);
         committed(persist, last).await?;
-        for (_, token) in self.waiting.drain(..) {
-            session.inbound_done(token);
+        for entry in &mut self.waiting {
+            if let Some(sent) = entry.sent.take() {
+                sent.await.map_err(|_| AckFailed::Outflow)?;
+            }
+        }
+        for entry in self.waiting.drain(..) {
+            session.inbound_done(entry.token);
         }
         Ok(())
     }
