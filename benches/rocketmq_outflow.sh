@@ -24,21 +24,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-mkdir -p "$dir/home"
-for f in namesrv broker; do
-  sed "s#@DIR@#$dir#g; s#@NSPORT@#9876#; s#@PORT@#10911#; s#@HAPORT@#10912#" \
-    "crates/broker/tests/rocketmq/$f.toml" | sed "s#SYNC_FLUSH#${FLUSH:-SYNC_FLUSH}#" > "$dir/$f.toml"
-done
-export ROCKETMQ_HOME="$dir/home" ROCKETMQ_SECURITY_PROFILE=development-insecure-loopback
-ip netns exec "$netns" "$bin/rocketmq-namesrv-rust" -c "$dir/namesrv.toml" --bindAddress 127.0.0.1 \
-  --listenPort 9876 >"$dir/namesrv.log" 2>&1 &
-pids+=($!)
-sleep 1
-ip netns exec "$netns" "$bin/rocketmq-broker-rust" -c "$dir/broker.toml" -n 127.0.0.1:9876 \
-  >"$dir/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  grep -qs "started successfully" "$dir/broker.log" && break
-  sleep 0.1
-done
+# shellcheck source=benches/rocketmq_servers.sh
+. benches/rocketmq_servers.sh
+start_rocketmq "$dir" "${FLUSH:-SYNC_FLUSH}"
 ip netns exec "$netns" target/release/examples/rocketmq_outflow --name-server 127.0.0.1:9876 "$@"

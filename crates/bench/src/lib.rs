@@ -108,6 +108,7 @@ pub fn parse_untrusted(data: &[u8]) {
 /// Checks the target, then runs `config`'s scenario.
 pub async fn run(config: &RunConfig, allow_non_loopback: bool) -> Result<RunReport, BenchError> {
     check_target(config.target, allow_non_loopback)?;
+    check_target(config.publisher_target(), allow_non_loopback)?;
     match config.scenario {
         Scenario::Connections => run_connections(config).await,
         Scenario::Durable => Err(BenchError::InvalidPlan(

@@ -134,6 +134,10 @@ struct RunArgs {
     /// Runtime worker threads of the generator.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Traffic scenarios: the publishers connect here instead of `--target` (another node
+    /// of a cluster: every message crosses between the two).
+    #[arg(long)]
+    publish_to: Option<SocketAddr>,
     /// Allow a target outside 127.0.0.0/8 and ::1. Never needed for our benchmarks.
     #[arg(long)]
     allow_non_loopback: bool,
@@ -381,6 +385,7 @@ fn run_one(args: RunArgs) -> ExitCode {
     let config = RunConfig {
         rate: args.rate,
         mqtt: args.mqtt,
+        publish_to: args.publish_to,
         ..args.load.config(args.scenario, args.qos)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -51,6 +51,10 @@ impl fmt::Display for Scenario {
 pub struct RunConfig {
     /// Broker address (checked by [`crate::check_target`] before anything connects).
     pub target: SocketAddr,
+    /// Where the publishers connect, when not to `target` (traffic scenarios): another node
+    /// of a cluster, so every message crosses from one node to the other. Checked like
+    /// `target`.
+    pub publish_to: Option<SocketAddr>,
     /// Label for the report (`mqgate`, `mosquitto`, `rumqttd`).
     pub label: String,
     /// Broker process to read CPU and memory from.
@@ -87,6 +91,7 @@ impl RunConfig {
     pub fn new(target: SocketAddr, scenario: Scenario) -> Self {
         RunConfig {
             target,
+            publish_to: None,
             label: "broker".into(),
             broker_pid: None,
             scenario,
@@ -102,6 +107,11 @@ impl RunConfig {
             handshakes: 128,
             mqtt: MqttVersion::V311,
         }
+    }
+
+    /// Where the publishers connect.
+    pub fn publisher_target(&self) -> SocketAddr {
+        self.publish_to.unwrap_or(self.target)
     }
 
     /// Publisher connections after defaults.

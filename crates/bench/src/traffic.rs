@@ -107,8 +107,9 @@ pub async fn run_traffic(config: &RunConfig) -> Result<RunReport, BenchError> {
     };
     let mut broker_receive_maximum = None;
     for p in 0..publishers {
-        let source = source_address(config.target, plan.subscribers.len() + p, salt);
-        let mut stream = wire::open_tcp(config.target, source).await?;
+        let target = config.publisher_target();
+        let source = source_address(target, plan.subscribers.len() + p, salt);
+        let mut stream = wire::open_tcp(target, source).await?;
         let connected = wire::handshake(&mut stream, &publisher_id(p), &hello).await?;
         if config.qos >= 1 && usize::from(connected.receive_maximum) < config.inflight {
             broker_receive_maximum = broker_receive_maximum
