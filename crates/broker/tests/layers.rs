@@ -45,9 +45,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Modules outside the layering: the crate root, the binary, the fuzzing entry points and
-/// the guide.
-const OUTSIDE: &[&str] = &["", "main", "fuzzing", "manual"];
+/// Modules outside the layering: the crate root, the binary and its log writer, the fuzzing
+/// entry points and the guide.
+const OUTSIDE: &[&str] = &["", "main", "batched_log", "fuzzing", "manual"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
