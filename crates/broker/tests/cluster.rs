@@ -1087,6 +1087,33 @@ async fn presence_is_cluster_wide_and_each_event_reaches_each_listener_once() {
 
     let visitor = Client::connect(&b, "visitor", true).await;
     until_online(&a, "visitor", true).await;
+    // ListClusterNodeClients on A lists B's clients, sorted, a page at a time.
+    let another = Client::connect(&b, "another", true).await;
+    until_online(&a, "another", true).await;
+    let first = api_ok(
+        &a,
+        "ListClusterNodeClients",
+        &[("NodeId", "b"), ("MaxResults", "1")],
+    )
+    .await;
+    assert_eq!(
+        first["ClientIds"],
+        serde_json::json!(["another"]),
+        "{first}"
+    );
+    assert_eq!(first["NextToken"], "another", "{first}");
+    let rest = api_ok(
+        &a,
+        "ListClusterNodeClients",
+        &[("NodeId", "b"), ("NextToken", "another")],
+    )
+    .await;
+    assert_eq!(rest["ClientIds"], serde_json::json!(["visitor"]), "{rest}");
+    assert!(rest.get("NextToken").is_none(), "{rest}");
+    let at_node_a = api_ok(&a, "ListClusterNodeClients", &[("NodeId", "a")]).await;
+    assert_eq!(at_node_a["ClientIds"], serde_json::json!([]), "{at_node_a}");
+    another.disconnect().await;
+    until_online(&a, "another", false).await;
     let batch = api_get(
         &a,
         AK,

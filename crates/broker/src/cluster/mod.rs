@@ -951,6 +951,29 @@ impl Cluster {
         completion
     }
 
+    /// The client ids the presence view has on node `node_id` (any run of it), sorted, from
+    /// the first after `after`: at most `max`, and whether more follow.
+    pub(crate) fn clients_of(
+        &self,
+        node_id: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> (Vec<String>, bool) {
+        let mut clients: Vec<String> = {
+            let view = self.view.lock();
+            view.entries()
+                .filter(|(client, entry)| {
+                    entry.node.id == node_id && after.is_none_or(|after| client.as_str() > after)
+                })
+                .map(|(client, _)| client.clone())
+                .collect()
+        };
+        clients.sort_unstable();
+        let more = clients.len() > max;
+        clients.truncate(max);
+        (clients, more)
+    }
+
     /// This node's view now.
     pub(crate) fn health(&self) -> ClusterHealth {
         let now = unix_time_ms();

@@ -375,6 +375,11 @@ impl View {
         }
     }
 
+    /// Every client and where it is.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.clients.iter()
+    }
+
     /// Every client, to look at or mark.
     pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = (&String, &mut Entry)> {
         self.clients.iter_mut()

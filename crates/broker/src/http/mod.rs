@@ -222,6 +222,7 @@ pub(crate) async fn perform(ctx: &Ctx, params: Params) -> Result<Answer, ApiErro
     match action.as_str() {
         "ListAmqpQueues" => return amqp_queues::list(ctx),
         "ListClusterNodes" => return cluster::list(ctx),
+        "ListClusterNodeClients" => return cluster::clients(ctx, &params),
         "DeleteAmqpQueue" => {
             let name = params.required("Name")?;
             return amqp_queues::delete(ctx, name, params.access_key_id()).await;
