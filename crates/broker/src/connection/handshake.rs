@@ -461,7 +461,7 @@ where
         ctx: ctx.clone(),
         session,
         inbox,
-        grants: admitted.grants,
+        grants: Box::new(admitted.grants),
         events,
         held: None,
         scratch: None,

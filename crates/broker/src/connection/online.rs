@@ -79,8 +79,9 @@ pub(crate) struct Online<S> {
     pub(crate) session: Box<Session>,
     /// Deliveries, the request to close and the timer ([`inbox::Receiver::signal`]).
     pub(crate) inbox: inbox::Receiver<Delivery>,
-    /// What the client may publish and subscribe to, fixed at CONNECT.
-    pub(crate) grants: Grants,
+    /// What the client may publish and subscribe to, fixed at CONNECT. Boxed: read once per
+    /// PUBLISH or SUBSCRIBE, and this is part of every connection's task.
+    pub(crate) grants: Box<Grants>,
     /// The status events; also where the client id and the channel id are kept.
     pub(crate) events: ConnectionEvents,
     /// A delivery taken from the inbox that the session's queue has no room for yet.
