@@ -203,9 +203,10 @@ async fn a_shared_group_with_every_member_offline_keeps_the_messages_for_them() 
         subscribe(&mut m, "$share/billing/jobs/+", QoS::AtLeastOnce).await;
         m.disconnect().await;
     }
-    let publisher = Client::connect(&broker, "GID_b@@@shop", true).await;
+    let mut publisher = Client::connect(&broker, "GID_b@@@shop", true).await;
+    let sender = publisher.client.clone();
     let publish = |i: usize| {
-        let client = publisher.client.clone();
+        let client = sender.clone();
         async move {
             let topic = format!("jobs/{i}");
             client
@@ -217,7 +218,9 @@ async fn a_shared_group_with_every_member_offline_keeps_the_messages_for_them() 
     for i in 0..10 {
         publish(i).await;
     }
-    // Routed once the PUBACKs are in: a watcher sees them all.
+    // Routed once the PUBACKs are in; a watcher subscribed after them sees only what
+    // follows.
+    publisher.acked(10).await;
     let mut watcher = Client::connect(&broker, "GID_b@@@watcher", true).await;
     subscribe(&mut watcher, "jobs/#", QoS::AtLeastOnce).await;
     publish(10).await;
